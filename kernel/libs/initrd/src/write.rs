@@ -1,0 +1,223 @@
+//! The archive writer (feature `std`), for host tools.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::{MAGIC, S_IFDIR, S_IFREG, TRAILER};
+
+/// Longest name Linux unpacks, in bytes with the terminating NUL (`PATH_MAX`); longer names are
+/// skipped by its initramfs code.
+const NAME_MAX_WITH_NUL: usize = 4096;
+/// Permission bits (including set-id and sticky bits) of a `mode`.
+const PERMISSIONS: u32 = 0o7777;
+/// Mode of the parent directories created implicitly.
+const IMPLICIT_DIR_MODE: u32 = 0o755;
+
+/// Builds a cpio newc archive in memory, as Linux's initramfs and [`crate::Archive`] read it.
+///
+/// Paths are relative to the archive root: leading `/`, empty and `.` components are dropped,
+/// so `"/etc//cmdline"` and `"./etc/cmdline"` both name `etc/cmdline`. The parent directories of
+/// every path are created as needed, once each, with mode `0o755`.
+///
+/// The output is deterministic: entries come in the byte order of their paths (which puts every
+/// directory before its contents) whatever order they were added in, inode numbers count up from
+/// 1 in that order, and `mtime`, `uid`, `gid` and the device numbers are 0; `nlink` is 1 for
+/// files and 2 for directories.
+#[derive(Clone, Debug, Default)]
+pub struct ArchiveBuilder {
+    /// Everything added so far, by normalised path.
+    nodes: BTreeMap<String, Node>,
+}
+
+/// An inode to be written.
+#[derive(Clone, Debug)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, data: Vec<u8> },
+}
+
+impl ArchiveBuilder {
+    /// An empty archive.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the directory `path` with permission bits `mode` (e.g. `0o755`; the file type bits
+    /// are ignored). If the directory already exists, explicitly or as an implicit parent, this
+    /// sets its mode.
+    ///
+    /// # Errors
+    ///
+    /// An invalid or too long `path` (see [`BuildError`]), or one where a file already is.
+    pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), BuildError> {
+        let path = clean_path(path)?;
+        self.create_parents(&path)?;
+        let mode = mode & PERMISSIONS;
+        match self.nodes.get_mut(&path) {
+            Some(Node::Dir { mode: old }) => *old = mode,
+            Some(Node::File { .. }) => return Err(BuildError::Exists(path)),
+            None => {
+                self.nodes.insert(path, Node::Dir { mode });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the regular file `path` with permission bits `mode` (e.g. `0o644`; the file type bits
+    /// are ignored) and contents `data`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid or too long `path` (see [`BuildError`]), one that already exists, `data` of
+    /// 4 GiB or more.
+    pub fn add_file(&mut self, path: &str, mode: u32, data: &[u8]) -> Result<(), BuildError> {
+        let path = clean_path(path)?;
+        if u32::try_from(data.len()).is_err() {
+            return Err(BuildError::FileTooLarge(path));
+        }
+        self.create_parents(&path)?;
+        if self.nodes.contains_key(&path) {
+            return Err(BuildError::Exists(path));
+        }
+        let node = Node::File {
+            mode: mode & PERMISSIONS,
+            data: data.to_vec(),
+        };
+        self.nodes.insert(path, node);
+        Ok(())
+    }
+
+    /// Writes the archive: every entry, then the `TRAILER!!!` entry.
+    #[must_use]
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (ino, (path, node)) in (1..).zip(&self.nodes) {
+            let (mode, nlink, data) = match node {
+                Node::Dir { mode } => (S_IFDIR | mode, 2, &[][..]),
+                Node::File { mode, data } => (S_IFREG | mode, 1, &data[..]),
+            };
+            push_entry(&mut out, ino, mode, nlink, path, data);
+        }
+        push_entry(&mut out, 0, 0, 1, TRAILER, &[]);
+        out
+    }
+
+    /// Adds the missing parent directories of the (normalised) `path`.
+    fn create_parents(&mut self, path: &str) -> Result<(), BuildError> {
+        let parents = path.match_indices('/').map(|(slash, _)| &path[..slash]);
+        for parent in parents {
+            match self.nodes.get(parent) {
+                Some(Node::Dir { .. }) => {}
+                Some(Node::File { .. }) => return Err(BuildError::NotADirectory(parent.into())),
+                None => {
+                    let node = Node::Dir {
+                        mode: IMPLICIT_DIR_MODE,
+                    };
+                    self.nodes.insert(parent.into(), node);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why [`ArchiveBuilder`] refused a path. Each variant holds the path concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The path names the root, contains a `..` component or a NUL byte.
+    InvalidPath(String),
+    /// The path, normalised, is longer than the 4095 bytes Linux accepts.
+    PathTooLong(String),
+    /// The file's data is 4 GiB or more, too large for the `filesize` field.
+    FileTooLarge(String),
+    /// A file was added where a file or directory already is, or a directory where a file is.
+    Exists(String),
+    /// A parent of the path is a file.
+    NotADirectory(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPath(path) => write!(f, "invalid path {path:?} in archive"),
+            Self::PathTooLong(path) => write!(f, "path {path:?} is too long for an archive"),
+            Self::FileTooLarge(path) => write!(f, "file {path:?} is too large for an archive"),
+            Self::Exists(path) => write!(f, "{path:?} is already in the archive"),
+            Self::NotADirectory(path) => {
+                write!(f, "{path:?} is a file in the archive, not a directory")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Normalises `path` to its non-empty, non-`.` components joined by `/`, and checks it.
+fn clean_path(path: &str) -> Result<String, BuildError> {
+    let invalid = || BuildError::InvalidPath(path.into());
+    if path.contains('\0') {
+        return Err(invalid());
+    }
+    let mut components = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .peekable();
+    if components.peek().is_none() || path.split('/').any(|c| c == "..") {
+        return Err(invalid());
+    }
+    let cleaned = components.collect::<Vec<_>>().join("/");
+    if cleaned.len() >= NAME_MAX_WITH_NUL {
+        return Err(BuildError::PathTooLong(cleaned));
+    }
+    Ok(cleaned)
+}
+
+/// Appends one entry: header, NUL-terminated `name`, `data`, each padded to 4 bytes.
+fn push_entry(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, name: &str, data: &[u8]) {
+    // Both fit: `clean_path` bounds names and `add_file` the data.
+    let namesize = (name.len() + 1) as u32;
+    let filesize = data.len() as u32;
+    let fields = [ino, mode, 0, 0, nlink, 0, filesize, 0, 0, 0, 0, namesize, 0];
+    out.extend_from_slice(MAGIC);
+    for field in fields {
+        out.extend_from_slice(format!("{field:08X}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    pad(out);
+    out.extend_from_slice(data);
+    pad(out);
+}
+
+/// Appends NULs up to the next multiple of 4 bytes.
+fn pad(out: &mut Vec<u8>) {
+    let padding = out.len().wrapping_neg() % 4;
+    out.resize(out.len() + padding, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_path_normalises() {
+        assert_eq!(clean_path("/etc//cmdline/").unwrap(), "etc/cmdline");
+        assert_eq!(clean_path("./bin/./init").unwrap(), "bin/init");
+        assert_eq!(clean_path("x").unwrap(), "x");
+    }
+
+    #[test]
+    fn clean_path_rejects() {
+        for bad in ["", "/", ".", "./", "a/../b", "..", "a\0b"] {
+            assert_eq!(
+                clean_path(bad),
+                Err(BuildError::InvalidPath(bad.into())),
+                "{bad:?}"
+            );
+        }
+        let long = "a".repeat(NAME_MAX_WITH_NUL);
+        assert!(matches!(clean_path(&long), Err(BuildError::PathTooLong(_))));
+        assert!(clean_path(&long[1..]).is_ok());
+    }
+}
