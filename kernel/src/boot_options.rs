@@ -1,0 +1,140 @@
+//! Kernel options: read once at boot from `/etc/cmdline` in the ramdisk.
+//!
+//! Bootloader 0.11 passes no command line, so `cargo xtask` packs the options into the ramdisk
+//! (DESIGN.md §2). Unknown options are reported and ignored, never fatal.
+
+use core::fmt;
+
+/// Where the options live inside the ramdisk.
+pub const CMDLINE_PATH: &str = "/etc/cmdline";
+
+/// Which deliberately broken test the harness self-check asks for (`ktest.selftest=...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// A test whose assertion fails: the run must fail and name it.
+    Fail,
+    /// A test that spins with interrupts enabled: the per-test timeout must end it.
+    Timeout,
+    /// A test that spins with interrupts disabled: only the host's timeout can see it.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// `test`: run the in-kernel test suites instead of idling.
+    pub test: bool,
+    /// `exit`: leave QEMU once boot (or the test run) completes, for scripts.
+    pub exit: bool,
+    /// `log=error|warn|info|debug|trace`.
+    pub log_level: log::LevelFilter,
+    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
+    pub test_filter: Option<&'static str>,
+    /// `ktest.timeout_ms=N`: the default per-test timeout.
+    pub test_timeout_ms: u64,
+    /// `ktest.selftest=fail|timeout|hang`: add a deliberately broken test (harness self-check).
+    pub self_test: Option<SelfTest>,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        Self {
+            test: false,
+            exit: false,
+            log_level: log::LevelFilter::Info,
+            test_filter: None,
+            test_timeout_ms: 30_000,
+            self_test: None,
+        }
+    }
+}
+
+impl BootOptions {
+    /// Options from the ramdisk's `/etc/cmdline`; defaults when the ramdisk or file is missing.
+    pub fn from_ramdisk(ramdisk: &'static [u8]) -> Self {
+        let archive = initrd::Archive::new(ramdisk);
+        match archive.find(CMDLINE_PATH) {
+            Some(entry) => match core::str::from_utf8(entry.data) {
+                Ok(text) => Self::parse(text),
+                Err(_) => {
+                    log::warn!("{CMDLINE_PATH} is not UTF-8; using default options");
+                    Self::default()
+                }
+            },
+            None => {
+                if !ramdisk.is_empty() {
+                    log::warn!("no {CMDLINE_PATH} in the ramdisk; using default options");
+                }
+                Self::default()
+            }
+        }
+    }
+
+    /// Parses option text; unknown or malformed options are logged and skipped.
+    pub fn parse(text: &'static str) -> Self {
+        let mut options = Self::default();
+        for opt in initrd::cmdline::parse(text) {
+            let ok = match opt.key {
+                "test" => set_bool(&mut options.test, opt.value),
+                "exit" => set_bool(&mut options.exit, opt.value),
+                "log" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .map(|level| options.log_level = level)
+                    .is_some(),
+                "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
+                "ktest.timeout_ms" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&ms| ms > 0)
+                    .map(|ms| options.test_timeout_ms = ms)
+                    .is_some(),
+                "ktest.selftest" => {
+                    let which = match opt.value {
+                        Some("fail") => Some(SelfTest::Fail),
+                        Some("timeout") => Some(SelfTest::Timeout),
+                        Some("hang") => Some(SelfTest::Hang),
+                        _ => None,
+                    };
+                    which.map(|w| options.self_test = Some(w)).is_some()
+                }
+                _ => {
+                    log::warn!("unknown kernel option `{}` ignored", opt.key);
+                    continue;
+                }
+            };
+            if !ok {
+                log::warn!(
+                    "kernel option `{}` has a bad value {:?}; ignored",
+                    opt.key,
+                    opt.value.unwrap_or("")
+                );
+            }
+        }
+        options
+    }
+}
+
+fn set_bool(field: &mut bool, value: Option<&str>) -> bool {
+    initrd::cmdline::parse_bool(value)
+        .map(|b| *field = b)
+        .is_some()
+}
+
+impl fmt::Display for BootOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "log={}", self.log_level)?;
+        if self.test {
+            write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
+        }
+        if let Some(filter) = self.test_filter {
+            write!(f, " ktest.filter={filter}")?;
+        }
+        if let Some(which) = self.self_test {
+            write!(f, " ktest.selftest={which:?}")?;
+        }
+        if self.exit {
+            write!(f, " exit")?;
+        }
+        Ok(())
+    }
+}

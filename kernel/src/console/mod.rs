@@ -1,0 +1,145 @@
+//! The console: the `log` backend and the byte sink for test output.
+//!
+//! Owns COM1 (when a UART answers the loopback test) and the bootloader's framebuffer (when
+//! there is one); every line goes to both, so a machine without a serial port still shows its
+//! boot and test output on screen. Both sit behind one spinlock, taken with interrupts disabled
+//! so that an interrupt handler that logs cannot deadlock against the code it interrupted.
+//!
+//! Log lines look like `[    1.234567] INFO  message`: seconds since boot from the calibrated
+//! TSC, the level, the text. Test output (KTAP) is written with [`print!`] and carries no prefix.
+
+mod framebuffer;
+mod serial;
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use bootloader_api::info::FrameBuffer;
+use spin::Mutex;
+
+use crate::time;
+
+struct Console {
+    serial: Option<serial::Serial>,
+    screen: Option<framebuffer::Screen>,
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(serial) = &mut self.serial {
+            serial.write_str(s);
+        }
+        if let Some(screen) = &mut self.screen {
+            screen.write_str(s);
+        }
+        Ok(())
+    }
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    serial: None,
+    screen: None,
+});
+
+/// Set once a panic has begun: from then on output ignores the lock (see [`emergency_write`]).
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+struct Logger;
+
+static LOGGER: Logger = Logger;
+
+/// Brings up COM1 and the framebuffer console and installs the logger at `Info`.
+pub fn init(framebuffer: Option<FrameBuffer>) {
+    let serial = serial::Serial::probe_com1();
+    let screen = framebuffer.and_then(framebuffer::Screen::new);
+    let (has_serial, has_screen) = (serial.is_some(), screen.is_some());
+    *CONSOLE.lock() = Console { serial, screen };
+    // `set_logger` fails only if a logger is already installed; this runs once, first.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+    log::info!(
+        "console: serial COM1 {}, framebuffer {}",
+        if has_serial { "present" } else { "absent" },
+        if has_screen { "present" } else { "absent" }
+    );
+}
+
+pub fn set_max_level(level: log::LevelFilter) {
+    log::set_max_level(level);
+}
+
+/// Writes formatted text to the console without a log prefix (used by [`print!`]).
+pub fn write_fmt(args: fmt::Arguments) {
+    if PANICKING.load(Ordering::Relaxed) {
+        emergency_write(args);
+        return;
+    }
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let _ = CONSOLE.lock().write_fmt(args);
+    });
+}
+
+/// Output for the panic and fatal-exception paths: takes the console even if its lock is held.
+///
+/// The lock holder may be the code that just failed (a panic inside a `write!` to the console),
+/// and it will never run again, so waiting for it would hang the report.
+pub fn emergency_write(args: fmt::Arguments) {
+    PANICKING.store(true, Ordering::Relaxed);
+    if CONSOLE.is_locked() {
+        // SAFETY: only the failing context writes from here on; the holder of the lock was
+        // interrupted for good (this kernel runs one CPU until SMP brings a stop-IPI).
+        unsafe { CONSOLE.force_unlock() };
+    }
+    let _ = CONSOLE.lock().write_fmt(args);
+}
+
+/// Leaves the panic state after a test's panic was caught and the machine goes on.
+pub fn end_emergency() {
+    PANICKING.store(false, Ordering::Relaxed);
+}
+
+/// Reads one byte from COM1 if one is waiting (the debug keys of DESIGN.md §2).
+pub fn poll_key() -> Option<u8> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        CONSOLE
+            .lock()
+            .serial
+            .as_mut()
+            .and_then(serial::Serial::try_read)
+    })
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let nanos = time::now_ns();
+        crate::print!(
+            "[{:>5}.{:06}] {:<5} {}\n",
+            nanos / 1_000_000_000,
+            (nanos % 1_000_000_000) / 1000,
+            record.level(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+/// Prints to the console (serial and screen) with no prefix.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::write_fmt(format_args!($($arg)*)));
+}
+
+/// [`print!`] with a newline.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::print!("{}\n", format_args!($($arg)*)));
+}

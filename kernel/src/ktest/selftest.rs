@@ -1,0 +1,52 @@
+//! Deliberately broken tests that check the harness itself (`ktest.selftest=...`): `cargo xtask
+//! test` boots them and expects the run to fail in the way each one should.
+
+use super::TestCase;
+use crate::boot_options::SelfTest;
+
+static FAIL: TestCase = TestCase {
+    name: "ktest::selftest::deliberate_failure",
+    run: fail,
+    timeout_ms: 0,
+};
+static TIMEOUT: TestCase = TestCase {
+    name: "ktest::selftest::deliberate_timeout",
+    run: spin,
+    timeout_ms: 500,
+};
+static HANG: TestCase = TestCase {
+    name: "ktest::selftest::deliberate_hang",
+    run: hang,
+    timeout_ms: 0,
+};
+
+pub fn case(which: SelfTest) -> &'static TestCase {
+    match which {
+        SelfTest::Fail => &FAIL,
+        SelfTest::Timeout => &TIMEOUT,
+        SelfTest::Hang => &HANG,
+    }
+}
+
+fn fail() {
+    let answer = 6 * 7;
+    assert_eq!(
+        answer, 43,
+        "deliberate failure: the harness must report this message"
+    );
+}
+
+/// Spins with interrupts enabled: the per-test timeout must stop it.
+fn spin() {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Spins with interrupts disabled: only the host's timeout can end this.
+fn hang() {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        core::hint::spin_loop();
+    }
+}

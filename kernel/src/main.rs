@@ -1,0 +1,81 @@
+//! The kernel binary: the bootloader's entry point and the boot sequence, nothing else.
+//!
+//! Everything here runs once, on the bootstrap CPU, in the order DESIGN.md §2 gives. Each step
+//! lives in the module that owns it; this file only calls them in order.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot_options;
+mod console;
+mod debug_keys;
+mod ktest;
+mod mm;
+mod panic;
+mod time;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+
+/// Where the bootloader may place the mappings it chooses (kernel image, physical memory map,
+/// boot stack, boot info, framebuffer): the upper half. The lower half belongs to user processes.
+const KERNEL_DYNAMIC_START: u64 = 0xffff_8000_0000_0000;
+
+/// The boot stack: deep enough for the test runner and exception reports in debug builds.
+const BOOT_STACK_SIZE: u64 = 256 * 1024;
+
+const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.mappings.dynamic_range_start = Some(KERNEL_DYNAMIC_START);
+    config.kernel_stack_size = BOOT_STACK_SIZE;
+    config
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    console::init(boot_info.framebuffer.take());
+    time::init();
+    arch::init_bootstrap_cpu();
+    log::info!("kernel {} booting", env!("CARGO_PKG_VERSION"));
+
+    let phys_offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("the bootloader config asks for a physical memory map");
+    // SAFETY: the bootloader maps all physical memory at `phys_offset`, and this is the one
+    // call, made before anything else touches page tables or frames.
+    unsafe { mm::init(phys_offset, &boot_info.memory_regions) };
+    arch::init_interrupts(phys_offset);
+
+    // SAFETY: the bootloader loaded the ramdisk at this address and length and never reuses it.
+    let ramdisk = unsafe { boot_ramdisk(boot_info) };
+    let options = boot_options::BootOptions::from_ramdisk(ramdisk);
+    console::set_max_level(options.log_level);
+    arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
+    log::info!("boot options: {}", options);
+
+    log::info!("boot complete");
+    if options.test {
+        ktest::run_all(&options);
+    }
+    arch::idle_loop(&options)
+}
+
+/// The ramdisk the bootloader loaded (a cpio archive packed by `cargo xtask`), or an empty slice.
+///
+/// # Safety
+/// `boot_info` must be the bootloader's, whose ramdisk mapping lives for the whole run.
+unsafe fn boot_ramdisk(boot_info: &BootInfo) -> &'static [u8] {
+    match boot_info.ramdisk_addr.into_option() {
+        // SAFETY: the caller guarantees the bootloader mapped `ramdisk_len` bytes here for good.
+        Some(addr) => unsafe {
+            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
+        },
+        None => &[],
+    }
+}

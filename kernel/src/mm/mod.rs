@@ -1,0 +1,40 @@
+//! Memory management: physical frames, the kernel's page tables, and the kernel heap.
+//!
+//! Physical memory is reached through the bootloader's direct map at a dynamic offset
+//! ([`phys_to_virt`]). Frames come from one buddy allocator ([`frame`]); the heap ([`heap`])
+//! grows by mapping frames into a virtual region of its own. Lock order: heap → frames.
+
+pub mod frame;
+pub mod heap;
+pub mod paging;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bootloader_api::info::MemoryRegions;
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// The virtual address at which physical address `phys` is mapped.
+pub fn phys_to_virt(phys: u64) -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed) + phys
+}
+
+/// Frames, page tables and heap, in that order.
+///
+/// # Safety
+/// `phys_offset` must be the bootloader's physical-memory map, `regions` its memory map, and
+/// this must run once, before anything allocates.
+pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
+    PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+    // SAFETY: forwarded from the caller.
+    unsafe { frame::init(phys_offset, regions) };
+    let heap_base = paging::init();
+    heap::init(heap_base);
+    heap::self_check();
+}
+
+/// Prints frame and heap statistics (debug key `m`, and the boot log).
+pub fn log_statistics() {
+    frame::log_statistics();
+    heap::log_statistics();
+}
