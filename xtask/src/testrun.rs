@@ -1,0 +1,360 @@
+//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, and a check
+//! that the harness itself notices failures, timeouts and hangs. Prints one line per step and
+//! ends with `N passed, N failed` over everything; exits non-zero on any failure.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use qemu::ktap::Status;
+use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResult};
+
+use crate::artifacts::{self, Images};
+use crate::install;
+
+/// A whole suite on one profile must finish within this (debug kernel, TCG, a busy host).
+const PROFILE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The deliberate hang is declared hung after this.
+const HANG_TIMEOUT: Duration = Duration::from_secs(45);
+/// Serial lines shown when a run fails or hangs.
+const TAIL_LINES: usize = 25;
+
+const TEST_CMDLINE: &str = "test log=info";
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+impl Tally {
+    fn add(&mut self, passed: usize, failed: usize, skipped: usize) {
+        self.passed += passed;
+        self.failed += failed;
+        self.skipped += skipped;
+    }
+}
+
+pub fn run(full: bool, verbose: bool) -> Result<ExitCode, String> {
+    let mut tally = Tally::default();
+    host_tests(&mut tally)?;
+
+    let qemu = install::ensure_qemu(true)?;
+    let kernel = artifacts::build_kernel(false)?;
+    let images = artifacts::make_images(&kernel, TEST_CMDLINE, "test")?;
+    let profiles = if full {
+        full_profiles()
+    } else {
+        default_profiles()
+    };
+    for profile in &profiles {
+        kernel_suite(&qemu, profile, &images, verbose, &mut tally);
+    }
+    harness_checks(&qemu, &kernel, verbose, &mut tally)?;
+
+    if tally.skipped > 0 {
+        println!(
+            "{} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.skipped
+        );
+    } else {
+        println!("{} passed, {} failed", tally.passed, tally.failed);
+    }
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// BIOS and UEFI, with more than one CPU present (the others wait for SIPI until SMP lands).
+fn default_profiles() -> Vec<Profile> {
+    vec![
+        Profile::new("bios-smp1", Firmware::Bios, 1),
+        Profile::new("bios-smp2", Firmware::Bios, 2),
+        Profile::new("uefi-smp2", Firmware::Uefi, 2),
+    ]
+}
+
+/// Firmware × CPUs × chipset.
+fn full_profiles() -> Vec<Profile> {
+    let mut profiles = Vec::new();
+    for firmware in [Firmware::Bios, Firmware::Uefi] {
+        for cpus in [1, 2, 4] {
+            for machine in [Machine::Q35, Machine::Pc] {
+                let name = format!(
+                    "{}-smp{cpus}-{}",
+                    if firmware == Firmware::Bios {
+                        "bios"
+                    } else {
+                        "uefi"
+                    },
+                    machine.qemu_name()
+                );
+                let mut profile = Profile::new(name, firmware, cpus);
+                profile.machine = machine;
+                profiles.push(profile);
+            }
+        }
+    }
+    profiles
+}
+
+/// `cargo test` over the workspace's host crates (its default members), counted from the
+/// `test result:` lines.
+fn host_tests(tally: &mut Tally) -> Result<(), String> {
+    println!("host: cargo test (workspace host crates)");
+    let started = Instant::now();
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--color", "never"])
+        .output()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test result: "))
+    {
+        for part in line.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (
+                words.next().and_then(|n| n.parse::<usize>().ok()),
+                words.next(),
+            ) {
+                match what {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    "ignored" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if !output.status.success() {
+        print!("{stdout}");
+        eprint!("{stderr}");
+        // A build failure reports no test results; count it as one failure.
+        failed = failed.max(1);
+    }
+    println!(
+        "host: {passed} passed, {failed} failed, {ignored} ignored ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    tally.add(passed, failed, 0);
+    Ok(())
+}
+
+fn serial_log(name: &str) -> std::path::PathBuf {
+    artifacts::target_dir()
+        .join("test-logs")
+        .join(format!("{name}.log"))
+}
+
+fn run_profile(
+    qemu: &Qemu,
+    profile: &Profile,
+    image: &Path,
+    timeout: Duration,
+    verbose: bool,
+) -> Result<RunResult, String> {
+    let options = RunOptions {
+        timeout: Some(timeout),
+        echo: if verbose {
+            Echo::Prefixed(format!("[{}] ", profile.name))
+        } else {
+            Echo::None
+        },
+        serial_log: Some(serial_log(&profile.name)),
+    };
+    qemu.run(profile, image, &options)
+        .map_err(|e| e.to_string())
+}
+
+fn image_for<'a>(profile: &Profile, images: &'a Images) -> &'a Path {
+    match profile.firmware {
+        Firmware::Bios => &images.bios,
+        Firmware::Uefi => &images.uefi,
+    }
+}
+
+fn show_tail(result: &RunResult) {
+    println!("  last serial lines:");
+    for line in result.last_lines(TAIL_LINES) {
+        println!("  | {line}");
+    }
+    if !result.stderr.trim().is_empty() {
+        println!("  QEMU said: {}", result.stderr.trim());
+    }
+}
+
+fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, tally: &mut Tally) {
+    let result = match run_profile(
+        qemu,
+        profile,
+        image_for(profile, images),
+        PROFILE_TIMEOUT,
+        verbose,
+    ) {
+        Ok(result) => result,
+        Err(message) => {
+            println!("kernel [{}]: could not run: {message}", profile.describe());
+            tally.add(0, 1, 0);
+            return;
+        }
+    };
+    let report = result.ktap();
+    let (passed, failed, skipped) = report.counts();
+    let verdict = report.verdict();
+    let clean = result.outcome == Outcome::Success && verdict.is_pass();
+    println!(
+        "kernel [{}]: {passed} passed, {failed} failed{} ({:.1} s){}",
+        profile.describe(),
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
+        result.elapsed.as_secs_f64(),
+        if clean { "" } else { " FAILED" }
+    );
+    for test in report.results.iter().filter(|t| t.status == Status::NotOk) {
+        println!(
+            "  not ok {} {}: {}",
+            test.number,
+            test.name,
+            test.reason.as_deref().unwrap_or("")
+        );
+        for line in &test.diagnostics {
+            println!("    {line}");
+        }
+    }
+    tally.add(passed, failed, skipped);
+    if !clean {
+        match result.outcome {
+            Outcome::TimedOut => println!(
+                "  hung: no exit after {} s (serial log: {})",
+                PROFILE_TIMEOUT.as_secs(),
+                serial_log(&profile.name).display()
+            ),
+            outcome => println!("  QEMU: {outcome}"),
+        }
+        for problem in &verdict.problems {
+            println!("  {problem}");
+        }
+        show_tail(&result);
+        // The profile itself failed even if no single test did (a hang, a crash, no summary).
+        if failed == 0 {
+            tally.add(0, 1, 0);
+        }
+    }
+}
+
+/// One deliberately broken run the harness must catch, and what catching it looks like.
+struct HarnessCheck {
+    what: &'static str,
+    selftest: &'static str,
+    timeout: Duration,
+    expect: fn(&RunResult) -> Result<(), String>,
+}
+
+const HARNESS_CHECKS: &[HarnessCheck] = &[
+    HarnessCheck {
+        what: "a failing test fails the run and is named with its message",
+        selftest: "fail",
+        timeout: PROFILE_TIMEOUT,
+        expect: |r| {
+            expect_not_ok(
+                r,
+                "ktest::selftest::deliberate_failure",
+                "deliberate failure",
+            )
+        },
+    },
+    HarnessCheck {
+        what: "a test past its timeout is stopped and reported",
+        selftest: "timeout",
+        timeout: PROFILE_TIMEOUT,
+        expect: |r| expect_not_ok(r, "ktest::selftest::deliberate_timeout", "timed out"),
+    },
+    HarnessCheck {
+        what: "a hang with interrupts off is caught by the host timeout",
+        selftest: "hang",
+        timeout: HANG_TIMEOUT,
+        expect: |r| {
+            if r.outcome != Outcome::TimedOut {
+                return Err(format!("expected a hang, got: {}", r.outcome));
+            }
+            if !r.serial.iter().any(|l| l == "1..1") {
+                return Err("the hung run's last lines lack its KTAP plan".into());
+            }
+            Ok(())
+        },
+    },
+];
+
+fn expect_not_ok(result: &RunResult, name: &str, reason: &str) -> Result<(), String> {
+    if result.outcome != Outcome::Failure {
+        return Err(format!(
+            "expected the failure exit code, got: {}",
+            result.outcome
+        ));
+    }
+    let report = result.ktap();
+    let test = report
+        .results
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("no result for {name}"))?;
+    if test.status != Status::NotOk {
+        return Err(format!("{name} was not reported `not ok`"));
+    }
+    if !test.reason.as_deref().unwrap_or("").contains(reason) {
+        return Err(format!(
+            "{name}'s reason {:?} lacks {reason:?}",
+            test.reason
+        ));
+    }
+    if report.summary.is_none() {
+        return Err("no summary line after the failure".into());
+    }
+    Ok(())
+}
+
+fn harness_checks(
+    qemu: &Qemu,
+    kernel: &Path,
+    verbose: bool,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    for check in HARNESS_CHECKS {
+        let cmdline = format!(
+            "test ktest.filter=ktest::selftest ktest.selftest={}",
+            check.selftest
+        );
+        let images =
+            artifacts::make_images(kernel, &cmdline, &format!("selftest-{}", check.selftest))?;
+        let profile = Profile::new(format!("selftest-{}", check.selftest), Firmware::Bios, 1);
+        let outcome =
+            run_profile(qemu, &profile, &images.bios, check.timeout, verbose).and_then(|result| {
+                (check.expect)(&result)
+                    .map_err(|e| (e, result))
+                    .or_else(|(e, result)| {
+                        show_tail(&result);
+                        Err(e)
+                    })
+            });
+        match outcome {
+            Ok(()) => {
+                println!("harness: {}: ok", check.what);
+                tally.add(1, 0, 0);
+            }
+            Err(message) => {
+                println!("harness: {}: FAILED: {message}", check.what);
+                tally.add(0, 1, 0);
+            }
+        }
+    }
+    Ok(())
+}
