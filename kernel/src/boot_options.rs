@@ -17,6 +17,8 @@ pub enum SelfTest {
     Timeout,
     /// A test that spins with interrupts disabled: only the host's timeout can see it.
     Hang,
+    /// A test that touches unmapped memory unexpectedly: a fatal exception report ends the run.
+    Fault,
 }
 
 #[derive(Clone, Debug)]
@@ -31,7 +33,7 @@ pub struct BootOptions {
     pub test_filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
     pub test_timeout_ms: u64,
-    /// `ktest.selftest=fail|timeout|hang`: add a deliberately broken test (harness self-check).
+    /// `ktest.selftest=fail|timeout|hang|fault`: add a deliberately broken test (harness self-check).
     pub self_test: Option<SelfTest>,
 }
 
@@ -93,6 +95,7 @@ impl BootOptions {
                         Some("fail") => Some(SelfTest::Fail),
                         Some("timeout") => Some(SelfTest::Timeout),
                         Some("hang") => Some(SelfTest::Hang),
+                        Some("fault") => Some(SelfTest::Fault),
                         _ => None,
                     };
                     which.map(|w| options.self_test = Some(w)).is_some()

@@ -279,6 +279,18 @@ const HARNESS_CHECKS: &[HarnessCheck] = &[
         expect: |r| expect_not_ok(r, "ktest::selftest::deliberate_timeout", "timed out"),
     },
     HarnessCheck {
+        what: "an unexpected kernel fault prints its report and ends the run",
+        selftest: "fault",
+        timeout: PROFILE_TIMEOUT,
+        expect: |r| {
+            expect_not_ok(r, "ktest::selftest::deliberate_fault", "fatal exception")?;
+            let report = r.serial.iter().any(|l| l.starts_with("EXCEPTION: page fault (#PF, vector 14)"));
+            let cr2 = r.serial.iter().any(|l| l.contains("faulting address (CR2): 0x0000000000000010"));
+            let symbol = r.serial.iter().any(|l| l.contains("<kernel::ktest::selftest::fault+"));
+            if report && cr2 && symbol { Ok(()) } else { Err("the exception report is incomplete".into()) }
+        },
+    },
+    HarnessCheck {
         what: "a hang with interrupts off is caught by the host timeout",
         selftest: "hang",
         timeout: HANG_TIMEOUT,

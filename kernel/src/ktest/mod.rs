@@ -278,6 +278,11 @@ pub fn watchdog(frame: &TrapFrame) {
             details,
             "{case} was still running at its deadline; stopped at:"
         );
+        let _ = write!(details, "  RIP {:#018x}", frame.rip);
+        if let Some((name, offset)) = crate::arch::symbols::lookup(frame.rip) {
+            let _ = write!(details, " <{name}+{offset:#x}>");
+        }
+        let _ = writeln!(details);
         let _ = backtrace::write(details, frame.rbp);
         jump::resume_at(RUN.recovery.get());
     }

@@ -20,11 +20,18 @@ static HANG: TestCase = TestCase {
     timeout_ms: 0,
 };
 
+static FAULT: TestCase = TestCase {
+    name: "ktest::selftest::deliberate_fault",
+    run: fault,
+    timeout_ms: 0,
+};
+
 pub fn case(which: SelfTest) -> &'static TestCase {
     match which {
         SelfTest::Fail => &FAIL,
         SelfTest::Timeout => &TIMEOUT,
         SelfTest::Hang => &HANG,
+        SelfTest::Fault => &FAULT,
     }
 }
 
@@ -49,4 +56,11 @@ fn hang() {
     loop {
         core::hint::spin_loop();
     }
+}
+
+/// Reads an unmapped address with no one expecting it: a fatal page fault.
+fn fault() {
+    // SAFETY: not safe at all, deliberately: the read faults and the kernel stops.
+    let value = unsafe { core::ptr::read_volatile(0x10 as *const u64) };
+    panic!("an unmapped read returned {value}");
 }

@@ -41,6 +41,7 @@ impl JumpBuffer {
 
 global_asm!(
     ".global jump_save_and_call",
+    ".type jump_save_and_call, @function",
     "jump_save_and_call:",
     "mov [rdi + 0], rbx",
     "mov [rdi + 8], rbp",
@@ -63,8 +64,10 @@ global_asm!(
     "pop rbp",
     "xor eax, eax",
     "ret",
+    ".size jump_save_and_call, . - jump_save_and_call",
     "",
     ".global jump_back",
+    ".type jump_back, @function",
     "jump_back:",
     "mov rbx, [rdi + 0]",
     "mov rbp, [rdi + 8]",
@@ -78,6 +81,7 @@ global_asm!(
     "popfq",
     "mov eax, 1",
     "jmp [rdi + 56]",
+    ".size jump_back, . - jump_back",
 );
 
 unsafe extern "C" {

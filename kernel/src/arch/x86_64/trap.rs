@@ -67,6 +67,7 @@ impl TrapFrame {
 global_asm!(
     ".p2align 4",
     ".global trap_stubs",
+    ".type trap_stubs, @function",
     "trap_stubs:",
     ".set vector, 0",
     ".rept 256",
@@ -79,7 +80,9 @@ global_asm!(
     "jmp trap_common",
     ".set vector, vector + 1",
     ".endr",
+    ".size trap_stubs, . - trap_stubs",
     "",
+    ".type trap_common, @function",
     "trap_common:",
     "cld",
     "push rax",
@@ -116,6 +119,7 @@ global_asm!(
     "pop rax",
     "add rsp, 16",
     "iretq",
+    ".size trap_common, . - trap_common",
     dispatch = sym trap_dispatch,
 );
 
