@@ -14,10 +14,10 @@ const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sour
 
 /// QEMU, with OVMF when `need_uefi`; installs them first where it can.
 pub fn ensure_qemu(need_uefi: bool) -> Result<Qemu, String> {
-    if let Ok(qemu) = Qemu::find() {
-        if !need_uefi || qemu.ovmf().is_some() {
-            return Ok(qemu);
-        }
+    if let Ok(qemu) = Qemu::find()
+        && (!need_uefi || qemu.ovmf().is_some())
+    {
+        return Ok(qemu);
     }
     let os = OsRelease::read();
     if !(os.is_debian_like() && is_root()) {

@@ -62,7 +62,9 @@ pub fn symbol_map(elf: &[u8]) -> Result<String, String> {
         .get(symtab.offset..symtab.offset + symtab.size)
         .ok_or("the symbol table lies outside the file")?;
     let mut functions: Vec<(u64, u64, String)> = symbols
-        .chunks_exact(SYMBOL_SIZE)
+        .as_chunks::<SYMBOL_SIZE>()
+        .0
+        .iter()
         .filter_map(|sym| {
             let name_at = read_u32(sym, 0)? as usize;
             let kind = sym[4] & 0xf;

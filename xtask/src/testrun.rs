@@ -284,10 +284,23 @@ const HARNESS_CHECKS: &[HarnessCheck] = &[
         timeout: PROFILE_TIMEOUT,
         expect: |r| {
             expect_not_ok(r, "ktest::selftest::deliberate_fault", "fatal exception")?;
-            let report = r.serial.iter().any(|l| l.starts_with("EXCEPTION: page fault (#PF, vector 14)"));
-            let cr2 = r.serial.iter().any(|l| l.contains("faulting address (CR2): 0x0000000000000010"));
-            let symbol = r.serial.iter().any(|l| l.contains("<kernel::ktest::selftest::fault+"));
-            if report && cr2 && symbol { Ok(()) } else { Err("the exception report is incomplete".into()) }
+            let report = r
+                .serial
+                .iter()
+                .any(|l| l.starts_with("EXCEPTION: page fault (#PF, vector 14)"));
+            let cr2 = r
+                .serial
+                .iter()
+                .any(|l| l.contains("faulting address (CR2): 0x0000000000000010"));
+            let symbol = r
+                .serial
+                .iter()
+                .any(|l| l.contains("<kernel::ktest::selftest::fault+"));
+            if report && cr2 && symbol {
+                Ok(())
+            } else {
+                Err("the exception report is incomplete".into())
+            }
         },
     },
     HarnessCheck {
@@ -348,15 +361,8 @@ fn harness_checks(
         let images =
             artifacts::make_images(kernel, &cmdline, &format!("selftest-{}", check.selftest))?;
         let profile = Profile::new(format!("selftest-{}", check.selftest), Firmware::Bios, 1);
-        let outcome =
-            run_profile(qemu, &profile, &images.bios, check.timeout, verbose).and_then(|result| {
-                (check.expect)(&result)
-                    .map_err(|e| (e, result))
-                    .or_else(|(e, result)| {
-                        show_tail(&result);
-                        Err(e)
-                    })
-            });
+        let outcome = run_profile(qemu, &profile, &images.bios, check.timeout, verbose)
+            .and_then(|result| (check.expect)(&result).inspect_err(|_| show_tail(&result)));
         match outcome {
             Ok(()) => {
                 println!("harness: {}: ok", check.what);
