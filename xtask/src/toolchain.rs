@@ -34,7 +34,6 @@ pub fn check() -> Result<Outcome, String> {
             first_line(&version)
         ));
     }
-    let mut updated = false;
     if date.as_str() < MINIMUM_COMMIT_DATE {
         eprintln!(
             "xtask: nightly from {date} is older than {MINIMUM_COMMIT_DATE}, which this project needs; \
@@ -56,9 +55,11 @@ pub fn check() -> Result<Outcome, String> {
             cmd.args(["--target", target]);
         }
         run(&mut cmd)?;
-        let after = rustc_version()?;
+        // Ask the channel itself: this process may run under an override of another toolchain.
+        let after = capture(Command::new("rustup").args(["run", "nightly", "rustc", "-vV"]))?;
         match commit_date(&after) {
-            Some(new) if new.as_str() >= MINIMUM_COMMIT_DATE => updated = true,
+            // The run on the new compiler checks components and targets again.
+            Some(new) if new.as_str() >= MINIMUM_COMMIT_DATE => return Ok(Outcome::Updated),
             other => {
                 return Err(format!(
                     "rustup could not bring nightly to {MINIMUM_COMMIT_DATE} or later (still at {}); \
@@ -88,11 +89,7 @@ pub fn check() -> Result<Outcome, String> {
             run(Command::new("rustup").args(["target", "add", target]))?;
         }
     }
-    Ok(if updated {
-        Outcome::Updated
-    } else {
-        Outcome::Ready
-    })
+    Ok(Outcome::Ready)
 }
 
 fn rustc_version() -> Result<String, String> {

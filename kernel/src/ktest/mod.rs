@@ -262,7 +262,7 @@ pub fn catch_test_panic(info: &PanicInfo) {
 
 /// Called on every timer tick: stops a test that ran past its deadline, as if it had panicked.
 pub fn watchdog(frame: &TrapFrame) {
-    if time::now_ns() < RUN.deadline_ns.load(Ordering::Relaxed) || frame.from_user_mode() {
+    if time::now_ns() < RUN.deadline_ns.load(Ordering::Relaxed) || frame.is_user_mode() {
         return;
     }
     if !RUN.active.swap(false, Ordering::SeqCst) {

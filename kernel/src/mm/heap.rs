@@ -75,6 +75,10 @@ fn grow(heap: &mut Heap, layout: Layout) -> Result<(), &'static str> {
     if heap.size() + need > MAX_HEAP_SIZE {
         return Err("the heap reached its maximum size");
     }
+    // Growth never gives memory back, so a request that cannot fit must not drain the frames.
+    if need / PAGE_SIZE > frame::stats().free_frames {
+        return Err("not enough free frames");
+    }
     let mapped = map_pages(heap.top() as usize, need)?;
     // SAFETY: `mapped` bytes right after the heap's top were just mapped for it.
     unsafe { heap.extend(mapped) };
@@ -168,7 +172,7 @@ mod ktests {
     use alloc::alloc::{alloc, dealloc};
     use alloc::boxed::Box;
     use alloc::vec::Vec;
-    use core::alloc::Layout;
+    use core::alloc::{GlobalAlloc, Layout};
 
     use crate::ktest;
 
@@ -216,6 +220,24 @@ mod ktests {
             let (size_after, used_after, _) = super::usage();
             assert_eq!(used_before, used_after, "memory leaked across rounds");
             assert_eq!(size_before, size_after, "the heap grew although freed memory was reusable");
+        }
+    }
+
+    ktest! {
+        /// A request beyond physical memory fails cleanly: null, the heap unchanged, the
+        /// kernel going on (and the request logged).
+        fn allocation_failure_returns_null() {
+            let (size_before, used_before, _) = super::usage();
+            let frames_before = crate::mm::frame::stats().free_frames;
+            let too_big = Layout::from_size_align(frames_before * 4096 + (64 << 20), 4096).unwrap();
+            // Called on the allocator itself: through `alloc::alloc`, the compiler may assume an
+            // allocation whose result is only compared with null succeeds, and remove it.
+            // SAFETY: `too_big` has a non-zero size.
+            let ptr = unsafe { GlobalAlloc::alloc(&super::HEAP, too_big) };
+            assert!(ptr.is_null(), "an allocation larger than memory succeeded");
+            assert_eq!(super::usage().0, size_before, "a failed allocation grew the heap");
+            assert_eq!(super::usage().1, used_before);
+            assert_eq!(crate::mm::frame::stats().free_frames, frames_before, "frames drained");
         }
     }
 

@@ -55,7 +55,7 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    pub fn from_user_mode(&self) -> bool {
+    pub fn is_user_mode(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -227,7 +227,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn exception(frame: &mut TrapFrame) {
     // CR2 first: anything below could fault and overwrite it.
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if !frame.from_user_mode() && super::extable::fixup(frame) {
+    if !frame.is_user_mode() && super::extable::fixup(frame) {
         return;
     }
     let report = FaultReport::new(frame, cr2);
@@ -261,7 +261,7 @@ impl FaultReport {
 fn write_report(out: &mut impl Write, frame: &TrapFrame, cr2: u64) -> fmt::Result {
     let vector = frame.vector as u8;
     let (name, mnemonic) = exception_name(vector);
-    let mode = if frame.from_user_mode() {
+    let mode = if frame.is_user_mode() {
         "user"
     } else {
         "kernel"
