@@ -38,6 +38,7 @@ impl Tally {
 
 pub fn run(full: bool, verbose: bool) -> Result<ExitCode, String> {
     let mut tally = Tally::default();
+    lints(&mut tally)?;
     host_tests(&mut tally)?;
 
     let qemu = install::ensure_qemu(true)?;
@@ -99,6 +100,61 @@ fn full_profiles() -> Vec<Profile> {
         }
     }
     profiles
+}
+
+/// The house rules CI can check: formatting, and clippy with warnings denied on every crate
+/// (the host crates, and the kernel for its own target). Each counts as one test.
+fn lints(tally: &mut Tally) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let checks: [(&str, &[&str]); 3] = [
+        ("cargo fmt --check", &["fmt", "--all", "--", "--check"]),
+        (
+            "cargo clippy (host crates)",
+            &[
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "kernel",
+                "--all-targets",
+                "--color",
+                "never",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "cargo clippy (kernel)",
+            &[
+                "clippy",
+                "--package",
+                "kernel",
+                "--target",
+                "x86_64-unknown-none",
+                "--color",
+                "never",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    for (name, args) in checks {
+        let output = Command::new(&cargo)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {name}: {e}"))?;
+        if output.status.success() {
+            println!("lint: {name}: ok");
+            tally.add(1, 0, 0);
+        } else {
+            println!("lint: {name}: FAILED");
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+            print!("{}", String::from_utf8_lossy(&output.stderr));
+            tally.add(0, 1, 0);
+        }
+    }
+    Ok(())
 }
 
 /// `cargo test` over the workspace's host crates (its default members), counted from the

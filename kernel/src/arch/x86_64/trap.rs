@@ -216,6 +216,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         super::apic::TIMER_VECTOR => super::apic::timer_interrupt(frame),
         super::apic::SPURIOUS_VECTOR => {}
+        super::apic::ERROR_VECTOR => {
+            log::error!("local APIC error interrupt");
+            super::apic::end_of_interrupt();
+        }
         0..32 => exception(frame),
         _ => {
             log::warn!("unexpected interrupt on vector {vector}");
