@@ -29,6 +29,8 @@ pub struct BootOptions {
     pub exit: bool,
     /// `log=error|warn|info|debug|trace`.
     pub log_level: log::LevelFilter,
+    /// `hz=N`: the local APIC timer's rate on every CPU (1..=10000).
+    pub timer_hz: u32,
     /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
     pub test_filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
@@ -43,6 +45,7 @@ impl Default for BootOptions {
             test: false,
             exit: false,
             log_level: log::LevelFilter::Info,
+            timer_hz: 1000,
             test_filter: None,
             test_timeout_ms: 30_000,
             self_test: None,
@@ -82,6 +85,12 @@ impl BootOptions {
                     .value
                     .and_then(|v| v.parse().ok())
                     .map(|level| options.log_level = level)
+                    .is_some(),
+                "hz" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .filter(|hz| (1..=10_000).contains(hz))
+                    .map(|hz| options.timer_hz = hz)
                     .is_some(),
                 "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
                 "ktest.timeout_ms" => opt
@@ -125,7 +134,7 @@ fn set_bool(field: &mut bool, value: Option<&str>) -> bool {
 
 impl fmt::Display for BootOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "log={}", self.log_level)?;
+        write!(f, "log={} hz={}", self.log_level, self.timer_hz)?;
         if self.test {
             write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
         }

@@ -1,10 +1,34 @@
 //! Keys on COM1 that dump state at any time (DESIGN.md §2). More keys join as subsystems land.
 
+use core::sync::atomic::Ordering;
+
+use crate::arch::{percpu, smp};
+
 pub fn handle(key: u8) {
     match key {
-        b'h' | b'?' => crate::println!("keys: h help, m memory (frames and heap), t timer ticks"),
+        b'h' | b'?' => crate::println!(
+            "keys: h help, m memory (frames and heap), t timer ticks per CPU, i IPI round trips"
+        ),
         b'm' => crate::mm::log_statistics(),
-        b't' => crate::println!("timer ticks: {}", crate::arch::apic::ticks()),
+        b't' => {
+            for cpu in percpu::online_cpus() {
+                crate::println!(
+                    "cpu{}: {} timer ticks",
+                    cpu.index,
+                    cpu.ticks.load(Ordering::Relaxed)
+                );
+            }
+        }
+        b'i' => {
+            let me = percpu::cpu_index();
+            for cpu in percpu::online_cpus().filter(|c| c.index != me) {
+                crate::println!(
+                    "cpu{me} -> cpu{} -> cpu{me}: {} ns",
+                    cpu.index,
+                    smp::ping(cpu.index)
+                );
+            }
+        }
         b'\r' | b'\n' => {}
         other => crate::println!("unknown key {:?}; h for help", other as char),
     }

@@ -15,6 +15,7 @@ mod debug_keys;
 mod ktest;
 mod mm;
 mod panic;
+mod sync;
 mod time;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -38,9 +39,9 @@ const BOOTLOADER_CONFIG: BootloaderConfig = {
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    arch::init_bootstrap_cpu();
     console::init(boot_info.framebuffer.take());
     time::init();
-    arch::init_bootstrap_cpu();
     log::info!("kernel {} booting", env!("CARGO_PKG_VERSION"));
 
     let phys_offset = boot_info
@@ -50,7 +51,6 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // SAFETY: the bootloader maps all physical memory at `phys_offset`, and this is the one
     // call, made before anything else touches page tables or frames.
     unsafe { mm::init(phys_offset, &boot_info.memory_regions) };
-    arch::init_interrupts(phys_offset);
 
     // SAFETY: the bootloader loaded the ramdisk at this address and length and never reuses it.
     let ramdisk = unsafe { boot_ramdisk(boot_info) };
@@ -58,6 +58,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     console::set_max_level(options.log_level);
     arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
     log::info!("boot options: {}", options);
+
+    arch::init_interrupts(phys_offset, options.timer_hz);
+    arch::start_other_cpus(boot_info.rsdp_addr.into_option(), &boot_info.memory_regions);
 
     log::info!("boot complete");
     if options.test {

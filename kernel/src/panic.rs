@@ -1,28 +1,28 @@
 //! The end of the line: the panic handler and fatal exceptions.
 //!
-//! Both print what happened (message or exception report, location, CPU, backtrace), let the
-//! test runner turn it into a KTAP result where one is running, and leave QEMU with the failure
-//! exit code (on real hardware: halt). A test's panic is instead caught by the runner, which
-//! reports it and goes on (see [`crate::ktest`]).
+//! Both stop the other CPUs with an NMI (each records where it was), print what happened
+//! (message or exception report, location, CPU, backtrace, and where every other CPU stopped),
+//! let the test runner turn it into a KTAP result where one is running, and leave QEMU with the
+//! failure exit code (on real hardware: halt). A test's panic is instead caught by the runner,
+//! which reports it and goes on (see [`crate::ktest`]).
 
 use core::fmt;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::arch::{self, ExitCode, backtrace, trap::TrapFrame};
+use crate::arch::{self, ExitCode, backtrace, percpu, smp, trap::TrapFrame};
 use crate::console::emergency_write;
 
-/// Set by the first fatal error: a second one while reporting the first just stops the machine.
-static DYING: AtomicBool = AtomicBool::new(false);
+/// The CPU (index + 1) that is reporting a fatal error; 0 while none is.
+static DYING: AtomicUsize = AtomicUsize::new(0);
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     crate::ktest::catch_test_panic(info);
-    if DYING.swap(true, Ordering::SeqCst) {
-        arch::exit(ExitCode::Failure);
-    }
+    begin_dying();
     emergency_write(format_args!(
-        "\nKERNEL PANIC on CPU 0: {}\n",
+        "\nKERNEL PANIC on CPU {}: {}\n",
+        percpu::cpu_index(),
         info.message()
     ));
     if let Some(location) = info.location() {
@@ -34,19 +34,52 @@ fn panic(info: &PanicInfo) -> ! {
         ));
     }
     write_backtrace(backtrace::current_frame_pointer());
+    report_other_cpus();
     crate::ktest::abort_run(format_args!("kernel panic: {}", info.message()))
 }
 
 /// An unrecoverable exception: prints `report` and a backtrace, then stops the machine.
 pub fn fatal(report: fmt::Arguments, frame: Option<&TrapFrame>) -> ! {
-    if DYING.swap(true, Ordering::SeqCst) {
-        arch::exit(ExitCode::Failure);
-    }
-    emergency_write(format_args!("\n{report}\n"));
+    begin_dying();
+    emergency_write(format_args!("\n(CPU {}) {report}\n", percpu::cpu_index()));
     if let Some(frame) = frame {
         write_backtrace(frame.rbp);
     }
+    report_other_cpus();
     crate::ktest::abort_run(format_args!("fatal exception (report above)"))
+}
+
+/// Claims the right to report, then stops the other CPUs. A CPU that fails while another one
+/// reports halts quietly (the report is under way); one that fails again while reporting exits.
+fn begin_dying() {
+    let me = percpu::cpu_index() + 1;
+    match DYING.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {}
+        Err(holder) if holder == me => arch::exit(ExitCode::Failure),
+        Err(_) => arch::halt_forever(),
+    }
+    smp::stop_other_cpus();
+}
+
+/// Where each other online CPU was when the NMI stopped it.
+fn report_other_cpus() {
+    let me = percpu::cpu_index();
+    for cpu in percpu::online_cpus().filter(|c| c.index != me) {
+        match cpu.stopped_at.get() {
+            Some(&(rip, rsp, rbp)) => {
+                emergency_write(format_args!("CPU {} stopped at RIP {rip:#018x}", cpu.index));
+                if let Some((name, offset)) = arch::symbols::lookup(rip) {
+                    emergency_write(format_args!(" <{name}+{offset:#x}>"));
+                }
+                emergency_write(format_args!(", RSP {rsp:#018x}\n"));
+                write_backtrace(rbp);
+            }
+            None => emergency_write(format_args!(
+                "CPU {} did not answer the stop NMI\n",
+                cpu.index
+            )),
+        }
+    }
 }
 
 fn write_backtrace(rbp: u64) {

@@ -5,8 +5,8 @@
 //! boot and test output on screen. Both sit behind one spinlock, taken with interrupts disabled
 //! so that an interrupt handler that logs cannot deadlock against the code it interrupted.
 //!
-//! Log lines look like `[    1.234567] INFO  message`: seconds since boot from the calibrated
-//! TSC, the level, the text. Test output (KTAP) is written with [`print!`] and carries no prefix.
+//! Log lines look like `[    1.234567] cpu0 INFO  message`: seconds since boot from the
+//! calibrated TSC, the CPU, the level, the text. Test output (KTAP) is written with [`print!`] and carries no prefix.
 
 mod framebuffer;
 mod serial;
@@ -14,8 +14,8 @@ mod serial;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::sync::IrqSpinLock;
 use bootloader_api::info::FrameBuffer;
-use spin::Mutex;
 
 use crate::time;
 
@@ -36,7 +36,7 @@ impl Write for Console {
     }
 }
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console {
+static CONSOLE: IrqSpinLock<Console> = IrqSpinLock::new(Console {
     serial: None,
     screen: None,
 });
@@ -74,9 +74,7 @@ pub fn write_fmt(args: fmt::Arguments) {
         emergency_write(args);
         return;
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let _ = CONSOLE.lock().write_fmt(args);
-    });
+    let _ = CONSOLE.lock().write_fmt(args);
 }
 
 /// Output for the panic and fatal-exception paths: takes the console even if its lock is held.
@@ -86,8 +84,8 @@ pub fn write_fmt(args: fmt::Arguments) {
 pub fn emergency_write(args: fmt::Arguments) {
     PANICKING.store(true, Ordering::Relaxed);
     if CONSOLE.is_locked() {
-        // SAFETY: only the failing context writes from here on; the holder of the lock was
-        // interrupted for good (this kernel runs one CPU until SMP brings a stop-IPI).
+        // SAFETY: only the failing context writes from here on: the panic path stops every
+        // other CPU (smp::stop_other_cpus) before it writes, so the holder never runs again.
         unsafe { CONSOLE.force_unlock() };
     }
     let _ = CONSOLE.lock().write_fmt(args);
@@ -100,13 +98,11 @@ pub fn end_emergency() {
 
 /// Reads one byte from COM1 if one is waiting (the debug keys of DESIGN.md §2).
 pub fn poll_key() -> Option<u8> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        CONSOLE
-            .lock()
-            .serial
-            .as_mut()
-            .and_then(serial::Serial::try_read)
-    })
+    CONSOLE
+        .lock()
+        .serial
+        .as_mut()
+        .and_then(serial::Serial::try_read)
 }
 
 impl log::Log for Logger {
@@ -120,9 +116,10 @@ impl log::Log for Logger {
         }
         let nanos = time::now_ns();
         crate::print!(
-            "[{:>5}.{:06}] {:<5} {}\n",
+            "[{:>5}.{:06}] cpu{} {:<5} {}\n",
             nanos / 1_000_000_000,
             (nanos % 1_000_000_000) / 1000,
+            crate::arch::percpu::cpu_index(),
             record.level(),
             record.args()
         );

@@ -8,8 +8,9 @@
 //! stopped by the timer interrupt and reported the same way as a panic. A test that hangs with
 //! interrupts disabled is beyond the kernel's reach; the host's timeout reports it.
 //!
-//! State: one test runs at a time, on the bootstrap CPU; [`RUN`] holds what the panic and
-//! timer paths need to find it.
+//! State: one test runs at a time, on the CPU that booted; [`RUN`] holds what the panic and
+//! timer paths of that CPU need to find it. A panic on another CPU during a test is a kernel
+//! panic: it stops the machine, and the run ends with the test in progress failed.
 
 mod selftest;
 
@@ -111,6 +112,8 @@ type Details = FmtBuffer<2048>;
 struct Run {
     /// A test is running and its panic may be caught.
     active: AtomicBool,
+    /// The CPU running the tests: only its panics and timer ticks concern the runner.
+    cpu: AtomicUsize,
     /// 1-based number of the test in progress (0 between tests).
     number: AtomicUsize,
     total: AtomicUsize,
@@ -132,6 +135,7 @@ unsafe impl Sync for Run {}
 
 static RUN: Run = Run {
     active: AtomicBool::new(false),
+    cpu: AtomicUsize::new(0),
     number: AtomicUsize::new(0),
     total: AtomicUsize::new(0),
     passed: AtomicUsize::new(0),
@@ -158,6 +162,8 @@ pub fn run_all(options: &BootOptions) -> ! {
     }
     let cases = CASES.call_once(|| cases);
     RUN.total.store(cases.len(), Ordering::Relaxed);
+    RUN.cpu
+        .store(crate::arch::percpu::cpu_index(), Ordering::Relaxed);
     println!("KTAP version 1");
     println!("1..{}", cases.len());
     for (index, case) in cases.iter().enumerate() {
@@ -236,7 +242,7 @@ fn finish() -> ! {
 /// Called first by the panic handler: if a test is running, records the panic as its failure
 /// and resumes the runner. Returns only if no test can take the panic.
 pub fn catch_test_panic(info: &PanicInfo) {
-    if !RUN.active.swap(false, Ordering::SeqCst) {
+    if !on_test_cpu() || !RUN.active.swap(false, Ordering::SeqCst) {
         return;
     }
     // SAFETY: `active` was set, so the runner is inside `call_recoverable` below us on this
@@ -260,12 +266,16 @@ pub fn catch_test_panic(info: &PanicInfo) {
     }
 }
 
+fn on_test_cpu() -> bool {
+    crate::arch::percpu::cpu_index() == RUN.cpu.load(Ordering::Relaxed)
+}
+
 /// Called on every timer tick: stops a test that ran past its deadline, as if it had panicked.
 pub fn watchdog(frame: &TrapFrame) {
     if time::now_ns() < RUN.deadline_ns.load(Ordering::Relaxed) || frame.is_user_mode() {
         return;
     }
-    if !RUN.active.swap(false, Ordering::SeqCst) {
+    if !on_test_cpu() || !RUN.active.swap(false, Ordering::SeqCst) {
         return;
     }
     // SAFETY: as in `catch_test_panic`: the timer interrupted the test on this CPU's stack, and

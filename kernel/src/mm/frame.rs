@@ -6,13 +6,13 @@
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{BuddyAllocator, FRAME_SIZE};
-use spin::Mutex;
-use x86_64::instructions::interrupts::without_interrupts;
+
+use crate::sync::IrqSpinLock;
 
 /// Physical memory below this is never handed out.
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
 
-static FRAMES: Mutex<BuddyAllocator> = Mutex::new(BuddyAllocator::new());
+static FRAMES: IrqSpinLock<BuddyAllocator> = IrqSpinLock::new(BuddyAllocator::new());
 
 fn usable_ranges(regions: &MemoryRegions) -> impl Iterator<Item = core::ops::Range<u64>> + Clone {
     regions
@@ -45,18 +45,18 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
 
 /// `2^order` contiguous frames; `None` when memory is exhausted.
 pub fn allocate(order: usize) -> Option<u64> {
-    without_interrupts(|| FRAMES.lock().allocate(order))
+    FRAMES.lock().allocate(order)
 }
 
 /// Returns a block from [`allocate`]. A bad free (double, foreign, misaligned) is a kernel bug.
 pub fn free(phys: u64, order: usize) {
-    if let Err(error) = without_interrupts(|| FRAMES.lock().free(phys, order)) {
+    if let Err(error) = FRAMES.lock().free(phys, order) {
         panic!("frame allocator: {error}");
     }
 }
 
 pub fn stats() -> buddy::Stats {
-    without_interrupts(|| FRAMES.lock().stats())
+    FRAMES.lock().stats()
 }
 
 /// True while someone holds the allocator lock (the test runner checks this after a panic).

@@ -1,8 +1,8 @@
 //! The kernel heap: linked_list_allocator over a virtual region of its own that grows by
 //! mapping fresh frames at its top when an allocation does not fit.
 //!
-//! One spinlock protects the heap, taken with interrupts disabled; growth takes the frame
-//! allocator's lock inside it (heap → frames). Interrupt handlers never allocate. When memory
+//! One [`IrqSpinLock`] protects the heap; growth takes the frame allocator's lock inside it
+//! (heap → frames). Interrupt handlers never allocate. When memory
 //! runs out the failing request and the heap's state are logged before the allocation fails.
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -12,10 +12,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use linked_list_allocator::Heap;
-use spin::Mutex;
-use x86_64::instructions::interrupts::without_interrupts;
 
 use super::{frame, paging};
+use crate::sync::IrqSpinLock;
 
 const PAGE_SIZE: usize = 4096;
 /// The heap starts this big and grows by at least this much.
@@ -24,14 +23,14 @@ const GROWTH_STEP: usize = 1 << 20;
 const MAX_HEAP_SIZE: usize = 64 << 30;
 
 struct KernelHeap {
-    heap: Mutex<Heap>,
+    heap: IrqSpinLock<Heap>,
     /// Where the heap's region starts; 0 before `init`.
     base: AtomicU64,
 }
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap {
-    heap: Mutex::new(Heap::empty()),
+    heap: IrqSpinLock::new(Heap::empty()),
     base: AtomicU64::new(0),
 };
 
@@ -89,45 +88,39 @@ fn grow(heap: &mut Heap, layout: Layout) -> Result<(), &'static str> {
 // pointer handed out lies in mapped heap memory and is returned to the same heap.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        without_interrupts(|| {
-            let mut heap = self.heap.lock();
-            if let Ok(ptr) = heap.allocate_first_fit(layout) {
-                return ptr.as_ptr();
-            }
-            let growth = grow(&mut heap, layout);
-            if let Ok(ptr) = heap.allocate_first_fit(layout) {
-                return ptr.as_ptr();
-            }
-            log::error!(
-                "heap: cannot allocate {} bytes aligned to {} ({}); heap {} KiB, {} KiB used, {} KiB free; {} frames free",
-                layout.size(),
-                layout.align(),
-                growth.err().unwrap_or("fragmented"),
-                heap.size() / 1024,
-                heap.used() / 1024,
-                heap.free() / 1024,
-                frame::stats().free_frames
-            );
-            null_mut()
-        })
+        let mut heap = self.heap.lock();
+        if let Ok(ptr) = heap.allocate_first_fit(layout) {
+            return ptr.as_ptr();
+        }
+        let growth = grow(&mut heap, layout);
+        if let Ok(ptr) = heap.allocate_first_fit(layout) {
+            return ptr.as_ptr();
+        }
+        log::error!(
+            "heap: cannot allocate {} bytes aligned to {} ({}); heap {} KiB, {} KiB used, {} KiB free; {} frames free",
+            layout.size(),
+            layout.align(),
+            growth.err().unwrap_or("fragmented"),
+            heap.size() / 1024,
+            heap.used() / 1024,
+            heap.free() / 1024,
+            frame::stats().free_frames
+        );
+        null_mut()
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        without_interrupts(|| {
-            if let Some(ptr) = NonNull::new(ptr) {
-                // SAFETY: the caller returns a pointer this heap handed out with `layout`.
-                unsafe { self.heap.lock().deallocate(ptr, layout) };
-            }
-        })
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: the caller returns a pointer this heap handed out with `layout`.
+            unsafe { self.heap.lock().deallocate(ptr, layout) };
+        }
     }
 }
 
 /// (size, used, free) in bytes.
 pub fn usage() -> (usize, usize, usize) {
-    without_interrupts(|| {
-        let heap = HEAP.heap.lock();
-        (heap.size(), heap.used(), heap.free())
-    })
+    let heap = HEAP.heap.lock();
+    (heap.size(), heap.used(), heap.free())
 }
 
 /// True while someone holds the heap lock (the test runner checks this after a panic).

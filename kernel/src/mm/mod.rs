@@ -13,10 +13,16 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use bootloader_api::info::MemoryRegions;
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+/// The end of what the direct map covers: all of the memory map, and at least 4 GiB.
+static DIRECT_MAP_END: AtomicU64 = AtomicU64::new(0);
 
 /// The virtual address at which physical address `phys` is mapped.
 pub fn phys_to_virt(phys: u64) -> u64 {
     PHYS_OFFSET.load(Ordering::Relaxed) + phys
+}
+
+pub fn direct_map_end() -> u64 {
+    DIRECT_MAP_END.load(Ordering::Relaxed)
 }
 
 /// Frames, page tables and heap, in that order.
@@ -26,6 +32,8 @@ pub fn phys_to_virt(phys: u64) -> u64 {
 /// this must run once, before anything allocates.
 pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+    let memory_end = regions.iter().map(|r| r.end).max().unwrap_or(0);
+    DIRECT_MAP_END.store(memory_end.max(1 << 32), Ordering::Relaxed);
     // SAFETY: forwarded from the caller.
     unsafe { frame::init(phys_offset, regions) };
     let heap_base = paging::init();

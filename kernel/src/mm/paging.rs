@@ -35,8 +35,12 @@ fn pml4_entry_base(index: usize) -> u64 {
         .wrapping_shr(16) as u64
 }
 
-/// Empties the lower half, reserves a kernel-half entry for the heap, and allocates a page-table
-/// page for every other empty kernel-half entry. Returns the heap's base address.
+/// Where device registers get mapped (uncached), one page after another; set by `init`.
+static MMIO_NEXT: Mutex<u64> = Mutex::new(0);
+
+/// Empties the lower half, reserves kernel-half entries for the heap and for device mappings,
+/// and allocates a page-table page for every other empty kernel-half entry. Returns the heap's
+/// base address.
 pub fn init() -> u64 {
     let pml4 = active_pml4();
     let leftovers = pml4
@@ -56,9 +60,14 @@ pub fn init() -> u64 {
         "the lower half must be empty: it belongs to user processes"
     );
 
-    let heap_index = (FIRST_KERNEL_ENTRY..ENTRIES)
-        .find(|&i| pml4[i].is_unused())
+    let mut free_entries = (FIRST_KERNEL_ENTRY..ENTRIES).filter(|&i| pml4[i].is_unused());
+    let heap_index = free_entries
+        .next()
         .expect("no free kernel-half PML4 entry for the heap");
+    let mmio_index = free_entries
+        .next()
+        .expect("no free kernel-half PML4 entry for MMIO");
+    *MMIO_NEXT.lock() = pml4_entry_base(mmio_index);
     let mut created = 0;
     for index in FIRST_KERNEL_ENTRY..ENTRIES {
         if pml4[index].is_unused() {
@@ -98,6 +107,34 @@ unsafe impl FrameAllocator<Size4KiB> for TableFrames {
 /// `virt` must be a kernel-half page owned by the caller and unmapped; `phys` a frame the caller
 /// owns.
 pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> {
+    // SAFETY: forwarded from the caller.
+    unsafe { map_page_with(virt, phys, PageTableFlags::empty()) }
+}
+
+/// Maps `pages` pages of device registers at physical `phys` uncached (PCD|PWT) at a fresh
+/// kernel address, which it returns. Mappings are never removed.
+///
+/// # Safety
+/// `phys` must be device memory that no other mapping in the kernel uses with caching on.
+pub unsafe fn map_mmio(phys: u64, pages: u64) -> Result<u64, &'static str> {
+    let virt = {
+        let mut next = MMIO_NEXT.lock();
+        let virt = *next;
+        *next += pages * 4096;
+        virt
+    };
+    for page in 0..pages {
+        let flags = PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
+        // SAFETY: the MMIO region hands out each page once, so `virt` is unmapped and ours;
+        // the caller vouches for the device memory.
+        unsafe { map_page_with(virt + page * 4096, phys + page * 4096, flags)? };
+    }
+    Ok(virt)
+}
+
+/// # Safety
+/// As for [`map_kernel_page`].
+unsafe fn map_page_with(virt: u64, phys: u64, extra: PageTableFlags) -> Result<(), &'static str> {
     let _guard = KERNEL_TABLES.lock();
     // SAFETY: the direct map covers all physical memory at this offset, and the lock above
     // serialises every change to kernel mappings.
@@ -105,7 +142,8 @@ pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> 
     let flags = PageTableFlags::PRESENT
         | PageTableFlags::WRITABLE
         | PageTableFlags::NO_EXECUTE
-        | PageTableFlags::GLOBAL;
+        | PageTableFlags::GLOBAL
+        | extra;
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
     let frame = PhysFrame::containing_address(PhysAddr::new(phys));
     // SAFETY: the caller owns both the page and the frame, so the mapping aliases nothing.
@@ -116,4 +154,58 @@ pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> 
         }
         Err(_) => Err("cannot map a kernel page (page already mapped or out of page-table memory)"),
     }
+}
+
+/// Identity-maps the page at physical `phys` (below 4 GiB) in the lower half, executable: the
+/// AP trampoline runs there while paging switches on. Undone by [`unmap_low_identity`].
+///
+/// # Safety
+/// `phys` must be a page the caller owns; the lower half must hold nothing else.
+pub unsafe fn map_low_identity(phys: u64) -> Result<(), &'static str> {
+    let _guard = KERNEL_TABLES.lock();
+    // SAFETY: as in `map_page_with`.
+    let mut mapper = unsafe { OffsetPageTable::new(active_pml4(), VirtAddr::new(phys_to_virt(0))) };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys));
+    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    // SAFETY: the caller owns the page, and the lower half is otherwise empty.
+    match unsafe { mapper.map_to(page, frame, flags, &mut TableFrames) } {
+        Ok(flush) => {
+            flush.flush();
+            Ok(())
+        }
+        Err(_) => Err("cannot map the page (already mapped or out of page-table memory)"),
+    }
+}
+
+/// Empties the lower half again, freeing the page-table pages under it (not the mapped pages),
+/// and flushes every CPU's TLB so that none keeps a lower-half translation.
+pub fn unmap_low_identity() {
+    {
+        let _guard = KERNEL_TABLES.lock();
+        let pml4 = active_pml4();
+        for entry in pml4.iter_mut().take(FIRST_KERNEL_ENTRY) {
+            if !entry.is_unused() {
+                free_table_tree(entry.addr().as_u64(), 3);
+                entry.set_unused();
+            }
+        }
+    }
+    let everyone = crate::arch::percpu::CpuSet::all_online();
+    crate::arch::smp::shootdown(everyone, crate::arch::smp::Flush::All);
+}
+
+/// Frees the page-table page at `phys` and, above level 1, the tables its entries point to.
+fn free_table_tree(phys: u64, level: u8) {
+    if level > 1 {
+        // SAFETY: `phys` is a page table of the lower half, which this module alone changes
+        // (under `KERNEL_TABLES`); it is reachable only through the entry being removed.
+        let table = unsafe { &*(phys_to_virt(phys) as *const PageTable) };
+        for entry in table.iter().filter(|e| !e.is_unused()) {
+            if !entry.flags().contains(PageTableFlags::HUGE_PAGE) {
+                free_table_tree(entry.addr().as_u64(), level - 1);
+            }
+        }
+    }
+    frame::free(phys, 0);
 }

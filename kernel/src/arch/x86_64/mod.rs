@@ -1,30 +1,65 @@
-//! x86_64 glue: descriptor tables, traps, the local APIC and its timer, the TSC, and the
-//! machinery that lets kernel code survive a fault it expected (exception table, jump buffers).
+//! x86_64 glue: descriptor tables, traps, per-CPU data, the local APIC and its timer, starting
+//! the other CPUs and working with them, the TSC, and the machinery that lets kernel code
+//! survive a fault it expected (exception table, jump buffers).
 
+pub mod acpi;
+pub mod ap_boot;
 pub mod apic;
 pub mod backtrace;
 pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;
 pub mod jump;
+pub mod percpu;
+pub mod smp;
 pub mod symbols;
 pub mod trap;
 pub mod tsc;
 
+use core::sync::atomic::Ordering;
+
+use bootloader_api::info::MemoryRegions;
 use x86_64::instructions::{hlt, interrupts, port::Port};
 
 use crate::boot_options::BootOptions;
 
-/// Descriptor tables and exception handling; the first thing after the console.
+/// Per-CPU data, descriptor tables and exception handling: the first thing at boot, so that
+/// even the first log line knows its CPU.
 pub fn init_bootstrap_cpu() {
-    gdt::init();
+    percpu::install_bootstrap();
+    percpu::this_cpu().tables.load_bootstrap();
     trap::init();
 }
 
-/// Starts the local APIC timer and enables interrupts.
-pub fn init_interrupts(phys_offset: u64) {
-    apic::init(phys_offset);
+/// Starts the bootstrap CPU's local APIC and timer and enables interrupts.
+pub fn init_interrupts(phys_offset: u64, timer_hz: u32) {
+    apic::init_bootstrap(phys_offset, timer_hz);
+    let bsp = percpu::this_cpu();
+    bsp.apic_id.store(apic::id(), Ordering::Relaxed);
+    bsp.online.store(true, Ordering::Release);
     interrupts::enable();
+}
+
+/// Finds the CPUs in the ACPI MADT and starts all but this one; logs `smp: N CPUs online`.
+pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions) {
+    let apic_ids = match rsdp.map(acpi::cpus) {
+        Some(Ok(ids)) => ids,
+        Some(Err(error)) => {
+            log::error!("acpi: {error}; running on the bootstrap CPU alone");
+            alloc::vec::Vec::new()
+        }
+        None => {
+            log::error!("acpi: the bootloader found no RSDP; running on the bootstrap CPU alone");
+            alloc::vec::Vec::new()
+        }
+    };
+    log::info!(
+        "cpu 0: online, APIC ID {} ({}), bootstrap CPU",
+        apic::id(),
+        if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
+    );
+    ap_boot::start_aps(regions, &apic_ids);
+    log::info!("smp: {} CPUs online", percpu::online_count());
 }
 
 /// How the kernel leaves QEMU: the value written to the isa-debug-exit port (0xf4). QEMU exits
@@ -52,16 +87,40 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// After boot: halt until an interrupt, answer debug keys on COM1, and leave QEMU if asked.
+/// Sleeps until an interrupt, without missing one that arrives just before: interrupts are
+/// enabled by the `hlt` itself (`sti; hlt`), after the caller's checks ran with them off.
+fn wait_for_interrupt() {
+    interrupts::enable_and_hlt();
+    interrupts::disable();
+}
+
+/// The bootstrap CPU after boot: halt until an interrupt, answer debug keys on COM1, and leave
+/// QEMU if asked.
 pub fn idle_loop(options: &BootOptions) -> ! {
     if options.exit {
         exit(ExitCode::Success);
     }
     log::info!("idle; keys on the serial console: h for help");
     loop {
-        hlt();
+        interrupts::disable();
+        smp::run_idle_work(percpu::this_cpu());
+        wait_for_interrupt();
+        interrupts::enable();
         while let Some(key) = crate::console::poll_key() {
             crate::debug_keys::handle(key);
+        }
+    }
+}
+
+/// An AP after it started: halt, run the idle work other CPUs hand it, answer their calls.
+pub fn idle_loop_forever() -> ! {
+    let cpu = percpu::this_cpu();
+    loop {
+        interrupts::enable();
+        smp::run_idle_work(cpu);
+        interrupts::disable();
+        if !cpu.idle_work.is_pending() {
+            wait_for_interrupt();
         }
     }
 }

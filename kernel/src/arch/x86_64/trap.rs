@@ -10,7 +10,7 @@
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
 use super::fmtbuf::FmtBuffer;
 use super::gdt;
@@ -197,6 +197,13 @@ pub fn init() {
             reserved: 0,
         };
     }
+    load_idt();
+}
+
+/// Loads the shared IDT on this CPU.
+pub fn load_idt() {
+    // SAFETY: after `init` the IDT is only read.
+    let idt = unsafe { &*IDT.0.get() };
     let pointer = x86_64::structures::DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
         base: x86_64::VirtAddr::from_ptr(idt),
@@ -215,6 +222,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         }
         super::apic::TIMER_VECTOR => super::apic::timer_interrupt(frame),
+        super::apic::CALL_VECTOR => super::smp::handle_call_interrupt(),
+        super::apic::WAKE_VECTOR => super::apic::end_of_interrupt(),
+        super::apic::PING_VECTOR => super::smp::handle_ping_interrupt(),
+        VECTOR_NMI => {
+            super::smp::stop_if_requested(frame.rip, frame.rsp, frame.rbp);
+            exception(frame);
+        }
         super::apic::SPURIOUS_VECTOR => {}
         super::apic::ERROR_VECTOR => {
             log::error!("local APIC error interrupt");
@@ -423,10 +437,12 @@ impl fmt::Display for SelectorError {
     }
 }
 
-/// The expect-fault hook: one test at a time may arm it (single CPU until SMP lands).
+/// The expect-fault hook: one test at a time may arm it, for faults on its own CPU.
 struct ExpectedFault {
     /// The armed vector, or `NOT_ARMED`.
     vector: AtomicU16,
+    /// The CPU that armed it: a fault elsewhere is not the one expected.
+    cpu: AtomicUsize,
     buffer: UnsafeCell<JumpBuffer>,
     report: UnsafeCell<Option<FaultReport>>,
 }
@@ -439,6 +455,7 @@ unsafe impl Sync for ExpectedFault {}
 
 static EXPECTED: ExpectedFault = ExpectedFault {
     vector: AtomicU16::new(NOT_ARMED),
+    cpu: AtomicUsize::new(0),
     buffer: UnsafeCell::new(JumpBuffer::new()),
     report: UnsafeCell::new(None),
 };
@@ -447,7 +464,9 @@ impl ExpectedFault {
     /// Takes the fault if the hook is armed for its vector: stores the report and resumes
     /// after `expect_fault`'s closure. Returns only if the hook does not claim it.
     fn claim(&self, report: &FaultReport) {
-        if self.vector.load(Ordering::Acquire) != u16::from(report.vector) {
+        if self.vector.load(Ordering::Acquire) != u16::from(report.vector)
+            || self.cpu.load(Ordering::Relaxed) != super::percpu::cpu_index()
+        {
             return;
         }
         self.vector.store(NOT_ARMED, Ordering::Release);
@@ -469,6 +488,9 @@ impl ExpectedFault {
 pub fn expect_fault<F: FnOnce()>(vector: u8, f: F) -> Option<FaultReport> {
     // SAFETY: the hook is disarmed, so nothing else touches the cells now.
     unsafe { *EXPECTED.report.get() = None };
+    EXPECTED
+        .cpu
+        .store(super::percpu::cpu_index(), Ordering::Relaxed);
     EXPECTED.vector.store(u16::from(vector), Ordering::Release);
     // SAFETY: `EXPECTED.buffer` is static; the hook is disarmed (by the handler or below)
     // before this returns, so nobody jumps to it afterwards.

@@ -1,0 +1,164 @@
+//! Random damage to valid tables never panics, and `Madt::cpus` agrees with a simple model.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+use super::*;
+use crate::{AcpiError, Cpu, Madt, MadtEntry, find_madt};
+
+/// What `Madt::cpus` should report, computed the obvious way with a `Vec`.
+fn model_cpus(madt: &Madt<'_>) -> Result<Vec<Cpu>, AcpiError> {
+    let mut cpus: Vec<Cpu> = Vec::new();
+    for entry in madt.entries() {
+        let (apic_id, acpi_uid, flags, x2apic_entry) = match entry? {
+            MadtEntry::LocalApic {
+                processor_uid,
+                apic_id,
+                flags,
+            } if apic_id != 0xff => (u32::from(apic_id), u32::from(processor_uid), flags, false),
+            MadtEntry::LocalX2Apic {
+                x2apic_id,
+                flags,
+                processor_uid,
+            } if x2apic_id != u32::MAX => (x2apic_id, processor_uid, flags, true),
+            _ => continue,
+        };
+        let enabled = flags & 1 != 0;
+        let usable = enabled || (madt.revision >= 5 && flags & 2 != 0);
+        if usable && cpus.iter().all(|cpu| cpu.apic_id != apic_id) {
+            cpus.push(Cpu {
+                apic_id,
+                acpi_uid,
+                enabled,
+                x2apic_entry,
+            });
+        }
+    }
+    Ok(cpus)
+}
+
+/// Checks everything a kernel would call on `madt` against the model.
+fn check_madt(madt: &Madt<'_>, table_len: usize) {
+    // Each step consumes at least 2 bytes or ends the walk.
+    assert!(madt.entries().count() <= table_len / 2);
+    let model = match model_cpus(madt) {
+        Ok(model) => model,
+        Err(error) => {
+            assert_eq!(madt.cpus(&mut [Cpu::default(); 4]), Err(error));
+            return;
+        }
+    };
+    let total = model.len();
+    for room in [0, 1, total.saturating_sub(1), total, total + 1] {
+        let mut out = vec![Cpu::default(); room];
+        assert_eq!(
+            madt.cpus(&mut out),
+            Ok((room.min(total), total)),
+            "room for {room}"
+        );
+        assert_eq!(out[..room.min(total)], model[..room.min(total)]);
+    }
+}
+
+/// Looks for the MADT in `image` and checks whatever comes out.
+fn exercise(image: &Image, rsdp: u64) {
+    match find_madt(image, rsdp) {
+        Ok(madt) => check_madt(&madt, image.bytes.len()),
+        Err(error) => assert!(!error.to_string().is_empty()),
+    }
+}
+
+/// An XSDT layout whose MADT holds every decoded entry type.
+fn rich_layout() -> Layout {
+    let entries = [
+        entry::local_apic(0, 0, 1),
+        entry::local_apic(1, 1, 2),
+        entry::local_x2apic(1, 1, 1),
+        entry::local_x2apic(256, 1, 2),
+        entry::io_apic(0, 0xfec0_0000, 0),
+        entry::source_override(0, 0, 2, 0),
+        entry::nmi_source(0xd, 23),
+        entry::local_apic_nmi(0xff, 0, 1),
+        entry::address_override(0x1_fee0_0000),
+        entry::local_x2apic_nmi(u32::MAX, 0, 1),
+        entry::raw(0x80, &[1, 2, 3]),
+    ];
+    layout_xsdt(&madt(5, LAPIC, 1, &entries))
+}
+
+/// Recomputes the checksums of the RSDP, the XSDT and the MADT of a [`layout_xsdt`] over their
+/// original extents, so that damage inside them gets past the checksums.
+fn refix_checksums(layout: &mut Layout, original: &Image) {
+    let index = |phys: u64| usize::try_from(phys - BASE).unwrap();
+    let rsdp = index(layout.rsdp);
+    let bytes = &mut layout.image.bytes;
+    fix_checksum(&mut bytes[rsdp..rsdp + 20], 8);
+    fix_checksum(&mut bytes[rsdp..rsdp + 36], 32);
+    for table in [layout.xsdt, layout.madt] {
+        let length = original.read(table + 4, 4).unwrap();
+        let length = usize::try_from(u32::from_le_bytes(length.try_into().unwrap())).unwrap();
+        let start = index(table);
+        fix_checksum(&mut bytes[start..start + length], 9);
+    }
+}
+
+/// A Processor Local APIC or x2APIC entry with IDs and flags drawn so that duplicates,
+/// broadcast IDs and every flag combination come up often, or another entry.
+fn any_entry() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => (any::<u8>(), prop_oneof![0u8..6, Just(0xff)], 0u32..4)
+            .prop_map(|(uid, id, flags)| entry::local_apic(uid, id, flags)),
+        4 => (prop_oneof![0u32..6, 250u32..260, Just(u32::MAX)], 0u32..4, any::<u32>())
+            .prop_map(|(id, flags, uid)| entry::local_x2apic(id, flags, uid)),
+        1 => any::<u64>().prop_map(entry::address_override),
+        1 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(kind, payload)| entry::raw(kind, &payload)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn corrupted_bytes_never_panic(
+        damage in proptest::collection::vec((any::<Index>(), any::<u8>()), 1..8),
+        refix in any::<bool>(),
+    ) {
+        let original = rich_layout();
+        let mut layout = original.clone();
+        for (at, value) in damage {
+            let at = at.index(layout.image.bytes.len());
+            layout.image.bytes[at] = value;
+        }
+        if refix {
+            refix_checksums(&mut layout, &original.image);
+        }
+        exercise(&layout.image, layout.rsdp);
+    }
+
+    #[test]
+    fn truncated_memory_never_panics(keep in any::<Index>()) {
+        let mut layout = rich_layout();
+        let keep = keep.index(layout.image.bytes.len() + 1);
+        layout.image.bytes.truncate(keep);
+        exercise(&layout.image, layout.rsdp);
+    }
+
+    #[test]
+    fn random_entry_bytes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..120),
+        revision in 0u8..8,
+    ) {
+        let layout = layout_rsdt(0, &madt(revision, LAPIC, 0, &[bytes]));
+        let madt = find_madt(&layout.image, layout.rsdp).unwrap();
+        check_madt(&madt, layout.image.bytes.len());
+    }
+
+    #[test]
+    fn cpus_match_the_model(
+        entries in proptest::collection::vec(any_entry(), 0..24),
+        revision in 3u8..7,
+    ) {
+        let layout = layout_rsdt(0, &madt(revision, LAPIC, 0, &entries));
+        let madt = find_madt(&layout.image, layout.rsdp).unwrap();
+        check_madt(&madt, layout.image.bytes.len());
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-CPU data, reached through the GS base: each CPU's [`PerCpu`] starts with a pointer to
+//! itself, so `mov reg, gs:[0]` finds it from any context (no lock, no table lookup).
+//!
+//! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order) and index the registry
+//! [`cpu`]. A `PerCpu` is built before its CPU starts, published in the registry once, and lives
+//! for good; its fields are atomics or `Once`s, so other CPUs may read it at any time. The
+//! bootstrap CPU's lives in a static (it is needed before the heap exists); the others are
+//! leaked boxes.
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::GsBase;
+
+use super::gdt::CpuTables;
+
+/// The most CPUs the kernel runs on; CPU sets are 64-bit masks.
+pub const MAX_CPUS: usize = 64;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// This structure's own address; must stay the first field (`gs:[0]`).
+    self_ptr: AtomicPtr<PerCpu>,
+    /// Dense CPU number.
+    pub index: usize,
+    /// The local APIC ID (x2APIC ID in x2APIC mode).
+    pub apic_id: AtomicU32,
+    /// Set once the CPU runs kernel code with its own tables and timer.
+    pub online: AtomicBool,
+    /// Local APIC timer interrupts taken.
+    pub ticks: AtomicU64,
+    /// GDT, TSS and interrupt stacks, built by the CPU itself as it starts.
+    pub tables: CpuTables,
+    /// Cross-CPU function calls waiting for this CPU (see `smp::call_many`).
+    pub call_queue: super::smp::CallQueue,
+    /// Work for this CPU's idle loop (see `smp::run_in_idle`).
+    pub idle_work: super::smp::IdleWork,
+    /// IPI round trips (see `smp::ping`).
+    pub ping: super::smp::PingState,
+    /// Where an NMI stopped this CPU during a panic elsewhere: (RIP, RSP, RBP).
+    pub stopped_at: Once<(u64, u64, u64)>,
+}
+
+impl PerCpu {
+    pub const fn new(index: usize, apic_id: u32) -> Self {
+        Self {
+            self_ptr: AtomicPtr::new(core::ptr::null_mut()),
+            index,
+            apic_id: AtomicU32::new(apic_id),
+            online: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
+            tables: CpuTables::new(),
+            call_queue: super::smp::CallQueue::new(),
+            idle_work: super::smp::IdleWork::new(),
+            ping: super::smp::PingState::new(),
+            stopped_at: Once::new(),
+        }
+    }
+}
+
+static BSP: PerCpu = PerCpu::new(0, 0);
+
+static REGISTRY: [AtomicPtr<PerCpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+/// CPUs registered so far (online or starting).
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes `percpu` this CPU's per-CPU data (GS base) and publishes it in the registry.
+pub fn install(percpu: &'static PerCpu) {
+    percpu
+        .self_ptr
+        .store((percpu as *const PerCpu).cast_mut(), Ordering::Relaxed);
+    GsBase::write(VirtAddr::from_ptr(percpu));
+    REGISTRY[percpu.index].store((percpu as *const PerCpu).cast_mut(), Ordering::Release);
+    REGISTERED.fetch_max(percpu.index + 1, Ordering::AcqRel);
+}
+
+/// The bootstrap CPU's data: installed first thing at boot.
+pub fn install_bootstrap() {
+    install(&BSP);
+}
+
+/// This CPU's data.
+pub fn this_cpu() -> &'static PerCpu {
+    let ptr: *const PerCpu;
+    // SAFETY: GS base points at this CPU's `PerCpu` from `install` on, whose first field holds
+    // its own address; every CPU installs its data before running any other kernel code.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, preserves_flags, readonly));
+        &*ptr
+    }
+}
+
+pub fn cpu_index() -> usize {
+    this_cpu().index
+}
+
+/// The registered CPU with this index.
+pub fn cpu(index: usize) -> Option<&'static PerCpu> {
+    let ptr = REGISTRY.get(index)?.load(Ordering::Acquire);
+    // SAFETY: registry entries are null or point at `PerCpu`s that live for good.
+    unsafe { ptr.as_ref() }
+}
+
+/// Every registered CPU, online or still starting.
+pub fn registered_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    (0..REGISTERED.load(Ordering::Acquire)).filter_map(cpu)
+}
+
+/// Every registered CPU that is online.
+pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    registered_cpus().filter(|c| c.online.load(Ordering::Acquire))
+}
+
+pub fn online_count() -> usize {
+    online_cpus().count()
+}
+
+/// A set of CPUs by index.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct CpuSet(pub u64);
+
+impl CpuSet {
+    pub fn all_online() -> Self {
+        Self(online_cpus().fold(0, |mask, c| mask | 1 << c.index))
+    }
+
+    pub fn single(index: usize) -> Self {
+        Self(1 << index)
+    }
+
+    pub fn contains(self, index: usize) -> bool {
+        index < MAX_CPUS && self.0 & (1 << index) != 0
+    }
+
+    pub fn without(self, index: usize) -> Self {
+        Self(self.0 & !(1 << index))
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_CPUS).filter(move |&i| self.contains(i))
+    }
+}
