@@ -35,6 +35,8 @@ pub struct BootOptions {
     pub test_filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
     pub test_timeout_ms: u64,
+    /// `ktest.stress=N`: multiplies the iteration counts of stress tests (torture runs).
+    pub test_stress: u32,
     /// `ktest.selftest=fail|timeout|hang|fault`: add a deliberately broken test (harness self-check).
     pub self_test: Option<SelfTest>,
 }
@@ -48,6 +50,7 @@ impl Default for BootOptions {
             timer_hz: 1000,
             test_filter: None,
             test_timeout_ms: 30_000,
+            test_stress: 1,
             self_test: None,
         }
     }
@@ -99,6 +102,12 @@ impl BootOptions {
                     .filter(|&ms| ms > 0)
                     .map(|ms| options.test_timeout_ms = ms)
                     .is_some(),
+                "ktest.stress" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .map(|n| options.test_stress = n)
+                    .is_some(),
                 "ktest.selftest" => {
                     let which = match opt.value {
                         Some("fail") => Some(SelfTest::Fail),
@@ -137,6 +146,9 @@ impl fmt::Display for BootOptions {
         write!(f, "log={} hz={}", self.log_level, self.timer_hz)?;
         if self.test {
             write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
+        }
+        if self.test_stress != 1 {
+            write!(f, " ktest.stress={}", self.test_stress)?;
         }
         if let Some(filter) = self.test_filter {
             write!(f, " ktest.filter={filter}")?;

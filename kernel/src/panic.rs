@@ -41,7 +41,7 @@ fn panic(info: &PanicInfo) -> ! {
 /// An unrecoverable exception: prints `report` and a backtrace, then stops the machine.
 pub fn fatal(report: fmt::Arguments, frame: Option<&TrapFrame>) -> ! {
     begin_dying();
-    emergency_write(format_args!("\n(CPU {}) {report}\n", percpu::cpu_index()));
+    emergency_write(format_args!("\n{report}\n"));
     if let Some(frame) = frame {
         write_backtrace(frame.rbp);
     }

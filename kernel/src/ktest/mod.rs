@@ -14,6 +14,7 @@
 
 mod selftest;
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
@@ -125,6 +126,12 @@ struct Run {
     current: UnsafeCell<Option<&'static TestCase>>,
     recovery: UnsafeCell<JumpBuffer>,
     reason: UnsafeCell<Reason>,
+    /// A test's own [`catch_panic`] is running: its panics go there instead.
+    catching: AtomicBool,
+    catch_recovery: UnsafeCell<JumpBuffer>,
+    caught: UnsafeCell<Reason>,
+    /// `ktest.stress`.
+    stress: AtomicU64,
     details: UnsafeCell<Details>,
 }
 
@@ -144,6 +151,10 @@ static RUN: Run = Run {
     current: UnsafeCell::new(None),
     recovery: UnsafeCell::new(JumpBuffer::new()),
     reason: UnsafeCell::new(FmtBuffer::new()),
+    catching: AtomicBool::new(false),
+    catch_recovery: UnsafeCell::new(JumpBuffer::new()),
+    caught: UnsafeCell::new(FmtBuffer::new()),
+    stress: AtomicU64::new(1),
     details: UnsafeCell::new(FmtBuffer::new()),
 };
 
@@ -242,7 +253,17 @@ fn finish() -> ! {
 /// Called first by the panic handler: if a test is running, records the panic as its failure
 /// and resumes the runner. Returns only if no test can take the panic.
 pub fn catch_test_panic(info: &PanicInfo) {
-    if !on_test_cpu() || !RUN.active.swap(false, Ordering::SeqCst) {
+    if !on_test_cpu() {
+        return;
+    }
+    if RUN.catching.swap(false, Ordering::SeqCst) {
+        // SAFETY: `catch_panic` runs below us on this stack and reads `caught` after the jump.
+        unsafe {
+            let _ = write!(OneLine(&mut *RUN.caught.get()), "{}", info.message());
+            jump::resume_at(RUN.catch_recovery.get());
+        }
+    }
+    if !RUN.active.swap(false, Ordering::SeqCst) {
         return;
     }
     // SAFETY: `active` was set, so the runner is inside `call_recoverable` below us on this
@@ -264,6 +285,29 @@ pub fn catch_test_panic(info: &PanicInfo) {
         let _ = backtrace::write(details, backtrace::current_frame_pointer());
         jump::resume_at(RUN.recovery.get());
     }
+}
+
+/// For stress tests: how many times their base iteration count to run (`ktest.stress`).
+pub fn stress_factor() -> u64 {
+    RUN.stress.load(Ordering::Relaxed)
+}
+
+/// Runs `f` inside a test, expecting it may panic: returns the panic message instead of
+/// failing the test. Like any recovery here, it skips the rest of `f` without unwinding.
+pub fn catch_panic<F: FnOnce()>(f: F) -> Result<(), String> {
+    assert!(
+        on_test_cpu() && RUN.active.load(Ordering::SeqCst),
+        "catch_panic outside a test"
+    );
+    // SAFETY: not catching, so nothing else touches the cells.
+    unsafe { *RUN.caught.get() = FmtBuffer::new() };
+    RUN.catching.store(true, Ordering::SeqCst);
+    // SAFETY: the buffer is static, and `catching` is cleared (by the panic path or below)
+    // before this returns, so nobody jumps to it afterwards.
+    let outcome = unsafe { jump::call_recoverable(RUN.catch_recovery.get(), f) };
+    RUN.catching.store(false, Ordering::SeqCst);
+    // SAFETY: the panic path wrote `caught` before jumping; it is not catching now.
+    outcome.map_err(|()| unsafe { String::from((*RUN.caught.get()).as_str()) })
 }
 
 fn on_test_cpu() -> bool {
@@ -315,7 +359,12 @@ pub fn abort_run(reason: fmt::Arguments) -> ! {
         // The test in progress has no result yet.
         // SAFETY: the run is over; nothing else reads or writes the cells now.
         let name = unsafe { (*RUN.current.get()).map_or("?", |c| c.name) };
-        console::emergency_write(format_args!("not ok {current} {name} # {reason}\n"));
+        let mut one_line = Reason::new();
+        let _ = write!(OneLine(&mut one_line), "{reason}");
+        console::emergency_write(format_args!(
+            "not ok {current} {name} # {}\n",
+            one_line.as_str()
+        ));
         RUN.failed.fetch_add(1, Ordering::Relaxed);
     } else if current == 0 {
         first_not_run = 1;

@@ -4,7 +4,8 @@
 //! bootloader left there, and every empty kernel-half entry (256..512) gets a page-table page, so
 //! that address spaces created later can share the kernel half by copying those 256 entries and
 //! never need to learn of new kernel mappings. One kernel-half entry is reserved for the heap.
-//! Kernel mappings are changed only by [`map_kernel_page`], under the frame allocator's rules.
+//! Kernel mappings are changed only by the functions here, under `KERNEL_TABLES`; run-time
+//! mappings (device registers, test pages) get addresses from a region of their own.
 
 use spin::Mutex;
 use x86_64::structures::paging::{
@@ -35,8 +36,9 @@ fn pml4_entry_base(index: usize) -> u64 {
         .wrapping_shr(16) as u64
 }
 
-/// Where device registers get mapped (uncached), one page after another; set by `init`.
-static MMIO_NEXT: Mutex<u64> = Mutex::new(0);
+/// The next free address of the kernel-map region (device registers and other pages mapped at
+/// run time), handed out upwards and never reused; set by `init`.
+static KERNEL_MAP_NEXT: Mutex<u64> = Mutex::new(0);
 
 /// Empties the lower half, reserves kernel-half entries for the heap and for device mappings,
 /// and allocates a page-table page for every other empty kernel-half entry. Returns the heap's
@@ -64,10 +66,10 @@ pub fn init() -> u64 {
     let heap_index = free_entries
         .next()
         .expect("no free kernel-half PML4 entry for the heap");
-    let mmio_index = free_entries
+    let map_index = free_entries
         .next()
-        .expect("no free kernel-half PML4 entry for MMIO");
-    *MMIO_NEXT.lock() = pml4_entry_base(mmio_index);
+        .expect("no free kernel-half PML4 entry for run-time mappings");
+    *KERNEL_MAP_NEXT.lock() = pml4_entry_base(map_index);
     let mut created = 0;
     for index in FIRST_KERNEL_ENTRY..ENTRIES {
         if pml4[index].is_unused() {
@@ -117,12 +119,7 @@ pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> 
 /// # Safety
 /// `phys` must be device memory that no other mapping in the kernel uses with caching on.
 pub unsafe fn map_mmio(phys: u64, pages: u64) -> Result<u64, &'static str> {
-    let virt = {
-        let mut next = MMIO_NEXT.lock();
-        let virt = *next;
-        *next += pages * 4096;
-        virt
-    };
+    let virt = reserve_virtual(pages);
     for page in 0..pages {
         let flags = PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
         // SAFETY: the MMIO region hands out each page once, so `virt` is unmapped and ours;
@@ -130,6 +127,67 @@ pub unsafe fn map_mmio(phys: u64, pages: u64) -> Result<u64, &'static str> {
         unsafe { map_page_with(virt + page * 4096, phys + page * 4096, flags)? };
     }
     Ok(virt)
+}
+
+/// `pages` pages of fresh, unmapped kernel address space for the caller alone.
+pub fn reserve_virtual(pages: u64) -> u64 {
+    let mut next = KERNEL_MAP_NEXT.lock();
+    let virt = *next;
+    *next += pages * 4096;
+    virt
+}
+
+/// Points the mapped kernel page at `virt` to the frame at `phys` and returns the old frame.
+/// No TLB is flushed: the caller shoots the old translation down (`smp::shootdown`).
+///
+/// # Safety
+/// The caller owns the page at `virt` and the frame at `phys`.
+pub unsafe fn remap_kernel_page(virt: u64, phys: u64) -> Result<u64, &'static str> {
+    // SAFETY: forwarded from the caller.
+    unsafe { swap_kernel_pte(virt, Some(phys)) }
+}
+
+/// Unmaps the kernel page at `virt` and returns its frame; no TLB is flushed (as above).
+///
+/// # Safety
+/// The caller owns the page at `virt`, and nobody uses it any more.
+pub unsafe fn unmap_kernel_page(virt: u64) -> Result<u64, &'static str> {
+    // SAFETY: forwarded from the caller.
+    unsafe { swap_kernel_pte(virt, None) }
+}
+
+/// Replaces the level-1 entry of `virt` (a mapped 4 KiB kernel page) with one for `phys` (same
+/// flags) or with nothing; returns the old frame.
+///
+/// # Safety
+/// See [`remap_kernel_page`].
+unsafe fn swap_kernel_pte(virt: u64, phys: Option<u64>) -> Result<u64, &'static str> {
+    let _guard = KERNEL_TABLES.lock();
+    let addr = VirtAddr::new(virt);
+    let mut table = active_pml4() as *mut PageTable;
+    for index in [addr.p4_index(), addr.p3_index(), addr.p2_index()] {
+        // SAFETY: `table` is a live page table of the kernel half (changed only under the lock
+        // held here); the direct map covers the next level.
+        let entry = unsafe { &(&*table)[index] };
+        if entry.is_unused() || entry.flags().contains(PageTableFlags::HUGE_PAGE) {
+            return Err("not a mapped 4 KiB kernel page");
+        }
+        table = phys_to_virt(entry.addr().as_u64()) as *mut PageTable;
+    }
+    // SAFETY: as above, for the level-1 table.
+    let entry = unsafe { &mut (&mut *table)[addr.p1_index()] };
+    if entry.is_unused() {
+        return Err("not a mapped 4 KiB kernel page");
+    }
+    let old = entry.addr().as_u64();
+    match phys {
+        Some(phys) => {
+            let flags = entry.flags();
+            entry.set_addr(PhysAddr::new(phys), flags);
+        }
+        None => entry.set_unused(),
+    }
+    Ok(old)
 }
 
 /// # Safety

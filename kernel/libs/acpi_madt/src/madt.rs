@@ -37,8 +37,7 @@ pub struct Madt<'a> {
     pub local_apic_address: u64,
     /// The MADT flags; see [`PCAT_COMPAT`](Self::PCAT_COMPAT).
     pub flags: u32,
-    /// The table's revision (5 for ACPI 6.3 and 6.4, 6 for ACPI 6.5), on which the meaning of
-    /// some flags depends.
+    /// The table's revision (5 from ACPI 6.3 on), on which the meaning of some flags depends.
     pub revision: u8,
     /// The interrupt controller structures that follow the fixed fields.
     entries: &'a [u8],

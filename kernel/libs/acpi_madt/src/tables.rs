@@ -60,6 +60,13 @@ impl Root {
 /// otherwise. The RSDP, the root table and the MADT must pass their signature, length and
 /// checksum checks; the MADT's entries are decoded lazily, by [`Madt::entries`] and
 /// [`Madt::cpus`]. The returned [`Madt`] borrows the table from `mem`.
+///
+/// # Errors
+///
+/// The first defect met on the way: an RSDP, RSDT or XSDT that cannot be read or fails its
+/// checks, a root table that lists no MADT, or an MADT that cannot be read or fails its checks.
+/// Listed tables that cannot be read are skipped rather than reported, since only the MADT is
+/// wanted.
 pub fn find_madt<M: PhysMemory>(mem: &M, rsdp_phys: u64) -> Result<Madt<'_>, AcpiError> {
     let (root_address, root) = root_table(mem, rsdp_phys)?;
     let root_signature = root.signature();

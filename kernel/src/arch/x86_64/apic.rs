@@ -61,7 +61,6 @@ static X2APIC: AtomicBool = AtomicBool::new(false);
 static XAPIC_BASE: AtomicU64 = AtomicU64::new(0);
 /// The timer's initial count for the configured rate, from the bootstrap CPU's calibration.
 static TIMER_INITIAL_COUNT: AtomicU32 = AtomicU32::new(0);
-static TIMER_HZ: AtomicU32 = AtomicU32::new(1000);
 
 fn read(reg: u32) -> u32 {
     if X2APIC.load(Ordering::Relaxed) {
@@ -177,7 +176,6 @@ pub fn init_bootstrap(phys_offset: u64, hz: u32) {
     crate::time::delay_us(10_000);
     let per_10ms = u64::from(u32::MAX - read(REG_TIMER_CURRENT));
     let initial = (per_10ms * 100 / u64::from(hz)).clamp(1, u64::from(u32::MAX)) as u32;
-    TIMER_HZ.store(hz, Ordering::Relaxed);
     TIMER_INITIAL_COUNT.store(initial, Ordering::Relaxed);
     start_timer();
     log::info!(
@@ -191,10 +189,6 @@ pub fn init_ap() {
     enable_in_msr(is_x2apic());
     enable_local_vectors();
     start_timer();
-}
-
-pub fn timer_hz() -> u32 {
-    TIMER_HZ.load(Ordering::Relaxed)
 }
 
 pub fn end_of_interrupt() {
@@ -228,14 +222,6 @@ fn send(destination: u32, command: u64) {
 /// A fixed-vector IPI to one CPU.
 pub fn send_ipi(apic_id: u32, vector: u8) {
     send(apic_id, ICR_FIXED | ICR_LEVEL_ASSERT | u64::from(vector));
-}
-
-/// A fixed-vector IPI to every CPU but this one.
-pub fn send_ipi_all_but_self(vector: u8) {
-    send(
-        0,
-        ICR_ALL_BUT_SELF | ICR_FIXED | ICR_LEVEL_ASSERT | u64::from(vector),
-    );
 }
 
 /// An NMI to every CPU but this one (the panic path's stop signal).

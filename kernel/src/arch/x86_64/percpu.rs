@@ -126,10 +126,6 @@ impl CpuSet {
         Self(online_cpus().fold(0, |mask, c| mask | 1 << c.index))
     }
 
-    pub fn single(index: usize) -> Self {
-        Self(1 << index)
-    }
-
     pub fn contains(self, index: usize) -> bool {
         index < MAX_CPUS && self.0 & (1 << index) != 0
     }

@@ -353,3 +353,209 @@ pub fn handle_ping_interrupt() {
         }
     }
 }
+
+mod ktests {
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    use super::{Flush, call_many, ping, run_in_idle, shootdown};
+    use crate::arch::percpu::{self, CpuSet, MAX_CPUS};
+    use crate::arch::{acpi, apic};
+    use crate::ktest;
+    use crate::mm::{frame, paging, phys_to_virt};
+
+    ktest! {
+        /// Every CPU the MADT lists came online.
+        fn online_cpus_match_the_madt() {
+            let listed = acpi::madt_cpu_count().min(MAX_CPUS);
+            assert!(listed >= 1, "the MADT listed no CPU");
+            assert_eq!(percpu::online_count(), listed, "online CPUs differ from the MADT's");
+        }
+    }
+
+    ktest! {
+        /// Every CPU's local APIC timer ticks (about `hz` times a second).
+        fn every_cpu_timer_ticks() {
+            let before: [u64; MAX_CPUS] = core::array::from_fn(|i| {
+                percpu::cpu(i).map_or(0, |c| c.ticks.load(Ordering::Relaxed))
+            });
+            crate::time::delay_us(100_000);
+            for cpu in percpu::online_cpus() {
+                let ticks = cpu.ticks.load(Ordering::Relaxed) - before[cpu.index];
+                assert!(ticks >= 5, "CPU {} ticked {ticks} times in 100 ms", cpu.index);
+            }
+        }
+    }
+
+    ktest! {
+        /// A cross-CPU call runs once on every CPU, and the initiator sees each one's result.
+        fn cross_call_runs_everywhere_and_returns_results() {
+            let runs: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+            let seen_apic_id: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+            let everyone = CpuSet::all_online();
+            call_many(everyone, &|| {
+                let me = percpu::this_cpu();
+                runs[me.index].fetch_add(1, Ordering::Relaxed);
+                seen_apic_id[me.index].store(apic::id(), Ordering::Relaxed);
+            });
+            for cpu in percpu::online_cpus() {
+                assert_eq!(runs[cpu.index].load(Ordering::Relaxed), 1, "CPU {} ran it", cpu.index);
+                assert_eq!(seen_apic_id[cpu.index].load(Ordering::Relaxed), cpu.apic_id.load(Ordering::Relaxed));
+            }
+            let total: u32 = runs.iter().map(|r| r.load(Ordering::Relaxed)).sum();
+            assert_eq!(total as usize, everyone.len(), "a CPU outside the set ran the call");
+        }
+    }
+
+    ktest! {
+        /// Per-CPU data: a distinct `PerCpu` on every CPU, unchanged across timer interrupts.
+        fn per_cpu_data_is_distinct_and_survives_interrupts() {
+            let addresses: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+            run_in_idle(CpuSet::all_online(), &|| {
+                let me = percpu::this_cpu();
+                let start_ticks = me.ticks.load(Ordering::Relaxed);
+                while me.ticks.load(Ordering::Relaxed) < start_ticks + 5 {
+                    let again = percpu::this_cpu();
+                    assert!(core::ptr::eq(me, again), "per-CPU pointer changed under interrupts");
+                    assert_eq!(again.index, me.index);
+                }
+                assert_eq!(me.apic_id.load(Ordering::Relaxed), apic::id(), "wrong CPU's data");
+                addresses[me.index].store(me as *const _ as u64, Ordering::Relaxed);
+            });
+            for cpu in percpu::online_cpus() {
+                let address = addresses[cpu.index].load(Ordering::Relaxed);
+                assert_eq!(address, cpu as *const _ as u64, "CPU {} saw other data", cpu.index);
+            }
+        }
+    }
+
+    /// Pings from `i` to `j` as `(answered by j, pongs seen by i)`.
+    fn ping_totals() -> [[(u64, u64); MAX_CPUS]; MAX_CPUS] {
+        let mut totals = [[(0, 0); MAX_CPUS]; MAX_CPUS];
+        for from in percpu::online_cpus() {
+            for to in percpu::online_cpus() {
+                totals[from.index][to.index] =
+                    (to.ping.totals(from.index).0, from.ping.totals(to.index).1);
+            }
+        }
+        totals
+    }
+
+    /// Every CPU pings others `rounds` times (all at once); then every pair must balance:
+    /// each ping answered exactly once and each answer seen exactly once.
+    fn ping_everyone(rounds: u64, stride_all: bool) {
+        let before = ping_totals();
+        let sent: [[AtomicU64; MAX_CPUS]; MAX_CPUS] =
+            [const { [const { AtomicU64::new(0) }; MAX_CPUS] }; MAX_CPUS];
+        let online: [usize; MAX_CPUS] = {
+            let mut list = [0; MAX_CPUS];
+            for (slot, cpu) in list.iter_mut().zip(percpu::online_cpus()) {
+                *slot = cpu.index;
+            }
+            list
+        };
+        let count = percpu::online_count();
+        run_in_idle(CpuSet::all_online(), &|| {
+            let me = percpu::cpu_index();
+            for round in 0..rounds {
+                for step in 1..count {
+                    let target = if stride_all {
+                        online[(me + step) % count]
+                    } else {
+                        online[(me + 1 + (round as usize + step) % (count - 1)) % count]
+                    };
+                    if target == me {
+                        continue;
+                    }
+                    ping(target);
+                    sent[me][target].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let after = ping_totals();
+        for from in percpu::online_cpus().map(|c| c.index) {
+            for to in percpu::online_cpus().map(|c| c.index) {
+                let sent = sent[from][to].load(Ordering::Relaxed);
+                let answered = after[from][to].0 - before[from][to].0;
+                let seen = after[from][to].1 - before[from][to].1;
+                assert_eq!(
+                    answered, sent,
+                    "CPU {to} answered {answered} of {sent} pings from CPU {from}"
+                );
+                assert_eq!(
+                    seen, sent,
+                    "CPU {from} saw {seen} pongs for {sent} pings to CPU {to}"
+                );
+            }
+        }
+    }
+
+    ktest! {
+        /// An IPI round trip from every CPU to every other CPU.
+        fn ipi_round_trip_between_every_pair() {
+            if percpu::online_count() < 2 {
+                return;
+            }
+            ping_everyone(1, true);
+        }
+    }
+
+    ktest! {
+        /// Every CPU hammers IPIs at the others at once; no delivery is lost or duplicated.
+        fn ipi_storm_loses_and_duplicates_nothing() {
+            if percpu::online_count() < 2 {
+                return;
+            }
+            ping_everyone(50 * ktest::stress_factor(), false);
+        }
+    }
+
+    ktest! {
+        /// A page mapped and read by every CPU is remapped to another frame and shot down;
+        /// afterwards every CPU reads the new contents, never the old.
+        fn tlb_shootdown_shows_every_cpu_the_new_frame() {
+            const OLD: u64 = 0x01d0_01d0_01d0_01d0;
+            const NEW: u64 = 0x0e40_0e40_0e40_0e40;
+            let old = frame::allocate(0).expect("no frame");
+            let new = frame::allocate(0).expect("no frame");
+            // SAFETY: both frames were just allocated to this test.
+            unsafe {
+                *(phys_to_virt(old) as *mut u64) = OLD;
+                *(phys_to_virt(new) as *mut u64) = NEW;
+            }
+            let page = paging::reserve_virtual(1);
+            // SAFETY: the page was just reserved for this test and the frame is ours.
+            unsafe { paging::map_kernel_page(page, old) }.expect("map");
+            let everyone = CpuSet::all_online();
+            let read = || {
+                // SAFETY: the page stays mapped (to one of the two frames) until the end.
+                unsafe { core::ptr::read_volatile(page as *const u64) }
+            };
+            // Every CPU caches the translation to the old frame.
+            let saw_old = AtomicU32::new(0);
+            run_in_idle(everyone, &|| {
+                if read() == OLD {
+                    saw_old.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            assert_eq!(saw_old.load(Ordering::Relaxed) as usize, everyone.len());
+            // SAFETY: the page and both frames belong to this test.
+            let previous = unsafe { paging::remap_kernel_page(page, new) }.expect("remap");
+            assert_eq!(previous, old);
+            shootdown(everyone, Flush::Range { start: page, end: page + 4096 });
+            let saw_new = AtomicU32::new(0);
+            run_in_idle(everyone, &|| {
+                let value = read();
+                assert_ne!(value, OLD, "CPU {} read the old frame after the shootdown", percpu::cpu_index());
+                if value == NEW {
+                    saw_new.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            assert_eq!(saw_new.load(Ordering::Relaxed) as usize, everyone.len());
+            // SAFETY: nobody uses the page any more.
+            let last = unsafe { paging::unmap_kernel_page(page) }.expect("unmap");
+            shootdown(everyone, Flush::All);
+            frame::free(last, 0);
+            frame::free(old, 0);
+        }
+    }
+}

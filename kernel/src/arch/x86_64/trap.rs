@@ -284,9 +284,10 @@ fn write_report(out: &mut impl Write, frame: &TrapFrame, cr2: u64) -> fmt::Resul
     } else {
         "kernel"
     };
+    let cpu = super::percpu::cpu_index();
     writeln!(
         out,
-        "EXCEPTION: {name} ({mnemonic}, vector {vector}) in {mode} mode"
+        "EXCEPTION on CPU {cpu}: {name} ({mnemonic}, vector {vector}) in {mode} mode"
     )?;
     match vector {
         VECTOR_PAGE_FAULT => {
@@ -539,7 +540,7 @@ mod ktests {
             assert!(report.rip >= 0xffff_8000_0000_0000, "faulting RIP {:#x} outside the kernel", report.rip);
             let text = report.text.as_str();
             for needle in [
-                "EXCEPTION: page fault (#PF, vector 14) in kernel mode",
+                "EXCEPTION on CPU 0: page fault (#PF, vector 14) in kernel mode",
                 "faulting address (CR2): 0x0000000000001000",
                 "error code 0x0: not-present page, read, kernel",
                 "RIP 0xffff",
