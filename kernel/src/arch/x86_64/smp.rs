@@ -505,7 +505,7 @@ mod ktests {
             if percpu::online_count() < 2 {
                 return;
             }
-            ping_everyone(50 * ktest::stress_factor(), false);
+            ping_everyone(200 * ktest::stress_factor(), false);
         }
     }
 
