@@ -12,7 +12,7 @@ use x86_64::instructions::interrupts;
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
 
-use super::percpu;
+use super::percpu::{self, CpuSet};
 use super::trap::TrapFrame;
 
 /// The PIC's vectors after remapping: masked, but a spurious IRQ 7/15 may still arrive.
@@ -222,6 +222,22 @@ fn send(destination: u32, command: u64) {
 /// A fixed-vector IPI to one CPU.
 pub fn send_ipi(apic_id: u32, vector: u8) {
     send(apic_id, ICR_FIXED | ICR_LEVEL_ASSERT | u64::from(vector));
+}
+
+/// A fixed-vector IPI to every CPU in `cpus`: one broadcast (all but self) when that is the
+/// set, one IPI per CPU otherwise.
+pub fn send_ipi_to_set(cpus: CpuSet, vector: u8) {
+    let me = percpu::cpu_index();
+    if cpus.len() > 1 && cpus == CpuSet::all_online().without(me) {
+        send(
+            0,
+            ICR_ALL_BUT_SELF | ICR_FIXED | ICR_LEVEL_ASSERT | u64::from(vector),
+        );
+        return;
+    }
+    for cpu in cpus.iter().filter_map(percpu::cpu) {
+        send_ipi(cpu.apic_id.load(Ordering::Relaxed), vector);
+    }
 }
 
 /// An NMI to every CPU but this one (the panic path's stop signal).

@@ -130,6 +130,10 @@ impl CpuSet {
         index < MAX_CPUS && self.0 & (1 << index) != 0
     }
 
+    pub fn with(self, index: usize) -> Self {
+        Self(self.0 | 1 << index)
+    }
+
     pub fn without(self, index: usize) -> Self {
         Self(self.0 & !(1 << index))
     }

@@ -92,6 +92,7 @@ pub fn call_many(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
     let call_ptr = (&call as *const Call<'_>)
         .cast::<Call<'static>>()
         .cast_mut();
+    let mut queued = CpuSet::default();
     for index in others.iter() {
         let Some(target) = percpu::cpu(index).filter(|c| c.online.load(Ordering::Acquire)) else {
             call.pending.fetch_sub(1, Ordering::Relaxed);
@@ -99,8 +100,9 @@ pub fn call_many(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
         };
         requests[index].call.store(call_ptr, Ordering::Relaxed);
         target.call_queue.push(&requests[index]);
-        apic::send_ipi(target.apic_id.load(Ordering::Relaxed), apic::CALL_VECTOR);
+        queued = queued.with(index);
     }
+    apic::send_ipi_to_set(queued, apic::CALL_VECTOR);
     if cpus.contains(me) {
         function();
     }
@@ -506,6 +508,32 @@ mod ktests {
                 return;
             }
             ping_everyone(200 * ktest::stress_factor(), false);
+        }
+    }
+
+    ktest! {
+        /// Every CPU shoots down every other CPU at the same time, over and over: all waits
+        /// end (initiators wait with interrupts on), and every call runs exactly once.
+        fn concurrent_shootdowns_do_not_deadlock() {
+            let rounds = 100 * ktest::stress_factor();
+            let calls = AtomicU64::new(0);
+            let everyone = CpuSet::all_online();
+            run_in_idle(everyone, &|| {
+                let others = everyone.without(percpu::cpu_index());
+                for round in 0..rounds {
+                    let flush = if round % 2 == 0 {
+                        Flush::All
+                    } else {
+                        Flush::Range { start: 0xffff_c000_0000_0000, end: 0xffff_c000_0000_4000 }
+                    };
+                    shootdown(others, flush);
+                    call_many(others, &|| {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            });
+            let expected = rounds * (everyone.len() * (everyone.len() - 1)) as u64;
+            assert_eq!(calls.load(Ordering::Relaxed), expected, "calls lost or run twice");
         }
     }
 
