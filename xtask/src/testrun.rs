@@ -229,15 +229,49 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo test` over the workspace's host crates (its default members), counted from the
-/// `test result:` lines.
+/// Crates whose unsafe code Miri checks (their heavy tests shrink or skip under `cfg(miri)`).
+/// The parsers (initrd, acpi_madt) have no unsafe code, so Miri would add nothing there.
+const MIRI_CRATES: &[&str] = &["buddy"];
+/// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
+const LOOM_CRATES: &[&str] = &[];
+
+/// Host tests: `cargo test` over the workspace's host crates (its default members), the loom
+/// models, and Miri on the unsafe crates.
 fn host_tests(tally: &mut Tally) -> Result<(), String> {
-    println!("host: cargo test (workspace host crates)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut test = Command::new(&cargo);
+    test.args(["test", "--color", "never"]);
+    cargo_test_step("host: cargo test (workspace host crates)", test, tally)?;
+
+    if !LOOM_CRATES.is_empty() {
+        let mut loom = Command::new(&cargo);
+        loom.args(["test", "--release", "--color", "never", "--test", "loom"]);
+        for name in LOOM_CRATES {
+            loom.args(["--package", name]);
+        }
+        // A target directory of its own: `--cfg loom` rebuilds everything it touches.
+        loom.env("CARGO_TARGET_DIR", artifacts::target_dir().join("loom"))
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", "2");
+        cargo_test_step("loom: models with LOOM_MAX_PREEMPTIONS=2", loom, tally)?;
+    }
+
+    let mut miri = Command::new(&cargo);
+    miri.args(["miri", "test", "--lib", "--color", "never"]);
+    for name in MIRI_CRATES {
+        miri.args(["--package", name]);
+    }
+    cargo_test_step("miri: unsafe crates' unit tests", miri, tally)
+}
+
+/// Runs one `cargo test`-like command and counts its `test result:` lines.
+fn cargo_test_step(title: &str, mut command: Command, tally: &mut Tally) -> Result<(), String> {
+    println!("{title}");
+    let label = title.split(':').next().unwrap_or(title);
     let started = Instant::now();
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["test", "--color", "never"])
+    let output = command
         .output()
-        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
@@ -267,7 +301,7 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
         failed = failed.max(1);
     }
     println!(
-        "host: {passed} passed, {failed} failed, {ignored} ignored ({:.1} s)",
+        "{label}: {passed} passed, {failed} failed, {ignored} ignored ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
     tally.add(passed, failed, 0);

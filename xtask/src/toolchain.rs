@@ -13,7 +13,7 @@ use std::process::Command;
 pub const MINIMUM_COMMIT_DATE: &str = "2026-10-28";
 
 /// Components and targets rust-toolchain.toml asks for; rustup does not install them here.
-const COMPONENTS: &[&str] = &["rust-src", "llvm-tools", "rustfmt", "clippy"];
+const COMPONENTS: &[&str] = &["rust-src", "llvm-tools", "rustfmt", "clippy", "miri"];
 const TARGETS: &[&str] = &["x86_64-unknown-none"];
 
 /// What the caller must do after the check.
