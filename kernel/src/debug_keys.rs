@@ -7,9 +7,10 @@ use crate::arch::{percpu, smp};
 pub fn handle(key: u8) {
     match key {
         b'h' | b'?' => crate::println!(
-            "keys: h help, m memory (frames and heap), t timer ticks per CPU, i IPI round trips"
+            "keys: h help, m memory (frames and heap), r RCU, t timer ticks per CPU, i IPI round trips"
         ),
         b'm' => crate::mm::log_statistics(),
+        b'r' => crate::sync::rcu::log_statistics(),
         b't' => {
             for cpu in percpu::online_cpus() {
                 crate::println!(

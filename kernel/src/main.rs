@@ -62,6 +62,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::init_interrupts(phys_offset, options.timer_hz);
     arch::start_other_cpus(boot_info.rsdp_addr.into_option(), &boot_info.memory_regions);
 
+    sync::rcu::synchronize_rcu();
+    sync::rcu::log_statistics();
     log::info!("boot complete");
     if options.test {
         ktest::run_all(&options);

@@ -231,9 +231,9 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
 
 /// Crates whose unsafe code Miri checks (their heavy tests shrink or skip under `cfg(miri)`).
 /// The parsers (initrd, acpi_madt) have no unsafe code, so Miri would add nothing there.
-const MIRI_CRATES: &[&str] = &["buddy"];
+const MIRI_CRATES: &[&str] = &["buddy", "rcu", "vmtree"];
 /// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
-const LOOM_CRATES: &[&str] = &[];
+const LOOM_CRATES: &[&str] = &["rcu", "vmtree"];
 
 /// Host tests: `cargo test` over the workspace's host crates (its default members), the loom
 /// models, and Miri on the unsafe crates.

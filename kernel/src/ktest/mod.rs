@@ -210,6 +210,12 @@ fn run_one(number: usize, case: &'static TestCase, default_timeout_ms: u64) {
     RUN.active.store(false, Ordering::SeqCst);
     RUN.deadline_ns.store(u64::MAX, Ordering::Relaxed);
     console::end_emergency();
+    if outcome.is_err() {
+        crate::sync::rcu::recover_after_jump();
+        crate::arch::smp::recover_after_jump();
+    }
+    // Between tests the runner holds nothing: a quiescent state, like a context switch.
+    crate::sync::rcu::quiescent_state();
     match outcome {
         Ok(()) => {
             RUN.passed.fetch_add(1, Ordering::Relaxed);
@@ -256,6 +262,11 @@ pub fn catch_test_panic(info: &PanicInfo) {
     if !on_test_cpu() {
         return;
     }
+    // Work the test handed to other CPUs refers to the frames about to be abandoned: let it
+    // finish first, or give up catching (the kernel panic then stops those CPUs).
+    if !crate::arch::smp::wait_for_idle_work(ABANDON_WAIT_NS) {
+        return;
+    }
     if RUN.catching.swap(false, Ordering::SeqCst) {
         // SAFETY: `catch_panic` runs below us on this stack and reads `caught` after the jump.
         unsafe {
@@ -287,6 +298,10 @@ pub fn catch_test_panic(info: &PanicInfo) {
     }
 }
 
+/// How long a failing test's work on other CPUs may take to finish before the runner gives
+/// up on recovering from the failure.
+const ABANDON_WAIT_NS: u64 = 5_000_000_000;
+
 /// For stress tests: how many times their base iteration count to run (`ktest.stress`).
 pub fn stress_factor() -> u64 {
     RUN.stress.load(Ordering::Relaxed)
@@ -306,6 +321,10 @@ pub fn catch_panic<F: FnOnce()>(f: F) -> Result<(), String> {
     // before this returns, so nobody jumps to it afterwards.
     let outcome = unsafe { jump::call_recoverable(RUN.catch_recovery.get(), f) };
     RUN.catching.store(false, Ordering::SeqCst);
+    if outcome.is_err() {
+        crate::sync::rcu::recover_after_jump();
+        crate::arch::smp::recover_after_jump();
+    }
     // SAFETY: the panic path wrote `caught` before jumping; it is not catching now.
     outcome.map_err(|()| unsafe { String::from((*RUN.caught.get()).as_str()) })
 }
@@ -319,7 +338,13 @@ pub fn watchdog(frame: &TrapFrame) {
     if time::now_ns() < RUN.deadline_ns.load(Ordering::Relaxed) || frame.is_user_mode() {
         return;
     }
-    if !on_test_cpu() || !RUN.active.swap(false, Ordering::SeqCst) {
+    if !on_test_cpu() || !RUN.active.load(Ordering::SeqCst) {
+        return;
+    }
+    if !crate::arch::smp::wait_for_idle_work(ABANDON_WAIT_NS) {
+        panic!("test timed out while work it gave other CPUs still runs");
+    }
+    if !RUN.active.swap(false, Ordering::SeqCst) {
         return;
     }
     // SAFETY: as in `catch_test_panic`: the timer interrupted the test on this CPU's stack, and

@@ -7,6 +7,7 @@
 pub mod frame;
 pub mod heap;
 pub mod paging;
+pub mod vma_tree;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

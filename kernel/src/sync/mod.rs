@@ -1,5 +1,7 @@
-//! Kernel locking primitives. Sleeping locks (rwsem, mutex), wait queues and RCU join later.
+//! Kernel synchronisation: spinlocks and RCU. Sleeping locks (rwsem, mutex) and wait queues
+//! join with the scheduler.
 
+pub mod rcu;
 pub mod spinlock;
 
 pub use spinlock::IrqSpinLock;

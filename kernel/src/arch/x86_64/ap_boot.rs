@@ -288,6 +288,7 @@ extern "C" fn ap_entry(percpu: &'static PerCpu) -> ! {
         apic::id(),
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
     );
+    crate::sync::rcu::cpu_online();
     percpu.online.store(true, Ordering::Release);
     super::idle_loop_forever()
 }

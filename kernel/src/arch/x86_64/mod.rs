@@ -37,6 +37,7 @@ pub fn init_interrupts(phys_offset: u64, timer_hz: u32) {
     let bsp = percpu::this_cpu();
     bsp.apic_id.store(apic::id(), Ordering::Relaxed);
     bsp.online.store(true, Ordering::Release);
+    crate::sync::rcu::cpu_online();
     interrupts::enable();
 }
 
@@ -87,40 +88,48 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// Sleeps until an interrupt, without missing one that arrives just before: interrupts are
-/// enabled by the `hlt` itself (`sti; hlt`), after the caller's checks ran with them off.
-fn wait_for_interrupt() {
+/// Halts until an interrupt in RCU's extended quiescent state, without missing an interrupt
+/// that arrives just before: called with interrupts disabled, it enables them with the `hlt`
+/// itself (`sti; hlt`), and returns with them disabled again.
+fn idle_halt() {
+    crate::sync::rcu::idle_enter();
     interrupts::enable_and_hlt();
     interrupts::disable();
+    crate::sync::rcu::idle_exit();
 }
 
-/// The bootstrap CPU after boot: halt until an interrupt, answer debug keys on COM1, and leave
-/// QEMU if asked.
+/// One pass of an idle loop (interrupts enabled on entry and exit): run work handed to this
+/// CPU, report a quiescent state and run ready RCU callbacks, then halt unless new work came.
+fn idle_pass(cpu: &percpu::PerCpu) {
+    smp::run_idle_work(cpu);
+    crate::sync::rcu::quiescent_state();
+    interrupts::disable();
+    if !cpu.idle_work.is_pending() {
+        idle_halt();
+    }
+    interrupts::enable();
+}
+
+/// The bootstrap CPU after boot: idle, answer debug keys on COM1, and leave QEMU if asked.
 pub fn idle_loop(options: &BootOptions) -> ! {
     if options.exit {
         exit(ExitCode::Success);
     }
     log::info!("idle; keys on the serial console: h for help");
+    let cpu = percpu::this_cpu();
     loop {
-        interrupts::disable();
-        smp::run_idle_work(percpu::this_cpu());
-        wait_for_interrupt();
-        interrupts::enable();
+        idle_pass(cpu);
         while let Some(key) = crate::console::poll_key() {
             crate::debug_keys::handle(key);
         }
     }
 }
 
-/// An AP after it started: halt, run the idle work other CPUs hand it, answer their calls.
+/// An AP after it started: idle, running the work other CPUs hand it and answering their calls.
 pub fn idle_loop_forever() -> ! {
     let cpu = percpu::this_cpu();
+    interrupts::enable();
     loop {
-        interrupts::enable();
-        smp::run_idle_work(cpu);
-        interrupts::disable();
-        if !cpu.idle_work.is_pending() {
-            wait_for_interrupt();
-        }
+        idle_pass(cpu);
     }
 }

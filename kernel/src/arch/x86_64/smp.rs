@@ -135,12 +135,15 @@ pub fn handle_call_interrupt() {
 /// Work handed to an idle CPU (see [`run_in_idle`]).
 pub struct IdleWork {
     work: AtomicPtr<Call<'static>>,
+    /// Set while the CPU may be running work (from before it takes it until it is done).
+    running: AtomicBool,
 }
 
 impl IdleWork {
     pub const fn new() -> Self {
         Self {
             work: AtomicPtr::new(core::ptr::null_mut()),
+            running: AtomicBool::new(false),
         }
     }
 
@@ -191,6 +194,7 @@ pub fn run_in_idle(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
 
 /// Runs the work handed to this CPU, if any (called by the idle loop, interrupts enabled).
 pub fn run_idle_work(cpu: &PerCpu) {
+    cpu.idle_work.running.store(true, Ordering::SeqCst);
     let call = cpu
         .idle_work
         .work
@@ -200,6 +204,37 @@ pub fn run_idle_work(cpu: &PerCpu) {
         let call = unsafe { &*call };
         (call.function)();
         call.pending.fetch_sub(1, Ordering::Release);
+    }
+    cpu.idle_work.running.store(false, Ordering::SeqCst);
+}
+
+/// Waits (at most `timeout_ns`) until no other CPU has idle work queued or running. The test
+/// runner calls it before abandoning a test that handed work to other CPUs: that work refers to
+/// the abandoned stack frames. False if some CPU is still busy at the deadline.
+pub fn wait_for_idle_work(timeout_ns: u64) -> bool {
+    let me = percpu::cpu_index();
+    let deadline = crate::time::now_ns() + timeout_ns;
+    let busy = || {
+        percpu::online_cpus()
+            .filter(|c| c.index != me)
+            .any(|c| c.idle_work.is_pending() || c.idle_work.running.load(Ordering::SeqCst))
+    };
+    while busy() {
+        if crate::time::now_ns() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// After the test runner abandoned a context that was inside `run_in_idle` (and every other
+/// CPU's part has finished: [`wait_for_idle_work`]), releases the lock that context held.
+pub fn recover_after_jump() {
+    if IDLE_WORK_LOCK.is_locked() {
+        // SAFETY: only the abandoned context could hold it (the runner's CPU is the only one
+        // that hands out idle work), and it will never run again.
+        unsafe { IDLE_WORK_LOCK.force_unlock() };
     }
 }
 

@@ -215,6 +215,19 @@ pub fn load_idt() {
 /// The first Rust code of every interrupt and exception.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    // Exceptions run in the context they interrupted; interrupts are interrupt context, which
+    // on an idle CPU also leaves RCU's extended quiescent state for the handler's duration.
+    let interrupt = vector >= 32;
+    if interrupt {
+        crate::sync::rcu::irq_enter();
+    }
+    dispatch(frame, vector);
+    if interrupt {
+        crate::sync::rcu::irq_exit();
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame, vector: u8) {
     match vector {
         VECTOR_BREAKPOINT => {
             // `int3` leaves RIP after itself, so returning resumes the code.

@@ -1,0 +1,475 @@
+//! Kernel glue for RCU: the one [`rcu::Rcu`] instance, read-side guards, the quiescent states
+//! of the idle loop and the test runner, `call_rcu`, `synchronize_rcu`, `rcu_barrier`, grace-
+//! period timing, stall warnings and statistics.
+//!
+//! The algorithm and its memory-ordering argument live in kernel/libs/rcu. This module supplies
+//! what it asks of its caller: the CPU index (kernel code is never preempted, so a guard stays on
+//! its CPU), process context for `call_rcu` and polling (never the timer interrupt: callbacks
+//! free memory), and an idle loop that enters the extended quiescent state around `hlt`.
+//! Interrupts taken on an idle CPU leave the extended quiescent state for their duration
+//! ([`irq_enter`]/[`irq_exit`]).
+
+use core::marker::PhantomData;
+use core::panic::Location;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use rcu::{Callback, Rcu, RcuHead};
+use x86_64::instructions::interrupts;
+
+use crate::arch::percpu::{self, MAX_CPUS};
+use crate::time;
+
+static RCU: Rcu = Rcu::new();
+
+/// Callbacks one CPU runs per poll: a flood of them cannot stall a CPU.
+const CALLBACK_BATCH: usize = 64;
+/// A grace period running longer than this is reported, with the CPUs holding it up.
+const STALL_AFTER_NS: u64 = 10_000_000_000;
+
+/// When the grace period in progress started (`time::now_ns`).
+static GP_STARTED_NS: AtomicU64 = AtomicU64::new(0);
+static LONGEST_GP_NS: AtomicU64 = AtomicU64::new(0);
+/// The grace period last reported as stalled (one warning per stall period).
+static STALL_REPORTED: AtomicU64 = AtomicU64::new(0);
+static STALL_REPORTED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Where each CPU's outermost read-side section began (debug reports).
+static SECTION_SITE: [AtomicPtr<Location<'static>>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+/// Interrupt nesting per CPU, and whether the outermost interrupt took the CPU out of idle.
+static IRQ_DEPTH: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+static IRQ_LEFT_IDLE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Brings this CPU into grace-period accounting; each CPU calls it once as it starts.
+pub fn cpu_online() {
+    RCU.cpu_online(percpu::cpu_index());
+}
+
+/// An RCU read-side critical section; ends when dropped. Not `Send`: it belongs to its CPU.
+pub struct RcuReadGuard {
+    cpu: usize,
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// Enters a read-side section. Inside, nothing may sleep (debug builds check where it could).
+#[track_caller]
+pub fn read_lock() -> RcuReadGuard {
+    let cpu = percpu::cpu_index();
+    if !RCU.in_read_section(cpu) {
+        SECTION_SITE[cpu].store(Location::caller() as *const _ as *mut _, Ordering::Relaxed);
+    }
+    RCU.read_lock(cpu);
+    RcuReadGuard {
+        cpu,
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for RcuReadGuard {
+    fn drop(&mut self) {
+        debug_assert_eq!(self.cpu, percpu::cpu_index(), "an RCU guard changed CPUs");
+        RCU.read_unlock(self.cpu);
+    }
+}
+
+/// Panics (naming both sites) if called inside a read-side section or in an interrupt handler:
+/// the check for code that may sleep or wait for a grace period.
+#[track_caller]
+pub fn might_sleep() {
+    let cpu = percpu::cpu_index();
+    assert!(
+        IRQ_DEPTH[cpu].load(Ordering::Relaxed) == 0,
+        "sleeping in an interrupt handler at {}",
+        Location::caller()
+    );
+    if RCU.in_read_section(cpu) {
+        let site = SECTION_SITE[cpu].load(Ordering::Relaxed);
+        // SAFETY: null or a `&'static Location` stored by `read_lock`.
+        let site = unsafe { site.as_ref() };
+        panic!(
+            "sleeping inside an RCU read-side section at {} (section entered at {})",
+            Location::caller(),
+            site.map_or("?".into(), |l| alloc::format!("{l}"))
+        );
+    }
+}
+
+/// Reports a quiescent state for this CPU (if outside any read section) and drives RCU: grace
+/// periods and a batch of this CPU's ready callbacks. Long kernel loops call it (`rcu_qs()`).
+pub fn quiescent_state() {
+    let cpu = percpu::cpu_index();
+    if !RCU.in_read_section(cpu) {
+        RCU.quiescent_state(cpu);
+    }
+    poll(cpu);
+}
+
+fn poll(cpu: usize) {
+    let outcome = RCU.poll(cpu, CALLBACK_BATCH);
+    let now = time::now_ns();
+    if outcome.completed_gp.is_some() {
+        let took = now.saturating_sub(GP_STARTED_NS.load(Ordering::Relaxed));
+        LONGEST_GP_NS.fetch_max(took, Ordering::Relaxed);
+    }
+    if outcome.started_gp.is_some() {
+        GP_STARTED_NS.store(now, Ordering::Relaxed);
+    }
+    check_stall(now);
+}
+
+/// Warns (once per stall period) when a grace period has waited too long, naming the CPUs that
+/// have not reported a quiescent state.
+fn check_stall(now: u64) {
+    let Some(gp) = RCU.gp_in_progress() else {
+        return;
+    };
+    let waited = now.saturating_sub(GP_STARTED_NS.load(Ordering::Relaxed));
+    if waited <= STALL_AFTER_NS {
+        return;
+    }
+    let reported = STALL_REPORTED.load(Ordering::Relaxed) == gp;
+    let since_report = now.saturating_sub(STALL_REPORTED_AT.load(Ordering::Relaxed));
+    if !reported || since_report > STALL_AFTER_NS {
+        STALL_REPORTED.store(gp, Ordering::Relaxed);
+        STALL_REPORTED_AT.store(now, Ordering::Relaxed);
+        log::warn!(
+            "rcu: grace period {gp} stalled for {} ms; CPUs holding it up: {:#x} (bitmask)",
+            waited / 1_000_000,
+            RCU.cpus_holding_gp()
+        );
+    }
+}
+
+/// Queues `callback(head)` to run on this CPU after a grace period. Process context only.
+///
+/// # Safety
+/// As for [`rcu::Rcu::call_rcu`]: `head` stays valid and untouched until the callback runs, and
+/// the object it lives in was unlinked before this call.
+pub unsafe fn call_rcu(head: *mut RcuHead, callback: Callback) {
+    let cpu = percpu::cpu_index();
+    debug_assert!(
+        IRQ_DEPTH[cpu].load(Ordering::Relaxed) == 0,
+        "call_rcu in an interrupt handler"
+    );
+    // SAFETY: forwarded from the caller; we are in process context on `cpu`.
+    unsafe { RCU.call_rcu(cpu, head, callback) };
+}
+
+/// Waits until a full grace period has passed: every read section that began before the call
+/// has ended. Until the scheduler exists it waits with `hlt` between polls.
+#[track_caller]
+pub fn synchronize_rcu() {
+    might_sleep();
+    let ticket = RCU.start_wait();
+    while !RCU.is_complete(ticket) {
+        quiescent_state();
+        if RCU.is_complete(ticket) {
+            break;
+        }
+        wait_a_tick();
+    }
+}
+
+/// Waits until every callback queued (on any CPU) before the call has run. Other CPUs must be
+/// idle or polling (as they are until the scheduler exists).
+#[track_caller]
+pub fn rcu_barrier() {
+    might_sleep();
+    unsafe fn marker_ran(head: *mut RcuHead) {
+        // SAFETY: `head` is a `Marker`'s first field (repr(C)), alive until `remaining` is zero.
+        let marker = unsafe { &*head.cast::<Marker>() };
+        marker.remaining.fetch_sub(1, Ordering::Release);
+    }
+    #[repr(C)]
+    struct Marker<'a> {
+        head: RcuHead,
+        remaining: &'a AtomicUsize,
+    }
+    let everyone = percpu::CpuSet::all_online();
+    let remaining = AtomicUsize::new(everyone.len());
+    let markers: [spin::Mutex<Marker<'_>>; MAX_CPUS] = core::array::from_fn(|_| {
+        spin::Mutex::new(Marker {
+            head: RcuHead::new(),
+            remaining: &remaining,
+        })
+    });
+    // Each CPU's marker goes behind that CPU's callbacks, queued in its own process context.
+    crate::arch::smp::run_in_idle(everyone, &|| {
+        let mut marker = markers[percpu::cpu_index()].lock();
+        // SAFETY: the marker outlives its callback: we wait for `remaining` below, and the
+        // array is not touched again until then.
+        unsafe { call_rcu(&mut marker.head, marker_ran) };
+    });
+    while remaining.load(Ordering::Acquire) != 0 {
+        quiescent_state();
+        wait_a_tick();
+    }
+}
+
+/// Halts until the next interrupt when interrupts are on; otherwise just spins once.
+fn wait_a_tick() {
+    if interrupts::are_enabled() {
+        x86_64::instructions::hlt();
+    } else {
+        core::hint::spin_loop();
+    }
+}
+
+/// The idle loop's part, with interrupts disabled right before `sti; hlt`: this CPU stops
+/// holding grace periods up.
+pub fn idle_enter() {
+    RCU.enter_idle(percpu::cpu_index());
+}
+
+/// After `hlt` returns: grace periods wait for this CPU again.
+pub fn idle_exit() {
+    RCU.exit_idle(percpu::cpu_index());
+}
+
+/// Interrupt entry: on an idle CPU, leave the extended quiescent state for the handler.
+pub fn irq_enter() {
+    let cpu = percpu::cpu_index();
+    if IRQ_DEPTH[cpu].fetch_add(1, Ordering::Relaxed) == 0 && RCU.is_idle(cpu) {
+        RCU.exit_idle(cpu);
+        IRQ_LEFT_IDLE[cpu].store(true, Ordering::Relaxed);
+    }
+}
+
+/// Interrupt exit: back into the extended quiescent state if the entry left it.
+pub fn irq_exit() {
+    let cpu = percpu::cpu_index();
+    if IRQ_DEPTH[cpu].fetch_sub(1, Ordering::Relaxed) == 1
+        && IRQ_LEFT_IDLE[cpu].swap(false, Ordering::Relaxed)
+    {
+        RCU.enter_idle(cpu);
+    }
+}
+
+/// After the test runner abandoned a context with a jump (a caught panic, a stopped test):
+/// forgets the read sections and interrupt nesting that context left open on this CPU.
+pub fn recover_after_jump() {
+    let cpu = percpu::cpu_index();
+    while RCU.in_read_section(cpu) {
+        RCU.read_unlock(cpu);
+    }
+    IRQ_DEPTH[cpu].store(0, Ordering::Relaxed);
+    IRQ_LEFT_IDLE[cpu].store(false, Ordering::Relaxed);
+}
+
+/// `rcu: ...` statistics line (boot log, debug key `r`).
+pub fn log_statistics() {
+    let stats = RCU.stats();
+    log::info!(
+        "rcu: {} grace periods completed, {} callbacks queued, {} invoked, longest grace period {} ms",
+        stats.gps_completed,
+        stats.callbacks_queued,
+        stats.callbacks_invoked,
+        LONGEST_GP_NS.load(Ordering::Relaxed) / 1_000_000
+    );
+}
+
+mod ktests {
+    use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    use rcu::RcuHead;
+
+    use super::{call_rcu, quiescent_state, rcu_barrier, read_lock, synchronize_rcu};
+    use crate::arch::percpu::{self, CpuSet};
+    use crate::arch::smp::run_in_idle;
+    use crate::ktest;
+
+    const VALID: u64 = 0x600d_600d_600d_600d;
+    const FREED: u64 = 0xdead_dead_dead_dead;
+    const POOL: usize = 64;
+
+    /// One object of the rcutorture pool: readers check it is still valid while they hold it.
+    #[repr(C)]
+    struct TortureObject {
+        head: RcuHead,
+        state: AtomicU64,
+        generation: AtomicU64,
+        in_use: AtomicBool,
+        freed_by_callback: AtomicU64,
+    }
+
+    static OBJECTS: [TortureObject; POOL] = [const {
+        TortureObject {
+            head: RcuHead::new(),
+            state: AtomicU64::new(FREED),
+            generation: AtomicU64::new(0),
+            in_use: AtomicBool::new(false),
+            freed_by_callback: AtomicU64::new(0),
+        }
+    }; POOL];
+
+    /// The RCU callback: poisons the object, then gives it back to the pool.
+    unsafe fn free_object(head: *mut RcuHead) {
+        // SAFETY: `head` is the first field of a pool object (repr(C)), which is static.
+        let object = unsafe { &*head.cast::<TortureObject>() };
+        object.state.store(FREED, Ordering::Release);
+        object.freed_by_callback.fetch_add(1, Ordering::Relaxed);
+        object.in_use.store(false, Ordering::Release);
+    }
+
+    ktest! {
+        timeout_ms = 120_000;
+        /// rcutorture: readers on every other CPU hold the current object and check that it
+        /// stays valid for their whole read section, while this CPU keeps replacing it and
+        /// retiring the old one with call_rcu (whose callback poisons it). A reader that ever
+        /// sees poison, or the generation change under it, means a grace period ended early.
+        fn readers_never_see_an_object_freed_under_them() {
+            let current: AtomicPtr<TortureObject> = AtomicPtr::new(core::ptr::null_mut());
+            let stop = AtomicBool::new(false);
+            let violations = AtomicU64::new(0);
+            let reads = AtomicU64::new(0);
+            let retired = AtomicU64::new(0);
+            let updates = 2_000 * ktest::stress_factor();
+            let before: u64 = OBJECTS.iter().map(|o| o.freed_by_callback.load(Ordering::Relaxed)).sum();
+            let me = percpu::cpu_index();
+            let readers_started = AtomicUsize::new(0);
+            let readers = percpu::online_count() - 1;
+            let writer = || {
+                // Replace objects only while readers run, at a pace that lets them overlap.
+                while readers_started.load(Ordering::Acquire) < readers {
+                    core::hint::spin_loop();
+                }
+                let mut next = 0;
+                for generation in 1..=updates {
+                    // Take a free pool object, waiting for grace periods if none is free.
+                    let object = loop {
+                        let candidate = &OBJECTS[next % POOL];
+                        next += 1;
+                        if !candidate.in_use.swap(true, Ordering::AcqRel) {
+                            break candidate;
+                        }
+                        if next % POOL == 0 {
+                            quiescent_state();
+                        }
+                    };
+                    object.generation.store(generation, Ordering::Relaxed);
+                    object.state.store(VALID, Ordering::Relaxed);
+                    let old = current.swap(object as *const _ as *mut _, Ordering::AcqRel);
+                    if let Some(old) = unsafe { old.as_ref() } {
+                        // SAFETY: `old` was unlinked just now; its head is untouched until the
+                        // callback gives the object back.
+                        unsafe { call_rcu(&old.head as *const _ as *mut RcuHead, free_object) };
+                        retired.fetch_add(1, Ordering::Relaxed);
+                    }
+                    quiescent_state();
+                    crate::time::delay_us(2);
+                }
+                stop.store(true, Ordering::Release);
+            };
+            let reader = || {
+                readers_started.fetch_add(1, Ordering::AcqRel);
+                let mut round = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    {
+                        let _guard = read_lock();
+                        // SAFETY: objects are static; validity is what the test checks.
+                        if let Some(object) = unsafe { current.load(Ordering::Acquire).as_ref() } {
+                            let generation = object.generation.load(Ordering::Relaxed);
+                            for _ in 0..20 {
+                                if object.state.load(Ordering::Acquire) != VALID
+                                    || object.generation.load(Ordering::Relaxed) != generation
+                                {
+                                    violations.fetch_add(1, Ordering::Relaxed);
+                                }
+                                core::hint::spin_loop();
+                            }
+                            reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    round += 1;
+                    if round % 4 == 0 {
+                        quiescent_state();
+                    }
+                }
+            };
+            run_in_idle(CpuSet::all_online(), &|| {
+                if percpu::cpu_index() == me { writer() } else { reader() }
+            });
+            // The last object stays published; retire it too, then wait for every callback.
+            let last = current.swap(core::ptr::null_mut(), Ordering::AcqRel);
+            // SAFETY: `last` is a static pool object, unlinked just now.
+            unsafe { call_rcu(&(*last).head as *const _ as *mut RcuHead, free_object) };
+            retired.fetch_add(1, Ordering::Relaxed);
+            rcu_barrier();
+            assert_eq!(violations.load(Ordering::Relaxed), 0, "readers saw freed objects");
+            let freed: u64 = OBJECTS.iter().map(|o| o.freed_by_callback.load(Ordering::Relaxed)).sum();
+            assert_eq!(freed - before, retired.load(Ordering::Relaxed), "callbacks lost or doubled");
+            assert!(OBJECTS.iter().all(|o| !o.in_use.load(Ordering::Acquire)), "objects leaked");
+            if percpu::online_count() > 1 {
+                assert!(reads.load(Ordering::Relaxed) > 0, "the readers never read");
+            }
+        }
+    }
+
+    ktest! {
+        /// synchronize_rcu returns only after a read section that began before it has ended.
+        fn synchronize_waits_for_a_running_reader() {
+            if percpu::online_count() < 2 {
+                return;
+            }
+            let me = percpu::cpu_index();
+            let reader_cpu = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
+            let entered = AtomicBool::new(false);
+            let left = AtomicBool::new(false);
+            let left_before_sync_returned = AtomicBool::new(false);
+            run_in_idle(CpuSet::all_online(), &|| {
+                let cpu = percpu::cpu_index();
+                if cpu == reader_cpu {
+                    let guard = read_lock();
+                    entered.store(true, Ordering::Release);
+                    crate::time::delay_us(50_000);
+                    left.store(true, Ordering::Release);
+                    drop(guard);
+                } else if cpu == me {
+                    while !entered.load(Ordering::Acquire) {
+                        core::hint::spin_loop();
+                    }
+                    synchronize_rcu();
+                    left_before_sync_returned.store(left.load(Ordering::Acquire), Ordering::Relaxed);
+                }
+            });
+            assert!(left_before_sync_returned.load(Ordering::Relaxed), "synchronize_rcu returned while the reader was still inside");
+        }
+    }
+
+    ktest! {
+        /// Waiting for a grace period inside a read section panics and names both sites.
+        fn sleeping_in_a_read_section_is_reported() {
+            if !cfg!(debug_assertions) {
+                return;
+            }
+            let report = ktest::catch_panic(|| {
+                let _guard = read_lock();
+                synchronize_rcu();
+            })
+            .expect_err("synchronize_rcu inside a read section did not panic");
+            assert!(report.contains("sleeping inside an RCU read-side section at kernel/src/sync/rcu.rs"), "{report}");
+            assert!(report.contains("section entered at kernel/src/sync/rcu.rs"), "{report}");
+        }
+    }
+
+    ktest! {
+        /// rcu_barrier waits for callbacks queued on every CPU.
+        fn barrier_waits_for_every_cpus_callbacks() {
+            static RAN: AtomicUsize = AtomicUsize::new(0);
+            unsafe fn count(_head: *mut RcuHead) {
+                RAN.fetch_add(1, Ordering::Relaxed);
+            }
+            let heads: [spin::Mutex<RcuHead>; crate::arch::percpu::MAX_CPUS] =
+                core::array::from_fn(|_| spin::Mutex::new(RcuHead::new()));
+            let before = RAN.load(Ordering::Relaxed);
+            let everyone = CpuSet::all_online();
+            run_in_idle(everyone, &|| {
+                let mut head = heads[percpu::cpu_index()].lock();
+                // SAFETY: the head outlives its callback: rcu_barrier below waits for it.
+                unsafe { call_rcu(&mut *head, count) };
+            });
+            rcu_barrier();
+            assert_eq!(RAN.load(Ordering::Relaxed) - before, everyone.len());
+        }
+    }
+}
