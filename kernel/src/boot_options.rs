@@ -27,6 +27,8 @@ pub struct BootOptions {
     pub test: bool,
     /// `exit`: leave QEMU once boot (or the test run) completes, for scripts.
     pub exit: bool,
+    /// `stats`: print every subsystem's statistics before leaving.
+    pub stats: bool,
     /// `log=error|warn|info|debug|trace`.
     pub log_level: log::LevelFilter,
     /// `hz=N`: the local APIC timer's rate on every CPU (1..=10000).
@@ -46,6 +48,7 @@ impl Default for BootOptions {
         Self {
             test: false,
             exit: false,
+            stats: false,
             log_level: log::LevelFilter::Info,
             timer_hz: 1000,
             test_filter: None,
@@ -84,6 +87,7 @@ impl BootOptions {
             let ok = match opt.key {
                 "test" => set_bool(&mut options.test, opt.value),
                 "exit" => set_bool(&mut options.exit, opt.value),
+                "stats" => set_bool(&mut options.stats, opt.value),
                 "log" => opt
                     .value
                     .and_then(|v| v.parse().ok())
@@ -158,6 +162,9 @@ impl fmt::Display for BootOptions {
         }
         if self.exit {
             write!(f, " exit")?;
+        }
+        if self.stats {
+            write!(f, " stats")?;
         }
         Ok(())
     }

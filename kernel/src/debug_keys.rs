@@ -1,4 +1,5 @@
-//! Keys on COM1 that dump state at any time (DESIGN.md §2). More keys join as subsystems land.
+//! Diagnostics on demand: keys on COM1 that dump state at any time (DESIGN.md §2), and the
+//! statistics printed at exit with the `stats` option. More join as subsystems land.
 
 use core::sync::atomic::Ordering;
 
@@ -7,10 +8,11 @@ use crate::arch::{percpu, smp};
 pub fn handle(key: u8) {
     match key {
         b'h' | b'?' => crate::println!(
-            "keys: h help, m memory (frames and heap), r RCU, t timer ticks per CPU, i IPI round trips"
+            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks per CPU, i IPI round trips"
         ),
         b'm' => crate::mm::log_statistics(),
         b'r' => crate::sync::rcu::log_statistics(),
+        b's' => crate::mm::slab::log_statistics(),
         b't' => {
             for cpu in percpu::online_cpus() {
                 crate::println!(
@@ -33,4 +35,11 @@ pub fn handle(key: u8) {
         b'\r' | b'\n' => {}
         other => crate::println!("unknown key {:?}; h for help", other as char),
     }
+}
+
+/// Every subsystem's statistics lines (the `stats` option prints them at exit).
+pub fn print_statistics() {
+    crate::mm::log_statistics();
+    crate::sync::rcu::log_statistics();
+    crate::mm::slab::log_statistics();
 }

@@ -64,6 +64,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 
     sync::rcu::synchronize_rcu();
     sync::rcu::log_statistics();
+    mm::slab::log_statistics();
     log::info!("boot complete");
     if options.test {
         ktest::run_all(&options);

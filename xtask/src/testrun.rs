@@ -19,7 +19,7 @@ const HANG_TIMEOUT: Duration = Duration::from_secs(45);
 /// Serial lines shown when a run fails or hangs.
 const TAIL_LINES: usize = 25;
 
-const TEST_CMDLINE: &str = "test log=info";
+const TEST_CMDLINE: &str = "test log=info stats";
 
 #[derive(Default)]
 struct Tally {
@@ -92,7 +92,7 @@ struct Suite {
 }
 
 /// The torture run: the stress tests' iteration counts multiplied.
-const TORTURE_CMDLINE: &str = "test log=info ktest.stress=4";
+const TORTURE_CMDLINE: &str = "test log=info stats ktest.stress=4";
 /// The CPU model that has an x2APIC under TCG (QEMU 9.0 and newer).
 const X2APIC_CPU: &str = "max,+x2apic";
 
@@ -231,9 +231,9 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
 
 /// Crates whose unsafe code Miri checks (their heavy tests shrink or skip under `cfg(miri)`).
 /// The parsers (initrd, acpi_madt) have no unsafe code, so Miri would add nothing there.
-const MIRI_CRATES: &[&str] = &["buddy", "rcu", "vmtree"];
+const MIRI_CRATES: &[&str] = &["buddy", "rcu", "slab", "vmtree"];
 /// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
-const LOOM_CRATES: &[&str] = &["rcu", "vmtree"];
+const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree"];
 
 /// Host tests: `cargo test` over the workspace's host crates (its default members), the loom
 /// models, and Miri on the unsafe crates.

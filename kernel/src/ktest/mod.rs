@@ -132,6 +132,8 @@ struct Run {
     caught: UnsafeCell<Reason>,
     /// `ktest.stress`.
     stress: AtomicU64,
+    /// The `stats` option.
+    print_stats: AtomicBool,
     details: UnsafeCell<Details>,
 }
 
@@ -155,6 +157,7 @@ static RUN: Run = Run {
     catch_recovery: UnsafeCell::new(JumpBuffer::new()),
     caught: UnsafeCell::new(FmtBuffer::new()),
     stress: AtomicU64::new(1),
+    print_stats: AtomicBool::new(false),
     details: UnsafeCell::new(FmtBuffer::new()),
 };
 
@@ -175,6 +178,9 @@ pub fn run_all(options: &BootOptions) -> ! {
     RUN.total.store(cases.len(), Ordering::Relaxed);
     RUN.cpu
         .store(crate::arch::percpu::cpu_index(), Ordering::Relaxed);
+    RUN.stress
+        .store(u64::from(options.test_stress), Ordering::Relaxed);
+    RUN.print_stats.store(options.stats, Ordering::Relaxed);
     println!("KTAP version 1");
     println!("1..{}", cases.len());
     for (index, case) in cases.iter().enumerate() {
@@ -244,8 +250,11 @@ fn held_lock() -> Option<&'static str> {
     }
 }
 
-/// Prints the summary line and leaves QEMU with the verdict.
+/// Prints the statistics (with `stats`) and the summary line, and leaves QEMU with the verdict.
 fn finish() -> ! {
+    if RUN.print_stats.load(Ordering::Relaxed) {
+        crate::debug_keys::print_statistics();
+    }
     let passed = RUN.passed.load(Ordering::Relaxed);
     let failed = RUN.failed.load(Ordering::Relaxed);
     println!("{passed} passed, {failed} failed");

@@ -7,6 +7,7 @@
 pub mod frame;
 pub mod heap;
 pub mod paging;
+pub mod slab;
 pub mod vma_tree;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,13 @@ static DIRECT_MAP_END: AtomicU64 = AtomicU64::new(0);
 /// The virtual address at which physical address `phys` is mapped.
 pub fn phys_to_virt(phys: u64) -> u64 {
     PHYS_OFFSET.load(Ordering::Relaxed) + phys
+}
+
+/// The physical address of `virt`, an address in the direct map.
+pub fn virt_to_phys(virt: u64) -> u64 {
+    let offset = PHYS_OFFSET.load(Ordering::Relaxed);
+    debug_assert!(virt >= offset, "{virt:#x} is not in the direct map");
+    virt - offset
 }
 
 pub fn direct_map_end() -> u64 {

@@ -113,6 +113,9 @@ fn idle_pass(cpu: &percpu::PerCpu) {
 /// The bootstrap CPU after boot: idle, answer debug keys on COM1, and leave QEMU if asked.
 pub fn idle_loop(options: &BootOptions) -> ! {
     if options.exit {
+        if options.stats {
+            crate::debug_keys::print_statistics();
+        }
         exit(ExitCode::Success);
     }
     log::info!("idle; keys on the serial console: h for help");

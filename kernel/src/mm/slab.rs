@@ -1,0 +1,262 @@
+//! The kernel's side of the slab allocator (kernel/libs/slab): pages come from the frame
+//! allocator through the direct map, typesafe slabs go back only after an RCU grace period
+//! (`call_rcu`, with the RCU head kept in the slab header's platform words), and a registry of
+//! caches serves the slabinfo dump (debug key `s`, the `stats` option).
+//!
+//! Caches are used in process context only (the slab's shared lock is not interrupt-safe).
+
+use core::ptr::NonNull;
+
+use rcu::RcuHead;
+use slab::{DeferredFree, KmemCache, Platform, SlabInfo};
+
+use super::{frame, phys_to_virt, virt_to_phys};
+use crate::arch::percpu;
+use crate::sync::IrqSpinLock;
+use crate::sync::rcu::call_rcu;
+
+/// The platform every kernel cache uses.
+pub struct KernelPages;
+
+pub static KERNEL_PAGES: KernelPages = KernelPages;
+
+/// Where the RCU head and the slab's callback sit among a `DeferredFree`'s four words.
+const HEAD_WORDS: usize = 3;
+const CALLBACK_WORD: usize = 3;
+const _: () = assert!(size_of::<RcuHead>() <= HEAD_WORDS * size_of::<usize>());
+const _: () = assert!(align_of::<RcuHead>() <= align_of::<usize>());
+
+impl Platform for KernelPages {
+    fn cpu_id(&self) -> usize {
+        percpu::cpu_index()
+    }
+
+    fn alloc_pages(&self, order: u32) -> Option<NonNull<u8>> {
+        let phys = frame::allocate(order as usize)?;
+        NonNull::new(phys_to_virt(phys) as *mut u8)
+    }
+
+    unsafe fn free_pages(&self, pages: NonNull<u8>, order: u32) {
+        frame::free(virt_to_phys(pages.as_ptr() as u64), order as usize);
+    }
+
+    unsafe fn defer_after_grace_period(
+        &self,
+        node: *mut DeferredFree,
+        callback: unsafe fn(*mut DeferredFree),
+    ) {
+        // SAFETY: the slab hands `node` over until the callback runs; its words are ours.
+        let words = unsafe { (*node).platform_words() };
+        words[CALLBACK_WORD] = callback as usize;
+        let head = words.as_mut_ptr().cast::<RcuHead>();
+        // SAFETY: the words stay untouched by anyone else until `run_deferred` (see above); the
+        // slab unlinked the slab before handing it over.
+        unsafe { call_rcu(head, run_deferred) };
+    }
+}
+
+/// The RCU callback: finds the `DeferredFree` around the head and runs the slab's callback.
+unsafe fn run_deferred(head: *mut RcuHead) {
+    // SAFETY: `head` is the start of a `DeferredFree`'s words (see `defer_after_grace_period`);
+    // the node's link comes first, one word before them (it is `repr(C)`).
+    unsafe {
+        let words = head.cast::<usize>();
+        let node = words
+            .cast::<u8>()
+            .sub(size_of::<*mut DeferredFree>())
+            .cast::<DeferredFree>();
+        debug_assert_eq!((*node).platform_words().as_mut_ptr(), words);
+        let callback: unsafe fn(*mut DeferredFree) =
+            core::mem::transmute(*words.add(CALLBACK_WORD));
+        callback(node);
+    }
+}
+
+/// Every registered cache, for slabinfo.
+static CACHES: IrqSpinLock<[Option<&'static KmemCache<KernelPages>>; 32]> =
+    IrqSpinLock::new([None; 32]);
+
+/// Lists `cache` in slabinfo. Caches live for good (statics).
+pub fn register(cache: &'static KmemCache<KernelPages>) {
+    let mut caches = CACHES.lock();
+    if caches.iter().flatten().any(|c| core::ptr::eq(*c, cache)) {
+        return;
+    }
+    match caches.iter_mut().find(|slot| slot.is_none()) {
+        Some(slot) => *slot = Some(cache),
+        None => log::warn!(
+            "slab: registry full; {} is not listed in slabinfo",
+            cache.name()
+        ),
+    }
+}
+
+/// One line per cache, like /proc/slabinfo, after a summary line.
+pub fn log_statistics() {
+    let caches = *CACHES.lock();
+    let infos = caches.iter().flatten().map(|c| c.info());
+    let (count, objects, pages) = infos.clone().fold((0, 0, 0), |(n, o, p), i: SlabInfo| {
+        (n + 1, o + i.active_objects, p + i.pages)
+    });
+    log::info!("slab: {count} caches, {objects} objects active, {pages} pages");
+    if count > 0 {
+        log::info!("slabinfo: {}", SlabInfo::HEADER.trim_start_matches("# "));
+        for info in infos {
+            log::info!("slabinfo: {info}");
+        }
+    }
+}
+
+mod ktests {
+    use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    use slab::{CacheFlags, SlabObject, TypedCache};
+
+    use super::{KERNEL_PAGES, KernelPages, register};
+    use crate::arch::percpu::{self, CpuSet};
+    use crate::arch::smp::run_in_idle;
+    use crate::ktest;
+    use crate::mm::frame;
+    use crate::sync::rcu::{quiescent_state, rcu_barrier, read_lock};
+
+    const MAGIC: u64 = 0x5ab_0b1ec7;
+    const UNLOCKED: u64 = 0x10c_4ed;
+
+    /// A stand-in for a VMA: a lock word the constructor sets up once, which stale readers may
+    /// load at any time, and an owner written by whoever allocated it.
+    struct TortureObject {
+        magic: AtomicU64,
+        lock: AtomicU64,
+        owner: AtomicU64,
+    }
+
+    impl SlabObject for TortureObject {
+        unsafe fn construct(slot: *mut Self) {
+            // SAFETY: the slab hands us an aligned, writable slot.
+            unsafe {
+                slot.write(TortureObject {
+                    magic: AtomicU64::new(MAGIC),
+                    lock: AtomicU64::new(UNLOCKED),
+                    owner: AtomicU64::new(0),
+                })
+            };
+        }
+
+        fn is_constructed(&self) -> bool {
+            self.magic.load(Ordering::Relaxed) == MAGIC
+                && self.lock.load(Ordering::Relaxed) == UNLOCKED
+                && self.owner.load(Ordering::Relaxed) == 0
+        }
+    }
+
+    static CACHE: TypedCache<TortureObject, KernelPages> = TypedCache::new(
+        "ktest_typesafe",
+        CacheFlags::TYPESAFE_BY_RCU
+            .union(CacheFlags::LIFO_REUSE)
+            .union(CacheFlags::CONSTRUCTED_CHECK),
+        &KERNEL_PAGES,
+    );
+
+    const SLOTS: usize = 64;
+
+    ktest! {
+        timeout_ms = 120_000;
+        /// Slab torture: every CPU allocates, publishes, unpublishes and frees objects of a
+        /// typesafe cache with a constructor, in immediate-LIFO-reuse mode, while reading
+        /// published objects under RCU. A reader's object may be freed and reused under it,
+        /// but its memory must always hold a constructed object of this type, and its slab
+        /// page must not go back during the read section (the page's generation stays put).
+        /// Afterwards every object and frame comes back.
+        fn typesafe_objects_stay_objects_for_stale_readers() {
+            register(CACHE.raw());
+            let frames_before = frame::stats().free_frames;
+            let slots: [AtomicPtr<TortureObject>; SLOTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
+            let violations = AtomicU64::new(0);
+            let reused_under_reader = AtomicU64::new(0);
+            let operations = AtomicUsize::new(0);
+            let rounds = 3_000 * ktest::stress_factor();
+            run_in_idle(CpuSet::all_online(), &|| {
+                let me = percpu::cpu_index() as u64 + 1;
+                let mut seed = me.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                for round in 0..rounds {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let slot = &slots[(seed >> 33) as usize % SLOTS];
+                    if round % 3 == 0 {
+                        // Replace: allocate, publish, free what was there.
+                        let Some(object) = CACHE.alloc() else {
+                            violations.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        // SAFETY: freshly allocated and constructed; ours until published.
+                        unsafe { object.as_ref() }.owner.store(me << 32 | round, Ordering::Relaxed);
+                        let old = slot.swap(object.as_ptr(), Ordering::AcqRel);
+                        if let Some(old) = core::ptr::NonNull::new(old) {
+                            // SAFETY: unpublished just now by us; put back in constructed state
+                            // before the free (the cache may hand it out again at once).
+                            unsafe {
+                                old.as_ref().owner.store(0, Ordering::Relaxed);
+                                CACHE.free(old);
+                            }
+                        }
+                    } else {
+                        // Read under RCU, possibly a stale or reused object.
+                        let guard = read_lock();
+                        let ptr = slot.load(Ordering::Acquire);
+                        if !ptr.is_null() {
+                            // SAFETY: the cache is typesafe and we are inside a read section,
+                            // so the slab memory is an object of this cache.
+                            let generation = unsafe { CACHE.raw().slab_generation(ptr.cast()) };
+                            // SAFETY: as above.
+                            let object = unsafe { &*ptr };
+                            let owner = object.owner.load(Ordering::Relaxed);
+                            for _ in 0..8 {
+                                if object.magic.load(Ordering::Relaxed) != MAGIC
+                                    || object.lock.load(Ordering::Relaxed) != UNLOCKED
+                                {
+                                    violations.fetch_add(1, Ordering::Relaxed);
+                                }
+                                core::hint::spin_loop();
+                            }
+                            if object.owner.load(Ordering::Relaxed) != owner {
+                                reused_under_reader.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // SAFETY: still inside the same read section.
+                            if unsafe { CACHE.raw().slab_generation(ptr.cast()) } != generation || generation % 2 == 1 {
+                                violations.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        drop(guard);
+                    }
+                    operations.fetch_add(1, Ordering::Relaxed);
+                    if round % 16 == 0 {
+                        quiescent_state();
+                    }
+                }
+            });
+            for slot in &slots {
+                if let Some(object) = core::ptr::NonNull::new(slot.swap(core::ptr::null_mut(), Ordering::AcqRel)) {
+                    // SAFETY: unpublished; back to constructed state before the free.
+                    unsafe {
+                        object.as_ref().owner.store(0, Ordering::Relaxed);
+                        CACHE.free(object);
+                    }
+                }
+            }
+            assert_eq!(violations.load(Ordering::Relaxed), 0, "a stale reader saw a non-object or a returned page");
+            // Leak check: every object back, every page back after a grace period.
+            rcu_barrier();
+            run_in_idle(CpuSet::all_online(), &|| CACHE.raw().drain_cpu_caches());
+            CACHE.raw().shrink();
+            rcu_barrier();
+            let info = CACHE.raw().info();
+            assert_eq!(info.active_objects, 0, "objects leaked: {info}");
+            assert_eq!((info.slabs, info.pages, info.pending_frees), (0, 0, 0), "slabs left: {info}");
+            assert_eq!(frame::stats().free_frames, frames_before, "frames leaked");
+            log::info!(
+                "slab torture: {} operations, {} objects reused under a reader",
+                operations.load(Ordering::Relaxed),
+                reused_under_reader.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
