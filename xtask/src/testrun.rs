@@ -229,9 +229,15 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
     Ok(())
 }
 
-/// Crates whose unsafe code Miri checks (their heavy tests shrink or skip under `cfg(miri)`).
-/// The parsers (initrd, acpi_madt) have no unsafe code, so Miri would add nothing there.
-const MIRI_CRATES: &[&str] = &["buddy", "rcu", "slab", "vmtree"];
+/// Crates whose unsafe code Miri checks, with the test targets it runs (their heavy tests
+/// shrink or skip under `cfg(miri)`). The parsers (initrd, acpi_madt) have no unsafe code, so
+/// Miri would add nothing there.
+const MIRI_RUNS: &[(&str, &[&str])] = &[
+    ("buddy", &["--lib"]),
+    ("rcu", &["--lib"]),
+    ("slab", &["--lib", "--test", "api"]),
+    ("vmtree", &["--lib"]),
+];
 /// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
 const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree"];
 
@@ -241,7 +247,7 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut test = Command::new(&cargo);
     test.args(["test", "--color", "never"]);
-    cargo_test_step("host: cargo test (workspace host crates)", test, tally)?;
+    cargo_test_step("host: cargo test", test, tally)?;
 
     if !LOOM_CRATES.is_empty() {
         let mut loom = Command::new(&cargo);
@@ -253,21 +259,21 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
         loom.env("CARGO_TARGET_DIR", artifacts::target_dir().join("loom"))
             .env("RUSTFLAGS", "--cfg loom")
             .env("LOOM_MAX_PREEMPTIONS", "2");
-        cargo_test_step("loom: models with LOOM_MAX_PREEMPTIONS=2", loom, tally)?;
+        cargo_test_step("loom: models, LOOM_MAX_PREEMPTIONS=2", loom, tally)?;
     }
 
-    let mut miri = Command::new(&cargo);
-    miri.args(["miri", "test", "--lib", "--color", "never"]);
-    for name in MIRI_CRATES {
-        miri.args(["--package", name]);
+    for (name, targets) in MIRI_RUNS {
+        let mut miri = Command::new(&cargo);
+        miri.args(["miri", "test", "--color", "never", "--package", name]);
+        miri.args(*targets);
+        cargo_test_step(&format!("miri: {name} {}", targets.join(" ")), miri, tally)?;
     }
-    cargo_test_step("miri: unsafe crates' unit tests", miri, tally)
+    Ok(())
 }
 
-/// Runs one `cargo test`-like command and counts its `test result:` lines.
-fn cargo_test_step(title: &str, mut command: Command, tally: &mut Tally) -> Result<(), String> {
-    println!("{title}");
-    let label = title.split(':').next().unwrap_or(title);
+/// Runs one `cargo test`-like command, counts its `test result:` lines, and prints one line
+/// `LABEL: N passed, N failed, N ignored (T s)`.
+fn cargo_test_step(label: &str, mut command: Command, tally: &mut Tally) -> Result<(), String> {
     let started = Instant::now();
     let output = command
         .output()
