@@ -33,6 +33,8 @@ pub struct BootOptions {
     pub log_level: log::LevelFilter,
     /// `hz=N`: the local APIC timer's rate on every CPU (1..=10000).
     pub timer_hz: u32,
+    /// `rcu.stall_ms=N`: a grace period longer than this prints a stall warning.
+    pub rcu_stall_ms: u64,
     /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
     pub test_filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
@@ -51,6 +53,7 @@ impl Default for BootOptions {
             stats: false,
             log_level: log::LevelFilter::Info,
             timer_hz: 1000,
+            rcu_stall_ms: 10_000,
             test_filter: None,
             test_timeout_ms: 30_000,
             test_stress: 1,
@@ -98,6 +101,12 @@ impl BootOptions {
                     .and_then(|v| v.parse().ok())
                     .filter(|hz| (1..=10_000).contains(hz))
                     .map(|hz| options.timer_hz = hz)
+                    .is_some(),
+                "rcu.stall_ms" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&ms| ms > 0)
+                    .map(|ms| options.rcu_stall_ms = ms)
                     .is_some(),
                 "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
                 "ktest.timeout_ms" => opt
@@ -147,7 +156,11 @@ fn set_bool(field: &mut bool, value: Option<&str>) -> bool {
 
 impl fmt::Display for BootOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "log={} hz={}", self.log_level, self.timer_hz)?;
+        write!(
+            f,
+            "log={} hz={} rcu.stall_ms={}",
+            self.log_level, self.timer_hz, self.rcu_stall_ms
+        )?;
         if self.test {
             write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
         }

@@ -58,6 +58,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     console::set_max_level(options.log_level);
     arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
     log::info!("boot options: {}", options);
+    sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
 
     arch::init_interrupts(phys_offset, options.timer_hz);
     arch::start_other_cpus(boot_info.rsdp_addr.into_option(), &boot_info.memory_regions);

@@ -9,6 +9,7 @@
 //! Interrupts taken on an idle CPU leave the extended quiescent state for their duration
 //! ([`irq_enter`]/[`irq_exit`]).
 
+use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -23,8 +24,12 @@ static RCU: Rcu = Rcu::new();
 
 /// Callbacks one CPU runs per poll: a flood of them cannot stall a CPU.
 const CALLBACK_BATCH: usize = 64;
-/// A grace period running longer than this is reported, with the CPUs holding it up.
-const STALL_AFTER_NS: u64 = 10_000_000_000;
+/// A grace period running longer than this is reported, with the CPUs holding it up
+/// (`rcu.stall_ms=N` changes it).
+static STALL_AFTER_NS: AtomicU64 = AtomicU64::new(10_000_000_000);
+/// Stall warnings printed, and the CPUs the last one named (tests read these).
+static STALL_WARNINGS: AtomicU64 = AtomicU64::new(0);
+static LAST_STALL_CPUS: AtomicU64 = AtomicU64::new(0);
 
 /// When the grace period in progress started (`time::now_ns`).
 static GP_STARTED_NS: AtomicU64 = AtomicU64::new(0);
@@ -39,6 +44,11 @@ static SECTION_SITE: [AtomicPtr<Location<'static>>; MAX_CPUS] =
 /// Interrupt nesting per CPU, and whether the outermost interrupt took the CPU out of idle.
 static IRQ_DEPTH: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 static IRQ_LEFT_IDLE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Sets how long a grace period may run before a stall warning (`rcu.stall_ms`).
+pub fn set_stall_timeout_ms(ms: u64) {
+    STALL_AFTER_NS.store(ms.saturating_mul(1_000_000), Ordering::Relaxed);
+}
 
 /// Brings this CPU into grace-period accounting; each CPU calls it once as it starts.
 pub fn cpu_online() {
@@ -124,18 +134,22 @@ fn check_stall(now: u64) {
         return;
     };
     let waited = now.saturating_sub(GP_STARTED_NS.load(Ordering::Relaxed));
-    if waited <= STALL_AFTER_NS {
+    let threshold = STALL_AFTER_NS.load(Ordering::Relaxed);
+    if waited <= threshold {
         return;
     }
     let reported = STALL_REPORTED.load(Ordering::Relaxed) == gp;
     let since_report = now.saturating_sub(STALL_REPORTED_AT.load(Ordering::Relaxed));
-    if !reported || since_report > STALL_AFTER_NS {
+    if !reported || since_report > threshold {
         STALL_REPORTED.store(gp, Ordering::Relaxed);
         STALL_REPORTED_AT.store(now, Ordering::Relaxed);
+        let holding = RCU.cpus_holding_gp();
+        LAST_STALL_CPUS.store(holding, Ordering::Relaxed);
+        STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
         log::warn!(
-            "rcu: grace period {gp} stalled for {} ms; CPUs holding it up: {:#x} (bitmask)",
+            "rcu: grace period {gp} stalled for {} ms; CPUs holding it up: {}",
             waited / 1_000_000,
-            RCU.cpus_holding_gp()
+            percpu::CpuSet(holding)
         );
     }
 }
@@ -206,6 +220,75 @@ pub fn rcu_barrier() {
     }
 }
 
+/// An RCU-protected pointer to a heap value. Readers borrow the value for as long as their
+/// [`RcuReadGuard`] lives, with no lock; writers replace it with one atomic swap (Release
+/// publish; concurrent writers are fine), and the old value is dropped after a grace period.
+/// Replacing and dropping the cell are for process context.
+pub struct RcuCell<T: Send + Sync + 'static> {
+    current: AtomicPtr<RcuBox<T>>,
+}
+
+/// The heap block behind an [`RcuCell`]: the value and the RCU head that frees it.
+#[repr(C)]
+struct RcuBox<T> {
+    head: RcuHead,
+    value: T,
+}
+
+/// The RCU callback that drops a retired value.
+unsafe fn drop_retired<T>(head: *mut RcuHead) {
+    // SAFETY: `head` is the first field of an `RcuBox<T>` (repr(C)) that `RcuCell` leaked from
+    // a `Box` and retired once; a grace period has passed, so no reader holds it.
+    drop(unsafe { Box::from_raw(head.cast::<RcuBox<T>>()) });
+}
+
+impl<T: Send + Sync + 'static> RcuCell<T> {
+    pub fn new(value: T) -> Self {
+        let boxed = Box::new(RcuBox {
+            head: RcuHead::new(),
+            value,
+        });
+        Self {
+            current: AtomicPtr::new(Box::into_raw(boxed)),
+        }
+    }
+
+    /// The current value, valid until the guard ends.
+    pub fn read<'g>(&self, _guard: &'g RcuReadGuard) -> &'g T {
+        // SAFETY: the pointer is never null, and a value is freed only a grace period after it
+        // was replaced (or the cell dropped), which cannot end while `_guard` lives.
+        unsafe { &(*self.current.load(Ordering::Acquire)).value }
+    }
+
+    /// Publishes `value`; the previous value is dropped after a grace period.
+    pub fn replace(&self, value: T) {
+        let boxed = Box::into_raw(Box::new(RcuBox {
+            head: RcuHead::new(),
+            value,
+        }));
+        let old = self.current.swap(boxed, Ordering::AcqRel);
+        // SAFETY: `old` was unlinked by the swap and is retired once, by us.
+        unsafe { retire(old) };
+    }
+}
+
+/// Drops the box behind `old` after a grace period.
+///
+/// # Safety
+/// `old` came from `Box::into_raw` in an `RcuCell` and is unreachable from it now.
+unsafe fn retire<T: Send + Sync + 'static>(old: *mut RcuBox<T>) {
+    // SAFETY: the head is ours until the callback frees the box (the caller's contract).
+    unsafe { call_rcu(&raw mut (*old).head, drop_retired::<T>) };
+}
+
+impl<T: Send + Sync + 'static> Drop for RcuCell<T> {
+    fn drop(&mut self) {
+        // Readers may still hold the value (their guard outlives no cell borrow): defer.
+        // SAFETY: the cell is going away, so its value is unreachable from now on.
+        unsafe { retire(*self.current.get_mut()) };
+    }
+}
+
 /// Halts until the next interrupt when interrupts are on; otherwise just spins once.
 fn wait_a_tick() {
     if interrupts::are_enabled() {
@@ -273,7 +356,10 @@ mod ktests {
 
     use rcu::RcuHead;
 
-    use super::{call_rcu, quiescent_state, rcu_barrier, read_lock, synchronize_rcu};
+    use super::{
+        LAST_STALL_CPUS, RcuCell, STALL_AFTER_NS, STALL_WARNINGS, call_rcu, quiescent_state,
+        rcu_barrier, read_lock, synchronize_rcu,
+    };
     use crate::arch::percpu::{self, CpuSet};
     use crate::arch::smp::run_in_idle;
     use crate::ktest;
@@ -470,6 +556,85 @@ mod ktests {
             });
             rcu_barrier();
             assert_eq!(RAN.load(Ordering::Relaxed) - before, everyone.len());
+        }
+    }
+
+    ktest! {
+        /// RcuCell: readers on every CPU see whole values (never torn, never freed) while
+        /// this CPU replaces the value; every old value is dropped after a grace period.
+        fn rcu_cell_readers_see_whole_values() {
+            #[derive(Clone, Copy)]
+            struct Pair {
+                a: u64,
+                b: u64,
+            }
+            let heap_before = crate::mm::heap::usage().1;
+            let cell = RcuCell::new(Pair { a: 0, b: !0 });
+            let stop = AtomicBool::new(false);
+            let torn = AtomicU64::new(0);
+            let me = percpu::cpu_index();
+            let updates = 3_000 * ktest::stress_factor();
+            run_in_idle(CpuSet::all_online(), &|| {
+                if percpu::cpu_index() == me {
+                    for n in 1..=updates {
+                        cell.replace(Pair { a: n, b: !n });
+                        quiescent_state();
+                    }
+                    stop.store(true, Ordering::Release);
+                } else {
+                    let mut round = 0u32;
+                    while !stop.load(Ordering::Acquire) {
+                        let guard = read_lock();
+                        let value = cell.read(&guard);
+                        for _ in 0..8 {
+                            if value.a != !value.b {
+                                torn.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        drop(guard);
+                        round += 1;
+                        if round % 8 == 0 {
+                            quiescent_state();
+                        }
+                    }
+                }
+            });
+            assert_eq!(torn.load(Ordering::Relaxed), 0, "a reader saw a torn or freed value");
+            drop(cell);
+            rcu_barrier();
+            assert_eq!(crate::mm::heap::usage().1, heap_before, "retired values leaked");
+        }
+    }
+
+    ktest! {
+        /// A grace period held up past the stall timeout prints a warning naming the CPU.
+        fn stall_warning_names_the_cpu_holding_the_grace_period() {
+            if percpu::online_count() < 2 {
+                return;
+            }
+            let me = percpu::cpu_index();
+            let holder = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
+            let saved = STALL_AFTER_NS.swap(50_000_000, Ordering::Relaxed);
+            let warnings_before = STALL_WARNINGS.load(Ordering::Relaxed);
+            let entered = AtomicBool::new(false);
+            run_in_idle(CpuSet::all_online(), &|| {
+                let cpu = percpu::cpu_index();
+                if cpu == holder {
+                    let guard = read_lock();
+                    entered.store(true, Ordering::Release);
+                    crate::time::delay_us(300_000);
+                    drop(guard);
+                } else if cpu == me {
+                    while !entered.load(Ordering::Acquire) {
+                        core::hint::spin_loop();
+                    }
+                    synchronize_rcu();
+                }
+            });
+            STALL_AFTER_NS.store(saved, Ordering::Relaxed);
+            assert!(STALL_WARNINGS.load(Ordering::Relaxed) > warnings_before, "no stall warning");
+            let named = LAST_STALL_CPUS.load(Ordering::Relaxed);
+            assert!(named & (1 << holder) != 0, "the warning named CPUs {named:#x}, not CPU {holder}");
         }
     }
 }

@@ -121,6 +121,20 @@ pub fn online_count() -> usize {
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
 pub struct CpuSet(pub u64);
 
+/// `{0,3,5}`.
+impl core::fmt::Display for CpuSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("{")?;
+        for (n, index) in self.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{index}")?;
+        }
+        f.write_str("}")
+    }
+}
+
 impl CpuSet {
     pub fn all_online() -> Self {
         Self(online_cpus().fold(0, |mask, c| mask | 1 << c.index))
