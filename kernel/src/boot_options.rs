@@ -96,31 +96,13 @@ impl BootOptions {
                     .and_then(|v| v.parse().ok())
                     .map(|level| options.log_level = level)
                     .is_some(),
-                "hz" => opt
-                    .value
-                    .and_then(|v| v.parse().ok())
-                    .filter(|hz| (1..=10_000).contains(hz))
-                    .map(|hz| options.timer_hz = hz)
-                    .is_some(),
-                "rcu.stall_ms" => opt
-                    .value
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&ms| ms > 0)
-                    .map(|ms| options.rcu_stall_ms = ms)
-                    .is_some(),
+                "hz" => set_number(&mut options.timer_hz, opt.value, 1..=10_000),
+                "rcu.stall_ms" => set_number(&mut options.rcu_stall_ms, opt.value, 1..=u64::MAX),
                 "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
-                "ktest.timeout_ms" => opt
-                    .value
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&ms| ms > 0)
-                    .map(|ms| options.test_timeout_ms = ms)
-                    .is_some(),
-                "ktest.stress" => opt
-                    .value
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .map(|n| options.test_stress = n)
-                    .is_some(),
+                "ktest.timeout_ms" => {
+                    set_number(&mut options.test_timeout_ms, opt.value, 1..=u64::MAX)
+                }
+                "ktest.stress" => set_number(&mut options.test_stress, opt.value, 1..=u32::MAX),
                 "ktest.selftest" => {
                     let which = match opt.value {
                         Some("fail") => Some(SelfTest::Fail),
@@ -145,6 +127,21 @@ impl BootOptions {
             }
         }
         options
+    }
+}
+
+/// Sets `field` from a decimal `value` inside `range`; false (field unchanged) otherwise.
+fn set_number<T: core::str::FromStr + PartialOrd>(
+    field: &mut T,
+    value: Option<&str>,
+    range: core::ops::RangeInclusive<T>,
+) -> bool {
+    match value.and_then(|v| v.parse().ok()) {
+        Some(number) if range.contains(&number) => {
+            *field = number;
+            true
+        }
+        _ => false,
     }
 }
 

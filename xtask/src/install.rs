@@ -10,6 +10,8 @@ use std::process::Command;
 
 use qemu::Qemu;
 
+use crate::toolchain::run;
+
 const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
 
 /// QEMU, with OVMF when `need_uefi`; installs them first where it can.
@@ -97,17 +99,6 @@ fn is_root() -> bool {
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed ({status})"))
-    }
 }
 
 /// The fields of /etc/os-release that decide how to install things.

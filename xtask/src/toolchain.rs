@@ -122,7 +122,8 @@ fn capture(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd` with the terminal's output; an error names the command and how it failed.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;

@@ -1,5 +1,5 @@
-//! The one place that names the synchronisation primitives, so that `--cfg loom` can replace
-//! them with loom's models.
+//! The crate's synchronisation primitives: the atomics from the shared shim (kernel/libs/ksync),
+//! so that `--cfg loom` replaces them with loom's models, and the node cell below.
 //!
 //! Besides the atomics, [`Published`] holds the contents of every node. Outside loom it is a
 //! plain wrapper (nodes are immutable once published, so readers need no atomics inside them);
@@ -9,10 +9,7 @@
 //! counts as a write to its contents there, so loom also reports a node freed while a reader
 //! may still read it (a grace period too short).
 
-#[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use ksync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// The contents of a node: written only while the node is private to the writer that created
 /// it, read by anyone once it has been published.

@@ -1,0 +1,106 @@
+//! The one place the lock-free crates (rcu, slab, vmtree) take their atomics, fences, mutex,
+//! interior-mutability cell and spin hint from (DESIGN.md §1: "atomics through one sync shim").
+//!
+//! Normal builds use `core`'s atomics, a `spin` mutex and `core::cell::UnsafeCell`; builds with
+//! `--cfg loom` (set for every crate at once through `RUSTFLAGS`) swap in loom's instrumented
+//! types, so that each crate's models in `tests/loom.rs` explore the interleavings of the real
+//! code. Loom's types have no `const` constructors: [`const_unless_loom!`] declares the
+//! functions that are `const` only without loom.
+#![no_std]
+
+use core::ops::DerefMut;
+
+#[cfg(loom)]
+pub use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+
+#[cfg(not(loom))]
+pub use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+
+/// Keeps the compiler from moving memory accesses across a boundary. It emits no instruction;
+/// loom has no counterpart and needs none (it never reorders accesses within a thread), so it
+/// is `core`'s in both builds.
+pub use core::sync::atomic::compiler_fence;
+
+/// Defines a function that is `const` except under loom, whose types have no `const`
+/// constructors.
+#[macro_export]
+macro_rules! const_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($args:tt)*) -> $ret:ty $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $name($($args)*) -> $ret $body
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $name($($args)*) -> $ret $body
+    };
+}
+
+/// A mutual-exclusion lock: a spinning lock in normal builds, loom's mutex under loom.
+pub struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: spin::mutex::SpinMutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    const_unless_loom! {
+        pub fn new(value: T) -> Self {
+            Self {
+                #[cfg(not(loom))]
+                inner: spin::mutex::SpinMutex::new(value),
+                #[cfg(loom)]
+                inner: loom::sync::Mutex::new(value),
+            }
+        }
+    }
+
+    /// Locks, spinning (under loom: blocking the modelled thread) until the lock is free.
+    pub fn lock(&self) -> impl DerefMut<Target = T> + '_ {
+        #[cfg(not(loom))]
+        {
+            self.inner.lock()
+        }
+        #[cfg(loom)]
+        {
+            // A panic while holding the lock already fails the model; poisoning adds nothing.
+            self.inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+}
+
+/// An `UnsafeCell` whose accesses go through [`UnsafeCell::with_mut`], loom's interface, so that
+/// loom can check them for overlapping accesses.
+#[cfg(not(loom))]
+pub struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+
+    /// Calls `f` with a pointer to the contents; the caller decides who may dereference it.
+    pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub use loom::cell::UnsafeCell;
+
+/// Called in every busy-wait loop: a pause hint, or under loom a yield so that the model lets
+/// the thread holding what we wait for run.
+pub fn spin_loop() {
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
