@@ -435,6 +435,7 @@ mod ktests {
                     object.generation.store(generation, Ordering::Relaxed);
                     object.state.store(VALID, Ordering::Relaxed);
                     let old = current.swap(object as *const _ as *mut _, Ordering::AcqRel);
+                    // SAFETY: null or one of the static pool objects.
                     if let Some(old) = unsafe { old.as_ref() } {
                         // SAFETY: `old` was unlinked just now; its head is untouched until the
                         // callback gives the object back.

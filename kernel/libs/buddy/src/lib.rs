@@ -405,11 +405,10 @@ impl BuddyAllocator {
 
         let meta_phys = meta_range.start * FRAME_SIZE;
         let meta_ptr = ptr::with_exposed_provenance_mut::<u8>((phys_offset + meta_phys) as usize);
-        // SAFETY: the `span_len` bytes at `meta_phys` lie in the first `metadata_frames` frames
-        // of one given range, which the caller gives us for good, mapped writable at
-        // `phys_offset + meta_phys` (the sum was checked to fit the address space above). They
-        // are initialised here before the slice is made, and from now on only reached through
-        // that slice: those frames are marked unmanaged, so they are never handed out.
+        // The `span_len` bytes at `meta_phys` lie in the first `metadata_frames` frames of one
+        // given range, mapped writable at `phys_offset + meta_phys` (the sum fits, see above).
+        // SAFETY: the caller gives us those frames for good; they are initialised before the
+        // slice is made, and marked unmanaged, so only the slice ever reaches them.
         self.meta = unsafe {
             ptr::write_bytes(meta_ptr, UNMANAGED, span_len);
             core::slice::from_raw_parts_mut(meta_ptr, span_len)
