@@ -8,12 +8,22 @@
 use core::ptr::NonNull;
 
 use rcu::RcuHead;
-use slab::{DeferredFree, KmemCache, Platform, SlabInfo};
+use slab::{CacheFlags, DeferredFree, KmemCache, Platform, SlabInfo};
 
 use super::{frame, phys_to_virt, virt_to_phys};
 use crate::arch::percpu;
 use crate::sync::IrqSpinLock;
 use crate::sync::rcu::call_rcu;
+
+/// Debug checks every kernel cache adds to its own flags: red zones around each object in debug
+/// (and test) builds, checked on free; nothing in release builds. (Double-free and
+/// foreign-pointer detection are always on; poisoning suits only caches without a constructor
+/// that are not typesafe, which name it themselves.)
+pub const DEBUG_FLAGS: CacheFlags = if cfg!(debug_assertions) {
+    CacheFlags::RED_ZONE
+} else {
+    CacheFlags::NONE
+};
 
 /// The platform every kernel cache uses.
 pub struct KernelPages;
@@ -112,7 +122,7 @@ mod ktests {
 
     use slab::{CacheFlags, SlabObject, TypedCache};
 
-    use super::{KERNEL_PAGES, KernelPages, register};
+    use super::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages, register};
     use crate::arch::percpu::{self, CpuSet};
     use crate::arch::smp::run_in_idle;
     use crate::ktest;
@@ -153,7 +163,8 @@ mod ktests {
         "ktest_typesafe",
         CacheFlags::TYPESAFE_BY_RCU
             .union(CacheFlags::LIFO_REUSE)
-            .union(CacheFlags::CONSTRUCTED_CHECK),
+            .union(CacheFlags::CONSTRUCTED_CHECK)
+            .union(DEBUG_FLAGS),
         &KERNEL_PAGES,
     );
 
