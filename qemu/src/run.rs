@@ -54,6 +54,9 @@ impl Echo {
 pub struct RunOptions {
     /// Kill QEMU after this long (`None`: wait forever).
     pub timeout: Option<Duration>,
+    /// Kill QEMU when the guest has printed nothing for this long (`None`: no limit): a hang
+    /// is caught long before the overall timeout.
+    pub silence_timeout: Option<Duration>,
     /// Whether to show the serial output live.
     pub echo: Echo,
     /// A file that receives a copy of the serial output, line by line as it arrives (its
@@ -412,11 +415,15 @@ impl Qemu {
             notes: String::new(),
         };
         let deadline = opts.timeout.map(|timeout| started + timeout);
+        let mut last_output = started;
         let mut serial_open = true;
         let end = loop {
             if serial_open {
                 match line_rx.recv_timeout(POLL) {
-                    Ok(item) => collector.accept(item),
+                    Ok(item) => {
+                        collector.accept(item);
+                        last_output = Instant::now();
+                    }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => serial_open = false,
                 }
@@ -430,7 +437,10 @@ impl Qemu {
                 child.kill()?;
                 break End::Interrupted;
             }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let silent_too_long = opts
+                .silence_timeout
+                .is_some_and(|limit| last_output.elapsed() >= limit);
+            if silent_too_long || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 child.kill()?;
                 break End::TimedOut;
             }
@@ -597,6 +607,25 @@ exit 33",
         let result = fake.run(&RunOptions::default());
         assert_eq!(result.outcome, Outcome::UnexpectedExit(0));
         assert!(result.serial.is_empty());
+    }
+
+    #[test]
+    fn silence_timeout_kills_a_quiet_qemu() {
+        let _lock = script_lock();
+        let fake = Fake::new("run-quiet", "echo booting; exec sleep 600");
+        let started = Instant::now();
+        let result = fake.run(&RunOptions {
+            timeout: Some(Duration::from_secs(60)),
+            silence_timeout: Some(Duration::from_millis(300)),
+            ..RunOptions::default()
+        });
+        assert_eq!(result.outcome, Outcome::TimedOut);
+        assert_eq!(result.serial, ["booting"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod testrun;
 mod toolchain;
 
 use std::process::{Command, ExitCode};
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, RunOptions};
@@ -215,9 +214,9 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     );
     let outcome = if args.exit {
         let options = RunOptions {
-            timeout: None::<Duration>,
             echo: Echo::Raw,
             serial_log: Some(log),
+            ..RunOptions::default()
         };
         qemu.run(&profile, image, &options)
             .map_err(|e| e.to_string())?

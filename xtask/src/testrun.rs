@@ -16,6 +16,8 @@ use crate::install;
 const PROFILE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The deliberate hang is declared hung after this.
 const HANG_TIMEOUT: Duration = Duration::from_secs(45);
+/// A run that prints nothing for this long is hung (the longest test's own timeout is 120 s).
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Serial lines shown when a run fails or hangs.
 const TAIL_LINES: usize = 25;
 
@@ -329,6 +331,7 @@ fn run_profile(
 ) -> Result<RunResult, String> {
     let options = RunOptions {
         timeout: Some(timeout),
+        silence_timeout: Some(SILENCE_TIMEOUT),
         echo: if verbose {
             Echo::Prefixed(format!("[{}] ", profile.name))
         } else {
@@ -402,8 +405,9 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
     if !clean {
         match result.outcome {
             Outcome::TimedOut => println!(
-                "  hung: no exit after {} s (serial log: {})",
+                "  hung: no exit within {} s, or no output for {} s (serial log: {})",
                 PROFILE_TIMEOUT.as_secs(),
+                SILENCE_TIMEOUT.as_secs(),
                 serial_log(&profile.name).display()
             ),
             outcome => println!("  QEMU: {outcome}"),
