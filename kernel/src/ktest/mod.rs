@@ -132,6 +132,9 @@ struct Run {
     caught: UnsafeCell<Reason>,
     /// `ktest.stress`.
     stress: AtomicU64,
+    skipped: AtomicUsize,
+    /// Set by [`skip`]: why the test in progress does not apply here.
+    skipped_because: UnsafeCell<Option<&'static str>>,
     /// The `stats` option.
     print_stats: AtomicBool,
     details: UnsafeCell<Details>,
@@ -157,6 +160,8 @@ static RUN: Run = Run {
     catch_recovery: UnsafeCell::new(JumpBuffer::new()),
     caught: UnsafeCell::new(FmtBuffer::new()),
     stress: AtomicU64::new(1),
+    skipped: AtomicUsize::new(0),
+    skipped_because: UnsafeCell::new(None),
     print_stats: AtomicBool::new(false),
     details: UnsafeCell::new(FmtBuffer::new()),
 };
@@ -223,10 +228,17 @@ fn run_one(number: usize, case: &'static TestCase, default_timeout_ms: u64) {
     // Between tests the runner holds nothing: a quiescent state, like a context switch.
     crate::sync::rcu::quiescent_state();
     match outcome {
-        Ok(()) => {
-            RUN.passed.fetch_add(1, Ordering::Relaxed);
-            println!("ok {number} {}", case.name);
-        }
+        // SAFETY: the test has returned; only the runner touches the cell between tests.
+        Ok(()) => match unsafe { (*RUN.skipped_because.get()).take() } {
+            None => {
+                RUN.passed.fetch_add(1, Ordering::Relaxed);
+                println!("ok {number} {}", case.name);
+            }
+            Some(reason) => {
+                RUN.skipped.fetch_add(1, Ordering::Relaxed);
+                println!("ok {number} {} # SKIP {reason}", case.name);
+            }
+        },
         Err(()) => {
             RUN.failed.fetch_add(1, Ordering::Relaxed);
             // SAFETY: the path that jumped here wrote these before jumping and is done with them.
@@ -257,7 +269,10 @@ fn finish() -> ! {
     }
     let passed = RUN.passed.load(Ordering::Relaxed);
     let failed = RUN.failed.load(Ordering::Relaxed);
-    println!("{passed} passed, {failed} failed");
+    match RUN.skipped.load(Ordering::Relaxed) {
+        0 => println!("{passed} passed, {failed} failed"),
+        skipped => println!("{passed} passed, {failed} failed, {skipped} skipped"),
+    }
     arch::exit(if failed == 0 {
         ExitCode::Success
     } else {
@@ -310,6 +325,18 @@ pub fn catch_test_panic(info: &PanicInfo) {
 /// How long a failing test's work on other CPUs may take to finish before the runner gives
 /// up on recovering from the failure.
 const ABANDON_WAIT_NS: u64 = 5_000_000_000;
+
+/// Ends the calling test as skipped (`ok N name # SKIP reason`): it does not apply to this
+/// machine. The test returns right after calling it.
+pub fn skip(reason: &'static str) {
+    assert!(
+        on_test_cpu() && RUN.active.load(Ordering::SeqCst),
+        "skip outside a test"
+    );
+    // SAFETY: the test in progress, on its own CPU, is the only writer; the runner reads the
+    // cell after the test returns.
+    unsafe { *RUN.skipped_because.get() = Some(reason) };
+}
 
 /// For stress tests: how many times their base iteration count to run (`ktest.stress`).
 pub fn stress_factor() -> u64 {
@@ -415,7 +442,12 @@ pub fn abort_run(reason: fmt::Arguments) -> ! {
     }
     let passed = RUN.passed.load(Ordering::Relaxed);
     let failed = RUN.failed.load(Ordering::Relaxed);
-    console::emergency_write(format_args!("{passed} passed, {failed} failed\n"));
+    match RUN.skipped.load(Ordering::Relaxed) {
+        0 => console::emergency_write(format_args!("{passed} passed, {failed} failed\n")),
+        skipped => console::emergency_write(format_args!(
+            "{passed} passed, {failed} failed, {skipped} skipped\n"
+        )),
+    }
     arch::exit(ExitCode::Failure)
 }
 

@@ -496,7 +496,7 @@ mod ktests {
         /// synchronize_rcu returns only after a read section that began before it has ended.
         fn synchronize_waits_for_a_running_reader() {
             if percpu::online_count() < 2 {
-                return;
+                return ktest::skip("needs 2 or more CPUs");
             }
             let me = percpu::cpu_index();
             let reader_cpu = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
@@ -527,7 +527,7 @@ mod ktests {
         /// Waiting for a grace period inside a read section panics and names both sites.
         fn sleeping_in_a_read_section_is_reported() {
             if !cfg!(debug_assertions) {
-                return;
+                return ktest::skip("needs a debug build");
             }
             let report = ktest::catch_panic(|| {
                 let _guard = read_lock();
@@ -611,7 +611,7 @@ mod ktests {
         /// A grace period held up past the stall timeout prints a warning naming the CPU.
         fn stall_warning_names_the_cpu_holding_the_grace_period() {
             if percpu::online_count() < 2 {
-                return;
+                return ktest::skip("needs 2 or more CPUs");
             }
             let me = percpu::cpu_index();
             let holder = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
