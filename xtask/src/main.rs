@@ -23,6 +23,7 @@ use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, RunOptions};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Build, boot and test the kernel",
     version
 )]
