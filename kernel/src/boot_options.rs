@@ -35,6 +35,9 @@ pub struct BootOptions {
     pub timer_hz: u32,
     /// `rcu.stall_ms=N`: a grace period longer than this prints a stall warning.
     pub rcu_stall_ms: u64,
+    /// `smp.phantom_apic_id=N`: also try to start a CPU with this APIC ID, which does not
+    /// exist (checks that a CPU that never answers is reported and skipped).
+    pub phantom_apic_id: Option<u32>,
     /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
     pub test_filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
@@ -54,6 +57,7 @@ impl Default for BootOptions {
             log_level: log::LevelFilter::Info,
             timer_hz: 1000,
             rcu_stall_ms: 10_000,
+            phantom_apic_id: None,
             test_filter: None,
             test_timeout_ms: 30_000,
             test_stress: 1,
@@ -98,6 +102,11 @@ impl BootOptions {
                     .is_some(),
                 "hz" => set_number(&mut options.timer_hz, opt.value, 1..=10_000),
                 "rcu.stall_ms" => set_number(&mut options.rcu_stall_ms, opt.value, 1..=u64::MAX),
+                "smp.phantom_apic_id" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .map(|id| options.phantom_apic_id = Some(id))
+                    .is_some(),
                 "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
                 "ktest.timeout_ms" => {
                     set_number(&mut options.test_timeout_ms, opt.value, 1..=u64::MAX)
@@ -160,6 +169,9 @@ impl fmt::Display for BootOptions {
         )?;
         if self.test {
             write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
+        }
+        if let Some(id) = self.phantom_apic_id {
+            write!(f, " smp.phantom_apic_id={id}")?;
         }
         if self.test_stress != 1 {
             write!(f, " ktest.stress={}", self.test_stress)?;

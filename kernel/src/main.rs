@@ -61,7 +61,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
 
     arch::init_interrupts(phys_offset, options.timer_hz);
-    arch::start_other_cpus(boot_info.rsdp_addr.into_option(), &boot_info.memory_regions);
+    arch::start_other_cpus(
+        boot_info.rsdp_addr.into_option(),
+        &boot_info.memory_regions,
+        options.phantom_apic_id,
+    );
 
     sync::rcu::synchronize_rcu();
     sync::rcu::log_statistics();

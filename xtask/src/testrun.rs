@@ -426,7 +426,10 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
 /// One deliberately broken run the harness must catch, and what catching it looks like.
 struct HarnessCheck {
     what: &'static str,
-    selftest: &'static str,
+    /// A short name for the image and the serial log.
+    name: &'static str,
+    cmdline: &'static str,
+    cpus: u32,
     timeout: Duration,
     expect: fn(&RunResult) -> Result<(), String>,
 }
@@ -434,7 +437,9 @@ struct HarnessCheck {
 const HARNESS_CHECKS: &[HarnessCheck] = &[
     HarnessCheck {
         what: "a failing test fails the run and is named with its message",
-        selftest: "fail",
+        name: "selftest-fail",
+        cmdline: "test ktest.filter=ktest::selftest ktest.selftest=fail",
+        cpus: 1,
         timeout: PROFILE_TIMEOUT,
         expect: |r| {
             expect_not_ok(
@@ -446,13 +451,17 @@ const HARNESS_CHECKS: &[HarnessCheck] = &[
     },
     HarnessCheck {
         what: "a test past its timeout is stopped and reported",
-        selftest: "timeout",
+        name: "selftest-timeout",
+        cmdline: "test ktest.filter=ktest::selftest ktest.selftest=timeout",
+        cpus: 1,
         timeout: PROFILE_TIMEOUT,
         expect: |r| expect_not_ok(r, "ktest::selftest::deliberate_timeout", "timed out"),
     },
     HarnessCheck {
         what: "an unexpected kernel fault prints its report and ends the run",
-        selftest: "fault",
+        name: "selftest-fault",
+        cmdline: "test ktest.filter=ktest::selftest ktest.selftest=fault",
+        cpus: 1,
         timeout: PROFILE_TIMEOUT,
         expect: |r| {
             expect_not_ok(r, "ktest::selftest::deliberate_fault", "fatal exception")?;
@@ -476,8 +485,31 @@ const HARNESS_CHECKS: &[HarnessCheck] = &[
         },
     },
     HarnessCheck {
+        what: "a CPU that never answers its start-up IPIs is reported and skipped",
+        name: "phantom-cpu",
+        cmdline: "exit smp.phantom_apic_id=200",
+        cpus: 2,
+        timeout: PROFILE_TIMEOUT,
+        expect: |r| {
+            if r.outcome != Outcome::Success {
+                return Err(format!("expected boot to complete, got: {}", r.outcome));
+            }
+            let reported = r.serial.iter().any(|l| {
+                l.contains("CPU with APIC ID 200 did not start (never ran the trampoline); skipped")
+            });
+            let online = r.serial.iter().any(|l| l.ends_with("smp: 2 CPUs online"));
+            match (reported, online) {
+                (true, true) => Ok(()),
+                (false, _) => Err("no report of the CPU that did not start".into()),
+                (true, false) => Err("the real CPUs did not all come online".into()),
+            }
+        },
+    },
+    HarnessCheck {
         what: "a hang with interrupts off is caught by the host timeout",
-        selftest: "hang",
+        name: "selftest-hang",
+        cmdline: "test ktest.filter=ktest::selftest ktest.selftest=hang",
+        cpus: 1,
         timeout: HANG_TIMEOUT,
         expect: |r| {
             if r.outcome != Outcome::TimedOut {
@@ -526,13 +558,8 @@ fn harness_checks(
     tally: &mut Tally,
 ) -> Result<(), String> {
     for check in HARNESS_CHECKS {
-        let cmdline = format!(
-            "test ktest.filter=ktest::selftest ktest.selftest={}",
-            check.selftest
-        );
-        let images =
-            artifacts::make_images(kernel, &cmdline, &format!("selftest-{}", check.selftest))?;
-        let profile = Profile::new(format!("selftest-{}", check.selftest), Firmware::Bios, 1);
+        let images = artifacts::make_images(kernel, check.cmdline, check.name)?;
+        let profile = Profile::new(check.name, Firmware::Bios, check.cpus);
         let outcome = run_profile(qemu, &profile, &images.bios, check.timeout, verbose)
             .and_then(|result| (check.expect)(&result).inspect_err(|_| show_tail(&result)));
         match outcome {

@@ -42,8 +42,10 @@ pub fn init_interrupts(phys_offset: u64, timer_hz: u32) {
 }
 
 /// Finds the CPUs in the ACPI MADT and starts all but this one; logs `smp: N CPUs online`.
-pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions) {
-    let apic_ids = match rsdp.map(acpi::cpus) {
+/// `phantom_apic_id` (the `smp.phantom_apic_id` option) adds a CPU that does not exist, to
+/// exercise the path of a CPU that never answers.
+pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions, phantom_apic_id: Option<u32>) {
+    let mut apic_ids = match rsdp.map(acpi::cpus) {
         Some(Ok(ids)) => ids,
         Some(Err(error)) => {
             log::error!("acpi: {error}; running on the bootstrap CPU alone");
@@ -59,6 +61,12 @@ pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions) {
         apic::id(),
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
     );
+    if let Some(id) = phantom_apic_id {
+        log::warn!(
+            "smp: also trying APIC ID {id}, which the MADT does not list (smp.phantom_apic_id)"
+        );
+        apic_ids.push(id);
+    }
     ap_boot::start_aps(regions, &apic_ids);
     log::info!("smp: {} CPUs online", percpu::online_count());
 }
