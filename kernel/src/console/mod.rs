@@ -91,11 +91,6 @@ pub fn emergency_write(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// Leaves the panic state after a test's panic was caught and the machine goes on.
-pub fn end_emergency() {
-    PANICKING.store(false, Ordering::Relaxed);
-}
-
 /// Reads one byte from COM1 if one is waiting (the debug keys of DESIGN.md §2).
 pub fn poll_key() -> Option<u8> {
     CONSOLE

@@ -220,7 +220,6 @@ fn run_one(number: usize, case: &'static TestCase, default_timeout_ms: u64) {
     let outcome = unsafe { jump::call_recoverable(RUN.recovery.get(), case.run) };
     RUN.active.store(false, Ordering::SeqCst);
     RUN.deadline_ns.store(u64::MAX, Ordering::Relaxed);
-    console::end_emergency();
     if outcome.is_err() {
         crate::sync::rcu::recover_after_jump();
         crate::arch::smp::recover_after_jump();

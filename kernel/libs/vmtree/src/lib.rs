@@ -117,7 +117,7 @@ use core::ptr::{self, NonNull};
 use node::NodePtr;
 pub use node::RetiredNode;
 use sync::Ordering::{Acquire, Relaxed};
-use sync::{AtomicBool, AtomicPtr, AtomicUsize};
+use sync::{AtomicBool, AtomicPtr, AtomicUsize, const_unless_loom};
 use write::{Txn, WriterState};
 
 /// Proof that the current thread is inside an RCU read-side critical section.
@@ -200,27 +200,16 @@ impl<V: Copy + Send + Sync> Default for RangeTree<V> {
 }
 
 impl<V: Copy + Send + Sync> RangeTree<V> {
-    /// An empty tree.
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self {
-            root: AtomicPtr::new(ptr::null_mut()),
-            len: AtomicUsize::new(0),
-            writing: AtomicBool::new(false),
-            writer: UnsafeCell::new(WriterState::new()),
-            _values: PhantomData,
-        }
-    }
-
-    /// An empty tree (not `const` under loom, whose atomics cannot be).
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self {
-            root: AtomicPtr::new(ptr::null_mut()),
-            len: AtomicUsize::new(0),
-            writing: AtomicBool::new(false),
-            writer: UnsafeCell::new(WriterState::new()),
-            _values: PhantomData,
+    const_unless_loom! {
+        /// An empty tree (not `const` under loom, whose atomics cannot be).
+        pub fn new() -> Self {
+            Self {
+                root: AtomicPtr::new(ptr::null_mut()),
+                len: AtomicUsize::new(0),
+                writing: AtomicBool::new(false),
+                writer: UnsafeCell::new(WriterState::new()),
+                _values: PhantomData,
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 //! counts as a write to its contents there, so loom also reports a node freed while a reader
 //! may still read it (a grace period too short).
 
-pub(crate) use ksync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use ksync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, const_unless_loom};
 
 /// The contents of a node: written only while the node is private to the writer that created
 /// it, read by anyone once it has been published.

@@ -279,25 +279,19 @@ pub fn shootdown(cpus: CpuSet, flush: Flush) {
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Stops every other online CPU with an NMI and waits (briefly) until each has recorded where it
-/// was. Returns the CPUs that stopped.
-pub fn stop_other_cpus() -> CpuSet {
+/// was (`PerCpu::stopped_at`; the panic report reads it, and names a CPU that did not answer).
+pub fn stop_other_cpus() {
     STOPPING.store(true, Ordering::SeqCst);
     let me = percpu::cpu_index();
     let others = CpuSet::all_online().without(me);
     if others.is_empty() {
-        return others;
+        return;
     }
     apic::send_nmi_all_but_self();
     let deadline = crate::time::now_ns() + 100_000_000;
     while others.iter().any(|i| !has_stopped(i)) && crate::time::now_ns() < deadline {
         core::hint::spin_loop();
     }
-    CpuSet(
-        others
-            .iter()
-            .filter(|&i| has_stopped(i))
-            .fold(0, |mask, i| mask | 1 << i),
-    )
 }
 
 fn has_stopped(index: usize) -> bool {

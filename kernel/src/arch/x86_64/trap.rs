@@ -333,31 +333,32 @@ fn write_report(out: &mut impl Write, frame: &TrapFrame, cr2: u64) -> fmt::Resul
         "  RSP {:#018x}  RFLAGS {:#010x}  CS {:#x}  SS {:#x}",
         frame.rsp, frame.rflags, frame.cs, frame.ss
     )?;
-    writeln!(
-        out,
-        "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}",
-        frame.rax, frame.rbx, frame.rcx
-    )?;
-    writeln!(
-        out,
-        "  RDX {:#018x}  RSI {:#018x}  RDI {:#018x}",
-        frame.rdx, frame.rsi, frame.rdi
-    )?;
-    writeln!(
-        out,
-        "  RBP {:#018x}  R8  {:#018x}  R9  {:#018x}",
-        frame.rbp, frame.r8, frame.r9
-    )?;
-    writeln!(
-        out,
-        "  R10 {:#018x}  R11 {:#018x}  R12 {:#018x}",
-        frame.r10, frame.r11, frame.r12
-    )?;
-    write!(
-        out,
-        "  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}",
-        frame.r13, frame.r14, frame.r15
-    )
+    let registers = [
+        ("RAX", frame.rax),
+        ("RBX", frame.rbx),
+        ("RCX", frame.rcx),
+        ("RDX", frame.rdx),
+        ("RSI", frame.rsi),
+        ("RDI", frame.rdi),
+        ("RBP", frame.rbp),
+        ("R8", frame.r8),
+        ("R9", frame.r9),
+        ("R10", frame.r10),
+        ("R11", frame.r11),
+        ("R12", frame.r12),
+        ("R13", frame.r13),
+        ("R14", frame.r14),
+        ("R15", frame.r15),
+    ];
+    for (row, line) in registers.chunks(3).enumerate() {
+        if row > 0 {
+            writeln!(out)?;
+        }
+        for (name, value) in line {
+            write!(out, "  {name:<3} {value:#018x}")?;
+        }
+    }
+    Ok(())
 }
 
 fn has_error_code(vector: u8) -> bool {
