@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::ramdisk::Contents;
+
 /// Where everything xtask makes goes (under the workspace's target directory).
 pub fn target_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,17 +39,25 @@ pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
 
 /// The two disk images made from one kernel and one set of options.
 pub struct Images {
+    pub ramdisk: PathBuf,
     pub bios: PathBuf,
     pub uefi: PathBuf,
 }
 
-/// Packs a ramdisk with `cmdline` and writes both images as `target/images/NAME-{bios,uefi}.img`.
-pub fn make_images(kernel: &Path, cmdline: &str, name: &str) -> Result<Images, String> {
+/// Packs a ramdisk with `cmdline` and `contents` (the user programs...) and writes both images
+/// as `target/images/NAME-{bios,uefi}.img`; the ramdisk stays as `target/images/NAME.cpio`.
+pub fn make_images(
+    kernel: &Path,
+    cmdline: &str,
+    name: &str,
+    contents: &Contents,
+) -> Result<Images, String> {
     let dir = target_dir().join("images");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let ramdisk = dir.join(format!("{name}.cpio"));
-    crate::ramdisk::pack(cmdline, kernel, &ramdisk)?;
+    crate::ramdisk::pack(cmdline, kernel, contents, &ramdisk)?;
     let images = Images {
+        ramdisk,
         bios: dir.join(format!("{name}-bios.img")),
         uefi: dir.join(format!("{name}-uefi.img")),
     };
@@ -58,7 +68,7 @@ pub fn make_images(kernel: &Path, cmdline: &str, name: &str) -> Result<Images, S
         .arg("--kernel")
         .arg(kernel)
         .arg("--ramdisk")
-        .arg(&ramdisk)
+        .arg(&images.ramdisk)
         .arg("--bios")
         .arg(&images.bios)
         .arg("--uefi")

@@ -1,11 +1,12 @@
-//! Brings QEMU and OVMF onto the machine when they are missing.
+//! Brings QEMU and OVMF (and musl-gcc, for the C test program) onto the machine when they are
+//! missing.
 //!
 //! As root on Debian or Ubuntu it installs `qemu-system-x86` and `ovmf` with apt-get, saying
 //! so; on Debian 12 from bookworm-backports (adding that suite to apt's sources if missing),
 //! since bookworm's own QEMU 7.2 emulates no x2APIC under TCG. Anywhere else it prints the
 //! command for the user's system and fails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use qemu::Qemu;
@@ -54,6 +55,47 @@ pub fn ensure_qemu(need_uefi: bool) -> Result<Qemu, String> {
         return Err("OVMF still not found after installing the ovmf package".into());
     }
     Ok(qemu)
+}
+
+/// `musl-gcc` (for the C test program); on Debian or Ubuntu, as root, installs musl-tools with
+/// apt-get when it is missing.
+pub fn ensure_musl_gcc() -> Result<PathBuf, String> {
+    if let Some(path) = find_in_path("musl-gcc") {
+        return Ok(path);
+    }
+    let os = OsRelease::read();
+    if !(os.is_debian_like() && is_root()) {
+        let hint = if os.is_debian_like() {
+            "sudo apt-get install musl-tools"
+        } else {
+            "your system's musl package (it provides musl-gcc)"
+        };
+        return Err(format!("musl-gcc is missing; install it with: {hint}"));
+    }
+    eprintln!("xtask: installing musl-tools (musl-gcc) with apt-get");
+    let mut update = Command::new("apt-get");
+    update.arg("update").arg("-q");
+    run(&mut update)?;
+    let mut install = Command::new("apt-get");
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    install.args([
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "musl-tools",
+    ]);
+    run(&mut install)?;
+    find_in_path("musl-gcc")
+        .ok_or_else(|| "musl-gcc still missing after installing musl-tools".into())
+}
+
+/// The first executable file called `name` in `$PATH`.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Adds bookworm-backports to apt's sources unless some source already names it.

@@ -2,8 +2,12 @@
 //!
 //! - `build`: the kernel ELF
 //! - `image`: BIOS and UEFI disk images, and how to put them on a USB stick
-//! - `qemu`: boot the kernel under QEMU with the serial console on this terminal
-//! - `test`: host tests, then the in-kernel suites under the QEMU profiles
+//! - `qemu`: boot the kernel under QEMU with the serial console on this terminal; `--run PATH`
+//!   runs one static program as init and exits with its status
+//! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
+//!   also runs the user test suite under a real Linux kernel
+//!
+//! Every image carries the user programs (user.rs) in its ramdisk at `/bin/NAME`.
 //!
 //! Before anything else it makes sure the nightly toolchain can build the project
 //! (toolchain.rs), and where QEMU or OVMF are needed and missing, installs them (install.rs).
@@ -14,7 +18,9 @@ mod ramdisk;
 mod symbols;
 mod testrun;
 mod toolchain;
+mod user;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +63,13 @@ enum Cmd {
         /// Show each profile's serial output live.
         #[arg(long, short)]
         verbose: bool,
+        /// Also boot this Linux kernel (a bzImage, such as a distribution's vmlinuz) with the
+        /// user programs as its initramfs and /bin/usertests as /init: Linux is the oracle.
+        #[arg(long, value_name = "BZIMAGE")]
+        linux: Option<PathBuf>,
+        /// With --linux: run only the Linux suite (no lints, host tests or kernel profiles).
+        #[arg(long, requires = "linux")]
+        linux_only: bool,
     },
 }
 
@@ -86,6 +99,13 @@ struct QemuArgs {
     /// Leave QEMU once boot completes or the tests end (for scripts).
     #[arg(long)]
     exit: bool,
+    /// Run this static x86_64 program as init (packed as /bin/NAME, arguments after `--`),
+    /// leave QEMU when it exits, and exit with its status.
+    #[arg(long, value_name = "PATH")]
+    run: Option<PathBuf>,
+    /// Arguments for the --run program (after `--`).
+    #[arg(last = true, value_name = "ARGS", requires = "run")]
+    args: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,7 +150,12 @@ fn main() -> ExitCode {
         }),
         Cmd::Image { release, cmdline } => image(release, &cmdline),
         Cmd::Qemu(args) => run_qemu(&args),
-        Cmd::Test { full, verbose } => testrun::run(full, verbose),
+        Cmd::Test {
+            full,
+            verbose,
+            linux,
+            linux_only,
+        } => testrun::run(full, verbose, linux.as_deref(), linux_only),
     };
     result.unwrap_or_else(|message| fail(&message))
 }
@@ -163,7 +188,11 @@ fn rerun_on_new_toolchain() -> ExitCode {
 
 fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
     let kernel = artifacts::build_kernel(release)?;
-    let images = artifacts::make_images(&kernel, cmdline, "kernel")?;
+    let contents = ramdisk::Contents {
+        programs: user::build_all()?,
+        files: Vec::new(),
+    };
+    let images = artifacts::make_images(&kernel, cmdline, "kernel", &contents)?;
     println!("BIOS image: {}", images.bios.display());
     println!("UEFI image: {}", images.uefi.display());
     println!();
@@ -178,14 +207,94 @@ fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the kernel options name the first program.
+fn has_init(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .any(|opt| opt.starts_with("init="))
+}
+
+/// Adds the `--run` program to the ramdisk as init: `/bin/NAME`, its arguments in
+/// `/etc/init.args` (one per line), `init=/bin/NAME` in the options. Returns NAME.
+fn prepare_run(
+    path: &Path,
+    args: &[String],
+    contents: &mut ramdisk::Contents,
+    cmdline: &mut String,
+) -> Result<String, String> {
+    let shown = path.display();
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    user::check_static_elf(&data).map_err(|why| format!("{shown} {why}"))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
+        .ok_or_else(|| format!("{shown}: the file name must be text without spaces"))?
+        .to_owned();
+    if has_init(cmdline) {
+        return Err("--run chooses init itself; remove init= from --cmdline".into());
+    }
+    if let Some(bad) = args.iter().find(|a| a.contains('\n')) {
+        return Err(format!(
+            "argument {bad:?} contains a newline, which /etc/init.args cannot carry"
+        ));
+    }
+    if args.iter().any(String::is_empty) {
+        return Err("empty arguments cannot be passed through /etc/init.args".into());
+    }
+    contents.programs.retain(|p| p.name != name);
+    contents.programs.push(user::Program {
+        name: name.clone(),
+        path: path.to_owned(),
+    });
+    let mut text = String::new();
+    for arg in args {
+        text.push_str(arg);
+        text.push('\n');
+    }
+    contents
+        .files
+        .push(("etc/init.args".into(), text.into_bytes()));
+    cmdline.push_str(&format!(" init=/bin/{name}"));
+    Ok(name)
+}
+
+/// The status in the kernel's line `init: /bin/NAME exited with status N`.
+fn init_status(serial: &[String], name: &str) -> Option<i32> {
+    let needle = format!("init: /bin/{name} exited with status ");
+    serial.iter().rev().find_map(|line| {
+        let at = line.find(&needle)?;
+        let rest = line[at + needle.len()..].trim();
+        let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        digits.parse().ok()
+    })
+}
+
 fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     let qemu = install::ensure_qemu(args.uefi)?;
+    // Check the program before the builds, so that a wrong path fails at once.
+    if let Some(path) = &args.run {
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        user::check_static_elf(&data).map_err(|why| format!("{} {why}", path.display()))?;
+    }
     let kernel = artifacts::build_kernel(args.release)?;
+    let mut contents = ramdisk::Contents {
+        programs: user::build_all()?,
+        files: Vec::new(),
+    };
     let mut cmdline = args.cmdline.clone();
-    if args.exit {
+    let run = match &args.run {
+        Some(path) => Some(prepare_run(path, &args.args, &mut contents, &mut cmdline)?),
+        None => None,
+    };
+    if !has_init(&cmdline) {
+        cmdline.push_str(" init=/bin/demo");
+    }
+    if args.exit || run.is_some() {
         cmdline.push_str(" exit");
     }
-    let images = artifacts::make_images(&kernel, cmdline.trim(), "qemu")?;
+    let images = artifacts::make_images(&kernel, cmdline.trim(), "qemu", &contents)?;
     let firmware = if args.uefi {
         Firmware::Uefi
     } else {
@@ -213,21 +322,85 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
         profile.describe(),
         log.display()
     );
-    let outcome = if args.exit {
+    if args.exit || run.is_some() {
         let options = RunOptions {
             echo: Echo::Raw,
             serial_log: Some(log),
             ..RunOptions::default()
         };
-        qemu.run(&profile, image, &options)
-            .map_err(|e| e.to_string())?
-            .outcome
-    } else {
-        qemu.run_interactive(&profile, image, &log)
-            .map_err(|e| e.to_string())?
-    };
-    match outcome {
+        let result = qemu
+            .run(&profile, image, &options)
+            .map_err(|e| e.to_string())?;
+        if let (Some(name), Some(path)) = (&run, &args.run) {
+            return match init_status(&result.serial, name) {
+                Some(status) => {
+                    println!("{} exited with status {status}", path.display());
+                    Ok(ExitCode::from(u8::try_from(status).unwrap_or(255)))
+                }
+                None => {
+                    eprintln!(
+                        "xtask: {}: the kernel never reported its exit status ({}); last serial lines:",
+                        path.display(),
+                        result.outcome
+                    );
+                    for line in result.last_lines(15) {
+                        eprintln!("  | {line}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            };
+        }
+        return match result.outcome {
+            Outcome::Success | Outcome::Killed => Ok(ExitCode::SUCCESS),
+            other => Err(format!("QEMU: {other}")),
+        };
+    }
+    match qemu
+        .run_interactive(&profile, image, &log)
+        .map_err(|e| e.to_string())?
+    {
         Outcome::Success | Outcome::Killed => Ok(ExitCode::SUCCESS),
         other => Err(format!("QEMU: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_init_status() {
+        let serial: Vec<String> = [
+            "[    0.5] cpu0 INFO  init: started /bin/prog as process 1",
+            "hello",
+            "[    0.9] cpu1 INFO  init: /bin/prog exited with status 139",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(init_status(&serial, "prog"), Some(139));
+        assert_eq!(init_status(&serial, "other"), None);
+        assert_eq!(init_status(&serial[..2], "prog"), None);
+    }
+
+    #[test]
+    fn run_packs_program_and_arguments() {
+        let mut contents = ramdisk::Contents::default();
+        let mut cmdline = String::from("log=debug");
+        let exe = std::env::current_exe().expect("test binary");
+        let args = ["a b".to_owned(), "c".to_owned()];
+        let name = prepare_run(&exe, &args, &mut contents, &mut cmdline);
+        // The test binary is dynamically linked on most hosts: then the refusal says so.
+        match name {
+            Ok(name) => {
+                assert!(cmdline.ends_with(&format!("init=/bin/{name}")));
+                assert_eq!(contents.files[0].1, b"a b\nc\n");
+            }
+            Err(e) => assert!(e.contains("dynamically linked"), "{e}"),
+        }
+        let bad = ["x\ny".to_owned()];
+        let mut cmdline = String::new();
+        assert!(has_init("a init=/bin/x b") && !has_init("initx"));
+        let err = prepare_run(Path::new("/nonexistent"), &bad, &mut contents, &mut cmdline);
+        assert!(err.unwrap_err().starts_with("cannot read /nonexistent"));
     }
 }

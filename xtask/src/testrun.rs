@@ -1,6 +1,8 @@
 //! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, and a check
-//! that the harness itself notices failures, timeouts and hangs. Prints one line per step and
-//! ends with `N passed, N failed` over everything; exits non-zero on any failure.
+//! that the harness itself notices failures, timeouts and hangs; with `--linux BZIMAGE`, also
+//! the user test suite as /init of a real Linux kernel (the oracle for the syscall semantics).
+//! Prints one line per step and ends with `N passed, N failed` over everything; exits non-zero
+//! on any failure.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -11,6 +13,8 @@ use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResul
 
 use crate::artifacts::{self, Images};
 use crate::install;
+use crate::ramdisk::{self, Contents};
+use crate::user::{self, Program};
 
 /// A whole suite on one profile must finish within this (debug kernel, TCG, a busy host).
 const PROFILE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -38,39 +42,28 @@ impl Tally {
     }
 }
 
-pub fn run(full: bool, verbose: bool) -> Result<ExitCode, String> {
-    let mut tally = Tally::default();
-    lints(&mut tally)?;
-    host_tests(&mut tally)?;
-
-    let qemu = install::ensure_qemu(true)?;
-    let kernel = artifacts::build_kernel(false)?;
-    let suites = if full {
-        full_suites()
-    } else {
-        default_suites()
-    };
-    let mut images: Vec<(&str, Images)> = Vec::new();
-    for suite in &suites {
-        if let Some(reason) = suite.unsupported_by(&qemu) {
-            println!("kernel [{}]: skipped: {reason}", suite.profile.describe());
-            tally.add(0, 0, 1);
-            continue;
-        }
-        if !images.iter().any(|(cmdline, _)| *cmdline == suite.cmdline) {
-            let name = format!("test-{}", images.len());
-            images.push((
-                suite.cmdline,
-                artifacts::make_images(&kernel, suite.cmdline, &name)?,
-            ));
-        }
-        let (_, suite_images) = images
-            .iter()
-            .find(|(cmdline, _)| *cmdline == suite.cmdline)
-            .expect("made above");
-        kernel_suite(&qemu, &suite.profile, suite_images, verbose, &mut tally);
+pub fn run(
+    full: bool,
+    verbose: bool,
+    linux: Option<&Path>,
+    linux_only: bool,
+) -> Result<ExitCode, String> {
+    if let Some(bzimage) = linux {
+        check_bzimage(bzimage)?;
     }
-    harness_checks(&qemu, &kernel, verbose, &mut tally)?;
+    let mut tally = Tally::default();
+    if !linux_only {
+        lints(&mut tally)?;
+        host_tests(&mut tally)?;
+    }
+    let qemu = install::ensure_qemu(!linux_only)?;
+    let programs = user::build_all()?;
+    if !linux_only {
+        kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
+    }
+    if let Some(bzimage) = linux {
+        linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
+    }
 
     if tally.skipped > 0 {
         println!(
@@ -87,6 +80,218 @@ pub fn run(full: bool, verbose: bool) -> Result<ExitCode, String> {
     })
 }
 
+/// The in-kernel suites on every profile, the check of the test ramdisk's programs, and the
+/// harness self-checks.
+fn kernel_suites(
+    qemu: &Qemu,
+    full: bool,
+    verbose: bool,
+    programs: &[Program],
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let kernel = artifacts::build_kernel(false)?;
+    let contents = Contents {
+        programs: programs.to_vec(),
+        files: Vec::new(),
+    };
+    let suites = if full {
+        full_suites()
+    } else {
+        default_suites()
+    };
+    let mut images: Vec<(&str, Images)> = Vec::new();
+    for suite in &suites {
+        if let Some(reason) = suite.unsupported_by(qemu) {
+            println!("kernel [{}]: skipped: {reason}", suite.profile.describe());
+            tally.add(0, 0, 1);
+            continue;
+        }
+        if !images.iter().any(|(cmdline, _)| *cmdline == suite.cmdline) {
+            let name = format!("test-{}", images.len());
+            let made = artifacts::make_images(&kernel, suite.cmdline, &name, &contents)?;
+            if images.is_empty() {
+                check_ramdisk_programs(&made.ramdisk, tally);
+            }
+            images.push((suite.cmdline, made));
+        }
+        let (_, suite_images) = images
+            .iter()
+            .find(|(cmdline, _)| *cmdline == suite.cmdline)
+            .expect("made above");
+        kernel_suite(qemu, &suite.profile, suite_images, verbose, tally);
+    }
+    harness_checks(qemu, &kernel, &contents, verbose, tally)
+}
+
+/// The kernel's tests run the user programs from the ramdisk: check they are all there.
+fn check_ramdisk_programs(cpio: &Path, tally: &mut Tally) {
+    let names = user::EXPECTED_PROGRAMS;
+    let what = format!("/bin/{{{}}} in the test ramdisk", names.join(","));
+    match ramdisk::check_programs(cpio, names) {
+        Ok(()) => {
+            println!("user: {what}: ok");
+            tally.add(1, 0, 0);
+        }
+        Err(message) => {
+            println!("user: {what}: FAILED: {message}");
+            tally.add(0, 1, 0);
+        }
+    }
+}
+
+/// The kernel command line of the Linux run: the console on COM1, power off instead of
+/// rebooting on a panic, and `--poweroff` for /init (usertests powers off when done).
+const LINUX_APPEND: &str = "console=ttyS0 panic=-1 quiet rdinit=/init -- --poweroff";
+/// A whole usertests run under Linux (TCG, a busy host).
+const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One-line check that `path` is a readable bzImage (its setup header says "HdrS").
+fn check_bzimage(path: &Path) -> Result<(), String> {
+    let data = std::fs::read(path)
+        .map_err(|e| format!("cannot read the Linux kernel {}: {e}", path.display()))?;
+    if data.get(0x202..0x206) != Some(b"HdrS") {
+        return Err(format!(
+            "{} is not a Linux bzImage (no 'HdrS' setup header; use a vmlinuz, not a vmlinux)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The initramfs of the Linux run: /init (usertests), /bin/* (every program), /dev/console.
+fn linux_initramfs(programs: &[Program], out: &Path) -> Result<(), String> {
+    let mut archive = initrd::ArchiveBuilder::new();
+    let fail = |e: initrd::BuildError| format!("initramfs: {e}");
+    archive.add_dir("dev", 0o755).map_err(fail)?;
+    // Linux opens /dev/console for init's standard descriptors: without it, no output.
+    archive
+        .add_char_device("dev/console", 0o600, 5, 1)
+        .map_err(fail)?;
+    for program in programs {
+        let data = std::fs::read(&program.path)
+            .map_err(|e| format!("cannot read {}: {e}", program.path.display()))?;
+        archive
+            .add_file(&format!("bin/{}", program.name), 0o755, &data)
+            .map_err(fail)?;
+        if program.name == "usertests" {
+            archive.add_file("init", 0o755, &data).map_err(fail)?;
+        }
+    }
+    std::fs::write(out, archive.finish())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
+}
+
+/// Boots `bzimage` with usertests as /init and counts its KTAP results.
+fn linux_suite(
+    qemu: &Qemu,
+    bzimage: &Path,
+    programs: &[Program],
+    verbose: bool,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let dir = artifacts::target_dir().join("linux");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let cpio = dir.join("initramfs.cpio");
+    linux_initramfs(programs, &cpio)?;
+    // The qemu crate always attaches a disk image; Linux boots from -kernel/-initrd and
+    // ignores this empty one.
+    let disk = dir.join("empty.img");
+    std::fs::write(&disk, [0u8; 512])
+        .map_err(|e| format!("cannot write {}: {e}", disk.display()))?;
+    let mut profile = Profile::new("linux", Firmware::Bios, 2);
+    profile.extra_args = vec![
+        "-kernel".into(),
+        bzimage.display().to_string(),
+        "-initrd".into(),
+        cpio.display().to_string(),
+        "-append".into(),
+        LINUX_APPEND.into(),
+    ];
+    let options = RunOptions {
+        timeout: Some(LINUX_TIMEOUT),
+        silence_timeout: Some(SILENCE_TIMEOUT),
+        echo: if verbose {
+            Echo::Prefixed("[linux] ".into())
+        } else {
+            Echo::None
+        },
+        serial_log: Some(serial_log("linux")),
+    };
+    let what = format!(
+        "linux: usertests [{}, {} CPUs, {} MiB, {}]",
+        bzimage.display(),
+        profile.cpus,
+        profile.memory_mib,
+        profile.accel
+    );
+    let result = match qemu.run(&profile, &disk, &options) {
+        Ok(result) => result,
+        Err(e) => {
+            println!("{what}: could not run: {e}");
+            tally.add(0, 1, 0);
+            return Ok(());
+        }
+    };
+    let report = result.ktap();
+    let (passed, failed, skipped) = report.counts();
+    let verdict = report.verdict();
+    // Linux powers off (QEMU exits 0 with -no-reboot): the verdict is the KTAP report's.
+    let clean = verdict.is_pass() && result.outcome == Outcome::UnexpectedExit(0);
+    let version = report
+        .results
+        .iter()
+        .flat_map(|r| &r.diagnostics)
+        .find_map(|d| d.strip_prefix("uname: "))
+        .unwrap_or("version unknown");
+    println!(
+        "{what}: {passed} passed, {failed} failed{} ({:.1} s, {version}){}",
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
+        result.elapsed.as_secs_f64(),
+        if clean { "" } else { " FAILED" }
+    );
+    for test in &report.results {
+        match test.status {
+            Status::NotOk => println!(
+                "  not ok {} {}: {}",
+                test.number,
+                test.name,
+                test.reason.as_deref().unwrap_or("")
+            ),
+            Status::Skip => println!(
+                "  skipped {} {}: {}",
+                test.number,
+                test.name,
+                test.reason.as_deref().unwrap_or("")
+            ),
+            Status::Ok => {}
+        }
+    }
+    tally.add(passed, failed, skipped);
+    if !clean {
+        match result.outcome {
+            Outcome::UnexpectedExit(0) => {}
+            Outcome::TimedOut => println!(
+                "  hung: no power-off within {} s (serial log: {})",
+                LINUX_TIMEOUT.as_secs(),
+                serial_log("linux").display()
+            ),
+            outcome => println!("  QEMU: {outcome}"),
+        }
+        for problem in &verdict.problems {
+            println!("  {problem}");
+        }
+        show_tail(&result);
+        if failed == 0 {
+            tally.add(0, 1, 0);
+        }
+    }
+    Ok(())
+}
+
 /// One boot of the in-kernel suites: a machine and the kernel options.
 struct Suite {
     profile: Profile,
@@ -95,6 +300,9 @@ struct Suite {
 
 /// The torture run: the stress tests' iteration counts multiplied.
 const TORTURE_CMDLINE: &str = "test log=info stats ktest.stress=4";
+/// The user programs with every fault on the `mmap_lock` path: same results as with the
+/// per-VMA lock (DESIGN.md §3, issue "per-VMA locking").
+const VMA_LOCK_OFF_CMDLINE: &str = "test log=info stats vma_lock=off ktest.filter=proc::";
 /// The CPU model that has an x2APIC under TCG (QEMU 9.0 and newer).
 const X2APIC_CPU: &str = "max,+x2apic";
 
@@ -109,6 +317,14 @@ impl Suite {
     fn x2apic(mut profile: Profile) -> Self {
         profile.cpu_model = Some(X2APIC_CPU.into());
         Self::new(profile)
+    }
+
+    fn vma_lock_off(cpus: u32) -> Self {
+        let profile = Profile::new(format!("vma-lock-off-smp{cpus}"), Firmware::Bios, cpus);
+        Self {
+            profile,
+            cmdline: VMA_LOCK_OFF_CMDLINE,
+        }
     }
 
     fn torture(cpus: u32) -> Self {
@@ -140,6 +356,7 @@ fn default_suites() -> Vec<Suite> {
         Suite::new(Profile::new("bios-smp4", Firmware::Bios, 4)),
         Suite::new(Profile::new("uefi-smp2", Firmware::Uefi, 2)),
         Suite::x2apic(Profile::new("x2apic-smp4", Firmware::Bios, 4)),
+        Suite::vma_lock_off(4),
         Suite::torture(8),
     ]
 }
@@ -172,6 +389,7 @@ fn full_suites() -> Vec<Suite> {
             }
         }
     }
+    suites.push(Suite::vma_lock_off(4));
     suites.push(Suite::torture(8));
     suites
 }
@@ -189,6 +407,14 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
                 "--workspace",
                 "--exclude",
                 "kernel",
+                "--exclude",
+                "urt",
+                "--exclude",
+                "demo",
+                "--exclude",
+                "usertests",
+                "--exclude",
+                "faulter",
                 "--all-targets",
                 "--color",
                 "never",
@@ -213,9 +439,28 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
             ],
         ),
     ];
-    for (name, args) in checks {
-        let output = Command::new(&cargo)
-            .args(args)
+    let mut commands: Vec<(&str, Command)> = checks
+        .iter()
+        .map(|(name, args)| {
+            let mut command = Command::new(&cargo);
+            command.args(*args);
+            (*name, command)
+        })
+        .collect();
+    // The user programs: their own target directory and flags (see user.rs).
+    let mut user_clippy = user::cargo_command("clippy");
+    user_clippy.args([
+        "--package",
+        "urt",
+        "--color",
+        "never",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    commands.push(("cargo clippy (user programs)", user_clippy));
+    for (name, mut command) in commands {
+        let output = command
             .output()
             .map_err(|e| format!("cannot run {name}: {e}"))?;
         if output.status.success() {
@@ -241,7 +486,7 @@ const MIRI_RUNS: &[(&str, &[&str])] = &[
     ("vmtree", &["--lib"]),
 ];
 /// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
-const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree"];
+const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree", "vmalock"];
 
 /// Host tests: `cargo test` over the workspace's host crates (its default members), the loom
 /// models, and Miri on the unsafe crates.
@@ -554,11 +799,12 @@ fn expect_not_ok(result: &RunResult, name: &str, reason: &str) -> Result<(), Str
 fn harness_checks(
     qemu: &Qemu,
     kernel: &Path,
+    contents: &Contents,
     verbose: bool,
     tally: &mut Tally,
 ) -> Result<(), String> {
     for check in HARNESS_CHECKS {
-        let images = artifacts::make_images(kernel, check.cmdline, check.name)?;
+        let images = artifacts::make_images(kernel, check.cmdline, check.name, contents)?;
         let profile = Profile::new(check.name, Firmware::Bios, check.cpus);
         let outcome = run_profile(qemu, &profile, &images.bios, check.timeout, verbose)
             .and_then(|result| (check.expect)(&result).inspect_err(|_| show_tail(&result)));

@@ -72,3 +72,6 @@ const S_IFMT: u32 = 0o170_000;
 const S_IFDIR: u32 = 0o040_000;
 /// File type of a regular file.
 const S_IFREG: u32 = 0o100_000;
+/// File type of a character device.
+#[cfg(feature = "std")]
+const S_IFCHR: u32 = 0o020_000;

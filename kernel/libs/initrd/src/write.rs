@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{MAGIC, S_IFDIR, S_IFREG, TRAILER};
+use crate::{MAGIC, S_IFCHR, S_IFDIR, S_IFREG, TRAILER};
 
 /// Longest name Linux unpacks, in bytes with the terminating NUL (`PATH_MAX`); longer names are
 /// skipped by its initramfs code.
@@ -21,8 +21,8 @@ const IMPLICIT_DIR_MODE: u32 = 0o755;
 ///
 /// The output is deterministic: entries come in the byte order of their paths (which puts every
 /// directory before its contents) whatever order they were added in, inode numbers count up from
-/// 1 in that order, and `mtime`, `uid`, `gid` and the device numbers are 0; `nlink` is 1 for
-/// files and 2 for directories.
+/// 1 in that order, and `mtime`, `uid`, `gid` and the device numbers are 0 (`rdevmajor` and
+/// `rdevminor` of a device node excepted); `nlink` is 2 for directories and 1 for the rest.
 #[derive(Clone, Debug, Default)]
 pub struct ArchiveBuilder {
     /// Everything added so far, by normalised path.
@@ -34,6 +34,7 @@ pub struct ArchiveBuilder {
 enum Node {
     Dir { mode: u32 },
     File { mode: u32, data: Vec<u8> },
+    CharDevice { mode: u32, major: u32, minor: u32 },
 }
 
 impl ArchiveBuilder {
@@ -56,7 +57,9 @@ impl ArchiveBuilder {
         let mode = mode & PERMISSIONS;
         match self.nodes.get_mut(&path) {
             Some(Node::Dir { mode: old }) => *old = mode,
-            Some(Node::File { .. }) => return Err(BuildError::Exists(path)),
+            Some(Node::File { .. } | Node::CharDevice { .. }) => {
+                return Err(BuildError::Exists(path));
+            }
             None => {
                 self.nodes.insert(path, Node::Dir { mode });
             }
@@ -88,18 +91,48 @@ impl ArchiveBuilder {
         Ok(())
     }
 
+    /// Adds the character device node `path` with permission bits `mode` and device number
+    /// `major:minor` (Linux's initramfs creates it with mknod; `/dev/console` is 5:1).
+    ///
+    /// # Errors
+    ///
+    /// An invalid or too long `path` (see [`BuildError`]), or one that already exists.
+    pub fn add_char_device(
+        &mut self,
+        path: &str,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> Result<(), BuildError> {
+        let path = clean_path(path)?;
+        self.create_parents(&path)?;
+        if self.nodes.contains_key(&path) {
+            return Err(BuildError::Exists(path));
+        }
+        let node = Node::CharDevice {
+            mode: mode & PERMISSIONS,
+            major,
+            minor,
+        };
+        self.nodes.insert(path, node);
+        Ok(())
+    }
+
     /// Writes the archive: every entry, then the `TRAILER!!!` entry.
     #[must_use]
     pub fn finish(self) -> Vec<u8> {
         let mut out = Vec::new();
         for (ino, (path, node)) in (1..).zip(&self.nodes) {
-            let (mode, nlink, data) = match node {
-                Node::Dir { mode } => (S_IFDIR | mode, 2, &[][..]),
-                Node::File { mode, data } => (S_IFREG | mode, 1, &data[..]),
+            let (mode, nlink, data, rdev) = match node {
+                Node::Dir { mode } => (S_IFDIR | mode, 2, &[][..], (0, 0)),
+                Node::File { mode, data } => (S_IFREG | mode, 1, &data[..], (0, 0)),
+                Node::CharDevice { mode, major, minor } => {
+                    (S_IFCHR | mode, 1, &[][..], (*major, *minor))
+                }
             };
-            push_entry(&mut out, ino, mode, nlink, path, data);
+            push_entry(&mut out, ino, mode, nlink, path, data, rdev);
         }
-        push_entry(&mut out, 0, 0, 1, TRAILER, &[]);
+        push_entry(&mut out, 0, 0, 1, TRAILER, &[], (0, 0));
         out
     }
 
@@ -109,7 +142,9 @@ impl ArchiveBuilder {
         for parent in parents {
             match self.nodes.get(parent) {
                 Some(Node::Dir { .. }) => {}
-                Some(Node::File { .. }) => return Err(BuildError::NotADirectory(parent.into())),
+                Some(Node::File { .. } | Node::CharDevice { .. }) => {
+                    return Err(BuildError::NotADirectory(parent.into()));
+                }
                 None => {
                     let node = Node::Dir {
                         mode: IMPLICIT_DIR_MODE,
@@ -173,12 +208,24 @@ fn clean_path(path: &str) -> Result<String, BuildError> {
     Ok(cleaned)
 }
 
-/// Appends one entry: header, NUL-terminated `name`, `data`, each padded to 4 bytes.
-fn push_entry(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, name: &str, data: &[u8]) {
+/// Appends one entry: header, NUL-terminated `name`, `data`, each padded to 4 bytes; `rdev` is
+/// the (major, minor) device number of a device node.
+fn push_entry(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    name: &str,
+    data: &[u8],
+    rdev: (u32, u32),
+) {
     // Both fit: `clean_path` bounds names and `add_file` the data.
     let namesize = (name.len() + 1) as u32;
     let filesize = data.len() as u32;
-    let fields = [ino, mode, 0, 0, nlink, 0, filesize, 0, 0, 0, 0, namesize, 0];
+    let (rmajor, rminor) = rdev;
+    let fields = [
+        ino, mode, 0, 0, nlink, 0, filesize, 0, 0, rmajor, rminor, namesize, 0,
+    ];
     out.extend_from_slice(MAGIC);
     for field in fields {
         out.extend_from_slice(format!("{field:08X}").as_bytes());
@@ -205,6 +252,26 @@ mod tests {
         assert_eq!(clean_path("/etc//cmdline/").unwrap(), "etc/cmdline");
         assert_eq!(clean_path("./bin/./init").unwrap(), "bin/init");
         assert_eq!(clean_path("x").unwrap(), "x");
+    }
+
+    #[test]
+    fn char_device_header() {
+        let mut b = ArchiveBuilder::new();
+        b.add_char_device("/dev/console", 0o600, 5, 1).unwrap();
+        assert_eq!(
+            b.add_char_device("dev/console", 0o600, 5, 1),
+            Err(BuildError::Exists("dev/console".into()))
+        );
+        let out = b.finish();
+        let text = String::from_utf8_lossy(&out);
+        let at = text.find("dev/console").unwrap();
+        let header = &text[at - 110..at];
+        let field = |i: usize| u32::from_str_radix(&header[6 + 8 * i..14 + 8 * i], 16).unwrap();
+        assert_eq!(field(1), S_IFCHR | 0o600);
+        assert_eq!((field(9), field(10)), (5, 1));
+        assert_eq!(field(6), 0);
+        // The parent directory comes first.
+        assert!(text.find("dev\0").unwrap() < at);
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! `faulter MODE`: dies the way MODE says, to check that the kernel turns a user fault into
+//! the death of the process with the right signal (exit status 128 + signal).
+//!
+//! | mode | what it does | Linux ends it with |
+//! |---|---|---|
+//! | `null` | reads address 0 | SIGSEGV (139) |
+//! | `write-ro` | writes to a PROT_READ mapping | SIGSEGV (139) |
+//! | `exec-nx` | jumps into a mapping without PROT_EXEC | SIGSEGV (139) |
+//! | `prot-none` | reads a PROT_NONE mapping | SIGSEGV (139) |
+//! | `ud2` | executes ud2 | SIGILL (132) |
+//! | `div0` | divides by zero | SIGFPE (136) |
+//! | `gp` | executes hlt (privileged) | SIGSEGV (139) |
+//! | `kernel-addr` | reads 0xffff_8000_0000_0000 | SIGSEGV (139) |
+//! | `stack-overflow` | recurses until the stack runs out | SIGSEGV (139) |
+//! | `thread-null` | a second thread reads address 0 while main waits | SIGSEGV (139) |
+//! | `exit N` | exits with status N | N |
+//! | `ok` | prints a line and exits 0 | 0 |
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::arch::asm;
+
+use urt::sys;
+use urt::{eprintln, println};
+
+urt::main!(main);
+
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok";
+
+fn main() -> i32 {
+    let Some(mode) = urt::start::arg_str(1) else {
+        eprintln!("usage: faulter MODE (one of: {MODES})");
+        return 2;
+    };
+    let expect = |what: &str| println!("faulter: {mode}: expecting {what}");
+    match mode {
+        "ok" => {
+            println!("faulter: ok");
+            0
+        }
+        "exit" => {
+            let code = urt::start::arg_str(2)
+                .and_then(|s| s.parse::<i32>().ok())
+                .unwrap_or(0);
+            println!("faulter: exit {code}");
+            code
+        }
+        "oom" => {
+            // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
+            // kernel kills the process (SIGKILL, status 137) and goes on.
+            expect("SIGKILL (status 137) when memory runs out");
+            let len = 1usize << 40;
+            let flags = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE;
+            let base = match sys::mmap(
+                0,
+                len,
+                sys::PROT_READ | sys::PROT_WRITE,
+                flags,
+                usize::MAX,
+                0,
+            ) {
+                Ok(base) => base,
+                Err(e) => {
+                    eprintln!("faulter: oom: mmap failed: {e:?}");
+                    return 1;
+                }
+            };
+            let mut page = base;
+            while page < base + len {
+                write_at(page);
+                page += 4096;
+            }
+            survived(mode)
+        }
+        "null" => {
+            expect("SIGSEGV (status 139)");
+            read_at(0);
+            survived(mode)
+        }
+        "kernel-addr" => {
+            expect("SIGSEGV (status 139)");
+            read_at(0xffff_8000_0000_0000);
+            survived(mode)
+        }
+        "write-ro" => {
+            expect("SIGSEGV (status 139)");
+            let page = map(sys::PROT_READ);
+            write_at(page);
+            survived(mode)
+        }
+        "prot-none" => {
+            expect("SIGSEGV (status 139)");
+            let page = map(sys::PROT_NONE);
+            read_at(page);
+            survived(mode)
+        }
+        "exec-nx" => {
+            expect("SIGSEGV (status 139)");
+            let page = map(sys::PROT_READ | sys::PROT_WRITE);
+            // SAFETY: the page is ours; `ret` (0xc3) would return at once if it ran.
+            unsafe {
+                *(page as *mut u8) = 0xc3;
+                asm!("call {}", in(reg) page, clobber_abi("C"));
+            }
+            survived(mode)
+        }
+        "ud2" => {
+            expect("SIGILL (status 132)");
+            // SAFETY: raises #UD, which ends the process.
+            unsafe { asm!("ud2", options(nostack)) };
+            survived(mode)
+        }
+        "div0" => {
+            expect("SIGFPE (status 136)");
+            // SAFETY: raises #DE, which ends the process.
+            unsafe {
+                asm!("xor edx, edx", "xor ecx, ecx", "mov eax, 1", "div ecx",
+                     out("eax") _, out("ecx") _, out("edx") _, options(nostack));
+            }
+            survived(mode)
+        }
+        "gp" => {
+            expect("SIGSEGV (status 139)");
+            // SAFETY: hlt in ring 3 raises #GP, which ends the process.
+            unsafe { asm!("hlt", options(nostack)) };
+            survived(mode)
+        }
+        "stack-overflow" => {
+            expect("SIGSEGV (status 139)");
+            let depth = recurse(0);
+            println!("faulter: recursion returned at depth {depth}");
+            survived(mode)
+        }
+        "thread-null" => {
+            expect("SIGSEGV (status 139), the whole process");
+            let t = urt::thread::spawn(|| {
+                read_at(0);
+            });
+            t.join();
+            survived(mode)
+        }
+        other => {
+            eprintln!("faulter: unknown mode {other} (one of: {MODES})");
+            2
+        }
+    }
+}
+
+fn map(prot: usize) -> usize {
+    match sys::mmap_anon(sys::PAGE_SIZE, prot) {
+        Ok(page) => page,
+        Err(e) => {
+            eprintln!("faulter: mmap failed: {e}");
+            sys::exit_group(3)
+        }
+    }
+}
+
+fn read_at(addr: usize) {
+    // SAFETY: not safe at all: this is meant to fault and end the process.
+    unsafe { asm!("mov al, byte ptr [{}]", in(reg) addr, out("al") _, options(nostack)) };
+}
+
+fn write_at(addr: usize) {
+    // SAFETY: as read_at.
+    unsafe { asm!("mov byte ptr [{}], 1", in(reg) addr, options(nostack)) };
+}
+
+/// Recurses with a large frame until the stack runs out (it never returns normally).
+fn recurse(depth: usize) -> usize {
+    let mut frame = [0u8; 4096];
+    frame[depth % 4096] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    if depth == usize::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + frame[depth % 4096] as usize
+}
+
+fn survived(mode: &str) -> i32 {
+    eprintln!("faulter: {mode}: still alive, the fault was not delivered");
+    1
+}

@@ -1,0 +1,122 @@
+//! `usertests [--nested] [--poweroff] [--list] [FILTER...]`: the user-space test suite.
+//!
+//! Each test checks one system call's success semantics and its error cases exactly as Linux
+//! answers them; the same binary runs natively on Linux, as Linux's /init
+//! (`cargo xtask test --linux`), and on this project's kernel, so Linux is the oracle. Output is
+//! KTAP version 1 (see `urt::ktap`); the exit status is 0 when every test passed.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod io;
+mod mem;
+mod misc;
+mod procs;
+mod stress;
+mod threads;
+mod util;
+
+use urt::ktap::Test;
+
+urt::main!(main);
+
+const TESTS: &[Test] = urt::tests![
+    // memory
+    mem::mmap_anon_rw_zeroed,
+    mem::mmap_fixed_replaces,
+    mem::mmap_fixed_noreplace,
+    mem::mmap_hint_free_is_used,
+    mem::mmap_hint_busy_moves,
+    mem::mmap_noreserve,
+    mem::mmap_populate,
+    mem::mmap_prot_none,
+    mem::mmap_prot_read,
+    mem::mmap_prot_exec,
+    mem::mmap_einval,
+    mem::mmap_enomem,
+    mem::mmap_shared_anon_threads,
+    mem::munmap_middle_splits,
+    mem::munmap_spanning_mappings,
+    mem::munmap_errors,
+    mem::munmap_nothing_is_ok,
+    mem::mprotect_splits,
+    mem::mprotect_errors,
+    mem::madvise_dontneed_zeroes,
+    mem::madvise_errors,
+    mem::brk_grow_shrink,
+    mem::brk_refuses_nonsense,
+    mem::mremap_grow_and_move,
+    mem::syscall_writes_demand_fault,
+    mem::syscall_reads_demand_fault,
+    // threads, TLS, futex
+    threads::clone_spawn_join,
+    threads::clone_many_threads,
+    threads::clone_settls_own_fs,
+    threads::clone_parent_settid,
+    threads::clone_child_settid,
+    threads::clone_child_cleartid_wakes,
+    threads::clone_bad_flags_einval,
+    threads::thread_exit_keeps_process,
+    threads::tid_and_pid,
+    threads::set_tid_address_returns_tid,
+    threads::sched_yield_ok,
+    threads::futex_wait_wrong_value,
+    threads::futex_wait_timeout,
+    threads::futex_wake_nobody,
+    threads::futex_wake_counts,
+    threads::futex_wake_all,
+    threads::futex_private_and_shared,
+    threads::futex_errors,
+    threads::arch_prctl_set_get_fs,
+    threads::arch_prctl_errors,
+    // time, identity, odd calls
+    misc::nanosleep_sleeps,
+    misc::nanosleep_errors,
+    misc::clock_monotonic_across_threads,
+    misc::clock_realtime_plausible,
+    misc::clock_errors,
+    misc::getrandom_fills,
+    misc::getrandom_flags,
+    misc::getrandom_bad_buffer,
+    misc::prctl_name,
+    misc::prctl_errors,
+    misc::uname_fields,
+    misc::getrusage_minflt_grows,
+    misc::getrusage_errors,
+    misc::sched_getaffinity_mask,
+    misc::sched_getaffinity_errors,
+    misc::ids_consistent,
+    misc::set_robust_list_len,
+    misc::rseq_register,
+    misc::prlimit_stack,
+    misc::rt_sigaction_accepted,
+    misc::rt_sigaction_errors,
+    misc::rt_sigprocmask_accepted,
+    misc::sigaltstack_accepted,
+    misc::readlinkat_missing,
+    misc::unknown_syscall_enosys,
+    // descriptors
+    io::write_stdout,
+    io::write_errors,
+    io::writev_gathers,
+    io::writev_errors,
+    io::read_errors,
+    io::readv_errors,
+    io::fstat_std_fds,
+    io::fstat_errors,
+    io::newfstatat_fds_and_paths,
+    io::ioctl_tcgets,
+    // processes that die of faults
+    procs::faulter_exit_statuses,
+    procs::c_programs_run,
+    // stress
+    stress::stress_fault_vs_mmap,
+    // last: a kernel without SSE kills the program here
+    threads::sse_registers_per_thread,
+];
+
+fn main() -> i32 {
+    urt::ktap::run(TESTS)
+}

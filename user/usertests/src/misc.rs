@@ -1,0 +1,509 @@
+//! Time, randomness, process attributes, signals (accepted), odd system calls.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use urt::sys::{self, Errno, Timespec};
+use urt::{check, check_eq, check_err, check_ok, diag, skip};
+
+use crate::util::{KERNEL_ADDR, Mapping, bad_addrs, ms_since};
+use urt::ktap::TestResult;
+
+pub fn nanosleep_sleeps() -> TestResult {
+    let req = Timespec::from_nanos(15_000_000);
+    let started = sys::monotonic_ns();
+    check_eq!(check_ok!(sys::nanosleep(&raw const req as usize, 0)), 0);
+    let ms = ms_since(started);
+    check!(ms >= 15, "nanosleep(15 ms) returned after {ms} ms");
+    let zero = Timespec::default();
+    check_ok!(sys::nanosleep(&raw const zero as usize, 0));
+    Ok(())
+}
+
+pub fn nanosleep_errors() -> TestResult {
+    for (sec, nsec) in [(0, 1_000_000_000), (0, -1), (-1, 0)] {
+        let req = Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        };
+        check_err!(sys::nanosleep(&raw const req as usize, 0), Errno::EINVAL);
+    }
+    for (what, addr) in bad_addrs() {
+        let r = sys::nanosleep(addr, 0);
+        check!(r == Err(Errno::EFAULT), "nanosleep({what}): {r:?}");
+    }
+    Ok(())
+}
+
+pub fn clock_monotonic_across_threads() -> TestResult {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static BAD: AtomicBool = AtomicBool::new(false);
+    LAST.store(0, Ordering::Relaxed);
+    let handles: Vec<_> = (0..sys::cpu_count().clamp(2, 4))
+        .map(|_| {
+            urt::thread::spawn(|| {
+                for _ in 0..2000 {
+                    let seen = LAST.load(Ordering::Acquire);
+                    let now = sys::monotonic_ns();
+                    if now < seen {
+                        BAD.store(true, Ordering::Relaxed);
+                    }
+                    LAST.fetch_max(now, Ordering::AcqRel);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join();
+    }
+    check!(
+        !BAD.load(Ordering::Relaxed),
+        "CLOCK_MONOTONIC went backwards between threads"
+    );
+    Ok(())
+}
+
+pub fn clock_realtime_plausible() -> TestResult {
+    let mut ts = Timespec::default();
+    check_ok!(sys::clock_gettime(
+        sys::CLOCK_REALTIME,
+        &raw mut ts as usize
+    ));
+    // 2024-01-01T00:00:00Z
+    check!(
+        ts.tv_sec >= 1_704_067_200,
+        "CLOCK_REALTIME says {} s",
+        ts.tv_sec
+    );
+    check!((0..1_000_000_000).contains(&ts.tv_nsec));
+    Ok(())
+}
+
+pub fn clock_errors() -> TestResult {
+    let mut ts = Timespec::default();
+    check_err!(sys::clock_gettime(100, &raw mut ts as usize), Errno::EINVAL);
+    for (what, addr) in bad_addrs() {
+        let r = sys::clock_gettime(sys::CLOCK_MONOTONIC, addr);
+        check!(r == Err(Errno::EFAULT), "clock_gettime({what}): {r:?}");
+    }
+    Ok(())
+}
+
+pub fn getrandom_fills() -> TestResult {
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    check_eq!(
+        check_ok!(sys::getrandom(a.as_mut_ptr() as usize, 64, 0)),
+        64
+    );
+    check_eq!(
+        check_ok!(sys::getrandom(b.as_mut_ptr() as usize, 64, 0)),
+        64
+    );
+    check!(
+        a != [0; 64] && a != b,
+        "getrandom returned zeros or the same bytes twice"
+    );
+    check_eq!(check_ok!(sys::getrandom(a.as_mut_ptr() as usize, 0, 0)), 0);
+    Ok(())
+}
+
+pub fn getrandom_flags() -> TestResult {
+    const GRND_NONBLOCK: usize = 1;
+    const GRND_RANDOM: usize = 2;
+    let mut buf = [0u8; 16];
+    let p = buf.as_mut_ptr() as usize;
+    match sys::getrandom(p, 16, GRND_NONBLOCK) {
+        Ok(16) | Err(Errno::EAGAIN) => {}
+        other => check!(false, "getrandom(GRND_NONBLOCK): {other:?}"),
+    }
+    check!(sys::getrandom(p, 16, GRND_RANDOM).is_ok_and(|n| n > 0));
+    check_err!(sys::getrandom(p, 16, 0x100), Errno::EINVAL);
+    Ok(())
+}
+
+pub fn getrandom_bad_buffer() -> TestResult {
+    for (what, addr) in bad_addrs() {
+        let r = sys::getrandom(addr, 16, 0);
+        check!(r == Err(Errno::EFAULT), "getrandom({what}): {r:?}");
+    }
+    let ro = check_ok!(Mapping::new(1, sys::PROT_READ));
+    check_err!(sys::getrandom(ro.addr, 16, 0), Errno::EFAULT);
+    Ok(())
+}
+
+pub fn prctl_name() -> TestResult {
+    let name = b"usertests-x\0";
+    check_eq!(
+        check_ok!(sys::prctl(
+            sys::PR_SET_NAME,
+            name.as_ptr() as usize,
+            0,
+            0,
+            0
+        )),
+        0
+    );
+    let mut got = [0xffu8; 16];
+    check_ok!(sys::prctl(
+        sys::PR_GET_NAME,
+        got.as_mut_ptr() as usize,
+        0,
+        0,
+        0
+    ));
+    check_eq!(&got[..12], &name[..], "PR_GET_NAME");
+    // Longer names are cut to 15 bytes.
+    let long = b"abcdefghijklmnopqrstuvwxyz\0";
+    check_ok!(sys::prctl(
+        sys::PR_SET_NAME,
+        long.as_ptr() as usize,
+        0,
+        0,
+        0
+    ));
+    check_ok!(sys::prctl(
+        sys::PR_GET_NAME,
+        got.as_mut_ptr() as usize,
+        0,
+        0,
+        0
+    ));
+    check_eq!(&got[..], b"abcdefghijklmno\0");
+    let _ = sys::prctl(sys::PR_SET_NAME, c"usertests".as_ptr() as usize, 0, 0, 0);
+    Ok(())
+}
+
+pub fn prctl_errors() -> TestResult {
+    check_err!(sys::prctl(0x7fff_0000, 0, 0, 0, 0), Errno::EINVAL);
+    for (what, addr) in bad_addrs() {
+        let r = sys::prctl(sys::PR_SET_NAME, addr, 0, 0, 0);
+        check!(r == Err(Errno::EFAULT), "PR_SET_NAME({what}): {r:?}");
+        let r = sys::prctl(sys::PR_GET_NAME, addr, 0, 0, 0);
+        check!(r == Err(Errno::EFAULT), "PR_GET_NAME({what}): {r:?}");
+    }
+    Ok(())
+}
+
+fn field(bytes: &[u8]) -> &str {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    core::str::from_utf8(&bytes[..end]).unwrap_or("?")
+}
+
+pub fn uname_fields() -> TestResult {
+    let mut u = sys::Utsname::default();
+    check_eq!(check_ok!(sys::uname(&raw mut u as usize)), 0);
+    check!(!field(&u.sysname).is_empty(), "empty sysname");
+    check_eq!(field(&u.machine), "x86_64");
+    diag!(
+        "uname: {} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    );
+    for (what, addr) in bad_addrs() {
+        let r = sys::uname(addr);
+        check!(r == Err(Errno::EFAULT), "uname({what}): {r:?}");
+    }
+    Ok(())
+}
+
+pub fn getrusage_minflt_grows() -> TestResult {
+    let pages = 64;
+    let m = check_ok!(Mapping::rw(pages));
+    let before = sys::minor_faults();
+    for i in 0..pages {
+        // SAFETY: inside the mapping.
+        unsafe { (m.page(i) as *mut u8).write_volatile(1) };
+    }
+    let delta = sys::minor_faults() - before;
+    check!(
+        delta >= pages as u64 / 16,
+        "ru_minflt grew by {delta} after touching {pages} new pages"
+    );
+    let mut ru = sys::Rusage::default();
+    check_ok!(sys::getrusage(sys::RUSAGE_THREAD, &raw mut ru as usize));
+    check_ok!(sys::getrusage(-1isize as usize, &raw mut ru as usize));
+    Ok(())
+}
+
+pub fn getrusage_errors() -> TestResult {
+    let mut ru = sys::Rusage::default();
+    check_err!(sys::getrusage(5, &raw mut ru as usize), Errno::EINVAL);
+    for (what, addr) in bad_addrs() {
+        let r = sys::getrusage(sys::RUSAGE_SELF, addr);
+        check!(r == Err(Errno::EFAULT), "getrusage({what}): {r:?}");
+    }
+    Ok(())
+}
+
+pub fn sched_getaffinity_mask() -> TestResult {
+    let mut mask = [0u64; 16];
+    let len = check_ok!(sys::sched_getaffinity(0, 128, mask.as_mut_ptr() as usize));
+    check!(len > 0 && len <= 128 && len % 8 == 0, "returned {len}");
+    let cpus: u32 = mask.iter().map(|w| w.count_ones()).sum();
+    check!(cpus >= 1);
+    diag!("sched_getaffinity: {cpus} CPUs, {len} bytes");
+    // The thread's own id works as well as 0.
+    let mut mask2 = [0u64; 16];
+    let len2 = check_ok!(sys::sched_getaffinity(
+        sys::gettid(),
+        128,
+        mask2.as_mut_ptr() as usize
+    ));
+    check_eq!(len, len2);
+    check_eq!(mask, mask2);
+    Ok(())
+}
+
+pub fn sched_getaffinity_errors() -> TestResult {
+    let mut mask = [0u64; 16];
+    let p = mask.as_mut_ptr() as usize;
+    // Too small, or not a multiple of the word size.
+    for len in [0, 4, 7] {
+        let r = sys::sched_getaffinity(0, len, p);
+        check!(
+            r == Err(Errno::EINVAL),
+            "sched_getaffinity(len {len}): {r:?}"
+        );
+    }
+    for (what, addr) in bad_addrs() {
+        let r = sys::sched_getaffinity(0, 128, addr);
+        check!(r == Err(Errno::EFAULT), "sched_getaffinity({what}): {r:?}");
+    }
+    check_err!(sys::sched_getaffinity(0x3fff_fff0, 128, p), Errno::ESRCH);
+    Ok(())
+}
+
+pub fn ids_consistent() -> TestResult {
+    let ids = (sys::getuid(), sys::geteuid(), sys::getgid(), sys::getegid());
+    check_eq!(
+        ids,
+        (sys::getuid(), sys::geteuid(), sys::getgid(), sys::getegid())
+    );
+    let in_thread =
+        urt::thread::spawn(|| (sys::getuid(), sys::geteuid(), sys::getgid(), sys::getegid()))
+            .join();
+    check_eq!(ids, in_thread);
+    diag!("uid {} euid {} gid {} egid {}", ids.0, ids.1, ids.2, ids.3);
+    Ok(())
+}
+
+pub fn set_robust_list_len() -> TestResult {
+    static HEAD: [usize; 3] = [0, 0, 0];
+    let head = HEAD.as_ptr() as usize;
+    check_eq!(check_ok!(sys::set_robust_list(head, 24)), 0);
+    check_err!(sys::set_robust_list(head, 23), Errno::EINVAL);
+    check_err!(sys::set_robust_list(head, 48), Errno::EINVAL);
+    Ok(())
+}
+
+pub fn rseq_register() -> TestResult {
+    #[repr(C, align(32))]
+    struct Rseq([u32; 8]);
+    static mut AREA: Rseq = Rseq([0, 0xffff_ffff, 0, 0, 0, 0, 0, 0]);
+    const SIG: usize = 0x5305_3053;
+    let area = (&raw mut AREA) as usize;
+    match sys::rseq(area, 32, 0, SIG) {
+        Err(Errno::ENOSYS) => skip!("rseq: ENOSYS"),
+        Err(e) => check!(false, "rseq register: {e:?}"),
+        Ok(_) => {}
+    }
+    // Registered: the kernel keeps cpu_id (second word) up to date.
+    // SAFETY: an aligned u32 the kernel writes; read volatile.
+    let cpu = unsafe { core::ptr::read_volatile((area + 4) as *const u32) };
+    let unreg = sys::rseq(area, 32, 1, SIG);
+    check!(cpu < 4096, "rseq cpu_id {cpu}");
+    check_ok!(unreg);
+    check_err!(sys::rseq(area, 31, 0, SIG), Errno::EINVAL);
+    Ok(())
+}
+
+pub fn prlimit_stack() -> TestResult {
+    let mut old = sys::Rlimit::default();
+    check_ok!(sys::prlimit64(
+        0,
+        sys::RLIMIT_STACK,
+        0,
+        &raw mut old as usize
+    ));
+    check!(old.cur > 0 && old.cur <= old.max, "RLIMIT_STACK {old:?}");
+    check_err!(
+        sys::prlimit64(0, 1000, 0, &raw mut old as usize),
+        Errno::EINVAL
+    );
+    // (NULL means "do not return the old limit".)
+    for (what, addr) in &bad_addrs()[1..] {
+        let r = sys::prlimit64(0, sys::RLIMIT_STACK, 0, *addr);
+        check!(r == Err(Errno::EFAULT), "prlimit64(old = {what}): {r:?}");
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct SigAction {
+    handler: usize,
+    flags: usize,
+    restorer: usize,
+    mask: u64,
+}
+
+const SIGUSR1: usize = 10;
+const SIGKILL: usize = 9;
+
+pub fn rt_sigaction_accepted() -> TestResult {
+    let act = SigAction {
+        handler: 1, // SIG_IGN
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let mut old = SigAction {
+        handler: 7,
+        flags: 7,
+        restorer: 7,
+        mask: 7,
+    };
+    check_ok!(sys::rt_sigaction(
+        SIGUSR1,
+        &raw const act as usize,
+        &raw mut old as usize,
+        8
+    ));
+    check_ok!(sys::rt_sigaction(SIGUSR1, 0, &raw mut old as usize, 8));
+    check_eq!(old.handler, 1, "the old action is the one set");
+    let dfl = SigAction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    check_ok!(sys::rt_sigaction(SIGUSR1, &raw const dfl as usize, 0, 8));
+    Ok(())
+}
+
+pub fn rt_sigaction_errors() -> TestResult {
+    let act = SigAction {
+        handler: 1,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let a = &raw const act as usize;
+    check_err!(sys::rt_sigaction(SIGUSR1, a, 0, 4), Errno::EINVAL);
+    check_err!(sys::rt_sigaction(0, a, 0, 8), Errno::EINVAL);
+    check_err!(sys::rt_sigaction(65, a, 0, 8), Errno::EINVAL);
+    check_err!(sys::rt_sigaction(SIGKILL, a, 0, 8), Errno::EINVAL);
+    check_err!(sys::rt_sigaction(SIGUSR1, KERNEL_ADDR, 0, 8), Errno::EFAULT);
+    Ok(())
+}
+
+pub fn rt_sigprocmask_accepted() -> TestResult {
+    const SIG_BLOCK: usize = 0;
+    const SIG_SETMASK: usize = 2;
+    let set: u64 = 1 << (SIGUSR1 - 1);
+    let mut old: u64 = 0;
+    check_ok!(sys::rt_sigprocmask(
+        SIG_BLOCK,
+        &raw const set as usize,
+        &raw mut old as usize,
+        8
+    ));
+    let mut now: u64 = 0;
+    check_ok!(sys::rt_sigprocmask(SIG_BLOCK, 0, &raw mut now as usize, 8));
+    check!(now & set != 0, "SIGUSR1 not blocked: {now:#x}");
+    check_ok!(sys::rt_sigprocmask(
+        SIG_SETMASK,
+        &raw const old as usize,
+        0,
+        8
+    ));
+    check_err!(
+        sys::rt_sigprocmask(99, &raw const set as usize, 0, 8),
+        Errno::EINVAL
+    );
+    check_err!(
+        sys::rt_sigprocmask(SIG_BLOCK, &raw const set as usize, 0, 4),
+        Errno::EINVAL
+    );
+    check_err!(
+        sys::rt_sigprocmask(SIG_BLOCK, KERNEL_ADDR, 0, 8),
+        Errno::EFAULT
+    );
+    Ok(())
+}
+
+pub fn sigaltstack_accepted() -> TestResult {
+    #[repr(C)]
+    #[derive(Default)]
+    struct StackT {
+        sp: usize,
+        flags: i32,
+        size: usize,
+    }
+    const SS_DISABLE: i32 = 2;
+    let mut old = StackT::default();
+    check_ok!(sys::sigaltstack(0, &raw mut old as usize));
+    check_eq!(old.flags, SS_DISABLE, "no alternate stack at start");
+    let m = check_ok!(Mapping::rw(16));
+    let ss = StackT {
+        sp: m.addr,
+        flags: 0,
+        size: m.len,
+    };
+    check_ok!(sys::sigaltstack(&raw const ss as usize, 0));
+    check_ok!(sys::sigaltstack(0, &raw mut old as usize));
+    check_eq!((old.sp, old.size), (m.addr, m.len));
+    let small = StackT {
+        sp: m.addr,
+        flags: 0,
+        size: 512,
+    };
+    check_err!(
+        sys::sigaltstack(&raw const small as usize, 0),
+        Errno::ENOMEM
+    );
+    let off = StackT {
+        sp: 0,
+        flags: SS_DISABLE,
+        size: 0,
+    };
+    check_ok!(sys::sigaltstack(&raw const off as usize, 0));
+    check_err!(sys::sigaltstack(KERNEL_ADDR, 0), Errno::EFAULT);
+    Ok(())
+}
+
+pub fn readlinkat_missing() -> TestResult {
+    let mut buf = [0u8; 64];
+    check_err!(
+        sys::readlinkat(
+            sys::AT_FDCWD,
+            c"/nonexistent-usertests".as_ptr() as usize,
+            buf.as_mut_ptr() as usize,
+            64
+        ),
+        Errno::ENOENT
+    );
+    check_err!(
+        sys::readlinkat(sys::AT_FDCWD, KERNEL_ADDR, buf.as_mut_ptr() as usize, 64),
+        Errno::EFAULT
+    );
+    check_err!(
+        sys::readlinkat(sys::AT_FDCWD, 0, buf.as_mut_ptr() as usize, 64),
+        Errno::EFAULT
+    );
+    Ok(())
+}
+
+pub fn unknown_syscall_enosys() -> TestResult {
+    // (Not 335: Linux 6.11 made it uretprobe, which raises SIGILL.)
+    for n in [1000usize, 4096, 0x7fff_ffff] {
+        // SAFETY: an unknown system call does nothing.
+        let r = unsafe { sys::raw(n, &[1, 2, 3]) };
+        check!(r == Err(Errno::ENOSYS), "syscall {n}: {r:?}");
+    }
+    // SAFETY: as above; rax = -1 is no system call.
+    let r = sys::decode(unsafe { sys::syscall0(usize::MAX) });
+    check!(r == Err(Errno::ENOSYS), "syscall -1: {r:?}");
+    Ok(())
+}
