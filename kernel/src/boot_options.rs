@@ -46,6 +46,13 @@ pub struct BootOptions {
     pub test_stress: u32,
     /// `ktest.selftest=fail|timeout|hang|fault`: add a deliberately broken test (harness self-check).
     pub self_test: Option<SelfTest>,
+    /// `init=PATH`: the first user program (its arguments come from `/etc/init.args`).
+    pub init: Option<&'static str>,
+    /// `proc=PATH` (repeatable): more independent processes, started after init.
+    pub extra_processes: alloc::vec::Vec<&'static str>,
+    /// `vma_lock=on|off`: page faults try the per-VMA lock first (on) or always take
+    /// `mmap_lock` (off, for comparison and bisection).
+    pub vma_lock: bool,
 }
 
 impl Default for BootOptions {
@@ -62,6 +69,9 @@ impl Default for BootOptions {
             test_timeout_ms: 30_000,
             test_stress: 1,
             self_test: None,
+            init: None,
+            extra_processes: alloc::vec::Vec::new(),
+            vma_lock: true,
         }
     }
 }
@@ -108,6 +118,9 @@ impl BootOptions {
                     .map(|id| options.phantom_apic_id = Some(id))
                     .is_some(),
                 "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
+                "init" => opt.value.map(|v| options.init = Some(v)).is_some(),
+                "proc" => opt.value.map(|v| options.extra_processes.push(v)).is_some(),
+                "vma_lock" => set_bool(&mut options.vma_lock, opt.value),
                 "ktest.timeout_ms" => {
                     set_number(&mut options.test_timeout_ms, opt.value, 1..=u64::MAX)
                 }
@@ -181,6 +194,15 @@ impl fmt::Display for BootOptions {
         }
         if let Some(which) = self.self_test {
             write!(f, " ktest.selftest={which:?}")?;
+        }
+        if let Some(init) = self.init {
+            write!(f, " init={init}")?;
+        }
+        for path in &self.extra_processes {
+            write!(f, " proc={path}")?;
+        }
+        if !self.vma_lock {
+            write!(f, " vma_lock=off")?;
         }
         if self.exit {
             write!(f, " exit")?;

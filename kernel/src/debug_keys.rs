@@ -8,8 +8,23 @@ use crate::arch::{percpu, smp};
 pub fn handle(key: u8) {
     match key {
         b'h' | b'?' => crate::println!(
-            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks per CPU, i IPI round trips"
+            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks per CPU, i IPI round trips, p processes, f faults and scheduler, v VMA-lock counters"
         ),
+        b'p' => {
+            for process in crate::proc::live_processes() {
+                crate::println!(
+                    "pid {} {}: {} threads, {} VMAs, {} resident pages, {} minor faults",
+                    process.pid,
+                    process.path,
+                    process.thread_count(),
+                    process.mm.vma_count(),
+                    process.mm.resident_pages.load(Ordering::Relaxed),
+                    process.minor_faults.load(Ordering::Relaxed)
+                );
+            }
+        }
+        b'f' => print_scheduler_and_faults(),
+        b'v' => crate::mm::vma_lock::log_statistics(),
         b'm' => crate::mm::log_statistics(),
         b'r' => crate::sync::rcu::log_statistics(),
         b's' => crate::mm::slab::log_statistics(),
@@ -42,4 +57,29 @@ pub fn print_statistics() {
     crate::mm::log_statistics();
     crate::sync::rcu::log_statistics();
     crate::mm::slab::log_statistics();
+    print_scheduler_and_faults();
+    crate::mm::vma_lock::log_statistics();
+}
+
+fn print_scheduler_and_faults() {
+    let (queued, switches) = crate::sched::statistics();
+    log::info!("sched: {switches} context switches, {queued} tasks queued");
+    let (faults, zero, oom, errors) = crate::mm::fault::totals();
+    log::info!(
+        "faults: {faults} served ({zero} mapped the zero page), {oom} out of memory, {errors} refused"
+    );
+}
+
+/// Whether the `stats` option asked for statistics at exit.
+static PRINT_AT_EXIT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+pub fn print_statistics_at_exit(enabled: bool) {
+    PRINT_AT_EXIT.store(enabled, Ordering::Relaxed);
+}
+
+/// Prints the statistics if the `stats` option is set (on the way out).
+pub fn print_statistics_if_asked() {
+    if PRINT_AT_EXIT.load(Ordering::Relaxed) {
+        print_statistics();
+    }
 }

@@ -15,7 +15,11 @@ mod debug_keys;
 mod ktest;
 mod mm;
 mod panic;
+mod proc;
+mod random;
+mod sched;
 mod sync;
+mod syscall;
 mod time;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -59,6 +63,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
     log::info!("boot options: {}", options);
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
+    mm::vma_lock::set_enabled(options.vma_lock);
 
     arch::init_interrupts(phys_offset, options.timer_hz);
     arch::start_other_cpus(
@@ -71,10 +76,77 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     sync::rcu::log_statistics();
     mm::slab::log_statistics();
     log::info!("boot complete");
+    debug_keys::print_statistics_at_exit(options.stats);
+    proc::ramdisk::init(ramdisk);
     if options.test {
         ktest::run_all(&options);
     }
-    arch::idle_loop(&options)
+    let init = start_user_programs(&options);
+    console_loop(&options, init)
+}
+
+/// Starts `init=` (with the arguments in `/etc/init.args`) and every `proc=` program.
+fn start_user_programs(
+    options: &boot_options::BootOptions,
+) -> Option<alloc::sync::Arc<proc::Process>> {
+    let init = options.init.and_then(|path| {
+        let args_text = proc::ramdisk::find("/etc/init.args").unwrap_or_default();
+        let mut args: alloc::vec::Vec<&[u8]> = alloc::vec![path.as_bytes()];
+        args.extend(args_text.split(|&b| b == b'\n').filter(|a| !a.is_empty()));
+        match proc::exec::spawn(path, &args, proc::exec::SpawnOptions::default()) {
+            Ok(process) => {
+                log::info!("init: started {path} as process {}", process.pid);
+                Some(process)
+            }
+            Err(error) => {
+                log::error!("init: {error}");
+                None
+            }
+        }
+    });
+    for path in &options.extra_processes {
+        match proc::exec::spawn(
+            path,
+            &[path.as_bytes()],
+            proc::exec::SpawnOptions::default(),
+        ) {
+            Ok(process) => log::info!("started {path} as process {}", process.pid),
+            Err(error) => log::error!("{error}"),
+        }
+    }
+    init
+}
+
+/// The boot task after boot: answers the debug keys on COM1, reports when init exits, and
+/// leaves QEMU then if the `exit` option asks (success if init's status was 0).
+fn console_loop(
+    options: &boot_options::BootOptions,
+    init: Option<alloc::sync::Arc<proc::Process>>,
+) -> ! {
+    let mut init = init;
+    if init.is_none() && options.exit {
+        debug_keys::print_statistics_if_asked();
+        arch::exit(arch::ExitCode::Success);
+    }
+    log::info!("keys on the serial console: h for help");
+    loop {
+        while let Some(key) = console::poll_key() {
+            debug_keys::handle(key);
+        }
+        if let Some(process) = init.take_if(|p| p.exited.is_done()) {
+            let status = process.exit_status();
+            log::info!("init: {} exited with status {status}", process.path);
+            if options.exit {
+                debug_keys::print_statistics_if_asked();
+                arch::exit(if status == 0 {
+                    arch::ExitCode::Success
+                } else {
+                    arch::ExitCode::Failure
+                });
+            }
+        }
+        let _ = sched::timer::sleep_ns(20_000_000);
+    }
 }
 
 /// The ramdisk the bootloader loaded (a cpio archive packed by `cargo xtask`), or an empty slice.

@@ -77,6 +77,23 @@ pub fn write_fmt(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
+/// Writes bytes a user program sent to fd 1 or 2, verbatim (only `\n` becomes `\r\n` on the
+/// serial line, as a terminal expects), in one piece: no log line lands inside them.
+pub fn write_bytes(bytes: &[u8]) {
+    let mut console = CONSOLE.lock();
+    if let Some(serial) = &mut console.serial {
+        serial.write_bytes(bytes);
+    }
+    if let Some(screen) = &mut console.screen {
+        for chunk in bytes.utf8_chunks() {
+            screen.write_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                screen.write_str("\u{fffd}");
+            }
+        }
+    }
+}
+
 /// Output for the panic and fatal-exception paths: takes the console even if its lock is held.
 ///
 /// The lock holder may be the code that just failed (a panic inside a `write!` to the console),

@@ -32,6 +32,19 @@ impl Serial {
         }
     }
 
+    /// Sends bytes as they are, but `\n` as `\r\n`.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            match line.strip_suffix(b"\n") {
+                Some(text) => {
+                    self.uart.send_bytes_exact(text);
+                    self.uart.send_bytes_exact(b"\r\n");
+                }
+                None => self.uart.send_bytes_exact(line),
+            }
+        }
+    }
+
     pub fn try_read(&mut self) -> Option<u8> {
         self.uart.try_receive_byte().ok()
     }

@@ -115,6 +115,9 @@ struct Run {
     active: AtomicBool,
     /// The CPU running the tests: only its panics and timer ticks concern the runner.
     cpu: AtomicUsize,
+    /// The runner's task (thread id): ticks and panics of other tasks on that CPU are not the
+    /// test's.
+    task: core::sync::atomic::AtomicU32,
     /// 1-based number of the test in progress (0 between tests).
     number: AtomicUsize,
     total: AtomicUsize,
@@ -148,6 +151,7 @@ unsafe impl Sync for Run {}
 static RUN: Run = Run {
     active: AtomicBool::new(false),
     cpu: AtomicUsize::new(0),
+    task: core::sync::atomic::AtomicU32::new(0),
     number: AtomicUsize::new(0),
     total: AtomicUsize::new(0),
     passed: AtomicUsize::new(0),
@@ -183,6 +187,8 @@ pub fn run_all(options: &BootOptions) -> ! {
     RUN.total.store(cases.len(), Ordering::Relaxed);
     RUN.cpu
         .store(crate::arch::percpu::cpu_index(), Ordering::Relaxed);
+    RUN.task
+        .store(crate::sched::current().tid, Ordering::Relaxed);
     RUN.stress
         .store(u64::from(options.test_stress), Ordering::Relaxed);
     RUN.print_stats.store(options.stats, Ordering::Relaxed);
@@ -364,8 +370,11 @@ pub fn catch_panic<F: FnOnce()>(f: F) -> Result<(), String> {
     outcome.map_err(|()| unsafe { String::from((*RUN.caught.get()).as_str()) })
 }
 
+/// Whether this CPU runs the test runner's task right now (the runner is pinned to its CPU, but
+/// sleeps while a test waits, and the CPU then runs other tasks).
 fn on_test_cpu() -> bool {
     crate::arch::percpu::cpu_index() == RUN.cpu.load(Ordering::Relaxed)
+        && crate::sched::current().tid == RUN.task.load(Ordering::Relaxed)
 }
 
 /// Called on every timer tick: stops a test that ran past its deadline, as if it had panicked.

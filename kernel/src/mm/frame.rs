@@ -48,6 +48,19 @@ pub fn allocate(order: usize) -> Option<u64> {
     FRAMES.lock().allocate(order)
 }
 
+/// Free frames kept for the kernel: user pages (and user page tables) are not allocated below
+/// this, so a process that eats all memory is killed while the kernel can still allocate.
+pub const USER_RESERVE_FRAMES: usize = 2048;
+
+/// One frame for user memory, unless only the kernel's reserve is left.
+pub fn allocate_for_user() -> Option<u64> {
+    let mut frames = FRAMES.lock();
+    if frames.stats().free_frames <= USER_RESERVE_FRAMES {
+        return None;
+    }
+    frames.allocate(0)
+}
+
 /// Returns a block from [`allocate`]. A bad free (double, foreign, misaligned) is a kernel bug.
 pub fn free(phys: u64, order: usize) {
     if let Err(error) = FRAMES.lock().free(phys, order) {

@@ -1,20 +1,38 @@
-//! Memory management: physical frames, the kernel's page tables, and the kernel heap.
+//! Memory management: physical frames, the kernel's page tables, the kernel heap and slab
+//! caches, and user address spaces (VMAs, page tables, faults, the mmap family).
 //!
 //! Physical memory is reached through the bootloader's direct map at a dynamic offset
 //! ([`phys_to_virt`]). Frames come from one buddy allocator ([`frame`]); the heap ([`heap`])
-//! grows by mapping frames into a virtual region of its own. Lock order: heap → frames.
+//! grows by mapping frames into a virtual region of its own. Lock order: `mmap_lock` → heap →
+//! frames (docs/LOCKING.md).
 
+pub mod addrspace;
+pub mod fault;
 pub mod frame;
 pub mod heap;
+pub mod mmap;
+pub mod pagetable;
 pub mod paging;
 pub mod slab;
+mod torture;
+pub mod vma;
+pub mod vma_lock;
 pub mod vma_tree;
+
+pub use addrspace::switch_address_space;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::info::MemoryRegions;
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+/// The shared zero page: read faults on untouched anonymous memory map it read-only.
+static ZERO_PAGE: AtomicU64 = AtomicU64::new(0);
+
+/// The physical address of the shared zero page.
+pub fn zero_page() -> u64 {
+    ZERO_PAGE.load(Ordering::Relaxed)
+}
 /// The end of what the direct map covers: all of the memory map, and at least 4 GiB.
 static DIRECT_MAP_END: AtomicU64 = AtomicU64::new(0);
 
@@ -48,6 +66,9 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     let heap_base = paging::init();
     heap::init(heap_base);
     heap::self_check();
+    let zero = pagetable::zeroed_frame().expect("a frame for the zero page");
+    ZERO_PAGE.store(zero, Ordering::Relaxed);
+    vma::register_cache();
 }
 
 /// Prints frame and heap statistics (debug key `m`, and the boot log).

@@ -21,11 +21,12 @@ const FIRST_KERNEL_ENTRY: usize = 256;
 /// Serialises changes to kernel mappings.
 static KERNEL_TABLES: Mutex<()> = Mutex::new(());
 
+/// The kernel's PML4. Address spaces share its kernel half (the same lower-level tables), so
+/// kernel mappings made here are seen by every address space.
 fn active_pml4() -> &'static mut PageTable {
-    let (frame, _) = x86_64::registers::control::Cr3::read();
-    // SAFETY: CR3 holds the physical address of the active PML4, which the direct map covers;
-    // callers serialise changes through `KERNEL_TABLES` (or run alone at boot).
-    unsafe { &mut *(phys_to_virt(frame.start_address().as_u64()) as *mut PageTable) }
+    // SAFETY: the kernel root is a live PML4, which the direct map covers; callers serialise
+    // changes through `KERNEL_TABLES` (or run alone at boot).
+    unsafe { &mut *(phys_to_virt(kernel_root()) as *mut PageTable) }
 }
 
 /// The address of the first byte covered by kernel-half PML4 entry `index`.
@@ -36,6 +37,14 @@ fn pml4_entry_base(index: usize) -> u64 {
         .wrapping_shr(16) as u64
 }
 
+/// The physical address of the kernel's own PML4 (the bootloader's, completed by `init`): the
+/// page tables of kernel threads, and the source of every address space's kernel half.
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// The next free address of the kernel-map region (device registers and other pages mapped at
 /// run time), handed out upwards and never reused; set by `init`.
 static KERNEL_MAP_NEXT: Mutex<u64> = Mutex::new(0);
@@ -44,6 +53,11 @@ static KERNEL_MAP_NEXT: Mutex<u64> = Mutex::new(0);
 /// and allocates a page-table page for every other empty kernel-half entry. Returns the heap's
 /// base address.
 pub fn init() -> u64 {
+    let (root, _) = x86_64::registers::control::Cr3::read();
+    KERNEL_ROOT.store(
+        root.start_address().as_u64(),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let pml4 = active_pml4();
     let leftovers = pml4
         .iter()
@@ -86,9 +100,18 @@ pub fn init() -> u64 {
     pml4_entry_base(heap_index)
 }
 
+/// Page-table pages of the kernel half (never freed): frame accounting leaves them out.
+static KERNEL_TABLE_FRAMES: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
+
+pub fn kernel_table_frames() -> usize {
+    KERNEL_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// A zeroed frame for a page table.
 fn allocate_table() -> Option<PhysAddr> {
     let phys = frame::allocate(0)?;
+    KERNEL_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: the frame was just allocated, so nothing else uses it; the direct map covers it.
     unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, 4096) };
     Some(PhysAddr::new(phys))

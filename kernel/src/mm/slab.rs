@@ -101,6 +101,11 @@ pub fn register(cache: &'static KmemCache<KernelPages>) {
     }
 }
 
+/// Every registered cache (for accounting and tests).
+pub fn caches() -> alloc::vec::Vec<&'static KmemCache<KernelPages>> {
+    CACHES.lock().iter().flatten().copied().collect()
+}
+
 /// One line per cache, like /proc/slabinfo, after a summary line.
 pub fn log_statistics() {
     let caches = *CACHES.lock();

@@ -1,7 +1,15 @@
-//! Kernel synchronisation: spinlocks and RCU. Sleeping locks (rwsem, mutex) and wait queues
-//! join with the scheduler.
+//! Kernel synchronisation: spinlocks, RCU, and the sleeping primitives built on the scheduler
+//! (wait queues, completions, a mutex, the reader-writer semaphore used as `mmap_lock`).
 
+pub mod completion;
+pub mod mutex;
 pub mod rcu;
+pub mod rwsem;
 pub mod spinlock;
+pub mod waitqueue;
 
+pub use completion::Completion;
+pub use mutex::Mutex;
+pub use rwsem::RwSem;
 pub use spinlock::IrqSpinLock;
+pub use waitqueue::WaitQueue;

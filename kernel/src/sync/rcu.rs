@@ -170,7 +170,8 @@ pub unsafe fn call_rcu(head: *mut RcuHead, callback: Callback) {
 }
 
 /// Waits until a full grace period has passed: every read section that began before the call
-/// has ended. Until the scheduler exists it waits with `hlt` between polls.
+/// has ended. A task sleeps a tick at a time meanwhile; before the scheduler runs (and in the
+/// idle task) it waits with `hlt` between polls.
 #[track_caller]
 pub fn synchronize_rcu() {
     might_sleep();
@@ -184,8 +185,9 @@ pub fn synchronize_rcu() {
     }
 }
 
-/// Waits until every callback queued (on any CPU) before the call has run. Other CPUs must be
-/// idle or polling (as they are until the scheduler exists).
+/// Waits until every callback queued (on any CPU) before the call has run. Each CPU queues a
+/// marker behind its own callbacks from its idle task, so this waits until every CPU has been
+/// idle once: it suits tests and teardown, not paths that run while every CPU is busy.
 #[track_caller]
 pub fn rcu_barrier() {
     might_sleep();
@@ -289,12 +291,17 @@ impl<T: Send + Sync + 'static> Drop for RcuCell<T> {
     }
 }
 
-/// Halts until the next interrupt when interrupts are on; otherwise just spins once.
+/// Waits for about a timer tick: sleeps when a task may (so the CPU runs others meanwhile),
+/// halts in the idle task or before the scheduler runs, spins with interrupts disabled.
 fn wait_a_tick() {
-    if interrupts::are_enabled() {
-        x86_64::instructions::hlt();
-    } else {
+    if !interrupts::are_enabled() {
         core::hint::spin_loop();
+    } else if crate::sched::is_running() && !percpu::this_cpu().sched.is_idle() {
+        let tick_ns = 1_000_000_000 / u64::from(crate::arch::apic::timer_hz());
+        // A kill does not end a grace-period wait early: ignore the interruption.
+        let _ = crate::sched::timer::sleep_ns(tick_ns);
+    } else {
+        x86_64::instructions::hlt();
     }
 }
 
@@ -569,6 +576,7 @@ mod ktests {
                 a: u64,
                 b: u64,
             }
+            rcu_barrier();
             let heap_before = crate::mm::heap::usage().1;
             let cell = RcuCell::new(Pair { a: 0, b: !0 });
             let stop = AtomicBool::new(false);

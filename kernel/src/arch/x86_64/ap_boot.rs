@@ -280,6 +280,8 @@ extern "C" fn ap_entry(percpu: &'static PerCpu) -> ! {
     percpu::install(percpu);
     percpu.tables.load_with(IstStacks::allocate());
     trap::load_idt();
+    super::cpu_features::init_this_cpu();
+    super::syscall::init_this_cpu();
     apic::init_ap();
     percpu.apic_id.store(apic::id(), Ordering::Relaxed);
     log::info!(
@@ -288,7 +290,9 @@ extern "C" fn ap_entry(percpu: &'static PerCpu) -> ! {
         apic::id(),
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
     );
+    crate::sched::init_cpu(false);
     crate::sync::rcu::cpu_online();
     percpu.online.store(true, Ordering::Release);
-    super::idle_loop_forever()
+    x86_64::instructions::interrupts::enable();
+    crate::sched::idle_loop()
 }

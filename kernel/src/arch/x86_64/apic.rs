@@ -61,6 +61,13 @@ static X2APIC: AtomicBool = AtomicBool::new(false);
 static XAPIC_BASE: AtomicU64 = AtomicU64::new(0);
 /// The timer's initial count for the configured rate, from the bootstrap CPU's calibration.
 static TIMER_INITIAL_COUNT: AtomicU32 = AtomicU32::new(0);
+/// The timer's rate, set once at boot.
+static TIMER_HZ: AtomicU32 = AtomicU32::new(1000);
+
+/// Timer interrupts per second on every CPU.
+pub fn timer_hz() -> u32 {
+    TIMER_HZ.load(Ordering::Relaxed)
+}
 
 fn read(reg: u32) -> u32 {
     if X2APIC.load(Ordering::Relaxed) {
@@ -177,6 +184,7 @@ pub fn init_bootstrap(phys_offset: u64, hz: u32) {
     let per_10ms = u64::from(u32::MAX - read(REG_TIMER_CURRENT));
     let initial = (per_10ms * 100 / u64::from(hz)).clamp(1, u64::from(u32::MAX)) as u32;
     TIMER_INITIAL_COUNT.store(initial, Ordering::Relaxed);
+    TIMER_HZ.store(hz, Ordering::Relaxed);
     start_timer();
     log::info!(
         "apic: {} mode, timer {hz} Hz ({initial} bus ticks/16 per tick)",
@@ -198,6 +206,7 @@ pub fn end_of_interrupt() {
 pub fn timer_interrupt(frame: &mut TrapFrame) {
     percpu::this_cpu().ticks.fetch_add(1, Ordering::Relaxed);
     end_of_interrupt();
+    crate::sched::tick();
     crate::ktest::watchdog(frame);
 }
 

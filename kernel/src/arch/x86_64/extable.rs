@@ -5,7 +5,7 @@
 //! entry itself, so the table needs no relocation in a position-independent kernel. The linker
 //! provides `__start_kernel_extable`/`__stop_kernel_extable`. On a fixup the handler moves RIP to
 //! the continuation and sets RAX to `-EFAULT`; code that uses the table reads RAX to learn of it.
-//! Future users: the uaccess copy routines.
+//! Users: the uaccess helpers (uaccess.rs) and [`probe_read_u64`].
 
 use super::trap::TrapFrame;
 
@@ -35,6 +35,11 @@ fn entries() -> &'static [Entry] {
 
 fn resolve(field: &i32) -> u64 {
     (field as *const i32 as u64).wrapping_add(*field as i64 as u64)
+}
+
+/// Whether the instruction at `rip` may fault (it has a continuation).
+pub fn has_fixup(rip: u64) -> bool {
+    entries().iter().any(|entry| resolve(&entry.fault) == rip)
 }
 
 /// Redirects a kernel-mode fault at a listed instruction to its continuation.

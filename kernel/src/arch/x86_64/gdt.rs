@@ -1,10 +1,17 @@
 //! Each CPU's GDT and TSS, with separate interrupt stacks (IST) for the exceptions that may
 //! arrive on a broken stack: double fault, NMI and machine check.
 //!
-//! Every CPU builds its own tables once, as it starts, inside its [`PerCpu`](super::percpu);
-//! they never change afterwards. The IDT is shared (trap.rs).
+//! Every CPU builds its own tables once, as it starts, inside its [`PerCpu`](super::percpu).
+//! Afterwards only the TSS's `RSP0` changes — the stack an interrupt or exception from user mode
+//! lands on — and only its own CPU writes it, at every switch to another task
+//! ([`set_kernel_stack`]). The IDT is shared (trap.rs).
+//!
+//! The GDT's order is fixed by `SYSCALL`/`SYSRET` (see syscall.rs): kernel code, kernel data,
+//! user data, user code, so that one `STAR` value yields all four selectors.
 
 use alloc::boxed::Box;
+use core::cell::UnsafeCell;
+
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -32,16 +39,28 @@ impl IstStacks {
 /// The bootstrap CPU's IST stacks (needed before the heap exists); the CPU alone writes them.
 static mut BOOTSTRAP_IST_STACKS: IstStacks = IstStacks([[0; IST_STACK_SIZE]; 3]);
 
+/// Kernel code and data selectors (GDT entries 1 and 2).
+pub const KERNEL_CODE: u16 = 0x08;
+pub const KERNEL_DATA: u16 = 0x10;
+/// User data and code selectors with RPL 3 (GDT entries 3 and 4).
+pub const USER_DATA: u16 = 0x18 | 3;
+pub const USER_CODE: u16 = 0x20 | 3;
+
 struct Gdt {
     table: GlobalDescriptorTable,
-    code: SegmentSelector,
-    data: SegmentSelector,
     tss: SegmentSelector,
 }
 
+/// A TSS that its CPU updates (`RSP0`) while the CPU itself reads it.
+struct TssCell(UnsafeCell<TaskStateSegment>);
+
+// SAFETY: only the owning CPU writes its TSS (`set_kernel_stack`, with interrupts disabled);
+// other CPUs never touch it.
+unsafe impl Sync for TssCell {}
+
 /// One CPU's descriptor tables.
 pub struct CpuTables {
-    tss: Once<TaskStateSegment>,
+    tss: Once<TssCell>,
     gdt: Once<Gdt>,
 }
 
@@ -63,29 +82,41 @@ impl CpuTables {
                 let base = unsafe { core::ptr::addr_of!((*stacks).0[slot]) } as u64;
                 tss.interrupt_stack_table[slot] = VirtAddr::new(base + IST_STACK_SIZE as u64);
             }
-            tss
+            TssCell(UnsafeCell::new(tss))
         });
         let gdt = self.gdt.call_once(|| {
             let mut table = GlobalDescriptorTable::new();
             let code = table.append(Descriptor::kernel_code_segment());
             let data = table.append(Descriptor::kernel_data_segment());
-            let tss = table.append(Descriptor::tss_segment(tss));
-            Gdt {
-                table,
-                code,
-                data,
-                tss,
-            }
+            let user_data = table.append(Descriptor::user_data_segment());
+            let user_code = table.append(Descriptor::user_code_segment());
+            assert_eq!(
+                [code.0, data.0, user_data.0, user_code.0],
+                [KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE],
+                "the GDT order SYSCALL/SYSRET need"
+            );
+            // SAFETY: the TSS lives for good (inside this CPU's `PerCpu`) and only the CPU
+            // itself writes it afterwards.
+            let tss = table.append(unsafe { Descriptor::tss_segment_unchecked(tss.0.get()) });
+            Gdt { table, tss }
         });
         gdt.table.load();
         // SAFETY: the selectors index descriptors of the GDT just loaded, which lives for good.
         unsafe {
-            CS::set_reg(gdt.code);
-            SS::set_reg(gdt.data);
-            DS::set_reg(gdt.data);
-            ES::set_reg(gdt.data);
+            CS::set_reg(SegmentSelector(KERNEL_CODE));
+            SS::set_reg(SegmentSelector(KERNEL_DATA));
+            DS::set_reg(SegmentSelector(KERNEL_DATA));
+            ES::set_reg(SegmentSelector(KERNEL_DATA));
             load_tss(gdt.tss);
         }
+    }
+
+    /// Sets the stack that interrupts and exceptions from user mode land on (`TSS.RSP0`).
+    /// Called by this CPU only, with interrupts disabled, when it switches tasks.
+    pub fn set_kernel_stack(&self, top: u64) {
+        let tss = self.tss.get().expect("this CPU's tables are loaded");
+        // SAFETY: see `TssCell`: this CPU alone writes its TSS, and no interrupt runs meanwhile.
+        unsafe { (*tss.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
     }
 
     /// The bootstrap CPU's tables, with its static IST stacks.

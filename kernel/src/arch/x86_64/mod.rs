@@ -6,6 +6,8 @@ pub mod acpi;
 pub mod ap_boot;
 pub mod apic;
 pub mod backtrace;
+pub mod context;
+pub mod cpu_features;
 pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;
@@ -13,15 +15,15 @@ pub mod jump;
 pub mod percpu;
 pub mod smp;
 pub mod symbols;
+pub mod syscall;
 pub mod trap;
 pub mod tsc;
+pub mod uaccess;
 
 use core::sync::atomic::Ordering;
 
 use bootloader_api::info::MemoryRegions;
 use x86_64::instructions::{hlt, interrupts, port::Port};
-
-use crate::boot_options::BootOptions;
 
 /// Per-CPU data, descriptor tables and exception handling: the first thing at boot, so that
 /// even the first log line knows its CPU.
@@ -29,13 +31,17 @@ pub fn init_bootstrap_cpu() {
     percpu::install_bootstrap();
     percpu::this_cpu().tables.load_bootstrap();
     trap::init();
+    cpu_features::init_this_cpu();
+    syscall::init_this_cpu();
 }
 
-/// Starts the bootstrap CPU's local APIC and timer and enables interrupts.
+/// Starts the bootstrap CPU's local APIC and timer, makes the boot context a task, and enables
+/// interrupts.
 pub fn init_interrupts(phys_offset: u64, timer_hz: u32) {
     apic::init_bootstrap(phys_offset, timer_hz);
     let bsp = percpu::this_cpu();
     bsp.apic_id.store(apic::id(), Ordering::Relaxed);
+    crate::sched::init_cpu(true);
     bsp.online.store(true, Ordering::Release);
     crate::sync::rcu::cpu_online();
     interrupts::enable();
@@ -106,41 +112,22 @@ fn idle_halt() {
     crate::sync::rcu::idle_exit();
 }
 
-/// One pass of an idle loop (interrupts enabled on entry and exit): run work handed to this
-/// CPU, report a quiescent state and run ready RCU callbacks, then halt unless new work came.
-fn idle_pass(cpu: &percpu::PerCpu) {
+/// One pass of an idle task's loop (interrupts enabled on entry and exit): run work handed to
+/// this CPU, report a quiescent state and run ready RCU callbacks, let `scheduler` run queued
+/// tasks (it returns whether more work is waiting), then halt unless work came meanwhile.
+pub fn run_idle_pass(cpu: &percpu::PerCpu, scheduler: impl FnOnce() -> bool) {
     smp::run_idle_work(cpu);
     crate::sync::rcu::quiescent_state();
+    let busy = scheduler();
     interrupts::disable();
-    if !cpu.idle_work.is_pending() {
+    // Checked with interrupts disabled: a wake-up IPI that comes after this stays pending and
+    // ends the `hlt` at once.
+    let work_waiting = busy
+        || cpu.idle_work.is_pending()
+        || cpu.sched.queued() > 0
+        || cpu.sched.need_resched.load(Ordering::Relaxed);
+    if !work_waiting {
         idle_halt();
     }
     interrupts::enable();
-}
-
-/// The bootstrap CPU after boot: idle, answer debug keys on COM1, and leave QEMU if asked.
-pub fn idle_loop(options: &BootOptions) -> ! {
-    if options.exit {
-        if options.stats {
-            crate::debug_keys::print_statistics();
-        }
-        exit(ExitCode::Success);
-    }
-    log::info!("idle; keys on the serial console: h for help");
-    let cpu = percpu::this_cpu();
-    loop {
-        idle_pass(cpu);
-        while let Some(key) = crate::console::poll_key() {
-            crate::debug_keys::handle(key);
-        }
-    }
-}
-
-/// An AP after it started: idle, running the work other CPUs hand it and answering their calls.
-pub fn idle_loop_forever() -> ! {
-    let cpu = percpu::this_cpu();
-    interrupts::enable();
-    loop {
-        idle_pass(cpu);
-    }
 }

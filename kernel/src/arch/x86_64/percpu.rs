@@ -22,6 +22,11 @@ pub const MAX_CPUS: usize = 64;
 pub struct PerCpu {
     /// This structure's own address; must stay the first field (`gs:[0]`).
     self_ptr: AtomicPtr<PerCpu>,
+    /// Top of the running task's kernel stack (`gs:[8]`): where the `SYSCALL` entry switches
+    /// to. Written by this CPU at every task switch.
+    pub kernel_stack_top: AtomicU64,
+    /// The user RSP, saved by the `SYSCALL` entry until it is on the kernel stack (`gs:[16]`).
+    pub user_rsp_scratch: AtomicU64,
     /// Dense CPU number.
     pub index: usize,
     /// The local APIC ID (x2APIC ID in x2APIC mode).
@@ -40,12 +45,20 @@ pub struct PerCpu {
     pub ping: super::smp::PingState,
     /// Where an NMI stopped this CPU during a panic elsewhere: (RIP, RSP, RBP).
     pub stopped_at: Once<(u64, u64, u64)>,
+    /// The scheduler's state for this CPU: run queue, current and idle task.
+    pub sched: crate::sched::CpuSched,
 }
+
+/// Offsets the assembly entry paths use (`gs:[offset]`).
+pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(PerCpu, kernel_stack_top);
+pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
 
 impl PerCpu {
     pub const fn new(index: usize, apic_id: u32) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
+            kernel_stack_top: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
             index,
             apic_id: AtomicU32::new(apic_id),
             online: AtomicBool::new(false),
@@ -55,6 +68,7 @@ impl PerCpu {
             idle_work: super::smp::IdleWork::new(),
             ping: super::smp::PingState::new(),
             stopped_at: Once::new(),
+            sched: crate::sched::CpuSched::new(),
         }
     }
 }

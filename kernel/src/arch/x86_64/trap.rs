@@ -27,7 +27,7 @@ pub const VECTOR_MACHINE_CHECK: u8 = 18;
 
 /// Registers as the entry stubs leave them on the stack, lowest address first.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Default, Clone)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -61,9 +61,11 @@ impl TrapFrame {
 }
 
 // The stubs: one per vector, 16 bytes apart, so the IDT can compute their addresses. Vectors
-// where the CPU pushes an error code skip the dummy push. `trap_common` saves the general
-// registers, calls the dispatcher with the frame, and restores everything the dispatcher may
-// have changed (a fixup moves RIP and sets RAX).
+// where the CPU pushes an error code skip the dummy push. `trap_common` swaps GS to the
+// kernel's when the trap came from user mode, saves the general registers, calls the
+// dispatcher with the frame, and restores everything the dispatcher may have changed (a fixup
+// moves RIP and sets RAX; a system call's result, a new thread's registers). `trap_return` is
+// also how a task first enters user mode and how a system call leaves when SYSRET will not do.
 global_asm!(
     ".p2align 4",
     ".global trap_stubs",
@@ -85,6 +87,11 @@ global_asm!(
     ".type trap_common, @function",
     "trap_common:",
     "cld",
+    // [rsp] vector, [rsp+8] error code, [rsp+16] RIP, [rsp+24] CS.
+    "test qword ptr [rsp + 24], 3",
+    "jz 2f",
+    "swapgs",
+    "2:",
     "push rax",
     "push rbx",
     "push rcx",
@@ -102,6 +109,8 @@ global_asm!(
     "push r15",
     "mov rdi, rsp",
     "call {dispatch}",
+    ".global trap_return",
+    "trap_return:",
     "pop r15",
     "pop r14",
     "pop r13",
@@ -118,6 +127,11 @@ global_asm!(
     "pop rbx",
     "pop rax",
     "add rsp, 16",
+    // [rsp] RIP, [rsp+8] CS: back to user mode swaps GS back (interrupts are disabled).
+    "test qword ptr [rsp + 8], 3",
+    "jz 3f",
+    "swapgs",
+    "3:",
     "iretq",
     ".size trap_common, . - trap_common",
     dispatch = sym trap_dispatch,
@@ -225,6 +239,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if interrupt {
         crate::sync::rcu::irq_exit();
     }
+    if frame.is_user_mode() {
+        // Process context again, on the task's own stack: switch, die or go back.
+        crate::sched::return_to_user();
+    }
 }
 
 fn dispatch(frame: &mut TrapFrame, vector: u8) {
@@ -258,7 +276,20 @@ fn dispatch(frame: &mut TrapFrame, vector: u8) {
 fn exception(frame: &mut TrapFrame) {
     // CR2 first: anything below could fault and overwrite it.
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if !frame.is_user_mode() && super::extable::fixup(frame) {
+    if frame.is_user_mode() {
+        // A fault of the task's own doing: served (demand paging) or fatal to its process.
+        crate::proc::signal::user_exception(frame, cr2);
+        return;
+    }
+    if frame.vector as u8 == VECTOR_PAGE_FAULT
+        && cr2 < super::syscall::USER_END
+        && super::extable::has_fixup(frame.rip)
+        && crate::mm::fault::handle_uaccess_fault(frame, cr2)
+    {
+        // A uaccess helper touched a user page that was not there yet: now it is.
+        return;
+    }
+    if super::extable::fixup(frame) {
         return;
     }
     let report = FaultReport::new(frame, cr2);
@@ -363,6 +394,11 @@ fn write_report(out: &mut impl Write, frame: &TrapFrame, cr2: u64) -> fmt::Resul
 
 fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// An exception's name, as reports print it ("invalid opcode").
+pub fn exception_description(vector: u8) -> &'static str {
+    exception_name(vector).0
 }
 
 fn exception_name(vector: u8) -> (&'static str, &'static str) {

@@ -1,0 +1,530 @@
+//! Address spaces: a user half made of VMAs (kept in an RCU-safe range tree) and the page
+//! tables that map them, plus the kernel half shared by all.
+//!
+//! # Locks
+//! - `mmap_lock` (a sleeping reader-writer semaphore) serialises changes: every edit of the
+//!   VMA set, every clearing of page-table entries and every freeing of page-table pages holds
+//!   it for writing ([`Mm::write_lock`], which also opens a per-VMA-lock write session).
+//!   Page faults that cannot use a VMA lock hold it for reading.
+//! - Each VMA's lock (kernel/libs/vmalock): an edit write-locks every VMA it changes or
+//!   removes before it changes them or their page-table entries; new VMAs are write-locked
+//!   and attached before they are published, removed ones detached after they are unpublished
+//!   and before they are freed. All write locks end together at [`Mm::write_unlock`]. Faults
+//!   that read-lock a VMA (`lock_vma_under_rcu`) need no `mmap_lock`.
+//! - The tree is read without a lock inside RCU read sections; writers hold `mmap_lock` for
+//!   writing and publish each edit atomically (see kernel/libs/vmtree).
+//! - Page-table entries are atomics (see pagetable.rs): faults under `mmap_lock` for reading
+//!   fill them with compare-and-swap.
+//! - `cpu_mask` is updated by the scheduler with full fences (see `switch_address_space`).
+//!
+//! # Edits and shootdowns
+//! An edit (`map`, `unmap`, `protect`, `zap`) replaces the affected VMAs by fresh ones for the
+//! new pieces, publishes the new set in one tree update, changes or clears the page-table
+//! entries, shoots down the TLBs of every CPU that may hold translations (the mm's CPU mask,
+//! read after the entries changed), and only then frees data pages, page-table pages and the
+//! old VMAs.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+
+use vmalock::{MmIdentity, MmLockSeq};
+use vmtree::RangeTree;
+
+use super::pagetable::{self, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE};
+use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma, VmaPtr};
+use super::vma_tree::RcuReclaim;
+use super::{frame, zero_page};
+use crate::arch::percpu::CpuSet;
+use crate::arch::smp::{self, Flush};
+use crate::arch::syscall::USER_END;
+use crate::sync::RwSem;
+use crate::sync::rcu::read_lock;
+use crate::syscall::errno::{ENOMEM, Errno};
+
+/// The lowest address user mappings may use (Linux's default `mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+/// The top of the initial stack, and its reserved size (the stack VMA).
+pub const STACK_TOP: u64 = 0x7fff_ffff_e000 - 0x1000;
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Placement without a hint searches below this, leaving a gap under the stack.
+pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (256 << 20);
+
+/// The end of the lower half: page tables cover user space up to here.
+const LOWER_HALF_END: u64 = 1 << 47;
+
+pub struct Mm {
+    pub mmap_lock: RwSem,
+    /// The per-VMA-lock sequence (`mm_lock_seq`): odd during a write session.
+    pub lock_seq: MmLockSeq,
+    /// VMAs the current write session removed and detached, freed when it ends.
+    detached_vmas: spin::Mutex<Vec<VmaPtr>>,
+    tree: RangeTree<VmaPtr>,
+    /// Physical address of the PML4.
+    root: u64,
+    /// CPUs that have this address space loaded (may hold its translations).
+    pub cpu_mask: AtomicU64,
+    /// Data pages mapped (resident set), for statistics and leak checks.
+    pub resident_pages: AtomicU64,
+    /// `brk`: the start of the heap and its current end (under `mmap_lock` write).
+    brk_start: AtomicU64,
+    brk_end: AtomicU64,
+    torn_down: AtomicBool,
+}
+
+/// A change to a range of the address space.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Edit {
+    /// New anonymous memory with these flags (what was mapped there is dropped).
+    Map(u32),
+    /// The same pages, new protection.
+    Protect(u32),
+    /// Nothing mapped any more.
+    Unmap,
+}
+
+/// Which translations an edit leaves stale, for the shootdown.
+#[derive(Default)]
+struct Retired {
+    pages: Vec<u64>,
+    tables: Vec<u64>,
+    vmas: Vec<VmaPtr>,
+    changed_entries: bool,
+}
+
+impl Mm {
+    /// An empty address space sharing the kernel half; `None` when out of memory.
+    pub fn new() -> Option<Self> {
+        Some(Self {
+            mmap_lock: RwSem::new(),
+            lock_seq: MmLockSeq::new(),
+            detached_vmas: spin::Mutex::new(Vec::new()),
+            tree: RangeTree::new(),
+            root: pagetable::new_root()?,
+            cpu_mask: AtomicU64::new(0),
+            resident_pages: AtomicU64::new(0),
+            brk_start: AtomicU64::new(0),
+            brk_end: AtomicU64::new(0),
+            torn_down: AtomicBool::new(false),
+        })
+    }
+
+    /// This address space's identity, as VMAs record it.
+    pub fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// What `lock_vma_under_rcu` compares VMAs against.
+    pub fn identity(&self) -> MmIdentity<'_> {
+        MmIdentity {
+            id: self.id(),
+            lock_seq: &self.lock_seq,
+        }
+    }
+
+    /// Takes `mmap_lock` for writing and opens a VMA write session.
+    pub fn write_lock(&self) {
+        self.mmap_lock.down_write();
+        self.lock_seq.mmap_write_lock();
+    }
+
+    /// Ends the write session (every VMA write lock ends with it), frees the VMAs the session
+    /// detached, and releases `mmap_lock`.
+    ///
+    /// Like Linux, VMAs are freed only once the session is over: until they are reused, a
+    /// reader that found one in an old version of the tree sees it detached and retries its
+    /// lookup (`VMA_LOCK_MISS`) rather than seeing it write-locked.
+    pub fn write_unlock(&self) {
+        self.lock_seq.mmap_write_unlock();
+        let detached = core::mem::take(&mut *self.detached_vmas.lock());
+        if !detached.is_empty() {
+            super::vma_lock::delay_before_free();
+        }
+        for vma in detached {
+            Vma::free(vma);
+        }
+        self.mmap_lock.up_write();
+    }
+
+    /// Write-locks `vma` (under [`Mm::write_lock`]): waits until its readers have left.
+    fn write_lock_vma(&self, vma: VmaPtr) {
+        vma.get()
+            .lock
+            .vma_start_write(&self.lock_seq, &super::vma_lock::PLATFORM);
+    }
+
+    /// The tree lookup of the fault fast path, inside the caller's RCU read section. The VMA
+    /// found stays a `Vma` for good (type-stable memory), but it is only known to be this
+    /// address space's VMA for `addr` once `lock_vma_under_rcu` has locked and revalidated it.
+    pub fn lookup_vma(
+        &self,
+        addr: u64,
+        guard: &crate::sync::rcu::RcuReadGuard,
+    ) -> Option<&'static Vma> {
+        self.tree.lookup(addr, guard).map(|(_, vma)| vma.get())
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// The VMA containing `addr` (under `mmap_lock`, or with the caller revalidating).
+    pub fn find_vma(&self, addr: u64) -> Option<VmaPtr> {
+        let guard = read_lock();
+        self.tree.lookup(addr, &guard).map(|(_, vma)| vma)
+    }
+
+    /// The VMAs overlapping `range`, in order (under `mmap_lock`).
+    pub fn vmas_in(&self, range: Range<u64>) -> Vec<VmaPtr> {
+        let guard = read_lock();
+        self.tree
+            .iter_range(range, &guard)
+            .map(|(_, vma)| vma)
+            .collect()
+    }
+
+    /// The number of VMAs.
+    pub fn vma_count(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether `[start, start + len)` overlaps no VMA.
+    pub fn is_free(&self, range: Range<u64>) -> bool {
+        self.vmas_in(range).is_empty()
+    }
+
+    /// The highest free range of `len` bytes inside `[MMAP_MIN_ADDR, below)`.
+    pub fn find_free_top_down(&self, len: u64, below: u64) -> Option<u64> {
+        let guard = read_lock();
+        self.tree
+            .find_gap_top_down(MMAP_MIN_ADDR..below, len, 4096, &guard)
+    }
+
+    pub fn brk_range(&self) -> Range<u64> {
+        self.brk_start.load(Ordering::Relaxed)..self.brk_end.load(Ordering::Relaxed)
+    }
+
+    /// Sets the heap's start (at load) or end (`brk`); under `mmap_lock` write.
+    pub fn set_brk(&self, range: Range<u64>) {
+        self.brk_start.store(range.start, Ordering::Relaxed);
+        self.brk_end.store(range.end, Ordering::Relaxed);
+    }
+
+    /// Applies `edit` to `range` (page aligned, inside user space). The caller holds
+    /// [`Mm::write_lock`]; for `Protect` it has checked that VMAs cover all of `range`.
+    ///
+    /// Every VMA the edit replaces (split, merged, reprotected, removed) is write-locked first,
+    /// so no fault runs in it while its entries change; the new pieces are write-locked and
+    /// attached before they are published, and the old VMAs are detached (transient readers
+    /// waited out) before they are freed.
+    pub fn edit(&self, range: Range<u64>, edit: Edit) -> Result<(), Errno> {
+        debug_assert!(range.start % 4096 == 0 && range.end % 4096 == 0 && range.start < range.end);
+        debug_assert!(range.end <= USER_END);
+        debug_assert!(self.mmap_lock.is_write_locked());
+        let olds: Vec<(Range<u64>, VmaPtr)> = {
+            let guard = read_lock();
+            self.tree.iter_range(range.clone(), &guard).collect()
+        };
+        let mut span = range.clone();
+        let mut pieces: Vec<(Range<u64>, u32)> = Vec::new();
+        if let Some((first, vma)) = olds.first()
+            && first.start < range.start
+        {
+            pieces.push((first.start..range.start, vma.get().flags()));
+            span.start = first.start;
+        }
+        match edit {
+            Edit::Map(flags) => pieces.push((range.clone(), flags)),
+            Edit::Protect(flags) => {
+                for (old, vma) in &olds {
+                    let part = old.start.max(range.start)..old.end.min(range.end);
+                    let kept = vma.get().flags() & !VM_ACCESS;
+                    pieces.push((part, kept | (flags & VM_ACCESS)));
+                }
+            }
+            Edit::Unmap => {}
+        }
+        if let Some((last, vma)) = olds.last()
+            && last.end > range.end
+        {
+            pieces.push((range.end..last.end, vma.get().flags()));
+            span.end = last.end;
+        }
+        if edit != Edit::Unmap {
+            self.merge_with_neighbours(&mut span, &mut pieces);
+        }
+        let replaced = self.vmas_in(span.clone());
+        let mut entries = Vec::with_capacity(pieces.len());
+        for (piece, flags) in &pieces {
+            // A piece of an old VMA inherits its fields; a new mapping starts afresh.
+            let source = replaced
+                .iter()
+                .map(|v| v.get())
+                .find(|v| v.start() <= piece.start && piece.start < v.end());
+            let vma = match source {
+                Some(original) => Vma::create_from(original, piece.clone(), *flags),
+                None => Vma::create(self.id(), piece.clone(), *flags),
+            };
+            match vma {
+                Some(vma) => entries.push((piece.clone(), vma)),
+                None => {
+                    for (_, vma) in entries {
+                        Vma::free(vma);
+                    }
+                    return Err(ENOMEM);
+                }
+            }
+        }
+        for vma in &replaced {
+            self.write_lock_vma(*vma);
+        }
+        for (_, vma) in &entries {
+            self.write_lock_vma(*vma);
+            vma.get().lock.vma_mark_attached(&self.lock_seq);
+        }
+        let mut retired = Retired::default();
+        self.tree
+            .replace(span.clone(), &entries, &RcuReclaim, |_, vma| {
+                retired.vmas.push(vma)
+            })
+            .expect("the new pieces lie where the old VMAs were");
+        for vma in &retired.vmas {
+            vma.get()
+                .lock
+                .vma_mark_detached(&self.lock_seq, &super::vma_lock::PLATFORM);
+        }
+
+        match edit {
+            Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
+            Edit::Protect(flags) => {
+                pagetable::update_range(self.root, range.start, range.end, |old| {
+                    reprotect(old, flags)
+                });
+                retired.changed_entries = true;
+            }
+        }
+        if edit == Edit::Unmap {
+            let (floor, ceiling) = self.gap_around(range.clone());
+            pagetable::take_tables(
+                self.root,
+                range.start,
+                range.end,
+                floor,
+                ceiling,
+                &mut retired.tables,
+            );
+        }
+        self.retire(range, retired);
+        Ok(())
+    }
+
+    /// Extends `span` and `pieces` over the VMAs just before and after `span` when their flags
+    /// match the outer pieces, then joins adjacent pieces with equal flags.
+    fn merge_with_neighbours(&self, span: &mut Range<u64>, pieces: &mut Vec<(Range<u64>, u32)>) {
+        if let Some(before) = span.start.checked_sub(1).and_then(|a| self.find_vma(a)) {
+            let before = before.get();
+            if pieces
+                .first()
+                .is_some_and(|(r, f)| r.start == before.end() && *f == before.flags())
+            {
+                pieces[0].0.start = before.start();
+                span.start = before.start();
+            }
+        }
+        if let Some(after) = self.find_vma(span.end) {
+            let after = after.get();
+            if pieces
+                .last()
+                .is_some_and(|(r, f)| r.end == after.start() && *f == after.flags())
+            {
+                let last = pieces.len() - 1;
+                pieces[last].0.end = after.end();
+                span.end = after.end();
+            }
+        }
+        let mut joined: Vec<(Range<u64>, u32)> = Vec::with_capacity(pieces.len());
+        for (range, flags) in pieces.drain(..) {
+            match joined.last_mut() {
+                Some((last, last_flags)) if last.end == range.start && *last_flags == flags => {
+                    last.end = range.end;
+                }
+                _ => joined.push((range, flags)),
+            }
+        }
+        *pieces = joined;
+    }
+
+    /// The free interval around `range` once it is unmapped: from the end of the VMA below to
+    /// the start of the VMA above.
+    fn gap_around(&self, range: Range<u64>) -> (u64, u64) {
+        let guard = read_lock();
+        let floor = self
+            .tree
+            .iter_range(0..range.start, &guard)
+            .last()
+            .map_or(0, |(r, _)| r.end);
+        let ceiling = self
+            .tree
+            .next_at_or_after(range.end, &guard)
+            .map_or(LOWER_HALF_END, |(r, _)| r.start);
+        (floor, ceiling)
+    }
+
+    /// Clears the entries of `range`, keeping their pages for `retire`.
+    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
+        let mut old_entries = Vec::new();
+        pagetable::take_range(self.root, range.start, range.end, &mut old_entries);
+        for entry in old_entries {
+            retired.changed_entries = true;
+            let phys = entry & pagetable::ADDRESS_MASK;
+            if phys != zero_page() {
+                retired.pages.push(phys);
+            }
+        }
+    }
+
+    /// Shoots down stale translations, then frees what the edit retired.
+    fn retire(&self, range: Range<u64>, retired: Retired) {
+        if retired.changed_entries || !retired.tables.is_empty() {
+            // The entry changes above must be visible before we read which CPUs to flush
+            // (a CPU that joins later loads the new entries; DESIGN.md §3).
+            fence(Ordering::SeqCst);
+            let cpus = CpuSet(self.cpu_mask.load(Ordering::SeqCst));
+            if !cpus.is_empty() {
+                smp::shootdown(
+                    cpus,
+                    Flush::Range {
+                        start: range.start,
+                        end: range.end,
+                    },
+                );
+            }
+        }
+        self.resident_pages
+            .fetch_sub(retired.pages.len() as u64, Ordering::Relaxed);
+        for phys in retired.pages {
+            frame::free(phys, 0);
+        }
+        for table in retired.tables {
+            frame::free(table, 0);
+        }
+        self.detached_vmas.lock().extend(retired.vmas);
+    }
+
+    /// Drops the pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Only ranges that
+    /// VMAs cover are touched, each write-locked first. Caller holds [`Mm::write_lock`].
+    pub fn zap(&self, range: Range<u64>) {
+        let mut retired = Retired::default();
+        for vma in self.vmas_in(range.clone()) {
+            self.write_lock_vma(vma);
+            let vma = vma.get();
+            let part = vma.start().max(range.start)..vma.end().min(range.end);
+            self.clear_pages(part, &mut retired);
+        }
+        self.retire(range, retired);
+    }
+
+    /// Unmaps everything and frees the page tables: the address space is empty afterwards. No
+    /// CPU may have it loaded (the caller, its last thread, switched to the kernel's tables).
+    pub fn teardown(&self) {
+        if self.torn_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.write_lock();
+        if self.vma_count() > 0 {
+            self.edit(0..USER_END, Edit::Unmap)
+                .expect("unmapping allocates nothing");
+        }
+        debug_assert!(pagetable::is_lower_half_empty(self.root));
+        debug_assert_eq!(self.resident_pages.load(Ordering::Relaxed), 0);
+        self.write_unlock();
+    }
+
+    /// Maps a fresh page at `addr` (inside a VMA, under `mmap_lock`) regardless of the VMA's
+    /// write permission, and returns the page's kernel address: for filling an executable's
+    /// pages and the initial stack at load time. An existing page is reused.
+    pub fn page_for_loading(&self, addr: u64) -> Result<u64, Errno> {
+        let vma = self.find_vma(addr).ok_or(ENOMEM)?;
+        let flags = vma.get().flags();
+        let slot = pagetable::lookup_or_create(self.root, addr).ok_or(ENOMEM)?;
+        let current = slot.load(Ordering::Acquire);
+        if current & PRESENT != 0 && current & pagetable::ADDRESS_MASK != zero_page() {
+            return Ok(super::phys_to_virt(current & pagetable::ADDRESS_MASK));
+        }
+        let phys = pagetable::zeroed_frame().ok_or(ENOMEM)?;
+        slot.store(phys | entry_flags(flags, true), Ordering::Release);
+        self.resident_pages.fetch_add(1, Ordering::Relaxed);
+        Ok(super::phys_to_virt(phys))
+    }
+}
+
+impl Drop for Mm {
+    fn drop(&mut self) {
+        self.teardown();
+        frame::free(self.root, 0);
+    }
+}
+
+/// The leaf entry bits for a page of a VMA with `flags`; `writable` says whether this page may
+/// be written now (a private page it owns) rather than on the next write fault.
+pub fn entry_flags(flags: u32, writable: bool) -> u64 {
+    if flags & VM_ACCESS == 0 {
+        return PROT_NONE_ENTRY;
+    }
+    let mut bits = PRESENT | USER;
+    if writable && flags & VM_WRITE != 0 {
+        bits |= WRITABLE;
+    }
+    if flags & VM_EXEC == 0 {
+        bits |= NO_EXECUTE;
+    }
+    bits
+}
+
+/// A leaf entry under new protection `flags`: the page stays, write permission only if it had
+/// it (a read-only or zero page gains it at its next write fault).
+fn reprotect(old: u64, flags: u32) -> u64 {
+    let phys = old & pagetable::ADDRESS_MASK;
+    let was_writable = old & WRITABLE != 0;
+    phys | entry_flags(flags, was_writable)
+}
+
+/// Makes `next`'s address space the loaded one on this CPU (called by the scheduler, with
+/// interrupts disabled, when it switches from `prev` to `next`).
+///
+/// The CPU joins the new mask with a locked RMW *before* loading CR3, and leaves the old mask
+/// only *after* it loaded the new CR3: an editor that reads the mask after clearing entries
+/// either sees this CPU, or this CPU loads the tables after the clearing (DESIGN.md §3).
+pub fn switch_address_space(prev: &crate::sched::Task, next: &crate::sched::Task, cpu: usize) {
+    let prev_mm = prev.active_mm();
+    let next_mm = next.active_mm();
+    if core::ptr::eq(
+        prev_mm.map_or(core::ptr::null(), |m| m as *const Mm),
+        next_mm.map_or(core::ptr::null(), |m| m as *const Mm),
+    ) {
+        return;
+    }
+    let bit = 1u64 << cpu;
+    let root = match next_mm {
+        Some(mm) => {
+            mm.cpu_mask.fetch_or(bit, Ordering::SeqCst);
+            mm.root
+        }
+        None => super::paging::kernel_root(),
+    };
+    load_root(root);
+    if let Some(mm) = prev_mm {
+        mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
+/// Loads the page-table root `root` on this CPU (flushing its non-global translations).
+pub fn load_root(root: u64) {
+    use x86_64::PhysAddr;
+    use x86_64::registers::control::{Cr3, Cr3Flags};
+    use x86_64::structures::paging::PhysFrame;
+    let frame = PhysFrame::containing_address(PhysAddr::new(root));
+    // SAFETY: `root` is a complete PML4 whose kernel half is the kernel's own, so the kernel
+    // keeps running unchanged; only the user half differs.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}

@@ -1,0 +1,205 @@
+//! Virtual memory areas: one contiguous range of an address space with one protection.
+//!
+//! VMAs come from a type-stable cache (`TYPESAFE_BY_RCU`): a freed VMA may be handed out again
+//! at once, for this or another address space, but its memory stays a `Vma` until a grace
+//! period has passed. So a reader that found a VMA in the tree under RCU always reads a `Vma` —
+//! perhaps a recycled one, which is why every field it may load is an atomic and why it must
+//! revalidate after locking (issue: per-VMA locks).
+//!
+//! Each VMA embeds its per-VMA lock ([`vmalock::VmaLock`]: `vm_refcnt` and `vm_lock_seq`). The
+//! slab constructor initialises the lock words once; afterwards they change only through the
+//! lock protocol — allocation and duplication never touch them.
+//!
+//! Fields change only under the owning address space's `mmap_lock` held for writing, and a VMA
+//! is changed only before it is attached and published in the tree, or after it was removed
+//! from it and detached: a range edit builds new VMAs for the new pieces ([`Vma::create`],
+//! [`Vma::create_from`] copying fields one by one) and frees the old ones after the tree no
+//! longer holds them. Who may read which field under what is in docs/LOCKING.md.
+
+use core::ops::Range;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use slab::{CacheFlags, SlabObject, TypedCache};
+use vmalock::{VmaCopy, VmaFields, VmaLock};
+
+use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
+
+/// Protection and kind bits of a VMA.
+pub const VM_READ: u32 = 1 << 0;
+pub const VM_WRITE: u32 = 1 << 1;
+pub const VM_EXEC: u32 = 1 << 2;
+/// `MAP_SHARED` (among the threads of one process: there is no fork).
+pub const VM_SHARED: u32 = 1 << 3;
+/// The initial stack (for reports).
+pub const VM_STACK: u32 = 1 << 4;
+/// The heap grown by `brk`.
+pub const VM_BRK: u32 = 1 << 5;
+/// Mapped from an executable (for reports; its pages were filled at load).
+pub const VM_IMAGE: u32 = 1 << 6;
+
+pub const VM_ACCESS: u32 = VM_READ | VM_WRITE | VM_EXEC;
+
+#[repr(C)]
+pub struct Vma {
+    start: AtomicU64,
+    end: AtomicU64,
+    /// The owning address space's identity (its address), 0 while free.
+    mm: AtomicUsize,
+    flags: AtomicU32,
+    /// The per-VMA lock; see kernel/libs/vmalock.
+    pub lock: VmaLock,
+}
+
+/// The constructed state: all fields zero (no range, no owner).
+impl SlabObject for Vma {
+    unsafe fn construct(slot: *mut Self) {
+        // SAFETY: `slot` is valid for writes (the trait's contract).
+        unsafe {
+            slot.write(Vma {
+                start: AtomicU64::new(0),
+                end: AtomicU64::new(0),
+                mm: AtomicUsize::new(0),
+                flags: AtomicU32::new(0),
+                lock: VmaLock::new(),
+            })
+        };
+    }
+
+    /// Freed VMAs are detached with no reference (`vm_lock_seq` keeps its last value: it only
+    /// matters once the VMA is write-locked again, before any attach) and carry no fields.
+    fn is_constructed(&self) -> bool {
+        self.lock.is_constructed_state()
+            && self.mm.load(Ordering::Relaxed) == 0
+            && self.start.load(Ordering::Relaxed) == 0
+            && self.end.load(Ordering::Relaxed) == 0
+            && self.flags.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Every VMA of every address space. Debug (test) builds reuse freed VMAs immediately and in
+/// LIFO order across CPUs, which is what exposes reuse races to the torture tests.
+pub static VMA_CACHE: TypedCache<Vma, KernelPages> = TypedCache::new(
+    "vm_area_struct",
+    CacheFlags::TYPESAFE_BY_RCU
+        .union(DEBUG_FLAGS)
+        .union(CacheFlags::CONSTRUCTED_CHECK)
+        .union(if cfg!(debug_assertions) {
+            CacheFlags::LIFO_REUSE
+        } else {
+            CacheFlags::NONE
+        }),
+    &KERNEL_PAGES,
+);
+
+/// A VMA as the tree holds it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VmaPtr(NonNull<Vma>);
+
+// SAFETY: a `VmaPtr` is an address of type-stable memory; all its fields are atomics.
+unsafe impl Send for VmaPtr {}
+// SAFETY: as above.
+unsafe impl Sync for VmaPtr {}
+
+impl VmaPtr {
+    /// The VMA. Its memory stays a `Vma` for good (type-stable cache); whether it still is the
+    /// VMA the caller meant is for the caller to know (`mmap_lock`) or check.
+    pub fn get(self) -> &'static Vma {
+        // SAFETY: VMAs come from `VMA_CACHE`, whose memory stays a constructed `Vma` at least
+        // until a grace period after the slab is emptied; holders of a `VmaPtr` found in a tree
+        // are inside a read section or hold `mmap_lock`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Vma {
+    /// A new VMA for `range` of the address space `mm` with `flags`, not yet in any tree.
+    pub fn create(mm: usize, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
+        let vma = VMA_CACHE.alloc()?;
+        // SAFETY: a fresh object from the cache, constructed, ours until published.
+        let v = unsafe { vma.as_ref() };
+        v.start.store(range.start, Ordering::Relaxed);
+        v.end.store(range.end, Ordering::Relaxed);
+        v.flags.store(flags, Ordering::Relaxed);
+        v.mm.store(mm, Ordering::Relaxed);
+        Some(VmaPtr(vma))
+    }
+
+    /// A new VMA for `range` with `flags` whose other fields are copied from `original` (a
+    /// split or a change of protection), never its lock words.
+    pub fn create_from(original: &Vma, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
+        let vma = VMA_CACHE.alloc()?;
+        // SAFETY: a fresh object from the cache, constructed, ours until published.
+        let v = unsafe { vma.as_ref() };
+        vmalock::vm_area_init_from(v, original);
+        v.start.store(range.start, Ordering::Relaxed);
+        v.end.store(range.end, Ordering::Relaxed);
+        v.flags.store(flags, Ordering::Relaxed);
+        Some(VmaPtr(vma))
+    }
+
+    /// Gives a VMA that no tree holds any more, and that is detached, back to the cache.
+    pub fn free(vma: VmaPtr) {
+        let v = vma.get();
+        debug_assert!(
+            v.lock.is_constructed_state(),
+            "freeing an attached VMA: {:?}",
+            v.lock
+        );
+        v.start.store(0, Ordering::Relaxed);
+        v.end.store(0, Ordering::Relaxed);
+        v.flags.store(0, Ordering::Relaxed);
+        v.mm.store(0, Ordering::Relaxed);
+        // SAFETY: the VMA came from the cache and was removed from its tree; it is back in
+        // constructed state.
+        unsafe { VMA_CACHE.free(vma.0) };
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start.load(Ordering::Relaxed)
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Relaxed)
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn mm(&self) -> usize {
+        self.mm.load(Ordering::Relaxed)
+    }
+}
+
+/// Lists the VMA cache in slabinfo (once, at boot).
+pub fn register_cache() {
+    super::slab::register(VMA_CACHE.raw());
+}
+
+impl VmaFields for Vma {
+    fn lock(&self) -> &VmaLock {
+        &self.lock
+    }
+
+    fn mm_id(&self) -> usize {
+        self.mm()
+    }
+
+    fn start(&self) -> u64 {
+        Vma::start(self)
+    }
+
+    fn end(&self) -> u64 {
+        Vma::end(self)
+    }
+}
+
+impl VmaCopy for Vma {
+    fn copy_fields_from(&self, original: &Self) {
+        self.start.store(original.start(), Ordering::Relaxed);
+        self.end.store(original.end(), Ordering::Relaxed);
+        self.mm.store(original.mm(), Ordering::Relaxed);
+        self.flags.store(original.flags(), Ordering::Relaxed);
+    }
+}

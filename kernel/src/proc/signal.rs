@@ -1,0 +1,118 @@
+//! Faults of user code and the signals they amount to. Signal handlers are not supported: a
+//! fault that is not a demand fault kills the whole process, with Linux's exit status for a
+//! death by signal (128 + the signal number) and a log line like Linux's
+//! `prog[pid]: segfault at ADDR ip IP sp SP error CODE in prog`. The kernel goes on.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::trap::{self, TrapFrame};
+use crate::mm::fault::{self, FaultError};
+use crate::sched;
+
+pub const SIGILL: u32 = 4;
+pub const SIGTRAP: u32 = 5;
+pub const SIGBUS: u32 = 7;
+pub const SIGFPE: u32 = 8;
+pub const SIGKILL: u32 = 9;
+pub const SIGSEGV: u32 = 11;
+
+/// An exception from user mode (interrupts disabled): a demand fault is served and the thread
+/// goes on; anything else kills its process.
+pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
+    let vector = frame.vector as u8;
+    let signal = match vector {
+        trap::VECTOR_PAGE_FAULT => match fault::handle_user_fault(frame, cr2) {
+            Ok(()) => return,
+            Err(FaultError::OutOfMemory) => {
+                report_out_of_memory(frame, cr2);
+                kill_current_process(SIGKILL)
+            }
+            Err(_) => SIGSEGV,
+        },
+        trap::VECTOR_DIVIDE | 16 | 19 => SIGFPE,
+        trap::VECTOR_INVALID_OPCODE => SIGILL,
+        trap::VECTOR_BREAKPOINT | 1 => SIGTRAP,
+        17 => SIGBUS,
+        _ => SIGSEGV,
+    };
+    report(frame, cr2, signal);
+    kill_current_process(signal)
+}
+
+fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
+    let task = sched::current();
+    let name = task.name();
+    let pid = task.process().map_or(0, |p| p.pid);
+    let text = if frame.vector as u8 == trap::VECTOR_PAGE_FAULT {
+        alloc::format!(
+            "{name}[{pid}]: segfault at {cr2:x} ip {:016x} sp {:016x} error {:x} in {name} (SIGSEGV, tid {})",
+            frame.rip,
+            frame.rsp,
+            frame.error_code,
+            task.tid
+        )
+    } else {
+        alloc::format!(
+            "{name}[{pid}]: trap {} ip {:016x} sp {:016x} error {:x} in {name} (signal {signal}, tid {})",
+            trap::exception_description(frame.vector as u8),
+            frame.rip,
+            frame.rsp,
+            frame.error_code,
+            task.tid
+        )
+    };
+    log::error!("{text}");
+    if let Some(process) = task.process() {
+        process.fatal_report.lock().get_or_insert(text);
+    }
+}
+
+fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
+    let task = sched::current();
+    let text = alloc::format!(
+        "out of memory: killed process {} ({}) faulting at {cr2:#x} ip {:#x}",
+        task.process().map_or(0, |p| p.pid),
+        task.name(),
+        frame.rip
+    );
+    log::error!("{text}");
+    if let Some(process) = task.process() {
+        process.fatal_report.lock().get_or_insert(text);
+    }
+}
+
+/// Kills the running thread's process as if by `signal`. Never returns.
+pub fn kill_current_process(signal: u32) -> ! {
+    x86_64::instructions::interrupts::enable();
+    super::exit_group(128 + signal)
+}
+
+/// A user thread's first code: finish the switch and enter user mode with the registers it
+/// was created with, from the top of its kernel stack.
+pub extern "C" fn user_thread_start(task: usize) -> ! {
+    sched::finish_switch();
+    // SAFETY: `task` is the running task's own address (see `Task::prepare`).
+    let task = unsafe { &*(task as *const sched::Task) };
+    let user = task.user.as_ref().expect("a user thread");
+    let frame = user
+        .initial_frame
+        .lock()
+        .take()
+        .expect("a thread enters user mode once");
+    if task.killed.load(Ordering::Acquire) {
+        x86_64::instructions::interrupts::enable();
+        super::exit_killed_thread();
+    }
+    let top = task
+        .stack()
+        .expect("user threads have a kernel stack")
+        .top();
+    let slot = (top - size_of::<TrapFrame>() as u64) as *mut TrapFrame;
+    // SAFETY: the top of the task's own kernel stack was left free for this frame (the task's
+    // first context was built below it, see `Task::new_user`), and `enter_user` abandons the
+    // stack we run on for good.
+    unsafe {
+        slot.write(frame);
+        crate::arch::syscall::enter_user(slot)
+    }
+}

@@ -1,0 +1,198 @@
+//! In-kernel tests that run the user programs of the ramdisk (user/): the user-space test
+//! suite (its KTAP nests under the kernel's), the demo, deliberate faults, a C program built
+//! with musl — and check that frames, VMAs and page tables go back once processes are gone.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+
+use super::Process;
+use super::exec::{SpawnOptions, spawn};
+use crate::arch::percpu;
+use crate::ktest;
+use crate::mm::{frame, heap, paging, slab};
+
+/// Frames in use outside the kernel's caches and tables: what processes hold.
+fn frames_in_use() -> usize {
+    let stats = frame::stats();
+    let slab_pages: usize = slab::caches().iter().map(|c| c.info().pages).sum();
+    stats.total_frames
+        - stats.free_frames
+        - heap::usage().0 / 4096
+        - slab_pages
+        - crate::sched::task::pooled_stack_frames()
+        - paging::kernel_table_frames()
+}
+
+fn vmas_active() -> usize {
+    crate::mm::vma::VMA_CACHE.raw().info().active_objects
+}
+
+/// Lets deferred frees finish: RCU callbacks, per-CPU slab magazines, empty slabs.
+fn settle() {
+    crate::sync::rcu::rcu_barrier();
+    for cache in slab::caches() {
+        cache.drain_cpu_caches();
+        cache.shrink();
+    }
+    crate::sync::rcu::rcu_barrier();
+}
+
+/// Frame and VMA counts before processes run, to compare with afterwards.
+struct Baseline {
+    frames: usize,
+    vmas: usize,
+}
+
+impl Baseline {
+    fn take() -> Self {
+        settle();
+        Self {
+            frames: frames_in_use(),
+            vmas: vmas_active(),
+        }
+    }
+
+    fn check(&self) {
+        settle();
+        assert!(
+            crate::proc::live_processes().is_empty(),
+            "a process is still alive"
+        );
+        assert_eq!(vmas_active(), self.vmas, "VMAs leaked");
+        assert_eq!(
+            frames_in_use(),
+            self.frames,
+            "frames leaked (pages or page tables)"
+        );
+    }
+}
+
+/// Runs `path` with `args` and waits (at most `timeout_s`) for it to end.
+fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
+    let process = spawn(
+        path,
+        args,
+        SpawnOptions {
+            capture_output: capture,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        process.exited.wait_timeout(timeout_s * 1_000_000_000),
+        "{path} still runs after {timeout_s} s"
+    );
+    process
+}
+
+fn output(process: &Process) -> String {
+    let bytes = process.captured_output.as_ref().expect("captured").lock();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+ktest! {
+    timeout_ms = 900_000;
+    /// The user-space suite (user/usertests): every syscall with its errors, threads, futexes,
+    /// and the fault-vs-mmap stress on every CPU. Its KTAP is printed nested in ours. Frames and
+    /// VMAs return to their baseline once it has exited.
+    fn user_test_suite_passes() {
+        let baseline = Baseline::take();
+        let process = run("/bin/usertests", &[b"/bin/usertests", b"--nested"], false, 800);
+        assert_eq!(process.exit_status(), 0, "the user-space suite failed (see its subtests)");
+        drop(process);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 300_000;
+    /// The demo: threads faulting on several CPUs next to an mmap/munmap thread.
+    fn demo_runs_threads_on_several_cpus() {
+        let baseline = Baseline::take();
+        let before = crate::mm::vma_lock::totals();
+        let process = run("/bin/demo", &[b"/bin/demo"], true, 240);
+        let [success, _, _, _, fallback] = core::array::from_fn::<u64, 5, _>(|i| {
+            crate::mm::vma_lock::totals()[i] - before[i]
+        });
+        let text = output(&process);
+        assert_eq!(process.exit_status(), 0, "demo failed:\n{text}");
+        let used = text
+            .lines()
+            .find_map(|l| l.split("CPUs used: ").nth(1))
+            .unwrap_or_else(|| panic!("no summary in the demo's output:\n{text}"));
+        let cpus = used.split(',').count();
+        if percpu::online_count() > 1 {
+            assert!(cpus > 1, "the demo's threads ran on one CPU only: {used}");
+        }
+        // Threads faulting in their own VMAs next to an mmap/munmap thread: with the per-VMA
+        // lock, at least 99% of faults never touch mmap_lock.
+        crate::println!("# faults: {success} under a VMA lock, {fallback} under mmap_lock");
+        if crate::mm::vma_lock::is_enabled() {
+            assert!(
+                success * 100 >= (success + fallback) * 99,
+                "only {success} of {} faults took the per-VMA path",
+                success + fallback
+            );
+        } else {
+            assert_eq!(success, 0, "faults took the per-VMA path with vma_lock=off");
+        }
+        drop(process);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 300_000;
+    /// Each deliberate fault kills its process with Linux's status (128 + signal) and a report,
+    /// while an unrelated process runs on to a clean exit; nothing leaks.
+    fn faulting_processes_are_killed_and_others_go_on() {
+        let baseline = Baseline::take();
+        let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cases: [(&str, u32, &str); 9] = [
+            ("oom", 137, "out of memory: killed process"),
+            ("null", 139, "segfault at 0 "),
+            ("kernel-addr", 139, "segfault at ffff800000000000"),
+            ("write-ro", 139, "segfault at"),
+            ("prot-none", 139, "segfault at"),
+            ("exec-nx", 139, "segfault at"),
+            ("ud2", 132, "trap invalid opcode"),
+            ("div0", 136, "trap divide error"),
+            ("gp", 139, "trap general protection fault"),
+        ];
+        for (mode, status, report) in cases {
+            let process = run("/bin/faulter", &[b"/bin/faulter", mode.as_bytes()], true, 60);
+            assert_eq!(process.exit_status(), status, "faulter {mode}: wrong exit status");
+            let logged = process.fatal_report.lock().clone().unwrap_or_default();
+            assert!(logged.contains(report), "faulter {mode}: report {logged:?} lacks {report:?}");
+        }
+        assert!(bystander.exited.wait_timeout(240_000_000_000), "the bystander never finished");
+        assert_eq!(bystander.exit_status(), 0, "the bystander failed:\n{}", output(&bystander));
+        drop(bystander);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// A C program built elsewhere (musl-gcc -static) prints with printf and starts a pthread.
+    fn musl_program_with_a_pthread_runs() {
+        if super::ramdisk::find("/bin/hello-musl").is_none() {
+            return ktest::skip("no /bin/hello-musl in the ramdisk (musl-gcc was not available)");
+        }
+        let process = run("/bin/hello-musl", &[b"hello-musl"], true, 60);
+        let text = output(&process);
+        assert_eq!(process.exit_status(), 0, "hello-musl failed:\n{text}");
+        assert!(text.contains("thread"), "no output from the pthread:\n{text}");
+    }
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// A missing program and a file that is no ELF are refused with a clear message.
+    fn bad_executables_are_refused() {
+        let missing = spawn("/bin/no-such-program", &[b"x"], SpawnOptions::default()).err();
+        assert!(missing.is_some_and(|e| e.contains("no such file")));
+        let not_elf = spawn("/etc/cmdline", &[b"x"], SpawnOptions::default()).err();
+        assert!(not_elf.is_some_and(|e| e.contains("cannot run /etc/cmdline")), "accepted /etc/cmdline");
+    }
+}

@@ -1,0 +1,143 @@
+//! In-kernel tests of the scheduler and the sleeping primitives: kernel threads on every CPU
+//! sleeping and waking each other (a lost wake-up hangs the test, and its timeout reports it),
+//! mutual exclusion of the mutex and the rwsem, and writers that do not starve.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::arch::percpu;
+use crate::ktest;
+use crate::sync::{Completion, Mutex, RwSem, WaitQueue};
+
+/// Starts `count` kernel threads running `body(index)` and waits for all of them.
+fn run_threads(count: usize, body: impl Fn(usize) + Send + Sync + 'static) -> u64 {
+    let body = Arc::new(body);
+    let cpus_used = Arc::new(AtomicU64::new(0));
+    let done: Vec<Arc<Completion>> = (0..count).map(|_| Arc::new(Completion::new())).collect();
+    for (index, completion) in done.iter().enumerate() {
+        let body = body.clone();
+        let completion = completion.clone();
+        let cpus_used = cpus_used.clone();
+        super::spawn_kernel("ktest-worker", move || {
+            body(index);
+            cpus_used.fetch_or(
+                super::current().cpus_seen.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            completion.complete();
+        })
+        .expect("memory for a test thread");
+    }
+    for completion in &done {
+        assert!(
+            completion.wait_timeout(60_000_000_000),
+            "a test thread never finished"
+        );
+    }
+    cpus_used.load(Ordering::Relaxed)
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// Pairs of threads pass a token back and forth through wait queues many times: each wait
+    /// needs the other's wake-up, so one lost wake-up hangs the pair.
+    fn ping_pong_through_wait_queues_loses_no_wakeup() {
+        let pairs = percpu::online_count().max(2);
+        let rounds = 2_000 * ktest::stress_factor();
+        struct Pair {
+            turn: AtomicU64,
+            queue: WaitQueue,
+        }
+        let table: Arc<Vec<Pair>> = Arc::new(
+            (0..pairs).map(|_| Pair { turn: AtomicU64::new(0), queue: WaitQueue::new() }).collect(),
+        );
+        let cpus = run_threads(pairs * 2, move |index| {
+            let pair = &table[index / 2];
+            let side = (index % 2) as u64;
+            for round in 0..rounds {
+                let mine = round * 2 + side;
+                pair.queue.wait_until(|| pair.turn.load(Ordering::Acquire) == mine);
+                pair.turn.store(mine + 1, Ordering::Release);
+                pair.queue.wake_all();
+            }
+        });
+        if percpu::online_count() > 1 {
+            assert!(cpus.count_ones() > 1, "the threads all ran on one CPU: {cpus:#x}");
+        }
+    }
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// Threads on every CPU increment a plain counter under the sleeping mutex.
+    fn mutex_excludes_across_cpus() {
+        let threads = percpu::online_count() * 2;
+        let rounds = 500 * ktest::stress_factor() as usize;
+        let counter = Arc::new(Mutex::new(0usize));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let (c, i) = (counter.clone(), inside.clone());
+        run_threads(threads, move |_| {
+            for round in 0..rounds {
+                let mut value = c.lock();
+                assert_eq!(i.fetch_add(1, Ordering::AcqRel), 0, "two holders at once");
+                *value += 1;
+                if round % 16 == 0 {
+                    crate::sched::yield_now();
+                }
+                i.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+        assert_eq!(*counter.lock(), threads * rounds);
+    }
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// Readers hold the rwsem in overlapping turns without a gap while writers ask for it: the
+    /// writers must get in (writers do not starve), and never together with a reader.
+    fn rwsem_writers_exclude_readers_and_do_not_starve() {
+        let readers = percpu::online_count().max(2);
+        let writes = 200 * ktest::stress_factor();
+        let lock = Arc::new(RwSem::new());
+        let state = Arc::new(AtomicU64::new(0)); // readers inside, or u64::MAX/2 for a writer
+        let writers_done = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let (l, st, wd, wr) = (lock.clone(), state.clone(), writers_done.clone(), written.clone());
+        run_threads(readers + 2, move |index| {
+            if index < 2 {
+                for _ in 0..writes {
+                    l.down_write();
+                    assert_eq!(st.swap(u64::MAX / 2, Ordering::AcqRel), 0, "a writer met someone inside");
+                    wr.fetch_add(1, Ordering::Relaxed);
+                    st.store(0, Ordering::Release);
+                    l.up_write();
+                }
+                if wr.load(Ordering::Relaxed) == 2 * writes {
+                    wd.store(true, Ordering::Release);
+                }
+            } else {
+                while !wd.load(Ordering::Acquire) {
+                    l.down_read();
+                    let before = st.fetch_add(1, Ordering::AcqRel);
+                    assert!(before < u64::MAX / 4, "a reader met a writer inside");
+                    crate::sched::yield_now();
+                    st.fetch_sub(1, Ordering::AcqRel);
+                    l.up_read();
+                }
+            }
+        });
+        assert_eq!(written.load(Ordering::Relaxed), 2 * writes);
+    }
+}
+
+ktest! {
+    timeout_ms = 60_000;
+    /// Sleeping for a while takes about that long, and other tasks run meanwhile.
+    fn sleep_waits_its_time() {
+        let start = crate::time::now_ns();
+        crate::sched::timer::sleep_ns(20_000_000).expect("not killed");
+        let slept = crate::time::now_ns() - start;
+        assert!(slept >= 20_000_000, "woke after {slept} ns");
+    }
+}

@@ -1,0 +1,108 @@
+//! Sleeping until a time: one global list of (deadline, task) timers.
+//!
+//! The timer interrupt only notices that the earliest deadline has passed ([`has_expired`],
+//! one atomic load) and asks for a reschedule; the tasks are woken in process context
+//! ([`run_expired`]: the idle loop, the return to user mode), because waking may allocate.
+//! The list is protected by its lock; `NEXT_DEADLINE` is a hint kept at or below the earliest
+//! deadline in the list.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::Task;
+use crate::sync::IrqSpinLock;
+use crate::time::now_ns;
+
+struct Timer {
+    deadline: u64,
+    id: u64,
+    task: Arc<Task>,
+}
+
+static TIMERS: IrqSpinLock<Vec<Timer>> = IrqSpinLock::new(Vec::new());
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Whether some timer is due (interrupt context allowed).
+pub fn has_expired() -> bool {
+    now_ns() >= NEXT_DEADLINE.load(Ordering::Relaxed)
+}
+
+/// Arms a timer that wakes `task` at `deadline` (ns since boot); returns its id for [`cancel`].
+pub fn add(deadline: u64, task: Arc<Task>) -> u64 {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut timers = TIMERS.lock();
+    timers.push(Timer { deadline, id, task });
+    NEXT_DEADLINE.fetch_min(deadline, Ordering::Relaxed);
+    id
+}
+
+/// Removes the timer `id` if it has not fired.
+pub fn cancel(id: u64) {
+    let removed = {
+        let mut timers = TIMERS.lock();
+        let index = timers.iter().position(|t| t.id == id);
+        index.map(|i| timers.swap_remove(i))
+    };
+    // The task reference is dropped outside the lock.
+    drop(removed);
+}
+
+/// Wakes the tasks whose deadline has passed (process context). One timer at a time, so that
+/// nothing is allocated (tests count heap bytes while this runs on other CPUs).
+pub fn run_expired() {
+    let now = now_ns();
+    if now < NEXT_DEADLINE.load(Ordering::Relaxed) {
+        return;
+    }
+    loop {
+        let expired = {
+            let mut timers = TIMERS.lock();
+            match timers.iter().position(|t| t.deadline <= now) {
+                Some(index) => Some(timers.swap_remove(index)),
+                None => {
+                    let next = timers.iter().map(|t| t.deadline).min().unwrap_or(u64::MAX);
+                    NEXT_DEADLINE.store(next, Ordering::Relaxed);
+                    None
+                }
+            }
+        };
+        match expired {
+            Some(timer) => {
+                super::wake(&timer.task);
+            }
+            None => return,
+        }
+    }
+}
+
+/// Why a sleep ended early.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Interrupted;
+
+/// Sleeps until `deadline` (ns since boot). Ends early, with [`Interrupted`], if the task is
+/// killed.
+pub fn sleep_until(deadline: u64) -> Result<(), Interrupted> {
+    let task = super::current_arc();
+    let id = add(deadline, task.clone());
+    let result = loop {
+        super::set_current_sleeping();
+        if task.is_killed() {
+            super::set_current_runnable();
+            break Err(Interrupted);
+        }
+        if now_ns() >= deadline {
+            super::set_current_runnable();
+            break Ok(());
+        }
+        super::schedule();
+    };
+    cancel(id);
+    result
+}
+
+/// Sleeps for `ns` nanoseconds (see [`sleep_until`]).
+pub fn sleep_ns(ns: u64) -> Result<(), Interrupted> {
+    sleep_until(now_ns().saturating_add(ns))
+}

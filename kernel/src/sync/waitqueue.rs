@@ -1,0 +1,131 @@
+//! Wait queues: tasks sleeping until a condition holds, woken by whoever makes it hold.
+//!
+//! The protocol that makes sleeping race-free (no lost wake-ups) is the scheduler's: the sleeper
+//! marks itself asleep and then joins the queue *before* it checks the condition; the waker
+//! changes the condition *before* it wakes the queue. Either the sleeper sees the new condition, or the
+//! waker finds the sleeper in the queue, marked asleep. The queue's lock protects its list.
+//! Process context only.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+use crate::sched::{self, Task, timer};
+use crate::sync::IrqSpinLock;
+use crate::time::now_ns;
+
+pub struct WaitQueue {
+    waiters: IrqSpinLock<VecDeque<Arc<Task>>>,
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// The condition holds.
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+    /// The task was killed (interruptible waits only).
+    Killed,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitQueue {
+    pub const fn new() -> Self {
+        Self {
+            waiters: IrqSpinLock::new(VecDeque::new()),
+        }
+    }
+
+    /// Sleeps until `condition()` returns true; it is called again after every wake-up. Not
+    /// interruptible: a kill waits for the condition.
+    #[track_caller]
+    pub fn wait_until(&self, mut condition: impl FnMut() -> bool) {
+        let result = self.wait(&mut condition, None, false);
+        debug_assert_eq!(result, WaitResult::Ready);
+    }
+
+    /// Sleeps until `condition()` holds, the task is killed, or `deadline` (ns since boot)
+    /// passes.
+    #[track_caller]
+    pub fn wait_interruptible(
+        &self,
+        mut condition: impl FnMut() -> bool,
+        deadline: Option<u64>,
+    ) -> WaitResult {
+        self.wait(&mut condition, deadline, true)
+    }
+
+    #[track_caller]
+    fn wait(
+        &self,
+        condition: &mut dyn FnMut() -> bool,
+        deadline: Option<u64>,
+        interruptible: bool,
+    ) -> WaitResult {
+        if condition() {
+            return WaitResult::Ready;
+        }
+        let me = sched::current_arc();
+        let timer = deadline.map(|at| timer::add(at, me.clone()));
+        let result = loop {
+            // Asleep before joining the queue: a waker that takes us off the queue then
+            // always finds us asleep and wakes us.
+            sched::set_current_sleeping();
+            self.waiters.lock().push_back(me.clone());
+            let outcome = if condition() {
+                Some(WaitResult::Ready)
+            } else if interruptible && me.is_killed() {
+                Some(WaitResult::Killed)
+            } else if deadline.is_some_and(|at| now_ns() >= at) {
+                Some(WaitResult::TimedOut)
+            } else {
+                None
+            };
+            if let Some(outcome) = outcome {
+                sched::set_current_runnable();
+                self.remove(&me);
+                break outcome;
+            }
+            sched::schedule();
+            self.remove(&me);
+        };
+        if let Some(id) = timer {
+            timer::cancel(id);
+        }
+        result
+    }
+
+    fn remove(&self, task: &Arc<Task>) {
+        let removed = {
+            let mut waiters = self.waiters.lock();
+            let index = waiters.iter().position(|t| Arc::ptr_eq(t, task));
+            index.and_then(|i| waiters.remove(i))
+        };
+        drop(removed);
+    }
+
+    /// Wakes every waiter.
+    pub fn wake_all(&self) {
+        let waiters = core::mem::take(&mut *self.waiters.lock());
+        for task in &waiters {
+            sched::wake(task);
+        }
+    }
+
+    /// Wakes the longest waiting task that is still asleep.
+    pub fn wake_one(&self) {
+        loop {
+            let Some(task) = self.waiters.lock().pop_front() else {
+                return;
+            };
+            if sched::wake(&task) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Linux error numbers, as system calls return them (negated in RAX).
+
+/// A Linux error number (positive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+pub const EPERM: Errno = Errno(1);
+pub const ENOENT: Errno = Errno(2);
+pub const ESRCH: Errno = Errno(3);
+pub const EINTR: Errno = Errno(4);
+pub const EBADF: Errno = Errno(9);
+pub const EAGAIN: Errno = Errno(11);
+pub const ENOMEM: Errno = Errno(12);
+pub const EFAULT: Errno = Errno(14);
+pub const EEXIST: Errno = Errno(17);
+pub const ENODEV: Errno = Errno(19);
+pub const EINVAL: Errno = Errno(22);
+pub const ENOTTY: Errno = Errno(25);
+pub const ESPIPE: Errno = Errno(29);
+pub const ENAMETOOLONG: Errno = Errno(36);
+pub const ENOSYS: Errno = Errno(38);
+pub const ETIMEDOUT: Errno = Errno(110);
+
+/// What a system call returns: a value, or an error number.
+pub type SysResult = Result<u64, Errno>;

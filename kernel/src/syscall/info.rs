@@ -1,0 +1,311 @@
+//! Identity, limits, statistics and the calls a libc makes at start-up: uname, getrusage,
+//! prlimit64, prctl, getrandom, reboot, and the signal calls (accepted, but handlers are never
+//! run: a fatal signal ends the process).
+
+use core::sync::atomic::Ordering;
+
+use super::errno::{EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, SysResult};
+use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
+
+const SIGKILL: u64 = 9;
+const SIGSTOP: u64 = 19;
+
+pub fn rt_sigaction(signal: u64, action: u64, old_action: u64, size: u64) -> SysResult {
+    if size != 8 || signal == 0 || signal > 64 {
+        return Err(EINVAL);
+    }
+    if action != 0 && (signal == SIGKILL || signal == SIGSTOP) {
+        return Err(EINVAL);
+    }
+    let new = if action != 0 {
+        Some(read_user::<[u64; 4]>(action)?)
+    } else {
+        None
+    };
+    let process = super::thread::process();
+    let old = {
+        let mut actions = process.signal_actions.lock();
+        let slot = &mut actions[signal as usize - 1];
+        let old = *slot;
+        if let Some(new) = new {
+            *slot = new;
+        }
+        old
+    };
+    if old_action != 0 {
+        write_user(old_action, &old)?;
+    }
+    Ok(0)
+}
+
+const SIG_BLOCK: u64 = 0;
+const SIG_UNBLOCK: u64 = 1;
+const SIG_SETMASK: u64 = 2;
+/// SIGKILL and SIGSTOP cannot be blocked.
+const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+
+fn user_thread() -> &'static crate::sched::task::UserThread {
+    crate::sched::current()
+        .user
+        .as_ref()
+        .expect("a user thread")
+}
+
+pub fn rt_sigprocmask(how: u64, set: u64, old_set: u64, size: u64) -> SysResult {
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let thread = user_thread();
+    let old = thread.signal_mask.load(Ordering::Relaxed);
+    if set != 0 {
+        let set = read_user::<u64>(set)?;
+        let new = match how {
+            SIG_BLOCK => old | set,
+            SIG_UNBLOCK => old & !set,
+            SIG_SETMASK => set,
+            _ => return Err(EINVAL),
+        };
+        thread
+            .signal_mask
+            .store(new & !UNBLOCKABLE, Ordering::Relaxed);
+    }
+    if old_set != 0 {
+        write_user(old_set, &old)?;
+    }
+    Ok(0)
+}
+
+const SS_ONSTACK: u64 = 1;
+const SS_DISABLE: u64 = crate::sched::task::SS_DISABLE;
+const SS_AUTODISARM: u64 = 1 << 31;
+const MINSIGSTKSZ: u64 = 2048;
+
+pub fn sigaltstack(stack: u64, old_stack: u64) -> SysResult {
+    let thread = user_thread();
+    let new = if stack != 0 {
+        Some(read_user::<[u64; 3]>(stack)?)
+    } else {
+        None
+    };
+    let old = *thread.alt_stack.lock();
+    if let Some([base, flags, size]) = new {
+        let flags = flags & 0xffff_ffff;
+        let mode = flags & !SS_AUTODISARM;
+        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+            return Err(EINVAL);
+        }
+        *thread.alt_stack.lock() = if mode == SS_DISABLE {
+            [0, SS_DISABLE, 0]
+        } else {
+            if size < MINSIGSTKSZ {
+                return Err(ENOMEM);
+            }
+            [base, flags & SS_AUTODISARM, size]
+        };
+    }
+    if old_stack != 0 {
+        write_user(old_stack, &old)?;
+    }
+    Ok(0)
+}
+
+pub fn uname(buf: u64) -> SysResult {
+    let mut utsname = [0u8; 6 * 65];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        b"vmakernel",
+        b"6.15.0-vmakernel",
+        concat!("#1 SMP ", env!("CARGO_PKG_VERSION")).as_bytes(),
+        b"x86_64",
+        b"(none)",
+    ];
+    for (i, field) in fields.iter().enumerate() {
+        utsname[i * 65..i * 65 + field.len()].copy_from_slice(field);
+    }
+    copy_to_user(buf, &utsname)?;
+    Ok(0)
+}
+
+const RLIMIT_STACK: u64 = 3;
+const RLIMIT_NLIMITS: u64 = 16;
+const RLIM_INFINITY: u64 = u64::MAX;
+
+fn limit(resource: u64) -> [u64; 2] {
+    match resource {
+        RLIMIT_STACK => [crate::mm::addrspace::STACK_SIZE, RLIM_INFINITY],
+        7 => [1024, 1024], // RLIMIT_NOFILE
+        _ => [RLIM_INFINITY, RLIM_INFINITY],
+    }
+}
+
+pub fn getrlimit(resource: u64, out: u64) -> SysResult {
+    if resource >= RLIMIT_NLIMITS {
+        return Err(EINVAL);
+    }
+    write_user(out, &limit(resource))?;
+    Ok(0)
+}
+
+/// `prlimit64(pid, resource, new, old)`: limits can be read, not changed.
+pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
+    let process = super::thread::process();
+    if pid != 0 && pid != u64::from(process.pid) {
+        return Err(ESRCH);
+    }
+    if resource >= RLIMIT_NLIMITS {
+        return Err(EINVAL);
+    }
+    if new != 0 {
+        let [soft, hard] = read_user::<[u64; 2]>(new)?;
+        if soft > hard {
+            return Err(EINVAL);
+        }
+        if [soft, hard] != limit(resource) {
+            return Err(EPERM);
+        }
+    }
+    if old != 0 {
+        write_user(old, &limit(resource))?;
+    }
+    Ok(0)
+}
+
+const RUSAGE_SELF: i64 = 0;
+const RUSAGE_CHILDREN: i64 = -1;
+const RUSAGE_THREAD: i64 = 1;
+
+/// `getrusage`: CPU time from timer ticks, minor faults counted by the fault handler; no
+/// major faults (there is no paging from disk).
+pub fn getrusage(who: i64, out: u64) -> SysResult {
+    let task = crate::sched::current();
+    let process = super::thread::process();
+    let tick_us = 1_000_000 / u64::from(crate::arch::apic::timer_hz());
+    let (ticks, minflt) = match who {
+        RUSAGE_SELF => (
+            process
+                .threads()
+                .iter()
+                .map(|t| t.ticks.load(Ordering::Relaxed))
+                .sum::<u64>(),
+            process.minor_faults.load(Ordering::Relaxed),
+        ),
+        RUSAGE_THREAD => (task.ticks.load(Ordering::Relaxed), 0),
+        RUSAGE_CHILDREN => (0, 0),
+        _ => return Err(EINVAL),
+    };
+    // struct rusage: ru_utime, ru_stime (timevals), then 14 longs: ru_maxrss, ru_ixrss,
+    // ru_idrss, ru_isrss, ru_minflt, ru_majflt, ...
+    let mut usage = [0u64; 18];
+    let us = ticks * tick_us;
+    usage[0] = us / 1_000_000;
+    usage[1] = us % 1_000_000;
+    usage[8] = minflt;
+    write_user(out, &usage)?;
+    Ok(0)
+}
+
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_GET_PDEATHSIG: u64 = 2;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+const PR_SET_THP_DISABLE: u64 = 41;
+const PR_GET_THP_DISABLE: u64 = 42;
+
+pub fn prctl(option: u64, argument: u64) -> SysResult {
+    let task = crate::sched::current();
+    match option {
+        PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            let length = match strncpy_from_user(&mut name[..15], argument) {
+                Ok(length) => length,
+                // Linux copies at most 15 bytes and terminates: a longer name is cut.
+                Err(error) if error == super::errno::ENAMETOOLONG => 15,
+                Err(error) => return Err(error),
+            };
+            task.set_name(core::str::from_utf8(&name[..length]).unwrap_or("?"));
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut name = [0u8; 16];
+            let current = task.name();
+            let length = current.len().min(15);
+            name[..length].copy_from_slice(&current.as_bytes()[..length]);
+            copy_to_user(argument, &name)?;
+            Ok(0)
+        }
+        PR_SET_PDEATHSIG => {
+            if argument > 64 {
+                return Err(EINVAL);
+            }
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            write_user(argument, &0u32)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE => {
+            if argument > 1 {
+                return Err(EINVAL);
+            }
+            Ok(0)
+        }
+        // There are no transparent huge pages: the setting is accepted and reads as set.
+        PR_SET_THP_DISABLE => Ok(0),
+        PR_GET_THP_DISABLE => Ok(1),
+        _ => Err(EINVAL),
+    }
+}
+
+const GRND_NONBLOCK: u64 = 1;
+const GRND_RANDOM: u64 = 2;
+const GRND_INSECURE: u64 = 4;
+
+pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE
+    {
+        return Err(EINVAL);
+    }
+    // Linux caps one call at 32 MiB - 1; a smaller cap keeps the kernel buffer small.
+    let len = (len as usize).min(1 << 16);
+    if !crate::arch::uaccess::is_user_range(buf, len) {
+        return Err(EFAULT);
+    }
+    let mut bytes = alloc::vec![0u8; len];
+    crate::random::fill(&mut bytes);
+    copy_to_user(buf, &bytes)?;
+    Ok(len as u64)
+}
+
+const REBOOT_MAGIC1: u64 = 0xfee1_dead;
+const REBOOT_MAGIC2: [u64; 4] = [672_274_793, 85_072_278, 369_367_448, 537_993_216];
+const REBOOT_CMD_RESTART: u64 = 0x0123_4567;
+const REBOOT_CMD_HALT: u64 = 0xcdef_0123;
+const REBOOT_CMD_POWER_OFF: u64 = 0x4321_fedc;
+const REBOOT_CMD_CAD_ON: u64 = 0x89ab_cdef;
+const REBOOT_CMD_CAD_OFF: u64 = 0;
+
+/// `reboot`: power off and halt end the machine (under QEMU: leave it, with success); the
+/// Ctrl-Alt-Del settings are accepted.
+pub fn reboot(magic1: u64, magic2: u64, command: u64) -> SysResult {
+    if magic1 != REBOOT_MAGIC1 || !REBOOT_MAGIC2.contains(&magic2) {
+        return Err(EINVAL);
+    }
+    match command as u32 as u64 {
+        REBOOT_CMD_POWER_OFF | REBOOT_CMD_HALT | REBOOT_CMD_RESTART => {
+            log::info!(
+                "{}[{}]: reboot({:#x}): powering off",
+                crate::sched::current().name(),
+                super::thread::process().pid,
+                command
+            );
+            crate::debug_keys::print_statistics_if_asked();
+            crate::arch::exit(crate::arch::ExitCode::Success)
+        }
+        REBOOT_CMD_CAD_ON | REBOOT_CMD_CAD_OFF => Ok(0),
+        _ => Err(EINVAL),
+    }
+}

@@ -1,0 +1,151 @@
+//! The Linux x86_64 system call table: numbers, argument registers (RDI, RSI, RDX, R10, R8,
+//! R9) and `-errno` results in RAX, as Linux has them, so that the same static binary runs here
+//! and on Linux. Unimplemented calls return `-ENOSYS` and log one line naming the call.
+//!
+//! Runs in process context with interrupts enabled, on the calling thread's kernel stack; no
+//! lock is held on entry.
+
+pub mod errno;
+mod info;
+mod io;
+mod thread;
+mod time;
+
+use crate::arch::trap::TrapFrame;
+use crate::sched;
+use errno::{ENOSYS, SysResult};
+
+/// The arguments of a call, in ABI order.
+pub struct Args([u64; 6]);
+
+impl Args {
+    fn from_frame(frame: &TrapFrame) -> Self {
+        Self([
+            frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+        ])
+    }
+}
+
+/// Runs the call the frame asks for and leaves its result in RAX.
+pub fn dispatch(frame: &mut TrapFrame) {
+    let number = frame.rax;
+    let a = Args::from_frame(frame).0;
+    let result: SysResult = match number {
+        0 => io::read(a[0], a[1], a[2]),
+        1 => io::write(a[0], a[1], a[2]),
+        3 => io::close(a[0]),
+        5 => io::fstat(a[0], a[1]),
+        8 => io::lseek(a[0]),
+        9 => with_mm(|mm| crate::mm::mmap::mmap(mm, a[0], a[1], a[2], a[3], a[4], a[5])),
+        10 => with_mm(|mm| crate::mm::mmap::mprotect(mm, a[0], a[1], a[2])),
+        11 => with_mm(|mm| crate::mm::mmap::munmap(mm, a[0], a[1])),
+        12 => with_mm(|mm| crate::mm::mmap::brk(mm, a[0])),
+        13 => info::rt_sigaction(a[0], a[1], a[2], a[3]),
+        14 => info::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        16 => io::ioctl(a[0], a[1], a[2]),
+        19 => io::readv(a[0], a[1], a[2]),
+        20 => io::writev(a[0], a[1], a[2]),
+        24 => {
+            sched::yield_now();
+            Ok(0)
+        }
+        25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
+        28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
+        35 => time::nanosleep(a[0], a[1]),
+        39 => Ok(u64::from(thread::process().pid)),
+        56 => thread::clone(frame, a[0], a[1], a[2], a[3], a[4]),
+        60 => crate::proc::exit_thread(a[0] as u32 & 0xff),
+        63 => info::uname(a[0]),
+        96 => time::gettimeofday(a[0]),
+        97 => info::getrlimit(a[0], a[1]),
+        98 => info::getrusage(a[0] as i64, a[1]),
+        102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: root
+        110 => Ok(0),                   // getppid: started by the kernel
+        131 => info::sigaltstack(a[0], a[1]),
+        157 => info::prctl(a[0], a[1]),
+        158 => thread::arch_prctl(a[0], a[1]),
+        169 => info::reboot(a[0], a[1], a[2]),
+        186 => Ok(u64::from(sched::current().tid)),
+        200 => thread::tkill(a[0], a[1]),
+        201 => time::time(a[0]),
+        202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
+        204 => thread::sched_getaffinity(a[0], a[1], a[2]),
+        218 => thread::set_tid_address(a[0]),
+        228 => time::clock_gettime(a[0], a[1]),
+        229 => time::clock_getres(a[0], a[1]),
+        230 => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
+        231 => crate::proc::exit_group(a[0] as u32 & 0xff),
+        234 => thread::tgkill(a[0], a[1], a[2]),
+        262 => io::newfstatat(a[0], a[1], a[2], a[3]),
+        267 => io::readlinkat(a[1]),
+        // set_robust_list: the list is accepted but not walked at exit.
+        273 => {
+            if a[1] == 24 {
+                Ok(0)
+            } else {
+                Err(errno::EINVAL)
+            }
+        }
+        302 => info::prlimit64(a[0], a[1], a[2], a[3]),
+        309 => thread::getcpu(a[0], a[1]),
+        318 => info::getrandom(a[0], a[1], a[2]),
+        334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
+        _ => {
+            log::warn!(
+                "{}[{}]: unimplemented system call {number} ({}); returning -ENOSYS",
+                sched::current().name(),
+                sched::current().tid,
+                name(number)
+            );
+            Err(ENOSYS)
+        }
+    };
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(errno) => (-i64::from(errno.0)) as u64,
+    };
+}
+
+/// Runs `f` with the calling process's address space.
+fn with_mm(f: impl FnOnce(&crate::mm::addrspace::Mm) -> SysResult) -> SysResult {
+    f(&thread::process().mm)
+}
+
+/// The name of a Linux x86_64 system call, for the log line of an unimplemented one.
+fn name(number: u64) -> &'static str {
+    match number {
+        2 => "open",
+        4 => "stat",
+        6 => "lstat",
+        7 => "poll",
+        15 => "rt_sigreturn",
+        17 => "pread64",
+        18 => "pwrite64",
+        21 => "access",
+        22 => "pipe",
+        23 => "select",
+        26 => "msync",
+        27 => "mincore",
+        32 => "dup",
+        33 => "dup2",
+        34 => "pause",
+        37 => "alarm",
+        38 => "setitimer",
+        41 => "socket",
+        57 => "fork",
+        58 => "vfork",
+        59 => "execve",
+        61 => "wait4",
+        62 => "kill",
+        72 => "fcntl",
+        79 => "getcwd",
+        80 => "chdir",
+        99 => "sysinfo",
+        100 => "times",
+        203 => "sched_setaffinity",
+        257 => "openat",
+        293 => "pipe2",
+        435 => "clone3",
+        _ => "unknown",
+    }
+}

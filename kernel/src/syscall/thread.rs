@@ -1,0 +1,273 @@
+//! Threads: clone (threads only), futex, TLS, thread ids, CPU affinity, thread-directed
+//! signals (fatal only).
+
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use super::errno::{EINVAL, ENOSYS, ESRCH, SysResult};
+use crate::arch::trap::TrapFrame;
+use crate::arch::uaccess::write_user;
+use crate::proc::{Process, futex};
+use crate::sched::task::{Task, UserThread};
+use crate::sched::{self};
+
+/// The calling thread's process (system calls come only from user threads).
+pub fn process() -> &'static Arc<Process> {
+    sched::current()
+        .process()
+        .expect("system calls come from user threads")
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_DETACHED: u64 = 0x400000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// What a thread-creating clone may ask for.
+const THREAD_FLAGS: u64 = CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+/// `clone(flags, stack, parent_tid, child_tid, tls)`: a new thread of this process, which
+/// returns 0 in RAX on `stack`. Creating processes (no `CLONE_VM`) is not supported.
+pub fn clone(
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
+    let signal = flags & 0xff;
+    let flags = flags & !0xff;
+    // Linux's rules: threads share signal handlers, which need a shared address space.
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
+        || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
+    {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_VM == 0 || flags & CLONE_VFORK != 0 {
+        log::warn!(
+            "{}: clone without CLONE_VM (fork) is not supported; returning -ENOSYS",
+            sched::current().name()
+        );
+        return Err(ENOSYS);
+    }
+    if flags & CLONE_THREAD == 0 || flags & !THREAD_FLAGS != 0 || signal != 0 {
+        return Err(EINVAL);
+    }
+    let process = process().clone();
+    let me = sched::current();
+    let tid = crate::sched::task::allocate_tid();
+    let mut child_frame = frame.clone();
+    child_frame.rax = 0;
+    if stack != 0 {
+        child_frame.rsp = stack;
+    }
+    let parent_fs = me
+        .user
+        .as_ref()
+        .map_or(0, |u| u.fs_base.load(Ordering::Relaxed));
+    let fs_base = if flags & CLONE_SETTLS != 0 {
+        tls
+    } else {
+        parent_fs
+    };
+    if flags & CLONE_SETTLS != 0 && !is_canonical_user(tls) {
+        return Err(super::errno::EPERM);
+    }
+    let clear_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
+        child_tid
+    } else {
+        0
+    };
+    if flags & CLONE_PARENT_SETTID != 0 {
+        write_user(parent_tid, &tid)?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        write_user(child_tid, &tid)?;
+    }
+    let user = UserThread::new(process.clone(), fs_base, clear_tid, child_frame);
+    // A new thread starts with its creator's signal mask.
+    if let Some(parent) = &me.user {
+        user.signal_mask.store(
+            parent.signal_mask.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+    let task = Task::new_user(
+        tid,
+        &me.name(),
+        user,
+        crate::proc::signal::user_thread_start,
+    )
+    .ok_or(super::errno::ENOMEM)?;
+    if !process.add_thread(task.clone()) {
+        return Err(super::errno::EINTR);
+    }
+    sched::spawn(task);
+    Ok(u64::from(tid))
+}
+
+fn is_canonical_user(addr: u64) -> bool {
+    addr < crate::arch::syscall::USER_END
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+pub fn arch_prctl(code: u64, address: u64) -> SysResult {
+    let user = sched::current().user.as_ref().expect("a user thread");
+    match code {
+        ARCH_SET_FS => {
+            if !is_canonical_user(address) {
+                return Err(super::errno::EPERM);
+            }
+            user.fs_base.store(address, Ordering::Relaxed);
+            x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(address));
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            write_user(address, &user.fs_base.load(Ordering::Relaxed))?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            write_user(address, &0u64)?;
+            Ok(0)
+        }
+        ARCH_SET_GS => Err(super::errno::EPERM),
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn set_tid_address(address: u64) -> SysResult {
+    let task = sched::current();
+    let user = task.user.as_ref().expect("a user thread");
+    user.clear_child_tid.store(address, Ordering::Relaxed);
+    Ok(u64::from(task.tid))
+}
+
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAKE: u64 = 1;
+const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_WAKE_BITSET: u64 = 10;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+
+/// `futex(addr, op, value, timeout, _, bitset)`: WAIT and WAKE (and their BITSET forms, with
+/// any nonzero bitset treated as all bits), private or shared.
+pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysResult {
+    let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    let mm = &process().mm;
+    match command {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if command == FUTEX_WAIT_BITSET && bitset as u32 == 0 {
+                return Err(EINVAL);
+            }
+            if op & FUTEX_CLOCK_REALTIME != 0 && command == FUTEX_WAIT {
+                return Err(ENOSYS);
+            }
+            let deadline = if timeout == 0 {
+                None
+            } else {
+                let ns = super::time::read_timespec(timeout)?;
+                Some(if command == FUTEX_WAIT {
+                    crate::time::now_ns().saturating_add(ns)
+                } else if op & FUTEX_CLOCK_REALTIME != 0 {
+                    super::time::realtime_to_monotonic(ns)
+                } else {
+                    ns
+                })
+            };
+            futex::wait(mm, addr, value as u32, deadline)?;
+            Ok(0)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            if command == FUTEX_WAKE_BITSET && bitset as u32 == 0 {
+                return Err(EINVAL);
+            }
+            if addr % 4 != 0 {
+                return Err(EINVAL);
+            }
+            Ok(u64::from(futex::wake(
+                mm,
+                addr,
+                value.min(u64::from(i32::MAX as u32)) as u32,
+            )))
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+pub fn sched_getaffinity(pid: u64, size: u64, mask: u64) -> SysResult {
+    if pid != 0 && !is_thread_of_caller(pid) {
+        return Err(ESRCH);
+    }
+    // The mask is `unsigned long`s; Linux wants room for every possible CPU (64 here).
+    if size < 8 || size % 8 != 0 {
+        return Err(EINVAL);
+    }
+    let cpus = crate::arch::percpu::CpuSet::all_online().0;
+    write_user(mask, &cpus)?;
+    Ok(8)
+}
+
+fn is_thread_of_caller(tid: u64) -> bool {
+    process().threads().iter().any(|t| u64::from(t.tid) == tid) || u64::from(process().pid) == tid
+}
+
+/// `getcpu(cpu, node)`: where the caller runs now.
+pub fn getcpu(cpu: u64, node: u64) -> SysResult {
+    let index = crate::arch::percpu::cpu_index() as u32;
+    if cpu != 0 {
+        write_user(cpu, &index)?;
+    }
+    if node != 0 {
+        write_user(node, &0u32)?;
+    }
+    Ok(0)
+}
+
+/// `tgkill(pid, tid, signal)`: there are no signal handlers, so any signal but 0 is fatal
+/// to the process (like an unhandled signal on Linux).
+pub fn tgkill(pid: u64, tid: u64, signal: u64) -> SysResult {
+    if pid != u64::from(process().pid) {
+        return Err(ESRCH);
+    }
+    tkill(tid, signal)
+}
+
+pub fn tkill(tid: u64, signal: u64) -> SysResult {
+    if signal > 64 {
+        return Err(EINVAL);
+    }
+    if !is_thread_of_caller(tid) {
+        return Err(ESRCH);
+    }
+    if signal == 0 {
+        return Ok(0);
+    }
+    log::info!(
+        "{}[{}]: killed by signal {signal}",
+        sched::current().name(),
+        process().pid
+    );
+    crate::proc::signal::kill_current_process(signal as u32)
+}
