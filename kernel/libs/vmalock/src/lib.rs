@@ -144,6 +144,9 @@ mod sync;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+// The unit tests share the integration tests' fixture (tests/common), which names the crate.
+#[cfg(all(test, not(loom)))]
+extern crate self as vmalock;
 
 pub use lock::{MmLockSeq, VM_LOCK_SEQ_NEVER, VM_REFCNT_EXCLUDE_READERS, VM_REFCNT_LIMIT, VmaLock};
 pub use platform::{DelayPoint, Platform};

@@ -5,52 +5,14 @@ extern crate std;
 
 use crate::*;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::vec::Vec;
 
-struct Vma {
-    lock: VmaLock,
-    mm: AtomicUsize,
-    start: AtomicU64,
-    end: AtomicU64,
-    flags: AtomicU64,
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-impl Vma {
-    fn new() -> Self {
-        Self {
-            lock: VmaLock::new(),
-            mm: AtomicUsize::new(0),
-            start: AtomicU64::new(0),
-            end: AtomicU64::new(0),
-            flags: AtomicU64::new(0),
-        }
-    }
-}
-
-impl VmaFields for Vma {
-    fn lock(&self) -> &VmaLock {
-        &self.lock
-    }
-    fn mm_id(&self) -> usize {
-        self.mm.load(Relaxed)
-    }
-    fn start(&self) -> u64 {
-        self.start.load(Relaxed)
-    }
-    fn end(&self) -> u64 {
-        self.end.load(Relaxed)
-    }
-}
-
-impl VmaCopy for Vma {
-    fn copy_fields_from(&self, orig: &Self) {
-        self.mm.store(orig.mm_id(), Relaxed);
-        self.start.store(orig.start(), Relaxed);
-        self.end.store(orig.end(), Relaxed);
-        self.flags.store(orig.flags.load(Relaxed), Relaxed);
-    }
-}
+/// The shared test VMA; its data word stands for the VMA's flags.
+type Vma = common::Vma<AtomicU64>;
 
 /// Never needs to wait in these tests: asserts the condition already holds, and records wakes.
 #[derive(Default)]
@@ -96,9 +58,7 @@ fn attached(mm: &Mm, start: u64, end: u64, p: &NoWait) -> Vma {
     let vma = Vma::new();
     mm.seq.mmap_write_lock();
     vma.lock.vma_start_write(&mm.seq, p);
-    vma.mm.store(mm.id, Relaxed);
-    vma.start.store(start, Relaxed);
-    vma.end.store(end, Relaxed);
+    vma.set_identity(mm.id, start, end);
     vma.lock.vma_mark_attached(&mm.seq);
     mm.seq.mmap_write_unlock();
     vma
@@ -353,14 +313,14 @@ fn reader_limit() {
 fn duplicate_copies_fields_not_the_lock() {
     let (mm, p) = (Mm::new(1), NoWait::default());
     let orig = attached(&mm, 0, 10, &p);
-    orig.flags.store(7, Relaxed);
+    orig.data.store(7, Relaxed);
     let _reader = vma_start_read(&orig, mm.ident(), &p).unwrap();
     let new = Vma::new();
     vm_area_init_from(&new, &orig);
     assert!(new.lock.is_constructed_state());
     assert_eq!(new.lock.lock_seq(), VM_LOCK_SEQ_NEVER);
     assert_eq!((new.mm_id(), new.start(), new.end()), (1, 0, 10));
-    assert_eq!(new.flags.load(Relaxed), 7);
+    assert_eq!(new.data.load(Relaxed), 7);
     assert_eq!(
         vma_start_read(&new, mm.ident(), &p).err(),
         Some(LockFail::Detached)

@@ -20,13 +20,16 @@
 //! cargo test --release -p vmalock --test loom`.
 #![cfg(loom)]
 
+mod common;
+
+use common::VmaData;
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Condvar, Mutex};
-use loom::thread;
+use loom::thread::{self, JoinHandle};
 use vmalock::{
-    Fallback, LockFail, MmIdentity, MmLockSeq, Platform, VM_REFCNT_LIMIT, VmaCopy, VmaFields,
-    VmaLock, lock_vma_under_rcu, vm_area_init_from, vma_start_read,
+    Fallback, LockFail, MmIdentity, MmLockSeq, Platform, VM_REFCNT_LIMIT, VmaFields,
+    lock_vma_under_rcu, vm_area_init_from, vma_start_read,
 };
 
 const MM1: usize = 1;
@@ -36,7 +39,7 @@ const REGIONS: usize = 6;
 const EMPTY: usize = usize::MAX;
 
 /// What a VMA is, as its writer meant it; checked by readers under the read lock.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Payload {
     mm: usize,
     start: u64,
@@ -44,64 +47,39 @@ struct Payload {
     version: u64,
 }
 
-struct Vma {
-    lock: VmaLock,
-    mm: AtomicUsize,
-    start: AtomicU64,
-    end: AtomicU64,
-    payload: UnsafeCell<Payload>,
-}
+/// The payload, in a loom cell.
+#[derive(Default)]
+struct PayloadCell(UnsafeCell<Payload>);
 
-impl Vma {
-    fn new() -> Self {
-        Self {
-            lock: VmaLock::new(),
-            mm: AtomicUsize::new(0),
-            start: AtomicU64::new(0),
-            end: AtomicU64::new(0),
-            payload: UnsafeCell::new(Payload {
-                mm: 0,
-                start: 0,
-                end: 0,
-                version: 0,
-            }),
-        }
+impl PayloadCell {
+    /// Reads the payload; loom checks the read is ordered after the last write.
+    fn get(&self) -> Payload {
+        // SAFETY: loom's cell checks that no write races with this read.
+        self.0.with(|p| unsafe { *p })
     }
 
-    /// Reads the payload; loom checks the read is ordered after the last write.
+    fn update(&self, f: impl FnOnce(&mut Payload)) {
+        // SAFETY: loom's cell checks that no read or write races with this write.
+        self.0.with_mut(|p| f(unsafe { &mut *p }))
+    }
+}
+
+impl VmaData for PayloadCell {
+    fn copy_from(&self, orig: &Self) {
+        let p = orig.get();
+        self.update(|q| *q = p);
+    }
+}
+
+type Vma = common::Vma<PayloadCell>;
+
+impl Vma {
     fn payload(&self) -> Payload {
-        // SAFETY: loom's cell checks that no write races with this read.
-        self.payload.with(|p| unsafe { *p })
+        self.data.get()
     }
 
     fn set_payload(&self, f: impl FnOnce(&mut Payload)) {
-        // SAFETY: loom's cell checks that no read or write races with this write.
-        self.payload.with_mut(|p| f(unsafe { &mut *p }))
-    }
-}
-
-impl VmaFields for Vma {
-    fn lock(&self) -> &VmaLock {
-        &self.lock
-    }
-    fn mm_id(&self) -> usize {
-        self.mm.load(Relaxed)
-    }
-    fn start(&self) -> u64 {
-        self.start.load(Relaxed)
-    }
-    fn end(&self) -> u64 {
-        self.end.load(Relaxed)
-    }
-}
-
-impl VmaCopy for Vma {
-    fn copy_fields_from(&self, orig: &Self) {
-        self.mm.store(orig.mm_id(), Relaxed);
-        self.start.store(orig.start(), Relaxed);
-        self.end.store(orig.end(), Relaxed);
-        let p = orig.payload();
-        self.set_payload(|q| *q = p);
+        self.data.update(f)
     }
 }
 
@@ -159,6 +137,13 @@ impl World {
         self.vmas.iter().any(|v| v.lock.wait_key() == key)
     }
 
+    /// A world of one VMA object, installed in address space 1 at [0, 10) with version 1.
+    fn with_one_vma(wait: Wait) -> Arc<World> {
+        let w = World::new(1, wait);
+        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
+        w
+    }
+
     /// One `mmap_lock` write session (the model has one writer per address space, so the
     /// `mmap_lock` itself is implied).
     fn session(&self, mm: usize, f: impl FnOnce()) {
@@ -185,9 +170,7 @@ impl World {
         let seq = &self.mm(mm).seq;
         assert!(v.lock.is_constructed_state());
         v.lock.vma_start_write(seq, self);
-        v.mm.store(mm, Relaxed);
-        v.start.store(start, Relaxed);
-        v.end.store(end, Relaxed);
+        v.set_identity(mm, start, end);
         v.set_payload(|p| {
             *p = Payload {
                 mm,
@@ -198,6 +181,13 @@ impl World {
         });
         v.lock.vma_mark_attached(seq);
         self.publish(mm, start, end, vma);
+    }
+
+    /// mprotect: write-lock the VMA and change its payload's version.
+    fn rewrite(&self, mm: usize, vma: usize, version: u64) {
+        let v = &self.vmas[vma];
+        v.lock.vma_start_write(&self.mm(mm).seq, self);
+        v.set_payload(|p| p.version = version);
     }
 
     /// munmap: write-lock, unpublish, detach; the object is then free for reuse.
@@ -262,6 +252,18 @@ impl Platform for World {
     }
 }
 
+/// Runs `f` on a thread of its own, with its own reference to the world.
+fn spawn(w: &Arc<World>, f: impl FnOnce(&World) + 'static) -> JoinHandle<()> {
+    let w = w.clone();
+    thread::spawn(move || f(&w))
+}
+
+fn join_all(threads: Vec<JoinHandle<()>>) {
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 /// Runs a model at the project's preemption bound (`LOOM_MAX_PREEMPTIONS`).
 fn model(f: impl Fn() + Sync + Send + 'static) {
     loom::model(f);
@@ -282,26 +284,18 @@ fn small_model(f: impl Fn() + Sync + Send + 'static) {
 #[test]
 fn reader_vs_writer() {
     model(|| {
-        let w = World::new(1, Wait::Sleep);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
+        let w = World::with_one_vma(Wait::Sleep);
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let w = w.clone();
-                thread::spawn(move || {
+                spawn(&w, |w| {
                     if let Ok(p) = w.fault(MM1, 5, 1) {
                         assert!(p.version == 1 || p.version == 2, "{p:?}");
                     }
                 })
             })
             .collect();
-        w.session(MM1, || {
-            let v = &w.vmas[0];
-            v.lock.vma_start_write(&w.mm(MM1).seq, &*w);
-            v.set_payload(|p| p.version = 2);
-        });
-        for r in readers {
-            r.join().unwrap();
-        }
+        w.session(MM1, || w.rewrite(MM1, 0, 2));
+        join_all(readers);
         assert_eq!(w.vmas[0].lock.refcount(), 1);
     });
 }
@@ -312,14 +306,10 @@ fn reader_vs_writer() {
 #[test]
 fn reuse_same_mm_other_address() {
     small_model(|| {
-        let w = World::new(1, Wait::Spin);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let _ = w.fault(MM1, 5, 1);
-            })
-        };
+        let w = World::with_one_vma(Wait::Spin);
+        let reader = spawn(&w, |w| {
+            let _ = w.fault(MM1, 5, 1);
+        });
         w.session(MM1, || {
             w.remove(MM1, 0);
             w.install(MM1, 0, 20, 30, 2);
@@ -337,14 +327,10 @@ fn reuse_same_mm_other_address() {
 #[test]
 fn reuse_other_mm_while_locking() {
     model(|| {
-        let w = World::new(1, Wait::Sleep);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let _ = w.fault(MM1, 5, 1);
-            })
-        };
+        let w = World::with_one_vma(Wait::Sleep);
+        let reader = spawn(&w, |w| {
+            let _ = w.fault(MM1, 5, 1);
+        });
         w.session(MM1, || w.remove(MM1, 0));
         w.session(MM2, || w.install(MM2, 0, 0, 10, 2));
         w.session(MM2, || w.remove(MM2, 0));
@@ -360,14 +346,10 @@ fn reuse_other_mm_while_locking() {
 #[test]
 fn reattach_ordering() {
     small_model(|| {
-        let w = World::new(1, Wait::Spin);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let _ = w.fault(MM1, 5, 0);
-            })
-        };
+        let w = World::with_one_vma(Wait::Spin);
+        let reader = spawn(&w, |w| {
+            let _ = w.fault(MM1, 5, 0);
+        });
         w.session(MM1, || w.remove(MM1, 0));
         w.session(MM2, || w.install(MM2, 0, 20, 30, 2));
         reader.join().unwrap();
@@ -387,23 +369,17 @@ fn duplicate_does_not_copy_lock_state() {
             w.remove(MM1, 1);
             w.install(MM1, 0, 0, 10, 2);
         });
-        let holder = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let _ = w.fault(MM1, 2, 0);
-            })
-        };
-        let prober = {
-            let w = w.clone();
-            thread::spawn(move || {
-                // The pointer it found before object 1 was removed, then the tree.
-                let mut stale = Some(&w.vmas[1]);
-                let lookup = |a| stale.take().or_else(|| w.lookup(MM1, a));
-                if let Ok(found) = lock_vma_under_rcu(w.ident(MM1), 7, lookup, 0, &*w) {
-                    check_locked(&found.vma, MM1, 7);
-                }
-            })
-        };
+        let holder = spawn(&w, |w| {
+            let _ = w.fault(MM1, 2, 0);
+        });
+        let prober = spawn(&w, |w| {
+            // The pointer it found before object 1 was removed, then the tree.
+            let mut stale = Some(&w.vmas[1]);
+            let lookup = |a| stale.take().or_else(|| w.lookup(MM1, a));
+            if let Ok(found) = lock_vma_under_rcu(w.ident(MM1), 7, lookup, 0, w) {
+                check_locked(&found.vma, MM1, 7);
+            }
+        });
         let seq = &w.mm(MM1).seq;
         let (orig, new) = (&w.vmas[0], &w.vmas[1]);
         w.session(MM1, || {
@@ -439,33 +415,22 @@ fn duplicate_does_not_copy_lock_state() {
 #[test]
 fn writer_waits_for_readers_and_wakeup_not_through_mm() {
     model(|| {
-        let w = World::new(1, Wait::Sleep);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
+        let w = World::with_one_vma(Wait::Sleep);
         w.session(MM1, || w.remove(MM1, 0));
         w.session(MM2, || w.install(MM2, 0, 0, 10, 2));
-        let stale = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let r = vma_start_read(&w.vmas[0], w.ident(MM1), &*w);
-                assert!(
-                    r.is_err(),
-                    "locked address space 2's VMA for address space 1"
-                );
-            })
-        };
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                if let Ok(p) = w.fault(MM2, 5, 0) {
-                    assert!(p.version == 2 || p.version == 3, "{p:?}");
-                }
-            })
-        };
-        w.session(MM2, || {
-            let v = &w.vmas[0];
-            v.lock.vma_start_write(&w.mm(MM2).seq, &*w);
-            v.set_payload(|p| p.version = 3);
+        let stale = spawn(&w, |w| {
+            let r = vma_start_read(&w.vmas[0], w.ident(MM1), w);
+            assert!(
+                r.is_err(),
+                "locked address space 2's VMA for address space 1"
+            );
         });
+        let reader = spawn(&w, |w| {
+            if let Ok(p) = w.fault(MM2, 5, 0) {
+                assert!(p.version == 2 || p.version == 3, "{p:?}");
+            }
+        });
+        w.session(MM2, || w.rewrite(MM2, 0, 3));
         stale.join().unwrap();
         reader.join().unwrap();
         assert_eq!(w.vmas[0].lock.refcount(), 1);
@@ -478,16 +443,12 @@ fn writer_waits_for_readers_and_wakeup_not_through_mm() {
 #[test]
 fn detach_waits_for_transient_readers() {
     small_model(|| {
-        let w = World::new(1, Wait::Sleep);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                if let Ok(p) = w.fault(MM1, 5, 1) {
-                    assert_eq!(p.version, 1);
-                }
-            })
-        };
+        let w = World::with_one_vma(Wait::Sleep);
+        let reader = spawn(&w, |w| {
+            if let Ok(p) = w.fault(MM1, 5, 1) {
+                assert_eq!(p.version, 1);
+            }
+        });
         w.session(MM1, || {
             w.remove(MM1, 0);
             w.vmas[0].set_payload(|p| p.version = 99);
@@ -507,17 +468,16 @@ fn detach_waits_for_transient_readers() {
 #[test]
 fn reader_limit() {
     small_model(|| {
-        let w = World::new(1, Wait::Spin);
-        w.session(MM1, || w.install(MM1, 0, 0, 10, 1));
+        let w = World::with_one_vma(Wait::Spin);
         let v = &w.vmas[0];
         v.lock.test_add_readers(VM_REFCNT_LIMIT - 2);
         let inside = Arc::new(AtomicUsize::new(0));
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let (w, inside) = (w.clone(), inside.clone());
-                thread::spawn(move || {
+                let inside = inside.clone();
+                spawn(&w, move |w| {
                     let lookup = |a| w.lookup(MM1, a);
-                    match lock_vma_under_rcu(w.ident(MM1), 5, lookup, 0, &*w) {
+                    match lock_vma_under_rcu(w.ident(MM1), 5, lookup, 0, w) {
                         Ok(_locked) => {
                             let others = inside.fetch_add(1, SeqCst);
                             assert_eq!(others, 0, "two readers past the limit");
@@ -528,9 +488,7 @@ fn reader_limit() {
                 })
             })
             .collect();
-        for r in readers {
-            r.join().unwrap();
-        }
+        join_all(readers);
         assert_eq!(v.lock.refcount(), VM_REFCNT_LIMIT - 1);
         v.lock.test_remove_readers(VM_REFCNT_LIMIT - 2);
     });

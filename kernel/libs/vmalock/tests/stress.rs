@@ -10,14 +10,17 @@
 //! back in the slab.
 #![cfg(not(loom))]
 
+mod common;
+
+use common::VmaData;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 use vmalock::{
-    DelayPoint, LockFail, MmIdentity, MmLockSeq, Platform, VmaCopy, VmaFields, VmaLock,
-    lock_vma_under_rcu, vm_area_init_from,
+    DelayPoint, LockFail, MmIdentity, MmLockSeq, Platform, VmaFields, lock_vma_under_rcu,
+    vm_area_init_from,
 };
 
 const OBJECTS: usize = 6;
@@ -28,44 +31,26 @@ const WRITER_OPS: u32 = if cfg!(miri) { 200 } else { 200_000 };
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 const EMPTY: usize = usize::MAX;
 
-struct Vma {
-    lock: VmaLock,
-    mm: AtomicUsize,
-    start: AtomicU64,
-    end: AtomicU64,
-    /// `version`, then `check == checksum(mm, start, end, version)`: written one after the
-    /// other under the write lock, so a reader inside a write would see them disagree.
+/// The writer's data words: `version`, then `check == checksum(mm, start, end, version)`,
+/// written one after the other under the write lock, so a reader inside a write would see them
+/// disagree.
+#[derive(Default)]
+struct Data {
     version: AtomicU64,
     check: AtomicU64,
 }
 
+impl VmaData for Data {
+    fn copy_from(&self, orig: &Self) {
+        self.version.copy_from(&orig.version);
+        self.check.copy_from(&orig.check);
+    }
+}
+
+type Vma = common::Vma<Data>;
+
 fn checksum(mm: usize, start: u64, end: u64, version: u64) -> u64 {
     (mm as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ start.rotate_left(17) ^ end ^ version << 3
-}
-
-impl VmaFields for Vma {
-    fn lock(&self) -> &VmaLock {
-        &self.lock
-    }
-    fn mm_id(&self) -> usize {
-        self.mm.load(Relaxed)
-    }
-    fn start(&self) -> u64 {
-        self.start.load(Relaxed)
-    }
-    fn end(&self) -> u64 {
-        self.end.load(Relaxed)
-    }
-}
-
-impl VmaCopy for Vma {
-    fn copy_fields_from(&self, orig: &Self) {
-        self.mm.store(orig.mm_id(), Relaxed);
-        self.start.store(orig.start(), Relaxed);
-        self.end.store(orig.end(), Relaxed);
-        self.version.store(orig.version.load(Relaxed), Relaxed);
-        self.check.store(orig.check.load(Relaxed), Relaxed);
-    }
 }
 
 struct Mm {
@@ -178,9 +163,10 @@ impl World {
 
     /// Under the write lock: the data words change one at a time, with a pause between.
     fn set_data(&self, v: &Vma, version: u64) {
-        v.version.store(version, Relaxed);
+        v.data.version.store(version, Relaxed);
         spin(rand() % 64);
-        v.check
+        v.data
+            .check
             .store(checksum(v.mm_id(), v.start(), v.end(), version), Relaxed);
     }
 
@@ -196,9 +182,7 @@ impl World {
                     if let Some(i) = self.alloc() {
                         let v = &self.objects[i];
                         v.lock.vma_start_write(&mm.seq, self);
-                        v.mm.store(mm.id, Relaxed);
-                        v.start.store(r * PAGE, Relaxed);
-                        v.end.store((r + 1) * PAGE, Relaxed);
+                        v.set_identity(mm.id, r * PAGE, (r + 1) * PAGE);
                         self.set_data(v, u64::from(op));
                         v.lock.vma_mark_attached(&mm.seq);
                         slot.store(i, Release);
@@ -244,10 +228,10 @@ impl World {
             v.start() <= addr && addr < v.end(),
             "locked a VMA not covering the address"
         );
-        let version = v.version.load(Relaxed);
+        let version = v.data.version.load(Relaxed);
         spin(rand() % 32);
         assert_eq!(
-            v.check.load(Relaxed),
+            v.data.check.load(Relaxed),
             checksum(mm.id, v.start(), v.end(), version),
             "read a VMA while it was being written"
         );
@@ -301,16 +285,7 @@ fn readers_writers_and_reuse_on_real_threads() {
         tree: (0..REGIONS).map(|_| AtomicUsize::new(EMPTY)).collect(),
     };
     let world = World {
-        objects: (0..OBJECTS)
-            .map(|_| Vma {
-                lock: VmaLock::new(),
-                mm: AtomicUsize::new(0),
-                start: AtomicU64::new(0),
-                end: AtomicU64::new(0),
-                version: AtomicU64::new(0),
-                check: AtomicU64::new(0),
-            })
-            .collect(),
+        objects: (0..OBJECTS).map(|_| Vma::new()).collect(),
         free: Mutex::new((0..OBJECTS).collect()),
         mms: vec![mm(1), mm(2)],
         waits: Waits {
