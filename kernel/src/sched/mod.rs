@@ -16,8 +16,11 @@
 //!   and the waker makes the condition true *before* it takes the task's lock to read the state:
 //!   one of the two always sees the other (no lost wake-ups).
 //! - A task's saved context: handed over through `on_cpu`. The CPU switching away clears it
-//!   (Release) only after the switch saved the context, and a CPU about to resume the task waits
-//!   for it to be clear (Acquire).
+//!   (Release) only after the switch saved the context. A waker queues a task only once it is
+//!   clear (Acquire), and stealers skip tasks that still have it set, so a CPU picks from its
+//!   queue only tasks that run nowhere — apart from its own requeued task, which it waits for
+//!   while it finishes switching away from it. (Without that, two CPUs could each wait for the
+//!   task the other is switching away from.)
 //!
 //! Wake-ups and spawning happen in process context only (they may allocate); interrupt
 //! handlers set flags that process context acts on.
@@ -319,6 +322,12 @@ pub fn wake(task: &Arc<Task>) -> bool {
         !core::mem::replace(&mut state.queued, true)
     };
     if enqueue {
+        // The task may still be switching out on its CPU: queue it only once its context is
+        // saved, so that no CPU ever picks a task that runs elsewhere (two CPUs each waiting
+        // for the other's task to leave would wait forever).
+        while task.on_cpu.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
         let target = wake_target(task);
         enqueue_on(target, task.clone());
     }
@@ -379,7 +388,10 @@ fn steal(cpu: &PerCpu) -> Option<Arc<Task>> {
         .filter(|other| other.index != cpu.index)
         .max_by_key(|other| other.sched.queued())?;
     let mut queue = victim.sched.run_queue.lock();
-    let index = queue.iter().rposition(|task| task.pinned().is_none())?;
+    // Not a task that still switches out on the victim (its own requeued task).
+    let index = queue
+        .iter()
+        .rposition(|task| task.pinned().is_none() && !task.on_cpu.load(Ordering::Acquire))?;
     queue.remove(index)
 }
 
