@@ -36,6 +36,12 @@ const MADV_NOHUGEPAGE: u64 = 15;
 
 const PAGE: u64 = 4096;
 
+/// Placement without a hint leaves this much unmapped above each new mapping. Independent
+/// mappings are then never adjacent, so they never merge: one thread's mmap or munmap never
+/// write-locks another thread's VMA (which would send that thread's faults to `mmap_lock`),
+/// and an overrun faults instead of running into the neighbour.
+const GUARD_GAP: u64 = PAGE;
+
 fn page_up(len: u64) -> Option<u64> {
     len.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1))
 }
@@ -140,8 +146,10 @@ fn place(mm: &Mm, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if hint >= MMAP_MIN_ADDR && fits(hint) && mm.is_free(hint..hint + len) {
         return Ok(hint);
     }
-    mm.find_free_top_down(len, MMAP_BASE)
-        .or_else(|| mm.find_free_top_down(len, USER_END))
+    // Room for the mapping and its guard gap above it.
+    let with_gap = len.checked_add(GUARD_GAP).ok_or(ENOMEM)?;
+    mm.find_free_top_down(with_gap, MMAP_BASE)
+        .or_else(|| mm.find_free_top_down(with_gap, USER_END))
         .ok_or(ENOMEM)
 }
 
@@ -201,15 +209,7 @@ pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
     let range = addr..end;
     let locked = WriteLocked::new(mm);
     // Every byte must be mapped.
-    let mut covered = range.start;
-    for vma in locked.0.vmas_in(range.clone()) {
-        let vma = vma.get();
-        if vma.start() > covered {
-            break;
-        }
-        covered = vma.end();
-    }
-    if covered < range.end {
+    if has_holes(&locked.0.vmas_in(range.clone()), &range) {
         return Err(ENOMEM);
     }
     locked.0.edit(range, Edit::Protect(vm))?;
@@ -237,14 +237,7 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     let range = addr..end;
     let locked = WriteLocked::new(mm);
     let vmas = locked.0.vmas_in(range.clone());
-    let mut covered = range.start;
-    let mut holes = false;
-    for vma in &vmas {
-        let vma = vma.get();
-        holes |= vma.start() > covered;
-        covered = vma.end();
-    }
-    holes |= covered < range.end;
+    let holes = has_holes(&vmas, &range);
     if dropping {
         // Shared anonymous memory keeps its contents (it would live in shmem on Linux).
         let private = vmas.iter().all(|v| v.get().flags() & VM_SHARED == 0);
@@ -253,6 +246,19 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
         }
     }
     if holes { Err(ENOMEM) } else { Ok(0) }
+}
+
+/// Whether `vmas` (those overlapping `range`, in order) leave part of `range` unmapped.
+fn has_holes(vmas: &[super::vma::VmaPtr], range: &Range<u64>) -> bool {
+    let mut covered = range.start;
+    for vma in vmas {
+        let vma = vma.get();
+        if vma.start() > covered {
+            return true;
+        }
+        covered = vma.end();
+    }
+    covered < range.end
 }
 
 /// `brk`: moves the end of the heap; returns the (new or unchanged) end, never an error.
