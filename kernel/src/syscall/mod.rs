@@ -56,6 +56,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         56 => thread::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         60 => crate::proc::exit_thread(a[0] as u32 & 0xff),
         63 => info::uname(a[0]),
+        89 => io::readlinkat(a[0]), // readlink: no file system, so no link
         96 => time::gettimeofday(a[0]),
         97 => info::getrlimit(a[0], a[1]),
         98 => info::getrusage(a[0] as i64, a[1]),
