@@ -228,6 +228,12 @@ pub fn load_idt() {
 
 /// The first Rust code of every interrupt and exception.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if super::cpu_features::smap_enabled() {
+        // EFLAGS.AC may be set: by user code (it may set the flag), or by a uaccess copy that
+        // faulted. The kernel runs with SMAP enforced; IRETQ restores the interrupted flags.
+        // SAFETY: `clac` exists when SMAP is on and only clears EFLAGS.AC.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
     let vector = frame.vector as u8;
     // Exceptions run in the context they interrupted; interrupts are interrupt context, which
     // on an idle CPU also leaves RCU's extended quiescent state for the handler's duration.
