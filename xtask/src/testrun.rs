@@ -272,24 +272,40 @@ fn linux_suite(
     }
     tally.add(passed, failed, skipped);
     if !clean {
-        match result.outcome {
-            Outcome::UnexpectedExit(0) => {}
-            Outcome::TimedOut => println!(
-                "  hung: no power-off within {} s (serial log: {})",
+        let ending = match result.outcome {
+            Outcome::UnexpectedExit(0) => None,
+            Outcome::TimedOut => Some(format!(
+                "hung: no power-off within {} s (serial log: {})",
                 LINUX_TIMEOUT.as_secs(),
                 serial_log("linux").display()
-            ),
-            outcome => println!("  QEMU: {outcome}"),
-        }
-        for problem in &verdict.problems {
-            println!("  {problem}");
-        }
-        show_tail(&result);
-        if failed == 0 {
-            tally.add(0, 1, 0);
-        }
+            )),
+            outcome => Some(format!("QEMU: {outcome}")),
+        };
+        report_unclean_boot(ending, &verdict.problems, &result, failed, tally);
     }
     Ok(())
+}
+
+/// What a boot that did not end cleanly shows: how it ended, the report's problems and the last
+/// serial lines; the boot itself counts as one failure when no single test failed (a hang, a
+/// crash, no summary).
+fn report_unclean_boot(
+    ending: Option<String>,
+    problems: &[String],
+    result: &RunResult,
+    failed: usize,
+    tally: &mut Tally,
+) {
+    if let Some(ending) = ending {
+        println!("  {ending}");
+    }
+    for problem in problems {
+        println!("  {problem}");
+    }
+    show_tail(result);
+    if failed == 0 {
+        tally.add(0, 1, 0);
+    }
 }
 
 /// One boot of the in-kernel suites: a machine and the kernel options.
@@ -648,23 +664,16 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
     }
     tally.add(passed, failed, skipped);
     if !clean {
-        match result.outcome {
-            Outcome::TimedOut => println!(
-                "  hung: no exit within {} s, or no output for {} s (serial log: {})",
+        let ending = match result.outcome {
+            Outcome::TimedOut => format!(
+                "hung: no exit within {} s, or no output for {} s (serial log: {})",
                 PROFILE_TIMEOUT.as_secs(),
                 SILENCE_TIMEOUT.as_secs(),
                 serial_log(&profile.name).display()
             ),
-            outcome => println!("  QEMU: {outcome}"),
-        }
-        for problem in &verdict.problems {
-            println!("  {problem}");
-        }
-        show_tail(&result);
-        // The profile itself failed even if no single test did (a hang, a crash, no summary).
-        if failed == 0 {
-            tally.add(0, 1, 0);
-        }
+            outcome => format!("QEMU: {outcome}"),
+        };
+        report_unclean_boot(Some(ending), &verdict.problems, &result, failed, tally);
     }
 }
 
