@@ -411,6 +411,22 @@ impl Mm {
         self.detached_vmas.lock().extend(retired.vmas);
     }
 
+    /// Drops the translation of the page at `page` on every CPU that has this address space
+    /// loaded (after its entry changed to another frame). Interrupts must be enabled.
+    pub fn flush_page_everywhere(&self, page: u64) {
+        // The entry change must be visible before we read which CPUs to flush (DESIGN.md §3).
+        fence(Ordering::SeqCst);
+        let cpus =
+            CpuSet(self.cpu_mask.load(Ordering::SeqCst)).with(crate::arch::percpu::cpu_index());
+        smp::shootdown(
+            cpus,
+            Flush::Range {
+                start: page,
+                end: page + 4096,
+            },
+        );
+    }
+
     /// Drops the pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Only ranges that
     /// VMAs cover are touched, each write-locked first. Caller holds [`Mm::write_lock`].
     pub fn zap(&self, range: Range<u64>) {

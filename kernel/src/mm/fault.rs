@@ -266,8 +266,12 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
                 match install(slot, old, fresh | entry_flags(flags, true)) {
                     true => {
                         mm.resident_pages.fetch_add(1, Ordering::Relaxed);
-                        // The zero page's translation may be cached here.
-                        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+                        // Other CPUs may still translate the page to the zero page and would
+                        // read zeroes instead of what this thread writes next: shoot that
+                        // translation down everywhere the address space is loaded. (Upgrades
+                        // of one frame need no shootdown: a stale read-only entry only costs a
+                        // spurious fault, served above.)
+                        mm.flush_page_everywhere(page);
                         return Ok(());
                     }
                     false => {
