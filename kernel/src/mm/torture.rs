@@ -248,3 +248,53 @@ fn every_counter_moved(before: &[u64; 5]) -> Result<(), &'static str> {
         None => Ok(()),
     }
 }
+
+ktest! {
+    timeout_ms = 60_000;
+    /// A thread that has read an untouched page (mapping the shared zero page) must see what
+    /// another thread then writes there from another CPU, without switching address spaces
+    /// in between: replacing the zero page must shoot its translation down everywhere.
+    /// (QEMU's TCG happens not to keep the stale translation, so under TCG this passes even
+    /// without the shootdown; it guards KVM and real machines.)
+    fn a_write_that_replaces_the_zero_page_is_seen_on_other_cpus() {
+        if percpu::online_count() < 2 {
+            return ktest::skip("needs 2 or more CPUs");
+        }
+        const PAGE_ADDR: u64 = 0x3000_0000;
+        let space = address_space("zero-page");
+        mmap::mmap(&space.mm, PAGE_ADDR, PAGE, RW, ANON_FIXED, u64::MAX, 0).expect("map");
+        let reading = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (reading, seen) = (reading.clone(), seen.clone());
+            start_in(&space, move || {
+                // The first read maps the zero page and caches its translation on this CPU.
+                assert_eq!(read_user::<u64>(PAGE_ADDR), Ok(0));
+                reading.store(true, Ordering::Release);
+                // Spin without sleeping or switching: only a shootdown can refresh the TLB.
+                let deadline = crate::time::now_ns() + 3_000_000_000;
+                while crate::time::now_ns() < deadline {
+                    let value = read_user::<u64>(PAGE_ADDR).unwrap_or(0);
+                    if value != 0 {
+                        seen.store(value, Ordering::Release);
+                        return;
+                    }
+                }
+            })
+        };
+        while !reading.load(Ordering::Acquire) {
+            crate::sched::yield_now();
+        }
+        let writer = start_in(&space, || {
+            write_user(PAGE_ADDR, &0x5eed_u64).expect("write");
+        });
+        assert!(writer.wait_timeout(10_000_000_000), "the writer never finished");
+        assert!(reader.wait_timeout(10_000_000_000), "the reader never finished");
+        space.mm.teardown();
+        assert_eq!(
+            seen.load(Ordering::Acquire),
+            0x5eed,
+            "the reader kept reading the zero page after the write replaced it"
+        );
+    }
+}
