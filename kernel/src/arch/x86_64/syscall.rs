@@ -28,6 +28,9 @@ pub const SYSCALL_MARKER: u64 = 0x100;
 /// canonical hole stays unmapped, so no user mapping ends at the hole.
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 
+// The entry builds the top of a `TrapFrame` as an interrupt would (SS, RSP, RFLAGS, CS, RIP,
+// error code, vector) and joins the trap path, which saves the registers, dispatches (see
+// `handle`) and leaves by SYSRET or IRETQ (trap.rs).
 global_asm!(
     ".global syscall_entry",
     ".type syscall_entry, @function",
@@ -42,48 +45,7 @@ global_asm!(
     "push rcx",
     "push 0",
     "push {marker}",
-    "push rax",
-    "push rbx",
-    "push rcx",
-    "push rdx",
-    "push rsi",
-    "push rdi",
-    "push rbp",
-    "push r8",
-    "push r9",
-    "push r10",
-    "push r11",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    "mov rdi, rsp",
-    "call {handler}",
-    "test rax, rax",
-    "jz trap_return",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop r11",
-    "pop r10",
-    "pop r9",
-    "pop r8",
-    "pop rbp",
-    "pop rdi",
-    "pop rsi",
-    "pop rdx",
-    "pop rcx",
-    "pop rbx",
-    "pop rax",
-    // Vector and error code; then RIP into RCX and RFLAGS into R11 for SYSRET.
-    "add rsp, 16",
-    "pop rcx",
-    "add rsp, 8",
-    "pop r11",
-    "pop rsp",
-    "swapgs",
-    "sysretq",
+    "jmp trap_save",
     ".size syscall_entry, . - syscall_entry",
     "",
     ".global enter_user_frame",
@@ -97,12 +59,11 @@ global_asm!(
     user_data = const USER_DATA as u64,
     user_code = const USER_CODE as u64,
     marker = const SYSCALL_MARKER,
-    handler = sym syscall_handler,
 );
 
 unsafe extern "C" {
     fn syscall_entry();
-    fn enter_user_frame(frame: *const TrapFrame) -> !;
+    fn enter_user_frame(frame: *mut TrapFrame) -> !;
 }
 
 /// Programs this CPU's `SYSCALL` MSRs.
@@ -130,9 +91,10 @@ pub fn init_this_cpu() {
     }
 }
 
-/// The Rust side of the entry: runs the system call with interrupts enabled, then the work due
-/// before returning to user mode. Returns whether `SYSRET` may be used (else `IRETQ`).
-extern "C" fn syscall_handler(frame: &mut TrapFrame) -> u64 {
+/// A system call's frame, from the trap dispatcher: runs the call with interrupts enabled, then
+/// the work due before returning to user mode. Returns whether `SYSRET` may be used (else
+/// `IRETQ`).
+pub fn handle(frame: &mut TrapFrame) -> u64 {
     x86_64::instructions::interrupts::enable();
     crate::syscall::dispatch(frame);
     crate::sched::return_to_user();
@@ -155,12 +117,17 @@ pub fn user_frame(rip: u64, rsp: u64) -> TrapFrame {
     }
 }
 
-/// Enters user mode with the registers in `frame`, which must lie at the top of the running
-/// task's kernel stack (where the next trap from user mode lands). Interrupts are disabled.
+/// Enters user mode with the registers in `frame`, on the running task's kernel stack.
+/// Interrupts are disabled.
 ///
 /// # Safety
-/// `frame` is a user frame (user selectors, IF set) at the top of the current task's stack.
-pub unsafe fn enter_user(frame: *const TrapFrame) -> ! {
-    // SAFETY: forwarded; `trap_return` pops the frame, swaps GS back and returns with IRETQ.
-    unsafe { enter_user_frame(frame) }
+/// `frame` is a user frame (user selectors, IF set) on the current task's stack, above
+/// everything still in use.
+pub unsafe fn enter_user(frame: *mut TrapFrame) -> ! {
+    // SAFETY: forwarded. The `vector` slot tells `trap_return` the way out: 0 is IRETQ (a
+    // cloned frame still carries the system call's marker).
+    unsafe {
+        (*frame).vector = 0;
+        enter_user_frame(frame)
+    }
 }

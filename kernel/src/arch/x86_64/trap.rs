@@ -62,10 +62,12 @@ impl TrapFrame {
 
 // The stubs: one per vector, 16 bytes apart, so the IDT can compute their addresses. Vectors
 // where the CPU pushes an error code skip the dummy push. `trap_common` swaps GS to the
-// kernel's when the trap came from user mode, saves the general registers, calls the
-// dispatcher with the frame, and restores everything the dispatcher may have changed (a fixup
-// moves RIP and sets RAX; a system call's result, a new thread's registers). `trap_return` is
-// also how a task first enters user mode and how a system call leaves when SYSRET will not do.
+// kernel's when the trap came from user mode; `trap_save` (where the SYSCALL entry joins, see
+// syscall.rs) saves the general registers, calls the dispatcher with the frame, and restores
+// everything the dispatcher may have changed (a fixup moves RIP and sets RAX; a system call's
+// result, a new thread's registers). The dispatcher's return value, kept in the frame's
+// `vector` slot (no longer needed), picks the way out: IRETQ (0), or SYSRET for a system call
+// whose frame allows it. `trap_return` is also how a task first enters user mode.
 global_asm!(
     ".p2align 4",
     ".global trap_stubs",
@@ -92,6 +94,8 @@ global_asm!(
     "jz 2f",
     "swapgs",
     "2:",
+    ".global trap_save",
+    "trap_save:",
     "push rax",
     "push rbx",
     "push rcx",
@@ -109,6 +113,7 @@ global_asm!(
     "push r15",
     "mov rdi, rsp",
     "call {dispatch}",
+    "mov [rsp + 15 * 8], rax",
     ".global trap_return",
     "trap_return:",
     "pop r15",
@@ -126,6 +131,8 @@ global_asm!(
     "pop rcx",
     "pop rbx",
     "pop rax",
+    "cmp qword ptr [rsp], 0",
+    "jne 4f",
     "add rsp, 16",
     // [rsp] RIP, [rsp+8] CS: back to user mode swaps GS back (interrupts are disabled).
     "test qword ptr [rsp + 8], 3",
@@ -133,6 +140,15 @@ global_asm!(
     "swapgs",
     "3:",
     "iretq",
+    // SYSRET: vector and error code off; RIP into RCX, RFLAGS into R11, then the user RSP.
+    "4:",
+    "add rsp, 16",
+    "pop rcx",
+    "add rsp, 8",
+    "pop r11",
+    "pop rsp",
+    "swapgs",
+    "sysretq",
     ".size trap_common, . - trap_common",
     dispatch = sym trap_dispatch,
 );
@@ -226,13 +242,17 @@ pub fn load_idt() {
     unsafe { x86_64::instructions::tables::lidt(&pointer) };
 }
 
-/// The first Rust code of every interrupt and exception.
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+/// The first Rust code of every interrupt, exception and system call. Returns nonzero when
+/// the frame (a system call's) may leave by SYSRET, zero for IRETQ.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
     if super::cpu_features::smap_enabled() {
         // EFLAGS.AC may be set: by user code (it may set the flag), or by a uaccess copy that
         // faulted. The kernel runs with SMAP enforced; IRETQ restores the interrupted flags.
         // SAFETY: `clac` exists when SMAP is on and only clears EFLAGS.AC.
         unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
+    if frame.vector == super::syscall::SYSCALL_MARKER {
+        return super::syscall::handle(frame);
     }
     let vector = frame.vector as u8;
     // Exceptions run in the context they interrupted; interrupts are interrupt context, which
@@ -249,6 +269,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // Process context again, on the task's own stack: switch, die or go back.
         crate::sched::return_to_user();
     }
+    0
 }
 
 fn dispatch(frame: &mut TrapFrame, vector: u8) {
