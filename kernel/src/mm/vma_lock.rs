@@ -39,7 +39,14 @@ impl Platform for KernelPlatform {
 
     fn delay(&self, at: DelayPoint) {
         if at == DelayPoint::AfterLookup {
-            let once = DELAY_NEXT_LOOKUP_NS[percpu::cpu_index()].swap(0, Ordering::Relaxed);
+            // A plain load first: the swap is a locked instruction, and this runs on every
+            // fault that takes the per-VMA path.
+            let slot = &DELAY_NEXT_LOOKUP_NS[percpu::cpu_index()];
+            let once = if slot.load(Ordering::Relaxed) != 0 {
+                slot.swap(0, Ordering::Relaxed)
+            } else {
+                0
+            };
             if once != 0 {
                 crate::time::delay_ns(once);
                 return;
