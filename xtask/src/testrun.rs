@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use qemu::ktap::Status;
+use qemu::ktap::{Status, Summary};
 use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResult};
 
 use crate::artifacts::{self, Images};
@@ -65,14 +65,7 @@ pub fn run(
         linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
     }
 
-    if tally.skipped > 0 {
-        println!(
-            "{} passed, {} failed, {} skipped",
-            tally.passed, tally.failed, tally.skipped
-        );
-    } else {
-        println!("{} passed, {} failed", tally.passed, tally.failed);
-    }
+    println!("{}", counts(tally.passed, tally.failed, tally.skipped));
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -244,12 +237,8 @@ fn linux_suite(
         .find_map(|d| d.strip_prefix("uname: "))
         .unwrap_or("version unknown");
     println!(
-        "{what}: {passed} passed, {failed} failed{} ({:.1} s, {version}){}",
-        if skipped > 0 {
-            format!(", {skipped} skipped")
-        } else {
-            String::new()
-        },
+        "{what}: {} ({:.1} s, {version}){}",
+        counts(passed, failed, skipped),
         result.elapsed.as_secs_f64(),
         if clean { "" } else { " FAILED" }
     );
@@ -284,6 +273,15 @@ fn linux_suite(
         report_unclean_boot(ending, &verdict.problems, &result, failed, tally);
     }
     Ok(())
+}
+
+/// `P passed, F failed[, S skipped]`, the KTAP summary line's wording.
+fn counts(passed: usize, failed: usize, skipped: usize) -> Summary {
+    Summary {
+        passed,
+        failed,
+        skipped: (skipped > 0).then_some(skipped),
+    }
 }
 
 /// What a boot that did not end cleanly shows: how it ended, the report's problems and the last
@@ -641,13 +639,9 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
     let verdict = report.verdict();
     let clean = result.outcome == Outcome::Success && verdict.is_pass();
     println!(
-        "kernel [{}]: {passed} passed, {failed} failed{} ({:.1} s){}",
+        "kernel [{}]: {} ({:.1} s){}",
         profile.describe(),
-        if skipped > 0 {
-            format!(", {skipped} skipped")
-        } else {
-            String::new()
-        },
+        counts(passed, failed, skipped),
         result.elapsed.as_secs_f64(),
         if clean { "" } else { " FAILED" }
     );
