@@ -53,6 +53,9 @@ pub struct BootOptions {
     /// `vma_lock=on|off`: page faults try the per-VMA lock first (on) or always take
     /// `mmap_lock` (off, for comparison and bisection).
     pub vma_lock: bool,
+    /// `page_clear=stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
+    /// default is `rep stosq`).
+    pub page_clear: crate::mm::pagetable::PageClear,
 }
 
 impl Default for BootOptions {
@@ -72,6 +75,7 @@ impl Default for BootOptions {
             init: None,
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
+            page_clear: crate::mm::pagetable::PageClear::RepStosq,
         }
     }
 }
@@ -121,6 +125,11 @@ impl BootOptions {
                 "init" => opt.value.map(|v| options.init = Some(v)).is_some(),
                 "proc" => opt.value.map(|v| options.extra_processes.push(v)).is_some(),
                 "vma_lock" => set_bool(&mut options.vma_lock, opt.value),
+                "page_clear" => opt
+                    .value
+                    .and_then(crate::mm::pagetable::PageClear::from_name)
+                    .map(|method| options.page_clear = method)
+                    .is_some(),
                 "ktest.timeout_ms" => {
                     set_number(&mut options.test_timeout_ms, opt.value, 1..=u64::MAX)
                 }
@@ -203,6 +212,9 @@ impl fmt::Display for BootOptions {
         }
         if !self.vma_lock {
             write!(f, " vma_lock=off")?;
+        }
+        if self.page_clear != crate::mm::pagetable::PageClear::RepStosq {
+            write!(f, " page_clear={}", self.page_clear.name())?;
         }
         if self.exit {
             write!(f, " exit")?;

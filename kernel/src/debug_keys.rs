@@ -18,8 +18,8 @@ pub fn handle(key: u8) {
                     process.path,
                     process.thread_count(),
                     process.mm.vma_count(),
-                    process.mm.resident_pages.load(Ordering::Relaxed),
-                    process.minor_faults.load(Ordering::Relaxed)
+                    process.mm.resident_pages.sum(),
+                    process.minor_faults.sum()
                 );
             }
         }

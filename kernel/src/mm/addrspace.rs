@@ -38,8 +38,8 @@ use super::{frame, zero_page};
 use crate::arch::percpu::CpuSet;
 use crate::arch::smp::{self, Flush};
 use crate::arch::syscall::USER_END;
-use crate::sync::RwSem;
 use crate::sync::rcu::read_lock;
+use crate::sync::{PerCpuCounter, RwSem};
 use crate::syscall::errno::{ENOMEM, Errno};
 
 /// The lowest address user mappings may use (Linux's default `mmap_min_addr`).
@@ -64,8 +64,9 @@ pub struct Mm {
     root: u64,
     /// CPUs that have this address space loaded (may hold its translations).
     pub cpu_mask: AtomicU64,
-    /// Data pages mapped (resident set), for statistics and leak checks.
-    pub resident_pages: AtomicU64,
+    /// Data pages mapped (resident set), for statistics and leak checks; per CPU, because
+    /// every page fault that maps a page adds to it.
+    pub resident_pages: PerCpuCounter,
     /// `brk`: the start of the heap and its current end (under `mmap_lock` write).
     brk_start: AtomicU64,
     brk_end: AtomicU64,
@@ -102,7 +103,7 @@ impl Mm {
             tree: RangeTree::new(),
             root: pagetable::new_root()?,
             cpu_mask: AtomicU64::new(0),
-            resident_pages: AtomicU64::new(0),
+            resident_pages: PerCpuCounter::new(),
             brk_start: AtomicU64::new(0),
             brk_end: AtomicU64::new(0),
             torn_down: AtomicBool::new(false),
@@ -297,10 +298,12 @@ impl Mm {
         match edit {
             Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
             Edit::Protect(flags) => {
-                pagetable::update_range(self.root, range.start, range.end, |old| {
-                    reprotect(old, flags)
-                });
-                retired.changed_entries = true;
+                // Only entries that changed can be stale in a TLB: a range nobody touched
+                // needs no shootdown.
+                retired.changed_entries =
+                    pagetable::update_range(self.root, range.start, range.end, |old| {
+                        reprotect(old, flags)
+                    });
             }
         }
         if edit == Edit::Unmap {
@@ -400,13 +403,12 @@ impl Mm {
                 );
             }
         }
-        self.resident_pages
-            .fetch_sub(retired.pages.len() as u64, Ordering::Relaxed);
+        self.resident_pages.add(-(retired.pages.len() as i64));
         for phys in retired.pages {
-            frame::free(phys, 0);
+            frame::free_user(phys);
         }
         for table in retired.tables {
-            frame::free(table, 0);
+            frame::free_user(table);
         }
         self.detached_vmas.lock().extend(retired.vmas);
     }
@@ -452,7 +454,7 @@ impl Mm {
                 .expect("unmapping allocates nothing");
         }
         debug_assert!(pagetable::is_lower_half_empty(self.root));
-        debug_assert_eq!(self.resident_pages.load(Ordering::Relaxed), 0);
+        debug_assert_eq!(self.resident_pages.sum(), 0);
         self.write_unlock();
     }
 
@@ -469,7 +471,7 @@ impl Mm {
         }
         let phys = pagetable::zeroed_frame().ok_or(ENOMEM)?;
         slot.store(phys | entry_flags(flags, true), Ordering::Release);
-        self.resident_pages.fetch_add(1, Ordering::Relaxed);
+        self.resident_pages.add(1);
         Ok(super::phys_to_virt(phys))
     }
 }

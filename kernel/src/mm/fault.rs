@@ -54,7 +54,8 @@ impl Access {
     }
 }
 
-/// Fault counters of one CPU, on a cache line of their own.
+/// Fault counters of one CPU, on a cache line of their own (bumped only by their CPU, with
+/// `percpu::add_local`).
 #[repr(align(64))]
 pub struct FaultCounters {
     pub faults: AtomicU64,
@@ -125,14 +126,14 @@ fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
     let result = handle_fault(&process.mm, addr, access);
     match result {
         Ok(()) => {
-            counters().faults.fetch_add(1, Ordering::Relaxed);
-            process.minor_faults.fetch_add(1, Ordering::Relaxed);
+            percpu::add_local(&counters().faults, 1);
+            process.minor_faults.add(1);
         }
         Err(FaultError::OutOfMemory) => {
-            counters().out_of_memory.fetch_add(1, Ordering::Relaxed);
+            percpu::add_local(&counters().out_of_memory, 1);
         }
         Err(_) => {
-            counters().errors.fetch_add(1, Ordering::Relaxed);
+            percpu::add_local(&counters().errors, 1);
         }
     }
     result
@@ -144,18 +145,18 @@ pub fn handle_fault(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError
     if vma_lock::is_enabled() {
         match fault_under_vma_lock(mm, addr, access) {
             FastPath::Done(result) => {
-                counters.success.fetch_add(1, Ordering::Relaxed);
+                percpu::add_local(&counters.success, 1);
                 return result;
             }
             FastPath::Aborted => {
-                counters.abort.fetch_add(1, Ordering::Relaxed);
+                percpu::add_local(&counters.abort, 1);
             }
             FastPath::Retry => {
-                counters.retry.fetch_add(1, Ordering::Relaxed);
+                percpu::add_local(&counters.retry, 1);
             }
         }
     }
-    counters.fallback.fetch_add(1, Ordering::Relaxed);
+    percpu::add_local(&counters.fallback, 1);
     fault_under_mmap_lock(mm, addr, access)
 }
 
@@ -187,9 +188,9 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
             Ok(found) => found.misses,
             Err(fallback) => fallback.misses,
         };
-        vma_lock::counters()
-            .miss
-            .fetch_add(u64::from(misses), Ordering::Relaxed);
+        if misses > 0 {
+            percpu::add_local(&vma_lock::counters().miss, u64::from(misses));
+        }
         match found {
             Ok(found) => found.vma,
             Err(_) => return FastPath::Aborted,
@@ -265,7 +266,7 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
                 let fresh = pagetable::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
                 match install(slot, old, fresh | entry_flags(flags, true)) {
                     true => {
-                        mm.resident_pages.fetch_add(1, Ordering::Relaxed);
+                        mm.resident_pages.add(1);
                         // Other CPUs may still translate the page to the zero page and would
                         // read zeroes instead of what this thread writes next: shoot that
                         // translation down everywhere the address space is loaded. (Upgrades
@@ -275,7 +276,7 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
                         return Ok(());
                     }
                     false => {
-                        super::frame::free(fresh, 0);
+                        super::frame::free_user(fresh);
                         continue;
                     }
                 }
@@ -286,15 +287,15 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
             // The page survived a PROT_NONE period; the VMA allows access again.
             phys | entry_flags(flags, false)
         } else if !access.write {
-            counters().zero_page_maps.fetch_add(1, Ordering::Relaxed);
+            percpu::add_local(&counters().zero_page_maps, 1);
             zero_page() | entry_flags(flags, false)
         } else {
             let fresh = pagetable::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
             if install(slot, 0, fresh | entry_flags(flags, true)) {
-                mm.resident_pages.fetch_add(1, Ordering::Relaxed);
+                mm.resident_pages.add(1);
                 return Ok(());
             }
-            super::frame::free(fresh, 0);
+            super::frame::free_user(fresh);
             continue;
         };
         if install(slot, old, new) {

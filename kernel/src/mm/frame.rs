@@ -1,12 +1,25 @@
 //! Physical frames: the buddy allocator (kernel/libs/buddy) behind one spinlock, fed from the
-//! bootloader's memory map at boot.
+//! bootloader's memory map at boot, and in front of it one cache of free single frames per CPU
+//! for user pages and user page tables.
 //!
 //! Frames below 1 MiB are withheld (firmware leftovers; one becomes the AP trampoline), and so
 //! is everything the bootloader reports as in use (kernel image, page tables, ramdisk).
+//!
+//! The per-CPU caches keep the page-fault path off the allocator lock: a fault takes a frame
+//! from its CPU's cache, and unmapping returns frames to the unmapping CPU's cache. A cache
+//! that runs dry takes [`CACHE_BATCH`] frames under one lock acquisition; one that overflows
+//! gives [`CACHE_BATCH`] back the same way. Only the owning CPU touches its cache, with
+//! interrupts disabled (so an interrupt handler on the same CPU cannot interleave); other CPUs
+//! only read the count, for [`stats`]. Cached frames count as free.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{BuddyAllocator, FRAME_SIZE};
+use x86_64::instructions::interrupts::without_interrupts;
 
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sync::IrqSpinLock;
 
 /// Physical memory below this is never handed out.
@@ -52,13 +65,97 @@ pub fn allocate(order: usize) -> Option<u64> {
 /// this, so a process that eats all memory is killed while the kernel can still allocate.
 pub const USER_RESERVE_FRAMES: usize = 2048;
 
-/// One frame for user memory, unless only the kernel's reserve is left.
-pub fn allocate_for_user() -> Option<u64> {
-    let mut frames = FRAMES.lock();
-    if frames.stats().free_frames <= USER_RESERVE_FRAMES {
-        return None;
+/// Frames one CPU's cache holds at most.
+const CACHE_CAPACITY: usize = 512;
+/// Frames moved between a cache and the buddy allocator per lock acquisition.
+const CACHE_BATCH: usize = 64;
+
+/// One CPU's free single frames.
+#[repr(align(64))]
+struct FrameCache {
+    /// `frames[..count]` are free. Only the owning CPU touches it, with interrupts disabled.
+    frames: UnsafeCell<[u64; CACHE_CAPACITY]>,
+    /// Written only by the owning CPU (interrupts disabled); read by anyone for [`stats`].
+    count: AtomicUsize,
+}
+
+// SAFETY: `frames` is only accessed by the CPU that owns the cache, with interrupts disabled
+// (see `with_local_cache`), so no two accesses ever overlap.
+unsafe impl Sync for FrameCache {}
+
+static CACHES: [FrameCache; MAX_CPUS] = [const {
+    FrameCache {
+        frames: UnsafeCell::new([0; CACHE_CAPACITY]),
+        count: AtomicUsize::new(0),
     }
-    frames.allocate(0)
+}; MAX_CPUS];
+
+/// Runs `f` on this CPU's cache (its frames and their count), with interrupts disabled.
+fn with_local_cache<R>(f: impl FnOnce(&mut [u64; CACHE_CAPACITY], &mut usize) -> R) -> R {
+    without_interrupts(|| {
+        let cache = &CACHES[percpu::cpu_index()];
+        let mut count = cache.count.load(Ordering::Relaxed);
+        // SAFETY: this is the current CPU's cache and interrupts are off: nothing else can
+        // touch `frames` until this returns (kernel code is not preempted, and the task cannot
+        // move to another CPU without sleeping).
+        let frames = unsafe { &mut *cache.frames.get() };
+        let result = f(frames, &mut count);
+        cache.count.store(count, Ordering::Relaxed);
+        result
+    })
+}
+
+/// One frame for user memory or a user page table, unless only the kernel's reserve is left
+/// in the buddy allocator (frames already in this CPU's cache are handed out regardless).
+pub fn allocate_for_user() -> Option<u64> {
+    with_local_cache(|frames, count| {
+        if *count == 0 {
+            let mut buddy = FRAMES.lock();
+            let spare = buddy
+                .stats()
+                .free_frames
+                .saturating_sub(USER_RESERVE_FRAMES);
+            for _ in 0..spare.min(CACHE_BATCH) {
+                match buddy.allocate(0) {
+                    Some(phys) => {
+                        frames[*count] = phys;
+                        *count += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        if *count == 0 {
+            return None;
+        }
+        *count -= 1;
+        Some(frames[*count])
+    })
+}
+
+/// Returns a single frame that held user memory or a user page table (to this CPU's cache).
+pub fn free_user(phys: u64) {
+    with_local_cache(|frames, count| {
+        if *count == CACHE_CAPACITY {
+            let mut buddy = FRAMES.lock();
+            for &frame in &frames[CACHE_CAPACITY - CACHE_BATCH..] {
+                if let Err(error) = buddy.free(frame, 0) {
+                    panic!("frame allocator: {error}");
+                }
+            }
+            *count -= CACHE_BATCH;
+        }
+        frames[*count] = phys;
+        *count += 1;
+    });
+}
+
+/// Frames sitting in the per-CPU caches.
+fn cached_frames() -> usize {
+    CACHES
+        .iter()
+        .map(|cache| cache.count.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Returns a block from [`allocate`]. A bad free (double, foreign, misaligned) is a kernel bug.
@@ -68,8 +165,12 @@ pub fn free(phys: u64, order: usize) {
     }
 }
 
+/// The buddy allocator's statistics, with the frames in the per-CPU caches counted as free
+/// (`free_blocks` describes the buddy allocator alone).
 pub fn stats() -> buddy::Stats {
-    FRAMES.lock().stats()
+    let mut stats = FRAMES.lock().stats();
+    stats.free_frames += cached_frames();
+    stats
 }
 
 /// True while someone holds the allocator lock (the test runner checks this after a panic).
@@ -139,7 +240,11 @@ mod ktests {
                     taken.push((phys, order));
                 }
             }
-            assert_eq!(stats().free_frames, 0, "frames left after exhaustion");
+            assert_eq!(
+                stats().free_frames - super::cached_frames(),
+                0,
+                "frames left in the buddy allocator after exhaustion"
+            );
             assert!(allocate(0).is_none());
             for (phys, order) in taken {
                 free(phys, order);

@@ -122,7 +122,8 @@ pub fn force_retry() -> bool {
     every != 0 && crate::random::tick().is_multiple_of(u64::from(every))
 }
 
-/// Page-fault counters of one CPU, named as Linux's vmstat names them, on their own cache line.
+/// Page-fault counters of one CPU, named as Linux's vmstat names them, on their own cache line
+/// (bumped only by their CPU, with `percpu::add_local`).
 #[repr(align(64))]
 pub struct VmaLockCounters {
     /// Faults served entirely under a VMA lock.

@@ -11,13 +11,14 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use super::{Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread, allocate_tid};
+use crate::sync::PerCpuCounter;
 use crate::sync::{Completion, IrqSpinLock};
 
 /// Where a static-PIE executable is loaded (Linux's usual choice for PIE without ASLR).
@@ -80,7 +81,7 @@ impl Process {
             group_exit: AtomicBool::new(false),
             exit_status: AtomicU32::new(0),
             exited: Completion::new(),
-            minor_faults: AtomicU64::new(0),
+            minor_faults: PerCpuCounter::new(),
             captured_output: capture_output.then(|| spin::Mutex::new(Vec::new())),
             signal_actions: spin::Mutex::new([[0; 4]; 64]),
             fatal_report: spin::Mutex::new(None),

@@ -20,11 +20,11 @@ mod tests;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task};
-use crate::sync::{Completion, IrqSpinLock};
+use crate::sync::{Completion, IrqSpinLock, PerCpuCounter};
 
 pub struct Process {
     pub pid: u32,
@@ -37,7 +37,8 @@ pub struct Process {
     exit_status: AtomicU32,
     /// Completed when the last thread has exited and the address space is gone.
     pub exited: Completion,
-    pub minor_faults: AtomicU64,
+    /// Page faults served (getrusage's `ru_minflt`), per CPU: every fault adds to it.
+    pub minor_faults: PerCpuCounter,
     /// When set, what the process writes to fds 1 and 2 is also kept here (tests).
     pub captured_output: Option<spin::Mutex<Vec<u8>>>,
     /// `rt_sigaction` settings per signal (1..=64): handler, flags, restorer, mask. Recorded

@@ -3,6 +3,7 @@
 
 pub mod completion;
 pub mod mutex;
+pub mod percpu_counter;
 pub mod rcu;
 pub mod rwsem;
 pub mod spinlock;
@@ -10,6 +11,7 @@ pub mod waitqueue;
 
 pub use completion::Completion;
 pub use mutex::Mutex;
+pub use percpu_counter::PerCpuCounter;
 pub use rwsem::RwSem;
 pub use spinlock::IrqSpinLock;
 pub use waitqueue::WaitQueue;

@@ -187,7 +187,7 @@ pub fn getrusage(who: i64, out: u64) -> SysResult {
                 .iter()
                 .map(|t| t.ticks.load(Ordering::Relaxed))
                 .sum::<u64>(),
-            process.minor_faults.load(Ordering::Relaxed),
+            process.minor_faults.sum() as u64,
         ),
         RUSAGE_THREAD => (task.ticks.load(Ordering::Relaxed), 0),
         RUSAGE_CHILDREN => (0, 0),
