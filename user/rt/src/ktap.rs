@@ -312,7 +312,7 @@ pub fn run(tests: &[Test]) -> i32 {
 const TCSBRK: usize = 0x5409;
 
 /// Powers the machine off, only when this is process 1 (never on a developer's machine).
-fn power_off() {
+pub fn power_off() {
     if sys::getpid() != 1 {
         line(format_args!("# --poweroff ignored: this is not process 1"));
         return;

@@ -1,0 +1,459 @@
+//! `bench [--poweroff] [KEY=VALUE...]`: page-fault throughput, the program `cargo xtask bench`
+//! runs as init, on this project's kernel and on Linux alike (static, Linux syscall ABI).
+//!
+//! Scenarios (each faulting thread writes one byte to every page it owns; each first write is
+//! a page fault that allocates and clears a page):
+//!
+//! - `a`: every thread maps its own private region of `pages` pages, touches it and unmaps it,
+//!   `rounds` times (the shape of will-it-scale's page_fault1);
+//! - `b`: one shared region; every thread touches its own disjoint `pages * rounds` pages;
+//! - `c`: `b` plus one more thread in a storm of mmap/mprotect/munmap on small regions that
+//!   nobody touches (address-space writers next to faults in an unrelated VMA);
+//! - `d-touched`: `b` plus a storm thread that maps small regions, touches every page and
+//!   unmaps them (each munmap must shoot down translations on the faulting CPUs);
+//! - `d-untouched`: the same storm without the touching (no shootdown needed).
+//!
+//! The storm works in an area of its own, far from the faulting region, at fixed hints with
+//! gaps, so that its mappings never merge with the faulting VMA.
+//!
+//! Options (defaults in brackets): `scenarios=a,b,c,d-touched,d-untouched` [a],
+//! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1],
+//! `calibrate=1` (also time the three ways to clear a page in user space, for instruction
+//! counts under QEMU's icount).
+//!
+//! Output, one line per measurement (what xtask parses):
+//! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E minflt=M storm_ops=O per_thread=F/E,F/E...`
+//! and before them `bench: start release=UNAME cpus=N erms=0|1`, after them `bench: done`.
+//! Exit status 0, 1 when a run failed (the reason is printed), 2 for bad options.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use urt::sys::{self, PAGE_SIZE};
+use urt::{eprintln, println};
+
+urt::main!(main);
+
+const PR_SET_THP_DISABLE: usize = 41;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Storm {
+    /// No storm thread.
+    None,
+    /// mmap, two mprotects, munmap; the pages are never touched.
+    Protect,
+    /// mmap, write every page, munmap.
+    Touched,
+    /// mmap, munmap of the same sizes as `Touched`, untouched.
+    Untouched,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Private regions, mapped and unmapped every round.
+    OwnRegions,
+    /// Disjoint pages of one shared region, with the given storm beside.
+    SharedRegion(Storm),
+}
+
+const SCENARIOS: [(&str, Scenario); 5] = [
+    ("a", Scenario::OwnRegions),
+    ("b", Scenario::SharedRegion(Storm::None)),
+    ("c", Scenario::SharedRegion(Storm::Protect)),
+    ("d-touched", Scenario::SharedRegion(Storm::Touched)),
+    ("d-untouched", Scenario::SharedRegion(Storm::Untouched)),
+];
+
+struct Options {
+    scenarios: Vec<(&'static str, Scenario)>,
+    threads: Vec<usize>,
+    pages: usize,
+    rounds: usize,
+    reps: usize,
+    calibrate: bool,
+    poweroff: bool,
+}
+
+fn numbers(key: &str, value: &str) -> Result<Vec<usize>, String> {
+    value
+        .split(',')
+        .map(|n| match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{key}: {n:?} is not a positive number")),
+        })
+        .collect()
+}
+
+fn number(key: &str, value: &str) -> Result<usize, String> {
+    match numbers(key, value)?.as_slice() {
+        [n] => Ok(*n),
+        _ => Err(format!("{key} takes one number")),
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        scenarios: Vec::from([SCENARIOS[0]]),
+        threads: Vec::from([1]),
+        pages: 512,
+        rounds: 16,
+        reps: 1,
+        calibrate: false,
+        poweroff: false,
+    };
+    for arg in urt::start::args() {
+        if arg == "--poweroff" {
+            options.poweroff = true;
+            continue;
+        }
+        // Linux hands what follows `--` on its command line to init; a lone `--` may come.
+        if arg == "--" {
+            continue;
+        }
+        let (key, value) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("{arg:?} is not KEY=VALUE"))?;
+        match key {
+            "scenarios" => {
+                options.scenarios = value
+                    .split(',')
+                    .map(|name| {
+                        SCENARIOS
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .copied()
+                            .ok_or_else(|| format!("unknown scenario {name:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "threads" => options.threads = numbers(key, value)?,
+            "pages" => options.pages = number(key, value)?,
+            "rounds" => options.rounds = number(key, value)?,
+            "reps" => options.reps = number(key, value)?,
+            "calibrate" => options.calibrate = value == "1",
+            _ => return Err(format!("unknown option {key:?}")),
+        }
+    }
+    Ok(options)
+}
+
+/// What one faulting thread did.
+#[derive(Clone, Copy, Default)]
+struct ThreadRun {
+    faults: u64,
+    started_ns: u64,
+    ended_ns: u64,
+}
+
+/// Writes one byte to each of `pages` pages from `base`: one page fault each.
+fn touch(base: usize, pages: usize) {
+    for page in 0..pages {
+        // SAFETY: the caller mapped `pages` writable pages at `base` for this thread alone.
+        unsafe { ((base + page * PAGE_SIZE) as *mut u8).write_volatile(1) };
+    }
+}
+
+/// Threads wait here until every one of them exists, so that they start together.
+struct StartLine {
+    ready: AtomicUsize,
+    go: AtomicBool,
+}
+
+impl StartLine {
+    fn wait(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        while !self.go.load(Ordering::Acquire) {
+            let _ = sys::sched_yield();
+        }
+    }
+
+    fn release_when(&self, count: usize) {
+        while self.ready.load(Ordering::Acquire) < count {
+            let _ = sys::sched_yield();
+        }
+        self.go.store(true, Ordering::Release);
+    }
+}
+
+fn own_regions(start: &StartLine, pages: usize, rounds: usize) -> Result<ThreadRun, String> {
+    start.wait();
+    let started_ns = sys::monotonic_ns();
+    let len = pages * PAGE_SIZE;
+    for _ in 0..rounds {
+        let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
+            .map_err(|e| format!("mmap of {len} bytes: {e}"))?;
+        touch(base, pages);
+        sys::munmap(base, len).map_err(|e| format!("munmap: {e}"))?;
+    }
+    Ok(ThreadRun {
+        faults: (pages * rounds) as u64,
+        started_ns,
+        ended_ns: sys::monotonic_ns(),
+    })
+}
+
+fn shared_region(start: &StartLine, base: usize, pages: usize) -> Result<ThreadRun, String> {
+    start.wait();
+    let started_ns = sys::monotonic_ns();
+    touch(base, pages);
+    Ok(ThreadRun {
+        faults: pages as u64,
+        started_ns,
+        ended_ns: sys::monotonic_ns(),
+    })
+}
+
+/// Where the storm maps: far above the faulting regions, each slot 1 MiB apart.
+const STORM_AREA: usize = 0x6000_0000_0000;
+const STORM_SLOTS: usize = 64;
+
+/// Runs the storm until `stop`; returns the number of mmap/mprotect/munmap calls made.
+fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
+    let mut calls = 0u64;
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let hint = STORM_AREA + (i % STORM_SLOTS) * 0x10_0000;
+        let len = (1 + i % 4) * PAGE_SIZE;
+        let rw = sys::PROT_READ | sys::PROT_WRITE;
+        let addr = sys::mmap(
+            hint,
+            len,
+            rw,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
+            usize::MAX,
+            0,
+        )
+        .map_err(|e| format!("storm mmap: {e}"))?;
+        calls += 2;
+        match kind {
+            Storm::Protect => {
+                sys::mprotect(addr, PAGE_SIZE, sys::PROT_READ)
+                    .map_err(|e| format!("storm mprotect: {e}"))?;
+                sys::mprotect(addr, len, sys::PROT_NONE)
+                    .map_err(|e| format!("storm mprotect: {e}"))?;
+                calls += 2;
+            }
+            Storm::Touched => touch(addr, len / PAGE_SIZE),
+            Storm::Untouched | Storm::None => {}
+        }
+        sys::munmap(addr, len).map_err(|e| format!("storm munmap: {e}"))?;
+        i += 1;
+    }
+    Ok(calls)
+}
+
+/// One measurement: the result line's fields.
+struct Measurement {
+    runs: Vec<ThreadRun>,
+    minflt: u64,
+    storm_calls: u64,
+}
+
+fn measure(
+    scenario: Scenario,
+    threads: usize,
+    pages: usize,
+    rounds: usize,
+) -> Result<Measurement, String> {
+    let start = alloc::sync::Arc::new(StartLine {
+        ready: AtomicUsize::new(0),
+        go: AtomicBool::new(false),
+    });
+    let stop = alloc::sync::Arc::new(AtomicBool::new(false));
+    let faults_before = sys::minor_faults();
+    let per_thread_pages = pages * rounds;
+    let shared = match scenario {
+        Scenario::OwnRegions => None,
+        Scenario::SharedRegion(_) => {
+            let len = threads * per_thread_pages * PAGE_SIZE;
+            let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
+                .map_err(|e| format!("mmap of the shared region ({len} bytes): {e}"))?;
+            Some((base, len))
+        }
+    };
+    let storm_thread = match scenario {
+        Scenario::SharedRegion(kind) if kind != Storm::None => {
+            let stop = stop.clone();
+            Some(urt::thread::spawn(move || storm(kind, &stop)))
+        }
+        _ => None,
+    };
+    let workers: Vec<_> = (0..threads)
+        .map(|index| {
+            let start = start.clone();
+            urt::thread::spawn(move || match shared {
+                None => own_regions(&start, pages, rounds),
+                Some((base, _)) => shared_region(
+                    &start,
+                    base + index * per_thread_pages * PAGE_SIZE,
+                    per_thread_pages,
+                ),
+            })
+        })
+        .collect();
+    start.release_when(threads);
+    let results: Vec<Result<ThreadRun, String>> = workers.into_iter().map(|w| w.join()).collect();
+    stop.store(true, Ordering::Relaxed);
+    let storm_calls = match storm_thread {
+        Some(thread) => thread.join()?,
+        None => 0,
+    };
+    let minflt = sys::minor_faults().saturating_sub(faults_before);
+    if let Some((base, len)) = shared {
+        sys::munmap(base, len).map_err(|e| format!("munmap of the shared region: {e}"))?;
+    }
+    Ok(Measurement {
+        runs: results.into_iter().collect::<Result<_, _>>()?,
+        minflt,
+        storm_calls,
+    })
+}
+
+fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> String {
+    let first = m.runs.iter().map(|r| r.started_ns).min().unwrap_or(0);
+    let last = m.runs.iter().map(|r| r.ended_ns).max().unwrap_or(0);
+    let faults: u64 = m.runs.iter().map(|r| r.faults).sum();
+    let mut line = format!(
+        "bench: scenario={name} threads={threads} rep={rep} faults={faults} elapsed_ns={} minflt={} storm_ops={} per_thread=",
+        last - first,
+        m.minflt,
+        m.storm_calls
+    );
+    for (i, run) in m.runs.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            line,
+            "{sep}{}/{}",
+            run.faults,
+            run.ended_ns - run.started_ns
+        );
+    }
+    line
+}
+
+/// Ways to clear a 4 KiB page, timed in user space on a page that is already mapped: under
+/// `-icount shift=0` a nanosecond is one instruction, and every `rep` iteration counts.
+fn calibrate_clears() -> Result<String, String> {
+    const LOOPS: u64 = 256;
+    let page = sys::mmap_anon(PAGE_SIZE, sys::PROT_READ | sys::PROT_WRITE)
+        .map_err(|e| format!("mmap: {e}"))?;
+    touch(page, 1);
+    let time = |clear: &dyn Fn()| {
+        let started = sys::monotonic_ns();
+        for _ in 0..LOOPS {
+            clear();
+        }
+        (sys::monotonic_ns() - started) / LOOPS
+    };
+    let empty = time(&|| core::hint::black_box(()));
+    // SAFETY (all three): `page` is a mapped, writable 4 KiB page that nothing else uses.
+    let stosb = time(&|| unsafe {
+        core::arch::asm!("rep stosb", inout("rdi") page => _, inout("rcx") PAGE_SIZE => _,
+            in("al") 0u8, options(nostack));
+    });
+    let stosq = time(&|| unsafe {
+        core::arch::asm!("rep stosq", inout("rdi") page => _, inout("rcx") PAGE_SIZE / 8 => _,
+            in("rax") 0u64, options(nostack));
+    });
+    let movnti = time(&|| unsafe {
+        core::arch::asm!(
+            "2:",
+            "movnti [rdi], rax", "movnti [rdi + 8], rax", "movnti [rdi + 16], rax",
+            "movnti [rdi + 24], rax", "movnti [rdi + 32], rax", "movnti [rdi + 40], rax",
+            "movnti [rdi + 48], rax", "movnti [rdi + 56], rax",
+            "add rdi, 64",
+            "dec rcx",
+            "jnz 2b",
+            "sfence",
+            inout("rdi") page => _, inout("rcx") PAGE_SIZE / 64 => _, in("rax") 0u64,
+            options(nostack));
+    });
+    let _ = sys::munmap(page, PAGE_SIZE);
+    let net = |t: u64| t.saturating_sub(empty);
+    Ok(format!(
+        "bench: clear stosb={} stosq={} movnti={}",
+        net(stosb),
+        net(stosq),
+        net(movnti)
+    ))
+}
+
+/// Whether the CPU has enhanced `rep movsb/stosb` (CPUID.7.0:EBX bit 9): Linux then clears
+/// pages with `rep stosb`.
+fn has_erms() -> bool {
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    leaf7.ebx & (1 << 9) != 0
+}
+
+fn release() -> String {
+    let mut uts = [0u8; 6 * 65];
+    match sys::uname(uts.as_mut_ptr() as usize) {
+        Ok(_) => {
+            let field = &uts[2 * 65..3 * 65];
+            let len = field.iter().position(|&b| b == 0).unwrap_or(65);
+            String::from_utf8_lossy(&field[..len]).replace(' ', "_")
+        }
+        Err(_) => String::from("unknown"),
+    }
+}
+
+fn main() -> i32 {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            eprintln!(
+                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [calibrate=1]"
+            );
+            return 2;
+        }
+    };
+    // Transparent huge pages would turn 512 faults into one on Linux.
+    if let Err(e) = sys::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) {
+        println!("bench: note: prctl(PR_SET_THP_DISABLE) failed: {e}");
+    }
+    println!(
+        "bench: start release={} cpus={} erms={}",
+        release(),
+        sys::cpu_count(),
+        u8::from(has_erms())
+    );
+    let mut status = 0;
+    if options.calibrate {
+        match calibrate_clears() {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                println!("bench: calibration failed: {e}");
+                status = 1;
+            }
+        }
+    }
+    let mut measurements = 0;
+    for rep in 0..options.reps {
+        for &(name, scenario) in &options.scenarios {
+            for &threads in &options.threads {
+                match measure(scenario, threads, options.pages, options.rounds) {
+                    Ok(m) => println!("{}", result_line(name, threads, rep, &m)),
+                    Err(e) => {
+                        println!("bench: scenario={name} threads={threads} rep={rep} failed: {e}");
+                        status = 1;
+                    }
+                }
+                measurements += 1;
+            }
+        }
+    }
+    println!("bench: done ({measurements} measurements)");
+    if options.poweroff {
+        urt::ktap::power_off();
+    }
+    status
+}
