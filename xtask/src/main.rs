@@ -6,6 +6,8 @@
 //!   runs one static program as init and exits with its status
 //! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
 //!   also runs the user test suite under a real Linux kernel
+//! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
+//!   Linux kernels beside it with `--linux BZIMAGE`
 //!
 //! Every image carries the user programs (user.rs) in its ramdisk at `/bin/NAME`.
 //!
@@ -13,6 +15,7 @@
 //! (toolchain.rs), and where QEMU or OVMF are needed and missing, installs them (install.rs).
 
 mod artifacts;
+mod bench;
 mod install;
 mod ramdisk;
 mod symbols;
@@ -71,6 +74,41 @@ enum Cmd {
         #[arg(long, requires = "linux")]
         linux_only: bool,
     },
+    /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
+    /// (reports in target/bench/).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Guest CPUs of the throughput runs (threads go 1, 2, 4, ... up to this); default: the
+    /// host's cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    smp: Option<u32>,
+    /// Repetitions of every measurement (the report shows medians and spread).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    reps: u32,
+    /// QEMU CPU model for every boot, ours and Linux's.
+    #[arg(long, default_value = "max")]
+    cpu: String,
+    /// Guest memory, e.g. 2G.
+    #[arg(long, default_value = "2G", value_parser = parse_memory)]
+    mem: u32,
+    /// Pages of each region (scenario a maps and unmaps one per round).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pages: u32,
+    /// Rounds per thread: each thread faults pages x rounds pages per measurement.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    rounds: u32,
+    /// A Linux kernel (bzImage) to run the same program under as init; may be repeated.
+    #[arg(long, value_name = "BZIMAGE")]
+    linux: Vec<PathBuf>,
+    /// Skip the instruction counts (the single-CPU icount boots).
+    #[arg(long)]
+    no_icount: bool,
+    /// Further options for our kernel, e.g. "page_clear=stosb".
+    #[arg(long, default_value = "")]
+    cmdline: String,
 }
 
 #[derive(clap::Args)]
@@ -156,8 +194,37 @@ fn main() -> ExitCode {
             linux,
             linux_only,
         } => testrun::run(full, verbose, linux.as_deref(), linux_only),
+        Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))
+}
+
+fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let smp = args.smp.unwrap_or(host_cores.min(16));
+    let needed_mib = u64::from(smp) * u64::from(args.pages) * u64::from(args.rounds) * 4 / 1024;
+    if needed_mib + 256 > u64::from(args.mem) {
+        return Err(format!(
+            "{smp} threads x {} pages x {} rounds need {needed_mib} MiB of guest memory plus room for the kernel; raise --mem (now {} MiB)",
+            args.pages, args.rounds, args.mem
+        ));
+    }
+    let command = std::iter::once("cargo xtask".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    bench::run(&bench::Options {
+        smp,
+        reps: args.reps,
+        cpu: args.cpu,
+        memory_mib: args.mem,
+        pages: args.pages,
+        rounds: args.rounds,
+        linux: args.linux,
+        no_icount: args.no_icount,
+        cmdline: args.cmdline,
+        command,
+    })
 }
 
 fn fail(message: &str) -> ExitCode {

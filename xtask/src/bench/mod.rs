@@ -1,0 +1,554 @@
+//! `cargo xtask bench`: boots the kernel (and, with `--linux`, Linux kernels) under QEMU with
+//! /bin/bench (user/bench) as init, collects its `bench:` lines, and hands them to
+//! [`report`] for the table, JSON, Markdown and chart under target/bench/.
+//!
+//! The boots, in order: our kernel on multi-threaded TCG with the per-VMA lock on, the same
+//! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one single-CPU boot
+//! per kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
+//! instructions. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
+//! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use qemu::{Accel, Echo, Firmware, Outcome, Profile, Qemu, RunOptions};
+
+use crate::{artifacts, install, ramdisk, testrun, user};
+use report::{Context, Measurement, Method, Report, ThreadResult};
+
+/// What `cargo xtask bench` was asked for.
+pub struct Options {
+    /// Guest CPUs of the throughput boots.
+    pub smp: u32,
+    /// Repetitions of every measurement.
+    pub reps: u32,
+    /// QEMU `-cpu` for every boot (ours and Linux alike).
+    pub cpu: String,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Pages per region and rounds per thread (scenario a maps `pages`, `rounds` times; the
+    /// others touch `pages * rounds` pages of the shared region per thread).
+    pub pages: u32,
+    pub rounds: u32,
+    /// Linux kernels (bzImages) to run beside ours.
+    pub linux: Vec<PathBuf>,
+    /// Skip the icount boots.
+    pub no_icount: bool,
+    /// Extra options for our kernel (e.g. `page_clear=stosb`).
+    pub cmdline: String,
+    /// The command line as typed, for the report.
+    pub command: String,
+}
+
+const SCENARIOS: &str = "a,b,c,d-touched,d-untouched";
+/// The icount boots measure the single-thread scenarios without a storm.
+const ICOUNT_SCENARIOS: &str = "a,b";
+/// Icount work per measurement: enough to average out the munmap of scenario a.
+const ICOUNT_PAGES: u32 = 512;
+const ICOUNT_ROUNDS: u32 = 8;
+/// A whole boot: generous, TCG on a busy host is slow.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One kernel configuration the matrix runs on.
+#[derive(Clone)]
+enum Kernel {
+    Ours { vma_lock: bool },
+    Linux { bzimage: PathBuf },
+}
+
+/// One boot: a kernel, how time is measured, CPUs, and the bench program's arguments.
+struct Boot {
+    kernel: Kernel,
+    method: Method,
+    cpus: u32,
+    args: Vec<String>,
+    /// `bench: scenario=` lines this boot will print (for the progress line).
+    expected: usize,
+}
+
+/// The thread counts of the matrix: 1, 2, 4, ... up to `smp`, and `smp` itself.
+fn thread_counts(smp: u32) -> Vec<u32> {
+    let mut counts: Vec<u32> = std::iter::successors(Some(1u32), |n| n.checked_mul(2))
+        .take_while(|&n| n <= smp)
+        .collect();
+    if counts.last() != Some(&smp) {
+        counts.push(smp);
+    }
+    counts
+}
+
+fn plan(options: &Options) -> Vec<Boot> {
+    let threads = thread_counts(options.smp);
+    let threads_arg = threads
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let wall_args = vec![
+        format!("scenarios={SCENARIOS}"),
+        format!("threads={threads_arg}"),
+        format!("pages={}", options.pages),
+        format!("rounds={}", options.rounds),
+        format!("reps={}", options.reps),
+    ];
+    let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
+    let icount_args = vec![
+        format!("scenarios={ICOUNT_SCENARIOS}"),
+        "threads=1".into(),
+        format!("pages={ICOUNT_PAGES}"),
+        format!("rounds={ICOUNT_ROUNDS}"),
+        format!("reps={}", options.reps.min(3)),
+        "calibrate=1".into(),
+    ];
+    let icount_expected = ICOUNT_SCENARIOS.split(',').count() * options.reps.min(3) as usize;
+    let mut kernels = vec![
+        Kernel::Ours { vma_lock: true },
+        Kernel::Ours { vma_lock: false },
+    ];
+    kernels.extend(options.linux.iter().map(|bzimage| Kernel::Linux {
+        bzimage: bzimage.clone(),
+    }));
+    let mut boots: Vec<Boot> = kernels
+        .iter()
+        .map(|kernel| Boot {
+            kernel: kernel.clone(),
+            method: Method::Wall,
+            cpus: options.smp,
+            args: wall_args.clone(),
+            expected: wall_expected,
+        })
+        .collect();
+    if !options.no_icount {
+        boots.extend(
+            kernels
+                .iter()
+                .filter(|k| !matches!(k, Kernel::Ours { vma_lock: false }))
+                .map(|kernel| Boot {
+                    kernel: kernel.clone(),
+                    method: Method::Icount,
+                    cpus: 1,
+                    args: icount_args.clone(),
+                    expected: icount_expected,
+                }),
+        );
+    }
+    boots
+}
+
+/// Runs the benchmark and writes the reports; the exit status says whether every boot
+/// delivered its measurements.
+pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
+    for bzimage in &options.linux {
+        testrun::check_bzimage(bzimage)?;
+    }
+    let qemu = install::ensure_qemu(false)?;
+    let kernel_elf = artifacts::build_kernel(true)?;
+    let programs = user::build_all()?;
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let boots = plan(options);
+    let mut measurements = Vec::new();
+    let mut failures = Vec::new();
+    for (index, boot) in boots.iter().enumerate() {
+        let label = format!(
+            "[{}/{}] {} {} {} CPU{}",
+            index + 1,
+            boots.len(),
+            kernel_label(&boot.kernel, &boot.method),
+            match boot.method {
+                Method::Wall => "throughput",
+                Method::Icount => "icount",
+            },
+            boot.cpus,
+            if boot.cpus == 1 { "" } else { "s" }
+        );
+        match run_boot(&qemu, boot, &kernel_elf, &programs, options, &dir, &label) {
+            Ok(mut got) => {
+                if got.len() < boot.expected {
+                    failures.push(format!(
+                        "{label}: {} of {} measurements",
+                        got.len(),
+                        boot.expected
+                    ));
+                }
+                measurements.append(&mut got);
+            }
+            Err(e) => failures.push(format!("{label}: {e}")),
+        }
+    }
+    eprintln!();
+    let context = Context {
+        date: today(),
+        host: host_description(),
+        qemu: format!("QEMU {}", qemu.version()),
+        cpu_model: options.cpu.clone(),
+        command: options.command.clone(),
+        repetitions: options.reps,
+    };
+    let report = Report::new(measurements, context);
+    println!("{}", report.table());
+    let written = report.write_all(&dir)?;
+    println!(
+        "reports: {}, {}, {}",
+        written.json.display(),
+        written.markdown.display(),
+        written.svg.display()
+    );
+    if failures.is_empty() {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        for failure in &failures {
+            eprintln!("xtask: bench: {failure}");
+        }
+        Ok(std::process::ExitCode::FAILURE)
+    }
+}
+
+/// The kernel's name in the report (Linux's comes from the guest's uname, see `parse`).
+fn kernel_label(kernel: &Kernel, method: &Method) -> String {
+    match (kernel, method) {
+        (Kernel::Ours { vma_lock: true }, _) => "ours".into(),
+        (Kernel::Ours { vma_lock: false }, _) => "ours vma_lock=off".into(),
+        (Kernel::Linux { bzimage }, _) => format!("Linux ({})", bzimage.display()),
+    }
+}
+
+fn run_boot(
+    qemu: &Qemu,
+    boot: &Boot,
+    kernel_elf: &Path,
+    programs: &[user::Program],
+    options: &Options,
+    dir: &Path,
+    label: &str,
+) -> Result<Vec<Measurement>, String> {
+    let name = match (&boot.kernel, boot.method) {
+        (Kernel::Ours { vma_lock: true }, Method::Wall) => "ours".to_owned(),
+        (Kernel::Ours { vma_lock: false }, _) => "ours-vma-lock-off".to_owned(),
+        (Kernel::Ours { .. }, Method::Icount) => "ours-icount".to_owned(),
+        (Kernel::Linux { bzimage }, method) => format!(
+            "linux-{}{}",
+            bzimage
+                .file_name()
+                .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+            if method == Method::Icount {
+                "-icount"
+            } else {
+                ""
+            }
+        ),
+    };
+    let mut profile = Profile::new(format!("bench-{name}"), Firmware::Bios, boot.cpus);
+    profile.memory_mib = options.memory_mib;
+    profile.cpu_model = Some(match boot.method {
+        Method::Wall => options.cpu.clone(),
+        // Under icount QEMU stops with "Bad icount read" when the guest reads an x2APIC
+        // timer register (an MSR, not an I/O access): both kernels get the memory-mapped APIC.
+        Method::Icount => format!("{},x2apic=off", options.cpu),
+    });
+    profile.accel = match boot.method {
+        Method::Wall => Accel::Tcg,
+        Method::Icount => Accel::TcgSingleThread,
+    };
+    profile.extra_args = vec!["-mem-prealloc".into()];
+    if boot.method == Method::Icount {
+        profile
+            .extra_args
+            .extend(["-icount".into(), "shift=0".into()]);
+    }
+    let image = match &boot.kernel {
+        Kernel::Ours { vma_lock } => {
+            let mut args = String::new();
+            for arg in &boot.args {
+                args.push_str(arg);
+                args.push('\n');
+            }
+            let contents = ramdisk::Contents {
+                programs: programs.to_vec(),
+                files: vec![("etc/init.args".into(), args.into_bytes())],
+            };
+            let cmdline = format!(
+                "init=/bin/bench exit{}{}{}",
+                if *vma_lock { "" } else { " vma_lock=off" },
+                if options.cmdline.is_empty() { "" } else { " " },
+                options.cmdline
+            );
+            artifacts::make_images(kernel_elf, &cmdline, &format!("bench-{name}"), &contents)?.bios
+        }
+        Kernel::Linux { bzimage } => {
+            let cpio = dir.join(format!("{name}.cpio"));
+            testrun::linux_initramfs(programs, "bench", &cpio)?;
+            let disk = dir.join("empty.img");
+            std::fs::write(&disk, [0u8; 512])
+                .map_err(|e| format!("cannot write {}: {e}", disk.display()))?;
+            profile.extra_args.extend([
+                "-kernel".into(),
+                bzimage.display().to_string(),
+                "-initrd".into(),
+                cpio.display().to_string(),
+                "-append".into(),
+                format!(
+                    "console=ttyS0 panic=-1 quiet rdinit=/init -- --poweroff {}",
+                    boot.args.join(" ")
+                ),
+            ]);
+            disk
+        }
+    };
+    let log = dir.join(format!("{name}.log"));
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = spawn_progress(label.to_owned(), log.clone(), boot.expected, done.clone());
+    let run_options = RunOptions {
+        timeout: Some(BOOT_TIMEOUT),
+        silence_timeout: Some(SILENCE_TIMEOUT),
+        echo: Echo::None,
+        serial_log: Some(log.clone()),
+    };
+    let result = qemu.run(&profile, &image, &run_options);
+    done.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    let result = result.map_err(|e| e.to_string())?;
+    let parsed = parse(&result.serial, boot.method, boot.cpus);
+    let finished = match &boot.kernel {
+        Kernel::Ours { .. } => result.outcome.is_success(),
+        // Linux powers off: QEMU exits 0 with -no-reboot.
+        Kernel::Linux { .. } => result.outcome == Outcome::UnexpectedExit(0),
+    };
+    let mut measurements = parsed.measurements;
+    let kernel_name = match &boot.kernel {
+        Kernel::Ours { .. } => kernel_label(&boot.kernel, &boot.method),
+        Kernel::Linux { .. } => format!("Linux {}", parsed.release),
+    };
+    let clear = match &boot.kernel {
+        Kernel::Ours { .. } => parsed.ours_clear.as_deref().unwrap_or("stosq"),
+        Kernel::Linux { .. } if parsed.erms => "stosb",
+        Kernel::Linux { .. } => "stosq",
+    };
+    for m in &mut measurements {
+        m.kernel = kernel_name.clone();
+        if boot.method == Method::Icount {
+            m.clear_instructions = parsed.clears.get(clear).copied();
+        }
+    }
+    if !finished || !parsed.errors.is_empty() {
+        let mut why = format!("the boot ended badly ({})", result.outcome);
+        for error in &parsed.errors {
+            why.push_str(&format!("; {error}"));
+        }
+        why.push_str(&format!("; serial log: {}", log.display()));
+        if measurements.is_empty() {
+            return Err(why);
+        }
+        eprintln!("\nxtask: bench: {label}: {why}");
+    }
+    Ok(measurements)
+}
+
+/// Shows `label` and how many of `expected` measurements the serial log holds so far, on one
+/// terminal line, until `done`.
+fn spawn_progress(
+    label: String,
+    log: PathBuf,
+    expected: usize,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        loop {
+            let finished = done.load(Ordering::Relaxed);
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let count = text.matches("bench: scenario=").count();
+            let last = text
+                .lines()
+                .rev()
+                .find_map(|l| l.split("bench: scenario=").nth(1))
+                .map(|rest| rest.split(" faults").next().unwrap_or(rest).to_owned())
+                .unwrap_or_else(|| "booting".into());
+            eprint!(
+                "\r\x1b[K{label}: {count}/{expected} ({last}) {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+            if finished {
+                eprintln!();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    })
+}
+
+/// What one boot's serial output says.
+#[derive(Default)]
+struct Parsed {
+    release: String,
+    erms: bool,
+    /// Calibrated instructions per clear, by method (icount boots).
+    clears: BTreeMap<String, u64>,
+    /// How our kernel clears pages (its boot log says so).
+    ours_clear: Option<String>,
+    measurements: Vec<Measurement>,
+    errors: Vec<String>,
+}
+
+/// The value of `key=` in a line of space-separated `key=value` fields.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn number(line: &str, key: &str) -> Result<u64, String> {
+    field(line, key)
+        .ok_or_else(|| format!("no {key}= in {line:?}"))?
+        .parse()
+        .map_err(|_| format!("{key}= is not a number in {line:?}"))
+}
+
+fn parse_measurement(line: &str, method: Method, cpus: u32) -> Result<Measurement, String> {
+    let per_thread = field(line, "per_thread")
+        .ok_or_else(|| format!("no per_thread= in {line:?}"))?
+        .split(',')
+        .map(|pair| {
+            let (faults, ns) = pair
+                .split_once('/')
+                .ok_or_else(|| format!("bad per_thread entry {pair:?}"))?;
+            Ok(ThreadResult {
+                faults: faults
+                    .parse()
+                    .map_err(|_| format!("bad faults in {pair:?}"))?,
+                elapsed_ns: ns.parse().map_err(|_| format!("bad ns in {pair:?}"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Measurement {
+        kernel: String::new(),
+        method,
+        cpus,
+        scenario: field(line, "scenario")
+            .ok_or_else(|| format!("no scenario= in {line:?}"))?
+            .to_owned(),
+        threads: number(line, "threads")? as u32,
+        rep: number(line, "rep")? as u32,
+        faults: number(line, "faults")?,
+        elapsed_ns: number(line, "elapsed_ns")?,
+        minflt: number(line, "minflt")?,
+        per_thread,
+        storm_ops: number(line, "storm_ops")?,
+        clear_instructions: None,
+    })
+}
+
+fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
+    let mut parsed = Parsed::default();
+    for line in serial {
+        if let Some(at) = line.find("mm: pages are cleared with ") {
+            let rest = &line[at + "mm: pages are cleared with ".len()..];
+            parsed.ours_clear = rest.split_whitespace().last().map(str::to_owned);
+        }
+        let Some(at) = line.find("bench: ") else {
+            continue;
+        };
+        let line = &line[at..];
+        if line.starts_with("bench: start ") {
+            parsed.release = field(line, "release").unwrap_or("unknown").to_owned();
+            parsed.erms = field(line, "erms") == Some("1");
+        } else if line.starts_with("bench: clear ") {
+            for key in ["stosb", "stosq", "movnti"] {
+                if let Ok(n) = number(line, key) {
+                    parsed.clears.insert(key.into(), n);
+                }
+            }
+        } else if line.starts_with("bench: scenario=") {
+            if line.contains(" failed: ") {
+                parsed.errors.push(line.to_owned());
+                continue;
+            }
+            match parse_measurement(line, method, cpus) {
+                Ok(m) => parsed.measurements.push(m),
+                Err(e) => parsed.errors.push(e),
+            }
+        } else if line.contains("failed") {
+            parsed.errors.push(line.to_owned());
+        }
+    }
+    parsed
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".into(), |s| s.trim().to_owned())
+}
+
+/// The host's CPU model and core count, from /proc/cpuinfo.
+fn host_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_counts_double_up_to_smp() {
+        assert_eq!(thread_counts(1), [1]);
+        assert_eq!(thread_counts(2), [1, 2]);
+        assert_eq!(thread_counts(6), [1, 2, 4, 6]);
+        assert_eq!(thread_counts(8), [1, 2, 4, 8]);
+    }
+
+    #[test]
+    fn parses_the_bench_lines() {
+        let serial: Vec<String> = [
+            "[    0.1] cpu0 INFO  mm: pages are cleared with rep stosq",
+            "bench: start release=6.1.0-56-amd64 cpus=2 erms=1",
+            "bench: clear stosb=4100 stosq=516 movnti=708",
+            "bench: scenario=a threads=2 rep=1 faults=16 elapsed_ns=2000 minflt=19 storm_ops=0 per_thread=8/1500,8/2000",
+            "bench: scenario=c threads=1 rep=0 failed: mmap: ENOMEM",
+            "bench: done (2 measurements)",
+        ]
+        .map(String::from)
+        .to_vec();
+        let parsed = parse(&serial, Method::Wall, 2);
+        assert_eq!(parsed.release, "6.1.0-56-amd64");
+        assert!(parsed.erms);
+        assert_eq!(parsed.ours_clear.as_deref(), Some("stosq"));
+        assert_eq!(parsed.clears["stosb"], 4100);
+        assert_eq!(parsed.measurements.len(), 1);
+        let m = &parsed.measurements[0];
+        assert_eq!((m.scenario.as_str(), m.threads, m.rep), ("a", 2, 1));
+        assert_eq!(
+            (m.faults, m.elapsed_ns, m.minflt, m.cpus),
+            (16, 2000, 19, 2)
+        );
+        assert_eq!(m.per_thread[1].elapsed_ns, 2000);
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert!(parsed.errors[0].contains("ENOMEM"));
+    }
+
+    #[test]
+    fn a_malformed_line_is_an_error_not_a_measurement() {
+        let serial = vec!["bench: scenario=a threads=x rep=0".to_owned()];
+        let parsed = parse(&serial, Method::Wall, 1);
+        assert!(parsed.measurements.is_empty());
+        assert_eq!(parsed.errors.len(), 1);
+    }
+}
