@@ -229,6 +229,37 @@ mod ktests {
     }
 
     ktest! {
+        /// User frames come from this CPU's cache, distinct and aligned, through several
+        /// refills; freeing them overflows the cache into the buddy allocator in batches, and
+        /// every frame is accounted for throughout.
+        fn user_frames_pass_through_the_cpu_cache() {
+            let count = super::CACHE_CAPACITY + 3 * super::CACHE_BATCH + 7;
+            // Both vectors first: the heap must not grow (and take frames) while we count.
+            let mut taken = Vec::with_capacity(count);
+            let mut sorted = Vec::with_capacity(count);
+            let before = stats().free_frames;
+            for _ in 0..count {
+                let phys = super::allocate_for_user().expect("frames for the test");
+                assert_eq!(phys % 4096, 0, "frame {phys:#x} misaligned");
+                taken.push(phys);
+            }
+            assert_eq!(stats().free_frames, before - count, "cached frames miscounted");
+            sorted.extend_from_slice(&taken);
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), count, "a frame was handed out twice");
+            for phys in taken {
+                super::free_user(phys);
+            }
+            assert_eq!(stats().free_frames, before, "frames lost on the way back");
+            let cached = super::CACHES[crate::arch::percpu::cpu_index()]
+                .count
+                .load(core::sync::atomic::Ordering::Relaxed);
+            assert!(cached <= super::CACHE_CAPACITY, "the cache overflowed: {cached}");
+        }
+    }
+
+    ktest! {
         /// Taking every frame ends in `None`, not a panic, and everything comes back.
         fn exhaustion_is_clean() {
             // Room for every frame, reserved first: the heap must not grow (and take frames)

@@ -105,6 +105,43 @@ ktest! {
 
 ktest! {
     timeout_ms = 300_000;
+    /// The benchmark program (cargo xtask bench) runs every scenario at 1 and 2 threads, small:
+    /// each result line counts the faults it made, getrusage saw at least as many, and nothing
+    /// leaks.
+    fn benchmark_program_runs_every_scenario() {
+        let baseline = Baseline::take();
+        let args: [&[u8]; 5] = [
+            b"/bin/bench",
+            b"scenarios=a,b,c,d-touched,d-untouched",
+            b"threads=1,2",
+            b"pages=16",
+            b"rounds=2",
+        ];
+        let process = run("/bin/bench", &args, true, 240);
+        let text = output(&process);
+        assert_eq!(process.exit_status(), 0, "bench failed:\n{text}");
+        let results: alloc::vec::Vec<&str> =
+            text.lines().filter(|l| l.starts_with("bench: scenario=")).collect();
+        assert_eq!(results.len(), 10, "expected 10 results:\n{text}");
+        let field = |line: &str, key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no number {key}= in {line}"))
+        };
+        for line in results {
+            let threads = field(line, "threads");
+            assert_eq!(field(line, "faults"), threads * 32, "{line}");
+            assert!(field(line, "minflt") >= threads * 32, "{line}");
+            assert!(field(line, "elapsed_ns") > 0, "{line}");
+        }
+        drop(process);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 300_000;
     /// The demo: threads faulting on several CPUs next to an mmap/munmap thread.
     fn demo_runs_threads_on_several_cpus() {
         let baseline = Baseline::take();
