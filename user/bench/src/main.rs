@@ -22,7 +22,9 @@
 //! counts under QEMU's icount).
 //!
 //! Output, one line per measurement (what xtask parses):
-//! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E minflt=M storm_ops=O per_thread=F/E,F/E...`
+//! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
+//! per_thread=F/E,F/E... per_thread_faults_per_s=X,X...` (faults and nanoseconds of each faulting
+//! thread, then its rate; `minflt` is getrusage's count over the whole run, storm included),
 //! and before them `bench: start release=UNAME cpus=N erms=0|1`, after them `bench: done`.
 //! Exit status 0, 1 when a run failed (the reason is printed), 2 for bad options.
 
@@ -321,9 +323,10 @@ fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> Strin
     let first = m.runs.iter().map(|r| r.started_ns).min().unwrap_or(0);
     let last = m.runs.iter().map(|r| r.ended_ns).max().unwrap_or(0);
     let faults: u64 = m.runs.iter().map(|r| r.faults).sum();
+    let elapsed = last - first;
     let mut line = format!(
-        "bench: scenario={name} threads={threads} rep={rep} faults={faults} elapsed_ns={} minflt={} storm_ops={} per_thread=",
-        last - first,
+        "bench: scenario={name} threads={threads} rep={rep} faults={faults} elapsed_ns={elapsed} faults_per_s={} minflt={} storm_ops={} per_thread=",
+        per_second(faults, elapsed),
         m.minflt,
         m.storm_calls
     );
@@ -336,7 +339,21 @@ fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> Strin
             run.ended_ns - run.started_ns
         );
     }
+    line.push_str(" per_thread_faults_per_s=");
+    for (i, run) in m.runs.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            line,
+            "{sep}{}",
+            per_second(run.faults, run.ended_ns - run.started_ns)
+        );
+    }
     line
+}
+
+/// `count` events in `ns` nanoseconds, per second.
+fn per_second(count: u64, ns: u64) -> u64 {
+    (u128::from(count) * 1_000_000_000 / u128::from(ns.max(1))) as u64
 }
 
 /// Ways to clear a 4 KiB page, timed in user space on a page that is already mapped: under

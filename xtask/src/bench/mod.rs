@@ -161,7 +161,7 @@ pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
             "[{}/{}] {} {} {} CPU{}",
             index + 1,
             boots.len(),
-            kernel_label(&boot.kernel, &boot.method),
+            kernel_label(&boot.kernel),
             match boot.method {
                 Method::Wall => "throughput",
                 Method::Icount => "icount",
@@ -211,12 +211,13 @@ pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
     }
 }
 
-/// The kernel's name in the report (Linux's comes from the guest's uname, see `parse`).
-fn kernel_label(kernel: &Kernel, method: &Method) -> String {
-    match (kernel, method) {
-        (Kernel::Ours { vma_lock: true }, _) => "ours".into(),
-        (Kernel::Ours { vma_lock: false }, _) => "ours vma_lock=off".into(),
-        (Kernel::Linux { bzimage }, _) => format!("Linux ({})", bzimage.display()),
+/// The kernel's name on the progress line and, for ours, in the report (Linux's name in the
+/// report comes from the guest's uname, see `parse`).
+fn kernel_label(kernel: &Kernel) -> String {
+    match kernel {
+        Kernel::Ours { vma_lock: true } => "ours".into(),
+        Kernel::Ours { vma_lock: false } => "ours vma_lock=off".into(),
+        Kernel::Linux { bzimage } => format!("Linux ({})", bzimage.display()),
     }
 }
 
@@ -323,7 +324,7 @@ fn run_boot(
     };
     let mut measurements = parsed.measurements;
     let kernel_name = match &boot.kernel {
-        Kernel::Ours { .. } => kernel_label(&boot.kernel, &boot.method),
+        Kernel::Ours { .. } => kernel_label(&boot.kernel),
         Kernel::Linux { .. } => format!("Linux {}", parsed.release),
     };
     let clear = match &boot.kernel {
