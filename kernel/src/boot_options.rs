@@ -53,8 +53,8 @@ pub struct BootOptions {
     /// `vma_lock=on|off`: page faults try the per-VMA lock first (on) or always take
     /// `mmap_lock` (off, for comparison and bisection).
     pub vma_lock: bool,
-    /// `page_clear=stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
-    /// default is `rep stosq`).
+    /// `page_clear=mov|stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
+    /// default is a loop of `mov` stores).
     pub page_clear: crate::mm::pagetable::PageClear,
 }
 
@@ -75,7 +75,7 @@ impl Default for BootOptions {
             init: None,
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
-            page_clear: crate::mm::pagetable::PageClear::RepStosq,
+            page_clear: crate::mm::pagetable::PageClear::Stores,
         }
     }
 }
@@ -213,7 +213,7 @@ impl fmt::Display for BootOptions {
         if !self.vma_lock {
             write!(f, " vma_lock=off")?;
         }
-        if self.page_clear != crate::mm::pagetable::PageClear::RepStosq {
+        if self.page_clear != crate::mm::pagetable::PageClear::Stores {
             write!(f, " page_clear={}", self.page_clear.name())?;
         }
         if self.exit {

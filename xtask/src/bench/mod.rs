@@ -328,7 +328,7 @@ fn run_boot(
         Kernel::Linux { .. } => format!("Linux {}", parsed.release),
     };
     let clear = match &boot.kernel {
-        Kernel::Ours { .. } => parsed.ours_clear.as_deref().unwrap_or("stosq"),
+        Kernel::Ours { .. } => parsed.ours_clear.as_deref().unwrap_or("mov"),
         Kernel::Linux { .. } if parsed.erms => "stosb",
         Kernel::Linux { .. } => "stosq",
     };
@@ -461,7 +461,7 @@ fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
             parsed.release = field(line, "release").unwrap_or("unknown").to_owned();
             parsed.erms = field(line, "erms") == Some("1");
         } else if line.starts_with("bench: clear ") {
-            for key in ["stosb", "stosq", "movnti"] {
+            for key in ["mov", "stosq", "stosb", "movnti"] {
                 if let Ok(n) = number(line, key) {
                     parsed.clears.insert(key.into(), n);
                 }
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn parses_the_bench_lines() {
         let serial: Vec<String> = [
-            "[    0.1] cpu0 INFO  mm: pages are cleared with rep stosq",
+            "[    0.1] cpu0 INFO  mm: pages are cleared with stosq",
             "bench: start release=6.1.0-56-amd64 cpus=2 erms=1",
             "bench: clear stosb=4100 stosq=516 movnti=708",
             "bench: scenario=a threads=2 rep=1 faults=16 elapsed_ns=2000 minflt=19 storm_ops=0 per_thread=8/1500,8/2000",
