@@ -98,7 +98,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pages: u32,
     /// Rounds per thread: each thread faults pages x rounds pages per measurement.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rounds: u32,
     /// A Linux kernel (bzImage) to run the same program under as init; may be repeated.
     #[arg(long, value_name = "BZIMAGE")]
