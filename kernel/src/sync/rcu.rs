@@ -141,9 +141,14 @@ fn check_stall(now: u64) {
     let reported = STALL_REPORTED.load(Ordering::Relaxed) == gp;
     let since_report = now.saturating_sub(STALL_REPORTED_AT.load(Ordering::Relaxed));
     if !reported || since_report > threshold {
+        let holding = RCU.cpus_holding_gp();
+        if holding == 0 {
+            // Every CPU has reported: the grace period ends at the next step of the machine,
+            // and a warning would name nobody.
+            return;
+        }
         STALL_REPORTED.store(gp, Ordering::Relaxed);
         STALL_REPORTED_AT.store(now, Ordering::Relaxed);
-        let holding = RCU.cpus_holding_gp();
         LAST_STALL_CPUS.store(holding, Ordering::Relaxed);
         STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
         log::warn!(

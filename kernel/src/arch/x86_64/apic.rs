@@ -62,7 +62,7 @@ static XAPIC_BASE: AtomicU64 = AtomicU64::new(0);
 /// The timer's initial count for the configured rate, from the bootstrap CPU's calibration.
 static TIMER_INITIAL_COUNT: AtomicU32 = AtomicU32::new(0);
 /// The timer's rate, set once at boot.
-static TIMER_HZ: AtomicU32 = AtomicU32::new(1000);
+static TIMER_HZ: AtomicU32 = AtomicU32::new(250);
 
 /// Timer interrupts per second on every CPU.
 pub fn timer_hz() -> u32 {
