@@ -86,7 +86,7 @@ struct BenchArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
     smp: Option<u32>,
     /// Repetitions of every measurement (the report shows medians and spread).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
     reps: u32,
     /// QEMU CPU model for every boot, ours and Linux's.
     #[arg(long, default_value = "max")]

@@ -46,7 +46,7 @@ pub struct Options {
     pub command: String,
 }
 
-const SCENARIOS: &str = "a,b,c,d-touched,d-untouched";
+const SCENARIOS: &str = "a,b,c,d-touched,d-untouched,spin";
 /// The icount boots measure the single-thread scenarios without a storm.
 const ICOUNT_SCENARIOS: &str = "a,b";
 /// Icount work per measurement: enough to average out the munmap of scenario a.
