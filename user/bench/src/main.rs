@@ -19,8 +19,9 @@
 //! gaps, so that its mappings never merge with the faulting VMA.
 //!
 //! Options (defaults in brackets): `scenarios=a,b,c,d-touched,d-untouched,spin` [a],
-//! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1],
-//! `calibrate=1` (also time the three ways to clear a page in user space, for instruction
+//! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
+//! (unreported passes over the whole matrix first),
+//! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
 //! counts under QEMU's icount).
 //!
 //! Output, one line per measurement (what xtask parses):
@@ -87,6 +88,7 @@ struct Options {
     rounds: usize,
     reps: usize,
     calibrate: bool,
+    warmup: usize,
     poweroff: bool,
 }
 
@@ -115,6 +117,7 @@ fn parse_options() -> Result<Options, String> {
         rounds: 16,
         reps: 1,
         calibrate: false,
+        warmup: 0,
         poweroff: false,
     };
     for arg in urt::start::args() {
@@ -147,6 +150,7 @@ fn parse_options() -> Result<Options, String> {
             "rounds" => options.rounds = number(key, value)?,
             "reps" => options.reps = number(key, value)?,
             "calibrate" => options.calibrate = value == "1",
+            "warmup" => options.warmup = value.parse().map_err(|_| format!("warmup: {value:?}"))?,
             _ => return Err(format!("unknown option {key:?}")),
         }
     }
@@ -465,7 +469,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [calibrate=1]"
+                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1]"
             );
             return 2;
         }
@@ -487,6 +491,18 @@ fn main() -> i32 {
             Err(e) => {
                 println!("bench: calibration failed: {e}");
                 status = 1;
+            }
+        }
+    }
+    // Unreported passes first: the emulator translates the code paths, the allocators and
+    // caches settle, and the host has placed the CPUs' threads.
+    for _ in 0..options.warmup {
+        for &(name, scenario) in &options.scenarios {
+            for &threads in &options.threads {
+                if let Err(e) = measure(scenario, threads, options.pages, options.rounds) {
+                    println!("bench: scenario={name} threads={threads} warm-up failed: {e}");
+                    status = 1;
+                }
             }
         }
     }

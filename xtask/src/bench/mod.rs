@@ -97,6 +97,7 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("pages={}", options.pages),
         format!("rounds={}", options.rounds),
         format!("reps={}", options.reps),
+        "warmup=1".into(),
     ];
     let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
     let icount_args = vec![
