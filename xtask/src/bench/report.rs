@@ -831,7 +831,7 @@ impl Report {
             };
             table.rows.push(vec![
                 figure.name.clone(),
-                format!("{:.2}", figure.value),
+                format!("{:.3}", figure.value),
                 figure
                     .target
                     .map_or_else(|| NONE.to_string(), |t| t.to_string()),
@@ -1286,14 +1286,14 @@ mod tests {
         assert!(
             markdown.contains("| figure | value | target | result |\n| --- | ---: | --- | --- |\n")
         );
-        let row = format!("| single-thread faults/s, ours / {LINUX} | 2.49 | ≥ 2.00 | PASS |\n");
+        let row = format!("| single-thread faults/s, ours / {LINUX} | 2.485 | ≥ 2.00 | PASS |\n");
         assert!(markdown.contains(&row), "{markdown}");
         assert!(markdown.contains(&format!(
-            "| instr/fault without clear, ours / {LINUX} | 0.57 | ≤ 0.50 | FAIL |\n"
+            "| instr/fault without clear, ours / {LINUX} | 0.571 | ≤ 0.50 | FAIL |\n"
         )));
         assert!(
             markdown.contains(
-                "| instr/fault with clear, ours / Linux 6.1.0-56-amd64 | 0.60 | — | — |\n"
+                "| instr/fault with clear, ours / Linux 6.1.0-56-amd64 | 0.600 | — | — |\n"
             )
         );
         assert!(markdown.contains("(bench.svg)"));
