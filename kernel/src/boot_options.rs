@@ -57,7 +57,7 @@ pub struct BootOptions {
     pub vma_lock: bool,
     /// `page_clear=mov|stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
     /// default is a loop of `mov` stores).
-    pub page_clear: crate::mm::pagetable::PageClear,
+    pub page_clear: pageclear::Method,
 }
 
 impl Default for BootOptions {
@@ -77,7 +77,7 @@ impl Default for BootOptions {
             init: None,
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
-            page_clear: crate::mm::pagetable::PageClear::Stores,
+            page_clear: pageclear::Method::Stores,
         }
     }
 }
@@ -129,7 +129,7 @@ impl BootOptions {
                 "vma_lock" => set_bool(&mut options.vma_lock, opt.value),
                 "page_clear" => opt
                     .value
-                    .and_then(crate::mm::pagetable::PageClear::from_name)
+                    .and_then(pageclear::Method::from_name)
                     .map(|method| options.page_clear = method)
                     .is_some(),
                 "ktest.timeout_ms" => {
@@ -215,7 +215,7 @@ impl fmt::Display for BootOptions {
         if !self.vma_lock {
             write!(f, " vma_lock=off")?;
         }
-        if self.page_clear != crate::mm::pagetable::PageClear::Stores {
+        if self.page_clear != pageclear::Method::Stores {
             write!(f, " page_clear={}", self.page_clear.name())?;
         }
         if self.exit {

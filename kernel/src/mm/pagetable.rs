@@ -61,99 +61,22 @@ pub fn zeroed_user_frame() -> Option<u64> {
     Some(phys)
 }
 
-/// How [`zero_frame`] clears a page; chosen at boot (`page_clear=`), for measuring them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum PageClear {
-    /// A loop of eight `mov` stores per 64 bytes (the default): the fastest under QEMU's TCG,
-    /// where each `rep` iteration is a separate step, and cache-friendly on hardware (Linux's
-    /// `clear_page_orig` is this loop).
-    Stores,
-    /// `rep stosq`: 512 quadword stores; the fewest instructions under `-icount`.
-    RepStosq,
-    /// `rep stosb`: 4096 byte stores, fast on CPUs with ERMS; what Linux uses there.
-    RepStosb,
-    /// `movnti` in a loop, then `sfence`: stores that bypass the cache.
-    NonTemporal,
-}
-
-impl PageClear {
-    const ALL: [PageClear; 4] = [
-        Self::Stores,
-        Self::RepStosq,
-        Self::RepStosb,
-        Self::NonTemporal,
-    ];
-
-    /// The option value naming this method (also the last word of the boot log's line).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Stores => "mov",
-            Self::RepStosq => "stosq",
-            Self::RepStosb => "stosb",
-            Self::NonTemporal => "movnti",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|method| method.name() == name)
-    }
-}
-
-static PAGE_CLEAR: AtomicU8 = AtomicU8::new(PageClear::Stores as u8);
+/// How [`zero_frame`] clears pages (`page_clear=`; kernel/libs/pageclear has the methods and
+/// their measurements), as a `pageclear::Method` byte.
+static PAGE_CLEAR: AtomicU8 = AtomicU8::new(pageclear::Method::Stores as u8);
 
 /// Selects how pages are cleared from now on.
-pub fn set_page_clear(method: PageClear) {
+pub fn set_page_clear(method: pageclear::Method) {
     PAGE_CLEAR.store(method as u8, Ordering::Relaxed);
     log::info!("mm: pages are cleared with {}", method.name());
 }
 
-/// Clears the 4096 bytes at `$page` with a loop of eight `$store`s of RAX (zero) per 64 bytes,
-/// followed by the instructions in `$tail`.
-macro_rules! store_loop {
-    ($store:literal, $page:expr $(, $tail:literal)*) => {
-        core::arch::asm!(
-            "2:",
-            concat!($store, " [rdi], rax"),
-            concat!($store, " [rdi + 8], rax"),
-            concat!($store, " [rdi + 16], rax"),
-            concat!($store, " [rdi + 24], rax"),
-            concat!($store, " [rdi + 32], rax"),
-            concat!($store, " [rdi + 40], rax"),
-            concat!($store, " [rdi + 48], rax"),
-            concat!($store, " [rdi + 56], rax"),
-            "add rdi, 64",
-            "dec rcx",
-            "jnz 2b",
-            $($tail,)*
-            inout("rdi") $page => _,
-            inout("rcx") 64u64 => _,
-            in("rax") 0u64,
-            options(nostack),
-        )
-    };
-}
-
 /// Clears the 4 KiB frame at `phys`.
 pub fn zero_frame(phys: u64) {
-    let page = phys_to_virt(phys);
-    let method = PAGE_CLEAR.load(Ordering::Relaxed);
-    // SAFETY (every arm): the caller owns the frame and the direct map covers it; each variant
-    // writes exactly the 4096 bytes from `page` and clobbers only the registers it names.
-    unsafe {
-        if method == PageClear::Stores as u8 {
-            store_loop!("mov qword ptr", page);
-        } else if method == PageClear::RepStosq as u8 {
-            core::arch::asm!("rep stosq", inout("rdi") page => _, inout("rcx") 512u64 => _,
-                in("rax") 0u64, options(nostack));
-        } else if method == PageClear::RepStosb as u8 {
-            core::arch::asm!("rep stosb", inout("rdi") page => _, inout("rcx") 4096u64 => _,
-                in("al") 0u8, options(nostack));
-        } else {
-            // Non-temporal stores are weakly ordered: fence them before the page is published.
-            store_loop!("movnti", page, "sfence");
-        }
-    }
+    let method = pageclear::Method::from_u8(PAGE_CLEAR.load(Ordering::Relaxed))
+        .unwrap_or(pageclear::Method::Stores);
+    // SAFETY: the caller owns the frame, and the direct map covers its 4096 bytes.
+    unsafe { pageclear::clear(method, phys_to_virt(phys) as *mut u8) };
 }
 
 /// The leaf entry for `addr`, creating missing tables; `None` when out of memory.

@@ -371,77 +371,42 @@ fn per_second(count: u64, ns: u64) -> u64 {
     (u128::from(count) * 1_000_000_000 / u128::from(ns.max(1))) as u64
 }
 
-/// Clears the 4096 bytes at `$page` with eight `$store`s of zero per 64 bytes, then `$tail`:
-/// the loops the kernel's `page_clear=mov` and `page_clear=movnti` use.
-macro_rules! store_loop {
-    ($store:literal, $page:expr $(, $tail:literal)*) => {
-        core::arch::asm!(
-            "2:",
-            concat!($store, " [rdi], rax"),
-            concat!($store, " [rdi + 8], rax"),
-            concat!($store, " [rdi + 16], rax"),
-            concat!($store, " [rdi + 24], rax"),
-            concat!($store, " [rdi + 32], rax"),
-            concat!($store, " [rdi + 40], rax"),
-            concat!($store, " [rdi + 48], rax"),
-            concat!($store, " [rdi + 56], rax"),
-            "add rdi, 64",
-            "dec rcx",
-            "jnz 2b",
-            $($tail,)*
-            inout("rdi") $page => _,
-            inout("rcx") PAGE_SIZE / 64 => _,
-            in("rax") 0u64,
-            options(nostack),
-        )
-    };
-}
-
-/// The ways the kernel can clear a 4 KiB page (its `page_clear=` option), each timed in user
-/// space on a page that is already mapped: under `-icount shift=0` a nanosecond is one
-/// instruction (every `rep` iteration counts), and under multi-threaded TCG it shows what each
-/// costs in emulation. Each figure is the best of several trials: under icount the guest clock
-/// also counts whatever else the kernel does meanwhile (interrupts, deferred work after boot).
+/// The ways the kernel can clear a 4 KiB page (its `page_clear=` option; the same code, from
+/// kernel/libs/pageclear), each timed in user space on a page that is already mapped: under
+/// `-icount shift=0` a nanosecond is one instruction (every `rep` iteration counts), and under
+/// multi-threaded TCG it shows what each costs in emulation. Each figure is the best of several
+/// trials: under icount the guest clock also counts whatever else the kernel does meanwhile
+/// (interrupts, deferred work after boot).
 fn calibrate_clears() -> Result<String, String> {
     const TRIALS: u64 = 8;
     const LOOPS: u64 = 256;
     let page = sys::mmap_anon(PAGE_SIZE, sys::PROT_READ | sys::PROT_WRITE)
         .map_err(|e| format!("mmap: {e}"))?;
     touch(page, 1);
-    let time = |clear: &dyn Fn()| {
+    let time = |method: Option<pageclear::Method>| {
         (0..TRIALS)
             .map(|_| {
                 let started = sys::monotonic_ns();
                 for _ in 0..LOOPS {
-                    clear();
+                    match method {
+                        // SAFETY: `page` is a mapped, writable 4 KiB page nothing else uses.
+                        Some(method) => unsafe { pageclear::clear(method, page as *mut u8) },
+                        None => core::hint::black_box(()),
+                    }
                 }
                 (sys::monotonic_ns() - started) / LOOPS
             })
             .min()
             .unwrap_or(0)
     };
-    let empty = time(&|| core::hint::black_box(()));
-    // SAFETY (all four): `page` is a mapped, writable 4 KiB page that nothing else uses, and
-    // each clear writes exactly its 4096 bytes.
-    let mov = time(&|| unsafe { store_loop!("mov qword ptr", page) });
-    let stosq = time(&|| unsafe {
-        core::arch::asm!("rep stosq", inout("rdi") page => _, inout("rcx") PAGE_SIZE / 8 => _,
-            in("rax") 0u64, options(nostack));
-    });
-    let stosb = time(&|| unsafe {
-        core::arch::asm!("rep stosb", inout("rdi") page => _, inout("rcx") PAGE_SIZE => _,
-            in("al") 0u8, options(nostack));
-    });
-    let movnti = time(&|| unsafe { store_loop!("movnti", page, "sfence") });
+    let empty = time(None);
+    let mut line = String::from("bench: clear");
+    for method in pageclear::Method::ALL {
+        let ns = time(Some(method)).saturating_sub(empty);
+        let _ = write!(line, " {}={ns}", method.name());
+    }
     let _ = sys::munmap(page, PAGE_SIZE);
-    let net = |t: u64| t.saturating_sub(empty);
-    Ok(format!(
-        "bench: clear mov={} stosq={} stosb={} movnti={}",
-        net(mov),
-        net(stosq),
-        net(stosb),
-        net(movnti)
-    ))
+    Ok(line)
 }
 
 /// Whether the CPU has enhanced `rep movsb/stosb` (CPUID.7.0:EBX bit 9): Linux then clears
