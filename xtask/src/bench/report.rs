@@ -758,12 +758,7 @@ impl Report {
 
     fn wall_table(&self) -> Table {
         use Align::{Left, Right};
-        let mut table = Table::new(&[
-            ("kernel", Left),
-            ("cpus", Right),
-            ("scenario", Left),
-            ("threads", Right),
-            ("reps", Right),
+        let mut table = Table::with_group_columns(&[
             ("faults", Right),
             ("faults/s", Right),
             ("spread", Left),
@@ -771,46 +766,37 @@ impl Report {
             ("minflt", Right),
         ]);
         for r in &self.wall {
-            table.rows.push(vec![
-                r.kernel.clone(),
-                r.cpus.to_string(),
-                r.scenario.clone(),
-                r.threads.to_string(),
-                r.reps.to_string(),
-                grouped(r.faults),
-                grouped(r.throughput.median),
-                spread(&r.throughput),
-                grouped(r.per_thread_throughput),
-                grouped(r.minflt),
-            ]);
+            table.push_group_row(
+                (&r.kernel, r.cpus, &r.scenario, r.threads, r.reps),
+                [
+                    grouped(r.faults),
+                    grouped(r.throughput.median),
+                    spread(&r.throughput),
+                    grouped(r.per_thread_throughput),
+                    grouped(r.minflt),
+                ],
+            );
         }
         table
     }
 
     fn icount_table(&self) -> Table {
         use Align::{Left, Right};
-        let mut table = Table::new(&[
-            ("kernel", Left),
-            ("cpus", Right),
-            ("scenario", Left),
-            ("threads", Right),
-            ("reps", Right),
+        let mut table = Table::with_group_columns(&[
             ("instr/fault", Right),
             ("spread", Left),
             ("instr/fault without clear", Right),
         ]);
         for r in &self.icount {
-            table.rows.push(vec![
-                r.kernel.clone(),
-                r.cpus.to_string(),
-                r.scenario.clone(),
-                r.threads.to_string(),
-                r.reps.to_string(),
-                grouped(r.instructions_per_fault.median),
-                spread(&r.instructions_per_fault),
-                r.without_clear
-                    .map_or_else(|| NONE.to_string(), |s| grouped(s.median)),
-            ]);
+            table.push_group_row(
+                (&r.kernel, r.cpus, &r.scenario, r.threads, r.reps),
+                [
+                    grouped(r.instructions_per_fault.median),
+                    spread(&r.instructions_per_fault),
+                    r.without_clear
+                        .map_or_else(|| NONE.to_string(), |s| grouped(s.median)),
+                ],
+            );
         }
         table
     }
@@ -904,6 +890,36 @@ impl Table {
             columns: columns.to_vec(),
             rows: Vec::new(),
         }
+    }
+
+    /// A table whose rows are groups: kernel, cpus, scenario, threads, reps, then `columns`.
+    fn with_group_columns(columns: &[(&'static str, Align)]) -> Table {
+        use Align::{Left, Right};
+        let group = [
+            ("kernel", Left),
+            ("cpus", Right),
+            ("scenario", Left),
+            ("threads", Right),
+            ("reps", Right),
+        ];
+        Table::new(&[&group[..], columns].concat())
+    }
+
+    /// A row of a [`Table::with_group_columns`] table.
+    fn push_group_row(
+        &mut self,
+        (kernel, cpus, scenario, threads, reps): (&str, u32, &str, u32, usize),
+        cells: impl IntoIterator<Item = String>,
+    ) {
+        let mut row = vec![
+            kernel.to_owned(),
+            cpus.to_string(),
+            scenario.to_owned(),
+            threads.to_string(),
+            reps.to_string(),
+        ];
+        row.extend(cells);
+        self.rows.push(row);
     }
 
     fn text(&self) -> String {
