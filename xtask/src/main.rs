@@ -314,14 +314,7 @@ fn prepare_run(
         name: name.clone(),
         path: path.to_owned(),
     });
-    let mut text = String::new();
-    for arg in args {
-        text.push_str(arg);
-        text.push('\n');
-    }
-    contents
-        .files
-        .push(("etc/init.args".into(), text.into_bytes()));
+    contents.files.push(ramdisk::init_args(args));
     cmdline.push_str(&format!(" init=/bin/{name}"));
     Ok(name)
 }

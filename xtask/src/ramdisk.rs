@@ -17,6 +17,16 @@ pub struct Contents {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
+/// The file `/etc/init.args` that passes `args` to init, one per line.
+pub fn init_args(args: &[String]) -> (String, Vec<u8>) {
+    let mut text = String::new();
+    for arg in args {
+        text.push_str(arg);
+        text.push('\n');
+    }
+    ("etc/init.args".into(), text.into_bytes())
+}
+
 pub fn pack(
     cmdline: &str,
     kernel_elf: &Path,

@@ -175,6 +175,35 @@ pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(
         .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
+/// Adds to `profile` what boots `bzimage` with the initramfs `cpio`, its /init getting
+/// `--poweroff` and `init_args` (on the command line `LINUX_APPEND` plus the arguments), and
+/// returns the disk image to run it with: an empty one in `dir`, since the qemu crate always
+/// attaches a disk and Linux, booting from -kernel/-initrd, ignores it.
+pub fn prepare_linux_boot(
+    profile: &mut Profile,
+    dir: &Path,
+    bzimage: &Path,
+    cpio: &Path,
+    init_args: &[String],
+) -> Result<std::path::PathBuf, String> {
+    let disk = dir.join("empty.img");
+    std::fs::write(&disk, [0u8; 512])
+        .map_err(|e| format!("cannot write {}: {e}", disk.display()))?;
+    let append = std::iter::once(LINUX_APPEND)
+        .chain(init_args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    profile.extra_args.extend([
+        "-kernel".into(),
+        bzimage.display().to_string(),
+        "-initrd".into(),
+        cpio.display().to_string(),
+        "-append".into(),
+        append,
+    ]);
+    Ok(disk)
+}
+
 /// Boots `bzimage` with usertests as /init and counts its KTAP results.
 fn linux_suite(
     qemu: &Qemu,
@@ -187,20 +216,8 @@ fn linux_suite(
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cpio = dir.join("initramfs.cpio");
     linux_initramfs(programs, "usertests", &cpio)?;
-    // The qemu crate always attaches a disk image; Linux boots from -kernel/-initrd and
-    // ignores this empty one.
-    let disk = dir.join("empty.img");
-    std::fs::write(&disk, [0u8; 512])
-        .map_err(|e| format!("cannot write {}: {e}", disk.display()))?;
     let mut profile = Profile::new("linux", Firmware::Bios, 2);
-    profile.extra_args = vec![
-        "-kernel".into(),
-        bzimage.display().to_string(),
-        "-initrd".into(),
-        cpio.display().to_string(),
-        "-append".into(),
-        LINUX_APPEND.into(),
-    ];
+    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &[])?;
     let options = RunOptions {
         timeout: Some(LINUX_TIMEOUT),
         silence_timeout: Some(SILENCE_TIMEOUT),

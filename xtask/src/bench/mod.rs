@@ -267,14 +267,9 @@ fn run_boot(
     }
     let image = match &boot.kernel {
         Kernel::Ours { vma_lock } => {
-            let mut args = String::new();
-            for arg in &boot.args {
-                args.push_str(arg);
-                args.push('\n');
-            }
             let contents = ramdisk::Contents {
                 programs: programs.to_vec(),
-                files: vec![("etc/init.args".into(), args.into_bytes())],
+                files: vec![ramdisk::init_args(&boot.args)],
             };
             let cmdline = format!(
                 "init=/bin/bench exit{}{}{}",
@@ -287,21 +282,7 @@ fn run_boot(
         Kernel::Linux { bzimage } => {
             let cpio = dir.join(format!("{name}.cpio"));
             testrun::linux_initramfs(programs, "bench", &cpio)?;
-            let disk = dir.join("empty.img");
-            std::fs::write(&disk, [0u8; 512])
-                .map_err(|e| format!("cannot write {}: {e}", disk.display()))?;
-            profile.extra_args.extend([
-                "-kernel".into(),
-                bzimage.display().to_string(),
-                "-initrd".into(),
-                cpio.display().to_string(),
-                "-append".into(),
-                format!(
-                    "console=ttyS0 panic=-1 quiet rdinit=/init -- --poweroff {}",
-                    boot.args.join(" ")
-                ),
-            ]);
-            disk
+            testrun::prepare_linux_boot(&mut profile, dir, bzimage, &cpio, &boot.args)?
         }
     };
     let log = dir.join(format!("{name}.log"));
