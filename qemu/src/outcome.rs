@@ -42,13 +42,21 @@ impl Outcome {
     /// Interprets QEMU's exit status.
     pub fn from_status(status: ExitStatus) -> Outcome {
         match status.code() {
-            Some(code) if code == exit_status_for(GUEST_SUCCESS) => Outcome::Success,
-            Some(code) if code == exit_status_for(GUEST_FAILURE) => Outcome::Failure,
-            Some(code) => Outcome::UnexpectedExit(code),
+            Some(code) => Outcome::from_code(code),
             None => {
                 debug_assert!(status.signal().is_some());
                 Outcome::Killed
             }
+        }
+    }
+
+    /// Interprets the exit code of a QEMU that exited on its own (as a shell's `$?` records
+    /// it, for runs made outside xtask).
+    pub fn from_code(code: i32) -> Outcome {
+        match code {
+            code if code == exit_status_for(GUEST_SUCCESS) => Outcome::Success,
+            code if code == exit_status_for(GUEST_FAILURE) => Outcome::Failure,
+            code => Outcome::UnexpectedExit(code),
         }
     }
 

@@ -205,7 +205,7 @@ impl fmt::Display for QemuCommand {
 }
 
 /// `text` quoted for a POSIX shell when it contains anything but safe characters.
-fn shell_quote(text: &str) -> String {
+pub fn shell_quote(text: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_.,/=:+@%".contains(c);
     if !text.is_empty() && text.chars().all(safe) {
         text.to_owned()

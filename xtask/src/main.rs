@@ -109,6 +109,12 @@ struct BenchArgs {
     /// Further options for our kernel, e.g. "page_clear=stosb".
     #[arg(long, default_value = "")]
     cmdline: String,
+    /// Build the boots into DIR with run.sh, to run on another machine instead of here.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// Report the boots that DIR's run.sh ran (DIR from --export); the reports go into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "export")]
+    import: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -200,6 +206,9 @@ fn main() -> ExitCode {
 }
 
 fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
+    if let Some(dir) = &args.import {
+        return bench::import(dir);
+    }
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let smp = args.smp.unwrap_or(host_cores.min(16));
     let needed_mib = u64::from(smp) * u64::from(args.pages) * u64::from(args.rounds) * 4 / 1024;
@@ -213,7 +222,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    bench::run(&bench::Options {
+    let options = bench::Options {
         smp,
         reps: args.reps,
         cpu: args.cpu,
@@ -224,7 +233,11 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
         no_icount: args.no_icount,
         cmdline: args.cmdline,
         command,
-    })
+    };
+    match &args.export {
+        Some(dir) => bench::export(&options, dir),
+        None => bench::run(&options),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -8,16 +8,21 @@
 //! instructions. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
+mod export;
 pub mod report;
+
+pub use export::{export, import};
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use qemu::{Accel, Echo, Firmware, Outcome, Profile, Qemu, RunOptions};
+use serde::{Deserialize, Serialize};
 
 use crate::{artifacts, install, ramdisk, testrun, user};
 use report::{Context, Measurement, Method, Report, ThreadResult};
@@ -57,13 +62,14 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One kernel configuration the matrix runs on.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 enum Kernel {
     Ours { vma_lock: bool },
     Linux { bzimage: PathBuf },
 }
 
 /// One boot: a kernel, how time is measured, CPUs, and the bench program's arguments.
+#[derive(Serialize, Deserialize)]
 struct Boot {
     kernel: Kernel,
     method: Method,
@@ -145,7 +151,7 @@ fn plan(options: &Options) -> Vec<Boot> {
 
 /// Runs the benchmark and writes the reports; the exit status says whether every boot
 /// delivered its measurements.
-pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
+pub fn run(options: &Options) -> Result<ExitCode, String> {
     for bzimage in &options.linux {
         testrun::check_bzimage(bzimage)?;
     }
@@ -155,34 +161,11 @@ pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let boots = plan(options);
-    let mut measurements = Vec::new();
-    let mut failures = Vec::new();
+    let mut results = Results::default();
     for (index, boot) in boots.iter().enumerate() {
-        let label = format!(
-            "[{}/{}] {} {} {} CPU{}",
-            index + 1,
-            boots.len(),
-            kernel_label(&boot.kernel),
-            match boot.method {
-                Method::Wall => "throughput",
-                Method::Icount => "icount",
-            },
-            boot.cpus,
-            if boot.cpus == 1 { "" } else { "s" }
-        );
-        match run_boot(&qemu, boot, &kernel_elf, &programs, options, &dir, &label) {
-            Ok(mut got) => {
-                if got.len() < boot.expected {
-                    failures.push(format!(
-                        "{label}: {} of {} measurements",
-                        got.len(),
-                        boot.expected
-                    ));
-                }
-                measurements.append(&mut got);
-            }
-            Err(e) => failures.push(format!("{label}: {e}")),
-        }
+        let label = boot_label(index, boots.len(), boot);
+        let got = run_boot(&qemu, boot, &kernel_elf, &programs, options, &dir, &label);
+        results.add(&label, boot, got);
     }
     eprintln!();
     let context = Context {
@@ -193,23 +176,70 @@ pub fn run(options: &Options) -> Result<std::process::ExitCode, String> {
         command: options.command.clone(),
         repetitions: options.reps,
     };
-    let report = Report::new(measurements, context);
-    println!("{}", report.table());
-    let written = report.write_all(&dir)?;
-    println!(
-        "reports: {}, {}, {}",
-        written.json.display(),
-        written.markdown.display(),
-        written.svg.display()
-    );
-    if failures.is_empty() {
-        Ok(std::process::ExitCode::SUCCESS)
-    } else {
-        for failure in &failures {
-            eprintln!("xtask: bench: {failure}");
+    results.report(context, &dir)
+}
+
+/// The measurements of every boot so far, and what went wrong.
+#[derive(Default)]
+struct Results {
+    measurements: Vec<Measurement>,
+    failures: Vec<String>,
+}
+
+impl Results {
+    /// Takes in one boot's measurements, noting a failure if it has fewer than it should.
+    fn add(&mut self, label: &str, boot: &Boot, got: Result<Vec<Measurement>, String>) {
+        match got {
+            Ok(mut got) => {
+                if got.len() < boot.expected {
+                    self.failures.push(format!(
+                        "{label}: {} of {} measurements",
+                        got.len(),
+                        boot.expected
+                    ));
+                }
+                self.measurements.append(&mut got);
+            }
+            Err(e) => self.failures.push(format!("{label}: {e}")),
         }
-        Ok(std::process::ExitCode::FAILURE)
     }
+
+    /// Prints the table and writes the reports into `dir`; the exit status is a failure if any
+    /// boot fell short.
+    fn report(self, context: Context, dir: &Path) -> Result<ExitCode, String> {
+        let report = Report::new(self.measurements, context);
+        println!("{}", report.table());
+        let written = report.write_all(dir)?;
+        println!(
+            "reports: {}, {}, {}",
+            written.json.display(),
+            written.markdown.display(),
+            written.svg.display()
+        );
+        if self.failures.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            for failure in &self.failures {
+                eprintln!("xtask: bench: {failure}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// "[2/6] ours vma_lock=off throughput 2 CPUs": a boot on the progress line and in errors.
+fn boot_label(index: usize, total: usize, boot: &Boot) -> String {
+    format!(
+        "[{}/{total}] {} {} {} CPU{}",
+        index + 1,
+        kernel_label(&boot.kernel),
+        match boot.method {
+            Method::Wall => "throughput",
+            Method::Icount => "icount",
+        },
+        boot.cpus,
+        if boot.cpus == 1 { "" } else { "s" }
+    )
 }
 
 /// The kernel's name on the progress line and, for ours, in the report (Linux's name in the
@@ -222,16 +252,9 @@ fn kernel_label(kernel: &Kernel) -> String {
     }
 }
 
-fn run_boot(
-    qemu: &Qemu,
-    boot: &Boot,
-    kernel_elf: &Path,
-    programs: &[user::Program],
-    options: &Options,
-    dir: &Path,
-    label: &str,
-) -> Result<Vec<Measurement>, String> {
-    let name = match (&boot.kernel, boot.method) {
+/// The name of `boot`'s files: its image, serial log and, for an export, its line in run.sh.
+fn boot_name(boot: &Boot) -> String {
+    match (&boot.kernel, boot.method) {
         (Kernel::Ours { vma_lock: true }, Method::Wall) => "ours".to_owned(),
         (Kernel::Ours { vma_lock: false }, _) => "ours-vma-lock-off".to_owned(),
         (Kernel::Ours { .. }, Method::Icount) => "ours-icount".to_owned(),
@@ -246,7 +269,20 @@ fn run_boot(
                 ""
             }
         ),
-    };
+    }
+}
+
+/// Builds what `boot` needs: our kernel's disk image (with /bin/bench as init and its
+/// arguments in /etc/init.args), or a Linux initramfs in `dir` and the `-kernel`, `-initrd`,
+/// `-append` options. Returns the QEMU profile and the disk image to boot.
+fn prepare_boot(
+    boot: &Boot,
+    kernel_elf: &Path,
+    programs: &[user::Program],
+    options: &Options,
+    dir: &Path,
+) -> Result<(Profile, PathBuf), String> {
+    let name = boot_name(boot);
     let mut profile = Profile::new(format!("bench-{name}"), Firmware::Bios, boot.cpus);
     profile.memory_mib = options.memory_mib;
     profile.cpu_model = Some(match boot.method {
@@ -285,7 +321,20 @@ fn run_boot(
             testrun::prepare_linux_boot(&mut profile, dir, bzimage, &cpio, &boot.args)?
         }
     };
-    let log = dir.join(format!("{name}.log"));
+    Ok((profile, image))
+}
+
+fn run_boot(
+    qemu: &Qemu,
+    boot: &Boot,
+    kernel_elf: &Path,
+    programs: &[user::Program],
+    options: &Options,
+    dir: &Path,
+    label: &str,
+) -> Result<Vec<Measurement>, String> {
+    let (profile, image) = prepare_boot(boot, kernel_elf, programs, options, dir)?;
+    let log = dir.join(format!("{}.log", boot_name(boot)));
     let done = Arc::new(AtomicBool::new(false));
     let progress = spawn_progress(label.to_owned(), log.clone(), boot.expected, done.clone());
     let run_options = RunOptions {
@@ -298,11 +347,23 @@ fn run_boot(
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
     let result = result.map_err(|e| e.to_string())?;
-    let parsed = parse(&result.serial, boot.method, boot.cpus);
+    collect(boot, &result.serial, result.outcome, &log, label)
+}
+
+/// The measurements in one boot's serial output, named after the kernel that made them. A
+/// boot that ended badly is an error if it measured nothing, else a warning.
+fn collect(
+    boot: &Boot,
+    serial: &[String],
+    outcome: Outcome,
+    log: &Path,
+    label: &str,
+) -> Result<Vec<Measurement>, String> {
+    let parsed = parse(serial, boot.method, boot.cpus);
     let finished = match &boot.kernel {
-        Kernel::Ours { .. } => result.outcome.is_success(),
+        Kernel::Ours { .. } => outcome.is_success(),
         // Linux powers off: QEMU exits 0 with -no-reboot.
-        Kernel::Linux { .. } => result.outcome == Outcome::UnexpectedExit(0),
+        Kernel::Linux { .. } => outcome == Outcome::UnexpectedExit(0),
     };
     let mut measurements = parsed.measurements;
     let kernel_name = match &boot.kernel {
@@ -321,7 +382,7 @@ fn run_boot(
         }
     }
     if !finished || !parsed.errors.is_empty() {
-        let mut why = format!("the boot ended badly ({})", result.outcome);
+        let mut why = format!("the boot ended badly ({outcome})");
         for error in &parsed.errors {
             why.push_str(&format!("; {error}"));
         }

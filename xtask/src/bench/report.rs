@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Our kernel as the runner names it.
 const OURS: &str = "ours";
@@ -23,7 +23,7 @@ const LINUX_PREFIX: &str = "Linux";
 const CHART_FILE: &str = "bench.svg";
 
 /// How a run measured time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Method {
     /// Multi-threaded TCG: `elapsed_ns` is guest wall-clock nanoseconds.
     Wall,
