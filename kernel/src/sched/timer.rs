@@ -26,7 +26,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Whether some timer is due (interrupt context allowed).
 pub fn has_expired() -> bool {
-    now_ns() >= NEXT_DEADLINE.load(Ordering::Relaxed)
+    let next = NEXT_DEADLINE.load(Ordering::Relaxed);
+    next != u64::MAX && now_ns() >= next
 }
 
 /// Arms a timer that wakes `task` at `deadline` (ns since boot); returns its id for [`cancel`].
@@ -52,8 +53,13 @@ pub fn cancel(id: u64) {
 /// Wakes the tasks whose deadline has passed (process context). One timer at a time, so that
 /// nothing is allocated (tests count heap bytes while this runs on other CPUs).
 pub fn run_expired() {
+    let next = NEXT_DEADLINE.load(Ordering::Relaxed);
+    // With no timer armed the clock is not read: this runs on every return to user mode.
+    if next == u64::MAX {
+        return;
+    }
     let now = now_ns();
-    if now < NEXT_DEADLINE.load(Ordering::Relaxed) {
+    if now < next {
         return;
     }
     loop {

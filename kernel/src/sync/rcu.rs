@@ -104,14 +104,35 @@ pub fn might_sleep() {
     }
 }
 
-/// Reports a quiescent state for this CPU (if outside any read section) and drives RCU: grace
-/// periods and a batch of this CPU's ready callbacks. Long kernel loops call it (`rcu_qs()`).
+/// Reports a quiescent state for this CPU (if outside any read section) and, if this CPU has
+/// callbacks waiting, drives RCU: grace periods and a batch of its ready callbacks. Long kernel
+/// loops call it (`rcu_qs()`), and so does every return to user mode.
+///
+/// A CPU with no callbacks leaves the grace periods to the CPUs that queued some (they poll on
+/// their own returns to user mode, context switches and idle passes) and to
+/// [`synchronize_rcu`]'s waiters: the report is one load when it is not new, where a poll reads
+/// every CPU's state and the clock. A thread that faults while another CPU unmaps in a loop
+/// returns to user mode tens of thousands of times a second, each time in a new grace period.
 pub fn quiescent_state() {
     let cpu = percpu::cpu_index();
+    report_quiescent_state(cpu);
+    if RCU.has_pending_callbacks(cpu) {
+        poll(cpu);
+    }
+}
+
+/// Reports a quiescent state and drives RCU whether or not this CPU has callbacks: for those
+/// that wait for a grace period.
+fn quiescent_state_and_poll() {
+    let cpu = percpu::cpu_index();
+    report_quiescent_state(cpu);
+    poll(cpu);
+}
+
+fn report_quiescent_state(cpu: usize) {
     if !RCU.in_read_section(cpu) {
         RCU.quiescent_state(cpu);
     }
-    poll(cpu);
 }
 
 fn poll(cpu: usize) {
@@ -182,7 +203,7 @@ pub fn synchronize_rcu() {
     might_sleep();
     let ticket = RCU.start_wait();
     while !RCU.is_complete(ticket) {
-        quiescent_state();
+        quiescent_state_and_poll();
         if RCU.is_complete(ticket) {
             break;
         }
@@ -222,7 +243,7 @@ pub fn rcu_barrier() {
         unsafe { call_rcu(&mut marker.head, marker_ran) };
     });
     while remaining.load(Ordering::Acquire) != 0 {
-        quiescent_state();
+        quiescent_state_and_poll();
         wait_a_tick();
     }
 }
