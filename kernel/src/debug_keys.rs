@@ -8,7 +8,7 @@ use crate::arch::{percpu, smp};
 pub fn handle(key: u8) {
     match key {
         b'h' | b'?' => crate::println!(
-            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks per CPU, i IPI round trips, p processes, f faults and scheduler, v VMA-lock counters"
+            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks and call IPIs per CPU, i IPI round trips, p processes, f faults and scheduler, v VMA-lock counters"
         ),
         b'p' => {
             for process in crate::proc::live_processes() {
@@ -31,9 +31,10 @@ pub fn handle(key: u8) {
         b't' => {
             for cpu in percpu::online_cpus() {
                 crate::println!(
-                    "cpu{}: {} timer ticks",
+                    "cpu{}: {} timer ticks, {} call IPIs",
                     cpu.index,
-                    cpu.ticks.load(Ordering::Relaxed)
+                    cpu.ticks.load(Ordering::Relaxed),
+                    cpu.call_interrupts.load(Ordering::Relaxed)
                 );
             }
         }
@@ -59,6 +60,18 @@ pub fn print_statistics() {
     crate::mm::slab::log_statistics();
     print_scheduler_and_faults();
     crate::mm::vma_lock::log_statistics();
+    print_interrupts();
+}
+
+fn print_interrupts() {
+    for cpu in percpu::online_cpus() {
+        log::info!(
+            "cpu{}: {} timer ticks, {} call IPIs (TLB shootdowns and other cross-CPU calls)",
+            cpu.index,
+            cpu.ticks.load(Ordering::Relaxed),
+            cpu.call_interrupts.load(Ordering::Relaxed)
+        );
+    }
 }
 
 fn print_scheduler_and_faults() {

@@ -35,6 +35,8 @@ pub struct PerCpu {
     pub online: AtomicBool,
     /// Local APIC timer interrupts taken.
     pub ticks: AtomicU64,
+    /// Call IPIs taken (TLB shootdowns and other cross-CPU calls, see `smp::call_many`).
+    pub call_interrupts: AtomicU64,
     /// GDT, TSS and interrupt stacks, built by the CPU itself as it starts.
     pub tables: CpuTables,
     /// Cross-CPU function calls waiting for this CPU (see `smp::call_many`).
@@ -63,6 +65,7 @@ impl PerCpu {
             apic_id: AtomicU32::new(apic_id),
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
+            call_interrupts: AtomicU64::new(0),
             tables: CpuTables::new(),
             call_queue: super::smp::CallQueue::new(),
             idle_work: super::smp::IdleWork::new(),

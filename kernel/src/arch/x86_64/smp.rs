@@ -114,7 +114,9 @@ pub fn call_many(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
 /// The call IPI: runs every call queued for this CPU.
 pub fn handle_call_interrupt() {
     apic::end_of_interrupt();
-    let queue = &percpu::this_cpu().call_queue;
+    let cpu = percpu::this_cpu();
+    percpu::add_local(&cpu.call_interrupts, 1);
+    let queue = &cpu.call_queue;
     let mut node = queue.head.swap(core::ptr::null_mut(), Ordering::Acquire);
     while !node.is_null() {
         // SAFETY: a queued request stays alive until its call's `pending` is counted down,
