@@ -420,10 +420,14 @@ mod ktests {
     }
 
     ktest! {
-        /// A cross-CPU call runs once on every CPU, and the initiator sees each one's result.
+        /// A cross-CPU call runs once on every CPU, and the initiator sees each one's result;
+        /// every other CPU counts the call IPI it took.
         fn cross_call_runs_everywhere_and_returns_results() {
             let runs: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
             let seen_apic_id: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+            let interrupts_before: [u64; MAX_CPUS] = core::array::from_fn(|i| {
+                percpu::cpu(i).map_or(0, |c| c.call_interrupts.load(Ordering::Relaxed))
+            });
             let everyone = CpuSet::all_online();
             call_many(everyone, &|| {
                 let me = percpu::this_cpu();
@@ -436,6 +440,11 @@ mod ktests {
             }
             let total: u32 = runs.iter().map(|r| r.load(Ordering::Relaxed)).sum();
             assert_eq!(total as usize, everyone.len(), "a CPU outside the set ran the call");
+            let me = percpu::cpu_index();
+            for cpu in percpu::online_cpus().filter(|c| c.index != me) {
+                let taken = cpu.call_interrupts.load(Ordering::Relaxed) - interrupts_before[cpu.index];
+                assert!(taken >= 1, "CPU {} counted no call IPI", cpu.index);
+            }
         }
     }
 
