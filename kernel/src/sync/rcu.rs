@@ -111,15 +111,33 @@ pub fn might_sleep() {
 /// A CPU with no callbacks leaves the grace periods to the CPUs that queued some (they poll on
 /// their own returns to user mode, context switches and idle passes) and to
 /// [`synchronize_rcu`]'s waiters: the report is one load when it is not new, where a poll reads
-/// every CPU's state and the clock. A thread that faults while another CPU unmaps in a loop
-/// returns to user mode tens of thousands of times a second, each time in a new grace period.
+/// every CPU's state and the clock. A CPU with callbacks polls at once when
+/// [`POLL_AT_CALLBACKS`] are waiting, else once per timer tick, so that one grace period serves
+/// many callbacks: each new grace period costs every busy CPU a cache miss and a fence when it
+/// reports, and a thread that unmaps in a loop queues tens of thousands of callbacks a second.
 pub fn quiescent_state() {
     let cpu = percpu::cpu_index();
     report_quiescent_state(cpu);
-    if RCU.has_pending_callbacks(cpu) {
+    let pending = RCU.pending_callbacks(cpu);
+    if pending == 0 {
+        return;
+    }
+    let tick = percpu::this_cpu().ticks.load(Ordering::Relaxed);
+    let last_poll_tick = &LAST_POLL_TICK[cpu].0;
+    if pending >= POLL_AT_CALLBACKS || last_poll_tick.load(Ordering::Relaxed) != tick {
+        last_poll_tick.store(tick, Ordering::Relaxed);
         poll(cpu);
     }
 }
+
+/// Callbacks waiting on a CPU that make its next quiescent state poll, tick or not.
+const POLL_AT_CALLBACKS: u64 = CALLBACK_BATCH as u64;
+
+/// Per CPU: the timer tick of its last poll from [`quiescent_state`] (one cache line each).
+#[repr(align(64))]
+struct LastPollTick(AtomicU64);
+static LAST_POLL_TICK: [LastPollTick; MAX_CPUS] =
+    [const { LastPollTick(AtomicU64::new(u64::MAX)) }; MAX_CPUS];
 
 /// Reports a quiescent state and drives RCU whether or not this CPU has callbacks: for those
 /// that wait for a grace period.
@@ -390,8 +408,9 @@ mod ktests {
     use rcu::RcuHead;
 
     use super::{
-        LAST_STALL_CPUS, RcuCell, STALL_AFTER_NS, STALL_WARNINGS, call_rcu, quiescent_state,
-        rcu_barrier, read_lock, synchronize_rcu,
+        LAST_STALL_CPUS, POLL_AT_CALLBACKS, RCU, RcuCell, STALL_AFTER_NS, STALL_WARNINGS, call_rcu,
+        quiescent_state, quiescent_state_and_poll, rcu_barrier, read_lock, synchronize_rcu,
+        wait_a_tick,
     };
     use crate::arch::percpu::{self, CpuSet};
     use crate::arch::smp::run_in_idle;
@@ -590,6 +609,37 @@ mod ktests {
             });
             rcu_barrier();
             assert_eq!(RAN.load(Ordering::Relaxed) - before, everyone.len());
+        }
+    }
+
+    ktest! {
+        /// A CPU that queues a callback per quiescent state shares grace periods among them
+        /// (about two per `POLL_AT_CALLBACKS` callbacks, plus one per tick; the bound below
+        /// leaves twice that), instead of taking one for each.
+        fn grace_periods_serve_many_callbacks() {
+            const CALLBACKS: usize = 1024;
+            static RAN: AtomicUsize = AtomicUsize::new(0);
+            unsafe fn count(_head: *mut RcuHead) {
+                RAN.fetch_add(1, Ordering::Relaxed);
+            }
+            let heads: alloc::vec::Vec<spin::Mutex<RcuHead>> =
+                (0..CALLBACKS).map(|_| spin::Mutex::new(RcuHead::new())).collect();
+            let before = RAN.load(Ordering::Relaxed);
+            let gps_before = RCU.stats().gps_completed;
+            let ticks_before = percpu::this_cpu().ticks.load(Ordering::Relaxed);
+            for head in &heads {
+                // SAFETY: the heads outlive their callbacks: we wait for all of them below.
+                unsafe { call_rcu(&mut *head.lock(), count) };
+                quiescent_state();
+            }
+            let gps = RCU.stats().gps_completed - gps_before;
+            let ticks = percpu::this_cpu().ticks.load(Ordering::Relaxed) - ticks_before;
+            while RAN.load(Ordering::Relaxed) - before < CALLBACKS {
+                quiescent_state_and_poll();
+                wait_a_tick();
+            }
+            let most = 4 * CALLBACKS as u64 / POLL_AT_CALLBACKS + ticks + 2;
+            assert!(gps <= most, "{gps} grace periods for {CALLBACKS} callbacks in {ticks} ticks");
         }
     }
 

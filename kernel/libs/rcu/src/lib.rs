@@ -542,10 +542,12 @@ impl Rcu {
     /// Whether `cpu` has queued callbacks that have not run yet (read from any CPU, the
     /// answer may be stale).
     pub fn has_pending_callbacks(&self, cpu: usize) -> bool {
-        self.pending(cpu) != 0
+        self.pending_callbacks(cpu) != 0
     }
 
-    fn pending(&self, cpu: usize) -> u64 {
+    /// How many callbacks `cpu` has queued that have not run yet (read from any CPU, the
+    /// answer may be stale).
+    pub fn pending_callbacks(&self, cpu: usize) -> u64 {
         let local = &self.cpus[cpu].local;
         let invoked = local.invoked.load(Ordering::Relaxed);
         local.queued.load(Ordering::Relaxed).saturating_sub(invoked)
@@ -566,7 +568,7 @@ impl Rcu {
             let local = &self.cpus[cpu].local;
             queued += local.queued.load(Ordering::Relaxed);
             invoked += local.invoked.load(Ordering::Relaxed);
-            *slot = self.pending(cpu);
+            *slot = self.pending_callbacks(cpu);
         }
         Stats {
             gps_started: self.global.gp_seq.load(Ordering::Relaxed),

@@ -209,6 +209,7 @@ fn callbacks_wait_for_their_grace_period_and_run_in_order() {
     queue(&rcu, 0, 2, &freed);
     assert!(rcu.has_pending_callbacks(0));
     assert!(!rcu.has_pending_callbacks(1));
+    assert_eq!((rcu.pending_callbacks(0), rcu.pending_callbacks(1)), (2, 0));
 
     assert_eq!(rcu.poll(0, 10).started_gp, Some(1));
     queue(&rcu, 0, 3, &freed); // needs GP 2
