@@ -72,6 +72,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         &boot_info.memory_regions,
         options.phantom_apic_id,
     );
+    mm::frame::size_cpu_caches(arch::percpu::online_count());
 
     sync::rcu::synchronize_rcu();
     sync::rcu::log_statistics();
