@@ -3,8 +3,8 @@
 //! [`report`] for the table, JSON, Markdown and chart under target/bench/.
 //!
 //! The boots, in order: our kernel on multi-threaded TCG with the per-VMA lock on, the same
-//! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one single-CPU boot
-//! per kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
+//! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one 2-CPU boot per
+//! kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
 //! instructions. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
@@ -52,8 +52,13 @@ pub struct Options {
 }
 
 const SCENARIOS: &str = "a,b,c,d-touched,d-untouched,spin";
-/// The icount boots measure the single-thread scenarios without a storm.
+/// The icount boots measure the scenarios without a storm, on one thread and on two: under
+/// `thread=single` QEMU runs the CPUs in turn and the guest clock counts the instructions of
+/// both, so two threads' instructions per fault against one thread's is what a second faulting
+/// thread costs the kernel (lock spinning, shootdowns), free of the host's caches and load.
 const ICOUNT_SCENARIOS: &str = "a,b";
+const ICOUNT_THREADS: &str = "1,2";
+const ICOUNT_CPUS: u32 = 2;
 /// Icount work per measurement: enough to average out the munmap of scenario a.
 const ICOUNT_PAGES: u32 = 512;
 const ICOUNT_ROUNDS: u32 = 8;
@@ -108,13 +113,15 @@ fn plan(options: &Options) -> Vec<Boot> {
     let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
     let icount_args = vec![
         format!("scenarios={ICOUNT_SCENARIOS}"),
-        "threads=1".into(),
+        format!("threads={ICOUNT_THREADS}"),
         format!("pages={ICOUNT_PAGES}"),
         format!("rounds={ICOUNT_ROUNDS}"),
         format!("reps={}", options.reps.min(3)),
         "calibrate=1".into(),
     ];
-    let icount_expected = ICOUNT_SCENARIOS.split(',').count() * options.reps.min(3) as usize;
+    let icount_expected = ICOUNT_SCENARIOS.split(',').count()
+        * ICOUNT_THREADS.split(',').count()
+        * options.reps.min(3) as usize;
     let mut kernels = vec![
         Kernel::Ours { vma_lock: true },
         Kernel::Ours { vma_lock: false },
@@ -140,7 +147,7 @@ fn plan(options: &Options) -> Vec<Boot> {
                 .map(|kernel| Boot {
                     kernel: kernel.clone(),
                     method: Method::Icount,
-                    cpus: 1,
+                    cpus: ICOUNT_CPUS,
                     args: icount_args.clone(),
                     expected: icount_expected,
                 }),

@@ -424,6 +424,21 @@ fn target_figures(groups: &Groups) -> Vec<Figure> {
             None,
         );
     }
+    // What a second faulting thread costs the kernel, in instructions (QEMU runs the CPUs in
+    // turn under icount, so host caches and load play no part).
+    for kernel in &kernels {
+        let per_fault = |threads| {
+            groups
+                .icount(kernel, "a", threads)
+                .map(|r| r.instructions_per_fault.median)
+        };
+        push_figure(
+            &mut figures,
+            format!("instr/fault a 2/1 threads, {kernel}"),
+            ratio(per_fault(2), per_fault(1)),
+            None,
+        );
+    }
 
     let storms = [
         ("c", Some(Target::AtLeast(0.95))),
@@ -1026,10 +1041,20 @@ mod tests {
     }
 
     fn icount(kernel: &str, faults: u64, instructions: u64, clear: Option<u64>) -> Measurement {
+        icount_threads(kernel, 1, faults, instructions, clear)
+    }
+
+    fn icount_threads(
+        kernel: &str,
+        threads: u32,
+        faults: u64,
+        instructions: u64,
+        clear: Option<u64>,
+    ) -> Measurement {
         Measurement {
             method: Method::Icount,
             clear_instructions: clear,
-            ..wall(kernel, "a", 1, 0, faults, instructions)
+            ..wall(kernel, "a", threads, 0, faults, instructions)
         }
     }
 
@@ -1069,6 +1094,7 @@ mod tests {
             runs.push(wall(LINUX, "c", 1, rep, 500, 1_000_000));
         }
         runs.push(icount(OURS, 100, 300_000, Some(1000)));
+        runs.push(icount_threads(OURS, 2, 200, 606_000, Some(1000)));
         runs.push(icount(LINUX, 100, 500_000, Some(1500)));
         Report::new(runs, context())
     }
@@ -1227,6 +1253,10 @@ mod tests {
         assert_eq!(without.pass, Some(false));
         let with = figure(&report, &format!("instr/fault with clear, ours / {LINUX}"));
         assert_eq!(with.map(|f| (f.value, f.pass)), Some((0.6, None)));
+        let second_thread = figure(&report, "instr/fault a 2/1 threads, ours");
+        assert_eq!(second_thread.map(|f| (f.value, f.pass)), Some((1.01, None)));
+        // Linux ran no 2-thread icount measurement.
+        assert!(figure(&report, &format!("instr/fault a 2/1 threads, {LINUX}")).is_none());
 
         let storm = figure(&report, "storm retention c/b per-thread faults/s, ours");
         assert_eq!(storm.map(|f| (f.value, f.pass)), Some((0.99, Some(true))));
