@@ -31,7 +31,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use vmalock::{MmIdentity, MmLockSeq};
 use vmtree::RangeTree;
 
-use super::pagetable::{self, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE};
+use super::pagetable::{
+    self, ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE,
+};
 use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma, VmaPtr};
 use super::vma_tree::RcuReclaim;
 use super::{frame, zero_page};
@@ -489,9 +491,9 @@ pub fn entry_flags(flags: u32, writable: bool) -> u64 {
     if flags & VM_ACCESS == 0 {
         return PROT_NONE_ENTRY;
     }
-    let mut bits = PRESENT | USER;
+    let mut bits = PRESENT | USER | ACCESSED;
     if writable && flags & VM_WRITE != 0 {
-        bits |= WRITABLE;
+        bits |= WRITABLE | DIRTY;
     }
     if flags & VM_EXEC == 0 {
         bits |= NO_EXECUTE;
@@ -500,11 +502,18 @@ pub fn entry_flags(flags: u32, writable: bool) -> u64 {
 }
 
 /// A leaf entry under new protection `flags`: the page stays, write permission only if it had
-/// it (a read-only or zero page gains it at its next write fault).
+/// it (a read-only or zero page gains it at its next write fault), and so do the accessed and
+/// dirty bits, so that an mprotect that changes no permission changes no entry (and shoots
+/// nothing down).
 fn reprotect(old: u64, flags: u32) -> u64 {
     let phys = old & pagetable::ADDRESS_MASK;
     let was_writable = old & WRITABLE != 0;
-    phys | entry_flags(flags, was_writable)
+    let new = phys | entry_flags(flags, was_writable);
+    if new & PRESENT != 0 {
+        new | (old & (ACCESSED | DIRTY))
+    } else {
+        new
+    }
 }
 
 /// Makes `next`'s address space the loaded one on this CPU (called by the scheduler, with

@@ -22,6 +22,12 @@ pub const PRESENT: u64 = 1 << 0;
 pub const WRITABLE: u64 = 1 << 1;
 pub const USER: u64 = 1 << 2;
 pub const NO_EXECUTE: u64 = 1 << 63;
+/// Set by the CPU on the first access through an entry, and on the first write for `DIRTY`
+/// (a locked update of the entry, which under QEMU is an atomic in the page walk). Entries are
+/// installed with them already set, as Linux does: a fault installs a page because it is about
+/// to be accessed (written, for a writable one), and nothing here reads them back.
+pub const ACCESSED: u64 = 1 << 5;
+pub const DIRTY: u64 = 1 << 6;
 /// A software bit of a non-present entry: the page is still there, but its VMA allows no access
 /// (`PROT_NONE`). Such entries keep their frame and count as mapping a page.
 pub const PROT_NONE_ENTRY: u64 = 1 << 10;
@@ -87,7 +93,7 @@ pub fn lookup_or_create(root: u64, addr: u64) -> Option<&'static AtomicU64> {
         let mut entry = slot.load(Ordering::Acquire);
         if entry & PRESENT == 0 {
             let new = zeroed_user_frame()?;
-            let value = new | PRESENT | WRITABLE | USER;
+            let value = new | PRESENT | WRITABLE | USER | ACCESSED;
             // AcqRel: publishes the zeroed table (Release); on failure, reads the winner's.
             match slot.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => entry = value,
