@@ -40,7 +40,10 @@ pub const VM_IMAGE: u32 = 1 << 6;
 
 pub const VM_ACCESS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 
-#[repr(C)]
+/// One cache line per VMA: every fault in a VMA takes and drops a reference in `lock`, and two
+/// threads faulting in their own VMAs must not bounce one line between their CPUs (Linux keeps
+/// `vm_refcnt` on a cache line of its own for the same reason).
+#[repr(C, align(64))]
 pub struct Vma {
     start: AtomicU64,
     end: AtomicU64,
@@ -49,21 +52,23 @@ pub struct Vma {
     flags: AtomicU32,
     /// The per-VMA lock; see kernel/libs/vmalock.
     pub lock: VmaLock,
+    /// The slab's free-list link while the VMA is free (in the line's spare bytes, so a VMA
+    /// takes one line and no trailer); never read or written by anything else.
+    free_link: AtomicUsize,
 }
 
 /// The constructed state: all fields zero (no range, no owner).
 impl SlabObject for Vma {
     unsafe fn construct(slot: *mut Self) {
-        // SAFETY: `slot` is valid for writes (the trait's contract).
+        // SAFETY: `slot` is valid for writes (the trait's contract). Field by field, leaving
+        // `free_link` to the slab.
         unsafe {
-            slot.write(Vma {
-                start: AtomicU64::new(0),
-                end: AtomicU64::new(0),
-                mm: AtomicUsize::new(0),
-                flags: AtomicU32::new(0),
-                lock: VmaLock::new(),
-            })
-        };
+            (&raw mut (*slot).start).write(AtomicU64::new(0));
+            (&raw mut (*slot).end).write(AtomicU64::new(0));
+            (&raw mut (*slot).mm).write(AtomicUsize::new(0));
+            (&raw mut (*slot).flags).write(AtomicU32::new(0));
+            (&raw mut (*slot).lock).write(VmaLock::new());
+        }
     }
 
     /// Freed VMAs are detached with no reference (`vm_lock_seq` keeps its last value: it only
@@ -90,6 +95,12 @@ pub static VMA_CACHE: TypedCache<Vma, KernelPages> = TypedCache::new(
             CacheFlags::NONE
         }),
     &KERNEL_PAGES,
+)
+.with_free_link_offset(core::mem::offset_of!(Vma, free_link));
+
+const _: () = assert!(
+    size_of::<Vma>() == 64,
+    "a VMA is meant to fill one cache line"
 );
 
 /// A VMA as the tree holds it.
