@@ -28,16 +28,7 @@ pub fn handle(key: u8) {
         b'm' => crate::mm::log_statistics(),
         b'r' => crate::sync::rcu::log_statistics(),
         b's' => crate::mm::slab::log_statistics(),
-        b't' => {
-            for cpu in percpu::online_cpus() {
-                crate::println!(
-                    "cpu{}: {} timer ticks, {} call IPIs",
-                    cpu.index,
-                    cpu.ticks.load(Ordering::Relaxed),
-                    cpu.call_interrupts.load(Ordering::Relaxed)
-                );
-            }
-        }
+        b't' => print_interrupts(),
         b'i' => {
             let me = percpu::cpu_index();
             for cpu in percpu::online_cpus().filter(|c| c.index != me) {
