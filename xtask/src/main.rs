@@ -113,7 +113,12 @@ struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
     /// Report the boots that DIR's run.sh ran (DIR from --export); the reports go into DIR.
-    #[arg(long, value_name = "DIR", conflicts_with = "export")]
+    /// The export fixed what ran, so the options above do not apply.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["export", "smp", "reps", "cpu", "mem", "pages", "rounds", "linux", "no_icount", "cmdline"]
+    )]
     import: Option<PathBuf>,
 }
 
