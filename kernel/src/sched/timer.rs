@@ -24,7 +24,8 @@ static TIMERS: IrqSpinLock<Vec<Timer>> = IrqSpinLock::new(Vec::new());
 static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Whether some timer is due (interrupt context allowed).
+/// Whether some timer is due (interrupt context allowed). With no timer armed the clock is not
+/// read: [`run_expired`] asks this on every return to user mode.
 pub fn has_expired() -> bool {
     let next = NEXT_DEADLINE.load(Ordering::Relaxed);
     next != u64::MAX && now_ns() >= next
@@ -53,15 +54,10 @@ pub fn cancel(id: u64) {
 /// Wakes the tasks whose deadline has passed (process context). One timer at a time, so that
 /// nothing is allocated (tests count heap bytes while this runs on other CPUs).
 pub fn run_expired() {
-    let next = NEXT_DEADLINE.load(Ordering::Relaxed);
-    // With no timer armed the clock is not read: this runs on every return to user mode.
-    if next == u64::MAX {
+    if !has_expired() {
         return;
     }
     let now = now_ns();
-    if now < next {
-        return;
-    }
     loop {
         let expired = {
             let mut timers = TIMERS.lock();
