@@ -9,33 +9,42 @@
 //! - with no reader waiting, it wakes the next waiting writer; the last reader to leave does
 //!   the same.
 //!
-//! A task that has to wait first spins for up to [`SPIN_NS`], polling, and sleeps only after
-//! that: most holds are short (one mmap, one page fault), and a sleep with its wake-up costs
-//! more than the wait itself (Linux's rwsem spins on a running owner for the same reason).
+//! A task that has to wait spins, polling, and sleeps only when spinning looks futile: most
+//! holds are short (one mmap, one page fault), and a sleep with its wake-up costs more than the
+//! wait itself. Like Linux's rwsem, it spins on as long as the writer holding the lock is
+//! running: such a writer is busy with its edit (an munmap waiting for a TLB shootdown, say)
+//! and lets go soon; the writer is known to be running while the CPU it took the lock on has
+//! made no context switch since. So a waiter sleeps
+//! - at once when the holding writer has been switched out (it may sleep for long);
+//! - after [`SPIN_NS`] without a running writer in sight (readers hold the lock; they are not
+//!   tracked);
+//! - when this CPU has another task to run, and after [`MAX_SPIN_NS`] in any case.
 //!
 //! The counts are protected by an `IrqSpinLock`; waiting is on two wait queues. Process context
 //! only; never inside an RCU read-side section.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::arch::percpu;
 
 use super::IrqSpinLock;
 use super::waitqueue::WaitQueue;
 
-/// How long a waiter polls before it sleeps: about one short address-space change.
+/// How long a waiter polls with no running writer holding the lock: about one short
+/// address-space change, or a page fault under the lock.
 const SPIN_NS: u64 = 20_000;
+/// How long a waiter polls at most (a quarter of a tick at the default 250 Hz).
+const MAX_SPIN_NS: u64 = 1_000_000;
+/// `writer_cpu` when no writer holds the lock.
+const NO_WRITER: usize = usize::MAX;
 
-/// Polls `ready` (with a `pause` between polls) for up to [`SPIN_NS`]; whether it held.
-fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = crate::time::now_ns() + SPIN_NS;
-    loop {
-        if ready() {
-            return true;
-        }
-        if crate::time::now_ns() >= deadline {
-            return false;
-        }
-        core::hint::spin_loop();
-    }
+/// What a waiter knows of the writer holding the lock (see [`RwSem::writer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writer {
+    /// No writer holds it (readers do, or nobody).
+    None,
+    Running,
+    SwitchedOut,
 }
 
 struct Counts {
@@ -51,6 +60,11 @@ pub struct RwSem {
     /// the lock once it differs from the value it saw when it started waiting. Outside the
     /// spinlock so that waiting readers poll it without taking that lock.
     reader_grants: AtomicU64,
+    /// The CPU the holding writer took the lock on ([`NO_WRITER`] if none) and that CPU's
+    /// context-switch count then. Set and cleared under `counts`; read without it by waiters,
+    /// for whom a stale value only means spinning a little longer or shorter.
+    writer_cpu: AtomicUsize,
+    writer_switches: AtomicU64,
     readers_queue: WaitQueue,
     writers_queue: WaitQueue,
 }
@@ -71,6 +85,8 @@ impl RwSem {
                 readers_waiting: 0,
             }),
             reader_grants: AtomicU64::new(0),
+            writer_cpu: AtomicUsize::new(NO_WRITER),
+            writer_switches: AtomicU64::new(0),
             readers_queue: WaitQueue::new(),
             writers_queue: WaitQueue::new(),
         }
@@ -90,7 +106,7 @@ impl RwSem {
         crate::sync::rcu::might_sleep();
         // The writer that hands over counts this reader in before it bumps the grants.
         let granted = || self.reader_grants.load(Ordering::Acquire) != grant;
-        if !spin_until(granted) {
+        if !self.spin_until(granted) {
             self.readers_queue.wait_until(granted);
         }
     }
@@ -113,6 +129,7 @@ impl RwSem {
             let mut counts = self.counts.lock();
             if !counts.writer && counts.readers == 0 {
                 counts.writer = true;
+                self.note_writer();
                 return;
             }
             counts.writers_waiting += 1;
@@ -125,9 +142,10 @@ impl RwSem {
             }
             counts.writer = true;
             counts.writers_waiting -= 1;
+            self.note_writer();
             true
         };
-        if !spin_until(&mut take) {
+        if !self.spin_until(&mut take) {
             self.writers_queue.wait_until(take);
         }
     }
@@ -137,6 +155,7 @@ impl RwSem {
             let mut counts = self.counts.lock();
             debug_assert!(counts.writer, "up_write without down_write");
             counts.writer = false;
+            self.writer_cpu.store(NO_WRITER, Ordering::Relaxed);
             if counts.readers_waiting > 0 {
                 counts.readers += counts.readers_waiting;
                 counts.readers_waiting = 0;
@@ -154,8 +173,157 @@ impl RwSem {
         }
     }
 
+    /// Records where the new writer runs (under `counts`, by the writer itself).
+    fn note_writer(&self) {
+        let cpu = percpu::this_cpu();
+        self.writer_switches.store(
+            cpu.sched.context_switches.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.writer_cpu.store(cpu.index, Ordering::Relaxed);
+    }
+
+    /// Whether a writer holds the lock, and if so whether its CPU has switched tasks since it
+    /// took it.
+    fn writer(&self) -> Writer {
+        let cpu = self.writer_cpu.load(Ordering::Relaxed);
+        let switches = self.writer_switches.load(Ordering::Relaxed);
+        match percpu::cpu(cpu) {
+            None => Writer::None,
+            Some(c) if c.sched.context_switches.load(Ordering::Relaxed) == switches => {
+                Writer::Running
+            }
+            Some(_) => Writer::SwitchedOut,
+        }
+    }
+
+    /// Polls `ready` (with a `pause` between polls) until it holds (true), or until spinning
+    /// looks futile (false: see the module documentation).
+    fn spin_until(&self, mut ready: impl FnMut() -> bool) -> bool {
+        let start = crate::time::now_ns();
+        let mut running_writer_seen = start;
+        loop {
+            if ready() {
+                return true;
+            }
+            let now = crate::time::now_ns();
+            match self.writer() {
+                Writer::Running => running_writer_seen = now,
+                Writer::SwitchedOut => return false,
+                Writer::None => {}
+            }
+            let futile = now.saturating_sub(running_writer_seen) >= SPIN_NS
+                || now.saturating_sub(start) >= MAX_SPIN_NS
+                || percpu::this_cpu()
+                    .sched
+                    .need_resched
+                    .load(Ordering::Relaxed);
+            if futile {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// Whether a writer holds the lock (for assertions).
     pub fn is_write_locked(&self) -> bool {
         self.counts.lock().writer
+    }
+}
+
+mod ktests {
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    use super::{RwSem, SPIN_NS, Writer};
+    use crate::arch::percpu::{self, CpuSet};
+    use crate::ktest;
+    use crate::sync::Completion;
+
+    ktest! {
+        /// What a waiter sees of the writer: none while nobody or readers hold the lock, a
+        /// running writer while its CPU has not switched, a switched-out one once it sleeps.
+        fn waiters_see_whether_the_writer_runs() {
+            let lock = Arc::new(RwSem::new());
+            assert_eq!(lock.writer(), Writer::None);
+            lock.down_read();
+            assert_eq!(lock.writer(), Writer::None, "a reader taken for a writer");
+            lock.up_read();
+            lock.down_write();
+            assert_eq!(lock.writer(), Writer::Running, "the running writer (this task)");
+            lock.up_write();
+            assert_eq!(lock.writer(), Writer::None, "a writer left behind by up_write");
+
+            let release = Arc::new(AtomicBool::new(false));
+            let holding = Arc::new(Completion::new());
+            let finished = Arc::new(Completion::new());
+            let (l, r, h, f) = (lock.clone(), release.clone(), holding.clone(), finished.clone());
+            crate::sched::spawn_kernel("rwsem-sleeper", move || {
+                l.down_write();
+                h.complete();
+                while !r.load(Ordering::Acquire) {
+                    crate::sched::timer::sleep_ns(1_000_000).expect("not killed");
+                }
+                l.up_write();
+                f.complete();
+            })
+            .expect("memory for a test thread");
+            assert!(holding.wait_timeout(10_000_000_000), "the sleeper never took the lock");
+            let deadline = crate::time::now_ns() + 10_000_000_000;
+            while lock.writer() != Writer::SwitchedOut {
+                assert!(crate::time::now_ns() < deadline, "a sleeping writer seen as running");
+                crate::sched::timer::sleep_ns(100_000).expect("not killed");
+            }
+            release.store(true, Ordering::Release);
+            // The writer sleeps: this waiter sleeps too, and its wake-up must come.
+            lock.down_write();
+            assert_eq!(lock.writer(), Writer::Running);
+            lock.up_write();
+            assert!(finished.wait_timeout(10_000_000_000), "the sleeper never finished");
+        }
+    }
+
+    ktest! {
+        /// A waiter does not sleep while the writer holding the lock runs, even for ten times
+        /// [`SPIN_NS`]. (A host that stalls a CPU for a millisecond can make one attempt sleep,
+        /// so the test passes when one of five does not; with a spin of `SPIN_NS` alone every
+        /// attempt sleeps.)
+        fn waiter_spins_while_the_writer_runs() {
+            if percpu::online_count() < 2 {
+                return ktest::skip("needs 2 or more CPUs");
+            }
+            let me = percpu::cpu_index();
+            let other = percpu::online_cpus()
+                .map(|c| c.index)
+                .find(|&i| i != me)
+                .expect("a second CPU");
+            for _ in 0..5 {
+                let lock = RwSem::new();
+                let held = AtomicBool::new(false);
+                let waiter_slept = AtomicBool::new(false);
+                crate::arch::smp::run_in_idle(CpuSet::default().with(me).with(other), &|| {
+                    if percpu::cpu_index() == other {
+                        lock.down_write();
+                        held.store(true, Ordering::Release);
+                        crate::time::delay_ns(10 * SPIN_NS);
+                        lock.up_write();
+                    } else {
+                        while !held.load(Ordering::Acquire) {
+                            core::hint::spin_loop();
+                        }
+                        let switches = &percpu::this_cpu().sched.context_switches;
+                        let before = switches.load(Ordering::Relaxed);
+                        lock.down_write();
+                        lock.up_write();
+                        waiter_slept
+                            .store(switches.load(Ordering::Relaxed) != before, Ordering::Relaxed);
+                    }
+                });
+                if !waiter_slept.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            panic!("the waiter slept in all five attempts while the writer was running");
+        }
     }
 }
