@@ -23,14 +23,14 @@ pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
         "--target",
         "x86_64-unknown-none",
     ]);
+    let profile = if release { "kernel-release" } else { "debug" };
     if release {
-        cmd.arg("--release");
+        cmd.args(["--profile", profile]);
     }
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("the kernel did not build (the compiler's messages are above)".into());
     }
-    let profile = if release { "release" } else { "debug" };
     Ok(target_dir()
         .join("x86_64-unknown-none")
         .join(profile)
