@@ -47,9 +47,9 @@ enum Writer {
     SwitchedOut,
 }
 
+/// Everything but the writer, which `RwSem::writer_cpu` records.
 struct Counts {
     readers: u32,
-    writer: bool,
     writers_waiting: u32,
     readers_waiting: u32,
 }
@@ -60,9 +60,10 @@ pub struct RwSem {
     /// the lock once it differs from the value it saw when it started waiting. Outside the
     /// spinlock so that waiting readers poll it without taking that lock.
     reader_grants: AtomicU64,
-    /// The CPU the holding writer took the lock on ([`NO_WRITER`] if none) and that CPU's
-    /// context-switch count then. Set and cleared under `counts`; read without it by waiters,
-    /// for whom a stale value only means spinning a little longer or shorter.
+    /// The CPU the holding writer took the lock on ([`NO_WRITER`] if none: this is the lock's
+    /// one record of whether a writer holds it) and that CPU's context-switch count then. Set
+    /// and cleared under `counts`, so exact there; read without it by waiters, for whom a stale
+    /// value only means spinning a little longer or shorter.
     writer_cpu: AtomicUsize,
     writer_switches: AtomicU64,
     readers_queue: WaitQueue,
@@ -80,7 +81,6 @@ impl RwSem {
         Self {
             counts: IrqSpinLock::new(Counts {
                 readers: 0,
-                writer: false,
                 writers_waiting: 0,
                 readers_waiting: 0,
             }),
@@ -96,7 +96,7 @@ impl RwSem {
     pub fn down_read(&self) {
         let grant = {
             let mut counts = self.counts.lock();
-            if !counts.writer && counts.writers_waiting == 0 {
+            if !self.write_held() && counts.writers_waiting == 0 {
                 counts.readers += 1;
                 return;
             }
@@ -127,8 +127,7 @@ impl RwSem {
     pub fn down_write(&self) {
         {
             let mut counts = self.counts.lock();
-            if !counts.writer && counts.readers == 0 {
-                counts.writer = true;
+            if !self.write_held() && counts.readers == 0 {
                 self.note_writer();
                 return;
             }
@@ -137,10 +136,9 @@ impl RwSem {
         crate::sync::rcu::might_sleep();
         let mut take = || {
             let mut counts = self.counts.lock();
-            if counts.writer || counts.readers > 0 {
+            if self.write_held() || counts.readers > 0 {
                 return false;
             }
-            counts.writer = true;
             counts.writers_waiting -= 1;
             self.note_writer();
             true
@@ -153,8 +151,7 @@ impl RwSem {
     pub fn up_write(&self) {
         let readers_granted = {
             let mut counts = self.counts.lock();
-            debug_assert!(counts.writer, "up_write without down_write");
-            counts.writer = false;
+            debug_assert!(self.write_held(), "up_write without down_write");
             self.writer_cpu.store(NO_WRITER, Ordering::Relaxed);
             if counts.readers_waiting > 0 {
                 counts.readers += counts.readers_waiting;
@@ -173,7 +170,12 @@ impl RwSem {
         }
     }
 
-    /// Records where the new writer runs (under `counts`, by the writer itself).
+    /// Whether a writer holds the lock: exact under `counts`, a hint without it.
+    fn write_held(&self) -> bool {
+        self.writer_cpu.load(Ordering::Relaxed) != NO_WRITER
+    }
+
+    /// Takes the lock for the writer that runs this (under `counts`), recording where it runs.
     fn note_writer(&self) {
         let cpu = percpu::this_cpu();
         self.writer_switches.store(
@@ -227,7 +229,8 @@ impl RwSem {
 
     /// Whether a writer holds the lock (for assertions).
     pub fn is_write_locked(&self) -> bool {
-        self.counts.lock().writer
+        let _counts = self.counts.lock();
+        self.write_held()
     }
 }
 
