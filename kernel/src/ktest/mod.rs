@@ -196,7 +196,7 @@ pub fn run_all(options: &BootOptions) -> ! {
     println!("1..{}", cases.len());
     for (index, case) in cases.iter().enumerate() {
         run_one(index + 1, case, options.test_timeout_ms);
-        if let Some(lock) = held_lock() {
+        if let Some(lock) = lock_left_held() {
             abort_run(format_args!("the test left the {lock} lock held"));
         }
     }
@@ -256,14 +256,30 @@ fn run_one(number: usize, case: &'static TestCase, default_timeout_ms: u64) {
     }
 }
 
-/// The lock a failed test may have left held that the rest of the run needs, if any.
-fn held_lock() -> Option<&'static str> {
-    if mm::heap::is_locked() {
-        Some("heap")
-    } else if mm::frame::is_locked() {
-        Some("frame allocator")
-    } else {
-        None
+/// How long a lock the run needs may stay held after a test before it counts as left held:
+/// other CPUs take these locks briefly all the time (a test's threads exiting free their
+/// memory), and a holder that was only descheduled by the host lets go within this.
+const LEFT_HELD_AFTER_NS: u64 = 1_000_000_000;
+
+/// The lock a failed test may have left held that the rest of the run needs, if any: one that
+/// stays held for [`LEFT_HELD_AFTER_NS`].
+pub(crate) fn lock_left_held() -> Option<&'static str> {
+    let held = || {
+        if mm::heap::is_locked() {
+            Some("heap")
+        } else if mm::frame::is_locked() {
+            Some("frame allocator")
+        } else {
+            None
+        }
+    };
+    let deadline = time::now_ns().saturating_add(LEFT_HELD_AFTER_NS);
+    loop {
+        let lock = held();
+        if lock.is_none() || time::now_ns() >= deadline {
+            return lock;
+        }
+        core::hint::spin_loop();
     }
 }
 
@@ -422,21 +438,28 @@ pub fn abort_run(reason: fmt::Arguments) -> ! {
     }
     RUN.active.store(false, Ordering::SeqCst);
     let mut first_not_run = current + 1;
+    let mut one_line = Reason::new();
+    let _ = write!(OneLine(&mut one_line), "{reason}");
     if current > 0
         && RUN.passed.load(Ordering::Relaxed) + RUN.failed.load(Ordering::Relaxed) < current
     {
         // The test in progress has no result yet.
         // SAFETY: the run is over; nothing else reads or writes the cells now.
         let name = unsafe { (*RUN.current.get()).map_or("?", |c| c.name) };
-        let mut one_line = Reason::new();
-        let _ = write!(OneLine(&mut one_line), "{reason}");
         console::emergency_write(format_args!(
             "not ok {current} {name} # {}\n",
             one_line.as_str()
         ));
         RUN.failed.fetch_add(1, Ordering::Relaxed);
-    } else if current == 0 {
-        first_not_run = 1;
+    } else {
+        // Between tests: no result to give the reason to, so it stands on its own line.
+        console::emergency_write(format_args!(
+            "# the run was aborted: {}\n",
+            one_line.as_str()
+        ));
+        if current == 0 {
+            first_not_run = 1;
+        }
     }
     for number in first_not_run..=total {
         let name = CASES

@@ -213,10 +213,43 @@ pub fn log_statistics() {
 
 mod ktests {
     use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicBool, Ordering};
 
     use super::{LOW_MEMORY_END, allocate, free, stats};
     use crate::ktest;
     use crate::mm::phys_to_virt;
+
+    ktest! {
+        /// The runner's check for a lock a failed test left held waits out a brief holder on
+        /// another CPU. (It used to look once, and on 8 CPUs it once aborted a whole run
+        /// because a thread of the test before was freeing memory at that moment.)
+        fn a_lock_held_briefly_elsewhere_is_not_left_held() {
+            use crate::arch::percpu::{self, CpuSet};
+            if percpu::online_count() < 2 {
+                return ktest::skip("needs 2 or more CPUs");
+            }
+            let me = percpu::cpu_index();
+            let other = percpu::online_cpus()
+                .map(|c| c.index)
+                .find(|&i| i != me)
+                .expect("a second CPU");
+            let held = AtomicBool::new(false);
+            let left_held = spin::Mutex::new(None);
+            crate::arch::smp::run_in_idle(CpuSet::default().with(me).with(other), &|| {
+                if percpu::cpu_index() == other {
+                    let _frames = super::FRAMES.lock();
+                    held.store(true, Ordering::Release);
+                    crate::time::delay_ns(20_000_000);
+                } else {
+                    while !held.load(Ordering::Acquire) {
+                        core::hint::spin_loop();
+                    }
+                    *left_held.lock() = Some(crate::ktest::lock_left_held());
+                }
+            });
+            assert_eq!(*left_held.lock(), Some(None), "a lock held for 20 ms taken as left held");
+        }
+    }
 
     ktest! {
         /// Blocks of every order: aligned, above 1 MiB, writable, disjoint; all come back.
