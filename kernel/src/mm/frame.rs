@@ -221,8 +221,9 @@ mod ktests {
 
     ktest! {
         /// The runner's check for a lock a failed test left held waits out a brief holder on
-        /// another CPU. (It used to look once, and on 8 CPUs it once aborted a whole run
-        /// because a thread of the test before was freeing memory at that moment.)
+        /// another CPU. (It used to look once. On 8 CPUs a run was once aborted between two
+        /// passing tests with no panic or fault report, which only this check could do: most
+        /// likely a thread of the test before was freeing memory at that moment.)
         fn a_lock_held_briefly_elsewhere_is_not_left_held() {
             use crate::arch::percpu::{self, CpuSet};
             if percpu::online_count() < 2 {
