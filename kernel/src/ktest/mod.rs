@@ -359,6 +359,15 @@ pub fn skip(reason: &'static str) {
     unsafe { *RUN.skipped_because.get() = Some(reason) };
 }
 
+/// An online CPU other than the test's, for tests that need two; `None` on one CPU (such a test
+/// skips).
+pub fn other_cpu() -> Option<usize> {
+    let me = crate::arch::percpu::cpu_index();
+    crate::arch::percpu::online_cpus()
+        .map(|c| c.index)
+        .find(|&i| i != me)
+}
+
 /// For stress tests: how many times their base iteration count to run (`ktest.stress`).
 pub fn stress_factor() -> u64 {
     RUN.stress.load(Ordering::Relaxed)

@@ -226,14 +226,10 @@ mod ktests {
         /// likely a thread of the test before was freeing memory at that moment.)
         fn a_lock_held_briefly_elsewhere_is_not_left_held() {
             use crate::arch::percpu::{self, CpuSet};
-            if percpu::online_count() < 2 {
+            let Some(other) = ktest::other_cpu() else {
                 return ktest::skip("needs 2 or more CPUs");
-            }
+            };
             let me = percpu::cpu_index();
-            let other = percpu::online_cpus()
-                .map(|c| c.index)
-                .find(|&i| i != me)
-                .expect("a second CPU");
             let held = AtomicBool::new(false);
             let left_held = spin::Mutex::new(None);
             crate::arch::smp::run_in_idle(CpuSet::default().with(me).with(other), &|| {

@@ -547,11 +547,10 @@ mod ktests {
     ktest! {
         /// synchronize_rcu returns only after a read section that began before it has ended.
         fn synchronize_waits_for_a_running_reader() {
-            if percpu::online_count() < 2 {
+            let Some(reader_cpu) = ktest::other_cpu() else {
                 return ktest::skip("needs 2 or more CPUs");
-            }
+            };
             let me = percpu::cpu_index();
-            let reader_cpu = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
             let entered = AtomicBool::new(false);
             let left = AtomicBool::new(false);
             let left_before_sync_returned = AtomicBool::new(false);
@@ -694,11 +693,10 @@ mod ktests {
     ktest! {
         /// A grace period held up past the stall timeout prints a warning naming the CPU.
         fn stall_warning_names_the_cpu_holding_the_grace_period() {
-            if percpu::online_count() < 2 {
+            let Some(holder) = ktest::other_cpu() else {
                 return ktest::skip("needs 2 or more CPUs");
-            }
+            };
             let me = percpu::cpu_index();
-            let holder = percpu::online_cpus().map(|c| c.index).find(|&i| i != me).unwrap();
             let saved = STALL_AFTER_NS.swap(50_000_000, Ordering::Relaxed);
             let warnings_before = STALL_WARNINGS.load(Ordering::Relaxed);
             let entered = AtomicBool::new(false);

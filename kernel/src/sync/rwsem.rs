@@ -292,14 +292,10 @@ mod ktests {
         /// so the test passes when one of five does not; with a spin of `SPIN_NS` alone every
         /// attempt sleeps.)
         fn waiter_spins_while_the_writer_runs() {
-            if percpu::online_count() < 2 {
+            let Some(other) = ktest::other_cpu() else {
                 return ktest::skip("needs 2 or more CPUs");
-            }
+            };
             let me = percpu::cpu_index();
-            let other = percpu::online_cpus()
-                .map(|c| c.index)
-                .find(|&i| i != me)
-                .expect("a second CPU");
             for _ in 0..5 {
                 let lock = RwSem::new();
                 let held = AtomicBool::new(false);
