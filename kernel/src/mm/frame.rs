@@ -7,23 +7,27 @@
 //!
 //! The per-CPU caches keep the page-fault path off the allocator lock: a fault takes a frame
 //! from its CPU's cache, and unmapping returns frames to the unmapping CPU's cache. A cache
-//! that runs dry takes [`CACHE_BATCH`] frames under one lock acquisition; one that overflows
-//! gives [`CACHE_BATCH`] back the same way. Only the owning CPU touches its cache, with
-//! interrupts disabled (so an interrupt handler on the same CPU cannot interleave); other CPUs
-//! only read the count, for [`stats`]. Cached frames count as free.
+//! that runs dry takes [`CACHE_BATCH`] frames under one acquisition of the allocator lock; one
+//! that overflows gives [`CACHE_BATCH`] back the same way. Cached frames count as free.
 //!
-//! How many frames a cache keeps is set once the CPUs are up ([`size_cpu_caches`]): up to
-//! [`CACHE_CAPACITY`], but all caches together hold at most 1/32 of memory, since a process
-//! that runs out sees `ENOMEM` while other CPUs' caches still hold frames. A big cache lets a
-//! thread that unmaps a region and maps it again (will-it-scale's page_fault1, bench scenario
-//! `a`: 1024 pages a round) get its frames back without the lock.
+//! Each cache has a lock of its own, which only its CPU takes on the fast path (uncontended);
+//! another CPU takes it only to drain the cache when memory runs short. Lock order: a cache,
+//! then the allocator; the kernel heap's lock comes before both (heap growth allocates frames).
+//! Nothing allocates from the heap while holding a cache's lock.
+//!
+//! How many frames a cache keeps is set once the CPUs are up ([`size_cpu_caches`]): all caches
+//! together up to 1/8 of memory, each up to [`MAX_CACHE_FRAMES`]. That is enough for a thread
+//! that unmaps a region and maps it again to get its frames back without the allocator lock,
+//! up to will-it-scale's page_fault1 (128 MiB regions: bench scenario `a`). The caches never
+//! cost anyone memory: when the allocator runs short, [`allocate`] and [`allocate_for_user`]
+//! drain every CPU's cache into it and try again, so `ENOMEM` means memory is really gone.
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+use alloc::vec::Vec;
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{BuddyAllocator, FRAME_SIZE};
-use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sync::IrqSpinLock;
@@ -62,8 +66,13 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     );
 }
 
-/// `2^order` contiguous frames; `None` when memory is exhausted.
+/// `2^order` contiguous frames; `None` when memory is exhausted (after draining the per-CPU
+/// caches into the allocator).
 pub fn allocate(order: usize) -> Option<u64> {
+    if let Some(phys) = FRAMES.lock().allocate(order) {
+        return Some(phys);
+    }
+    drain_cpu_caches();
     FRAMES.lock().allocate(order)
 }
 
@@ -71,20 +80,27 @@ pub fn allocate(order: usize) -> Option<u64> {
 /// this, so a process that eats all memory is killed while the kernel can still allocate.
 pub const USER_RESERVE_FRAMES: usize = 2048;
 
-/// Frames one CPU's cache can hold (its array's size).
-const CACHE_CAPACITY: usize = 2048;
+/// The most frames one CPU's cache keeps (256 MiB of memory; its array takes 512 KiB).
+const MAX_CACHE_FRAMES: usize = 65_536;
 /// Frames moved between a cache and the buddy allocator per lock acquisition.
 const CACHE_BATCH: usize = 64;
-/// Frames one CPU's cache keeps before it gives a batch back: [`CACHE_CAPACITY`] or less, set
-/// by [`size_cpu_caches`]; until then (one CPU, early boot) a modest default.
-static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(8 * CACHE_BATCH);
 
-/// Sizes the per-CPU caches for `cpus` CPUs: together at most 1/32 of all frames, each at least
-/// a few batches and at most [`CACHE_CAPACITY`].
+/// Sizes the per-CPU caches of the `cpus` CPUs online: together at most 1/8 of all frames,
+/// each at least a few batches and at most [`MAX_CACHE_FRAMES`]. Until then the caches hold
+/// nothing and user frames come straight from the allocator.
 pub fn size_cpu_caches(cpus: usize) {
     let total = FRAMES.lock().stats().total_frames;
-    let limit = (total / (32 * cpus.max(1))).clamp(4 * CACHE_BATCH, CACHE_CAPACITY);
-    CACHE_LIMIT.store(limit, Ordering::Relaxed);
+    let limit = (total / (8 * cpus.max(1))).clamp(4 * CACHE_BATCH, MAX_CACHE_FRAMES);
+    for cpu in percpu::online_cpus() {
+        // Allocated outside the cache's lock (nothing allocates under it), then swapped in
+        // with the frames the cache holds so far.
+        let mut frames = Vec::with_capacity(limit);
+        let mut cache = CACHES[cpu.index].frames.lock();
+        frames.append(&mut cache);
+        core::mem::swap(&mut *cache, &mut frames);
+        drop(cache);
+        drop(frames);
+    }
     log::info!(
         "frames: each CPU caches up to {limit} frames ({} KiB)",
         limit * FRAME_SIZE as usize / 1024
@@ -94,81 +110,111 @@ pub fn size_cpu_caches(cpus: usize) {
 /// One CPU's free single frames.
 #[repr(align(64))]
 struct FrameCache {
-    /// `frames[..count]` are free. Only the owning CPU touches it, with interrupts disabled.
-    frames: UnsafeCell<[u64; CACHE_CAPACITY]>,
-    /// Written only by the owning CPU (interrupts disabled); read by anyone for [`stats`].
+    /// The free frames; never grows beyond its capacity, which [`size_cpu_caches`] sets (so
+    /// nothing allocates under the lock). Taken by the owning CPU, and by [`drain_cpu_caches`].
+    frames: IrqSpinLock<Vec<u64>>,
+    /// `frames.len()`, mirrored under the lock, for [`stats`] to read without it.
     count: AtomicUsize,
 }
 
-// SAFETY: `frames` is only accessed by the CPU that owns the cache, with interrupts disabled
-// (see `with_local_cache`), so no two accesses ever overlap.
-unsafe impl Sync for FrameCache {}
-
 static CACHES: [FrameCache; MAX_CPUS] = [const {
     FrameCache {
-        frames: UnsafeCell::new([0; CACHE_CAPACITY]),
+        frames: IrqSpinLock::new(Vec::new()),
         count: AtomicUsize::new(0),
     }
 }; MAX_CPUS];
 
-/// Runs `f` on this CPU's cache (its frames and their count), with interrupts disabled.
-fn with_local_cache<R>(f: impl FnOnce(&mut [u64; CACHE_CAPACITY], &mut usize) -> R) -> R {
-    without_interrupts(|| {
-        let cache = &CACHES[percpu::cpu_index()];
-        let mut count = cache.count.load(Ordering::Relaxed);
-        // SAFETY: this is the current CPU's cache and interrupts are off: nothing else can
-        // touch `frames` until this returns (kernel code is not preempted, and the task cannot
-        // move to another CPU without sleeping).
-        let frames = unsafe { &mut *cache.frames.get() };
-        let result = f(frames, &mut count);
-        cache.count.store(count, Ordering::Relaxed);
-        result
-    })
+/// Runs `f` on this CPU's cache under its lock (interrupts disabled).
+fn with_local_cache<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    let cache = &CACHES[percpu::cpu_index()];
+    let mut frames = cache.frames.lock();
+    let result = f(&mut frames);
+    cache.count.store(frames.len(), Ordering::Relaxed);
+    result
 }
 
 /// One frame for user memory or a user page table, unless only the kernel's reserve is left
-/// in the buddy allocator (frames already in this CPU's cache are handed out regardless).
+/// (after draining every CPU's cache into the allocator); frames already in this CPU's cache
+/// are handed out regardless.
 pub fn allocate_for_user() -> Option<u64> {
-    with_local_cache(|frames, count| {
-        if *count == 0 {
-            let mut buddy = FRAMES.lock();
-            let spare = buddy
-                .stats()
-                .free_frames
-                .saturating_sub(USER_RESERVE_FRAMES);
-            for _ in 0..spare.min(CACHE_BATCH) {
-                match buddy.allocate(0) {
-                    Some(phys) => {
-                        frames[*count] = phys;
-                        *count += 1;
-                    }
-                    None => break,
-                }
+    if let Some(phys) = take_for_user() {
+        return Some(phys);
+    }
+    drain_cpu_caches();
+    take_for_user()
+}
+
+/// [`allocate_for_user`] without the drain: from this CPU's cache, refilled from the allocator
+/// (with a batch if the cache has room, else one frame).
+fn take_for_user() -> Option<u64> {
+    with_local_cache(|frames| {
+        if let Some(phys) = frames.pop() {
+            return Some(phys);
+        }
+        let mut buddy = FRAMES.lock();
+        let spare = buddy
+            .stats()
+            .free_frames
+            .saturating_sub(USER_RESERVE_FRAMES);
+        // A batch (as much as the cache holds), one frame of which is handed out; with no
+        // cache yet (early boot), the one frame straight from the allocator.
+        for _ in 0..spare.min(CACHE_BATCH).min(frames.capacity()) {
+            match buddy.allocate(0) {
+                Some(phys) => frames.push(phys),
+                None => break,
             }
         }
-        if *count == 0 {
-            return None;
+        match frames.pop() {
+            Some(phys) => Some(phys),
+            None if spare > 0 => buddy.allocate(0),
+            None => None,
         }
-        *count -= 1;
-        Some(frames[*count])
     })
 }
 
-/// Returns a single frame that held user memory or a user page table (to this CPU's cache).
+/// Returns a single frame that held user memory or a user page table (to this CPU's cache;
+/// a full cache first gives a batch back to the allocator).
 pub fn free_user(phys: u64) {
-    with_local_cache(|frames, count| {
-        if *count >= CACHE_LIMIT.load(Ordering::Relaxed) {
+    with_local_cache(|frames| {
+        if frames.len() == frames.capacity() {
+            let spill = frames.len().min(CACHE_BATCH);
             let mut buddy = FRAMES.lock();
-            for &frame in &frames[*count - CACHE_BATCH..*count] {
-                if let Err(error) = buddy.free(frame, 0) {
-                    panic!("frame allocator: {error}");
-                }
+            for frame in frames.drain(frames.len() - spill..) {
+                give_back(&mut buddy, frame);
             }
-            *count -= CACHE_BATCH;
+            if frames.len() == frames.capacity() {
+                // No cache yet (early boot): straight to the allocator.
+                give_back(&mut buddy, phys);
+                return;
+            }
         }
-        frames[*count] = phys;
-        *count += 1;
+        frames.push(phys);
     });
+}
+
+fn give_back(buddy: &mut BuddyAllocator, phys: u64) {
+    if let Err(error) = buddy.free(phys, 0) {
+        panic!("frame allocator: {error}");
+    }
+}
+
+/// Moves every CPU's cached frames back into the allocator (memory is short). One cache at a
+/// time, and never while holding another: the caller must hold no cache's lock.
+fn drain_cpu_caches() {
+    if cached_frames() == 0 {
+        return;
+    }
+    for cache in &CACHES {
+        if cache.count.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let mut frames = cache.frames.lock();
+        let mut buddy = FRAMES.lock();
+        for frame in frames.drain(..) {
+            give_back(&mut buddy, frame);
+        }
+        cache.count.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Frames sitting in the per-CPU caches.
@@ -284,7 +330,8 @@ mod ktests {
         /// refills; freeing them overflows the cache into the buddy allocator in batches, and
         /// every frame is accounted for throughout.
         fn user_frames_pass_through_the_cpu_cache() {
-            let limit = super::CACHE_LIMIT.load(core::sync::atomic::Ordering::Relaxed);
+            let me = crate::arch::percpu::cpu_index();
+            let limit = super::CACHES[me].frames.lock().capacity();
             let count = limit + 3 * super::CACHE_BATCH + 7;
             // Both vectors first: the heap must not grow (and take frames) while we count.
             let mut taken = Vec::with_capacity(count);
@@ -304,37 +351,53 @@ mod ktests {
                 super::free_user(phys);
             }
             assert_eq!(stats().free_frames, before, "frames lost on the way back");
-            let cached = super::CACHES[crate::arch::percpu::cpu_index()]
-                .count
-                .load(core::sync::atomic::Ordering::Relaxed);
+            let cached = super::CACHES[me].count.load(Ordering::Relaxed);
             assert!(cached <= limit, "the cache outgrew its limit {limit}: {cached}");
         }
     }
 
     ktest! {
-        /// Taking every frame ends in `None`, not a panic, and everything comes back.
+        /// Taking every frame ends in `None`, not a panic, and everything comes back. Frames
+        /// sitting in this CPU's cache and in another CPU's are drained into the allocator and
+        /// handed out too: memory is exhausted only when the caches are empty.
         fn exhaustion_is_clean() {
             // Room for every frame, reserved first: the heap must not grow (and take frames)
             // while the test counts them.
             let mut taken = Vec::with_capacity(stats().free_frames);
             let before = stats();
+            let fill_cache = || {
+                let mut frames = [0u64; 3 * super::CACHE_BATCH];
+                for frame in &mut frames {
+                    *frame = super::allocate_for_user().expect("frames for the test");
+                }
+                for frame in frames {
+                    super::free_user(frame);
+                }
+            };
+            fill_cache();
+            if let Some(other) = ktest::other_cpu() {
+                let cpus = crate::arch::percpu::CpuSet::default().with(other);
+                crate::arch::smp::run_in_idle(cpus, &fill_cache);
+                assert!(
+                    super::CACHES[other].count.load(Ordering::Relaxed) > 0,
+                    "CPU {other} cached none of the frames it freed"
+                );
+            }
+            assert!(super::cached_frames() > 0, "no frames cached before exhaustion");
             for order in (0..=buddy::MAX_ORDER).rev() {
                 while let Some(phys) = allocate(order) {
                     taken.push((phys, order));
                 }
             }
-            assert_eq!(
-                stats().free_frames - super::cached_frames(),
-                0,
-                "frames left in the buddy allocator after exhaustion"
-            );
-            assert!(allocate(0).is_none());
+            assert_eq!(super::cached_frames(), 0, "frames left in a CPU cache after exhaustion");
+            assert_eq!(stats().free_frames, 0, "frames left in the allocator after exhaustion");
+            assert!(super::allocate_for_user().is_none());
+            let taken_frames: usize = taken.iter().map(|&(_, order)| 1 << order).sum();
+            assert_eq!(taken_frames, before.free_frames, "frames went missing");
             for (phys, order) in taken {
                 free(phys, order);
             }
-            let after = stats();
-            assert_eq!(before.free_frames, after.free_frames);
-            assert_eq!(before.free_blocks, after.free_blocks);
+            assert_eq!(before.free_frames, stats().free_frames);
         }
     }
 }
