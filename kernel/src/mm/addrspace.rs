@@ -377,15 +377,21 @@ impl Mm {
 
     /// Clears the entries of `range`, keeping their pages for `retire`.
     fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
-        let mut old_entries = Vec::new();
-        pagetable::take_range(self.root, range.start, range.end, &mut old_entries);
-        for entry in old_entries {
-            retired.changed_entries = true;
-            let phys = entry & pagetable::ADDRESS_MASK;
-            if phys != zero_page() {
-                retired.pages.push(phys);
+        let pages = &mut retired.pages;
+        let first = pages.len();
+        pagetable::take_range(self.root, range.start, range.end, pages);
+        retired.changed_entries |= pages.len() > first;
+        // The entries taken become the frames they held, less the shared zero page.
+        let zero = zero_page();
+        let mut kept = first;
+        for index in first..pages.len() {
+            let phys = pages[index] & pagetable::ADDRESS_MASK;
+            if phys != zero {
+                pages[kept] = phys;
+                kept += 1;
             }
         }
+        pages.truncate(kept);
     }
 
     /// Shoots down stale translations, then frees what the edit retired.
@@ -406,12 +412,8 @@ impl Mm {
             }
         }
         self.resident_pages.add(-(retired.pages.len() as i64));
-        for phys in retired.pages {
-            frame::free_user(phys);
-        }
-        for table in retired.tables {
-            frame::free_user(table);
-        }
+        frame::free_user_frames(&retired.pages);
+        frame::free_user_frames(&retired.tables);
         self.detached_vmas.lock().extend(retired.vmas);
     }
 

@@ -84,6 +84,9 @@ pub const USER_RESERVE_FRAMES: usize = 2048;
 const MAX_CACHE_FRAMES: usize = 65_536;
 /// Frames moved between a cache and the buddy allocator per lock acquisition.
 const CACHE_BATCH: usize = 64;
+/// Frames [`free_user_frames`] returns per acquisition of the cache's lock (interrupts stay
+/// disabled that long: a few microseconds).
+const FREE_CHUNK: usize = 256;
 
 /// Sizes the per-CPU caches of the `cpus` CPUs online: together at most 1/8 of all frames,
 /// each at least a few batches and at most [`MAX_CACHE_FRAMES`]. Until then the caches hold
@@ -175,21 +178,31 @@ fn take_for_user() -> Option<u64> {
 /// Returns a single frame that held user memory or a user page table (to this CPU's cache;
 /// a full cache first gives a batch back to the allocator).
 pub fn free_user(phys: u64) {
-    with_local_cache(|frames| {
-        if frames.len() == frames.capacity() {
-            let spill = frames.len().min(CACHE_BATCH);
-            let mut buddy = FRAMES.lock();
-            for frame in frames.drain(frames.len() - spill..) {
-                give_back(&mut buddy, frame);
+    free_user_frames(&[phys]);
+}
+
+/// [`free_user`] for many frames (an unmapped range), taking the cache's lock once per
+/// [`FREE_CHUNK`] frames rather than once per frame.
+pub fn free_user_frames(all: &[u64]) {
+    for chunk in all.chunks(FREE_CHUNK) {
+        with_local_cache(|frames| {
+            for &phys in chunk {
+                if frames.len() == frames.capacity() {
+                    let spill = frames.len().min(CACHE_BATCH);
+                    let mut buddy = FRAMES.lock();
+                    for frame in frames.drain(frames.len() - spill..) {
+                        give_back(&mut buddy, frame);
+                    }
+                    if frames.len() == frames.capacity() {
+                        // No cache yet (early boot): straight to the allocator.
+                        give_back(&mut buddy, phys);
+                        continue;
+                    }
+                }
+                frames.push(phys);
             }
-            if frames.len() == frames.capacity() {
-                // No cache yet (early boot): straight to the allocator.
-                give_back(&mut buddy, phys);
-                return;
-            }
-        }
-        frames.push(phys);
-    });
+        });
+    }
 }
 
 fn give_back(buddy: &mut BuddyAllocator, phys: u64) {
@@ -327,8 +340,8 @@ mod ktests {
 
     ktest! {
         /// User frames come from this CPU's cache, distinct and aligned, through several
-        /// refills; freeing them overflows the cache into the buddy allocator in batches, and
-        /// every frame is accounted for throughout.
+        /// refills; freeing them (in chunks, then singly) overflows the cache into the buddy
+        /// allocator in batches, and every frame is accounted for throughout.
         fn user_frames_pass_through_the_cpu_cache() {
             let me = crate::arch::percpu::cpu_index();
             let limit = super::CACHES[me].frames.lock().capacity();
@@ -347,7 +360,10 @@ mod ktests {
             sorted.sort_unstable();
             sorted.dedup();
             assert_eq!(sorted.len(), count, "a frame was handed out twice");
-            for phys in taken {
+            // Most in one call (several chunks, overflowing the cache), the rest one by one.
+            let (many, few) = taken.split_at(count - 5);
+            super::free_user_frames(many);
+            for &phys in few {
                 super::free_user(phys);
             }
             assert_eq!(stats().free_frames, before, "frames lost on the way back");
