@@ -94,11 +94,12 @@ struct BenchArgs {
     /// Guest memory, e.g. 2G.
     #[arg(long, default_value = "2G", value_parser = parse_memory)]
     mem: u32,
-    /// Pages of each region (scenario a maps and unmaps one per round).
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    /// Pages of each region (scenario a maps and unmaps one per round); the default is
+    /// will-it-scale's page_fault1 region, 128 MiB.
+    #[arg(long, default_value_t = 32768, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pages: u32,
     /// Rounds per thread: each thread faults pages x rounds pages per measurement.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rounds: u32,
     /// A Linux kernel (bzImage) to run the same program under as init; may be repeated.
     #[arg(long, value_name = "BZIMAGE")]
