@@ -100,7 +100,8 @@ pub struct Stats {
     pub free_frames: usize,
     /// Number of free blocks of each order.
     pub free_blocks: [usize; ORDERS],
-    /// Successful calls to [`BuddyAllocator::allocate`].
+    /// Blocks handed out: successful calls to [`BuddyAllocator::allocate`], plus every frame
+    /// of [`BuddyAllocator::allocate_singles`].
     pub allocations: u64,
     /// Successful calls to [`BuddyAllocator::free`].
     pub frees: u64,
@@ -467,6 +468,20 @@ impl BuddyAllocator {
         self.stats.free_frames -= 1 << order;
         self.stats.allocations += 1;
         Some(pfn * FRAME_SIZE)
+    }
+
+    /// Allocates `2^order` contiguous frames, as [`allocate`](Self::allocate) does, as that many
+    /// single frames: each then counts as an order-0 allocation of its own and is freed with
+    /// `free(phys, 0)`, in any order. Returns the first frame's address. One block taken off a
+    /// free list instead of `2^order` (a cache refilling with single frames wants this).
+    pub fn allocate_singles(&mut self, order: usize) -> Option<u64> {
+        let phys = self.allocate(order)?;
+        let first = phys / FRAME_SIZE;
+        for pfn in first..first + block_frames(order) {
+            self.set_state(pfn, FrameState::Allocated(0));
+        }
+        self.stats.allocations += block_frames(order) - 1;
+        Some(phys)
     }
 
     /// Returns the block of `2^order` frames at `phys`, obtained from

@@ -334,6 +334,44 @@ fn allocation_splits_and_free_coalesces() {
 }
 
 #[test]
+fn singles_are_freed_one_by_one_and_coalesce() {
+    let arena = Arena::new(8 * MIB);
+    let mut allocator = arena.allocator(&[4 * MIB..8 * MIB]).unwrap();
+    let initial = allocator.stats();
+    let first = allocator.allocate_singles(3).unwrap();
+    assert_eq!(
+        first % (8 * FRAME_SIZE),
+        0,
+        "the block is aligned to its size"
+    );
+    check_invariants(&allocator);
+    assert_eq!(allocator.stats().free_frames, initial.free_frames - 8);
+    assert_eq!(allocator.stats().allocations, 8);
+    // The block is gone: freeing it whole is an order mismatch; each frame is its own.
+    assert_eq!(
+        allocator.free(first, 3),
+        Err(FreeError::OrderMismatch {
+            phys: first,
+            order: 3,
+            allocated_order: 0
+        })
+    );
+    for index in [5, 0, 7, 2, 1, 6, 3, 4] {
+        assert_eq!(allocator.free(first + index * FRAME_SIZE, 0), Ok(()));
+        check_invariants(&allocator);
+    }
+    assert_eq!(
+        allocator.free(first, 0),
+        Err(FreeError::DoubleFree { phys: first })
+    );
+    let stats = allocator.stats();
+    assert_eq!(stats.free_blocks, initial.free_blocks);
+    assert_eq!(stats.free_frames, initial.free_frames);
+    assert_eq!((stats.allocations, stats.frees), (8, 8));
+    assert_eq!(allocator.allocate_singles(MAX_ORDER + 1), None);
+}
+
+#[test]
 fn second_init_is_rejected() {
     let arena = Arena::new(MIB);
     let mut allocator = arena.allocator(&[0..MIB / 2]).unwrap();
@@ -598,6 +636,8 @@ enum BadFree {
 #[derive(Clone, Debug)]
 enum Op {
     Allocate(usize),
+    /// Allocates a block of the order as single frames (each then a live order-0 allocation).
+    AllocateSingles(usize),
     /// Frees the live allocation chosen by the index.
     Free(usize),
     /// Frees every other live allocation, fragmenting memory.
@@ -620,7 +660,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         Just(BadFree::HugeOrder),
     ];
     prop_oneof![
-        12 => order.prop_map(Op::Allocate),
+        12 => order.clone().prop_map(Op::Allocate),
+        3 => order.prop_map(Op::AllocateSingles),
         8 => any::<usize>().prop_map(Op::Free),
         1 => Just(Op::FreeEveryOther),
         1 => (0..4usize).prop_map(Op::Exhaust),
@@ -677,6 +718,32 @@ impl Model<'_> {
         self.arena.fill(phys, order, self.next_tag);
         self.live.insert(phys, (order, self.next_tag));
         Some(phys)
+    }
+
+    fn allocate_singles(&mut self, order: usize) {
+        let before = self.allocator.stats();
+        let Some(phys) = self.allocator.allocate_singles(order) else {
+            if order <= MAX_ORDER {
+                assert_eq!(before.free_blocks[order..], [0; ORDERS][order..]);
+            }
+            assert_eq!(self.allocator.stats(), before);
+            return;
+        };
+        assert!(order <= MAX_ORDER);
+        assert_eq!(phys % (FRAME_SIZE << order), 0, "{phys:#x} is misaligned");
+        assert_eq!(
+            self.allocator.stats().allocations,
+            before.allocations + (1 << order)
+        );
+        for frame in Self::frames_of(phys, order) {
+            assert!(self.managed[frame], "frame {frame:#x} is not managed");
+            assert!(!self.in_use[frame], "frame {frame:#x} is allocated twice");
+            self.in_use[frame] = true;
+            let single = frame as u64 * FRAME_SIZE;
+            self.next_tag = self.next_tag.wrapping_add(1);
+            self.arena.fill(single, 0, self.next_tag);
+            self.live.insert(single, (0, self.next_tag));
+        }
     }
 
     fn free(&mut self, phys: u64) {
@@ -785,6 +852,7 @@ impl Model<'_> {
             Op::Allocate(order) => {
                 self.allocate(order);
             }
+            Op::AllocateSingles(order) => self.allocate_singles(order),
             Op::Free(index) => {
                 if let Some((phys, _)) = self.live(index) {
                     self.free(phys);
