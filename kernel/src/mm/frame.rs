@@ -97,14 +97,14 @@ pub fn size_cpu_caches(cpus: usize) {
     let total = FRAMES.lock().stats().total_frames;
     let limit = (total / (8 * cpus.max(1))).clamp(4 * CACHE_BATCH, MAX_CACHE_FRAMES);
     for cpu in percpu::online_cpus() {
-        // Allocated outside the cache's lock (nothing allocates under it), then swapped in
-        // with the frames the cache holds so far.
+        // Nothing allocates or frees heap memory under a cache's lock: the new vector is
+        // allocated before it is taken, and the old one (empty) is dropped after.
         let mut frames = Vec::with_capacity(limit);
         let mut cache = CACHES[cpu.index].frames.lock();
         frames.append(&mut cache);
-        core::mem::swap(&mut *cache, &mut frames);
+        let old = core::mem::replace(&mut *cache, frames);
         drop(cache);
-        drop(frames);
+        drop(old);
     }
     log::info!(
         "frames: each CPU caches up to {limit} frames ({} KiB)",
