@@ -167,10 +167,12 @@ fn take_for_user() -> Option<u64> {
         // refills often (its CPU faults in what another CPU unmapped) then costs little more
         // than one that does not.
         let batch = spare.min(CACHE_BATCH).min(frames.capacity());
-        match (batch == CACHE_BATCH)
-            .then(|| buddy.allocate_singles(CACHE_BATCH_ORDER))
-            .flatten()
-        {
+        let block = if batch == CACHE_BATCH {
+            buddy.allocate_singles(CACHE_BATCH_ORDER)
+        } else {
+            None
+        };
+        match block {
             Some(first) => frames.extend(
                 (0..CACHE_BATCH as u64)
                     .rev()
@@ -194,7 +196,7 @@ fn take_for_user() -> Option<u64> {
 }
 
 /// Returns a single frame that held user memory or a user page table (to this CPU's cache;
-/// a full cache first gives a batch back to the allocator).
+/// a full cache gives a batch back to the allocator, this frame included).
 pub fn free_user(phys: u64) {
     free_user_frames(&[phys]);
 }
@@ -205,27 +207,26 @@ pub fn free_user_frames(all: &[u64]) {
     for chunk in all.chunks(FREE_CHUNK) {
         with_local_cache(|frames| {
             for &phys in chunk {
-                if frames.len() == frames.capacity() {
-                    let spill = frames.len().min(CACHE_BATCH);
-                    let mut buddy = FRAMES.lock();
-                    for frame in frames.drain(frames.len() - spill..) {
-                        give_back(&mut buddy, frame);
-                    }
-                    if frames.len() == frames.capacity() {
-                        // No cache yet (early boot): straight to the allocator.
-                        give_back(&mut buddy, phys);
-                        continue;
-                    }
+                if frames.len() < frames.capacity() {
+                    frames.push(phys);
+                    continue;
                 }
-                frames.push(phys);
+                // Full (or no cache yet, in early boot): a batch goes back to the allocator,
+                // this frame and the most recently cached ones.
+                let keep = frames.len().saturating_sub(CACHE_BATCH - 1);
+                give_back_all(core::iter::once(phys).chain(frames.drain(keep..)));
             }
         });
     }
 }
 
-fn give_back(buddy: &mut BuddyAllocator, phys: u64) {
-    if let Err(error) = buddy.free(phys, 0) {
-        panic!("frame allocator: {error}");
+/// Frees single frames to the buddy allocator under one acquisition of its lock.
+fn give_back_all(frames: impl Iterator<Item = u64>) {
+    let mut buddy = FRAMES.lock();
+    for phys in frames {
+        if let Err(error) = buddy.free(phys, 0) {
+            panic!("frame allocator: {error}");
+        }
     }
 }
 
@@ -240,10 +241,7 @@ fn drain_cpu_caches() {
             continue;
         }
         let mut frames = cache.frames.lock();
-        let mut buddy = FRAMES.lock();
-        for frame in frames.drain(..) {
-            give_back(&mut buddy, frame);
-        }
+        give_back_all(frames.drain(..));
         cache.count.store(0, Ordering::Relaxed);
     }
 }
