@@ -381,13 +381,13 @@ impl Mm {
         let first = pages.len();
         pagetable::take_range(self.root, range.start, range.end, pages);
         retired.changed_entries |= pages.len() > first;
-        // The entries taken become the frames they held, less the shared zero page.
+        // The shared zero page is not freed. (Only the frames just taken are filtered: an edit
+        // clears one VMA at a time, and the earlier ones are filtered already.)
         let zero = zero_page();
         let mut kept = first;
         for index in first..pages.len() {
-            let phys = pages[index] & pagetable::ADDRESS_MASK;
-            if phys != zero {
-                pages[kept] = phys;
+            if pages[index] != zero {
+                pages[kept] = pages[index];
                 kept += 1;
             }
         }

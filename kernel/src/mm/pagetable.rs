@@ -148,14 +148,14 @@ fn walk_leaves(
     }
 }
 
-/// Clears the leaf entries of `[start, end)` and adds the old values of those that held a page
-/// to `out`.
+/// Clears the leaf entries of `[start, end)` and adds the frames of those that held a page to
+/// `out`.
 pub fn take_range(root: u64, start: u64, end: u64, out: &mut Vec<u64>) {
     for_each_leaf(root, start, end, &mut |slot| {
         if slot.load(Ordering::Relaxed) != 0 {
             let old = slot.swap(0, Ordering::AcqRel);
             if old & MAPS_PAGE != 0 {
-                out.push(old);
+                out.push(old & ADDRESS_MASK);
             }
         }
     });
