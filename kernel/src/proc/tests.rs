@@ -110,9 +110,11 @@ ktest! {
     /// leaks.
     fn benchmark_program_runs_every_scenario() {
         let baseline = Baseline::take();
+        const SCENARIOS: [&str; 7] = ["a", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
+        let scenarios = alloc::format!("scenarios={}", SCENARIOS.join(","));
         let args: [&[u8]; 5] = [
             b"/bin/bench",
-            b"scenarios=a,b,c,d-touched,d-untouched",
+            scenarios.as_bytes(),
             b"threads=1,2",
             b"pages=16",
             b"rounds=2",
@@ -122,7 +124,15 @@ ktest! {
         assert_eq!(process.exit_status(), 0, "bench failed:\n{text}");
         let results: alloc::vec::Vec<&str> =
             text.lines().filter(|l| l.starts_with("bench: scenario=")).collect();
-        assert_eq!(results.len(), 10, "expected 10 results:\n{text}");
+        assert_eq!(results.len(), 2 * SCENARIOS.len(), "expected a result per scenario and thread count:\n{text}");
+        for scenario in SCENARIOS {
+            let prefix = alloc::format!("bench: scenario={scenario} ");
+            assert_eq!(
+                results.iter().filter(|l| l.starts_with(&prefix)).count(),
+                2,
+                "scenario {scenario} at 1 and 2 threads:\n{text}"
+            );
+        }
         let field = |line: &str, key: &str| -> u64 {
             line.split_whitespace()
                 .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))

@@ -13,12 +13,16 @@
 //!   unmaps them (each munmap must shoot down translations on the faulting CPUs);
 //! - `d-untouched`: the same storm without the touching (no shootdown needed);
 //! - `spin`: `b` plus a thread that spins in user space without a system call: the control,
-//!   what one more busy CPU costs by itself (under emulation, host time).
+//!   what one more busy CPU costs by itself (under emulation, host time);
+//! - `spin-pause`: the same spin with `pause` in the loop. QEMU's TCG leaves translated code at
+//!   every `pause` and takes its global lock (the BQL), which it also takes to deliver every
+//!   exception, page faults included; so this control shows what contention for that emulator
+//!   lock alone costs a faulting CPU, with no kernel work on the other CPU.
 //!
 //! The storm works in an area of its own, far from the faulting region, at fixed hints with
 //! gaps, so that its mappings never merge with the faulting VMA.
 //!
-//! Options (defaults in brackets): `scenarios=a,b,c,d-touched,d-untouched,spin` [a],
+//! Options (defaults in brackets): `scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause` [a],
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
@@ -62,6 +66,8 @@ enum Storm {
     /// No system calls at all: the thread only spins in user space (the control, showing
     /// what a second busy CPU costs by itself under emulation).
     Spin,
+    /// `Spin` with `pause` in the loop (the control for the emulator's global lock).
+    SpinPause,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,13 +78,14 @@ enum Scenario {
     SharedRegion(Storm),
 }
 
-const SCENARIOS: [(&str, Scenario); 6] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     ("a", Scenario::OwnRegions),
     ("b", Scenario::SharedRegion(Storm::None)),
     ("c", Scenario::SharedRegion(Storm::Protect)),
     ("d-touched", Scenario::SharedRegion(Storm::Touched)),
     ("d-untouched", Scenario::SharedRegion(Storm::Untouched)),
     ("spin", Scenario::SharedRegion(Storm::Spin)),
+    ("spin-pause", Scenario::SharedRegion(Storm::SpinPause)),
 ];
 
 struct Options {
@@ -231,10 +238,19 @@ const STORM_SLOTS: usize = 64;
 fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
     let mut calls = 0u64;
     let mut i = 0usize;
-    if kind == Storm::Spin {
-        // Plain loads, no `pause`: QEMU's TCG leaves its execution loop at every `pause`.
-        while !stop.load(Ordering::Relaxed) {}
-        return Ok(0);
+    match kind {
+        Storm::Spin => {
+            // Plain loads, no `pause`: QEMU's TCG leaves its execution loop at every `pause`.
+            while !stop.load(Ordering::Relaxed) {}
+            return Ok(0);
+        }
+        Storm::SpinPause => {
+            while !stop.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+            return Ok(0);
+        }
+        _ => {}
     }
     while !stop.load(Ordering::Relaxed) {
         let hint = STORM_AREA + (i % STORM_SLOTS) * 0x10_0000;
@@ -259,7 +275,7 @@ fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
                 calls += 2;
             }
             Storm::Touched => touch(addr, len / PAGE_SIZE),
-            Storm::Untouched | Storm::None | Storm::Spin => {}
+            Storm::Untouched | Storm::None | Storm::Spin | Storm::SpinPause => {}
         }
         sys::munmap(addr, len).map_err(|e| format!("storm munmap: {e}"))?;
         i += 1;
@@ -434,7 +450,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1]"
+                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1]"
             );
             return 2;
         }
