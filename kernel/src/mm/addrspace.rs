@@ -23,6 +23,13 @@
 //! entries, shoots down the TLBs of every CPU that may hold translations (the mm's CPU mask,
 //! read after the entries changed), and only then frees data pages, page-table pages and the
 //! old VMAs.
+//!
+//! The frames of cleared entries wait for the shootdown in a buffer the address space lends to
+//! the edit (Linux's `mmu_gather`). It grows while the heap lets it, up to [`GATHER_MAX`]
+//! frames; when it cannot grow, the edit shoots down and frees what it holds and goes on with
+//! the same room. Every address space keeps [`GATHER_MIN`] frames' worth allocated, so an edit
+//! never needs memory in proportion to its range: killing a process that ate all memory must
+//! not need memory.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -55,12 +62,25 @@ pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (256 << 20);
 /// The end of the lower half: page tables cover user space up to here.
 const LOWER_HALF_END: u64 = 1 << 47;
 
+/// The most frames an edit gathers for one shootdown (256 MiB of user memory).
+const GATHER_MAX: usize = 65_536;
+/// Room for gathered frames that every address space keeps allocated.
+const GATHER_MIN: usize = 512;
+
+/// Edits that shot down and freed part of what they cleared before the end, to make room.
+static EARLY_FLUSHES: AtomicU64 = AtomicU64::new(0);
+/// Test knob: gathering buffers do not grow, as when the heap cannot (see `ktests`).
+static GATHER_CANNOT_GROW: AtomicBool = AtomicBool::new(false);
+
 pub struct Mm {
     pub mmap_lock: RwSem,
     /// The per-VMA-lock sequence (`mm_lock_seq`): odd during a write session.
     pub lock_seq: MmLockSeq,
     /// VMAs the current write session removed and detached, freed when it ends.
     detached_vmas: spin::Mutex<Vec<VmaPtr>>,
+    /// Room for the frames an edit clears, lent to the edit in progress (edits hold
+    /// `mmap_lock` for writing, so one at a time); at least [`GATHER_MIN`] frames.
+    gather: spin::Mutex<Vec<u64>>,
     tree: RangeTree<VmaPtr>,
     /// Physical address of the PML4.
     root: u64,
@@ -75,6 +95,26 @@ pub struct Mm {
     torn_down: AtomicBool,
 }
 
+/// Makes room for more gathered frames: doubles `pages` if the heap allows it, up to
+/// [`GATHER_MAX`]; `false` when it may not grow.
+fn grow_gather(pages: &mut Vec<u64>) -> bool {
+    let additional = pages
+        .capacity()
+        .max(GATHER_MIN)
+        .min(GATHER_MAX.saturating_sub(pages.len()));
+    additional > 0
+        && !GATHER_CANNOT_GROW.load(Ordering::Relaxed)
+        && pages.try_reserve_exact(additional).is_ok()
+}
+
+/// Logs how often edits shot down and freed early for want of room.
+pub fn log_statistics() {
+    log::info!(
+        "address spaces: {} early shootdowns in edits (gathering buffer full)",
+        EARLY_FLUSHES.load(Ordering::Relaxed)
+    );
+}
+
 /// A change to a range of the address space.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Edit {
@@ -86,9 +126,11 @@ pub enum Edit {
     Unmap,
 }
 
-/// Which translations an edit leaves stale, for the shootdown.
-#[derive(Default)]
+/// Which translations an edit leaves stale, for the shootdown, and what it frees after it.
 struct Retired {
+    /// The range the edit may have changed: what a shootdown covers.
+    span: Range<u64>,
+    /// Frames of cleared entries (the address space's gathering buffer, lent).
     pages: Vec<u64>,
     tables: Vec<u64>,
     vmas: Vec<VmaPtr>,
@@ -98,10 +140,13 @@ struct Retired {
 impl Mm {
     /// An empty address space sharing the kernel half; `None` when out of memory.
     pub fn new() -> Option<Self> {
+        let mut gather = Vec::new();
+        gather.try_reserve_exact(GATHER_MIN).ok()?;
         Some(Self {
             mmap_lock: RwSem::new(),
             lock_seq: MmLockSeq::new(),
             detached_vmas: spin::Mutex::new(Vec::new()),
+            gather: spin::Mutex::new(gather),
             tree: RangeTree::new(),
             root: pagetable::new_root()?,
             cpu_mask: AtomicU64::new(0),
@@ -285,7 +330,7 @@ impl Mm {
             self.write_lock_vma(*vma);
             vma.get().lock.vma_mark_attached(&self.lock_seq);
         }
-        let mut retired = Retired::default();
+        let mut retired = self.start_retiring(range.clone());
         self.tree
             .replace(span.clone(), &entries, &RcuReclaim, |_, vma| {
                 retired.vmas.push(vma)
@@ -319,7 +364,7 @@ impl Mm {
                 &mut retired.tables,
             );
         }
-        self.retire(range, retired);
+        self.retire(retired);
         Ok(())
     }
 
@@ -375,46 +420,104 @@ impl Mm {
         (floor, ceiling)
     }
 
-    /// Clears the entries of `range`, keeping their pages for `retire`.
-    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
-        let pages = &mut retired.pages;
-        let first = pages.len();
-        pagetable::take_range(self.root, range.start, range.end, pages);
-        retired.changed_entries |= pages.len() > first;
-        // The shared zero page is not freed. (Only the frames just taken are filtered: an edit
-        // clears one VMA at a time, and the earlier ones are filtered already.)
-        let zero = zero_page();
-        let mut kept = first;
-        for index in first..pages.len() {
-            if pages[index] != zero {
-                pages[kept] = pages[index];
-                kept += 1;
-            }
+    /// What an edit of `span` collects for its shootdown, with the gathering buffer lent.
+    fn start_retiring(&self, span: Range<u64>) -> Retired {
+        Retired {
+            span,
+            pages: core::mem::take(&mut *self.gather.lock()),
+            tables: Vec::new(),
+            vmas: Vec::new(),
+            changed_entries: false,
         }
-        pages.truncate(kept);
     }
 
-    /// Shoots down stale translations, then frees what the edit retired.
-    fn retire(&self, range: Range<u64>, retired: Retired) {
-        if retired.changed_entries || !retired.tables.is_empty() {
-            // The entry changes above must be visible before we read which CPUs to flush
-            // (a CPU that joins later loads the new entries; DESIGN.md §3).
-            fence(Ordering::SeqCst);
-            let cpus = CpuSet(self.cpu_mask.load(Ordering::SeqCst));
-            if !cpus.is_empty() {
-                smp::shootdown(
-                    cpus,
-                    Flush::Range {
-                        start: range.start,
-                        end: range.end,
-                    },
-                );
+    /// Clears the entries of `range`, keeping their pages for `retire`. When the gathering
+    /// buffer is full and may not grow (at [`GATHER_MAX`] frames, or the heap refuses), first
+    /// shoots down and frees what it holds.
+    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
+        let mut from = range.start;
+        loop {
+            let first = retired.pages.len();
+            let stopped = pagetable::take_range(self.root, from, range.end, &mut retired.pages);
+            retired.changed_entries |= retired.pages.len() > first;
+            // The shared zero page is not freed. (Only the frames just taken are filtered;
+            // the earlier ones are filtered already.)
+            let zero = zero_page();
+            let pages = &mut retired.pages;
+            let mut kept = first;
+            for index in first..pages.len() {
+                if pages[index] != zero {
+                    pages[kept] = pages[index];
+                    kept += 1;
+                }
             }
+            pages.truncate(kept);
+            let Some(next) = stopped else {
+                return;
+            };
+            if !grow_gather(&mut retired.pages) {
+                self.free_gathered(retired);
+            }
+            from = next;
+        }
+    }
+
+    /// Shoots down `span` for the CPUs that may hold this address space's translations.
+    fn shoot_down(&self, span: &Range<u64>) {
+        // The entry changes must be visible before we read which CPUs to flush (a CPU that
+        // joins later loads the new entries; DESIGN.md §3).
+        fence(Ordering::SeqCst);
+        let cpus = CpuSet(self.cpu_mask.load(Ordering::SeqCst));
+        if !cpus.is_empty() {
+            smp::shootdown(
+                cpus,
+                Flush::Range {
+                    start: span.start,
+                    end: span.end,
+                },
+            );
+        }
+    }
+
+    /// Makes room in the middle of an edit: shoots down what it changed so far and frees the
+    /// frames it gathered.
+    fn free_gathered(&self, retired: &mut Retired) {
+        if retired.changed_entries {
+            self.shoot_down(&retired.span);
+            retired.changed_entries = false;
         }
         self.resident_pages.add(-(retired.pages.len() as i64));
         frame::free_user_frames(&retired.pages);
-        frame::free_user_frames(&retired.tables);
-        self.detached_vmas.lock().extend(retired.vmas);
+        retired.pages.clear();
+        EARLY_FLUSHES.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Shoots down stale translations, then frees what the edit retired and takes the
+    /// gathering buffer back.
+    fn retire(&self, retired: Retired) {
+        let Retired {
+            span,
+            mut pages,
+            tables,
+            vmas,
+            changed_entries,
+        } = retired;
+        if changed_entries || !tables.is_empty() {
+            self.shoot_down(&span);
+        }
+        self.resident_pages.add(-(pages.len() as i64));
+        frame::free_user_frames(&pages);
+        frame::free_user_frames(&tables);
+        self.detached_vmas.lock().extend(vmas);
+        pages.clear();
+        if pages.capacity() > GATHER_MIN {
+            // Keep only the guaranteed room between edits, if the heap gives it.
+            let mut small = Vec::new();
+            if small.try_reserve_exact(GATHER_MIN).is_ok() {
+                pages = small;
+            }
+        }
+        *self.gather.lock() = pages;
     }
 
     /// Drops the translation of the page at `page` on every CPU that has this address space
@@ -436,14 +539,14 @@ impl Mm {
     /// Drops the pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Only ranges that
     /// VMAs cover are touched, each write-locked first. Caller holds [`Mm::write_lock`].
     pub fn zap(&self, range: Range<u64>) {
-        let mut retired = Retired::default();
+        let mut retired = self.start_retiring(range.clone());
         for vma in self.vmas_in(range.clone()) {
             self.write_lock_vma(vma);
             let vma = vma.get();
             let part = vma.start().max(range.start)..vma.end().min(range.end);
             self.clear_pages(part, &mut retired);
         }
-        self.retire(range, retired);
+        self.retire(retired);
     }
 
     /// Unmaps everything and frees the page tables: the address space is empty afterwards. No
@@ -556,4 +659,77 @@ pub fn load_root(root: u64) {
     // SAFETY: `root` is a complete PML4 whose kernel half is the kernel's own, so the kernel
     // keeps running unchanged; only the user half differs.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}
+
+mod ktests {
+    use core::sync::atomic::Ordering;
+
+    use super::{EARLY_FLUSHES, GATHER_CANNOT_GROW, GATHER_MIN};
+    use crate::arch::uaccess::write_user;
+    use crate::ktest;
+    use crate::mm::mmap::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use crate::mm::torture::{address_space, start_in};
+
+    const PAGE: u64 = 4096;
+    const BASE: u64 = 0x4000_0000;
+    /// Four full batches of the room every address space keeps, and a few pages more.
+    const PAGES: u64 = 4 * GATHER_MIN as u64 + 3;
+
+    /// Maps `PAGES` pages at `BASE` in a new address space and writes every one of them.
+    fn touched_region(name: &str) -> alloc::sync::Arc<crate::proc::Process> {
+        let space = address_space(name);
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+        mmap::mmap(
+            &space.mm,
+            BASE,
+            PAGES * PAGE,
+            PROT_READ | PROT_WRITE,
+            flags,
+            u64::MAX,
+            0,
+        )
+        .expect("map the region");
+        let writer = start_in(&space, || {
+            for page in 0..PAGES {
+                write_user(BASE + page * PAGE, &page).expect("write a page");
+            }
+        });
+        assert!(
+            writer.wait_timeout(60_000_000_000),
+            "the writer never finished"
+        );
+        assert_eq!(space.mm.resident_pages.sum(), PAGES as i64);
+        space
+    }
+
+    ktest! {
+        timeout_ms = 120_000;
+        /// Unmapping needs no memory in proportion to what it unmaps. With the gathering buffer
+        /// unable to grow, as when the heap cannot (killing a process that ate all memory), a
+        /// munmap shoots down and frees in batches of the room every address space keeps, and
+        /// frees every page; with the heap willing, the buffer grows and there is one shootdown.
+        fn unmapping_frees_in_batches_when_the_gather_cannot_grow() {
+            let space = touched_region("gather-refused");
+            let before = EARLY_FLUSHES.load(Ordering::Relaxed);
+            GATHER_CANNOT_GROW.store(true, Ordering::Relaxed);
+            let unmapped = mmap::munmap(&space.mm, BASE, PAGES * PAGE);
+            GATHER_CANNOT_GROW.store(false, Ordering::Relaxed);
+            unmapped.expect("munmap");
+            assert_eq!(space.mm.resident_pages.sum(), 0, "pages left mapped");
+            assert_eq!(
+                EARLY_FLUSHES.load(Ordering::Relaxed) - before,
+                PAGES / GATHER_MIN as u64,
+                "one early shootdown per full batch"
+            );
+            assert_eq!(space.mm.gather.lock().capacity(), GATHER_MIN, "the buffer grew");
+            space.mm.teardown();
+
+            let space = touched_region("gather-grows");
+            let before = EARLY_FLUSHES.load(Ordering::Relaxed);
+            mmap::munmap(&space.mm, BASE, PAGES * PAGE).expect("munmap");
+            assert_eq!(space.mm.resident_pages.sum(), 0, "pages left mapped");
+            assert_eq!(EARLY_FLUSHES.load(Ordering::Relaxed), before, "an early shootdown");
+            space.mm.teardown();
+        }
+    }
 }

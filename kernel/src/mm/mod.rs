@@ -75,4 +75,5 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
 pub fn log_statistics() {
     frame::log_statistics();
     heap::log_statistics();
+    addrspace::log_statistics();
 }

@@ -14,6 +14,7 @@
 //! remains, so no fault can be walking them, and only after the TLB shootdown.
 
 use alloc::vec::Vec;
+use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::{frame, phys_to_virt};
@@ -108,20 +109,26 @@ pub fn lookup_or_create(root: u64, addr: u64) -> Option<&'static AtomicU64> {
     Some(&entries(table)[index(addr, 1)])
 }
 
-/// Calls `visit` with every leaf entry slot of `[start, end)` whose page table exists,
-/// descending only into present tables (so a sparse range costs what is mapped, not its size).
-fn for_each_leaf(root: u64, start: u64, end: u64, visit: &mut impl FnMut(&AtomicU64)) {
-    walk_leaves(root, 4, 0, start, end, visit);
+/// Calls `visit` with the address and slot of every leaf entry of `[start, end)` whose page
+/// table exists, descending only into present tables (so a sparse range costs what is mapped,
+/// not its size), until `visit` breaks.
+fn for_each_leaf<B>(
+    root: u64,
+    start: u64,
+    end: u64,
+    visit: &mut impl FnMut(u64, &AtomicU64) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    walk_leaves(root, 4, 0, start, end, visit)
 }
 
-fn walk_leaves(
+fn walk_leaves<B>(
     table: u64,
     level: u32,
     base: u64,
     start: u64,
     end: u64,
-    visit: &mut impl FnMut(&AtomicU64),
-) {
+    visit: &mut impl FnMut(u64, &AtomicU64) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let span = entry_span(level);
     let first = (start.saturating_sub(base) / span) as usize;
     for i in first..ENTRIES {
@@ -130,12 +137,13 @@ fn walk_leaves(
             break;
         }
         let slot = &entries(table)[i];
-        if level == 1 {
-            visit(slot);
-            continue;
-        }
-        let entry = slot.load(Ordering::Acquire);
-        if entry & PRESENT != 0 {
+        let flow = if level == 1 {
+            visit(entry_base, slot)
+        } else {
+            let entry = slot.load(Ordering::Acquire);
+            if entry & PRESENT == 0 {
+                continue;
+            }
             walk_leaves(
                 entry & ADDRESS_MASK,
                 level - 1,
@@ -143,28 +151,39 @@ fn walk_leaves(
                 start.max(entry_base),
                 end,
                 visit,
-            );
+            )
+        };
+        if flow.is_break() {
+            return flow;
         }
     }
+    ControlFlow::Continue(())
 }
 
 /// Clears the leaf entries of `[start, end)` and adds the frames of those that held a page to
-/// `out`.
-pub fn take_range(root: u64, start: u64, end: u64, out: &mut Vec<u64>) {
-    for_each_leaf(root, start, end, &mut |slot| {
-        if slot.load(Ordering::Relaxed) != 0 {
-            let old = slot.swap(0, Ordering::AcqRel);
-            if old & MAPS_PAGE != 0 {
-                out.push(old & ADDRESS_MASK);
-            }
+/// `out`, without ever growing it: when `out` is full, stops before the next entry to clear and
+/// returns that entry's address (the caller makes room, then calls again from there).
+pub fn take_range(root: u64, start: u64, end: u64, out: &mut Vec<u64>) -> Option<u64> {
+    for_each_leaf(root, start, end, &mut |addr, slot| {
+        if slot.load(Ordering::Relaxed) == 0 {
+            return ControlFlow::Continue(());
         }
-    });
+        if out.len() == out.capacity() {
+            return ControlFlow::Break(addr);
+        }
+        let old = slot.swap(0, Ordering::AcqRel);
+        if old & MAPS_PAGE != 0 {
+            out.push(old & ADDRESS_MASK);
+        }
+        ControlFlow::Continue(())
+    })
+    .break_value()
 }
 
 /// Rewrites the leaf entries in `[start, end)` that hold a page with `update`.
 pub fn update_range(root: u64, start: u64, end: u64, update: impl Fn(u64) -> u64) -> bool {
     let mut changed = false;
-    for_each_leaf(root, start, end, &mut |slot| {
+    let _: ControlFlow<()> = for_each_leaf(root, start, end, &mut |_, slot| {
         let mut old = slot.load(Ordering::Acquire);
         while old & MAPS_PAGE != 0 {
             let new = update(old);
@@ -179,6 +198,7 @@ pub fn update_range(root: u64, start: u64, end: u64, update: impl Fn(u64) -> u64
                 Err(current) => old = current,
             }
         }
+        ControlFlow::Continue(())
     });
     changed
 }

@@ -49,13 +49,16 @@ impl Rng {
 }
 
 /// A process with an empty address space, for kernel threads to work in.
-fn address_space(name: &str) -> Arc<Process> {
+pub(super) fn address_space(name: &str) -> Arc<Process> {
     let mm = Box::new(Mm::new().expect("memory for an address space"));
     Arc::new(Process::new(name, mm, false))
 }
 
 /// Starts a kernel thread in `process`'s address space; returns its completion.
-fn start_in(process: &Arc<Process>, body: impl FnOnce() + Send + 'static) -> Arc<Completion> {
+pub(super) fn start_in(
+    process: &Arc<Process>,
+    body: impl FnOnce() + Send + 'static,
+) -> Arc<Completion> {
     let done = Arc::new(Completion::new());
     let finished = done.clone();
     let user = UserThread::new(process.clone(), 0, 0, Default::default());
