@@ -473,7 +473,10 @@ pub fn idle_loop() -> ! {
             if let Some(task) = stolen {
                 cpu.sched.run_queue.lock().push_back(task);
             }
-            if queued || cpu.sched.queued() > 0 {
+            // A switch that a tick or a wake-up asked for is the idle task's to take even when
+            // nothing is queued (the woken task may have gone elsewhere, or been stolen):
+            // `schedule` clears the request, or this CPU would never halt again.
+            if queued || cpu.sched.queued() > 0 || cpu.sched.need_resched.load(Ordering::Relaxed) {
                 schedule();
             }
             cpu.sched.queued() > 0 || cpu.sched.need_resched.load(Ordering::Relaxed)

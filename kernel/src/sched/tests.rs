@@ -180,3 +180,36 @@ ktest! {
         assert!(slept >= 20_000_000, "woke after {slept} ns");
     }
 }
+
+ktest! {
+    timeout_ms = 60_000;
+    /// An idle CPU left with a switch request and nothing to run (the task a tick or a wake-up
+    /// meant may have gone to another CPU) takes the request and halts again, instead of
+    /// running its idle loop without a break. (Found with 8 emulated CPUs on 2 host cores,
+    /// where the idle CPUs that never halted slowed the one busy CPU several times over.)
+    fn an_idle_cpu_with_a_stale_switch_request_halts() {
+        let Some(other) = ktest::other_cpu() else {
+            return ktest::skip("needs 2 or more CPUs");
+        };
+        let cpu = percpu::cpu(other).expect("an online CPU");
+        let deadline = crate::time::now_ns() + 5_000_000_000;
+        while !cpu.sched.is_idle() {
+            assert!(crate::time::now_ns() < deadline, "cpu{other} never went idle");
+            crate::sched::yield_now();
+        }
+        let (passes, halts, ticks) = (
+            cpu.idle_passes.load(Ordering::Relaxed),
+            cpu.idle_halts.load(Ordering::Relaxed),
+            cpu.ticks.load(Ordering::Relaxed),
+        );
+        cpu.sched.need_resched.store(true, Ordering::Relaxed);
+        crate::sched::timer::sleep_ns(100_000_000).expect("not killed");
+        let passes = cpu.idle_passes.load(Ordering::Relaxed) - passes;
+        let halts = cpu.idle_halts.load(Ordering::Relaxed) - halts;
+        let ticks = cpu.ticks.load(Ordering::Relaxed) - ticks;
+        assert!(
+            halts > 0 && passes <= 4 * ticks + 50,
+            "cpu{other}: {passes} idle passes and {halts} halts in {ticks} ticks"
+        );
+    }
+}

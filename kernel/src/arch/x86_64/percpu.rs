@@ -37,6 +37,9 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// Call IPIs taken (TLB shootdowns and other cross-CPU calls, see `smp::call_many`).
     pub call_interrupts: AtomicU64,
+    /// Passes of the idle loop, and how many of them ended in `hlt` (written by this CPU).
+    pub idle_passes: AtomicU64,
+    pub idle_halts: AtomicU64,
     /// GDT, TSS and interrupt stacks, built by the CPU itself as it starts.
     pub tables: CpuTables,
     /// Cross-CPU function calls waiting for this CPU (see `smp::call_many`).
@@ -66,6 +69,8 @@ impl PerCpu {
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             call_interrupts: AtomicU64::new(0),
+            idle_passes: AtomicU64::new(0),
+            idle_halts: AtomicU64::new(0),
             tables: CpuTables::new(),
             call_queue: super::smp::CallQueue::new(),
             idle_work: super::smp::IdleWork::new(),
