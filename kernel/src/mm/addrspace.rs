@@ -486,10 +486,15 @@ impl Mm {
             self.shoot_down(&retired.span);
             retired.changed_entries = false;
         }
-        self.resident_pages.add(-(retired.pages.len() as i64));
-        frame::free_user_frames(&retired.pages);
-        retired.pages.clear();
+        self.free_pages(&mut retired.pages);
         EARLY_FLUSHES.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frees gathered data pages (after their shootdown) and empties the buffer.
+    fn free_pages(&self, pages: &mut Vec<u64>) {
+        self.resident_pages.add(-(pages.len() as i64));
+        frame::free_user_frames(pages);
+        pages.clear();
     }
 
     /// Shoots down stale translations, then frees what the edit retired and takes the
@@ -505,11 +510,9 @@ impl Mm {
         if changed_entries || !tables.is_empty() {
             self.shoot_down(&span);
         }
-        self.resident_pages.add(-(pages.len() as i64));
-        frame::free_user_frames(&pages);
+        self.free_pages(&mut pages);
         frame::free_user_frames(&tables);
         self.detached_vmas.lock().extend(vmas);
-        pages.clear();
         if pages.capacity() > GATHER_MIN {
             // Keep only the guaranteed room between edits, if the heap gives it.
             let mut small = Vec::new();
