@@ -234,23 +234,23 @@ fn shared_region(start: &StartLine, base: usize, pages: usize) -> Result<ThreadR
 const STORM_AREA: usize = 0x6000_0000_0000;
 const STORM_SLOTS: usize = 64;
 
+/// The controls' thread: spins until `stop`, with plain loads or with `pause` in the loop
+/// (QEMU's TCG leaves its execution loop, and takes its global lock, at every `pause`).
+fn spin(pause: bool, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        if pause {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// Runs the storm until `stop`; returns the number of mmap/mprotect/munmap calls made.
 fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
     let mut calls = 0u64;
     let mut i = 0usize;
-    match kind {
-        Storm::Spin => {
-            // Plain loads, no `pause`: QEMU's TCG leaves its execution loop at every `pause`.
-            while !stop.load(Ordering::Relaxed) {}
-            return Ok(0);
-        }
-        Storm::SpinPause => {
-            while !stop.load(Ordering::Relaxed) {
-                core::hint::spin_loop();
-            }
-            return Ok(0);
-        }
-        _ => {}
+    if let Storm::Spin | Storm::SpinPause = kind {
+        spin(kind == Storm::SpinPause, stop);
+        return Ok(0);
     }
     while !stop.load(Ordering::Relaxed) {
         let hint = STORM_AREA + (i % STORM_SLOTS) * 0x10_0000;
