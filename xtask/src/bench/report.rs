@@ -341,21 +341,51 @@ impl<'a> Groups<'a> {
         denominator: (&str, u32),
         value: fn(&Measurement) -> f64,
     ) -> Option<f64> {
+        self.paired(kernel, numerator, denominator, |num, den| {
+            ratio(Some(value(num)), Some(value(den)))
+        })
+    }
+
+    /// The median over repetitions of what a fault of one thread of `scenario` costs more than
+    /// one of `baseline`, in microseconds (from each thread's own faults/s, averaged over
+    /// threads). Where retention is a share, this is the time: a storm that costs two kernels
+    /// the same time a fault takes the larger share from the faster one.
+    fn paired_extra_fault_time(
+        &self,
+        kernel: &str,
+        scenario: (&str, u32),
+        baseline: (&str, u32),
+    ) -> Option<f64> {
+        let micros_per_fault = |run: &Measurement| {
+            let rate = mean_thread_throughput(run);
+            (rate > 0.0).then(|| 1e6 / rate)
+        };
+        self.paired(kernel, scenario, baseline, |run, base| {
+            Some(micros_per_fault(run)? - micros_per_fault(base)?)
+        })
+    }
+
+    /// The median over repetitions of `combine(run of first, run of second)`, the two runs
+    /// taken from the same repetition of one boot.
+    fn paired(
+        &self,
+        kernel: &str,
+        first: (&str, u32),
+        second: (&str, u32),
+        combine: impl Fn(&Measurement, &Measurement) -> Option<f64>,
+    ) -> Option<f64> {
         let find = |(scenario, threads): (&str, u32), rep: u32| {
             self.runs.iter().find(|r| {
                 r.kernel == kernel && r.scenario == scenario && r.threads == threads && r.rep == rep
             })
         };
-        let ratios: Vec<f64> = self
+        let values: Vec<f64> = self
             .runs
             .iter()
-            .filter(|r| r.kernel == kernel && r.scenario == numerator.0 && r.threads == numerator.1)
-            .filter_map(|num| {
-                let den = find(denominator, num.rep)?;
-                ratio(Some(value(num)), Some(value(den)))
-            })
+            .filter(|r| r.kernel == kernel && r.scenario == first.0 && r.threads == first.1)
+            .filter_map(|run| combine(run, find(second, run.rep)?))
             .collect();
-        median(&ratios)
+        median(&values)
     }
 
     /// Every kernel present, ours first and Linux last.
@@ -456,6 +486,14 @@ fn target_figures(groups: &Groups) -> Vec<Figure> {
                 format!("storm retention {scenario}/b per-thread faults/s, {kernel}"),
                 groups.paired_ratio(kernel, (scenario, 1), ("b", 1), mean_thread_throughput),
                 target.filter(|_| *kernel == OURS),
+            );
+        }
+        for kernel in &kernels {
+            push_figure(
+                &mut figures,
+                format!("storm cost {scenario} - b, µs per fault, {kernel}"),
+                groups.paired_extra_fault_time(kernel, (scenario, 1), ("b", 1)),
+                None,
             );
         }
     }
@@ -1236,6 +1274,41 @@ mod tests {
         let storm = storm.expect("the storm figure");
         assert!((storm.value - 0.95).abs() < 1e-9, "{}", storm.value);
         assert_eq!(storm.pass, Some(true));
+    }
+
+    #[test]
+    fn storm_cost_is_the_extra_time_a_fault_takes() {
+        // Two kernels that lose the same 0.25 µs a fault to the storm: the fast one (1 µs a
+        // fault without it) keeps 0.8 of its rate, the slow one (4 µs) 0.941. Rep 1 of the fast
+        // one is a slow spell on both sides (2 µs, 2.25 µs) and pairs to the same cost.
+        let runs = vec![
+            wall(OURS, "b", 1, 0, 1000, 1_000_000),
+            wall(OURS, "c", 1, 0, 800, 1_000_000),
+            wall(OURS, "b", 1, 1, 500, 1_000_000),
+            wall(OURS, "c", 1, 1, 444, 999_000),
+            wall(OURS, "b", 1, 2, 1000, 1_000_000),
+            wall(OURS, "c", 1, 2, 800, 1_000_000),
+            wall(LINUX, "b", 1, 0, 250, 1_000_000),
+            wall(LINUX, "c", 1, 0, 235, 998_750),
+        ];
+        let report = Report::new(runs, context());
+        let cost = |kernel| {
+            figure(
+                &report,
+                &format!("storm cost c - b, µs per fault, {kernel}"),
+            )
+            .map(|f| (f.value, f.pass))
+        };
+        let (ours, pass) = cost(OURS).expect("our storm cost");
+        assert!((ours - 0.25).abs() < 1e-9, "{ours}");
+        assert_eq!(pass, None);
+        let (linux, _) = cost(LINUX).expect("Linux's storm cost");
+        assert!((linux - 0.25).abs() < 1e-9, "{linux}");
+        let retention = figure(
+            &report,
+            &format!("storm retention c/b per-thread faults/s, {LINUX}"),
+        );
+        assert!((retention.expect("Linux's retention").value - 4.0 / 4.25).abs() < 1e-9);
     }
 
     #[test]
