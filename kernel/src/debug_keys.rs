@@ -57,7 +57,8 @@ pub fn print_statistics() {
 fn print_interrupts() {
     for cpu in percpu::online_cpus() {
         log::info!(
-            "cpu{}: {} timer ticks, {} call IPIs (TLB shootdowns and other cross-CPU calls), {} idle passes, {} halts",
+            "cpu{}: {} timer ticks, {} call IPIs (TLB shootdowns and other cross-CPU calls), \
+             {} idle passes, {} halts",
             cpu.index,
             cpu.ticks.load(Ordering::Relaxed),
             cpu.call_interrupts.load(Ordering::Relaxed),

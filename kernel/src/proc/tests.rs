@@ -110,7 +110,8 @@ ktest! {
     /// leaks.
     fn benchmark_program_runs_every_scenario() {
         let baseline = Baseline::take();
-        const SCENARIOS: [&str; 7] = ["a", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
+        const SCENARIOS: [&str; 7] =
+            ["a", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
         let scenarios = alloc::format!("scenarios={}", SCENARIOS.join(","));
         let args: [&[u8]; 5] = [
             b"/bin/bench",
@@ -124,7 +125,11 @@ ktest! {
         assert_eq!(process.exit_status(), 0, "bench failed:\n{text}");
         let results: alloc::vec::Vec<&str> =
             text.lines().filter(|l| l.starts_with("bench: scenario=")).collect();
-        assert_eq!(results.len(), 2 * SCENARIOS.len(), "expected a result per scenario and thread count:\n{text}");
+        assert_eq!(
+            results.len(),
+            2 * SCENARIOS.len(),
+            "expected a result per scenario and thread count:\n{text}"
+        );
         for scenario in SCENARIOS {
             let prefix = alloc::format!("bench: scenario={scenario} ");
             assert_eq!(

@@ -116,7 +116,7 @@ fn idle_halt() {
 /// this CPU, report a quiescent state and run ready RCU callbacks, let `scheduler` run queued
 /// tasks (it returns whether more work is waiting), then halt unless work came meanwhile.
 pub fn run_idle_pass(cpu: &percpu::PerCpu, scheduler: impl FnOnce() -> bool) {
-    cpu.idle_passes.fetch_add(1, Ordering::Relaxed);
+    percpu::add_local(&cpu.idle_passes, 1);
     smp::run_idle_work(cpu);
     crate::sync::rcu::quiescent_state();
     let busy = scheduler();
@@ -128,7 +128,7 @@ pub fn run_idle_pass(cpu: &percpu::PerCpu, scheduler: impl FnOnce() -> bool) {
         || cpu.sched.queued() > 0
         || cpu.sched.need_resched.load(Ordering::Relaxed);
     if !work_waiting {
-        cpu.idle_halts.fetch_add(1, Ordering::Relaxed);
+        percpu::add_local(&cpu.idle_halts, 1);
         idle_halt();
     }
     interrupts::enable();

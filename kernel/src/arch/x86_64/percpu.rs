@@ -37,7 +37,8 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// Call IPIs taken (TLB shootdowns and other cross-CPU calls, see `smp::call_many`).
     pub call_interrupts: AtomicU64,
-    /// Passes of the idle loop, and how many of them ended in `hlt` (written by this CPU).
+    /// Passes of the idle loop, and how many of them ended in `hlt` (bumped by this CPU with
+    /// [`add_local`]).
     pub idle_passes: AtomicU64,
     pub idle_halts: AtomicU64,
     /// GDT, TSS and interrupt stacks, built by the CPU itself as it starts.
