@@ -1,9 +1,22 @@
-//! The kernel heap: linked_list_allocator over a virtual region of its own that grows by
-//! mapping fresh frames at its top when an allocation does not fit.
+//! The kernel heap: the global allocator. Small requests go to size-class slab caches; the
+//! rest to linked_list_allocator over a virtual region of its own that grows by mapping fresh
+//! frames at its top when an allocation does not fit.
 //!
-//! One [`IrqSpinLock`] protects the heap; growth takes the frame allocator's lock inside it
-//! (heap → frames). Interrupt handlers never allocate. When memory
-//! runs out the failing request and the heap's state are logged before the allocation fails.
+//! * **Size classes** (`kmalloc-16` .. `kmalloc-2048`): every request of at most
+//!   [`SMALL_MAX`] bytes aligned to at most [`SMALL_ALIGN`] is served by the smallest class that
+//!   holds it, a [`KmemCache`] of the slab allocator. Its per-CPU magazines let the common
+//!   `alloc` and `free` take no lock that another CPU takes, so that system calls changing
+//!   address spaces on several CPUs (tree nodes, lists of VMAs) do not queue for one lock. The
+//!   classes are listed in slabinfo.
+//! * **The large-object region**: everything else, first fit, under one [`IrqSpinLock`].
+//!   Growth takes the frame allocator's lock inside it (heap → frames).
+//!
+//! Interrupts are disabled around both paths, as they were around the one lock before, so an
+//! interrupt never finds its own CPU inside the allocator (the slab's shared lock is not
+//! interrupt-safe by itself). Interrupt handlers still do not allocate (docs/LOCKING.md). A
+//! pointer goes back to the path that handed it out: the large-object region is one virtual
+//! range, and class objects live in the direct map. When memory runs out the failing request
+//! and the heap's state are logged before the allocation fails.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
@@ -12,7 +25,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use linked_list_allocator::Heap;
+use slab::KmemCache;
+use x86_64::instructions::interrupts;
 
+use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
 use super::{frame, paging};
 use crate::sync::IrqSpinLock;
 
@@ -21,6 +37,55 @@ const PAGE_SIZE: usize = 4096;
 const GROWTH_STEP: usize = 1 << 20;
 /// The heap's virtual region (one PML4 entry could hold 512 GiB; this is the cap we allow).
 const MAX_HEAP_SIZE: usize = 64 << 30;
+
+/// The largest request, and the largest alignment, that a size class serves.
+const SMALL_MAX: usize = 2048;
+const SMALL_ALIGN: usize = 16;
+
+/// A size class: objects of `size` bytes aligned to [`SMALL_ALIGN`], no constructor. The
+/// free-list link sits in the object's first word (a free object's contents are nobody's), so a
+/// slot is the object itself, plus red zones in debug builds.
+const fn size_class(name: &'static str, size: usize) -> KmemCache<KernelPages> {
+    KmemCache::new(
+        name,
+        size,
+        SMALL_ALIGN,
+        DEBUG_FLAGS,
+        None,
+        None,
+        &KERNEL_PAGES,
+    )
+    .with_free_link_offset(0)
+}
+
+/// The size classes' object sizes, smallest first: powers of two, and (as in Linux) 96, 192 and
+/// 384 between them, so that from 64 to 512 bytes a request rounds up by at most a third (the
+/// VMA tree's nodes, 320 and 448 bytes, fill 384 and 512).
+const CLASS_SIZES: [usize; 11] = [16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, SMALL_MAX];
+
+/// One cache per entry of [`CLASS_SIZES`], in the same order.
+static SIZE_CLASSES: [KmemCache<KernelPages>; CLASS_SIZES.len()] = [
+    size_class("kmalloc-16", CLASS_SIZES[0]),
+    size_class("kmalloc-32", CLASS_SIZES[1]),
+    size_class("kmalloc-64", CLASS_SIZES[2]),
+    size_class("kmalloc-96", CLASS_SIZES[3]),
+    size_class("kmalloc-128", CLASS_SIZES[4]),
+    size_class("kmalloc-192", CLASS_SIZES[5]),
+    size_class("kmalloc-256", CLASS_SIZES[6]),
+    size_class("kmalloc-384", CLASS_SIZES[7]),
+    size_class("kmalloc-512", CLASS_SIZES[8]),
+    size_class("kmalloc-1024", CLASS_SIZES[9]),
+    size_class("kmalloc-2048", CLASS_SIZES[10]),
+];
+
+/// The class that serves `layout`, if one does.
+fn class_for(layout: Layout) -> Option<&'static KmemCache<KernelPages>> {
+    if layout.align() > SMALL_ALIGN {
+        return None;
+    }
+    let index = CLASS_SIZES.iter().position(|&size| size >= layout.size())?;
+    Some(&SIZE_CLASSES[index])
+}
 
 struct KernelHeap {
     heap: IrqSpinLock<Heap>,
@@ -41,6 +106,10 @@ pub fn init(base: u64) {
     let mapped = map_pages(base as usize, GROWTH_STEP).expect("no memory for the initial heap");
     // SAFETY: `map_pages` just mapped `mapped` bytes at `base` for the heap alone.
     unsafe { heap.init(base as *mut u8, mapped) };
+    drop(heap);
+    for class in &SIZE_CLASSES {
+        super::slab::register(class);
+    }
 }
 
 /// Maps fresh frames at `start..start + len` (page-rounded); returns how many bytes it mapped
@@ -84,10 +153,14 @@ fn grow(heap: &mut Heap, layout: Layout) -> Result<(), &'static str> {
     Ok(())
 }
 
-// SAFETY: allocation and deallocation go through linked_list_allocator under one lock; every
-// pointer handed out lies in mapped heap memory and is returned to the same heap.
-unsafe impl GlobalAlloc for KernelHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+impl KernelHeap {
+    /// Whether `ptr` lies in the large-object region (else a size class handed it out).
+    fn in_region(&self, ptr: *mut u8) -> bool {
+        let base = self.base.load(Ordering::Relaxed) as usize;
+        base != 0 && (base..base + MAX_HEAP_SIZE).contains(&(ptr as usize))
+    }
+
+    fn alloc_large(&self, layout: Layout) -> *mut u8 {
         let mut heap = self.heap.lock();
         if let Ok(ptr) = heap.allocate_first_fit(layout) {
             return ptr.as_ptr();
@@ -108,19 +181,67 @@ unsafe impl GlobalAlloc for KernelHeap {
         );
         null_mut()
     }
+}
+
+// SAFETY: a request goes to exactly one of two allocators, each handing out memory that is
+// mapped, aligned to at least the request's alignment and at least its size, and not handed out
+// again before it is freed: a size class when `class_for` names one (its objects are
+// `SMALL_ALIGN`-aligned and at least `layout.size()` bytes), else linked_list_allocator. A
+// pointer goes back to the allocator it came from: `in_region` tells them apart, and
+// `class_for` of the same layout names the same class again.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = class_for(layout) else {
+            return self.alloc_large(layout);
+        };
+        match interrupts::without_interrupts(|| class.alloc()) {
+            Some(object) => object.as_ptr(),
+            None => {
+                log::error!(
+                    "heap: cannot allocate {} bytes from {}: no frames for a new slab ({} free)",
+                    layout.size(),
+                    class.name(),
+                    frame::stats().free_frames
+                );
+                null_mut()
+            }
+        }
+    }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(ptr) = NonNull::new(ptr) {
-            // SAFETY: the caller returns a pointer this heap handed out with `layout`.
+        let Some(ptr) = NonNull::new(ptr) else {
+            return;
+        };
+        if self.in_region(ptr.as_ptr()) {
+            // SAFETY: the caller returns a pointer this heap handed out with `layout`, and it
+            // lies in the large-object region, so linked_list_allocator handed it out.
             unsafe { self.heap.lock().deallocate(ptr, layout) };
+            return;
         }
+        let class = class_for(layout).expect("heap: freeing a block that no allocator handed out");
+        // SAFETY: outside the large-object region, the block came from the class that
+        // `class_for(layout)` names (see the impl's comment); the caller gives it up. Objects
+        // of these caches have no constructed state to restore.
+        interrupts::without_interrupts(|| unsafe { class.free(ptr) });
     }
 }
 
-/// (size, used, free) in bytes.
+/// (size, used, free) in bytes: the large-object region's size and free bytes, and the bytes
+/// handed out by both paths (a class object counts its class's size). The classes' own pages
+/// are the slab caches' (slabinfo).
 pub fn usage() -> (usize, usize, usize) {
+    let small_used = small_bytes_in_use();
     let heap = HEAP.heap.lock();
-    (heap.size(), heap.used(), heap.free())
+    (heap.size(), heap.used() + small_used, heap.free())
+}
+
+/// Bytes handed out by the size classes and not freed.
+fn small_bytes_in_use() -> usize {
+    SIZE_CLASSES
+        .iter()
+        .zip(CLASS_SIZES)
+        .map(|(class, size)| class.info().active_objects * size)
+        .sum()
 }
 
 /// True while someone holds the heap lock (the test runner checks this after a panic).
@@ -131,9 +252,10 @@ pub fn is_locked() -> bool {
 pub fn log_statistics() {
     let (size, used, free) = usage();
     log::info!(
-        "heap: {} KiB mapped, {} KiB used, {} KiB free",
-        size / 1024,
+        "heap: {} KiB used ({} KiB in size classes); large-object region {} KiB mapped, {} KiB free",
         used / 1024,
+        small_bytes_in_use() / 1024,
+        size / 1024,
         free / 1024
     );
 }
@@ -166,8 +288,120 @@ mod ktests {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
     use core::alloc::{GlobalAlloc, Layout};
+    use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
+    use super::{CLASS_SIZES, HEAP, SMALL_ALIGN, SMALL_MAX};
+    use crate::arch::percpu::{self, CpuSet};
+    use crate::arch::smp::run_in_idle;
     use crate::ktest;
+
+    ktest! {
+        /// Each size class serves the sizes up to its own, 16-byte aligned and outside the
+        /// large-object region, and `usage` counts each block at its class's size. Larger and
+        /// more aligned requests go to the region.
+        fn size_classes_serve_their_sizes() {
+            crate::sync::rcu::rcu_barrier();
+            let mut blocks = Vec::with_capacity(2 * CLASS_SIZES.len());
+            let used_before = super::usage().1;
+            let mut expected = 0;
+            let mut smaller = 0;
+            for (index, &size) in CLASS_SIZES.iter().enumerate() {
+                for request in [smaller + 1, size] {
+                    let layout = Layout::from_size_align(request, 8).unwrap();
+                    // SAFETY: `layout` has a non-zero size.
+                    let ptr = unsafe { alloc(layout) };
+                    assert!(!ptr.is_null(), "{request} bytes: allocation failed");
+                    assert_eq!(ptr as usize % SMALL_ALIGN, 0, "{request} bytes: misaligned");
+                    assert!(!HEAP.in_region(ptr), "{request} bytes: not from a size class");
+                    // SAFETY: the block is ours and `request` bytes long.
+                    unsafe { ptr.write_bytes(index as u8, request) };
+                    blocks.push((ptr, layout, index as u8));
+                    expected += size;
+                }
+                smaller = size;
+            }
+            assert_eq!(super::usage().1 - used_before, expected, "bytes in use by the classes");
+            for (ptr, layout, fill) in blocks.drain(..) {
+                // SAFETY: each block is still allocated and was filled above.
+                let bytes = unsafe { core::slice::from_raw_parts(ptr, layout.size()) };
+                assert!(bytes.iter().all(|&b| b == fill), "a block was overwritten by another");
+                // SAFETY: allocated above with this layout, freed once.
+                unsafe { dealloc(ptr, layout) };
+            }
+            assert_eq!(super::usage().1, used_before, "class blocks not given back");
+            for (size, align) in [(SMALL_MAX + 1, 8), (64, 2 * SMALL_ALIGN)] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: `layout` has a non-zero size.
+                let ptr = unsafe { alloc(layout) };
+                assert!(HEAP.in_region(ptr), "{size} bytes aligned to {align}: not from the region");
+                // SAFETY: allocated just above with this layout.
+                unsafe { dealloc(ptr, layout) };
+            }
+        }
+    }
+
+    ktest! {
+        /// A small request does not take the large-object region's lock: it succeeds while
+        /// this CPU holds that lock (had it needed the lock, it would wait forever, which debug
+        /// builds report as a deadlock).
+        fn small_requests_take_no_heap_lock() {
+            let held = HEAP.heap.lock();
+            let blocks: [Box<[u8; 300]>; 4] = core::array::from_fn(|i| Box::new([i as u8; 300]));
+            drop(held);
+            for (i, block) in blocks.iter().enumerate() {
+                assert!(!HEAP.in_region(block.as_ptr().cast_mut()), "a 300-byte block came from the region");
+                assert!(block.iter().all(|&b| b == i as u8), "block {i} overwritten");
+            }
+        }
+    }
+
+    const SLOTS: usize = 64;
+
+    ktest! {
+        timeout_ms = 120_000;
+        /// Every CPU allocates blocks of random small sizes, fills each with a mark naming it,
+        /// swaps it into a shared slot and frees the block it took out after checking its mark.
+        /// So blocks go back on other CPUs than the one that allocated them, through the
+        /// per-CPU magazines and the classes' shared lists. No block may be handed out twice
+        /// (a mark would be overwritten), and afterwards the bytes in use are what they were.
+        fn blocks_freed_on_other_cpus() {
+            crate::sync::rcu::rcu_barrier();
+            let used_before = super::usage().1;
+            let slots: [AtomicPtr<u64>; SLOTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
+            let bad_marks = AtomicU64::new(0);
+            let rounds = 2_000 * ktest::stress_factor();
+            // The mark: CPU, round and length in words, in every word of the block.
+            let take_back = |block: *mut u64| -> bool {
+                // SAFETY: a block in a slot is a live `Box<[u64]>` whose words all hold its
+                // mark, the low 16 bits of which are its length; whoever takes it out owns it.
+                let words = unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(block, (*block & 0xffff) as usize)) };
+                words.iter().all(|&w| w == words[0])
+            };
+            run_in_idle(CpuSet::all_online(), &|| {
+                let cpu = percpu::cpu_index() as u64;
+                let mut seed = (cpu + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                for round in 0..rounds {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let len = 1 + (seed >> 40) as usize % (SMALL_MAX / 8);
+                    let mark = cpu << 48 | (round & 0xffff_ffff) << 16 | len as u64;
+                    let block = Box::into_raw(alloc::vec![mark; len].into_boxed_slice()).cast::<u64>();
+                    let slot = &slots[(seed >> 20) as usize % SLOTS];
+                    let old = slot.swap(block, Ordering::AcqRel);
+                    if !old.is_null() && !take_back(old) {
+                        bad_marks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            for slot in &slots {
+                let block = slot.swap(core::ptr::null_mut(), Ordering::AcqRel);
+                if !block.is_null() && !take_back(block) {
+                    bad_marks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            assert_eq!(bad_marks.load(Ordering::Relaxed), 0, "a block was overwritten while in use");
+            assert_eq!(super::usage().1, used_before, "blocks leaked");
+        }
+    }
 
     ktest! {
         /// Many sizes and alignments: each block aligned, disjoint, holding its own pattern.

@@ -13,8 +13,11 @@ use crate::mm::{frame, heap, paging, slab};
 
 /// Frames in use outside the kernel's caches and tables: what processes hold.
 fn frames_in_use() -> usize {
+    // Listing the caches allocates (a new slab, if its size class had none), so it comes before
+    // the frame count: the figures below must all describe one moment.
+    let caches = slab::caches();
     let stats = frame::stats();
-    let slab_pages: usize = slab::caches().iter().map(|c| c.info().pages).sum();
+    let slab_pages: usize = caches.iter().map(|c| c.info().pages).sum();
     stats.total_frames
         - stats.free_frames
         - heap::usage().0 / 4096
