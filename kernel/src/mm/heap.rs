@@ -11,12 +11,14 @@
 //! * **The large-object region**: everything else, first fit, under one [`IrqSpinLock`].
 //!   Growth takes the frame allocator's lock inside it (heap → frames).
 //!
-//! Interrupts are disabled around both paths, as they were around the one lock before, so an
-//! interrupt never finds its own CPU inside the allocator (the slab's shared lock is not
-//! interrupt-safe by itself). Interrupt handlers still do not allocate (docs/LOCKING.md). A
-//! pointer goes back to the path that handed it out: the large-object region is one virtual
-//! range, and class objects live in the direct map. When memory runs out the failing request
-//! and the heap's state are logged before the allocation fails.
+//! Neither path can deadlock against an interrupt on its own CPU: the region's lock disables
+//! interrupts, and a size class either hits its CPU's magazine, a try-lock that an interrupt
+//! finding it taken passes by, or takes the slab's shared lock with interrupts off. A magazine
+//! hit, the common case, leaves interrupts alone and takes no lock another CPU takes. Interrupt
+//! handlers still do not allocate (docs/LOCKING.md). A pointer goes back to the path that handed
+//! it out: the large-object region is one virtual range, and class objects live in the direct
+//! map. When memory runs out the failing request and the heap's state are logged before the
+//! allocation fails.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
@@ -26,7 +28,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use linked_list_allocator::Heap;
 use slab::KmemCache;
-use x86_64::instructions::interrupts;
 
 use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
 use super::{frame, paging};
@@ -194,7 +195,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         let Some(class) = class_for(layout) else {
             return self.alloc_large(layout);
         };
-        match interrupts::without_interrupts(|| class.alloc()) {
+        match class.alloc() {
             Some(object) => object.as_ptr(),
             None => {
                 log::error!(
@@ -222,7 +223,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         // SAFETY: outside the large-object region, the block came from the class that
         // `class_for(layout)` names (see the impl's comment); the caller gives it up. Objects
         // of these caches have no constructed state to restore.
-        interrupts::without_interrupts(|| unsafe { class.free(ptr) });
+        unsafe { class.free(ptr) };
     }
 }
 

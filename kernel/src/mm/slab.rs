@@ -3,12 +3,15 @@
 //! (`call_rcu`, with the RCU head kept in the slab header's platform words), and a registry of
 //! caches serves the slabinfo dump (debug key `s`, the `stats` option).
 //!
-//! Caches are used in process context only (the slab's shared lock is not interrupt-safe).
+//! The slab takes its shared lock with interrupts off (this platform's `interrupts_off`), so a
+//! cache is safe to use from any context; returning typesafe slabs goes through `call_rcu`,
+//! which wants process context.
 
 use core::ptr::NonNull;
 
 use rcu::RcuHead;
 use slab::{CacheFlags, DeferredFree, KmemCache, Platform, SlabInfo};
+use x86_64::instructions::interrupts;
 
 use super::{frame, phys_to_virt, virt_to_phys};
 use crate::arch::percpu;
@@ -62,6 +65,18 @@ impl Platform for KernelPages {
         // SAFETY: the words stay untouched by anyone else until `run_deferred` (see above); the
         // slab unlinked the slab before handing it over.
         unsafe { call_rcu(head, run_deferred) };
+    }
+
+    fn interrupts_off(&self) -> bool {
+        let were_on = interrupts::are_enabled();
+        interrupts::disable();
+        were_on
+    }
+
+    fn interrupts_restore(&self, were_on: bool) {
+        if were_on {
+            interrupts::enable();
+        }
     }
 }
 

@@ -30,6 +30,8 @@ use crate::slab::{ListKind, RetireList, SLAB_MAGIC, SlabHeader, SlabList};
 use crate::sync::{AtomicUsize, Mutex, Ordering, const_unless_loom};
 use crate::{CacheFlags, DeferredFree, MAX_CPUS, Platform};
 use core::fmt;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
 
 /// Fully free slabs a cache keeps for reuse; more go back to the platform.
@@ -120,6 +122,35 @@ impl Shared {
 
     fn slabs(&self) -> usize {
         self.partial.len() + self.empty.len() + self.full
+    }
+}
+
+/// The shared lock's guard, which turns the platform's interrupts back on after releasing it.
+struct SharedGuard<G: DerefMut<Target = Shared>, P: Platform + 'static> {
+    guard: ManuallyDrop<G>,
+    platform: &'static P,
+    were_on: bool,
+}
+
+impl<G: DerefMut<Target = Shared>, P: Platform + 'static> Deref for SharedGuard<G, P> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.guard
+    }
+}
+
+impl<G: DerefMut<Target = Shared>, P: Platform + 'static> DerefMut for SharedGuard<G, P> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        &mut self.guard
+    }
+}
+
+impl<G: DerefMut<Target = Shared>, P: Platform + 'static> Drop for SharedGuard<G, P> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        self.platform.interrupts_restore(self.were_on);
     }
 }
 
@@ -256,6 +287,16 @@ impl<P: Platform + 'static> KmemCache<P> {
         self.name
     }
 
+    /// Takes the shared lock with the platform's interrupts off, until the guard drops.
+    fn lock_shared(&self) -> impl DerefMut<Target = Shared> + '_ {
+        let were_on = self.platform.interrupts_off();
+        SharedGuard {
+            guard: ManuallyDrop::new(self.shared.lock()),
+            platform: self.platform,
+            were_on,
+        }
+    }
+
     pub(crate) fn flags(&self) -> CacheFlags {
         self.flags
     }
@@ -337,7 +378,7 @@ impl<P: Platform + 'static> KmemCache<P> {
     pub fn shrink(&self) {
         let mut retire = RetireList::new();
         {
-            let mut shared = self.shared.lock();
+            let mut shared = self.lock_shared();
             while !shared.empty.tail().is_null() {
                 let slab = shared.empty.tail();
                 // SAFETY: `slab` is on the empty list and we hold the lock.
@@ -355,7 +396,7 @@ impl<P: Platform + 'static> KmemCache<P> {
             allocs += a;
             frees += f;
         }
-        let shared = self.shared.lock();
+        let shared = self.lock_shared();
         allocs += shared.allocs;
         frees += shared.frees;
         let slabs = shared.slabs();
@@ -434,7 +475,7 @@ impl<P: Platform + 'static> KmemCache<P> {
     fn with_slabs<R>(&'static self, mut take: impl FnMut(&mut Shared) -> Option<R>) -> Option<R> {
         let mut fresh = None;
         loop {
-            let mut shared = self.shared.lock();
+            let mut shared = self.lock_shared();
             if let Some(slab) = fresh.take() {
                 // SAFETY: `slab` was just created by `new_slab` and is visible to nobody yet.
                 unsafe { self.insert(&mut shared, slab) };
@@ -472,7 +513,7 @@ impl<P: Platform + 'static> KmemCache<P> {
     fn free_shared(&self, object: *mut u8) {
         let mut retire = RetireList::new();
         {
-            let mut shared = self.shared.lock();
+            let mut shared = self.lock_shared();
             // SAFETY: `object` is a free object of this cache owned by this call; we hold the
             // lock.
             unsafe { self.put_back(&mut shared, object, &mut retire) };
@@ -485,7 +526,7 @@ impl<P: Platform + 'static> KmemCache<P> {
     fn flush(&self, magazine: &mut Magazine, count: usize) {
         let mut retire = RetireList::new();
         {
-            let mut shared = self.shared.lock();
+            let mut shared = self.lock_shared();
             magazine.drain_oldest(count, |object| {
                 // SAFETY: objects in a magazine are free objects of this cache that the
                 // magazine owns; we hold the lock.

@@ -26,17 +26,21 @@
 //! | the cache's shared spinlock | the slab lists, every slab header's free list, free count and links, the shared counters |
 //!
 //! Order: magazine → shared lock → the platform (page allocator, RCU callback queue). The
-//! platform is never called with the shared lock held: new slabs are allocated and constructed
-//! outside it, and slabs leave the lists under it but go back to the platform after it is
-//! dropped. Statistics read by [`KmemCache::info`] without a lock are atomics.
+//! platform is never called with the shared lock held (except to turn interrupts back on as it
+//! is released): new slabs are allocated and constructed outside it, and slabs leave the lists
+//! under it but go back to the platform after it is dropped. Statistics read by
+//! [`KmemCache::info`] without a lock are atomics.
 //!
 //! # Calling context
 //!
-//! The kernel allocates and frees only in process context (DESIGN.md: nothing allocates or
-//! frees in interrupt context), since the shared lock is a plain spinlock. A magazine is still
-//! protected by a try-lock rather than by that rule: a call that finds its CPU's magazine taken
-//! (a re-entered CPU, or two host threads claiming one CPU id) uses the shared path instead, so
-//! `alloc` and `free` are sound whatever [`Platform::cpu_id`] returns.
+//! A magazine is protected by a try-lock: a call that finds its CPU's magazine taken (a CPU
+//! re-entered by an interrupt, or two host threads claiming one CPU id) uses the shared path
+//! instead, so `alloc` and `free` are sound whatever [`Platform::cpu_id`] returns. The shared
+//! lock is held with interrupts off ([`Platform::interrupts_off`]), so an interrupt never finds
+//! its own CPU holding it. Together these make `alloc` and `free` safe to call from an
+//! interrupt handler, while the common case, a magazine hit, leaves interrupts alone. Handing
+//! slabs of a `TYPESAFE_BY_RCU` cache to the platform's grace-period machinery may have rules of
+//! its own (the kernel's `call_rcu` wants process context).
 //!
 //! # The constructor contract
 //!
@@ -126,6 +130,18 @@ pub trait Platform: Sync {
         node: *mut DeferredFree,
         callback: unsafe fn(*mut DeferredFree),
     );
+
+    /// Turns off the calling CPU's interrupts and says whether they were on; called before the
+    /// cache's shared lock is taken. The default does nothing (no interrupts: host threads).
+    fn interrupts_off(&self) -> bool {
+        false
+    }
+
+    /// Turns the calling CPU's interrupts back on if `were_on` (what the matching
+    /// [`Platform::interrupts_off`] returned); called after the shared lock is released.
+    fn interrupts_restore(&self, were_on: bool) {
+        let _ = were_on;
+    }
 }
 
 /// A node handed to [`Platform::defer_after_grace_period`], embedded in the slab header. From

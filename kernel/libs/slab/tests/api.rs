@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Fixture, OBJ_MAGIC, Obj, Static, TestPlatform, ctor_record, ctor_runs, obj_check, obj_ctor,
-    set_cpu,
+    Fixture, OBJ_MAGIC, Obj, Static, TestPlatform, ctor_record, ctor_runs, interrupts_off_calls,
+    interrupts_on, obj_check, obj_ctor, set_cpu, set_interrupts,
 };
 use slab::{
     CacheFlags, DeferredFree, EMPTY_RESERVE, KmemCache, PAGE_SIZE, Platform, SlabInfo, SlabObject,
@@ -621,4 +621,40 @@ fn alloc_init_is_refused_on_constructed_caches() {
         end: 0,
         lock: 0,
     });
+}
+
+#[test]
+fn the_shared_lock_is_taken_with_interrupts_off_and_a_magazine_hit_leaves_them_alone() {
+    let f = plain();
+    let cache = f.cache();
+    set_cpu(0);
+    let calls = interrupts_off_calls();
+    let a = cache.alloc().unwrap();
+    assert!(
+        interrupts_off_calls() > calls,
+        "an empty magazine is refilled under the shared lock, with interrupts off"
+    );
+    assert!(interrupts_on(), "interrupts are back on after the refill");
+    release(cache, a);
+    let calls = interrupts_off_calls();
+    let b = cache.alloc().unwrap();
+    release(cache, b);
+    assert_eq!(
+        interrupts_off_calls(),
+        calls,
+        "a magazine hit and a free into a magazine with room took the shared lock"
+    );
+
+    // Inside an "interrupt handler" (interrupts already off) they stay off afterwards.
+    set_interrupts(false);
+    let all: Vec<_> = (0..3 * cache.info().objects_per_slab)
+        .map(|_| cache.alloc().unwrap())
+        .collect();
+    assert!(
+        !interrupts_on(),
+        "the shared path turned interrupts on in a handler"
+    );
+    set_interrupts(true);
+    all.into_iter().for_each(|p| release(cache, p));
+    assert!(interrupts_on());
 }

@@ -15,6 +15,26 @@ use std::sync::Mutex;
 
 thread_local! {
     static CPU: Cell<usize> = const { Cell::new(0) };
+    /// The calling thread's "interrupts on" flag, as `TestPlatform` keeps it.
+    static INTERRUPTS_ON: Cell<bool> = const { Cell::new(true) };
+    static INTERRUPTS_OFF_CALLS: Cell<usize> = const { Cell::new(0) };
+    /// `interrupts_off` calls not yet matched by `interrupts_restore`: shared locks held.
+    static SHARED_LOCKS_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread's interrupts are on (for `TestPlatform`'s hooks).
+pub fn interrupts_on() -> bool {
+    INTERRUPTS_ON.with(Cell::get)
+}
+
+/// Sets the calling thread's interrupt flag, as a handler's entry would turn it off.
+pub fn set_interrupts(on: bool) {
+    INTERRUPTS_ON.with(|flag| flag.set(on));
+}
+
+/// How often `TestPlatform::interrupts_off` ran on the calling thread.
+pub fn interrupts_off_calls() -> usize {
+    INTERRUPTS_OFF_CALLS.with(Cell::get)
 }
 
 /// Makes the calling thread "CPU `id`" for every test platform.
@@ -219,10 +239,12 @@ impl Platform for TestPlatform {
     }
 
     fn alloc_pages(&self, order: u32) -> Option<NonNull<u8>> {
+        assert_no_shared_lock();
         self.pages.alloc(order)
     }
 
     unsafe fn free_pages(&self, pages: NonNull<u8>, order: u32) {
+        assert_no_shared_lock();
         // SAFETY: forwarded contract.
         unsafe { self.pages.free(pages, order) }
     }
@@ -232,11 +254,34 @@ impl Platform for TestPlatform {
         node: *mut DeferredFree,
         callback: unsafe fn(*mut DeferredFree),
     ) {
+        assert_no_shared_lock();
         self.deferred
             .lock()
             .unwrap()
             .push(Deferred { node, callback });
     }
+
+    fn interrupts_off(&self) -> bool {
+        INTERRUPTS_OFF_CALLS.with(|calls| calls.set(calls.get() + 1));
+        SHARED_LOCKS_HELD.with(|held| held.set(held.get() + 1));
+        INTERRUPTS_ON.with(|flag| flag.replace(false))
+    }
+
+    fn interrupts_restore(&self, were_on: bool) {
+        SHARED_LOCKS_HELD.with(|held| held.set(held.get() - 1));
+        if were_on {
+            set_interrupts(true);
+        }
+    }
+}
+
+/// The cache calls the platform's page and grace-period functions only without its shared lock.
+fn assert_no_shared_lock() {
+    assert_eq!(
+        SHARED_LOCKS_HELD.with(Cell::get),
+        0,
+        "the platform was called with the shared lock held"
+    );
 }
 
 /// A leaked box that is reclaimed when dropped: a `'static` reference for the duration of a
