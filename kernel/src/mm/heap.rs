@@ -231,9 +231,14 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// handed out by both paths (a class object counts its class's size). The classes' own pages
 /// are the slab caches' (slabinfo).
 pub fn usage() -> (usize, usize, usize) {
-    let small_used = small_bytes_in_use();
+    let (size, region_used, free) = region_usage();
+    (size, region_used + small_bytes_in_use(), free)
+}
+
+/// The large-object region's (size, used, free) in bytes.
+fn region_usage() -> (usize, usize, usize) {
     let heap = HEAP.heap.lock();
-    (heap.size(), heap.used() + small_used, heap.free())
+    (heap.size(), heap.used(), heap.free())
 }
 
 /// Bytes handed out by the size classes and not freed.
@@ -251,11 +256,12 @@ pub fn is_locked() -> bool {
 }
 
 pub fn log_statistics() {
-    let (size, used, free) = usage();
+    let (size, region_used, free) = region_usage();
+    let small_used = small_bytes_in_use();
     log::info!(
         "heap: {} KiB used ({} KiB in size classes); large-object region {} KiB mapped, {} KiB free",
-        used / 1024,
-        small_bytes_in_use() / 1024,
+        (region_used + small_used) / 1024,
+        small_used / 1024,
         size / 1024,
         free / 1024
     );
