@@ -270,7 +270,8 @@ pub(crate) fn lock_left_held() -> Option<&'static str> {
         } else if mm::frame::is_locked() {
             Some("frame allocator")
         } else {
-            None
+            // The size classes serve most allocations (and the VMA cache every fault's VMA).
+            mm::slab::locked_cache()
         }
     };
     let deadline = time::now_ns().saturating_add(LEFT_HELD_AFTER_NS);

@@ -121,6 +121,21 @@ pub fn caches() -> alloc::vec::Vec<&'static KmemCache<KernelPages>> {
     CACHES.lock().iter().flatten().copied().collect()
 }
 
+/// The name of a registered cache whose shared lock is held now, or of the registry if its own
+/// lock is: what the test runner looks for after a test. Allocates nothing (a held size-class
+/// lock would stop an allocation).
+pub fn locked_cache() -> Option<&'static str> {
+    if CACHES.is_locked() {
+        return Some("slab registry");
+    }
+    CACHES
+        .lock()
+        .iter()
+        .flatten()
+        .find(|cache| cache.is_locked())
+        .map(|cache| cache.name())
+}
+
 /// One line per cache, like /proc/slabinfo, after a summary line.
 pub fn log_statistics() {
     let caches = *CACHES.lock();
@@ -288,6 +303,42 @@ mod ktests {
                 operations.load(Ordering::Relaxed),
                 reused_under_reader.load(Ordering::Relaxed)
             );
+        }
+    }
+
+    ktest! {
+        /// The test runner's check for a lock left held names a registered cache whose shared
+        /// lock is held, and waits out a holder that lets go: here another CPU takes the lock
+        /// over and over (`info` takes it each call) for 20 ms.
+        fn a_cache_lock_held_briefly_elsewhere_is_seen_and_not_left_held() {
+            let Some(other) = ktest::other_cpu() else {
+                return ktest::skip("needs 2 or more CPUs");
+            };
+            register(CACHE.raw());
+            let me = percpu::cpu_index();
+            let holding = core::sync::atomic::AtomicBool::new(true);
+            let seen = spin::Mutex::new(None);
+            let left_held = spin::Mutex::new(None);
+            run_in_idle(CpuSet::default().with(me).with(other), &|| {
+                if percpu::cpu_index() == other {
+                    let until = crate::time::now_ns() + 20_000_000;
+                    while crate::time::now_ns() < until {
+                        let _ = CACHE.raw().info();
+                    }
+                    holding.store(false, Ordering::Release);
+                } else {
+                    // Other caches may be taken meanwhile (an idle CPU running RCU callbacks):
+                    // look until ours is named.
+                    let mut name = None;
+                    while name != Some("ktest_typesafe") && holding.load(Ordering::Acquire) {
+                        name = super::locked_cache();
+                    }
+                    *seen.lock() = Some(name);
+                    *left_held.lock() = Some(ktest::lock_left_held());
+                }
+            });
+            assert_eq!(*seen.lock(), Some(Some("ktest_typesafe")), "the held cache lock was not named");
+            assert_eq!(*left_held.lock(), Some(None), "a cache lock taken for 20 ms counted as left held");
         }
     }
 }

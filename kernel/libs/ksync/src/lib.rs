@@ -74,6 +74,20 @@ impl<T> Mutex<T> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
+
+    /// Whether someone holds the lock now: a snapshot, for diagnostics (a test runner looking
+    /// for a lock that a failed test left held), never for deciding who may take it.
+    pub fn is_locked(&self) -> bool {
+        #[cfg(not(loom))]
+        {
+            self.inner.is_locked()
+        }
+        #[cfg(loom)]
+        {
+            // Poisoning cannot happen here: a panic under the lock already failed the model.
+            self.inner.try_lock().is_err()
+        }
+    }
 }
 
 /// An `UnsafeCell` whose accesses go through [`UnsafeCell::with_mut`], loom's interface, so that

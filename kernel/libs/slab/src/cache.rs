@@ -287,6 +287,13 @@ impl<P: Platform + 'static> KmemCache<P> {
         self.name
     }
 
+    /// Whether someone holds the cache's shared lock now (a snapshot, for diagnostics such as a
+    /// test runner's check for a lock left held; magazines are try-locked, so only this lock
+    /// can make every later caller of the cache wait).
+    pub fn is_locked(&self) -> bool {
+        self.shared.is_locked()
+    }
+
     /// Takes the shared lock with the platform's interrupts off, until the guard drops.
     fn lock_shared(&self) -> impl DerefMut<Target = Shared> + '_ {
         let were_on = self.platform.interrupts_off();

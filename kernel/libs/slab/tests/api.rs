@@ -304,6 +304,39 @@ fn reentrant_calls_on_the_same_cpu_take_the_shared_path() {
     assert_eq!(platform.get().pages.outstanding_pages(), 0);
 }
 
+/// `is_locked` sees the shared lock while another thread holds it (`info` takes it each call)
+/// and not once that thread is done: what a test runner relies on to name a lock a failed test
+/// left held.
+#[test]
+fn is_locked_sees_the_shared_lock_only_while_it_is_held() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let f = plain();
+    let cache = f.cache();
+    assert!(!cache.is_locked(), "a fresh cache reads as locked");
+    let stop = AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        s.spawn(|| {
+            set_cpu(1);
+            while !stop.load(Ordering::Relaxed) {
+                let _ = cache.info();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
+            seen = cache.is_locked();
+        }
+        stop.store(true, Ordering::Relaxed);
+        seen
+    });
+    assert!(seen, "the lock was never seen held in 20 s of `info` calls");
+    assert!(
+        !cache.is_locked(),
+        "the lock reads as held after its last holder finished"
+    );
+}
+
 #[test]
 fn info_prints_like_slabinfo() {
     let f = plain();
