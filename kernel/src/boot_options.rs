@@ -19,6 +19,8 @@ pub enum SelfTest {
     Hang,
     /// A test that touches unmapped memory unexpectedly: a fatal exception report ends the run.
     Fault,
+    /// A test that fails holding the heap lock: the runner must stop the run and name the lock.
+    LockLeftHeld,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +144,7 @@ impl BootOptions {
                         Some("timeout") => Some(SelfTest::Timeout),
                         Some("hang") => Some(SelfTest::Hang),
                         Some("fault") => Some(SelfTest::Fault),
+                        Some("lock") => Some(SelfTest::LockLeftHeld),
                         _ => None,
                     };
                     which.map(|w| options.self_test = Some(w)).is_some()

@@ -753,6 +753,28 @@ const HARNESS_CHECKS: &[HarnessCheck] = &[
         },
     },
     HarnessCheck {
+        what: "a test that fails holding a lock is reported, and the run stops naming the lock",
+        name: "selftest-lock",
+        cmdline: "test ktest.filter=ktest::selftest ktest.selftest=lock",
+        cpus: 1,
+        timeout: PROFILE_TIMEOUT,
+        expect: |r| {
+            expect_not_ok(
+                r,
+                "ktest::selftest::deliberate_lock_left_held",
+                "deliberate failure holding the heap lock",
+            )?;
+            if r.serial
+                .iter()
+                .any(|l| l == "# the run was aborted: the test left the heap lock held")
+            {
+                Ok(())
+            } else {
+                Err("the run was not stopped for the heap lock left held".into())
+            }
+        },
+    },
+    HarnessCheck {
         what: "a CPU that never answers its start-up IPIs is reported and skipped",
         name: "phantom-cpu",
         cmdline: "exit smp.phantom_apic_id=200",

@@ -26,12 +26,19 @@ static FAULT: TestCase = TestCase {
     timeout_ms: 0,
 };
 
+static LOCK_LEFT_HELD: TestCase = TestCase {
+    name: "ktest::selftest::deliberate_lock_left_held",
+    run: fail_holding_the_heap_lock,
+    timeout_ms: 0,
+};
+
 pub fn case(which: SelfTest) -> &'static TestCase {
     match which {
         SelfTest::Fail => &FAIL,
         SelfTest::Timeout => &TIMEOUT,
         SelfTest::Hang => &HANG,
         SelfTest::Fault => &FAULT,
+        SelfTest::LockLeftHeld => &LOCK_LEFT_HELD,
     }
 }
 
@@ -63,4 +70,11 @@ fn fault() {
     // SAFETY: not safe at all, deliberately: the read faults and the kernel stops.
     let value = unsafe { core::ptr::read_volatile(0x10 as *const u64) };
     panic!("an unmapped read returned {value}");
+}
+
+/// Fails with the heap lock taken and never released: the runner must report the failure, then
+/// stop the run, naming the lock, instead of letting the next test wait on it for ever.
+fn fail_holding_the_heap_lock() {
+    crate::mm::heap::hold_lock_forever();
+    panic!("deliberate failure holding the heap lock");
 }

@@ -255,6 +255,12 @@ pub fn is_locked() -> bool {
     HEAP.heap.is_locked()
 }
 
+/// Takes the heap lock and never releases it (interrupts stay off, as under the lock): for the
+/// test harness's self-check of a lock a failed test left held, and nothing else.
+pub fn hold_lock_forever() {
+    core::mem::forget(HEAP.heap.lock());
+}
+
 pub fn log_statistics() {
     let (size, region_used, free) = region_usage();
     let small_used = small_bytes_in_use();
