@@ -270,7 +270,7 @@ pub(crate) fn lock_left_held() -> Option<&'static str> {
         } else if mm::frame::is_locked() {
             Some("frame allocator")
         } else {
-            // The size classes serve most allocations (and the VMA cache every fault's VMA).
+            // The size classes serve most allocations, the VMA cache every mapping's VMA.
             mm::slab::locked_cache()
         }
     };

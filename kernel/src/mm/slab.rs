@@ -153,7 +153,7 @@ pub fn log_statistics() {
 }
 
 mod ktests {
-    use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
     use slab::{CacheFlags, SlabObject, TypedCache};
 
@@ -317,8 +317,8 @@ mod ktests {
             };
             register(CACHE.raw());
             let me = percpu::cpu_index();
-            let checked = core::sync::atomic::AtomicBool::new(false);
-            let holding = core::sync::atomic::AtomicBool::new(true);
+            let checked = AtomicBool::new(false);
+            let holding = AtomicBool::new(true);
             let seen = spin::Mutex::new(None);
             let left_held = spin::Mutex::new(None);
             run_in_idle(CpuSet::default().with(me).with(other), &|| {
