@@ -31,7 +31,8 @@
 //! Output, one line per measurement (what xtask parses):
 //! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
 //! per_thread=F/E,F/E... per_thread_faults_per_s=X,X...` (faults and nanoseconds of each faulting
-//! thread, then its rate; `minflt` is getrusage's count over the whole run, storm included),
+//! thread, then its rate; `minflt` is getrusage's count over the whole run, storm included;
+//! `storm_ops` counts the storm's system calls inside the measured window),
 //! and before them `bench: start release=UNAME cpus=N erms=0|1`, after them `bench: done`.
 //! Exit status 0, 1 when a run failed (the reason is printed), 2 for bad options.
 
@@ -44,7 +45,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use urt::sys::{self, PAGE_SIZE};
 use urt::{eprintln, println};
@@ -164,12 +165,43 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// What one faulting thread did.
+/// What one faulting thread did, and the storm's call count as it started and finished.
 #[derive(Clone, Copy, Default)]
 struct ThreadRun {
     faults: u64,
     started_ns: u64,
     ended_ns: u64,
+    storm_calls_at_start: u64,
+    storm_calls_at_end: u64,
+}
+
+/// A faulting thread's measured window, from the start line to its last fault.
+struct Window<'a> {
+    start: &'a StartLine,
+    started_ns: u64,
+    storm_calls_at_start: u64,
+}
+
+impl<'a> Window<'a> {
+    /// Waits at the start line, then opens the window.
+    fn open(start: &'a StartLine) -> Self {
+        start.wait();
+        Self {
+            start,
+            started_ns: sys::monotonic_ns(),
+            storm_calls_at_start: start.storm_calls.0.load(Ordering::Relaxed),
+        }
+    }
+
+    fn close(self, faults: u64) -> ThreadRun {
+        ThreadRun {
+            faults,
+            started_ns: self.started_ns,
+            ended_ns: sys::monotonic_ns(),
+            storm_calls_at_start: self.storm_calls_at_start,
+            storm_calls_at_end: self.start.storm_calls.0.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Writes one byte to each of `pages` pages from `base`: one page fault each.
@@ -184,7 +216,15 @@ fn touch(base: usize, pages: usize) {
 struct StartLine {
     ready: AtomicUsize,
     go: AtomicBool,
+    storm_calls: StormCalls,
 }
+
+/// The storm's running count of system calls (it alone writes it). The faulting threads read it
+/// as their windows open and close, so that a measurement counts only the calls made inside its
+/// window: the storm starts before the faulting threads exist and stops only after they are
+/// joined. On a cache line of its own, away from the flags the threads wait on.
+#[repr(align(64))]
+struct StormCalls(AtomicU64);
 
 impl StartLine {
     fn wait(&self) {
@@ -203,8 +243,7 @@ impl StartLine {
 }
 
 fn own_regions(start: &StartLine, pages: usize, rounds: usize) -> Result<ThreadRun, String> {
-    start.wait();
-    let started_ns = sys::monotonic_ns();
+    let window = Window::open(start);
     let len = pages * PAGE_SIZE;
     for _ in 0..rounds {
         let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
@@ -212,22 +251,13 @@ fn own_regions(start: &StartLine, pages: usize, rounds: usize) -> Result<ThreadR
         touch(base, pages);
         sys::munmap(base, len).map_err(|e| format!("munmap: {e}"))?;
     }
-    Ok(ThreadRun {
-        faults: (pages * rounds) as u64,
-        started_ns,
-        ended_ns: sys::monotonic_ns(),
-    })
+    Ok(window.close((pages * rounds) as u64))
 }
 
 fn shared_region(start: &StartLine, base: usize, pages: usize) -> Result<ThreadRun, String> {
-    start.wait();
-    let started_ns = sys::monotonic_ns();
+    let window = Window::open(start);
     touch(base, pages);
-    Ok(ThreadRun {
-        faults: pages as u64,
-        started_ns,
-        ended_ns: sys::monotonic_ns(),
-    })
+    Ok(window.close(pages as u64))
 }
 
 /// Where the storm maps: far above the faulting regions, each slot 1 MiB apart.
@@ -244,13 +274,13 @@ fn spin(pause: bool, stop: &AtomicBool) {
     }
 }
 
-/// Runs the storm until `stop`; returns the number of mmap/mprotect/munmap calls made.
-fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
-    let mut calls = 0u64;
+/// Runs the storm until `stop`, counting its mmap/mprotect/munmap calls in `calls`.
+fn storm(kind: Storm, stop: &AtomicBool, calls: &StormCalls) -> Result<(), String> {
+    let mut made = 0u64;
     let mut i = 0usize;
     if let Storm::Spin | Storm::SpinPause = kind {
         spin(kind == Storm::SpinPause, stop);
-        return Ok(0);
+        return Ok(());
     }
     while !stop.load(Ordering::Relaxed) {
         let hint = STORM_AREA + (i % STORM_SLOTS) * 0x10_0000;
@@ -265,29 +295,40 @@ fn storm(kind: Storm, stop: &AtomicBool) -> Result<u64, String> {
             0,
         )
         .map_err(|e| format!("storm mmap: {e}"))?;
-        calls += 2;
         match kind {
             Storm::Protect => {
                 sys::mprotect(addr, PAGE_SIZE, sys::PROT_READ)
                     .map_err(|e| format!("storm mprotect: {e}"))?;
                 sys::mprotect(addr, len, sys::PROT_NONE)
                     .map_err(|e| format!("storm mprotect: {e}"))?;
-                calls += 2;
+                made += 2;
             }
             Storm::Touched => touch(addr, len / PAGE_SIZE),
             Storm::Untouched | Storm::None | Storm::Spin | Storm::SpinPause => {}
         }
         sys::munmap(addr, len).map_err(|e| format!("storm munmap: {e}"))?;
+        made += 2;
+        // One writer: a plain store publishes the count without a locked instruction.
+        calls.0.store(made, Ordering::Relaxed);
         i += 1;
     }
-    Ok(calls)
+    Ok(())
 }
 
 /// One measurement: the result line's fields.
 struct Measurement {
     runs: Vec<ThreadRun>,
     minflt: u64,
-    storm_calls: u64,
+}
+
+impl Measurement {
+    /// The storm's calls inside the measured window, from the first thread's start to the last
+    /// one's end.
+    fn storm_calls(&self) -> u64 {
+        let at_start = self.runs.iter().map(|r| r.storm_calls_at_start).min();
+        let at_end = self.runs.iter().map(|r| r.storm_calls_at_end).max();
+        at_end.unwrap_or(0).saturating_sub(at_start.unwrap_or(0))
+    }
 }
 
 fn measure(
@@ -299,6 +340,7 @@ fn measure(
     let start = alloc::sync::Arc::new(StartLine {
         ready: AtomicUsize::new(0),
         go: AtomicBool::new(false),
+        storm_calls: StormCalls(AtomicU64::new(0)),
     });
     let stop = alloc::sync::Arc::new(AtomicBool::new(false));
     let faults_before = sys::minor_faults();
@@ -315,7 +357,10 @@ fn measure(
     let storm_thread = match scenario {
         Scenario::SharedRegion(kind) if kind != Storm::None => {
             let stop = stop.clone();
-            Some(urt::thread::spawn(move || storm(kind, &stop)))
+            let start = start.clone();
+            Some(urt::thread::spawn(move || {
+                storm(kind, &stop, &start.storm_calls)
+            }))
         }
         _ => None,
     };
@@ -335,10 +380,9 @@ fn measure(
     start.release_when(threads);
     let results: Vec<Result<ThreadRun, String>> = workers.into_iter().map(|w| w.join()).collect();
     stop.store(true, Ordering::Relaxed);
-    let storm_calls = match storm_thread {
-        Some(thread) => thread.join()?,
-        None => 0,
-    };
+    if let Some(thread) = storm_thread {
+        thread.join()?;
+    }
     let minflt = sys::minor_faults().saturating_sub(faults_before);
     if let Some((base, len)) = shared {
         sys::munmap(base, len).map_err(|e| format!("munmap of the shared region: {e}"))?;
@@ -346,7 +390,6 @@ fn measure(
     Ok(Measurement {
         runs: results.into_iter().collect::<Result<_, _>>()?,
         minflt,
-        storm_calls,
     })
 }
 
@@ -359,7 +402,7 @@ fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> Strin
         "bench: scenario={name} threads={threads} rep={rep} faults={faults} elapsed_ns={elapsed} faults_per_s={} minflt={} storm_ops={} per_thread=",
         per_second(faults, elapsed),
         m.minflt,
-        m.storm_calls
+        m.storm_calls()
     );
     for (i, run) in m.runs.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };

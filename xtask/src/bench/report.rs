@@ -59,7 +59,7 @@ pub struct Measurement {
     /// `getrusage(RUSAGE_SELF)` `ru_minflt` delta over the run.
     pub minflt: u64,
     pub per_thread: Vec<ThreadResult>,
-    /// mmap/mprotect/munmap calls of the storm thread (0 in a and b).
+    /// mmap/mprotect/munmap calls of the storm thread inside the measured window (0 in a and b).
     pub storm_ops: u64,
     /// Icount only: guest instructions one page clear costs in this kernel.
     pub clear_instructions: Option<u64>,
