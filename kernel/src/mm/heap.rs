@@ -39,8 +39,7 @@ const GROWTH_STEP: usize = 1 << 20;
 /// The heap's virtual region (one PML4 entry could hold 512 GiB; this is the cap we allow).
 const MAX_HEAP_SIZE: usize = 64 << 30;
 
-/// The largest request, and the largest alignment, that a size class serves.
-const SMALL_MAX: usize = 2048;
+/// The largest alignment that a size class serves.
 const SMALL_ALIGN: usize = 16;
 
 /// A size class: objects of `size` bytes aligned to [`SMALL_ALIGN`], no constructor. The
@@ -59,25 +58,26 @@ const fn size_class(name: &'static str, size: usize) -> KmemCache<KernelPages> {
     .with_free_link_offset(0)
 }
 
-/// The size classes' object sizes, smallest first: powers of two, and (as in Linux) 96, 192 and
-/// 384 between them, so that from 64 to 512 bytes a request rounds up by at most a third (the
-/// VMA tree's nodes, 320 and 448 bytes, fill 384 and 512).
-const CLASS_SIZES: [usize; 11] = [16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, SMALL_MAX];
+/// Declares [`CLASS_SIZES`] and [`SIZE_CLASSES`] from one list of sizes, each cache named
+/// `kmalloc-SIZE`.
+macro_rules! size_classes {
+    ($($size:literal),+ $(,)?) => {
+        /// The size classes' object sizes, smallest first.
+        const CLASS_SIZES: [usize; [$($size),+].len()] = [$($size),+];
 
-/// One cache per entry of [`CLASS_SIZES`], in the same order.
-static SIZE_CLASSES: [KmemCache<KernelPages>; CLASS_SIZES.len()] = [
-    size_class("kmalloc-16", CLASS_SIZES[0]),
-    size_class("kmalloc-32", CLASS_SIZES[1]),
-    size_class("kmalloc-64", CLASS_SIZES[2]),
-    size_class("kmalloc-96", CLASS_SIZES[3]),
-    size_class("kmalloc-128", CLASS_SIZES[4]),
-    size_class("kmalloc-192", CLASS_SIZES[5]),
-    size_class("kmalloc-256", CLASS_SIZES[6]),
-    size_class("kmalloc-384", CLASS_SIZES[7]),
-    size_class("kmalloc-512", CLASS_SIZES[8]),
-    size_class("kmalloc-1024", CLASS_SIZES[9]),
-    size_class("kmalloc-2048", CLASS_SIZES[10]),
-];
+        /// One cache per entry of [`CLASS_SIZES`], in the same order.
+        static SIZE_CLASSES: [KmemCache<KernelPages>; CLASS_SIZES.len()] =
+            [$(size_class(concat!("kmalloc-", $size), $size)),+];
+    };
+}
+
+// Powers of two, and (as in Linux) 96, 192 and 384 between them, so that from 64 to 512 bytes a
+// request rounds up by at most a third (the VMA tree's nodes, 320 and 448 bytes, fill 384 and
+// 512).
+size_classes!(16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, 2048);
+
+/// The largest request that a size class serves.
+const SMALL_MAX: usize = CLASS_SIZES[CLASS_SIZES.len() - 1];
 
 /// The class that serves `layout`, if one does.
 fn class_for(layout: Layout) -> Option<&'static KmemCache<KernelPages>> {
