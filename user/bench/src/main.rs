@@ -26,14 +26,16 @@
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
-//! counts under QEMU's icount).
+//! counts under QEMU's icount), `settle=1` (first wait until the guest is quiet: see [`settle`]).
 //!
 //! Output, one line per measurement (what xtask parses):
 //! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
 //! per_thread=F/E,F/E... per_thread_faults_per_s=X,X...` (faults and nanoseconds of each faulting
 //! thread, then its rate; `minflt` is getrusage's count over the whole run, storm included;
 //! `storm_ops` counts the storm's system calls inside the measured window),
-//! and before them `bench: start release=UNAME cpus=N erms=0|1`, after them `bench: done`.
+//! and before them `bench: start release=UNAME cpus=N erms=0|1` (and with `settle=1`
+//! `bench: settled after_ns=N trials=T trial_ns=B`, or `bench: unsettled …` when the guest
+//! never went quiet), after them `bench: done`.
 //! Exit status 0, 1 when a run failed (the reason is printed), 2 for bad options.
 
 #![no_std]
@@ -96,6 +98,7 @@ struct Options {
     rounds: usize,
     reps: usize,
     calibrate: bool,
+    settle: bool,
     warmup: usize,
     poweroff: bool,
 }
@@ -125,6 +128,7 @@ fn parse_options() -> Result<Options, String> {
         rounds: 16,
         reps: 1,
         calibrate: false,
+        settle: false,
         warmup: 0,
         poweroff: false,
     };
@@ -158,6 +162,7 @@ fn parse_options() -> Result<Options, String> {
             "rounds" => options.rounds = number(key, value)?,
             "reps" => options.reps = number(key, value)?,
             "calibrate" => options.calibrate = value == "1",
+            "settle" => options.settle = value == "1",
             "warmup" => options.warmup = value.parse().map_err(|_| format!("warmup: {value:?}"))?,
             _ => return Err(format!("unknown option {key:?}")),
         }
@@ -468,6 +473,68 @@ fn calibrate_clears() -> Result<String, String> {
     Ok(line)
 }
 
+/// Trials of [`settle`]'s loop in a row that must agree with the quickest one.
+const SETTLE_STREAK: u32 = 25;
+/// How far above the quickest trial a trial still counts as quiet: 1% (per mille).
+const SETTLE_TOLERANCE_PER_MILLE: u64 = 10;
+/// Iterations of one trial: 12 ms of guest time under `-icount shift=0`.
+const SETTLE_ITERATIONS: u64 = 2_000_000;
+/// The longest `settle` waits, in guest time.
+const SETTLE_MAX_NS: u64 = 30_000_000_000;
+
+/// Waits until the guest is quiet, and returns the line that says how long that took.
+///
+/// Under `-icount shift=0` the guest clock counts the instructions of every CPU (QEMU runs them
+/// in turn), so whatever the kernel still does after boot lands in the first measurements:
+/// Linux 7.x, for one, spends its first seconds on work of its own, and measured 30 000-40 000
+/// instructions a fault there against 7 000-9 000 later. So a fixed loop runs again and again
+/// until [`SETTLE_STREAK`] trials in a row take no longer than the quickest one so far plus
+/// [`SETTLE_TOLERANCE_PER_MILLE`]: nothing else ran meanwhile, on any CPU. Under the wall clock
+/// the host's noise rarely allows that, which is why only the icount boots ask for it.
+fn settle() -> String {
+    let started = sys::monotonic_ns();
+    let mut quickest = u64::MAX;
+    let mut streak = 0;
+    let mut trials = 0u64;
+    loop {
+        let trial_started = sys::monotonic_ns();
+        let mut x = 1u64;
+        for _ in 0..SETTLE_ITERATIONS {
+            x = core::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let now = sys::monotonic_ns();
+        let took = now - trial_started;
+        trials += 1;
+        let within = |ns: u64, reference: u64| {
+            ns.saturating_mul(1000) <= reference.saturating_mul(1000 + SETTLE_TOLERANCE_PER_MILLE)
+        };
+        if took < quickest {
+            // The streak so far counts only if it was about as quick as this trial.
+            streak = if within(quickest, took) {
+                streak + 1
+            } else {
+                1
+            };
+            quickest = took;
+        } else {
+            streak = if within(took, quickest) {
+                streak + 1
+            } else {
+                0
+            };
+        }
+        let waited = now - started;
+        if streak >= SETTLE_STREAK {
+            return format!("bench: settled after_ns={waited} trials={trials} trial_ns={quickest}");
+        }
+        if waited >= SETTLE_MAX_NS {
+            return format!(
+                "bench: unsettled after_ns={waited} trials={trials} trial_ns={quickest} last_ns={took}"
+            );
+        }
+    }
+}
+
 /// Whether the CPU has enhanced `rep movsb/stosb` (CPUID.7.0:EBX bit 9): Linux then clears
 /// pages with `rep stosb`.
 fn has_erms() -> bool {
@@ -493,7 +560,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1]"
+                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1]"
             );
             return 2;
         }
@@ -508,6 +575,9 @@ fn main() -> i32 {
         sys::cpu_count(),
         u8::from(has_erms())
     );
+    if options.settle {
+        println!("{}", settle());
+    }
     let mut status = 0;
     if options.calibrate {
         match calibrate_clears() {

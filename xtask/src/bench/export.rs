@@ -15,8 +15,11 @@ use qemu::{Outcome, SerialIo, Version, shell_quote};
 use serde::{Deserialize, Serialize};
 
 use super::report::Context;
-use super::{Boot, Kernel, Options, Results, boot_label, boot_name, collect, plan, prepare_boot};
-use crate::{artifacts, install, testrun, user};
+use super::{
+    Boot, Kernel, Options, Results, boot_label, boot_name, check_linux_images, collect,
+    linux_image_name, plan, prepare_boot,
+};
+use crate::{artifacts, install, user};
 
 /// The list of boots in an export, in the order run.sh runs them.
 const MANIFEST: &str = "boots.json";
@@ -69,9 +72,7 @@ boot() {
 
 /// Builds the plan's boots into `dir` with run.sh and the manifest.
 pub fn export(options: &Options, dir: &Path) -> Result<ExitCode, String> {
-    for bzimage in &options.linux {
-        testrun::check_bzimage(bzimage)?;
-    }
+    check_linux_images(&options.linux)?;
     // Only to write the command lines: run.sh names no QEMU binary of this machine.
     let qemu = install::ensure_qemu(false)?;
     let stale = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
@@ -90,7 +91,7 @@ pub fn export(options: &Options, dir: &Path) -> Result<ExitCode, String> {
     let mut boots = plan(options);
     for boot in &mut boots {
         if let Kernel::Linux { bzimage } = &mut boot.kernel {
-            *bzimage = copy_into(&dir, bzimage, None)?;
+            *bzimage = copy_into(&dir, bzimage, Some(&linux_image_name(bzimage)))?;
         }
     }
     let mut script = String::from(SCRIPT_HEAD);

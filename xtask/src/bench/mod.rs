@@ -117,6 +117,7 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("pages={ICOUNT_PAGES}"),
         format!("rounds={ICOUNT_ROUNDS}"),
         format!("reps={}", options.reps.min(3)),
+        "settle=1".into(),
         "calibrate=1".into(),
     ];
     let icount_expected = ICOUNT_SCENARIOS.split(',').count()
@@ -159,9 +160,7 @@ fn plan(options: &Options) -> Vec<Boot> {
 /// Runs the benchmark and writes the reports; the exit status says whether every boot
 /// delivered its measurements.
 pub fn run(options: &Options) -> Result<ExitCode, String> {
-    for bzimage in &options.linux {
-        testrun::check_bzimage(bzimage)?;
-    }
+    check_linux_images(&options.linux)?;
     let qemu = install::ensure_qemu(false)?;
     let kernel_elf = artifacts::build_kernel(true)?;
     let programs = user::build_all()?;
@@ -267,9 +266,7 @@ fn boot_name(boot: &Boot) -> String {
         (Kernel::Ours { .. }, Method::Icount) => "ours-icount".to_owned(),
         (Kernel::Linux { bzimage }, method) => format!(
             "linux-{}{}",
-            bzimage
-                .file_name()
-                .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+            linux_image_name(bzimage),
             if method == Method::Icount {
                 "-icount"
             } else {
@@ -277,6 +274,41 @@ fn boot_name(boot: &Boot) -> String {
             }
         ),
     }
+}
+
+/// A Linux image's name in boot names, logs and exports: its file name, with the folder's name
+/// added when the file name says no version (Debian's packages since 7.x install
+/// `/usr/lib/modules/RELEASE/vmlinuz`, so that two kernels would both be `vmlinuz`).
+fn linux_image_name(bzimage: &Path) -> String {
+    let file = bzimage
+        .file_name()
+        .map_or("kernel".into(), |n| n.to_string_lossy().into_owned());
+    if file.chars().any(|c| c.is_ascii_digit()) {
+        return file;
+    }
+    match bzimage.parent().and_then(Path::file_name) {
+        Some(folder) => format!("{file}-{}", folder.to_string_lossy()),
+        None => file,
+    }
+}
+
+/// Checks the `--linux` images: each a bzImage, no two with the same name (their logs and
+/// exported copies would overwrite each other).
+fn check_linux_images(images: &[PathBuf]) -> Result<(), String> {
+    let mut names = BTreeMap::new();
+    for bzimage in images {
+        if let Some(other) = names.insert(linux_image_name(bzimage), bzimage) {
+            return Err(format!(
+                "--linux {} and --linux {} would share the name {}: rename one",
+                other.display(),
+                bzimage.display(),
+                linux_image_name(bzimage)
+            ));
+        }
+    }
+    images
+        .iter()
+        .try_for_each(|bzimage| testrun::check_bzimage(bzimage))
 }
 
 /// Builds what `boot` needs: our kernel's disk image (with /bin/bench as init and its
@@ -388,6 +420,11 @@ fn collect(
             m.clear_instructions = parsed.clears.get(clear).copied();
         }
     }
+    if let Some(line) = &parsed.unsettled {
+        eprintln!(
+            "\nxtask: bench: {label}: the guest never went quiet, so its counts include other work ({line})"
+        );
+    }
     if !finished || !parsed.errors.is_empty() {
         let mut why = format!("the boot ended badly ({outcome})");
         for error in &parsed.errors {
@@ -445,6 +482,8 @@ struct Parsed {
     clears: BTreeMap<String, u64>,
     /// How our kernel clears pages (its boot log says so).
     ours_clear: Option<String>,
+    /// The program's `bench: unsettled` line: the guest never went quiet before measuring.
+    unsettled: Option<String>,
     measurements: Vec<Measurement>,
     errors: Vec<String>,
 }
@@ -510,6 +549,8 @@ fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
         if line.starts_with("bench: start ") {
             parsed.release = field(line, "release").unwrap_or("unknown").to_owned();
             parsed.erms = field(line, "erms") == Some("1");
+        } else if line.starts_with("bench: unsettled ") {
+            parsed.unsettled = Some(line.to_owned());
         } else if line.starts_with("bench: clear ") {
             for key in ["mov", "stosq", "stosb", "movnti"] {
                 if let Ok(n) = number(line, key) {
@@ -571,6 +612,7 @@ mod tests {
         let serial: Vec<String> = [
             "[    0.1] cpu0 INFO  mm: pages are cleared with stosq",
             "bench: start release=6.1.0-56-amd64 cpus=2 erms=1",
+            "bench: unsettled after_ns=30000000000 trials=2500 trial_ns=12000000 last_ns=13000000",
             "bench: clear stosb=4100 stosq=516 movnti=708",
             "bench: scenario=a threads=2 rep=1 faults=16 elapsed_ns=2000 minflt=19 storm_ops=0 per_thread=8/1500,8/2000",
             "bench: scenario=c threads=1 rep=0 failed: mmap: ENOMEM",
@@ -583,6 +625,7 @@ mod tests {
         assert!(parsed.erms);
         assert_eq!(parsed.ours_clear.as_deref(), Some("stosq"));
         assert_eq!(parsed.clears["stosb"], 4100);
+        assert!(parsed.unsettled.is_some());
         assert_eq!(parsed.measurements.len(), 1);
         let m = &parsed.measurements[0];
         assert_eq!((m.scenario.as_str(), m.threads, m.rep), ("a", 2, 1));
@@ -593,6 +636,33 @@ mod tests {
         assert_eq!(m.per_thread[1].elapsed_ns, 2000);
         assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
         assert!(parsed.errors[0].contains("ENOMEM"));
+    }
+
+    #[test]
+    fn linux_images_are_named_by_file_or_by_release_folder() {
+        let name = |path: &str| linux_image_name(Path::new(path));
+        assert_eq!(
+            name("/tmp/x/boot/vmlinuz-6.1.0-56-amd64"),
+            "vmlinuz-6.1.0-56-amd64"
+        );
+        assert_eq!(
+            name("/tmp/x/usr/lib/modules/7.3-amd64/vmlinuz"),
+            "vmlinuz-7.3-amd64"
+        );
+        assert_eq!(name("linux/arch/x86/boot/bzImage"), "bzImage-boot");
+    }
+
+    #[test]
+    fn two_linux_images_of_one_name_are_refused() {
+        let images = [
+            PathBuf::from("/a/linux/arch/x86/boot/bzImage"),
+            PathBuf::from("/b/linux/arch/x86/boot/bzImage"),
+        ];
+        let error = check_linux_images(&images).unwrap_err();
+        assert!(
+            error.contains("would share the name bzImage-boot"),
+            "{error}"
+        );
     }
 
     #[test]
