@@ -486,16 +486,20 @@ const SETTLE_MAX_NS: u64 = 30_000_000_000;
 ///
 /// Under `-icount shift=0` the guest clock counts the instructions of every CPU (QEMU runs them
 /// in turn), so whatever the kernel still does after boot lands in the first measurements:
-/// Linux 7.x, for one, spends its first seconds on work of its own, and measured 30 000-40 000
-/// instructions a fault there against 7 000-9 000 later. So a fixed loop runs again and again
-/// until [`SETTLE_STREAK`] trials in a row take no longer than the quickest one so far plus
-/// [`SETTLE_TOLERANCE_PER_MILLE`]: nothing else ran meanwhile, on any CPU. Under the wall clock
-/// the host's noise rarely allows that, which is why only the icount boots ask for it.
+/// Linux 6.12 and 7.x spend their first seconds on work of their own, and 7.x measured
+/// 30 000-40 000 instructions a fault there against 7 400-8 600 later. So a fixed loop runs
+/// again and again until [`SETTLE_STREAK`] trials in a row take no longer than the quickest one
+/// so far plus [`SETTLE_TOLERANCE_PER_MILLE`]: nothing else ran meanwhile, on any CPU. Under the
+/// wall clock the host's noise rarely allows that, which is why only the icount boots ask for
+/// it.
 fn settle() -> String {
     let started = sys::monotonic_ns();
     let mut quickest = u64::MAX;
     let mut streak = 0;
     let mut trials = 0u64;
+    let within = |ns: u64, reference: u64| {
+        ns.saturating_mul(1000) <= reference.saturating_mul(1000 + SETTLE_TOLERANCE_PER_MILLE)
+    };
     loop {
         let trial_started = sys::monotonic_ns();
         let mut x = 1u64;
@@ -505,9 +509,6 @@ fn settle() -> String {
         let now = sys::monotonic_ns();
         let took = now - trial_started;
         trials += 1;
-        let within = |ns: u64, reference: u64| {
-            ns.saturating_mul(1000) <= reference.saturating_mul(1000 + SETTLE_TOLERANCE_PER_MILLE)
-        };
         if took < quickest {
             // The streak so far counts only if it was about as quick as this trial.
             streak = if within(quickest, took) {

@@ -5,7 +5,8 @@
 //! The boots, in order: our kernel on multi-threaded TCG with the per-VMA lock on, the same
 //! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one 2-CPU boot per
 //! kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
-//! instructions. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
+//! instructions (of every CPU, so the program first waits until the guest is quiet: its
+//! `settle=1`). Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
 mod export;
