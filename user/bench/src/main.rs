@@ -509,21 +509,14 @@ fn settle() -> String {
         let now = sys::monotonic_ns();
         let took = now - trial_started;
         trials += 1;
-        if took < quickest {
-            // The streak so far counts only if it was about as quick as this trial.
-            streak = if within(quickest, took) {
-                streak + 1
-            } else {
-                1
-            };
-            quickest = took;
+        // A trial is quiet if it and the quickest so far are within the tolerance of each
+        // other; a new quickest that is not starts the streak again with itself.
+        streak = if within(took.max(quickest), took.min(quickest)) {
+            streak + 1
         } else {
-            streak = if within(took, quickest) {
-                streak + 1
-            } else {
-                0
-            };
-        }
+            u32::from(took < quickest)
+        };
+        quickest = quickest.min(took);
         let waited = now - started;
         if streak >= SETTLE_STREAK {
             return format!("bench: settled after_ns={waited} trials={trials} trial_ns={quickest}");

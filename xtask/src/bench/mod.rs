@@ -298,12 +298,12 @@ fn linux_image_name(bzimage: &Path) -> String {
 fn check_linux_images(images: &[PathBuf]) -> Result<(), String> {
     let mut names = BTreeMap::new();
     for bzimage in images {
-        if let Some(other) = names.insert(linux_image_name(bzimage), bzimage) {
+        let name = linux_image_name(bzimage);
+        if let Some(other) = names.insert(name.clone(), bzimage) {
             return Err(format!(
-                "--linux {} and --linux {} would share the name {}: rename one",
+                "--linux {} and --linux {} would share the name {name}: rename one",
                 other.display(),
                 bzimage.display(),
-                linux_image_name(bzimage)
             ));
         }
     }
