@@ -41,7 +41,7 @@ use vmtree::RangeTree;
 use super::pagetable::{
     self, ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE,
 };
-use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma, VmaPtr};
+use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma, VmaPtr};
 use super::vma_tree::RcuReclaim;
 use super::{frame, zero_page};
 use crate::arch::percpu::CpuSet;
@@ -539,11 +539,17 @@ impl Mm {
         );
     }
 
-    /// Drops the pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Only ranges that
-    /// VMAs cover are touched, each write-locked first. Caller holds [`Mm::write_lock`].
+    /// Drops the private pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Each VMA
+    /// is judged on its own: a private VMA's part of `range` is cleared (write-locked first),
+    /// a shared one keeps its pages, since they are its only copy of the data (Linux keeps
+    /// them in shmem and refaults them), and holes are skipped. Caller holds
+    /// [`Mm::write_lock`].
     pub fn zap(&self, range: Range<u64>) {
         let mut retired = self.start_retiring(range.clone());
         for vma in self.vmas_in(range.clone()) {
+            if vma.get().flags() & VM_SHARED != 0 {
+                continue;
+            }
             self.write_lock_vma(vma);
             let vma = vma.get();
             let part = vma.start().max(range.start)..vma.end().min(range.end);

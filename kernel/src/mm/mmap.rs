@@ -193,6 +193,8 @@ pub fn munmap(mm: &Mm, addr: u64, len: u64) -> SysResult {
     Ok(0)
 }
 
+/// `mprotect`: like Linux, the VMAs are changed in address order up to the first hole, and a
+/// hole makes the call fail with `ENOMEM` after the pieces before it were changed.
 pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -208,14 +210,21 @@ pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
         .ok_or(ENOMEM)?;
     let range = addr..end;
     let locked = WriteLocked::new(mm);
-    // Every byte must be mapped.
-    if has_holes(&locked.0.vmas_in(range.clone()), &range) {
-        return Err(ENOMEM);
+    let mapped_end = mapped_prefix_end(&locked.0.vmas_in(range.clone()), &range);
+    if mapped_end > range.start {
+        locked.0.edit(range.start..mapped_end, Edit::Protect(vm))?;
     }
-    locked.0.edit(range, Edit::Protect(vm))?;
-    Ok(0)
+    if mapped_end < range.end {
+        Err(ENOMEM)
+    } else {
+        Ok(0)
+    }
 }
 
+/// `madvise`. Like Linux, the advice is applied VMA by VMA in address order: a hole in the
+/// range makes the call fail with `ENOMEM` once the mapped pieces around it were advised, and
+/// a VMA the advice does not apply to (`MADV_FREE` on shared memory) ends the walk there with
+/// `EINVAL`. Dropping advice clears private pages only (see [`Mm::zap`]).
 pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -237,28 +246,38 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     let range = addr..end;
     let locked = WriteLocked::new(mm);
     let vmas = locked.0.vmas_in(range.clone());
-    let holes = has_holes(&vmas, &range);
-    if dropping {
-        // Shared anonymous memory keeps its contents (it would live in shmem on Linux).
-        let private = vmas.iter().all(|v| v.get().flags() & VM_SHARED == 0);
-        if private {
-            locked.0.zap(range);
-        }
+    let mut result = if mapped_prefix_end(&vmas, &range) < range.end {
+        Err(ENOMEM)
+    } else {
+        Ok(0)
+    };
+    let mut advised = range.clone();
+    if advice == MADV_FREE
+        && let Some(shared) = vmas.iter().find(|v| v.get().flags() & VM_SHARED != 0)
+    {
+        // MADV_FREE is for private anonymous memory only.
+        advised.end = shared.get().start().max(range.start);
+        result = Err(EINVAL);
     }
-    if holes { Err(ENOMEM) } else { Ok(0) }
+    if dropping && advised.start < advised.end {
+        locked.0.zap(advised);
+    }
+    result
 }
 
-/// Whether `vmas` (those overlapping `range`, in order) leave part of `range` unmapped.
-fn has_holes(vmas: &[super::vma::VmaPtr], range: &Range<u64>) -> bool {
+/// Where the mapped part of `range` that starts at `range.start` ends, given `vmas` (those
+/// overlapping `range`, in order): `range.end` when VMAs cover all of it, `range.start` when
+/// `range.start` itself is unmapped.
+fn mapped_prefix_end(vmas: &[super::vma::VmaPtr], range: &Range<u64>) -> u64 {
     let mut covered = range.start;
     for vma in vmas {
         let vma = vma.get();
         if vma.start() > covered {
-            return true;
+            break;
         }
         covered = vma.end();
     }
-    covered < range.end
+    covered.min(range.end)
 }
 
 /// `brk`: moves the end of the heap; returns the (new or unchanged) end, never an error.

@@ -258,6 +258,7 @@ pub const MAP_POPULATE: usize = 0x8000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
 pub const MADV_NORMAL: usize = 0;
 pub const MADV_DONTNEED: usize = 4;
+pub const MADV_FREE: usize = 8;
 pub const MREMAP_MAYMOVE: usize = 1;
 
 pub const FUTEX_WAIT: usize = 0;

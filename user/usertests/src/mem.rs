@@ -1,5 +1,7 @@
 //! mmap, munmap, mprotect, madvise, brk, mremap; demand faults inside system calls.
 
+use alloc::string::String;
+
 use urt::sys::{self, Errno, PAGE_SIZE};
 use urt::{check, check_eq, check_err, check_ok, skip};
 
@@ -411,6 +413,204 @@ pub fn madvise_errors() -> TestResult {
         sys::madvise(unmapped_addr(), PAGE_SIZE, sys::MADV_DONTNEED),
         Errno::ENOMEM
     );
+    Ok(())
+}
+
+/// A layout of consecutive pieces for the range-operation tests: each piece is 2 pages of one
+/// kind, mapped with MAP_FIXED over one reserved region, so they are adjacent VMAs.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Piece {
+    Private,
+    Shared,
+    /// Private, then made PROT_NONE after it was filled.
+    NoAccess,
+    /// Unmapped.
+    Hole,
+}
+
+const PIECE_PAGES: usize = 2;
+
+/// Maps `pieces` side by side, fills every mapped page with `0x5a`, and returns the region.
+fn lay_out(pieces: &[Piece]) -> Result<Mapping, urt::ktap::Failure> {
+    let region = check_ok!(Mapping::rw(pieces.len() * PIECE_PAGES));
+    for (i, piece) in pieces.iter().enumerate() {
+        let at = region.page(i * PIECE_PAGES);
+        let len = PIECE_PAGES * PAGE_SIZE;
+        let fixed = sys::MAP_ANONYMOUS | sys::MAP_FIXED;
+        match piece {
+            Piece::Shared => {
+                check_ok!(sys::mmap(at, len, RW, sys::MAP_SHARED | fixed, NOFD, 0));
+            }
+            Piece::Private | Piece::NoAccess => {
+                check_ok!(sys::mmap(at, len, RW, sys::MAP_PRIVATE | fixed, NOFD, 0));
+            }
+            Piece::Hole => {
+                check_ok!(sys::munmap(at, len));
+            }
+        }
+        if *piece != Piece::Hole {
+            for page in 0..PIECE_PAGES {
+                region.fill(i * PIECE_PAGES + page, 0x5a);
+            }
+        }
+        if *piece == Piece::NoAccess {
+            check_ok!(sys::mprotect(at, len, sys::PROT_NONE));
+        }
+    }
+    Ok(region)
+}
+
+/// What every mapped piece of `region` holds now, as one letter a page: `z` zeroes, `d` the
+/// data, `?` anything else, `-` nothing mapped. PROT_NONE pieces are made readable to look.
+fn contents(region: &Mapping, pieces: &[Piece]) -> String {
+    let mut seen = String::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if *piece == Piece::NoAccess {
+            let _ = sys::mprotect(region.page(i * PIECE_PAGES), PIECE_PAGES * PAGE_SIZE, RW);
+        }
+        for page in i * PIECE_PAGES..(i + 1) * PIECE_PAGES {
+            seen.push(if !mapped(region.page(page)) {
+                '-'
+            } else if region.all(page, 0) {
+                'z'
+            } else if region.all(page, 0x5a) {
+                'd'
+            } else {
+                '?'
+            });
+        }
+        seen.push(' ');
+    }
+    seen.pop();
+    seen
+}
+
+/// MADV_DONTNEED over VMAs of several kinds: each private piece reads back zeroes (PROT_NONE
+/// ones too, once readable again), each shared piece keeps its data, a hole makes the call
+/// fail with ENOMEM after the pieces on both sides of it were dropped (Linux's answers).
+pub fn madvise_dontneed_mixed_kinds() -> TestResult {
+    use Piece::*;
+    let cases: [(&[Piece], Result<usize, Errno>, &str); 6] = [
+        (&[Private, Shared], Ok(0), "zz dd"),
+        (&[Shared, Private], Ok(0), "dd zz"),
+        (&[Private, Shared, Private], Ok(0), "zz dd zz"),
+        (&[Shared, NoAccess, Shared], Ok(0), "dd zz dd"),
+        (
+            &[Private, NoAccess, Hole, Shared, Private],
+            Err(Errno::ENOMEM),
+            "zz zz -- dd zz",
+        ),
+        (&[Hole, Private, Shared], Err(Errno::ENOMEM), "-- zz dd"),
+    ];
+    for (pieces, expected, after) in cases {
+        let region = lay_out(pieces)?;
+        let result = sys::madvise(region.addr, region.len, sys::MADV_DONTNEED);
+        let seen = contents(&region, pieces);
+        check!(
+            result == expected && seen == after,
+            "{pieces:?}: madvise {result:?} leaving {seen}, expected {expected:?} leaving {after}"
+        );
+    }
+    Ok(())
+}
+
+/// MADV_FREE applies to private anonymous memory only: a shared piece stops the walk with
+/// EINVAL, and what lies after it is untouched. (Pieces before it may be freed lazily, so
+/// their contents are not checked.)
+pub fn madvise_free_stops_at_shared() -> TestResult {
+    use Piece::*;
+    let pieces = [Shared, Private];
+    let region = lay_out(&pieces)?;
+    check_err!(
+        sys::madvise(region.addr, region.len, sys::MADV_FREE),
+        Errno::EINVAL
+    );
+    check_eq!(contents(&region, &pieces), "dd dd");
+    let pieces = [Private, Shared];
+    let region = lay_out(&pieces)?;
+    check_err!(
+        sys::madvise(region.addr, region.len, sys::MADV_FREE),
+        Errno::EINVAL
+    );
+    check!(contents(&region, &pieces).ends_with("dd"));
+    // A private range alone is accepted.
+    let region = lay_out(&[Private])?;
+    check_ok!(sys::madvise(region.addr, region.len, sys::MADV_FREE));
+    Ok(())
+}
+
+/// mprotect over VMAs of several kinds changes each; over a hole it fails with ENOMEM after
+/// changing the pieces before the hole, and a range that starts in a hole changes nothing.
+pub fn mprotect_mixed_kinds_and_holes() -> TestResult {
+    use Piece::*;
+    let cases: [(&[Piece], Result<usize, Errno>, &str); 4] = [
+        (&[Private, Shared, NoAccess], Ok(0), "rr rr rr"),
+        (
+            &[Shared, Private, Hole, Private],
+            Err(Errno::ENOMEM),
+            "rr rr -- ww",
+        ),
+        (&[Hole, Private, Shared], Err(Errno::ENOMEM), "-- ww ww"),
+        (&[Private, NoAccess, Hole], Err(Errno::ENOMEM), "rr rr --"),
+    ];
+    for (pieces, expected, after) in cases {
+        let region = lay_out(pieces)?;
+        let result = sys::mprotect(region.addr, region.len, sys::PROT_READ);
+        let mut seen = String::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            for page in i * PIECE_PAGES..(i + 1) * PIECE_PAGES {
+                let at = region.page(page);
+                seen.push(if *piece == Hole {
+                    '-'
+                } else if !readable(at) {
+                    'n'
+                } else if writable_keeping_data(at) {
+                    'w'
+                } else {
+                    'r'
+                });
+            }
+            seen.push(' ');
+        }
+        seen.pop();
+        check!(
+            result == expected && seen == after,
+            "{pieces:?}: mprotect {result:?} leaving {seen}, expected {expected:?} leaving {after}"
+        );
+        // The data survived the protection change. (This reopens the pieces up to the first
+        // hole, which are all that changed; it fails with ENOMEM where there is a hole.)
+        let _ = sys::mprotect(region.addr, region.len, RW);
+        let data = contents(&region, pieces);
+        check!(
+            !data.contains('z') && !data.contains('?'),
+            "{pieces:?}: data lost by mprotect: {data}"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the kernel can write at the readable `addr` ([`writable`]), leaving the bytes there
+/// as they were.
+fn writable_keeping_data(addr: usize) -> bool {
+    // SAFETY: the caller checked that `addr` is readable; [`writable`] probes 16 bytes.
+    let saved = unsafe { core::ptr::read_volatile(addr as *const [u8; 16]) };
+    let writable = writable(addr);
+    if writable {
+        // SAFETY: the kernel could write there, so we can.
+        unsafe { core::ptr::write_volatile(addr as *mut [u8; 16], saved) };
+    }
+    writable
+}
+
+/// munmap over private, shared, PROT_NONE and unmapped pieces removes every one of them.
+pub fn munmap_mixed_kinds() -> TestResult {
+    use Piece::*;
+    let pieces = [Private, Shared, NoAccess, Hole, Shared];
+    let region = lay_out(&pieces)?;
+    check_ok!(sys::munmap(region.addr, region.len));
+    for page in 0..pieces.len() * PIECE_PAGES {
+        check!(!mapped(region.page(page)), "page {page} still mapped");
+    }
     Ok(())
 }
 
