@@ -264,6 +264,7 @@ ktest! {
             return ktest::skip("needs 2 or more CPUs");
         }
         const PAGE_ADDR: u64 = 0x3000_0000;
+        const WRITTEN: u64 = 0x5eed;
         let space = address_space("zero-page");
         mmap::mmap(&space.mm, PAGE_ADDR, PAGE, RW, ANON_FIXED, u64::MAX, 0).expect("map");
         let reading = Arc::new(AtomicBool::new(false));
@@ -275,11 +276,13 @@ ktest! {
                 assert_eq!(read_user::<u64>(PAGE_ADDR), Ok(0));
                 reading.store(true, Ordering::Release);
                 // Spin without sleeping or switching: only a shootdown can refresh the TLB.
+                // The copies go a byte at a time, so a read may catch the write half done:
+                // only the whole value ends the wait.
                 let deadline = crate::time::now_ns() + 3_000_000_000;
                 while crate::time::now_ns() < deadline {
                     let value = read_user::<u64>(PAGE_ADDR).unwrap_or(0);
-                    if value != 0 {
-                        seen.store(value, Ordering::Release);
+                    seen.store(value, Ordering::Release);
+                    if value == WRITTEN {
                         return;
                     }
                 }
@@ -289,14 +292,14 @@ ktest! {
             crate::sched::yield_now();
         }
         let writer = start_in(&space, || {
-            write_user(PAGE_ADDR, &0x5eed_u64).expect("write");
+            write_user(PAGE_ADDR, &WRITTEN).expect("write");
         });
         assert!(writer.wait_timeout(10_000_000_000), "the writer never finished");
         assert!(reader.wait_timeout(10_000_000_000), "the reader never finished");
         space.mm.teardown();
         assert_eq!(
             seen.load(Ordering::Acquire),
-            0x5eed,
+            WRITTEN,
             "the reader kept reading the zero page after the write replaced it"
         );
     }
