@@ -128,11 +128,61 @@ fn ensure_backports() -> Result<(), String> {
     } else {
         String::new()
     };
+    let archive = bookworm_archive_uri(&texts).ok_or(
+        "no apt source serves Debian's bookworm suite, so xtask cannot tell where its backports \
+         are; add bookworm-backports to apt's sources by hand",
+    )?;
     let text = format!(
-        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n{signed_by}"
+        "Types: deb\nURIs: {archive}\nSuites: bookworm-backports\nComponents: main\n{signed_by}"
     );
     std::fs::write(BACKPORTS_SOURCES, text)
         .map_err(|e| format!("cannot write {BACKPORTS_SOURCES}: {e}"))
+}
+
+/// The archive address of the apt source that serves Debian's `bookworm` suite (the machine's
+/// own mirror), from apt's sources in either format: deb822 stanzas (`URIs:` and `Suites:`) or
+/// one-line `deb URI SUITE COMPONENTS...` entries.
+fn bookworm_archive_uri(texts: &[String]) -> Option<String> {
+    for text in texts {
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza.lines().find_map(|line| {
+                    let value = line.trim().strip_prefix(name)?.strip_prefix(':')?;
+                    Some(
+                        value
+                            .split_whitespace()
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            };
+            if let (Some(uris), Some(suites)) = (field("URIs"), field("Suites"))
+                && suites.iter().any(|s| s == "bookworm")
+                && let Some(uri) = uris.into_iter().next()
+            {
+                return Some(uri);
+            }
+        }
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // `deb [options] URI SUITE COMPONENTS...`
+            let rest = match words.first() {
+                Some(&"deb") => &words[1..],
+                _ => continue,
+            };
+            let rest = match rest.first() {
+                Some(option) if option.starts_with('[') => {
+                    let end = rest.iter().position(|w| w.ends_with(']'))?;
+                    &rest[end + 1..]
+                }
+                _ => rest,
+            };
+            if rest.get(1) == Some(&"bookworm") {
+                return Some(rest[0].to_owned());
+            }
+        }
+    }
+    None
 }
 
 fn is_root() -> bool {
@@ -184,5 +234,28 @@ impl OsRelease {
             _ if self.is_debian_like() => "sudo apt-get install qemu-system-x86 ovmf",
             _ => "your system's qemu-system-x86_64 and OVMF (edk2) packages",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bookworm_archive_uri;
+
+    #[test]
+    fn finds_the_mirror_that_serves_bookworm() {
+        let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                      Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(
+            bookworm_archive_uri(&[deb822.to_owned()]).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let one_line = "# deb http://old.example/debian bookworm main\n\
+                        deb [signed-by=/k.gpg arch=amd64] http://other.example/debian bookworm main contrib\n";
+        assert_eq!(
+            bookworm_archive_uri(&[one_line.to_owned()]).as_deref(),
+            Some("http://other.example/debian")
+        );
+        let security_only = "deb http://mirror.example/debian-security bookworm-security main\n";
+        assert_eq!(bookworm_archive_uri(&[security_only.to_owned()]), None);
     }
 }
