@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, RunOptions};
+use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -153,6 +153,10 @@ struct QemuArgs {
     /// leave QEMU when it exits, and exit with its status.
     #[arg(long, value_name = "PATH")]
     run: Option<PathBuf>,
+    /// With --run: boot this Linux kernel (a bzImage) instead of ours, with the program as its
+    /// /init, to compare what it does under Linux.
+    #[arg(long, value_name = "BZIMAGE", requires = "run", conflicts_with_all = ["uefi", "cmdline", "release"])]
+    linux: Option<PathBuf>,
     /// Arguments for the --run program (after `--`).
     #[arg(last = true, value_name = "ARGS", requires = "run")]
     args: Vec<String>,
@@ -349,6 +353,98 @@ fn init_status(serial: &[String], name: &str) -> Option<i32> {
     })
 }
 
+/// The QEMU profile `cargo xtask qemu` asks for.
+fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
+    let mut profile = Profile::new(name, firmware, args.smp);
+    profile.memory_mib = args.mem;
+    profile.cpu_model = args.cpu.clone();
+    profile.machine = match args.machine {
+        MachineArg::Q35 => Machine::Q35,
+        MachineArg::Pc => Machine::Pc,
+    };
+    profile.accel = match args.accel {
+        AccelArg::Tcg => Accel::Tcg,
+        AccelArg::Kvm => Accel::Kvm,
+    };
+    profile
+}
+
+/// `qemu --run PATH --linux BZIMAGE`: boots Linux with the program as /init (beside the user
+/// programs in /bin), streams the serial output, and exits with the program's status, which
+/// Linux reports when its init exits (`Attempted to kill init! exitcode=0x0000SS00`).
+fn run_under_linux(
+    qemu: &Qemu,
+    args: &QemuArgs,
+    bzimage: &Path,
+    path: &Path,
+) -> Result<ExitCode, String> {
+    testrun::check_bzimage(bzimage)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("{}: the file name must be text", path.display()))?
+        .to_owned();
+    let mut programs = user::build_all()?;
+    programs.retain(|p| p.name != name);
+    programs.push(user::Program {
+        name: name.clone(),
+        path: path.to_owned(),
+    });
+    let dir = artifacts::target_dir().join("qemu");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let cpio = dir.join("linux-initramfs.cpio");
+    testrun::linux_initramfs(&programs, &name, &cpio)?;
+    let mut profile = qemu_profile(args, "qemu-linux", Firmware::Bios);
+    let disk = testrun::prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &args.args)?;
+    let log = dir.join("serial.log");
+    eprintln!(
+        "xtask: booting {} with {} as /init (serial copy in {})",
+        bzimage.display(),
+        path.display(),
+        log.display()
+    );
+    let options = RunOptions {
+        echo: Echo::Raw,
+        serial_log: Some(log),
+        ..RunOptions::default()
+    };
+    let result = qemu
+        .run(&profile, &disk, &options)
+        .map_err(|e| e.to_string())?;
+    match linux_init_status(&result.serial) {
+        Some(status) => {
+            println!("{} exited with status {status} (Linux)", path.display());
+            Ok(ExitCode::from(status))
+        }
+        None => Err(format!(
+            "{}: Linux never reported its init's exit ({})",
+            path.display(),
+            result.outcome
+        )),
+    }
+}
+
+/// The exit status in Linux's panic line when init exits: `exitcode=0x0000SS00`, SS the status
+/// (a death by signal N shows as N in the low byte, reported here as 128 + N).
+fn linux_init_status(serial: &[String]) -> Option<u8> {
+    let needle = "Attempted to kill init! exitcode=0x";
+    serial.iter().rev().find_map(|line| {
+        let at = line.find(needle)?;
+        let hex: String = line[at + needle.len()..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        let code = u32::from_str_radix(&hex, 16).ok()?;
+        let signal = code & 0x7f;
+        Some(if signal == 0 {
+            (code >> 8) as u8
+        } else {
+            128 + signal as u8
+        })
+    })
+}
+
 fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     let qemu = install::ensure_qemu(args.uefi)?;
     // Check the program before the builds, so that a wrong path fails at once.
@@ -356,6 +452,9 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
         let data =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         user::check_static_elf(&data).map_err(|why| format!("{} {why}", path.display()))?;
+    }
+    if let (Some(bzimage), Some(path)) = (&args.linux, &args.run) {
+        return run_under_linux(&qemu, args, bzimage, path);
     }
     let kernel = artifacts::build_kernel(args.release)?;
     let mut contents = ramdisk::Contents {
@@ -379,17 +478,7 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     } else {
         Firmware::Bios
     };
-    let mut profile = Profile::new("qemu", firmware, args.smp);
-    profile.memory_mib = args.mem;
-    profile.cpu_model = args.cpu.clone();
-    profile.machine = match args.machine {
-        MachineArg::Q35 => Machine::Q35,
-        MachineArg::Pc => Machine::Pc,
-    };
-    profile.accel = match args.accel {
-        AccelArg::Tcg => Accel::Tcg,
-        AccelArg::Kvm => Accel::Kvm,
-    };
+    let profile = qemu_profile(args, "qemu", firmware);
     let image = if args.uefi {
         &images.uefi
     } else {
@@ -459,6 +548,19 @@ mod tests {
         assert_eq!(init_status(&serial, "prog"), Some(139));
         assert_eq!(init_status(&serial, "other"), None);
         assert_eq!(init_status(&serial[..2], "prog"), None);
+    }
+
+    #[test]
+    fn finds_linux_init_status() {
+        let line = |code: &str| {
+            vec![format!(
+                "[    2.1] Kernel panic - not syncing: Attempted to kill init! exitcode={code}"
+            )]
+        };
+        assert_eq!(linux_init_status(&line("0x00000000")), Some(0));
+        assert_eq!(linux_init_status(&line("0x00000100")), Some(1));
+        assert_eq!(linux_init_status(&line("0x0000000b")), Some(139));
+        assert_eq!(linux_init_status(&["no panic".to_owned()]), None);
     }
 
     #[test]

@@ -132,9 +132,11 @@ fn check_ramdisk_programs(cpio: &Path, tally: &mut Tally) {
     }
 }
 
-/// The kernel command line of the Linux run: the console on COM1, power off instead of
-/// rebooting on a panic, and `--poweroff` for /init (usertests powers off when done).
-const LINUX_APPEND: &str = "console=ttyS0 panic=-1 quiet rdinit=/init -- --poweroff";
+/// The kernel command line of a Linux run: the console on COM1, power off instead of
+/// rebooting on a panic (QEMU runs with -no-reboot), and what follows `--` for /init.
+const LINUX_APPEND: &str = "console=ttyS0 panic=-1 quiet rdinit=/init --";
+/// The option that makes usertests and bench power the machine off when they are done.
+pub const POWEROFF: &str = "--poweroff";
 /// A whole usertests run under Linux (TCG, a busy host).
 const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -176,7 +178,7 @@ pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(
 }
 
 /// Adds to `profile` what boots `bzimage` with the initramfs `cpio`, its /init getting
-/// `--poweroff` and `init_args` (on the command line `LINUX_APPEND` plus the arguments), and
+/// `init_args` (on the command line `LINUX_APPEND` plus the arguments), and
 /// returns the disk image to run it with: an empty one in `dir`, since the qemu crate always
 /// attaches a disk and Linux, booting from -kernel/-initrd, ignores it.
 pub fn prepare_linux_boot(
@@ -217,7 +219,7 @@ fn linux_suite(
     let cpio = dir.join("initramfs.cpio");
     linux_initramfs(programs, "usertests", &cpio)?;
     let mut profile = Profile::new("linux", Firmware::Bios, 2);
-    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &[])?;
+    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &[POWEROFF.into()])?;
     let options = RunOptions {
         timeout: Some(LINUX_TIMEOUT),
         silence_timeout: Some(SILENCE_TIMEOUT),
@@ -677,6 +679,7 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
         }
     }
     tally.add(passed, failed, skipped);
+    check_log_lines_whole(profile, &result.serial, tally);
     if !clean {
         let ending = match result.outcome {
             Outcome::TimedOut => format!(
@@ -689,6 +692,60 @@ fn kernel_suite(qemu: &Qemu, profile: &Profile, images: &Images, verbose: bool, 
         };
         report_unclean_boot(Some(ending), &verdict.problems, &result, failed, tally);
     }
+}
+
+/// The diagnostic of usertests' `io::write_large_console` saying how many kernel log lines it
+/// asked for during its large write (by calling an unknown system call).
+const LARGE_WRITE_ASKED: &str = "# large write: asked the kernel for ";
+
+/// Checks that every kernel log line usertests asked for during its large console write is in
+/// the serial log whole, on a line of its own (`[  time] cpuN WARN  name[tid]: unimplemented
+/// system call 1023 ...`): user output, however large, neither drops nor breaks a log line.
+/// Counts as one test where the suite ran that test.
+fn check_log_lines_whole(profile: &Profile, serial: &[String], tally: &mut Tally) {
+    let Some(asked) = serial.iter().find_map(|line| {
+        let rest = line.trim_start().strip_prefix(LARGE_WRITE_ASKED)?;
+        rest.split(' ').next()?.parse::<usize>().ok()
+    }) else {
+        return;
+    };
+    let whole = serial
+        .iter()
+        .filter(|line| is_log_line(line, "WARN"))
+        .filter(|line| {
+            line.ends_with(": unimplemented system call 1023 (unknown); returning -ENOSYS")
+        })
+        .count();
+    let what = format!(
+        "kernel [{}]: kernel log lines during a large console write: {asked} asked for, {whole} whole",
+        profile.describe()
+    );
+    if whole == asked {
+        println!("{what}: ok");
+        tally.add(1, 0, 0);
+    } else {
+        println!("{what}: FAILED");
+        tally.add(0, 1, 0);
+    }
+}
+
+/// Whether `line` is one whole kernel log line of `level`: `[SSSSS.UUUUUU] cpuN LEVEL ...`.
+fn is_log_line(line: &str, level: &str) -> bool {
+    let Some((stamp, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] cpu")) else {
+        return false;
+    };
+    let stamp_ok = stamp.trim_start().split_once('.').is_some_and(|(s, us)| {
+        s.bytes().all(|b| b.is_ascii_digit())
+            && us.len() == 6
+            && us.bytes().all(|b| b.is_ascii_digit())
+    });
+    let Some((cpu, rest)) = rest.split_once(' ') else {
+        return false;
+    };
+    stamp_ok
+        && !cpu.is_empty()
+        && cpu.bytes().all(|b| b.is_ascii_digit())
+        && rest.strip_prefix(level).is_some_and(|r| r.starts_with(' '))
 }
 
 /// One deliberately broken run the harness must catch, and what catching it looks like.
@@ -865,4 +922,25 @@ fn harness_checks(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_log_line;
+
+    #[test]
+    fn log_lines_are_recognised_only_whole() {
+        let line =
+            "[   12.345678] cpu3 WARN  usertests[7]: unimplemented system call 1023 (unknown)";
+        assert!(is_log_line(line, "WARN"));
+        assert!(!is_log_line(line, "INFO"));
+        // Glued behind user output, or cut short: not a whole log line.
+        assert!(!is_log_line(
+            &format!("    # large write.....{line}"),
+            "WARN"
+        ));
+        assert!(!is_log_line("[   12.34] cpu3 WARN  x", "WARN"));
+        assert!(!is_log_line("[   12.345678] cpu WARN  x", "WARN"));
+        assert!(!is_log_line("[   12.345678] cpu3 WARNING x", "WARN"));
+    }
 }

@@ -400,6 +400,22 @@ pub fn yield_now() {
     schedule();
 }
 
+/// A preemption point for long kernel loops (Linux's `cond_resched`): kernel code is not
+/// preempted, so a loop that may run for long reports an RCU quiescent state here and gives the
+/// CPU away when the tick asked for a switch. Not inside an RCU read section or under a
+/// spinlock.
+#[track_caller]
+pub fn cond_resched() {
+    crate::sync::rcu::quiescent_state();
+    if percpu::this_cpu()
+        .sched
+        .need_resched
+        .load(Ordering::Relaxed)
+    {
+        schedule();
+    }
+}
+
 /// Ends the running kernel thread (or, from `proc`, a user thread whose process state is
 /// already settled). Never returns.
 pub fn exit_current() -> ! {

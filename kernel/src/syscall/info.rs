@@ -4,7 +4,7 @@
 
 use core::sync::atomic::Ordering;
 
-use super::errno::{EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, SysResult};
+use super::errno::{EINVAL, ENOMEM, EPERM, ESRCH, SysResult};
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 
 const SIGKILL: u64 = 9;
@@ -269,15 +269,11 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     {
         return Err(EINVAL);
     }
-    // Linux caps one call at 32 MiB - 1; a smaller cap keeps the kernel buffer small.
-    let len = (len as usize).min(1 << 16);
-    if !crate::arch::uaccess::is_user_range(buf, len) {
-        return Err(EFAULT);
-    }
-    let mut bytes = alloc::vec![0u8; len];
-    crate::random::fill(&mut bytes);
-    copy_to_user(buf, &bytes)?;
-    Ok(len as u64)
+    // Linux cuts the length before it checks the buffer (`import_ubuf`), and fills up to a
+    // fault.
+    let len = len.min(super::transfer::MAX_RW_COUNT);
+    super::transfer::check_buffer(buf, len)?;
+    super::transfer::to_user(buf, len, crate::random::fill)
 }
 
 const REBOOT_MAGIC1: u64 = 0xfee1_dead;

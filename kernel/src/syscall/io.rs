@@ -1,17 +1,27 @@
 //! The console as file descriptors 0, 1 and 2 — like Linux's `/dev/console` opened for reading
 //! and writing: reads come from the serial line, writes go to it verbatim. There is no file
 //! system: other descriptors do not exist, paths do not resolve.
+//!
+//! Buffers are checked and moved as Linux does (see `transfer`): a write of any size goes out
+//! in small pieces, with no spinlock held between them, and a fault part way returns the
+//! bytes written before it.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
-use super::errno::{EBADF, EFAULT, EINVAL, ENOENT, ENOTTY, ESPIPE, SysResult};
-use crate::arch::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
+use super::errno::{EBADF, EFAULT, EINVAL, ENOENT, ENOTTY, ESPIPE, Errno, SysResult};
+use super::transfer::{self, MAX_RW_COUNT, check_buffer};
+use crate::arch::uaccess::{read_user, write_user};
+use crate::sync::Mutex;
 
-/// The most bytes one write or read moves (a partial result beyond).
-const MAX_TRANSFER: usize = 1 << 20;
+/// One user write to the console at a time (Linux's `atomic_write_lock` of a terminal): the
+/// output of one `write` or `writev` is never mixed with another's, however large. Kernel log
+/// lines do not wait for it; they come between two pieces of a write (see `console`).
+static CONSOLE_WRITERS: Mutex<()> = Mutex::new(());
+
 /// `iovcnt` limit (Linux's `UIO_MAXIOV`).
 const MAX_IOV: u64 = 1024;
+/// The most bytes one read of the console returns.
+const MAX_READ: u64 = 4096;
 
 fn is_console(fd: u64) -> bool {
     fd <= 2
@@ -21,11 +31,9 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     if !is_console(fd) {
         return Err(EBADF);
     }
-    let len = (len as usize).min(MAX_TRANSFER);
-    let mut bytes = vec![0u8; len];
-    copy_from_user(&mut bytes, buf)?;
-    emit(&bytes);
-    Ok(len as u64)
+    check_buffer(buf, len)?;
+    let _writing = CONSOLE_WRITERS.lock();
+    transfer::from_user(buf, len.min(MAX_RW_COUNT), emit)
 }
 
 /// Sends program output to the console (and to the process's capture buffer, if any).
@@ -46,7 +54,10 @@ struct IoVec {
     len: u64,
 }
 
-fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, super::errno::Errno> {
+/// Reads and checks an iovec array in Linux's order: the count (`EINVAL`), the array itself
+/// (`EFAULT`), every length (`EINVAL` if negative), then every buffer (`EFAULT`); lengths
+/// past [`MAX_RW_COUNT`] in all are cut.
+fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     if count > MAX_IOV {
         return Err(EINVAL);
     }
@@ -54,16 +65,16 @@ fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, super::errno::Errno> 
     for i in 0..count {
         let at = iov.checked_add(i * 16).ok_or(EFAULT)?;
         let [base, len] = read_user::<[u64; 2]>(at)?;
-        if len as i64 <= -1 {
-            return Err(EINVAL);
-        }
         vectors.push(IoVec { base, len });
     }
-    let total = vectors
-        .iter()
-        .try_fold(0u64, |sum, v| sum.checked_add(v.len));
-    if total.is_none_or(|t| t > i64::MAX as u64) {
+    if vectors.iter().any(|v| (v.len as i64) < 0) {
         return Err(EINVAL);
+    }
+    let mut total = 0;
+    for vector in &mut vectors {
+        check_buffer(vector.base, vector.len)?;
+        vector.len = vector.len.min(MAX_RW_COUNT - total);
+        total += vector.len;
     }
     Ok(vectors)
 }
@@ -73,39 +84,34 @@ pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
         return Err(EBADF);
     }
     let vectors = read_iovecs(iov, count)?;
-    let mut bytes = Vec::new();
+    let _writing = CONSOLE_WRITERS.lock();
+    let mut done = 0;
     for vector in vectors {
-        let room = MAX_TRANSFER - bytes.len();
-        let take = (vector.len as usize).min(room);
-        let start = bytes.len();
-        bytes.resize(start + take, 0);
-        if let Err(error) = copy_from_user(&mut bytes[start..], vector.base) {
-            bytes.truncate(start);
-            if bytes.is_empty() {
-                return Err(error);
+        match transfer::from_user(vector.base, vector.len, emit) {
+            Ok(moved) => {
+                done += moved;
+                if moved < vector.len {
+                    break;
+                }
             }
-            break;
-        }
-        if bytes.len() == MAX_TRANSFER {
-            break;
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
         }
     }
-    emit(&bytes);
-    Ok(bytes.len() as u64)
+    Ok(done)
 }
 
-/// Reads from the serial console: waits for the first byte, then returns what is there.
+/// Reads from the serial console: waits for the first byte, then returns what is there (at
+/// most [`MAX_READ`] bytes).
 pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     if !is_console(fd) {
         return Err(EBADF);
     }
+    check_buffer(buf, len)?;
     if len == 0 {
         return Ok(0);
     }
-    if !crate::arch::uaccess::is_user_range(buf, len as usize) {
-        return Err(EFAULT);
-    }
-    let len = (len as usize).min(4096);
+    let len = len.min(MAX_READ) as usize;
     let mut bytes = Vec::new();
     loop {
         while bytes.len() < len {
@@ -122,8 +128,12 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
             return Err(super::errno::EINTR);
         }
     }
-    copy_to_user(buf, &bytes)?;
-    Ok(bytes.len() as u64)
+    let mut unread = bytes.as_slice();
+    transfer::to_user(buf, bytes.len() as u64, |piece| {
+        let (now, rest) = unread.split_at(piece.len());
+        piece.copy_from_slice(now);
+        unread = rest;
+    })
 }
 
 pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
@@ -134,6 +144,19 @@ pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
     match vectors.iter().find(|v| v.len > 0) {
         Some(first) => read(fd, first.base, first.len),
         None => Ok(0),
+    }
+}
+
+/// `pread64` and `pwrite64`: a negative offset is `EINVAL`; the console, like every terminal,
+/// cannot be read or written at an offset (`ESPIPE`, before the buffer is looked at).
+pub fn pread_pwrite(fd: u64, offset: u64) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
+    }
+    if is_console(fd) {
+        Err(ESPIPE)
+    } else {
+        Err(EBADF)
     }
 }
 

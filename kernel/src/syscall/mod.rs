@@ -10,6 +10,7 @@ mod info;
 mod io;
 mod thread;
 mod time;
+mod transfer;
 
 use crate::arch::trap::TrapFrame;
 use crate::sched;
@@ -43,6 +44,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         13 => info::rt_sigaction(a[0], a[1], a[2], a[3]),
         14 => info::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         16 => io::ioctl(a[0], a[1], a[2]),
+        17 | 18 => io::pread_pwrite(a[0], a[3]),
         19 => io::readv(a[0], a[1], a[2]),
         20 => io::writev(a[0], a[1], a[2]),
         24 => {
@@ -120,8 +122,6 @@ fn name(number: u64) -> &'static str {
         6 => "lstat",
         7 => "poll",
         15 => "rt_sigreturn",
-        17 => "pread64",
-        18 => "pwrite64",
         21 => "access",
         22 => "pipe",
         23 => "select",

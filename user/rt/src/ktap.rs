@@ -19,9 +19,10 @@
 //!
 //! Options: `--nested` indents every line by four spaces (the kernel runs the program as one of
 //! its tests, so this is a subtest block); `--poweroff` powers the machine off at the end when
-//! the program is process 1 (Linux's /init); `--list` prints the test names; any other argument
-//! is a filter: only tests whose name contains one of the filters run. Exit status: 0 when no
-//! test failed, 1 otherwise, 2 for a bad option.
+//! the program is process 1 (Linux's /init); `--list` prints the test names;
+//! `--param=NAME=VALUE` sets a value a test reads with [`param`] (a size, say); any other
+//! argument is a filter: only tests whose name contains one of the filters run. Exit status: 0
+//! when no test failed, 1 otherwise, 2 for a bad option.
 
 use alloc::string::String;
 use core::fmt;
@@ -164,6 +165,15 @@ static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static CURRENT_NAME: AtomicUsize = AtomicUsize::new(0);
 static CURRENT_NAME_LEN: AtomicUsize = AtomicUsize::new(0);
 
+const PARAM: &str = "--param=";
+
+/// The value given with `--param=NAME=VALUE` for `name`, if any (the last one wins).
+pub fn param(name: &str) -> Option<&'static str> {
+    crate::start::args()
+        .filter_map(|a| a.strip_prefix(PARAM)?.strip_prefix(name)?.strip_prefix('='))
+        .last()
+}
+
 /// The indentation of KTAP lines: four spaces when `--nested`.
 pub fn indent() -> &'static str {
     if NESTED.load(Ordering::Relaxed) {
@@ -238,9 +248,10 @@ pub fn run(tests: &[Test]) -> i32 {
             // Linux passes what follows `--` on its command line to init; a lone `--` may
             // come through.
             "--" => {}
+            a if a.starts_with(PARAM) && a[PARAM.len()..].contains('=') => {}
             a if a.starts_with("--") => {
                 crate::eprintln!(
-                    "unknown option {a} (options: --nested --poweroff --list FILTER...)"
+                    "unknown option {a} (options: --nested --poweroff --list --param=NAME=VALUE FILTER...)"
                 );
                 return 2;
             }

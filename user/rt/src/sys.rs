@@ -19,6 +19,8 @@ pub mod nr {
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const IOCTL: usize = 16;
+    pub const PREAD64: usize = 17;
+    pub const PWRITE64: usize = 18;
     pub const READV: usize = 19;
     pub const WRITEV: usize = 20;
     pub const SCHED_YIELD: usize = 24;
@@ -75,6 +77,7 @@ impl Errno {
     pub const ENODEV: Errno = Errno(19);
     pub const EINVAL: Errno = Errno(22);
     pub const ENOTTY: Errno = Errno(25);
+    pub const ESPIPE: Errno = Errno(29);
     pub const ERANGE: Errno = Errno(34);
     pub const ENOSYS: Errno = Errno(38);
     pub const EOVERFLOW: Errno = Errno(75);
@@ -97,6 +100,7 @@ impl Errno {
             19 => "ENODEV",
             22 => "EINVAL",
             25 => "ENOTTY",
+            29 => "ESPIPE",
             34 => "ERANGE",
             38 => "ENOSYS",
             75 => "EOVERFLOW",
@@ -431,6 +435,8 @@ wrap!(read(fd, buf, len) = nr::READ, syscall3);
 wrap!(write(fd, buf, len) = nr::WRITE, syscall3);
 wrap!(readv(fd, iov, cnt) = nr::READV, syscall3);
 wrap!(writev(fd, iov, cnt) = nr::WRITEV, syscall3);
+wrap!(pread64(fd, buf, len, offset) = nr::PREAD64, syscall4);
+wrap!(pwrite64(fd, buf, len, offset) = nr::PWRITE64, syscall4);
 wrap!(mmap(addr, len, prot, flags, fd, off) = nr::MMAP, syscall6);
 wrap!(munmap(addr, len) = nr::MUNMAP, syscall2);
 wrap!(mprotect(addr, len, prot) = nr::MPROTECT, syscall3);

@@ -1,4 +1,5 @@
-//! write, writev, read, readv, fstat, newfstatat, ioctl(TCGETS) on the standard descriptors.
+//! write, writev, read, readv, pread64, pwrite64, fstat, newfstatat, ioctl(TCGETS) on the
+//! standard descriptors.
 //!
 //! What the tests write to standard output is a KTAP diagnostic line (indented when nested),
 //! so it does not disturb the report. Reads from fd 0 would wait for input: only the error
@@ -7,7 +8,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use urt::sys::{self, Errno, Iovec, Stat};
+use urt::sys::{self, Errno, Iovec, PAGE_SIZE, Stat};
 use urt::{check, check_eq, check_err, check_ok, diag};
 
 use crate::util::{KERNEL_ADDR, Mapping, bad_addrs};
@@ -43,8 +44,151 @@ pub fn write_errors() -> TestResult {
     check!(r == Err(Errno::EFAULT), "write(len usize::MAX): {r:?}");
     let none = check_ok!(Mapping::new(1, sys::PROT_NONE));
     check_err!(sys::write(1, none.addr, 16), Errno::EFAULT);
+    // The range is checked before the length is cut to what one call moves, and even when
+    // nothing is to be written: a range that leaves the user half or wraps is EFAULT.
+    check_err!(sys::write(1, b.as_ptr() as usize, 1 << 63), Errno::EFAULT);
+    check_err!(sys::write(1, KERNEL_ADDR, 0), Errno::EFAULT);
+    check_err!(sys::write(1, usize::MAX - 8, 16), Errno::EFAULT);
     Ok(())
 }
+
+/// Bytes of one line of [`diag_lines`]; a page holds a whole number of them.
+const DIAG_LINE: usize = 64;
+
+/// Fills `len` bytes at `addr` (a multiple of [`DIAG_LINE`]) with KTAP diagnostic lines of
+/// [`DIAG_LINE`] bytes, so that writing them to standard output keeps the report valid.
+fn diag_lines(addr: usize, len: usize, what: &str) {
+    let mut line = diag_line(what).into_bytes();
+    line.pop();
+    line.resize(DIAG_LINE - 1, b'.');
+    line.push(b'\n');
+    for at in (0..len).step_by(DIAG_LINE) {
+        // SAFETY: the caller's `len` bytes at `addr` are writable memory.
+        unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), (addr + at) as *mut u8, DIAG_LINE) };
+    }
+}
+
+/// A write or writev that meets an unmapped page part way returns the bytes before it (a
+/// fault at the very start is EFAULT): the same count as Linux's terminals report, for
+/// buffers that start on a page.
+pub fn write_stops_at_a_fault() -> TestResult {
+    let m = check_ok!(Mapping::rw(4));
+    diag_lines(m.addr, 3 * PAGE_SIZE, "write up to a fault");
+    check_ok!(sys::munmap(m.page(3), PAGE_SIZE));
+    check_eq!(check_ok!(sys::write(1, m.addr, m.len)), 3 * PAGE_SIZE);
+    check_err!(sys::write(1, m.page(3), PAGE_SIZE), Errno::EFAULT);
+    let iov = [
+        Iovec {
+            base: m.addr,
+            len: 2 * PAGE_SIZE,
+        },
+        Iovec {
+            base: m.page(2),
+            len: 2 * PAGE_SIZE,
+        },
+        Iovec {
+            base: m.addr,
+            len: PAGE_SIZE,
+        },
+    ];
+    check_eq!(
+        check_ok!(sys::writev(1, iov.as_ptr() as usize, iov.len())),
+        3 * PAGE_SIZE
+    );
+    let first_faults = [Iovec {
+        base: m.page(3),
+        len: 16,
+    }];
+    check_err!(
+        sys::writev(1, first_faults.as_ptr() as usize, 1),
+        Errno::EFAULT
+    );
+    Ok(())
+}
+
+/// The size of [`write_large_console`]'s one write, in MiB, unless `--param=large-write-mib=N`
+/// says otherwise.
+const LARGE_WRITE_MIB: usize = 1;
+
+/// One write of 1 MiB (or `--param=large-write-mib=N`) to the console completes and returns its
+/// length while two other threads
+/// run: one keeps faulting pages in (and, on this project's kernel, making the kernel log a
+/// line, through a system call it does not know), and gets through some of its rounds before
+/// the large write returns; the other prints lines, which may wait for the large write (Linux
+/// lets one write to a terminal through at a time) but all succeed.
+pub fn write_large_console() -> TestResult {
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    static FAULT_ROUNDS: AtomicUsize = AtomicUsize::new(0);
+    static LOG_LINES_ASKED: AtomicUsize = AtomicUsize::new(0);
+    DONE.store(false, Ordering::SeqCst);
+    FAULT_ROUNDS.store(0, Ordering::SeqCst);
+    LOG_LINES_ASKED.store(0, Ordering::SeqCst);
+    let mib = match urt::ktap::param("large-write-mib").map(str::parse::<usize>) {
+        None => LARGE_WRITE_MIB,
+        Some(Ok(mib)) if mib > 0 => mib,
+        Some(_) => {
+            return Err(urt::ktap::Failure::fail(
+                file!(),
+                line!(),
+                "large-write-mib must be a positive number".into(),
+            ));
+        }
+    };
+    let size = mib << 20;
+    let buffer = check_ok!(Mapping::rw(size / PAGE_SIZE));
+    diag_lines(buffer.addr, buffer.len, "large write");
+    let faulter = urt::thread::spawn(|| {
+        while !DONE.load(Ordering::SeqCst) {
+            let Ok(pages) = Mapping::rw(16) else {
+                return false;
+            };
+            for page in 0..16 {
+                pages.fill(page, 0x3c);
+            }
+            drop(pages);
+            if LOG_LINES_ASKED.load(Ordering::SeqCst) < MAX_LOG_LINES {
+                // SAFETY: an unknown system call does nothing (this kernel logs a line).
+                let _ = unsafe { sys::raw(UNKNOWN_SYSCALL, &[]) };
+                LOG_LINES_ASKED.fetch_add(1, Ordering::SeqCst);
+            }
+            FAULT_ROUNDS.fetch_add(1, Ordering::SeqCst);
+        }
+        true
+    });
+    let printer = urt::thread::spawn(|| {
+        (1..=8).all(|n| {
+            let line = diag_line(&format!("large write: printer line {n}"));
+            sys::write(1, line.as_ptr() as usize, line.len()) == Ok(line.len())
+        })
+    });
+    let written = sys::write(1, buffer.addr, buffer.len);
+    let rounds_during_write = FAULT_ROUNDS.load(Ordering::SeqCst);
+    DONE.store(true, Ordering::SeqCst);
+    let faulter_ok = faulter.join();
+    let printer_ok = printer.join();
+    check_eq!(written, Ok(size));
+    check!(faulter_ok, "the faulting thread's mmap failed");
+    check!(printer_ok, "a write of the printing thread failed");
+    diag!(
+        "large write: {mib} MiB; the faulting thread made {rounds_during_write} rounds during it"
+    );
+    // `cargo xtask test` finds every one of these kernel log lines whole in the serial log.
+    diag!(
+        "large write: asked the kernel for {} log lines (system call {UNKNOWN_SYSCALL})",
+        LOG_LINES_ASKED.load(Ordering::SeqCst)
+    );
+    check!(
+        rounds_during_write > 0,
+        "the faulting thread made no progress while the console was written"
+    );
+    Ok(())
+}
+
+/// A system call number no kernel knows (ENOSYS); this project's kernel logs a line for it.
+const UNKNOWN_SYSCALL: usize = 1023;
+/// How many kernel log lines [`write_large_console`] asks for during its write.
+const MAX_LOG_LINES: usize = 64;
 
 pub fn writev_gathers() -> TestResult {
     let head = format!("{}# writev: ", urt::ktap::indent());
@@ -98,6 +242,24 @@ pub fn read_errors() -> TestResult {
     // Refused before anything is read (fd 0 would otherwise wait for input).
     check_err!(sys::read(0, KERNEL_ADDR, 16), Errno::EFAULT);
     check_err!(sys::read(0, p, usize::MAX), Errno::EFAULT);
+    check_err!(sys::read(0, p, 1 << 63), Errno::EFAULT);
+    check_err!(sys::read(0, KERNEL_ADDR, 0), Errno::EFAULT);
+    check_eq!(check_ok!(sys::read(0, p, 0)), 0);
+    Ok(())
+}
+
+/// The console, like every terminal, cannot be read or written at an offset: ESPIPE, before
+/// the buffer is looked at; a negative offset is EINVAL first, an unknown fd EBADF.
+pub fn pread_pwrite_console() -> TestResult {
+    let mut buf = [0u8; 16];
+    let p = buf.as_mut_ptr() as usize;
+    check_err!(sys::pread64(0, p, 16, 0), Errno::ESPIPE);
+    check_err!(sys::pwrite64(1, p, 16, 0), Errno::ESPIPE);
+    check_err!(sys::pwrite64(1, KERNEL_ADDR, 16, 0), Errno::ESPIPE);
+    check_err!(sys::pread64(0, p, usize::MAX, 0), Errno::ESPIPE);
+    check_err!(sys::pread64(9999, p, 16, 0), Errno::EBADF);
+    check_err!(sys::pread64(0, p, 16, usize::MAX), Errno::EINVAL);
+    check_err!(sys::pwrite64(9999, p, 16, 1 << 63), Errno::EINVAL);
     Ok(())
 }
 
@@ -120,6 +282,33 @@ pub fn readv_errors() -> TestResult {
         len: 16,
     }];
     check_err!(sys::readv(0, kernel.as_ptr() as usize, 1), Errno::EFAULT);
+    // Every buffer is checked before anything is read, empty ones too.
+    let later_bad = [
+        Iovec {
+            base: buf.as_mut_ptr() as usize,
+            len: 16,
+        },
+        Iovec {
+            base: KERNEL_ADDR,
+            len: 0,
+        },
+    ];
+    check_err!(sys::readv(0, later_bad.as_ptr() as usize, 2), Errno::EFAULT);
+    // A negative length anywhere is EINVAL, even after a bad buffer.
+    let negative_later = [
+        Iovec {
+            base: KERNEL_ADDR,
+            len: 16,
+        },
+        Iovec {
+            base: buf.as_mut_ptr() as usize,
+            len: usize::MAX,
+        },
+    ];
+    check_err!(
+        sys::readv(0, negative_later.as_ptr() as usize, 2),
+        Errno::EINVAL
+    );
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use urt::sys::{self, Errno, Timespec};
+use urt::sys::{self, Errno, PAGE_SIZE, Timespec};
 use urt::{check, check_eq, check_err, check_ok, diag, skip};
 
 use crate::util::{KERNEL_ADDR, Mapping, bad_addrs, ms_since};
@@ -129,6 +129,34 @@ pub fn getrandom_bad_buffer() -> TestResult {
     }
     let ro = check_ok!(Mapping::new(1, sys::PROT_READ));
     check_err!(sys::getrandom(ro.addr, 16, 0), Errno::EFAULT);
+    check_err!(sys::getrandom(KERNEL_ADDR, 0, 0), Errno::EFAULT);
+    Ok(())
+}
+
+/// An address below every program's image and mappings.
+const LOW_ADDR: usize = 0x3000_0000;
+
+/// getrandom fills up to a fault and returns how much it filled; the length is cut to what
+/// one call moves before the buffer is checked, so a huge length is no error.
+pub fn getrandom_stops_at_a_fault() -> TestResult {
+    // Low enough that 2 GiB more is still user space, wherever mmap puts mappings.
+    let m = Mapping {
+        addr: check_ok!(sys::mmap(
+            LOW_ADDR,
+            3 * PAGE_SIZE,
+            sys::PROT_READ | sys::PROT_WRITE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE,
+            usize::MAX,
+            0
+        )),
+        len: 3 * PAGE_SIZE,
+    };
+    check_ok!(sys::munmap(m.page(2), PAGE_SIZE));
+    let start = m.addr + 100;
+    let room = 2 * PAGE_SIZE - 100;
+    check_eq!(check_ok!(sys::getrandom(start, 3 * PAGE_SIZE, 0)), room);
+    check_eq!(check_ok!(sys::getrandom(start, 1 << 63, 0)), room);
+    check!(!m.all(1, 0), "the second page was not filled");
     Ok(())
 }
 

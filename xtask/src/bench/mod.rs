@@ -358,7 +358,10 @@ fn prepare_boot(
         Kernel::Linux { bzimage } => {
             let cpio = dir.join(format!("{name}.cpio"));
             testrun::linux_initramfs(programs, "bench", &cpio)?;
-            testrun::prepare_linux_boot(&mut profile, dir, bzimage, &cpio, &boot.args)?
+            let init_args: Vec<String> = std::iter::once(testrun::POWEROFF.to_owned())
+                .chain(boot.args.iter().cloned())
+                .collect();
+            testrun::prepare_linux_boot(&mut profile, dir, bzimage, &cpio, &init_args)?
         }
     };
     Ok((profile, image))
