@@ -8,14 +8,15 @@
 
 use alloc::vec::Vec;
 
-use super::errno::{EBADF, EFAULT, EINVAL, ENOENT, ENOTTY, ESPIPE, Errno, SysResult};
+use super::errno::{EBADF, EFAULT, EINTR, EINVAL, ENOENT, ENOTTY, ESPIPE, Errno, SysResult};
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::sync::Mutex;
 
 /// One user write to the console at a time (Linux's `atomic_write_lock` of a terminal): the
 /// output of one `write` or `writev` is never mixed with another's, however large. Kernel log
-/// lines do not wait for it; they come between two pieces of a write (see `console`).
+/// lines do not wait for it; they come between two pieces of a write (see `console`). A
+/// thread killed while it waits gives up (its process is exiting).
 static CONSOLE_WRITERS: Mutex<()> = Mutex::new(());
 
 /// `iovcnt` limit (Linux's `UIO_MAXIOV`).
@@ -32,7 +33,7 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
         return Err(EBADF);
     }
     check_buffer(buf, len)?;
-    let _writing = CONSOLE_WRITERS.lock();
+    let _writing = CONSOLE_WRITERS.lock_killable().ok_or(EINTR)?;
     transfer::from_user(buf, len.min(MAX_RW_COUNT), emit)
 }
 
@@ -84,7 +85,7 @@ pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
         return Err(EBADF);
     }
     let vectors = read_iovecs(iov, count)?;
-    let _writing = CONSOLE_WRITERS.lock();
+    let _writing = CONSOLE_WRITERS.lock_killable().ok_or(EINTR)?;
     let mut done = 0;
     for vector in vectors {
         match transfer::from_user(vector.base, vector.len, emit) {
@@ -125,7 +126,7 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
             break;
         }
         if crate::sched::timer::sleep_ns(10_000_000).is_err() {
-            return Err(super::errno::EINTR);
+            return Err(EINTR);
         }
     }
     let mut unread = bytes.as_slice();
