@@ -304,6 +304,21 @@ fn has_init(cmdline: &str) -> bool {
         .any(|opt| opt.starts_with("init="))
 }
 
+/// The name a `--run` program gets in the ramdisk (`/bin/NAME`): its file name, which must be
+/// text without spaces.
+fn program_name(path: &Path) -> Result<String, String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "{}: the file name must be text without spaces",
+                path.display()
+            )
+        })
+}
+
 /// Adds the `--run` program to the ramdisk as init: `/bin/NAME`, its arguments in
 /// `/etc/init.args` (one per line), `init=/bin/NAME` in the options. Returns NAME.
 fn prepare_run(
@@ -315,12 +330,7 @@ fn prepare_run(
     let shown = path.display();
     let data = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     user::check_static_elf(&data).map_err(|why| format!("{shown} {why}"))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
-        .ok_or_else(|| format!("{shown}: the file name must be text without spaces"))?
-        .to_owned();
+    let name = program_name(path)?;
     if has_init(cmdline) {
         return Err("--run chooses init itself; remove init= from --cmdline".into());
     }
@@ -379,12 +389,7 @@ fn run_under_linux(
     path: &Path,
 ) -> Result<ExitCode, String> {
     testrun::check_bzimage(bzimage)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| format!("{}: the file name must be text", path.display()))?
-        .to_owned();
+    let name = program_name(path)?;
     let mut programs = user::build_all()?;
     programs.retain(|p| p.name != name);
     programs.push(user::Program {

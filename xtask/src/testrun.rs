@@ -700,21 +700,24 @@ const LARGE_WRITE_ASKED: &str = "# large write: asked the kernel for ";
 
 /// Checks that every kernel log line usertests asked for during its large console write is in
 /// the serial log whole, on a line of its own (`[  time] cpuN WARN  name[tid]: unimplemented
-/// system call 1023 ...`): user output, however large, neither drops nor breaks a log line.
+/// system call N ...`, N the number the test named): user output, however large, neither drops nor breaks a log line.
 /// Counts as one test where the suite ran that test.
 fn check_log_lines_whole(profile: &Profile, serial: &[String], tally: &mut Tally) {
-    let Some(asked) = serial.iter().find_map(|line| {
+    // "# large write: asked the kernel for 64 log lines (system call 1023)"
+    let Some((asked, number)) = serial.iter().find_map(|line| {
         let rest = line.trim_start().strip_prefix(LARGE_WRITE_ASKED)?;
-        rest.split(' ').next()?.parse::<usize>().ok()
+        let (asked, rest) = rest.split_once(' ')?;
+        let number = rest
+            .strip_prefix("log lines (system call ")?
+            .strip_suffix(')')?;
+        Some((asked.parse::<usize>().ok()?, number.to_owned()))
     }) else {
         return;
     };
+    let ending = format!(": unimplemented system call {number} (unknown); returning -ENOSYS");
     let whole = serial
         .iter()
-        .filter(|line| is_log_line(line, "WARN"))
-        .filter(|line| {
-            line.ends_with(": unimplemented system call 1023 (unknown); returning -ENOSYS")
-        })
+        .filter(|line| is_log_line(line, "WARN") && line.ends_with(&ending))
         .count();
     let what = format!(
         "kernel [{}]: kernel log lines during a large console write: {asked} asked for, {whole} whole",

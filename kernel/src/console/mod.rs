@@ -47,9 +47,7 @@ impl Write for Console {
         if let Some(screen) = &mut self.screen {
             screen.write_str(s);
         }
-        if let Some(&last) = s.as_bytes().last() {
-            self.at_line_start = last == b'\n';
-        }
+        self.note_written(s.as_bytes());
         Ok(())
     }
 }
@@ -63,6 +61,11 @@ impl Console {
         if let Some(screen) = &mut self.screen {
             screen.write_bytes(bytes);
         }
+        self.note_written(bytes);
+    }
+
+    /// Keeps [`Console::at_line_start`] up to date after `bytes` went out.
+    fn note_written(&mut self, bytes: &[u8]) {
         if let Some(&last) = bytes.last() {
             self.at_line_start = last == b'\n';
         }
