@@ -4,13 +4,18 @@
 //! # Locks
 //! - `mmap_lock` (a sleeping reader-writer semaphore) serialises changes: every edit of the
 //!   VMA set, every clearing of page-table entries and every freeing of page-table pages holds
-//!   it for writing ([`Mm::write_lock`], which also opens a per-VMA-lock write session).
+//!   it for writing. It is private: [`Mm::write`] takes it and returns an [`MmWriteGuard`],
+//!   which also opens a per-VMA-lock write session, and the functions that change the address
+//!   space are methods of that guard; [`Mm::read`] returns an [`MmReadGuard`], under which the
+//!   VMA set can be read and faults served. Both dereference to [`MmapLocked`], the queries
+//!   either guard allows; the VMAs they return borrow from the guard.
 //!   Page faults that cannot use a VMA lock hold it for reading.
 //! - Each VMA's lock (kernel/libs/vmalock): an edit write-locks every VMA it changes or
 //!   removes before it changes them or their page-table entries; new VMAs are write-locked
 //!   and attached before they are published, removed ones detached after they are unpublished
-//!   and before they are freed. All write locks end together at [`Mm::write_unlock`]. Faults
-//!   that read-lock a VMA (`lock_vma_under_rcu`) need no `mmap_lock`.
+//!   and before they are freed. All write locks end together when the [`MmWriteGuard`] is
+//!   dropped (Linux's `mmap_write_unlock`). Faults that read-lock a VMA
+//!   (`lock_vma_under_rcu`) need no `mmap_lock`.
 //! - The tree is read without a lock inside RCU read sections; writers hold `mmap_lock` for
 //!   writing and publish each edit atomically (see kernel/libs/vmtree).
 //! - Page-table entries are atomics (see pagetable.rs): faults under `mmap_lock` for reading
@@ -32,7 +37,7 @@
 //! not need memory.
 
 use alloc::vec::Vec;
-use core::ops::Range;
+use core::ops::{Deref, Range};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 use vmalock::{MmIdentity, MmLockSeq};
@@ -47,7 +52,8 @@ use super::{frame, zero_page};
 use crate::arch::percpu::CpuSet;
 use crate::arch::smp::{self, Flush};
 use crate::arch::syscall::USER_END;
-use crate::sync::rcu::read_lock;
+use crate::sync::rcu::{RcuReadGuard, read_lock};
+use crate::sync::rwsem::{RwSemReadGuard, RwSemWriteGuard};
 use crate::sync::{PerCpuCounter, RwSem};
 use crate::syscall::errno::{ENOMEM, Errno};
 
@@ -73,9 +79,10 @@ static EARLY_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static GATHER_CANNOT_GROW: AtomicBool = AtomicBool::new(false);
 
 pub struct Mm {
-    pub mmap_lock: RwSem,
+    /// Taken through [`Mm::read`] and [`Mm::write`] only.
+    mmap_lock: RwSem,
     /// The per-VMA-lock sequence (`mm_lock_seq`): odd during a write session.
-    pub lock_seq: MmLockSeq,
+    lock_seq: MmLockSeq,
     /// VMAs the current write session removed and detached, freed when it ends.
     detached_vmas: spin::Mutex<Vec<VmaPtr>>,
     /// Room for the frames an edit clears, lent to the edit in progress (edits hold
@@ -89,7 +96,7 @@ pub struct Mm {
     /// Data pages mapped (resident set), for statistics and leak checks; per CPU, because
     /// every page fault that maps a page adds to it.
     pub resident_pages: PerCpuCounter,
-    /// `brk`: the start of the heap and its current end (under `mmap_lock` write).
+    /// `brk`: the start of the heap and its current end (changed under `mmap_lock` write).
     brk_start: AtomicU64,
     brk_end: AtomicU64,
     torn_down: AtomicBool,
@@ -170,65 +177,35 @@ impl Mm {
         }
     }
 
-    /// Takes `mmap_lock` for writing and opens a VMA write session.
-    pub fn write_lock(&self) {
-        self.mmap_lock.down_write();
+    /// Takes `mmap_lock` for reading: the VMA set cannot change while the guard lives.
+    pub fn read(&self) -> MmReadGuard<'_> {
+        MmReadGuard {
+            locked: MmapLocked { mm: self },
+            _held: self.mmap_lock.read(),
+        }
+    }
+
+    /// Takes `mmap_lock` for writing and opens a VMA write session (Linux's
+    /// `mmap_write_lock`); both end when the guard is dropped.
+    pub fn write(&self) -> MmWriteGuard<'_> {
+        let held = self.mmap_lock.write();
         self.lock_seq.mmap_write_lock();
-    }
-
-    /// Ends the write session (every VMA write lock ends with it), frees the VMAs the session
-    /// detached, and releases `mmap_lock`.
-    ///
-    /// Like Linux, VMAs are freed only once the session is over: until they are reused, a
-    /// reader that found one in an old version of the tree sees it detached and retries its
-    /// lookup (`VMA_LOCK_MISS`) rather than seeing it write-locked.
-    pub fn write_unlock(&self) {
-        self.lock_seq.mmap_write_unlock();
-        let detached = core::mem::take(&mut *self.detached_vmas.lock());
-        if !detached.is_empty() {
-            super::vma_lock::delay_before_free();
+        MmWriteGuard {
+            locked: MmapLocked { mm: self },
+            _held: held,
         }
-        for vma in detached {
-            Vma::free(vma);
-        }
-        self.mmap_lock.up_write();
-    }
-
-    /// Write-locks `vma` (under [`Mm::write_lock`]): waits until its readers have left.
-    fn write_lock_vma(&self, vma: VmaPtr) {
-        vma.get()
-            .lock
-            .vma_start_write(&self.lock_seq, &super::vma_lock::PLATFORM);
     }
 
     /// The tree lookup of the fault fast path, inside the caller's RCU read section. The VMA
-    /// found stays a `Vma` for good (type-stable memory), but it is only known to be this
-    /// address space's VMA for `addr` once `lock_vma_under_rcu` has locked and revalidated it.
-    pub fn lookup_vma(
-        &self,
-        addr: u64,
-        guard: &crate::sync::rcu::RcuReadGuard,
-    ) -> Option<&'static Vma> {
-        self.tree.lookup(addr, guard).map(|(_, vma)| vma.get())
+    /// found stays a `Vma` while the section lasts (type-stable memory), but it is only known
+    /// to be this address space's VMA for `addr` once `lock_vma_under_rcu` has locked and
+    /// revalidated it.
+    pub fn lookup_vma<'g>(&self, addr: u64, guard: &'g RcuReadGuard) -> Option<&'g Vma> {
+        self.tree.lookup(addr, guard).map(|(_, vma)| vma.get(guard))
     }
 
     pub fn root(&self) -> u64 {
         self.root
-    }
-
-    /// The VMA containing `addr` (under `mmap_lock`, or with the caller revalidating).
-    pub fn find_vma(&self, addr: u64) -> Option<VmaPtr> {
-        let guard = read_lock();
-        self.tree.lookup(addr, &guard).map(|(_, vma)| vma)
-    }
-
-    /// The VMAs overlapping `range`, in order (under `mmap_lock`).
-    pub fn vmas_in(&self, range: Range<u64>) -> Vec<VmaPtr> {
-        let guard = read_lock();
-        self.tree
-            .iter_range(range, &guard)
-            .map(|(_, vma)| vma)
-            .collect()
     }
 
     /// The number of VMAs.
@@ -236,172 +213,8 @@ impl Mm {
         self.tree.len()
     }
 
-    /// Whether `[start, start + len)` overlaps no VMA.
-    pub fn is_free(&self, range: Range<u64>) -> bool {
-        self.vmas_in(range).is_empty()
-    }
-
-    /// The highest free range of `len` bytes inside `[MMAP_MIN_ADDR, below)`.
-    pub fn find_free_top_down(&self, len: u64, below: u64) -> Option<u64> {
-        let guard = read_lock();
-        self.tree
-            .find_gap_top_down(MMAP_MIN_ADDR..below, len, 4096, &guard)
-    }
-
     pub fn brk_range(&self) -> Range<u64> {
         self.brk_start.load(Ordering::Relaxed)..self.brk_end.load(Ordering::Relaxed)
-    }
-
-    /// Sets the heap's start (at load) or end (`brk`); under `mmap_lock` write.
-    pub fn set_brk(&self, range: Range<u64>) {
-        self.brk_start.store(range.start, Ordering::Relaxed);
-        self.brk_end.store(range.end, Ordering::Relaxed);
-    }
-
-    /// Applies `edit` to `range` (page aligned, inside user space). The caller holds
-    /// [`Mm::write_lock`]; for `Protect` it has checked that VMAs cover all of `range`.
-    ///
-    /// Every VMA the edit replaces (split, merged, reprotected, removed) is write-locked first,
-    /// so no fault runs in it while its entries change; the new pieces are write-locked and
-    /// attached before they are published, and the old VMAs are detached (transient readers
-    /// waited out) before they are freed.
-    pub fn edit(&self, range: Range<u64>, edit: Edit) -> Result<(), Errno> {
-        debug_assert!(range.start % 4096 == 0 && range.end % 4096 == 0 && range.start < range.end);
-        debug_assert!(range.end <= USER_END);
-        debug_assert!(self.mmap_lock.is_write_locked());
-        let olds: Vec<(Range<u64>, VmaPtr)> = {
-            let guard = read_lock();
-            self.tree.iter_range(range.clone(), &guard).collect()
-        };
-        let mut span = range.clone();
-        let mut pieces: Vec<(Range<u64>, u32)> = Vec::new();
-        if let Some((first, vma)) = olds.first()
-            && first.start < range.start
-        {
-            pieces.push((first.start..range.start, vma.get().flags()));
-            span.start = first.start;
-        }
-        match edit {
-            Edit::Map(flags) => pieces.push((range.clone(), flags)),
-            Edit::Protect(flags) => {
-                for (old, vma) in &olds {
-                    let part = old.start.max(range.start)..old.end.min(range.end);
-                    let kept = vma.get().flags() & !VM_ACCESS;
-                    pieces.push((part, kept | (flags & VM_ACCESS)));
-                }
-            }
-            Edit::Unmap => {}
-        }
-        if let Some((last, vma)) = olds.last()
-            && last.end > range.end
-        {
-            pieces.push((range.end..last.end, vma.get().flags()));
-            span.end = last.end;
-        }
-        if edit != Edit::Unmap {
-            self.merge_with_neighbours(&mut span, &mut pieces);
-        }
-        let replaced = self.vmas_in(span.clone());
-        let mut entries = Vec::with_capacity(pieces.len());
-        for (piece, flags) in &pieces {
-            // A piece of an old VMA inherits its fields; a new mapping starts afresh.
-            let source = replaced
-                .iter()
-                .map(|v| v.get())
-                .find(|v| v.start() <= piece.start && piece.start < v.end());
-            let vma = match source {
-                Some(original) => Vma::create_from(original, piece.clone(), *flags),
-                None => Vma::create(self.id(), piece.clone(), *flags),
-            };
-            match vma {
-                Some(vma) => entries.push((piece.clone(), vma)),
-                None => {
-                    for (_, vma) in entries {
-                        Vma::free(vma);
-                    }
-                    return Err(ENOMEM);
-                }
-            }
-        }
-        for vma in &replaced {
-            self.write_lock_vma(*vma);
-        }
-        for (_, vma) in &entries {
-            self.write_lock_vma(*vma);
-            vma.get().lock.vma_mark_attached(&self.lock_seq);
-        }
-        let mut retired = self.start_retiring(range.clone());
-        self.tree
-            .replace(span.clone(), &entries, &RcuReclaim, |_, vma| {
-                retired.vmas.push(vma)
-            })
-            .expect("the new pieces lie where the old VMAs were");
-        for vma in &retired.vmas {
-            vma.get()
-                .lock
-                .vma_mark_detached(&self.lock_seq, &super::vma_lock::PLATFORM);
-        }
-
-        match edit {
-            Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
-            Edit::Protect(flags) => {
-                // Only entries that changed can be stale in a TLB: a range nobody touched
-                // needs no shootdown.
-                retired.changed_entries =
-                    pagetable::update_range(self.root, range.start, range.end, |old| {
-                        reprotect(old, flags)
-                    });
-            }
-        }
-        if edit == Edit::Unmap {
-            let (floor, ceiling) = self.gap_around(range.clone());
-            pagetable::take_tables(
-                self.root,
-                range.start,
-                range.end,
-                floor,
-                ceiling,
-                &mut retired.tables,
-            );
-        }
-        self.retire(retired);
-        Ok(())
-    }
-
-    /// Extends `span` and `pieces` over the VMAs just before and after `span` when their flags
-    /// match the outer pieces, then joins adjacent pieces with equal flags.
-    fn merge_with_neighbours(&self, span: &mut Range<u64>, pieces: &mut Vec<(Range<u64>, u32)>) {
-        if let Some(before) = span.start.checked_sub(1).and_then(|a| self.find_vma(a)) {
-            let before = before.get();
-            if pieces
-                .first()
-                .is_some_and(|(r, f)| r.start == before.end() && *f == before.flags())
-            {
-                pieces[0].0.start = before.start();
-                span.start = before.start();
-            }
-        }
-        if let Some(after) = self.find_vma(span.end) {
-            let after = after.get();
-            if pieces
-                .last()
-                .is_some_and(|(r, f)| r.end == after.start() && *f == after.flags())
-            {
-                let last = pieces.len() - 1;
-                pieces[last].0.end = after.end();
-                span.end = after.end();
-            }
-        }
-        let mut joined: Vec<(Range<u64>, u32)> = Vec::with_capacity(pieces.len());
-        for (range, flags) in pieces.drain(..) {
-            match joined.last_mut() {
-                Some((last, last_flags)) if last.end == range.start && *last_flags == flags => {
-                    last.end = range.end;
-                }
-                _ => joined.push((range, flags)),
-            }
-        }
-        *pieces = joined;
     }
 
     /// The free interval around `range` once it is unmapped: from the end of the VMA below to
@@ -539,55 +352,320 @@ impl Mm {
         );
     }
 
-    /// Drops the private pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Each VMA
-    /// is judged on its own: a private VMA's part of `range` is cleared (write-locked first),
-    /// a shared one keeps its pages, since they are its only copy of the data (Linux keeps
-    /// them in shmem and refaults them), and holes are skipped. Caller holds
-    /// [`Mm::write_lock`].
-    pub fn zap(&self, range: Range<u64>) {
-        let mut retired = self.start_retiring(range.clone());
-        for vma in self.vmas_in(range.clone()) {
-            if vma.get().flags() & VM_SHARED != 0 {
-                continue;
-            }
-            self.write_lock_vma(vma);
-            let vma = vma.get();
-            let part = vma.start().max(range.start)..vma.end().min(range.end);
-            self.clear_pages(part, &mut retired);
-        }
-        self.retire(retired);
-    }
-
     /// Unmaps everything and frees the page tables: the address space is empty afterwards. No
     /// CPU may have it loaded (the caller, its last thread, switched to the kernel's tables).
     pub fn teardown(&self) {
         if self.torn_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.write_lock();
+        let locked = self.write();
         if self.vma_count() > 0 {
-            self.edit(0..USER_END, Edit::Unmap)
+            locked
+                .edit(0..USER_END, Edit::Unmap)
                 .expect("unmapping allocates nothing");
         }
         debug_assert!(pagetable::is_lower_half_empty(self.root));
         debug_assert_eq!(self.resident_pages.sum(), 0);
-        self.write_unlock();
+        drop(locked);
+    }
+}
+
+/// Proof that `mmap_lock` is held, for reading or writing: the queries of the VMA set that
+/// either guard allows. Only [`MmReadGuard`] and [`MmWriteGuard`] hold one, so a reference to
+/// it lives no longer than the lock; the VMAs it returns borrow from it.
+pub struct MmapLocked<'a> {
+    mm: &'a Mm,
+}
+
+/// `mmap_lock` held for reading ([`Mm::read`]); dropping the guard releases it.
+#[must_use = "dropping the guard releases mmap_lock at once"]
+pub struct MmReadGuard<'a> {
+    locked: MmapLocked<'a>,
+    _held: RwSemReadGuard<'a>,
+}
+
+/// `mmap_lock` held for writing with a VMA write session open ([`Mm::write`]). Dropping it
+/// ends the session (every VMA write lock ends with it), frees the VMAs the session detached,
+/// and releases `mmap_lock`.
+#[must_use = "dropping the guard releases mmap_lock at once"]
+pub struct MmWriteGuard<'a> {
+    locked: MmapLocked<'a>,
+    _held: RwSemWriteGuard<'a>,
+}
+
+impl<'a> Deref for MmReadGuard<'a> {
+    type Target = MmapLocked<'a>;
+
+    fn deref(&self) -> &MmapLocked<'a> {
+        &self.locked
+    }
+}
+
+impl<'a> Deref for MmWriteGuard<'a> {
+    type Target = MmapLocked<'a>;
+
+    fn deref(&self) -> &MmapLocked<'a> {
+        &self.locked
+    }
+}
+
+impl Drop for MmWriteGuard<'_> {
+    /// Like Linux, VMAs are freed only once the session is over: until they are reused, a
+    /// reader that found one in an old version of the tree sees it detached and retries its
+    /// lookup (`VMA_LOCK_MISS`) rather than seeing it write-locked. `mmap_lock` itself is
+    /// released afterwards, when the `_held` field is dropped.
+    fn drop(&mut self) {
+        let mm = self.mm;
+        mm.lock_seq.mmap_write_unlock();
+        let detached = core::mem::take(&mut *mm.detached_vmas.lock());
+        if !detached.is_empty() {
+            super::vma_lock::delay_before_free();
+        }
+        for vma in detached {
+            Vma::free(vma);
+        }
+    }
+}
+
+impl<'a> MmapLocked<'a> {
+    /// The address space whose lock is held.
+    pub fn mm(&self) -> &'a Mm {
+        self.mm
     }
 
-    /// Maps a fresh page at `addr` (inside a VMA, under `mmap_lock`) regardless of the VMA's
-    /// write permission, and returns the page's kernel address: for filling an executable's
-    /// pages and the initial stack at load time. An existing page is reused.
+    /// The VMA `vma` of this address space: it cannot be freed while the lock is held (VMAs
+    /// are freed only when a write session ends). Only for VMAs found in this address space's
+    /// tree, or created by the write session that holds the lock.
+    fn vma(&self, vma: VmaPtr) -> &Vma {
+        // SAFETY: as above: a VMA of this address space is freed only by the write session's
+        // end, which needs `mmap_lock` that this guard holds.
+        unsafe { vma.get_unchecked() }
+    }
+
+    /// The VMA containing `addr`.
+    pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
+        let guard = read_lock();
+        let found = self.mm.tree.lookup(addr, &guard).map(|(_, vma)| vma);
+        found.map(|vma| self.vma(vma))
+    }
+
+    /// The VMAs overlapping `range`, in order.
+    pub fn vmas_in(&self, range: Range<u64>) -> Vec<&Vma> {
+        let guard = read_lock();
+        self.mm
+            .tree
+            .iter_range(range, &guard)
+            .map(|(_, vma)| self.vma(vma))
+            .collect()
+    }
+
+    /// Whether `range` overlaps no VMA.
+    pub fn is_free(&self, range: Range<u64>) -> bool {
+        let guard = read_lock();
+        self.mm.tree.iter_range(range, &guard).next().is_none()
+    }
+
+    /// The highest free range of `len` bytes inside `[MMAP_MIN_ADDR, below)`.
+    pub fn find_free_top_down(&self, len: u64, below: u64) -> Option<u64> {
+        let guard = read_lock();
+        self.mm
+            .tree
+            .find_gap_top_down(MMAP_MIN_ADDR..below, len, 4096, &guard)
+    }
+}
+
+impl MmWriteGuard<'_> {
+    /// Write-locks `vma` (a VMA of this address space): waits until its readers have left.
+    fn write_lock_vma(&self, vma: &Vma) {
+        vma.lock
+            .vma_start_write(&self.mm.lock_seq, &super::vma_lock::PLATFORM);
+    }
+
+    /// Sets the heap's start (at load) or end (`brk`).
+    pub fn set_brk(&self, range: Range<u64>) {
+        self.mm.brk_start.store(range.start, Ordering::Relaxed);
+        self.mm.brk_end.store(range.end, Ordering::Relaxed);
+    }
+
+    /// Applies `edit` to `range` (page aligned, inside user space). For `Protect` the caller
+    /// has checked that VMAs cover all of `range`.
+    ///
+    /// Every VMA the edit replaces (split, merged, reprotected, removed) is write-locked first,
+    /// so no fault runs in it while its entries change; the new pieces are write-locked and
+    /// attached before they are published, and the old VMAs are detached (transient readers
+    /// waited out) before they are freed.
+    pub fn edit(&self, range: Range<u64>, edit: Edit) -> Result<(), Errno> {
+        debug_assert!(range.start % 4096 == 0 && range.end % 4096 == 0 && range.start < range.end);
+        debug_assert!(range.end <= USER_END);
+        let mm = self.mm;
+        let olds: Vec<(Range<u64>, &Vma)> = {
+            let guard = read_lock();
+            let found: Vec<(Range<u64>, VmaPtr)> =
+                mm.tree.iter_range(range.clone(), &guard).collect();
+            found
+                .into_iter()
+                .map(|(r, vma)| (r, self.vma(vma)))
+                .collect()
+        };
+        let mut span = range.clone();
+        let mut pieces: Vec<(Range<u64>, u32)> = Vec::new();
+        if let Some((first, vma)) = olds.first()
+            && first.start < range.start
+        {
+            pieces.push((first.start..range.start, vma.flags()));
+            span.start = first.start;
+        }
+        match edit {
+            Edit::Map(flags) => pieces.push((range.clone(), flags)),
+            Edit::Protect(flags) => {
+                for (old, vma) in &olds {
+                    let part = old.start.max(range.start)..old.end.min(range.end);
+                    let kept = vma.flags() & !VM_ACCESS;
+                    pieces.push((part, kept | (flags & VM_ACCESS)));
+                }
+            }
+            Edit::Unmap => {}
+        }
+        if let Some((last, vma)) = olds.last()
+            && last.end > range.end
+        {
+            pieces.push((range.end..last.end, vma.flags()));
+            span.end = last.end;
+        }
+        if edit != Edit::Unmap {
+            self.merge_with_neighbours(&mut span, &mut pieces);
+        }
+        let replaced = self.vmas_in(span.clone());
+        let mut entries = Vec::with_capacity(pieces.len());
+        for (piece, flags) in &pieces {
+            // A piece of an old VMA inherits its fields; a new mapping starts afresh.
+            let source = replaced
+                .iter()
+                .find(|v| v.start() <= piece.start && piece.start < v.end());
+            let vma = match source {
+                Some(original) => Vma::create_from(original, piece.clone(), *flags),
+                None => Vma::create(mm.id(), piece.clone(), *flags),
+            };
+            match vma {
+                Some(vma) => entries.push((piece.clone(), vma)),
+                None => {
+                    for (_, vma) in entries {
+                        Vma::free(vma);
+                    }
+                    return Err(ENOMEM);
+                }
+            }
+        }
+        for vma in &replaced {
+            self.write_lock_vma(vma);
+        }
+        for (_, vma) in &entries {
+            let vma = self.vma(*vma);
+            self.write_lock_vma(vma);
+            vma.lock.vma_mark_attached(&mm.lock_seq);
+        }
+        let mut retired = mm.start_retiring(range.clone());
+        mm.tree
+            .replace(span.clone(), &entries, &RcuReclaim, |_, vma| {
+                retired.vmas.push(vma)
+            })
+            .expect("the new pieces lie where the old VMAs were");
+        for vma in &retired.vmas {
+            self.vma(*vma)
+                .lock
+                .vma_mark_detached(&mm.lock_seq, &super::vma_lock::PLATFORM);
+        }
+
+        match edit {
+            Edit::Map(_) | Edit::Unmap => mm.clear_pages(range.clone(), &mut retired),
+            Edit::Protect(flags) => {
+                // Only entries that changed can be stale in a TLB: a range nobody touched
+                // needs no shootdown.
+                retired.changed_entries =
+                    pagetable::update_range(mm.root, range.start, range.end, |old| {
+                        reprotect(old, flags)
+                    });
+            }
+        }
+        if edit == Edit::Unmap {
+            let (floor, ceiling) = mm.gap_around(range.clone());
+            pagetable::take_tables(
+                mm.root,
+                range.start,
+                range.end,
+                floor,
+                ceiling,
+                &mut retired.tables,
+            );
+        }
+        mm.retire(retired);
+        Ok(())
+    }
+
+    /// Extends `span` and `pieces` over the VMAs just before and after `span` when their flags
+    /// match the outer pieces, then joins adjacent pieces with equal flags.
+    fn merge_with_neighbours(&self, span: &mut Range<u64>, pieces: &mut Vec<(Range<u64>, u32)>) {
+        if let Some(before) = span.start.checked_sub(1).and_then(|a| self.find_vma(a))
+            && pieces
+                .first()
+                .is_some_and(|(r, f)| r.start == before.end() && *f == before.flags())
+        {
+            pieces[0].0.start = before.start();
+            span.start = before.start();
+        }
+        if let Some(after) = self.find_vma(span.end)
+            && pieces
+                .last()
+                .is_some_and(|(r, f)| r.end == after.start() && *f == after.flags())
+        {
+            let last = pieces.len() - 1;
+            pieces[last].0.end = after.end();
+            span.end = after.end();
+        }
+        let mut joined: Vec<(Range<u64>, u32)> = Vec::with_capacity(pieces.len());
+        for (range, flags) in pieces.drain(..) {
+            match joined.last_mut() {
+                Some((last, last_flags)) if last.end == range.start && *last_flags == flags => {
+                    last.end = range.end;
+                }
+                _ => joined.push((range, flags)),
+            }
+        }
+        *pieces = joined;
+    }
+
+    /// Drops the private pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Each VMA
+    /// is judged on its own: a private VMA's part of `range` is cleared (write-locked first),
+    /// a shared one keeps its pages, since they are its only copy of the data (Linux keeps
+    /// them in shmem and refaults them), and holes are skipped.
+    pub fn zap(&self, range: Range<u64>) {
+        let mm = self.mm;
+        let mut retired = mm.start_retiring(range.clone());
+        for vma in self.vmas_in(range.clone()) {
+            if vma.flags() & VM_SHARED != 0 {
+                continue;
+            }
+            self.write_lock_vma(vma);
+            let part = vma.start().max(range.start)..vma.end().min(range.end);
+            mm.clear_pages(part, &mut retired);
+        }
+        mm.retire(retired);
+    }
+
+    /// Maps a fresh page at `addr` (inside a VMA) regardless of the VMA's write permission,
+    /// and returns the page's kernel address: for filling an executable's pages and the
+    /// initial stack at load time. An existing page is reused.
     pub fn page_for_loading(&self, addr: u64) -> Result<u64, Errno> {
-        let vma = self.find_vma(addr).ok_or(ENOMEM)?;
-        let flags = vma.get().flags();
-        let slot = pagetable::lookup_or_create(self.root, addr).ok_or(ENOMEM)?;
+        let flags = self.find_vma(addr).ok_or(ENOMEM)?.flags();
+        let mm = self.mm;
+        let slot = pagetable::lookup_or_create(mm.root, addr).ok_or(ENOMEM)?;
         let current = slot.load(Ordering::Acquire);
         if current & PRESENT != 0 && current & pagetable::ADDRESS_MASK != zero_page() {
             return Ok(super::phys_to_virt(current & pagetable::ADDRESS_MASK));
         }
         let phys = pagetable::zeroed_frame().ok_or(ENOMEM)?;
         slot.store(phys | entry_flags(flags, true), Ordering::Release);
-        self.resident_pages.add(1);
+        mm.resident_pages.add(1);
         Ok(super::phys_to_virt(phys))
     }
 }
@@ -653,21 +731,11 @@ pub fn switch_address_space(prev: &crate::sched::Task, next: &crate::sched::Task
         }
         None => super::paging::kernel_root(),
     };
-    load_root(root);
+    // SAFETY: every root shares the kernel half of the kernel's own tables (`new_root`).
+    unsafe { crate::arch::mmu::load_root(root) };
     if let Some(mm) = prev_mm {
         mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
     }
-}
-
-/// Loads the page-table root `root` on this CPU (flushing its non-global translations).
-pub fn load_root(root: u64) {
-    use x86_64::PhysAddr;
-    use x86_64::registers::control::{Cr3, Cr3Flags};
-    use x86_64::structures::paging::PhysFrame;
-    let frame = PhysFrame::containing_address(PhysAddr::new(root));
-    // SAFETY: `root` is a complete PML4 whose kernel half is the kernel's own, so the kernel
-    // keeps running unchanged; only the user half differs.
-    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
 }
 
 mod ktests {

@@ -1,7 +1,11 @@
 //! Page faults on user addresses: from user mode, and from the kernel's uaccess helpers.
 //!
-//! The handler runs on the faulting task's kernel stack, in process context: it turns
-//! interrupts back on (when the faulting code had them on) and may sleep.
+//! The architecture's trap handler turns a fault into a [`PageFault`] record and calls
+//! [`handle_page_fault`], the one entry; its [`FaultAction`] says what the trap handler does
+//! next: retry the access, signal the user process, or return `-EFAULT` from the uaccess
+//! helper through the exception table. The handler runs on the faulting task's kernel stack,
+//! in process context: it turns interrupts back on (when the faulting code had them on) and
+//! may sleep.
 //!
 //! The fast path locks only the VMA it needs: `lock_vma_under_rcu` finds it in the tree under
 //! RCU and read-locks it (kernel/libs/vmalock revalidates it against reuse: same address
@@ -19,13 +23,13 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::addrspace::{Mm, entry_flags};
+use super::addrspace::{Mm, MmapLocked, entry_flags};
 use super::pagetable::{self, ADDRESS_MASK, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE};
 use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma};
 use super::vma_lock;
 use super::zero_page;
 use crate::arch::percpu::{self, MAX_CPUS};
-use crate::arch::trap::TrapFrame;
+use crate::arch::syscall::USER_END;
 
 /// Why a fault could not be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,20 +42,49 @@ pub enum FaultError {
     OutOfMemory,
 }
 
-/// What the faulting access wanted, from the #PF error code.
+/// What the faulting access wanted.
 #[derive(Clone, Copy, Debug)]
 pub struct Access {
     pub write: bool,
     pub execute: bool,
 }
 
-impl Access {
-    pub fn from_error_code(code: u64) -> Self {
-        Self {
-            write: code & 2 != 0,
-            execute: code & 16 != 0,
-        }
-    }
+/// Who made the faulting access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultMode {
+    /// User code.
+    User,
+    /// A kernel uaccess helper, at an instruction the exception table can resume with
+    /// `-EFAULT`.
+    Uaccess,
+    /// Any other kernel code.
+    Kernel,
+}
+
+/// A page fault as the architecture reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct PageFault {
+    /// The address accessed.
+    pub addr: u64,
+    pub access: Access,
+    pub mode: FaultMode,
+    /// Whether the faulting code ran with interrupts enabled (user code always does).
+    pub interrupts_were_on: bool,
+}
+
+/// What the trap handler does after [`handle_page_fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// The page is there now: return and let the access run again.
+    Retry,
+    /// User code made an access its address space does not allow, or no memory was left for
+    /// it: the process gets the signal that `FaultError` stands for.
+    Signal(FaultError),
+    /// A uaccess helper touched a user address that cannot be served: resume it through the
+    /// exception table, so it returns `-EFAULT`.
+    ReturnEfault,
+    /// The kernel faulted on its own: a bug, reported by the trap handler.
+    KernelBug,
 }
 
 /// Fault counters of one CPU, on a cache line of their own (bumped only by their CPU, with
@@ -89,32 +122,39 @@ pub fn totals() -> (u64, u64, u64, u64) {
     })
 }
 
-/// A #PF from user mode at `addr`. Interrupts are disabled on entry and on return.
-pub fn handle_user_fault(frame: &TrapFrame, addr: u64) -> Result<(), FaultError> {
-    let access = Access::from_error_code(frame.error_code);
-    with_interrupts(true, || fault_in_current(addr, access))
-}
-
-/// A #PF at a uaccess instruction on user address `addr`: served like a user fault unless page
-/// faults are disabled here (the caller holds a spinlock: see `uaccess::read_user_nofault`).
-/// Returns whether the access may be retried.
-pub fn handle_uaccess_fault(frame: &TrapFrame, addr: u64) -> bool {
-    if crate::arch::uaccess::pagefaults_disabled() || !crate::sched::is_running() {
-        return false;
+/// The page-fault entry: decides whether `fault` is served, signalled, or returned as
+/// `-EFAULT`. Interrupts are disabled on entry and on return.
+pub fn handle_page_fault(fault: &PageFault) -> FaultAction {
+    match fault.mode {
+        FaultMode::User => match crate::arch::with_interrupts_enabled(|| {
+            fault_in_current(fault.addr, fault.access)
+        }) {
+            Ok(()) => FaultAction::Retry,
+            Err(error) => FaultAction::Signal(error),
+        },
+        FaultMode::Uaccess => {
+            // Served like a user fault unless page faults are disabled here (the caller holds
+            // a spinlock: see `uaccess::read_user_nofault`) or no process runs yet.
+            let servable = fault.addr < USER_END
+                && !crate::arch::uaccess::pagefaults_disabled()
+                && crate::sched::is_running();
+            let served = servable
+                && if fault.interrupts_were_on {
+                    crate::arch::with_interrupts_enabled(|| {
+                        fault_in_current(fault.addr, fault.access)
+                    })
+                } else {
+                    fault_in_current(fault.addr, fault.access)
+                }
+                .is_ok();
+            if served {
+                FaultAction::Retry
+            } else {
+                FaultAction::ReturnEfault
+            }
+        }
+        FaultMode::Kernel => FaultAction::KernelBug,
     }
-    let access = Access::from_error_code(frame.error_code);
-    let interrupts_were_on = frame.rflags & (1 << 9) != 0;
-    with_interrupts(interrupts_were_on, || fault_in_current(addr, access)).is_ok()
-}
-
-/// Runs `f` with interrupts enabled if `enable`, and disables them again afterwards.
-fn with_interrupts<R>(enable: bool, f: impl FnOnce() -> R) -> R {
-    if enable {
-        x86_64::instructions::interrupts::enable();
-    }
-    let result = f();
-    x86_64::instructions::interrupts::disable();
-    result
 }
 
 /// Serves a fault of the running task's process at `addr`.
@@ -157,7 +197,7 @@ pub fn handle_fault(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError
         }
     }
     percpu::add_local(&counters.fallback, 1);
-    fault_under_mmap_lock(mm, addr, access)
+    fault_locked(&mm.read(), addr, access)
 }
 
 /// How the fast path ended.
@@ -180,7 +220,14 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
         let found = vmalock::lock_vma_under_rcu(
             mm.identity(),
             addr,
-            |a| mm.lookup_vma(a, &guard),
+            // SAFETY: `lock_vma_under_rcu` reads the VMAs it is given inside this read section
+            // and keeps one beyond it only read-locked; a VMA is freed only after it was
+            // detached, and detaching waits for every reader to leave, so the read lock keeps
+            // that one alive.
+            |a| {
+                mm.lookup_vma(a, &guard)
+                    .map(|vma| unsafe { beyond_rcu(vma) })
+            },
             MAX_LOOKUP_RETRIES,
             &vma_lock::PLATFORM,
         );
@@ -195,7 +242,8 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
             Ok(found) => found.vma,
             Err(_) => return FastPath::Aborted,
         }
-        // The RCU read section ends here: a read-locked VMA cannot be detached or freed.
+        // The RCU read section ends here; the read lock keeps the VMA from being freed, and
+        // the VMA borrowed from it below lives no longer than the lock.
     };
     let vma: &Vma = &locked;
     debug_assert!(
@@ -216,18 +264,22 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
     }
 }
 
-/// The fault path under `mmap_lock` held for reading.
-pub fn fault_under_mmap_lock(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError> {
-    mm.mmap_lock.down_read();
-    let result = match mm.find_vma(addr) {
-        None => Err(FaultError::NoVma),
-        Some(vma) => {
-            let flags = vma.get().flags();
-            check_access(flags, access).and_then(|()| fill_page(mm, flags, addr, access))
-        }
-    };
-    mm.mmap_lock.up_read();
-    result
+/// `vma`, found in an RCU read section, for a lifetime not bound to the section.
+///
+/// # Safety
+/// After the section ends, the caller may use the reference only while it holds the VMA's
+/// read lock (taken inside the section).
+unsafe fn beyond_rcu<'l>(vma: &Vma) -> &'l Vma {
+    // SAFETY: the memory is a `Vma` while the caller uses it (the contract above).
+    unsafe { &*(vma as *const Vma) }
+}
+
+/// The fault path under `mmap_lock` (held for reading, or for writing by a caller that
+/// populates what it just mapped).
+pub fn fault_locked(locked: &MmapLocked, addr: u64, access: Access) -> Result<(), FaultError> {
+    let flags = locked.find_vma(addr).ok_or(FaultError::NoVma)?.flags();
+    check_access(flags, access)?;
+    fill_page(locked.mm(), flags, addr, access)
 }
 
 /// Whether a VMA with `flags` allows `access` (on x86 every mapping that allows anything is
@@ -259,7 +311,7 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
         let new = if old & PRESENT != 0 {
             if permits(old, access) {
                 // Another thread served it first (or the TLB held an older entry): done.
-                x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+                crate::arch::mmu::flush_local(page);
                 return Ok(());
             }
             if access.write && phys == zero_page() {
@@ -299,7 +351,7 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
             continue;
         };
         if install(slot, old, new) {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+            crate::arch::mmu::flush_local(page);
             return Ok(());
         }
     }

@@ -1,13 +1,13 @@
 //! The memory system calls: mmap, munmap, mprotect, madvise, brk — with Linux's argument checks
 //! and error numbers. Each takes `mmap_lock` for writing around its edit of the address space
-//! (see addrspace.rs); `MAP_POPULATE` faults the pages in afterwards, under the read lock, like
-//! any fault.
+//! ([`Mm::write`]; the edits are methods of its guard); `MAP_POPULATE` faults the pages in
+//! afterwards, under the read lock, like any fault.
 
 use core::ops::Range;
 
-use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm};
+use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmapLocked};
 use super::fault::{self, Access};
-use super::vma::{VM_ACCESS, VM_BRK, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE};
+use super::vma::{VM_ACCESS, VM_BRK, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, Vma};
 use crate::arch::syscall::USER_END;
 use crate::syscall::errno::{EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, Errno, SysResult};
 
@@ -64,22 +64,6 @@ fn vm_flags(prot: u64) -> Result<u32, Errno> {
     Ok(flags)
 }
 
-/// Holds `mmap_lock` for writing (and a VMA write session) until dropped.
-struct WriteLocked<'a>(&'a Mm);
-
-impl<'a> WriteLocked<'a> {
-    fn new(mm: &'a Mm) -> Self {
-        mm.write_lock();
-        Self(mm)
-    }
-}
-
-impl Drop for WriteLocked<'_> {
-    fn drop(&mut self) {
-        self.0.write_unlock();
-    }
-}
-
 pub fn mmap(
     mm: &Mm,
     addr: u64,
@@ -116,9 +100,9 @@ pub fn mmap(
         return Err(EINVAL);
     }
     let start = {
-        let locked = WriteLocked::new(mm);
-        let start = place(locked.0, addr, len, flags)?;
-        locked.0.edit(start..start + len, Edit::Map(vm))?;
+        let locked = mm.write();
+        let start = place(&locked, addr, len, flags)?;
+        locked.edit(start..start + len, Edit::Map(vm))?;
         start
     };
     if flags & MAP_POPULATE != 0 && vm & VM_ACCESS != 0 {
@@ -127,8 +111,8 @@ pub fn mmap(
     Ok(start)
 }
 
-/// Where a new mapping of `len` bytes goes (under `mmap_lock` write).
-fn place(mm: &Mm, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+/// Where a new mapping of `len` bytes goes.
+fn place(mm: &MmapLocked, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     let fits = |start: u64| start.checked_add(len).is_some_and(|end| end <= USER_END);
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
         if !fits(addr) {
@@ -161,7 +145,7 @@ fn populate(mm: &Mm, range: Range<u64>, write: bool) {
     };
     let mut page = range.start;
     while page < range.end {
-        if fault::fault_under_mmap_lock(mm, page, access).is_err() {
+        if fault::fault_locked(&mm.read(), page, access).is_err() {
             return;
         }
         page += PAGE;
@@ -186,9 +170,9 @@ pub fn munmap(mm: &Mm, addr: u64, len: u64) -> SysResult {
         return Err(EINVAL);
     }
     let range = user_range(addr, len)?;
-    let locked = WriteLocked::new(mm);
-    if !locked.0.is_free(range.clone()) {
-        locked.0.edit(range, Edit::Unmap)?;
+    let locked = mm.write();
+    if !locked.is_free(range.clone()) {
+        locked.edit(range, Edit::Unmap)?;
     }
     Ok(0)
 }
@@ -209,10 +193,10 @@ pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
         .filter(|&e| e <= USER_END)
         .ok_or(ENOMEM)?;
     let range = addr..end;
-    let locked = WriteLocked::new(mm);
-    let mapped_end = mapped_prefix_end(&locked.0.vmas_in(range.clone()), &range);
+    let locked = mm.write();
+    let mapped_end = mapped_prefix_end(&locked.vmas_in(range.clone()), &range);
     if mapped_end > range.start {
-        locked.0.edit(range.start..mapped_end, Edit::Protect(vm))?;
+        locked.edit(range.start..mapped_end, Edit::Protect(vm))?;
     }
     if mapped_end < range.end {
         Err(ENOMEM)
@@ -244,8 +228,8 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
         .filter(|&e| e <= USER_END)
         .ok_or(EINVAL)?;
     let range = addr..end;
-    let locked = WriteLocked::new(mm);
-    let vmas = locked.0.vmas_in(range.clone());
+    let locked = mm.write();
+    let vmas = locked.vmas_in(range.clone());
     let mut result = if mapped_prefix_end(&vmas, &range) < range.end {
         Err(ENOMEM)
     } else {
@@ -253,14 +237,14 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     };
     let mut advised = range.clone();
     if advice == MADV_FREE
-        && let Some(shared) = vmas.iter().find(|v| v.get().flags() & VM_SHARED != 0)
+        && let Some(shared) = vmas.iter().find(|v| v.flags() & VM_SHARED != 0)
     {
         // MADV_FREE is for private anonymous memory only.
-        advised.end = shared.get().start().max(range.start);
+        advised.end = shared.start().max(range.start);
         result = Err(EINVAL);
     }
     if dropping && advised.start < advised.end {
-        locked.0.zap(advised);
+        locked.zap(advised);
     }
     result
 }
@@ -268,10 +252,9 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
 /// Where the mapped part of `range` that starts at `range.start` ends, given `vmas` (those
 /// overlapping `range`, in order): `range.end` when VMAs cover all of it, `range.start` when
 /// `range.start` itself is unmapped.
-fn mapped_prefix_end(vmas: &[super::vma::VmaPtr], range: &Range<u64>) -> u64 {
+fn mapped_prefix_end(vmas: &[&Vma], range: &Range<u64>) -> u64 {
     let mut covered = range.start;
     for vma in vmas {
-        let vma = vma.get();
         if vma.start() > covered {
             break;
         }
@@ -282,8 +265,7 @@ fn mapped_prefix_end(vmas: &[super::vma::VmaPtr], range: &Range<u64>) -> u64 {
 
 /// `brk`: moves the end of the heap; returns the (new or unchanged) end, never an error.
 pub fn brk(mm: &Mm, requested: u64) -> SysResult {
-    let locked = WriteLocked::new(mm);
-    let mm = locked.0;
+    let locked = mm.write();
     let heap = mm.brk_range();
     if requested < heap.start || requested > USER_END {
         return Ok(heap.end);
@@ -292,16 +274,16 @@ pub fn brk(mm: &Mm, requested: u64) -> SysResult {
         return Ok(heap.end);
     };
     if new_top > old_top {
-        if !mm.is_free(old_top..new_top)
-            || mm
+        if !locked.is_free(old_top..new_top)
+            || locked
                 .edit(old_top..new_top, Edit::Map(VM_READ | VM_WRITE | VM_BRK))
                 .is_err()
         {
             return Ok(heap.end);
         }
-    } else if new_top < old_top && mm.edit(new_top..old_top, Edit::Unmap).is_err() {
+    } else if new_top < old_top && locked.edit(new_top..old_top, Edit::Unmap).is_err() {
         return Ok(heap.end);
     }
-    mm.set_brk(heap.start..requested);
+    locked.set_brk(heap.start..requested);
     Ok(requested)
 }

@@ -53,9 +53,8 @@ static KERNEL_MAP_NEXT: Mutex<u64> = Mutex::new(0);
 /// and allocates a page-table page for every other empty kernel-half entry. Returns the heap's
 /// base address.
 pub fn init() -> u64 {
-    let (root, _) = x86_64::registers::control::Cr3::read();
     KERNEL_ROOT.store(
-        root.start_address().as_u64(),
+        crate::arch::mmu::loaded_root(),
         core::sync::atomic::Ordering::Relaxed,
     );
     let pml4 = active_pml4();
@@ -68,7 +67,7 @@ pub fn init() -> u64 {
         for entry in pml4.iter_mut().take(FIRST_KERNEL_ENTRY) {
             entry.set_unused();
         }
-        x86_64::instructions::tlb::flush_all();
+        crate::arch::mmu::flush_local_all();
         log::info!("paging: removed {leftovers} lower-half PML4 entries the bootloader left");
     }
     assert!(

@@ -4,7 +4,12 @@
 //! at once, for this or another address space, but its memory stays a `Vma` until a grace
 //! period has passed. So a reader that found a VMA in the tree under RCU always reads a `Vma` —
 //! perhaps a recycled one, which is why every field it may load is an atomic and why it must
-//! revalidate after locking (issue: per-VMA locks).
+//! revalidate after locking.
+//!
+//! A [`VmaPtr`] is what the tree stores; a `&Vma` is had only for as long as something keeps
+//! the VMA from being freed, and borrows from it: an RCU read section ([`VmaPtr::get`]), the
+//! address space's `mmap_lock` (`MmapLocked::find_vma` and friends), or the VMA's own read
+//! lock (the fault path's guard from `lock_vma_under_rcu`).
 //!
 //! Each VMA embeds its per-VMA lock ([`vmalock::VmaLock`]: `vm_refcnt` and `vm_lock_seq`). The
 //! slab constructor initialises the lock words once; afterwards they change only through the
@@ -24,6 +29,7 @@ use slab::{CacheFlags, SlabObject, TypedCache};
 use vmalock::{VmaCopy, VmaFields, VmaLock};
 
 use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
+use crate::sync::rcu::RcuReadGuard;
 
 /// Protection and kind bits of a VMA.
 pub const VM_READ: u32 = 1 << 0;
@@ -113,12 +119,24 @@ unsafe impl Send for VmaPtr {}
 unsafe impl Sync for VmaPtr {}
 
 impl VmaPtr {
-    /// The VMA. Its memory stays a `Vma` for good (type-stable cache); whether it still is the
-    /// VMA the caller meant is for the caller to know (`mmap_lock`) or check.
-    pub fn get(self) -> &'static Vma {
-        // SAFETY: VMAs come from `VMA_CACHE`, whose memory stays a constructed `Vma` at least
-        // until a grace period after the slab is emptied; holders of a `VmaPtr` found in a tree
-        // are inside a read section or hold `mmap_lock`.
+    /// The VMA, for as long as the RCU read section `_rcu` lasts. Its memory stays a `Vma`
+    /// that long whatever happens to it (type-stable cache); whether it still is the VMA the
+    /// caller meant is for the caller to check (`lock_vma_under_rcu` revalidates).
+    pub fn get(self, _rcu: &RcuReadGuard) -> &Vma {
+        // SAFETY: VMAs come from `VMA_CACHE`, whose memory stays a constructed `Vma` until a
+        // grace period after its slab was emptied; the read section `_rcu` has not ended.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The VMA, for a lifetime the caller vouches for.
+    ///
+    /// # Safety
+    /// The VMA must not be freed while the reference lives: the caller holds the owning
+    /// address space's `mmap_lock` (VMAs are freed only when a write session ends) and the VMA
+    /// is in its tree or was created or detached by the session the caller holds.
+    pub unsafe fn get_unchecked<'a>(self) -> &'a Vma {
+        // SAFETY: the caller keeps the VMA from being freed (see above), and the cache's
+        // memory is a constructed `Vma` until then.
         unsafe { self.0.as_ref() }
     }
 }
@@ -151,7 +169,8 @@ impl Vma {
 
     /// Gives a VMA that no tree holds any more, and that is detached, back to the cache.
     pub fn free(vma: VmaPtr) {
-        let v = vma.get();
+        // SAFETY: the VMA is the caller's to free, so nothing frees it meanwhile.
+        let v = unsafe { vma.get_unchecked() };
         debug_assert!(
             v.lock.is_constructed_state(),
             "freeing an attached VMA: {:?}",

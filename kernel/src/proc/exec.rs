@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use super::{Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
-use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, STACK_SIZE, STACK_TOP};
+use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread, allocate_tid};
 use crate::sync::PerCpuCounter;
@@ -54,9 +54,7 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
         program
     };
     let mm = Box::new(Mm::new().ok_or("out of memory for a new address space")?);
-    mm.write_lock();
-    let loaded = load(&mm, image, &program, path, args);
-    mm.write_unlock();
+    let loaded = load(&mm.write(), image, &program, path, args);
     let rsp = loaded.map_err(|e| format!("cannot run {path}: {e}"))?;
 
     let process = Arc::new(Process::new(path, mm, options.capture_output));
@@ -89,9 +87,9 @@ impl Process {
     }
 }
 
-/// Maps the segments and the stack (under `mmap_lock` write); returns the initial RSP.
+/// Maps the segments and the stack; returns the initial RSP.
 fn load(
-    mm: &Mm,
+    mm: &MmWriteGuard,
     image: &[u8],
     program: &elf::Program,
     path: &str,
@@ -161,7 +159,11 @@ fn segment_flags(segment: &elf::Segment) -> u32 {
 }
 
 /// Copies `data` to user address `addr` of `mm` (mapped VMAs) through fresh pages.
-fn copy_into(mm: &Mm, addr: u64, data: &[u8]) -> Result<(), crate::syscall::errno::Errno> {
+fn copy_into(
+    mm: &MmWriteGuard,
+    addr: u64,
+    data: &[u8],
+) -> Result<(), crate::syscall::errno::Errno> {
     let mut done = 0;
     while done < data.len() {
         let at = addr + done as u64;

@@ -172,7 +172,8 @@ fn finish_process(process: &Arc<Process>) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let user = sched::current().user.as_ref().expect("a user thread");
         user.left_mm.store(true, Ordering::Release);
-        crate::mm::addrspace::load_root(crate::mm::paging::kernel_root());
+        // SAFETY: the kernel's own tables, whose kernel half every address space shares.
+        unsafe { crate::arch::mmu::load_root(crate::mm::paging::kernel_root()) };
         process.mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
     });
     process.mm.teardown();

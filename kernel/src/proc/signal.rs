@@ -6,7 +6,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::arch::trap::{self, TrapFrame};
-use crate::mm::fault::{self, FaultError};
+use crate::mm::fault::FaultError;
 use crate::sched;
 
 pub const SIGILL: u32 = 4;
@@ -16,19 +16,21 @@ pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;
 
-/// An exception from user mode (interrupts disabled): a demand fault is served and the thread
-/// goes on; anything else kills its process.
+/// A page fault from user mode that the fault handler refused (interrupts disabled): the
+/// process dies of SIGSEGV, or of SIGKILL when memory ran out.
+pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) -> ! {
+    if error == FaultError::OutOfMemory {
+        report_out_of_memory(frame, cr2);
+        kill_current_process(SIGKILL)
+    }
+    report(frame, cr2, SIGSEGV);
+    kill_current_process(SIGSEGV)
+}
+
+/// Any other exception from user mode (interrupts disabled): it kills the process.
 pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
     let vector = frame.vector as u8;
     let signal = match vector {
-        trap::VECTOR_PAGE_FAULT => match fault::handle_user_fault(frame, cr2) {
-            Ok(()) => return,
-            Err(FaultError::OutOfMemory) => {
-                report_out_of_memory(frame, cr2);
-                kill_current_process(SIGKILL)
-            }
-            Err(_) => SIGSEGV,
-        },
         trap::VECTOR_DIVIDE | 16 | 19 => SIGFPE,
         trap::VECTOR_INVALID_OPCODE => SIGILL,
         trap::VECTOR_BREAKPOINT | 1 => SIGTRAP,

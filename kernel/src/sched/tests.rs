@@ -107,23 +107,23 @@ ktest! {
         run_threads(readers + 2, move |index| {
             if index < 2 {
                 for _ in 0..writes {
-                    l.down_write();
+                    let writing = l.write();
                     assert_eq!(st.swap(u64::MAX / 2, Ordering::AcqRel), 0, "a writer met someone inside");
                     wr.fetch_add(1, Ordering::Relaxed);
                     st.store(0, Ordering::Release);
-                    l.up_write();
+                    drop(writing);
                 }
                 if wr.load(Ordering::Relaxed) == 2 * writes {
                     wd.store(true, Ordering::Release);
                 }
             } else {
                 while !wd.load(Ordering::Acquire) {
-                    l.down_read();
+                    let reading = l.read();
                     let before = st.fetch_add(1, Ordering::AcqRel);
                     assert!(before < u64::MAX / 4, "a reader met a writer inside");
                     crate::sched::yield_now();
                     st.fetch_sub(1, Ordering::AcqRel);
-                    l.up_read();
+                    drop(reading);
                 }
             }
         });
@@ -146,9 +146,9 @@ ktest! {
         run_threads(readers + 1, move |index| {
             if index == 0 {
                 while rd.load(Ordering::Acquire) < readers as u64 {
-                    l.down_write();
+                    let writing = l.write();
                     wr.fetch_add(1, Ordering::Relaxed);
-                    l.up_write();
+                    drop(writing);
                     // Only so that a single CPU runs the readers too (no kernel preemption).
                     if percpu::online_count() == 1 {
                         crate::sched::yield_now();
@@ -156,8 +156,7 @@ ktest! {
                 }
             } else {
                 for _ in 0..reads {
-                    l.down_read();
-                    l.up_read();
+                    drop(l.read());
                 }
                 rd.fetch_add(1, Ordering::Release);
             }

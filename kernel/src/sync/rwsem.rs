@@ -22,6 +22,9 @@
 //!
 //! The counts are protected by an `IrqSpinLock`; waiting is on two wait queues. Process context
 //! only; never inside an RCU read-side section.
+//!
+//! The lock is held through guards: [`RwSem::read`] and [`RwSem::write`] return one, and
+//! dropping it releases the lock, so a holder cannot forget to let go or let go twice.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -92,8 +95,22 @@ impl RwSem {
         }
     }
 
+    /// Takes the lock for reading (sleeping while a writer holds it or waits for it).
     #[track_caller]
-    pub fn down_read(&self) {
+    pub fn read(&self) -> RwSemReadGuard<'_> {
+        self.down_read();
+        RwSemReadGuard(self)
+    }
+
+    /// Takes the lock for writing (sleeping while anyone else holds it).
+    #[track_caller]
+    pub fn write(&self) -> RwSemWriteGuard<'_> {
+        self.down_write();
+        RwSemWriteGuard(self)
+    }
+
+    #[track_caller]
+    fn down_read(&self) {
         let grant = {
             let mut counts = self.counts.lock();
             if !self.write_held() && counts.writers_waiting == 0 {
@@ -111,7 +128,7 @@ impl RwSem {
         }
     }
 
-    pub fn up_read(&self) {
+    fn up_read(&self) {
         let wake_writer = {
             let mut counts = self.counts.lock();
             debug_assert!(counts.readers > 0, "up_read without down_read");
@@ -124,7 +141,7 @@ impl RwSem {
     }
 
     #[track_caller]
-    pub fn down_write(&self) {
+    fn down_write(&self) {
         {
             let mut counts = self.counts.lock();
             if !self.write_held() && counts.readers == 0 {
@@ -148,7 +165,7 @@ impl RwSem {
         }
     }
 
-    pub fn up_write(&self) {
+    fn up_write(&self) {
         let readers_granted = {
             let mut counts = self.counts.lock();
             debug_assert!(self.write_held(), "up_write without down_write");
@@ -226,11 +243,25 @@ impl RwSem {
             core::hint::spin_loop();
         }
     }
+}
 
-    /// Whether a writer holds the lock (for assertions).
-    pub fn is_write_locked(&self) -> bool {
-        let _counts = self.counts.lock();
-        self.write_held()
+/// The lock held for reading; dropping the guard releases it.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct RwSemReadGuard<'a>(&'a RwSem);
+
+impl Drop for RwSemReadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.up_read();
+    }
+}
+
+/// The lock held for writing; dropping the guard releases it.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct RwSemWriteGuard<'a>(&'a RwSem);
+
+impl Drop for RwSemWriteGuard<'_> {
+    fn drop(&mut self) {
+        self.0.up_write();
     }
 }
 
@@ -249,12 +280,12 @@ mod ktests {
         fn waiters_see_whether_the_writer_runs() {
             let lock = Arc::new(RwSem::new());
             assert_eq!(lock.writer(), Writer::None);
-            lock.down_read();
+            let reading = lock.read();
             assert_eq!(lock.writer(), Writer::None, "a reader taken for a writer");
-            lock.up_read();
-            lock.down_write();
+            drop(reading);
+            let writing = lock.write();
             assert_eq!(lock.writer(), Writer::Running, "the running writer (this task)");
-            lock.up_write();
+            drop(writing);
             assert_eq!(lock.writer(), Writer::None, "a writer left behind by up_write");
 
             let release = Arc::new(AtomicBool::new(false));
@@ -262,12 +293,12 @@ mod ktests {
             let finished = Arc::new(Completion::new());
             let (l, r, h, f) = (lock.clone(), release.clone(), holding.clone(), finished.clone());
             crate::sched::spawn_kernel("rwsem-sleeper", move || {
-                l.down_write();
+                let writing = l.write();
                 h.complete();
                 while !r.load(Ordering::Acquire) {
                     crate::sched::timer::sleep_ns(1_000_000).expect("not killed");
                 }
-                l.up_write();
+                drop(writing);
                 f.complete();
             })
             .expect("memory for a test thread");
@@ -279,9 +310,9 @@ mod ktests {
             }
             release.store(true, Ordering::Release);
             // The writer sleeps: this waiter sleeps too, and its wake-up must come.
-            lock.down_write();
+            let writing = lock.write();
             assert_eq!(lock.writer(), Writer::Running);
-            lock.up_write();
+            drop(writing);
             assert!(finished.wait_timeout(10_000_000_000), "the sleeper never finished");
         }
     }
@@ -302,18 +333,17 @@ mod ktests {
                 let waiter_slept = AtomicBool::new(false);
                 crate::arch::smp::run_in_idle(CpuSet::default().with(me).with(other), &|| {
                     if percpu::cpu_index() == other {
-                        lock.down_write();
+                        let writing = lock.write();
                         held.store(true, Ordering::Release);
                         crate::time::delay_ns(10 * SPIN_NS);
-                        lock.up_write();
+                        drop(writing);
                     } else {
                         while !held.load(Ordering::Acquire) {
                             core::hint::spin_loop();
                         }
                         let switches = &percpu::this_cpu().sched.context_switches;
                         let before = switches.load(Ordering::Relaxed);
-                        lock.down_write();
-                        lock.up_write();
+                        drop(lock.write());
                         waiter_slept
                             .store(switches.load(Ordering::Relaxed) != before, Ordering::Relaxed);
                     }

@@ -12,6 +12,7 @@ pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;
 pub mod jump;
+pub mod mmu;
 pub mod percpu;
 pub mod smp;
 pub mod symbols;
@@ -93,6 +94,15 @@ pub fn exit(code: ExitCode) -> ! {
     // hardware nothing decodes it and the write is ignored.
     unsafe { port.write(code as u32) };
     halt_forever()
+}
+
+/// Runs `f` with interrupts enabled and disables them again afterwards: for a trap handler
+/// that entered with them disabled and must do work that may sleep.
+pub fn with_interrupts_enabled<R>(f: impl FnOnce() -> R) -> R {
+    interrupts::enable();
+    let result = f();
+    interrupts::disable();
+    result
 }
 
 pub fn halt_forever() -> ! {

@@ -1,7 +1,9 @@
 //! Interrupts and exceptions: the IDT, the assembly entry stubs, and the dispatcher.
 //!
 //! Every vector enters through a 16-byte stub that pushes a uniform [`TrapFrame`] and calls
-//! [`trap_dispatch`]. Exceptions in kernel mode are offered, in order, to the exception table
+//! [`trap_dispatch`]. A page fault, from either mode, becomes a [`PageFault`] record for mm's
+//! one fault entry, which decides what happens to it. Other exceptions from user mode are
+//! fatal to the process. Exceptions in kernel mode are offered, in order, to the exception table
 //! (fixups for instructions allowed to fault, see [`super::extable`]) and to a test's
 //! expect-fault hook ([`expect_fault`]); anything unclaimed is fatal and prints a report.
 //!
@@ -15,6 +17,7 @@ use core::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use super::fmtbuf::FmtBuffer;
 use super::gdt;
 use super::jump::{self, JumpBuffer};
+use crate::mm::fault::{Access, FaultAction, FaultMode, PageFault};
 
 pub const VECTOR_DIVIDE: u8 = 0;
 pub const VECTOR_NMI: u8 = 2;
@@ -303,17 +306,12 @@ fn dispatch(frame: &mut TrapFrame, vector: u8) {
 fn exception(frame: &mut TrapFrame) {
     // CR2 first: anything below could fault and overwrite it.
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if frame.is_user_mode() {
-        // A fault of the task's own doing: served (demand paging) or fatal to its process.
-        crate::proc::signal::user_exception(frame, cr2);
+    if frame.vector as u8 == VECTOR_PAGE_FAULT && page_fault(frame, cr2) {
         return;
     }
-    if frame.vector as u8 == VECTOR_PAGE_FAULT
-        && cr2 < super::syscall::USER_END
-        && super::extable::has_fixup(frame.rip)
-        && crate::mm::fault::handle_uaccess_fault(frame, cr2)
-    {
-        // A uaccess helper touched a user page that was not there yet: now it is.
+    if frame.is_user_mode() {
+        // A fault of the task's own doing, fatal to its process.
+        crate::proc::signal::user_exception(frame, cr2);
         return;
     }
     if super::extable::fixup(frame) {
@@ -322,6 +320,41 @@ fn exception(frame: &mut TrapFrame) {
     let report = FaultReport::new(frame, cr2);
     EXPECTED.claim(&report);
     crate::panic::fatal(format_args!("{}", report.text.as_str()), Some(frame));
+}
+
+/// #PF error code bits: the access was a write; it was an instruction fetch.
+const PF_WRITE: u64 = 1 << 1;
+const PF_INSTRUCTION_FETCH: u64 = 1 << 4;
+/// RFLAGS.IF: interrupts were enabled.
+const RFLAGS_INTERRUPTS: u64 = 1 << 9;
+
+/// Hands a page fault to mm's fault entry as a [`PageFault`] record and carries out its
+/// decision; false when the fault is the kernel's own (no fixup: a bug to report).
+fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
+    let mode = if frame.is_user_mode() {
+        FaultMode::User
+    } else if super::extable::has_fixup(frame.rip) {
+        FaultMode::Uaccess
+    } else {
+        FaultMode::Kernel
+    };
+    let fault = PageFault {
+        addr: cr2,
+        access: Access {
+            write: frame.error_code & PF_WRITE != 0,
+            execute: frame.error_code & PF_INSTRUCTION_FETCH != 0,
+        },
+        mode,
+        interrupts_were_on: frame.rflags & RFLAGS_INTERRUPTS != 0,
+    };
+    match crate::mm::fault::handle_page_fault(&fault) {
+        FaultAction::Retry => true,
+        FaultAction::Signal(error) => {
+            crate::proc::signal::user_page_fault_failed(frame, cr2, error)
+        }
+        FaultAction::ReturnEfault => super::extable::fixup(frame),
+        FaultAction::KernelBug => false,
+    }
 }
 
 /// What the handler knew about a fault, with its report rendered as text.
