@@ -64,7 +64,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!("boot options: {}", options);
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
     mm::vma_lock::set_enabled(options.vma_lock);
-    mm::pagetable::set_page_clear(options.page_clear);
+    mm::user_tables::set_page_clear(options.page_clear);
 
     arch::init_interrupts(phys_offset, options.timer_hz);
     arch::start_other_cpus(

@@ -18,7 +18,7 @@
 //!   (`lock_vma_under_rcu`) need no `mmap_lock`.
 //! - The tree is read without a lock inside RCU read sections; writers hold `mmap_lock` for
 //!   writing and publish each edit atomically (see kernel/libs/vmtree).
-//! - Page-table entries are atomics (see pagetable.rs): faults under `mmap_lock` for reading
+//! - Page-table entries are atomics (see user_tables.rs): faults under `mmap_lock` for reading
 //!   fill them with compare-and-swap.
 //! - `cpu_mask` is updated by the scheduler with full fences (see `switch_address_space`).
 //!
@@ -43,12 +43,14 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use vmalock::{MmIdentity, MmLockSeq};
 use vmtree::RangeTree;
 
-use super::pagetable::{
-    self, ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE,
+use super::frame::{self, Frames};
+use super::pte::{
+    ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE, address, entry,
 };
+use super::user_tables;
 use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma, VmaPtr};
 use super::vma_tree::RcuReclaim;
-use super::{frame, zero_page};
+use super::{PhysAddr, zero_page};
 use crate::arch::percpu::CpuSet;
 use crate::arch::smp::{self, Flush};
 use crate::arch::syscall::USER_END;
@@ -87,10 +89,10 @@ pub struct Mm {
     detached_vmas: spin::Mutex<Vec<VmaPtr>>,
     /// Room for the frames an edit clears, lent to the edit in progress (edits hold
     /// `mmap_lock` for writing, so one at a time); at least [`GATHER_MIN`] frames.
-    gather: spin::Mutex<Vec<u64>>,
+    gather: spin::Mutex<Vec<PhysAddr>>,
     tree: RangeTree<VmaPtr>,
-    /// Physical address of the PML4.
-    root: u64,
+    /// The top-level table (PML4), freed with the address space.
+    root: Frames,
     /// CPUs that have this address space loaded (may hold its translations).
     pub cpu_mask: AtomicU64,
     /// Data pages mapped (resident set), for statistics and leak checks; per CPU, because
@@ -104,7 +106,7 @@ pub struct Mm {
 
 /// Makes room for more gathered frames: doubles `pages` if the heap allows it, up to
 /// [`GATHER_MAX`]; `false` when it may not grow.
-fn grow_gather(pages: &mut Vec<u64>) -> bool {
+fn grow_gather(pages: &mut Vec<PhysAddr>) -> bool {
     let additional = pages
         .capacity()
         .max(GATHER_MIN)
@@ -138,8 +140,8 @@ struct Retired {
     /// The range the edit may have changed: what a shootdown covers.
     span: Range<u64>,
     /// Frames of cleared entries (the address space's gathering buffer, lent).
-    pages: Vec<u64>,
-    tables: Vec<u64>,
+    pages: Vec<PhysAddr>,
+    tables: Vec<PhysAddr>,
     vmas: Vec<VmaPtr>,
     changed_entries: bool,
 }
@@ -155,7 +157,7 @@ impl Mm {
             detached_vmas: spin::Mutex::new(Vec::new()),
             gather: spin::Mutex::new(gather),
             tree: RangeTree::new(),
-            root: pagetable::new_root()?,
+            root: user_tables::new_root()?,
             cpu_mask: AtomicU64::new(0),
             resident_pages: PerCpuCounter::new(),
             brk_start: AtomicU64::new(0),
@@ -204,8 +206,8 @@ impl Mm {
         self.tree.lookup(addr, guard).map(|(_, vma)| vma.get(guard))
     }
 
-    pub fn root(&self) -> u64 {
-        self.root
+    pub fn root(&self) -> PhysAddr {
+        self.root.start()
     }
 
     /// The number of VMAs.
@@ -244,37 +246,6 @@ impl Mm {
         }
     }
 
-    /// Clears the entries of `range`, keeping their pages for `retire`. When the gathering
-    /// buffer is full and may not grow (at [`GATHER_MAX`] frames, or the heap refuses), first
-    /// shoots down and frees what it holds.
-    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
-        let mut from = range.start;
-        loop {
-            let first = retired.pages.len();
-            let stopped = pagetable::take_range(self.root, from, range.end, &mut retired.pages);
-            retired.changed_entries |= retired.pages.len() > first;
-            // The shared zero page is not freed. (Only the frames just taken are filtered;
-            // the earlier ones are filtered already.)
-            let zero = zero_page();
-            let pages = &mut retired.pages;
-            let mut kept = first;
-            for index in first..pages.len() {
-                if pages[index] != zero {
-                    pages[kept] = pages[index];
-                    kept += 1;
-                }
-            }
-            pages.truncate(kept);
-            let Some(next) = stopped else {
-                return;
-            };
-            if !grow_gather(&mut retired.pages) {
-                self.free_gathered(retired);
-            }
-            from = next;
-        }
-    }
-
     /// Shoots down `span` for the CPUs that may hold this address space's translations.
     fn shoot_down(&self, span: &Range<u64>) {
         // The entry changes must be visible before we read which CPUs to flush (a CPU that
@@ -304,9 +275,11 @@ impl Mm {
     }
 
     /// Frees gathered data pages (after their shootdown) and empties the buffer.
-    fn free_pages(&self, pages: &mut Vec<u64>) {
+    fn free_pages(&self, pages: &mut Vec<PhysAddr>) {
         self.resident_pages.add(-(pages.len() as i64));
-        frame::free_user_frames(pages);
+        // SAFETY: the frames were taken out of their entries (`take_range`), and the
+        // translations to them shot down: nothing refers to them.
+        unsafe { frame::free_user_frames(pages) };
         pages.clear();
     }
 
@@ -324,7 +297,8 @@ impl Mm {
             self.shoot_down(&span);
         }
         self.free_pages(&mut pages);
-        frame::free_user_frames(&tables);
+        // SAFETY: the tables were unhooked (`take_tables`) and shot down above.
+        unsafe { frame::free_user_frames(&tables) };
         self.detached_vmas.lock().extend(vmas);
         if pages.capacity() > GATHER_MIN {
             // Keep only the guaranteed room between edits, if the heap gives it.
@@ -364,7 +338,8 @@ impl Mm {
                 .edit(0..USER_END, Edit::Unmap)
                 .expect("unmapping allocates nothing");
         }
-        debug_assert!(pagetable::is_lower_half_empty(self.root));
+        // SAFETY: the root of this live address space.
+        debug_assert!(unsafe { user_tables::is_lower_half_empty(self.root()) });
         debug_assert_eq!(self.resident_pages.sum(), 0);
         drop(locked);
     }
@@ -481,6 +456,41 @@ impl MmWriteGuard<'_> {
             .vma_start_write(&self.mm.lock_seq, &super::vma_lock::PLATFORM);
     }
 
+    /// Clears the entries of `range`, keeping their pages for `retire`. When the gathering
+    /// buffer is full and may not grow (at [`GATHER_MAX`] frames, or the heap refuses), first
+    /// shoots down and frees what it holds.
+    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
+        let mut from = range.start;
+        loop {
+            let first = retired.pages.len();
+            // SAFETY: this guard holds `mmap_lock` for writing, and the callers write-locked
+            // the VMAs of `range` (or removed them): no fault runs there.
+            let stopped = unsafe {
+                user_tables::take_range(self.mm.root(), from, range.end, &mut retired.pages)
+            };
+            retired.changed_entries |= retired.pages.len() > first;
+            // The shared zero page is not freed. (Only the frames just taken are filtered;
+            // the earlier ones are filtered already.)
+            let zero = zero_page();
+            let pages = &mut retired.pages;
+            let mut kept = first;
+            for index in first..pages.len() {
+                if pages[index] != zero {
+                    pages[kept] = pages[index];
+                    kept += 1;
+                }
+            }
+            pages.truncate(kept);
+            let Some(next) = stopped else {
+                return;
+            };
+            if !grow_gather(&mut retired.pages) {
+                self.mm.free_gathered(retired);
+            }
+            from = next;
+        }
+    }
+
     /// Sets the heap's start (at load) or end (`brk`).
     pub fn set_brk(&self, range: Range<u64>) {
         self.mm.brk_start.store(range.start, Ordering::Relaxed);
@@ -577,26 +587,33 @@ impl MmWriteGuard<'_> {
         }
 
         match edit {
-            Edit::Map(_) | Edit::Unmap => mm.clear_pages(range.clone(), &mut retired),
+            Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
             Edit::Protect(flags) => {
                 // Only entries that changed can be stale in a TLB: a range nobody touched
                 // needs no shootdown.
-                retired.changed_entries =
-                    pagetable::update_range(mm.root, range.start, range.end, |old| {
+                // SAFETY: this guard holds `mmap_lock` for writing, and the VMAs of `range`
+                // are write-locked: no fault runs there.
+                retired.changed_entries = unsafe {
+                    user_tables::update_range(mm.root(), range.start, range.end, |old| {
                         reprotect(old, flags)
-                    });
+                    })
+                };
             }
         }
         if edit == Edit::Unmap {
             let (floor, ceiling) = mm.gap_around(range.clone());
-            pagetable::take_tables(
-                mm.root,
-                range.start,
-                range.end,
-                floor,
-                ceiling,
-                &mut retired.tables,
-            );
+            // SAFETY: this guard holds `mmap_lock` for writing, and `floor..ceiling` is the
+            // gap the unmapping left, where no VMA (so no fault) remains.
+            unsafe {
+                user_tables::take_tables(
+                    mm.root(),
+                    range.start,
+                    range.end,
+                    floor,
+                    ceiling,
+                    &mut retired.tables,
+                )
+            };
         }
         mm.retire(retired);
         Ok(())
@@ -647,7 +664,7 @@ impl MmWriteGuard<'_> {
             }
             self.write_lock_vma(vma);
             let part = vma.start().max(range.start)..vma.end().min(range.end);
-            mm.clear_pages(part, &mut retired);
+            self.clear_pages(part, &mut retired);
         }
         mm.retire(retired);
     }
@@ -658,22 +675,28 @@ impl MmWriteGuard<'_> {
     pub fn page_for_loading(&self, addr: u64) -> Result<u64, Errno> {
         let flags = self.find_vma(addr).ok_or(ENOMEM)?.flags();
         let mm = self.mm;
-        let slot = pagetable::lookup_or_create(mm.root, addr).ok_or(ENOMEM)?;
+        // SAFETY: this guard holds `mmap_lock`, so the tables stay.
+        let slot = unsafe { user_tables::lookup_or_create(mm.root(), addr) }.ok_or(ENOMEM)?;
         let current = slot.load(Ordering::Acquire);
-        if current & PRESENT != 0 && current & pagetable::ADDRESS_MASK != zero_page() {
-            return Ok(super::phys_to_virt(current & pagetable::ADDRESS_MASK));
+        if current & PRESENT != 0 && address(current) != zero_page() {
+            return Ok(address(current).to_virt());
         }
-        let phys = pagetable::zeroed_frame().ok_or(ENOMEM)?;
-        slot.store(phys | entry_flags(flags, true), Ordering::Release);
+        let page = user_tables::zeroed_frame().ok_or(ENOMEM)?;
+        let virt = page.start().to_virt();
+        // The entry owns the page from now on; unmapping frees it.
+        slot.store(
+            entry(page.into_raw(), entry_flags(flags, true)),
+            Ordering::Release,
+        );
         mm.resident_pages.add(1);
-        Ok(super::phys_to_virt(phys))
+        Ok(virt)
     }
 }
 
 impl Drop for Mm {
     fn drop(&mut self) {
+        // The root table is freed afterwards, with the `root` field.
         self.teardown();
-        frame::free(self.root, 0);
     }
 }
 
@@ -698,9 +721,8 @@ pub fn entry_flags(flags: u32, writable: bool) -> u64 {
 /// dirty bits, so that an mprotect that changes no permission changes no entry (and shoots
 /// nothing down).
 fn reprotect(old: u64, flags: u32) -> u64 {
-    let phys = old & pagetable::ADDRESS_MASK;
     let was_writable = old & WRITABLE != 0;
-    let new = phys | entry_flags(flags, was_writable);
+    let new = entry(address(old), entry_flags(flags, was_writable));
     if new & PRESENT != 0 {
         new | (old & (ACCESSED | DIRTY))
     } else {
@@ -727,9 +749,9 @@ pub fn switch_address_space(prev: &crate::sched::Task, next: &crate::sched::Task
     let root = match next_mm {
         Some(mm) => {
             mm.cpu_mask.fetch_or(bit, Ordering::SeqCst);
-            mm.root
+            mm.root()
         }
-        None => super::paging::kernel_root(),
+        None => super::kernel_tables::kernel_root(),
     };
     // SAFETY: every root shares the kernel half of the kernel's own tables (`new_root`).
     unsafe { crate::arch::mmu::load_root(root) };

@@ -24,7 +24,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addrspace::{Mm, MmapLocked, entry_flags};
-use super::pagetable::{self, ADDRESS_MASK, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE};
+use super::pte::{NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
+use super::user_tables;
 use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma};
 use super::vma_lock;
 use super::zero_page;
@@ -301,13 +302,16 @@ pub fn check_access(flags: u32, access: Access) -> Result<(), FaultError> {
 
 /// Makes the page at `addr` of a VMA with `flags` accessible for `access` (already allowed).
 /// Safe against concurrent faults on the same page: every change is a compare-and-swap from
-/// the value this fault saw.
-pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), FaultError> {
+/// the value this fault saw. The caller holds the VMA's read lock or `mmap_lock`.
+fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), FaultError> {
     let page = addr & !0xfff;
-    let slot = pagetable::lookup_or_create(mm.root(), page).ok_or(FaultError::OutOfMemory)?;
+    // SAFETY: both callers hold the read lock of the VMA covering `addr` or `mmap_lock`, so
+    // the tables on the way to it stay.
+    let slot =
+        unsafe { user_tables::lookup_or_create(mm.root(), page) }.ok_or(FaultError::OutOfMemory)?;
     loop {
         let old = slot.load(Ordering::Acquire);
-        let phys = old & ADDRESS_MASK;
+        let phys = address(old);
         let new = if old & PRESENT != 0 {
             if permits(old, access) {
                 // Another thread served it first (or the TLB held an older entry): done.
@@ -315,9 +319,11 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
                 return Ok(());
             }
             if access.write && phys == zero_page() {
-                let fresh = pagetable::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
-                match install(slot, old, fresh | entry_flags(flags, true)) {
+                let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+                match install(slot, old, entry(fresh.phys(), entry_flags(flags, true))) {
                     true => {
+                        // The entry owns the page now; unmapping frees it.
+                        let _ = fresh.into_raw();
                         mm.resident_pages.add(1);
                         // Other CPUs may still translate the page to the zero page and would
                         // read zeroes instead of what this thread writes next: shoot that
@@ -327,27 +333,30 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
                         mm.flush_page_everywhere(page);
                         return Ok(());
                     }
-                    false => {
-                        super::frame::free_user(fresh);
-                        continue;
-                    }
+                    // Another fault changed the entry: the fresh page goes back (dropped).
+                    false => continue,
                 }
             }
             // A page this process owns whose entry lags behind an mprotect that allowed more.
-            phys | entry_flags(flags, access.write || old & WRITABLE != 0)
+            entry(
+                phys,
+                entry_flags(flags, access.write || old & WRITABLE != 0),
+            )
         } else if old & PROT_NONE_ENTRY != 0 {
             // The page survived a PROT_NONE period; the VMA allows access again.
-            phys | entry_flags(flags, false)
+            entry(phys, entry_flags(flags, false))
         } else if !access.write {
             percpu::add_local(&counters().zero_page_maps, 1);
-            zero_page() | entry_flags(flags, false)
+            entry(zero_page(), entry_flags(flags, false))
         } else {
-            let fresh = pagetable::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
-            if install(slot, 0, fresh | entry_flags(flags, true)) {
+            let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+            if install(slot, 0, entry(fresh.phys(), entry_flags(flags, true))) {
+                // The entry owns the page now; unmapping frees it.
+                let _ = fresh.into_raw();
                 mm.resident_pages.add(1);
                 return Ok(());
             }
-            super::frame::free_user(fresh);
+            // Another fault filled the entry first: the fresh page goes back (dropped).
             continue;
         };
         if install(slot, old, new) {
@@ -357,9 +366,9 @@ pub fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), F
     }
 }
 
-/// Whether the present entry `entry` already allows `access`.
-fn permits(entry: u64, access: Access) -> bool {
-    (!access.write || entry & WRITABLE != 0) && (!access.execute || entry & NO_EXECUTE == 0)
+/// Whether the present entry `current` already allows `access`.
+fn permits(current: u64, access: Access) -> bool {
+    (!access.write || current & WRITABLE != 0) && (!access.execute || current & NO_EXECUTE == 0)
 }
 
 fn install(slot: &AtomicU64, old: u64, new: u64) -> bool {

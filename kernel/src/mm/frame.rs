@@ -21,6 +21,12 @@
 //! up to will-it-scale's page_fault1 (128 MiB regions: bench scenario `a`). The caches never
 //! cost anyone memory: when the allocator runs short, [`allocate`] and [`allocate_for_user`]
 //! drain every CPU's cache into it and try again, so `ENOMEM` means memory is really gone.
+//!
+//! Frames are handed out as owned values: [`Frames`] (a block from the buddy allocator) and
+//! [`UserFrame`] (one frame for user memory or a user page table) give themselves back when
+//! dropped. A frame that becomes part of something else (a page-table entry, the heap's
+//! mapping, an AP's stack) is handed on with `into_raw`; whoever then holds its address owns
+//! it and frees it with the `unsafe` [`free`] or [`free_user_frames`].
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,8 +35,63 @@ use alloc::vec::Vec;
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{BuddyAllocator, FRAME_SIZE};
 
+use super::PhysAddr;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sync::IrqSpinLock;
+
+/// `2^order` contiguous frames from the buddy allocator, owned: dropping the value frees
+/// them, [`Frames::into_raw`] hands them on.
+#[must_use = "dropping the block frees it at once"]
+pub struct Frames {
+    start: PhysAddr,
+    order: u8,
+}
+
+impl Frames {
+    /// The physical address of the first frame.
+    pub fn start(&self) -> PhysAddr {
+        self.start
+    }
+
+    /// Hands the block on: its new owner frees it with [`free`] (same order).
+    pub fn into_raw(self) -> PhysAddr {
+        let start = self.start;
+        core::mem::forget(self);
+        start
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        // SAFETY: the block is this value's alone (allocated here, never handed on).
+        unsafe { free(self.start, usize::from(self.order)) };
+    }
+}
+
+/// One frame for user memory or a user page table, owned: dropping it gives it back to this
+/// CPU's cache, [`UserFrame::into_raw`] hands it on (to a page-table entry).
+#[must_use = "dropping the frame frees it at once"]
+pub struct UserFrame(PhysAddr);
+
+impl UserFrame {
+    pub fn phys(&self) -> PhysAddr {
+        self.0
+    }
+
+    /// Hands the frame on: its new owner frees it with [`free_user_frames`].
+    pub fn into_raw(self) -> PhysAddr {
+        let phys = self.0;
+        core::mem::forget(self);
+        phys
+    }
+}
+
+impl Drop for UserFrame {
+    fn drop(&mut self) {
+        // SAFETY: the frame is this value's alone (allocated here, never handed on).
+        unsafe { free_user_frames(&[self.0]) };
+    }
+}
 
 /// Physical memory below this is never handed out.
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
@@ -68,12 +129,20 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
 
 /// `2^order` contiguous frames; `None` when memory is exhausted (after draining the per-CPU
 /// caches into the allocator).
-pub fn allocate(order: usize) -> Option<u64> {
-    if let Some(phys) = FRAMES.lock().allocate(order) {
-        return Some(phys);
-    }
-    drain_cpu_caches();
-    FRAMES.lock().allocate(order)
+pub fn allocate(order: usize) -> Option<Frames> {
+    // Not a `match` on the first attempt: its lock guard would live through the arms.
+    let first = FRAMES.lock().allocate(order);
+    let start = match first {
+        Some(phys) => phys,
+        None => {
+            drain_cpu_caches();
+            FRAMES.lock().allocate(order)?
+        }
+    };
+    Some(Frames {
+        start: PhysAddr::new(start),
+        order: order as u8,
+    })
 }
 
 /// Free frames kept for the kernel: user pages (and user page tables) are not allocated below
@@ -141,12 +210,15 @@ fn with_local_cache<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
 /// One frame for user memory or a user page table, unless only the kernel's reserve is left
 /// (after draining every CPU's cache into the allocator); frames already in this CPU's cache
 /// are handed out regardless.
-pub fn allocate_for_user() -> Option<u64> {
-    if let Some(phys) = take_for_user() {
-        return Some(phys);
-    }
-    drain_cpu_caches();
-    take_for_user()
+pub fn allocate_for_user() -> Option<UserFrame> {
+    let phys = match take_for_user() {
+        Some(phys) => phys,
+        None => {
+            drain_cpu_caches();
+            take_for_user()?
+        }
+    };
+    Some(UserFrame(PhysAddr::new(phys)))
 }
 
 /// [`allocate_for_user`] without the drain: from this CPU's cache, refilled from the allocator
@@ -195,18 +267,18 @@ fn take_for_user() -> Option<u64> {
     })
 }
 
-/// Returns a single frame that held user memory or a user page table (to this CPU's cache;
-/// a full cache gives a batch back to the allocator, this frame included).
-pub fn free_user(phys: u64) {
-    free_user_frames(&[phys]);
-}
-
-/// [`free_user`] for many frames (an unmapped range), taking the cache's lock once per
-/// [`FREE_CHUNK`] frames rather than once per frame.
-pub fn free_user_frames(all: &[u64]) {
+/// Returns frames that held user memory or user page tables (an unmapped range) to this CPU's
+/// cache, taking the cache's lock once per [`FREE_CHUNK`] frames rather than once per frame; a
+/// full cache gives a batch back to the allocator.
+///
+/// # Safety
+/// Each is a single frame handed on with [`UserFrame::into_raw`] (or [`Frames::into_raw`], a
+/// block of order 0); nothing refers to it any more (its page-table entry is cleared and shot
+/// down), and it is freed once.
+pub unsafe fn free_user_frames(all: &[PhysAddr]) {
     for chunk in all.chunks(FREE_CHUNK) {
         with_local_cache(|frames| {
-            for &phys in chunk {
+            for phys in chunk.iter().map(|phys| phys.as_u64()) {
                 if frames.len() < frames.capacity() {
                     frames.push(phys);
                     continue;
@@ -254,9 +326,14 @@ fn cached_frames() -> usize {
         .sum()
 }
 
-/// Returns a block from [`allocate`]. A bad free (double, foreign, misaligned) is a kernel bug.
-pub fn free(phys: u64, order: usize) {
-    if let Err(error) = FRAMES.lock().free(phys, order) {
+/// Returns a block from [`allocate`] that was handed on with [`Frames::into_raw`]. A bad free
+/// the allocator notices (double, foreign, misaligned) is a kernel bug and panics.
+///
+/// # Safety
+/// Nothing uses the block any more (no mapping or reference to it remains), and `start` and
+/// `order` are those of one block from [`allocate`].
+pub unsafe fn free(start: PhysAddr, order: usize) {
+    if let Err(error) = FRAMES.lock().free(start.as_u64(), order) {
         panic!("frame allocator: {error}");
     }
 }
@@ -290,9 +367,8 @@ mod ktests {
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    use super::{LOW_MEMORY_END, allocate, free, stats};
+    use super::{LOW_MEMORY_END, allocate, stats};
     use crate::ktest;
-    use crate::mm::phys_to_virt;
 
     ktest! {
         /// The runner's check for a lock a failed test left held waits out a brief holder on
@@ -330,24 +406,23 @@ mod ktests {
             let before = stats();
             for order in 0..=6 {
                 for _ in 0..4 {
-                    let phys = allocate(order).expect("frames exhausted");
+                    let block = allocate(order).expect("frames exhausted");
+                    let phys = block.start().as_u64();
                     let bytes = 4096u64 << order;
                     assert_eq!(phys % bytes, 0, "order-{order} block at {phys:#x} misaligned");
                     assert!(phys >= LOW_MEMORY_END, "frame below 1 MiB handed out: {phys:#x}");
                     // SAFETY: the block was just allocated to us; the direct map covers it.
-                    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, order as u8 + 1, bytes as usize) };
-                    blocks.push((phys, order));
+                    unsafe { core::ptr::write_bytes(block.start().to_virt() as *mut u8, order as u8 + 1, bytes as usize) };
+                    blocks.push((block, order));
                 }
             }
-            for &(phys, order) in &blocks {
+            for (block, order) in &blocks {
                 let len = (4096usize) << order;
                 // SAFETY: still allocated; written above.
-                let data = unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len) };
-                assert!(data.iter().all(|&b| b == order as u8 + 1), "block {phys:#x} overlaps another");
+                let data = unsafe { core::slice::from_raw_parts(block.start().to_virt() as *const u8, len) };
+                assert!(data.iter().all(|&b| b == *order as u8 + 1), "block {:#x} overlaps another", block.start());
             }
-            for (phys, order) in blocks {
-                free(phys, order);
-            }
+            drop(blocks);
             let after = stats();
             assert_eq!(before.free_frames, after.free_frames, "frames leaked");
             assert_eq!(before.free_blocks, after.free_blocks, "buddies did not coalesce back");
@@ -367,8 +442,8 @@ mod ktests {
             let mut sorted = Vec::with_capacity(count);
             let before = stats().free_frames;
             for _ in 0..count {
-                let phys = super::allocate_for_user().expect("frames for the test");
-                assert_eq!(phys % 4096, 0, "frame {phys:#x} misaligned");
+                let phys = super::allocate_for_user().expect("frames for the test").into_raw();
+                assert_eq!(phys.as_u64() % 4096, 0, "frame {phys:#x} misaligned");
                 taken.push(phys);
             }
             assert_eq!(stats().free_frames, before - count, "cached frames miscounted");
@@ -378,9 +453,11 @@ mod ktests {
             assert_eq!(sorted.len(), count, "a frame was handed out twice");
             // Most in one call (several chunks, overflowing the cache), the rest one by one.
             let (many, few) = taken.split_at(count - 5);
-            super::free_user_frames(many);
+            // SAFETY: the frames were taken above and are used by nothing.
+            unsafe { super::free_user_frames(many) };
             for &phys in few {
-                super::free_user(phys);
+                // SAFETY: as above.
+                unsafe { super::free_user_frames(&[phys]) };
             }
             assert_eq!(stats().free_frames, before, "frames lost on the way back");
             let cached = super::CACHES[me].count.load(Ordering::Relaxed);
@@ -398,13 +475,10 @@ mod ktests {
             let mut taken = Vec::with_capacity(stats().free_frames);
             let before = stats();
             let fill_cache = || {
-                let mut frames = [0u64; 3 * super::CACHE_BATCH];
-                for frame in &mut frames {
-                    *frame = super::allocate_for_user().expect("frames for the test");
-                }
-                for frame in frames {
-                    super::free_user(frame);
-                }
+                // On the stack, not the heap (see above); dropping them frees them.
+                let frames: [super::UserFrame; 3 * super::CACHE_BATCH] =
+                    core::array::from_fn(|_| super::allocate_for_user().expect("frames for the test"));
+                drop(frames);
             };
             fill_cache();
             if let Some(other) = ktest::other_cpu() {
@@ -417,8 +491,8 @@ mod ktests {
             }
             assert!(super::cached_frames() > 0, "no frames cached before exhaustion");
             for order in (0..=buddy::MAX_ORDER).rev() {
-                while let Some(phys) = allocate(order) {
-                    taken.push((phys, order));
+                while let Some(block) = allocate(order) {
+                    taken.push((block, order));
                 }
             }
             assert_eq!(super::cached_frames(), 0, "frames left in a CPU cache after exhaustion");
@@ -426,9 +500,7 @@ mod ktests {
             assert!(super::allocate_for_user().is_none());
             let taken_frames: usize = taken.iter().map(|&(_, order)| 1 << order).sum();
             assert_eq!(taken_frames, before.free_frames, "frames went missing");
-            for (phys, order) in taken {
-                free(phys, order);
-            }
+            drop(taken);
             assert_eq!(before.free_frames, stats().free_frames);
         }
     }

@@ -30,7 +30,7 @@ use linked_list_allocator::Heap;
 use slab::KmemCache;
 
 use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
-use super::{frame, paging};
+use super::{frame, kernel_tables};
 use crate::sync::IrqSpinLock;
 
 const PAGE_SIZE: usize = 4096;
@@ -118,15 +118,19 @@ pub fn init(base: u64) {
 fn map_pages(start: usize, len: usize) -> Result<usize, &'static str> {
     let mut mapped = 0;
     while mapped < len {
-        let Some(phys) = frame::allocate(0) else {
+        let Some(page) = frame::allocate(0) else {
             break;
         };
         // SAFETY: the heap region belongs to the heap alone and grows only here, under the heap
         // lock, so this page is unmapped; the frame was just allocated.
-        if let Err(error) = unsafe { paging::map_kernel_page((start + mapped) as u64, phys) } {
-            frame::free(phys, 0);
+        let result =
+            unsafe { kernel_tables::map_kernel_page((start + mapped) as u64, page.start()) };
+        if let Err(error) = result {
+            // The frame goes back (dropped).
             return if mapped == 0 { Err(error) } else { Ok(mapped) };
         }
+        // The heap keeps its pages for good.
+        let _ = page.into_raw();
         mapped += PAGE_SIZE;
     }
     if mapped == 0 {

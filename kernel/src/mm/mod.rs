@@ -2,7 +2,8 @@
 //! caches, and user address spaces (VMAs, page tables, faults, the mmap family).
 //!
 //! Physical memory is reached through the bootloader's direct map at a dynamic offset
-//! ([`phys_to_virt`]). Frames come from one buddy allocator ([`frame`]); the heap ([`heap`])
+//! ([`PhysAddr::to_virt`]). Frames come from one buddy allocator ([`frame`]), which hands them
+//! out as owned values ([`frame::Frames`], [`frame::UserFrame`]); the heap ([`heap`])
 //! grows by mapping frames into a virtual region of its own. Lock order: `mmap_lock` → heap →
 //! frames (docs/LOCKING.md).
 
@@ -10,11 +11,12 @@ pub mod addrspace;
 pub mod fault;
 pub mod frame;
 pub mod heap;
+pub mod kernel_tables;
 pub mod mmap;
-pub mod pagetable;
-pub mod paging;
+pub mod pte;
 pub mod slab;
 mod torture;
+pub mod user_tables;
 pub mod vma;
 pub mod vma_lock;
 pub mod vma_tree;
@@ -30,22 +32,49 @@ static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 static ZERO_PAGE: AtomicU64 = AtomicU64::new(0);
 
 /// The physical address of the shared zero page.
-pub fn zero_page() -> u64 {
-    ZERO_PAGE.load(Ordering::Relaxed)
+pub fn zero_page() -> PhysAddr {
+    PhysAddr(ZERO_PAGE.load(Ordering::Relaxed))
 }
 /// The end of what the direct map covers: all of the memory map, and at least 4 GiB.
 static DIRECT_MAP_END: AtomicU64 = AtomicU64::new(0);
 
-/// The virtual address at which physical address `phys` is mapped.
-pub fn phys_to_virt(phys: u64) -> u64 {
-    PHYS_OFFSET.load(Ordering::Relaxed) + phys
+/// A physical address: of a frame, a page table, a firmware table or device registers. The
+/// kernel reaches what lies there through the direct map ([`PhysAddr::to_virt`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+#[repr(transparent)]
+pub struct PhysAddr(u64);
+
+impl PhysAddr {
+    pub const fn new(addr: u64) -> Self {
+        Self(addr)
+    }
+
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// The address `bytes` further on.
+    pub const fn add(self, bytes: u64) -> Self {
+        Self(self.0 + bytes)
+    }
+
+    /// The virtual address at which the direct map shows this address.
+    pub fn to_virt(self) -> u64 {
+        PHYS_OFFSET.load(Ordering::Relaxed) + self.0
+    }
+
+    /// The physical address of `virt`, an address in the direct map.
+    pub fn of_direct_map(virt: u64) -> Self {
+        let offset = PHYS_OFFSET.load(Ordering::Relaxed);
+        debug_assert!(virt >= offset, "{virt:#x} is not in the direct map");
+        Self(virt - offset)
+    }
 }
 
-/// The physical address of `virt`, an address in the direct map.
-pub fn virt_to_phys(virt: u64) -> u64 {
-    let offset = PHYS_OFFSET.load(Ordering::Relaxed);
-    debug_assert!(virt >= offset, "{virt:#x} is not in the direct map");
-    virt - offset
+impl core::fmt::LowerHex for PhysAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::LowerHex::fmt(&self.0, f)
+    }
 }
 
 pub fn direct_map_end() -> u64 {
@@ -63,11 +92,12 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     DIRECT_MAP_END.store(memory_end.max(1 << 32), Ordering::Relaxed);
     // SAFETY: forwarded from the caller.
     unsafe { frame::init(phys_offset, regions) };
-    let heap_base = paging::init();
+    let heap_base = kernel_tables::init();
     heap::init(heap_base);
     heap::self_check();
-    let zero = pagetable::zeroed_frame().expect("a frame for the zero page");
-    ZERO_PAGE.store(zero, Ordering::Relaxed);
+    // The zero page is never freed: its frame is handed on to the static for good.
+    let zero = user_tables::zeroed_frame().expect("a frame for the zero page");
+    ZERO_PAGE.store(zero.into_raw().as_u64(), Ordering::Relaxed);
     vma::register_cache();
 }
 

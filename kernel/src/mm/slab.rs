@@ -13,7 +13,7 @@ use rcu::RcuHead;
 use slab::{CacheFlags, DeferredFree, KmemCache, Platform, SlabInfo};
 use x86_64::instructions::interrupts;
 
-use super::{frame, phys_to_virt, virt_to_phys};
+use super::{PhysAddr, frame};
 use crate::arch::percpu;
 use crate::sync::IrqSpinLock;
 use crate::sync::rcu::call_rcu;
@@ -45,12 +45,20 @@ impl Platform for KernelPages {
     }
 
     fn alloc_pages(&self, order: u32) -> Option<NonNull<u8>> {
-        let phys = frame::allocate(order as usize)?;
-        NonNull::new(phys_to_virt(phys) as *mut u8)
+        let pages = frame::allocate(order as usize)?;
+        // The slab owns the block until `free_pages` gives it back.
+        NonNull::new(pages.into_raw().to_virt() as *mut u8)
     }
 
     unsafe fn free_pages(&self, pages: NonNull<u8>, order: u32) {
-        frame::free(virt_to_phys(pages.as_ptr() as u64), order as usize);
+        // SAFETY: the slab gives back a block `alloc_pages` handed it (the trait's contract),
+        // and uses it no more.
+        unsafe {
+            frame::free(
+                PhysAddr::of_direct_map(pages.as_ptr() as u64),
+                order as usize,
+            )
+        };
     }
 
     unsafe fn defer_after_grace_period(

@@ -173,7 +173,7 @@ fn finish_process(process: &Arc<Process>) {
         let user = sched::current().user.as_ref().expect("a user thread");
         user.left_mm.store(true, Ordering::Release);
         // SAFETY: the kernel's own tables, whose kernel half every address space shares.
-        unsafe { crate::arch::mmu::load_root(crate::mm::paging::kernel_root()) };
+        unsafe { crate::arch::mmu::load_root(crate::mm::kernel_tables::kernel_root()) };
         process.mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
     });
     process.mm.teardown();

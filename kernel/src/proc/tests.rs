@@ -9,7 +9,7 @@ use super::Process;
 use super::exec::{SpawnOptions, spawn};
 use crate::arch::percpu;
 use crate::ktest;
-use crate::mm::{frame, heap, paging, slab};
+use crate::mm::{frame, heap, kernel_tables, slab};
 
 /// Frames in use outside the kernel's caches and tables: what processes hold.
 fn frames_in_use() -> usize {
@@ -23,7 +23,7 @@ fn frames_in_use() -> usize {
         - heap::usage().0 / 4096
         - slab_pages
         - crate::sched::task::pooled_stack_frames()
-        - paging::kernel_table_frames()
+        - kernel_tables::kernel_table_frames()
 }
 
 fn vmas_active() -> usize {

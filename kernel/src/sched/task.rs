@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::mm::{frame, paging};
+use crate::mm::{frame, kernel_tables};
 use crate::proc::Process;
 use crate::sync::IrqSpinLock;
 
@@ -39,21 +39,24 @@ impl KernelStack {
         if let Some(stack) = STACK_POOL.lock().pop() {
             return Some(stack);
         }
-        let guard = paging::reserve_virtual(STACK_PAGES + 1);
+        let guard = kernel_tables::reserve_virtual(STACK_PAGES + 1);
         let base = guard + 4096;
         for page in 0..STACK_PAGES {
-            let Some(phys) = frame::allocate(0) else {
+            let Some(frame) = frame::allocate(0) else {
                 // Give back what was mapped; the address range itself is not reused.
                 Self::unmap(base, page);
                 return None;
             };
             // SAFETY: the page is fresh address space from `reserve_virtual` and the frame was
             // just allocated: both ours.
-            if unsafe { paging::map_kernel_page(base + page * 4096, phys) }.is_err() {
-                frame::free(phys, 0);
+            if unsafe { kernel_tables::map_kernel_page(base + page * 4096, frame.start()) }.is_err()
+            {
+                // The frame goes back (dropped).
                 Self::unmap(base, page);
                 return None;
             }
+            // The mapping owns the frame now; `unmap` frees it.
+            let _ = frame.into_raw();
         }
         Some(Self { base })
     }
@@ -64,7 +67,7 @@ impl KernelStack {
         let mut frames = Vec::new();
         for page in 0..pages {
             // SAFETY: the stack is ours and unused (it never ran or its task is gone).
-            if let Ok(phys) = unsafe { paging::unmap_kernel_page(base + page * 4096) } {
+            if let Ok(phys) = unsafe { kernel_tables::unmap_kernel_page(base + page * 4096) } {
                 frames.push(phys);
             }
         }
@@ -76,7 +79,8 @@ impl KernelStack {
             },
         );
         for phys in frames {
-            frame::free(phys, 0);
+            // SAFETY: a frame of this stack, mapped by `allocate` and now unmapped and shot down.
+            unsafe { frame::free(phys, 0) };
         }
     }
 }

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use acpi_madt::{AcpiError, Cpu, MadtEntry, PhysMemory};
 
 use super::percpu::MAX_CPUS;
-use crate::mm::phys_to_virt;
+use crate::mm::PhysAddr;
 
 /// How many usable CPUs the MADT lists (0 until `cpus` ran).
 static MADT_CPUS: AtomicUsize = AtomicUsize::new(0);
@@ -27,7 +27,9 @@ impl PhysMemory for DirectMap {
         }
         // SAFETY: the bootloader maps all physical memory up to `direct_map_end` at the offset,
         // and ACPI tables are never written after boot.
-        Some(unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len) })
+        Some(unsafe {
+            core::slice::from_raw_parts(PhysAddr::new(phys).to_virt() as *const u8, len)
+        })
     }
 }
 

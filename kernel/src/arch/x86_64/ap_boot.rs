@@ -24,7 +24,7 @@ use x86_64::registers::model_specific::Efer;
 use super::gdt::IstStacks;
 use super::percpu::{self, MAX_CPUS, PerCpu};
 use super::{apic, trap};
-use crate::mm::{frame, paging, phys_to_virt};
+use crate::mm::{PhysAddr, frame, kernel_tables};
 use crate::time;
 
 global_asm!(
@@ -193,7 +193,7 @@ pub fn start_aps(regions: &MemoryRegions, apic_ids: &[u32]) -> usize {
     let len = (end - start) as usize;
     let long_mode_offset = start_offset_of_long_mode();
     assert!(len <= 4096, "the AP trampoline outgrew its page");
-    let page_virt = phys_to_virt(page);
+    let page_virt = PhysAddr::new(page).to_virt();
     // SAFETY: `page` is usable RAM below 1 MiB that nothing else uses (the frame allocator
     // never hands out low memory); the source is the trampoline in the kernel image.
     unsafe { core::ptr::copy_nonoverlapping(start as *const u8, page_virt as *mut u8, len) };
@@ -208,7 +208,7 @@ pub fn start_aps(regions: &MemoryRegions, apic_ids: &[u32]) -> usize {
     params.gdtr[2..].copy_from_slice(&gdt_base.to_le_bytes());
     params.long_mode_offset = (page + long_mode_offset) as u32;
     // SAFETY: the page is ours and stays mapped until every AP is past the trampoline.
-    if let Err(error) = unsafe { paging::map_low_identity(page) } {
+    if let Err(error) = unsafe { kernel_tables::map_low_identity(PhysAddr::new(page)) } {
         log::error!("smp: cannot identity-map the trampoline ({error}); running on one CPU");
         return 0;
     }
@@ -224,7 +224,7 @@ pub fn start_aps(regions: &MemoryRegions, apic_ids: &[u32]) -> usize {
             started += 1;
         }
     }
-    paging::unmap_low_identity();
+    kernel_tables::unmap_low_identity();
     started
 }
 
@@ -243,7 +243,7 @@ fn start_one(params: &mut Params, page: u64, index: usize, apic_id: u32) -> bool
         return false;
     };
     let percpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new(index, apic_id)));
-    params.stack = phys_to_virt(stack) + (4096 << AP_STACK_ORDER);
+    params.stack = stack.start().to_virt() + (4096 << AP_STACK_ORDER);
     params.percpu = percpu as *const PerCpu as u64;
     params.entry = ap_entry as *const () as u64;
     params.stage.store(0, Ordering::SeqCst);
@@ -266,12 +266,13 @@ fn start_one(params: &mut Params, page: u64, index: usize, apic_id: u32) -> bool
             log::error!("smp: CPU with APIC ID {apic_id} did not start ({stage}); skipped");
             apic::send_init(apic_id);
             // The AP never registered itself, so its data and stack stay unused: the stack
-            // goes back; the `PerCpu` is leaked (small, once).
-            frame::free(stack, AP_STACK_ORDER);
+            // goes back (dropped); the `PerCpu` is leaked (small, once).
             return false;
         }
         core::hint::spin_loop();
     }
+    // The stack is the AP's for good.
+    let _ = stack.into_raw();
     true
 }
 

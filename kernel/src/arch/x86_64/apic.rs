@@ -169,10 +169,11 @@ pub fn init_bootstrap(phys_offset: u64, hz: u32) {
     if !is_x2apic() {
         let phys = base & 0x000f_ffff_ffff_f000;
         // SAFETY: this is the local APIC's register page, which nothing else maps.
-        let virt = unsafe { crate::mm::paging::map_mmio(phys, 1) }.unwrap_or_else(|e| {
-            log::warn!("apic: cannot map the xAPIC page uncached ({e}); using the direct map");
-            phys_offset + phys
-        });
+        let virt = unsafe { crate::mm::kernel_tables::map_mmio(crate::mm::PhysAddr::new(phys), 1) }
+            .unwrap_or_else(|e| {
+                log::warn!("apic: cannot map the xAPIC page uncached ({e}); using the direct map");
+                phys_offset + phys
+            });
         XAPIC_BASE.store(virt, Ordering::Relaxed);
     }
     enable_local_vectors();

@@ -394,7 +394,7 @@ mod ktests {
     use crate::arch::percpu::{self, CpuSet, MAX_CPUS};
     use crate::arch::{acpi, apic};
     use crate::ktest;
-    use crate::mm::{frame, paging, phys_to_virt};
+    use crate::mm::{frame, kernel_tables};
 
     ktest! {
         /// Every CPU the MADT lists came online.
@@ -587,12 +587,12 @@ mod ktests {
             let new = frame::allocate(0).expect("no frame");
             // SAFETY: both frames were just allocated to this test.
             unsafe {
-                *(phys_to_virt(old) as *mut u64) = OLD;
-                *(phys_to_virt(new) as *mut u64) = NEW;
+                *(old.start().to_virt() as *mut u64) = OLD;
+                *(new.start().to_virt() as *mut u64) = NEW;
             }
-            let page = paging::reserve_virtual(1);
+            let page = kernel_tables::reserve_virtual(1);
             // SAFETY: the page was just reserved for this test and the frame is ours.
-            unsafe { paging::map_kernel_page(page, old) }.expect("map");
+            unsafe { kernel_tables::map_kernel_page(page, old.start()) }.expect("map");
             let everyone = CpuSet::all_online();
             let read = || {
                 // SAFETY: the page stays mapped (to one of the two frames) until the end.
@@ -607,8 +607,8 @@ mod ktests {
             });
             assert_eq!(saw_old.load(Ordering::Relaxed) as usize, everyone.len());
             // SAFETY: the page and both frames belong to this test.
-            let previous = unsafe { paging::remap_kernel_page(page, new) }.expect("remap");
-            assert_eq!(previous, old);
+            let previous = unsafe { kernel_tables::remap_kernel_page(page, new.start()) }.expect("remap");
+            assert_eq!(previous, old.start());
             shootdown(everyone, Flush::Range { start: page, end: page + 4096 });
             let saw_new = AtomicU32::new(0);
             run_in_idle(everyone, &|| {
@@ -620,10 +620,10 @@ mod ktests {
             });
             assert_eq!(saw_new.load(Ordering::Relaxed) as usize, everyone.len());
             // SAFETY: nobody uses the page any more.
-            let last = unsafe { paging::unmap_kernel_page(page) }.expect("unmap");
+            let last = unsafe { kernel_tables::unmap_kernel_page(page) }.expect("unmap");
             shootdown(everyone, Flush::All);
-            frame::free(last, 0);
-            frame::free(old, 0);
+            assert_eq!(last, new.start());
+            // Both frames go back now that nothing maps them (dropped).
         }
     }
 }

@@ -8,12 +8,23 @@
 //! mappings (device registers, test pages) get addresses from a region of their own.
 
 use spin::Mutex;
+use x86_64::VirtAddr;
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
 };
-use x86_64::{PhysAddr, VirtAddr};
 
-use super::{frame, phys_to_virt};
+use super::pte::{GLOBAL, HUGE_PAGE, NO_CACHE, NO_EXECUTE, PRESENT, WRITABLE, WRITE_THROUGH};
+use super::{PhysAddr, frame};
+
+/// Entry bits (named in `pte`) in the form the `x86_64` crate's mapper takes.
+fn flags(bits: u64) -> PageTableFlags {
+    PageTableFlags::from_bits_truncate(bits)
+}
+
+/// `phys` in the form the `x86_64` crate's mapper takes.
+fn mapper_addr(phys: PhysAddr) -> x86_64::PhysAddr {
+    x86_64::PhysAddr::new(phys.as_u64())
+}
 
 const ENTRIES: usize = 512;
 const FIRST_KERNEL_ENTRY: usize = 256;
@@ -23,10 +34,14 @@ static KERNEL_TABLES: Mutex<()> = Mutex::new(());
 
 /// The kernel's PML4. Address spaces share its kernel half (the same lower-level tables), so
 /// kernel mappings made here are seen by every address space.
-fn active_pml4() -> &'static mut PageTable {
-    // SAFETY: the kernel root is a live PML4, which the direct map covers; callers serialise
-    // changes through `KERNEL_TABLES` (or run alone at boot).
-    unsafe { &mut *(phys_to_virt(kernel_root()) as *mut PageTable) }
+///
+/// # Safety
+/// The caller holds `KERNEL_TABLES` for as long as the reference lives (or runs alone, at
+/// boot), so that no other reference to the table is in use.
+unsafe fn active_pml4<'a>() -> &'a mut PageTable {
+    // SAFETY: the kernel root is a live PML4, which the direct map covers; the caller has it
+    // to itself (see above).
+    unsafe { &mut *(kernel_root().to_virt() as *mut PageTable) }
 }
 
 /// The address of the first byte covered by kernel-half PML4 entry `index`.
@@ -41,8 +56,8 @@ fn pml4_entry_base(index: usize) -> u64 {
 /// page tables of kernel threads, and the source of every address space's kernel half.
 static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-pub fn kernel_root() -> u64 {
-    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
+pub fn kernel_root() -> PhysAddr {
+    PhysAddr::new(KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed))
 }
 
 /// The next free address of the kernel-map region (device registers and other pages mapped at
@@ -54,10 +69,11 @@ static KERNEL_MAP_NEXT: Mutex<u64> = Mutex::new(0);
 /// base address.
 pub fn init() -> u64 {
     KERNEL_ROOT.store(
-        crate::arch::mmu::loaded_root(),
+        crate::arch::mmu::loaded_root().as_u64(),
         core::sync::atomic::Ordering::Relaxed,
     );
-    let pml4 = active_pml4();
+    // SAFETY: boot runs alone, before anything else maps kernel pages.
+    let pml4 = unsafe { active_pml4() };
     let leftovers = pml4
         .iter()
         .take(FIRST_KERNEL_ENTRY)
@@ -87,8 +103,7 @@ pub fn init() -> u64 {
     for index in FIRST_KERNEL_ENTRY..ENTRIES {
         if pml4[index].is_unused() {
             let table = allocate_table().expect("out of memory for kernel page tables");
-            let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
-            pml4[index].set_addr(table, flags);
+            pml4[index].set_addr(table, flags(PRESENT | WRITABLE));
             created += 1;
         }
     }
@@ -107,13 +122,13 @@ pub fn kernel_table_frames() -> usize {
     KERNEL_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// A zeroed frame for a page table.
-fn allocate_table() -> Option<PhysAddr> {
-    let phys = frame::allocate(0)?;
+/// A zeroed frame for a kernel page table, handed on to the table that will link it.
+fn allocate_table() -> Option<x86_64::PhysAddr> {
+    let table = frame::allocate(0)?;
     KERNEL_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: the frame was just allocated, so nothing else uses it; the direct map covers it.
-    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, 4096) };
-    Some(PhysAddr::new(phys))
+    unsafe { core::ptr::write_bytes(table.start().to_virt() as *mut u8, 0, 4096) };
+    Some(mapper_addr(table.into_raw()))
 }
 
 struct TableFrames;
@@ -130,9 +145,9 @@ unsafe impl FrameAllocator<Size4KiB> for TableFrames {
 /// # Safety
 /// `virt` must be a kernel-half page owned by the caller and unmapped; `phys` a frame the caller
 /// owns.
-pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> {
+pub unsafe fn map_kernel_page(virt: u64, phys: PhysAddr) -> Result<(), &'static str> {
     // SAFETY: forwarded from the caller.
-    unsafe { map_page_with(virt, phys, PageTableFlags::empty()) }
+    unsafe { map_page_with(virt, phys, 0) }
 }
 
 /// Maps `pages` pages of device registers at physical `phys` uncached (PCD|PWT) at a fresh
@@ -140,13 +155,18 @@ pub unsafe fn map_kernel_page(virt: u64, phys: u64) -> Result<(), &'static str> 
 ///
 /// # Safety
 /// `phys` must be device memory that no other mapping in the kernel uses with caching on.
-pub unsafe fn map_mmio(phys: u64, pages: u64) -> Result<u64, &'static str> {
+pub unsafe fn map_mmio(phys: PhysAddr, pages: u64) -> Result<u64, &'static str> {
     let virt = reserve_virtual(pages);
     for page in 0..pages {
-        let flags = PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
         // SAFETY: the MMIO region hands out each page once, so `virt` is unmapped and ours;
         // the caller vouches for the device memory.
-        unsafe { map_page_with(virt + page * 4096, phys + page * 4096, flags)? };
+        unsafe {
+            map_page_with(
+                virt + page * 4096,
+                phys.add(page * 4096),
+                NO_CACHE | WRITE_THROUGH,
+            )?
+        };
     }
     Ok(virt)
 }
@@ -164,7 +184,7 @@ pub fn reserve_virtual(pages: u64) -> u64 {
 ///
 /// # Safety
 /// The caller owns the page at `virt` and the frame at `phys`.
-pub unsafe fn remap_kernel_page(virt: u64, phys: u64) -> Result<u64, &'static str> {
+pub unsafe fn remap_kernel_page(virt: u64, phys: PhysAddr) -> Result<PhysAddr, &'static str> {
     // SAFETY: forwarded from the caller.
     unsafe { swap_kernel_pte(virt, Some(phys)) }
 }
@@ -173,7 +193,7 @@ pub unsafe fn remap_kernel_page(virt: u64, phys: u64) -> Result<u64, &'static st
 ///
 /// # Safety
 /// The caller owns the page at `virt`, and nobody uses it any more.
-pub unsafe fn unmap_kernel_page(virt: u64) -> Result<u64, &'static str> {
+pub unsafe fn unmap_kernel_page(virt: u64) -> Result<PhysAddr, &'static str> {
     // SAFETY: forwarded from the caller.
     unsafe { swap_kernel_pte(virt, None) }
 }
@@ -183,29 +203,30 @@ pub unsafe fn unmap_kernel_page(virt: u64) -> Result<u64, &'static str> {
 ///
 /// # Safety
 /// See [`remap_kernel_page`].
-unsafe fn swap_kernel_pte(virt: u64, phys: Option<u64>) -> Result<u64, &'static str> {
+unsafe fn swap_kernel_pte(virt: u64, phys: Option<PhysAddr>) -> Result<PhysAddr, &'static str> {
     let _guard = KERNEL_TABLES.lock();
     let addr = VirtAddr::new(virt);
-    let mut table = active_pml4() as *mut PageTable;
+    // SAFETY: `KERNEL_TABLES` is held until the end of the function.
+    let mut table = unsafe { active_pml4() } as *mut PageTable;
     for index in [addr.p4_index(), addr.p3_index(), addr.p2_index()] {
         // SAFETY: `table` is a live page table of the kernel half (changed only under the lock
         // held here); the direct map covers the next level.
         let entry = unsafe { &(&*table)[index] };
-        if entry.is_unused() || entry.flags().contains(PageTableFlags::HUGE_PAGE) {
+        if entry.is_unused() || entry.flags().contains(flags(HUGE_PAGE)) {
             return Err("not a mapped 4 KiB kernel page");
         }
-        table = phys_to_virt(entry.addr().as_u64()) as *mut PageTable;
+        table = PhysAddr::new(entry.addr().as_u64()).to_virt() as *mut PageTable;
     }
     // SAFETY: as above, for the level-1 table.
     let entry = unsafe { &mut (&mut *table)[addr.p1_index()] };
     if entry.is_unused() {
         return Err("not a mapped 4 KiB kernel page");
     }
-    let old = entry.addr().as_u64();
+    let old = PhysAddr::new(entry.addr().as_u64());
     match phys {
         Some(phys) => {
-            let flags = entry.flags();
-            entry.set_addr(PhysAddr::new(phys), flags);
+            let kept = entry.flags();
+            entry.set_addr(mapper_addr(phys), kept);
         }
         None => entry.set_unused(),
     }
@@ -214,20 +235,17 @@ unsafe fn swap_kernel_pte(virt: u64, phys: Option<u64>) -> Result<u64, &'static 
 
 /// # Safety
 /// As for [`map_kernel_page`].
-unsafe fn map_page_with(virt: u64, phys: u64, extra: PageTableFlags) -> Result<(), &'static str> {
+unsafe fn map_page_with(virt: u64, phys: PhysAddr, extra: u64) -> Result<(), &'static str> {
     let _guard = KERNEL_TABLES.lock();
-    // SAFETY: the direct map covers all physical memory at this offset, and the lock above
-    // serialises every change to kernel mappings.
-    let mut mapper = unsafe { OffsetPageTable::new(active_pml4(), VirtAddr::new(phys_to_virt(0))) };
-    let flags = PageTableFlags::PRESENT
-        | PageTableFlags::WRITABLE
-        | PageTableFlags::NO_EXECUTE
-        | PageTableFlags::GLOBAL
-        | extra;
+    // SAFETY: the direct map covers all physical memory at this offset, and the lock above,
+    // held until the end, serialises every change to kernel mappings.
+    let mut mapper =
+        unsafe { OffsetPageTable::new(active_pml4(), VirtAddr::new(PhysAddr::new(0).to_virt())) };
+    let entry_flags = flags(PRESENT | WRITABLE | NO_EXECUTE | GLOBAL | extra);
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
-    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    let frame = PhysFrame::containing_address(mapper_addr(phys));
     // SAFETY: the caller owns both the page and the frame, so the mapping aliases nothing.
-    match unsafe { mapper.map_to(page, frame, flags, &mut TableFrames) } {
+    match unsafe { mapper.map_to(page, frame, entry_flags, &mut TableFrames) } {
         Ok(flush) => {
             flush.flush();
             Ok(())
@@ -241,15 +259,15 @@ unsafe fn map_page_with(virt: u64, phys: u64, extra: PageTableFlags) -> Result<(
 ///
 /// # Safety
 /// `phys` must be a page the caller owns; the lower half must hold nothing else.
-pub unsafe fn map_low_identity(phys: u64) -> Result<(), &'static str> {
+pub unsafe fn map_low_identity(phys: PhysAddr) -> Result<(), &'static str> {
     let _guard = KERNEL_TABLES.lock();
     // SAFETY: as in `map_page_with`.
-    let mut mapper = unsafe { OffsetPageTable::new(active_pml4(), VirtAddr::new(phys_to_virt(0))) };
-    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys));
-    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    let mut mapper =
+        unsafe { OffsetPageTable::new(active_pml4(), VirtAddr::new(PhysAddr::new(0).to_virt())) };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys.as_u64()));
+    let frame = PhysFrame::containing_address(mapper_addr(phys));
     // SAFETY: the caller owns the page, and the lower half is otherwise empty.
-    match unsafe { mapper.map_to(page, frame, flags, &mut TableFrames) } {
+    match unsafe { mapper.map_to(page, frame, flags(PRESENT | WRITABLE), &mut TableFrames) } {
         Ok(flush) => {
             flush.flush();
             Ok(())
@@ -263,10 +281,13 @@ pub unsafe fn map_low_identity(phys: u64) -> Result<(), &'static str> {
 pub fn unmap_low_identity() {
     {
         let _guard = KERNEL_TABLES.lock();
-        let pml4 = active_pml4();
+        // SAFETY: `KERNEL_TABLES` is held until the end of the block.
+        let pml4 = unsafe { active_pml4() };
         for entry in pml4.iter_mut().take(FIRST_KERNEL_ENTRY) {
             if !entry.is_unused() {
-                free_table_tree(entry.addr().as_u64(), 3);
+                // SAFETY: a lower-half table of the trampoline's identity map, used no more:
+                // the AP that ran there is in the kernel, and the entry is removed next.
+                unsafe { free_table_tree(PhysAddr::new(entry.addr().as_u64()), 3) };
                 entry.set_unused();
             }
         }
@@ -276,16 +297,23 @@ pub fn unmap_low_identity() {
 }
 
 /// Frees the page-table page at `phys` and, above level 1, the tables its entries point to.
-fn free_table_tree(phys: u64, level: u8) {
+///
+/// # Safety
+/// `phys` is a page table of the lower half of the kernel's tables (which this module alone
+/// changes, under `KERNEL_TABLES`), reachable only through the entry being removed, and no
+/// CPU walks it any more.
+unsafe fn free_table_tree(phys: PhysAddr, level: u8) {
     if level > 1 {
-        // SAFETY: `phys` is a page table of the lower half, which this module alone changes
-        // (under `KERNEL_TABLES`); it is reachable only through the entry being removed.
-        let table = unsafe { &*(phys_to_virt(phys) as *const PageTable) };
+        // SAFETY: the table is the caller's to free (see above), so no one changes it.
+        let table = unsafe { &*(phys.to_virt() as *const PageTable) };
         for entry in table.iter().filter(|e| !e.is_unused()) {
-            if !entry.flags().contains(PageTableFlags::HUGE_PAGE) {
-                free_table_tree(entry.addr().as_u64(), level - 1);
+            if !entry.flags().contains(flags(HUGE_PAGE)) {
+                // SAFETY: linked only below `phys`, so the caller's to free as well.
+                unsafe { free_table_tree(PhysAddr::new(entry.addr().as_u64()), level - 1) };
             }
         }
     }
-    frame::free(phys, 0);
+    // SAFETY: every lower-half table is a single frame from `allocate_table` (`init` dropped
+    // the bootloader's without freeing them), and this one is unreachable (see above).
+    unsafe { frame::free(phys, 0) };
 }

@@ -1,0 +1,361 @@
+//! User page tables: the lower half of an address space's four-level tree.
+//!
+//! Every entry is read and written as an atomic through the direct map, because page faults in
+//! different (or the same) VMAs fill tables concurrently:
+//! - a missing page-table page is created with compare-and-swap on its parent entry; the loser
+//!   frees its page and uses the winner's;
+//! - a leaf entry is installed only if it is still what the fault saw (compare-and-swap); the
+//!   loser frees its page;
+//! - entries are cleared with `xchg` (`take_range`), keeping the old values, so no page is lost
+//!   to a concurrent write.
+//!
+//! Whoever clears entries or frees page-table pages holds the address space's `mmap_lock` for
+//! writing (and, for a VMA, excludes faults in it); page-table pages are freed only where no VMA
+//! remains, so no fault can be walking them, and only after the TLB shootdown.
+
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use super::PhysAddr;
+use super::frame::{self, Frames, UserFrame};
+use super::pte::{ACCESSED, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
+
+const ENTRIES: usize = 512;
+/// Bytes one entry covers at each level (1 = page table … 4 = PML4).
+const fn entry_span(level: u32) -> u64 {
+    1 << (12 + 9 * (level - 1))
+}
+
+fn index(addr: u64, level: u32) -> usize {
+    ((addr >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+}
+
+/// The entries of the page-table page at `table`.
+///
+/// # Safety
+/// `table` is a page-table page (4 KiB, aligned, covered by the direct map) that stays one
+/// while the reference lives; every access to it goes through these atomics.
+unsafe fn entries<'a>(table: PhysAddr) -> &'a [AtomicU64; ENTRIES] {
+    // SAFETY: the caller's contract.
+    unsafe { &*(table.to_virt() as *const [AtomicU64; ENTRIES]) }
+}
+
+/// A zeroed frame, or `None` when memory is exhausted.
+pub fn zeroed_frame() -> Option<Frames> {
+    let block = frame::allocate(0)?;
+    // SAFETY: the frame is ours alone until `block` is handed on.
+    unsafe { zero_frame(block.start()) };
+    Some(block)
+}
+
+/// A zeroed frame for user memory or a user page table; `None` once only the kernel's reserve
+/// is left (see `frame::USER_RESERVE_FRAMES`).
+pub fn zeroed_user_frame() -> Option<UserFrame> {
+    let frame = frame::allocate_for_user()?;
+    // SAFETY: the frame is ours alone until `frame` is handed on.
+    unsafe { zero_frame(frame.phys()) };
+    Some(frame)
+}
+
+/// How [`zero_frame`] clears pages (`page_clear=`; kernel/libs/pageclear has the methods and
+/// their measurements), as a `pageclear::Method` byte.
+static PAGE_CLEAR: AtomicU8 = AtomicU8::new(pageclear::Method::Stores as u8);
+
+/// Selects how pages are cleared from now on.
+pub fn set_page_clear(method: pageclear::Method) {
+    PAGE_CLEAR.store(method as u8, Ordering::Relaxed);
+    log::info!("mm: pages are cleared with {}", method.name());
+}
+
+/// Clears the 4 KiB frame at `phys`.
+///
+/// # Safety
+/// The caller owns the frame, and nothing else reads or writes it meanwhile.
+unsafe fn zero_frame(phys: PhysAddr) {
+    let method = pageclear::Method::from_u8(PAGE_CLEAR.load(Ordering::Relaxed))
+        .unwrap_or(pageclear::Method::Stores);
+    // SAFETY: the frame is the caller's (see above), and the direct map covers its 4096 bytes.
+    unsafe { pageclear::clear(method, phys.to_virt() as *mut u8) };
+}
+
+/// The leaf entry for `addr` in the tree at `root`, creating missing tables; `None` when out
+/// of memory.
+///
+/// # Safety
+/// `root` is an address space's root, and the caller keeps the tables on the way to `addr`
+/// from being freed while the reference lives: it holds the address space's `mmap_lock`, or
+/// the read lock of a VMA that covers `addr` (tables are freed only where no VMA remains).
+pub unsafe fn lookup_or_create<'a>(root: PhysAddr, addr: u64) -> Option<&'a AtomicU64> {
+    let mut table = root;
+    for level in [4, 3, 2] {
+        // SAFETY: `table` is the root or a table linked below it, kept by the caller.
+        let slot = unsafe { &entries(table)[index(addr, level)] };
+        let mut current = slot.load(Ordering::Acquire);
+        if current & PRESENT == 0 {
+            let new = zeroed_user_frame()?;
+            let value = entry(new.phys(), PRESENT | WRITABLE | USER | ACCESSED);
+            // AcqRel: publishes the zeroed table (Release); on failure, reads the winner's.
+            match slot.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    // The table belongs to the tree now; `take_tables` frees it.
+                    let _ = new.into_raw();
+                    current = value;
+                }
+                // The loser's table goes back (dropped).
+                Err(winner) => current = winner,
+            }
+        }
+        table = address(current);
+    }
+    // SAFETY: the level-1 table found above, kept by the caller.
+    Some(unsafe { &entries(table)[index(addr, 1)] })
+}
+
+/// Calls `visit` with the address and slot of every leaf entry of `[start, end)` whose page
+/// table exists, descending only into present tables (so a sparse range costs what is mapped,
+/// not its size), until `visit` breaks.
+///
+/// # Safety
+/// `root` is an address space's root whose `mmap_lock` the caller holds for writing: no table
+/// of the tree is freed meanwhile.
+unsafe fn for_each_leaf<B>(
+    root: PhysAddr,
+    start: u64,
+    end: u64,
+    visit: &mut impl FnMut(u64, &AtomicU64) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    // SAFETY: forwarded from the caller.
+    unsafe { walk_leaves(root, 4, 0, start, end, visit) }
+}
+
+/// # Safety
+/// As for [`for_each_leaf`], `table` being a table of that tree at `level`.
+unsafe fn walk_leaves<B>(
+    table: PhysAddr,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+    visit: &mut impl FnMut(u64, &AtomicU64) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    let span = entry_span(level);
+    let first = (start.saturating_sub(base) / span) as usize;
+    for i in first..ENTRIES {
+        let entry_base = base + i as u64 * span;
+        if entry_base >= end || (level == 4 && i >= 256) {
+            break;
+        }
+        // SAFETY: a table of the tree, which stays (the caller's contract).
+        let slot = unsafe { &entries(table)[i] };
+        let flow = if level == 1 {
+            visit(entry_base, slot)
+        } else {
+            let current = slot.load(Ordering::Acquire);
+            if current & PRESENT == 0 {
+                continue;
+            }
+            // SAFETY: the present entry links a table of the next level of the same tree.
+            unsafe {
+                walk_leaves(
+                    address(current),
+                    level - 1,
+                    entry_base,
+                    start.max(entry_base),
+                    end,
+                    visit,
+                )
+            }
+        };
+        if flow.is_break() {
+            return flow;
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Clears the leaf entries of `[start, end)` and adds the frames of those that held a page to
+/// `out`, without ever growing it: when `out` is full, stops before the next entry to clear and
+/// returns that entry's address (the caller makes room, then calls again from there). The
+/// frames are the caller's to free once the translations are shot down.
+///
+/// # Safety
+/// `root` is an address space's root whose `mmap_lock` the caller holds for writing, and no
+/// fault runs in the range (its VMAs are write-locked, or gone).
+pub unsafe fn take_range(
+    root: PhysAddr,
+    start: u64,
+    end: u64,
+    out: &mut Vec<PhysAddr>,
+) -> Option<u64> {
+    let mut clear = |addr, slot: &AtomicU64| {
+        if slot.load(Ordering::Relaxed) == 0 {
+            return ControlFlow::Continue(());
+        }
+        if out.len() == out.capacity() {
+            return ControlFlow::Break(addr);
+        }
+        let old = slot.swap(0, Ordering::AcqRel);
+        if old & MAPS_PAGE != 0 {
+            out.push(address(old));
+        }
+        ControlFlow::Continue(())
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { for_each_leaf(root, start, end, &mut clear) }.break_value()
+}
+
+/// Rewrites the leaf entries in `[start, end)` that hold a page with `update`; whether any
+/// changed.
+///
+/// # Safety
+/// As for [`take_range`].
+pub unsafe fn update_range(
+    root: PhysAddr,
+    start: u64,
+    end: u64,
+    update: impl Fn(u64) -> u64,
+) -> bool {
+    let mut changed = false;
+    let mut rewrite = |_, slot: &AtomicU64| {
+        let mut old = slot.load(Ordering::Acquire);
+        while old & MAPS_PAGE != 0 {
+            let new = update(old);
+            if new == old {
+                break;
+            }
+            match slot.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    changed = true;
+                    break;
+                }
+                Err(current) => old = current,
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    // SAFETY: forwarded from the caller.
+    let _ = unsafe { for_each_leaf(root, start, end, &mut rewrite) };
+    changed
+}
+
+/// Unhooks the page-table pages whose whole span lies in `[floor, ceiling)` (where no VMA
+/// remains) and that overlap `[start, end)`, adding their frames to `out`. Their leaf entries
+/// must already be clear. The caller frees the frames after the TLB shootdown.
+///
+/// # Safety
+/// `root` is an address space's root whose `mmap_lock` the caller holds for writing, and no
+/// VMA overlaps `[floor, ceiling)`, so no fault walks the tables taken.
+pub unsafe fn take_tables(
+    root: PhysAddr,
+    start: u64,
+    end: u64,
+    floor: u64,
+    ceiling: u64,
+    out: &mut Vec<PhysAddr>,
+) {
+    let window = TableWindow {
+        start,
+        end,
+        floor,
+        ceiling,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { take_tables_at(root, 4, 0, &window, out) };
+}
+
+/// What [`take_tables`] looks at: tables overlapping `start..end`, taken whole when their span
+/// lies inside `floor..ceiling`.
+struct TableWindow {
+    start: u64,
+    end: u64,
+    floor: u64,
+    ceiling: u64,
+}
+
+/// # Safety
+/// As for [`take_tables`], `table` being a table of that tree at `level` covering from `base`.
+unsafe fn take_tables_at(
+    table: PhysAddr,
+    level: u32,
+    base: u64,
+    window: &TableWindow,
+    out: &mut Vec<PhysAddr>,
+) {
+    let span = entry_span(level);
+    let first = (window.start.saturating_sub(base) / span) as usize;
+    for i in first..ENTRIES {
+        let entry_base = base + i as u64 * span;
+        if entry_base >= window.end || (level == 4 && i >= 256) {
+            break;
+        }
+        // SAFETY: a table of the tree, which only this caller changes (its contract).
+        let slot = unsafe { &entries(table)[i] };
+        let current = slot.load(Ordering::Acquire);
+        if current & PRESENT == 0 || level == 1 {
+            continue;
+        }
+        let child = address(current);
+        if entry_base >= window.floor && entry_base + span <= window.ceiling {
+            slot.store(0, Ordering::Release);
+            // SAFETY: `child` was linked below `table`, and is unreachable now.
+            unsafe { collect_subtree(child, level - 1, out) };
+        } else if level > 2 {
+            // SAFETY: `child` is a table of the next level of the same tree.
+            unsafe { take_tables_at(child, level - 1, entry_base, window, out) };
+        }
+    }
+}
+
+/// Adds the page-table page `table` (at `level`) and every table below it to `out`.
+///
+/// # Safety
+/// `table` is a page table just unhooked from its tree by the caller, which owns it now.
+unsafe fn collect_subtree(table: PhysAddr, level: u32, out: &mut Vec<PhysAddr>) {
+    // SAFETY: the caller owns the table (see above).
+    let slots = unsafe { entries(table) };
+    if level > 1 {
+        for slot in slots.iter() {
+            let current = slot.load(Ordering::Acquire);
+            if current & PRESENT != 0 {
+                // SAFETY: linked below a table the caller owns, so owned too.
+                unsafe { collect_subtree(address(current), level - 1, out) };
+            }
+        }
+    } else {
+        debug_assert!(
+            slots
+                .iter()
+                .all(|e| e.load(Ordering::Relaxed) & MAPS_PAGE == 0),
+            "freeing a page table that still maps pages"
+        );
+    }
+    out.push(table);
+}
+
+/// A new top-level table: empty lower half, the kernel's upper half (shared, see
+/// kernel_tables.rs).
+pub fn new_root() -> Option<Frames> {
+    let root = zeroed_frame()?;
+    // SAFETY: the kernel's root stays for good, and `root` is ours.
+    let (kernel, new) = unsafe {
+        (
+            entries(super::kernel_tables::kernel_root()),
+            entries(root.start()),
+        )
+    };
+    for i in 256..ENTRIES {
+        new[i].store(kernel[i].load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    Some(root)
+}
+
+/// Checks that the lower half of `root` holds no table any more (teardown's final check).
+///
+/// # Safety
+/// `root` is a live address space's root.
+pub unsafe fn is_lower_half_empty(root: PhysAddr) -> bool {
+    // SAFETY: the caller's contract.
+    let slots = unsafe { entries(root) };
+    slots[..256].iter().all(|e| e.load(Ordering::Relaxed) == 0)
+}
