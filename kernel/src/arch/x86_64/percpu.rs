@@ -1,9 +1,9 @@
-//! Per-CPU data, reached through the GS base: each CPU's [`PerCpu`] starts with a pointer to
+//! Per-CPU data, reached through the GS base: each CPU's [`CpuBlock`] starts with a pointer to
 //! itself, so `mov reg, gs:[0]` finds it from any context (no lock, no table lookup).
 //!
 //! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order) and index the registry
-//! [`cpu`]. A `PerCpu` is built before its CPU starts, published in the registry once, and lives
-//! for good; its fields are atomics or `Once`s, so other CPUs may read it at any time. The
+//! [`cpu`]. A `CpuBlock` is built before its CPU starts, published in the registry once, and
+//! lives for good; its fields are atomics or `Once`s, so other CPUs may read it at any time. The
 //! bootstrap CPU's lives in a static (it is needed before the heap exists); the others are
 //! leaked boxes.
 
@@ -18,10 +18,12 @@ use super::gdt::CpuTables;
 /// The most CPUs the kernel runs on; CPU sets are 64-bit masks.
 pub const MAX_CPUS: usize = 64;
 
+/// One CPU's own data: what the entry paths reach through `gs:[offset]`, its identity, its
+/// tables and its scheduler (see the module documentation).
 #[repr(C)]
-pub struct PerCpu {
+pub struct CpuBlock {
     /// This structure's own address; must stay the first field (`gs:[0]`).
-    self_ptr: AtomicPtr<PerCpu>,
+    self_ptr: AtomicPtr<CpuBlock>,
     /// Top of the running task's kernel stack (`gs:[8]`): where the `SYSCALL` entry switches
     /// to. Written by this CPU at every task switch.
     pub kernel_stack_top: AtomicU64,
@@ -56,10 +58,10 @@ pub struct PerCpu {
 }
 
 /// Offsets the assembly entry paths use (`gs:[offset]`).
-pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(PerCpu, kernel_stack_top);
-pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
+pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(CpuBlock, kernel_stack_top);
+pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(CpuBlock, user_rsp_scratch);
 
-impl PerCpu {
+impl CpuBlock {
     pub const fn new(index: usize, apic_id: u32) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
@@ -82,20 +84,20 @@ impl PerCpu {
     }
 }
 
-static BSP: PerCpu = PerCpu::new(0, 0);
+static BSP: CpuBlock = CpuBlock::new(0, 0);
 
-static REGISTRY: [AtomicPtr<PerCpu>; MAX_CPUS] =
+static REGISTRY: [AtomicPtr<CpuBlock>; MAX_CPUS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 /// CPUs registered so far (online or starting).
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes `percpu` this CPU's per-CPU data (GS base) and publishes it in the registry.
-pub fn install(percpu: &'static PerCpu) {
+pub fn install(percpu: &'static CpuBlock) {
     percpu
         .self_ptr
-        .store((percpu as *const PerCpu).cast_mut(), Ordering::Relaxed);
+        .store((percpu as *const CpuBlock).cast_mut(), Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(percpu));
-    REGISTRY[percpu.index].store((percpu as *const PerCpu).cast_mut(), Ordering::Release);
+    REGISTRY[percpu.index].store((percpu as *const CpuBlock).cast_mut(), Ordering::Release);
     REGISTERED.fetch_max(percpu.index + 1, Ordering::AcqRel);
 }
 
@@ -105,9 +107,9 @@ pub fn install_bootstrap() {
 }
 
 /// This CPU's data.
-pub fn this_cpu() -> &'static PerCpu {
-    let ptr: *const PerCpu;
-    // SAFETY: GS base points at this CPU's `PerCpu` from `install` on, whose first field holds
+pub fn this_cpu() -> &'static CpuBlock {
+    let ptr: *const CpuBlock;
+    // SAFETY: GS base points at this CPU's `CpuBlock` from `install` on, whose first field holds
     // its own address; every CPU installs its data before running any other kernel code.
     unsafe {
         core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, preserves_flags, readonly));
@@ -138,19 +140,19 @@ pub fn add_local(counter: &AtomicU64, delta: u64) {
 }
 
 /// The registered CPU with this index.
-pub fn cpu(index: usize) -> Option<&'static PerCpu> {
+pub fn cpu(index: usize) -> Option<&'static CpuBlock> {
     let ptr = REGISTRY.get(index)?.load(Ordering::Acquire);
-    // SAFETY: registry entries are null or point at `PerCpu`s that live for good.
+    // SAFETY: registry entries are null or point at `CpuBlock`s that live for good.
     unsafe { ptr.as_ref() }
 }
 
 /// Every registered CPU, online or still starting.
-pub fn registered_cpus() -> impl Iterator<Item = &'static PerCpu> {
+pub fn registered_cpus() -> impl Iterator<Item = &'static CpuBlock> {
     (0..REGISTERED.load(Ordering::Acquire)).filter_map(cpu)
 }
 
 /// Every registered CPU that is online.
-pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+pub fn online_cpus() -> impl Iterator<Item = &'static CpuBlock> {
     registered_cpus().filter(|c| c.online.load(Ordering::Acquire))
 }
 
