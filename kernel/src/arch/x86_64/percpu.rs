@@ -1,11 +1,14 @@
 //! Per-CPU data, reached through the GS base: each CPU's [`CpuBlock`] starts with a pointer to
 //! itself, so `mov reg, gs:[0]` finds it from any context (no lock, no table lookup).
 //!
-//! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order) and index the registry
-//! [`cpu`]. A `CpuBlock` is built before its CPU starts, published in the registry once, and
-//! lives for good; its fields are atomics or `Once`s, so other CPUs may read it at any time. The
-//! bootstrap CPU's lives in a static (it is needed before the heap exists); the others are
-//! leaked boxes.
+//! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order), below [`MAX_CPUS`],
+//! and index the registry [`cpu`]. A `CpuBlock` is built before its CPU starts, published in the
+//! registry once, and lives for good; its fields are atomics or `Once`s, so other CPUs may read
+//! it at any time. The bootstrap CPU's lives in a static (it is needed before the heap exists);
+//! the others are leaked boxes.
+//!
+//! [`MAX_CPUS`] is defined once, in kernel/libs/ksync, which the crates with per-CPU state of
+//! their own (rcu, slab) depend on too: the kernel and they cannot disagree on the bound.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -15,8 +18,8 @@ use x86_64::registers::model_specific::GsBase;
 
 use super::gdt::CpuTables;
 
-/// The most CPUs the kernel runs on; CPU sets are 64-bit masks.
-pub const MAX_CPUS: usize = 64;
+/// The most CPUs the kernel runs on (CPU indices are `0..MAX_CPUS`); CPU sets are 64-bit masks.
+pub use ksync::MAX_CPUS;
 
 /// One CPU's own data: what the entry paths reach through `gs:[offset]`, its identity, its
 /// tables and its scheduler (see the module documentation).
