@@ -7,6 +7,12 @@
 //! it at any time. The bootstrap CPU's lives in a static (it is needed before the heap exists);
 //! the others are leaked boxes.
 //!
+//! State that other modules keep per CPU lives in a [`PerCpu<T>`](PerCpu) of their own, not in
+//! the block: one `T` per CPU index, each on a cache line of its own, so that what each CPU
+//! bumps on its hot paths shares no line with another CPU's. A `PerCpu` has no lock; what
+//! protects a slot is the slot type's business (atomics, or a lock inside `T`), and the rules
+//! under which [`PerCpu::local`] is this CPU's slot are on that method.
+//!
 //! [`MAX_CPUS`] is defined once, in kernel/libs/ksync, which the crates with per-CPU state of
 //! their own (rcu, slab) depend on too: the kernel and they cannot disagree on the bound.
 
@@ -95,7 +101,15 @@ static REGISTRY: [AtomicPtr<CpuBlock>; MAX_CPUS] =
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes `percpu` this CPU's per-CPU data (GS base) and publishes it in the registry.
+///
+/// Panics unless its index is below [`MAX_CPUS`], before GS points at it: [`PerCpu::local`]
+/// relies on every block GS points at having such an index.
 pub fn install(percpu: &'static CpuBlock) {
+    assert!(
+        percpu.index < MAX_CPUS,
+        "CPU index {} is not below MAX_CPUS ({MAX_CPUS})",
+        percpu.index
+    );
     percpu
         .self_ptr
         .store((percpu as *const CpuBlock).cast_mut(), Ordering::Relaxed);
@@ -120,6 +134,7 @@ pub fn this_cpu() -> &'static CpuBlock {
     }
 }
 
+/// This CPU's index, below [`MAX_CPUS`] (`install` checks it).
 pub fn cpu_index() -> usize {
     this_cpu().index
 }
@@ -210,3 +225,68 @@ impl CpuSet {
         (0..MAX_CPUS).filter(move |&i| self.contains(i))
     }
 }
+
+/// One `T` for each CPU index, each on cache lines of its own (see the module documentation).
+/// Built by [`per_cpu!`], in a `static` or anywhere else; the slots of CPUs that never start
+/// stay as built.
+pub struct PerCpu<T> {
+    slots: [CacheAligned<T>; MAX_CPUS],
+}
+
+/// A value on cache lines of its own: aligned, and padded, to 64 bytes. The slot of a
+/// [`PerCpu`].
+#[repr(align(64))]
+pub struct CacheAligned<T>(T);
+
+impl<T> CacheAligned<T> {
+    pub const fn new(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> PerCpu<T> {
+    /// Slot `i` is CPU `i`'s. [`per_cpu!`] is the short way to call it.
+    pub const fn from_slots(slots: [CacheAligned<T>; MAX_CPUS]) -> Self {
+        Self { slots }
+    }
+
+    /// This CPU's slot: the slot of the CPU that runs the call. No bounds check, one load
+    /// from GS and one from the block (as [`cpu_index`]).
+    ///
+    /// Kernel code is not preempted, and a task changes CPUs only when it sleeps or yields: the
+    /// slot stays this CPU's until the caller next does, and interrupt handlers that run
+    /// meanwhile run on this CPU and get the same slot. Code that counts on being the slot's
+    /// only writer (as [`add_local`] does) must write before it next sleeps or yields; the
+    /// reference stays valid after that, but may then be another CPU's slot.
+    pub fn local(&self) -> &T {
+        // SAFETY: `cpu_index` is the index of the block GS points at, which `install` checked
+        // against MAX_CPUS before pointing GS at it; the block is shared from then on, so its
+        // index never changes. `slots` has MAX_CPUS entries.
+        unsafe { &self.slots.get_unchecked(cpu_index()).0 }
+    }
+
+    /// Every slot, CPU 0's first: all [`MAX_CPUS`] of them, whether their CPU started or not.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|slot| &slot.0)
+    }
+
+    /// `value` summed over every slot, e.g. `COUNTERS.sum(|c| c.faults.load(Ordering::Relaxed))`.
+    /// Each slot is read once, at its own moment: taken while CPUs update their slots, the sum
+    /// is an approximation, exact once they are quiet.
+    pub fn sum<S: core::iter::Sum>(&self, value: impl FnMut(&T) -> S) -> S {
+        self.iter().map(value).sum()
+    }
+}
+
+/// A [`PerCpu`] whose every slot starts as `$init`, a constant expression (evaluated once per
+/// slot), so that it can initialise a `static`:
+/// `static HITS: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(0)];`
+macro_rules! per_cpu {
+    ($init:expr) => {
+        $crate::arch::percpu::PerCpu::from_slots(
+            [const { $crate::arch::percpu::CacheAligned::new($init) };
+                $crate::arch::percpu::MAX_CPUS],
+        )
+    };
+}
+pub(crate) use per_cpu;
