@@ -227,8 +227,8 @@ impl CpuSet {
 }
 
 /// One `T` for each CPU index, each on cache lines of its own (see the module documentation).
-/// Built by [`per_cpu!`], in a `static` or anywhere else; the slots of CPUs that never start
-/// stay as built.
+/// Built by [`per_cpu!`] (in a `static`, or anywhere else) or [`PerCpu::from_fn`]; the slots of
+/// CPUs that never start stay as built.
 pub struct PerCpu<T> {
     slots: [CacheAligned<T>; MAX_CPUS],
 }
@@ -248,6 +248,14 @@ impl<T> PerCpu<T> {
     /// Slot `i` is CPU `i`'s. [`per_cpu!`] is the short way to call it.
     pub const fn from_slots(slots: [CacheAligned<T>; MAX_CPUS]) -> Self {
         Self { slots }
+    }
+
+    /// CPU `i`'s slot starts as `init(i)`: for a `PerCpu` built at run time, from values that
+    /// are not constants.
+    pub fn from_fn(mut init: impl FnMut(usize) -> T) -> Self {
+        Self {
+            slots: core::array::from_fn(|cpu| CacheAligned(init(cpu))),
+        }
     }
 
     /// This CPU's slot: the slot of the CPU that runs the call. No bounds check, one load
@@ -275,6 +283,15 @@ impl<T> PerCpu<T> {
     /// is an approximation, exact once they are quiet.
     pub fn sum<S: core::iter::Sum>(&self, value: impl FnMut(&T) -> S) -> S {
         self.iter().map(value).sum()
+    }
+}
+
+/// CPU `index`'s slot, from any CPU; panics unless `index` is below [`MAX_CPUS`].
+impl<T> core::ops::Index<usize> for PerCpu<T> {
+    type Output = T;
+
+    fn index(&self, index: usize) -> &T {
+        &self.slots[index].0
     }
 }
 
