@@ -29,7 +29,7 @@ use super::user_tables;
 use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma};
 use super::vma_lock;
 use super::zero_page;
-use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::percpu::{self, PerCpu, per_cpu};
 use crate::arch::syscall::USER_END;
 
 /// Why a fault could not be served.
@@ -88,9 +88,7 @@ pub enum FaultAction {
     KernelBug,
 }
 
-/// Fault counters of one CPU, on a cache line of their own (bumped only by their CPU, with
-/// `percpu::add_local`).
-#[repr(align(64))]
+/// Fault counters of one CPU (bumped only by their CPU, with `percpu::add_local`).
 pub struct FaultCounters {
     pub faults: AtomicU64,
     pub zero_page_maps: AtomicU64,
@@ -98,29 +96,25 @@ pub struct FaultCounters {
     pub errors: AtomicU64,
 }
 
-pub static COUNTERS: [FaultCounters; MAX_CPUS] = [const {
-    FaultCounters {
-        faults: AtomicU64::new(0),
-        zero_page_maps: AtomicU64::new(0),
-        out_of_memory: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+pub static COUNTERS: PerCpu<FaultCounters> = per_cpu![FaultCounters {
+    faults: AtomicU64::new(0),
+    zero_page_maps: AtomicU64::new(0),
+    out_of_memory: AtomicU64::new(0),
+    errors: AtomicU64::new(0),
+}];
 
 fn counters() -> &'static FaultCounters {
-    &COUNTERS[percpu::cpu_index()]
+    COUNTERS.local()
 }
 
 /// Sums over CPUs: (faults served, zero-page maps, out of memory, errors).
 pub fn totals() -> (u64, u64, u64, u64) {
-    COUNTERS.iter().fold((0, 0, 0, 0), |acc, c| {
-        (
-            acc.0 + c.faults.load(Ordering::Relaxed),
-            acc.1 + c.zero_page_maps.load(Ordering::Relaxed),
-            acc.2 + c.out_of_memory.load(Ordering::Relaxed),
-            acc.3 + c.errors.load(Ordering::Relaxed),
-        )
-    })
+    (
+        COUNTERS.sum(|c| c.faults.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.zero_page_maps.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.out_of_memory.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.errors.load(Ordering::Relaxed)),
+    )
 }
 
 /// The page-fault entry: decides whether `fault` is served, signalled, or returned as

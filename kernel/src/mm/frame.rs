@@ -36,7 +36,7 @@ use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use buddy::{BuddyAllocator, FRAME_SIZE};
 
 use super::PhysAddr;
-use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::percpu::{self, PerCpu, per_cpu};
 use crate::sync::IrqSpinLock;
 
 /// `2^order` contiguous frames from the buddy allocator, owned: dropping the value frees
@@ -182,7 +182,6 @@ pub fn size_cpu_caches(cpus: usize) {
 }
 
 /// One CPU's free single frames.
-#[repr(align(64))]
 struct FrameCache {
     /// The free frames; never grows beyond its capacity, which [`size_cpu_caches`] sets (so
     /// nothing allocates under the lock). Taken by the owning CPU, and by [`drain_cpu_caches`].
@@ -191,16 +190,14 @@ struct FrameCache {
     count: AtomicUsize,
 }
 
-static CACHES: [FrameCache; MAX_CPUS] = [const {
-    FrameCache {
-        frames: IrqSpinLock::new(Vec::new()),
-        count: AtomicUsize::new(0),
-    }
-}; MAX_CPUS];
+static CACHES: PerCpu<FrameCache> = per_cpu![FrameCache {
+    frames: IrqSpinLock::new(Vec::new()),
+    count: AtomicUsize::new(0),
+}];
 
 /// Runs `f` on this CPU's cache under its lock (interrupts disabled).
 fn with_local_cache<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
-    let cache = &CACHES[percpu::cpu_index()];
+    let cache = CACHES.local();
     let mut frames = cache.frames.lock();
     let result = f(&mut frames);
     cache.count.store(frames.len(), Ordering::Relaxed);
@@ -308,7 +305,7 @@ fn drain_cpu_caches() {
     if cached_frames() == 0 {
         return;
     }
-    for cache in &CACHES {
+    for cache in CACHES.iter() {
         if cache.count.load(Ordering::Relaxed) == 0 {
             continue;
         }
@@ -320,10 +317,7 @@ fn drain_cpu_caches() {
 
 /// Frames sitting in the per-CPU caches.
 fn cached_frames() -> usize {
-    CACHES
-        .iter()
-        .map(|cache| cache.count.load(Ordering::Relaxed))
-        .sum()
+    CACHES.sum(|cache| cache.count.load(Ordering::Relaxed))
 }
 
 /// Returns a block from [`allocate`] that was handed on with [`Frames::into_raw`]. A bad free

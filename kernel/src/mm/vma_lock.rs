@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use vmalock::{DelayPoint, Platform};
 
-use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::percpu::{PerCpu, per_cpu};
 use crate::sync::WaitQueue;
 
 const WAIT_QUEUES: usize = 64;
@@ -41,7 +41,7 @@ impl Platform for KernelPlatform {
         if at == DelayPoint::AfterLookup {
             // A plain load first: the swap is a locked instruction, and this runs on every
             // fault that takes the per-VMA path.
-            let slot = &DELAY_NEXT_LOOKUP_NS[percpu::cpu_index()];
+            let slot = DELAY_NEXT_LOOKUP_NS.local();
             let once = if slot.load(Ordering::Relaxed) != 0 {
                 slot.swap(0, Ordering::Relaxed)
             } else {
@@ -86,12 +86,12 @@ pub fn delay_before_free() {
 
 /// Per CPU: a delay for the next lookup of `lock_vma_under_rcu` on this CPU only (tests that
 /// need a reader to sit in the window between lookup and lock while a writer acts).
-static DELAY_NEXT_LOOKUP_NS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static DELAY_NEXT_LOOKUP_NS: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(0)];
 
 /// Makes the next fault's lookup on this CPU wait `ns` between finding the VMA and locking it.
 /// The caller runs kernel code up to its fault (no preemption), so the fault is on this CPU.
 pub fn delay_next_lookup_here(ns: u64) {
-    DELAY_NEXT_LOOKUP_NS[percpu::cpu_index()].store(ns, Ordering::Relaxed);
+    DELAY_NEXT_LOOKUP_NS.local().store(ns, Ordering::Relaxed);
 }
 
 /// Whether faults try the per-VMA lock first (`vma_lock=off` clears it).
@@ -122,9 +122,8 @@ pub fn force_retry() -> bool {
     every != 0 && crate::random::tick().is_multiple_of(u64::from(every))
 }
 
-/// Page-fault counters of one CPU, named as Linux's vmstat names them, on their own cache line
-/// (bumped only by their CPU, with `percpu::add_local`).
-#[repr(align(64))]
+/// Page-fault counters of one CPU, named as Linux's vmstat names them (bumped only by their
+/// CPU, with `percpu::add_local`).
 pub struct VmaLockCounters {
     /// Faults served entirely under a VMA lock.
     pub success: AtomicU64,
@@ -138,31 +137,27 @@ pub struct VmaLockCounters {
     pub fallback: AtomicU64,
 }
 
-pub static COUNTERS: [VmaLockCounters; MAX_CPUS] = [const {
-    VmaLockCounters {
-        success: AtomicU64::new(0),
-        abort: AtomicU64::new(0),
-        retry: AtomicU64::new(0),
-        miss: AtomicU64::new(0),
-        fallback: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+pub static COUNTERS: PerCpu<VmaLockCounters> = per_cpu![VmaLockCounters {
+    success: AtomicU64::new(0),
+    abort: AtomicU64::new(0),
+    retry: AtomicU64::new(0),
+    miss: AtomicU64::new(0),
+    fallback: AtomicU64::new(0),
+}];
 
 pub fn counters() -> &'static VmaLockCounters {
-    &COUNTERS[percpu::cpu_index()]
+    COUNTERS.local()
 }
 
 /// Totals over all CPUs: (success, abort, retry, miss, fallback).
 pub fn totals() -> [u64; 5] {
-    COUNTERS.iter().fold([0; 5], |t, c| {
-        [
-            t[0] + c.success.load(Ordering::Relaxed),
-            t[1] + c.abort.load(Ordering::Relaxed),
-            t[2] + c.retry.load(Ordering::Relaxed),
-            t[3] + c.miss.load(Ordering::Relaxed),
-            t[4] + c.fallback.load(Ordering::Relaxed),
-        ]
-    })
+    [
+        COUNTERS.sum(|c| c.success.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.abort.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.retry.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.miss.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.fallback.load(Ordering::Relaxed)),
+    ]
 }
 
 /// Logs the counters (debug key `v`, and the `stats` option at exit).

@@ -37,7 +37,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering, fence};
 use spin::Once;
 use x86_64::instructions::interrupts;
 
-use crate::arch::percpu::{self, PerCpu};
+use crate::arch::percpu::{self, CpuBlock};
 use crate::sync::IrqSpinLock;
 pub use task::{DEAD, RUNNABLE, SLEEPING, Task};
 
@@ -52,7 +52,7 @@ struct CpuLocal<T>(UnsafeCell<T>);
 // once.
 unsafe impl<T> Sync for CpuLocal<T> {}
 
-/// One CPU's scheduler state (inside its `PerCpu`).
+/// One CPU's scheduler state (inside its `CpuBlock`).
 pub struct CpuSched {
     run_queue: IrqSpinLock<VecDeque<Arc<Task>>>,
     /// The running task (raw, for [`current`] from anywhere on this CPU).
@@ -170,7 +170,7 @@ pub fn init_cpu(bootstrap: bool) {
     unsafe { *sched.current_ref.0.get() = Some(this) };
 }
 
-fn idle_task(cpu: &PerCpu) -> &Arc<Task> {
+fn idle_task(cpu: &CpuBlock) -> &Arc<Task> {
     cpu.sched
         .idle
         .get()
@@ -236,7 +236,7 @@ fn restore(were_enabled: bool) {
 }
 
 /// Switches from `prev` (the running task) to `next`. Interrupts are disabled.
-fn switch_to(cpu: &PerCpu, prev: &Task, next: Arc<Task>) {
+fn switch_to(cpu: &CpuBlock, prev: &Task, next: Arc<Task>) {
     let sched = &cpu.sched;
     // The task may still be switching out on the CPU it ran on last: wait until its context
     // is saved.
@@ -383,7 +383,7 @@ pub fn spawn_kernel(name: &str, entry: impl FnOnce() + Send + 'static) -> Option
 }
 
 /// Takes a queued task from the busiest other CPU, for an idle `cpu`.
-fn steal(cpu: &PerCpu) -> Option<Arc<Task>> {
+fn steal(cpu: &CpuBlock) -> Option<Arc<Task>> {
     let victim = percpu::online_cpus()
         .filter(|other| other.index != cpu.index)
         .max_by_key(|other| other.sched.queued())?;

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 use rcu::{Callback, Rcu, RcuHead};
 use x86_64::instructions::interrupts;
 
-use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::percpu::{self, PerCpu, per_cpu};
 use crate::time;
 
 static RCU: Rcu = Rcu::new();
@@ -39,11 +39,11 @@ static STALL_REPORTED: AtomicU64 = AtomicU64::new(0);
 static STALL_REPORTED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Where each CPU's outermost read-side section began (debug reports).
-static SECTION_SITE: [AtomicPtr<Location<'static>>; MAX_CPUS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static SECTION_SITE: PerCpu<AtomicPtr<Location<'static>>> =
+    per_cpu![AtomicPtr::new(core::ptr::null_mut())];
 /// Interrupt nesting per CPU, and whether the outermost interrupt took the CPU out of idle.
-static IRQ_DEPTH: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
-static IRQ_LEFT_IDLE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static IRQ_DEPTH: PerCpu<AtomicUsize> = per_cpu![AtomicUsize::new(0)];
+static IRQ_LEFT_IDLE: PerCpu<AtomicBool> = per_cpu![AtomicBool::new(false)];
 
 /// Sets how long a grace period may run before a stall warning (`rcu.stall_ms`).
 pub fn set_stall_timeout_ms(ms: u64) {
@@ -123,7 +123,7 @@ pub fn quiescent_state() {
         return;
     }
     let tick = percpu::this_cpu().ticks.load(Ordering::Relaxed);
-    let last_poll_tick = &LAST_POLL_TICK[cpu].0;
+    let last_poll_tick = &LAST_POLL_TICK[cpu];
     if pending >= POLL_AT_CALLBACKS || last_poll_tick.load(Ordering::Relaxed) != tick {
         last_poll_tick.store(tick, Ordering::Relaxed);
         poll(cpu);
@@ -133,11 +133,8 @@ pub fn quiescent_state() {
 /// Callbacks waiting on a CPU that make its next quiescent state poll, tick or not.
 const POLL_AT_CALLBACKS: u64 = CALLBACK_BATCH as u64;
 
-/// Per CPU: the timer tick of its last poll from [`quiescent_state`] (one cache line each).
-#[repr(align(64))]
-struct LastPollTick(AtomicU64);
-static LAST_POLL_TICK: [LastPollTick; MAX_CPUS] =
-    [const { LastPollTick(AtomicU64::new(u64::MAX)) }; MAX_CPUS];
+/// Per CPU: the timer tick of its last poll from [`quiescent_state`].
+static LAST_POLL_TICK: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(u64::MAX)];
 
 /// Reports a quiescent state and drives RCU whether or not this CPU has callbacks: for those
 /// that wait for a grace period.
@@ -247,7 +244,7 @@ pub fn rcu_barrier() {
     }
     let everyone = percpu::CpuSet::all_online();
     let remaining = AtomicUsize::new(everyone.len());
-    let markers: [spin::Mutex<Marker<'_>>; MAX_CPUS] = core::array::from_fn(|_| {
+    let markers = PerCpu::from_fn(|_| {
         spin::Mutex::new(Marker {
             head: RcuHead::new(),
             remaining: &remaining,
@@ -255,7 +252,7 @@ pub fn rcu_barrier() {
     });
     // Each CPU's marker goes behind that CPU's callbacks, queued in its own process context.
     crate::arch::smp::run_in_idle(everyone, &|| {
-        let mut marker = markers[percpu::cpu_index()].lock();
+        let mut marker = markers.local().lock();
         // SAFETY: the marker outlives its callback: we wait for `remaining` below, and the
         // array is not touched again until then.
         unsafe { call_rcu(&mut marker.head, marker_ran) };

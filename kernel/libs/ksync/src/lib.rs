@@ -6,9 +6,20 @@
 //! types, so that each crate's models in `tests/loom.rs` explore the interleavings of the real
 //! code. Loom's types have no `const` constructors: [`const_unless_loom!`] declares the
 //! functions that are `const` only without loom.
+//!
+//! It also holds the one bound on CPU indices, [`MAX_CPUS`], which the kernel and the crates
+//! with per-CPU state (rcu, slab) all size their tables by: every one of them already depends
+//! on this crate, so none carries a number of its own that could disagree.
 #![no_std]
 
 use core::ops::DerefMut;
+
+/// The most CPUs the kernel runs on: CPU indices are `0..MAX_CPUS` (0 is the bootstrap CPU).
+/// At most 64, so that a `u64` bitmask names any set of CPUs (the kernel's `CpuSet`, RCU's
+/// online and holding masks). A crate's loom models may use a smaller bound of their own under
+/// `cfg(loom)`, to keep the models small; normal builds all use this one.
+pub const MAX_CPUS: usize = 64;
+const _: () = assert!(MAX_CPUS <= u64::BITS as usize, "CPU sets are u64 bitmasks");
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{

@@ -119,9 +119,10 @@ pub use callback::{Callback, RcuHead};
 use callback::CallbackList;
 use sync::{AtomicU32, AtomicU64, Mutex, Ordering, compiler_fence, fence};
 
-/// The number of CPUs the crate can track (CPU indices are `0..MAX_CPUS`): 64, so that a `u64`
-/// bitmask names any set of them. Loom models use 4, to keep every model small.
-pub const MAX_CPUS: usize = if cfg!(loom) { 4 } else { 64 };
+/// The number of CPUs the crate can track (CPU indices are `0..MAX_CPUS`): the kernel's bound,
+/// [`ksync::MAX_CPUS`], at most 64 so that a `u64` bitmask names any set of them. Loom models
+/// use 4, to keep every model small.
+pub const MAX_CPUS: usize = if cfg!(loom) { 4 } else { ksync::MAX_CPUS };
 
 /// A grace period that a synchronous waiter waits for, from [`Rcu::start_wait`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

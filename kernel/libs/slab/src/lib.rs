@@ -95,9 +95,10 @@ use core::ptr::{self, NonNull};
 /// Bytes in a page.
 pub const PAGE_SIZE: usize = 4096;
 
-/// CPUs a cache serves; [`Platform::cpu_id`] must be below this.
+/// CPUs a cache serves; [`Platform::cpu_id`] must be below this. The kernel's bound,
+/// [`ksync::MAX_CPUS`].
 #[cfg(not(loom))]
-pub const MAX_CPUS: usize = 64;
+pub const MAX_CPUS: usize = ksync::MAX_CPUS;
 /// CPUs a cache serves; [`Platform::cpu_id`] must be below this (small under loom).
 #[cfg(loom)]
 pub const MAX_CPUS: usize = 2;

@@ -22,7 +22,7 @@ use x86_64::registers::control::{Cr0, Cr3, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::Efer;
 
 use super::gdt::IstStacks;
-use super::percpu::{self, MAX_CPUS, PerCpu};
+use super::percpu::{self, CpuBlock, MAX_CPUS};
 use super::{apic, trap};
 use crate::mm::{PhysAddr, frame, kernel_tables};
 use crate::time;
@@ -242,9 +242,9 @@ fn start_one(params: &mut Params, page: u64, index: usize, apic_id: u32) -> bool
         log::error!("smp: no memory for CPU {index}'s stack");
         return false;
     };
-    let percpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new(index, apic_id)));
+    let percpu: &'static CpuBlock = Box::leak(Box::new(CpuBlock::new(index, apic_id)));
     params.stack = stack.start().to_virt() + (4096 << AP_STACK_ORDER);
-    params.percpu = percpu as *const PerCpu as u64;
+    params.percpu = percpu as *const CpuBlock as u64;
     params.entry = ap_entry as *const () as u64;
     params.stage.store(0, Ordering::SeqCst);
 
@@ -266,7 +266,7 @@ fn start_one(params: &mut Params, page: u64, index: usize, apic_id: u32) -> bool
             log::error!("smp: CPU with APIC ID {apic_id} did not start ({stage}); skipped");
             apic::send_init(apic_id);
             // The AP never registered itself, so its data and stack stay unused: the stack
-            // goes back (dropped); the `PerCpu` is leaked (small, once).
+            // goes back (dropped); the `CpuBlock` is leaked (small, once).
             return false;
         }
         core::hint::spin_loop();
@@ -277,7 +277,7 @@ fn start_one(params: &mut Params, page: u64, index: usize, apic_id: u32) -> bool
 }
 
 /// Where an AP enters the kernel, on its own stack, with interrupts off.
-extern "C" fn ap_entry(percpu: &'static PerCpu) -> ! {
+extern "C" fn ap_entry(percpu: &'static CpuBlock) -> ! {
     percpu::install(percpu);
     percpu.tables.load_with(IstStacks::allocate());
     trap::load_idt();

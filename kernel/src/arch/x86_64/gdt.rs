@@ -1,7 +1,7 @@
 //! Each CPU's GDT and TSS, with separate interrupt stacks (IST) for the exceptions that may
 //! arrive on a broken stack: double fault, NMI and machine check.
 //!
-//! Every CPU builds its own tables once, as it starts, inside its [`PerCpu`](super::percpu).
+//! Every CPU builds its own tables once, as it starts, inside its [`CpuBlock`](super::percpu).
 //! Afterwards only the TSS's `RSP0` changes — the stack an interrupt or exception from user mode
 //! lands on — and only its own CPU writes it, at every switch to another task
 //! ([`set_kernel_stack`]). The IDT is shared (trap.rs).
@@ -95,7 +95,7 @@ impl CpuTables {
                 [KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE],
                 "the GDT order SYSCALL/SYSRET need"
             );
-            // SAFETY: the TSS lives for good (inside this CPU's `PerCpu`) and only the CPU
+            // SAFETY: the TSS lives for good (inside this CPU's `CpuBlock`) and only the CPU
             // itself writes it afterwards.
             let tss = table.append(unsafe { Descriptor::tss_segment_unchecked(tss.0.get()) });
             Gdt { table, tss }

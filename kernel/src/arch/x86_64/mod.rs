@@ -125,7 +125,7 @@ fn idle_halt() {
 /// One pass of an idle task's loop (interrupts enabled on entry and exit): run work handed to
 /// this CPU, report a quiescent state and run ready RCU callbacks, let `scheduler` run queued
 /// tasks (it returns whether more work is waiting), then halt unless work came meanwhile.
-pub fn run_idle_pass(cpu: &percpu::PerCpu, scheduler: impl FnOnce() -> bool) {
+pub fn run_idle_pass(cpu: &percpu::CpuBlock, scheduler: impl FnOnce() -> bool) {
     percpu::add_local(&cpu.idle_passes, 1);
     smp::run_idle_work(cpu);
     crate::sync::rcu::quiescent_state();

@@ -1,11 +1,20 @@
-//! Per-CPU data, reached through the GS base: each CPU's [`PerCpu`] starts with a pointer to
+//! Per-CPU data, reached through the GS base: each CPU's [`CpuBlock`] starts with a pointer to
 //! itself, so `mov reg, gs:[0]` finds it from any context (no lock, no table lookup).
 //!
-//! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order) and index the registry
-//! [`cpu`]. A `PerCpu` is built before its CPU starts, published in the registry once, and lives
-//! for good; its fields are atomics or `Once`s, so other CPUs may read it at any time. The
-//! bootstrap CPU's lives in a static (it is needed before the heap exists); the others are
-//! leaked boxes.
+//! CPU indices are dense (0 = bootstrap CPU, then the APs in MADT order), below [`MAX_CPUS`],
+//! and index the registry [`cpu`]. A `CpuBlock` is built before its CPU starts, published in the
+//! registry once, and lives for good; its fields are atomics or `Once`s, so other CPUs may read
+//! it at any time. The bootstrap CPU's lives in a static (it is needed before the heap exists);
+//! the others are leaked boxes.
+//!
+//! State that other modules keep per CPU lives in a [`PerCpu<T>`](PerCpu) of their own, not in
+//! the block: one `T` per CPU index, each on a cache line of its own, so that what each CPU
+//! bumps on its hot paths shares no line with another CPU's. A `PerCpu` has no lock; what
+//! protects a slot is the slot type's business (atomics, or a lock inside `T`), and the rules
+//! under which [`PerCpu::local`] is this CPU's slot are on that method.
+//!
+//! [`MAX_CPUS`] is defined once, in kernel/libs/ksync, which the crates with per-CPU state of
+//! their own (rcu, slab) depend on too: the kernel and they cannot disagree on the bound.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -15,13 +24,15 @@ use x86_64::registers::model_specific::GsBase;
 
 use super::gdt::CpuTables;
 
-/// The most CPUs the kernel runs on; CPU sets are 64-bit masks.
-pub const MAX_CPUS: usize = 64;
+/// The most CPUs the kernel runs on (CPU indices are `0..MAX_CPUS`); CPU sets are 64-bit masks.
+pub use ksync::MAX_CPUS;
 
+/// One CPU's own data: what the entry paths reach through `gs:[offset]`, its identity, its
+/// tables and its scheduler (see the module documentation).
 #[repr(C)]
-pub struct PerCpu {
+pub struct CpuBlock {
     /// This structure's own address; must stay the first field (`gs:[0]`).
-    self_ptr: AtomicPtr<PerCpu>,
+    self_ptr: AtomicPtr<CpuBlock>,
     /// Top of the running task's kernel stack (`gs:[8]`): where the `SYSCALL` entry switches
     /// to. Written by this CPU at every task switch.
     pub kernel_stack_top: AtomicU64,
@@ -56,10 +67,10 @@ pub struct PerCpu {
 }
 
 /// Offsets the assembly entry paths use (`gs:[offset]`).
-pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(PerCpu, kernel_stack_top);
-pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
+pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(CpuBlock, kernel_stack_top);
+pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(CpuBlock, user_rsp_scratch);
 
-impl PerCpu {
+impl CpuBlock {
     pub const fn new(index: usize, apic_id: u32) -> Self {
         Self {
             self_ptr: AtomicPtr::new(core::ptr::null_mut()),
@@ -82,20 +93,28 @@ impl PerCpu {
     }
 }
 
-static BSP: PerCpu = PerCpu::new(0, 0);
+static BSP: CpuBlock = CpuBlock::new(0, 0);
 
-static REGISTRY: [AtomicPtr<PerCpu>; MAX_CPUS] =
+static REGISTRY: [AtomicPtr<CpuBlock>; MAX_CPUS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 /// CPUs registered so far (online or starting).
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes `percpu` this CPU's per-CPU data (GS base) and publishes it in the registry.
-pub fn install(percpu: &'static PerCpu) {
+///
+/// Panics unless its index is below [`MAX_CPUS`], before GS points at it: [`PerCpu::local`]
+/// relies on every block GS points at having such an index.
+pub fn install(percpu: &'static CpuBlock) {
+    assert!(
+        percpu.index < MAX_CPUS,
+        "CPU index {} is not below MAX_CPUS ({MAX_CPUS})",
+        percpu.index
+    );
     percpu
         .self_ptr
-        .store((percpu as *const PerCpu).cast_mut(), Ordering::Relaxed);
+        .store((percpu as *const CpuBlock).cast_mut(), Ordering::Relaxed);
     GsBase::write(VirtAddr::from_ptr(percpu));
-    REGISTRY[percpu.index].store((percpu as *const PerCpu).cast_mut(), Ordering::Release);
+    REGISTRY[percpu.index].store((percpu as *const CpuBlock).cast_mut(), Ordering::Release);
     REGISTERED.fetch_max(percpu.index + 1, Ordering::AcqRel);
 }
 
@@ -105,9 +124,9 @@ pub fn install_bootstrap() {
 }
 
 /// This CPU's data.
-pub fn this_cpu() -> &'static PerCpu {
-    let ptr: *const PerCpu;
-    // SAFETY: GS base points at this CPU's `PerCpu` from `install` on, whose first field holds
+pub fn this_cpu() -> &'static CpuBlock {
+    let ptr: *const CpuBlock;
+    // SAFETY: GS base points at this CPU's `CpuBlock` from `install` on, whose first field holds
     // its own address; every CPU installs its data before running any other kernel code.
     unsafe {
         core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, preserves_flags, readonly));
@@ -115,6 +134,7 @@ pub fn this_cpu() -> &'static PerCpu {
     }
 }
 
+/// This CPU's index, below [`MAX_CPUS`] (`install` checks it).
 pub fn cpu_index() -> usize {
     this_cpu().index
 }
@@ -138,19 +158,19 @@ pub fn add_local(counter: &AtomicU64, delta: u64) {
 }
 
 /// The registered CPU with this index.
-pub fn cpu(index: usize) -> Option<&'static PerCpu> {
+pub fn cpu(index: usize) -> Option<&'static CpuBlock> {
     let ptr = REGISTRY.get(index)?.load(Ordering::Acquire);
-    // SAFETY: registry entries are null or point at `PerCpu`s that live for good.
+    // SAFETY: registry entries are null or point at `CpuBlock`s that live for good.
     unsafe { ptr.as_ref() }
 }
 
 /// Every registered CPU, online or still starting.
-pub fn registered_cpus() -> impl Iterator<Item = &'static PerCpu> {
+pub fn registered_cpus() -> impl Iterator<Item = &'static CpuBlock> {
     (0..REGISTERED.load(Ordering::Acquire)).filter_map(cpu)
 }
 
 /// Every registered CPU that is online.
-pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+pub fn online_cpus() -> impl Iterator<Item = &'static CpuBlock> {
     registered_cpus().filter(|c| c.online.load(Ordering::Acquire))
 }
 
@@ -205,3 +225,85 @@ impl CpuSet {
         (0..MAX_CPUS).filter(move |&i| self.contains(i))
     }
 }
+
+/// One `T` for each CPU index, each on cache lines of its own (see the module documentation).
+/// Built by [`per_cpu!`] (in a `static`, or anywhere else) or [`PerCpu::from_fn`]; the slots of
+/// CPUs that never start stay as built.
+pub struct PerCpu<T> {
+    slots: [CacheAligned<T>; MAX_CPUS],
+}
+
+/// A value on cache lines of its own: aligned, and padded, to 64 bytes. The slot of a
+/// [`PerCpu`].
+#[repr(align(64))]
+pub struct CacheAligned<T>(T);
+
+impl<T> CacheAligned<T> {
+    pub const fn new(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> PerCpu<T> {
+    /// Slot `i` is CPU `i`'s. [`per_cpu!`] is the short way to call it.
+    pub const fn from_slots(slots: [CacheAligned<T>; MAX_CPUS]) -> Self {
+        Self { slots }
+    }
+
+    /// CPU `i`'s slot starts as `init(i)`: for a `PerCpu` built at run time, from values that
+    /// are not constants.
+    pub fn from_fn(mut init: impl FnMut(usize) -> T) -> Self {
+        Self {
+            slots: core::array::from_fn(|cpu| CacheAligned(init(cpu))),
+        }
+    }
+
+    /// This CPU's slot: the slot of the CPU that runs the call. No bounds check, one load
+    /// from GS and one from the block (as [`cpu_index`]).
+    ///
+    /// Kernel code is not preempted, and a task changes CPUs only when it sleeps or yields: the
+    /// slot stays this CPU's until the caller next does, and interrupt handlers that run
+    /// meanwhile run on this CPU and get the same slot. Code that counts on being the slot's
+    /// only writer (as [`add_local`] does) must write before it next sleeps or yields; the
+    /// reference stays valid after that, but may then be another CPU's slot.
+    pub fn local(&self) -> &T {
+        // SAFETY: `cpu_index` is the index of the block GS points at, which `install` checked
+        // against MAX_CPUS before pointing GS at it; the block is shared from then on, so its
+        // index never changes. `slots` has MAX_CPUS entries.
+        unsafe { &self.slots.get_unchecked(cpu_index()).0 }
+    }
+
+    /// Every slot, CPU 0's first: all [`MAX_CPUS`] of them, whether their CPU started or not.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|slot| &slot.0)
+    }
+
+    /// `value` summed over every slot, e.g. `COUNTERS.sum(|c| c.faults.load(Ordering::Relaxed))`.
+    /// Each slot is read once, at its own moment: taken while CPUs update their slots, the sum
+    /// is an approximation, exact once they are quiet.
+    pub fn sum<S: core::iter::Sum>(&self, value: impl FnMut(&T) -> S) -> S {
+        self.iter().map(value).sum()
+    }
+}
+
+/// CPU `index`'s slot, from any CPU; panics unless `index` is below [`MAX_CPUS`].
+impl<T> core::ops::Index<usize> for PerCpu<T> {
+    type Output = T;
+
+    fn index(&self, index: usize) -> &T {
+        &self.slots[index].0
+    }
+}
+
+/// A [`PerCpu`] whose every slot starts as `$init`, a constant expression (evaluated once per
+/// slot), so that it can initialise a `static`:
+/// `static HITS: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(0)];`
+macro_rules! per_cpu {
+    ($init:expr) => {
+        $crate::arch::percpu::PerCpu::from_slots(
+            [const { $crate::arch::percpu::CacheAligned::new($init) };
+                $crate::arch::percpu::MAX_CPUS],
+        )
+    };
+}
+pub(crate) use per_cpu;

@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 use x86_64::instructions::interrupts;
 
 use super::apic;
-use super::percpu::{self, CpuSet, MAX_CPUS, PerCpu};
+use super::percpu::{self, CpuBlock, CpuSet, MAX_CPUS};
 
 /// One target's link to a call: lives in the initiator's stack frame.
 pub struct CallRequest {
@@ -195,7 +195,7 @@ pub fn run_in_idle(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
 }
 
 /// Runs the work handed to this CPU, if any (called by the idle loop, interrupts enabled).
-pub fn run_idle_work(cpu: &PerCpu) {
+pub fn run_idle_work(cpu: &CpuBlock) {
     cpu.idle_work.running.store(true, Ordering::SeqCst);
     let call = cpu
         .idle_work
@@ -281,7 +281,7 @@ pub fn shootdown(cpus: CpuSet, flush: Flush) {
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Stops every other online CPU with an NMI and waits (briefly) until each has recorded where it
-/// was (`PerCpu::stopped_at`; the panic report reads it, and names a CPU that did not answer).
+/// was (`CpuBlock::stopped_at`; the panic report reads it, and names a CPU that did not answer).
 pub fn stop_other_cpus() {
     STOPPING.store(true, Ordering::SeqCst);
     let me = percpu::cpu_index();
@@ -449,7 +449,7 @@ mod ktests {
     }
 
     ktest! {
-        /// Per-CPU data: a distinct `PerCpu` on every CPU, unchanged across timer interrupts.
+        /// Per-CPU data: a distinct `CpuBlock` on every CPU, unchanged across timer interrupts.
         fn per_cpu_data_is_distinct_and_survives_interrupts() {
             let addresses: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
             run_in_idle(CpuSet::all_online(), &|| {

@@ -10,7 +10,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cpu_features::smap_enabled;
-use super::percpu::{self, MAX_CPUS};
+use super::percpu::{PerCpu, per_cpu};
 use super::syscall::USER_END;
 use crate::syscall::errno::{EFAULT, ENAMETOOLONG, Errno};
 
@@ -137,17 +137,17 @@ pub fn write_user<T: Pod>(dst: u64, value: &T) -> Result<(), Errno> {
 }
 
 /// Per CPU: nonzero while uaccess faults must not be served (the caller holds a spinlock).
-static PAGEFAULTS_DISABLED: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+static PAGEFAULTS_DISABLED: PerCpu<AtomicUsize> = per_cpu![AtomicUsize::new(0)];
 
 /// Whether a uaccess fault on this CPU must fail instead of being served.
 pub fn pagefaults_disabled() -> bool {
-    PAGEFAULTS_DISABLED[percpu::cpu_index()].load(Ordering::Relaxed) != 0
+    PAGEFAULTS_DISABLED.local().load(Ordering::Relaxed) != 0
 }
 
 /// Reads a `T` from user address `src` without serving page faults: a missing page gives
 /// `EFAULT` at once. For callers holding a spinlock (interrupts disabled, so the CPU stays).
 pub fn read_user_nofault<T: Pod>(src: u64) -> Result<T, Errno> {
-    let counter = &PAGEFAULTS_DISABLED[percpu::cpu_index()];
+    let counter = PAGEFAULTS_DISABLED.local();
     counter.fetch_add(1, Ordering::Relaxed);
     let result = read_user_raw(src);
     counter.fetch_sub(1, Ordering::Relaxed);
