@@ -8,17 +8,22 @@
 
 extern crate alloc;
 
+// Modules that need no `unsafe` are denied it, so that a use there stands out in review.
 mod arch;
+#[deny(unsafe_code)]
 mod boot_options;
 mod console;
+#[deny(unsafe_code)]
 mod debug_keys;
 mod ktest;
 mod mm;
+#[deny(unsafe_code)]
 mod panic;
 mod proc;
 mod random;
 mod sched;
 mod sync;
+#[deny(unsafe_code)]
 mod syscall;
 mod time;
 

@@ -14,6 +14,7 @@
 //! Log lines look like `[    1.234567] cpu0 INFO  message`: seconds since boot from the
 //! calibrated TSC, the CPU, the level, the text. Test output (KTAP) is written with [`print!`] and carries no prefix.
 
+#[deny(unsafe_code)]
 mod framebuffer;
 mod serial;
 

@@ -57,6 +57,9 @@ macro_rules! ktest {
         fn $name() $body
 
         const _: () = {
+            // The section only collects the cases for the runner; tests in modules denied
+            // `unsafe` may declare cases too.
+            #[allow(unsafe_code)]
             #[used]
             #[unsafe(link_section = "ktest_cases")]
             static CASE: $crate::ktest::TestCase = $crate::ktest::TestCase {

@@ -215,13 +215,14 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
         let found = vmalock::lock_vma_under_rcu(
             mm.identity(),
             addr,
-            // SAFETY: `lock_vma_under_rcu` reads the VMAs it is given inside this read section
-            // and keeps one beyond it only read-locked; a VMA is freed only after it was
-            // detached, and detaching waits for every reader to leave, so the read lock keeps
-            // that one alive.
             |a| {
-                mm.lookup_vma(a, &guard)
-                    .map(|vma| unsafe { beyond_rcu(vma) })
+                mm.lookup_vma(a, &guard).map(|vma| {
+                    // SAFETY: `lock_vma_under_rcu` reads the VMAs it is given inside this read
+                    // section and keeps one beyond it only read-locked; a VMA is freed only
+                    // after it was detached, and detaching waits for every reader to leave, so
+                    // the read lock keeps that one alive.
+                    unsafe { beyond_rcu(vma) }
+                })
             },
             MAX_LOOKUP_RETRIES,
             &vma_lock::PLATFORM,

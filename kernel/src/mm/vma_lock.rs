@@ -124,7 +124,7 @@ pub fn force_retry() -> bool {
 
 /// Page-fault counters of one CPU, named as Linux's vmstat names them (bumped only by their
 /// CPU, with `percpu::add_local`).
-pub struct VmaLockCounters {
+pub struct PerVmaLockCounters {
     /// Faults served entirely under a VMA lock.
     pub success: AtomicU64,
     /// `lock_vma_under_rcu` failed (no VMA, locked, detached, foreign, out of range).
@@ -137,7 +137,7 @@ pub struct VmaLockCounters {
     pub fallback: AtomicU64,
 }
 
-pub static COUNTERS: PerCpu<VmaLockCounters> = per_cpu![VmaLockCounters {
+pub static COUNTERS: PerCpu<PerVmaLockCounters> = per_cpu![PerVmaLockCounters {
     success: AtomicU64::new(0),
     abort: AtomicU64::new(0),
     retry: AtomicU64::new(0),
@@ -145,7 +145,7 @@ pub static COUNTERS: PerCpu<VmaLockCounters> = per_cpu![VmaLockCounters {
     fallback: AtomicU64::new(0),
 }];
 
-pub fn counters() -> &'static VmaLockCounters {
+pub fn counters() -> &'static PerVmaLockCounters {
     COUNTERS.local()
 }
 

@@ -88,7 +88,7 @@ macro_rules! store_loop {
 /// while this runs.
 #[inline(always)]
 pub unsafe fn clear(method: Method, page: *mut u8) {
-    // SAFETY (every arm): the caller guarantees `page` is writable for PAGE_SIZE bytes and
+    // SAFETY: in every arm, the caller guarantees `page` is writable for PAGE_SIZE bytes and
     // unshared; each variant writes exactly those bytes and clobbers only the registers it
     // names.
     unsafe {

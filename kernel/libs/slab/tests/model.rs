@@ -165,10 +165,8 @@ fn run(config: usize, ops: &[Op]) {
                 frees += 1;
                 // SAFETY: still mapped (it has a live neighbour or sits in a magazine or a
                 // slab that has not gone back yet), and an `Obj`.
-                assert!(
-                    unsafe { obj_check(victim.ptr.as_ptr()) },
-                    "freeing keeps the object intact"
-                );
+                let intact = unsafe { obj_check(victim.ptr.as_ptr()) };
+                assert!(intact, "freeing keeps the object intact");
                 just_freed = Some((cpu, victim.ptr));
             }
             Op::Drain => cache.drain_cpu_caches(),

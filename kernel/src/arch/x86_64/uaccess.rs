@@ -36,8 +36,9 @@ fn check_range(addr: u64, len: usize) -> Result<(), Errno> {
 unsafe fn copy_raw(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Errno> {
     let status: i64;
     let smap = smap_enabled();
-    // SAFETY: `stac` exists when SMAP is on; it only permits user-page accesses until `clac`.
     if smap {
+        // SAFETY: `stac` exists when SMAP is on; it only permits user-page accesses until
+        // `clac`.
         unsafe { core::arch::asm!("stac", options(nostack)) };
     }
     // SAFETY: the kernel side is valid (the caller's contract); a fault on the user side either
@@ -59,8 +60,8 @@ unsafe fn copy_raw(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Errno
             options(nostack),
         );
     }
-    // SAFETY: as for `stac`.
     if smap {
+        // SAFETY: as for `stac`: it ends what `stac` permitted.
         unsafe { core::arch::asm!("clac", options(nostack)) };
     }
     if status == 0 { Ok(()) } else { Err(EFAULT) }
