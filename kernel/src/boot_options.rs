@@ -1,7 +1,7 @@
 //! Kernel options: read once at boot from `/etc/cmdline` in the ramdisk.
 //!
-//! Bootloader 0.11 passes no command line, so `cargo xtask` packs the options into the ramdisk
-//! (DESIGN.md §2). Unknown options are reported and ignored, never fatal.
+//! Bootloader 0.11 passes no command line, so `cargo xtask` packs the options into the ramdisk.
+//! Unknown options are reported and ignored, never fatal.
 
 use core::fmt;
 

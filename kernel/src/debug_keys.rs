@@ -1,4 +1,4 @@
-//! Diagnostics on demand: keys on COM1 that dump state at any time (DESIGN.md §2), and the
+//! Diagnostics on demand: keys on COM1 that dump state at any time, and the
 //! statistics printed at exit with the `stats` option. More join as subsystems land.
 
 use core::sync::atomic::Ordering;

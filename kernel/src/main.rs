@@ -1,6 +1,6 @@
 //! The kernel binary: the bootloader's entry point and the boot sequence, nothing else.
 //!
-//! Everything here runs once, on the bootstrap CPU, in the order DESIGN.md §2 gives. Each step
+//! Everything here runs once, on the bootstrap CPU, in the order below. Each step
 //! lives in the module that owns it; this file only calls them in order.
 
 #![no_std]

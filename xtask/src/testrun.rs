@@ -335,7 +335,7 @@ struct Suite {
 /// The torture run: the stress tests' iteration counts multiplied.
 const TORTURE_CMDLINE: &str = "test log=info stats ktest.stress=4";
 /// The user programs with every fault on the `mmap_lock` path: same results as with the
-/// per-VMA lock (DESIGN.md §3, issue "per-VMA locking").
+/// per-VMA lock.
 const VMA_LOCK_OFF_CMDLINE: &str = "test log=info stats vma_lock=off ktest.filter=proc::";
 /// The CPU model that has an x2APIC under TCG (QEMU 9.0 and newer).
 const X2APIC_CPU: &str = "max,+x2apic";
@@ -381,7 +381,7 @@ impl Suite {
     }
 }
 
-/// DESIGN.md §5's default set, sized for a 2-core machine: BIOS at 1, 2 and 4 CPUs, UEFI at 2,
+/// The default set, sized for a 2-core machine: BIOS at 1, 2 and 4 CPUs, UEFI at 2,
 /// x2APIC at 4, and one 8-CPU torture run.
 fn default_suites() -> Vec<Suite> {
     vec![

@@ -163,7 +163,7 @@ pub fn emergency_write(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// Reads one byte from COM1 if one is waiting (the debug keys of DESIGN.md §2).
+/// Reads one byte from COM1 if one is waiting (the debug keys, see debug_keys.rs).
 pub fn poll_key() -> Option<u8> {
     CONSOLE
         .lock()

@@ -249,7 +249,7 @@ impl Mm {
     /// Shoots down `span` for the CPUs that may hold this address space's translations.
     fn shoot_down(&self, span: &Range<u64>) {
         // The entry changes must be visible before we read which CPUs to flush (a CPU that
-        // joins later loads the new entries; DESIGN.md §3).
+        // joins later loads the new entries).
         fence(Ordering::SeqCst);
         let cpus = CpuSet(self.cpu_mask.load(Ordering::SeqCst));
         if !cpus.is_empty() {
@@ -313,7 +313,8 @@ impl Mm {
     /// Drops the translation of the page at `page` on every CPU that has this address space
     /// loaded (after its entry changed to another frame). Interrupts must be enabled.
     pub fn flush_page_everywhere(&self, page: u64) {
-        // The entry change must be visible before we read which CPUs to flush (DESIGN.md §3).
+        // The entry change must be visible before we read which CPUs to flush: a CPU that
+        // joins later loads the new entry.
         fence(Ordering::SeqCst);
         let cpus =
             CpuSet(self.cpu_mask.load(Ordering::SeqCst)).with(crate::arch::percpu::cpu_index());
@@ -735,7 +736,7 @@ fn reprotect(old: u64, flags: u32) -> u64 {
 ///
 /// The CPU joins the new mask with a locked RMW *before* loading CR3, and leaves the old mask
 /// only *after* it loaded the new CR3: an editor that reads the mask after clearing entries
-/// either sees this CPU, or this CPU loads the tables after the clearing (DESIGN.md §3).
+/// either sees this CPU, or this CPU loads the tables after the clearing.
 pub fn switch_address_space(prev: &crate::sched::Task, next: &crate::sched::Task, cpu: usize) {
     let prev_mm = prev.active_mm();
     let next_mm = next.active_mm();

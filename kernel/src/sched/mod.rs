@@ -1,7 +1,7 @@
 //! The scheduler: per-CPU run queues of tasks, the switch between them, sleeping and waking.
 //!
 //! # Policy
-//! Round robin per CPU. Kernel code is never preempted (DESIGN.md §3): a task in the kernel
+//! Round robin per CPU. Kernel code is never preempted: a task in the kernel
 //! runs until it sleeps, exits, returns to user mode or calls [`schedule`]. The timer tick only
 //! asks for a switch ([`tick`]); the switch happens when the task is about to return to user
 //! mode ([`return_to_user`]). New tasks go to the least-loaded CPU, an idle CPU steals queued

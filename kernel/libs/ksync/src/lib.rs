@@ -1,5 +1,5 @@
 //! The one place the lock-free crates (rcu, slab, vmtree) take their atomics, fences, mutex,
-//! interior-mutability cell and spin hint from (DESIGN.md §1: "atomics through one sync shim").
+//! interior-mutability cell and spin hint from, so that one switch instruments them all.
 //!
 //! Normal builds use `core`'s atomics, a `spin` mutex and `core::cell::UnsafeCell`; builds with
 //! `--cfg loom` (set for every crate at once through `RUSTFLAGS`) swap in loom's instrumented

@@ -16,8 +16,8 @@
 //! flag, not a rule about calling context, is what makes `alloc` and `free` sound.
 //! `drain_cpu_caches` waits for each flag, so it can empty the magazines of other CPUs.
 //!
-//! The kernel still allocates and frees only in process context (DESIGN.md: nothing allocates
-//! or frees in interrupt context): the shared lock is a plain spinlock, not interrupt-safe, and
+//! The kernel still allocates and frees only in process context (nothing allocates or frees in
+//! interrupt context): the shared lock is a plain spinlock, not interrupt-safe, and
 //! an interrupt handler that fell back to the shared path while its CPU held that lock would
 //! spin for ever.
 

@@ -270,8 +270,8 @@ fn flush_local(flush: Flush) {
 /// Drops stale translations on every CPU in `cpus` and returns once all have done so.
 ///
 /// The caller has already changed the page tables. For user address spaces it must read the
-/// set of CPUs using the address space *after* its page-table stores, with a full fence between
-/// (DESIGN.md §3): a CPU that joins later loads the new tables, one that joined earlier is in
+/// set of CPUs using the address space *after* its page-table stores, with a full fence between:
+/// a CPU that joins later loads the new tables, one that joined earlier is in
 /// the set. Must be called with interrupts enabled (see [`call_many`]).
 pub fn shootdown(cpus: CpuSet, flush: Flush) {
     call_many(cpus, &|| flush_local(flush));
