@@ -247,7 +247,9 @@ unsafe fn map_page_with(virt: u64, phys: PhysAddr, extra: u64) -> Result<(), &'s
     // SAFETY: the caller owns both the page and the frame, so the mapping aliases nothing.
     match unsafe { mapper.map_to(page, frame, entry_flags, &mut TableFrames) } {
         Ok(flush) => {
-            flush.flush();
+            // The page was unmapped: only this CPU may hold a stale "not present" entry.
+            flush.ignore();
+            crate::arch::mmu::flush_local(virt);
             Ok(())
         }
         Err(_) => Err("cannot map a kernel page (page already mapped or out of page-table memory)"),
@@ -269,7 +271,8 @@ pub unsafe fn map_low_identity(phys: PhysAddr) -> Result<(), &'static str> {
     // SAFETY: the caller owns the page, and the lower half is otherwise empty.
     match unsafe { mapper.map_to(page, frame, flags(PRESENT | WRITABLE), &mut TableFrames) } {
         Ok(flush) => {
-            flush.flush();
+            flush.ignore();
+            crate::arch::mmu::flush_local(phys.as_u64());
             Ok(())
         }
         Err(_) => Err("cannot map the page (already mapped or out of page-table memory)"),

@@ -11,7 +11,6 @@ use core::ptr::NonNull;
 
 use rcu::RcuHead;
 use slab::{CacheFlags, DeferredFree, KmemCache, Platform, SlabInfo};
-use x86_64::instructions::interrupts;
 
 use super::{PhysAddr, frame};
 use crate::arch::percpu;
@@ -76,15 +75,11 @@ impl Platform for KernelPages {
     }
 
     fn interrupts_off(&self) -> bool {
-        let were_on = interrupts::are_enabled();
-        interrupts::disable();
-        were_on
+        crate::arch::disable_interrupts_saving()
     }
 
     fn interrupts_restore(&self, were_on: bool) {
-        if were_on {
-            interrupts::enable();
-        }
+        crate::arch::restore_interrupts(were_on);
     }
 }
 

@@ -105,6 +105,22 @@ pub fn with_interrupts_enabled<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Disables interrupts on this CPU; whether they were enabled, for [`restore_interrupts`].
+#[inline]
+pub fn disable_interrupts_saving() -> bool {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    were_enabled
+}
+
+/// Enables interrupts again if [`disable_interrupts_saving`] found them enabled.
+#[inline]
+pub fn restore_interrupts(were_enabled: bool) {
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
 pub fn halt_forever() -> ! {
     interrupts::disable();
     loop {
