@@ -336,7 +336,7 @@ struct Suite {
 const TORTURE_CMDLINE: &str = "test log=info stats ktest.stress=4";
 /// The user programs with every fault on the `mmap_lock` path: same results as with the
 /// per-VMA lock (DESIGN.md §3, issue "per-VMA locking").
-const VMA_LOCK_OFF_CMDLINE: &str = "test log=info stats vma_lock=off ktest.filter=proc::";
+const VMA_LOCK_OFF_CMDLINE: &str = "test log=info stats vma_lock=off ktest.filter=proc::ktests::";
 /// The CPU model that has an x2APIC under TCG (QEMU 9.0 and newer).
 const X2APIC_CPU: &str = "max,+x2apic";
 

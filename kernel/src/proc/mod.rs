@@ -13,9 +13,9 @@
 
 pub mod exec;
 pub mod futex;
+mod ktests;
 pub mod ramdisk;
 pub mod signal;
-mod tests;
 
 use alloc::string::String;
 use alloc::sync::Arc;

@@ -25,8 +25,8 @@
 //! Wake-ups and spawning happen in process context only (they may allocate); interrupt
 //! handlers set flags that process context acts on.
 
+mod ktests;
 pub mod task;
-mod tests;
 pub mod timer;
 
 use alloc::collections::VecDeque;
