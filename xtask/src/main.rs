@@ -29,6 +29,8 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions};
 
+use crate::artifacts::Tests;
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -198,7 +200,7 @@ fn main() -> ExitCode {
         Err(message) => return fail(&message),
     }
     let result = match cli.command {
-        Cmd::Build { release } => artifacts::build_kernel(release).map(|path| {
+        Cmd::Build { release } => artifacts::build_kernel(release, Tests::Without).map(|path| {
             println!("kernel: {}", path.display());
             ExitCode::SUCCESS
         }),
@@ -277,7 +279,7 @@ fn rerun_on_new_toolchain() -> ExitCode {
 }
 
 fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
-    let kernel = artifacts::build_kernel(release)?;
+    let kernel = artifacts::build_kernel(release, Tests::for_cmdline(cmdline))?;
     let contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
@@ -461,7 +463,7 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     if let (Some(bzimage), Some(path)) = (&args.linux, &args.run) {
         return run_under_linux(&qemu, args, bzimage, path);
     }
-    let kernel = artifacts::build_kernel(args.release)?;
+    let kernel = artifacts::build_kernel(args.release, Tests::for_cmdline(&args.cmdline))?;
     let mut contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),

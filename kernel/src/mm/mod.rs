@@ -14,6 +14,7 @@ pub mod mmap;
 pub mod pagetable;
 pub mod paging;
 pub mod slab;
+#[cfg(feature = "ktest")]
 mod torture;
 pub mod vma;
 pub mod vma_lock;

@@ -234,6 +234,7 @@ impl RwSem {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicBool, Ordering};
