@@ -81,11 +81,14 @@ enum Cmd {
     Bench(BenchArgs),
 }
 
+/// The most CPUs `qemu` and `bench` give a guest (the kernel itself runs up to 64).
+const MAX_GUEST_CPUS: u32 = 16;
+
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Guest CPUs of the throughput runs (threads go 1, 2, 4, ... up to this); default: the
     /// host's cores.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
     smp: Option<u32>,
     /// Repetitions of every measurement (the report shows medians and spread).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -127,9 +130,10 @@ struct BenchArgs {
 
 #[derive(clap::Args)]
 struct QemuArgs {
-    /// Number of CPUs (1-16).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    smp: u32,
+    /// Number of CPUs (1-16); default: the host's cores, at least 2, so that the demo's threads
+    /// fault on several CPUs at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
+    smp: Option<u32>,
     /// Guest memory, e.g. 512M or 2G.
     #[arg(long, default_value = "512M", value_parser = parse_memory)]
     mem: u32,
@@ -221,8 +225,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     if let Some(dir) = &args.import {
         return bench::import(dir);
     }
-    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let smp = args.smp.unwrap_or(host_cores.min(16));
+    let smp = args.smp.unwrap_or(host_cores().min(MAX_GUEST_CPUS));
     let needed_mib = u64::from(smp) * u64::from(args.pages) * u64::from(args.rounds) * 4 / 1024;
     if needed_mib + 256 > u64::from(args.mem) {
         return Err(format!(
@@ -250,6 +253,11 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
         Some(dir) => bench::export(&options, dir),
         None => bench::run(&options),
     }
+}
+
+/// The CPUs this process may use on the host (at least 1).
+fn host_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -367,7 +375,10 @@ fn init_status(serial: &[String], name: &str) -> Option<i32> {
 
 /// The QEMU profile `cargo xtask qemu` asks for.
 fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
-    let mut profile = Profile::new(name, firmware, args.smp);
+    let cpus = args
+        .smp
+        .unwrap_or_else(|| host_cores().clamp(2, MAX_GUEST_CPUS));
+    let mut profile = Profile::new(name, firmware, cpus);
     profile.memory_mib = args.mem;
     profile.cpu_model = args.cpu.clone();
     profile.machine = match args.machine {
