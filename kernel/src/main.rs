@@ -134,8 +134,9 @@ fn start_user_programs(
     init
 }
 
-/// The boot task after boot: answers the debug keys on COM1, reports when init exits, and
-/// leaves QEMU then if the `exit` option asks (success if init's status was 0).
+/// The boot task after boot: answers the debug keys on COM1, reports when init exits (with the
+/// VMA-lock counters), and leaves QEMU then if the `exit` option asks (success if init's status
+/// was 0).
 fn console_loop(
     options: &boot_options::BootOptions,
     init: Option<alloc::sync::Arc<proc::Process>>,
@@ -153,6 +154,8 @@ fn console_loop(
         if let Some(process) = init.take_if(|p| p.exited.is_done()) {
             let status = process.exit_status();
             log::info!("init: {} exited with status {status}", process.path);
+            // How its page faults were served: under a VMA lock, or under `mmap_lock`.
+            mm::vma_lock::log_statistics();
             if options.exit {
                 debug_keys::print_statistics_if_asked();
                 arch::exit(if status == 0 {
