@@ -1,7 +1,9 @@
 //! Kernel options: read once at boot from `/etc/cmdline` in the ramdisk.
 //!
 //! Bootloader 0.11 passes no command line, so `cargo xtask` packs the options into the ramdisk.
-//! Unknown options are reported and ignored, never fatal.
+//! Unknown options are reported and ignored, never fatal. The test runner's options (`ktest.*`)
+//! and the harness's `smp.phantom_apic_id` exist only in test images (feature `ktest`); a
+//! production kernel reports them as unknown.
 
 use core::fmt;
 
@@ -9,6 +11,7 @@ use core::fmt;
 pub const CMDLINE_PATH: &str = "/etc/cmdline";
 
 /// Which deliberately broken test the harness self-check asks for (`ktest.selftest=...`).
+#[cfg(feature = "ktest")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SelfTest {
     /// A test whose assertion fails: the run must fail and name it.
@@ -23,9 +26,41 @@ pub enum SelfTest {
     LockLeftHeld,
 }
 
+/// The options only test images know.
+#[cfg(feature = "ktest")]
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
+    pub filter: Option<&'static str>,
+    /// `ktest.timeout_ms=N`: the default per-test timeout.
+    pub timeout_ms: u64,
+    /// `ktest.stress=N`: multiplies the iteration counts of stress tests (torture runs).
+    pub stress: u32,
+    /// `ktest.selftest=fail|timeout|hang|fault|lock`: add a deliberately broken test (harness
+    /// self-check).
+    pub self_test: Option<SelfTest>,
+    /// `smp.phantom_apic_id=N`: also try to start a CPU with this APIC ID, which does not
+    /// exist (checks that a CPU that never answers is reported and skipped).
+    pub phantom_apic_id: Option<u32>,
+}
+
+#[cfg(feature = "ktest")]
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            filter: None,
+            timeout_ms: 30_000,
+            stress: 1,
+            self_test: None,
+            phantom_apic_id: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BootOptions {
-    /// `test`: run the in-kernel test suites instead of idling.
+    /// `test`: run the in-kernel test suites instead of idling (a production kernel, built
+    /// without them, says so and leaves).
     pub test: bool,
     /// `exit`: leave QEMU once boot (or the test run) completes, for scripts.
     pub exit: bool,
@@ -39,17 +74,9 @@ pub struct BootOptions {
     pub timer_hz: u32,
     /// `rcu.stall_ms=N`: a grace period longer than this prints a stall warning.
     pub rcu_stall_ms: u64,
-    /// `smp.phantom_apic_id=N`: also try to start a CPU with this APIC ID, which does not
-    /// exist (checks that a CPU that never answers is reported and skipped).
-    pub phantom_apic_id: Option<u32>,
-    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
-    pub test_filter: Option<&'static str>,
-    /// `ktest.timeout_ms=N`: the default per-test timeout.
-    pub test_timeout_ms: u64,
-    /// `ktest.stress=N`: multiplies the iteration counts of stress tests (torture runs).
-    pub test_stress: u32,
-    /// `ktest.selftest=fail|timeout|hang|fault`: add a deliberately broken test (harness self-check).
-    pub self_test: Option<SelfTest>,
+    /// The test runner's and the harness's options (test images only).
+    #[cfg(feature = "ktest")]
+    pub tests: TestOptions,
     /// `init=PATH`: the first user program (its arguments come from `/etc/init.args`).
     pub init: Option<&'static str>,
     /// `proc=PATH` (repeatable): more independent processes, started after init.
@@ -71,11 +98,8 @@ impl Default for BootOptions {
             log_level: log::LevelFilter::Info,
             timer_hz: 250,
             rcu_stall_ms: 10_000,
-            phantom_apic_id: None,
-            test_filter: None,
-            test_timeout_ms: 30_000,
-            test_stress: 1,
-            self_test: None,
+            #[cfg(feature = "ktest")]
+            tests: TestOptions::default(),
             init: None,
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
@@ -120,12 +144,6 @@ impl BootOptions {
                     .is_some(),
                 "hz" => set_number(&mut options.timer_hz, opt.value, 1..=10_000),
                 "rcu.stall_ms" => set_number(&mut options.rcu_stall_ms, opt.value, 1..=u64::MAX),
-                "smp.phantom_apic_id" => opt
-                    .value
-                    .and_then(|v| v.parse().ok())
-                    .map(|id| options.phantom_apic_id = Some(id))
-                    .is_some(),
-                "ktest.filter" => opt.value.map(|v| options.test_filter = Some(v)).is_some(),
                 "init" => opt.value.map(|v| options.init = Some(v)).is_some(),
                 "proc" => opt.value.map(|v| options.extra_processes.push(v)).is_some(),
                 "vma_lock" => set_bool(&mut options.vma_lock, opt.value),
@@ -134,10 +152,21 @@ impl BootOptions {
                     .and_then(pageclear::Method::from_name)
                     .map(|method| options.page_clear = method)
                     .is_some(),
+                #[cfg(feature = "ktest")]
+                "smp.phantom_apic_id" => opt
+                    .value
+                    .and_then(|v| v.parse().ok())
+                    .map(|id| options.tests.phantom_apic_id = Some(id))
+                    .is_some(),
+                #[cfg(feature = "ktest")]
+                "ktest.filter" => opt.value.map(|v| options.tests.filter = Some(v)).is_some(),
+                #[cfg(feature = "ktest")]
                 "ktest.timeout_ms" => {
-                    set_number(&mut options.test_timeout_ms, opt.value, 1..=u64::MAX)
+                    set_number(&mut options.tests.timeout_ms, opt.value, 1..=u64::MAX)
                 }
-                "ktest.stress" => set_number(&mut options.test_stress, opt.value, 1..=u32::MAX),
+                #[cfg(feature = "ktest")]
+                "ktest.stress" => set_number(&mut options.tests.stress, opt.value, 1..=u32::MAX),
+                #[cfg(feature = "ktest")]
                 "ktest.selftest" => {
                     let which = match opt.value {
                         Some("fail") => Some(SelfTest::Fail),
@@ -147,7 +176,7 @@ impl BootOptions {
                         Some("lock") => Some(SelfTest::LockLeftHeld),
                         _ => None,
                     };
-                    which.map(|w| options.self_test = Some(w)).is_some()
+                    which.map(|w| options.tests.self_test = Some(w)).is_some()
                 }
                 _ => {
                     log::warn!("unknown kernel option `{}` ignored", opt.key);
@@ -181,6 +210,29 @@ fn set_number<T: core::str::FromStr + PartialOrd>(
     }
 }
 
+#[cfg(feature = "ktest")]
+impl TestOptions {
+    /// Writes the options that differ from the defaults (the timeout whenever tests run).
+    fn write_non_defaults(&self, f: &mut fmt::Formatter<'_>, test: bool) -> fmt::Result {
+        if test {
+            write!(f, " ktest.timeout_ms={}", self.timeout_ms)?;
+        }
+        if let Some(id) = self.phantom_apic_id {
+            write!(f, " smp.phantom_apic_id={id}")?;
+        }
+        if self.stress != 1 {
+            write!(f, " ktest.stress={}", self.stress)?;
+        }
+        if let Some(filter) = self.filter {
+            write!(f, " ktest.filter={filter}")?;
+        }
+        if let Some(which) = self.self_test {
+            write!(f, " ktest.selftest={which:?}")?;
+        }
+        Ok(())
+    }
+}
+
 fn set_bool(field: &mut bool, value: Option<&str>) -> bool {
     initrd::cmdline::parse_bool(value)
         .map(|b| *field = b)
@@ -195,20 +247,10 @@ impl fmt::Display for BootOptions {
             self.log_level, self.timer_hz, self.rcu_stall_ms
         )?;
         if self.test {
-            write!(f, " test ktest.timeout_ms={}", self.test_timeout_ms)?;
+            write!(f, " test")?;
         }
-        if let Some(id) = self.phantom_apic_id {
-            write!(f, " smp.phantom_apic_id={id}")?;
-        }
-        if self.test_stress != 1 {
-            write!(f, " ktest.stress={}", self.test_stress)?;
-        }
-        if let Some(filter) = self.test_filter {
-            write!(f, " ktest.filter={filter}")?;
-        }
-        if let Some(which) = self.self_test {
-            write!(f, " ktest.selftest={which:?}")?;
-        }
+        #[cfg(feature = "ktest")]
+        self.tests.write_non_defaults(f, self.test)?;
         if let Some(init) = self.init {
             write!(f, " init={init}")?;
         }

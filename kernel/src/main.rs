@@ -15,6 +15,7 @@ mod boot_options;
 mod console;
 #[deny(unsafe_code)]
 mod debug_keys;
+#[cfg(feature = "ktest")]
 mod ktest;
 mod mm;
 #[deny(unsafe_code)]
@@ -75,7 +76,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::start_other_cpus(
         boot_info.rsdp_addr.into_option(),
         &boot_info.memory_regions,
-        options.phantom_apic_id,
+        #[cfg(feature = "ktest")]
+        options.tests.phantom_apic_id,
     );
     mm::frame::size_cpu_caches(arch::percpu::online_count());
 
@@ -86,10 +88,23 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     debug_keys::print_statistics_at_exit(options.stats);
     proc::ramdisk::init(ramdisk);
     if options.test {
+        #[cfg(feature = "ktest")]
         ktest::run_all(&options);
+        #[cfg(not(feature = "ktest"))]
+        leave_without_tests();
     }
     let init = start_user_programs(&options);
     console_loop(&options, init)
+}
+
+/// The `test` option in a production kernel, which has no tests: says so and leaves QEMU with
+/// the failure exit code, since no verdict can come.
+#[cfg(not(feature = "ktest"))]
+fn leave_without_tests() -> ! {
+    log::error!(
+        "test: this kernel was built without its tests; `cargo xtask test` builds and runs them"
+    );
+    arch::exit(arch::ExitCode::Failure)
 }
 
 /// Starts `init=` (with the arguments in `/etc/init.args`) and every `proc=` program.
@@ -124,8 +139,9 @@ fn start_user_programs(
     init
 }
 
-/// The boot task after boot: answers the debug keys on COM1, reports when init exits, and
-/// leaves QEMU then if the `exit` option asks (success if init's status was 0).
+/// The boot task after boot: answers the debug keys on COM1, reports when init exits (with the
+/// VMA-lock counters), and leaves QEMU then if the `exit` option asks (success if init's status
+/// was 0).
 fn console_loop(
     options: &boot_options::BootOptions,
     init: Option<alloc::sync::Arc<proc::Process>>,
@@ -143,6 +159,8 @@ fn console_loop(
         if let Some(process) = init.take_if(|p| p.exited.is_done()) {
             let status = process.exit_status();
             log::info!("init: {} exited with status {status}", process.path);
+            // How its page faults were served: under a VMA lock, or under `mmap_lock`.
+            mm::vma_lock::log_statistics();
             if options.exit {
                 debug_keys::print_statistics_if_asked();
                 arch::exit(if status == 0 {

@@ -3,8 +3,8 @@
 //! Both stop the other CPUs with an NMI (each records where it was), print what happened
 //! (message or exception report, location, CPU, backtrace, and where every other CPU stopped),
 //! let the test runner turn it into a KTAP result where one is running, and leave QEMU with the
-//! failure exit code (on real hardware: halt). A test's panic is instead caught by the runner,
-//! which reports it and goes on (see [`crate::ktest`]).
+//! failure exit code (on real hardware: halt). In a test image (feature `ktest`) a test's panic
+//! is instead caught by the runner, which reports it and goes on (see `crate::ktest`).
 
 use core::fmt;
 use core::panic::PanicInfo;
@@ -18,6 +18,7 @@ static DYING: AtomicUsize = AtomicUsize::new(0);
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
+    #[cfg(feature = "ktest")]
     crate::ktest::catch_test_panic(info);
     begin_dying();
     emergency_write(format_args!(
@@ -35,7 +36,7 @@ fn panic(info: &PanicInfo) -> ! {
     }
     write_backtrace(backtrace::current_frame_pointer());
     report_other_cpus();
-    crate::ktest::abort_run(format_args!("kernel panic: {}", info.message()))
+    end_run(format_args!("kernel panic: {}", info.message()))
 }
 
 /// An unrecoverable exception: prints `report` and a backtrace, then stops the machine.
@@ -46,7 +47,20 @@ pub fn fatal(report: fmt::Arguments, frame: Option<&TrapFrame>) -> ! {
         write_backtrace(frame.rbp);
     }
     report_other_cpus();
-    crate::ktest::abort_run(format_args!("fatal exception (report above)"))
+    end_run(format_args!("fatal exception (report above)"))
+}
+
+/// Leaves QEMU with failure: in a test image, through the test runner, which first reports the
+/// test in progress as failed with `reason` and the rest as not run.
+#[cfg(feature = "ktest")]
+fn end_run(reason: fmt::Arguments) -> ! {
+    crate::ktest::abort_run(reason)
+}
+
+/// Leaves QEMU with failure (the report is already on the console).
+#[cfg(not(feature = "ktest"))]
+fn end_run(_reason: fmt::Arguments) -> ! {
+    arch::exit(ExitCode::Failure)
 }
 
 /// Claims the right to report, then stops the other CPUs. A CPU that fails while another one

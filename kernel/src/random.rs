@@ -38,6 +38,7 @@ pub fn fill(buffer: &mut [u8]) {
 
 /// A cheap, non-cryptographic number that changes at every call (TSC-based): for choosing
 /// where to inject delays and retries in tests.
+#[cfg(feature = "ktest")]
 pub fn tick() -> u64 {
     let t = crate::arch::tsc::read();
     (t ^ (t >> 7)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32

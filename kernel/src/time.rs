@@ -128,6 +128,7 @@ pub fn now_ns() -> u64 {
 }
 
 /// Spins for at least `ns` nanoseconds.
+#[cfg(feature = "ktest")]
 pub fn delay_ns(ns: u64) {
     let deadline = now_ns() + ns;
     while now_ns() < deadline {

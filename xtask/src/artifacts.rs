@@ -13,8 +13,35 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-/// Builds the kernel; the compiler's own output is what the user sees on failure.
-pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
+/// Whether a kernel carries the in-kernel tests: its cargo feature `ktest` compiles in the
+/// tests, their runner and the hooks they use. Production kernels leave them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tests {
+    Without,
+    With,
+}
+
+impl Tests {
+    /// Test images for kernel options that ask for the test run (`test`), production otherwise.
+    /// As in the kernel, the last valid `test` option counts.
+    pub fn for_cmdline(cmdline: &str) -> Self {
+        let runs_tests = initrd::cmdline::parse(cmdline)
+            .filter(|opt| opt.key == "test")
+            .filter_map(|opt| initrd::cmdline::parse_bool(opt.value))
+            .last()
+            == Some(true);
+        if runs_tests {
+            Self::With
+        } else {
+            Self::Without
+        }
+    }
+}
+
+/// Builds the kernel; the compiler's own output is what the user sees on failure. A kernel with
+/// its tests is built under a profile of its own (`ktest`, `ktest-release`: see Cargo.toml), so
+/// that it lands beside the production kernel instead of replacing it.
+pub fn build_kernel(release: bool, tests: Tests) -> Result<PathBuf, String> {
     let mut cmd = Command::new(cargo());
     cmd.args([
         "build",
@@ -23,9 +50,18 @@ pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
         "--target",
         "x86_64-unknown-none",
     ]);
-    let profile = if release { "kernel-release" } else { "debug" };
-    if release {
+    let profile = match (release, tests) {
+        (false, Tests::Without) => "debug",
+        (true, Tests::Without) => "kernel-release",
+        (false, Tests::With) => "ktest",
+        (true, Tests::With) => "ktest-release",
+    };
+    // `debug` is the directory of cargo's default profile, `dev`, which needs no option.
+    if profile != "debug" {
         cmd.args(["--profile", profile]);
+    }
+    if tests == Tests::With {
+        cmd.args(["--features", "ktest"]);
     }
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -83,4 +119,22 @@ pub fn make_images(
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tests;
+
+    #[test]
+    fn the_test_option_selects_a_kernel_with_its_tests() {
+        assert_eq!(Tests::for_cmdline("log=debug test exit"), Tests::With);
+        assert_eq!(Tests::for_cmdline("test=on"), Tests::With);
+        assert_eq!(Tests::for_cmdline("test test=off"), Tests::Without);
+        assert_eq!(Tests::for_cmdline("test test=maybe"), Tests::With);
+        assert_eq!(
+            Tests::for_cmdline("init=/bin/test ktest.filter=test"),
+            Tests::Without
+        );
+        assert_eq!(Tests::for_cmdline(""), Tests::Without);
+    }
 }

@@ -29,6 +29,8 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu::{Accel, Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions};
 
+use crate::artifacts::Tests;
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -79,11 +81,14 @@ enum Cmd {
     Bench(BenchArgs),
 }
 
+/// The most CPUs `qemu` and `bench` give a guest (the kernel itself runs up to 64).
+const MAX_GUEST_CPUS: u32 = 16;
+
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Guest CPUs of the throughput runs (threads go 1, 2, 4, ... up to this); default: the
     /// host's cores.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
     smp: Option<u32>,
     /// Repetitions of every measurement (the report shows medians and spread).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -125,9 +130,10 @@ struct BenchArgs {
 
 #[derive(clap::Args)]
 struct QemuArgs {
-    /// Number of CPUs (1-16).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    smp: u32,
+    /// Number of CPUs (1-16); default: the host's cores, at least 2, so that the demo's threads
+    /// fault on several CPUs at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
+    smp: Option<u32>,
     /// Guest memory, e.g. 512M or 2G.
     #[arg(long, default_value = "512M", value_parser = parse_memory)]
     mem: u32,
@@ -198,7 +204,7 @@ fn main() -> ExitCode {
         Err(message) => return fail(&message),
     }
     let result = match cli.command {
-        Cmd::Build { release } => artifacts::build_kernel(release).map(|path| {
+        Cmd::Build { release } => artifacts::build_kernel(release, Tests::Without).map(|path| {
             println!("kernel: {}", path.display());
             ExitCode::SUCCESS
         }),
@@ -219,8 +225,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     if let Some(dir) = &args.import {
         return bench::import(dir);
     }
-    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let smp = args.smp.unwrap_or(host_cores.min(16));
+    let smp = args.smp.unwrap_or(host_cores().min(MAX_GUEST_CPUS));
     let needed_mib = u64::from(smp) * u64::from(args.pages) * u64::from(args.rounds) * 4 / 1024;
     if needed_mib + 256 > u64::from(args.mem) {
         return Err(format!(
@@ -250,6 +255,11 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// The CPUs this process may use on the host (at least 1).
+fn host_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("xtask: {message}");
     ExitCode::FAILURE
@@ -277,7 +287,7 @@ fn rerun_on_new_toolchain() -> ExitCode {
 }
 
 fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
-    let kernel = artifacts::build_kernel(release)?;
+    let kernel = artifacts::build_kernel(release, Tests::for_cmdline(cmdline))?;
     let contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
@@ -365,7 +375,10 @@ fn init_status(serial: &[String], name: &str) -> Option<i32> {
 
 /// The QEMU profile `cargo xtask qemu` asks for.
 fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
-    let mut profile = Profile::new(name, firmware, args.smp);
+    let cpus = args
+        .smp
+        .unwrap_or_else(|| host_cores().clamp(2, MAX_GUEST_CPUS));
+    let mut profile = Profile::new(name, firmware, cpus);
     profile.memory_mib = args.mem;
     profile.cpu_model = args.cpu.clone();
     profile.machine = match args.machine {
@@ -461,7 +474,7 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     if let (Some(bzimage), Some(path)) = (&args.linux, &args.run) {
         return run_under_linux(&qemu, args, bzimage, path);
     }
-    let kernel = artifacts::build_kernel(args.release)?;
+    let kernel = artifacts::build_kernel(args.release, Tests::for_cmdline(&args.cmdline))?;
     let mut contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),

@@ -229,6 +229,7 @@ impl Utf8Stream {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::string::String;
 

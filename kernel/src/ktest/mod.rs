@@ -2,6 +2,11 @@
 //! when the kernel boots with the `test` option, reported over the console in KTAP version 1
 //! and closed by the line `N passed, N failed`; then QEMU exits with success or failure.
 //!
+//! Only test images have any of it: the runner, every test module (`mod ktests`, each under
+//! `#[cfg(feature = "ktest")]`) and the hooks the tests use are compiled with the kernel's
+//! cargo feature `ktest`, which `cargo xtask test` turns on (and `qemu`/`image` when their
+//! options include `test`); production kernels are built without it.
+//!
 //! A test that panics is reported `not ok` with its message and the run goes on, unless the
 //! panic left a lock held that the rest of the run needs (heap, frames, console): then the run
 //! ends with every remaining test reported as not run. A test that runs past its timeout is
@@ -180,10 +185,10 @@ static CASES: Once<Vec<&'static TestCase>> = Once::new();
 pub fn run_all(options: &BootOptions) -> ! {
     let mut cases: Vec<&'static TestCase> = registered_cases()
         .iter()
-        .filter(|case| options.test_filter.is_none_or(|f| case.name.contains(f)))
+        .filter(|case| options.tests.filter.is_none_or(|f| case.name.contains(f)))
         .collect();
     cases.sort_by_key(|case| case.name);
-    if let Some(which) = options.self_test {
+    if let Some(which) = options.tests.self_test {
         cases.push(selftest::case(which));
     }
     let cases = CASES.call_once(|| cases);
@@ -193,12 +198,12 @@ pub fn run_all(options: &BootOptions) -> ! {
     RUN.task
         .store(crate::sched::current().tid, Ordering::Relaxed);
     RUN.stress
-        .store(u64::from(options.test_stress), Ordering::Relaxed);
+        .store(u64::from(options.tests.stress), Ordering::Relaxed);
     RUN.print_stats.store(options.stats, Ordering::Relaxed);
     println!("KTAP version 1");
     println!("1..{}", cases.len());
     for (index, case) in cases.iter().enumerate() {
-        run_one(index + 1, case, options.test_timeout_ms);
+        run_one(index + 1, case, options.tests.timeout_ms);
         if let Some(lock) = lock_left_held() {
             abort_run(format_args!("the test left the {lock} lock held"));
         }

@@ -78,6 +78,7 @@ const GATHER_MIN: usize = 512;
 /// Edits that shot down and freed part of what they cleared before the end, to make room.
 static EARLY_FLUSHES: AtomicU64 = AtomicU64::new(0);
 /// Test knob: gathering buffers do not grow, as when the heap cannot (see `ktests`).
+#[cfg(feature = "ktest")]
 static GATHER_CANNOT_GROW: AtomicBool = AtomicBool::new(false);
 
 pub struct Mm {
@@ -107,13 +108,15 @@ pub struct Mm {
 /// Makes room for more gathered frames: doubles `pages` if the heap allows it, up to
 /// [`GATHER_MAX`]; `false` when it may not grow.
 fn grow_gather(pages: &mut Vec<PhysAddr>) -> bool {
+    #[cfg(feature = "ktest")]
+    if GATHER_CANNOT_GROW.load(Ordering::Relaxed) {
+        return false;
+    }
     let additional = pages
         .capacity()
         .max(GATHER_MIN)
         .min(GATHER_MAX.saturating_sub(pages.len()));
-    additional > 0
-        && !GATHER_CANNOT_GROW.load(Ordering::Relaxed)
-        && pages.try_reserve_exact(additional).is_ok()
+    additional > 0 && pages.try_reserve_exact(additional).is_ok()
 }
 
 /// Logs how often edits shot down and freed early for want of room.
@@ -761,6 +764,7 @@ pub fn switch_address_space(prev: &crate::sched::Task, next: &crate::sched::Task
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use core::sync::atomic::Ordering;
 

@@ -341,6 +341,7 @@ pub fn stats() -> buddy::Stats {
 }
 
 /// True while someone holds the allocator lock (the test runner checks this after a panic).
+#[cfg(feature = "ktest")]
 pub fn is_locked() -> bool {
     FRAMES.is_locked()
 }
@@ -357,6 +358,7 @@ pub fn log_statistics() {
     );
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicBool, Ordering};

@@ -2,8 +2,8 @@
 //! rest to linked_list_allocator over a virtual region of its own that grows by mapping fresh
 //! frames at its top when an allocation does not fit.
 //!
-//! * **Size classes** (`kmalloc-16` .. `kmalloc-2048`): every request of at most
-//!   [`SMALL_MAX`] bytes aligned to at most [`SMALL_ALIGN`] is served by the smallest class that
+//! * **Size classes** (`kmalloc-16` .. `kmalloc-2048`): every request of at most the largest
+//!   class's size aligned to at most [`SMALL_ALIGN`] is served by the smallest class that
 //!   holds it, a [`KmemCache`] of the slab allocator. Its per-CPU magazines let the common
 //!   `alloc` and `free` take no lock that another CPU takes, so that system calls changing
 //!   address spaces on several CPUs (tree nodes, lists of VMAs) do not queue for one lock. The
@@ -75,9 +75,6 @@ macro_rules! size_classes {
 // request rounds up by at most a third (the VMA tree's nodes, 320 and 448 bytes, fill 384 and
 // 512).
 size_classes!(16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, 2048);
-
-/// The largest request that a size class serves.
-const SMALL_MAX: usize = CLASS_SIZES[CLASS_SIZES.len() - 1];
 
 /// The class that serves `layout`, if one does.
 fn class_for(layout: Layout) -> Option<&'static KmemCache<KernelPages>> {
@@ -255,12 +252,14 @@ fn small_bytes_in_use() -> usize {
 }
 
 /// True while someone holds the heap lock (the test runner checks this after a panic).
+#[cfg(feature = "ktest")]
 pub fn is_locked() -> bool {
     HEAP.heap.is_locked()
 }
 
 /// Takes the heap lock and never releases it (interrupts stay off, as under the lock): for the
 /// test harness's self-check of a lock a failed test left held, and nothing else.
+#[cfg(feature = "ktest")]
 pub fn hold_lock_forever() {
     core::mem::forget(HEAP.heap.lock());
 }
@@ -300,6 +299,7 @@ pub fn self_check() {
     );
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::alloc::{alloc, dealloc};
     use alloc::boxed::Box;
@@ -307,10 +307,13 @@ mod ktests {
     use core::alloc::{GlobalAlloc, Layout};
     use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-    use super::{CLASS_SIZES, HEAP, SMALL_ALIGN, SMALL_MAX};
+    use super::{CLASS_SIZES, HEAP, SMALL_ALIGN};
     use crate::arch::percpu::{self, CpuSet};
     use crate::arch::smp::run_in_idle;
     use crate::ktest;
+
+    /// The largest request that a size class serves.
+    const SMALL_MAX: usize = CLASS_SIZES[CLASS_SIZES.len() - 1];
 
     ktest! {
         /// Each size class serves the sizes up to its own, 16-byte aligned and outside the

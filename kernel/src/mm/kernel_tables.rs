@@ -118,6 +118,7 @@ pub fn init() -> u64 {
 static KERNEL_TABLE_FRAMES: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
 
+#[cfg(feature = "ktest")]
 pub fn kernel_table_frames() -> usize {
     KERNEL_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
@@ -184,6 +185,7 @@ pub fn reserve_virtual(pages: u64) -> u64 {
 ///
 /// # Safety
 /// The caller owns the page at `virt` and the frame at `phys`.
+#[cfg(feature = "ktest")]
 pub unsafe fn remap_kernel_page(virt: u64, phys: PhysAddr) -> Result<PhysAddr, &'static str> {
     // SAFETY: forwarded from the caller.
     unsafe { swap_kernel_pte(virt, Some(phys)) }

@@ -15,6 +15,7 @@ pub mod kernel_tables;
 pub mod mmap;
 pub mod pte;
 pub mod slab;
+#[cfg(feature = "ktest")]
 mod torture;
 pub mod user_tables;
 pub mod vma;

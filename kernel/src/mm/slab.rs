@@ -120,6 +120,7 @@ pub fn register(cache: &'static KmemCache<KernelPages>) {
 }
 
 /// Every registered cache (for accounting and tests).
+#[cfg(feature = "ktest")]
 pub fn caches() -> alloc::vec::Vec<&'static KmemCache<KernelPages>> {
     CACHES.lock().iter().flatten().copied().collect()
 }
@@ -127,6 +128,7 @@ pub fn caches() -> alloc::vec::Vec<&'static KmemCache<KernelPages>> {
 /// The name of a registered cache whose shared lock is held now, or of the registry if its own
 /// lock is: what the test runner looks for after a test. Allocates nothing (a held size-class
 /// lock would stop an allocation).
+#[cfg(feature = "ktest")]
 pub fn locked_cache() -> Option<&'static str> {
     if CACHES.is_locked() {
         return Some("slab registry");
@@ -155,6 +157,7 @@ pub fn log_statistics() {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 

@@ -20,6 +20,7 @@ use crate::arch::percpu;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::ktest;
 use crate::proc::Process;
+use crate::proc::exec::SpawnOptions;
 use crate::sched::task::{Task, UserThread};
 use crate::sync::Completion;
 
@@ -51,7 +52,7 @@ impl Rng {
 /// A process with an empty address space, for kernel threads to work in.
 pub(super) fn address_space(name: &str) -> Arc<Process> {
     let mm = Box::new(Mm::new().expect("memory for an address space"));
-    Arc::new(Process::new(name, mm, false))
+    Arc::new(Process::new(name, mm, &SpawnOptions::default()))
 }
 
 /// Starts a kernel thread in `process`'s address space; returns its completion.

@@ -1,18 +1,23 @@
 //! The kernel's side of the per-VMA lock (kernel/libs/vmalock): where writers and detachers
-//! sleep, the fault path's counters, the `vma_lock=off` switch and the delay injection used by
-//! the torture tests.
+//! sleep, the fault path's counters, the `vma_lock=off` switch and, in test images only, the
+//! delays and forced retries that the torture tests inject.
 //!
 //! Waiting writers sleep on one of a static table of wait queues, chosen by hashing the VMA's
 //! address; a reader that drops the last reference a writer waits for wakes that queue by the
 //! same key — it never goes through the VMA's address space, which may not be the reader's any
 //! more (Linux's July 2025 use-after-free).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use vmalock::{DelayPoint, Platform};
+#[cfg(feature = "ktest")]
+use vmalock::DelayPoint;
+use vmalock::Platform;
 
 use crate::arch::percpu::{PerCpu, per_cpu};
 use crate::sync::WaitQueue;
+
+#[cfg(feature = "ktest")]
+pub use injection::{delay_before_free, delay_next_lookup_here, force_retry, set_injection};
 
 const WAIT_QUEUES: usize = 64;
 
@@ -23,7 +28,8 @@ fn queue(key: usize) -> &'static WaitQueue {
     &WAIT_TABLE[(hash >> 58) as usize % WAIT_QUEUES]
 }
 
-/// The lock's platform: sleeping wait queues, and optional delays at the race windows.
+/// The lock's platform: sleeping wait queues, and in test images delays at the race windows
+/// (production kernels keep the trait's default `delay`, which compiles away).
 pub struct KernelPlatform;
 
 pub static PLATFORM: KernelPlatform = KernelPlatform;
@@ -37,70 +43,28 @@ impl Platform for KernelPlatform {
         queue(key).wake_all();
     }
 
+    #[cfg(feature = "ktest")]
     fn delay(&self, at: DelayPoint) {
-        if at == DelayPoint::AfterLookup {
-            // A plain load first: the swap is a locked instruction, and this runs on every
-            // fault that takes the per-VMA path.
-            let slot = DELAY_NEXT_LOOKUP_NS.local();
-            let once = if slot.load(Ordering::Relaxed) != 0 {
-                slot.swap(0, Ordering::Relaxed)
-            } else {
-                0
-            };
-            if once != 0 {
-                crate::time::delay_ns(once);
-                return;
-            }
-        }
-        let ns = DELAY_NS.load(Ordering::Relaxed);
-        if ns == 0 {
-            return;
-        }
-        // Spin, never sleep: readers are inside an RCU read section. Between the lookup and
-        // the lock, now and then wait long enough for a whole write session (lock, unpublish,
-        // detach, free, reuse) to pass: that is what makes a reader find a detached VMA.
-        let roll = crate::random::tick() % 16;
-        let wait = match at {
-            DelayPoint::AfterLookup if roll < 2 => ns * 32,
-            DelayPoint::AfterLookup
-            | DelayPoint::AfterGetRef
-            | DelayPoint::BeforeRangeCheck
-            | DelayPoint::WhileExcluding
-                if roll < 4 =>
-            {
-                ns
-            }
-            _ => return,
-        };
-        crate::time::delay_ns(wait);
+        injection::delay(at);
     }
 }
 
-/// The writer's delay point, between detaching VMAs and freeing them (torture tests).
-pub fn delay_before_free() {
-    let ns = DELAY_NS.load(Ordering::Relaxed);
-    if ns != 0 {
-        crate::time::delay_ns(ns * 32);
-    }
-}
+/// The writer's delay point, between detaching VMAs and freeing them: nothing outside test
+/// images.
+#[cfg(not(feature = "ktest"))]
+#[inline(always)]
+pub fn delay_before_free() {}
 
-/// Per CPU: a delay for the next lookup of `lock_vma_under_rcu` on this CPU only (tests that
-/// need a reader to sit in the window between lookup and lock while a writer acts).
-static DELAY_NEXT_LOOKUP_NS: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(0)];
-
-/// Makes the next fault's lookup on this CPU wait `ns` between finding the VMA and locking it.
-/// The caller runs kernel code up to its fault (no preemption), so the fault is on this CPU.
-pub fn delay_next_lookup_here(ns: u64) {
-    DELAY_NEXT_LOOKUP_NS.local().store(ns, Ordering::Relaxed);
+/// Whether this fault, served under a VMA lock, should be retried under `mmap_lock` anyway:
+/// never outside test images.
+#[cfg(not(feature = "ktest"))]
+#[inline(always)]
+pub fn force_retry() -> bool {
+    false
 }
 
 /// Whether faults try the per-VMA lock first (`vma_lock=off` clears it).
 static ENABLED: AtomicBool = AtomicBool::new(true);
-/// Nanoseconds of delay injected at the protocol's race windows (0 = none; torture tests).
-static DELAY_NS: AtomicU64 = AtomicU64::new(0);
-/// Every Nth fault served under a VMA lock is handed to `mmap_lock` instead (0 = never;
-/// torture tests exercise the RETRY path with it).
-static FORCE_RETRY_EVERY: AtomicU32 = AtomicU32::new(0);
 
 pub fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
@@ -108,18 +72,6 @@ pub fn set_enabled(enabled: bool) {
 
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
-}
-
-/// Sets the injected delay (ns) and the forced-retry period; 0 turns each off.
-pub fn set_injection(delay_ns: u64, force_retry_every: u32) {
-    DELAY_NS.store(delay_ns, Ordering::Relaxed);
-    FORCE_RETRY_EVERY.store(force_retry_every, Ordering::Relaxed);
-}
-
-/// Whether this fault, served under a VMA lock, should be retried under `mmap_lock` anyway.
-pub fn force_retry() -> bool {
-    let every = FORCE_RETRY_EVERY.load(Ordering::Relaxed);
-    every != 0 && crate::random::tick().is_multiple_of(u64::from(every))
 }
 
 /// Page-fault counters of one CPU, named as Linux's vmstat names them (bumped only by their
@@ -167,4 +119,91 @@ pub fn log_statistics() {
         "vma_lock ({}): VMA_LOCK_SUCCESS {success} VMA_LOCK_ABORT {abort} VMA_LOCK_RETRY {retry} VMA_LOCK_MISS {miss} fallback {fallback}",
         if is_enabled() { "on" } else { "off" }
     );
+}
+
+/// What the torture tests inject (test images only): delays at the protocol's race windows, a
+/// delay for one lookup on one CPU, and faults handed to `mmap_lock` although their VMA lock
+/// was taken.
+#[cfg(feature = "ktest")]
+mod injection {
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    use vmalock::DelayPoint;
+
+    use crate::arch::percpu::{PerCpu, per_cpu};
+
+    /// Nanoseconds of delay injected at the protocol's race windows (0 = none).
+    static DELAY_NS: AtomicU64 = AtomicU64::new(0);
+    /// Every Nth fault served under a VMA lock is handed to `mmap_lock` instead (0 = never):
+    /// the RETRY path.
+    static FORCE_RETRY_EVERY: AtomicU32 = AtomicU32::new(0);
+    /// Per CPU: a delay for the next lookup of `lock_vma_under_rcu` on this CPU only (tests
+    /// that need a reader to sit in the window between lookup and lock while a writer acts).
+    static DELAY_NEXT_LOOKUP_NS: PerCpu<AtomicU64> = per_cpu![AtomicU64::new(0)];
+
+    /// Sets the injected delay (ns) and the forced-retry period; 0 turns each off.
+    pub fn set_injection(delay_ns: u64, force_retry_every: u32) {
+        DELAY_NS.store(delay_ns, Ordering::Relaxed);
+        FORCE_RETRY_EVERY.store(force_retry_every, Ordering::Relaxed);
+    }
+
+    /// Makes the next fault's lookup on this CPU wait `ns` between finding the VMA and locking
+    /// it. The caller runs kernel code up to its fault (no preemption), so the fault is on this
+    /// CPU.
+    pub fn delay_next_lookup_here(ns: u64) {
+        DELAY_NEXT_LOOKUP_NS.local().store(ns, Ordering::Relaxed);
+    }
+
+    /// Whether this fault, served under a VMA lock, should be retried under `mmap_lock` anyway.
+    pub fn force_retry() -> bool {
+        let every = FORCE_RETRY_EVERY.load(Ordering::Relaxed);
+        every != 0 && crate::random::tick().is_multiple_of(u64::from(every))
+    }
+
+    /// The writer's delay point, between detaching VMAs and freeing them.
+    pub fn delay_before_free() {
+        let ns = DELAY_NS.load(Ordering::Relaxed);
+        if ns != 0 {
+            crate::time::delay_ns(ns * 32);
+        }
+    }
+
+    /// The delay at race window `at` (`Platform::delay`).
+    pub fn delay(at: DelayPoint) {
+        if at == DelayPoint::AfterLookup {
+            // A plain load first: the swap is a locked instruction, and this runs on every
+            // fault that takes the per-VMA path.
+            let slot = DELAY_NEXT_LOOKUP_NS.local();
+            let once = if slot.load(Ordering::Relaxed) != 0 {
+                slot.swap(0, Ordering::Relaxed)
+            } else {
+                0
+            };
+            if once != 0 {
+                crate::time::delay_ns(once);
+                return;
+            }
+        }
+        let ns = DELAY_NS.load(Ordering::Relaxed);
+        if ns == 0 {
+            return;
+        }
+        // Spin, never sleep: readers are inside an RCU read section. Between the lookup and
+        // the lock, now and then wait long enough for a whole write session (lock, unpublish,
+        // detach, free, reuse) to pass: that is what makes a reader find a detached VMA.
+        let roll = crate::random::tick() % 16;
+        let wait = match at {
+            DelayPoint::AfterLookup if roll < 2 => ns * 32,
+            DelayPoint::AfterLookup
+            | DelayPoint::AfterGetRef
+            | DelayPoint::BeforeRangeCheck
+            | DelayPoint::WhileExcluding
+                if roll < 4 =>
+            {
+                ns
+            }
+            _ => return,
+        };
+        crate::time::delay_ns(wait);
+    }
 }

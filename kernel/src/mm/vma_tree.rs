@@ -38,6 +38,7 @@ unsafe impl Reclaim for RcuReclaim {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 

@@ -34,10 +34,11 @@ fn limits() -> elf::Limits {
     }
 }
 
-/// Options for [`spawn`].
+/// Options for [`spawn`]; production kernels have none.
 #[derive(Default)]
 pub struct SpawnOptions {
     /// Keep a copy of what the process writes to fds 1 and 2 (tests).
+    #[cfg(feature = "ktest")]
     pub capture_output: bool,
 }
 
@@ -57,7 +58,7 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
     let loaded = load(&mm.write(), image, &program, path, args);
     let rsp = loaded.map_err(|e| format!("cannot run {path}: {e}"))?;
 
-    let process = Arc::new(Process::new(path, mm, options.capture_output));
+    let process = Arc::new(Process::new(path, mm, &options));
     let name = path.rsplit('/').next().unwrap_or(path);
     let user = UserThread::new(process.clone(), 0, 0, user_frame(program.entry, rsp));
     let task = Task::new_user(process.pid, name, user, super::signal::user_thread_start)
@@ -70,7 +71,9 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
 
 impl Process {
     /// A process with address space `mm` and no thread yet.
-    pub fn new(path: &str, mm: Box<Mm>, capture_output: bool) -> Self {
+    pub fn new(path: &str, mm: Box<Mm>, options: &SpawnOptions) -> Self {
+        #[cfg(not(feature = "ktest"))]
+        let _ = options;
         Self {
             pid: allocate_tid(),
             path: String::from(path),
@@ -80,8 +83,10 @@ impl Process {
             exit_status: AtomicU32::new(0),
             exited: Completion::new(),
             minor_faults: PerCpuCounter::new(),
-            captured_output: capture_output.then(|| spin::Mutex::new(Vec::new())),
+            #[cfg(feature = "ktest")]
+            captured_output: options.capture_output.then(|| spin::Mutex::new(Vec::new())),
             signal_actions: spin::Mutex::new([[0; 4]; 64]),
+            #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }
     }

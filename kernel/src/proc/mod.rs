@@ -13,9 +13,10 @@
 
 pub mod exec;
 pub mod futex;
+#[cfg(feature = "ktest")]
+mod ktests;
 pub mod ramdisk;
 pub mod signal;
-mod tests;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -40,11 +41,13 @@ pub struct Process {
     /// Page faults served (getrusage's `ru_minflt`), per CPU: every fault adds to it.
     pub minor_faults: PerCpuCounter,
     /// When set, what the process writes to fds 1 and 2 is also kept here (tests).
+    #[cfg(feature = "ktest")]
     pub captured_output: Option<spin::Mutex<Vec<u8>>>,
     /// `rt_sigaction` settings per signal (1..=64): handler, flags, restorer, mask. Recorded
     /// and reported back; handlers are never run.
     pub signal_actions: spin::Mutex<[[u64; 4]; 64]>,
     /// The report of the fault that killed the process, if one did (tests check it).
+    #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
 }
 

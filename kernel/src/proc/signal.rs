@@ -64,6 +64,7 @@ fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
         )
     };
     log::error!("{text}");
+    #[cfg(feature = "ktest")]
     if let Some(process) = task.process() {
         process.fatal_report.lock().get_or_insert(text);
     }
@@ -78,6 +79,7 @@ fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
         frame.rip
     );
     log::error!("{text}");
+    #[cfg(feature = "ktest")]
     if let Some(process) = task.process() {
         process.fatal_report.lock().get_or_insert(text);
     }

@@ -25,8 +25,9 @@
 //! Wake-ups and spawning happen in process context only (they may allocate); interrupt
 //! handlers set flags that process context acts on.
 
+#[cfg(feature = "ktest")]
+mod ktests;
 pub mod task;
-mod tests;
 pub mod timer;
 
 use alloc::collections::VecDeque;
@@ -376,6 +377,7 @@ pub fn spawn(task: Arc<Task>) {
 }
 
 /// Starts a kernel thread running `entry`.
+#[cfg(feature = "ktest")]
 pub fn spawn_kernel(name: &str, entry: impl FnOnce() + Send + 'static) -> Option<Arc<Task>> {
     let task = Task::new_kernel(name, alloc::boxed::Box::new(entry))?;
     spawn(task.clone());

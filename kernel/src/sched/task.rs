@@ -89,6 +89,7 @@ impl KernelStack {
 static STACK_POOL: IrqSpinLock<Vec<KernelStack>> = IrqSpinLock::new(Vec::new());
 
 /// Frames held by pooled stacks (for frame accounting).
+#[cfg(feature = "ktest")]
 pub fn pooled_stack_frames() -> usize {
     STACK_POOL.lock().len() * STACK_PAGES as usize
 }

@@ -36,6 +36,7 @@ impl Completion {
     /// Sleeps until [`complete`](Self::complete) was called or `timeout_ns` passed; returns
     /// whether it was completed.
     #[track_caller]
+    #[cfg(feature = "ktest")]
     pub fn wait_timeout(&self, timeout_ns: u64) -> bool {
         let deadline = crate::time::now_ns().saturating_add(timeout_ns);
         self.queue

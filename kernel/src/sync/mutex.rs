@@ -40,6 +40,7 @@ impl<T> Mutex<T> {
     }
 
     #[track_caller]
+    #[cfg(feature = "ktest")]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if let Some(guard) = self.try_lock() {
             return guard;
@@ -96,6 +97,7 @@ impl<T> Drop for MutexGuard<'_, T> {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::sync::Arc;
     use core::sync::atomic::Ordering;

@@ -9,6 +9,7 @@
 //! Interrupts taken on an idle CPU leave the extended quiescent state for their duration
 //! ([`irq_enter`]/[`irq_exit`]).
 
+#[cfg(feature = "ktest")]
 use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::panic::Location;
@@ -230,6 +231,7 @@ pub fn synchronize_rcu() {
 /// marker behind its own callbacks from its idle task, so this waits until every CPU has been
 /// idle once: it suits tests and teardown, not paths that run while every CPU is busy.
 #[track_caller]
+#[cfg(feature = "ktest")]
 pub fn rcu_barrier() {
     might_sleep();
     unsafe fn marker_ran(head: *mut RcuHead) {
@@ -267,24 +269,28 @@ pub fn rcu_barrier() {
 /// [`RcuReadGuard`] lives, with no lock; writers replace it with one atomic swap (Release
 /// publish; concurrent writers are fine), and the old value is dropped after a grace period.
 /// Replacing and dropping the cell are for process context.
+#[cfg(feature = "ktest")]
 pub struct RcuCell<T: Send + Sync + 'static> {
     current: AtomicPtr<RcuBox<T>>,
 }
 
 /// The heap block behind an [`RcuCell`]: the value and the RCU head that frees it.
 #[repr(C)]
+#[cfg(feature = "ktest")]
 struct RcuBox<T> {
     head: RcuHead,
     value: T,
 }
 
 /// The RCU callback that drops a retired value.
+#[cfg(feature = "ktest")]
 unsafe fn drop_retired<T>(head: *mut RcuHead) {
     // SAFETY: `head` is the first field of an `RcuBox<T>` (repr(C)) that `RcuCell` leaked from
     // a `Box` and retired once; a grace period has passed, so no reader holds it.
     drop(unsafe { Box::from_raw(head.cast::<RcuBox<T>>()) });
 }
 
+#[cfg(feature = "ktest")]
 impl<T: Send + Sync + 'static> RcuCell<T> {
     pub fn new(value: T) -> Self {
         let boxed = Box::new(RcuBox {
@@ -319,11 +325,13 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
 ///
 /// # Safety
 /// `old` came from `Box::into_raw` in an `RcuCell` and is unreachable from it now.
+#[cfg(feature = "ktest")]
 unsafe fn retire<T: Send + Sync + 'static>(old: *mut RcuBox<T>) {
     // SAFETY: the head is ours until the callback frees the box (the caller's contract).
     unsafe { call_rcu(&raw mut (*old).head, drop_retired::<T>) };
 }
 
+#[cfg(feature = "ktest")]
 impl<T: Send + Sync + 'static> Drop for RcuCell<T> {
     fn drop(&mut self) {
         // Readers may still hold the value (their guard outlives no cell borrow): defer.
@@ -378,6 +386,7 @@ pub fn irq_exit() {
 
 /// After the test runner abandoned a context with a jump (a caught panic, a stopped test):
 /// forgets the read sections and interrupt nesting that context left open on this CPU.
+#[cfg(feature = "ktest")]
 pub fn recover_after_jump() {
     let cpu = percpu::cpu_index();
     while RCU.in_read_section(cpu) {
@@ -399,6 +408,7 @@ pub fn log_statistics() {
     );
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 

@@ -265,6 +265,7 @@ impl Drop for RwSemWriteGuard<'_> {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicBool, Ordering};

@@ -173,6 +173,7 @@ impl<T: core::fmt::Display> core::fmt::Display for Holder<T> {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use super::IrqSpinLock;
     use crate::ktest;

@@ -37,8 +37,10 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     transfer::from_user(buf, len.min(MAX_RW_COUNT), emit)
 }
 
-/// Sends program output to the console (and to the process's capture buffer, if any).
+/// Sends program output to the console (and, in test images, to the process's capture buffer,
+/// if any).
 fn emit(bytes: &[u8]) {
+    #[cfg(feature = "ktest")]
     if let Some(process) = crate::sched::current().process()
         && let Some(capture) = &process.captured_output
     {

@@ -4,8 +4,8 @@
 //! region of PAGES pages (default 64), write a pattern into every page (each first write is a
 //! page fault), read it back, unmap it, and do that ROUNDS times (default 20). One more thread
 //! keeps mapping, mprotecting and unmapping small unrelated regions until the workers are done.
-//! Each worker notes the CPU it runs on (getcpu) before every round. At the end: a table per
-//! thread, the minor faults of getrusage(RUSAGE_SELF), and
+//! Each worker notes the CPU it runs on (getcpu) right before each page's fault. At the end: a
+//! table per thread, the faults on each CPU, the minor faults of getrusage(RUSAGE_SELF), and
 //! `demo: N threads, M faults, CPUs used: {0,1,2,3}`. Exit status 1 if any page read back wrong.
 
 #![no_std]
@@ -23,13 +23,26 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
+/// CPUs counted apart; getcpu numbers beyond fold onto them (as in the masks of CPUs).
+const MAX_CPUS: usize = 64;
+
 struct Report {
     tid: u32,
     rounds: usize,
     pages: u64,
-    cpus: u64,
+    /// Faults (first writes to fresh pages) by the CPU getcpu named right before each.
+    faults_by_cpu: [u64; MAX_CPUS],
     ms: u64,
     errors: u64,
+}
+
+impl Report {
+    /// The CPUs this thread faulted on, as a mask.
+    fn cpus(&self) -> u64 {
+        (0..MAX_CPUS)
+            .filter(|&cpu| self.faults_by_cpu[cpu] != 0)
+            .fold(0, |mask, cpu| mask | 1 << cpu)
+    }
 }
 
 fn arg(i: usize, default: usize) -> Result<usize, String> {
@@ -59,11 +72,9 @@ fn cpu_set(mask: u64) -> String {
 fn worker(index: usize, rounds: usize, pages: usize) -> Report {
     let started = sys::monotonic_ns();
     let tid = sys::gettid() as u32;
-    let (mut cpus, mut touched, mut errors) = (0u64, 0u64, 0u64);
+    let (mut touched, mut errors) = (0u64, 0u64);
+    let mut faults_by_cpu = [0u64; MAX_CPUS];
     for round in 0..rounds {
-        if let Some(cpu) = sys::current_cpu() {
-            cpus |= 1u64 << (cpu % 64);
-        }
         let len = pages * PAGE_SIZE;
         let base = match sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE) {
             Ok(base) => base,
@@ -78,6 +89,10 @@ fn worker(index: usize, rounds: usize, pages: usize) -> Report {
         };
         let words = PAGE_SIZE / 8;
         for page in 0..pages {
+            // The thread may move between CPUs at any time: ask right before the fault.
+            if let Some(cpu) = sys::current_cpu() {
+                faults_by_cpu[cpu as usize % MAX_CPUS] += 1;
+            }
             let p = (base + page * PAGE_SIZE) as *mut u64;
             for word in [0, words / 2, words - 1] {
                 // SAFETY: inside the fresh read-write mapping.
@@ -106,7 +121,7 @@ fn worker(index: usize, rounds: usize, pages: usize) -> Report {
         tid,
         rounds,
         pages: touched,
-        cpus,
+        faults_by_cpu,
         ms: (sys::monotonic_ns() - started) / 1_000_000,
         errors,
     }
@@ -161,6 +176,7 @@ fn main() -> i32 {
 
     println!("thread    tid  rounds  faults  errors  ms      CPUs");
     let (mut total, mut errors, mut all_cpus) = (0u64, 0u64, churn_cpus);
+    let mut faults_by_cpu = [0u64; MAX_CPUS];
     for (i, r) in reports.iter().enumerate() {
         println!(
             "{:<6} {:>6}  {:>6}  {:>6}  {:>6}  {:<6}  {}",
@@ -170,11 +186,14 @@ fn main() -> i32 {
             r.pages,
             r.errors,
             r.ms,
-            cpu_set(r.cpus)
+            cpu_set(r.cpus())
         );
         total += r.pages;
         errors += r.errors;
-        all_cpus |= r.cpus;
+        all_cpus |= r.cpus();
+        for (sum, faults) in faults_by_cpu.iter_mut().zip(r.faults_by_cpu) {
+            *sum += faults;
+        }
     }
     println!(
         "churn  {:>6}  {:>6} mmap/mprotect/munmap calls  {:<6}  {}",
@@ -183,6 +202,15 @@ fn main() -> i32 {
         churn_ms,
         cpu_set(churn_cpus)
     );
+    // Every CPU the process may use (a CPU that saw no fault shows 0), and any other that
+    // getcpu named.
+    let allowed = sys::cpu_count();
+    println!("cpu    faults");
+    for (cpu, faults) in faults_by_cpu.iter().enumerate() {
+        if cpu < allowed || *faults != 0 {
+            println!("{cpu:<6} {faults:>6}");
+        }
+    }
     println!("elapsed {elapsed_ms} ms, minor faults (getrusage): {minflt}");
     if errors > 0 {
         println!("demo: {errors} words read back wrong");

@@ -86,7 +86,7 @@ pub fn export(options: &Options, dir: &Path) -> Result<ExitCode, String> {
     let dir = dir
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
-    let kernel_elf = artifacts::build_kernel(true)?;
+    let kernel_elf = artifacts::build_kernel(true, artifacts::Tests::Without)?;
     let programs = user::build_all()?;
     let mut boots = plan(options);
     for boot in &mut boots {

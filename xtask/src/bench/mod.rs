@@ -163,7 +163,7 @@ fn plan(options: &Options) -> Vec<Boot> {
 pub fn run(options: &Options) -> Result<ExitCode, String> {
     check_linux_images(&options.linux)?;
     let qemu = install::ensure_qemu(false)?;
-    let kernel_elf = artifacts::build_kernel(true)?;
+    let kernel_elf = artifacts::build_kernel(true, artifacts::Tests::Without)?;
     let programs = user::build_all()?;
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -325,15 +325,15 @@ impl VmaLock {
     }
 
     /// Test support: pretends `n` more readers hold the lock, to reach the reader limit
-    /// without 2^30 threads. Never call it from the kernel.
-    #[doc(hidden)]
+    /// without 2^30 threads. Only this crate's tests have it (feature `test-hooks`).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn test_add_readers(&self, n: u32) {
         self.vm_refcnt.fetch_add(n, Relaxed);
     }
 
     /// Test support: removes `n` readers added by [`test_add_readers`](Self::test_add_readers)
     /// (no writer may be waiting).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn test_remove_readers(&self, n: u32) {
         self.vm_refcnt.fetch_sub(n, Relaxed);
     }

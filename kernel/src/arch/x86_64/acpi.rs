@@ -2,6 +2,7 @@
 //! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides.
 
 use alloc::vec::Vec;
+#[cfg(feature = "ktest")]
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use acpi_madt::{AcpiError, Cpu, MadtEntry, PhysMemory};
@@ -10,8 +11,10 @@ use super::percpu::MAX_CPUS;
 use crate::mm::PhysAddr;
 
 /// How many usable CPUs the MADT lists (0 until `cpus` ran).
+#[cfg(feature = "ktest")]
 static MADT_CPUS: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg(feature = "ktest")]
 pub fn madt_cpu_count() -> usize {
     MADT_CPUS.load(Ordering::Relaxed)
 }
@@ -38,6 +41,7 @@ pub fn cpus(rsdp: u64) -> Result<Vec<u32>, AcpiError> {
     let madt = acpi_madt::find_madt(&DirectMap, rsdp)?;
     let mut cpus = [Cpu::default(); MAX_CPUS];
     let (count, total) = madt.cpus(&mut cpus)?;
+    #[cfg(feature = "ktest")]
     MADT_CPUS.store(total, Ordering::Relaxed);
     if total > count {
         log::warn!("acpi: the MADT lists {total} CPUs; this kernel runs at most {MAX_CPUS}");

@@ -1,6 +1,6 @@
 //! x86_64 glue: descriptor tables, traps, per-CPU data, the local APIC and its timer, starting
 //! the other CPUs and working with them, the TSC, and the machinery that lets kernel code
-//! survive a fault it expected (exception table, jump buffers).
+//! survive a fault it expected (exception table; in test images, jump buffers).
 
 pub mod acpi;
 pub mod ap_boot;
@@ -11,6 +11,7 @@ pub mod cpu_features;
 pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;
+#[cfg(feature = "ktest")]
 pub mod jump;
 pub mod mmu;
 pub mod percpu;
@@ -49,10 +50,14 @@ pub fn init_interrupts(phys_offset: u64, timer_hz: u32) {
 }
 
 /// Finds the CPUs in the ACPI MADT and starts all but this one; logs `smp: N CPUs online`.
-/// `phantom_apic_id` (the `smp.phantom_apic_id` option) adds a CPU that does not exist, to
-/// exercise the path of a CPU that never answers.
-pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions, phantom_apic_id: Option<u32>) {
-    let mut apic_ids = match rsdp.map(acpi::cpus) {
+/// In test images, `phantom_apic_id` (the `smp.phantom_apic_id` option) adds a CPU that does
+/// not exist, to exercise the path of a CPU that never answers.
+pub fn start_other_cpus(
+    rsdp: Option<u64>,
+    regions: &MemoryRegions,
+    #[cfg(feature = "ktest")] phantom_apic_id: Option<u32>,
+) {
+    let apic_ids = match rsdp.map(acpi::cpus) {
         Some(Ok(ids)) => ids,
         Some(Err(error)) => {
             log::error!("acpi: {error}; running on the bootstrap CPU alone");
@@ -68,12 +73,17 @@ pub fn start_other_cpus(rsdp: Option<u64>, regions: &MemoryRegions, phantom_apic
         apic::id(),
         if apic::is_x2apic() { "x2APIC" } else { "xAPIC" }
     );
-    if let Some(id) = phantom_apic_id {
-        log::warn!(
-            "smp: also trying APIC ID {id}, which the MADT does not list (smp.phantom_apic_id)"
-        );
-        apic_ids.push(id);
-    }
+    #[cfg(feature = "ktest")]
+    let apic_ids = {
+        let mut with_phantom = apic_ids;
+        if let Some(id) = phantom_apic_id {
+            log::warn!(
+                "smp: also trying APIC ID {id}, which the MADT does not list (smp.phantom_apic_id)"
+            );
+            with_phantom.push(id);
+        }
+        with_phantom
+    };
     ap_boot::start_aps(regions, &apic_ids);
     log::info!("smp: {} CPUs online", percpu::online_count());
 }

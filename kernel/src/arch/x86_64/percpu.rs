@@ -251,7 +251,8 @@ impl<T> PerCpu<T> {
     }
 
     /// CPU `i`'s slot starts as `init(i)`: for a `PerCpu` built at run time, from values that
-    /// are not constants.
+    /// are not constants (only `rcu_barrier` needs one, and it exists only in test images).
+    #[cfg(feature = "ktest")]
     pub fn from_fn(mut init: impl FnMut(usize) -> T) -> Self {
         Self {
             slots: core::array::from_fn(|cpu| CacheAligned(init(cpu))),

@@ -155,11 +155,13 @@ impl IdleWork {
 }
 
 /// Serialises users of the idle-work slots.
+#[cfg(feature = "ktest")]
 static IDLE_WORK_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
 /// Runs `function` on every CPU in `cpus` in process context with interrupts enabled: here
 /// directly, on the other CPUs in their idle loop. Returns when all have finished. The other
 /// CPUs must be idle (no scheduler yet: they are, outside of this call).
+#[cfg(feature = "ktest")]
 pub fn run_in_idle(cpus: CpuSet, function: &(dyn Fn() + Sync)) {
     assert!(
         interrupts::are_enabled(),
@@ -213,6 +215,7 @@ pub fn run_idle_work(cpu: &CpuBlock) {
 /// Waits (at most `timeout_ns`) until no other CPU has idle work queued or running. The test
 /// runner calls it before abandoning a test that handed work to other CPUs: that work refers to
 /// the abandoned stack frames. False if some CPU is still busy at the deadline.
+#[cfg(feature = "ktest")]
 pub fn wait_for_idle_work(timeout_ns: u64) -> bool {
     let me = percpu::cpu_index();
     let deadline = crate::time::now_ns() + timeout_ns;
@@ -232,6 +235,7 @@ pub fn wait_for_idle_work(timeout_ns: u64) -> bool {
 
 /// After the test runner abandoned a context that was inside `run_in_idle` (and every other
 /// CPU's part has finished: [`wait_for_idle_work`]), releases the lock that context held.
+#[cfg(feature = "ktest")]
 pub fn recover_after_jump() {
     if IDLE_WORK_LOCK.is_locked() {
         // SAFETY: only the abandoned context could hold it (the runner's CPU is the only one
@@ -339,6 +343,7 @@ impl PingState {
     }
 
     /// (pings this CPU answered for `from`, pongs this CPU received from `from`).
+    #[cfg(feature = "ktest")]
     pub fn totals(&self, from: usize) -> (u64, u64) {
         (
             self.answered[from].load(Ordering::Acquire),
@@ -387,6 +392,7 @@ pub fn handle_ping_interrupt() {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

@@ -4,18 +4,21 @@
 //! [`trap_dispatch`]. A page fault, from either mode, becomes a [`PageFault`] record for mm's
 //! one fault entry, which decides what happens to it. Other exceptions from user mode are
 //! fatal to the process. Exceptions in kernel mode are offered, in order, to the exception table
-//! (fixups for instructions allowed to fault, see [`super::extable`]) and to a test's
-//! expect-fault hook ([`expect_fault`]); anything unclaimed is fatal and prints a report.
+//! (fixups for instructions allowed to fault, see [`super::extable`]) and, in test images, to a
+//! test's expect-fault hook (`expect_fault`); anything unclaimed is fatal and prints a report.
 //!
 //! The IDT is written once at boot and then only read by the CPU.
 
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+#[cfg(feature = "ktest")]
+use core::sync::atomic::{AtomicU16, AtomicUsize};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::fmtbuf::FmtBuffer;
 use super::gdt;
+#[cfg(feature = "ktest")]
 use super::jump::{self, JumpBuffer};
 use crate::mm::fault::{Access, FaultAction, FaultMode, PageFault};
 
@@ -165,6 +168,7 @@ const STUB_SIZE: u64 = 16;
 /// Breakpoints (`int3`) handled since boot.
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(feature = "ktest")]
 pub fn breakpoints_handled() -> u64 {
     BREAKPOINTS.load(Ordering::Relaxed)
 }
@@ -318,6 +322,7 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     let report = FaultReport::new(frame, cr2);
+    #[cfg(feature = "ktest")]
     EXPECTED.claim(&report);
     crate::panic::fatal(format_args!("{}", report.text.as_str()), Some(frame));
 }
@@ -359,9 +364,13 @@ fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
 
 /// What the handler knew about a fault, with its report rendered as text.
 pub struct FaultReport {
+    #[cfg(feature = "ktest")]
     pub vector: u8,
+    #[cfg(feature = "ktest")]
     pub error_code: u64,
+    #[cfg(feature = "ktest")]
     pub rip: u64,
+    #[cfg(feature = "ktest")]
     pub cr2: u64,
     pub text: FmtBuffer<640>,
 }
@@ -371,9 +380,13 @@ impl FaultReport {
         let mut text = FmtBuffer::new();
         let _ = write_report(&mut text, frame, cr2);
         Self {
+            #[cfg(feature = "ktest")]
             vector: frame.vector as u8,
+            #[cfg(feature = "ktest")]
             error_code: frame.error_code,
+            #[cfg(feature = "ktest")]
             rip: frame.rip,
+            #[cfg(feature = "ktest")]
             cr2,
             text,
         }
@@ -549,6 +562,7 @@ impl fmt::Display for SelectorError {
 }
 
 /// The expect-fault hook: one test at a time may arm it, for faults on its own CPU.
+#[cfg(feature = "ktest")]
 struct ExpectedFault {
     /// The armed vector, or `NOT_ARMED`.
     vector: AtomicU16,
@@ -558,12 +572,15 @@ struct ExpectedFault {
     report: UnsafeCell<Option<FaultReport>>,
 }
 
+#[cfg(feature = "ktest")]
 const NOT_ARMED: u16 = u16::MAX;
 
 // SAFETY: `buffer` and `report` are written only by the armed caller before arming / after
 // disarming, and by the trap handler on the same CPU while armed (`vector` orders the two).
+#[cfg(feature = "ktest")]
 unsafe impl Sync for ExpectedFault {}
 
+#[cfg(feature = "ktest")]
 static EXPECTED: ExpectedFault = ExpectedFault {
     vector: AtomicU16::new(NOT_ARMED),
     cpu: AtomicUsize::new(0),
@@ -571,6 +588,7 @@ static EXPECTED: ExpectedFault = ExpectedFault {
     report: UnsafeCell::new(None),
 };
 
+#[cfg(feature = "ktest")]
 impl ExpectedFault {
     /// Takes the fault if the hook is armed for its vector: stores the report and resumes
     /// after `expect_fault`'s closure. Returns only if the hook does not claim it.
@@ -596,6 +614,7 @@ impl ExpectedFault {
 /// Runs `f`, expecting it to raise exception `vector` in kernel mode. The handler's report is
 /// returned instead of stopping the machine, and execution resumes here. `None` means `f`
 /// returned without that fault. Recovery skips the rest of `f`: whatever it owned is leaked.
+#[cfg(feature = "ktest")]
 pub fn expect_fault<F: FnOnce()>(vector: u8, f: F) -> Option<FaultReport> {
     // SAFETY: the hook is disarmed, so nothing else touches the cells now.
     unsafe { *EXPECTED.report.get() = None };
@@ -614,6 +633,7 @@ pub fn expect_fault<F: FnOnce()>(vector: u8, f: F) -> Option<FaultReport> {
     }
 }
 
+#[cfg(feature = "ktest")]
 mod ktests {
     use super::{
         VECTOR_DIVIDE, VECTOR_INVALID_OPCODE, VECTOR_PAGE_FAULT, breakpoints_handled, expect_fault,
