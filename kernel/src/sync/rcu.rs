@@ -256,7 +256,7 @@ pub fn rcu_barrier() {
     crate::arch::smp::run_in_idle(everyone, &|| {
         let mut marker = markers.local().lock();
         // SAFETY: the marker outlives its callback: we wait for `remaining` below, and the
-        // array is not touched again until then.
+        // markers are not touched again until then.
         unsafe { call_rcu(&mut marker.head, marker_ran) };
     });
     while remaining.load(Ordering::Acquire) != 0 {
