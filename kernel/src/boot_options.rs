@@ -8,7 +8,7 @@
 use core::fmt;
 
 /// Where the options live inside the ramdisk.
-pub const CMDLINE_PATH: &str = "/etc/cmdline";
+const CMDLINE_PATH: &str = "/etc/cmdline";
 
 /// Which deliberately broken test the harness self-check asks for (`ktest.selftest=...`).
 #[cfg(feature = "ktest")]

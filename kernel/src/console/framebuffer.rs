@@ -174,7 +174,7 @@ impl Screen {
 /// Decodes UTF-8 that arrives in pieces: a character cut between two pieces is kept until the
 /// rest of it arrives; bytes that can never be UTF-8 become U+FFFD.
 #[derive(Default)]
-pub struct Utf8Stream {
+struct Utf8Stream {
     /// The start of a character the last piece ended inside of.
     held: [u8; 4],
     held_len: usize,

@@ -89,14 +89,14 @@ pub enum FaultAction {
 }
 
 /// Fault counters of one CPU (bumped only by their CPU, with `percpu::add_local`).
-pub struct FaultCounters {
+struct FaultCounters {
     pub faults: AtomicU64,
     pub zero_page_maps: AtomicU64,
     pub out_of_memory: AtomicU64,
     pub errors: AtomicU64,
 }
 
-pub static COUNTERS: PerCpu<FaultCounters> = per_cpu![FaultCounters {
+static COUNTERS: PerCpu<FaultCounters> = per_cpu![FaultCounters {
     faults: AtomicU64::new(0),
     zero_page_maps: AtomicU64::new(0),
     out_of_memory: AtomicU64::new(0),
@@ -175,7 +175,7 @@ fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
 }
 
 /// Serves a fault at `addr` of `mm`: under a VMA lock if it can, else under `mmap_lock`.
-pub fn handle_fault(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError> {
+fn handle_fault(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError> {
     let counters = vma_lock::counters();
     if vma_lock::is_enabled() {
         match fault_under_vma_lock(mm, addr, access) {
@@ -280,7 +280,7 @@ pub fn fault_locked(locked: &MmapLocked, addr: u64, access: Access) -> Result<()
 
 /// Whether a VMA with `flags` allows `access` (on x86 every mapping that allows anything is
 /// readable).
-pub fn check_access(flags: u32, access: Access) -> Result<(), FaultError> {
+fn check_access(flags: u32, access: Access) -> Result<(), FaultError> {
     let allowed = if access.execute {
         flags & VM_EXEC != 0
     } else if access.write {

@@ -94,7 +94,7 @@ impl Drop for UserFrame {
 }
 
 /// Physical memory below this is never handed out.
-pub const LOW_MEMORY_END: u64 = 0x10_0000;
+const LOW_MEMORY_END: u64 = 0x10_0000;
 
 static FRAMES: IrqSpinLock<BuddyAllocator> = IrqSpinLock::new(BuddyAllocator::new());
 

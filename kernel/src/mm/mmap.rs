@@ -23,7 +23,7 @@ const MAP_TYPE: u64 = 0x0f;
 pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_POPULATE: u64 = 0x8000;
-pub const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 const MADV_NORMAL: u64 = 0;
 const MADV_RANDOM: u64 = 1;

@@ -26,7 +26,7 @@ pub const NO_EXECUTE: u64 = 1 << 63;
 /// An entry that holds a page, accessible or not.
 pub const MAPS_PAGE: u64 = PRESENT | PROT_NONE_ENTRY;
 /// The frame (or table) address bits of an entry.
-pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// The frame or table an entry points to.
 pub const fn address(entry: u64) -> PhysAddr {

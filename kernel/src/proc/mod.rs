@@ -79,13 +79,13 @@ impl Process {
         true
     }
 
-    pub fn is_exiting(&self) -> bool {
+    fn is_exiting(&self) -> bool {
         self.group_exit.load(Ordering::Acquire)
     }
 
     /// Starts a group exit with `status` (the first one wins) and kills every thread but the
     /// caller: each leaves at its next return to user mode, and sleeping ones are woken.
-    pub fn kill_all_but_current(&self, status: u32) {
+    fn kill_all_but_current(&self, status: u32) {
         if !self.group_exit.swap(true, Ordering::AcqRel) {
             self.exit_status.store(status, Ordering::Release);
         }

@@ -9,12 +9,12 @@ use crate::arch::trap::{self, TrapFrame};
 use crate::mm::fault::FaultError;
 use crate::sched;
 
-pub const SIGILL: u32 = 4;
-pub const SIGTRAP: u32 = 5;
-pub const SIGBUS: u32 = 7;
-pub const SIGFPE: u32 = 8;
+const SIGILL: u32 = 4;
+const SIGTRAP: u32 = 5;
+const SIGBUS: u32 = 7;
+const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
-pub const SIGSEGV: u32 = 11;
+const SIGSEGV: u32 = 11;
 
 /// A page fault from user mode that the fault handler refused (interrupts disabled): the
 /// process dies of SIGSEGV, or of SIGKILL when memory ran out.

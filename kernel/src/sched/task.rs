@@ -21,7 +21,7 @@ use crate::proc::Process;
 use crate::sync::IrqSpinLock;
 
 /// Pages of each kernel stack (the guard page comes on top of these).
-pub const STACK_PAGES: u64 = 8;
+const STACK_PAGES: u64 = 8;
 pub const STACK_SIZE: u64 = STACK_PAGES * 4096;
 
 /// A mapped kernel stack with an unmapped guard page below it.
@@ -101,7 +101,7 @@ const USER_FRAME_RESERVE: u64 = (size_of::<crate::arch::trap::TrapFrame>() as u6
 pub const SS_DISABLE: u64 = 2;
 
 /// `Task::pinned_cpu` of a task that may run anywhere.
-pub const NOT_PINNED: usize = usize::MAX;
+const NOT_PINNED: usize = usize::MAX;
 
 /// Runnable: running, or waiting in a run queue.
 pub const RUNNABLE: u8 = 0;

@@ -270,7 +270,7 @@ pub fn rcu_barrier() {
 /// publish; concurrent writers are fine), and the old value is dropped after a grace period.
 /// Replacing and dropping the cell are for process context.
 #[cfg(feature = "ktest")]
-pub struct RcuCell<T: Send + Sync + 'static> {
+struct RcuCell<T: Send + Sync + 'static> {
     current: AtomicPtr<RcuBox<T>>,
 }
 

@@ -42,7 +42,7 @@ impl<T> IrqSpinLock<T> {
     }
 
     /// A lock whose waiters report a deadlock after `ns` instead of the default (debug builds).
-    pub const fn with_deadlock_timeout(value: T, ns: u64) -> Self {
+    const fn with_deadlock_timeout(value: T, ns: u64) -> Self {
         #[cfg(not(debug_assertions))]
         let _ = ns;
         Self {

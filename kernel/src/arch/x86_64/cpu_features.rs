@@ -21,7 +21,7 @@ pub fn smap_enabled() -> bool {
     SMAP.load(Ordering::Relaxed)
 }
 
-pub fn smep_enabled() -> bool {
+fn smep_enabled() -> bool {
     SMEP.load(Ordering::Relaxed)
 }
 

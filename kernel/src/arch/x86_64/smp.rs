@@ -245,7 +245,7 @@ pub fn recover_after_jump() {
 }
 
 /// Pages up to which a shootdown flushes page by page; above, the whole TLB.
-pub const FLUSH_ALL_THRESHOLD: u64 = 32;
+const FLUSH_ALL_THRESHOLD: u64 = 32;
 
 /// Which translations to drop.
 #[derive(Clone, Copy, Debug)]

@@ -7,7 +7,7 @@
 
 use spin::Once;
 
-pub const SYMBOL_MAP_PATH: &str = "/boot/kernel.sym";
+const SYMBOL_MAP_PATH: &str = "/boot/kernel.sym";
 
 struct SymbolMap {
     text: &'static str,

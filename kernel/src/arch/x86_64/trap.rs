@@ -23,13 +23,13 @@ use super::jump::{self, JumpBuffer};
 use crate::mm::fault::{Access, FaultAction, FaultMode, PageFault};
 
 pub const VECTOR_DIVIDE: u8 = 0;
-pub const VECTOR_NMI: u8 = 2;
+const VECTOR_NMI: u8 = 2;
 pub const VECTOR_INVALID_OPCODE: u8 = 6;
 pub const VECTOR_BREAKPOINT: u8 = 3;
-pub const VECTOR_DOUBLE_FAULT: u8 = 8;
-pub const VECTOR_GENERAL_PROTECTION: u8 = 13;
+const VECTOR_DOUBLE_FAULT: u8 = 8;
+const VECTOR_GENERAL_PROTECTION: u8 = 13;
 pub const VECTOR_PAGE_FAULT: u8 = 14;
-pub const VECTOR_MACHINE_CHECK: u8 = 18;
+const VECTOR_MACHINE_CHECK: u8 = 18;
 
 /// Registers as the entry stubs leave them on the stack, lowest address first.
 #[repr(C)]
@@ -169,7 +169,7 @@ const STUB_SIZE: u64 = 16;
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 #[cfg(feature = "ktest")]
-pub fn breakpoints_handled() -> u64 {
+fn breakpoints_handled() -> u64 {
     BREAKPOINTS.load(Ordering::Relaxed)
 }
 
@@ -363,7 +363,7 @@ fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
 }
 
 /// What the handler knew about a fault, with its report rendered as text.
-pub struct FaultReport {
+struct FaultReport {
     #[cfg(feature = "ktest")]
     pub vector: u8,
     #[cfg(feature = "ktest")]
@@ -615,7 +615,7 @@ impl ExpectedFault {
 /// returned instead of stopping the machine, and execution resumes here. `None` means `f`
 /// returned without that fault. Recovery skips the rest of `f`: whatever it owned is leaked.
 #[cfg(feature = "ktest")]
-pub fn expect_fault<F: FnOnce()>(vector: u8, f: F) -> Option<FaultReport> {
+fn expect_fault<F: FnOnce()>(vector: u8, f: F) -> Option<FaultReport> {
     // SAFETY: the hook is disarmed, so nothing else touches the cells now.
     unsafe { *EXPECTED.report.get() = None };
     EXPECTED
