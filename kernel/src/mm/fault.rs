@@ -175,23 +175,25 @@ fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
 }
 
 /// Serves a fault at `addr` of `mm`: under a VMA lock if it can, else under `mmap_lock`.
+///
+/// Each counter bump looks up the CPU it runs on afresh: the fault may have slept and woken on
+/// another CPU, and `add_local` is only safe on this CPU's own counters.
 fn handle_fault(mm: &Mm, addr: u64, access: Access) -> Result<(), FaultError> {
-    let counters = vma_lock::counters();
     if vma_lock::is_enabled() {
         match fault_under_vma_lock(mm, addr, access) {
             FastPath::Done(result) => {
-                percpu::add_local(&counters.success, 1);
+                percpu::add_local(&vma_lock::counters().success, 1);
                 return result;
             }
             FastPath::Aborted => {
-                percpu::add_local(&counters.abort, 1);
+                percpu::add_local(&vma_lock::counters().abort, 1);
             }
             FastPath::Retry => {
-                percpu::add_local(&counters.retry, 1);
+                percpu::add_local(&vma_lock::counters().retry, 1);
             }
         }
     }
-    percpu::add_local(&counters.fallback, 1);
+    percpu::add_local(&vma_lock::counters().fallback, 1);
     fault_locked(&mm.read(), addr, access)
 }
 
