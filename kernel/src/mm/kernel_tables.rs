@@ -114,7 +114,9 @@ pub fn init() -> u64 {
     pml4_entry_base(heap_index)
 }
 
-/// Page-table pages of the kernel half (never freed): frame accounting leaves them out.
+/// Page-table pages of the kernel half (never freed): the tests' frame accounting leaves them
+/// out.
+#[cfg(feature = "ktest")]
 static KERNEL_TABLE_FRAMES: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
 
@@ -126,6 +128,7 @@ pub fn kernel_table_frames() -> usize {
 /// A zeroed frame for a kernel page table, handed on to the table that will link it.
 fn allocate_table() -> Option<x86_64::PhysAddr> {
     let table = frame::allocate(0)?;
+    #[cfg(feature = "ktest")]
     KERNEL_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: the frame was just allocated, so nothing else uses it; the direct map covers it.
     unsafe { core::ptr::write_bytes(table.start().to_virt() as *mut u8, 0, 4096) };

@@ -13,8 +13,7 @@ use core::arch::global_asm;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 #[cfg(feature = "ktest")]
-use core::sync::atomic::{AtomicU16, AtomicUsize};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
 use super::fmtbuf::FmtBuffer;
 use super::gdt;
@@ -165,7 +164,8 @@ unsafe extern "C" {
 
 const STUB_SIZE: u64 = 16;
 
-/// Breakpoints (`int3`) handled since boot.
+/// Breakpoints (`int3`) handled since boot (counted for the tests, in test images).
+#[cfg(feature = "ktest")]
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 #[cfg(feature = "ktest")]
@@ -284,6 +284,7 @@ fn dispatch(frame: &mut TrapFrame, vector: u8) {
         VECTOR_BREAKPOINT => {
             // `int3` leaves RIP after itself, so returning resumes the code.
             log::info!("breakpoint at {:#x}", frame.rip);
+            #[cfg(feature = "ktest")]
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         }
         super::apic::TIMER_VECTOR => super::apic::timer_interrupt(frame),
