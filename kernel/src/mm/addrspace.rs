@@ -514,10 +514,8 @@ impl MmWriteGuard<'_> {
         let mm = self.mm;
         let olds: Vec<(Range<u64>, &Vma)> = {
             let guard = read_lock();
-            let found: Vec<(Range<u64>, VmaPtr)> =
-                mm.tree.iter_range(range.clone(), &guard).collect();
-            found
-                .into_iter()
+            mm.tree
+                .iter_range(range.clone(), &guard)
                 .map(|(r, vma)| (r, self.vma(vma)))
                 .collect()
         };

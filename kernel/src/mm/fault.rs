@@ -121,34 +121,32 @@ pub fn totals() -> (u64, u64, u64, u64) {
 /// `-EFAULT`. Interrupts are disabled on entry and on return.
 pub fn handle_page_fault(fault: &PageFault) -> FaultAction {
     match fault.mode {
-        FaultMode::User => match crate::arch::with_interrupts_enabled(|| {
-            fault_in_current(fault.addr, fault.access)
-        }) {
+        FaultMode::User => match serve(fault) {
             Ok(()) => FaultAction::Retry,
             Err(error) => FaultAction::Signal(error),
         },
-        FaultMode::Uaccess => {
-            // Served like a user fault unless page faults are disabled here (the caller holds
-            // a spinlock: see `uaccess::read_user_nofault`) or no process runs yet.
-            let servable = fault.addr < USER_END
+        // Served like a user fault unless page faults are disabled here (the caller holds a
+        // spinlock: see `uaccess::read_user_nofault`) or no process runs yet.
+        FaultMode::Uaccess
+            if fault.addr < USER_END
                 && !crate::arch::uaccess::pagefaults_disabled()
-                && crate::sched::is_running();
-            let served = servable
-                && if fault.interrupts_were_on {
-                    crate::arch::with_interrupts_enabled(|| {
-                        fault_in_current(fault.addr, fault.access)
-                    })
-                } else {
-                    fault_in_current(fault.addr, fault.access)
-                }
-                .is_ok();
-            if served {
-                FaultAction::Retry
-            } else {
-                FaultAction::ReturnEfault
-            }
+                && crate::sched::is_running()
+                && serve(fault).is_ok() =>
+        {
+            FaultAction::Retry
         }
+        FaultMode::Uaccess => FaultAction::ReturnEfault,
         FaultMode::Kernel => FaultAction::KernelBug,
+    }
+}
+
+/// Serves `fault` for the running task's process, with interrupts back on while it does if
+/// the faulting code had them on (user code always does): serving may sleep.
+fn serve(fault: &PageFault) -> Result<(), FaultError> {
+    if fault.interrupts_were_on {
+        crate::arch::with_interrupts_enabled(|| fault_in_current(fault.addr, fault.access))
+    } else {
+        fault_in_current(fault.addr, fault.access)
     }
 }
 
@@ -219,10 +217,10 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
             addr,
             |a| {
                 mm.lookup_vma(a, &guard).map(|vma| {
-                    // SAFETY: `lock_vma_under_rcu` reads the VMAs it is given inside this read
-                    // section and keeps one beyond it only read-locked; a VMA is freed only
-                    // after it was detached, and detaching waits for every reader to leave, so
-                    // the read lock keeps that one alive.
+                    // A VMA is freed only after it was detached, and detaching waits for
+                    // every reader to leave.
+                    // SAFETY: `lock_vma_under_rcu` reads the VMA inside this read section and
+                    // keeps it beyond only read-locked, which keeps it alive (see above).
                     unsafe { beyond_rcu(vma) }
                 })
             },
