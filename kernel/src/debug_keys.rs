@@ -12,14 +12,23 @@ pub fn handle(key: u8) {
         ),
         b'p' => {
             for process in crate::proc::live_processes() {
+                let (vmas, resident) = process
+                    .mm()
+                    .map_or((0, 0), |mm| (mm.vma_count(), mm.resident_pages.sum()));
                 crate::println!(
-                    "pid {} {}: {} threads, {} VMAs, {} resident pages, {} minor faults",
+                    "pid {} (parent {}) {}: {} threads, {} VMAs, {} resident pages, {} minor faults{}",
                     process.pid,
-                    process.path,
+                    process.parent_pid(),
+                    process.path(),
                     process.thread_count(),
-                    process.mm.vma_count(),
-                    process.mm.resident_pages.sum(),
-                    process.minor_faults.sum()
+                    vmas,
+                    resident,
+                    process.minor_faults.sum(),
+                    if process.exited.is_done() {
+                        " (zombie)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -71,9 +80,9 @@ fn print_interrupts() {
 fn print_scheduler_and_faults() {
     let (queued, switches) = crate::sched::statistics();
     log::info!("sched: {switches} context switches, {queued} tasks queued");
-    let (faults, zero, oom, errors) = crate::mm::fault::totals();
+    let (faults, zero, copies, oom, errors) = crate::mm::fault::totals();
     log::info!(
-        "faults: {faults} served ({zero} mapped the zero page), {oom} out of memory, {errors} refused"
+        "faults: {faults} served ({zero} mapped the zero page, {copies} copied on write), {oom} out of memory, {errors} refused"
     );
 }
 

@@ -158,7 +158,7 @@ fn console_loop(
         }
         if let Some(process) = init.take_if(|p| p.exited.is_done()) {
             let status = process.exit_status();
-            log::info!("init: {} exited with status {status}", process.path);
+            log::info!("init: {} exited with status {status}", process.path());
             // How its page faults were served: under a VMA lock, or under `mmap_lock`.
             mm::vma_lock::log_statistics();
             if options.exit {

@@ -38,12 +38,13 @@
 
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
 use vmalock::{MmIdentity, MmLockSeq};
 use vmtree::RangeTree;
 
 use super::frame::{self, Frames};
+use super::page_refs;
 use super::pte::{
     ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE, address, entry,
 };
@@ -58,6 +59,8 @@ use crate::sync::rcu::{RcuReadGuard, read_lock};
 use crate::sync::rwsem::{RwSemReadGuard, RwSemWriteGuard};
 use crate::sync::{PerCpuCounter, RwSem};
 use crate::syscall::errno::{ENOMEM, Errno};
+
+mod fork;
 
 /// The lowest address user mappings may use (Linux's default `mmap_min_addr`).
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
@@ -102,6 +105,9 @@ pub struct Mm {
     /// `brk`: the start of the heap and its current end (changed under `mmap_lock` write).
     brk_start: AtomicU64,
     brk_end: AtomicU64,
+    /// Processes using the address space: one, or two while a `vfork` child borrows its
+    /// parent's. The last to stop using it tears it down ([`Mm::drop_user`]).
+    users: AtomicUsize,
     torn_down: AtomicBool,
 }
 
@@ -136,6 +142,9 @@ pub enum Edit {
     Protect(u32),
     /// Nothing mapped any more.
     Unmap,
+    /// The same pages and protection; these kind bits set and cleared (`madvise` advice that
+    /// lasts, such as `MADV_DONTFORK`). Covers mapped VMAs only.
+    Advise { set: u32, clear: u32 },
 }
 
 /// Which translations an edit leaves stale, for the shootdown, and what it frees after it.
@@ -165,6 +174,7 @@ impl Mm {
             resident_pages: PerCpuCounter::new(),
             brk_start: AtomicU64::new(0),
             brk_end: AtomicU64::new(0),
+            users: AtomicUsize::new(1),
             torn_down: AtomicBool::new(false),
         })
     }
@@ -280,8 +290,10 @@ impl Mm {
     /// Frees gathered data pages (after their shootdown) and empties the buffer.
     fn free_pages(&self, pages: &mut Vec<PhysAddr>) {
         self.resident_pages.add(-(pages.len() as i64));
-        // SAFETY: the frames were taken out of their entries (`take_range`), and the
-        // translations to them shot down: nothing refers to them.
+        // A frame another address space still maps (shared across fork) stays.
+        pages.retain(|&page| page_refs::unshare(page));
+        // SAFETY: the frames were taken out of their entries (`take_range`), the translations
+        // to them shot down, and no other entry maps them: nothing refers to them.
         unsafe { frame::free_user_frames(pages) };
         pages.clear();
     }
@@ -328,6 +340,17 @@ impl Mm {
                 end: page + 4096,
             },
         );
+    }
+
+    /// One more process uses this address space (a `vfork` child).
+    pub fn add_user(&self) {
+        self.users.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A process stops using this address space; `true` when it was the last one, which then
+    /// tears it down ([`Mm::teardown`]).
+    pub fn drop_user(&self) -> bool {
+        self.users.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Unmaps everything and frees the page tables: the address space is empty afterwards. No
@@ -536,6 +559,12 @@ impl MmWriteGuard<'_> {
                     pieces.push((part, kept | (flags & VM_ACCESS)));
                 }
             }
+            Edit::Advise { set, clear } => {
+                for (old, vma) in &olds {
+                    let part = old.start.max(range.start)..old.end.min(range.end);
+                    pieces.push((part, (vma.flags() & !clear) | set));
+                }
+            }
             Edit::Unmap => {}
         }
         if let Some((last, vma)) = olds.last()
@@ -590,6 +619,7 @@ impl MmWriteGuard<'_> {
 
         match edit {
             Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
+            Edit::Advise { .. } => {}
             Edit::Protect(flags) => {
                 // Only entries that changed can be stale in a TLB: a range nobody touched
                 // needs no shootdown.
@@ -778,7 +808,7 @@ mod ktests {
     const PAGES: u64 = 4 * GATHER_MIN as u64 + 3;
 
     /// Maps `PAGES` pages at `BASE` in a new address space and writes every one of them.
-    fn touched_region(name: &str) -> alloc::sync::Arc<crate::proc::Process> {
+    fn touched_region(name: &str) -> alloc::sync::Arc<crate::mm::torture::Space> {
         let space = address_space(name);
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
         mmap::mmap(

@@ -26,9 +26,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::addrspace::{Mm, MmapLocked, entry_flags};
 use super::pte::{NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
 use super::user_tables;
-use super::vma::{VM_ACCESS, VM_EXEC, VM_WRITE, Vma};
+use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma};
 use super::vma_lock;
 use super::zero_page;
+use super::{frame, page_refs};
 use crate::arch::percpu::{self, PerCpu, per_cpu};
 use crate::arch::syscall::USER_END;
 
@@ -92,6 +93,7 @@ pub enum FaultAction {
 struct FaultCounters {
     pub faults: AtomicU64,
     pub zero_page_maps: AtomicU64,
+    pub copies_on_write: AtomicU64,
     pub out_of_memory: AtomicU64,
     pub errors: AtomicU64,
 }
@@ -99,6 +101,7 @@ struct FaultCounters {
 static COUNTERS: PerCpu<FaultCounters> = per_cpu![FaultCounters {
     faults: AtomicU64::new(0),
     zero_page_maps: AtomicU64::new(0),
+    copies_on_write: AtomicU64::new(0),
     out_of_memory: AtomicU64::new(0),
     errors: AtomicU64::new(0),
 }];
@@ -107,11 +110,12 @@ fn counters() -> &'static FaultCounters {
     COUNTERS.local()
 }
 
-/// Sums over CPUs: (faults served, zero-page maps, out of memory, errors).
-pub fn totals() -> (u64, u64, u64, u64) {
+/// Sums over CPUs: (faults served, zero-page maps, copies on write, out of memory, errors).
+pub fn totals() -> (u64, u64, u64, u64, u64) {
     (
         COUNTERS.sum(|c| c.faults.load(Ordering::Relaxed)),
         COUNTERS.sum(|c| c.zero_page_maps.load(Ordering::Relaxed)),
+        COUNTERS.sum(|c| c.copies_on_write.load(Ordering::Relaxed)),
         COUNTERS.sum(|c| c.out_of_memory.load(Ordering::Relaxed)),
         COUNTERS.sum(|c| c.errors.load(Ordering::Relaxed)),
     )
@@ -153,10 +157,11 @@ fn serve(fault: &PageFault) -> Result<(), FaultError> {
 /// Serves a fault of the running task's process at `addr`.
 fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
     let task = crate::sched::current();
-    let Some(process) = task.process() else {
+    let Some(user) = &task.user else {
         return Err(FaultError::NoVma);
     };
-    let result = handle_fault(&process.mm, addr, access);
+    let process = &user.process;
+    let result = handle_fault(&user.mm, addr, access);
     match result {
         Ok(()) => {
             percpu::add_local(&counters().faults, 1);
@@ -332,7 +337,16 @@ fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), Fault
                     false => continue,
                 }
             }
-            // A page this process owns whose entry lags behind an mprotect that allowed more.
+            if access.write && flags & VM_SHARED == 0 && page_refs::is_shared(phys) {
+                // Copy-on-write: another address space maps the page too (fork).
+                match copy_on_write(mm, slot, old, flags, page)? {
+                    true => return Ok(()),
+                    false => continue,
+                }
+            }
+            // A page only this address space maps (or a shared mapping's page) whose entry is
+            // read-only: a private page its last sharer left, or an entry that lags behind an
+            // mprotect that allowed more. It becomes writable in place.
             entry(
                 phys,
                 entry_flags(flags, access.write || old & WRITABLE != 0),
@@ -359,6 +373,38 @@ fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), Fault
             return Ok(());
         }
     }
+}
+
+/// Gives this address space its own copy of the shared page that the present entry `old` in
+/// `slot` maps (for a write to `page`): copies it to a fresh frame and installs that, writable,
+/// if the entry is still `old`. The old translation is then shot down wherever the address
+/// space is loaded before the old frame loses this mapping (and is freed if this was its last):
+/// no thread of ours may read the old frame once another sharer may write it in place.
+/// `Ok(false)`: the entry changed meanwhile; look again.
+fn copy_on_write(
+    mm: &Mm,
+    slot: &AtomicU64,
+    old: u64,
+    flags: u32,
+    page: u64,
+) -> Result<bool, FaultError> {
+    let shared = address(old);
+    // Every mapping of the frame is read-only, so its contents stay put while they are copied.
+    let copy = user_tables::copied_user_frame(shared).ok_or(FaultError::OutOfMemory)?;
+    if !install(slot, old, entry(copy.phys(), entry_flags(flags, true))) {
+        // The copy goes back (dropped).
+        return Ok(false);
+    }
+    // The entry owns the copy now; unmapping frees it.
+    let _ = copy.into_raw();
+    percpu::add_local(&counters().copies_on_write, 1);
+    mm.flush_page_everywhere(page);
+    if page_refs::unshare(shared) {
+        // The other mappings went while we copied: the frame is ours to free.
+        // SAFETY: no entry maps the frame any more, and ours was shot down above.
+        unsafe { frame::free_user_frames(&[shared]) };
+    }
+    Ok(true)
 }
 
 /// Whether the present entry `current` already allows `access`.

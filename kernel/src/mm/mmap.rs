@@ -7,7 +7,9 @@ use core::ops::Range;
 
 use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmapLocked};
 use super::fault::{self, Access};
-use super::vma::{VM_ACCESS, VM_BRK, VM_EXEC, VM_READ, VM_SHARED, VM_WRITE, Vma};
+use super::vma::{
+    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, Vma,
+};
 use crate::arch::syscall::USER_END;
 use crate::syscall::errno::{EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, Errno, SysResult};
 
@@ -31,8 +33,12 @@ const MADV_SEQUENTIAL: u64 = 2;
 const MADV_WILLNEED: u64 = 3;
 const MADV_DONTNEED: u64 = 4;
 const MADV_FREE: u64 = 8;
+const MADV_DONTFORK: u64 = 10;
+const MADV_DOFORK: u64 = 11;
 const MADV_HUGEPAGE: u64 = 14;
 const MADV_NOHUGEPAGE: u64 = 15;
+const MADV_WIPEONFORK: u64 = 18;
+const MADV_KEEPONFORK: u64 = 19;
 
 const PAGE: u64 = 4096;
 
@@ -213,10 +219,15 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
-    let dropping = match advice {
-        MADV_DONTNEED | MADV_FREE => true,
+    // What the advice does: drop pages, or set and clear lasting VMA bits.
+    let (dropping, set, clear) = match advice {
+        MADV_DONTNEED | MADV_FREE => (true, 0, 0),
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_HUGEPAGE
-        | MADV_NOHUGEPAGE => false,
+        | MADV_NOHUGEPAGE => (false, 0, 0),
+        MADV_DONTFORK => (false, VM_DONTCOPY, 0),
+        MADV_DOFORK => (false, 0, VM_DONTCOPY),
+        MADV_WIPEONFORK => (false, VM_WIPEONFORK, 0),
+        MADV_KEEPONFORK => (false, 0, VM_WIPEONFORK),
         _ => return Err(EINVAL),
     };
     if len == 0 {
@@ -236,15 +247,19 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
         Ok(0)
     };
     let mut advised = range.clone();
-    if advice == MADV_FREE
+    if matches!(advice, MADV_FREE | MADV_WIPEONFORK)
         && let Some(shared) = vmas.iter().find(|v| v.flags() & VM_SHARED != 0)
     {
-        // MADV_FREE is for private anonymous memory only.
+        // For private anonymous memory only: advised up to the first shared mapping.
         advised.end = shared.start().max(range.start);
         result = Err(EINVAL);
     }
-    if dropping && advised.start < advised.end {
-        locked.zap(advised);
+    if advised.start < advised.end {
+        if dropping {
+            locked.zap(advised);
+        } else if set | clear != 0 && !vmas.is_empty() {
+            locked.edit(advised, Edit::Advise { set, clear })?;
+        }
     }
     result
 }

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod heap;
 pub mod kernel_tables;
 pub mod mmap;
+pub mod page_refs;
 pub mod pte;
 pub mod slab;
 #[cfg(feature = "ktest")]
@@ -96,6 +97,13 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     let heap_base = kernel_tables::init();
     heap::init(heap_base);
     heap::self_check();
+    let usable_end = regions
+        .iter()
+        .filter(|r| r.kind == bootloader_api::info::MemoryRegionKind::Usable)
+        .map(|r| r.end)
+        .max()
+        .unwrap_or(0);
+    page_refs::init(usable_end);
     // The zero page is never freed: its frame is handed on to the static for good.
     let zero = user_tables::zeroed_frame().expect("a frame for the zero page");
     ZERO_PAGE.store(zero.into_raw().as_u64(), Ordering::Relaxed);

@@ -49,20 +49,50 @@ impl Rng {
     }
 }
 
-/// A process with an empty address space, for kernel threads to work in.
-pub(super) fn address_space(name: &str) -> Arc<Process> {
-    let mm = Box::new(Mm::new().expect("memory for an address space"));
-    Arc::new(Process::new(name, mm, &SpawnOptions::default()))
+/// An empty address space for kernel threads to work in, with a process for them to belong
+/// to (never registered, never run by a user thread).
+pub(super) struct Space {
+    pub process: Arc<Process>,
+    pub mm: Arc<Mm>,
 }
 
-/// Starts a kernel thread in `process`'s address space; returns its completion.
+pub(super) fn address_space(name: &str) -> Arc<Space> {
+    space_for(
+        name,
+        Arc::new(Mm::new().expect("memory for an address space")),
+    )
+}
+
+/// A [`Space`] for the address space `mm`.
+pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
+    let lineage = crate::proc::Lineage {
+        parent: None,
+        exit_signal: 0,
+        vfork_done: None,
+    };
+    let process = Arc::new(Process::new(
+        name,
+        mm.clone(),
+        lineage,
+        &SpawnOptions::default(),
+    ));
+    Arc::new(Space { process, mm })
+}
+
+/// Starts a kernel thread in `space`; returns its completion.
 pub(super) fn start_in(
-    process: &Arc<Process>,
+    space: &Arc<Space>,
     body: impl FnOnce() + Send + 'static,
 ) -> Arc<Completion> {
     let done = Arc::new(Completion::new());
     let finished = done.clone();
-    let user = UserThread::new(process.clone(), 0, 0, Default::default());
+    let user = UserThread::new(
+        space.process.clone(),
+        space.mm.clone(),
+        0,
+        0,
+        Default::default(),
+    );
     let task = Task::new_kernel_in(
         "vma-torture",
         Box::new(move || {
@@ -205,7 +235,7 @@ ktest! {
 /// A reader that sits between its lookup and its lock while a writer unmaps the VMA and ends
 /// its write session must find the VMA detached and retry the walk (`VMA_LOCK_MISS`): the
 /// window the random delays above hit only now and then, made certain.
-fn reader_meets_a_detached_vma(victim: &Arc<Process>) {
+fn reader_meets_a_detached_vma(victim: &Arc<Space>) {
     const TARGET: u64 = STABLE + SLOTS * SLOT_PAGES * PAGE + 16 * PAGE;
     for _ in 0..10 {
         let misses = vma_lock::totals()[3];

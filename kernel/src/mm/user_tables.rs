@@ -58,6 +58,23 @@ pub fn zeroed_user_frame() -> Option<UserFrame> {
     Some(frame)
 }
 
+/// A frame for user memory holding a copy of the user frame `source` (copy-on-write); `None`
+/// once only the kernel's reserve is left.
+pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
+    let frame = frame::allocate_for_user()?;
+    // SAFETY: `frame` is ours alone until handed on; `source` is a mapped user frame that
+    // every mapping has read-only (the caller's copy-on-write), so nothing writes it now. Both
+    // are whole frames in the direct map.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            source.to_virt() as *const u8,
+            frame.phys().to_virt() as *mut u8,
+            4096,
+        )
+    };
+    Some(frame)
+}
+
 /// How [`zero_frame`] clears pages (`page_clear=`; kernel/libs/pageclear has the methods and
 /// their measurements), as a `pageclear::Method` byte.
 static PAGE_CLEAR: AtomicU8 = AtomicU8::new(pageclear::Method::Stores as u8);
@@ -172,6 +189,59 @@ unsafe fn walk_leaves<B>(
         }
     }
     ControlFlow::Continue(())
+}
+
+/// Copies the leaf entries of `[start, end)` that hold a page from the tree at `parent` into
+/// the tree at `child` (fork): `copy` sees each such parent slot and returns the entry the
+/// child gets there (it may change the parent's entry, e.g. write-protect it), or 0 for none.
+/// The child's page-table pages are created as needed; `Err` when no frame is left for one
+/// (the entries copied so far stay).
+///
+/// # Safety
+/// `parent` and `child` are roots of two address spaces whose `mmap_lock`s the caller holds
+/// for writing, and no fault runs in the range of either (its VMAs are write-locked).
+pub unsafe fn copy_range(
+    parent: PhysAddr,
+    child: PhysAddr,
+    start: u64,
+    end: u64,
+    copy: &mut impl FnMut(&AtomicU64) -> u64,
+) -> Result<(), ()> {
+    // The child's page table for the last 2 MiB copied: neighbouring pages share it.
+    let mut table: Option<(u64, &[AtomicU64; ENTRIES])> = None;
+    let mut visit = |addr: u64, slot: &AtomicU64| {
+        if slot.load(Ordering::Relaxed) & MAPS_PAGE == 0 {
+            return ControlFlow::Continue(());
+        }
+        let new = copy(slot);
+        if new == 0 {
+            return ControlFlow::Continue(());
+        }
+        let covers = addr & !(entry_span(2) - 1);
+        let leaves = match table {
+            Some((base, leaves)) if base == covers => leaves,
+            _ => {
+                // SAFETY: the caller holds the child's `mmap_lock`, so its tables stay.
+                let Some(created) = (unsafe { lookup_or_create(child, addr) }) else {
+                    return ControlFlow::Break(());
+                };
+                let page_table =
+                    PhysAddr::of_direct_map(created as *const AtomicU64 as u64 & !0xfff);
+                // SAFETY: the slot lies in a page table of the child's tree (found just now),
+                // which stays while the caller holds its `mmap_lock`.
+                let leaves = unsafe { entries(page_table) };
+                table = Some((covers, leaves));
+                leaves
+            }
+        };
+        leaves[index(addr, 1)].store(new, Ordering::Release);
+        ControlFlow::Continue(())
+    };
+    // SAFETY: forwarded from the caller.
+    match unsafe { for_each_leaf(parent, start, end, &mut visit) } {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(()),
+    }
 }
 
 /// Clears the leaf entries of `[start, end)` and adds the frames of those that held a page to

@@ -35,7 +35,7 @@ use crate::sync::rcu::RcuReadGuard;
 pub const VM_READ: u32 = 1 << 0;
 pub const VM_WRITE: u32 = 1 << 1;
 pub const VM_EXEC: u32 = 1 << 2;
-/// `MAP_SHARED` (among the threads of one process: there is no fork).
+/// `MAP_SHARED`: the pages stay shared with the address spaces forked from this one.
 pub const VM_SHARED: u32 = 1 << 3;
 /// The initial stack (for reports).
 pub const VM_STACK: u32 = 1 << 4;
@@ -43,6 +43,10 @@ pub const VM_STACK: u32 = 1 << 4;
 pub const VM_BRK: u32 = 1 << 5;
 /// Mapped from an executable (for reports; its pages were filled at load).
 pub const VM_IMAGE: u32 = 1 << 6;
+/// `MADV_DONTFORK`: a fork leaves the range out of the child.
+pub const VM_DONTCOPY: u32 = 1 << 7;
+/// `MADV_WIPEONFORK`: a fork's child gets the range as fresh zero-filled memory.
+pub const VM_WIPEONFORK: u32 = 1 << 8;
 
 pub const VM_ACCESS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 
@@ -164,6 +168,17 @@ impl Vma {
         v.start.store(range.start, Ordering::Relaxed);
         v.end.store(range.end, Ordering::Relaxed);
         v.flags.store(flags, Ordering::Relaxed);
+        Some(VmaPtr(vma))
+    }
+
+    /// Linux's `vm_area_dup`: a copy of `original` for the address space `mm` (fork), its
+    /// fields copied one by one and never its lock words, which keep the constructed state.
+    pub fn dup(original: &Vma, mm: usize) -> Option<VmaPtr> {
+        let vma = VMA_CACHE.alloc()?;
+        // SAFETY: a fresh object from the cache, constructed, ours until published.
+        let v = unsafe { vma.as_ref() };
+        vmalock::vm_area_init_from(v, original);
+        v.mm.store(mm, Ordering::Relaxed);
         Some(VmaPtr(vma))
     }
 

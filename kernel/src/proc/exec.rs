@@ -1,25 +1,26 @@
-//! Starting a process from an executable in the ramdisk: a static x86_64 ELF (non-PIE, or
-//! static-PIE loaded at a fixed base), checked by kernel/libs/elf, loaded into a fresh address
-//! space, with the System V initial stack (argc, argv, envp, auxv) built above its stack VMA.
+//! Running an executable from the ramdisk: as a new process the kernel starts ([`spawn`]), or
+//! in place of a process's image (`execve`, [`execve`]). A static x86_64 ELF (non-PIE, or
+//! static-PIE loaded at a fixed base), checked by kernel/libs/elf, is loaded into a fresh
+//! address space, with the System V initial stack (argc, argv, envp, auxv) built above its
+//! stack VMA. `execve` builds the new address space aside and swaps it in only once nothing can
+//! fail any more.
 //!
 //! The loadable segments become VMAs with their protections; where two segments share a page,
 //! that page gets both protections. File bytes are copied into fresh pages at load; the rest
 //! (BSS) is zero-fill on demand.
 
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::Ordering;
 
-use super::{Process, register};
+use super::{Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
-use crate::sched::task::{Task, UserThread, allocate_tid};
-use crate::sync::PerCpuCounter;
-use crate::sync::{Completion, IrqSpinLock};
+use crate::sched::task::{Task, UserThread};
+use crate::syscall::errno::{E2BIG, EINTR, ENOENT, ENOEXEC, ENOMEM, Errno};
 
 /// Where a static-PIE executable is loaded (Linux's usual choice for PIE without ASLR).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -42,54 +43,158 @@ pub struct SpawnOptions {
     pub capture_output: bool,
 }
 
-/// Starts the executable at `path` with `args` (argv[0] included) as a new process.
-pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Process>, String> {
-    let image =
-        super::ramdisk::find(path).ok_or_else(|| format!("{path}: no such file in the ramdisk"))?;
-    let program = elf::parse(image, &limits()).map_err(|e| format!("cannot run {path}: {e}"))?;
+/// A program loaded into a new address space, ready to run.
+struct Image {
+    mm: Arc<Mm>,
+    entry: u64,
+    rsp: u64,
+}
+
+/// Why a program could not be loaded.
+enum LoadError {
+    /// No such file.
+    NotFound,
+    /// Not an executable this kernel runs (`reason` says why).
+    NotExecutable(String),
+    /// Needs an interpreter (dynamically linked); there are no files to load it from yet.
+    NeedsInterpreter(String),
+    /// Arguments and environment do not fit the stack.
+    TooBig(String),
+    OutOfMemory,
+}
+
+impl LoadError {
+    fn errno(&self) -> Errno {
+        match self {
+            LoadError::NotFound | LoadError::NeedsInterpreter(_) => ENOENT,
+            LoadError::NotExecutable(_) => ENOEXEC,
+            LoadError::TooBig(_) => E2BIG,
+            LoadError::OutOfMemory => ENOMEM,
+        }
+    }
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::NotFound => write!(f, "no such file in the ramdisk"),
+            LoadError::NotExecutable(reason) | LoadError::TooBig(reason) => write!(f, "{reason}"),
+            LoadError::NeedsInterpreter(path) => {
+                write!(f, "dynamically linked: needs interpreter {path}")
+            }
+            LoadError::OutOfMemory => write!(f, "out of memory"),
+        }
+    }
+}
+
+/// Loads the executable at `path` into a new address space with `args` and `env` on its
+/// initial stack.
+fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
+    let image = super::ramdisk::find(path).ok_or(LoadError::NotFound)?;
+    let not_executable = |e: elf::ElfError| match e {
+        elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
+        e => LoadError::NotExecutable(format!("{e}")),
+    };
+    let program = elf::parse(image, &limits()).map_err(not_executable)?;
     let program = if program.is_pie {
         program
             .relocated(PIE_BASE, &limits())
-            .map_err(|e| format!("cannot run {path}: {e}"))?
+            .map_err(not_executable)?
     } else {
         program
     };
-    let mm = Box::new(Mm::new().ok_or("out of memory for a new address space")?);
-    let loaded = load(&mm.write(), image, &program, path, args);
-    let rsp = loaded.map_err(|e| format!("cannot run {path}: {e}"))?;
+    let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
+    let rsp = load(&mm.write(), image, &program, path, args, env)?;
+    Ok(Image {
+        mm,
+        entry: program.entry,
+        rsp,
+    })
+}
 
-    let process = Arc::new(Process::new(path, mm, &options));
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let user = UserThread::new(process.clone(), 0, 0, user_frame(program.entry, rsp));
-    let task = Task::new_user(process.pid, name, user, super::signal::user_thread_start)
-        .ok_or("out of memory for a kernel stack")?;
+/// The name a program's threads get: its file name.
+fn program_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Starts the executable at `path` with `args` (argv[0] included) as a new process.
+pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Process>, String> {
+    let image =
+        build_image(path, args, &ENVIRONMENT).map_err(|e| format!("cannot run {path}: {e}"))?;
+    let lineage = Lineage {
+        parent: None,
+        exit_signal: 0,
+        vfork_done: None,
+    };
+    let process = Arc::new(Process::new(path, image.mm.clone(), lineage, &options));
+    let frame = user_frame(image.entry, image.rsp);
+    let user = UserThread::new(process.clone(), image.mm, 0, 0, frame);
+    let task = Task::new_user(
+        process.pid,
+        program_name(path),
+        user,
+        super::signal::user_thread_start,
+    )
+    .ok_or("out of memory for a kernel stack")?;
     process.add_thread(task.clone());
     register(process.clone());
     crate::sched::spawn(task);
     Ok(process)
 }
 
-impl Process {
-    /// A process with address space `mm` and no thread yet.
-    pub fn new(path: &str, mm: Box<Mm>, options: &SpawnOptions) -> Self {
-        #[cfg(not(feature = "ktest"))]
-        let _ = options;
-        Self {
-            pid: allocate_tid(),
-            path: String::from(path),
-            mm,
-            threads: IrqSpinLock::new(Vec::new()),
-            group_exit: AtomicBool::new(false),
-            exit_status: AtomicU32::new(0),
-            exited: Completion::new(),
-            minor_faults: PerCpuCounter::new(),
-            #[cfg(feature = "ktest")]
-            captured_output: options.capture_output.then(|| spin::Mutex::new(Vec::new())),
-            signal_actions: spin::Mutex::new([[0; 4]; 64]),
-            #[cfg(feature = "ktest")]
-            fatal_report: spin::Mutex::new(None),
+/// `execve` of the running thread: loads `path` with `args` and `env` into a new address
+/// space, then — past the point of no return — kills the process's other threads, and goes on
+/// as the process's only thread (with the process's id as its thread id, as Linux does) in
+/// the new image. Returns only when the new image could not be built (nothing changed), or
+/// when the process is being killed.
+pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
+    let process = crate::sched::current()
+        .process()
+        .expect("a user thread")
+        .clone();
+    let image = match build_image(path, args, env) {
+        Ok(image) => image,
+        Err(error) => {
+            if let LoadError::NotExecutable(reason) | LoadError::NeedsInterpreter(reason) = &error {
+                log::info!("execve {path}: {reason}");
+            }
+            return error.errno();
         }
+    };
+    let me = crate::sched::current_arc();
+    let old = me.user.as_ref().expect("a user thread");
+    let thread = UserThread::new(
+        process.clone(),
+        image.mm.clone(),
+        0,
+        0,
+        user_frame(image.entry, image.rsp),
+    );
+    // The mask of blocked signals survives execve.
+    thread
+        .signal_mask
+        .store(old.signal_mask.load(Ordering::Relaxed), Ordering::Relaxed);
+    let Some(task) = Task::new_user(
+        process.pid,
+        program_name(path),
+        thread,
+        super::signal::user_thread_start,
+    ) else {
+        return ENOMEM;
+    };
+    if !process.kill_other_threads_for_exec() {
+        // Killed meanwhile: the caller leaves at its return to user mode.
+        return EINTR;
     }
+    // The point of no return: the process runs the new image from here on.
+    process.begin_new_image(path, image.mm, &me, task.clone());
+    // This task leaves the old address space (tearing it down unless a vfork parent still
+    // uses it) and ends; the new one takes its place.
+    super::leave_address_space(&old.mm);
+    drop(process);
+    drop(me);
+    crate::sched::spawn(task);
+    crate::sched::exit_current()
 }
 
 /// Maps the segments and the stack; returns the initial RSP.
@@ -99,8 +204,9 @@ fn load(
     program: &elf::Program,
     path: &str,
     args: &[&[u8]],
-) -> Result<u64, String> {
-    let oom = |_| String::from("out of memory");
+    env: &[&[u8]],
+) -> Result<u64, LoadError> {
+    let oom = |_| LoadError::OutOfMemory;
     // Page pieces with the union of the protections of the segments that touch them.
     let mut bounds: Vec<u64> = Vec::new();
     for segment in &program.segments {
@@ -142,9 +248,8 @@ fn load(
     aux.hwcap = u64::from(core::arch::x86_64::__cpuid(1).edx);
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);
-    let stack =
-        elf::build_initial_stack(STACK_TOP, args, &ENVIRONMENT, path.as_bytes(), &aux, random)
-            .map_err(|e| format!("{e}"))?;
+    let stack = elf::build_initial_stack(STACK_TOP, args, env, path.as_bytes(), &aux, random)
+        .map_err(|e| LoadError::TooBig(format!("{e}")))?;
     copy_into(mm, stack.rsp, &stack.bytes).map_err(oom)?;
     Ok(stack.rsp)
 }

@@ -1,15 +1,26 @@
-//! Processes and their threads.
+//! Processes and their threads, and the process tree.
 //!
-//! A process is an address space with one or more user threads (tasks sharing it). There is no
-//! fork or exec: processes are started by the kernel from executables in the ramdisk
-//! ([`exec::spawn`]), threads by `clone`. A process ends when its last thread exits; `exit_group`
-//! (or a fatal fault) kills every other thread first. The last thread tears the address space
-//! down, so frames, page tables and VMAs go back as the process ends.
+//! A process is an address space with one or more user threads (tasks sharing it), a place in
+//! the process tree, a process group and a session. The kernel starts processes from
+//! executables in the ramdisk ([`exec::spawn`]); processes start others with fork (`clone`
+//! without `CLONE_VM`, `fork`, `vfork`, `clone3`) and replace their image with `execve`;
+//! threads come from `clone` with `CLONE_THREAD`. A process ends when its last thread exits;
+//! `exit_group` (or a fatal signal) kills every other thread first. The last thread tears the
+//! address space down (unless a `vfork` child or parent still uses it), so frames, page tables
+//! and VMAs go back as the process ends.
+//!
+//! An ended process stays a zombie, holding its wait status, until its parent collects it
+//! with `wait4`/`waitid`. A process the kernel started has no parent: it is the init of the
+//! processes it forks (Linux's child subreaper). When a process ends, its children are
+//! adopted by that init; the kernel collects a process with no parent as soon as it ends.
 //!
 //! # Locks
-//! A process's thread list is under its `threads` spinlock; the exit status is written once,
-//! by whoever starts the group exit (or by the last thread). The registry of live processes is
-//! under its own spinlock.
+//! - A process's thread list is under its `threads` spinlock; the wait status is written once,
+//!   by whoever starts the group exit (or by the last thread).
+//! - The registry of processes (live and zombie) is under its spinlock, which also serialises
+//!   every change of the tree: adopting, becoming a zombie, being collected. Each process's
+//!   `family` lock (taken inside the registry lock when the tree changes, or alone to read a
+//!   parent) protects its links; a parent's is taken before a child's.
 
 pub mod exec;
 pub mod futex;
@@ -17,32 +28,61 @@ pub mod futex;
 mod ktests;
 pub mod ramdisk;
 pub mod signal;
+pub mod wait;
 
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task};
-use crate::sync::{Completion, IrqSpinLock, PerCpuCounter};
+use crate::sync::{Completion, IrqSpinLock, PerCpuCounter, WaitQueue};
 
 pub struct Process {
     pub pid: u32,
-    /// The executable's path in the ramdisk.
-    pub path: String,
-    pub mm: alloc::boxed::Box<Mm>,
+    /// The executable's path in the ramdisk (`execve` changes it).
+    path: spin::Mutex<String>,
+    /// The address space, for code outside the process (statistics, tests); the process's
+    /// own threads use their own handle (`UserThread::mm`). `None` once the process ended.
+    mm: spin::Mutex<Option<Arc<Mm>>>,
     threads: IrqSpinLock<Vec<Arc<Task>>>,
     /// Set by the first `exit_group` (or fatal signal); the status is then final.
     group_exit: AtomicBool,
-    exit_status: AtomicU32,
+    /// How the process ended, as `wait4` reports it ([`exited_with`], [`killed_by`]).
+    wait_status: AtomicU32,
     /// Completed when the last thread has exited and the address space is gone.
     pub exited: Completion,
     /// Page faults served (getrusage's `ru_minflt`), per CPU: every fault adds to it.
     pub minor_faults: PerCpuCounter,
-    /// When set, what the process writes to fds 1 and 2 is also kept here (tests).
+    /// Timer ticks of threads that have exited (getrusage).
+    exited_ticks: AtomicU64,
+    /// Timer ticks and page faults of the children collected (`RUSAGE_CHILDREN`).
+    children_ticks: AtomicU64,
+    children_faults: AtomicU64,
+    /// Place in the process tree, under the registry lock for changes.
+    family: IrqSpinLock<Family>,
+    /// The process group and the session.
+    pgid: AtomicU32,
+    sid: AtomicU32,
+    /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice).
+    #[expect(
+        dead_code,
+        reason = "sent once signals are delivered (the signal handler work)"
+    )]
+    exit_signal: u32,
+    /// Set once the process called `execve` (`setpgid` on it then fails with `EACCES`).
+    did_exec: AtomicBool,
+    /// A thread is in `execve` past loading, killing the others.
+    execing: AtomicBool,
+    /// A `vfork` child's promise to its parent, kept at `execve` or exit.
+    vfork_done: Option<Arc<Completion>>,
+    /// Where the process's waits for its children (`wait4`, `waitid`) sleep.
+    child_events: WaitQueue,
+    /// When set, what the process writes to fds 1 and 2 is also kept here (tests); a fork's
+    /// child shares its parent's.
     #[cfg(feature = "ktest")]
-    pub captured_output: Option<spin::Mutex<Vec<u8>>>,
+    pub captured_output: Option<Arc<spin::Mutex<Vec<u8>>>>,
     /// `rt_sigaction` settings per signal (1..=64): handler, flags, restorer, mask. Recorded
     /// and reported back; handlers are never run.
     pub signal_actions: spin::Mutex<[[u64; 4]; 64]>,
@@ -51,14 +91,152 @@ pub struct Process {
     pub fatal_report: spin::Mutex<Option<String>>,
 }
 
-/// Live processes.
+/// A process's links in the process tree.
+#[derive(Default)]
+struct Family {
+    /// The parent; `None` for a process the kernel started, or once the kernel adopted it.
+    parent: Option<Weak<Process>>,
+    /// The process that adopts this one's children when it ends: the kernel-started process
+    /// at the top of its tree (`None` for that process itself, whose orphans the kernel takes).
+    reaper: Option<Weak<Process>>,
+    children: Vec<Arc<Process>>,
+    /// Ended and waiting to be collected.
+    zombie: bool,
+}
+
+/// The wait status of a process that called `exit(code)`.
+pub const fn exited_with(code: u32) -> u32 {
+    (code & 0xff) << 8
+}
+
+/// The wait status of a process killed by `signal` (with `core`: "core dumped").
+pub const fn killed_by(signal: u32, core: bool) -> u32 {
+    (signal & 0x7f) | if core { 0x80 } else { 0 }
+}
+
+/// Processes, live and zombie; its lock also serialises changes of the process tree.
 static PROCESSES: IrqSpinLock<Vec<Arc<Process>>> = IrqSpinLock::new(Vec::new());
 
+/// What a new process takes from its creator.
+pub struct Lineage {
+    /// The forking process, `None` for a process the kernel starts.
+    pub parent: Option<Arc<Process>>,
+    /// Signal to the parent at exit.
+    pub exit_signal: u32,
+    /// Set for a `vfork` child: its parent sleeps until it is completed.
+    pub vfork_done: Option<Arc<Completion>>,
+}
+
 impl Process {
-    /// The exit status: the exit code, or 128 + the signal that killed it. Final once
-    /// `exited` is complete.
+    /// A process with address space `mm` and no thread yet, not in the registry: the kernel
+    /// starts it ([`exec::spawn`], tests) or `parent` forked it (`lineage`). Group, session,
+    /// signal actions and output capture come from the parent; a kernel-started process leads
+    /// a session and a group of its own.
+    pub fn new(path: &str, mm: Arc<Mm>, lineage: Lineage, options: &exec::SpawnOptions) -> Self {
+        #[cfg(not(feature = "ktest"))]
+        let _ = options;
+        let pid = sched::task::allocate_tid();
+        let parent = lineage.parent.as_ref();
+        let family = Family {
+            parent: parent.map(Arc::downgrade),
+            reaper: parent.map(|p| {
+                p.family
+                    .lock()
+                    .reaper
+                    .clone()
+                    .unwrap_or_else(|| Arc::downgrade(p))
+            }),
+            children: Vec::new(),
+            zombie: false,
+        };
+        Self {
+            pid,
+            path: spin::Mutex::new(String::from(path)),
+            mm: spin::Mutex::new(Some(mm)),
+            threads: IrqSpinLock::new(Vec::new()),
+            group_exit: AtomicBool::new(false),
+            wait_status: AtomicU32::new(0),
+            exited: Completion::new(),
+            minor_faults: PerCpuCounter::new(),
+            exited_ticks: AtomicU64::new(0),
+            children_ticks: AtomicU64::new(0),
+            children_faults: AtomicU64::new(0),
+            family: IrqSpinLock::new(family),
+            pgid: AtomicU32::new(parent.map_or(pid, |p| p.pgid())),
+            sid: AtomicU32::new(parent.map_or(pid, |p| p.sid())),
+            exit_signal: lineage.exit_signal,
+            did_exec: AtomicBool::new(false),
+            execing: AtomicBool::new(false),
+            vfork_done: lineage.vfork_done,
+            child_events: WaitQueue::new(),
+            #[cfg(feature = "ktest")]
+            captured_output: match parent {
+                Some(parent) => parent.captured_output.clone(),
+                None => options
+                    .capture_output
+                    .then(|| Arc::new(spin::Mutex::new(Vec::new()))),
+            },
+            signal_actions: spin::Mutex::new(
+                parent.map_or([[0; 4]; 64], |p| *p.signal_actions.lock()),
+            ),
+            #[cfg(feature = "ktest")]
+            fatal_report: spin::Mutex::new(None),
+        }
+    }
+
+    /// The executable's path.
+    pub fn path(&self) -> String {
+        self.path.lock().clone()
+    }
+
+    /// The address space, while the process lives (for code outside it: statistics, tests).
+    pub fn mm(&self) -> Option<Arc<Mm>> {
+        self.mm.lock().clone()
+    }
+
+    /// How the process ended, as `wait4` reports it. Final once `exited` is complete.
+    pub fn wait_status(&self) -> u32 {
+        self.wait_status.load(Ordering::Acquire)
+    }
+
+    /// The exit status as a shell reports it: the exit code, or 128 + the signal that killed
+    /// the process. Final once `exited` is complete.
     pub fn exit_status(&self) -> u32 {
-        self.exit_status.load(Ordering::Acquire)
+        let status = self.wait_status();
+        match status & 0x7f {
+            0 => status >> 8,
+            signal => 128 + signal,
+        }
+    }
+
+    pub fn pgid(&self) -> u32 {
+        self.pgid.load(Ordering::Relaxed)
+    }
+
+    pub fn sid(&self) -> u32 {
+        self.sid.load(Ordering::Relaxed)
+    }
+
+    /// Whether the process called `execve`.
+    pub fn did_exec(&self) -> bool {
+        self.did_exec.load(Ordering::Relaxed)
+    }
+
+    /// Moves the process to group `pgid` (`setpgid` checked the rules).
+    pub fn set_pgid(&self, pgid: u32) {
+        self.pgid.store(pgid, Ordering::Relaxed);
+    }
+
+    /// Makes the process the leader of a new session `sid` and of its group (`setsid`).
+    pub fn set_session(&self, sid: u32) {
+        self.sid.store(sid, Ordering::Relaxed);
+        self.pgid.store(sid, Ordering::Relaxed);
+    }
+
+    /// The parent's pid: 0 for a process the kernel started (or adopted).
+    pub fn parent_pid(&self) -> u32 {
+        let parent = self.family.lock().parent.clone();
+        parent.and_then(|p| p.upgrade()).map_or(0, |p| p.pid)
     }
 
     pub fn thread_count(&self) -> usize {
@@ -83,12 +261,18 @@ impl Process {
         self.group_exit.load(Ordering::Acquire)
     }
 
-    /// Starts a group exit with `status` (the first one wins) and kills every thread but the
-    /// caller: each leaves at its next return to user mode, and sleeping ones are woken.
-    fn kill_all_but_current(&self, status: u32) {
+    /// Starts a group exit with `wait_status` (the first one wins) and kills every thread but
+    /// the caller: each leaves at its next return to user mode, and sleeping ones are woken.
+    fn kill_all_but_current(&self, wait_status: u32) {
         if !self.group_exit.swap(true, Ordering::AcqRel) {
-            self.exit_status.store(status, Ordering::Release);
+            self.wait_status.store(wait_status, Ordering::Release);
         }
+        self.kill_other_threads();
+    }
+
+    /// Kills every thread but the caller: each leaves at its next return to user mode, and
+    /// sleeping ones are woken.
+    fn kill_other_threads(&self) {
         let me = sched::current() as *const Task;
         for thread in self.threads() {
             if core::ptr::eq(Arc::as_ptr(&thread), me) {
@@ -110,34 +294,114 @@ impl Process {
     }
 }
 
-pub fn register(process: Arc<Process>) {
-    PROCESSES.lock().push(process);
+impl Process {
+    /// `execve`'s `de_thread`: kills the other threads and waits until they are gone. `false`
+    /// when the caller is killed meanwhile (a group exit, or another thread's `execve` won).
+    fn kill_other_threads_for_exec(&self) -> bool {
+        if self.execing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.kill_other_threads();
+        let me = sched::current();
+        while !me.is_killed() && !self.is_exiting() {
+            if self.thread_count() == 1 {
+                return true;
+            }
+            let _ = sched::timer::sleep_ns(100_000);
+        }
+        self.execing.store(false, Ordering::Release);
+        false
+    }
+
+    /// `execve`'s swap, past its point of no return: the process runs `path` in `mm` with
+    /// `task` as its only thread, in place of the calling `old` task. Handled signals go back
+    /// to their default action (ignored ones stay ignored), and a `vfork` parent goes on.
+    fn begin_new_image(&self, path: &str, mm: Arc<Mm>, old: &Arc<Task>, task: Arc<Task>) {
+        *self.path.lock() = String::from(path);
+        *self.mm.lock() = Some(mm);
+        self.did_exec.store(true, Ordering::Relaxed);
+        for action in self.signal_actions.lock().iter_mut() {
+            // SIG_DFL is 0 and SIG_IGN 1; anything else is a handler.
+            if action[0] > 1 {
+                *action = [0; 4];
+            }
+        }
+        {
+            let mut threads = self.threads.lock();
+            threads.retain(|t| !Arc::ptr_eq(t, old));
+            threads.push(task);
+        }
+        self.execing.store(false, Ordering::Release);
+        if let Some(done) = &self.vfork_done {
+            done.complete();
+        }
+    }
 }
 
-/// Live processes (for statistics and tests).
+/// Enters `process` in the registry, and in its parent's children if it has one.
+pub fn register(process: Arc<Process>) {
+    let mut processes = PROCESSES.lock();
+    let parent = process.family.lock().parent.clone();
+    if let Some(parent) = parent.and_then(|p| p.upgrade()) {
+        parent.family.lock().children.push(process.clone());
+    }
+    processes.push(process);
+}
+
+/// Processes, live and zombie (for statistics and tests).
 pub fn live_processes() -> Vec<Arc<Process>> {
     PROCESSES.lock().clone()
 }
 
-/// `exit_group(status)` from the running thread. Never returns.
-pub fn exit_group(status: u32) -> ! {
+/// The process with id `pid`, live or zombie.
+pub fn find(pid: u32) -> Option<Arc<Process>> {
+    PROCESSES.lock().iter().find(|p| p.pid == pid).cloned()
+}
+
+/// The child `pid` of `parent`, live or zombie.
+pub fn child_of(parent: &Process, pid: u32) -> Option<Arc<Process>> {
+    let family = parent.family.lock();
+    family.children.iter().find(|c| c.pid == pid).cloned()
+}
+
+/// Whether a process of group `pgid` exists in session `sid`.
+pub fn group_exists_in_session(pgid: u32, sid: u32) -> bool {
+    PROCESSES
+        .lock()
+        .iter()
+        .any(|p| p.pgid() == pgid && p.sid() == sid)
+}
+
+/// Whether any process is in group `pgid`.
+pub fn group_exists(pgid: u32) -> bool {
+    PROCESSES.lock().iter().any(|p| p.pgid() == pgid)
+}
+
+/// `exit_group(code)` from the running thread. Never returns.
+pub fn exit_group(code: u32) -> ! {
+    end_process(exited_with(code))
+}
+
+/// Ends the running thread's process with `wait_status`: kills the other threads, then exits
+/// this one. Never returns.
+pub fn end_process(wait_status: u32) -> ! {
     // No owned value may live across the call below: it never returns, so it would never
     // be dropped.
     let process = sched::current().process().expect("a user thread");
-    process.kill_all_but_current(status);
-    exit_thread(status)
+    process.kill_all_but_current(wait_status);
+    exit_thread(wait_status)
 }
 
 /// A killed thread leaving on its way back to user mode. Never returns.
 pub fn exit_killed_thread() -> ! {
     let task = sched::current();
-    let status = task.process().map_or(0, |p| p.exit_status());
+    let status = task.process().map_or(0, |p| p.wait_status());
     exit_thread(status)
 }
 
-/// Ends the running user thread with `status` (used as the process's status if it is the last
-/// thread and no group exit set one). Never returns.
-pub fn exit_thread(status: u32) -> ! {
+/// Ends the running user thread; `wait_status` becomes the process's if it is the last thread
+/// and no group exit set one. Never returns.
+pub fn exit_thread(wait_status: u32) -> ! {
     let task = sched::current_arc();
     let user = task.user.as_ref().expect("a user thread");
     let process = user.process.clone();
@@ -145,9 +409,12 @@ pub fn exit_thread(status: u32) -> ! {
     if clear_tid != 0 && !process.is_exiting() {
         // CLONE_CHILD_CLEARTID: tell a joiner. A bad pointer is the program's problem.
         if crate::arch::uaccess::write_user(clear_tid, &0u32).is_ok() {
-            futex::wake(&process.mm, clear_tid, 1);
+            futex::wake(&user.mm, clear_tid, 1);
         }
     }
+    process
+        .exited_ticks
+        .fetch_add(task.ticks.load(Ordering::Relaxed), Ordering::Relaxed);
     let last = {
         let mut threads = process.threads.lock();
         threads.retain(|t| !Arc::ptr_eq(t, &task));
@@ -155,37 +422,99 @@ pub fn exit_thread(status: u32) -> ! {
     };
     if last {
         if !process.group_exit.swap(true, Ordering::AcqRel) {
-            process.exit_status.store(status, Ordering::Release);
+            process.wait_status.store(wait_status, Ordering::Release);
         }
-        finish_process(&process);
+        finish_process(&process, &user.mm);
     }
     drop(process);
     drop(task);
     sched::exit_current()
 }
 
-/// The last thread's work: leave the address space, tear it down, report, wake waiters.
-fn finish_process(process: &Arc<Process>) {
+/// Stops using the address space `mm` on this CPU, for good: loads the kernel's tables. Then,
+/// if no other process uses `mm` (a `vfork` parent or child), waits until no CPU has it loaded
+/// and tears it down. The running thread must be the last of its process to use `mm`.
+pub(crate) fn leave_address_space(mm: &Mm) {
     let cpu = crate::arch::percpu::cpu_index();
     let bit = 1u64 << cpu;
-    // Other threads' CPUs leave the mask once they switched to another address space.
-    while process.mm.cpu_mask.load(Ordering::Acquire) & !bit != 0 {
-        core::hint::spin_loop();
-    }
     x86_64::instructions::interrupts::without_interrupts(|| {
         let user = sched::current().user.as_ref().expect("a user thread");
         user.left_mm.store(true, Ordering::Release);
         // SAFETY: the kernel's own tables, whose kernel half every address space shares.
         unsafe { crate::arch::mmu::load_root(crate::mm::kernel_tables::kernel_root()) };
-        process.mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
+        mm.cpu_mask.fetch_and(!bit, Ordering::SeqCst);
     });
-    process.mm.teardown();
-    PROCESSES.lock().retain(|p| !Arc::ptr_eq(p, process));
+    if mm.drop_user() {
+        // Other threads' CPUs leave the mask once they switched to another address space.
+        while mm.cpu_mask.load(Ordering::Acquire) != 0 {
+            core::hint::spin_loop();
+        }
+        mm.teardown();
+    }
+}
+
+/// The last thread's work: leave the address space and tear it down, keep a `vfork` promise,
+/// hand the children to the reaper, then become a zombie for the parent to collect (or be
+/// collected at once, with no parent).
+fn finish_process(process: &Arc<Process>, mm: &Mm) {
+    leave_address_space(mm);
+    *process.mm.lock() = None;
+    if let Some(done) = &process.vfork_done {
+        done.complete();
+    }
+    let parent = {
+        let mut processes = PROCESSES.lock();
+        let (parent, reaper, children) = {
+            let mut family = process.family.lock();
+            family.zombie = true;
+            (
+                family.parent.clone().and_then(|p| p.upgrade()),
+                family.reaper.clone().and_then(|p| p.upgrade()),
+                core::mem::take(&mut family.children),
+            )
+        };
+        adopt(&mut processes, children, reaper.as_ref());
+        if parent.is_none() {
+            processes.retain(|p| !Arc::ptr_eq(p, process));
+        }
+        parent
+    };
     log::info!(
         "process {} ({}) exited with status {}",
         process.pid,
-        process.path,
+        process.path(),
         process.exit_status()
     );
     process.exited.complete();
+    if let Some(parent) = parent {
+        parent.child_events.wake_all();
+    }
+}
+
+/// Gives `children` (of an ending process) to `reaper`, or to the kernel, which collects the
+/// zombies among them at once. Under the registry lock.
+fn adopt(
+    processes: &mut Vec<Arc<Process>>,
+    children: Vec<Arc<Process>>,
+    reaper: Option<&Arc<Process>>,
+) {
+    if children.is_empty() {
+        return;
+    }
+    let reaper = reaper.filter(|r| !r.family.lock().zombie);
+    for child in children {
+        let zombie = {
+            let mut family = child.family.lock();
+            family.parent = reaper.map(Arc::downgrade);
+            family.zombie
+        };
+        match reaper {
+            Some(reaper) => reaper.family.lock().children.push(child),
+            None if zombie => processes.retain(|p| !Arc::ptr_eq(p, &child)),
+            None => {}
+        }
+    }
+    if let Some(reaper) = reaper {
+        reaper.child_events.wake_all();
+    }
 }

@@ -88,7 +88,7 @@ fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
 /// Kills the running thread's process as if by `signal`. Never returns.
 pub fn kill_current_process(signal: u32) -> ! {
     x86_64::instructions::interrupts::enable();
-    super::exit_group(128 + signal)
+    super::end_process(super::killed_by(signal, false))
 }
 
 /// A user thread's first code: finish the switch and enter user mode with the registers it
@@ -106,6 +106,14 @@ pub extern "C" fn user_thread_start(task: usize) -> ! {
     if task.killed.load(Ordering::Acquire) {
         x86_64::instructions::interrupts::enable();
         super::exit_killed_thread();
+    }
+    let set_tid = user.set_child_tid.swap(0, Ordering::Relaxed);
+    if set_tid != 0 {
+        // CLONE_CHILD_SETTID of a fork: in the child's own address space. A bad pointer is
+        // the program's problem.
+        crate::arch::with_interrupts_enabled(|| {
+            let _ = crate::arch::uaccess::write_user(set_tid, &task.tid);
+        });
     }
     let top = task
         .stack()

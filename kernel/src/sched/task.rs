@@ -121,10 +121,16 @@ pub struct SchedState {
 /// What a user thread adds to a task.
 pub struct UserThread {
     pub process: Arc<Process>,
+    /// The address space the thread runs in, fixed for its life (`execve` gives the thread a
+    /// new task). Its own faults and system calls use this handle, with no lock.
+    pub mm: Arc<crate::mm::addrspace::Mm>,
     /// The FS base (thread pointer), loaded at every switch to the task.
     pub fs_base: AtomicU64,
     /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: cleared and futex-woken when the thread exits.
     pub clear_child_tid: AtomicU64,
+    /// `CLONE_CHILD_SETTID` of a fork: where the thread writes its id in its own (new) address
+    /// space before it first enters user mode; 0 for none.
+    pub set_child_tid: AtomicU64,
     /// The registers the thread first enters user mode with (taken at its first run).
     pub initial_frame: spin::Mutex<Option<crate::arch::trap::TrapFrame>>,
     /// Set when the process's last thread has left the address space to tear it down: from
@@ -147,14 +153,17 @@ unsafe impl Sync for UserThread {}
 impl UserThread {
     pub fn new(
         process: Arc<Process>,
+        mm: Arc<crate::mm::addrspace::Mm>,
         fs_base: u64,
         clear_child_tid: u64,
         frame: crate::arch::trap::TrapFrame,
     ) -> Self {
         Self {
             process,
+            mm,
             fs_base: AtomicU64::new(fs_base),
             clear_child_tid: AtomicU64::new(clear_child_tid),
+            set_child_tid: AtomicU64::new(0),
             initial_frame: spin::Mutex::new(Some(frame)),
             left_mm: AtomicBool::new(false),
             signal_mask: AtomicU64::new(0),
@@ -163,6 +172,14 @@ impl UserThread {
                 crate::arch::context::FpuState::initial(),
             )),
         }
+    }
+
+    /// The thread starts with the calling thread's x87/SSE registers as they are now (clone
+    /// and fork copy them, as Linux does), rather than the initial state.
+    pub fn with_current_fpu(mut self) -> Self {
+        // The new thread is not running, so its area is ours to fill.
+        self.fpu.get_mut().save();
+        self
     }
 
     /// Saves the CPU's x87/SSE registers (switching away from this thread).
@@ -330,7 +347,7 @@ impl Task {
         self.user
             .as_ref()
             .filter(|u| !u.left_mm.load(Ordering::Acquire))
-            .map(|u| &*u.process.mm)
+            .map(|u| &*u.mm)
     }
 
     /// The CPU the task must run on, if it is pinned.

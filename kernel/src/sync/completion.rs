@@ -33,6 +33,13 @@ impl Completion {
         self.done.load(Ordering::Acquire)
     }
 
+    /// Sleeps until [`complete`](Self::complete) was called or the caller is killed; returns
+    /// whether it was completed.
+    pub fn wait_killable(&self) -> bool {
+        self.queue.wait_interruptible(|| self.is_done(), None);
+        self.is_done()
+    }
+
     /// Sleeps until [`complete`](Self::complete) was called or `timeout_ns` passed; returns
     /// whether it was completed.
     #[track_caller]

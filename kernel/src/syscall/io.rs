@@ -207,13 +207,34 @@ pub fn fstat(fd: u64, buf: u64) -> SysResult {
 
 const AT_EMPTY_PATH: u64 = 0x1000;
 
+/// `newfstatat`: the console's descriptors (`AT_EMPTY_PATH`), and the ramdisk's files by
+/// absolute path (regular files, read-only and executable: what `execve` runs).
 pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
     let mut name = [0u8; 256];
     let length = crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
     if length == 0 && flags & AT_EMPTY_PATH != 0 {
         return fstat(dirfd, buf);
     }
-    Err(ENOENT)
+    let file = core::str::from_utf8(&name[..length])
+        .ok()
+        .filter(|path| path.starts_with('/'))
+        .and_then(crate::proc::ramdisk::find)
+        .ok_or(ENOENT)?;
+    write_user(buf, &ramdisk_file_stat(file))?;
+    Ok(0)
+}
+
+/// `struct stat` of a ramdisk file: a regular file, mode 0555, on the ramdisk's device.
+fn ramdisk_file_stat(file: &[u8]) -> [u64; 18] {
+    let mut stat = [0u64; 18];
+    stat[0] = 0x01; // st_dev: the initial ramdisk (1, 0)
+    stat[1] = file.as_ptr() as u64 / 8; // st_ino: one number per file
+    stat[2] = 1; // st_nlink
+    stat[3] = 0o100_555; // st_mode | st_uid << 32: regular file, root's
+    stat[6] = file.len() as u64; // st_size
+    stat[7] = 4096; // st_blksize
+    stat[8] = file.len().div_ceil(512) as u64; // st_blocks
+    stat
 }
 
 pub fn readlinkat(path: u64) -> SysResult {

@@ -8,6 +8,7 @@
 pub mod errno;
 mod info;
 mod io;
+mod process;
 mod thread;
 mod time;
 mod transfer;
@@ -55,15 +56,24 @@ pub fn dispatch(frame: &mut TrapFrame) {
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
         35 => time::nanosleep(a[0], a[1]),
         39 => Ok(u64::from(thread::process().pid)),
-        56 => thread::clone(frame, a[0], a[1], a[2], a[3], a[4]),
-        60 => crate::proc::exit_thread(a[0] as u32 & 0xff),
+        56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
+        57 => process::fork(frame),
+        58 => process::vfork(frame),
+        59 => process::execve(a[0], a[1], a[2]),
+        60 => crate::proc::exit_thread(crate::proc::exited_with(a[0] as u32)),
+        61 => process::wait4(a[0], a[1], a[2], a[3]),
         63 => info::uname(a[0]),
         89 => io::readlinkat(a[0]), // readlink: no file system, so no link
         96 => time::gettimeofday(a[0]),
         97 => info::getrlimit(a[0], a[1]),
         98 => info::getrusage(a[0] as i64, a[1]),
         102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: root
-        110 => Ok(0),                   // getppid: started by the kernel
+        109 => process::setpgid(a[0], a[1]),
+        110 => process::getppid(),
+        111 => process::getpgid(0),
+        112 => process::setsid(),
+        121 => process::getpgid(a[0]),
+        124 => process::getsid(a[0]),
         131 => info::sigaltstack(a[0], a[1]),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
@@ -77,7 +87,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         228 => time::clock_gettime(a[0], a[1]),
         229 => time::clock_getres(a[0], a[1]),
         230 => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
-        231 => crate::proc::exit_group(a[0] as u32 & 0xff),
+        231 => crate::proc::exit_group(a[0] as u32),
+        247 => process::waitid(a[0], a[1], a[2], a[3], a[4]),
         234 => thread::tgkill(a[0], a[1], a[2]),
         262 => io::newfstatat(a[0], a[1], a[2], a[3]),
         267 => io::readlinkat(a[1]),
@@ -92,7 +103,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         302 => info::prlimit64(a[0], a[1], a[2], a[3]),
         309 => thread::getcpu(a[0], a[1]),
         318 => info::getrandom(a[0], a[1], a[2]),
+        322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
         334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
+        435 => process::clone3(frame, a[0], a[1]),
         _ => {
             log::warn!(
                 "{}[{}]: unimplemented system call {number} ({}); returning -ENOSYS",
@@ -109,9 +122,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
     };
 }
 
-/// Runs `f` with the calling process's address space.
+/// Runs `f` with the calling thread's address space.
 fn with_mm(f: impl FnOnce(&crate::mm::addrspace::Mm) -> SysResult) -> SysResult {
-    f(&thread::process().mm)
+    f(thread::mm())
 }
 
 /// The name of a Linux x86_64 system call, for the log line of an unimplemented one.
@@ -133,10 +146,6 @@ fn name(number: u64) -> &'static str {
         37 => "alarm",
         38 => "setitimer",
         41 => "socket",
-        57 => "fork",
-        58 => "vfork",
-        59 => "execve",
-        61 => "wait4",
         62 => "kill",
         72 => "fcntl",
         79 => "getcwd",
@@ -146,7 +155,6 @@ fn name(number: u64) -> &'static str {
         203 => "sched_setaffinity",
         257 => "openat",
         293 => "pipe2",
-        435 => "clone3",
         _ => "unknown",
     }
 }

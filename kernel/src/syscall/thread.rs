@@ -1,4 +1,4 @@
-//! Threads: clone (threads only), futex, TLS, thread ids, CPU affinity, thread-directed
+//! Threads: clone of a thread, futex, TLS, thread ids, CPU affinity, thread-directed
 //! signals (fatal only).
 
 use alloc::sync::Arc;
@@ -18,18 +18,21 @@ pub fn process() -> &'static Arc<Process> {
         .expect("system calls come from user threads")
 }
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_SYSVSEM: u64 = 0x40000;
-const CLONE_SETTLS: u64 = 0x80000;
-const CLONE_PARENT_SETTID: u64 = 0x100000;
-const CLONE_CHILD_CLEARTID: u64 = 0x200000;
-const CLONE_DETACHED: u64 = 0x400000;
-const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// The calling thread's address space.
+pub fn mm() -> &'static crate::mm::addrspace::Mm {
+    &sched::current()
+        .user
+        .as_ref()
+        .expect("system calls come from user threads")
+        .mm
+}
+
+use super::process::{
+    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS,
+    CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM,
+    CloneRequest,
+};
+
 /// What a thread-creating clone may ask for.
 const THREAD_FLAGS: u64 = CLONE_VM
     | CLONE_FS
@@ -43,32 +46,18 @@ const THREAD_FLAGS: u64 = CLONE_VM
     | CLONE_DETACHED
     | CLONE_CHILD_SETTID;
 
-/// `clone(flags, stack, parent_tid, child_tid, tls)`: a new thread of this process, which
-/// returns 0 in RAX on `stack`. Creating processes (no `CLONE_VM`) is not supported.
-pub fn clone(
-    frame: &TrapFrame,
-    flags: u64,
-    stack: u64,
-    parent_tid: u64,
-    child_tid: u64,
-    tls: u64,
-) -> SysResult {
-    let signal = flags & 0xff;
-    let flags = flags & !0xff;
-    // Linux's rules: threads share signal handlers, which need a shared address space.
-    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
-        || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
-    {
-        return Err(EINVAL);
-    }
-    if flags & CLONE_VM == 0 || flags & CLONE_VFORK != 0 {
-        log::warn!(
-            "{}: clone without CLONE_VM (fork) is not supported; returning -ENOSYS",
-            sched::current().name()
-        );
-        return Err(ENOSYS);
-    }
-    if flags & CLONE_THREAD == 0 || flags & !THREAD_FLAGS != 0 || signal != 0 {
+/// A clone with `CLONE_THREAD` (checked by the caller with the flag rules): a new thread of
+/// this process, which returns 0 in RAX on `request.stack`.
+pub fn clone_thread(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
+    let CloneRequest {
+        flags,
+        exit_signal: signal,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+    } = *request;
+    if flags & !THREAD_FLAGS != 0 || signal != 0 {
         return Err(EINVAL);
     }
     let process = process().clone();
@@ -102,7 +91,9 @@ pub fn clone(
     if flags & CLONE_CHILD_SETTID != 0 {
         write_user(child_tid, &tid)?;
     }
-    let user = UserThread::new(process.clone(), fs_base, clear_tid, child_frame);
+    let mm = me.user.as_ref().expect("a user thread").mm.clone();
+    let user =
+        UserThread::new(process.clone(), mm, fs_base, clear_tid, child_frame).with_current_fpu();
     // A new thread starts with its creator's signal mask.
     if let Some(parent) = &me.user {
         user.signal_mask.store(
@@ -175,7 +166,7 @@ const FUTEX_CLOCK_REALTIME: u64 = 256;
 /// any nonzero bitset treated as all bits), private or shared.
 pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysResult {
     let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    let mm = &process().mm;
+    let mm = mm();
     match command {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if command == FUTEX_WAIT_BITSET && bitset as u32 == 0 {
