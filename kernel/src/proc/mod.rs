@@ -66,10 +66,6 @@ pub struct Process {
     pgid: AtomicU32,
     sid: AtomicU32,
     /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice).
-    #[expect(
-        dead_code,
-        reason = "sent once signals are delivered (the signal handler work)"
-    )]
     exit_signal: u32,
     /// Set once the process called `execve` (`setpgid` on it then fails with `EACCES`).
     did_exec: AtomicBool,

@@ -61,6 +61,31 @@ pub struct WaitOptions {
     /// `WEXITED`: ended children are reported (waitid may ask for stops alone, which never
     /// happen here: there is no job control yet).
     pub exits: bool,
+    /// Which children by the signal they send their parent when they end: `SIGCHLD` ones
+    /// (the default), the others ("clone" children: `__WCLONE`), or both (`__WALL`).
+    pub kinds: ChildKinds,
+}
+
+/// Children by their exit signal, as Linux's `__WCLONE` and `__WALL` select them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildKinds {
+    /// Children that send `SIGCHLD` (no `__WCLONE`, no `__WALL`).
+    Sigchld,
+    /// Children that send another signal, or none (`__WCLONE`).
+    Clone,
+    /// Both (`__WALL`).
+    All,
+}
+
+impl ChildKinds {
+    fn matches(self, child: &Process) -> bool {
+        let sigchld = child.exit_signal == super::signal::SIGCHLD;
+        match self {
+            ChildKinds::Sigchld => sigchld,
+            ChildKinds::Clone => !sigchld,
+            ChildKinds::All => true,
+        }
+    }
 }
 
 /// Waits until a child of `parent` matching `selector` has ended, and collects it (unless
@@ -98,7 +123,7 @@ fn collect(
     let mut matching = family
         .children
         .iter()
-        .filter(|child| selector.matches(child))
+        .filter(|child| selector.matches(child) && options.kinds.matches(child))
         .peekable();
     if matching.peek().is_none() {
         return Err(ECHILD);

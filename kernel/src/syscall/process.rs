@@ -13,7 +13,8 @@ use super::thread::{self, process};
 use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::exec::SpawnOptions;
-use crate::proc::wait::{self, Ended, Selector, WaitOptions};
+use crate::proc::signal::SIGCHLD;
+use crate::proc::wait::{self, ChildKinds, Ended, Selector, WaitOptions};
 use crate::proc::{self, Lineage, Process};
 use crate::sched::{self, task::Task, task::UserThread};
 use crate::sync::Completion;
@@ -50,8 +51,6 @@ const FORK_FLAGS: u64 = CLONE_VM
     | CLONE_DETACHED
     | CLONE_CHILD_SETTID
     | CLONE_IO;
-
-const SIGCHLD: u64 = 17;
 
 /// A clone request, from `clone`'s registers or `clone3`'s structure.
 #[derive(Clone, Copy)]
@@ -99,7 +98,7 @@ pub fn vfork(frame: &TrapFrame) -> SysResult {
 fn fork_request(flags: u64) -> CloneRequest {
     CloneRequest {
         flags,
-        exit_signal: SIGCHLD,
+        exit_signal: u64::from(SIGCHLD),
         stack: 0,
         parent_tid: 0,
         child_tid: 0,
@@ -309,6 +308,7 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         no_hang: options & WNOHANG != 0,
         keep: false,
         exits: true,
+        kinds: child_kinds(options),
     };
     let Some(ended) = wait::wait_for_child(process(), selector, wait_options)? else {
         return Ok(0);
@@ -320,6 +320,17 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         write_user(status, &ended.wait_status)?;
     }
     Ok(u64::from(ended.pid))
+}
+
+/// The children a wait's `__WALL`/`__WCLONE` options select.
+fn child_kinds(options: u64) -> ChildKinds {
+    if options & WALL != 0 {
+        ChildKinds::All
+    } else if options & WCLONE != 0 {
+        ChildKinds::Clone
+    } else {
+        ChildKinds::Sigchld
+    }
 }
 
 /// `struct rusage` for a collected child: user time and minor faults.
@@ -359,6 +370,7 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         no_hang: options & WNOHANG != 0,
         keep: options & WNOWAIT != 0,
         exits: options & WEXITED != 0,
+        kinds: child_kinds(options),
     };
     let reported = wait::wait_for_child(process(), selector, wait_options)?;
     // siginfo_t for SIGCHLD: signo, errno, code, then pid, uid, status (zeroes for none).
