@@ -15,12 +15,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use super::ramdisk::NotAFile;
 use super::{Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread};
-use crate::syscall::errno::{E2BIG, EINTR, ENOENT, ENOEXEC, ENOMEM, Errno};
+use crate::syscall::errno::{E2BIG, EACCES, EINTR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, Errno};
 
 /// Where a static-PIE executable is loaded (Linux's usual choice for PIE without ASLR).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -52,8 +53,8 @@ struct Image {
 
 /// Why a program could not be loaded.
 enum LoadError {
-    /// No such file.
-    NotFound,
+    /// No regular file at the path.
+    NotFound(NotAFile),
     /// Not an executable this kernel runs (`reason` says why).
     NotExecutable(String),
     /// Needs an interpreter (dynamically linked); there are no files to load it from yet.
@@ -66,7 +67,9 @@ enum LoadError {
 impl LoadError {
     fn errno(&self) -> Errno {
         match self {
-            LoadError::NotFound | LoadError::NeedsInterpreter(_) => ENOENT,
+            LoadError::NotFound(NotAFile::Directory) => EACCES,
+            LoadError::NotFound(NotAFile::ThroughAFile) => ENOTDIR,
+            LoadError::NotFound(NotAFile::Missing) | LoadError::NeedsInterpreter(_) => ENOENT,
             LoadError::NotExecutable(_) => ENOEXEC,
             LoadError::TooBig(_) => E2BIG,
             LoadError::OutOfMemory => ENOMEM,
@@ -77,7 +80,7 @@ impl LoadError {
 impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LoadError::NotFound => write!(f, "no such file in the ramdisk"),
+            LoadError::NotFound(_) => write!(f, "no such file in the ramdisk"),
             LoadError::NotExecutable(reason) | LoadError::TooBig(reason) => write!(f, "{reason}"),
             LoadError::NeedsInterpreter(path) => {
                 write!(f, "dynamically linked: needs interpreter {path}")
@@ -90,7 +93,8 @@ impl core::fmt::Display for LoadError {
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
 /// initial stack.
 fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let image = super::ramdisk::find(path).ok_or(LoadError::NotFound)?;
+    let image = super::ramdisk::find(path)
+        .ok_or(LoadError::NotFound(super::ramdisk::why_not_a_file(path)))?;
     let not_executable = |e: elf::ElfError| match e {
         elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
         e => LoadError::NotExecutable(format!("{e}")),
