@@ -186,6 +186,7 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
     ) else {
         return ENOMEM;
     };
+    task.set_allowed_cpus(me.allowed_cpus());
     if !process.kill_other_threads_for_exec() {
         // Killed meanwhile: the caller leaves at its return to user mode.
         return EINTR;

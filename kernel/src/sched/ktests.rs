@@ -1,12 +1,14 @@
 //! In-kernel tests of the scheduler and the sleeping primitives: kernel threads on every CPU
 //! sleeping and waking each other (a lost wake-up hangs the test, and its timeout reports it),
-//! mutual exclusion of the mutex and the rwsem, and writers that do not starve.
+//! CPU affinity, mutual exclusion of the mutex and the rwsem, and writers that do not starve.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::percpu;
+use super::Task;
+use crate::arch::percpu::{self, CpuSet};
 use crate::ktest;
 use crate::sync::{Completion, Mutex, RwSem, WaitQueue};
 
@@ -210,5 +212,154 @@ ktest! {
             halts > 0 && passes <= 4 * ticks + 50,
             "cpu{other}: {passes} idle passes and {halts} halts in {ticks} ticks"
         );
+    }
+}
+
+/// Starts a kernel thread that may run only on `cpus`.
+fn spawn_on(cpus: CpuSet, entry: impl FnOnce() + Send + 'static) -> Arc<Task> {
+    let task = Task::new_kernel("ktest-affine", Box::new(entry)).expect("memory for a test thread");
+    task.set_allowed_cpus(cpus);
+    super::spawn(task.clone());
+    task
+}
+
+ktest! {
+    timeout_ms = 120_000;
+    /// Tasks allowed one CPU, or two, run nowhere else (`Task::cpus_seen` records every CPU a
+    /// task ran on): spawning, waking and stealing all honour the set. Some sleep on timers
+    /// and are woken through wait queues by unpinned partners on any CPU; three more take
+    /// turns on one CPU for a while, yielding, so that its queue is the busiest and the idle
+    /// CPUs keep looking there for work to steal.
+    fn pinned_tasks_run_only_on_allowed_cpus() {
+        let Some(other) = ktest::other_cpu() else {
+            return ktest::skip("needs 2 or more CPUs");
+        };
+        let me = percpu::cpu_index();
+        let one = CpuSet::default().with(other);
+        let pair_sets = [one, one.with(me)];
+        let rounds = 300 * ktest::stress_factor();
+        struct Pair {
+            turn: AtomicU64,
+            queue: crate::sync::WaitQueue,
+        }
+        let pairs: Arc<Vec<Pair>> = Arc::new(
+            pair_sets
+                .iter()
+                .map(|_| Pair { turn: AtomicU64::new(0), queue: crate::sync::WaitQueue::new() })
+                .collect(),
+        );
+        let mut checked = Vec::new();
+        let mut done = Vec::new();
+        let mut start = |cpus: CpuSet, body: Box<dyn FnOnce() + Send>| {
+            let finished = Arc::new(crate::sync::Completion::new());
+            let f = finished.clone();
+            let task = spawn_on(cpus, move || {
+                body();
+                f.complete();
+            });
+            done.push(finished);
+            task
+        };
+        // Side 0 runs on `cpus`, side 1 (its partner) anywhere.
+        let side = |index: usize, side: u64| -> Box<dyn FnOnce() + Send> {
+            let pairs = pairs.clone();
+            Box::new(move || {
+                let pair = &pairs[index];
+                for round in 0..rounds {
+                    let mine = round * 2 + side;
+                    pair.queue.wait_until(|| pair.turn.load(Ordering::Acquire) == mine);
+                    if side == 0 && round % 8 == 0 {
+                        crate::sched::timer::sleep_ns(100_000).expect("not killed");
+                    }
+                    pair.turn.store(mine + 1, Ordering::Release);
+                    pair.queue.wake_all();
+                    crate::sched::yield_now();
+                }
+            })
+        };
+        for (index, &cpus) in pair_sets.iter().enumerate() {
+            start(CpuSet::ALL, side(index, 1));
+            checked.push((start(cpus, side(index, 0)), cpus));
+        }
+        let busy_until = crate::time::now_ns() + 300_000_000;
+        for _ in 0..3 {
+            let spinner = Box::new(move || {
+                let mut turns = 0u64;
+                while crate::time::now_ns() < busy_until {
+                    crate::sched::yield_now();
+                    turns += 1;
+                    if turns % 64 == 0 {
+                        crate::sched::timer::sleep_ns(100_000).expect("not killed");
+                    }
+                }
+            });
+            checked.push((start(one, spinner), one));
+        }
+        for finished in &done {
+            assert!(finished.wait_timeout(60_000_000_000), "a test thread never finished");
+        }
+        for (task, cpus) in &checked {
+            let seen = CpuSet(task.cpus_seen.load(Ordering::Relaxed));
+            assert!(
+                seen.intersection(CpuSet(!cpus.0)).is_empty(),
+                "a task allowed {cpus} ran on {seen}"
+            );
+        }
+    }
+}
+
+ktest! {
+    timeout_ms = 60_000;
+    /// A task whose set stops including its CPU moves at its next switch: when another task
+    /// changes its set while it runs, and when it changes its own. Afterwards, sleeping and
+    /// yielding, it stays where its new set allows.
+    fn a_task_moves_off_a_cpu_its_set_leaves_out() {
+        let Some(other) = ktest::other_cpu() else {
+            return ktest::skip("needs 2 or more CPUs");
+        };
+        let me = percpu::cpu_index();
+        const UNSET: usize = usize::MAX;
+        let cpus = Arc::new([const { AtomicUsize::new(UNSET) }; 3]);
+        let go = Arc::new(AtomicBool::new(false));
+        let seen_after = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(crate::sync::Completion::new());
+        let (c, g, s, d) = (cpus.clone(), go.clone(), seen_after.clone(), done.clone());
+        let task = spawn_on(CpuSet::default().with(other), move || {
+            c[0].store(percpu::cpu_index(), Ordering::Relaxed);
+            while !g.load(Ordering::Acquire) {
+                crate::sched::yield_now();
+            }
+            // The set changed (to this test's CPU) at the latest before `go`: one more switch
+            // moves the task, if none of the yields above did.
+            crate::sched::yield_now();
+            c[1].store(percpu::cpu_index(), Ordering::Relaxed);
+            let current = crate::sched::current();
+            crate::sched::set_affinity(current, CpuSet::default().with(other));
+            crate::sched::yield_now();
+            c[2].store(percpu::cpu_index(), Ordering::Relaxed);
+            current.cpus_seen.store(0, Ordering::Relaxed);
+            for round in 0..50 {
+                if round % 4 == 0 {
+                    crate::sched::timer::sleep_ns(100_000).expect("not killed");
+                }
+                crate::sched::yield_now();
+            }
+            s.store(current.cpus_seen.load(Ordering::Relaxed), Ordering::Relaxed);
+            d.complete();
+        });
+        let deadline = crate::time::now_ns() + 5_000_000_000;
+        while cpus[0].load(Ordering::Relaxed) == UNSET {
+            assert!(crate::time::now_ns() < deadline, "the task never started");
+            crate::sched::yield_now();
+        }
+        crate::sched::set_affinity(&task, CpuSet::default().with(me));
+        go.store(true, Ordering::Release);
+        assert!(done.wait_timeout(30_000_000_000), "the task never finished");
+        let [first, moved, back] = [0, 1, 2].map(|i| cpus[i].load(Ordering::Relaxed));
+        assert_eq!(first, other, "started outside its set");
+        assert_eq!(moved, me, "did not move when another task changed its set");
+        assert_eq!(back, other, "did not move when it changed its own set");
+        let seen = seen_after.load(Ordering::Relaxed);
+        assert_eq!(seen, 1 << other, "ran on {} after its last move", CpuSet(seen));
     }
 }

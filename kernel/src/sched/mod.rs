@@ -7,6 +7,14 @@
 //! mode ([`return_to_user`]). New tasks go to the least-loaded CPU, an idle CPU steals queued
 //! tasks from busy ones, and waking a task queued on a halted CPU sends that CPU an IPI.
 //!
+//! # Affinity
+//! A task runs only on the CPUs of its allowed set (`sched_setaffinity`; the boot task is pinned
+//! to the bootstrap CPU). Spawning and waking choose among them, and a stealer takes only tasks
+//! that allow it. A task whose set stops including the CPU it is on moves at its next
+//! [`schedule`] or return to user mode (a task queued there meanwhile runs there once more):
+//! [`schedule`] queues it on an allowed CPU once its switch away is complete
+//! ([`finish_switch`]), never before, so the `on_cpu` rule below still holds.
+//!
 //! # Who protects what
 //! - A CPU's run queue: its `IrqSpinLock`. Any CPU may push (wake-ups, spawning) or pop
 //!   (stealing).
@@ -38,7 +46,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering, fence};
 use spin::Once;
 use x86_64::instructions::interrupts;
 
-use crate::arch::percpu::{self, CpuBlock};
+use crate::arch::percpu::{self, CpuBlock, CpuSet};
 use crate::sync::IrqSpinLock;
 pub use task::{DEAD, RUNNABLE, SLEEPING, Task};
 
@@ -62,6 +70,9 @@ pub struct CpuSched {
     current_ref: CpuLocal<Option<Arc<Task>>>,
     /// The task the last switch left, until the next task finishes the switch.
     switched_out: CpuLocal<Option<Arc<Task>>>,
+    /// The task in `switched_out` is runnable but may not run here: once its switch is
+    /// complete, it goes to an allowed CPU's queue.
+    switched_out_moves: CpuLocal<bool>,
     idle: Once<Arc<Task>>,
     /// Set by the tick (or a wake-up) when the running task should give the CPU up.
     pub need_resched: AtomicBool,
@@ -85,6 +96,7 @@ impl CpuSched {
             current: AtomicPtr::new(core::ptr::null_mut()),
             current_ref: CpuLocal(UnsafeCell::new(None)),
             switched_out: CpuLocal(UnsafeCell::new(None)),
+            switched_out_moves: CpuLocal(UnsafeCell::new(false)),
             idle: Once::new(),
             need_resched: AtomicBool::new(false),
             in_idle: AtomicBool::new(false),
@@ -154,7 +166,7 @@ pub fn init_cpu(bootstrap: bool) {
         // The boot task stays on the bootstrap CPU: the test runner and its watchdog (the
         // bootstrap CPU's timer) rely on it.
         let kmain = Task::for_current_context("kmain");
-        kmain.pinned_cpu.store(index, Ordering::Relaxed);
+        kmain.set_allowed_cpus(CpuSet::default().with(index));
         kmain
     } else {
         let idle = Task::for_current_context(&alloc::format!("idle/{index}"));
@@ -179,9 +191,9 @@ fn idle_task(cpu: &CpuBlock) -> &Arc<Task> {
 }
 
 /// Gives the CPU to the next queued task, if any. A running task that is still runnable goes
-/// to the back of the queue; one that is sleeping or dead stays off it until woken (or for
-/// good). Returns when the calling task runs again. Never in an interrupt handler or an RCU
-/// read-side section.
+/// to the back of the queue, or to an allowed CPU's if this CPU is no longer one of its own;
+/// one that is sleeping or dead stays off it until woken (or for good). Returns when the
+/// calling task runs again. Never in an interrupt handler or an RCU read-side section.
 #[track_caller]
 pub fn schedule() {
     crate::sync::rcu::might_sleep();
@@ -205,16 +217,18 @@ pub fn schedule() {
             false
         }
     };
+    // The idle task is never queued, and never moves.
+    let moves = still_runnable && !prev_is_idle && !prev.may_run_on(cpu.index);
     let next = {
         let mut queue = sched.run_queue.lock();
-        if still_runnable && !prev_is_idle {
+        if still_runnable && !prev_is_idle && !moves {
             queue.push_back(current_arc());
         }
         queue.pop_front()
     };
     let next = match next {
         Some(next) => next,
-        None if still_runnable => {
+        None if still_runnable && !moves => {
             // Only the idle task (which never queues itself) gets here with nothing queued.
             restore(were_enabled);
             return;
@@ -225,6 +239,8 @@ pub fn schedule() {
         restore(were_enabled);
         return;
     }
+    // SAFETY: this CPU, interrupts disabled; `finish_switch` reads it after the switch.
+    unsafe { *sched.switched_out_moves.0.get() = moves };
     switch_to(cpu, prev, next);
     finish_switch();
     restore(were_enabled);
@@ -289,14 +305,22 @@ fn switch_to(cpu: &CpuBlock, prev: &Task, next: Arc<Task>) {
 }
 
 /// The second half of a switch, run by the task switched to: the task switched away from has
-/// its context saved now, so other CPUs may resume it. Interrupts are disabled.
+/// its context saved now, so other CPUs may resume it, and one that may not run here goes to
+/// a CPU it may run on. Interrupts are disabled.
 pub fn finish_switch() {
     let sched = &percpu::this_cpu().sched;
     // SAFETY: this CPU, interrupts disabled.
-    let prev = unsafe { (*sched.switched_out.0.get()).take() };
+    let (prev, moves) = unsafe {
+        (
+            (*sched.switched_out.0.get()).take(),
+            core::mem::take(&mut *sched.switched_out_moves.0.get()),
+        )
+    };
     if let Some(prev) = prev {
         prev.on_cpu.store(false, Ordering::Release);
-        drop(prev);
+        if moves {
+            enqueue_on(wake_target(&prev), prev);
+        }
     }
 }
 
@@ -335,20 +359,28 @@ pub fn wake(task: &Arc<Task>) -> bool {
     true
 }
 
-/// The CPU a woken task goes to: where it ran last, unless that CPU is busy and another idles.
+/// The CPU a woken task goes to: where it ran last, unless that CPU is busy (or no longer
+/// allowed) and another allowed one idles.
 fn wake_target(task: &Task) -> usize {
-    if let Some(cpu) = task.pinned() {
-        return cpu;
-    }
+    let allowed = task.allowed_cpus();
     let last = task.cpu.load(Ordering::Relaxed);
     match percpu::cpu(last) {
-        Some(cpu) if cpu.online.load(Ordering::Acquire) && cpu.sched.load() == 0 => last,
-        _ => least_loaded_cpu(),
+        Some(cpu)
+            if allowed.contains(last)
+                && cpu.online.load(Ordering::Acquire)
+                && cpu.sched.load() == 0 =>
+        {
+            last
+        }
+        _ => least_loaded_cpu(allowed),
     }
 }
 
-fn least_loaded_cpu() -> usize {
+/// The least-loaded online CPU of `allowed`, which names one for every task that runs (see
+/// `Task::set_allowed_cpus`).
+fn least_loaded_cpu(allowed: CpuSet) -> usize {
     percpu::online_cpus()
+        .filter(|cpu| allowed.contains(cpu.index))
         .min_by_key(|cpu| cpu.sched.load())
         .map_or(0, |cpu| cpu.index)
 }
@@ -369,9 +401,9 @@ fn enqueue_on(target: usize, task: Arc<Task>) {
     }
 }
 
-/// Starts `task` (new) on the least-loaded CPU.
+/// Starts `task` (new) on the least-loaded CPU it may run on.
 pub fn spawn(task: Arc<Task>) {
-    let target = task.pinned().unwrap_or_else(least_loaded_cpu);
+    let target = least_loaded_cpu(task.allowed_cpus());
     task.cpu.store(target, Ordering::Relaxed);
     enqueue_on(target, task);
 }
@@ -390,11 +422,33 @@ fn steal(cpu: &CpuBlock) -> Option<Arc<Task>> {
         .filter(|other| other.index != cpu.index)
         .max_by_key(|other| other.sched.queued())?;
     let mut queue = victim.sched.run_queue.lock();
-    // Not a task that still switches out on the victim (its own requeued task).
+    // Only a task allowed here, and not one that still switches out on the victim (its own
+    // requeued task).
     let index = queue
         .iter()
-        .rposition(|task| task.pinned().is_none() && !task.on_cpu.load(Ordering::Acquire))?;
+        .rposition(|task| task.may_run_on(cpu.index) && !task.on_cpu.load(Ordering::Acquire))?;
     queue.remove(index)
+}
+
+/// Lets `task` run only on `cpus` (at least one of them online), from now on: its next
+/// wake-up goes to one of them, and if it runs or is queued elsewhere it moves at its next
+/// [`schedule`] or return to user mode. A task running in user mode on a CPU the set leaves out
+/// gets an IPI, which brings it into the kernel and out through [`return_to_user`].
+pub fn set_affinity(task: &Task, cpus: CpuSet) {
+    task.set_allowed_cpus(cpus);
+    if core::ptr::eq(task, current()) || !task.on_cpu.load(Ordering::Acquire) {
+        return;
+    }
+    let index = task.cpu.load(Ordering::Relaxed);
+    if cpus.contains(index) {
+        return;
+    }
+    if let Some(cpu) = percpu::cpu(index) {
+        crate::arch::apic::send_ipi(
+            cpu.apic_id.load(Ordering::Relaxed),
+            crate::arch::apic::WAKE_VECTOR,
+        );
+    }
 }
 
 /// Gives the CPU to other runnable tasks, if any.
@@ -451,7 +505,8 @@ pub fn tick() {
 }
 
 /// Work due before a task returns to user mode (interrupts disabled on entry and exit): RCU
-/// (a quiescent state, ready callbacks), expired timers, a kill, a pending switch.
+/// (a quiescent state, ready callbacks), expired timers, a kill, a pending switch, a move off
+/// a CPU the task may no longer run on.
 pub fn return_to_user() {
     loop {
         interrupts::enable();
@@ -460,23 +515,21 @@ pub fn return_to_user() {
         if current().is_killed() {
             crate::proc::exit_killed_thread();
         }
-        if percpu::this_cpu()
-            .sched
-            .need_resched
-            .load(Ordering::Relaxed)
-        {
+        if must_switch() {
             schedule();
             continue;
         }
         interrupts::disable();
-        if !percpu::this_cpu()
-            .sched
-            .need_resched
-            .load(Ordering::Relaxed)
-        {
+        if !must_switch() {
             return;
         }
     }
+}
+
+/// A switch is due on this CPU, or the running task may not run here.
+fn must_switch() -> bool {
+    let cpu = percpu::this_cpu();
+    cpu.sched.need_resched.load(Ordering::Relaxed) || !current().may_run_on(cpu.index)
 }
 
 /// Each CPU's idle task: run work handed to this CPU and RCU callbacks, fire timers, run

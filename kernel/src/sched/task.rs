@@ -7,7 +7,9 @@
 //! apart: [`pooled_stack_frames`]).
 //!
 //! A task's scheduling state (`state`, `queued`) is protected by its `sched` lock; `on_cpu` and
-//! the saved context are handed between CPUs by the switch protocol (see the scheduler).
+//! the saved context are handed between CPUs by the switch protocol (see the scheduler). Its
+//! allowed CPUs (`allowed_cpus`) are an atomic mask that anyone may read and that only
+//! `sched::set_affinity` changes (or its creator, before the task is started).
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -16,6 +18,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::arch::percpu::CpuSet;
 use crate::mm::{frame, kernel_tables};
 use crate::proc::Process;
 use crate::sync::IrqSpinLock;
@@ -99,9 +102,6 @@ const USER_FRAME_RESERVE: u64 = (size_of::<crate::arch::trap::TrapFrame>() as u6
 
 /// `stack_t.ss_flags`: no alternate signal stack.
 pub const SS_DISABLE: u64 = 2;
-
-/// `Task::pinned_cpu` of a task that may run anywhere.
-const NOT_PINNED: usize = usize::MAX;
 
 /// Runnable: running, or waiting in a run queue.
 pub const RUNNABLE: u8 = 0;
@@ -213,8 +213,9 @@ pub struct Task {
     pub on_cpu: AtomicBool,
     /// The CPU it runs on, or last ran on.
     pub cpu: AtomicUsize,
-    /// The only CPU it may run on, or `NOT_PINNED`.
-    pub pinned_cpu: AtomicUsize,
+    /// The CPUs it may run on, a [`CpuSet`] (every CPU unless pinned, or `sched_setaffinity`
+    /// narrowed it). Changed only through [`Task::set_allowed_cpus`].
+    allowed_cpus: AtomicU64,
     /// The saved stack pointer while the task is not running.
     context: UnsafeCell<u64>,
     /// The kernel stack; `None` for the boot context of the bootstrap CPU and the APs' idle
@@ -258,7 +259,7 @@ impl Task {
             }),
             on_cpu: AtomicBool::new(false),
             cpu: AtomicUsize::new(0),
-            pinned_cpu: AtomicUsize::new(NOT_PINNED),
+            allowed_cpus: AtomicU64::new(CpuSet::ALL.0),
             context: UnsafeCell::new(0),
             stack,
             entry: spin::Mutex::new(entry),
@@ -350,10 +351,25 @@ impl Task {
             .map(|u| &*u.mm)
     }
 
-    /// The CPU the task must run on, if it is pinned.
-    pub fn pinned(&self) -> Option<usize> {
-        let cpu = self.pinned_cpu.load(Ordering::Relaxed);
-        (cpu != NOT_PINNED).then_some(cpu)
+    /// The CPUs the task may run on (some of them may be offline).
+    pub fn allowed_cpus(&self) -> CpuSet {
+        CpuSet(self.allowed_cpus.load(Ordering::Acquire))
+    }
+
+    /// Whether the task may run on CPU `cpu`: one load and a bit test, for the scheduler's
+    /// hot paths.
+    pub fn may_run_on(&self, cpu: usize) -> bool {
+        self.allowed_cpus().contains(cpu)
+    }
+
+    /// Sets the CPUs the task may run on; at least one of them must be online when the task
+    /// runs (the boot task is pinned to the bootstrap CPU before that CPU counts as online).
+    /// Before the task is started, this is all there is to it; for a started task,
+    /// `sched::set_affinity` also moves it off a CPU the set leaves out. Release: pairs with
+    /// the Acquire loads, so that whoever sees the new set also sees what its setter wrote
+    /// before (a user thread told that its set changed, say).
+    pub fn set_allowed_cpus(&self, cpus: CpuSet) {
+        self.allowed_cpus.store(cpus.0, Ordering::Release);
     }
 
     pub fn is_killed(&self) -> bool {

@@ -5,8 +5,9 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 use super::errno::{EINVAL, ENOSYS, ESRCH, SysResult};
+use crate::arch::percpu::CpuSet;
 use crate::arch::trap::TrapFrame;
-use crate::arch::uaccess::write_user;
+use crate::arch::uaccess::{copy_from_user, write_user};
 use crate::proc::{Process, futex};
 use crate::sched::task::{Task, UserThread};
 use crate::sched::{self};
@@ -108,6 +109,8 @@ pub fn clone_thread(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         crate::proc::signal::user_thread_start,
     )
     .ok_or(super::errno::ENOMEM)?;
+    // It may run on the CPUs its creator may run on.
+    task.set_allowed_cpus(me.allowed_cpus());
     if !process.add_thread(task.clone()) {
         return Err(super::errno::EINTR);
     }
@@ -207,17 +210,56 @@ pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysRe
     }
 }
 
-pub fn sched_getaffinity(pid: u64, size: u64, mask: u64) -> SysResult {
-    if pid != 0 && !is_thread_of_caller(pid) {
-        return Err(ESRCH);
-    }
-    // The mask is `unsigned long`s; Linux wants room for every possible CPU (64 here).
-    if size < 8 || size % 8 != 0 {
+/// The size of the kernel's CPU mask in bytes (Linux's `cpumask_size()`): one `u64`.
+const CPU_MASK_BYTES: u32 = size_of::<u64>() as u32;
+
+/// `sched_getaffinity(pid, len, mask)`: the online CPUs thread `pid` may run on; returns the
+/// bytes written. Checked in Linux's order: `len` (EINVAL), the thread (ESRCH), the buffer
+/// (EFAULT).
+pub fn sched_getaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
+    // `unsigned int len`: Linux wants room for every possible CPU, in whole `unsigned long`s.
+    let len = len as u32;
+    if len < CPU_MASK_BYTES || !len.is_multiple_of(CPU_MASK_BYTES) {
         return Err(EINVAL);
     }
-    let cpus = crate::arch::percpu::CpuSet::all_online().0;
-    write_user(mask, &cpus)?;
-    Ok(8)
+    let task = affinity_target(pid)?;
+    let cpus = task.allowed_cpus().intersection(CpuSet::all_online());
+    write_user(mask, &cpus.0)?;
+    Ok(u64::from(CPU_MASK_BYTES))
+}
+
+/// `sched_setaffinity(pid, len, mask)`: lets thread `pid` run only on the CPUs in `mask`. As
+/// Linux: of `len` bytes only the kernel's mask size is read, a shorter mask is padded with
+/// zeroes, CPUs that are not online are ignored, and a mask left with none is EINVAL. Checked
+/// in Linux's order: the buffer (EFAULT), the thread (ESRCH), the mask (EINVAL).
+pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
+    let mut bytes = [0u8; CPU_MASK_BYTES as usize];
+    let read = (len as u32).min(CPU_MASK_BYTES) as usize;
+    // Nothing to read, nothing to fault on (Linux copies 0 bytes from any address).
+    if read > 0 {
+        copy_from_user(&mut bytes[..read], mask)?;
+    }
+    let task = affinity_target(pid)?;
+    let cpus = CpuSet(u64::from_le_bytes(bytes));
+    if cpus.intersection(CpuSet::all_online()).is_empty() {
+        return Err(EINVAL);
+    }
+    sched::set_affinity(&task, cpus);
+    Ok(0)
+}
+
+/// The thread an affinity call names: `pid` (a `pid_t`) 0 is the caller, else a thread of
+/// the caller's process; any other is ESRCH.
+fn affinity_target(pid: u64) -> Result<Arc<Task>, super::errno::Errno> {
+    let pid = pid as u32;
+    if pid == 0 {
+        return Ok(sched::current_arc());
+    }
+    process()
+        .threads()
+        .into_iter()
+        .find(|t| t.tid == pid)
+        .ok_or(ESRCH)
 }
 
 fn is_thread_of_caller(tid: u64) -> bool {

@@ -46,6 +46,7 @@ pub mod nr {
     pub const REBOOT: usize = 169;
     pub const GETTID: usize = 186;
     pub const FUTEX: usize = 202;
+    pub const SCHED_SETAFFINITY: usize = 203;
     pub const SCHED_GETAFFINITY: usize = 204;
     pub const SET_TID_ADDRESS: usize = 218;
     pub const CLOCK_GETTIME: usize = 228;
@@ -459,6 +460,10 @@ wrap!(
 );
 wrap!(set_tid_address(tidptr) = nr::SET_TID_ADDRESS, syscall1);
 wrap!(arch_prctl(code, addr) = nr::ARCH_PRCTL, syscall2);
+wrap!(
+    sched_setaffinity(pid, len, mask) = nr::SCHED_SETAFFINITY,
+    syscall3
+);
 wrap!(
     sched_getaffinity(pid, len, mask) = nr::SCHED_GETAFFINITY,
     syscall3

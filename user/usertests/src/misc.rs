@@ -303,6 +303,140 @@ pub fn sched_getaffinity_errors() -> TestResult {
     Ok(())
 }
 
+/// The first word of thread `pid`'s CPU mask: CPUs 0 to 63, all of them here and in any
+/// QEMU machine Linux runs on (Linux's mask may be longer; its other words are then 0).
+fn affinity(pid: usize) -> Result<u64, Errno> {
+    let mut mask = [0u64; 16];
+    sys::sched_getaffinity(pid, 128, mask.as_mut_ptr() as usize)?;
+    Ok(mask[0])
+}
+
+/// Sets thread `pid`'s CPU mask to `mask` (one word).
+fn set_affinity(pid: usize, mask: u64) -> Result<usize, Errno> {
+    sys::sched_setaffinity(pid, 8, &raw const mask as usize)
+}
+
+/// Pinned to each CPU in turn (up to four), the thread runs there across yields and a sleep,
+/// reads its mask back, and a thread it starts inherits the mask. A 4-byte mask is padded with
+/// zeroes; of a longer one only the words naming existing CPUs count. Runs in a thread of its
+/// own, whose mask ends with it.
+pub fn sched_setaffinity_pins() -> TestResult {
+    urt::thread::spawn(pin_to_each_cpu).join()
+}
+
+fn pin_to_each_cpu() -> TestResult {
+    let all = check_ok!(affinity(0));
+    for cpu in (0..64u32).filter(|&c| all & 1 << c != 0).take(4) {
+        let one = 1u64 << cpu;
+        check_eq!(check_ok!(set_affinity(0, one)), 0);
+        check_eq!(affinity(0), Ok(one));
+        for round in 0..3 {
+            check_ok!(sys::sched_yield());
+            if round == 1 {
+                sys::sleep_ns(1_000_000);
+            }
+            let at = sys::current_cpu();
+            check!(
+                at == Some(cpu),
+                "pinned to CPU {cpu}, running on {at:?} (round {round})"
+            );
+        }
+        let (mask, at) = urt::thread::spawn(|| (affinity(0), sys::current_cpu())).join();
+        check_eq!(mask, Ok(one));
+        check_eq!(at, Some(cpu));
+    }
+    let first = all.trailing_zeros();
+    if first < 32 {
+        let short = 1u32 << first;
+        check_eq!(
+            check_ok!(sys::sched_setaffinity(0, 4, &raw const short as usize)),
+            0
+        );
+        check_eq!(affinity(0), Ok(1 << first));
+    }
+    check_ok!(set_affinity(0, all));
+    let long = [1u64 << first, u64::MAX, u64::MAX, u64::MAX];
+    check_eq!(
+        check_ok!(sys::sched_setaffinity(
+            0,
+            size_of_val(&long),
+            long.as_ptr() as usize
+        )),
+        0
+    );
+    check_eq!(affinity(0), Ok(1 << first));
+    diag!("pinned to each of the CPUs in {all:#x} (up to 4)");
+    Ok(())
+}
+
+/// A thread's mask set by another thread of the process (through its tid): the other thread
+/// reads it back and runs on the CPU after a yield, and the caller's own mask is unchanged.
+pub fn sched_setaffinity_other_thread() -> TestResult {
+    static TID: AtomicU64 = AtomicU64::new(0);
+    static GO: AtomicBool = AtomicBool::new(false);
+    TID.store(0, Ordering::Relaxed);
+    GO.store(false, Ordering::Relaxed);
+    let all = check_ok!(affinity(0));
+    let cpu = 63 - all.leading_zeros();
+    let one = 1u64 << cpu;
+    let handle = urt::thread::spawn(|| {
+        TID.store(sys::gettid() as u64, Ordering::Release);
+        // Running in user mode (on any CPU) while its mask changes.
+        while !GO.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let _ = sys::sched_yield();
+        (affinity(0), sys::current_cpu())
+    });
+    let mut tid = 0;
+    while tid == 0 {
+        let _ = sys::sched_yield();
+        tid = TID.load(Ordering::Acquire) as usize;
+    }
+    let set = set_affinity(tid, one);
+    let read = affinity(tid);
+    let mine = affinity(0);
+    // Let the thread go before any check can end the test.
+    GO.store(true, Ordering::Release);
+    let (theirs, at) = handle.join();
+    check_eq!(set, Ok(0));
+    check_eq!(read, Ok(one));
+    check_eq!(mine, Ok(all));
+    check_eq!(theirs, Ok(one));
+    check_eq!(at, Some(cpu));
+    Ok(())
+}
+
+/// Linux's errors, in Linux's order (the buffer, then the thread, then the mask); none of them
+/// changes the mask. Runs in a thread of its own, in case one did.
+pub fn sched_setaffinity_errors() -> TestResult {
+    urt::thread::spawn(setaffinity_errors).join()
+}
+
+fn setaffinity_errors() -> TestResult {
+    let all = check_ok!(affinity(0));
+    for (what, addr) in bad_addrs() {
+        let r = sys::sched_setaffinity(0, 8, addr);
+        check!(r == Err(Errno::EFAULT), "sched_setaffinity({what}): {r:?}");
+    }
+    // No CPU: an empty mask, a mask of 0 bytes (nothing read), a mask of CPUs that do not
+    // exist.
+    check_err!(set_affinity(0, 0), Errno::EINVAL);
+    check_err!(
+        sys::sched_setaffinity(0, 0, &raw const all as usize),
+        Errno::EINVAL
+    );
+    if all & 1 << 63 == 0 {
+        check_err!(set_affinity(0, 1 << 63), Errno::EINVAL);
+    }
+    const NO_SUCH_THREAD: usize = 0x3fff_fff0;
+    check_err!(set_affinity(NO_SUCH_THREAD, all), Errno::ESRCH);
+    check_err!(set_affinity(NO_SUCH_THREAD, 0), Errno::ESRCH);
+    check_err!(sys::sched_setaffinity(NO_SUCH_THREAD, 8, 0), Errno::EFAULT);
+    check_eq!(affinity(0), Ok(all));
+    Ok(())
+}
+
 pub fn ids_consistent() -> TestResult {
     let ids = (sys::getuid(), sys::geteuid(), sys::getgid(), sys::getegid());
     check_eq!(

@@ -122,7 +122,15 @@
 //!
 //! Atomics come from the `ksync` shim, so `--cfg loom` swaps them for loom's: `tests/loom.rs`
 //! checks the protocol, including Linux's three object-reuse cases and its later bugs, and
-//! `tests/stress.rs` runs it on real threads. Each check above can be removed with
+//! `tests/stress.rs` runs it on real threads. One model, `fork_vs_write_fault`, checks a rule
+//! for the kernel rather than for this crate: fork must write-lock each parent VMA
+//! ([`VmaLock::vma_start_write`]) before it write-protects and shares the VMA's pages. A write
+//! fault under the VMA lock reuses a read-only page in place when its mapper count says the
+//! parent owns it alone; without the write lock it can read the count before fork raises it and
+//! make the entry writable after fork has shared the page, and the parent's next write changes
+//! the child's memory (Linux 6.4's "fork: lock VMAs of the parent process when forking"). The
+//! model passes with the write lock and fails under `--cfg vmalock_break="fork_no_write_lock"`,
+//! which removes it from the model's fork. Each check above can be removed with
 //! `--cfg vmalock_break="NAME"` (the `broken!` sites); `check-breaks.sh` shows that every one
 //! of them makes a loom model fail.
 #![no_std]

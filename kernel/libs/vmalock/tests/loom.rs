@@ -13,8 +13,14 @@
 //! the reads (a reader inside while a writer writes, or a field published without
 //! Release/Acquire); and the reader asserts that the payload is the VMA it asked for.
 //!
+//! `fork_vs_write_fault` adds one page of VMA 0 to that world: the parent's and the child's
+//! page-table entries (atomics, as in the kernel), two frames each with a count of extra
+//! mappers and one word of contents, and the `mmap_lock` a fault falls back to. It checks the
+//! kernel's fork against a write fault rather than the lock itself.
+//!
 //! Each model is named after the case it checks. `check-breaks.sh` builds the crate with one
-//! check removed at a time (`--cfg vmalock_break="…"`) and shows which models then fail.
+//! check removed at a time (`--cfg vmalock_break="…"`; `fork_no_write_lock` removes the write
+//! lock from the fork model's fork) and shows which models then fail.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2
 //! cargo test --release -p vmalock --test loom`.
@@ -24,7 +30,7 @@ mod common;
 
 use common::VmaData;
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicUsize, Ordering::*};
+use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread::{self, JoinHandle};
 use vmalock::{
@@ -491,5 +497,178 @@ fn reader_limit() {
         join_all(readers);
         assert_eq!(v.lock.refcount(), VM_REFCNT_LIMIT - 1);
         v.lock.test_remove_readers(VM_REFCNT_LIMIT - 2);
+    });
+}
+
+/// Page-table entry bits of the fork model: the kernel's x86-64 `PRESENT` and `WRITABLE`, and a
+/// frame index in the address bits.
+const PRESENT: u64 = 1 << 0;
+const WRITABLE: u64 = 1 << 1;
+const FRAME_SHIFT: u32 = 12;
+
+fn pte(frame: usize, flags: u64) -> u64 {
+    ((frame as u64) << FRAME_SHIFT) | flags
+}
+
+fn frame_of(entry: u64) -> usize {
+    (entry >> FRAME_SHIFT) as usize
+}
+
+/// A physical page: how many mappers it has besides the first, and its contents (one word).
+#[derive(Default)]
+struct Frame {
+    /// 0: one mapper, who owns it and may write it in place; more: copy on write.
+    extra_mappers: AtomicU32,
+    data: AtomicU64,
+}
+
+/// The memory of the fork model: the parent's and the child's entry for one page of VMA 0, the
+/// frames, and the parent's `mmap_lock` (one writer and one fallback reader: a mutex suffices).
+struct Memory {
+    mmap_lock: Mutex<()>,
+    parent: AtomicU64,
+    child: AtomicU64,
+    frames: [Frame; 2],
+    next_frame: AtomicUsize,
+}
+
+impl Memory {
+    /// Frame 0 mapped read-only in the parent, its only mapper — as an earlier fork whose child
+    /// has exited leaves it — so that the parent's first write faults.
+    fn new() -> Arc<Memory> {
+        Arc::new(Memory {
+            mmap_lock: Mutex::new(()),
+            parent: AtomicU64::new(pte(0, PRESENT)),
+            child: AtomicU64::new(0),
+            frames: Default::default(),
+            next_frame: AtomicUsize::new(1),
+        })
+    }
+
+    /// The parent writes `value` at `addr`: a write fault under the VMA lock, or under the
+    /// `mmap_lock` if the VMA is write-locked. The store itself is done under the lock that
+    /// served the fault: the retried instruction stores through the entry the fault left, or
+    /// faults again; a store through a stale TLB entry is the business of fork's TLB flush,
+    /// which happens before the child can run and is not modelled.
+    fn write(&self, w: &World, addr: u64, value: u64) {
+        let lookup = |a| w.lookup(MM1, a);
+        match lock_vma_under_rcu(w.ident(MM1), addr, lookup, 0, w) {
+            Ok(found) => {
+                check_locked(&found.vma, MM1, addr);
+                self.write_fault(value);
+            }
+            Err(_) => {
+                let _mmap = self.mmap_lock.lock().unwrap();
+                self.write_fault(value);
+            }
+        }
+    }
+
+    /// The write fault on the parent's page, under its VMA's read lock or the `mmap_lock`:
+    /// reuse the frame if the parent is its only mapper, else copy it. Every change to the
+    /// entry is a compare-and-swap from the value the fault loaded (as the kernel's
+    /// `fill_page`). Only the fault makes the entry writable or points it elsewhere, so its
+    /// compare-and-swap cannot fail here and it copies at most once: two frames suffice.
+    fn write_fault(&self, value: u64) {
+        loop {
+            let old = self.parent.load(Acquire);
+            assert!(old & PRESENT != 0, "the parent's page vanished: {old:#x}");
+            let frame = &self.frames[frame_of(old)];
+            let new = if old & WRITABLE != 0 {
+                old
+            } else if frame.extra_mappers.load(Acquire) == 0 {
+                old | WRITABLE
+            } else {
+                let copy = self.next_frame.fetch_add(1, Relaxed);
+                let data = frame.data.load(Relaxed);
+                self.frames[copy].data.store(data, Relaxed);
+                pte(copy, PRESENT | WRITABLE)
+            };
+            if new == old
+                || self
+                    .parent
+                    .compare_exchange(old, new, AcqRel, Acquire)
+                    .is_ok()
+            {
+                if frame_of(new) != frame_of(old) {
+                    // Release: our copy's read of the old frame happens before its remaining
+                    // mapper, now its owner, writes it in place.
+                    frame.extra_mappers.fetch_sub(1, Release);
+                }
+                self.frames[frame_of(new)].data.store(value, Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// fork, copying the parent's one VMA: write-lock it, then write-protect and share its
+    /// page. Returns what the child sees in its page when fork returns.
+    ///
+    /// The entry and count operations are Relaxed: the VMA write lock alone orders them
+    /// against the faults (a fault before it leaves its read lock with a Release that the
+    /// write lock acquires; one after it re-checks the sequence with Acquire against
+    /// `mmap_write_unlock`'s Release).
+    fn fork(&self, w: &World) -> u64 {
+        let _mmap = self.mmap_lock.lock().unwrap();
+        w.session(MM1, || {
+            // Deliberately wrong under `fork_no_write_lock`: Linux before 6.4's fix ("fork:
+            // lock VMAs of the parent process when forking").
+            if !cfg!(vmalock_break = "fork_no_write_lock") {
+                w.vmas[0].lock.vma_start_write(&w.mm(MM1).seq, w);
+            }
+            let old = self.parent.fetch_and(!WRITABLE, Relaxed);
+            if old & PRESENT != 0 {
+                self.frames[frame_of(old)]
+                    .extra_mappers
+                    .fetch_add(1, Relaxed);
+                self.child.store(old & !WRITABLE, Relaxed);
+            }
+        });
+        let child = self.child.load(Relaxed);
+        self.frames[frame_of(child)].data.load(Relaxed)
+    }
+
+    /// After both threads: the parent cannot write a shared frame, and the child's page still
+    /// holds what it held when fork returned.
+    fn check(&self, child_at_fork: u64, parent_wrote: u64) {
+        let (parent, child) = (self.parent.load(Relaxed), self.child.load(Relaxed));
+        assert_eq!(child & (PRESENT | WRITABLE), PRESENT, "child {child:#x}");
+        let shared = self.frames[frame_of(parent)].extra_mappers.load(Relaxed);
+        assert!(
+            parent & WRITABLE == 0 || shared == 0,
+            "the parent's entry {parent:#x} is writable but its frame has {shared} other \
+             mapper(s) (the child's entry is {child:#x})"
+        );
+        let data = self.frames[frame_of(child)].data.load(Relaxed);
+        assert_eq!(
+            data, child_at_fork,
+            "a parent write after fork changed the child's page"
+        );
+        assert_eq!(
+            self.frames[frame_of(parent)].data.load(Relaxed),
+            parent_wrote
+        );
+    }
+}
+
+/// fork against a concurrent write fault under the VMA lock (Linux 6.4's "fork: lock VMAs of
+/// the parent process when forking"). The parent's page is read-only with no other mapper, so
+/// its write faults: a fault before fork reuses the page, one after fork copies it, one while
+/// fork holds the VMA write lock falls back to the `mmap_lock` and so runs after fork. Without
+/// the write lock (`vmalock_break="fork_no_write_lock"`) the fault can see the count at 0
+/// before fork raises it and make the entry writable after fork shared the page: the parent's
+/// write then lands in the child's page.
+#[test]
+fn fork_vs_write_fault() {
+    model(|| {
+        let w = World::with_one_vma(Wait::Sleep);
+        let mem = Memory::new();
+        let parent = {
+            let (w, mem) = (w.clone(), mem.clone());
+            thread::spawn(move || mem.write(&w, 5, 1))
+        };
+        let child_at_fork = mem.fork(&w);
+        parent.join().unwrap();
+        mem.check(child_at_fork, 1);
     });
 }

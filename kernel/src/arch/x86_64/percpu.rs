@@ -197,6 +197,9 @@ impl core::fmt::Display for CpuSet {
 }
 
 impl CpuSet {
+    /// Every CPU index, online or not: what a task may run on unless it is pinned.
+    pub const ALL: Self = Self(u64::MAX);
+
     pub fn all_online() -> Self {
         Self(online_cpus().fold(0, |mask, c| mask | 1 << c.index))
     }
@@ -219,6 +222,10 @@ impl CpuSet {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
     }
 
     pub fn iter(self) -> impl Iterator<Item = usize> {
