@@ -313,11 +313,13 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
     let Some(ended) = wait::wait_for_child(process(), selector, wait_options)? else {
         return Ok(0);
     };
-    if usage != 0 {
-        write_user(usage, &rusage(&ended))?;
-    }
+    // As Linux: the status first, then the usage; a fault in either fails the call, with the
+    // child collected all the same.
     if status != 0 {
         write_user(status, &ended.wait_status)?;
+    }
+    if usage != 0 {
+        write_user(usage, &rusage(&ended))?;
     }
     Ok(u64::from(ended.pid))
 }
@@ -336,6 +338,9 @@ fn rusage(ended: &Ended) -> [u64; 18] {
 const P_ALL: u64 = 0;
 const P_PID: u64 = 1;
 const P_PGID: u64 = 2;
+
+/// `sizeof(siginfo_t)`.
+const SIGINFO_SIZE: usize = 128;
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
@@ -361,29 +366,38 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         exits: options & WEXITED != 0,
     };
     let reported = wait::wait_for_child(process(), selector, wait_options)?;
-    // siginfo_t for SIGCHLD: signo, errno, code, then pid, uid, status (zeroes for none).
-    let mut siginfo = [0i32; 32];
+    // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
+    // the child collected all the same.
+    if let (Some(ended), true) = (reported, usage != 0) {
+        write_user(usage, &rusage(&ended))?;
+    }
+    if info == 0 {
+        return Ok(0);
+    }
+    // siginfo_t's SIGCHLD fields, zeroes when nothing was reported: si_signo, si_errno and
+    // si_code, then (at 16) si_pid, si_uid and si_status. Like Linux, nothing else of the
+    // 128-byte structure is written, though all of it must be user memory.
+    if !crate::arch::uaccess::is_user_range(info, SIGINFO_SIZE) {
+        return Err(EFAULT);
+    }
+    let (mut head, mut sigchld) = ([0i32; 3], [0i32; 3]);
     if let Some(ended) = reported {
         let signal = (ended.wait_status & 0x7f) as i32;
-        siginfo[0] = SIGCHLD as i32;
-        siginfo[2] = match (signal, ended.wait_status & 0x80 != 0) {
+        head[0] = SIGCHLD as i32;
+        head[2] = match (signal, ended.wait_status & 0x80 != 0) {
             (0, _) => CLD_EXITED,
             (_, false) => CLD_KILLED,
             (_, true) => CLD_DUMPED,
         };
-        siginfo[4] = ended.pid as i32;
-        siginfo[6] = if signal == 0 {
+        sigchld[0] = ended.pid as i32;
+        sigchld[2] = if signal == 0 {
             (ended.wait_status >> 8) as i32
         } else {
             signal
         };
     }
-    if info != 0 {
-        write_user(info, &siginfo)?;
-    }
-    if let (Some(ended), true) = (reported, usage != 0) {
-        write_user(usage, &rusage(&ended))?;
-    }
+    write_user(info, &head)?;
+    write_user(info + 16, &sigchld)?;
     Ok(0)
 }
 
