@@ -65,12 +65,9 @@ pub struct Process {
     /// The process group and the session.
     pgid: AtomicU32,
     sid: AtomicU32,
-    /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice).
-    #[expect(
-        dead_code,
-        reason = "sent once signals are delivered (the signal handler work)"
-    )]
-    exit_signal: u32,
+    /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice; an
+    /// adopted process's is `SIGCHLD`). Waits tell "clone" children (another signal) apart.
+    exit_signal: AtomicU32,
     /// Set once the process called `execve` (`setpgid` on it then fails with `EACCES`).
     did_exec: AtomicBool,
     /// A thread is in `execve` past loading, killing the others.
@@ -164,7 +161,7 @@ impl Process {
             family: IrqSpinLock::new(family),
             pgid: AtomicU32::new(parent.map_or(pid, |p| p.pgid())),
             sid: AtomicU32::new(parent.map_or(pid, |p| p.sid())),
-            exit_signal: lineage.exit_signal,
+            exit_signal: AtomicU32::new(lineage.exit_signal),
             did_exec: AtomicBool::new(false),
             execing: AtomicBool::new(false),
             vfork_done: lineage.vfork_done,
@@ -207,6 +204,11 @@ impl Process {
             0 => status >> 8,
             signal => 128 + signal,
         }
+    }
+
+    /// The signal the parent gets when this process ends.
+    pub fn exit_signal(&self) -> u32 {
+        self.exit_signal.load(Ordering::Relaxed)
     }
 
     pub fn pgid(&self) -> u32 {
@@ -508,6 +510,9 @@ fn adopt(
             family.parent = reaper.map(Arc::downgrade);
             family.zombie
         };
+        // As Linux: an adopted process tells its new parent with SIGCHLD, whatever its
+        // creator asked for (so plain waits see it).
+        child.exit_signal.store(signal::SIGCHLD, Ordering::Relaxed);
         match reaper {
             Some(reaper) => reaper.family.lock().children.push(child),
             None if zombie => processes.retain(|p| !Arc::ptr_eq(p, &child)),

@@ -15,6 +15,7 @@ const SIGBUS: u32 = 7;
 const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 const SIGSEGV: u32 = 11;
+pub const SIGCHLD: u32 = 17;
 
 /// A page fault from user mode that the fault handler refused (interrupts disabled): the
 /// process dies of SIGSEGV, or of SIGKILL when memory ran out.

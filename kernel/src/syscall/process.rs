@@ -13,7 +13,7 @@ use super::thread::{self, process};
 use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::exec::SpawnOptions;
-use crate::proc::wait::{self, Ended, Selector, WaitOptions};
+use crate::proc::wait::{self, Ended, Kinds, Selector, WaitOptions};
 use crate::proc::{self, Lineage, Process};
 use crate::sched::{self, task::Task, task::UserThread};
 use crate::sync::Completion;
@@ -298,6 +298,17 @@ fn selector_for(pid: i64) -> Result<Selector, super::errno::Errno> {
     })
 }
 
+/// The kinds of children a wait's options ask for.
+fn kinds(options: u64) -> Kinds {
+    if options & WALL != 0 {
+        Kinds::All
+    } else if options & WCLONE != 0 {
+        Kinds::Clone
+    } else {
+        Kinds::Plain
+    }
+}
+
 /// `wait4(pid, status, options, rusage)`. Stopped and continued children are never reported:
 /// there is no job control yet, so `WUNTRACED` and `WCONTINUED` only change nothing.
 pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
@@ -309,6 +320,7 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         no_hang: options & WNOHANG != 0,
         keep: false,
         exits: true,
+        kinds: kinds(options),
     };
     let Some(ended) = wait::wait_for_child(process(), selector, wait_options)? else {
         return Ok(0);
@@ -364,6 +376,7 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         no_hang: options & WNOHANG != 0,
         keep: options & WNOWAIT != 0,
         exits: options & WEXITED != 0,
+        kinds: kinds(options),
     };
     let reported = wait::wait_for_child(process(), selector, wait_options)?;
     // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
