@@ -1089,33 +1089,42 @@ pub fn orphan_adopted_by_top() -> TestResult {
     let shared = check_ok!(Shared::new());
     let mut child = check_ok!(Child::fork(|| {
         let me = sys::getpid();
-        match sys::fork() {
-            Ok(0) => {
-                // The orphan: waits until its parent is gone, reports its new parent.
-                if eventually(|| sys::getppid() != me) {
-                    shared.word(1).store(sys::getppid(), SeqCst);
-                    sys::exit_group(0)
+        // Two orphans: a fork's child, and a clone child whose exit signal is 0.
+        for (i, exit_signal) in [(0, sys::SIGCHLD), (1, 0)] {
+            match clone_fork(exit_signal, 0, 0) {
+                Ok(0) => {
+                    // Waits until its parent is gone, reports its new parent.
+                    if eventually(|| sys::getppid() != me) {
+                        shared.word(2 + i).store(sys::getppid(), SeqCst);
+                        sys::exit_group(0)
+                    }
+                    sys::exit_group(1)
                 }
-                sys::exit_group(1)
+                Ok(pid) => shared.word(i).store(pid, SeqCst),
+                Err(_) => return 1,
             }
-            Ok(pid) => {
-                shared.word(0).store(pid, SeqCst);
-                0
-            }
-            Err(_) => 1,
         }
+        0
     }));
     check_eq!(check_ok!(child.end()), End::Exited(0));
-    let orphan = shared.word(0).load(SeqCst);
-    check!(orphan != 0);
-    // Adopted by us: ours to collect.
-    let mut orphan = Child::of(orphan);
-    check_eq!(check_ok!(orphan.end()), End::Exited(0));
-    check_eq!(
-        shared.word(1).load(SeqCst),
-        sys::getpid(),
-        "the orphan's new parent"
-    );
+    for i in 0..2 {
+        let orphan = shared.word(i).load(SeqCst);
+        check!(orphan != 0);
+        // Adopted by us: ours to collect, with a plain wait (an adopted process ends with
+        // SIGCHLD whatever it was created with).
+        let mut orphan = Child::of(orphan);
+        check_eq!(
+            wait(orphan.pid, 0).map(|(pid, status)| (pid, End::of(status))),
+            Ok((orphan.pid, End::Exited(0))),
+            "orphan {i}"
+        );
+        orphan.collected = true;
+        check_eq!(
+            shared.word(2 + i).load(SeqCst),
+            sys::getpid(),
+            "orphan {i}'s new parent"
+        );
+    }
     Ok(())
 }
 
