@@ -186,7 +186,9 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
         // Killed meanwhile: the caller leaves at its return to user mode.
         return EINTR;
     }
-    // The point of no return: the process runs the new image from here on.
+    // The point of no return: the process runs the new image from here on. The old address
+    // space may live on in a vfork parent, which sees the clear-child-tid word cleared first.
+    super::clear_child_tid(old);
     process.begin_new_image(path, image.mm, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place.

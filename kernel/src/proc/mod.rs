@@ -407,13 +407,7 @@ pub fn exit_thread(wait_status: u32) -> ! {
     let task = sched::current_arc();
     let user = task.user.as_ref().expect("a user thread");
     let process = user.process.clone();
-    let clear_tid = user.clear_child_tid.swap(0, Ordering::AcqRel);
-    if clear_tid != 0 && !process.is_exiting() {
-        // CLONE_CHILD_CLEARTID: tell a joiner. A bad pointer is the program's problem.
-        if crate::arch::uaccess::write_user(clear_tid, &0u32).is_ok() {
-            futex::wake(&user.mm, clear_tid, 1);
-        }
-    }
+    clear_child_tid(user);
     process
         .exited_ticks
         .fetch_add(task.ticks.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -431,6 +425,21 @@ pub fn exit_thread(wait_status: u32) -> ! {
     drop(process);
     drop(task);
     sched::exit_current()
+}
+
+/// `CLONE_CHILD_CLEARTID` (or `set_tid_address`) of the running thread, which is leaving its
+/// address space (exit, a group exit included, or `execve`): as Linux's `mm_release`, writes 0
+/// at the thread's clear-child-tid address and wakes a futex waiter there, when someone else
+/// still uses the address space to see it (another thread of the process, or a process that
+/// shares it: a `vfork` parent, a `CLONE_VM` child). A bad pointer is the program's problem.
+pub(crate) fn clear_child_tid(user: &sched::task::UserThread) {
+    let address = user.clear_child_tid.swap(0, Ordering::AcqRel);
+    if address == 0 || user.process.thread_count() <= 1 && !user.mm.has_other_users() {
+        return;
+    }
+    if crate::arch::uaccess::write_user(address, &0u32).is_ok() {
+        futex::wake(&user.mm, address, 1);
+    }
 }
 
 /// Stops using the address space `mm` on this CPU, for good: loads the kernel's tables. Then,
