@@ -110,6 +110,8 @@ fn fork_request(flags: u64) -> CloneRequest {
 /// The size of `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`), and the first one.
 const CLONE_ARGS_SIZE: u64 = 88;
 const CLONE_ARGS_SIZE_VER0: u64 = 64;
+/// The most entries of `clone3`'s `set_tid` (Linux's `MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u64 = 32;
 
 /// `clone3(args, size)`.
 pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
@@ -145,14 +147,23 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
         set_tid_size,
         cgroup,
     ] = fields;
-    let _ = (pidfd, set_tid, cgroup);
+    let _ = (pidfd, cgroup);
+    // Linux's checks, in its order. A set_tid array is well formed with 1 to 32 entries;
+    // choosing the new ids is not supported.
+    if set_tid_size > MAX_PID_NS_LEVEL || (set_tid == 0) != (set_tid_size == 0) {
+        return Err(EINVAL);
+    }
     if exit_signal & !CSIGNAL != 0 || exit_signal > 64 {
         return Err(EINVAL);
     }
-    if (stack == 0) != (stack_size == 0) || set_tid_size != 0 {
+    // clone3 keeps the exit signal out of the flags, and CLONE_DETACHED is no flag of it.
+    if flags & (CSIGNAL | CLONE_DETACHED) != 0 || set_tid_size != 0 {
         return Err(EINVAL);
     }
     if flags & CLONE_THREAD != 0 && exit_signal != 0 {
+        return Err(EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
         return Err(EINVAL);
     }
     let request = CloneRequest {
