@@ -366,6 +366,13 @@ pub fn child_of(parent: &Process, pid: u32) -> Option<Arc<Process>> {
     family.children.iter().find(|c| c.pid == pid).cloned()
 }
 
+/// Whether `tid` is a thread that is not the first of its process (its id is no pid).
+pub fn is_secondary_thread(tid: u32) -> bool {
+    live_processes()
+        .iter()
+        .any(|p| p.pid != tid && p.threads().iter().any(|t| t.tid == tid))
+}
+
 /// Whether a process of group `pgid` exists in session `sid`.
 pub fn group_exists_in_session(pgid: u32, sid: u32) -> bool {
     PROCESSES

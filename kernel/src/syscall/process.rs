@@ -456,29 +456,43 @@ pub fn getsid(pid: u64) -> SysResult {
 /// session and not a session leader, that has not called `execve`, into a group of the
 /// caller's session (or a new one named after itself).
 pub fn setpgid(pid: u64, pgid: u64) -> SysResult {
-    let pgid = pgid as u32 as i32;
+    let me = process();
+    // As Linux: pid 0 is the caller and pgid 0 the pid, before a negative group is refused
+    // (so `setpgid(-1, 0)` is EINVAL).
+    let pid = match pid as u32 as i32 {
+        0 => me.pid as i32,
+        pid => pid,
+    };
+    let pgid = match pgid as u32 as i32 {
+        0 => pid,
+        pgid => pgid,
+    };
     if pgid < 0 {
         return Err(EINVAL);
     }
-    let me = process();
-    let target = match pid as u32 {
-        0 => me.clone(),
-        pid if pid == me.pid => me.clone(),
-        pid => {
-            let child = proc::child_of(me, pid).ok_or(ESRCH)?;
-            if child.sid() != me.sid() {
-                return Err(EPERM);
-            }
-            if child.did_exec() {
-                return Err(EACCES);
-            }
-            child
+    let target = if pid == me.pid as i32 {
+        me.clone()
+    } else if let Some(child) = u32::try_from(pid)
+        .ok()
+        .and_then(|pid| proc::child_of(me, pid))
+    {
+        if child.sid() != me.sid() {
+            return Err(EPERM);
         }
+        if child.did_exec() {
+            return Err(EACCES);
+        }
+        child
+    } else if u32::try_from(pid).is_ok_and(proc::is_secondary_thread) {
+        // A thread, not a process.
+        return Err(EINVAL);
+    } else {
+        return Err(ESRCH);
     };
     if target.pid == target.sid() {
         return Err(EPERM);
     }
-    let pgid = if pgid == 0 { target.pid } else { pgid as u32 };
+    let pgid = pgid as u32;
     if pgid != target.pid && !proc::group_exists_in_session(pgid, me.sid()) {
         return Err(EPERM);
     }
