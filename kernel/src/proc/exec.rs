@@ -20,7 +20,7 @@ use crate::arch::syscall::{USER_END, user_frame};
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread};
-use crate::syscall::errno::{E2BIG, EINTR, ENOENT, ENOEXEC, ENOMEM, Errno};
+use crate::syscall::errno::{E2BIG, EACCES, EINTR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, Errno};
 
 /// Where a static-PIE executable is loaded (Linux's usual choice for PIE without ASLR).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -54,6 +54,10 @@ struct Image {
 enum LoadError {
     /// No such file.
     NotFound,
+    /// A directory (Linux runs regular files only).
+    Directory,
+    /// A file named with a trailing `/`, as if it were a directory.
+    NotDirectory,
     /// Not an executable this kernel runs (`reason` says why).
     NotExecutable(String),
     /// Needs an interpreter (dynamically linked); there are no files to load it from yet.
@@ -67,6 +71,8 @@ impl LoadError {
     fn errno(&self) -> Errno {
         match self {
             LoadError::NotFound | LoadError::NeedsInterpreter(_) => ENOENT,
+            LoadError::Directory => EACCES,
+            LoadError::NotDirectory => ENOTDIR,
             LoadError::NotExecutable(_) => ENOEXEC,
             LoadError::TooBig(_) => E2BIG,
             LoadError::OutOfMemory => ENOMEM,
@@ -78,6 +84,8 @@ impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             LoadError::NotFound => write!(f, "no such file in the ramdisk"),
+            LoadError::Directory => write!(f, "a directory"),
+            LoadError::NotDirectory => write!(f, "not a directory"),
             LoadError::NotExecutable(reason) | LoadError::TooBig(reason) => write!(f, "{reason}"),
             LoadError::NeedsInterpreter(path) => {
                 write!(f, "dynamically linked: needs interpreter {path}")
@@ -90,7 +98,12 @@ impl core::fmt::Display for LoadError {
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
 /// initial stack.
 fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let image = super::ramdisk::find(path).ok_or(LoadError::NotFound)?;
+    let image = match super::ramdisk::find(path) {
+        Some(_) if path.ends_with('/') => return Err(LoadError::NotDirectory),
+        Some(image) => image,
+        None if super::ramdisk::is_dir(path) => return Err(LoadError::Directory),
+        None => return Err(LoadError::NotFound),
+    };
     let not_executable = |e: elf::ElfError| match e {
         elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
         e => LoadError::NotExecutable(format!("{e}")),

@@ -15,3 +15,14 @@ pub fn find(path: &str) -> Option<&'static [u8]> {
     let entry = initrd::Archive::new(bytes).find(path)?;
     entry.is_file().then_some(entry.data)
 }
+
+/// Whether `path` (absolute) is a directory: the root, or a directory packed as such (every
+/// file's parent directories are).
+pub fn is_dir(path: &str) -> bool {
+    RAMDISK.get().is_some_and(|bytes| {
+        path.trim_matches('/').is_empty()
+            || initrd::Archive::new(bytes)
+                .find(path)
+                .is_some_and(|entry| entry.is_dir())
+    })
+}

@@ -535,9 +535,10 @@ pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysR
     let name = core::str::from_utf8(&name[..length]).map_err(|_| ENOENT)?;
     let dirfd = dirfd as u32 as i32;
     let path = if name.is_empty() {
-        // AT_EMPTY_PATH runs the file `dirfd` refers to; only the console's are open.
+        // AT_EMPTY_PATH runs the file `dirfd` refers to: the console's (a character device)
+        // or the working directory (/), neither a regular file; no other is open.
         return Err(match (flags & AT_EMPTY_PATH != 0, dirfd) {
-            (true, 0..=2) => EACCES,
+            (true, 0..=2 | AT_FDCWD) => EACCES,
             (true, _) => EBADF,
             (false, _) => ENOENT,
         });
