@@ -1428,7 +1428,9 @@ pub fn execve_errors() -> TestResult {
     let huge = "a".repeat(200 * 1024);
     let huge_argv = Strings::new(&["faulter", "argc", huge.as_str()]);
     let long_path = CString::new(alloc::format!("/{}", "a".repeat(5000))).unwrap_or_default();
-    let cases: [(&str, usize, usize, usize, Errno); 12] = [
+    let mut trailing = path.as_bytes().to_vec();
+    trailing.extend_from_slice(b"/\0");
+    let cases: [(&str, usize, usize, usize, Errno); 14] = [
         (
             "a missing file",
             missing,
@@ -1506,6 +1508,20 @@ pub fn execve_errors() -> TestResult {
             argv.ptr(),
             env.ptr(),
             Errno::EACCES,
+        ),
+        (
+            "a directory with a trailing slash",
+            c"/bin/".as_ptr() as usize,
+            argv.ptr(),
+            env.ptr(),
+            Errno::EACCES,
+        ),
+        (
+            "a file with a trailing slash",
+            trailing.as_ptr() as usize,
+            argv.ptr(),
+            env.ptr(),
+            Errno::ENOTDIR,
         ),
     ];
     for (what, path, argv, envp, errno) in cases {
