@@ -672,10 +672,9 @@ pub unsafe fn clone3(args: usize, size: usize) -> SysResult {
 /// exited (the caller sleeps until then), or the error of vfork itself.
 pub fn vfork_exec(path: usize, argv: usize, envp: usize) -> SysResult {
     let ret: usize;
-    // SAFETY: the child shares the caller's memory and stack but touches neither: it runs
-    // only the instructions below, with the arguments already in registers (the kernel keeps
-    // every register but rax, rcx and r11 across a system call), and never returns here. The
-    // caller sleeps in vfork meanwhile.
+    // SAFETY: the child shares our memory and stack but touches neither: it runs only these
+    // instructions, its arguments in registers (a system call keeps all but rax, rcx, r11),
+    // and never returns here. The caller sleeps in vfork meanwhile.
     unsafe {
         asm!(
             "syscall",
@@ -691,7 +690,7 @@ pub fn vfork_exec(path: usize, argv: usize, envp: usize) -> SysResult {
             execve = const nr::EXECVE,
             exit_group = const nr::EXIT_GROUP,
             inlateout("rax") nr::VFORK => ret,
-            in("rdi") path, in("rsi") argv, in("rdx") envp,
+            inlateout("rdi") path => _, in("rsi") argv, in("rdx") envp,
             lateout("rcx") _, lateout("r11") _,
         );
     }
