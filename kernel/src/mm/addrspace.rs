@@ -347,6 +347,11 @@ impl Mm {
         self.users.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether another process uses this address space too.
+    pub fn has_other_users(&self) -> bool {
+        self.users.load(Ordering::Acquire) > 1
+    }
+
     /// A process stops using this address space; `true` when it was the last one, which then
     /// tears it down ([`Mm::teardown`]).
     pub fn drop_user(&self) -> bool {

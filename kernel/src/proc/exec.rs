@@ -93,8 +93,14 @@ impl core::fmt::Display for LoadError {
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
 /// initial stack.
 fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let image = super::ramdisk::find(path)
-        .ok_or(LoadError::NotFound(super::ramdisk::why_not_a_file(path)))?;
+    let image = match super::ramdisk::find(path) {
+        // A regular file named as if it were a directory.
+        Some(_) if path.ends_with('/') => {
+            return Err(LoadError::NotFound(NotAFile::ThroughAFile));
+        }
+        Some(image) => image,
+        None => return Err(LoadError::NotFound(super::ramdisk::why_not_a_file(path))),
+    };
     let not_executable = |e: elf::ElfError| match e {
         elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
         e => LoadError::NotExecutable(format!("{e}")),
@@ -191,7 +197,9 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
         // Killed meanwhile: the caller leaves at its return to user mode.
         return EINTR;
     }
-    // The point of no return: the process runs the new image from here on.
+    // The point of no return: the process runs the new image from here on. The old address
+    // space may live on in a vfork parent, which sees the clear-child-tid word cleared first.
+    super::clear_child_tid(old);
     process.begin_new_image(path, image.mm, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place.

@@ -65,8 +65,9 @@ pub struct Process {
     /// The process group and the session.
     pgid: AtomicU32,
     sid: AtomicU32,
-    /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice).
-    exit_signal: u32,
+    /// The signal the parent gets when this process ends (`SIGCHLD`, or clone's choice; an
+    /// adopted process's is `SIGCHLD`). Waits tell "clone" children (another signal) apart.
+    exit_signal: AtomicU32,
     /// Set once the process called `execve` (`setpgid` on it then fails with `EACCES`).
     did_exec: AtomicBool,
     /// A thread is in `execve` past loading, killing the others.
@@ -160,7 +161,7 @@ impl Process {
             family: IrqSpinLock::new(family),
             pgid: AtomicU32::new(parent.map_or(pid, |p| p.pgid())),
             sid: AtomicU32::new(parent.map_or(pid, |p| p.sid())),
-            exit_signal: lineage.exit_signal,
+            exit_signal: AtomicU32::new(lineage.exit_signal),
             did_exec: AtomicBool::new(false),
             execing: AtomicBool::new(false),
             vfork_done: lineage.vfork_done,
@@ -203,6 +204,11 @@ impl Process {
             0 => status >> 8,
             signal => 128 + signal,
         }
+    }
+
+    /// The signal the parent gets when this process ends.
+    pub fn exit_signal(&self) -> u32 {
+        self.exit_signal.load(Ordering::Relaxed)
     }
 
     pub fn pgid(&self) -> u32 {
@@ -360,6 +366,13 @@ pub fn child_of(parent: &Process, pid: u32) -> Option<Arc<Process>> {
     family.children.iter().find(|c| c.pid == pid).cloned()
 }
 
+/// Whether `tid` is a thread that is not the first of its process (its id is no pid).
+pub fn is_secondary_thread(tid: u32) -> bool {
+    live_processes()
+        .iter()
+        .any(|p| p.pid != tid && p.threads().iter().any(|t| t.tid == tid))
+}
+
 /// Whether a process of group `pgid` exists in session `sid`.
 pub fn group_exists_in_session(pgid: u32, sid: u32) -> bool {
     PROCESSES
@@ -401,13 +414,7 @@ pub fn exit_thread(wait_status: u32) -> ! {
     let task = sched::current_arc();
     let user = task.user.as_ref().expect("a user thread");
     let process = user.process.clone();
-    let clear_tid = user.clear_child_tid.swap(0, Ordering::AcqRel);
-    if clear_tid != 0 && !process.is_exiting() {
-        // CLONE_CHILD_CLEARTID: tell a joiner. A bad pointer is the program's problem.
-        if crate::arch::uaccess::write_user(clear_tid, &0u32).is_ok() {
-            futex::wake(&user.mm, clear_tid, 1);
-        }
-    }
+    clear_child_tid(user);
     process
         .exited_ticks
         .fetch_add(task.ticks.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -425,6 +432,21 @@ pub fn exit_thread(wait_status: u32) -> ! {
     drop(process);
     drop(task);
     sched::exit_current()
+}
+
+/// `CLONE_CHILD_CLEARTID` (or `set_tid_address`) of the running thread, which is leaving its
+/// address space (exit, a group exit included, or `execve`): as Linux's `mm_release`, writes 0
+/// at the thread's clear-child-tid address and wakes a futex waiter there, when someone else
+/// still uses the address space to see it (another thread of the process, or a process that
+/// shares it: a `vfork` parent, a `CLONE_VM` child). A bad pointer is the program's problem.
+pub(crate) fn clear_child_tid(user: &sched::task::UserThread) {
+    let address = user.clear_child_tid.swap(0, Ordering::AcqRel);
+    if address == 0 || user.process.thread_count() <= 1 && !user.mm.has_other_users() {
+        return;
+    }
+    if crate::arch::uaccess::write_user(address, &0u32).is_ok() {
+        futex::wake(&user.mm, address, 1);
+    }
 }
 
 /// Stops using the address space `mm` on this CPU, for good: loads the kernel's tables. Then,
@@ -504,6 +526,9 @@ fn adopt(
             family.parent = reaper.map(Arc::downgrade);
             family.zombie
         };
+        // As Linux: an adopted process tells its new parent with SIGCHLD, whatever its
+        // creator asked for (so plain waits see it).
+        child.exit_signal.store(signal::SIGCHLD, Ordering::Relaxed);
         match reaper {
             Some(reaper) => reaper.family.lock().children.push(child),
             None if zombie => processes.retain(|p| !Arc::ptr_eq(p, &child)),

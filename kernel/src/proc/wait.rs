@@ -27,6 +27,29 @@ impl Selector {
     }
 }
 
+/// Which kinds of children a wait is for (`__WCLONE`, `__WALL`): a "clone" child is one whose
+/// exit signal is not `SIGCHLD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kinds {
+    /// Those that end with `SIGCHLD` (no option).
+    Plain,
+    /// Clone children only (`__WCLONE`).
+    Clone,
+    /// Both (`__WALL`).
+    All,
+}
+
+impl Kinds {
+    fn matches(self, child: &Process) -> bool {
+        let clone = child.exit_signal() != super::signal::SIGCHLD;
+        match self {
+            Kinds::Plain => !clone,
+            Kinds::Clone => clone,
+            Kinds::All => true,
+        }
+    }
+}
+
 /// A child that ended, as a wait reports it.
 #[derive(Clone, Copy, Debug)]
 pub struct Ended {
@@ -61,36 +84,14 @@ pub struct WaitOptions {
     /// `WEXITED`: ended children are reported (waitid may ask for stops alone, which never
     /// happen here: there is no job control yet).
     pub exits: bool,
-    /// Which children by the signal they send their parent when they end: `SIGCHLD` ones
-    /// (the default), the others ("clone" children: `__WCLONE`), or both (`__WALL`).
-    pub kinds: ChildKinds,
-}
-
-/// Children by their exit signal, as Linux's `__WCLONE` and `__WALL` select them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildKinds {
-    /// Children that send `SIGCHLD` (no `__WCLONE`, no `__WALL`).
-    Sigchld,
-    /// Children that send another signal, or none (`__WCLONE`).
-    Clone,
-    /// Both (`__WALL`).
-    All,
-}
-
-impl ChildKinds {
-    fn matches(self, child: &Process) -> bool {
-        let sigchld = child.exit_signal == super::signal::SIGCHLD;
-        match self {
-            ChildKinds::Sigchld => sigchld,
-            ChildKinds::Clone => !sigchld,
-            ChildKinds::All => true,
-        }
-    }
+    /// The kinds of children waited for.
+    pub kinds: Kinds,
 }
 
 /// Waits until a child of `parent` matching `selector` has ended, and collects it (unless
 /// `options.keep`). `Ok(None)` with `no_hang` when matching children exist but none is
-/// ready; `ECHILD` when there is no matching child; `EINTR` when the caller is killed.
+/// ready; `ECHILD` when there is no matching child that could be reported (an ended child
+/// counts only for a wait for ends, as in Linux); `EINTR` when the caller is killed.
 pub fn wait_for_child(
     parent: &Arc<Process>,
     selector: Selector,
@@ -120,17 +121,23 @@ fn collect(
 ) -> Result<Option<Ended>, Errno> {
     let mut processes = PROCESSES.lock();
     let mut family = parent.family.lock();
-    let mut matching = family
+    let matching = family
         .children
         .iter()
-        .filter(|child| selector.matches(child) && options.kinds.matches(child))
-        .peekable();
-    if matching.peek().is_none() {
-        return Err(ECHILD);
+        .filter(|child| selector.matches(child) && options.kinds.matches(child));
+    // A live child may still end (or stop, for a wait for stops).
+    let mut waitable = false;
+    let mut ready = None;
+    for child in matching {
+        let zombie = child.family.lock().zombie;
+        if zombie && options.exits {
+            ready = Some(child.clone());
+            break;
+        }
+        waitable |= !zombie;
     }
-    let ready = |child: &&Arc<Process>| options.exits && child.family.lock().zombie;
-    let Some(child) = matching.find(ready).cloned() else {
-        return Ok(None);
+    let Some(child) = ready else {
+        return if waitable { Ok(None) } else { Err(ECHILD) };
     };
     let (ticks, minor_faults) = usage_of(&child);
     let ended = Ended {

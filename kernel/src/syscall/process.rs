@@ -14,7 +14,7 @@ use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::exec::SpawnOptions;
 use crate::proc::signal::SIGCHLD;
-use crate::proc::wait::{self, ChildKinds, Ended, Selector, WaitOptions};
+use crate::proc::wait::{self, Ended, Kinds, Selector, WaitOptions};
 use crate::proc::{self, Lineage, Process};
 use crate::sched::{self, task::Task, task::UserThread};
 use crate::sync::Completion;
@@ -109,6 +109,8 @@ fn fork_request(flags: u64) -> CloneRequest {
 /// The size of `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`), and the first one.
 const CLONE_ARGS_SIZE: u64 = 88;
 const CLONE_ARGS_SIZE_VER0: u64 = 64;
+/// The most entries of `clone3`'s `set_tid` (Linux's `MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u64 = 32;
 
 /// `clone3(args, size)`.
 pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
@@ -144,14 +146,23 @@ pub fn clone3(frame: &TrapFrame, args: u64, size: u64) -> SysResult {
         set_tid_size,
         cgroup,
     ] = fields;
-    let _ = (pidfd, set_tid, cgroup);
+    let _ = (pidfd, cgroup);
+    // Linux's checks, in its order. A set_tid array is well formed with 1 to 32 entries;
+    // choosing the new ids is not supported.
+    if set_tid_size > MAX_PID_NS_LEVEL || (set_tid == 0) != (set_tid_size == 0) {
+        return Err(EINVAL);
+    }
     if exit_signal & !CSIGNAL != 0 || exit_signal > 64 {
         return Err(EINVAL);
     }
-    if (stack == 0) != (stack_size == 0) || set_tid_size != 0 {
+    // clone3 keeps the exit signal out of the flags, and CLONE_DETACHED is no flag of it.
+    if flags & (CSIGNAL | CLONE_DETACHED) != 0 || set_tid_size != 0 {
         return Err(EINVAL);
     }
     if flags & CLONE_THREAD != 0 && exit_signal != 0 {
+        return Err(EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
         return Err(EINVAL);
     }
     let request = CloneRequest {
@@ -298,6 +309,17 @@ fn selector_for(pid: i64) -> Result<Selector, super::errno::Errno> {
     })
 }
 
+/// The kinds of children a wait's options ask for.
+fn kinds(options: u64) -> Kinds {
+    if options & WALL != 0 {
+        Kinds::All
+    } else if options & WCLONE != 0 {
+        Kinds::Clone
+    } else {
+        Kinds::Plain
+    }
+}
+
 /// `wait4(pid, status, options, rusage)`. Stopped and continued children are never reported:
 /// there is no job control yet, so `WUNTRACED` and `WCONTINUED` only change nothing.
 pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
@@ -309,29 +331,20 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         no_hang: options & WNOHANG != 0,
         keep: false,
         exits: true,
-        kinds: child_kinds(options),
+        kinds: kinds(options),
     };
     let Some(ended) = wait::wait_for_child(process(), selector, wait_options)? else {
         return Ok(0);
     };
-    if usage != 0 {
-        write_user(usage, &rusage(&ended))?;
-    }
+    // As Linux: the status first, then the usage; a fault in either fails the call, with the
+    // child collected all the same.
     if status != 0 {
         write_user(status, &ended.wait_status)?;
     }
-    Ok(u64::from(ended.pid))
-}
-
-/// The children a wait's `__WALL`/`__WCLONE` options select.
-fn child_kinds(options: u64) -> ChildKinds {
-    if options & WALL != 0 {
-        ChildKinds::All
-    } else if options & WCLONE != 0 {
-        ChildKinds::Clone
-    } else {
-        ChildKinds::Sigchld
+    if usage != 0 {
+        write_user(usage, &rusage(&ended))?;
     }
+    Ok(u64::from(ended.pid))
 }
 
 /// `struct rusage` for a collected child: user time and minor faults.
@@ -348,6 +361,9 @@ fn rusage(ended: &Ended) -> [u64; 18] {
 const P_ALL: u64 = 0;
 const P_PID: u64 = 1;
 const P_PGID: u64 = 2;
+
+/// `sizeof(siginfo_t)`.
+const SIGINFO_SIZE: usize = 128;
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
@@ -371,32 +387,41 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         no_hang: options & WNOHANG != 0,
         keep: options & WNOWAIT != 0,
         exits: options & WEXITED != 0,
-        kinds: child_kinds(options),
+        kinds: kinds(options),
     };
     let reported = wait::wait_for_child(process(), selector, wait_options)?;
-    // siginfo_t for SIGCHLD: signo, errno, code, then pid, uid, status (zeroes for none).
-    let mut siginfo = [0i32; 32];
+    // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
+    // the child collected all the same.
+    if let (Some(ended), true) = (reported, usage != 0) {
+        write_user(usage, &rusage(&ended))?;
+    }
+    if info == 0 {
+        return Ok(0);
+    }
+    // siginfo_t's SIGCHLD fields, zeroes when nothing was reported: si_signo, si_errno and
+    // si_code, then (at 16) si_pid, si_uid and si_status. Like Linux, nothing else of the
+    // 128-byte structure is written, though all of it must be user memory.
+    if !crate::arch::uaccess::is_user_range(info, SIGINFO_SIZE) {
+        return Err(EFAULT);
+    }
+    let (mut head, mut sigchld) = ([0i32; 3], [0i32; 3]);
     if let Some(ended) = reported {
         let signal = (ended.wait_status & 0x7f) as i32;
-        siginfo[0] = SIGCHLD as i32;
-        siginfo[2] = match (signal, ended.wait_status & 0x80 != 0) {
+        head[0] = SIGCHLD as i32;
+        head[2] = match (signal, ended.wait_status & 0x80 != 0) {
             (0, _) => CLD_EXITED,
             (_, false) => CLD_KILLED,
             (_, true) => CLD_DUMPED,
         };
-        siginfo[4] = ended.pid as i32;
-        siginfo[6] = if signal == 0 {
+        sigchld[0] = ended.pid as i32;
+        sigchld[2] = if signal == 0 {
             (ended.wait_status >> 8) as i32
         } else {
             signal
         };
     }
-    if info != 0 {
-        write_user(info, &siginfo)?;
-    }
-    if let (Some(ended), true) = (reported, usage != 0) {
-        write_user(usage, &rusage(&ended))?;
-    }
+    write_user(info, &head)?;
+    write_user(info + 16, &sigchld)?;
     Ok(0)
 }
 
@@ -431,29 +456,43 @@ pub fn getsid(pid: u64) -> SysResult {
 /// session and not a session leader, that has not called `execve`, into a group of the
 /// caller's session (or a new one named after itself).
 pub fn setpgid(pid: u64, pgid: u64) -> SysResult {
-    let pgid = pgid as u32 as i32;
+    let me = process();
+    // As Linux: pid 0 is the caller and pgid 0 the pid, before a negative group is refused
+    // (so `setpgid(-1, 0)` is EINVAL).
+    let pid = match pid as u32 as i32 {
+        0 => me.pid as i32,
+        pid => pid,
+    };
+    let pgid = match pgid as u32 as i32 {
+        0 => pid,
+        pgid => pgid,
+    };
     if pgid < 0 {
         return Err(EINVAL);
     }
-    let me = process();
-    let target = match pid as u32 {
-        0 => me.clone(),
-        pid if pid == me.pid => me.clone(),
-        pid => {
-            let child = proc::child_of(me, pid).ok_or(ESRCH)?;
-            if child.sid() != me.sid() {
-                return Err(EPERM);
-            }
-            if child.did_exec() {
-                return Err(EACCES);
-            }
-            child
+    let target = if pid == me.pid as i32 {
+        me.clone()
+    } else if let Some(child) = u32::try_from(pid)
+        .ok()
+        .and_then(|pid| proc::child_of(me, pid))
+    {
+        if child.sid() != me.sid() {
+            return Err(EPERM);
         }
+        if child.did_exec() {
+            return Err(EACCES);
+        }
+        child
+    } else if u32::try_from(pid).is_ok_and(proc::is_secondary_thread) {
+        // A thread, not a process.
+        return Err(EINVAL);
+    } else {
+        return Err(ESRCH);
     };
     if target.pid == target.sid() {
         return Err(EPERM);
     }
-    let pgid = if pgid == 0 { target.pid } else { pgid as u32 };
+    let pgid = pgid as u32;
     if pgid != target.pid && !proc::group_exists_in_session(pgid, me.sid()) {
         return Err(EPERM);
     }
@@ -496,9 +535,10 @@ pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysR
     let name = core::str::from_utf8(&name[..length]).map_err(|_| ENOENT)?;
     let dirfd = dirfd as u32 as i32;
     let path = if name.is_empty() {
-        // AT_EMPTY_PATH runs the file `dirfd` refers to; only the console's are open.
+        // AT_EMPTY_PATH runs the file `dirfd` refers to: the console's (a character device)
+        // or the working directory (/), neither a regular file; no other is open.
         return Err(match (flags & AT_EMPTY_PATH != 0, dirfd) {
-            (true, 0..=2) => EACCES,
+            (true, 0..=2 | AT_FDCWD) => EACCES,
             (true, _) => EBADF,
             (false, _) => ENOENT,
         });

@@ -15,6 +15,15 @@
 //! | `thread-null` | a second thread reads address 0 while main waits | SIGSEGV (139) |
 //! | `exit N` | exits with status N | N |
 //! | `ok` | prints a line and exits 0 | 0 |
+//!
+//! Modes for the process tests (`execve` from usertests):
+//!
+//! | mode | what it does | exit status |
+//! |---|---|---|
+//! | `argc` | nothing | the number of arguments, argv[0] included |
+//! | `env-is ARGV0 VAR...` | compares argv[0] with ARGV0 and the environment with VAR... | 0 when both match, 1 otherwise |
+//! | `ids PID PPID` | compares getpid(), gettid() with PID and getppid() with PPID | 0 when all match, 1 otherwise |
+//! | `sleep MS` | sleeps MS milliseconds | 0 |
 
 #![no_std]
 #![no_main]
@@ -28,7 +37,7 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok argc env-is ids sleep";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -47,6 +56,16 @@ fn main() -> i32 {
                 .unwrap_or(0);
             println!("faulter: exit {code}");
             code
+        }
+        "argc" => urt::start::argc() as i32,
+        "env-is" => env_is(),
+        "ids" => ids(),
+        "sleep" => {
+            let ms = urt::start::arg_str(2)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            sys::sleep_ns(ms * 1_000_000);
+            0
         }
         "oom" => {
             // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
@@ -146,6 +165,43 @@ fn main() -> i32 {
             eprintln!("faulter: unknown mode {other} (one of: {MODES})");
             2
         }
+    }
+}
+
+/// `env-is ARGV0 VAR...`: 0 when argv[0] is ARGV0 and the environment is exactly VAR...
+fn env_is() -> i32 {
+    let mut same = urt::start::arg(0) == urt::start::arg(2);
+    if !same {
+        eprintln!(
+            "faulter: env-is: argv[0] is {:?}, expected {:?}",
+            urt::start::arg(0),
+            urt::start::arg(2)
+        );
+    }
+    let env: alloc::vec::Vec<&[u8]> = urt::start::environment().collect();
+    let expected: alloc::vec::Vec<&[u8]> = (3..urt::start::argc())
+        .filter_map(urt::start::arg)
+        .collect();
+    if env != expected {
+        eprintln!("faulter: env-is: the environment is {env:?}, expected {expected:?}");
+        same = false;
+    }
+    if same { 0 } else { 1 }
+}
+
+/// `ids PID PPID`: 0 when getpid() and gettid() are PID and getppid() is PPID.
+fn ids() -> i32 {
+    let arg = |i| urt::start::arg_str(i).and_then(|s| s.parse::<usize>().ok());
+    let (pid, tid, ppid) = (sys::getpid(), sys::gettid(), sys::getppid());
+    if Some(pid) == arg(2) && tid == pid && Some(ppid) == arg(3) {
+        0
+    } else {
+        eprintln!(
+            "faulter: ids: pid {pid} tid {tid} ppid {ppid}, expected {:?} {:?}",
+            arg(2),
+            arg(3)
+        );
+        1
     }
 }
 

@@ -99,6 +99,23 @@ pub fn auxv(key: usize) -> Option<usize> {
     None
 }
 
+/// The environment's entries (`NAME=VALUE`), in order.
+pub fn environment() -> impl Iterator<Item = &'static [u8]> {
+    let mut p = ENVP.load(Ordering::Relaxed);
+    core::iter::from_fn(move || {
+        // SAFETY: envp is a NULL-terminated list of NUL-terminated strings that live for the
+        // whole process; `p` stops at the NULL.
+        unsafe {
+            if p.is_null() || (*p).is_null() {
+                return None;
+            }
+            let entry = cstr(*p);
+            p = p.add(1);
+            Some(entry)
+        }
+    })
+}
+
 /// The environment variable `name`'s value.
 pub fn env(name: &str) -> Option<&'static [u8]> {
     let mut p = ENVP.load(Ordering::Relaxed);

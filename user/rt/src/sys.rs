@@ -31,6 +31,7 @@ pub mod nr {
     pub const GETPID: usize = 39;
     pub const CLONE: usize = 56;
     pub const FORK: usize = 57;
+    pub const VFORK: usize = 58;
     pub const EXECVE: usize = 59;
     pub const EXIT: usize = 60;
     pub const WAIT4: usize = 61;
@@ -40,6 +41,12 @@ pub mod nr {
     pub const GETGID: usize = 104;
     pub const GETEUID: usize = 107;
     pub const GETEGID: usize = 108;
+    pub const SETPGID: usize = 109;
+    pub const GETPPID: usize = 110;
+    pub const GETPGRP: usize = 111;
+    pub const SETSID: usize = 112;
+    pub const GETPGID: usize = 121;
+    pub const GETSID: usize = 124;
     pub const SIGALTSTACK: usize = 131;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
@@ -51,13 +58,16 @@ pub mod nr {
     pub const SET_TID_ADDRESS: usize = 218;
     pub const CLOCK_GETTIME: usize = 228;
     pub const EXIT_GROUP: usize = 231;
+    pub const WAITID: usize = 247;
     pub const NEWFSTATAT: usize = 262;
     pub const READLINKAT: usize = 267;
     pub const SET_ROBUST_LIST: usize = 273;
     pub const PRLIMIT64: usize = 302;
     pub const GETCPU: usize = 309;
     pub const GETRANDOM: usize = 318;
+    pub const EXECVEAT: usize = 322;
     pub const RSEQ: usize = 334;
+    pub const CLONE3: usize = 435;
 }
 
 /// A Linux error number (the positive value; the kernel returns its negation).
@@ -69,6 +79,8 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     pub const ESRCH: Errno = Errno(3);
     pub const EINTR: Errno = Errno(4);
+    pub const E2BIG: Errno = Errno(7);
+    pub const ENOEXEC: Errno = Errno(8);
     pub const EBADF: Errno = Errno(9);
     pub const ECHILD: Errno = Errno(10);
     pub const EAGAIN: Errno = Errno(11);
@@ -77,10 +89,12 @@ impl Errno {
     pub const EFAULT: Errno = Errno(14);
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
+    pub const ENOTDIR: Errno = Errno(20);
     pub const EINVAL: Errno = Errno(22);
     pub const ENOTTY: Errno = Errno(25);
     pub const ESPIPE: Errno = Errno(29);
     pub const ERANGE: Errno = Errno(34);
+    pub const ENAMETOOLONG: Errno = Errno(36);
     pub const ENOSYS: Errno = Errno(38);
     pub const EOVERFLOW: Errno = Errno(75);
     pub const ETIMEDOUT: Errno = Errno(110);
@@ -92,6 +106,8 @@ impl Errno {
             2 => "ENOENT",
             3 => "ESRCH",
             4 => "EINTR",
+            7 => "E2BIG",
+            8 => "ENOEXEC",
             9 => "EBADF",
             10 => "ECHILD",
             11 => "EAGAIN",
@@ -100,10 +116,12 @@ impl Errno {
             14 => "EFAULT",
             17 => "EEXIST",
             19 => "ENODEV",
+            20 => "ENOTDIR",
             22 => "EINVAL",
             25 => "ENOTTY",
             29 => "ESPIPE",
             34 => "ERANGE",
+            36 => "ENAMETOOLONG",
             38 => "ENOSYS",
             75 => "EOVERFLOW",
             110 => "ETIMEDOUT",
@@ -266,6 +284,10 @@ pub const SEEK_CUR: usize = 1;
 pub const MADV_NORMAL: usize = 0;
 pub const MADV_DONTNEED: usize = 4;
 pub const MADV_FREE: usize = 8;
+pub const MADV_DONTFORK: usize = 10;
+pub const MADV_DOFORK: usize = 11;
+pub const MADV_WIPEONFORK: usize = 18;
+pub const MADV_KEEPONFORK: usize = 19;
 pub const MREMAP_MAYMOVE: usize = 1;
 
 pub const FUTEX_WAIT: usize = 0;
@@ -285,12 +307,34 @@ pub const CLONE_VM: usize = 0x100;
 pub const CLONE_FS: usize = 0x200;
 pub const CLONE_FILES: usize = 0x400;
 pub const CLONE_SIGHAND: usize = 0x800;
+pub const CLONE_VFORK: usize = 0x4000;
 pub const CLONE_THREAD: usize = 0x1_0000;
 pub const CLONE_SYSVSEM: usize = 0x4_0000;
 pub const CLONE_SETTLS: usize = 0x8_0000;
 pub const CLONE_PARENT_SETTID: usize = 0x10_0000;
 pub const CLONE_CHILD_CLEARTID: usize = 0x20_0000;
+pub const CLONE_DETACHED: usize = 0x40_0000;
 pub const CLONE_CHILD_SETTID: usize = 0x100_0000;
+
+/// `wait4`/`waitid` options.
+pub const WNOHANG: usize = 1;
+pub const WUNTRACED: usize = 2;
+pub const WSTOPPED: usize = 2;
+pub const WEXITED: usize = 4;
+pub const WCONTINUED: usize = 8;
+pub const WNOWAIT: usize = 0x0100_0000;
+pub const WNOTHREAD: usize = 0x2000_0000;
+pub const WALL: usize = 0x4000_0000;
+pub const WCLONE: usize = 0x8000_0000;
+/// `waitid` id types.
+pub const P_ALL: usize = 0;
+pub const P_PID: usize = 1;
+pub const P_PGID: usize = 2;
+pub const P_PIDFD: usize = 3;
+/// `si_code` of a `waitid` report.
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_DUMPED: i32 = 3;
 
 pub const RUSAGE_SELF: usize = 0;
 pub const RUSAGE_THREAD: usize = 1;
@@ -298,6 +342,7 @@ pub const RLIMIT_STACK: usize = 3;
 pub const AT_FDCWD: usize = -100isize as usize;
 pub const AT_EMPTY_PATH: usize = 0x1000;
 pub const TCGETS: usize = 0x5401;
+pub const SIGSEGV: usize = 11;
 pub const SIGCHLD: usize = 17;
 
 pub const LINUX_REBOOT_MAGIC1: usize = 0xfee1_dead;
@@ -412,6 +457,56 @@ pub struct Iovec {
     pub len: usize,
 }
 
+/// `siginfo_t` as `waitid` fills it (the fields of a `SIGCHLD` report; 128 bytes in all).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Siginfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    pub pad: i32,
+    pub pid: i32,
+    pub uid: u32,
+    pub status: i32,
+    pub rest: [i32; 25],
+}
+
+impl Siginfo {
+    /// Every word set to `word`, to see which ones a call writes.
+    pub fn filled(word: i32) -> Self {
+        Self {
+            signo: word,
+            errno: word,
+            code: word,
+            pad: word,
+            pid: word,
+            uid: word as u32,
+            status: word,
+            rest: [word; 25],
+        }
+    }
+}
+
+/// `struct clone_args` of `clone3` (`CLONE_ARGS_SIZE_VER2`, 88 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// `clone3`'s first size (`CLONE_ARGS_SIZE_VER0`: up to `tls`).
+pub const CLONE_ARGS_SIZE_VER0: usize = 64;
+
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Rlimit {
@@ -495,7 +590,18 @@ wrap!(sigaltstack(ss, old) = nr::SIGALTSTACK, syscall2);
 wrap!(readlinkat(dirfd, path, buf, len) = nr::READLINKAT, syscall4);
 wrap!(getcpu(cpu, node, cache) = nr::GETCPU, syscall3);
 wrap!(wait4(pid, status, options, rusage) = nr::WAIT4, syscall4);
+wrap!(
+    waitid(idtype, id, info, options, rusage) = nr::WAITID,
+    syscall5
+);
 wrap!(execve(path, argv, envp) = nr::EXECVE, syscall3);
+wrap!(
+    execveat(dirfd, path, argv, envp, flags) = nr::EXECVEAT,
+    syscall5
+);
+wrap!(setpgid(pid, pgid) = nr::SETPGID, syscall2);
+wrap!(getpgid(pid) = nr::GETPGID, syscall1);
+wrap!(getsid(pid) = nr::GETSID, syscall1);
 wrap!(reboot(magic1, magic2, cmd, arg) = nr::REBOOT, syscall4);
 
 #[inline]
@@ -528,6 +634,74 @@ pub fn getegid() -> usize {
     // SAFETY: no arguments.
     unsafe { syscall0(nr::GETEGID) }
 }
+#[inline]
+pub fn getppid() -> usize {
+    // SAFETY: no arguments.
+    unsafe { syscall0(nr::GETPPID) }
+}
+#[inline]
+pub fn getpgrp() -> usize {
+    // SAFETY: no arguments.
+    unsafe { syscall0(nr::GETPGRP) }
+}
+#[inline]
+pub fn setsid() -> SysResult {
+    // SAFETY: no arguments.
+    decode(unsafe { syscall0(nr::SETSID) })
+}
+
+/// `fork()`: returns the child's pid in the parent and 0 in the child, which goes on from
+/// here in a copy of the caller's memory, with the calling thread only. The child should end
+/// with [`exit_group`]: the other threads' locks (the heap's) may be held forever in its copy.
+#[inline]
+pub fn fork() -> SysResult {
+    // SAFETY: the child runs on its own copy of the memory, stack included, as a fork's
+    // child does under any libc; nothing is shared with the caller.
+    decode(unsafe { syscall0(nr::FORK) })
+}
+
+/// `clone3(args, size)`.
+///
+/// # Safety
+/// `args` must not ask for `CLONE_VM` (nor `CLONE_THREAD`): the child returns from this call
+/// like a fork's child, which is sound only on a copy of the caller's memory. (Use
+/// [`crate::thread::clone3_on_stack`] for a child that shares the memory.)
+#[inline]
+pub unsafe fn clone3(args: usize, size: usize) -> SysResult {
+    // SAFETY: forwarded to the caller.
+    decode(unsafe { syscall2(nr::CLONE3, args, size) })
+}
+
+/// `vfork()` whose child at once calls `execve(path, argv, envp)` (prepared beforehand), and
+/// `exit_group(127)` if that fails. Returns the child's pid once the child has exec'd or
+/// exited (the caller sleeps until then), or the error of vfork itself.
+pub fn vfork_exec(path: usize, argv: usize, envp: usize) -> SysResult {
+    let ret: usize;
+    // SAFETY: the child shares our memory and stack but touches neither: it runs only these
+    // instructions, its arguments in registers (a system call keeps all but rax, rcx, r11),
+    // and never returns here. The caller sleeps in vfork meanwhile.
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov eax, {execve}",
+            "syscall",
+            "mov edi, 127",
+            "mov eax, {exit_group}",
+            "syscall",
+            "ud2",
+            "2:",
+            execve = const nr::EXECVE,
+            exit_group = const nr::EXIT_GROUP,
+            inlateout("rax") nr::VFORK => ret,
+            inlateout("rdi") path => _, in("rsi") argv, in("rdx") envp,
+            lateout("rcx") _, lateout("r11") _,
+        );
+    }
+    decode(ret)
+}
+
 #[inline]
 pub fn sched_yield() -> SysResult {
     // SAFETY: no arguments.

@@ -113,8 +113,89 @@ core::arch::global_asm!(
     ".size urt_clone, . - urt_clone",
 );
 
+// The same for clone3: urt_clone3(args, size) -> tid or -errno; the child starts on the
+// stack `args` names, where the creator put the entry function and its argument.
+core::arch::global_asm!(
+    ".globl urt_clone3",
+    ".type urt_clone3, @function",
+    "urt_clone3:",
+    "mov eax, 435",
+    "syscall",
+    "test rax, rax",
+    "jnz 2f",
+    "xor ebp, ebp",
+    "pop rax",
+    "pop rdi",
+    "call rax",
+    "ud2",
+    "2:",
+    "ret",
+    ".size urt_clone3, . - urt_clone3",
+);
+
 unsafe extern "C" {
     fn urt_clone(flags: usize, stack: usize, ptid: usize, ctid: usize, tls: usize) -> usize;
+    fn urt_clone3(args: *const sys::CloneArgs, size: usize) -> usize;
+}
+
+/// Puts `entry` and `arg` on the 16-byte aligned `stack_top` for the child to pop, and
+/// returns the child's initial stack pointer.
+///
+/// # Safety
+/// The 16 bytes below `stack_top` are writable and unused.
+unsafe fn push_entry(stack_top: usize, entry: extern "C" fn(usize) -> !, arg: usize) -> usize {
+    let sp = (stack_top & !15) - 16;
+    // SAFETY: the caller's promise.
+    unsafe {
+        *(sp as *mut usize) = entry as usize;
+        *((sp + 8) as *mut usize) = arg;
+    }
+    sp
+}
+
+/// `clone(flags, stack, ptid, ctid, tls)` whose child runs `entry(arg)` on the stack that
+/// ends at `stack_top`: for children that share the caller's memory (`CLONE_VM`, `CLONE_VFORK`)
+/// without running on its stack. Returns what the caller's clone returned.
+///
+/// # Safety
+/// The memory below `stack_top` is a stack nothing else uses until the child has exited or
+/// exec'd. `entry` never returns, and with `CLONE_VM` touches only memory meant to be shared
+/// (atomics), without the heap; without `CLONE_SETTLS` it runs with the caller's thread block.
+pub unsafe fn clone_on_stack(
+    flags: usize,
+    stack_top: usize,
+    ptid: usize,
+    ctid: usize,
+    tls: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> Result<usize, Errno> {
+    // SAFETY: the caller's promises.
+    unsafe {
+        let sp = push_entry(stack_top, entry, arg);
+        sys::decode(urt_clone(flags, sp, ptid, ctid, tls))
+    }
+}
+
+/// `clone3(args)` whose child runs `entry(arg)` on the stack `stack_base..stack_top` (this
+/// sets `args.stack` and `args.stack_size`). Returns what the caller's clone3 returned.
+///
+/// # Safety
+/// As [`clone_on_stack`].
+pub unsafe fn clone3_on_stack(
+    args: &mut sys::CloneArgs,
+    stack_base: usize,
+    stack_top: usize,
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> Result<usize, Errno> {
+    // SAFETY: the caller's promises.
+    unsafe {
+        let sp = push_entry(stack_top, entry, arg);
+        args.stack = stack_base as u64;
+        args.stack_size = (sp - stack_base) as u64;
+        sys::decode(urt_clone3(args, core::mem::size_of::<sys::CloneArgs>()))
+    }
 }
 
 extern "C" fn thread_entry(block: *const ThreadBlock) -> ! {

@@ -13,6 +13,7 @@ extern crate alloc;
 mod io;
 mod mem;
 mod misc;
+mod process;
 mod procs;
 mod stress;
 mod threads;
@@ -122,6 +123,53 @@ const TESTS: &[Test] = urt::tests![
     // processes that die of faults
     procs::faulter_exit_statuses,
     procs::c_programs_run,
+    // processes: fork, vfork, clone, clone3, wait4, waitid, execve, groups and sessions
+    process::fork_returns_pid_and_zero,
+    process::fork_memory_is_copied,
+    process::fork_shared_anon_stays_shared,
+    process::fork_madv_dontfork,
+    process::fork_madv_wipeonfork,
+    process::fork_of_fork,
+    process::fork_many_children,
+    process::fork_from_a_thread,
+    process::wait4_status_encoding,
+    process::wait4_wnohang,
+    process::wait4_echild_esrch,
+    process::wait4_einval,
+    process::wait4_efault_still_collects,
+    process::wait4_picks_the_pid,
+    process::wait4_process_groups,
+    process::wait4_rusage,
+    process::wait_clone_children,
+    process::waitid_exited_siginfo,
+    process::waitid_killed_siginfo,
+    process::waitid_wnohang,
+    process::waitid_wnowait_then_collect,
+    process::waitid_idtypes,
+    process::waitid_errors,
+    process::waitid_without_wexited,
+    process::getppid_of_children,
+    process::orphan_adopted_by_top,
+    process::getpgid_getsid,
+    process::setsid_in_child,
+    process::setsid_group_leader_eperm,
+    process::setpgid_moves_children,
+    process::setpgid_errors,
+    process::setpgid_after_exec_eacces,
+    process::execve_passes_argv_and_envp,
+    process::execve_keeps_pid_and_parent,
+    process::execve_errors,
+    process::execveat_paths_and_flags,
+    process::execve_from_a_thread,
+    process::vfork_waits_for_exit,
+    process::vfork_returns_at_exec,
+    process::clone_vm_vfork_shares_memory,
+    process::clone_vm_child_cleartid,
+    process::clone_vfork_exec_cleartid,
+    process::clone_settid_fork,
+    process::clone3_sizes,
+    process::clone3_einval,
+    process::clone3_vfork_on_a_stack,
     // stress
     stress::stress_fault_vs_mmap,
     // last: a kernel without SSE kills the program here

@@ -29,7 +29,7 @@ const CASES: &[(&str, &[&str], i32)] = &[
 
 /// Where program `name` is: /bin/NAME (ramdisks, the Linux initramfs), next to this program,
 /// or in `target/user/c/` for the C programs when run from the build directory.
-fn program_path(name: &str) -> Option<CString> {
+pub(crate) fn program_path(name: &str) -> Option<CString> {
     let mut candidates: Vec<String> = Vec::new();
     candidates.push(alloc::format!("/bin/{name}"));
     if let Some(argv0) = urt::start::arg_str(0)
@@ -48,7 +48,7 @@ fn program_path(name: &str) -> Option<CString> {
 }
 
 /// Why `/bin/NAME` was not found (what newfstatat said).
-fn not_found(name: &str) -> String {
+pub(crate) fn not_found(name: &str) -> String {
     let path = alloc::format!("/bin/{name}\0");
     let mut st = sys::Stat::default();
     let r = sys::newfstatat(
