@@ -80,12 +80,12 @@ impl Process {
             mm,
             threads: IrqSpinLock::new(Vec::new()),
             group_exit: AtomicBool::new(false),
-            exit_status: AtomicU32::new(0),
+            wait_status: AtomicU32::new(0),
             exited: Completion::new(),
             minor_faults: PerCpuCounter::new(),
             #[cfg(feature = "ktest")]
             captured_output: options.capture_output.then(|| spin::Mutex::new(Vec::new())),
-            signal_actions: spin::Mutex::new([[0; 4]; 64]),
+            signals: super::signal::ProcessSignals::new(),
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }

@@ -3,13 +3,14 @@
 //! A process is an address space with one or more user threads (tasks sharing it). There is no
 //! fork or exec: processes are started by the kernel from executables in the ramdisk
 //! ([`exec::spawn`]), threads by `clone`. A process ends when its last thread exits; `exit_group`
-//! (or a fatal fault) kills every other thread first. The last thread tears the address space
-//! down, so frames, page tables and VMAs go back as the process ends.
+//! (or a fatal signal) kills every other thread first. The last thread tears the address space
+//! down, so frames, page tables and VMAs go back as the process ends. Signals are
+//! [`signal`]'s.
 //!
 //! # Locks
-//! A process's thread list is under its `threads` spinlock; the exit status is written once,
+//! A process's thread list is under its `threads` spinlock; the wait status is written once,
 //! by whoever starts the group exit (or by the last thread). The registry of live processes is
-//! under its own spinlock.
+//! under its own spinlock. The signal state has its locks (see [`signal`]).
 
 pub mod exec;
 pub mod futex;
@@ -35,7 +36,9 @@ pub struct Process {
     threads: IrqSpinLock<Vec<Arc<Task>>>,
     /// Set by the first `exit_group` (or fatal signal); the status is then final.
     group_exit: AtomicBool,
-    exit_status: AtomicU32,
+    /// How the process ended, as wait4 reports it: `code << 8` for an exit, the signal (with
+    /// 0x80 for a core dump) for a death by signal.
+    wait_status: AtomicU32,
     /// Completed when the last thread has exited and the address space is gone.
     pub exited: Completion,
     /// Page faults served (getrusage's `ru_minflt`), per CPU: every fault adds to it.
@@ -43,9 +46,8 @@ pub struct Process {
     /// When set, what the process writes to fds 1 and 2 is also kept here (tests).
     #[cfg(feature = "ktest")]
     pub captured_output: Option<spin::Mutex<Vec<u8>>>,
-    /// `rt_sigaction` settings per signal (1..=64): handler, flags, restorer, mask. Recorded
-    /// and reported back; handlers are never run.
-    pub signal_actions: spin::Mutex<[[u64; 4]; 64]>,
+    /// Signal actions, process-directed pending signals, job control.
+    pub signals: signal::ProcessSignals,
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
@@ -55,10 +57,21 @@ pub struct Process {
 static PROCESSES: IrqSpinLock<Vec<Arc<Process>>> = IrqSpinLock::new(Vec::new());
 
 impl Process {
-    /// The exit status: the exit code, or 128 + the signal that killed it. Final once
-    /// `exited` is complete.
+    /// The exit status as a shell shows it: the exit code, or 128 + the signal that killed it.
+    /// Final once `exited` is complete.
     pub fn exit_status(&self) -> u32 {
-        self.exit_status.load(Ordering::Acquire)
+        let status = self.wait_status();
+        match status & 0x7f {
+            0 => (status >> 8) & 0xff,
+            signal => 128 + signal,
+        }
+    }
+
+    /// The status wait4 reports for the process's end: `code << 8` after an exit, or the
+    /// signal that killed it, with 0x80 if its default action dumps core. Final once `exited`
+    /// is complete.
+    pub fn wait_status(&self) -> u32 {
+        self.wait_status.load(Ordering::Acquire)
     }
 
     pub fn thread_count(&self) -> usize {
@@ -83,11 +96,12 @@ impl Process {
         self.group_exit.load(Ordering::Acquire)
     }
 
-    /// Starts a group exit with `status` (the first one wins) and kills every thread but the
-    /// caller: each leaves at its next return to user mode, and sleeping ones are woken.
+    /// Starts a group exit with wait status `status` (the first one wins) and kills every
+    /// thread but the caller: each leaves at its next return to user mode, and sleeping ones
+    /// are woken.
     fn kill_all_but_current(&self, status: u32) {
         if !self.group_exit.swap(true, Ordering::AcqRel) {
-            self.exit_status.store(status, Ordering::Release);
+            self.wait_status.store(status, Ordering::Release);
         }
         let me = sched::current() as *const Task;
         for thread in self.threads() {
@@ -119,25 +133,37 @@ pub fn live_processes() -> Vec<Arc<Process>> {
     PROCESSES.lock().clone()
 }
 
-/// `exit_group(status)` from the running thread. Never returns.
-pub fn exit_group(status: u32) -> ! {
+/// `exit_group(code)` from the running thread. Never returns.
+pub fn exit_group(code: u32) -> ! {
+    group_exit((code & 0xff) << 8)
+}
+
+/// Ends the running thread's process with wait status `status` (the first group exit's status
+/// wins). Never returns.
+fn group_exit(status: u32) -> ! {
     // No owned value may live across the call below: it never returns, so it would never
     // be dropped.
     let process = sched::current().process().expect("a user thread");
     process.kill_all_but_current(status);
-    exit_thread(status)
+    end_thread(status)
 }
 
 /// A killed thread leaving on its way back to user mode. Never returns.
 pub fn exit_killed_thread() -> ! {
     let task = sched::current();
-    let status = task.process().map_or(0, |p| p.exit_status());
-    exit_thread(status)
+    let status = task.process().map_or(0, |p| p.wait_status());
+    end_thread(status)
 }
 
-/// Ends the running user thread with `status` (used as the process's status if it is the last
-/// thread and no group exit set one). Never returns.
-pub fn exit_thread(status: u32) -> ! {
+/// `exit(code)`: ends the running user thread (`code` is the process's exit code if it is the
+/// last thread and no group exit set one). Never returns.
+pub fn exit_thread(code: u32) -> ! {
+    end_thread((code & 0xff) << 8)
+}
+
+/// Ends the running user thread; `status` is the process's wait status if it is the last thread
+/// and no group exit set one. Never returns.
+fn end_thread(status: u32) -> ! {
     let task = sched::current_arc();
     let user = task.user.as_ref().expect("a user thread");
     let process = user.process.clone();
@@ -155,9 +181,11 @@ pub fn exit_thread(status: u32) -> ! {
     };
     if last {
         if !process.group_exit.swap(true, Ordering::AcqRel) {
-            process.exit_status.store(status, Ordering::Release);
+            process.wait_status.store(status, Ordering::Release);
         }
         finish_process(&process);
+    } else {
+        signal::thread_exited(&process);
     }
     drop(process);
     drop(task);

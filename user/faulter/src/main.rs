@@ -15,6 +15,7 @@
 //! | `thread-null` | a second thread reads address 0 while main waits | SIGSEGV (139) |
 //! | `exit N` | exits with status N | N |
 //! | `ok` | prints a line and exits 0 | 0 |
+//! | `sleep MS` | a second thread and the main thread sleep MS ms, then it exits 0 (for the kernel's tests that stop, continue or kill a process from outside) | 0 |
 
 #![no_std]
 #![no_main]
@@ -28,7 +29,7 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok sleep";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -39,6 +40,16 @@ fn main() -> i32 {
     match mode {
         "ok" => {
             println!("faulter: ok");
+            0
+        }
+        "sleep" => {
+            let ms = urt::start::arg_str(2)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(1000);
+            let other = urt::thread::spawn(move || sys::sleep_ns(ms * 1_000_000));
+            sys::sleep_ns(ms * 1_000_000);
+            other.join();
+            println!("faulter: slept {ms} ms");
             0
         }
         "exit" => {

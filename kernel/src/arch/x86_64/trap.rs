@@ -2,8 +2,8 @@
 //!
 //! Every vector enters through a 16-byte stub that pushes a uniform [`TrapFrame`] and calls
 //! [`trap_dispatch`]. A page fault, from either mode, becomes a [`PageFault`] record for mm's
-//! one fault entry, which decides what happens to it. Other exceptions from user mode are
-//! fatal to the process. Exceptions in kernel mode are offered, in order, to the exception table
+//! one fault entry, which decides what happens to it. Other exceptions from user mode become
+//! signals (`proc::signal`), as do page faults that are not demand faults. Exceptions in kernel mode are offered, in order, to the exception table
 //! (fixups for instructions allowed to fault, see [`super::extable`]) and, in test images, to a
 //! test's expect-fault hook (`expect_fault`); anything unclaimed is fatal and prints a report.
 //!
@@ -273,8 +273,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
         crate::sync::rcu::irq_exit();
     }
     if frame.is_user_mode() {
-        // Process context again, on the task's own stack: switch, die or go back.
-        crate::sched::return_to_user();
+        // Process context again, on the task's own stack: switch, die, take a signal or go
+        // back.
+        crate::proc::signal::return_to_user(frame, None);
     }
     0
 }
@@ -315,7 +316,7 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     if frame.is_user_mode() {
-        // A fault of the task's own doing, fatal to its process.
+        // A fault of the task's own doing: a signal for its handler, or the end of its process.
         crate::proc::signal::user_exception(frame, cr2);
         return;
     }
@@ -356,7 +357,8 @@ fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
     match crate::mm::fault::handle_page_fault(&fault) {
         FaultAction::Retry => true,
         FaultAction::Signal(error) => {
-            crate::proc::signal::user_page_fault_failed(frame, cr2, error)
+            crate::proc::signal::user_page_fault_failed(frame, cr2, error);
+            true
         }
         FaultAction::ReturnEfault => super::extable::fixup(frame),
         FaultAction::KernelBug => false,
