@@ -15,7 +15,8 @@
 //! frame, 64-byte aligned, below the interrupted stack's 128-byte red zone. The handler starts
 //! with RDI = the signal, RSI = &siginfo, RDX = &ucontext, RAX = 0 and a clean FPU state.
 
-use super::{AltStack, Delivery, SA_ONSTACK};
+use super::delivery::Delivery;
+use super::{AltStack, SA_ONSTACK, SA_RESTORER};
 use crate::arch::context::FpuState;
 use crate::arch::gdt::{USER_CODE, USER_DATA};
 use crate::arch::syscall::USER_END;
@@ -95,11 +96,12 @@ fn set_registers(frame: &mut TrapFrame, registers: [u64; 17]) {
 }
 
 /// Builds the frame of `delivery` on the user stack (or its alternate stack) and points the
-/// registers at the handler. `Err` when the frame cannot be written (a bad or full stack) or
-/// the handler lies outside user space: the thread cannot take the signal.
+/// registers at the handler. `Err` when the frame cannot be written (a bad or full stack), the
+/// handler lies outside user space, or the action has no restorer (`SA_RESTORER`: on x86_64
+/// the handler has nowhere else to return to, as on Linux): the thread cannot take the signal.
 pub(super) fn setup(frame: &mut TrapFrame, delivery: &Delivery) -> Result<(), Errno> {
     let handler = delivery.action.handler;
-    if handler >= USER_END {
+    if handler >= USER_END || delivery.action.flags & SA_RESTORER == 0 {
         return Err(EFAULT);
     }
     let alt: AltStack = delivery.alt_stack;

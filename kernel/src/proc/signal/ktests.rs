@@ -3,10 +3,11 @@
 
 use alloc::sync::Arc;
 
+use super::queue::{Pending, next_signal};
 use super::{
-    AltStack, JobEvent, Pending, ProcessSignals, SA_RESTART, SA_SIGINFO, SI_KERNEL, SI_USER,
-    SIG_IGN, SIGCONT, SIGKILL, SIGQUIT, SIGSEGV, SIGSTOP, SigAction, SigInfo, ThreadSignals,
-    next_signal, send_signal_to_process, sigmask,
+    AltStack, JobEvent, ProcessSignals, SA_RESTART, SA_SIGINFO, SI_KERNEL, SI_USER, SIG_IGN,
+    SIGCONT, SIGKILL, SIGQUIT, SIGSEGV, SIGSTOP, SigAction, SigInfo, ThreadSignals,
+    send_signal_to_process, sigmask,
 };
 use crate::ktest;
 use crate::proc::Process;
@@ -35,7 +36,7 @@ ktest! {
             assert_eq!(pending.take(40), from(40, pid));
         }
         assert_eq!(pending.set, 0);
-        for i in 0..super::MAX_QUEUED {
+        for i in 0..super::queue::MAX_QUEUED {
             pending.add(from(33, i as u32)).unwrap();
         }
         let queued = SigInfo::new(34, -1, [0; 4]);

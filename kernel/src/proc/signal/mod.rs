@@ -9,24 +9,28 @@
 //!   process-directed signals (`kill`) join; the group stop and the job-control events a parent's
 //!   wait will report ([`ProcessSignals::take_job_event`]).
 //! - [`ThreadSignals`] (`UserThread::signals`): the thread's blocked mask, its own pending set
-//!   (thread-directed signals: `tgkill`, faults), the mask `rt_sigsuspend` has the way back
-//!   restore, the alternate signal stack, the restart block of an interrupted sleep, and `work`,
-//!   the flag that sends the thread through delivery before it returns to user mode (Linux's
+//!   (thread-directed signals: `tgkill`, faults), the mask to restore after `rt_sigsuspend`, the
+//!   alternate signal stack, the restart block of an interrupted sleep, and `work`, the flag
+//!   that sends the thread through delivery before it returns to user mode (Linux's
 //!   `TIF_SIGPENDING`), also what ends its interruptible sleeps ([`Task::signal_pending`]).
-//! - `frame.rs`: the `rt_sigframe` a handler runs on, and reading it back in `rt_sigreturn`.
+//! - `queue.rs`: `siginfo` and the pending sets; `delivery.rs`: the way back to user mode and
+//!   `rt_sigreturn`; `frame.rs`: the `rt_sigframe` a handler runs on; `fault.rs`: user faults as
+//!   signals. This file: the state, sending, and what the system calls change.
 //!
 //! # Locks
 //! All of it is protected by the process's signal lock (`ProcessSignals::shared`); each thread's
-//! part also has a lock of its own, taken only inside the process's. Order: process signal lock
-//! → a thread's signal lock → the process's thread list, tasks' scheduler locks. `work` changes
-//! only under the process's lock: any sender sets it, only its own thread clears it (recomputing
-//! it from the pending sets, its mask and the group stop), and it is read without a lock. Woken
-//! threads are kicked (woken, and sent an IPI when they run) after the locks are released.
+//! part also has a lock of its own. Order: process signal lock → a thread's signal lock → the
+//! process's thread list, tasks' scheduler locks. A thread's lock is taken alone only for its
+//! restart block and while a thread is set up (clone, fork, exec); two threads' locks are held
+//! together only under the process's lock. `work` changes only under the process's lock: any
+//! sender sets it, only its own thread clears it (recomputing it from the pending sets, its mask
+//! and the group stop), and it is read without a lock. Woken threads are kicked (woken, and sent
+//! an IPI when they run) after the locks are released.
 //!
 //! # Sending
 //! A signal whose action ignores it is dropped at once unless the thread it was sent to blocks
 //! it (the action may change before it is unblocked). Standard signals (1-31) are pending once at
-//! most; real-time ones (32-64) queue, each with its `siginfo`, up to [`MAX_QUEUED`] per set. A
+//! most; real-time ones (32-64) queue, each with its `siginfo`, up to `queue::MAX_QUEUED` per set. A
 //! process-directed signal goes to the process's set and wakes one thread that does not block
 //! it (the first thread if it can). A signal whose default action kills, sent to a thread that
 //! does not block it, kills the whole process at once (every thread exits before it next
@@ -60,9 +64,17 @@
 //! id signal the caller's process, `kill(-1, sig)` finds no other process to signal. A process
 //! has no parent yet either: job-control changes are only recorded, for the wait code.
 
+mod delivery;
+mod fault;
 mod frame;
 #[cfg(feature = "ktest")]
 mod ktests;
+mod queue;
+
+pub use delivery::{return_to_user, sigreturn, user_thread_start};
+pub use fault::{user_exception, user_page_fault_failed};
+pub use queue::SigInfo;
+use queue::{Pending, next_signal};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -70,15 +82,10 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::Process;
-use crate::arch::trap::{self, TrapFrame};
-use crate::mm::fault::FaultError;
 use crate::sched::task::UserThread;
 use crate::sched::{self, Task};
 use crate::sync::IrqSpinLock;
-use crate::syscall::errno::{
-    EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTSYS,
-    ESRCH, Errno,
-};
+use crate::syscall::errno::{EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ERESTARTNOHAND, ESRCH, Errno};
 
 /// The highest signal number.
 pub const NSIG: u32 = 64;
@@ -150,19 +157,6 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 /// `si_code`: sent by `tkill`/`tgkill`.
 pub const SI_TKILL: i32 = -6;
-const SEGV_MAPERR: i32 = 1;
-const SEGV_ACCERR: i32 = 2;
-const ILL_ILLOPN: i32 = 2;
-const FPE_INTDIV: i32 = 1;
-const FPE_FLTDIV: i32 = 3;
-const FPE_FLTOVF: i32 = 4;
-const FPE_FLTUND: i32 = 5;
-const FPE_FLTRES: i32 = 6;
-const FPE_FLTINV: i32 = 7;
-const TRAP_BRKPT: i32 = 1;
-const TRAP_TRACE: i32 = 2;
-const BUS_ADRALN: i32 = 1;
-
 /// `stack_t.ss_flags`: the thread runs on its alternate stack (reported by `sigaltstack`).
 const SS_ONSTACK: u32 = 1;
 /// `stack_t.ss_flags`: no alternate stack.
@@ -172,74 +166,6 @@ const SS_DISABLE: u32 = 2;
 const SS_AUTODISARM: u32 = 1 << 31;
 /// The smallest alternate stack `sigaltstack` accepts.
 const MINSIGSTKSZ: u64 = 2048;
-
-/// Queued instances per pending set (process or thread): Linux's `RLIMIT_SIGPENDING` in spirit.
-/// A real-time signal beyond it fails with `EAGAIN` unless `kill` sent it.
-pub const MAX_QUEUED: usize = 1024;
-
-/// A signal's `siginfo_t`, as much as the kernel keeps of it (Linux's `kernel_siginfo`, 48
-/// bytes): `si_signo`, `si_errno`, `si_code`, then 32 bytes whose layout depends on the signal
-/// and the code (`si_pid` and `si_uid` of a sender; `si_addr` of a fault; pid, uid, status and
-/// times of a SIGCHLD). User space sees 128 bytes, the rest zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SigInfo {
-    words: [u64; 6],
-}
-
-impl SigInfo {
-    /// Signal `signo` with `code` and the layout-dependent `fields` (bytes 16..48 of
-    /// `siginfo_t`, as little-endian words: for SIGCHLD, `pid | uid << 32`, the status, user
-    /// and system time in clock ticks).
-    pub fn new(signo: u32, code: i32, fields: [u64; 4]) -> Self {
-        let [a, b, c, d] = fields;
-        Self {
-            words: [u64::from(signo), u64::from(code as u32), a, b, c, d],
-        }
-    }
-
-    /// Signal `signo` from a sender (`kill`, `tgkill`): `si_pid` and `si_uid`.
-    pub fn from_sender(signo: u32, code: i32, pid: u32, uid: u32) -> Self {
-        Self::new(
-            signo,
-            code,
-            [u64::from(pid) | u64::from(uid) << 32, 0, 0, 0],
-        )
-    }
-
-    /// A fault at `addr` (`si_addr`).
-    fn fault(signo: u32, code: i32, addr: u64) -> Self {
-        Self::new(signo, code, [addr, 0, 0, 0])
-    }
-
-    /// What `rt_sigqueueinfo` was given (128 bytes), sent as `signo`: only its first 48 bytes
-    /// are kept, as on Linux.
-    pub fn from_user(words: [u64; 16], signo: u32) -> Self {
-        let mut kept = [0; 6];
-        kept.copy_from_slice(&words[..6]);
-        kept[0] = (kept[0] & !0xffff_ffff) | u64::from(signo);
-        Self { words: kept }
-    }
-
-    pub fn signo(&self) -> u32 {
-        self.words[0] as u32
-    }
-
-    pub fn code(&self) -> i32 {
-        self.words[1] as u32 as i32
-    }
-
-    fn with_signo(mut self, signo: u32) -> Self {
-        self.words[0] = (self.words[0] & !0xffff_ffff) | u64::from(signo);
-        self
-    }
-
-    /// The 128 bytes user space sees.
-    pub fn to_user(self) -> [u64; 16] {
-        let mut words = [0; 16];
-        words[..6].copy_from_slice(&self.words);
-        words
-    }
-}
 
 /// One signal's `struct sigaction`, in the kernel's x86_64 layout: handler, flags, restorer,
 /// mask.
@@ -361,73 +287,6 @@ impl fmt::Display for Name {
             Some(name) => f.write_str(name),
             None => write!(f, "SIGRTMIN+{}", self.0 - SIGRTMIN),
         }
-    }
-}
-
-/// The next signal of `set` to take: a synchronous one first, else the lowest.
-fn next_signal(set: u64) -> Option<u32> {
-    let first = if set & SYNCHRONOUS != 0 {
-        set & SYNCHRONOUS
-    } else {
-        set
-    };
-    (first != 0).then(|| first.trailing_zeros() + 1)
-}
-
-/// Signals waiting in one set (a thread's or a process's): which are pending, and the
-/// `siginfo` of each instance, in the order they came.
-#[derive(Default)]
-struct Pending {
-    set: u64,
-    queue: Vec<SigInfo>,
-}
-
-impl Pending {
-    /// Adds an instance. A standard signal already pending is not added again; a real-time
-    /// signal beyond [`MAX_QUEUED`] is refused (`EAGAIN`) unless `kill` sent it, in which case
-    /// it stays pending without its `siginfo`.
-    fn add(&mut self, info: SigInfo) -> Result<(), Errno> {
-        let signo = info.signo();
-        let bit = sigmask(signo);
-        if signo < SIGRTMIN && self.set & bit != 0 {
-            return Ok(());
-        }
-        if self.queue.len() < MAX_QUEUED {
-            self.queue.push(info);
-        } else if signo >= SIGRTMIN && info.code() != SI_USER {
-            return Err(EAGAIN);
-        }
-        self.set |= bit;
-        Ok(())
-    }
-
-    /// Takes the oldest instance of `signo` (which is pending); an instance that lost its
-    /// `siginfo` comes back as a plain `kill` from nobody.
-    fn take(&mut self, signo: u32) -> SigInfo {
-        let mut found = None;
-        let mut more = false;
-        for (index, info) in self.queue.iter().enumerate() {
-            if info.signo() == signo {
-                if found.is_some() {
-                    more = true;
-                    break;
-                }
-                found = Some(index);
-            }
-        }
-        if !more {
-            self.set &= !sigmask(signo);
-        }
-        match found {
-            Some(index) => self.queue.remove(index),
-            None => SigInfo::from_sender(signo, SI_USER, 0, 0),
-        }
-    }
-
-    /// Drops every instance of the signals in `mask`.
-    fn discard(&mut self, mask: u64) {
-        self.set &= !mask;
-        self.queue.retain(|info| sigmask(info.signo()) & mask == 0);
     }
 }
 
@@ -963,249 +822,6 @@ pub(super) fn thread_exited(process: &Process) {
     }
 }
 
-/// What delivery does next, decided under the locks.
-enum Next {
-    /// Nothing (more) to do.
-    Done,
-    /// A signal was taken and dropped (ignored): look again.
-    Again,
-    /// Stop with the process's group stop `generation` until it ends.
-    Stop { generation: u64 },
-    /// The signal's default action ends the process.
-    Die(u32),
-    /// Run a handler.
-    Handle(Delivery),
-}
-
-/// A signal on its way to a handler: what the frame needs.
-struct Delivery {
-    signo: u32,
-    info: SigInfo,
-    action: SigAction,
-    /// The mask `rt_sigreturn` restores.
-    saved_mask: u64,
-    /// The alternate stack as it was before this delivery (`SS_AUTODISARM` may disable it).
-    alt_stack: AltStack,
-    fault: [u64; 3],
-}
-
-/// The way back to user mode: the scheduler's work (RCU, timers, a switch, a kill), then signal
-/// delivery into `frame`, the registers user mode resumes with. `syscall` is the number of the
-/// system call that is returning, if a signal may restart it. Called with interrupts disabled;
-/// returns with them disabled and nothing left to do.
-pub fn return_to_user(frame: &mut TrapFrame, mut syscall: Option<u64>) {
-    loop {
-        sched::return_to_user();
-        let Some(user) = sched::current().user.as_ref() else {
-            return;
-        };
-        let restart = syscall.is_some() && restart_code(frame.rax).is_some();
-        if !restart && !user.signals.has_work() {
-            return;
-        }
-        x86_64::instructions::interrupts::enable();
-        deliver(frame, syscall.take());
-        x86_64::instructions::interrupts::disable();
-    }
-}
-
-/// The restart code a system call returned in RAX, if any.
-fn restart_code(rax: u64) -> Option<Errno> {
-    let code = Errno((rax as i64).wrapping_neg() as i32);
-    ((rax as i64) < 0 && matches!(code, ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK))
-        .then_some(code)
-}
-
-/// Makes the system call `number`, whose result is in `frame`, run again when the thread
-/// returns to user mode: back over the two-byte `syscall` instruction, with its number in RAX
-/// again (the argument registers are unchanged).
-fn rewind(frame: &mut TrapFrame, number: u64) {
-    frame.rax = number;
-    frame.rip = frame.rip.wrapping_sub(2);
-}
-
-/// `restart_syscall`'s number.
-const NR_RESTART_SYSCALL: u64 = 219;
-
-/// Delivers what is pending for the running thread, interrupts enabled.
-fn deliver(frame: &mut TrapFrame, mut syscall: Option<u64>) {
-    let task = sched::current();
-    let user = task.user.as_ref().expect("a user thread");
-    loop {
-        match next(&user.process, &user.signals) {
-            Next::Again => {}
-            Next::Stop { generation } => {
-                wait_while_stopped(task, &user.process, generation);
-                if task.is_killed() {
-                    return;
-                }
-            }
-            Next::Die(signo) => {
-                log::info!(
-                    "{}[{}]: killed by signal {signo} ({})",
-                    task.name(),
-                    user.process.pid,
-                    Name(signo)
-                );
-                die(signo)
-            }
-            Next::Handle(delivery) => {
-                if let Some(number) = syscall.take() {
-                    match restart_code(frame.rax) {
-                        Some(ERESTARTSYS) if delivery.action.flags & SA_RESTART != 0 => {
-                            rewind(frame, number)
-                        }
-                        Some(_) => frame.rax = (-i64::from(EINTR.0)) as u64,
-                        None => {}
-                    }
-                }
-                if frame::setup(frame, &delivery).is_err() {
-                    // Linux's force_sigsegv: a handler that cannot be entered kills.
-                    log::info!(
-                        "{}[{}]: cannot deliver {} (handler {:#x}, stack {:#x}): killed by signal {SIGSEGV} (SIGSEGV)",
-                        task.name(),
-                        user.process.pid,
-                        Name(delivery.signo),
-                        delivery.action.handler,
-                        frame.rsp
-                    );
-                    die(SIGSEGV)
-                }
-                return;
-            }
-            Next::Done => {
-                if let Some(number) = syscall.take() {
-                    match restart_code(frame.rax) {
-                        Some(ERESTART_RESTARTBLOCK) => rewind(frame, NR_RESTART_SYSCALL),
-                        Some(_) => rewind(frame, number),
-                        None => {}
-                    }
-                }
-                return;
-            }
-        }
-    }
-}
-
-/// Takes the running thread's next deliverable signal and decides what to do with it.
-fn next(process: &Process, thread: &ThreadSignals) -> Next {
-    let mut kicks = Vec::new();
-    let next = {
-        let mut shared = process.signals.shared.lock();
-        let mut state = thread.state.lock();
-        let next = next_locked(process, &mut shared, &mut state, &mut kicks);
-        thread.recalc(&shared, &state);
-        next
-    };
-    for task in &kicks {
-        kick(task);
-    }
-    next
-}
-
-fn next_locked(
-    process: &Process,
-    shared: &mut Shared,
-    state: &mut ThreadState,
-    kicks: &mut Vec<Arc<Task>>,
-) -> Next {
-    if shared.stop.is_some() && state.stop_generation != shared.stop_generation {
-        state.stop_generation = shared.stop_generation;
-        let threads = process.thread_count();
-        if let Some(stop) = &mut shared.stop {
-            stop.stopped += 1;
-            if !stop.complete && stop.stopped >= threads {
-                stop.complete = true;
-                let signal = stop.signal;
-                shared.event = Some(JobEvent::Stopped(signal));
-            }
-        }
-        return Next::Stop {
-            generation: shared.stop_generation,
-        };
-    }
-    let allowed = !state.blocked;
-    let info = match next_signal(state.pending.set & allowed) {
-        Some(signo) => state.pending.take(signo),
-        None => match next_signal(shared.pending.set & allowed) {
-            Some(signo) => shared.pending.take(signo),
-            None => {
-                // Nothing to deliver: a mask rt_sigsuspend replaced comes back.
-                if let Some(mask) = state.saved_mask.take() {
-                    state.blocked = mask;
-                }
-                return Next::Done;
-            }
-        },
-    };
-    let signo = info.signo();
-    let action = shared.actions[signo as usize - 1];
-    match action.handler {
-        SIG_IGN => Next::Again,
-        SIG_DFL => match default_action(signo) {
-            DefaultAction::Ignore | DefaultAction::Continue => Next::Again,
-            DefaultAction::Terminate | DefaultAction::Core => Next::Die(signo),
-            DefaultAction::Stop => {
-                // Every thread joins the stop: this one at its next look, the others when
-                // kicked.
-                shared.stop_generation += 1;
-                shared.stop = Some(GroupStop {
-                    signal: signo,
-                    stopped: 0,
-                    complete: false,
-                });
-                let me = sched::current();
-                for thread in process.threads() {
-                    if !core::ptr::eq(Arc::as_ptr(&thread), me) {
-                        signals_of(&thread).work.store(true, Ordering::Release);
-                        kicks.push(thread);
-                    }
-                }
-                Next::Again
-            }
-        },
-        _ => {
-            if action.flags & SA_RESETHAND != 0 {
-                shared.actions[signo as usize - 1].handler = SIG_DFL;
-            }
-            let saved_mask = state.saved_mask.take().unwrap_or(state.blocked);
-            let mut blocked = state.blocked | action.mask;
-            if action.flags & SA_NODEFER == 0 {
-                blocked |= sigmask(signo);
-            }
-            state.blocked = blocked & !UNBLOCKABLE;
-            let alt_stack = state.alt_stack;
-            if alt_stack.flags & SS_AUTODISARM != 0 {
-                state.alt_stack = AltStack::DISABLED;
-            }
-            Next::Handle(Delivery {
-                signo,
-                info,
-                action,
-                saved_mask,
-                alt_stack,
-                fault: state.fault,
-            })
-        }
-    }
-}
-
-/// Sleeps in a group stop until SIGCONT ends it (or the thread is killed).
-fn wait_while_stopped(task: &Task, process: &Process, generation: u64) {
-    loop {
-        sched::set_current_sleeping();
-        let stopped = {
-            let shared = process.signals.shared.lock();
-            shared.stop.is_some() && shared.stop_generation == generation
-        };
-        if !stopped || task.is_killed() {
-            sched::set_current_runnable();
-            return;
-        }
-        sched::schedule();
-    }
-}
-
 /// Runs `f` on the running thread's signal state with both locks held, then recomputes its
 /// `work` and kicks the threads `f` asked for.
 fn with_current<R>(
@@ -1411,207 +1027,4 @@ pub fn set_restart(restart: Restart) {
 /// `restart_syscall`: what to continue (once), if anything.
 pub fn take_restart() -> Option<Restart> {
     current_user().signals.state.lock().restart.take()
-}
-
-/// `rt_sigreturn`: restores the registers, FPU state, mask and alternate stack a handler's frame
-/// saved (the handler's `ret` has popped the return address: RSP points at the `ucontext`).
-/// Returns the restored RAX. A frame that cannot be read, or that would resume outside user
-/// space, is answered with SIGSEGV, as on Linux.
-pub fn sigreturn(frame: &mut TrapFrame) -> u64 {
-    match frame::restore(frame) {
-        Ok(restored) => {
-            with_current(|process, shared, state, kicks| {
-                set_blocked(process, shared, state, restored.mask, kicks);
-                state.restart = None;
-            });
-            // As on Linux, a stack that cannot be restored (the thread runs on it) is no
-            // reason to fail.
-            let _ = alt_stack(Some(restored.alt_stack), frame.rsp);
-        }
-        Err(_) => {
-            let task = sched::current();
-            log::info!(
-                "{}[{}]: bad frame in rt_sigreturn at {:#x}",
-                task.name(),
-                current_user().process.pid,
-                frame.rsp
-            );
-            if !force(frame, SigInfo::new(SIGSEGV, SI_KERNEL, [0; 4]), 0) {
-                die(SIGSEGV)
-            }
-        }
-    }
-    frame.rax
-}
-
-/// Linux's force_sig for the running thread's own fault (`cr2`: the fault address, if any):
-/// queues the signal for its handler and returns true, or returns false when the signal is
-/// blocked, ignored or has no handler — then it kills.
-fn force(frame: &TrapFrame, info: SigInfo, cr2: u64) -> bool {
-    let signo = info.signo();
-    with_current(|_, shared, state, _| {
-        let action = shared.actions[signo as usize - 1];
-        if state.blocked & sigmask(signo) != 0
-            || action.handler == SIG_IGN
-            || action.handler == SIG_DFL
-        {
-            return false;
-        }
-        state.fault = [frame.vector, frame.error_code, cr2];
-        // A synchronous signal is not dropped even if one is pending already: it is delivered
-        // first, and the frame reports this fault.
-        state.pending.discard(sigmask(signo));
-        state.pending.add(info).is_ok()
-    })
-}
-
-/// A page fault from user mode that the fault handler refused (interrupts disabled): SIGSEGV
-/// with `SEGV_MAPERR` (no mapping) or `SEGV_ACCERR` (the mapping forbids the access) at the
-/// address, for its handler; without one the process dies. Out of memory kills with SIGKILL.
-pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) {
-    let code = match error {
-        FaultError::OutOfMemory => {
-            report_out_of_memory(frame, cr2);
-            die(SIGKILL)
-        }
-        FaultError::NoVma => SEGV_MAPERR,
-        FaultError::Forbidden => SEGV_ACCERR,
-    };
-    if !force(frame, SigInfo::fault(SIGSEGV, code, cr2), cr2) {
-        report(frame, cr2, SIGSEGV);
-        die(SIGSEGV)
-    }
-}
-
-/// Any other exception from user mode (interrupts disabled): its signal, with Linux's `si_code`
-/// and `si_addr`, goes to the handler; without one the process dies.
-pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
-    let vector = frame.vector as u8;
-    let rip = frame.rip;
-    let (signo, code, addr) = match vector {
-        trap::VECTOR_DIVIDE => (SIGFPE, FPE_INTDIV, rip),
-        16 | 19 => match float_exception_code(vector) {
-            Some(code) => (SIGFPE, code, rip),
-            // No unmasked exception is pending: nothing to report.
-            None => return,
-        },
-        trap::VECTOR_INVALID_OPCODE => (SIGILL, ILL_ILLOPN, rip),
-        trap::VECTOR_BREAKPOINT => (SIGTRAP, SI_KERNEL, 0),
-        1 if frame.rflags & RFLAGS_TRAP != 0 => (SIGTRAP, TRAP_TRACE, rip),
-        1 => (SIGTRAP, TRAP_BRKPT, rip),
-        17 => (SIGBUS, BUS_ADRALN, 0),
-        11 | 12 => (SIGBUS, SI_KERNEL, 0),
-        _ => (SIGSEGV, SI_KERNEL, 0),
-    };
-    if !force(frame, SigInfo::fault(signo, code, addr), cr2) {
-        report(frame, cr2, signo);
-        die(signo)
-    }
-}
-
-/// RFLAGS.TF: single-stepping.
-const RFLAGS_TRAP: u64 = 1 << 8;
-
-/// The `si_code` of an x87 (#MF, vector 16) or SIMD (#XM, 19) floating-point exception: the
-/// first unmasked exception flagged in the status (x87 status and control words, or MXCSR),
-/// or `None` when there is none.
-fn float_exception_code(vector: u8) -> Option<i32> {
-    let state = crate::arch::context::FpuState::capture();
-    let image = state.image();
-    let word = |at: usize| u32::from(u16::from_le_bytes([image[at], image[at + 1]]));
-    let flags = if vector == 16 {
-        // Status word & !control word: the raised exceptions that are not masked.
-        word(2) & !word(0)
-    } else {
-        let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]);
-        mxcsr & !(mxcsr >> 7)
-    };
-    if flags & 0x01 != 0 {
-        Some(FPE_FLTINV)
-    } else if flags & 0x04 != 0 {
-        Some(FPE_FLTDIV)
-    } else if flags & 0x08 != 0 {
-        Some(FPE_FLTOVF)
-    } else if flags & 0x12 != 0 {
-        Some(FPE_FLTUND)
-    } else if flags & 0x20 != 0 {
-        Some(FPE_FLTRES)
-    } else {
-        None
-    }
-}
-
-fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
-    let task = sched::current();
-    let name = task.name();
-    let pid = task.process().map_or(0, |p| p.pid);
-    let text = if frame.vector as u8 == trap::VECTOR_PAGE_FAULT {
-        alloc::format!(
-            "{name}[{pid}]: segfault at {cr2:x} ip {:016x} sp {:016x} error {:x} in {name} (SIGSEGV, tid {})",
-            frame.rip,
-            frame.rsp,
-            frame.error_code,
-            task.tid
-        )
-    } else {
-        alloc::format!(
-            "{name}[{pid}]: trap {} ip {:016x} sp {:016x} error {:x} in {name} (signal {signal}, tid {})",
-            trap::exception_description(frame.vector as u8),
-            frame.rip,
-            frame.rsp,
-            frame.error_code,
-            task.tid
-        )
-    };
-    log::error!("{text}");
-    #[cfg(feature = "ktest")]
-    if let Some(process) = task.process() {
-        process.fatal_report.lock().get_or_insert(text);
-    }
-}
-
-fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
-    let task = sched::current();
-    let text = alloc::format!(
-        "out of memory: killed process {} ({}) faulting at {cr2:#x} ip {:#x}",
-        task.process().map_or(0, |p| p.pid),
-        task.name(),
-        frame.rip
-    );
-    log::error!("{text}");
-    #[cfg(feature = "ktest")]
-    if let Some(process) = task.process() {
-        process.fatal_report.lock().get_or_insert(text);
-    }
-}
-
-/// A user thread's first code: finish the switch and enter user mode with the registers it
-/// was created with, from the top of its kernel stack (after the work due before any return to
-/// user mode: a kill, a signal sent meanwhile).
-pub extern "C" fn user_thread_start(task: usize) -> ! {
-    sched::finish_switch();
-    // SAFETY: `task` is the running task's own address (see `Task::prepare`).
-    let task = unsafe { &*(task as *const sched::Task) };
-    let user = task.user.as_ref().expect("a user thread");
-    let frame = user
-        .initial_frame
-        .lock()
-        .take()
-        .expect("a thread enters user mode once");
-    let top = task
-        .stack()
-        .expect("user threads have a kernel stack")
-        .top();
-    let slot = (top - size_of::<TrapFrame>() as u64) as *mut TrapFrame;
-    // SAFETY: the top of the task's own kernel stack was left free for this frame (the task's
-    // first context was built below it, see `Task::new_user`): nothing else uses it, and the
-    // reference ends before `enter_user`.
-    let frame = unsafe {
-        slot.write(frame);
-        &mut *slot
-    };
-    return_to_user(frame, None);
-    // SAFETY: the frame is a user frame on this task's stack, and `enter_user` abandons the
-    // stack we run on for good.
-    unsafe { crate::arch::syscall::enter_user(slot) }
 }
