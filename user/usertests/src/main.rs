@@ -120,6 +120,7 @@ const TESTS: &[Test] = urt::tests![
     signals::segv_on_unmapped_memory_is_maperr,
     signals::sigfpe_divide_by_zero,
     signals::general_protection_is_segv_si_kernel,
+    signals::int3_is_sigtrap,
     signals::realtime_signals_queue_in_order,
     signals::cancel_signals_reach_another_thread,
     signals::process_signal_goes_to_a_thread_that_takes_it,

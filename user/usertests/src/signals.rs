@@ -203,20 +203,25 @@ unsafe extern "C" {
     fn usertests_probe_handler();
 }
 
-/// Copies the interrupted registers from the ucontext, and skips the two-byte instruction that
-/// faulted (`ud2`, `div`, a two-byte load or store).
-extern "C" fn inspect_and_skip(signo: i32, info: *mut SigInfo, uc: *mut UContext) {
-    // SAFETY: the kernel passes a valid ucontext (on the signal frame) in RDX; the handler
-    // owns it until it returns.
-    let uc = unsafe { &mut *uc };
+/// Copies the interrupted registers from the ucontext.
+extern "C" fn inspect(signo: i32, info: *mut SigInfo, uc: *mut UContext) {
+    // SAFETY: the kernel passes a valid ucontext (on the signal frame) in RDX.
+    let uc = unsafe { &*uc };
     for (cell, value) in SEEN_GREGS.iter().zip(uc.mcontext.gregs) {
         cell.store(value, Ordering::SeqCst);
     }
     SEEN_FPSTATE.store(uc.mcontext.fpstate, Ordering::SeqCst);
     SEEN_UC_MASK.store(uc.sigmask, Ordering::SeqCst);
     SEEN_UC_FLAGS.store(uc.flags, Ordering::SeqCst);
-    uc.mcontext.gregs[reg::RIP] += 2;
     record(signo, info, core::ptr::null_mut());
+}
+
+/// [`inspect`], then skips the two-byte instruction that faulted (`ud2`, `div`, a two-byte load
+/// or store).
+extern "C" fn inspect_and_skip(signo: i32, info: *mut SigInfo, uc: *mut UContext) {
+    inspect(signo, info, uc);
+    // SAFETY: as in `inspect`; the handler owns the ucontext until it returns.
+    unsafe { (*uc).mcontext.gregs[reg::RIP] += 2 };
 }
 
 pub fn handler_entry_registers_and_alignment() -> TestResult {
@@ -991,6 +996,28 @@ pub fn general_protection_is_segv_si_kernel() -> TestResult {
     check_eq!(COUNT.load(Ordering::SeqCst), 1, "one SIGSEGV");
     check_eq!(LAST_CODE.load(Ordering::SeqCst), sig::SI_KERNEL);
     check_eq!(LAST_ADDR.load(Ordering::SeqCst), 0, "si_addr");
+    Ok(())
+}
+
+pub fn int3_is_sigtrap() -> TestResult {
+    let mut saved = Saved::new();
+    saved.handle(sig::SIGTRAP, inspect, SA_SIGINFO, 0)?;
+    reset();
+    let after: usize;
+    // SAFETY: int3 raises SIGTRAP with RIP already past it: the handler returns there.
+    unsafe { asm!("int3", "2:", "lea {}, [rip + 2b]", out(reg) after, options(nostack)) };
+    check_eq!(COUNT.load(Ordering::SeqCst), 1, "one SIGTRAP");
+    check_eq!(LAST_CODE.load(Ordering::SeqCst), sig::SI_KERNEL);
+    check_eq!(
+        SEEN_GREGS[reg::RIP].load(Ordering::SeqCst) as usize,
+        after,
+        "RIP after int3"
+    );
+    check_eq!(
+        SEEN_GREGS[reg::TRAPNO].load(Ordering::SeqCst),
+        3,
+        "trapno: #BP"
+    );
     Ok(())
 }
 

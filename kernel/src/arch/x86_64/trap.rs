@@ -207,6 +207,8 @@ static IDT: IdtCell = IdtCell(UnsafeCell::new(Idt([Gate {
 
 /// Present, DPL 0, 64-bit interrupt gate (interrupts stay disabled on entry).
 const INTERRUPT_GATE: u8 = 0x8e;
+/// The same with DPL 3: user code may raise it with `int N` (`int3`, as on Linux).
+const USER_INTERRUPT_GATE: u8 = 0xee;
 
 /// Fills the IDT with the stubs and loads it.
 pub fn init() {
@@ -228,7 +230,11 @@ pub fn init() {
             offset_low: handler as u16,
             selector,
             ist,
-            type_attr: INTERRUPT_GATE,
+            type_attr: if vector as u8 == VECTOR_BREAKPOINT {
+                USER_INTERRUPT_GATE
+            } else {
+                INTERRUPT_GATE
+            },
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -282,6 +288,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
 
 fn dispatch(frame: &mut TrapFrame, vector: u8) {
     match vector {
+        // User code's `int3` is SIGTRAP, as on Linux.
+        VECTOR_BREAKPOINT if frame.is_user_mode() => exception(frame),
         VECTOR_BREAKPOINT => {
             // `int3` leaves RIP after itself, so returning resumes the code.
             log::info!("breakpoint at {:#x}", frame.rip);
