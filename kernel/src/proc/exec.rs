@@ -13,7 +13,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use super::ramdisk::NotAFile;
 use super::{Lineage, Process, register};
@@ -180,10 +179,6 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
         0,
         user_frame(image.entry, image.rsp),
     );
-    // The mask of blocked signals survives execve.
-    thread
-        .signal_mask
-        .store(old.signal_mask.load(Ordering::Relaxed), Ordering::Relaxed);
     let Some(task) = Task::new_user(
         process.pid,
         program_name(path),
@@ -200,6 +195,10 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
     // The point of no return: the process runs the new image from here on. The old address
     // space may live on in a vfork parent, which sees the clear-child-tid word cleared first.
     super::clear_child_tid(old);
+    // The mask and the pending signals survive execve.
+    if let Some(new) = &task.user {
+        new.signals.inherit_for_exec(&old.signals);
+    }
     process.begin_new_image(path, image.mm, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place.

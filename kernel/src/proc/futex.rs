@@ -40,7 +40,8 @@ fn bucket(mm: usize, addr: u64) -> &'static IrqSpinLock<Vec<Waiter>> {
 }
 
 /// Sleeps while the word at `addr` holds `expected`, until woken, `deadline` (ns since boot)
-/// or a kill. `EAGAIN` if the word differs, `EFAULT` for a bad address.
+/// or a signal (`EINTR`: the caller decides whether the call restarts). `EAGAIN` if the word
+/// differs, `EFAULT` for a bad address.
 pub fn wait(mm: &Mm, addr: u64, expected: u32, deadline: Option<u64>) -> Result<(), Errno> {
     if addr % 4 != 0 {
         return Err(crate::syscall::errno::EINVAL);
@@ -79,7 +80,7 @@ pub fn wait(mm: &Mm, addr: u64, expected: u32, deadline: Option<u64>) -> Result<
         if woken.load(Ordering::Acquire) {
             break Ok(());
         }
-        if me.is_killed() {
+        if me.signal_pending() {
             break Err(EINTR);
         }
         if deadline.is_some_and(|at| now_ns() >= at) {

@@ -197,13 +197,14 @@ ktest! {
 
 ktest! {
     timeout_ms = 300_000;
-    /// Each deliberate fault kills its process with Linux's status (128 + signal) and a report,
-    /// while an unrelated process runs on to a clean exit; nothing leaks.
+    /// Each deliberate fault kills its process with Linux's status (128 + signal) and a report
+    /// (signals whose handler cannot run included), while an unrelated process runs on to a
+    /// clean exit; nothing leaks.
     fn faulting_processes_are_killed_and_others_go_on() {
         let baseline = Baseline::take();
         let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true })
             .unwrap_or_else(|e| panic!("{e}"));
-        let cases: [(&str, u32, &str); 9] = [
+        let cases: [(&str, u32, &str); 12] = [
             ("oom", 137, "out of memory: killed process"),
             ("null", 139, "segfault at 0 "),
             ("kernel-addr", 139, "segfault at ffff800000000000"),
@@ -213,6 +214,9 @@ ktest! {
             ("ud2", 132, "trap invalid opcode"),
             ("div0", 136, "trap divide error"),
             ("gp", 139, "trap general protection fault"),
+            ("no-restorer", 139, "cannot enter the handler of SIGUSR1"),
+            ("bad-sigreturn", 139, "bad frame in rt_sigreturn"),
+            ("segv-in-handler", 139, "segfault at 0 "),
         ];
         for (mode, status, report) in cases {
             let process = run("/bin/faulter", &[b"/bin/faulter", mode.as_bytes()], true, 60);

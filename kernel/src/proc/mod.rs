@@ -7,7 +7,7 @@
 //! threads come from `clone` with `CLONE_THREAD`. A process ends when its last thread exits;
 //! `exit_group` (or a fatal signal) kills every other thread first. The last thread tears the
 //! address space down (unless a `vfork` child or parent still uses it), so frames, page tables
-//! and VMAs go back as the process ends.
+//! and VMAs go back as the process ends. Signals are [`signal`]'s.
 //!
 //! An ended process stays a zombie, holding its wait status, until its parent collects it
 //! with `wait4`/`waitid`. A process the kernel started has no parent: it is the init of the
@@ -21,6 +21,7 @@
 //!   every change of the tree: adopting, becoming a zombie, being collected. Each process's
 //!   `family` lock (taken inside the registry lock when the tree changes, or alone to read a
 //!   parent) protects its links; a parent's is taken before a child's.
+//! - The signal state has its own locks (see [`signal`]).
 
 pub mod exec;
 pub mod futex;
@@ -80,9 +81,8 @@ pub struct Process {
     /// child shares its parent's.
     #[cfg(feature = "ktest")]
     pub captured_output: Option<Arc<spin::Mutex<Vec<u8>>>>,
-    /// `rt_sigaction` settings per signal (1..=64): handler, flags, restorer, mask. Recorded
-    /// and reported back; handlers are never run.
-    pub signal_actions: spin::Mutex<[[u64; 4]; 64]>,
+    /// Signal actions, process-directed pending signals, job control.
+    pub signals: signal::ProcessSignals,
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
@@ -173,9 +173,8 @@ impl Process {
                     .capture_output
                     .then(|| Arc::new(spin::Mutex::new(Vec::new()))),
             },
-            signal_actions: spin::Mutex::new(
-                parent.map_or([[0; 4]; 64], |p| *p.signal_actions.lock()),
-            ),
+            signals: parent
+                .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }
@@ -201,7 +200,7 @@ impl Process {
     pub fn exit_status(&self) -> u32 {
         let status = self.wait_status();
         match status & 0x7f {
-            0 => status >> 8,
+            0 => (status >> 8) & 0xff,
             signal => 128 + signal,
         }
     }
@@ -322,12 +321,7 @@ impl Process {
         *self.path.lock() = String::from(path);
         *self.mm.lock() = Some(mm);
         self.did_exec.store(true, Ordering::Relaxed);
-        for action in self.signal_actions.lock().iter_mut() {
-            // SIG_DFL is 0 and SIG_IGN 1; anything else is a handler.
-            if action[0] > 1 {
-                *action = [0; 4];
-            }
-        }
+        self.signals.on_exec();
         {
             let mut threads = self.threads.lock();
             threads.retain(|t| !Arc::ptr_eq(t, old));
@@ -388,12 +382,12 @@ pub fn group_exists(pgid: u32) -> bool {
 
 /// `exit_group(code)` from the running thread. Never returns.
 pub fn exit_group(code: u32) -> ! {
-    end_process(exited_with(code))
+    group_exit(exited_with(code))
 }
 
 /// Ends the running thread's process with `wait_status`: kills the other threads, then exits
 /// this one. Never returns.
-pub fn end_process(wait_status: u32) -> ! {
+pub fn group_exit(wait_status: u32) -> ! {
     // No owned value may live across the call below: it never returns, so it would never
     // be dropped.
     let process = sched::current().process().expect("a user thread");
@@ -428,6 +422,8 @@ pub fn exit_thread(wait_status: u32) -> ! {
             process.wait_status.store(wait_status, Ordering::Release);
         }
         finish_process(&process, &user.mm);
+    } else {
+        signal::thread_exited(&process);
     }
     drop(process);
     drop(task);
@@ -480,7 +476,8 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
     if let Some(done) = &process.vfork_done {
         done.complete();
     }
-    let parent = {
+    let exit_signal = process.exit_signal();
+    let (parent, policy) = {
         let mut processes = PROCESSES.lock();
         let (parent, reaper, children) = {
             let mut family = process.family.lock();
@@ -492,10 +489,24 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
             )
         };
         adopt(&mut processes, children, reaper.as_ref());
-        if parent.is_none() {
+        let policy = parent.as_ref().map(|p| p.signals.child_policy());
+        // No zombie when nobody will collect it: no parent, or one whose SIGCHLD action says
+        // so (`SIG_IGN`, `SA_NOCLDWAIT`) for a child that ends with SIGCHLD.
+        let collect_now = match (&parent, policy) {
+            (Some(_), Some(policy)) => policy.collect_at_once && exit_signal == signal::SIGCHLD,
+            _ => true,
+        };
+        if collect_now {
+            if let Some(parent) = &parent {
+                parent
+                    .family
+                    .lock()
+                    .children
+                    .retain(|c| !Arc::ptr_eq(c, process));
+            }
             processes.retain(|p| !Arc::ptr_eq(p, process));
         }
-        parent
+        (parent, policy)
     };
     log::info!(
         "process {} ({}) exited with status {}",
@@ -504,9 +515,42 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
         process.exit_status()
     );
     process.exited.complete();
-    if let Some(parent) = parent {
+    if let (Some(parent), Some(policy)) = (parent, policy) {
+        // Linux's do_notify_parent: the exit signal, unless it is SIGCHLD and ignored.
+        if exit_signal != 0 && (exit_signal != signal::SIGCHLD || policy.signal_ends) {
+            let info = sigchld_info(process, exit_signal, None);
+            let _ = signal::send_signal_to_process(&parent, exit_signal, info);
+        }
         parent.child_events.wake_all();
     }
+}
+
+/// The siginfo a parent gets with the signal for its child `child` (an end, or the job-control
+/// change `job`).
+fn sigchld_info(child: &Process, signo: u32, job: Option<signal::JobEvent>) -> signal::SigInfo {
+    let (code, status) = wait::sigchld_code_and_status(child.wait_status(), job);
+    let (ticks, _) = wait::usage_of(child);
+    let tick_clock = 100 * ticks / u64::from(crate::arch::apic::timer_hz());
+    // si_pid and si_uid (root), si_status, si_utime and si_stime (in clock ticks, 100 Hz).
+    signal::SigInfo::new(
+        signo,
+        code,
+        [u64::from(child.pid), status as u32 as u64, tick_clock, 0],
+    )
+}
+
+/// A job-control change of `process`: all its threads stopped, or a SIGCONT resumed it. Its
+/// parent gets SIGCHLD (unless it asked not to with `SA_NOCLDSTOP`), and its waits look again.
+pub(crate) fn job_control_changed(process: &Process, event: signal::JobEvent) {
+    let parent = process.family.lock().parent.clone();
+    let Some(parent) = parent.and_then(|p| p.upgrade()) else {
+        return;
+    };
+    if parent.signals.child_policy().signal_stops {
+        let info = sigchld_info(process, signal::SIGCHLD, Some(event));
+        let _ = signal::send_signal_to_process(&parent, signal::SIGCHLD, info);
+    }
+    parent.child_events.wake_all();
 }
 
 /// Gives `children` (of an ending process) to `reaper`, or to the kernel, which collects the

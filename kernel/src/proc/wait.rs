@@ -1,13 +1,15 @@
 //! Collecting ended children (`wait4`, `waitid`): a parent sleeps on its `child_events` queue
-//! until a child it waits for is a zombie; collecting the child takes it out of the tree and
-//! the registry (under the registry lock) and adds its resource use to the parent's.
+//! until a child it waits for is a zombie (or, when it asks, has stopped or continued);
+//! collecting an ended child takes it out of the tree and the registry (under the registry
+//! lock) and adds its resource use to the parent's. A stop or continue is reported once.
 
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
+use super::signal::JobEvent;
 use super::{PROCESSES, Process};
 use crate::sync::waitqueue::WaitResult;
-use crate::syscall::errno::{ECHILD, EINTR, Errno};
+use crate::syscall::errno::{ECHILD, ERESTARTSYS, Errno};
 
 /// Which children a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +52,13 @@ impl Kinds {
     }
 }
 
-/// A child that ended, as a wait reports it.
+/// A child that ended (or stopped or continued), as a wait reports it.
 #[derive(Clone, Copy, Debug)]
 pub struct Ended {
     pub pid: u32,
     pub wait_status: u32,
+    /// The job-control change reported, `None` for an end.
+    pub job: Option<JobEvent>,
     /// Timer ticks its threads ran (and those of the children it collected).
     pub ticks: u64,
     /// Its page faults (and those of the children it collected).
@@ -81,9 +85,12 @@ pub struct WaitOptions {
     pub no_hang: bool,
     /// `WNOWAIT`: report the child but leave it to be collected again.
     pub keep: bool,
-    /// `WEXITED`: ended children are reported (waitid may ask for stops alone, which never
-    /// happen here: there is no job control yet).
+    /// `WEXITED`: ended children are reported (waitid may ask for stops alone).
     pub exits: bool,
+    /// `WUNTRACED`/`WSTOPPED`: children whose threads all stopped are reported.
+    pub stops: bool,
+    /// `WCONTINUED`: children that a SIGCONT resumed are reported.
+    pub continues: bool,
     /// The kinds of children waited for.
     pub kinds: Kinds,
 }
@@ -91,7 +98,7 @@ pub struct WaitOptions {
 /// Waits until a child of `parent` matching `selector` has ended, and collects it (unless
 /// `options.keep`). `Ok(None)` with `no_hang` when matching children exist but none is
 /// ready; `ECHILD` when there is no matching child that could be reported (an ended child
-/// counts only for a wait for ends, as in Linux); `EINTR` when the caller is killed.
+/// counts only for a wait for ends, as in Linux); `ERESTARTSYS` when a signal interrupts it.
 pub fn wait_for_child(
     parent: &Arc<Process>,
     selector: Selector,
@@ -109,7 +116,8 @@ pub fn wait_for_child(
     );
     match (result, outcome) {
         (WaitResult::Ready, Some(found)) => found,
-        _ => Err(EINTR),
+        // A signal came: restarted after its handler if that has SA_RESTART, else EINTR.
+        _ => Err(ERESTARTSYS),
     }
 }
 
@@ -134,6 +142,22 @@ fn collect(
             ready = Some(child.clone());
             break;
         }
+        if !zombie && (options.stops || options.continues) {
+            let consume = !options.keep;
+            let job = child
+                .signals
+                .take_job_event(options.stops, options.continues, consume);
+            if let Some(job) = job {
+                let (ticks, minor_faults) = usage_of(child);
+                return Ok(Some(Ended {
+                    pid: child.pid,
+                    wait_status: job.wait_status(),
+                    job: Some(job),
+                    ticks,
+                    minor_faults,
+                }));
+            }
+        }
         waitable |= !zombie;
     }
     let Some(child) = ready else {
@@ -143,6 +167,7 @@ fn collect(
     let ended = Ended {
         pid: child.pid,
         wait_status: child.wait_status(),
+        job: None,
         ticks: ticks + child.children_ticks.load(Ordering::Relaxed),
         minor_faults: minor_faults + child.children_faults.load(Ordering::Relaxed),
     };
@@ -157,4 +182,25 @@ fn collect(
             .fetch_add(ended.minor_faults, Ordering::Relaxed);
     }
     Ok(Some(ended))
+}
+
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
+const CLD_STOPPED: i32 = 5;
+const CLD_CONTINUED: i32 = 6;
+
+/// SIGCHLD's `si_code` and `si_status` for a child with `wait_status`, or with the job-control
+/// change `job`: `CLD_EXITED` and the exit code, `CLD_KILLED`/`CLD_DUMPED` and the signal,
+/// `CLD_STOPPED` and the stop signal, `CLD_CONTINUED` and SIGCONT.
+pub fn sigchld_code_and_status(wait_status: u32, job: Option<JobEvent>) -> (i32, i32) {
+    match job {
+        Some(JobEvent::Stopped(signal)) => (CLD_STOPPED, signal as i32),
+        Some(JobEvent::Continued) => (CLD_CONTINUED, super::signal::SIGCONT as i32),
+        None => match (wait_status & 0x7f, wait_status & 0x80 != 0) {
+            (0, _) => (CLD_EXITED, ((wait_status >> 8) & 0xff) as i32),
+            (signal, false) => (CLD_KILLED, signal as i32),
+            (signal, true) => (CLD_DUMPED, signal as i32),
+        },
+    }
 }

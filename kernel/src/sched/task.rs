@@ -100,9 +100,6 @@ pub fn pooled_stack_frames() -> usize {
 /// Room left at the top of a user thread's kernel stack for its first user-mode frame.
 const USER_FRAME_RESERVE: u64 = (size_of::<crate::arch::trap::TrapFrame>() as u64 + 15) & !15;
 
-/// `stack_t.ss_flags`: no alternate signal stack.
-pub const SS_DISABLE: u64 = 2;
-
 /// Runnable: running, or waiting in a run queue.
 pub const RUNNABLE: u8 = 0;
 /// Waiting for a wake-up ([`super::wake`]).
@@ -136,11 +133,8 @@ pub struct UserThread {
     /// Set when the process's last thread has left the address space to tear it down: from
     /// then on the scheduler treats the task like a kernel thread.
     pub left_mm: AtomicBool,
-    /// Blocked signals (`rt_sigprocmask`; recorded, as no signal is ever delivered to a
-    /// handler).
-    pub signal_mask: AtomicU64,
-    /// The alternate signal stack (`sigaltstack`): base, flags, size.
-    pub alt_stack: spin::Mutex<[u64; 3]>,
+    /// Blocked and pending signals, the alternate signal stack (see `proc::signal`).
+    pub signals: crate::proc::signal::ThreadSignals,
     /// x87/SSE registers while the thread is switched out; touched only by the CPU switching
     /// it (see `Task::context`'s hand-over).
     fpu: UnsafeCell<alloc::boxed::Box<crate::arch::context::FpuState>>,
@@ -166,8 +160,7 @@ impl UserThread {
             set_child_tid: AtomicU64::new(0),
             initial_frame: spin::Mutex::new(Some(frame)),
             left_mm: AtomicBool::new(false),
-            signal_mask: AtomicU64::new(0),
-            alt_stack: spin::Mutex::new([0, SS_DISABLE, 0]),
+            signals: crate::proc::signal::ThreadSignals::new(),
             fpu: UnsafeCell::new(alloc::boxed::Box::new(
                 crate::arch::context::FpuState::initial(),
             )),
@@ -222,8 +215,8 @@ pub struct Task {
     /// tasks, which run on stacks they were started with.
     stack: Option<KernelStack>,
     entry: spin::Mutex<Option<Entry>>,
-    /// Asked to exit (exit_group, a fatal signal): interruptible sleeps end, and the task exits
-    /// before it returns to user mode.
+    /// Asked to exit (exit_group, a fatal signal): interruptible and killable sleeps end, and
+    /// the task exits before it returns to user mode.
     pub killed: AtomicBool,
     pub user: Option<UserThread>,
     /// Ticks of the timer spent running (user and kernel).
@@ -374,6 +367,12 @@ impl Task {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
+    }
+
+    /// Whether an interruptible sleep must end: the task was killed, or a signal waits for the
+    /// user thread (one it does not block, or a group stop to join; see `proc::signal`).
+    pub fn signal_pending(&self) -> bool {
+        self.is_killed() || self.user.as_ref().is_some_and(|u| u.signals.has_work())
     }
 }
 

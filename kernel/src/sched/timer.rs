@@ -83,14 +83,15 @@ pub fn run_expired() {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Interrupted;
 
-/// Sleeps until `deadline` (ns since boot). Ends early, with [`Interrupted`], if the task is
-/// killed.
+/// Sleeps until `deadline` (ns since boot; `u64::MAX`: no deadline). Ends early, with
+/// [`Interrupted`], if a signal is pending for the task or it is killed
+/// ([`Task::signal_pending`]).
 pub fn sleep_until(deadline: u64) -> Result<(), Interrupted> {
     let task = super::current_arc();
-    let id = add(deadline, task.clone());
+    let id = (deadline != u64::MAX).then(|| add(deadline, task.clone()));
     let result = loop {
         super::set_current_sleeping();
-        if task.is_killed() {
+        if task.signal_pending() {
             super::set_current_runnable();
             break Err(Interrupted);
         }
@@ -100,7 +101,9 @@ pub fn sleep_until(deadline: u64) -> Result<(), Interrupted> {
         }
         super::schedule();
     };
-    cancel(id);
+    if let Some(id) = id {
+        cancel(id);
+    }
     result
 }
 

@@ -36,7 +36,7 @@ impl Completion {
     /// Sleeps until [`complete`](Self::complete) was called or the caller is killed; returns
     /// whether it was completed.
     pub fn wait_killable(&self) -> bool {
-        self.queue.wait_interruptible(|| self.is_done(), None);
+        self.queue.wait_killable(|| self.is_done());
         self.is_done()
     }
 

@@ -63,14 +63,11 @@ impl<T> Mutex<T> {
             return Some(guard);
         }
         crate::sync::rcu::might_sleep();
-        let result = self.waiters.wait_interruptible(
-            || {
-                self.locked
-                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            },
-            None,
-        );
+        let result = self.waiters.wait_killable(|| {
+            self.locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        });
         (result == WaitResult::Ready).then_some(MutexGuard { mutex: self })
     }
 }

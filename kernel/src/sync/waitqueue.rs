@@ -24,8 +24,20 @@ pub enum WaitResult {
     Ready,
     /// The deadline passed first.
     TimedOut,
-    /// The task was killed (interruptible waits only).
-    Killed,
+    /// A signal is pending for the task (interruptible waits), or it was killed (killable and
+    /// interruptible waits).
+    Interrupted,
+}
+
+/// What may end a wait before its condition holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Nothing: only the condition.
+    Never,
+    /// A kill.
+    Kill,
+    /// A kill or a pending signal ([`Task::signal_pending`]).
+    Signal,
 }
 
 impl Default for WaitQueue {
@@ -45,19 +57,25 @@ impl WaitQueue {
     /// interruptible: a kill waits for the condition.
     #[track_caller]
     pub fn wait_until(&self, mut condition: impl FnMut() -> bool) {
-        let result = self.wait(&mut condition, None, false);
+        let result = self.wait(&mut condition, None, Wake::Never);
         debug_assert_eq!(result, WaitResult::Ready);
     }
 
-    /// Sleeps until `condition()` holds, the task is killed, or `deadline` (ns since boot)
-    /// passes.
+    /// Sleeps until `condition()` holds, a signal is pending for the task (or it is killed),
+    /// or `deadline` (ns since boot) passes.
     #[track_caller]
     pub fn wait_interruptible(
         &self,
         mut condition: impl FnMut() -> bool,
         deadline: Option<u64>,
     ) -> WaitResult {
-        self.wait(&mut condition, deadline, true)
+        self.wait(&mut condition, deadline, Wake::Signal)
+    }
+
+    /// Sleeps until `condition()` holds or the task is killed; other signals do not end it.
+    #[track_caller]
+    pub fn wait_killable(&self, mut condition: impl FnMut() -> bool) -> WaitResult {
+        self.wait(&mut condition, None, Wake::Kill)
     }
 
     #[track_caller]
@@ -65,7 +83,7 @@ impl WaitQueue {
         &self,
         condition: &mut dyn FnMut() -> bool,
         deadline: Option<u64>,
-        interruptible: bool,
+        wake: Wake,
     ) -> WaitResult {
         if condition() {
             return WaitResult::Ready;
@@ -79,8 +97,10 @@ impl WaitQueue {
             self.waiters.lock().push_back(me.clone());
             let outcome = if condition() {
                 Some(WaitResult::Ready)
-            } else if interruptible && me.is_killed() {
-                Some(WaitResult::Killed)
+            } else if wake == Wake::Kill && me.is_killed()
+                || wake == Wake::Signal && me.signal_pending()
+            {
+                Some(WaitResult::Interrupted)
             } else if deadline.is_some_and(|at| now_ns() >= at) {
                 Some(WaitResult::TimedOut)
             } else {

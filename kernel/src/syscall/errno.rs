@@ -26,5 +26,17 @@ pub const ENAMETOOLONG: Errno = Errno(36);
 pub const ENOSYS: Errno = Errno(38);
 pub const ETIMEDOUT: Errno = Errno(110);
 
+// The restart codes: a sleeping call that a signal interrupted returns one of these, and the
+// way back to user mode turns it into `EINTR` or a restart, depending on what the signal does
+// (see `proc::signal`). User space never sees them.
+
+/// Restart if no handler runs or the handler has `SA_RESTART`; else `EINTR`.
+pub const ERESTARTSYS: Errno = Errno(512);
+/// Restart if no handler runs; else `EINTR`.
+pub const ERESTARTNOHAND: Errno = Errno(514);
+/// Continue through `restart_syscall` (the thread's restart block) if no handler runs; else
+/// `EINTR`.
+pub const ERESTART_RESTARTBLOCK: Errno = Errno(516);
+
 /// What a system call returns: a value, or an error number.
 pub type SysResult = Result<u64, Errno>;

@@ -8,7 +8,9 @@
 
 use alloc::vec::Vec;
 
-use super::errno::{EBADF, EFAULT, EINTR, EINVAL, ENOENT, ENOTTY, ESPIPE, Errno, SysResult};
+use super::errno::{
+    EBADF, EFAULT, EINTR, EINVAL, ENOENT, ENOTTY, ERESTARTSYS, ESPIPE, Errno, SysResult,
+};
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::sync::Mutex;
@@ -105,7 +107,8 @@ pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
 }
 
 /// Reads from the serial console: waits for the first byte, then returns what is there (at
-/// most [`MAX_READ`] bytes).
+/// most [`MAX_READ`] bytes). A signal interrupts the wait (the call restarts unless a handler
+/// without `SA_RESTART` runs).
 pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     if !is_console(fd) {
         return Err(EBADF);
@@ -128,7 +131,7 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
             break;
         }
         if crate::sched::timer::sleep_ns(10_000_000).is_err() {
-            return Err(EINTR);
+            return Err(ERESTARTSYS);
         }
     }
     let mut unread = bytes.as_slice();

@@ -9,6 +9,7 @@ pub mod errno;
 mod info;
 mod io;
 mod process;
+mod signal;
 mod thread;
 mod time;
 mod transfer;
@@ -28,6 +29,16 @@ impl Args {
     }
 }
 
+/// `rt_sigreturn`: it sets every register, RAX included, from a signal frame.
+const RT_SIGRETURN: u64 = 15;
+
+/// Whether system call `number` restored the registers from a signal frame: then no register
+/// holds a result that could be restarted, and only IRETQ brings all of them back (SYSRET
+/// clobbers RCX and R11).
+pub fn restores_registers(number: u64) -> bool {
+    number == RT_SIGRETURN
+}
+
 /// Runs the call the frame asks for and leaves its result in RAX.
 pub fn dispatch(frame: &mut TrapFrame) {
     let number = frame.rax;
@@ -42,8 +53,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         10 => with_mm(|mm| crate::mm::mmap::mprotect(mm, a[0], a[1], a[2])),
         11 => with_mm(|mm| crate::mm::mmap::munmap(mm, a[0], a[1])),
         12 => with_mm(|mm| crate::mm::mmap::brk(mm, a[0])),
-        13 => info::rt_sigaction(a[0], a[1], a[2], a[3]),
-        14 => info::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        13 => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
+        14 => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        RT_SIGRETURN => signal::rt_sigreturn(frame),
         16 => io::ioctl(a[0], a[1], a[2]),
         17 | 18 => io::pread_pwrite(a[0], a[3]),
         19 => io::readv(a[0], a[1], a[2]),
@@ -54,6 +66,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         }
         25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
+        34 => signal::pause(),
         35 => time::nanosleep(a[0], a[1]),
         39 => Ok(u64::from(thread::process().pid)),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
@@ -62,6 +75,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         59 => process::execve(a[0], a[1], a[2]),
         60 => crate::proc::exit_thread(crate::proc::exited_with(a[0] as u32)),
         61 => process::wait4(a[0], a[1], a[2], a[3]),
+        62 => signal::kill(a[0], a[1]),
         63 => info::uname(a[0]),
         89 => io::readlinkat(a[0]), // readlink: no file system, so no link
         96 => time::gettimeofday(a[0]),
@@ -74,23 +88,28 @@ pub fn dispatch(frame: &mut TrapFrame) {
         112 => process::setsid(),
         121 => process::getpgid(a[0]),
         124 => process::getsid(a[0]),
-        131 => info::sigaltstack(a[0], a[1]),
+        127 => signal::rt_sigpending(a[0], a[1]),
+        128 => signal::rt_sigtimedwait(a[0], a[1], a[2], a[3]),
+        129 => signal::rt_sigqueueinfo(a[0], a[1], a[2]),
+        130 => signal::rt_sigsuspend(a[0], a[1]),
+        131 => signal::sigaltstack(frame.rsp, a[0], a[1]),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
         169 => info::reboot(a[0], a[1], a[2]),
         186 => Ok(u64::from(sched::current().tid)),
-        200 => thread::tkill(a[0], a[1]),
+        200 => signal::tkill(a[0], a[1]),
         201 => time::time(a[0]),
         202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
         218 => thread::set_tid_address(a[0]),
+        219 => signal::restart_syscall(),
         228 => time::clock_gettime(a[0], a[1]),
         229 => time::clock_getres(a[0], a[1]),
         230 => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
         231 => crate::proc::exit_group(a[0] as u32),
+        234 => signal::tgkill(a[0], a[1], a[2]),
         247 => process::waitid(a[0], a[1], a[2], a[3], a[4]),
-        234 => thread::tgkill(a[0], a[1], a[2]),
         262 => io::newfstatat(a[0], a[1], a[2], a[3]),
         267 => io::readlinkat(a[1]),
         // set_robust_list: the list is accepted but not walked at exit.
@@ -101,6 +120,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 Err(errno::EINVAL)
             }
         }
+        297 => signal::rt_tgsigqueueinfo(a[0], a[1], a[2], a[3]),
         302 => info::prlimit64(a[0], a[1], a[2], a[3]),
         309 => thread::getcpu(a[0], a[1]),
         318 => info::getrandom(a[0], a[1], a[2]),
@@ -135,7 +155,6 @@ fn name(number: u64) -> &'static str {
         4 => "stat",
         6 => "lstat",
         7 => "poll",
-        15 => "rt_sigreturn",
         21 => "access",
         22 => "pipe",
         23 => "select",
@@ -143,11 +162,9 @@ fn name(number: u64) -> &'static str {
         27 => "mincore",
         32 => "dup",
         33 => "dup2",
-        34 => "pause",
         37 => "alarm",
         38 => "setitimer",
         41 => "socket",
-        62 => "kill",
         72 => "fcntl",
         79 => "getcwd",
         80 => "chdir",

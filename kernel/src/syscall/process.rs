@@ -255,10 +255,7 @@ fn fork_process(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
             .set_child_tid
             .store(request.child_tid, Ordering::Relaxed);
     }
-    thread.signal_mask.store(
-        my_thread.signal_mask.load(Ordering::Relaxed),
-        Ordering::Relaxed,
-    );
+    thread.signals.inherit_for_fork(&my_thread.signals);
     let task = Task::new_user(
         child.pid,
         &me.name(),
@@ -320,8 +317,8 @@ fn kinds(options: u64) -> Kinds {
     }
 }
 
-/// `wait4(pid, status, options, rusage)`. Stopped and continued children are never reported:
-/// there is no job control yet, so `WUNTRACED` and `WCONTINUED` only change nothing.
+/// `wait4(pid, status, options, rusage)`; `WUNTRACED` and `WCONTINUED` report stopped and
+/// continued children too.
 pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(EINVAL);
@@ -331,6 +328,8 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         no_hang: options & WNOHANG != 0,
         keep: false,
         exits: true,
+        stops: options & WUNTRACED != 0,
+        continues: options & WCONTINUED != 0,
         kinds: kinds(options),
     };
     let Some(ended) = wait::wait_for_child(process(), selector, wait_options)? else {
@@ -365,10 +364,6 @@ const P_PGID: u64 = 2;
 /// `sizeof(siginfo_t)`.
 const SIGINFO_SIZE: usize = 128;
 
-const CLD_EXITED: i32 = 1;
-const CLD_KILLED: i32 = 2;
-const CLD_DUMPED: i32 = 3;
-
 /// `waitid(idtype, id, infop, options, rusage)`.
 pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysResult {
     let known = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE;
@@ -387,6 +382,8 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         no_hang: options & WNOHANG != 0,
         keep: options & WNOWAIT != 0,
         exits: options & WEXITED != 0,
+        stops: options & WSTOPPED != 0,
+        continues: options & WCONTINUED != 0,
         kinds: kinds(options),
     };
     let reported = wait::wait_for_child(process(), selector, wait_options)?;
@@ -406,19 +403,11 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
     }
     let (mut head, mut sigchld) = ([0i32; 3], [0i32; 3]);
     if let Some(ended) = reported {
-        let signal = (ended.wait_status & 0x7f) as i32;
+        let (code, status) = wait::sigchld_code_and_status(ended.wait_status, ended.job);
         head[0] = SIGCHLD as i32;
-        head[2] = match (signal, ended.wait_status & 0x80 != 0) {
-            (0, _) => CLD_EXITED,
-            (_, false) => CLD_KILLED,
-            (_, true) => CLD_DUMPED,
-        };
+        head[2] = code;
         sigchld[0] = ended.pid as i32;
-        sigchld[2] = if signal == 0 {
-            (ended.wait_status >> 8) as i32
-        } else {
-            signal
-        };
+        sigchld[2] = status;
     }
     write_user(info, &head)?;
     write_user(info + 16, &sigchld)?;

@@ -1,10 +1,9 @@
-//! Threads: clone of a thread, futex, TLS, thread ids, CPU affinity, thread-directed
-//! signals (fatal only).
+//! Threads: clone of a thread, futex, TLS, thread ids, CPU affinity.
 
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-use super::errno::{EINVAL, ENOSYS, ESRCH, SysResult};
+use super::errno::{EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, SysResult};
 use crate::arch::percpu::CpuSet;
 use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{copy_from_user, write_user};
@@ -97,10 +96,7 @@ pub fn clone_thread(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         UserThread::new(process.clone(), mm, fs_base, clear_tid, child_frame).with_current_fpu();
     // A new thread starts with its creator's signal mask.
     if let Some(parent) = &me.user {
-        user.signal_mask.store(
-            parent.signal_mask.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        user.signals.inherit_mask(&parent.signals);
     }
     let task = Task::new_user(
         tid,
@@ -190,8 +186,7 @@ pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysRe
                     ns
                 })
             };
-            futex::wait(mm, addr, value as u32, deadline)?;
-            Ok(0)
+            futex_wait(addr, value as u32, deadline)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             if command == FUTEX_WAKE_BITSET && bitset as u32 == 0 {
@@ -207,6 +202,27 @@ pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysRe
             )))
         }
         _ => Err(ENOSYS),
+    }
+}
+
+/// FUTEX_WAIT until woken or `deadline`. A signal interrupts it: without a deadline the call
+/// restarts unless a handler without `SA_RESTART` runs; with one it continues through
+/// `restart_syscall` unless a handler runs (then `EINTR`), as on Linux.
+pub(super) fn futex_wait(addr: u64, value: u32, deadline: Option<u64>) -> SysResult {
+    match futex::wait(mm(), addr, value, deadline) {
+        Ok(()) => Ok(0),
+        Err(EINTR) => match deadline {
+            None => Err(ERESTARTSYS),
+            Some(deadline) => {
+                crate::proc::signal::set_restart(crate::proc::signal::Restart::FutexWait {
+                    addr,
+                    value,
+                    deadline,
+                });
+                Err(ERESTART_RESTARTBLOCK)
+            }
+        },
+        Err(error) => Err(error),
     }
 }
 
@@ -262,10 +278,6 @@ fn affinity_target(pid: u64) -> Result<Arc<Task>, super::errno::Errno> {
         .ok_or(ESRCH)
 }
 
-fn is_thread_of_caller(tid: u64) -> bool {
-    process().threads().iter().any(|t| u64::from(t.tid) == tid) || u64::from(process().pid) == tid
-}
-
 /// `getcpu(cpu, node)`: where the caller runs now.
 pub fn getcpu(cpu: u64, node: u64) -> SysResult {
     let index = crate::arch::percpu::cpu_index() as u32;
@@ -276,31 +288,4 @@ pub fn getcpu(cpu: u64, node: u64) -> SysResult {
         write_user(node, &0u32)?;
     }
     Ok(0)
-}
-
-/// `tgkill(pid, tid, signal)`: there are no signal handlers, so any signal but 0 is fatal
-/// to the process (like an unhandled signal on Linux).
-pub fn tgkill(pid: u64, tid: u64, signal: u64) -> SysResult {
-    if pid != u64::from(process().pid) {
-        return Err(ESRCH);
-    }
-    tkill(tid, signal)
-}
-
-pub fn tkill(tid: u64, signal: u64) -> SysResult {
-    if signal > 64 {
-        return Err(EINVAL);
-    }
-    if !is_thread_of_caller(tid) {
-        return Err(ESRCH);
-    }
-    if signal == 0 {
-        return Ok(0);
-    }
-    log::info!(
-        "{}[{}]: killed by signal {signal}",
-        sched::current().name(),
-        process().pid
-    );
-    crate::proc::signal::kill_current_process(signal as u32)
 }

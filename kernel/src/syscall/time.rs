@@ -1,7 +1,7 @@
 //! Clocks and sleeping. CLOCK_MONOTONIC counts from boot (TSC); CLOCK_REALTIME adds the wall
 //! time read from the CMOS real-time clock at boot.
 
-use super::errno::{EFAULT, EINTR, EINVAL, Errno, SysResult};
+use super::errno::{EFAULT, EINVAL, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, Errno, SysResult};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::time::now_ns;
 
@@ -99,15 +99,21 @@ pub fn time(out: u64) -> SysResult {
     Ok(seconds)
 }
 
-/// Sleeps until `deadline` (monotonic ns); on a kill, writes the time left to `remaining`.
-fn sleep_until(deadline: u64, remaining: u64) -> SysResult {
+/// A relative sleep, until `deadline` (monotonic ns). Interrupted by a signal, it writes the
+/// time left to `remaining` (unless 0) and returns `EINTR` if a handler runs; if none does, the
+/// sleep goes on to the same deadline through `restart_syscall` (as on Linux).
+pub(super) fn sleep_relative(deadline: u64, remaining: u64) -> SysResult {
     match crate::sched::timer::sleep_until(deadline) {
         Ok(()) => Ok(0),
         Err(_) => {
             if remaining != 0 {
                 write_timespec(remaining, deadline.saturating_sub(now_ns()))?;
             }
-            Err(EINTR)
+            crate::proc::signal::set_restart(crate::proc::signal::Restart::Sleep {
+                deadline,
+                remaining,
+            });
+            Err(ERESTART_RESTARTBLOCK)
         }
     }
 }
@@ -117,7 +123,7 @@ pub fn nanosleep(request: u64, remaining: u64) -> SysResult {
         return Err(EFAULT);
     }
     let ns = read_timespec(request)?;
-    sleep_until(now_ns().saturating_add(ns), remaining)
+    sleep_relative(now_ns().saturating_add(ns), remaining)
 }
 
 pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> SysResult {
@@ -133,13 +139,13 @@ pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> 
         now_ns().saturating_add(ns)
     };
     // clock_nanosleep returns the error number itself, not -1/errno: the libc handles that;
-    // the raw system call returns -errno like the others.
-    sleep_until(
-        deadline,
-        if flags & TIMER_ABSTIME != 0 {
-            0
-        } else {
-            remaining
-        },
-    )
+    // the raw system call returns -errno like the others. An absolute sleep that a signal
+    // without a handler interrupted simply starts again (same deadline).
+    if flags & TIMER_ABSTIME == 0 {
+        return sleep_relative(deadline, remaining);
+    }
+    match crate::sched::timer::sleep_until(deadline) {
+        Ok(()) => Ok(0),
+        Err(_) => Err(ERESTARTNOHAND),
+    }
 }

@@ -13,6 +13,9 @@
 //! | `kernel-addr` | reads 0xffff_8000_0000_0000 | SIGSEGV (139) |
 //! | `stack-overflow` | recurses until the stack runs out | SIGSEGV (139) |
 //! | `thread-null` | a second thread reads address 0 while main waits | SIGSEGV (139) |
+//! | `no-restorer` | raises SIGUSR1 whose handler lacks `SA_RESTORER` (no way back on x86_64) | SIGSEGV (139) |
+//! | `bad-sigreturn` | calls `rt_sigreturn` with its stack pointer on a kernel address | SIGSEGV (139) |
+//! | `segv-in-handler` | reads address 0; the SIGSEGV handler does too (SIGSEGV blocked there) | SIGSEGV (139) |
 //! | `exit N` | exits with status N | N |
 //! | `ok` | prints a line and exits 0 | 0 |
 //!
@@ -23,7 +26,7 @@
 //! | `argc` | nothing | the number of arguments, argv[0] included |
 //! | `env-is ARGV0 VAR...` | compares argv[0] with ARGV0 and the environment with VAR... | 0 when both match, 1 otherwise |
 //! | `ids PID PPID` | compares getpid(), gettid() with PID and getppid() with PPID | 0 when all match, 1 otherwise |
-//! | `sleep MS` | sleeps MS milliseconds | 0 |
+//! | `sleep MS` | a second thread and the main thread sleep MS ms, then it exits 0 (also for the kernel's tests that stop, continue or kill a process from outside) | 0 |
 
 #![no_std]
 #![no_main]
@@ -32,12 +35,13 @@ extern crate alloc;
 
 use core::arch::asm;
 
+use urt::signal::{self, SigAction, SigInfo, UContext};
 use urt::sys;
 use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null oom exit ok argc env-is ids sleep";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -50,6 +54,16 @@ fn main() -> i32 {
             println!("faulter: ok");
             0
         }
+        "sleep" => {
+            let ms = urt::start::arg_str(2)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(1000);
+            let other = urt::thread::spawn(move || sys::sleep_ns(ms * 1_000_000));
+            sys::sleep_ns(ms * 1_000_000);
+            other.join();
+            println!("faulter: slept {ms} ms");
+            0
+        }
         "exit" => {
             let code = urt::start::arg_str(2)
                 .and_then(|s| s.parse::<i32>().ok())
@@ -60,13 +74,6 @@ fn main() -> i32 {
         "argc" => urt::start::argc() as i32,
         "env-is" => env_is(),
         "ids" => ids(),
-        "sleep" => {
-            let ms = urt::start::arg_str(2)
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0);
-            sys::sleep_ns(ms * 1_000_000);
-            0
-        }
         "oom" => {
             // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
             // kernel kills the process (SIGKILL, status 137) and goes on.
@@ -161,6 +168,34 @@ fn main() -> i32 {
             t.join();
             survived(mode)
         }
+        "no-restorer" => {
+            expect("SIGSEGV (status 139)");
+            let action = SigAction {
+                handler: ignore_signal as *const () as usize,
+                flags: signal::SA_SIGINFO,
+                restorer: 0,
+                mask: 0,
+            };
+            if signal::sigaction(signal::SIGUSR1, Some(&action)).is_ok() {
+                let _ = signal::raise(signal::SIGUSR1);
+            }
+            survived(mode)
+        }
+        "bad-sigreturn" => {
+            expect("SIGSEGV (status 139)");
+            // SAFETY: not safe at all: rt_sigreturn finds no frame there, and the process ends.
+            unsafe {
+                asm!("mov rsp, {}", "mov eax, 15", "syscall", "ud2",
+                     in(reg) 0xffff_8000_0000_0000usize, options(noreturn));
+            }
+        }
+        "segv-in-handler" => {
+            expect("SIGSEGV (status 139)");
+            if signal::set_handler(signal::SIGSEGV, fault_again, signal::SA_SIGINFO, 0).is_ok() {
+                read_at(0);
+            }
+            survived(mode)
+        }
         other => {
             eprintln!("faulter: unknown mode {other} (one of: {MODES})");
             2
@@ -234,6 +269,13 @@ fn recurse(depth: usize) -> usize {
         return depth;
     }
     recurse(depth + 1) + frame[depth % 4096] as usize
+}
+
+extern "C" fn ignore_signal(_: i32, _: *mut SigInfo, _: *mut UContext) {}
+
+/// A SIGSEGV handler that faults itself, with SIGSEGV blocked: that one kills.
+extern "C" fn fault_again(_: i32, _: *mut SigInfo, _: *mut UContext) {
+    read_at(0);
 }
 
 fn survived(mode: &str) -> i32 {

@@ -12,6 +12,7 @@
 //! - a thread-safe global allocator on mmap ([`heap`]);
 //! - threads created with clone(2) and joined through the kernel's clear-child-tid futex wake
 //!   ([`thread`]);
+//! - signal types, handler installation and the `rt_sigreturn` trampoline ([`signal`]);
 //! - a KTAP version 1 test harness ([`ktap`]);
 //! - a panic handler that prints the message and location and exits with status 101.
 //!
@@ -25,6 +26,7 @@ extern crate alloc;
 pub mod heap;
 pub mod io;
 pub mod ktap;
+pub mod signal;
 pub mod start;
 pub mod sync;
 pub mod sys;

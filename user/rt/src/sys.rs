@@ -19,6 +19,7 @@ pub mod nr {
     pub const BRK: usize = 12;
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
+    pub const RT_SIGRETURN: usize = 15;
     pub const IOCTL: usize = 16;
     pub const PREAD64: usize = 17;
     pub const PWRITE64: usize = 18;
@@ -27,6 +28,7 @@ pub mod nr {
     pub const SCHED_YIELD: usize = 24;
     pub const MREMAP: usize = 25;
     pub const MADVISE: usize = 28;
+    pub const PAUSE: usize = 34;
     pub const NANOSLEEP: usize = 35;
     pub const GETPID: usize = 39;
     pub const CLONE: usize = 56;
@@ -35,6 +37,7 @@ pub mod nr {
     pub const EXECVE: usize = 59;
     pub const EXIT: usize = 60;
     pub const WAIT4: usize = 61;
+    pub const KILL: usize = 62;
     pub const UNAME: usize = 63;
     pub const GETRUSAGE: usize = 98;
     pub const GETUID: usize = 102;
@@ -47,21 +50,29 @@ pub mod nr {
     pub const SETSID: usize = 112;
     pub const GETPGID: usize = 121;
     pub const GETSID: usize = 124;
+    pub const RT_SIGPENDING: usize = 127;
+    pub const RT_SIGTIMEDWAIT: usize = 128;
+    pub const RT_SIGQUEUEINFO: usize = 129;
+    pub const RT_SIGSUSPEND: usize = 130;
     pub const SIGALTSTACK: usize = 131;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
     pub const REBOOT: usize = 169;
     pub const GETTID: usize = 186;
+    pub const TKILL: usize = 200;
     pub const FUTEX: usize = 202;
     pub const SCHED_SETAFFINITY: usize = 203;
     pub const SCHED_GETAFFINITY: usize = 204;
     pub const SET_TID_ADDRESS: usize = 218;
     pub const CLOCK_GETTIME: usize = 228;
+    pub const CLOCK_NANOSLEEP: usize = 230;
     pub const EXIT_GROUP: usize = 231;
     pub const WAITID: usize = 247;
+    pub const TGKILL: usize = 234;
     pub const NEWFSTATAT: usize = 262;
     pub const READLINKAT: usize = 267;
     pub const SET_ROBUST_LIST: usize = 273;
+    pub const RT_TGSIGQUEUEINFO: usize = 297;
     pub const PRLIMIT64: usize = 302;
     pub const GETCPU: usize = 309;
     pub const GETRANDOM: usize = 318;
@@ -587,6 +598,28 @@ wrap!(
     syscall4
 );
 wrap!(sigaltstack(ss, old) = nr::SIGALTSTACK, syscall2);
+wrap!(rt_sigpending(set, size) = nr::RT_SIGPENDING, syscall2);
+wrap!(rt_sigsuspend(mask, size) = nr::RT_SIGSUSPEND, syscall2);
+wrap!(
+    rt_sigtimedwait(set, info, timeout, size) = nr::RT_SIGTIMEDWAIT,
+    syscall4
+);
+wrap!(
+    rt_sigqueueinfo(pid, sig, info) = nr::RT_SIGQUEUEINFO,
+    syscall3
+);
+wrap!(
+    rt_tgsigqueueinfo(tgid, tid, sig, info) = nr::RT_TGSIGQUEUEINFO,
+    syscall4
+);
+wrap!(kill(pid, sig) = nr::KILL, syscall2);
+wrap!(tkill(tid, sig) = nr::TKILL, syscall2);
+wrap!(tgkill(tgid, tid, sig) = nr::TGKILL, syscall3);
+wrap!(pause() = nr::PAUSE, syscall0);
+wrap!(
+    clock_nanosleep(clock, flags, req, rem) = nr::CLOCK_NANOSLEEP,
+    syscall4
+);
 wrap!(readlinkat(dirfd, path, buf, len) = nr::READLINKAT, syscall4);
 wrap!(getcpu(cpu, node, cache) = nr::GETCPU, syscall3);
 wrap!(wait4(pid, status, options, rusage) = nr::WAIT4, syscall4);

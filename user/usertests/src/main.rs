@@ -15,6 +15,7 @@ mod mem;
 mod misc;
 mod process;
 mod procs;
+mod signals;
 mod stress;
 mod threads;
 mod util;
@@ -100,12 +101,36 @@ const TESTS: &[Test] = urt::tests![
     misc::set_robust_list_len,
     misc::rseq_register,
     misc::prlimit_stack,
-    misc::rt_sigaction_accepted,
-    misc::rt_sigaction_errors,
-    misc::rt_sigprocmask_accepted,
-    misc::sigaltstack_accepted,
     misc::readlinkat_missing,
     misc::unknown_syscall_enosys,
+    // signals
+    signals::handler_gets_siginfo,
+    signals::handler_entry_registers_and_alignment,
+    signals::ucontext_describes_the_fault,
+    signals::sigreturn_restores_every_register,
+    signals::handler_mask_nodefer_and_nesting,
+    signals::sa_resethand_runs_once,
+    signals::blocked_signals_wait_until_unblocked,
+    signals::ignoring_a_signal_discards_it,
+    signals::default_ignored_signals_do_nothing,
+    signals::sigsuspend_returns_eintr_after_the_handler,
+    signals::sigtimedwait_takes_signals_and_times_out,
+    signals::sigaltstack_handler_runs_on_the_alternate_stack,
+    signals::sigaltstack_errors,
+    signals::nanosleep_interrupted_returns_eintr_and_the_rest,
+    signals::futex_wait_restarts_under_sa_restart,
+    signals::futex_wait_interrupted_without_sa_restart,
+    signals::segv_handler_mprotects_and_resumes,
+    signals::segv_on_unmapped_memory_is_maperr,
+    signals::sigfpe_divide_by_zero,
+    signals::general_protection_is_segv_si_kernel,
+    signals::int3_is_sigtrap,
+    signals::realtime_signals_queue_in_order,
+    signals::cancel_signals_reach_another_thread,
+    signals::process_signal_goes_to_a_thread_that_takes_it,
+    signals::rt_sigaction_set_and_get,
+    signals::rt_sigprocmask_how,
+    signals::signal_errors,
     // descriptors
     io::write_stdout,
     io::write_errors,

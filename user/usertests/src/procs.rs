@@ -25,6 +25,9 @@ const CASES: &[(&str, &[&str], i32)] = &[
     ("div0", &[], 128 + 8),
     ("stack-overflow", &[], 128 + 11),
     ("thread-null", &[], 128 + 11),
+    ("no-restorer", &[], 128 + 11),
+    ("bad-sigreturn", &[], 128 + 11),
+    ("segv-in-handler", &[], 128 + 11),
 ];
 
 /// Where program `name` is: /bin/NAME (ramdisks, the Linux initramfs), next to this program,

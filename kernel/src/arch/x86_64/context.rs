@@ -81,9 +81,16 @@ pub unsafe fn prepare_stack(top: u64, entry: extern "C" fn(usize) -> !, argument
     start
 }
 
-/// A user thread's x87/SSE registers while it does not run (the FXSAVE image).
+/// A user thread's x87/SSE registers while it does not run (the FXSAVE image), or as a signal
+/// frame carries them.
 #[repr(C, align(16))]
 pub struct FpuState([u8; 512]);
+
+/// Where the FXSAVE image keeps MXCSR and the mask of the MXCSR bits the CPU supports.
+const MXCSR: usize = 24;
+const MXCSR_MASK: usize = 28;
+/// The supported MXCSR bits when the CPU reports a mask of 0 (all but DAZ).
+const DEFAULT_MXCSR_MASK: u32 = 0xffbf;
 
 impl FpuState {
     /// The state a new thread starts with (as after `FNINIT`, MXCSR at its reset value):
@@ -95,6 +102,36 @@ impl FpuState {
         Self(area)
     }
 
+    /// This CPU's x87/SSE registers now: the running user thread's while it is in the kernel
+    /// (the kernel itself uses none).
+    pub fn capture() -> Self {
+        let mut state = Self([0; 512]);
+        state.save();
+        state
+    }
+
+    /// The FXSAVE image.
+    pub fn image(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// An image user code handed in (a signal frame's): MXCSR bits this CPU does not support
+    /// are cleared, since FXRSTOR refuses them with #GP.
+    pub fn from_image(image: &[u8; 512]) -> Self {
+        let live = Self::capture();
+        let word = |bytes: &[u8; 512], at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let supported = match word(&live.0, MXCSR_MASK) {
+            0 => DEFAULT_MXCSR_MASK,
+            mask => mask,
+        };
+        let mut state = Self(*image);
+        let mxcsr = word(image, MXCSR) & supported;
+        state.0[MXCSR..MXCSR + 4].copy_from_slice(&mxcsr.to_le_bytes());
+        state
+    }
+
     /// Saves this CPU's x87/SSE registers here.
     pub fn save(&mut self) {
         // SAFETY: the area is 512 bytes, 16-byte aligned, as FXSAVE needs; CR4.OSFXSR is set on
@@ -104,7 +141,8 @@ impl FpuState {
 
     /// Loads this CPU's x87/SSE registers from here.
     pub fn restore(&self) {
-        // SAFETY: as for `save`; the image came from FXSAVE or `initial` (valid MXCSR).
+        // SAFETY: as for `save`; the image came from FXSAVE, `initial` or `from_image` (a valid
+        // MXCSR in each case).
         unsafe {
             core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, readonly))
         };

@@ -92,14 +92,17 @@ pub fn init_this_cpu() {
 }
 
 /// A system call's frame, from the trap dispatcher: runs the call with interrupts enabled, then
-/// the work due before returning to user mode. Returns whether `SYSRET` may be used (else
-/// `IRETQ`).
+/// the work due before returning to user mode (signals included: a handler's frame, a restart).
+/// Returns whether `SYSRET` may be used (else `IRETQ`).
 pub fn handle(frame: &mut TrapFrame) -> u64 {
     x86_64::instructions::interrupts::enable();
+    let number = frame.rax;
     crate::syscall::dispatch(frame);
-    crate::sched::return_to_user();
+    let restored = crate::syscall::restores_registers(number);
+    crate::proc::signal::return_to_user(frame, (!restored).then_some(number));
     u64::from(
-        frame.rip < USER_END
+        !restored
+            && frame.rip < USER_END
             && frame.cs == u64::from(USER_CODE)
             && frame.ss == u64::from(USER_DATA),
     )

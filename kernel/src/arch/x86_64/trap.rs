@@ -2,8 +2,8 @@
 //!
 //! Every vector enters through a 16-byte stub that pushes a uniform [`TrapFrame`] and calls
 //! [`trap_dispatch`]. A page fault, from either mode, becomes a [`PageFault`] record for mm's
-//! one fault entry, which decides what happens to it. Other exceptions from user mode are
-//! fatal to the process. Exceptions in kernel mode are offered, in order, to the exception table
+//! one fault entry, which decides what happens to it. Other exceptions from user mode become
+//! signals (`proc::signal`), as do page faults that are not demand faults. Exceptions in kernel mode are offered, in order, to the exception table
 //! (fixups for instructions allowed to fault, see [`super::extable`]) and, in test images, to a
 //! test's expect-fault hook (`expect_fault`); anything unclaimed is fatal and prints a report.
 //!
@@ -207,6 +207,8 @@ static IDT: IdtCell = IdtCell(UnsafeCell::new(Idt([Gate {
 
 /// Present, DPL 0, 64-bit interrupt gate (interrupts stay disabled on entry).
 const INTERRUPT_GATE: u8 = 0x8e;
+/// The same with DPL 3: user code may raise it with `int N` (`int3`, as on Linux).
+const USER_INTERRUPT_GATE: u8 = 0xee;
 
 /// Fills the IDT with the stubs and loads it.
 pub fn init() {
@@ -228,7 +230,11 @@ pub fn init() {
             offset_low: handler as u16,
             selector,
             ist,
-            type_attr: INTERRUPT_GATE,
+            type_attr: if vector as u8 == VECTOR_BREAKPOINT {
+                USER_INTERRUPT_GATE
+            } else {
+                INTERRUPT_GATE
+            },
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -273,14 +279,17 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> u64 {
         crate::sync::rcu::irq_exit();
     }
     if frame.is_user_mode() {
-        // Process context again, on the task's own stack: switch, die or go back.
-        crate::sched::return_to_user();
+        // Process context again, on the task's own stack: switch, die, take a signal or go
+        // back.
+        crate::proc::signal::return_to_user(frame, None);
     }
     0
 }
 
 fn dispatch(frame: &mut TrapFrame, vector: u8) {
     match vector {
+        // User code's `int3` is SIGTRAP, as on Linux.
+        VECTOR_BREAKPOINT if frame.is_user_mode() => exception(frame),
         VECTOR_BREAKPOINT => {
             // `int3` leaves RIP after itself, so returning resumes the code.
             log::info!("breakpoint at {:#x}", frame.rip);
@@ -315,7 +324,7 @@ fn exception(frame: &mut TrapFrame) {
         return;
     }
     if frame.is_user_mode() {
-        // A fault of the task's own doing, fatal to its process.
+        // A fault of the task's own doing: a signal for its handler, or the end of its process.
         crate::proc::signal::user_exception(frame, cr2);
         return;
     }
@@ -356,7 +365,8 @@ fn page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
     match crate::mm::fault::handle_page_fault(&fault) {
         FaultAction::Retry => true,
         FaultAction::Signal(error) => {
-            crate::proc::signal::user_page_fault_failed(frame, cr2, error)
+            crate::proc::signal::user_page_fault_failed(frame, cr2, error);
+            true
         }
         FaultAction::ReturnEfault => super::extable::fixup(frame),
         FaultAction::KernelBug => false,
