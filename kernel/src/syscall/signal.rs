@@ -152,8 +152,6 @@ fn my_pid() -> u32 {
 pub fn kill(pid: u64, signo: u64) -> SysResult {
     let pid = pid as i32;
     let me = super::thread::process();
-    let signo = signal_or_zero(signo)?;
-    let info = SigInfo::from_sender(signo, SI_USER, my_pid(), 0);
     let targets: Vec<Arc<Process>> = match pid {
         1.. => alloc::vec![signal::find_process(pid as u32).ok_or(ESRCH)?],
         i32::MIN => return Err(ESRCH),
@@ -176,6 +174,9 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
     if targets.is_empty() {
         return Err(ESRCH);
     }
+    // As Linux: no such process comes before a bad signal number.
+    let signo = signal_or_zero(signo)?;
+    let info = SigInfo::from_sender(signo, SI_USER, my_pid(), 0);
     let mut result = Err(ESRCH);
     for process in &targets {
         // One success is enough; otherwise the last error (Linux's group_send_sig_info loop).
