@@ -155,9 +155,11 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
     let targets: Vec<Arc<Process>> = match pid {
         1.. => alloc::vec![signal::find_process(pid as u32).ok_or(ESRCH)?],
         i32::MIN => return Err(ESRCH),
+        // Zombies count, as on Linux: they keep their pid and group until collected (the
+        // signal does nothing to them, but the call succeeds).
         -1 => crate::proc::live_processes()
             .into_iter()
-            .filter(|p| p.pid != me.pid && p.parent_pid() != 0 && !p.exited.is_done())
+            .filter(|p| p.pid != me.pid && p.parent_pid() != 0)
             .collect(),
         group => {
             let pgid = if group == 0 {
@@ -167,7 +169,7 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
             };
             crate::proc::live_processes()
                 .into_iter()
-                .filter(|p| p.pgid() == pgid && !p.exited.is_done())
+                .filter(|p| p.pgid() == pgid)
                 .collect()
         }
     };

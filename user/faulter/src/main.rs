@@ -27,6 +27,7 @@
 //! | `env-is ARGV0 VAR...` | compares argv[0] with ARGV0 and the environment with VAR... | 0 when both match, 1 otherwise |
 //! | `ids PID PPID` | compares getpid(), gettid() with PID and getppid() with PPID | 0 when all match, 1 otherwise |
 //! | `sleep MS` | a second thread and the main thread sleep MS ms, then it exits 0 (also for the kernel's tests that stop, continue or kill a process from outside) | 0 |
+//! | `sigstate SIG` | reads signal SIG's action (rt_sigaction), the mask (rt_sigprocmask) and the pending set (rt_sigpending) | the action's handler (0 `SIG_DFL`, 1 `SIG_IGN`, 2 a handler), + 4 if SIG is blocked, + 8 if it is pending, + 16 if the action has flags or a mask; 64 when the calls fail |
 
 #![no_std]
 #![no_main]
@@ -41,7 +42,7 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep sigstate";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -74,6 +75,7 @@ fn main() -> i32 {
         "argc" => urt::start::argc() as i32,
         "env-is" => env_is(),
         "ids" => ids(),
+        "sigstate" => sigstate(),
         "oom" => {
             // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
             // kernel kills the process (SIGKILL, status 137) and goes on.
@@ -238,6 +240,33 @@ fn ids() -> i32 {
         );
         1
     }
+}
+
+/// `sigstate SIG`: how signal SIG stands after exec, as an exit status (see the table above).
+fn sigstate() -> i32 {
+    let Some(signo) = urt::start::arg_str(2).and_then(|s| s.parse::<usize>().ok()) else {
+        eprintln!("faulter: sigstate: no signal number");
+        return 64;
+    };
+    let (Ok(action), Ok(pending)) = (signal::sigaction(signo, None), signal::pending()) else {
+        eprintln!("faulter: sigstate: rt_sigaction or rt_sigpending failed");
+        return 64;
+    };
+    let bit = signal::sigmask(signo);
+    let handler = match action.handler {
+        signal::SIG_DFL => 0,
+        signal::SIG_IGN => 1,
+        _ => 2,
+    };
+    let blocked = if signal::blocked() & bit != 0 { 4 } else { 0 };
+    let pending = if pending & bit != 0 { 8 } else { 0 };
+    let extra = if action.flags != 0 || action.mask != 0 {
+        16
+    } else {
+        0
+    };
+    println!("faulter: sigstate {signo}: {action:?}, blocked {blocked}, pending {pending}");
+    handler + blocked + pending + extra
 }
 
 fn map(prot: usize) -> usize {

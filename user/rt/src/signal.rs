@@ -33,6 +33,7 @@ pub const SIG_DFL: usize = 0;
 pub const SIG_IGN: usize = 1;
 
 pub const SA_NOCLDSTOP: u64 = 1;
+pub const SA_NOCLDWAIT: u64 = 2;
 pub const SA_SIGINFO: u64 = 4;
 pub const SA_RESTORER: u64 = 0x0400_0000;
 pub const SA_ONSTACK: u64 = 0x0800_0000;

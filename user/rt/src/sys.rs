@@ -346,6 +346,8 @@ pub const P_PIDFD: usize = 3;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
 
 pub const RUSAGE_SELF: usize = 0;
 pub const RUSAGE_THREAD: usize = 1;

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod childsig;
 mod io;
 mod mem;
 mod misc;
@@ -195,6 +196,20 @@ const TESTS: &[Test] = urt::tests![
     process::clone3_sizes,
     process::clone3_einval,
     process::clone3_vfork_on_a_stack,
+    // signals between parents and children
+    childsig::sigchld_handler_sees_exit_and_kill,
+    childsig::sigchld_ignored_leaves_no_zombie,
+    childsig::sa_nocldwait_leaves_no_zombie_but_signals,
+    childsig::stop_and_continue_wait4_and_sigchld,
+    childsig::sa_nocldstop_only_ends_signal,
+    childsig::waitid_stopped_and_continued,
+    childsig::kill_negative_pgid_signals_the_group,
+    childsig::kill_zero_signals_the_callers_group,
+    childsig::kill_zombie_then_collected,
+    childsig::wait4_interrupted_by_a_handler,
+    childsig::wait4_restarts_under_sa_restart,
+    childsig::fork_keeps_handlers_and_mask_not_pending,
+    childsig::execve_resets_handlers_keeps_ignored_mask_pending,
     // stress
     stress::stress_fault_vs_mmap,
     // last: a kernel without SSE kills the program here

@@ -22,13 +22,13 @@ use urt::ktap::TestResult;
 const TEN_S: u64 = 10_000_000_000;
 const RW: usize = sys::PROT_READ | sys::PROT_WRITE;
 /// A pid no process has (above Linux's largest `pid_max`).
-const NO_PID: usize = 0x3fff_ffff;
+pub(crate) const NO_PID: usize = 0x3fff_ffff;
 
 // ---- helpers ----
 
 /// How a child ended, from its wait status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     Exited(i32),
     /// Killed by this signal (the core-dump bit aside).
     Killed(i32),
@@ -46,7 +46,7 @@ impl End {
 }
 
 /// `wait4(pid, &status, options, NULL)`, again after `EINTR`: the pid and the raw status.
-fn wait(pid: usize, options: usize) -> Result<(usize, i32), Errno> {
+pub(crate) fn wait(pid: usize, options: usize) -> Result<(usize, i32), Errno> {
     let mut status = 0i32;
     loop {
         match sys::wait4(pid, &raw mut status as usize, options, 0) {
@@ -59,14 +59,14 @@ fn wait(pid: usize, options: usize) -> Result<(usize, i32), Errno> {
 
 /// A child process. Dropping it collects it if the test did not (a failing test leaves no
 /// child behind), so a child that waits for its parent must give up after a while.
-struct Child {
-    pid: usize,
-    collected: bool,
+pub(crate) struct Child {
+    pub(crate) pid: usize,
+    pub(crate) collected: bool,
 }
 
 impl Child {
     /// Forks a child that runs `body` and exits with what it returns.
-    fn fork(body: impl FnOnce() -> i32) -> Result<Self, Errno> {
+    pub(crate) fn fork(body: impl FnOnce() -> i32) -> Result<Self, Errno> {
         let pid = sys::fork()?;
         if pid == 0 {
             sys::exit_group(body());
@@ -83,7 +83,7 @@ impl Child {
     }
 
     /// Waits for the child; its raw wait status.
-    fn status(&mut self) -> Result<i32, Errno> {
+    pub(crate) fn status(&mut self) -> Result<i32, Errno> {
         let (got, status) = wait(self.pid, sys::WALL)?;
         self.collected = true;
         if got != self.pid {
@@ -93,7 +93,7 @@ impl Child {
     }
 
     /// Waits for the child; how it ended.
-    fn end(&mut self) -> Result<End, Errno> {
+    pub(crate) fn end(&mut self) -> Result<End, Errno> {
         self.status().map(End::of)
     }
 }
@@ -107,13 +107,13 @@ impl Drop for Child {
 }
 
 /// Anonymous shared memory (`MAP_SHARED`): a forked child writes to the same pages.
-struct Shared {
+pub(crate) struct Shared {
     addr: usize,
     len: usize,
 }
 
 impl Shared {
-    fn new() -> Result<Self, Errno> {
+    pub(crate) fn new() -> Result<Self, Errno> {
         Self::pages(1)
     }
 
@@ -125,7 +125,7 @@ impl Shared {
     }
 
     /// Word `i` of the first page.
-    fn word(&self, i: usize) -> &AtomicUsize {
+    pub(crate) fn word(&self, i: usize) -> &AtomicUsize {
         let i = i % (PAGE_SIZE / 8);
         // SAFETY: inside the mapping, aligned; atomics are sound on memory others write.
         unsafe { &*((self.addr + i * 8) as *const AtomicUsize) }
@@ -146,7 +146,7 @@ impl Drop for Shared {
 }
 
 /// Polls `cond` every millisecond, for 10 s at most; whether it came true.
-fn eventually(cond: impl Fn() -> bool) -> bool {
+pub(crate) fn eventually(cond: impl Fn() -> bool) -> bool {
     let start = sys::monotonic_ns();
     while !cond() {
         if sys::monotonic_ns().saturating_sub(start) > TEN_S {
@@ -165,13 +165,13 @@ fn touch(addr: usize) {
 }
 
 /// NUL-terminated strings and a NULL-terminated array of pointers to them (argv, envp).
-struct Strings {
+pub(crate) struct Strings {
     _strings: Vec<CString>,
     pointers: Vec<usize>,
 }
 
 impl Strings {
-    fn new<S: AsRef<str>>(items: &[S]) -> Self {
+    pub(crate) fn new<S: AsRef<str>>(items: &[S]) -> Self {
         let strings: Vec<CString> = items
             .iter()
             .map(|s| CString::new(s.as_ref()).unwrap_or_default())
@@ -184,13 +184,13 @@ impl Strings {
         }
     }
 
-    fn ptr(&self) -> usize {
+    pub(crate) fn ptr(&self) -> usize {
         self.pointers.as_ptr() as usize
     }
 }
 
 /// /bin/faulter (or where it is on a developer's machine).
-fn faulter() -> Option<CString> {
+pub(crate) fn faulter() -> Option<CString> {
     crate::procs::program_path("faulter")
 }
 

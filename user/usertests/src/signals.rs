@@ -26,13 +26,13 @@ use crate::util::{KERNEL_ADDR, Mapping, bad_addrs, ms_since};
 const NO_SUCH_ID: usize = 0x3fff_fff0;
 
 /// The mask and the actions a test changed, put back when it ends (even when a check fails).
-struct Saved {
+pub(crate) struct Saved {
     mask: u64,
     actions: Vec<(usize, SigAction)>,
 }
 
 impl Saved {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             mask: sig::blocked(),
             actions: Vec::new(),
@@ -46,14 +46,20 @@ impl Saved {
     }
 
     /// Installs `handler` for `signo`.
-    fn handle(&mut self, signo: usize, handler: Handler, flags: u64, mask: u64) -> TestResult {
+    pub(crate) fn handle(
+        &mut self,
+        signo: usize,
+        handler: Handler,
+        flags: u64,
+        mask: u64,
+    ) -> TestResult {
         let old = check_ok!(sig::set_handler(signo, handler, flags, mask));
         self.keep(signo, old);
         Ok(())
     }
 
     /// Sets `signo` to `SIG_DFL` or `SIG_IGN`.
-    fn dispose(&mut self, signo: usize, disposition: usize) -> TestResult {
+    pub(crate) fn dispose(&mut self, signo: usize, disposition: usize) -> TestResult {
         let old = check_ok!(sig::set_disposition(signo, disposition));
         self.keep(signo, old);
         Ok(())
