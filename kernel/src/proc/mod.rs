@@ -234,6 +234,11 @@ impl Process {
         self.pgid.store(sid, Ordering::Relaxed);
     }
 
+    /// Whether the kernel started the process: it is the init of its tree.
+    pub fn plays_init(&self) -> bool {
+        self.family.lock().reaper.is_none()
+    }
+
     /// The parent's pid: 0 for a process the kernel started (or adopted).
     pub fn parent_pid(&self) -> u32 {
         let parent = self.family.lock().parent.clone();
@@ -373,6 +378,26 @@ pub fn group_exists_in_session(pgid: u32, sid: u32) -> bool {
         .lock()
         .iter()
         .any(|p| p.pgid() == pgid && p.sid() == sid)
+}
+
+/// Whether `process`'s group is orphaned (POSIX): no member has a parent in another group of
+/// the same session, which could continue it after a stop. As on Linux, where children of init
+/// do not count, a member whose parent is a kernel-started process (the init of its tree)
+/// does not either.
+pub fn is_group_orphaned(process: &Process) -> bool {
+    let (pgid, sid) = (process.pgid(), process.sid());
+    let processes = PROCESSES.lock();
+    !processes.iter().any(|member| {
+        let (parent, zombie) = {
+            let family = member.family.lock();
+            (family.parent.clone(), family.zombie)
+        };
+        member.pgid() == pgid
+            && !zombie
+            && parent
+                .and_then(|p| p.upgrade())
+                .is_some_and(|p| !p.plays_init() && p.pgid() != pgid && p.sid() == sid)
+    })
 }
 
 /// Whether any process is in group `pgid`.

@@ -12,8 +12,8 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::SeqCst};
 use urt::ktap::TestResult;
 use urt::signal::{
     self as sig, SA_NOCLDSTOP, SA_NOCLDWAIT, SA_RESTART, SA_SIGINFO, SIG_BLOCK, SIG_DFL, SIG_IGN,
-    SIGCHLD, SIGCONT, SIGINT, SIGKILL, SIGSTOP, SIGTERM, SIGUSR1, SIGUSR2, SigInfo, UContext,
-    sigmask,
+    SIGCHLD, SIGCONT, SIGINT, SIGKILL, SIGSTOP, SIGTERM, SIGTSTP, SIGUSR1, SIGUSR2, SigInfo,
+    UContext, sigmask,
 };
 use urt::sys::{self, Errno, Siginfo};
 use urt::{check, check_eq, check_err, check_ok, skip};
@@ -539,5 +539,67 @@ pub fn execve_resets_handlers_keeps_ignored_mask_pending() -> TestResult {
     );
     let default = || sig::set_disposition(SIGTERM, SIG_DFL).is_ok();
     check_eq!(check_ok!(state(SIGTERM, default)), End::Exited(0));
+    Ok(())
+}
+
+/// SIGTSTP (like SIGTTIN and SIGTTOU) with its default action is dropped in an orphaned
+/// process group — one where no member has a parent in another group of the session — and
+/// children of init do not count as such parents. So it does not stop a child of this process
+/// (init under Linux, the kernel-started top of the tree here), but it stops a grandchild in a
+/// group of its own, whose parent is in another group.
+pub fn tty_stop_dropped_in_orphaned_groups() -> TestResult {
+    if !crate::process::is_top() {
+        skip!("needs to be the top of the process tree (init under Linux)");
+    }
+    let shared = check_ok!(Shared::new());
+    let mut child = check_ok!(child_until_told(&shared, 5));
+    check_ok!(sys::kill(child.pid, SIGTSTP));
+    sys::sleep_ns(50_000_000);
+    check_eq!(
+        wait4_once(child.pid, sys::WUNTRACED | sys::WNOHANG),
+        Ok((0, 0)),
+        "SIGTSTP stopped a process of an orphaned group"
+    );
+    shared.word(0).store(1, SeqCst);
+    check_eq!(check_ok!(child.end()), End::Exited(5), "it kept running");
+
+    let mut middle = check_ok!(Child::fork(|| {
+        let Ok(mut grandchild) = Child::fork(|| {
+            if sys::setpgid(0, 0).is_err() {
+                return 20;
+            }
+            if eventually(|| shared.word(1).load(SeqCst) == 1) {
+                0
+            } else {
+                21
+            }
+        }) else {
+            return 10;
+        };
+        let pid = grandchild.pid;
+        if !eventually(|| sys::getpgid(pid) == Ok(pid)) {
+            return 11;
+        }
+        if sys::kill(pid, SIGTSTP).is_err() {
+            return 12;
+        }
+        match wait4_once(pid, sys::WUNTRACED) {
+            Ok((got, status)) if got == pid && status == 0x7f | (SIGTSTP as i32) << 8 => {}
+            _ => return 13,
+        }
+        if sys::kill(pid, SIGCONT).is_err() {
+            return 14;
+        }
+        shared.word(1).store(1, SeqCst);
+        match grandchild.end() {
+            Ok(End::Exited(0)) => 0,
+            _ => 15,
+        }
+    }));
+    check_eq!(
+        check_ok!(middle.end()),
+        End::Exited(0),
+        "the grandchild's group is not orphaned: 11 no group, 13 not stopped by SIGTSTP"
+    );
     Ok(())
 }

@@ -210,6 +210,7 @@ const TESTS: &[Test] = urt::tests![
     childsig::wait4_restarts_under_sa_restart,
     childsig::fork_keeps_handlers_and_mask_not_pending,
     childsig::execve_resets_handlers_keeps_ignored_mask_pending,
+    childsig::tty_stop_dropped_in_orphaned_groups,
     // stress
     stress::stress_fault_vs_mmap,
     // last: a kernel without SSE kills the program here

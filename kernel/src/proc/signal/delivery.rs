@@ -9,9 +9,9 @@ use core::sync::atomic::Ordering;
 use super::queue::{SigInfo, next_signal};
 use super::{
     AltStack, DefaultAction, GroupStop, JobEvent, Name, SA_NODEFER, SA_RESETHAND, SA_RESTART,
-    SI_KERNEL, SIG_DFL, SIG_IGN, SIGSEGV, SS_AUTODISARM, Shared, SigAction, ThreadSignals,
-    ThreadState, UNBLOCKABLE, alt_stack, current_user, default_action, die, fault, frame, kick,
-    set_blocked, sigmask, signals_of, with_current,
+    SI_KERNEL, SIG_DFL, SIG_IGN, SIGSEGV, SIGTSTP, SIGTTIN, SIGTTOU, SS_AUTODISARM, Shared,
+    SigAction, ThreadSignals, ThreadState, UNBLOCKABLE, alt_stack, current_user, default_action,
+    die, fault, frame, kick, set_blocked, sigmask, signals_of, with_current,
 };
 use crate::arch::trap::TrapFrame;
 use crate::proc::Process;
@@ -147,10 +147,18 @@ fn deliver(frame: &mut TrapFrame, mut syscall: Option<u64>) {
 /// Takes the running thread's next deliverable signal and decides what to do with it.
 fn next(process: &Process, thread: &ThreadSignals) -> Next {
     let mut kicks = Vec::new();
+    // Whether the terminal stop signals (SIGTSTP, SIGTTIN, SIGTTOU) are dropped: looked up in
+    // the process tree before the signal locks are taken (the tree's locks come first).
+    let tty_stops_pending = {
+        let shared = process.signals.shared.lock();
+        let state = thread.state.lock();
+        (shared.pending.set | state.pending.set) & TTY_STOP_SIGNALS != 0
+    };
+    let orphaned = tty_stops_pending && crate::proc::is_group_orphaned(process);
     let next = {
         let mut shared = process.signals.shared.lock();
         let mut state = thread.state.lock();
-        let next = next_locked(process, &mut shared, &mut state, &mut kicks);
+        let next = next_locked(process, &mut shared, &mut state, &mut kicks, orphaned);
         thread.recalc(&shared, &state);
         next
     };
@@ -161,11 +169,17 @@ fn next(process: &Process, thread: &ThreadSignals) -> Next {
     next
 }
 
+/// The stop signals that come from a terminal: Linux drops them (when their action is the
+/// default) in an orphaned process group, which no job-control shell would ever continue.
+const TTY_STOP_SIGNALS: u64 = sigmask(SIGTSTP) | sigmask(SIGTTIN) | sigmask(SIGTTOU);
+
+/// [`next`] under the signal locks; `orphaned`: the process's group is orphaned.
 fn next_locked(
     process: &Process,
     shared: &mut Shared,
     state: &mut ThreadState,
     kicks: &mut Vec<Arc<Task>>,
+    orphaned: bool,
 ) -> Next {
     if shared.stop.is_some() && state.stop_generation != shared.stop_generation {
         state.stop_generation = shared.stop_generation;
@@ -204,6 +218,9 @@ fn next_locked(
         SIG_DFL => match default_action(signo) {
             DefaultAction::Ignore | DefaultAction::Continue => Next::Again,
             DefaultAction::Terminate | DefaultAction::Core => Next::Die(signo),
+            DefaultAction::Stop if orphaned && sigmask(signo) & TTY_STOP_SIGNALS != 0 => {
+                Next::Again
+            }
             DefaultAction::Stop => {
                 // Every thread joins the stop: this one at its next look, the others when
                 // kicked.
