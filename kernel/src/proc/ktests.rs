@@ -160,21 +160,23 @@ ktest! {
 
 ktest! {
     timeout_ms = 300_000;
-    /// The benchmark program (cargo xtask bench) runs every scenario at 1 and 2 threads, small:
-    /// each result line counts the faults it made, getrusage saw at least as many, and nothing
-    /// leaks.
+    /// The benchmark program (cargo xtask bench) runs every scenario at 1 and 2 threads (or
+    /// processes), small: each result line counts the faults it made, getrusage saw at least
+    /// as many; each fork case times its rounds; and nothing leaks.
     fn benchmark_program_runs_every_scenario() {
         let baseline = Baseline::take();
         {
-            const SCENARIOS: [&str; 7] =
-                ["a", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
+            const SCENARIOS: [&str; 8] =
+                ["a", "a-procs", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
             let scenarios = alloc::format!("scenarios={}", SCENARIOS.join(","));
-            let args: [&[u8]; 5] = [
+            let args: [&[u8]; 7] = [
                 b"/bin/bench",
                 scenarios.as_bytes(),
                 b"threads=1,2",
                 b"pages=16",
                 b"rounds=2",
+                b"forks=1x1,3x2",
+                b"fork_iterations=2",
             ];
             let process = run("/bin/bench", &args, true, 240);
             let text = output(&process);
@@ -205,6 +207,15 @@ ktest! {
                 assert_eq!(field(line, "faults"), threads * 32, "{line}");
                 assert!(field(line, "minflt") >= threads * 32, "{line}");
                 assert!(field(line, "elapsed_ns") > 0, "{line}");
+            }
+            let forks: alloc::vec::Vec<&str> =
+                text.lines().filter(|l| l.starts_with("bench: fork ")).collect();
+            assert_eq!(forks.len(), 2, "expected a line per fork case:\n{text}");
+            for (line, vmas) in forks.iter().zip([1, 3]) {
+                assert_eq!(field(line, "vmas"), vmas, "{line}");
+                assert_eq!(field(line, "forks"), 2, "{line}");
+                assert!(field(line, "fork_ns") > 0, "{line}");
+                assert!(field(line, "elapsed_ns") > field(line, "fork_ns"), "{line}");
             }
         }
         baseline.check();
