@@ -347,13 +347,13 @@ ktest! {
     timeout_ms = 600_000;
     /// Writer threads keep writing rising patterns into their private pages (copy-on-write
     /// shared with the children still alive) and into shared pages while the main thread forks
-    /// 60 children (240 under `ktest.stress=4`), some of which fork grandchildren beside a
-    /// writer of their own: each child sees exactly one instant of each writer, between what
-    /// the forker read before and after the fork, that no longer changes; shared pages keep
+    /// 60 children (120 under `ktest.stress`), some of which fork grandchildren beside a writer
+    /// of their own: each child sees exactly one instant of each writer, between what the
+    /// forker read before and after the fork, that no longer changes; shared pages keep
     /// changing both ways; neither side's writes reach the other's private pages (see
     /// user/forktorture/src/snapshot.rs). Nothing leaks.
     fn forked_children_see_one_instant_of_their_writing_parent() {
-        let forks = alloc::format!("forks={}", 60 * ktest::stress_factor());
+        let forks = alloc::format!("forks={}", 60 * ktest::stress_factor().min(2));
         fork_torture(&["snapshot", &forks], 500);
     }
 }
