@@ -452,6 +452,8 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
                 "faulter",
                 "--exclude",
                 "bench",
+                "--exclude",
+                "forktorture",
                 "--all-targets",
                 "--color",
                 "never",

@@ -10,9 +10,16 @@ use std::process::Command;
 use crate::artifacts;
 
 /// The Rust programs (packages in `user/`), packed as `/bin/<package>`.
-pub const RUST_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench"];
+pub const RUST_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench", "forktorture"];
 /// The programs a test ramdisk must carry (hello-glibc is optional: it needs glibc's libc.a).
-pub const EXPECTED_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench", "hello-musl"];
+pub const EXPECTED_PROGRAMS: &[&str] = &[
+    "demo",
+    "usertests",
+    "faulter",
+    "bench",
+    "forktorture",
+    "hello-musl",
+];
 /// Code generation for the user programs: absolute addresses (non-PIE; the link arguments
 /// `--no-pie --image-base=0x400000` come from each program's build.rs), the small code model
 /// (the target defaults to the kernel model), frame pointers for backtraces.

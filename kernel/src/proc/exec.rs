@@ -155,13 +155,25 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
 /// space, then — past the point of no return — kills the process's other threads, and goes on
 /// as the process's only thread (with the process's id as its thread id, as Linux does) in
 /// the new image. Returns only when the new image could not be built (nothing changed), or
-/// when the process is being killed.
-pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
+/// when the process is being killed. Takes the caller's copies of the strings: on success this
+/// thread ends here without returning, so it frees them itself.
+pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     let process = crate::sched::current()
         .process()
         .expect("a user thread")
         .clone();
-    let image = match build_image(path, args, env) {
+    let built = {
+        // Linux runs a program given no arguments with an empty argv[0].
+        let args: Vec<&[u8]> = if args.is_empty() {
+            alloc::vec![b"".as_slice()]
+        } else {
+            args.iter().map(Vec::as_slice).collect()
+        };
+        let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+        build_image(&path, &args, &env)
+    };
+    drop((args, env));
+    let image = match built {
         Ok(image) => image,
         Err(error) => {
             if let LoadError::NotExecutable(reason) | LoadError::NeedsInterpreter(reason) = &error {
@@ -181,7 +193,7 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
     );
     let Some(task) = Task::new_user(
         process.pid,
-        program_name(path),
+        program_name(&path),
         thread,
         super::signal::user_thread_start,
     ) else {
@@ -199,10 +211,12 @@ pub fn execve(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Errno {
     if let Some(new) = &task.user {
         new.signals.inherit_for_exec(&old.signals);
     }
-    process.begin_new_image(path, image.mm, &me, task.clone());
+    process.begin_new_image(&path, image.mm, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
-    // uses it) and ends; the new one takes its place.
+    // uses it) and ends; the new one takes its place. What this frame owns goes first:
+    // `exit_current` never returns.
     super::leave_address_space(&old.mm);
+    drop(path);
     drop(process);
     drop(me);
     crate::sched::spawn(task);

@@ -1,8 +1,9 @@
 //! Futexes: sleeping on a 32-bit word of user memory until another thread wakes that word.
 //!
-//! Waiters sit in a table of hashed buckets, keyed by (address space, user address). Every
-//! futex here lives in anonymous memory of one process (there is no fork and no file mapping),
-//! where Linux's private and shared keys coincide: both name (mm, address).
+//! Waiters sit in a table of hashed buckets, keyed by (address space, user address): Linux's
+//! private key. For threads of one process, Linux's shared key names the same word; processes
+//! that share memory (`MAP_SHARED` across fork) cannot meet on a futex there yet (Linux keys
+//! those by the page). A bucket holds memory only while someone waits in it.
 //!
 //! No lost wake-ups: a waiter marks itself asleep, then takes the bucket lock, reads the word
 //! and joins the bucket in one critical section; a waker takes the same lock to find waiters.
@@ -97,7 +98,9 @@ pub fn wait(mm: &Mm, addr: u64, expected: u32, deadline: Option<u64>) -> Result<
         let removed = {
             let mut waiters = bucket.lock();
             let index = waiters.iter().position(|w| Arc::ptr_eq(&w.woken, &woken));
-            index.map(|i| waiters.swap_remove(i))
+            let removed = index.map(|i| waiters.swap_remove(i));
+            release_if_empty(&mut waiters);
+            removed
         };
         // Woken after all, between the checks and the removal: that wake-up counts.
         if removed.is_none() {
@@ -105,6 +108,14 @@ pub fn wait(mm: &Mm, addr: u64, expected: u32, deadline: Option<u64>) -> Result<
         }
     }
     result
+}
+
+/// Gives an empty bucket's memory back: a bucket holds memory only while threads wait in it,
+/// so the table does not keep what the busiest moment of some earlier process needed.
+fn release_if_empty(waiters: &mut Vec<Waiter>) {
+    if waiters.is_empty() {
+        *waiters = Vec::new();
+    }
 }
 
 /// Wakes up to `count` waiters on the word at `addr`; returns how many.
@@ -121,6 +132,7 @@ pub fn wake(mm: &Mm, addr: u64, count: u32) -> u32 {
                 index += 1;
             }
         }
+        release_if_empty(&mut waiters);
     }
     for waiter in &chosen {
         waiter.woken.store(true, Ordering::Release);

@@ -78,6 +78,15 @@ pub fn usage_of(process: &Process) -> (u64, u64) {
     )
 }
 
+/// Resource use of the children `process` has collected, and of theirs (`RUSAGE_CHILDREN`):
+/// timer ticks and minor faults.
+pub fn children_usage(process: &Process) -> (u64, u64) {
+    (
+        process.children_ticks.load(Ordering::Relaxed),
+        process.children_faults.load(Ordering::Relaxed),
+    )
+}
+
 /// How a wait behaves (`wait4`'s and `waitid`'s options).
 #[derive(Clone, Copy, Debug)]
 pub struct WaitOptions {

@@ -148,6 +148,9 @@ pub fn is_running() -> bool {
         .is_null()
 }
 
+/// Tasks a CPU's run queue has room for from the start.
+const RUN_QUEUE_START: usize = 8;
+
 /// Makes the context this CPU runs in a task: on the bootstrap CPU the boot context becomes
 /// the task `kmain` and an idle task is created; on an AP the boot context becomes the idle
 /// task. Interrupts are disabled.
@@ -174,6 +177,10 @@ pub fn init_cpu(bootstrap: bool) {
         sched.in_idle.store(true, Ordering::Relaxed);
         idle
     };
+    // Room for a few tasks now rather than at the first wake-up that lands here, so that
+    // memory a CPU's queue holds for good is taken at boot (a leak check in a test would
+    // otherwise count it against the first processes that ran on the CPU).
+    sched.run_queue.lock().reserve(RUN_QUEUE_START);
     this.cpu.store(index, Ordering::Relaxed);
     this.cpus_seen.fetch_or(1 << index, Ordering::Relaxed);
     sched

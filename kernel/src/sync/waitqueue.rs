@@ -3,8 +3,8 @@
 //! The protocol that makes sleeping race-free (no lost wake-ups) is the scheduler's: the sleeper
 //! marks itself asleep and then joins the queue *before* it checks the condition; the waker
 //! changes the condition *before* it wakes the queue. Either the sleeper sees the new condition, or the
-//! waker finds the sleeper in the queue, marked asleep. The queue's lock protects its list.
-//! Process context only.
+//! waker finds the sleeper in the queue, marked asleep. The queue's lock protects its list,
+//! which holds memory only while tasks wait. Process context only.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -121,12 +121,13 @@ impl WaitQueue {
     }
 
     fn remove(&self, task: &Arc<Task>) {
-        let removed = {
+        let (removed, emptied) = {
             let mut waiters = self.waiters.lock();
             let index = waiters.iter().position(|t| Arc::ptr_eq(t, task));
-            index.and_then(|i| waiters.remove(i))
+            let removed = index.and_then(|i| waiters.remove(i));
+            (removed, take_if_empty(&mut waiters))
         };
-        drop(removed);
+        drop((removed, emptied));
     }
 
     /// Wakes every waiter.
@@ -140,7 +141,13 @@ impl WaitQueue {
     /// Wakes the longest waiting task that is still asleep.
     pub fn wake_one(&self) {
         loop {
-            let Some(task) = self.waiters.lock().pop_front() else {
+            let (task, emptied) = {
+                let mut waiters = self.waiters.lock();
+                let task = waiters.pop_front();
+                (task, take_if_empty(&mut waiters))
+            };
+            drop(emptied);
+            let Some(task) = task else {
                 return;
             };
             if sched::wake(&task) {
@@ -148,4 +155,11 @@ impl WaitQueue {
             }
         }
     }
+}
+
+/// The list of an empty queue, taken out (to be dropped outside the lock) so that a queue holds
+/// memory only while tasks wait in it: queues that live for good (static locks, the tables of
+/// hashed queues) would otherwise each keep the most they ever held.
+fn take_if_empty(waiters: &mut VecDeque<Arc<Task>>) -> Option<VecDeque<Arc<Task>>> {
+    waiters.is_empty().then(|| core::mem::take(waiters))
 }

@@ -72,7 +72,8 @@ const RUSAGE_CHILDREN: i64 = -1;
 const RUSAGE_THREAD: i64 = 1;
 
 /// `getrusage`: CPU time from timer ticks, minor faults counted by the fault handler; no
-/// major faults (there is no paging from disk).
+/// major faults (there is no paging from disk). `RUSAGE_CHILDREN` sums the children collected
+/// with `wait4`/`waitid` (and what they collected).
 pub fn getrusage(who: i64, out: u64) -> SysResult {
     let task = crate::sched::current();
     let process = super::thread::process();
@@ -87,7 +88,7 @@ pub fn getrusage(who: i64, out: u64) -> SysResult {
             process.minor_faults.sum() as u64,
         ),
         RUSAGE_THREAD => (task.ticks.load(Ordering::Relaxed), 0),
-        RUSAGE_CHILDREN => (0, 0),
+        RUSAGE_CHILDREN => crate::proc::wait::children_usage(process),
         _ => return Err(EINVAL),
     };
     // struct rusage: ru_utime, ru_stime (timevals), then 14 longs: ru_maxrss, ru_ixrss,

@@ -517,38 +517,42 @@ pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysR
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
+    // Everything this function owns is handed to `exec::execve` or dropped before the call:
+    // when it succeeds it never returns here, so nothing left in this frame would be freed.
     let mut name = alloc::vec![0u8; PATH_MAX];
     let length = crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
     let args = copy_strings(argv)?;
     let env = copy_strings(envp)?;
-    let name = core::str::from_utf8(&name[..length]).map_err(|_| ENOENT)?;
-    let dirfd = dirfd as u32 as i32;
-    let path = if name.is_empty() {
+    let path = ramdisk_path(&name[..length], dirfd as u32 as i32, flags)?;
+    drop(name);
+    Err(crate::proc::exec::execve(path, args, env))
+}
+
+/// The ramdisk path `execveat` runs for the path `name` it was given, relative to `dirfd`.
+fn ramdisk_path(
+    name: &[u8],
+    dirfd: i32,
+    flags: u64,
+) -> Result<alloc::string::String, super::errno::Errno> {
+    let name = core::str::from_utf8(name).map_err(|_| ENOENT)?;
+    if name.is_empty() {
         // AT_EMPTY_PATH runs the file `dirfd` refers to: the console's (a character device)
         // or the working directory (/), neither a regular file; no other is open.
-        return Err(match (flags & AT_EMPTY_PATH != 0, dirfd) {
+        Err(match (flags & AT_EMPTY_PATH != 0, dirfd) {
             (true, 0..=2 | AT_FDCWD) => EACCES,
             (true, _) => EBADF,
             (false, _) => ENOENT,
-        });
+        })
     } else if name.starts_with('/') || dirfd == AT_FDCWD {
-        alloc::format!("/{}", name.trim_start_matches('/'))
+        Ok(alloc::format!("/{}", name.trim_start_matches('/')))
     } else {
         // A relative path from a directory descriptor: none is a directory.
-        return Err(if (0..=2).contains(&dirfd) {
+        Err(if (0..=2).contains(&dirfd) {
             ENOTDIR
         } else {
             EBADF
-        });
-    };
-    // Linux runs a program given no arguments with an empty argv[0].
-    let args: Vec<&[u8]> = if args.is_empty() {
-        alloc::vec![b"".as_slice()]
-    } else {
-        args.iter().map(Vec::as_slice).collect()
-    };
-    let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
-    Err(crate::proc::exec::execve(&path, &args, &env))
+        })
+    }
 }
 
 /// Copies a NULL-terminated array of string pointers (argv or envp) from user space; a NULL

@@ -6,6 +6,8 @@
 //!
 //! - `a`: every thread maps its own private region of `pages` pages, touches it and unmaps it,
 //!   `rounds` times (the shape of will-it-scale's page_fault1);
+//! - `a-procs`: `a` with processes instead of threads: each "thread" is a child forked for the
+//!   measurement, in an address space of its own (will-it-scale's process mode);
 //! - `b`: one shared region; every thread touches its own disjoint `pages * rounds` pages;
 //! - `c`: `b` plus one more thread in a storm of mmap/mprotect/munmap on small regions that
 //!   nobody touches (address-space writers next to faults in an unrelated VMA);
@@ -22,17 +24,27 @@
 //! The storm works in an area of its own, far from the faulting region, at fixed hints with
 //! gaps, so that its mappings never merge with the faulting VMA.
 //!
-//! Options (defaults in brackets): `scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause` [a],
+//! Fork (`forks=CASES`, after the scenarios in every repetition): for each case `VxP` the
+//! program maps `V` regions (VMAs, kept apart by alternating protections) of `max(P, 1)` pages
+//! each and writes `P` pages of each (`P = 0`: a page each, never touched), then times
+//! `fork_iterations` rounds of fork, the child's `exit_group(0)` and the parent's `wait4`
+//! (after two unreported ones). The cases `Vx1` against `1x1` show what each VMA costs fork,
+//! `Vx0` what the VMA alone costs, and `1xP` what each page costs.
+//!
+//! Options (defaults in brackets): `scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause` [a],
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
-//! counts under QEMU's icount), `settle=1` (first wait until the guest is quiet: see [`settle`]).
+//! counts under QEMU's icount), `settle=1` (first wait until the guest is quiet: see [`settle`]),
+//! `forks=VxP,...` [none], `fork_iterations=N` [16].
 //!
 //! Output, one line per measurement (what xtask parses):
 //! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
 //! per_thread=F/E,F/E... per_thread_faults_per_s=X,X...` (faults and nanoseconds of each faulting
 //! thread, then its rate; `minflt` is getrusage's count over the whole run, storm included;
 //! `storm_ops` counts the storm's system calls inside the measured window),
+//! `bench: fork vmas=V pages=P rep=R forks=N elapsed_ns=E fork_ns=F` per fork case (`E` from
+//! each fork call to the end of its wait4, summed; `F` the fork calls alone, in the parent),
 //! and before them `bench: start release=UNAME cpus=N erms=0|1` (and with `settle=1`
 //! `bench: settled after_ns=N trials=T trial_ns=B`, or `bench: unsettled …` when the guest
 //! never went quiet), after them `bench: done`.
@@ -77,12 +89,15 @@ enum Storm {
 enum Scenario {
     /// Private regions, mapped and unmapped every round.
     OwnRegions,
+    /// The same, each faulting "thread" a process of its own.
+    OwnRegionsInProcesses,
     /// Disjoint pages of one shared region, with the given storm beside.
     SharedRegion(Storm),
 }
 
-const SCENARIOS: [(&str, Scenario); 7] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("a", Scenario::OwnRegions),
+    ("a-procs", Scenario::OwnRegionsInProcesses),
     ("b", Scenario::SharedRegion(Storm::None)),
     ("c", Scenario::SharedRegion(Storm::Protect)),
     ("d-touched", Scenario::SharedRegion(Storm::Touched)),
@@ -101,6 +116,30 @@ struct Options {
     settle: bool,
     warmup: usize,
     poweroff: bool,
+    forks: Vec<ForkCase>,
+    fork_iterations: usize,
+}
+
+/// A fork measurement: `vmas` regions of `max(pages, 1)` pages, `pages` of them written.
+#[derive(Clone, Copy)]
+struct ForkCase {
+    vmas: usize,
+    pages: usize,
+}
+
+fn fork_cases(value: &str) -> Result<Vec<ForkCase>, String> {
+    value
+        .split(',')
+        .map(|case| {
+            let parsed = case.split_once('x').and_then(|(vmas, pages)| {
+                Some(ForkCase {
+                    vmas: vmas.parse().ok().filter(|&v| v > 0)?,
+                    pages: pages.parse().ok()?,
+                })
+            });
+            parsed.ok_or_else(|| format!("forks: {case:?} is not VMASxPAGES"))
+        })
+        .collect()
 }
 
 fn numbers(key: &str, value: &str) -> Result<Vec<usize>, String> {
@@ -131,6 +170,8 @@ fn parse_options() -> Result<Options, String> {
         settle: false,
         warmup: 0,
         poweroff: false,
+        forks: Vec::new(),
+        fork_iterations: 16,
     };
     for arg in urt::start::args() {
         if arg == "--poweroff" {
@@ -164,6 +205,8 @@ fn parse_options() -> Result<Options, String> {
             "calibrate" => options.calibrate = value == "1",
             "settle" => options.settle = value == "1",
             "warmup" => options.warmup = value.parse().map_err(|_| format!("warmup: {value:?}"))?,
+            "forks" => options.forks = fork_cases(value)?,
+            "fork_iterations" => options.fork_iterations = number(key, value)?,
             _ => return Err(format!("unknown option {key:?}")),
         }
     }
@@ -347,11 +390,14 @@ fn measure(
         go: AtomicBool::new(false),
         storm_calls: StormCalls(AtomicU64::new(0)),
     });
+    if scenario == Scenario::OwnRegionsInProcesses {
+        return measure_processes(threads, pages, rounds);
+    }
     let stop = alloc::sync::Arc::new(AtomicBool::new(false));
     let faults_before = sys::minor_faults();
     let per_thread_pages = pages * rounds;
     let shared = match scenario {
-        Scenario::OwnRegions => None,
+        Scenario::OwnRegions | Scenario::OwnRegionsInProcesses => None,
         Scenario::SharedRegion(_) => {
             let len = threads * per_thread_pages * PAGE_SIZE;
             let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
@@ -396,6 +442,136 @@ fn measure(
         runs: results.into_iter().collect::<Result<_, _>>()?,
         minflt,
     })
+}
+
+/// Scenario a with `processes` forked children in place of threads: they meet at a start line
+/// in shared memory and leave their results there; `minflt` is the children's
+/// (`RUSAGE_CHILDREN`), counted once they are collected.
+fn measure_processes(processes: usize, pages: usize, rounds: usize) -> Result<Measurement, String> {
+    let results_at = size_of::<StartLine>().next_multiple_of(align_of::<ThreadRun>());
+    let len = (results_at + processes * size_of::<ThreadRun>()).next_multiple_of(PAGE_SIZE);
+    let base = sys::mmap(
+        0,
+        len,
+        sys::PROT_READ | sys::PROT_WRITE,
+        sys::MAP_SHARED | sys::MAP_ANONYMOUS,
+        usize::MAX,
+        0,
+    )
+    .map_err(|e| format!("mmap of the shared start line: {e}"))?;
+    // SAFETY: the mapping is fresh (zeroed: a valid StartLine, all atomics at 0), page-aligned,
+    // and stays mapped until the end of this function, after every child has ended.
+    let start = unsafe { &*(base as *const StartLine) };
+    let results = (base + results_at) as *mut ThreadRun;
+    let faults_before = children_minor_faults();
+    let mut children = Vec::new();
+    let mut failure = None;
+    for index in 0..processes {
+        match sys::fork() {
+            Ok(0) => {
+                let status = match own_regions(start, pages, rounds) {
+                    Ok(run) => {
+                        // SAFETY: slot `index` of the shared results is this child's alone.
+                        unsafe { results.add(index).write_volatile(run) };
+                        0
+                    }
+                    Err(e) => {
+                        println!("bench: scenario=a-procs child {index}: {e}");
+                        1
+                    }
+                };
+                sys::exit_group(status);
+            }
+            Ok(pid) => children.push(pid),
+            Err(e) => {
+                failure = Some(format!("fork: {e}"));
+                break;
+            }
+        }
+    }
+    // Those started wait at the start line: let them go even if a fork failed.
+    start.release_when(children.len());
+    for pid in children {
+        let mut status = 0i32;
+        match sys::wait4(pid, &raw mut status as usize, 0, 0) {
+            Ok(_) if status == 0 => {}
+            Ok(_) => failure = Some(format!("a child ended with wait status {status:#x}")),
+            Err(e) => failure = Some(format!("wait4: {e}")),
+        }
+    }
+    let minflt = children_minor_faults().saturating_sub(faults_before);
+    // SAFETY: every child has ended; each wrote its slot (or failed, which `failure` says).
+    let runs = (0..processes)
+        .map(|index| unsafe { results.add(index).read_volatile() })
+        .collect();
+    let _ = sys::munmap(base, len);
+    match failure {
+        Some(why) => Err(why),
+        None => Ok(Measurement { runs, minflt }),
+    }
+}
+
+/// getrusage(RUSAGE_CHILDREN).ru_minflt: the faults of the children collected so far.
+fn children_minor_faults() -> u64 {
+    const RUSAGE_CHILDREN: usize = -1isize as usize;
+    let mut usage = sys::Rusage::default();
+    match sys::getrusage(RUSAGE_CHILDREN, &raw mut usage as usize) {
+        Ok(_) => usage.ru_minflt as u64,
+        Err(_) => 0,
+    }
+}
+
+/// Maps the layout of `case` (see the module documentation) and times fork, exit and wait on
+/// it; returns the result line.
+fn measure_fork(case: ForkCase, iterations: usize, rep: usize) -> Result<String, String> {
+    let chunk = case.pages.max(1);
+    let len = case.vmas * chunk * PAGE_SIZE;
+    let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
+        .map_err(|e| format!("mmap of {len} bytes: {e}"))?;
+    for vma in 0..case.vmas {
+        touch(base + vma * chunk * PAGE_SIZE, case.pages);
+    }
+    // Every other region read-only: no two neighbours merge.
+    for vma in (1..case.vmas).step_by(2) {
+        sys::mprotect(
+            base + vma * chunk * PAGE_SIZE,
+            chunk * PAGE_SIZE,
+            sys::PROT_READ,
+        )
+        .map_err(|e| format!("mprotect: {e}"))?;
+    }
+    let mut elapsed = 0;
+    let mut forking = 0;
+    let mut result = Ok(());
+    for round in 0..iterations + 2 {
+        let started = sys::monotonic_ns();
+        let pid = match sys::fork() {
+            Ok(0) => sys::exit_group(0),
+            Ok(pid) => pid,
+            Err(e) => {
+                result = Err(format!("fork: {e}"));
+                break;
+            }
+        };
+        let forked = sys::monotonic_ns();
+        let mut status = 0i32;
+        if let Err(e) = sys::wait4(pid, &raw mut status as usize, 0, 0) {
+            result = Err(format!("wait4: {e}"));
+            break;
+        }
+        let ended = sys::monotonic_ns();
+        // The first two rounds warm up (caches, the emulator's translations).
+        if round >= 2 {
+            elapsed += ended - started;
+            forking += forked - started;
+        }
+    }
+    sys::munmap(base, len).map_err(|e| format!("munmap: {e}"))?;
+    result?;
+    Ok(format!(
+        "bench: fork vmas={} pages={} rep={rep} forks={iterations} elapsed_ns={elapsed} fork_ns={forking}",
+        case.vmas, case.pages
+    ))
 }
 
 fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> String {
@@ -554,7 +730,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1]"
+                "usage: bench [--poweroff] [scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N]"
             );
             return 2;
         }
@@ -607,6 +783,19 @@ fn main() -> i32 {
                 }
                 measurements += 1;
             }
+        }
+        for &case in &options.forks {
+            match measure_fork(case, options.fork_iterations, rep) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    println!(
+                        "bench: fork vmas={} pages={} rep={rep} failed: {e}",
+                        case.vmas, case.pages
+                    );
+                    status = 1;
+                }
+            }
+            measurements += 1;
         }
     }
     println!("bench: done ({measurements} measurements)");

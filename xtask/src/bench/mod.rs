@@ -10,6 +10,7 @@
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
 mod export;
+mod forks;
 pub mod report;
 
 pub use export::{export, import};
@@ -26,6 +27,7 @@ use qemu::{Accel, Echo, Firmware, Outcome, Profile, Qemu, RunOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::{artifacts, install, ramdisk, testrun, user};
+use forks::ForkMeasurement;
 use report::{Context, Measurement, Method, Report, ThreadResult};
 
 /// What `cargo xtask bench` was asked for.
@@ -52,17 +54,22 @@ pub struct Options {
     pub command: String,
 }
 
-const SCENARIOS: &str = "a,b,c,d-touched,d-untouched,spin,spin-pause";
+const SCENARIOS: &str = "a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause";
 /// The icount boots measure the scenarios without a storm, on one thread and on two: under
 /// `thread=single` QEMU runs the CPUs in turn and the guest clock counts the instructions of
 /// both, so two threads' instructions per fault against one thread's is what a second faulting
 /// thread costs the kernel (lock spinning, shootdowns), free of the host's caches and load.
-const ICOUNT_SCENARIOS: &str = "a,b";
+const ICOUNT_SCENARIOS: &str = "a,a-procs,b";
 const ICOUNT_THREADS: &str = "1,2";
 const ICOUNT_CPUS: u32 = 2;
 /// Icount work per measurement: enough to average out the munmap of scenario a.
 const ICOUNT_PAGES: u32 = 512;
 const ICOUNT_ROUNDS: u32 = 8;
+/// Fork, exit and wait (after the scenarios, in every boot): a process with one more region
+/// of a page, with 100 and 10 000 of them (each a VMA), with 10 000 VMAs left untouched, and
+/// with one region of 10 000 written pages (see user/bench and [`forks`]).
+const FORK_CASES: &str = "1x1,100x1,10000x1,10000x0,1x10000";
+const FORK_ITERATIONS: u32 = 16;
 /// A whole boot: generous, TCG on a busy host is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -83,6 +90,9 @@ struct Boot {
     args: Vec<String>,
     /// `bench: scenario=` lines this boot will print (for the progress line).
     expected: usize,
+    /// `bench: fork` lines this boot will print.
+    #[serde(default)]
+    expected_forks: usize,
 }
 
 /// The thread counts of the matrix: 1, 2, 4, ... up to `smp`, and `smp` itself.
@@ -110,8 +120,11 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("rounds={}", options.rounds),
         format!("reps={}", options.reps),
         "warmup=1".into(),
+        format!("forks={FORK_CASES}"),
+        format!("fork_iterations={FORK_ITERATIONS}"),
     ];
     let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
+    let forks_expected = |reps: u32| FORK_CASES.split(',').count() * reps as usize;
     let icount_args = vec![
         format!("scenarios={ICOUNT_SCENARIOS}"),
         format!("threads={ICOUNT_THREADS}"),
@@ -120,6 +133,8 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("reps={}", options.reps.min(3)),
         "settle=1".into(),
         "calibrate=1".into(),
+        format!("forks={FORK_CASES}"),
+        format!("fork_iterations={FORK_ITERATIONS}"),
     ];
     let icount_expected = ICOUNT_SCENARIOS.split(',').count()
         * ICOUNT_THREADS.split(',').count()
@@ -139,6 +154,7 @@ fn plan(options: &Options) -> Vec<Boot> {
             cpus: options.smp,
             args: wall_args.clone(),
             expected: wall_expected,
+            expected_forks: forks_expected(options.reps),
         })
         .collect();
     if !options.no_icount {
@@ -152,6 +168,7 @@ fn plan(options: &Options) -> Vec<Boot> {
                     cpus: ICOUNT_CPUS,
                     args: icount_args.clone(),
                     expected: icount_expected,
+                    expected_forks: forks_expected(options.reps.min(3)),
                 }),
         );
     }
@@ -190,14 +207,18 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
 #[derive(Default)]
 struct Results {
     measurements: Vec<Measurement>,
+    forks: Vec<ForkMeasurement>,
     failures: Vec<String>,
 }
 
+/// What one boot measured: the scenarios' runs and the fork cases'.
+type BootResults = (Vec<Measurement>, Vec<ForkMeasurement>);
+
 impl Results {
     /// Takes in one boot's measurements, noting a failure if it has fewer than it should.
-    fn add(&mut self, label: &str, boot: &Boot, got: Result<Vec<Measurement>, String>) {
+    fn add(&mut self, label: &str, boot: &Boot, got: Result<BootResults, String>) {
         match got {
-            Ok(mut got) => {
+            Ok((mut got, mut forks)) => {
                 if got.len() < boot.expected {
                     self.failures.push(format!(
                         "{label}: {} of {} measurements",
@@ -205,7 +226,15 @@ impl Results {
                         boot.expected
                     ));
                 }
+                if forks.len() < boot.expected_forks {
+                    self.failures.push(format!(
+                        "{label}: {} of {} fork measurements",
+                        forks.len(),
+                        boot.expected_forks
+                    ));
+                }
                 self.measurements.append(&mut got);
+                self.forks.append(&mut forks);
             }
             Err(e) => self.failures.push(format!("{label}: {e}")),
         }
@@ -214,7 +243,7 @@ impl Results {
     /// Prints the table and writes the reports into `dir`; the exit status is a failure if any
     /// boot fell short.
     fn report(self, context: Context, dir: &Path) -> Result<ExitCode, String> {
-        let report = Report::new(self.measurements, context);
+        let report = Report::new(self.measurements, context).with_forks(self.forks);
         println!("{}", report.table());
         let written = report.write_all(dir)?;
         println!(
@@ -375,7 +404,7 @@ fn run_boot(
     options: &Options,
     dir: &Path,
     label: &str,
-) -> Result<Vec<Measurement>, String> {
+) -> Result<BootResults, String> {
     let (profile, image) = prepare_boot(boot, kernel_elf, programs, options, dir)?;
     let log = dir.join(format!("{}.log", boot_name(boot)));
     let done = Arc::new(AtomicBool::new(false));
@@ -401,7 +430,7 @@ fn collect(
     outcome: Outcome,
     log: &Path,
     label: &str,
-) -> Result<Vec<Measurement>, String> {
+) -> Result<BootResults, String> {
     let parsed = parse(serial, boot.method, boot.cpus);
     let finished = match &boot.kernel {
         Kernel::Ours { .. } => outcome.is_success(),
@@ -424,6 +453,10 @@ fn collect(
             m.clear_instructions = parsed.clears.get(clear).copied();
         }
     }
+    let mut forks = parsed.forks;
+    for fork in &mut forks {
+        fork.kernel = kernel_name.clone();
+    }
     if let Some(line) = &parsed.unsettled {
         eprintln!(
             "\nxtask: bench: {label}: the guest never went quiet, so its counts include other work ({line})"
@@ -435,12 +468,12 @@ fn collect(
             why.push_str(&format!("; {error}"));
         }
         why.push_str(&format!("; serial log: {}", log.display()));
-        if measurements.is_empty() {
+        if measurements.is_empty() && forks.is_empty() {
             return Err(why);
         }
         eprintln!("\nxtask: bench: {label}: {why}");
     }
-    Ok(measurements)
+    Ok((measurements, forks))
 }
 
 /// Shows `label` and how many of `expected` measurements the serial log holds so far, on one
@@ -489,6 +522,7 @@ struct Parsed {
     /// The program's `bench: unsettled` line: the guest never went quiet before measuring.
     unsettled: Option<String>,
     measurements: Vec<Measurement>,
+    forks: Vec<ForkMeasurement>,
     errors: Vec<String>,
 }
 
@@ -561,6 +595,15 @@ fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
                     parsed.clears.insert(key.into(), n);
                 }
             }
+        } else if line.starts_with("bench: fork ") {
+            if line.contains(" failed: ") {
+                parsed.errors.push(line.to_owned());
+                continue;
+            }
+            match forks::parse_line(line, method, cpus) {
+                Ok(m) => parsed.forks.push(m),
+                Err(e) => parsed.errors.push(e),
+            }
         } else if line.starts_with("bench: scenario=") {
             if line.contains(" failed: ") {
                 parsed.errors.push(line.to_owned());
@@ -620,6 +663,8 @@ mod tests {
             "bench: clear stosb=4100 stosq=516 movnti=708",
             "bench: scenario=a threads=2 rep=1 faults=16 elapsed_ns=2000 minflt=19 storm_ops=0 per_thread=8/1500,8/2000",
             "bench: scenario=c threads=1 rep=0 failed: mmap: ENOMEM",
+            "bench: fork vmas=100 pages=1 rep=0 forks=16 elapsed_ns=3200 fork_ns=1600",
+            "bench: fork vmas=10000 pages=1 rep=0 failed: fork: ENOMEM",
             "bench: done (2 measurements)",
         ]
         .map(String::from)
@@ -638,8 +683,11 @@ mod tests {
             (16, 2000, 19, 2)
         );
         assert_eq!(m.per_thread[1].elapsed_ns, 2000);
-        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
         assert!(parsed.errors[0].contains("ENOMEM"));
+        assert!(parsed.errors[1].contains("fork: ENOMEM"));
+        assert_eq!(parsed.forks.len(), 1);
+        assert_eq!((parsed.forks[0].vmas, parsed.forks[0].cpus), (100, 2));
     }
 
     #[test]

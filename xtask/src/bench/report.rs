@@ -13,6 +13,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::forks::{self, ForkBreakdown, ForkMeasurement, ForkRow};
+
 /// Our kernel as the runner names it.
 const OURS: &str = "ours";
 /// Our kernel with the per-VMA lock switched off.
@@ -86,7 +88,7 @@ pub struct Stats {
 
 impl Stats {
     /// `None` for no values.
-    fn of(values: &[f64]) -> Option<Stats> {
+    pub(super) fn of(values: &[f64]) -> Option<Stats> {
         Some(Stats {
             median: median(values)?,
             min: values.iter().copied().fold(f64::INFINITY, f64::min),
@@ -96,7 +98,7 @@ impl Stats {
 }
 
 /// The middle value; of an even count, the mean of the two middle ones. `None` for no values.
-fn median(values: &[f64]) -> Option<f64> {
+pub(super) fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -206,6 +208,11 @@ pub struct Report {
     /// The same for the instruction-count groups.
     icount_cpus: Option<u32>,
     targets: Vec<Figure>,
+    /// Rounds of fork, exit and wait ([`forks`](super::forks)): the runs, their groups and
+    /// what each VMA and page adds.
+    fork_measurements: Vec<ForkMeasurement>,
+    forks: Vec<ForkRow>,
+    fork_breakdowns: Vec<ForkBreakdown>,
 }
 
 /// What one group of repetitions shares.
@@ -588,7 +595,55 @@ impl Report {
             wall_cpus,
             icount_cpus,
             targets,
+            fork_measurements: Vec::new(),
+            forks: Vec::new(),
+            fork_breakdowns: Vec::new(),
         }
+    }
+
+    /// Adds the fork measurements: their table, their breakdown, and for each Linux kernel the
+    /// ratio of our instructions per round to its, with a small address space and with the most
+    /// VMAs measured.
+    pub fn with_forks(mut self, measurements: Vec<ForkMeasurement>) -> Report {
+        self.forks = forks::rows(&measurements);
+        self.fork_breakdowns = forks::breakdowns(&self.forks);
+        self.fork_measurements = measurements;
+        let icount = |kernel: &str, vmas: u64| {
+            self.forks
+                .iter()
+                .find(|r| {
+                    r.kernel == kernel
+                        && r.method == Method::Icount
+                        && r.vmas == vmas
+                        && r.pages == 1
+                })
+                .map(|r| r.round.median)
+        };
+        let most_vmas = self
+            .forks
+            .iter()
+            .filter(|r| r.pages == 1)
+            .map(|r| r.vmas)
+            .max();
+        let linux: BTreeSet<&str> = self
+            .forks
+            .iter()
+            .map(|r| r.kernel.as_str())
+            .filter(|k| k.starts_with(LINUX_PREFIX))
+            .collect();
+        let mut figures = Vec::new();
+        for linux in linux {
+            for vmas in [Some(1), most_vmas].into_iter().flatten() {
+                push_figure(
+                    &mut figures,
+                    format!("instr/fork+exit+wait {vmas} VMAs, ours / {linux}"),
+                    ratio(icount(OURS, vmas), icount(linux, vmas)),
+                    None,
+                );
+            }
+        }
+        self.targets.extend(figures);
+        self
     }
 
     /// The terminal table: wall-clock groups, instruction-count groups, targets.
@@ -780,7 +835,7 @@ impl Report {
     }
 
     /// The tables that both the terminal and the Markdown show: heading, what it shows, table.
-    fn sections(&self) -> [(&'static str, String, Table); 3] {
+    fn sections(&self) -> [(&'static str, String, Table); 5] {
         let basis = |cpus: Option<u32>, what: &str| match cpus {
             Some(cpus) => format!("{what} from the {cpus}-CPU runs"),
             None => format!("no {what}"),
@@ -798,6 +853,23 @@ impl Report {
                 "-icount shift=0: guest instructions per page fault, median over repetitions"
                     .to_string(),
                 self.icount_table(),
+            ),
+            (
+                "Fork",
+                "rounds of fork, the child's exit and the parent's wait4 in a process with VMAs \
+                 regions of pages each (written; 0: one page, untouched), median over \
+                 repetitions: guest time (wall), guest instructions (icount); the fork call is \
+                 the parent's share"
+                    .to_string(),
+                forks::table(&self.forks),
+            ),
+            (
+                "Fork breakdown",
+                "a round with a small address space, and what each VMA (with its page, or \
+                 without) and each page in one VMA add to it, from the cases with the most of \
+                 them against the 1x1 case"
+                    .to_string(),
+                forks::breakdown_table(&self.fork_breakdowns),
             ),
             (
                 "Targets",
@@ -884,7 +956,7 @@ impl Report {
 }
 
 /// What a cell shows where there is nothing to show.
-const NONE: &str = "—";
+pub(super) const NONE: &str = "—";
 
 const CHART_WIDTH: u32 = 1000;
 const PANEL_HEIGHT: u32 = 600;
@@ -902,7 +974,7 @@ fn chart_error(error: impl fmt::Display) -> String {
 }
 
 /// A whole number with its digits in groups of three: `1234567.4` is `1 234 567`.
-fn grouped(value: f64) -> String {
+pub(super) fn grouped(value: f64) -> String {
     let rounded = value.round();
     let digits = format!("{:.0}", rounded.abs());
     let mut out = String::new();
@@ -919,7 +991,7 @@ fn grouped(value: f64) -> String {
 }
 
 /// Min and max as percentages off the median: `-2.0% +3.1%`.
-fn spread(stats: &Stats) -> String {
+pub(super) fn spread(stats: &Stats) -> String {
     if stats.median <= 0.0 {
         return NONE.to_string();
     }
@@ -928,19 +1000,19 @@ fn spread(stats: &Stats) -> String {
 }
 
 #[derive(Clone, Copy)]
-enum Align {
+pub(super) enum Align {
     Left,
     Right,
 }
 
 /// A table rendered either as aligned plain text or as Markdown.
-struct Table {
+pub(super) struct Table {
     columns: Vec<(&'static str, Align)>,
-    rows: Vec<Vec<String>>,
+    pub(super) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(columns: &[(&'static str, Align)]) -> Table {
+    pub(super) fn new(columns: &[(&'static str, Align)]) -> Table {
         Table {
             columns: columns.to_vec(),
             rows: Vec::new(),
@@ -977,7 +1049,7 @@ impl Table {
         self.rows.push(row);
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         if self.rows.is_empty() {
             return "  (none)\n".to_string();
         }
@@ -1418,6 +1490,41 @@ mod tests {
             )
         );
         assert!(markdown.contains("(bench.svg)"));
+    }
+
+    #[test]
+    fn fork_rounds_are_reported_and_compared_with_linux() {
+        let fork = |kernel: &str, vmas: u64, per_round: u64| ForkMeasurement {
+            kernel: kernel.into(),
+            method: Method::Icount,
+            cpus: 2,
+            vmas,
+            pages: 1,
+            rep: 0,
+            forks: 4,
+            elapsed_ns: per_round * 4,
+            fork_ns: per_round * 2,
+        };
+        let report = sample().with_forks(vec![
+            fork(OURS, 1, 50_000),
+            fork(OURS, 10_000, 2_050_000),
+            fork(LINUX, 1, 100_000),
+            fork(LINUX, 10_000, 8_100_000),
+        ]);
+        let ratio = |name: &str| figure(&report, name).map(|f| f.value);
+        assert_eq!(
+            ratio(&format!("instr/fork+exit+wait 1 VMAs, ours / {LINUX}")),
+            Some(0.5)
+        );
+        let most = format!("instr/fork+exit+wait 10000 VMAs, ours / {LINUX}");
+        assert!((ratio(&most).unwrap() - 2_050_000.0 / 8_100_000.0).abs() < 1e-9);
+        let markdown = report.markdown();
+        assert!(markdown.contains("\n## Fork breakdown\n"), "{markdown}");
+        assert!(
+            markdown.contains("| ours | icount | 2 | 50 000 | 200 |"),
+            "{markdown}"
+        );
+        assert!(report.json().contains("\"fork_breakdowns\""));
     }
 
     #[test]

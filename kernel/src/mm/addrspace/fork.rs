@@ -304,6 +304,9 @@ mod ktests {
                 assert_eq!(read_user::<u64>(PRIVATE), Ok(0xc000), "the parent's write leaked");
                 assert_eq!(read_user::<u64>(PRIVATE + PAGE), Ok(0xc001), "the grandchild's leaked");
             });
+            // The child copied the parent's written pages and the grandchild one of the child's;
+            // the parent's write came after the child had copied that page, so the parent (its
+            // only mapper by then) wrote it in place.
             let (_, _, copies_after, _, _) = crate::mm::fault::totals();
             // The child copies the parent's written pages (its other pages were the zero
             // page: fresh pages, no copies); the parent's later write finds its page no longer
