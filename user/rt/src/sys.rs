@@ -669,13 +669,6 @@ pub fn getegid() -> usize {
     // SAFETY: no arguments.
     unsafe { syscall0(nr::GETEGID) }
 }
-/// fork(2): `Ok(0)` in the child, the child's pid in the parent. Only the calling thread goes
-/// on in the child: locks other threads held stay held there (the heap's included).
-#[inline]
-pub fn fork() -> SysResult {
-    // SAFETY: no arguments; the child continues from here on a copy of the address space.
-    decode(unsafe { syscall0(nr::FORK) })
-}
 #[inline]
 pub fn getppid() -> usize {
     // SAFETY: no arguments.
