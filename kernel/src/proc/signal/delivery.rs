@@ -190,7 +190,7 @@ fn next_locked(
                 stop.complete = true;
                 let signal = stop.signal;
                 shared.event = Some(JobEvent::Stopped(signal));
-                shared.event_unreported = true;
+                shared.unreported_event = shared.event;
             }
         }
         return Next::Stop {

@@ -332,8 +332,9 @@ struct Shared {
     stop_generation: u64,
     /// The last job-control change, until wait reports it.
     event: Option<JobEvent>,
-    /// `event` changed and the parent has not been told yet ([`report_job_event`]).
-    event_unreported: bool,
+    /// The change the parent has not been told of yet ([`report_job_event`]): kept apart from
+    /// `event`, which a wait may take before the report goes out.
+    unreported_event: Option<JobEvent>,
 }
 
 /// A process's signal state: actions, process-directed pending signals, job control. See the
@@ -362,7 +363,7 @@ impl ProcessSignals {
                 stop: None,
                 stop_generation: 0,
                 event: None,
-                event_unreported: false,
+                unreported_event: None,
             }),
         }
     }
@@ -695,7 +696,7 @@ fn send(process: &Arc<Process>, thread: Option<&Arc<Task>>, info: SigInfo) -> Re
         {
             if stop.complete {
                 shared.event = Some(JobEvent::Continued);
-                shared.event_unreported = true;
+                shared.unreported_event = shared.event;
             }
             kicks.extend(threads.iter().cloned());
         }
@@ -792,7 +793,7 @@ pub(super) fn thread_exited(process: &Process) {
             stop.complete = true;
             let signal = stop.signal;
             shared.event = Some(JobEvent::Stopped(signal));
-            shared.event_unreported = true;
+            shared.unreported_event = shared.event;
         }
         let pending = shared.pending.set;
         for thread in threads {
@@ -813,13 +814,7 @@ pub(super) fn thread_exited(process: &Process) {
 /// threads stopped, or a SIGCONT resumed it). Called with no signal lock held: the parent's
 /// signal state is locked to send it SIGCHLD.
 pub(super) fn report_job_event(process: &Process) {
-    let event = {
-        let mut shared = process.signals.shared.lock();
-        if !core::mem::take(&mut shared.event_unreported) {
-            return;
-        }
-        shared.event
-    };
+    let event = process.signals.shared.lock().unreported_event.take();
     if let Some(event) = event {
         super::job_control_changed(process, event);
     }
