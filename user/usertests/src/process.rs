@@ -57,8 +57,8 @@ pub(crate) fn wait(pid: usize, options: usize) -> Result<(usize, i32), Errno> {
     }
 }
 
-/// A child process. Dropping it collects it if the test did not (a failing test leaves no
-/// child behind), so a child that waits for its parent must give up after a while.
+/// A child process. Dropping it kills and collects it if the test did not (a failing test
+/// leaves no child behind, not even a stopped one).
 pub(crate) struct Child {
     pub(crate) pid: usize,
     pub(crate) collected: bool,
@@ -101,6 +101,7 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if !self.collected {
+            let _ = sys::kill(self.pid, urt::signal::SIGKILL);
             let _ = wait(self.pid, sys::WALL);
         }
     }
