@@ -147,12 +147,21 @@ fn main() -> i32 {
         let started = sys::monotonic_ns();
         let mut cpus = 0u64;
         let mut i = 0usize;
+        // The churn maps inside an arena of its own, fenced by an inaccessible page at each
+        // end: a mapping next to a worker's with the same protection would merge with it, and
+        // each change to the merged VMA would then lock the worker's pages too.
+        let Ok(arena) = sys::mmap_anon(6 * PAGE_SIZE, sys::PROT_NONE) else {
+            return (cpus, 0);
+        };
+        let inside = arena + PAGE_SIZE;
+        let fixed = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED;
         while !DONE.load(Ordering::Relaxed) {
             if let Some(cpu) = sys::current_cpu() {
                 cpus |= 1u64 << (cpu % 64);
             }
             let len = (1 + i % 4) * PAGE_SIZE;
-            if let Ok(addr) = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE) {
+            let rw = sys::PROT_READ | sys::PROT_WRITE;
+            if let Ok(addr) = sys::mmap(inside, len, rw, fixed, usize::MAX, 0) {
                 let _ = sys::mprotect(addr, PAGE_SIZE, sys::PROT_READ);
                 let _ = sys::mprotect(addr, len, sys::PROT_NONE);
                 let _ = sys::munmap(addr, len);
@@ -163,6 +172,7 @@ fn main() -> i32 {
                 let _ = sys::sched_yield();
             }
         }
+        let _ = sys::munmap(arena, 6 * PAGE_SIZE);
         (cpus, (sys::monotonic_ns() - started) / 1_000_000)
     });
     let workers: Vec<_> = (0..threads)
