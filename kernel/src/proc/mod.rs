@@ -285,17 +285,7 @@ impl Process {
                 continue;
             }
             thread.killed.store(true, Ordering::Release);
-            sched::wake(&thread);
-            if thread.on_cpu.load(Ordering::Acquire) {
-                // Running in user mode somewhere: an interrupt brings it into the kernel.
-                let cpu = thread.cpu.load(Ordering::Relaxed);
-                if let Some(target) = crate::arch::percpu::cpu(cpu) {
-                    crate::arch::apic::send_ipi(
-                        target.apic_id.load(Ordering::Relaxed),
-                        crate::arch::apic::WAKE_VECTOR,
-                    );
-                }
-            }
+            signal::kick(&thread);
         }
     }
 }
@@ -354,9 +344,23 @@ pub fn live_processes() -> Vec<Arc<Process>> {
     PROCESSES.lock().clone()
 }
 
-/// The process with id `pid`, live or zombie.
+/// The process with id `pid`, live or zombie, or else the process of the live thread with
+/// that id (as Linux's `find_task_by_vpid` finds any thread).
 pub fn find(pid: u32) -> Option<Arc<Process>> {
-    PROCESSES.lock().iter().find(|p| p.pid == pid).cloned()
+    let processes = live_processes();
+    if let Some(process) = processes.iter().find(|p| p.pid == pid) {
+        return Some(process.clone());
+    }
+    processes
+        .into_iter()
+        .find(|process| process.threads().iter().any(|t| t.tid == pid))
+}
+
+/// The live user thread with id `tid`, in any process.
+pub fn find_thread(tid: u32) -> Option<Arc<Task>> {
+    live_processes()
+        .iter()
+        .find_map(|process| process.threads().into_iter().find(|t| t.tid == tid))
 }
 
 /// The child `pid` of `parent`, live or zombie.
@@ -367,9 +371,7 @@ pub fn child_of(parent: &Process, pid: u32) -> Option<Arc<Process>> {
 
 /// Whether `tid` is a thread that is not the first of its process (its id is no pid).
 pub fn is_secondary_thread(tid: u32) -> bool {
-    live_processes()
-        .iter()
-        .any(|p| p.pid != tid && p.threads().iter().any(|t| t.tid == tid))
+    find(tid).is_some_and(|p| p.pid != tid)
 }
 
 /// Whether a process of group `pgid` exists in session `sid`.

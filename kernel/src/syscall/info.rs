@@ -77,29 +77,26 @@ const RUSAGE_THREAD: i64 = 1;
 pub fn getrusage(who: i64, out: u64) -> SysResult {
     let task = crate::sched::current();
     let process = super::thread::process();
-    let tick_us = 1_000_000 / u64::from(crate::arch::apic::timer_hz());
     let (ticks, minflt) = match who {
-        RUSAGE_SELF => (
-            process
-                .threads()
-                .iter()
-                .map(|t| t.ticks.load(Ordering::Relaxed))
-                .sum::<u64>(),
-            process.minor_faults.sum() as u64,
-        ),
+        RUSAGE_SELF => crate::proc::wait::usage_of(process),
         RUSAGE_THREAD => (task.ticks.load(Ordering::Relaxed), 0),
         RUSAGE_CHILDREN => crate::proc::wait::children_usage(process),
         _ => return Err(EINVAL),
     };
-    // struct rusage: ru_utime, ru_stime (timevals), then 14 longs: ru_maxrss, ru_ixrss,
-    // ru_idrss, ru_isrss, ru_minflt, ru_majflt, ...
-    let mut usage = [0u64; 18];
+    write_user(out, &rusage(ticks, minflt))?;
+    Ok(0)
+}
+
+/// `struct rusage` with `ticks` of CPU time (as user time) and `minflt` minor faults: ru_utime,
+/// ru_stime (timevals), then 14 longs: ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ...
+pub(super) fn rusage(ticks: u64, minflt: u64) -> [u64; 18] {
+    let tick_us = 1_000_000 / u64::from(crate::arch::apic::timer_hz());
     let us = ticks * tick_us;
+    let mut usage = [0u64; 18];
     usage[0] = us / 1_000_000;
     usage[1] = us % 1_000_000;
     usage[8] = minflt;
-    write_user(out, &usage)?;
-    Ok(0)
+    usage
 }
 
 const PR_SET_PDEATHSIG: u64 = 1;

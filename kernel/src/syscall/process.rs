@@ -14,7 +14,7 @@ use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::exec::SpawnOptions;
 use crate::proc::signal::SIGCHLD;
-use crate::proc::wait::{self, Ended, Kinds, Selector, WaitOptions};
+use crate::proc::wait::{self, Kinds, Selector, WaitOptions};
 use crate::proc::{self, Lineage, Process};
 use crate::sched::{self, task::Task, task::UserThread};
 use crate::sync::Completion;
@@ -341,20 +341,9 @@ pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
         write_user(status, &ended.wait_status)?;
     }
     if usage != 0 {
-        write_user(usage, &rusage(&ended))?;
+        write_user(usage, &super::info::rusage(ended.ticks, ended.minor_faults))?;
     }
     Ok(u64::from(ended.pid))
-}
-
-/// `struct rusage` for a collected child: user time and minor faults.
-fn rusage(ended: &Ended) -> [u64; 18] {
-    let tick_us = 1_000_000 / u64::from(crate::arch::apic::timer_hz());
-    let us = ended.ticks * tick_us;
-    let mut usage = [0u64; 18];
-    usage[0] = us / 1_000_000;
-    usage[1] = us % 1_000_000;
-    usage[8] = ended.minor_faults;
-    usage
 }
 
 const P_ALL: u64 = 0;
@@ -390,7 +379,7 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
     // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
     // the child collected all the same.
     if let (Some(ended), true) = (reported, usage != 0) {
-        write_user(usage, &rusage(&ended))?;
+        write_user(usage, &super::info::rusage(ended.ticks, ended.minor_faults))?;
     }
     if info == 0 {
         return Ok(0);

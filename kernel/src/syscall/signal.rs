@@ -153,7 +153,7 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
     let pid = pid as i32;
     let me = super::thread::process();
     let targets: Vec<Arc<Process>> = match pid {
-        1.. => alloc::vec![signal::find_process(pid as u32).ok_or(ESRCH)?],
+        1.. => alloc::vec![crate::proc::find(pid as u32).ok_or(ESRCH)?],
         i32::MIN => return Err(ESRCH),
         // Zombies count, as on Linux: they keep their pid and group until collected (the
         // signal does nothing to them, but the call succeeds).
@@ -200,7 +200,7 @@ fn send_to_thread(
 ) -> SysResult {
     let thread = u32::try_from(tid)
         .ok()
-        .and_then(signal::find_thread)
+        .and_then(crate::proc::find_thread)
         .filter(|t| tgid.is_none_or(|tgid| t.process().is_some_and(|p| p.pid == tgid)))
         .ok_or(ESRCH)?;
     let signo = signal_or_zero(signo)?;
@@ -247,7 +247,7 @@ pub fn rt_sigqueueinfo(pid: u64, signo: u64, info: u64) -> SysResult {
     let info = queued_info(signo, words, pid as i32 == sched::current().tid as i32)?;
     let pid = pid as i32;
     let process = if pid > 0 {
-        signal::find_process(pid as u32).ok_or(ESRCH)?
+        crate::proc::find(pid as u32).ok_or(ESRCH)?
     } else {
         return Err(ESRCH);
     };

@@ -599,7 +599,7 @@ fn current_user() -> &'static UserThread {
 
 /// Wakes `task` and, if it runs on another CPU, interrupts it, so that it looks at its signals
 /// (or its `killed` flag) soon. Process context.
-fn kick(task: &Arc<Task>) {
+pub(crate) fn kick(task: &Arc<Task>) {
     sched::wake(task);
     if task.on_cpu.load(Ordering::Acquire) && !core::ptr::eq(Arc::as_ptr(task), sched::current()) {
         let cpu = task.cpu.load(Ordering::Relaxed);
@@ -642,25 +642,6 @@ pub fn send_signal_to_thread(task: &Arc<Task>, signo: u32, info: SigInfo) -> Res
         return Ok(());
     }
     send(process, Some(task), info.with_signo(signo))
-}
-
-/// `kill(pid, sig)`'s target: a live process by its id, or the process of the thread with that
-/// id (as on Linux).
-pub fn find_process(pid: u32) -> Option<Arc<Process>> {
-    let processes = super::live_processes();
-    if let Some(process) = processes.iter().find(|p| p.pid == pid) {
-        return Some(process.clone());
-    }
-    processes
-        .into_iter()
-        .find(|process| process.threads().iter().any(|t| t.tid == pid))
-}
-
-/// The live user thread with id `tid`, in any process.
-pub fn find_thread(tid: u32) -> Option<Arc<Task>> {
-    super::live_processes()
-        .iter()
-        .find_map(|process| process.threads().into_iter().find(|t| t.tid == tid))
 }
 
 /// Sends `info` to `process`: to `thread`'s own set if given (thread-directed), else to the
