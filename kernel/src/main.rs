@@ -15,6 +15,7 @@ mod boot_options;
 mod console;
 #[deny(unsafe_code)]
 mod debug_keys;
+mod fs;
 #[cfg(feature = "ktest")]
 mod ktest;
 mod mm;
@@ -87,6 +88,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!("boot complete");
     debug_keys::print_statistics_at_exit(options.stats);
     proc::ramdisk::init(ramdisk);
+    fs::init();
     if options.test {
         #[cfg(feature = "ktest")]
         ktest::run_all(&options);

@@ -69,6 +69,7 @@ pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
         parent: None,
         exit_signal: 0,
         vfork_done: None,
+        files: None,
     };
     let process = Arc::new(Process::new(
         name,

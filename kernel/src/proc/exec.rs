@@ -14,13 +14,14 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::ramdisk::NotAFile;
 use super::{Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread};
-use crate::syscall::errno::{E2BIG, EACCES, EINTR, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, Errno};
+use crate::syscall::errno::{
+    E2BIG, EACCES, EINTR, ELOOP, ENAMETOOLONG, ENOENT, ENOEXEC, ENOMEM, ENOTDIR, Errno,
+};
 
 /// Where a static-PIE executable is loaded (Linux's usual choice for PIE without ASLR).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -52,8 +53,8 @@ struct Image {
 
 /// Why a program could not be loaded.
 enum LoadError {
-    /// No regular file at the path.
-    NotFound(NotAFile),
+    /// No executable file at the path (the walk's error, or `EACCES`).
+    NotFound(Errno),
     /// Not an executable this kernel runs (`reason` says why).
     NotExecutable(String),
     /// Needs an interpreter (dynamically linked); there are no files to load it from yet.
@@ -66,9 +67,8 @@ enum LoadError {
 impl LoadError {
     fn errno(&self) -> Errno {
         match self {
-            LoadError::NotFound(NotAFile::Directory) => EACCES,
-            LoadError::NotFound(NotAFile::ThroughAFile) => ENOTDIR,
-            LoadError::NotFound(NotAFile::Missing) | LoadError::NeedsInterpreter(_) => ENOENT,
+            LoadError::NotFound(errno) => *errno,
+            LoadError::NeedsInterpreter(_) => ENOENT,
             LoadError::NotExecutable(_) => ENOEXEC,
             LoadError::TooBig(_) => E2BIG,
             LoadError::OutOfMemory => ENOMEM,
@@ -79,7 +79,14 @@ impl LoadError {
 impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LoadError::NotFound(_) => write!(f, "no such file in the ramdisk"),
+            LoadError::NotFound(errno) => f.write_str(match *errno {
+                ENOENT => "no such file",
+                EACCES => "not an executable file",
+                ENOTDIR => "a component of the path is not a directory",
+                ELOOP => "too many symbolic links",
+                ENAMETOOLONG => "file name too long",
+                _ => "cannot open it",
+            }),
             LoadError::NotExecutable(reason) | LoadError::TooBig(reason) => write!(f, "{reason}"),
             LoadError::NeedsInterpreter(path) => {
                 write!(f, "dynamically linked: needs interpreter {path}")
@@ -89,17 +96,37 @@ impl core::fmt::Display for LoadError {
     }
 }
 
+/// The bytes of the executable file at `path` (relative paths from the caller's working
+/// directory): `EACCES` for a directory, another kind of file or one without execute
+/// permission; the walk's errors otherwise.
+fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
+    use crate::fs::{FileKind, dentry, file::File, file::O_RDONLY};
+    let base = match crate::sched::current().process() {
+        Some(process) => process.fs_context().cwd(),
+        None => dentry::root().clone(),
+    };
+    let found = dentry::resolve(&base, path, dentry::Follow::Yes)?;
+    let inode = found.inode().clone();
+    let stat = inode.stat();
+    if inode.kind() != FileKind::Regular || stat.mode & 0o111 == 0 {
+        return Err(EACCES);
+    }
+    let file = File::open(found, O_RDONLY)?;
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(stat.size as usize)
+        .map_err(|_| ENOMEM)?;
+    bytes.resize(stat.size as usize, 0);
+    let read = inode.read_at(&file, 0, &mut bytes)?;
+    bytes.truncate(read);
+    Ok(bytes)
+}
+
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
 /// initial stack.
 fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let image = match super::ramdisk::find(path) {
-        // A regular file named as if it were a directory.
-        Some(_) if path.ends_with('/') => {
-            return Err(LoadError::NotFound(NotAFile::ThroughAFile));
-        }
-        Some(image) => image,
-        None => return Err(LoadError::NotFound(super::ramdisk::why_not_a_file(path))),
-    };
+    let bytes = read_executable(path).map_err(LoadError::NotFound)?;
+    let image = bytes.as_slice();
     let not_executable = |e: elf::ElfError| match e {
         elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
         e => LoadError::NotExecutable(format!("{e}")),
@@ -134,6 +161,7 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
         parent: None,
         exit_signal: 0,
         vfork_done: None,
+        files: None,
     };
     let process = Arc::new(Process::new(path, image.mm.clone(), lineage, &options));
     let frame = user_frame(image.entry, image.rsp);

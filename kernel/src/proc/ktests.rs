@@ -47,6 +47,7 @@ fn slab_objects() -> [(&'static str, usize); CACHES] {
 
 /// Lets deferred frees finish: RCU callbacks, per-CPU slab magazines, empty slabs.
 fn settle() {
+    crate::fs::dentry::shrink_cache();
     crate::sync::rcu::rcu_barrier();
     for cache in slab::caches() {
         cache.drain_cpu_caches();

@@ -36,6 +36,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::fs::file::{FdTable, FsContext};
 use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task};
 use crate::sync::{Completion, IrqSpinLock, PerCpuCounter, WaitQueue};
@@ -83,6 +84,11 @@ pub struct Process {
     pub captured_output: Option<Arc<spin::Mutex<Vec<u8>>>>,
     /// Signal actions, process-directed pending signals, job control.
     pub signals: signal::ProcessSignals,
+    /// The descriptor table (shared with processes made with `CLONE_FILES`; `execve` gives
+    /// the process a copy of its own, exit empties it).
+    files: spin::Mutex<Arc<FdTable>>,
+    /// The working directory and umask (shared with processes made with `CLONE_FS`).
+    fs_context: Arc<FsContext>,
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
@@ -122,6 +128,10 @@ pub struct Lineage {
     pub exit_signal: u32,
     /// Set for a `vfork` child: its parent sleeps until it is completed.
     pub vfork_done: Option<Arc<Completion>>,
+    /// The descriptors and the file-system context: the parent's own with `CLONE_FILES` and
+    /// `CLONE_FS`, else copies. `None` for a process the kernel starts: the console as fds 0,
+    /// 1 and 2, the root as working directory.
+    pub files: Option<(Arc<FdTable>, Arc<FsContext>)>,
 }
 
 impl Process {
@@ -134,6 +144,9 @@ impl Process {
         let _ = options;
         let pid = sched::task::allocate_tid();
         let parent = lineage.parent.as_ref();
+        let (files, fs_context) = lineage
+            .files
+            .unwrap_or_else(|| (crate::fs::file::console_table(), FsContext::new()));
         let family = Family {
             parent: parent.map(Arc::downgrade),
             reaper: parent.map(|p| {
@@ -175,6 +188,8 @@ impl Process {
             },
             signals: parent
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
+            files: spin::Mutex::new(files),
+            fs_context,
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }
@@ -183,6 +198,31 @@ impl Process {
     /// The executable's path.
     pub fn path(&self) -> String {
         self.path.lock().clone()
+    }
+
+    /// The descriptor table.
+    pub fn files(&self) -> Arc<FdTable> {
+        self.files.lock().clone()
+    }
+
+    /// The working directory and umask.
+    pub fn fs_context(&self) -> &Arc<FsContext> {
+        &self.fs_context
+    }
+
+    /// The process stops sharing its descriptor table (`close_range` with
+    /// `CLOSE_RANGE_UNSHARE`, `execve`): it gets a copy of its own.
+    pub fn unshare_files(&self) {
+        let own = self.files().copy();
+        let shared = core::mem::replace(&mut *self.files.lock(), own);
+        drop(shared);
+    }
+
+    /// `execve`: the process stops sharing its descriptor table, and its close-on-exec
+    /// descriptors close.
+    fn files_for_exec(&self) {
+        self.unshare_files();
+        drop(self.files().remove_close_on_exec());
     }
 
     /// The address space, while the process lives (for code outside it: statistics, tests).
@@ -317,6 +357,7 @@ impl Process {
         *self.mm.lock() = Some(mm);
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
+        self.files_for_exec();
         {
             let mut threads = self.threads.lock();
             threads.retain(|t| !Arc::ptr_eq(t, old));
@@ -500,6 +541,8 @@ pub(crate) fn leave_address_space(mm: &Mm) {
 fn finish_process(process: &Arc<Process>, mm: &Mm) {
     leave_address_space(mm);
     *process.mm.lock() = None;
+    // Descriptors close now, not when the zombie is collected: a pipe's reader sees the end.
+    drop(process.files().remove_all());
     if let Some(done) = &process.vfork_done {
         done.complete();
     }

@@ -1,59 +1,226 @@
-//! The console as file descriptors 0, 1 and 2 — like Linux's `/dev/console` opened for reading
-//! and writing: reads come from the serial line, writes go to it verbatim. There is no file
-//! system: other descriptors do not exist, paths do not resolve.
+//! Descriptors and data: read, write and their vector and positioned forms, lseek, close,
+//! dup, fcntl, ioctl, sendfile.
 //!
-//! Buffers are checked and moved as Linux does (see `transfer`): a write of any size goes out
-//! in small pieces, with no spinlock held between them, and a fault part way returns the
-//! bytes written before it.
+//! Data moves through a kernel buffer: the file's operation fills or drains it with the file
+//! system's locks held, and the copy to or from user memory happens after, with no lock held
+//! (a fault there may sleep). Buffers are checked as Linux does (see `transfer`): a buffer
+//! that wraps or leaves the user half is `EFAULT` before anything moves, one call moves at most
+//! `MAX_RW_COUNT` bytes, and a fault part way returns the bytes moved before it.
 
+use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::errno::{
-    EBADF, EFAULT, EINTR, EINVAL, ENOENT, ENOTTY, ERESTARTSYS, ESPIPE, Errno, SysResult,
+    EBADF, EFAULT, EINTR, EINVAL, EISDIR, ENODEV, ENOMEM, EOVERFLOW, ESPIPE, Errno, SysResult,
 };
+use super::thread::process;
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
-use crate::sync::Mutex;
-
-/// One user write to the console at a time (Linux's `atomic_write_lock` of a terminal): the
-/// output of one `write` or `writev` is never mixed with another's, however large. Kernel log
-/// lines do not wait for it; they come between two pieces of a write (see `console`). A
-/// thread killed while it waits gives up (its process is exiting).
-static CONSOLE_WRITERS: Mutex<()> = Mutex::new(());
+use crate::fs::FileKind;
+use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::sync::mutex::MutexGuard;
 
 /// `iovcnt` limit (Linux's `UIO_MAXIOV`).
 const MAX_IOV: u64 = 1024;
-/// The most bytes one read of the console returns.
-const MAX_READ: u64 = 4096;
+/// The most bytes moved through the kernel buffer at once.
+const CHUNK: usize = 64 * 1024;
 
-fn is_console(fd: u64) -> bool {
-    fd <= 2
+/// The open description behind `fd`.
+pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
+    process().files().get(fd)
+}
+
+/// Reads from `file` into user memory at `buf` (`len` bytes, checked), at `offset` or (for
+/// `None`) at and advancing the file's position.
+fn read_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
+    let inode = file.inode();
+    let len = len.min(MAX_RW_COUNT);
+    if !inode.seekable() {
+        // One transfer: a stream's bytes are consumed as they are read.
+        let mut kernel = vec![0u8; (len as usize).min(CHUNK)];
+        let count = inode.read_at(file, 0, &mut kernel)?;
+        return copy_out(buf, &kernel[..count]);
+    }
+    let mut position = match offset {
+        Some(_) => None,
+        None => Some(file.lock_position()?),
+    };
+    let start = offset.unwrap_or_else(|| **position.as_ref().expect("locked above"));
+    let mut done = 0u64;
+    let mut kernel = vec![0u8; (len as usize).min(CHUNK)];
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK);
+        let count = match inode.read_at(file, start + done, &mut kernel[..want]) {
+            Ok(count) => count,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        if count == 0 {
+            break;
+        }
+        let copied = match copy_out(buf + done, &kernel[..count]) {
+            Ok(copied) => copied,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => 0,
+        };
+        done += copied;
+        if copied < count as u64 || count < want {
+            break;
+        }
+    }
+    if let Some(position) = &mut position {
+        **position = start + done;
+    }
+    Ok(done)
+}
+
+/// The inode's writer lock, if it has one, held for a whole `write` or `writev`.
+fn one_writer(file: &File) -> Result<Option<MutexGuard<'_, ()>>, Errno> {
+    match file.inode().writer_lock() {
+        Some(lock) => Ok(Some(lock.lock_killable().ok_or(EINTR)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes user memory at `buf` (`len` bytes, checked) to `file`, at `offset` or (for `None`)
+/// at and advancing the file's position (the end of the file with `O_APPEND`).
+fn write_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
+    let inode = file.inode();
+    let len = len.min(MAX_RW_COUNT);
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut position = match offset {
+        Some(_) => None,
+        None if inode.seekable() => Some(file.lock_position()?),
+        None => None,
+    };
+    let start = match (offset, &position) {
+        (Some(offset), _) => offset,
+        (None, Some(_)) if file.flags() & O_APPEND != 0 => inode.stat().size,
+        (None, Some(position)) => **position,
+        (None, None) => 0,
+    };
+    let mut done = 0u64;
+    let mut kernel = vec![0u8; (len as usize).min(CHUNK)];
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK);
+        let copied = match copy_in(buf + done, &mut kernel[..want]) {
+            Ok(copied) => copied,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        let at = if inode.seekable() { start + done } else { 0 };
+        let written = match inode.write_at(file, at, &kernel[..copied]) {
+            Ok(written) => written,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        done += written as u64;
+        if written < want {
+            break;
+        }
+        if done < len {
+            crate::sched::cond_resched();
+            if crate::sched::current().is_killed() {
+                break;
+            }
+        }
+    }
+    if let Some(position) = &mut position {
+        **position = start + done;
+    }
+    Ok(done)
+}
+
+/// Copies `data` to user memory at `buf`; returns the bytes copied before a fault
+/// (`EFAULT` if none were).
+fn copy_out(buf: u64, data: &[u8]) -> SysResult {
+    let mut unread = data;
+    transfer::to_user(buf, data.len() as u64, |piece| {
+        let (now, rest) = unread.split_at(piece.len());
+        piece.copy_from_slice(now);
+        unread = rest;
+    })
+}
+
+/// Fills `out` from user memory at `buf`; returns the bytes copied before a fault (`EFAULT`
+/// if none were).
+fn copy_in(buf: u64, out: &mut [u8]) -> Result<usize, Errno> {
+    let mut filled = 0;
+    transfer::from_user(buf, out.len() as u64, |piece| {
+        out[filled..filled + piece.len()].copy_from_slice(piece);
+        filled += piece.len();
+    })?;
+    Ok(filled)
+}
+
+fn readable_file(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file(fd)?;
+    if !file.readable() {
+        return Err(EBADF);
+    }
+    Ok(file)
+}
+
+fn writable_file(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file(fd)?;
+    if !file.writable() {
+        return Err(EBADF);
+    }
+    Ok(file)
+}
+
+pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
+    let file = readable_file(fd)?;
+    check_buffer(buf, len)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    read_file(&file, buf, len, None)
 }
 
 pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
+    let file = writable_file(fd)?;
     check_buffer(buf, len)?;
-    let _writing = CONSOLE_WRITERS.lock_killable().ok_or(EINTR)?;
-    transfer::from_user(buf, len.min(MAX_RW_COUNT), emit)
+    let _one_writer = one_writer(&file)?;
+    write_file(&file, buf, len, None)
 }
 
-/// Sends program output to the console (and, in test images, to the process's capture buffer,
-/// if any).
-fn emit(bytes: &[u8]) {
-    #[cfg(feature = "ktest")]
-    if let Some(process) = crate::sched::current().process()
-        && let Some(capture) = &process.captured_output
-    {
-        capture.lock().extend_from_slice(bytes);
+/// A positioned call's file (the offset was checked): `ESPIPE` for a stream.
+fn positioned(file: &File) -> Result<(), Errno> {
+    if !file.inode().seekable() {
+        return Err(ESPIPE);
     }
-    crate::console::write_bytes(bytes);
+    Ok(())
+}
+
+pub fn pread64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
+    }
+    let file = readable_file(fd)?;
+    positioned(&file)?;
+    check_buffer(buf, len)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    read_file(&file, buf, len, Some(offset))
+}
+
+pub fn pwrite64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
+    }
+    let file = writable_file(fd)?;
+    positioned(&file)?;
+    check_buffer(buf, len)?;
+    write_file(&file, buf, len, Some(offset))
 }
 
 /// One `struct iovec`.
 #[derive(Clone, Copy, Default)]
-#[repr(C)]
 struct IoVec {
     base: u64,
     len: u64,
@@ -84,15 +251,16 @@ fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     Ok(vectors)
 }
 
-pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
-    let vectors = read_iovecs(iov, count)?;
-    let _writing = CONSOLE_WRITERS.lock_killable().ok_or(EINTR)?;
+/// Runs `step` over the vectors with the running offset, stopping at the first short one;
+/// an error after some bytes moved ends the call with those bytes.
+fn vectored(
+    vectors: &[IoVec],
+    offset: Option<u64>,
+    mut step: impl FnMut(u64, u64, Option<u64>) -> SysResult,
+) -> SysResult {
     let mut done = 0;
-    for vector in vectors {
-        match transfer::from_user(vector.base, vector.len, emit) {
+    for vector in vectors.iter().filter(|v| v.len > 0) {
+        match step(vector.base, vector.len, offset.map(|o| o + done)) {
             Ok(moved) => {
                 done += moved;
                 if moved < vector.len {
@@ -106,142 +274,332 @@ pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
     Ok(done)
 }
 
-/// Reads from the serial console: waits for the first byte, then returns what is there (at
-/// most [`MAX_READ`] bytes). A signal interrupts the wait (the call restarts unless a handler
-/// without `SA_RESTART` runs).
-pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
-    check_buffer(buf, len)?;
-    if len == 0 {
-        return Ok(0);
-    }
-    let len = len.min(MAX_READ) as usize;
-    let mut bytes = Vec::new();
-    loop {
-        while bytes.len() < len {
-            match crate::console::poll_key() {
-                Some(b'\r') => bytes.push(b'\n'),
-                Some(byte) => bytes.push(byte),
-                None => break,
-            }
-        }
-        if !bytes.is_empty() {
-            break;
-        }
-        if crate::sched::timer::sleep_ns(10_000_000).is_err() {
-            return Err(ERESTARTSYS);
-        }
-    }
-    let mut unread = bytes.as_slice();
-    transfer::to_user(buf, bytes.len() as u64, |piece| {
-        let (now, rest) = unread.split_at(piece.len());
-        piece.copy_from_slice(now);
-        unread = rest;
+pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
+    let file = readable_file(fd)?;
+    let vectors = read_iovecs(iov, count)?;
+    vectored(&vectors, None, |buf, len, at| {
+        read_file(&file, buf, len, at)
     })
 }
 
-pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
+pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
+    let file = writable_file(fd)?;
     let vectors = read_iovecs(iov, count)?;
-    match vectors.iter().find(|v| v.len > 0) {
-        Some(first) => read(fd, first.base, first.len),
-        None => Ok(0),
-    }
+    let _one_writer = one_writer(&file)?;
+    vectored(&vectors, None, |buf, len, at| {
+        write_file(&file, buf, len, at)
+    })
 }
 
-/// `pread64` and `pwrite64`: a negative offset is `EINVAL`; the console, like every terminal,
-/// cannot be read or written at an offset (`ESPIPE`, before the buffer is looked at).
-pub fn pread_pwrite(fd: u64, offset: u64) -> SysResult {
+pub fn preadv(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
     if (offset as i64) < 0 {
         return Err(EINVAL);
     }
-    if is_console(fd) {
-        Err(ESPIPE)
-    } else {
-        Err(EBADF)
+    let file = readable_file(fd)?;
+    let vectors = read_iovecs(iov, count)?;
+    positioned(&file)?;
+    vectored(&vectors, Some(offset), |buf, len, at| {
+        read_file(&file, buf, len, at)
+    })
+}
+
+pub fn pwritev(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
     }
+    let file = writable_file(fd)?;
+    let vectors = read_iovecs(iov, count)?;
+    positioned(&file)?;
+    vectored(&vectors, Some(offset), |buf, len, at| {
+        write_file(&file, buf, len, at)
+    })
+}
+
+const SEEK_SET: u64 = 0;
+const SEEK_CUR: u64 = 1;
+const SEEK_END: u64 = 2;
+const SEEK_DATA: u64 = 3;
+const SEEK_HOLE: u64 = 4;
+
+pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
+    let file = file(fd)?;
+    if !file.inode().seekable() {
+        return Err(ESPIPE);
+    }
+    let mut position = file.lock_position()?;
+    let offset = offset as i64;
+    let size = file.inode().stat().size as i64;
+    let target = match whence {
+        SEEK_SET => Some(offset),
+        SEEK_CUR => (*position as i64).checked_add(offset),
+        SEEK_END => size.checked_add(offset),
+        // Files have no holes worth reporting: data runs to the end, a hole starts there.
+        SEEK_DATA if offset < size && offset >= 0 => Some(offset),
+        SEEK_HOLE if offset < size && offset >= 0 => Some(size),
+        SEEK_DATA | SEEK_HOLE => return Err(super::errno::ENXIO),
+        _ => return Err(EINVAL),
+    };
+    let target = target.ok_or(EOVERFLOW)?;
+    if target < 0 {
+        return Err(EINVAL);
+    }
+    *position = target as u64;
+    Ok(target as u64)
 }
 
 pub fn close(fd: u64) -> SysResult {
-    if is_console(fd) { Ok(0) } else { Err(EBADF) }
-}
-
-pub fn lseek(fd: u64) -> SysResult {
-    if is_console(fd) {
-        Err(ESPIPE)
-    } else {
-        Err(EBADF)
-    }
-}
-
-pub fn ioctl(fd: u64, request: u64, _argument: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
-    // TCGETS, TIOCGWINSZ and the rest: the console is a plain serial line, not a terminal.
-    let _ = request;
-    Err(ENOTTY)
-}
-
-/// `struct stat` for a character device (the console), 144 bytes on x86_64.
-fn console_stat() -> [u64; 18] {
-    let mut stat = [0u64; 18];
-    stat[0] = 0x0b; // st_dev
-    stat[1] = 3; // st_ino
-    stat[2] = 1; // st_nlink
-    // st_mode (u32) | st_uid (u32): character device, rw for the owner.
-    stat[3] = 0o020_620;
-    stat[5] = 0x0501; // st_rdev: /dev/console (5, 1)
-    stat[7] = 1024; // st_blksize
-    stat
-}
-
-pub fn fstat(fd: u64, buf: u64) -> SysResult {
-    if !is_console(fd) {
-        return Err(EBADF);
-    }
-    write_user(buf, &console_stat())?;
+    let file = process().files().remove(fd)?;
+    drop(file);
     Ok(0)
 }
 
-const AT_EMPTY_PATH: u64 = 0x1000;
+const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 
-/// `newfstatat`: the console's descriptors (`AT_EMPTY_PATH`), and the ramdisk's files by
-/// absolute path (regular files, read-only and executable: what `execve` runs).
-pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
-    let mut name = [0u8; 256];
-    let length = crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
-    if length == 0 && flags & AT_EMPTY_PATH != 0 {
-        return fstat(dirfd, buf);
+pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
+    let (first, last) = (first as u32, last as u32);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(EINVAL);
     }
-    let file = core::str::from_utf8(&name[..length])
-        .ok()
-        .filter(|path| path.starts_with('/'))
-        .and_then(crate::proc::ramdisk::find)
-        .ok_or(ENOENT)?;
-    write_user(buf, &ramdisk_file_stat(file))?;
+    let process = process();
+    if flags & CLOSE_RANGE_UNSHARE != 0 {
+        process.unshare_files();
+    }
+    let closed = process.files().remove_range(
+        u64::from(first),
+        u64::from(last),
+        flags & CLOSE_RANGE_CLOEXEC != 0,
+    );
+    drop(closed);
     Ok(0)
 }
 
-/// `struct stat` of a ramdisk file: a regular file, mode 0555, on the ramdisk's device.
-fn ramdisk_file_stat(file: &[u8]) -> [u64; 18] {
-    let mut stat = [0u64; 18];
-    stat[0] = 0x01; // st_dev: the initial ramdisk (1, 0)
-    stat[1] = file.as_ptr() as u64 / 8; // st_ino: one number per file
-    stat[2] = 1; // st_nlink
-    stat[3] = 0o100_555; // st_mode | st_uid << 32: regular file, root's
-    stat[6] = file.len() as u64; // st_size
-    stat[7] = 4096; // st_blksize
-    stat[8] = file.len().div_ceil(512) as u64; // st_blocks
-    stat
+pub fn dup(fd: u64) -> SysResult {
+    let files = process().files();
+    let file = files.get(fd)?;
+    files.install(file, false, 0)
 }
 
-pub fn readlinkat(path: u64) -> SysResult {
-    let mut name = [0u8; 256];
-    crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
-    Err(ENOENT)
+pub fn dup2(old: u64, new: u64) -> SysResult {
+    let files = process().files();
+    let file = files.get(old)?;
+    if old == new {
+        return Ok(new);
+    }
+    let replaced = files.install_at(new, file, false)?;
+    drop(replaced);
+    Ok(new)
+}
+
+pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    if flags & !u64::from(O_CLOEXEC) != 0 || old == new {
+        return Err(EINVAL);
+    }
+    let files = process().files();
+    let file = files.get(old)?;
+    let replaced = files.install_at(new, file, flags != 0)?;
+    drop(replaced);
+    Ok(new)
+}
+
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+const F_GETLK: u64 = 5;
+const F_SETLK: u64 = 6;
+const F_SETLKW: u64 = 7;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const FD_CLOEXEC: u64 = 1;
+/// `l_type` of a lock that is not held.
+const F_UNLCK: u16 = 2;
+
+pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
+    let files = process().files();
+    let file = files.get(fd)?;
+    match command {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let lowest = usize::try_from(argument)
+                .ok()
+                .filter(|&lowest| lowest < MAX_FDS)
+                .ok_or(EINVAL)?;
+            files.install(file, command == F_DUPFD_CLOEXEC, lowest)
+        }
+        F_GETFD => Ok(u64::from(files.close_on_exec(fd)?)),
+        F_SETFD => {
+            files.set_close_on_exec(fd, argument & FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        F_GETFL => Ok(u64::from(file.flags())),
+        F_SETFL => {
+            file.set_status_flags(argument as u32 & SETFL_MASK);
+            Ok(0)
+        }
+        // Record locks: no other process can hold one (there is no locking between
+        // processes yet), so every lock is granted and none is ever in the way.
+        F_GETLK => {
+            crate::arch::uaccess::copy_to_user(argument, &F_UNLCK.to_le_bytes())?;
+            Ok(0)
+        }
+        F_SETLK | F_SETLKW => {
+            read_user::<[u64; 4]>(argument)?;
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+const FIONREAD: u64 = 0x541b;
+const FIONBIO: u64 = 0x5421;
+const FIONCLEX: u64 = 0x5450;
+const FIOCLEX: u64 = 0x5451;
+
+pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
+    let files = process().files();
+    let file = files.get(fd)?;
+    match request {
+        FIOCLEX | FIONCLEX => {
+            files.set_close_on_exec(fd, request == FIOCLEX)?;
+            Ok(0)
+        }
+        FIONBIO => {
+            let on = read_user::<u32>(argument)? != 0;
+            let flags = file.flags() & SETFL_MASK;
+            file.set_status_flags(if on {
+                flags | O_NONBLOCK
+            } else {
+                flags & !O_NONBLOCK
+            });
+            Ok(0)
+        }
+        FIONREAD if file.inode().kind() == FileKind::Regular => {
+            let position = *file.lock_position()?;
+            let left = file.inode().stat().size.saturating_sub(position);
+            write_user(argument, &(left.min(i32::MAX as u64) as u32))?;
+            Ok(0)
+        }
+        _ => file.inode().ioctl(&file, request, argument),
+    }
+}
+
+/// `sendfile`: copies up to `count` bytes from `in_fd` (at `*offset` when `offset` is not
+/// NULL, which is then advanced, else at its position) to `out_fd`.
+pub fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> SysResult {
+    let input = readable_file(in_fd)?;
+    let output = writable_file(out_fd)?;
+    if output.flags() & O_APPEND != 0 {
+        return Err(EINVAL);
+    }
+    let mut at = match offset {
+        0 => None,
+        pointer => {
+            let value = read_user::<i64>(pointer)?;
+            if value < 0 {
+                return Err(EINVAL);
+            }
+            if !input.inode().seekable() {
+                return Err(ESPIPE);
+            }
+            Some(value as u64)
+        }
+    };
+    let count = count.min(MAX_RW_COUNT);
+    let mut kernel = Vec::new();
+    kernel
+        .try_reserve_exact((count as usize).min(CHUNK))
+        .map_err(|_| ENOMEM)?;
+    kernel.resize((count as usize).min(CHUNK), 0);
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(CHUNK);
+        let read = match at {
+            Some(position) => input.inode().read_at(&input, position, &mut kernel[..want]),
+            None => read_at_position(&input, &mut kernel[..want]),
+        };
+        let read = match read {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        let written = match write_kernel(&output, &kernel[..read]) {
+            Ok(written) => written,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        done += written as u64;
+        if let Some(position) = &mut at {
+            *position += written as u64;
+        }
+        if written < read || read < want {
+            break;
+        }
+    }
+    if let (Some(position), true) = (at, offset != 0) {
+        write_user(offset, &position)?;
+    }
+    Ok(done)
+}
+
+/// Reads into a kernel buffer at and advancing `file`'s position.
+fn read_at_position(file: &File, buf: &mut [u8]) -> Result<usize, Errno> {
+    if !file.inode().seekable() {
+        return file.inode().read_at(file, 0, buf);
+    }
+    let mut position = file.lock_position()?;
+    let read = file.inode().read_at(file, *position, buf)?;
+    *position += read as u64;
+    Ok(read)
+}
+
+/// Writes a kernel buffer at and advancing `file`'s position.
+fn write_kernel(file: &File, buf: &[u8]) -> Result<usize, Errno> {
+    if !file.inode().seekable() {
+        return file.inode().write_at(file, 0, buf);
+    }
+    let mut position = file.lock_position()?;
+    let written = file.inode().write_at(file, *position, buf)?;
+    *position += written as u64;
+    Ok(written)
+}
+
+const FALLOC_FL_KEEP_SIZE: u64 = 1;
+
+pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
+    let (offset, len) = (offset as i64, len as i64);
+    if offset < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    let file = file(fd)?;
+    if !file.writable() {
+        return Err(EBADF);
+    }
+    let inode = file.inode();
+    match inode.kind() {
+        FileKind::Regular => {}
+        FileKind::Directory => return Err(EISDIR),
+        _ => return Err(ENODEV),
+    }
+    let end = offset.checked_add(len).ok_or(super::errno::EFBIG)? as u64;
+    match mode {
+        0 => {
+            if end > inode.stat().size {
+                inode.truncate(end)?;
+            }
+            Ok(0)
+        }
+        // Memory is not reserved ahead (there is no disk to run out of): nothing to do.
+        FALLOC_FL_KEEP_SIZE => Ok(0),
+        _ => Err(super::errno::EOPNOTSUPP),
+    }
+}
+
+pub fn fsync(fd: u64) -> SysResult {
+    let file = file(fd)?;
+    match file.inode().kind() {
+        // Memory is the storage: nothing is ever waiting to be written.
+        FileKind::Regular | FileKind::Directory => Ok(0),
+        _ => Err(EINVAL),
+    }
 }

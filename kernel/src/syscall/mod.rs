@@ -6,6 +6,7 @@
 //! lock is held on entry.
 
 pub mod errno;
+mod files;
 mod info;
 mod io;
 mod process;
@@ -46,9 +47,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let result: SysResult = match number {
         0 => io::read(a[0], a[1], a[2]),
         1 => io::write(a[0], a[1], a[2]),
+        2 => files::open(a[0], a[1], a[2]),
         3 => io::close(a[0]),
-        5 => io::fstat(a[0], a[1]),
-        8 => io::lseek(a[0]),
+        4 => files::stat(a[0], a[1]),
+        5 => files::fstat(a[0], a[1]),
+        6 => files::lstat(a[0], a[1]),
+        8 => io::lseek(a[0], a[1], a[2]),
         9 => with_mm(|mm| crate::mm::mmap::mmap(mm, a[0], a[1], a[2], a[3], a[4], a[5])),
         10 => with_mm(|mm| crate::mm::mmap::mprotect(mm, a[0], a[1], a[2])),
         11 => with_mm(|mm| crate::mm::mmap::munmap(mm, a[0], a[1])),
@@ -57,18 +61,23 @@ pub fn dispatch(frame: &mut TrapFrame) {
         14 => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         RT_SIGRETURN => signal::rt_sigreturn(frame),
         16 => io::ioctl(a[0], a[1], a[2]),
-        17 | 18 => io::pread_pwrite(a[0], a[3]),
+        17 => io::pread64(a[0], a[1], a[2], a[3]),
+        18 => io::pwrite64(a[0], a[1], a[2], a[3]),
         19 => io::readv(a[0], a[1], a[2]),
         20 => io::writev(a[0], a[1], a[2]),
+        21 => files::faccessat2(AT_FDCWD, a[0], a[1], 0),
         24 => {
             sched::yield_now();
             Ok(0)
         }
         25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
+        32 => io::dup(a[0]),
+        33 => io::dup2(a[0], a[1]),
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
         34 => signal::pause(),
         35 => time::nanosleep(a[0], a[1]),
         39 => Ok(u64::from(thread::process().pid)),
+        40 => io::sendfile(a[0], a[1], a[2], a[3]),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         57 => process::fork(frame),
         58 => process::vfork(frame),
@@ -77,10 +86,28 @@ pub fn dispatch(frame: &mut TrapFrame) {
         61 => process::wait4(a[0], a[1], a[2], a[3]),
         62 => signal::kill(a[0], a[1]),
         63 => info::uname(a[0]),
-        89 => io::readlinkat(a[0]), // readlink: no file system, so no link
+        72 => io::fcntl(a[0], a[1], a[2]),
+        74 | 75 => io::fsync(a[0]),
+        76 => files::truncate(a[0], a[1]),
+        77 => files::ftruncate(a[0], a[1]),
+        79 => files::getcwd(a[0], a[1]),
+        80 => files::chdir(a[0]),
+        81 => files::fchdir(a[0]),
+        82 => files::renameat2(AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
+        83 => files::mkdirat(AT_FDCWD, a[0], a[1]),
+        84 => files::unlinkat(AT_FDCWD, a[0], AT_REMOVEDIR),
+        85 => files::creat(a[0], a[1]),
+        86 => files::linkat(AT_FDCWD, a[0], AT_FDCWD, a[1], 0),
+        87 => files::unlinkat(AT_FDCWD, a[0], 0),
+        88 => files::symlinkat(a[0], AT_FDCWD, a[1]),
+        89 => files::readlinkat(AT_FDCWD, a[0], a[1], a[2]),
+        90 => files::fchmodat(AT_FDCWD, a[0], a[1], 0),
+        91 => files::fchmod(a[0], a[1]),
+        95 => files::umask(a[0]),
         96 => time::gettimeofday(a[0]),
         97 => info::getrlimit(a[0], a[1]),
         98 => info::getrusage(a[0] as i64, a[1]),
+        99 => files::sysinfo(a[0]),
         102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: root
         109 => process::setpgid(a[0], a[1]),
         110 => process::getppid(),
@@ -93,6 +120,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         129 => signal::rt_sigqueueinfo(a[0], a[1], a[2]),
         130 => signal::rt_sigsuspend(a[0], a[1]),
         131 => signal::sigaltstack(frame.rsp, a[0], a[1]),
+        137 => files::statfs(a[0], a[1]),
+        138 => files::fstatfs(a[0], a[1]),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
         169 => info::reboot(a[0], a[1], a[2]),
@@ -102,6 +131,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
+        217 => files::getdents64(a[0], a[1], a[2]),
         218 => thread::set_tid_address(a[0]),
         219 => signal::restart_syscall(),
         228 => time::clock_gettime(a[0], a[1]),
@@ -110,8 +140,16 @@ pub fn dispatch(frame: &mut TrapFrame) {
         231 => crate::proc::exit_group(a[0] as u32),
         234 => signal::tgkill(a[0], a[1], a[2]),
         247 => process::waitid(a[0], a[1], a[2], a[3], a[4]),
-        262 => io::newfstatat(a[0], a[1], a[2], a[3]),
-        267 => io::readlinkat(a[1]),
+        257 => files::openat(a[0], a[1], a[2], a[3]),
+        258 => files::mkdirat(a[0], a[1], a[2]),
+        262 => files::newfstatat(a[0], a[1], a[2], a[3]),
+        263 => files::unlinkat(a[0], a[1], a[2]),
+        264 => files::renameat2(a[0], a[1], a[2], a[3], 0),
+        265 => files::linkat(a[0], a[1], a[2], a[3], a[4]),
+        266 => files::symlinkat(a[0], a[1], a[2]),
+        267 => files::readlinkat(a[0], a[1], a[2], a[3]),
+        268 => files::fchmodat(a[0], a[1], a[2], 0),
+        269 => files::faccessat2(a[0], a[1], a[2], 0),
         // set_robust_list: the list is accepted but not walked at exit.
         273 => {
             if a[1] == 24 {
@@ -120,13 +158,23 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 Err(errno::EINVAL)
             }
         }
+        285 => io::fallocate(a[0], a[1], a[2], a[3]),
+        292 => io::dup3(a[0], a[1], a[2]),
+        295 => io::preadv(a[0], a[1], a[2], a[3]),
+        296 => io::pwritev(a[0], a[1], a[2], a[3]),
         297 => signal::rt_tgsigqueueinfo(a[0], a[1], a[2], a[3]),
         302 => info::prlimit64(a[0], a[1], a[2], a[3]),
         309 => thread::getcpu(a[0], a[1]),
+        316 => files::renameat2(a[0], a[1], a[2], a[3], a[4]),
         318 => info::getrandom(a[0], a[1], a[2]),
+        319 => files::memfd_create(a[0], a[1]),
         322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
+        332 => files::statx(a[0], a[1], a[2], a[3], a[4]),
         334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
         435 => process::clone3(frame, a[0], a[1]),
+        436 => io::close_range(a[0], a[1], a[2]),
+        439 => files::faccessat2(a[0], a[1], a[2], a[3]),
+        452 => files::fchmodat(a[0], a[1], a[2], a[3]),
         _ => {
             log::warn!(
                 "{}[{}]: unimplemented system call {number} ({}); returning -ENOSYS",
@@ -142,6 +190,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Err(errno) => (-i64::from(errno.0)) as u64,
     };
 }
+
+/// `dirfd` meaning the working directory, for the calls without a directory argument.
+const AT_FDCWD: u64 = -100i64 as u64;
+/// `unlinkat`'s flag for `rmdir`.
+const AT_REMOVEDIR: u64 = 0x200;
 
 /// Runs `f` with the calling thread's address space.
 fn with_mm(f: impl FnOnce(&crate::mm::addrspace::Mm) -> SysResult) -> SysResult {

@@ -36,9 +36,9 @@ const CLONE_IO: u64 = 0x8000_0000;
 /// The exit signal's bits in `clone`'s flags.
 const CSIGNAL: u64 = 0xff;
 
-/// What a process-creating clone may ask for. `CLONE_FS` and `CLONE_FILES` are accepted: there
-/// is no file system state or descriptor table to share or copy yet (every process has the
-/// console on fds 0–2). A shared address space (`CLONE_VM`, as `vfork` and `posix_spawn` use)
+/// What a process-creating clone may ask for. `CLONE_FILES` shares the descriptor table,
+/// `CLONE_FS` the working directory and umask (without them the child gets copies). A shared
+/// address space (`CLONE_VM`, as `vfork` and `posix_spawn` use)
 /// is supported; shared signal handlers between processes are not.
 const FORK_FLAGS: u64 = CLONE_VM
     | CLONE_FS
@@ -226,6 +226,18 @@ fn fork_process(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         parent: Some(parent.clone()),
         exit_signal: request.exit_signal as u32,
         vfork_done: vfork_done.clone(),
+        files: Some((
+            if flags & CLONE_FILES != 0 {
+                parent.files()
+            } else {
+                parent.files().copy()
+            },
+            if flags & CLONE_FS != 0 {
+                parent.fs_context().clone()
+            } else {
+                parent.fs_context().copy()
+            },
+        )),
     };
     let child = Arc::new(Process::new(
         &parent.path(),

@@ -1,0 +1,288 @@
+//! Files: the virtual file system every path and descriptor goes through.
+//!
+//! - An [`Inode`] is one file of some file system: a directory, a regular file, a symbolic
+//!   link, a device, a pipe. File systems implement the trait ([`tmpfs`] for the root and
+//!   `/tmp`, [`dev`] for `/dev`); what an inode cannot do answers with Linux's error by
+//!   default (`ENOTDIR` for a lookup in a file, `EINVAL` for reading a directory's link...).
+//! - A [`Dentry`](dentry::Dentry) is a name in the tree: its parent, its inode and what is
+//!   mounted on it. Dentries are cached (a directory keeps the children looked up through it)
+//!   so path walks of busy names cost map look-ups, and they give `..` and `getcwd` their
+//!   answers across mount points. [`dentry::resolve`] walks a path.
+//! - A [`File`](file::File) is an open file description (offset, status flags); a process's
+//!   [`FdTable`](file::FdTable) maps descriptors to them, shared with `CLONE_FILES` and copied
+//!   by `fork`. The [`FsContext`](file::FsContext) (working directory, umask) is shared with
+//!   `CLONE_FS`.
+//!
+//! # Locks
+//! Every lock of this module is a spinlock held for a short, bounded piece of work on kernel
+//! memory; none is held while user memory is touched (data moves through kernel buffers
+//! between the lock and the user copy), so none is held across a page fault or a sleep. Order:
+//! the rename lock ([`tmpfs`]), then directory entry maps (lower address first), then a
+//! dentry's child cache, then an inode's data. The descriptor table's lock is a leaf.
+
+pub mod dentry;
+pub mod dev;
+pub mod file;
+pub mod pagecache;
+pub mod tmpfs;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::syscall::errno::{EINVAL, EISDIR, ENOTDIR, ENOTTY, EPERM, Errno};
+use file::File;
+
+/// What kind of file an inode is (the `S_IFMT` bits of its mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    CharDevice,
+}
+
+impl FileKind {
+    /// The `S_IFMT` bits.
+    pub const fn mode_bits(self) -> u32 {
+        match self {
+            FileKind::Regular => 0o100_000,
+            FileKind::Directory => 0o040_000,
+            FileKind::Symlink => 0o120_000,
+            FileKind::CharDevice => 0o020_000,
+        }
+    }
+
+    /// The `d_type` of a directory entry (`getdents64`).
+    pub const fn dirent_type(self) -> u8 {
+        match self {
+            FileKind::Regular => 8,
+            FileKind::Directory => 4,
+            FileKind::Symlink => 10,
+            FileKind::CharDevice => 2,
+        }
+    }
+}
+
+/// The attributes `stat` reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub blksize: u32,
+    /// Modification and status-change times, ns since the epoch.
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+/// One entry of a directory listing.
+pub struct DirEntry {
+    pub name: String,
+    pub ino: u64,
+    pub kind: FileKind,
+}
+
+/// The file system kinds `statfs` tells apart (Linux's magic numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsKind {
+    Tmpfs,
+    Devtmpfs,
+}
+
+impl FsKind {
+    /// `f_type` of `struct statfs`.
+    pub const fn magic(self) -> u64 {
+        match self {
+            FsKind::Tmpfs | FsKind::Devtmpfs => 0x0102_1994,
+        }
+    }
+
+    /// The device number `stat` reports for files of this kind (one anonymous device each).
+    pub const fn device(self) -> u64 {
+        match self {
+            FsKind::Tmpfs => 0x16,
+            FsKind::Devtmpfs => 0x05,
+        }
+    }
+
+    /// The name `/proc/mounts` shows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FsKind::Tmpfs => "tmpfs",
+            FsKind::Devtmpfs => "devtmpfs",
+        }
+    }
+}
+
+/// `renameat2` flags.
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+
+/// A file of some file system. Every operation has Linux's answer for a file that cannot do
+/// it as its default, so a file system implements only what its files do.
+pub trait Inode: Send + Sync + Any {
+    fn kind(&self) -> FileKind;
+    fn stat(&self) -> Stat;
+    fn fs(&self) -> FsKind;
+    fn as_any(&self) -> &dyn Any;
+
+    /// `chmod`: the permission bits (07777) become `mode`.
+    fn set_mode(&self, _mode: u32) -> Result<(), Errno> {
+        Err(EPERM)
+    }
+
+    // Directories.
+
+    /// The child called `name` (never `.` or `..`: the path walk answers those).
+    fn lookup(&self, _name: &str) -> Result<Arc<dyn Inode>, Errno> {
+        Err(ENOTDIR)
+    }
+
+    /// Whether children found by [`Inode::lookup`] may be cached as dentries (false for
+    /// directories whose contents change without going through the VFS, like `/proc`).
+    fn caches_children(&self) -> bool {
+        true
+    }
+
+    /// A new child `name` of `kind` with permission bits `mode` (`EEXIST` if the name is
+    /// taken). For a symbolic link, `target` is what it points to.
+    fn create(
+        &self,
+        _name: &str,
+        _kind: FileKind,
+        _mode: u32,
+        _target: Option<&str>,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(ENOTDIR)
+    }
+
+    /// A new name `name` for `inode` (a hard link).
+    fn link(&self, _name: &str, _inode: &Arc<dyn Inode>) -> Result<(), Errno> {
+        Err(ENOTDIR)
+    }
+
+    /// Removes `name`: a directory (empty) when `directory`, anything else otherwise.
+    fn unlink(&self, _name: &str, _directory: bool) -> Result<(), Errno> {
+        Err(ENOTDIR)
+    }
+
+    /// Moves `name` to `new_name` in `new_parent` (same file system) with `renameat2` flags.
+    fn rename(
+        &self,
+        _name: &str,
+        _new_parent: &dyn Inode,
+        _new_name: &str,
+        _flags: u32,
+    ) -> Result<(), Errno> {
+        Err(ENOTDIR)
+    }
+
+    /// The entries from position `from` on (`.` and `..` not included), in a stable order.
+    fn entries(&self, _from: usize) -> Result<Vec<DirEntry>, Errno> {
+        Err(ENOTDIR)
+    }
+
+    // Symbolic links.
+
+    fn readlink(&self) -> Result<String, Errno> {
+        Err(EINVAL)
+    }
+
+    // Data.
+
+    /// Called when a description of this inode is opened (pipes count readers and writers,
+    /// `/proc` files take their snapshot).
+    fn open(&self, _file: &File) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    /// Called when the last descriptor of an open description goes.
+    fn release(&self, _file: &File) {}
+
+    /// Reads at `offset` into `buf`; returns the count (0 at the end of the data). May sleep
+    /// (pipes, terminals) unless the description is non-blocking.
+    fn read_at(&self, _file: &File, _offset: u64, _buf: &mut [u8]) -> Result<usize, Errno> {
+        Err(EISDIR)
+    }
+
+    /// Writes `buf` at `offset`; returns the count.
+    fn write_at(&self, _file: &File, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {
+        Err(EISDIR)
+    }
+
+    /// Whether the file has positions (`lseek`, `pread` work): regular files, directories and
+    /// some devices; pipes and terminals do not (`ESPIPE`).
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    /// A lock a `write` or `writev` holds from its first byte to its last, so that one call's
+    /// output is never mixed with another's (terminals).
+    fn writer_lock(&self) -> Option<&crate::sync::Mutex<()>> {
+        None
+    }
+
+    /// Sets the size (`truncate`, `ftruncate`).
+    fn truncate(&self, _size: u64) -> Result<(), Errno> {
+        Err(EINVAL)
+    }
+
+    fn ioctl(&self, _file: &File, _request: u64, _argument: u64) -> Result<u64, Errno> {
+        Err(ENOTTY)
+    }
+
+    /// The page cache of a regular file (what `mmap` maps).
+    fn page_cache(&self) -> Option<&pagecache::PageCache> {
+        None
+    }
+}
+
+/// Inode numbers, unique across the file systems of this boot.
+static NEXT_INODE_NUMBER: AtomicU64 = AtomicU64::new(2);
+
+pub fn allocate_inode_number() -> u64 {
+    NEXT_INODE_NUMBER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Nanoseconds since the epoch, for file times.
+pub fn now_ns() -> u64 {
+    crate::time::now_ns() + crate::time::realtime_offset_ns()
+}
+
+/// Builds the tree: the root tmpfs filled from the ramdisk, `/tmp`, `/dev`. Once at boot,
+/// before the first process starts.
+pub fn init() {
+    let root = dentry::init_root(tmpfs::TmpInode::new_dir(0o755));
+    match tmpfs::fill_from_ramdisk(&root) {
+        Ok(()) => {}
+        Err(tmpfs::UnpackError::Archive) => {
+            log::warn!("fs: the ramdisk is damaged; unpacked in part")
+        }
+        Err(tmpfs::UnpackError::Entry(path, error)) => {
+            log::warn!(
+                "fs: the ramdisk's {path} could not be unpacked (errno {})",
+                error.0
+            );
+        }
+    }
+    for (path, mode) in [
+        ("tmp", 0o1777),
+        ("dev", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+    ] {
+        match root.inode().create(path, FileKind::Directory, mode, None) {
+            Ok(_) | Err(crate::syscall::errno::EEXIST) => {}
+            Err(error) => log::warn!("fs: cannot create /{path}: {error:?}"),
+        }
+    }
+    dentry::mount_at("/tmp", tmpfs::TmpInode::new_dir(0o1777));
+    dentry::mount_at("/dev", dev::new_devfs());
+}

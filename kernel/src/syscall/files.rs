@@ -1,0 +1,618 @@
+//! Names and attributes: open, the stat family, directories, links, renames, modes, sizes, the
+//! working directory, access checks, file-system statistics, `memfd_create`, `sysinfo`.
+//!
+//! Paths are copied from user memory whole (`ENAMETOOLONG` at `PATH_MAX`) and walked by
+//! [`crate::fs::dentry`]; the `*at` forms start relative paths at a directory descriptor or,
+//! with `AT_FDCWD`, at the working directory. Every process runs as root, so permission bits
+//! are kept and reported but only execute bits are checked (as Linux does for root).
+
+use alloc::string::String;
+use alloc::sync::Arc;
+
+use super::errno::{
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM,
+    ERANGE, Errno, SysResult,
+};
+use super::io::file;
+use super::thread::process;
+use crate::arch::uaccess::{copy_to_user, strncpy_from_user, write_user};
+use crate::fs::dentry::{self, Dentry, Follow, PATH_MAX};
+use crate::fs::file::{
+    File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
+    O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
+};
+use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+
+/// `dirfd` meaning the working directory.
+const AT_FDCWD: u64 = -100i64 as u64;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_EACCESS: u64 = 0x200;
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
+const AT_NO_AUTOMOUNT: u64 = 0x800;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_STATX_SYNC_TYPE: u64 = 0x6000;
+
+/// The path at user address `path`.
+fn user_path(path: u64) -> Result<String, Errno> {
+    let mut bytes = alloc::vec![0u8; PATH_MAX];
+    let length = strncpy_from_user(&mut bytes, path)?;
+    bytes.truncate(length);
+    String::from_utf8(bytes).map_err(|_| EINVAL)
+}
+
+/// Where a relative path given with `dirfd` starts.
+fn start_of(dirfd: u64, path: &str) -> Result<Arc<Dentry>, Errno> {
+    if path.starts_with('/') || dirfd as i32 as i64 == AT_FDCWD as i64 {
+        return Ok(process().fs_context().cwd());
+    }
+    let directory = file(u64::from(dirfd as u32))?;
+    if directory.inode().kind() != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    Ok(directory.dentry().clone())
+}
+
+/// The dentry `dirfd` and `path` name; an empty path names `dirfd` itself when `flags` has
+/// `AT_EMPTY_PATH`.
+fn lookup_at(dirfd: u64, path: u64, flags: u64, follow: Follow) -> Result<Arc<Dentry>, Errno> {
+    let path = user_path(path)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if dirfd as i32 as i64 == AT_FDCWD as i64 {
+            return Ok(process().fs_context().cwd());
+        }
+        return Ok(file(u64::from(dirfd as u32))?.dentry().clone());
+    }
+    if path.is_empty() {
+        return Err(ENOENT);
+    }
+    let base = start_of(dirfd, &path)?;
+    dentry::resolve(&base, &path, follow)
+}
+
+/// The directory and last name of `path` (relative to `dirfd`).
+fn parent_at(dirfd: u64, path: u64) -> Result<(Arc<Dentry>, String, bool), Errno> {
+    let path = user_path(path)?;
+    if path.is_empty() {
+        return Err(ENOENT);
+    }
+    let base = start_of(dirfd, &path)?;
+    let (directory, name) = dentry::resolve_parent(&base, &path)?;
+    Ok((directory, name, path.ends_with('/')))
+}
+
+pub fn open(path: u64, flags: u64, mode: u64) -> SysResult {
+    openat(AT_FDCWD, path, flags, mode)
+}
+
+pub fn creat(path: u64, mode: u64) -> SysResult {
+    openat(
+        AT_FDCWD,
+        path,
+        u64::from(O_CREAT | O_WRONLY | O_TRUNC),
+        mode,
+    )
+}
+
+pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    let flags = flags as u32 | O_LARGEFILE;
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(EOPNOTSUPP);
+    }
+    let dentry = open_dentry(dirfd, path, flags, mode as u32)?;
+    let inode = dentry.inode().clone();
+    let kind = inode.kind();
+    if flags & O_PATH == 0 {
+        if flags & O_DIRECTORY != 0 && kind != FileKind::Directory {
+            return Err(ENOTDIR);
+        }
+        if kind == FileKind::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
+            return Err(EISDIR);
+        }
+        if kind == FileKind::Symlink {
+            return Err(ELOOP);
+        }
+    } else if flags & O_DIRECTORY != 0 && kind != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    let status = if flags & O_PATH != 0 {
+        O_PATH | flags & (O_DIRECTORY | O_NOFOLLOW)
+    } else {
+        flags
+    };
+    let file = File::open(dentry, status)?;
+    if flags & O_TRUNC != 0 && flags & O_PATH == 0 && kind == FileKind::Regular {
+        inode.truncate(0)?;
+    }
+    process().files().install(file, flags & O_CLOEXEC != 0, 0)
+}
+
+/// The dentry an `open` names, created (a regular file) for `O_CREAT` where missing.
+fn open_dentry(dirfd: u64, path: u64, flags: u32, mode: u32) -> Result<Arc<Dentry>, Errno> {
+    let follow = if flags & O_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    if flags & O_CREAT == 0 {
+        return lookup_at(dirfd, path, 0, follow);
+    }
+    let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
+    if trailing_slash || dentry::is_dot_or_dotdot(&name) {
+        return Err(EISDIR);
+    }
+    match directory.child(&name) {
+        Ok(_) if flags & O_EXCL != 0 => Err(EEXIST),
+        Ok(existing) if existing.inode().kind() == FileKind::Symlink && follow == Follow::Yes => {
+            dentry::resolve(&directory, &name, Follow::Yes)
+        }
+        Ok(existing) => Ok(existing),
+        Err(ENOENT) => {
+            let mode = mode & 0o7777 & !process().fs_context().umask();
+            match directory.create(&name, FileKind::Regular, mode, None) {
+                // Created meanwhile by someone else: open theirs (unless O_EXCL).
+                Err(EEXIST) if flags & O_EXCL == 0 => directory.child(&name),
+                other => other,
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `struct stat` (x86_64, 144 bytes) of `stat`.
+fn stat_words(stat: &Stat) -> [u64; 18] {
+    let mut words = [0u64; 18];
+    words[0] = stat.dev;
+    words[1] = stat.ino;
+    words[2] = u64::from(stat.nlink);
+    words[3] = u64::from(stat.mode); // st_mode | st_uid (root) << 32
+    words[5] = stat.rdev;
+    words[6] = stat.size;
+    words[7] = u64::from(stat.blksize);
+    words[8] = stat.blocks;
+    // Access time: the modification time (access times are not kept).
+    words[9] = stat.mtime_ns / 1_000_000_000;
+    words[10] = stat.mtime_ns % 1_000_000_000;
+    words[11] = stat.mtime_ns / 1_000_000_000;
+    words[12] = stat.mtime_ns % 1_000_000_000;
+    words[13] = stat.ctime_ns / 1_000_000_000;
+    words[14] = stat.ctime_ns % 1_000_000_000;
+    words
+}
+
+pub fn fstat(fd: u64, buf: u64) -> SysResult {
+    let stat = file(fd)?.inode().stat();
+    write_user(buf, &stat_words(&stat))?;
+    Ok(0)
+}
+
+pub fn stat(path: u64, buf: u64) -> SysResult {
+    newfstatat(AT_FDCWD, path, buf, 0)
+}
+
+pub fn lstat(path: u64, buf: u64) -> SysResult {
+    newfstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(
+        dirfd,
+        path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
+    write_user(buf, &stat_words(&dentry.inode().stat()))?;
+    Ok(0)
+}
+
+fn follow_unless(flags: u64, no_follow: u64) -> Follow {
+    if flags & no_follow != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    }
+}
+
+/// The fields `statx` fills (`STATX_BASIC_STATS`).
+const STATX_BASIC_STATS: u32 = 0x7ff;
+
+pub fn statx(dirfd: u64, path: u64, flags: u64, _mask: u64, buf: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+    {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(
+        dirfd,
+        path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
+    let stat = dentry.inode().stat();
+    let mut out = [0u8; 256];
+    let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &STATX_BASIC_STATS.to_le_bytes());
+    put(4, &stat.blksize.to_le_bytes());
+    put(16, &stat.nlink.to_le_bytes());
+    put(28, &(stat.mode as u16).to_le_bytes());
+    put(32, &stat.ino.to_le_bytes());
+    put(40, &stat.size.to_le_bytes());
+    put(48, &stat.blocks.to_le_bytes());
+    for (at, ns) in [
+        (64, stat.mtime_ns),
+        (96, stat.ctime_ns),
+        (112, stat.mtime_ns),
+    ] {
+        put(at, &(ns / 1_000_000_000).to_le_bytes());
+        put(at + 8, &((ns % 1_000_000_000) as u32).to_le_bytes());
+    }
+    let (rdev_major, rdev_minor) = decode_device(stat.rdev);
+    let (dev_major, dev_minor) = decode_device(stat.dev);
+    put(128, &rdev_major.to_le_bytes());
+    put(132, &rdev_minor.to_le_bytes());
+    put(136, &dev_major.to_le_bytes());
+    put(140, &dev_minor.to_le_bytes());
+    copy_to_user(buf, &out)?;
+    Ok(0)
+}
+
+/// Linux's `new_decode_dev`: (major, minor).
+fn decode_device(device: u64) -> (u32, u32) {
+    (
+        ((device >> 8) & 0xfff) as u32,
+        ((device & 0xff) | ((device >> 12) & 0xfff00)) as u32,
+    )
+}
+
+/// `getdents64`: entries from the description's position (0 is `.`, 1 is `..`, then the
+/// directory's own), as many as fit in `len` bytes (`EINVAL` if not even the first does).
+pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
+    let file = file(fd)?;
+    let dentry = file.dentry().clone();
+    if dentry.inode().kind() != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    super::transfer::check_buffer(buf, len)?;
+    let mut position = file.lock_position()?;
+    let mut out = alloc::vec::Vec::new();
+    let mut next = *position;
+    let parent_ino = dentry.parent().map_or(1, |p| p.inode().stat().ino);
+    let own_ino = dentry.inode().stat().ino;
+    let mut entries = dentry
+        .inode()
+        .entries(next.saturating_sub(2) as usize)?
+        .into_iter();
+    loop {
+        let (name, ino, kind): (String, u64, FileKind) = match next {
+            0 => (".".into(), own_ino, FileKind::Directory),
+            1 => ("..".into(), parent_ino, FileKind::Directory),
+            _ => match entries.next() {
+                Some(entry) => (entry.name, entry.ino, entry.kind),
+                None => break,
+            },
+        };
+        let record = (19 + name.len() + 1).next_multiple_of(8);
+        if out.len() + record > len as usize {
+            if out.is_empty() {
+                return Err(EINVAL);
+            }
+            break;
+        }
+        let start = out.len();
+        out.resize(start + record, 0);
+        out[start..start + 8].copy_from_slice(&ino.to_le_bytes());
+        out[start + 8..start + 16].copy_from_slice(&(next + 1).to_le_bytes());
+        out[start + 16..start + 18].copy_from_slice(&(record as u16).to_le_bytes());
+        out[start + 18] = kind.dirent_type();
+        out[start + 19..start + 19 + name.len()].copy_from_slice(name.as_bytes());
+        next += 1;
+    }
+    copy_to_user(buf, &out)?;
+    *position = next;
+    Ok(out.len() as u64)
+}
+
+pub fn mkdirat(dirfd: u64, path: u64, mode: u64) -> SysResult {
+    let (directory, name, _) = parent_at(dirfd, path)?;
+    if dentry::is_dot_or_dotdot(&name) {
+        return Err(EEXIST);
+    }
+    let mode = mode as u32 & 0o7777 & !process().fs_context().umask();
+    directory.create(&name, FileKind::Directory, mode, None)?;
+    Ok(0)
+}
+
+pub fn unlinkat(dirfd: u64, path: u64, flags: u64) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
+    let removing_directory = flags & AT_REMOVEDIR != 0;
+    match name.as_str() {
+        "." if removing_directory => return Err(EINVAL),
+        ".." if removing_directory => return Err(super::errno::ENOTEMPTY),
+        "." | ".." => return Err(EISDIR),
+        _ => {}
+    }
+    if trailing_slash && !removing_directory {
+        let found = directory.child(&name)?;
+        return Err(if found.inode().kind() == FileKind::Directory {
+            EISDIR
+        } else {
+            ENOTDIR
+        });
+    }
+    directory.unlink(&name, removing_directory)?;
+    Ok(0)
+}
+
+pub fn renameat2(
+    old_dirfd: u64,
+    old_path: u64,
+    new_dirfd: u64,
+    new_path: u64,
+    flags: u64,
+) -> SysResult {
+    const RENAME_WHITEOUT: u64 = 4;
+    let flags32 = flags as u32;
+    if flags & !(u64::from(RENAME_NOREPLACE | RENAME_EXCHANGE) | RENAME_WHITEOUT) != 0
+        || flags32 & RENAME_NOREPLACE != 0 && flags32 & RENAME_EXCHANGE != 0
+    {
+        return Err(EINVAL);
+    }
+    if flags & RENAME_WHITEOUT != 0 {
+        return Err(EINVAL);
+    }
+    let (old_directory, old_name, _) = parent_at(old_dirfd, old_path)?;
+    let (new_directory, new_name, _) = parent_at(new_dirfd, new_path)?;
+    if dentry::is_dot_or_dotdot(&old_name) || dentry::is_dot_or_dotdot(&new_name) {
+        return Err(EBUSY);
+    }
+    let moving = old_directory.child(&old_name)?;
+    if moving.inode().kind() != FileKind::Directory {
+        // A trailing slash names a directory.
+        let new_text = user_path(new_path)?;
+        let old_text = user_path(old_path)?;
+        if new_text.ends_with('/') || old_text.ends_with('/') {
+            return Err(ENOTDIR);
+        }
+    }
+    old_directory.rename(&old_name, &new_directory, &new_name, flags32)?;
+    Ok(0)
+}
+
+pub fn linkat(
+    old_dirfd: u64,
+    old_path: u64,
+    new_dirfd: u64,
+    new_path: u64,
+    flags: u64,
+) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let follow = if flags & AT_SYMLINK_FOLLOW != 0 {
+        Follow::Yes
+    } else {
+        Follow::No
+    };
+    let existing = lookup_at(old_dirfd, old_path, flags, follow)?;
+    if existing.inode().kind() == FileKind::Directory {
+        return Err(EPERM);
+    }
+    let (directory, name, trailing_slash) = parent_at(new_dirfd, new_path)?;
+    if dentry::is_dot_or_dotdot(&name) {
+        return Err(EEXIST);
+    }
+    if trailing_slash {
+        return Err(if directory.child(&name).is_ok() {
+            EEXIST
+        } else {
+            ENOENT
+        });
+    }
+    directory.link(&name, existing.inode())?;
+    Ok(0)
+}
+
+pub fn symlinkat(target: u64, dirfd: u64, path: u64) -> SysResult {
+    let target = user_path(target)?;
+    if target.is_empty() {
+        return Err(ENOENT);
+    }
+    let (directory, name, _) = parent_at(dirfd, path)?;
+    if dentry::is_dot_or_dotdot(&name) {
+        return Err(EEXIST);
+    }
+    directory.create(&name, FileKind::Symlink, 0o777, Some(&target))?;
+    Ok(0)
+}
+
+pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if size as i32 <= 0 {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(dirfd, path, AT_EMPTY_PATH, Follow::No)?;
+    let target = dentry.inode().readlink()?;
+    let count = target.len().min(size as u32 as usize);
+    copy_to_user(buf, &target.as_bytes()[..count])?;
+    Ok(count as u64)
+}
+
+pub fn fchmod(fd: u64, mode: u64) -> SysResult {
+    let file = file(fd)?;
+    if file.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    file.inode().set_mode(mode as u32)?;
+    Ok(0)
+}
+
+pub fn fchmodat(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(
+        dirfd,
+        path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
+    if dentry.inode().kind() == FileKind::Symlink {
+        return Err(EOPNOTSUPP);
+    }
+    dentry.inode().set_mode(mode as u32)?;
+    Ok(0)
+}
+
+/// The inode a size change applies to: a regular file (`EISDIR` for a directory, `EINVAL`
+/// for anything else) and a size that is not negative.
+fn resizable(inode: &Arc<dyn Inode>, size: u64) -> Result<(), Errno> {
+    if (size as i64) < 0 {
+        return Err(EINVAL);
+    }
+    match inode.kind() {
+        FileKind::Regular => Ok(()),
+        FileKind::Directory => Err(EISDIR),
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn truncate(path: u64, size: u64) -> SysResult {
+    let dentry = lookup_at(AT_FDCWD, path, 0, Follow::Yes)?;
+    resizable(dentry.inode(), size)?;
+    dentry.inode().truncate(size)?;
+    Ok(0)
+}
+
+pub fn ftruncate(fd: u64, size: u64) -> SysResult {
+    let file = file(fd)?;
+    if (size as i64) < 0 || !file.writable() || file.inode().kind() != FileKind::Regular {
+        return Err(EINVAL);
+    }
+    resizable(file.inode(), size)?;
+    file.inode().truncate(size)?;
+    Ok(0)
+}
+
+pub fn chdir(path: u64) -> SysResult {
+    let dentry = lookup_at(AT_FDCWD, path, 0, Follow::Yes)?;
+    change_directory(dentry)
+}
+
+pub fn fchdir(fd: u64) -> SysResult {
+    change_directory(file(fd)?.dentry().clone())
+}
+
+fn change_directory(dentry: Arc<Dentry>) -> SysResult {
+    if dentry.inode().kind() != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    process().fs_context().set_cwd(dentry);
+    Ok(0)
+}
+
+/// `getcwd`: the working directory's path with its NUL; `ERANGE` if it does not fit in
+/// `size`, `ENOENT` if the directory was removed.
+pub fn getcwd(buf: u64, size: u64) -> SysResult {
+    let cwd = process().fs_context().cwd();
+    if cwd.is_deleted() {
+        return Err(ENOENT);
+    }
+    let mut path = cwd.path().into_bytes();
+    path.push(0);
+    if path.len() as u64 > size {
+        return Err(ERANGE);
+    }
+    copy_to_user(buf, &path).map_err(|_| EFAULT)?;
+    Ok(path.len() as u64)
+}
+
+const X_OK: u64 = 1;
+
+pub fn faccessat2(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(
+        dirfd,
+        path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
+    let stat = dentry.inode().stat();
+    // Root may read and write anything; it may execute a file with an execute bit set.
+    if mode & X_OK != 0 && dentry.inode().kind() != FileKind::Directory && stat.mode & 0o111 == 0 {
+        return Err(super::errno::EACCES);
+    }
+    Ok(0)
+}
+
+pub fn umask(mask: u64) -> SysResult {
+    Ok(u64::from(process().fs_context().swap_umask(mask as u32)))
+}
+
+/// `struct statfs` (x86_64, 120 bytes) of the file system holding `inode`.
+fn statfs_words(inode: &Arc<dyn Inode>) -> [u64; 15] {
+    let memory = crate::mm::frame::stats();
+    let mut words = [0u64; 15];
+    words[0] = inode.fs().magic();
+    words[1] = 4096; // f_bsize
+    words[2] = memory.total_frames as u64; // f_blocks
+    words[3] = memory.free_frames as u64; // f_bfree
+    words[4] = memory.free_frames as u64; // f_bavail
+    words[5] = memory.total_frames as u64; // f_files
+    words[6] = memory.free_frames as u64; // f_ffree
+    words[8] = dentry::NAME_MAX as u64; // f_namelen
+    words[9] = 4096; // f_frsize
+    words
+}
+
+pub fn statfs(path: u64, buf: u64) -> SysResult {
+    let dentry = lookup_at(AT_FDCWD, path, 0, Follow::Yes)?;
+    write_user(buf, &statfs_words(dentry.inode()))?;
+    Ok(0)
+}
+
+pub fn fstatfs(fd: u64, buf: u64) -> SysResult {
+    let file = file(fd)?;
+    write_user(buf, &statfs_words(file.inode()))?;
+    Ok(0)
+}
+
+const MFD_CLOEXEC: u64 = 1;
+const MFD_ALLOW_SEALING: u64 = 2;
+/// The longest name `memfd_create` takes (Linux's `MFD_NAME_MAX_LEN`).
+const MFD_NAME_MAX: usize = 249;
+
+pub fn memfd_create(name: u64, flags: u64) -> SysResult {
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+        return Err(EINVAL);
+    }
+    let mut bytes = [0u8; MFD_NAME_MAX + 1];
+    let length = strncpy_from_user(&mut bytes, name).map_err(|error| match error {
+        super::errno::ENAMETOOLONG => EINVAL,
+        other => other,
+    })?;
+    let name = core::str::from_utf8(&bytes[..length]).map_err(|_| EINVAL)?;
+    let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777);
+    let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name}"), inode);
+    let file = File::open(dentry, O_RDWR | O_LARGEFILE)?;
+    process().files().install(file, flags & MFD_CLOEXEC != 0, 0)
+}
+
+/// `struct sysinfo` (x86_64, 112 bytes).
+pub fn sysinfo(buf: u64) -> SysResult {
+    let memory = crate::mm::frame::stats();
+    let mut words = [0u64; 14];
+    words[0] = crate::time::now_ns() / 1_000_000_000; // uptime
+    words[4] = memory.total_frames as u64 * 4096; // totalram
+    words[5] = memory.free_frames as u64 * 4096; // freeram
+    words[10] = crate::proc::live_processes().len() as u64; // procs (u16)
+    words[13] = 1; // mem_unit
+    write_user(buf, &words)?;
+    Ok(0)
+}
