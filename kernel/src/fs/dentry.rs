@@ -144,6 +144,7 @@ impl Dentry {
     /// Drops the cached dentries below this one that nothing else holds (Linux's
     /// `drop_caches`): the tree then costs memory only for the names in use. Children are
     /// visited with no lock held; a child whose own cache is busy is kept.
+    #[cfg(feature = "ktest")]
     fn shrink(self: &Arc<Self>) {
         let mounted = self.mounted.lock().clone();
         if let Some(root) = mounted {
@@ -255,6 +256,7 @@ pub fn root() -> &'static Arc<Dentry> {
 
 /// Drops every cached dentry nothing holds (tests use it to count what processes left
 /// behind).
+#[cfg(feature = "ktest")]
 pub fn shrink_cache() {
     root().shrink();
 }
