@@ -137,6 +137,9 @@ fn check_ramdisk_programs(cpio: &Path, tally: &mut Tally) {
 const LINUX_APPEND: &str = "console=ttyS0 panic=-1 quiet rdinit=/init --";
 /// The option that makes usertests and bench power the machine off when they are done.
 pub const POWEROFF: &str = "--poweroff";
+/// The option that makes usertests run its pending tests too (those of kernel features still
+/// to come, for which Linux is the oracle).
+const PENDING: &str = "--pending";
 /// A whole usertests run under Linux (TCG, a busy host).
 const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -154,11 +157,15 @@ pub fn check_bzimage(path: &Path) -> Result<(), String> {
 }
 
 /// An initramfs for Linux: /init (the program named `init`), /bin/* (every program),
-/// /dev/console.
+/// /dev/console, and the empty directories /proc, /sys and /tmp (mode 01777).
 pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(), String> {
     let mut archive = initrd::ArchiveBuilder::new();
     let fail = |e: initrd::BuildError| format!("initramfs: {e}");
     archive.add_dir("dev", 0o755).map_err(fail)?;
+    // Where usertests mounts proc, sysfs (and devtmpfs on /dev) as init, and its scratch files.
+    archive.add_dir("proc", 0o755).map_err(fail)?;
+    archive.add_dir("sys", 0o755).map_err(fail)?;
+    archive.add_dir("tmp", 0o1777).map_err(fail)?;
     // Linux opens /dev/console for init's standard descriptors: without it, no output.
     archive
         .add_char_device("dev/console", 0o600, 5, 1)
@@ -219,7 +226,8 @@ fn linux_suite(
     let cpio = dir.join("initramfs.cpio");
     linux_initramfs(programs, "usertests", &cpio)?;
     let mut profile = Profile::new("linux", Firmware::Bios, 2);
-    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &[POWEROFF.into()])?;
+    let init_args = [POWEROFF.into(), PENDING.into()];
+    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &init_args)?;
     let options = RunOptions {
         timeout: Some(LINUX_TIMEOUT),
         silence_timeout: Some(SILENCE_TIMEOUT),
