@@ -31,7 +31,7 @@ pub const NAME_MAX: usize = 255;
 /// The longest path, with its terminating NUL (Linux's `PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
 /// The most symbolic links one walk follows (Linux's `MAXSYMLINKS`).
-const MAX_SYMLINKS: u32 = 40;
+pub const MAX_SYMLINKS: u32 = 40;
 
 pub struct Dentry {
     name: spin::Mutex<String>,

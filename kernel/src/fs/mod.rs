@@ -229,6 +229,12 @@ pub trait Inode: Send + Sync + Any {
         None
     }
 
+    /// Gives `range` frames of its own (`fallocate`), growing the file to its end unless
+    /// `keep_size`.
+    fn allocate(&self, _range: core::ops::Range<u64>, _keep_size: bool) -> Result<(), Errno> {
+        Err(crate::syscall::errno::ENODEV)
+    }
+
     /// Sets the size (`truncate`, `ftruncate`).
     fn truncate(&self, _size: u64) -> Result<(), Errno> {
         Err(EINVAL)

@@ -359,6 +359,18 @@ impl Inode for TmpInode {
         }
     }
 
+    fn allocate(&self, range: core::ops::Range<u64>, keep_size: bool) -> Result<(), Errno> {
+        match &self.content {
+            Content::Regular(cache) => {
+                cache.allocate(range, keep_size)?;
+                self.touch();
+                Ok(())
+            }
+            Content::Directory(_) => Err(EISDIR),
+            Content::Symlink(_) => Err(EINVAL),
+        }
+    }
+
     fn page_cache(&self) -> Option<&PageCache> {
         match &self.content {
             Content::Regular(cache) => Some(cache),

@@ -96,9 +96,10 @@ fn write_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult
         None if inode.seekable() => Some(file.lock_position()?),
         None => None,
     };
+    // With O_APPEND every write goes to the end, a positioned one too (Linux's rule).
     let start = match (offset, &position) {
+        _ if file.flags() & O_APPEND != 0 && inode.seekable() => inode.stat().size,
         (Some(offset), _) => offset,
-        (None, Some(_)) if file.flags() & O_APPEND != 0 => inode.stat().size,
         (None, Some(position)) => **position,
         (None, None) => 0,
     };
@@ -583,14 +584,10 @@ pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
     }
     let end = offset.checked_add(len).ok_or(super::errno::EFBIG)? as u64;
     match mode {
-        0 => {
-            if end > inode.stat().size {
-                inode.truncate(end)?;
-            }
+        0 | FALLOC_FL_KEEP_SIZE => {
+            inode.allocate(offset as u64..end, mode == FALLOC_FL_KEEP_SIZE)?;
             Ok(0)
         }
-        // Memory is not reserved ahead (there is no disk to run out of): nothing to do.
-        FALLOC_FL_KEEP_SIZE => Ok(0),
         _ => Err(super::errno::EOPNOTSUPP),
     }
 }
