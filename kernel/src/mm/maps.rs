@@ -11,7 +11,7 @@
 //!   only as a fault does (a writer that write-locks or detaches the VMA waits for the
 //!   reference to go, a few hundred instructions).
 //! - The reference is a read lock (`vmalock::vma_start_read`, the fault path's lock), refused
-//!   while the VMA is write-locked; after [`READ_LOCK_ATTEMPTS`] refusals in a row the step pins
+//!   while the VMA is write-locked; after [`READ_LOCK_ATTEMPTS`] failed attempts the step pins
 //!   the VMA instead (`vmalock::vma_pin`), which a write lock does not refuse. Either keeps the
 //!   VMA in its current life (attached, so not freed or reused) while its fields are copied,
 //!   and in this kernel an attached VMA's fields never change (every edit replaces VMAs by
