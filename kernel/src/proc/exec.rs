@@ -220,7 +220,8 @@ fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<I
         None => program.entry,
         Some(interpreter) => {
             let bytes = read_executable(interpreter).map_err(LoadError::NotFound)?;
-            let unplaced = place(&bytes, 0)?;
+            let unplaced = elf::parse(&bytes, &limits())
+                .map_err(|e| LoadError::NotExecutable(format!("{interpreter}: {e}")))?;
             if unplaced.interpreter.is_some() {
                 return Err(LoadError::NotExecutable(format!(
                     "the interpreter {interpreter} needs an interpreter itself"
