@@ -1,7 +1,7 @@
 //! The descriptor table: dup, dup2, dup3, fcntl (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD,
 //! F_GETFL, F_SETFL), close_range; and the table across processes: fork copies it (the open
 //! files, offsets included, are shared), clone with CLONE_FILES shares the table itself,
-//! execve closes the O_CLOEXEC descriptors.
+//! execve closes the O_CLOEXEC descriptors; execve of a `#!` script runs its interpreter.
 //!
 //! Descriptor numbers the tests pick themselves (40 and up) are closed again before the test
 //! ends, also when it fails ([`Fd`]).
@@ -297,6 +297,41 @@ pub fn execve_closes_cloexec_descriptors() -> TestResult {
         check_ok!(child.end()),
         End::Exited(1 | 16),
         "bits of the descriptors open after execve (faulter fds)"
+    );
+    Ok(())
+}
+
+pub fn execve_runs_scripts_through_their_interpreter() -> TestResult {
+    let Some(faulter) = faulter() else {
+        skip!("{}", crate::procs::not_found("faulter"));
+    };
+    let faulter = faulter.to_str().unwrap_or("/bin/faulter");
+    let s = check_ok!(Scratch::new("script"));
+    // `faulter argc` exits with its argument count: here the interpreter, its argument, the
+    // script's path and the two arguments after the script's argv[0], which is dropped.
+    let line = alloc::format!("#!{faulter}  argc  \necho not run\n");
+    let script = check_ok!(s.file("script", line.as_bytes()));
+    let exec = |path: &core::ffi::CStr| -> Result<End, Errno> {
+        let argv = Strings::new(&["ignored", "a", "b"]);
+        let mut child = Child::fork(|| {
+            let error = sys::execve(path.as_ptr() as usize, argv.ptr(), 0).err();
+            100 + error.map_or(0, |e| e.0 as i32)
+        })?;
+        child.end()
+    };
+    // Not executable yet.
+    check_eq!(
+        check_ok!(exec(&script)),
+        End::Exited(100 + Errno::EACCES.0 as i32)
+    );
+    check_ok!(sys::fchmodat(AT_FDCWD, script.as_ptr() as usize, 0o755));
+    check_eq!(check_ok!(exec(&script)), End::Exited(5));
+    // A script whose interpreter is missing: ENOENT, as for the program itself.
+    let orphan = check_ok!(s.file("orphan", b"#!/no/such/interpreter\n"));
+    check_ok!(sys::fchmodat(AT_FDCWD, orphan.as_ptr() as usize, 0o755));
+    check_eq!(
+        check_ok!(exec(&orphan)),
+        End::Exited(100 + Errno::ENOENT.0 as i32)
     );
     Ok(())
 }

@@ -285,6 +285,7 @@ const FDS: &[Test] = urt::tests![
     fds::clone_files_shares_the_table,
     fds::clone_without_files_copies_the_table,
     fds::execve_closes_cloexec_descriptors,
+    fds::execve_runs_scripts_through_their_interpreter,
 ];
 
 /// Pipes and waiting on them (`pipes`).
