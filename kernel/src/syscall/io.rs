@@ -7,7 +7,7 @@
 //! that wraps or leaves the user half is `EFAULT` before anything moves, one call moves at most
 //! `MAX_RW_COUNT` bytes, and a fault part way returns the bytes moved before it.
 //!
-//! Streams (files without positions: the console, and pipes to come) are read with one call of
+//! Streams (files without positions: pipes, the console, eventfds) are read with one call of
 //! the file's `read_at` for all the user buffers of a `read` or `readv` (at most [`CHUNK`]
 //! bytes), which waits only until some data is there; the bytes it took are then copied out, so
 //! a fault in that copy loses those it did not copy. Writes to a stream gather the user buffers
@@ -26,6 +26,7 @@ use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
 use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
 /// `iovcnt` limit (Linux's `UIO_MAXIOV`).
@@ -513,6 +514,8 @@ const F_GETLK: u64 = 5;
 const F_SETLK: u64 = 6;
 const F_SETLKW: u64 = 7;
 const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_SETPIPE_SZ: u64 = 1031;
+const F_GETPIPE_SZ: u64 = 1032;
 const FD_CLOEXEC: u64 = 1;
 /// `l_type` of a lock that is not held.
 const F_UNLCK: u16 = 2;
@@ -548,6 +551,8 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
             read_user::<[u64; 4]>(argument)?;
             Ok(0)
         }
+        F_GETPIPE_SZ => Ok(pipe_of(&file).ok_or(EBADF)?.capacity()),
+        F_SETPIPE_SZ => pipe_of(&file).ok_or(EBADF)?.set_capacity(argument),
         _ => Err(EINVAL),
     }
 }
@@ -575,14 +580,25 @@ pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
             });
             Ok(0)
         }
-        FIONREAD if file.inode().kind() == FileKind::Regular => {
-            let position = *file.lock_position()?;
-            let left = file.inode().stat().size.saturating_sub(position);
-            write_user(argument, &(left.min(i32::MAX as u64) as u32))?;
-            Ok(0)
-        }
+        FIONREAD => match bytes_to_read(&file)? {
+            Some(count) => {
+                write_user(argument, &(count.min(i32::MAX as u64) as u32))?;
+                Ok(0)
+            }
+            None => file.inode().ioctl(&file, request, argument),
+        },
         _ => file.inode().ioctl(&file, request, argument),
     }
+}
+
+/// `FIONREAD`'s answer where the VFS knows it: what is left after a regular file's position,
+/// what waits in a pipe.
+fn bytes_to_read(file: &File) -> Result<Option<u64>, Errno> {
+    if file.inode().kind() == FileKind::Regular {
+        let position = *file.lock_position()?;
+        return Ok(Some(file.inode().stat().size.saturating_sub(position)));
+    }
+    Ok(pipe_of(file).map(|pipe| pipe.queued() as u64))
 }
 
 /// `sendfile`: copies up to `count` bytes from `in_fd` (at `*offset` when `offset` is not
