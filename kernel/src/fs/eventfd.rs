@@ -1,6 +1,7 @@
 //! Event counters (`eventfd`, `eventfd2`), with Linux's semantics: a 64-bit counter that a
-//! write adds to and a read takes (all of it, or 1 with `EFD_SEMAPHORE`). Reads and writes move
-//! exactly 8 bytes (`EINVAL` for a smaller buffer); a read of a zero counter waits, as does a
+//! write adds to and a read takes (all of it, or 1 with `EFD_SEMAPHORE`). A read moves 8 bytes
+//! (`EINVAL` for a smaller buffer); a write takes exactly 8 (`EINVAL` otherwise, as since Linux
+//! 6.10; before, a larger buffer was accepted). A read of a zero counter waits, as does a
 //! write that would take the counter past [`MAX_COUNT`] (`EAGAIN` if non-blocking). Readable
 //! while the counter is not zero, writable while it is below [`MAX_COUNT`].
 //!
@@ -125,10 +126,10 @@ impl Inode for EventFd {
     }
 
     fn write_at(&self, file: &File, _offset: u64, buf: &[u8]) -> Result<usize, Errno> {
-        let Some(bytes) = buf.first_chunk::<VALUE_SIZE>() else {
+        let Ok(bytes) = <[u8; VALUE_SIZE]>::try_from(buf) else {
             return Err(EINVAL);
         };
-        let value = u64::from_ne_bytes(*bytes);
+        let value = u64::from_ne_bytes(bytes);
         if value == u64::MAX {
             return Err(EINVAL);
         }
