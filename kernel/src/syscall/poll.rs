@@ -23,6 +23,7 @@ use super::errno::{EBADF, EINTR, EINVAL, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, 
 use super::signal::SIGSET_SIZE;
 use super::thread::process;
 use super::time::read_timespec;
+use super::transfer::check_buffer;
 use crate::arch::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
 use crate::fs::file::{File, MAX_FDS};
 use crate::fs::poll::{
@@ -179,13 +180,17 @@ impl PollEntry {
     }
 }
 
-/// Polls the `count` pollfds at `fds` until `deadline`; writes every `revents` back.
+/// Polls the `count` pollfds at `fds` until `deadline`; writes every `revents` back (`EFAULT`
+/// after the wait if the array is not in user memory).
 fn poll_fds(fds: u64, count: u64, deadline: Option<u64>) -> SysResult {
     if count > MAX_FDS as u64 {
         return Err(EINVAL);
     }
     let mut raw = vec![0u8; (count * POLLFD_SIZE) as usize];
-    copy_from_user(&mut raw, fds)?;
+    // No entries: nothing to read (the address is checked after the wait, below).
+    if count > 0 {
+        copy_from_user(&mut raw, fds)?;
+    }
     let files = process().files();
     let entries: Vec<PollEntry> = raw
         .as_chunks::<{ POLLFD_SIZE as usize }>()
@@ -213,6 +218,8 @@ fn poll_fds(fds: u64, count: u64, deadline: Option<u64>) -> SysResult {
         rescan,
     );
     let result = wait_outcome(woken, ready);
+    // As Linux, the array must lie in user memory even when empty.
+    check_buffer(fds, count * POLLFD_SIZE)?;
     for (index, events) in revents.iter().enumerate() {
         let at = fds + index as u64 * POLLFD_SIZE + REVENTS_OFFSET;
         copy_to_user(at, &(*events as u16).to_ne_bytes())?;
@@ -250,10 +257,11 @@ pub fn ppoll(fds: u64, count: u64, timeout: u64, mask: u64, mask_size: u64) -> S
     report_time_left(timeout, wait, TimeFormat::Timespec, result)
 }
 
-/// An `fd_set` of `words` 64-bit words from `addr` (all clear for NULL).
+/// An `fd_set` of `words` 64-bit words from `addr` (all clear for NULL; none read for no
+/// words, whatever the address).
 fn read_fd_set(addr: u64, words: usize) -> Result<Vec<u64>, Errno> {
     let mut bytes = vec![0u8; words * 8];
-    if addr != 0 {
+    if addr != 0 && words > 0 {
         copy_from_user(&mut bytes, addr)?;
     }
     Ok(bytes
@@ -320,7 +328,7 @@ fn select_fds(count: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
     );
     let ready = wait_outcome(woken, ready)?;
     for (set, &addr) in found.iter().zip(&sets) {
-        if addr != 0 {
+        if addr != 0 && words > 0 {
             write_fd_set(addr, set)?;
         }
     }

@@ -375,10 +375,18 @@ pub fn poll_hangup_error_and_wakeups() -> TestResult {
     check_eq!(check_ok!(poll_one(w.0, POLLWRNORM, 0)), (1, POLLWRNORM));
     // The console (standard output) is writable.
     check_eq!(check_ok!(poll_one(1, POLLOUT, 0)), (1, POLLOUT));
-    // No descriptors at all: a sleep.
+    // No descriptors at all: a sleep. The (empty) array must still be user memory, which is
+    // checked when the results go back, after the wait.
     let started = sys::monotonic_ns();
     check_eq!(check_ok!(sys::poll(0, 0, 30)), 0);
     check!(ms_since(started) >= 30, "slept {} ms", ms_since(started));
+    let started = sys::monotonic_ns();
+    check_err!(sys::poll(KERNEL_ADDR, 0, 30), Errno::EFAULT);
+    check!(
+        ms_since(started) >= 30,
+        "EFAULT after {} ms",
+        ms_since(started)
+    );
     Ok(())
 }
 
@@ -688,7 +696,9 @@ pub fn select_bit_layout() -> TestResult {
         )),
         2
     );
-    // No descriptors: a sleep.
+    // No descriptors: a sleep, and no set is read or written.
+    let k = KERNEL_ADDR;
+    check_eq!(check_ok!(sys::select(0, k, k, k, t)), 0);
     let mut short = Timeval {
         tv_sec: 0,
         tv_usec: 30_000,
