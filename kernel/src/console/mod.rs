@@ -172,6 +172,15 @@ pub fn poll_key() -> Option<u8> {
         .and_then(serial::Serial::try_read)
 }
 
+/// Whether a byte from COM1 is waiting for [`poll_key`] (it is not taken).
+pub fn input_waiting() -> bool {
+    CONSOLE
+        .lock()
+        .serial
+        .as_mut()
+        .is_some_and(serial::Serial::has_input)
+}
+
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()

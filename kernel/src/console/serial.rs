@@ -48,4 +48,9 @@ impl Serial {
     pub fn try_read(&mut self) -> Option<u8> {
         self.uart.try_receive_byte().ok()
     }
+
+    /// Whether a received byte is waiting (it stays there).
+    pub fn has_input(&mut self) -> bool {
+        self.uart.ready_to_receive().is_ok()
+    }
 }

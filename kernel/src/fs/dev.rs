@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 
 use super::file::File;
-use super::{DirEntry, FileKind, FsKind, Inode, Stat, allocate_inode_number};
+use super::{DirEntry, FileKind, FsKind, Inode, Stat, allocate_inode_number, poll};
 use crate::sync::Mutex;
 use crate::syscall::errno::{EAGAIN, ENOENT, ENOSPC, ERESTARTSYS, Errno};
 
@@ -148,6 +148,20 @@ impl Inode for CharDevice {
 
     fn writer_lock(&self) -> Option<&Mutex<()>> {
         (self.device == Device::Console).then_some(&CONSOLE_WRITERS)
+    }
+
+    /// The console is readable while a byte waits on the serial line; always writable.
+    fn poll(&self, _file: &File) -> u32 {
+        if self.device == Device::Console && !crate::console::input_waiting() {
+            poll::POLLOUT | poll::POLLWRNORM
+        } else {
+            poll::ALWAYS_READY
+        }
+    }
+
+    /// Nothing tells when a byte comes to the console: pollers look every few milliseconds.
+    fn signals_readiness(&self) -> bool {
+        self.device != Device::Console
     }
 
     fn read_at(&self, file: &File, _offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {

@@ -166,7 +166,7 @@ impl Inode for TmpInode {
             FileKind::Directory => Content::Directory(spin::Mutex::new(BTreeMap::new())),
             FileKind::Regular => Content::Regular(PageCache::new()),
             FileKind::Symlink => Content::Symlink(target.ok_or(EINVAL)?.to_string()),
-            FileKind::CharDevice => return Err(EPERM),
+            FileKind::CharDevice | FileKind::Fifo | FileKind::Anonymous => return Err(EPERM),
         };
         let mut children = self.children()?.lock();
         if children.contains_key(name) {

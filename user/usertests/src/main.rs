@@ -25,6 +25,7 @@ mod io;
 mod mem;
 mod misc;
 mod paths;
+mod pipe_poll;
 mod pipes;
 mod process;
 mod procs;
@@ -301,6 +302,21 @@ const PIPES: &[Test] = urt::tests![
     pipes::select_and_pselect6_on_pipes,
 ];
 
+/// More of pipes, eventfd and the poll family (`pipe_poll`).
+const PIPE_POLL: &[Test] = urt::tests![
+    pipe_poll::pipe_capacity_is_counted_in_pages,
+    pipe_poll::pipe_packets_with_o_direct,
+    pipe_poll::readv_and_writev_on_pipes,
+    pipe_poll::blocked_pipe_calls_and_signals,
+    pipe_poll::poll_hangup_error_and_wakeups,
+    pipe_poll::poll_and_select_after_a_signal,
+    pipe_poll::ppoll_and_pselect6_signal_masks,
+    pipe_poll::time_left_is_written_back,
+    pipe_poll::select_bit_layout,
+    pipe_poll::eventfd_waits_and_readiness,
+    pipe_poll::names_and_old_calls,
+];
+
 /// /dev, /proc and /sys (`devproc`).
 const DEVPROC: &[Test] = urt::tests![
     devproc::dev_null_and_zero,
@@ -334,11 +350,11 @@ const FILEMAP: &[Test] = urt::tests![
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, LAST];
+const GROUPS: &[&[Test]] = &[TESTS, PIPES, PIPE_POLL, LAST];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[FILES, PATHS, FDS, PIPES, DEVPROC, FILEMAP];
+const PENDING: &[&[Test]] = &[FILES, PATHS, FDS, DEVPROC, FILEMAP];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();
