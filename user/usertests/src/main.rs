@@ -350,11 +350,11 @@ const FILEMAP: &[Test] = urt::tests![
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, PIPES, PIPE_POLL, LAST];
+const GROUPS: &[&[Test]] = &[TESTS, PATHS, FDS, PIPES, PIPE_POLL, LAST];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[FILES, PATHS, FDS, DEVPROC, FILEMAP];
+const PENDING: &[&[Test]] = &[FILES, DEVPROC, FILEMAP];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();
