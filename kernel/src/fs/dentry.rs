@@ -4,8 +4,10 @@
 //! children looked up through it (strong references, so a name walked once is found again with
 //! one map look-up); an entry leaves the cache when the name is unlinked or renamed, through
 //! the functions here, which change the file system and the cache together under the cache's
-//! lock. Directories whose contents change behind the VFS (`/proc`) are not cached. Negative
-//! results are never cached.
+//! lock. Directories whose contents change behind the VFS (`/proc`) are not cached, and
+//! neither is anything below them: only a dentry the cache itself holds, from the root down,
+//! keeps children (each child holds its parent, so a parent nothing above holds would keep
+//! itself and its children alive for good). Negative results are never cached.
 //!
 //! A file system is mounted on a directory's dentry: the walk steps from the mount point onto
 //! the mounted root, whose parent is the mount point's parent, so `..` and `getcwd` cross
@@ -43,12 +45,16 @@ pub struct Dentry {
     mounted: spin::Mutex<Option<Arc<Dentry>>>,
     /// The name was unlinked (an open file or working directory may still hold the dentry).
     deleted: AtomicBool,
+    /// Held by the cache from the root down (or the root, or a mounted root on such a
+    /// dentry): only then may it keep its children (see the module documentation).
+    in_cache: AtomicBool,
 }
 
 static ROOT: Once<Arc<Dentry>> = Once::new();
 
 impl Dentry {
     fn new(name: &str, parent: Option<Arc<Dentry>>, inode: Arc<dyn Inode>) -> Arc<Self> {
+        let in_cache = parent.as_ref().is_none_or(|p| p.keeps_children());
         Arc::new(Self {
             name: spin::Mutex::new(name.to_string()),
             parent: spin::Mutex::new(parent),
@@ -56,6 +62,7 @@ impl Dentry {
             children: spin::Mutex::new(BTreeMap::new()),
             mounted: spin::Mutex::new(None),
             deleted: AtomicBool::new(false),
+            in_cache: AtomicBool::new(in_cache),
         })
     }
 
@@ -64,11 +71,17 @@ impl Dentry {
     pub fn unnamed(name: &str, inode: Arc<dyn Inode>) -> Arc<Self> {
         let dentry = Self::new(name, None, inode);
         dentry.deleted.store(true, Ordering::Relaxed);
+        dentry.in_cache.store(false, Ordering::Relaxed);
         dentry
     }
 
     pub fn inode(&self) -> &Arc<dyn Inode> {
         &self.inode
+    }
+
+    /// Whether the children looked up through this dentry stay in the cache.
+    fn keeps_children(&self) -> bool {
+        self.in_cache.load(Ordering::Relaxed) && self.inode.caches_children()
     }
 
     pub fn name(&self) -> String {
@@ -127,7 +140,7 @@ impl Dentry {
         if self.inode.kind() != FileKind::Directory {
             return Err(ENOTDIR);
         }
-        if !self.inode.caches_children() {
+        if !self.keeps_children() {
             let inode = self.inode.lookup(name)?;
             return Ok(Dentry::new(name, Some(self.clone()), inode).mount_top());
         }
@@ -154,11 +167,16 @@ impl Dentry {
             child.shrink();
         }
         drop(children);
-        self.children.lock().retain(|_, child| {
+        let mut cache = self.children.lock();
+        cache.retain(|_, child| {
             Arc::strong_count(child) > 1
                 || child.mounted.lock().is_some()
                 || child.children.try_lock().is_none_or(|c| !c.is_empty())
         });
+        // An emptied map keeps its root node: a new one holds no memory.
+        if cache.is_empty() {
+            *cache = BTreeMap::new();
+        }
     }
 
     /// The parent for `..`: the root's is itself.
@@ -177,7 +195,7 @@ impl Dentry {
         let mut children = self.children.lock();
         let inode = self.inode.create(name, kind, mode, target)?;
         let child = Dentry::new(name, Some(self.clone()), inode);
-        if self.inode.caches_children() {
+        if self.keeps_children() {
             children.insert(name.to_string(), child.clone());
         }
         Ok(child)
@@ -231,7 +249,7 @@ impl Dentry {
         if let Some(moving) = moving {
             *moving.name.lock() = new_name.to_string();
             *moving.parent.lock() = Some(new_parent.clone());
-            if new_parent.inode.caches_children() {
+            if new_parent.keeps_children() {
                 to_map.insert(new_name.to_string(), moving);
             }
         }
