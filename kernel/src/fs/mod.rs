@@ -7,7 +7,10 @@
 //! - A [`Dentry`](dentry::Dentry) is a name in the tree: its parent, its inode and what is
 //!   mounted on it. Dentries are cached (a directory keeps the children looked up through it)
 //!   so path walks of busy names cost map look-ups, and they give `..` and `getcwd` their
-//!   answers across mount points. [`dentry::resolve`] walks a path.
+//!   answers across mount points. [`dentry::resolve`] walks a path. The mount table (what
+//!   `mount` and `umount2` change, what `/proc/mounts` lists) is [`dentry`]'s too.
+//! - [`procfs`] (`/proc`) and [`sysfs`] (`/sys`) make their files' text when they are opened
+//!   ([`generated`]): processes, memory, CPUs and mounts as Linux shows them.
 //! - A [`File`](file::File) is an open file description (offset, status flags); a process's
 //!   [`FdTable`](file::FdTable) maps descriptors to them, shared with `CLONE_FILES` and copied
 //!   by `fork`. The [`FsContext`](file::FsContext) (working directory, umask) is shared with
@@ -23,7 +26,10 @@
 pub mod dentry;
 pub mod dev;
 pub mod file;
+pub mod generated;
 pub mod pagecache;
+pub mod procfs;
+pub mod sysfs;
 pub mod tmpfs;
 
 use alloc::string::String;
@@ -94,13 +100,21 @@ pub struct DirEntry {
 pub enum FsKind {
     Tmpfs,
     Devtmpfs,
+    Proc,
+    Sysfs,
 }
 
 impl FsKind {
+    /// The kinds `mount` makes, in the order `/proc/filesystems` lists them.
+    pub const MOUNTABLE: [FsKind; 4] =
+        [FsKind::Sysfs, FsKind::Tmpfs, FsKind::Devtmpfs, FsKind::Proc];
+
     /// `f_type` of `struct statfs`.
     pub const fn magic(self) -> u64 {
         match self {
             FsKind::Tmpfs | FsKind::Devtmpfs => 0x0102_1994,
+            FsKind::Proc => 0x9fa0,
+            FsKind::Sysfs => 0x6265_6572,
         }
     }
 
@@ -109,14 +123,33 @@ impl FsKind {
         match self {
             FsKind::Tmpfs => 0x16,
             FsKind::Devtmpfs => 0x05,
+            FsKind::Proc => 0x15,
+            FsKind::Sysfs => 0x14,
         }
     }
 
-    /// The name `/proc/mounts` shows.
+    /// The type name `mount` takes and `/proc/mounts` shows.
     pub const fn name(self) -> &'static str {
         match self {
             FsKind::Tmpfs => "tmpfs",
             FsKind::Devtmpfs => "devtmpfs",
+            FsKind::Proc => "proc",
+            FsKind::Sysfs => "sysfs",
+        }
+    }
+
+    /// The kind `mount` names `name` (`None`: Linux's `ENODEV`).
+    pub fn from_name(name: &str) -> Option<FsKind> {
+        Self::MOUNTABLE.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// The root directory of a new instance of this kind (what `mount` puts on its target).
+    pub fn new_instance(self) -> Arc<dyn Inode> {
+        match self {
+            FsKind::Tmpfs => tmpfs::TmpInode::new_dir(0o1777),
+            FsKind::Devtmpfs => dev::new_devfs(),
+            FsKind::Proc => procfs::new_root(),
+            FsKind::Sysfs => sysfs::new_root(),
         }
     }
 }
@@ -195,6 +228,14 @@ pub trait Inode: Send + Sync + Any {
         Err(EINVAL)
     }
 
+    /// For a link that stands for an open file rather than a path (`/proc/PID/fd/N`, `exe`,
+    /// `cwd`: Linux's "magic links"), the dentry it leads to, which a walk takes instead of
+    /// walking [`Inode::readlink`]'s text (so a pipe or a deleted file opens). `None` for an
+    /// ordinary link.
+    fn magic_link(&self) -> Option<Result<Arc<dentry::Dentry>, Errno>> {
+        None
+    }
+
     // Data.
 
     /// Called when a description of this inode is opened (pipes count readers and writers,
@@ -256,8 +297,8 @@ pub fn now_ns() -> u64 {
     crate::time::now_ns() + crate::time::realtime_offset_ns()
 }
 
-/// Builds the tree: the root tmpfs filled from the ramdisk, `/tmp`, `/dev`. Once at boot,
-/// before the first process starts.
+/// Builds the tree: the root tmpfs filled from the ramdisk, `/tmp`, `/dev`, `/proc`, `/sys`.
+/// Once at boot, before the first process starts.
 pub fn init() {
     let root = dentry::init_root(tmpfs::TmpInode::new_dir(0o755));
     match tmpfs::fill_from_ramdisk(&root) {
@@ -283,6 +324,12 @@ pub fn init() {
             Err(error) => log::warn!("fs: cannot create /{path}: {error:?}"),
         }
     }
-    dentry::mount_at("/tmp", tmpfs::TmpInode::new_dir(0o1777));
-    dentry::mount_at("/dev", dev::new_devfs());
+    for (path, kind) in [
+        ("/tmp", FsKind::Tmpfs),
+        ("/dev", FsKind::Devtmpfs),
+        ("/proc", FsKind::Proc),
+        ("/sys", FsKind::Sysfs),
+    ] {
+        dentry::mount_at(path, kind);
+    }
 }

@@ -14,8 +14,9 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Lineage, Process, register};
+use super::{Invocation, Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
+use crate::fs::dentry::Dentry;
 use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread};
@@ -96,10 +97,10 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// The bytes of the executable file at `path` (relative paths from the caller's working
-/// directory): `EACCES` for a directory, another kind of file or one without execute
-/// permission; the walk's errors otherwise.
-fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
+/// The executable file at `path` (relative paths from the caller's working directory) and its
+/// bytes: `EACCES` for a directory, another kind of file or one without execute permission;
+/// the walk's errors otherwise.
+fn read_executable(path: &str) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     use crate::fs::{FileKind, dentry, file::File, file::O_RDONLY};
     let base = match crate::sched::current().process() {
         Some(process) => process.fs_context().cwd(),
@@ -111,7 +112,7 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
     if inode.kind() != FileKind::Regular || stat.mode & 0o111 == 0 {
         return Err(EACCES);
     }
-    let file = File::open(found, O_RDONLY)?;
+    let file = File::open(found.clone(), O_RDONLY)?;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(stat.size as usize)
@@ -119,13 +120,17 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
     bytes.resize(stat.size as usize, 0);
     let read = inode.read_at(&file, 0, &mut bytes)?;
     bytes.truncate(read);
-    Ok(bytes)
+    Ok((found, bytes))
 }
 
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
-/// initial stack.
-fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let bytes = read_executable(path).map_err(LoadError::NotFound)?;
+/// initial stack; returns the image and the executable file.
+fn build_image(
+    path: &str,
+    args: &[&[u8]],
+    env: &[&[u8]],
+) -> Result<(Image, Arc<Dentry>), LoadError> {
+    let (executable, bytes) = read_executable(path).map_err(LoadError::NotFound)?;
     let image = bytes.as_slice();
     let not_executable = |e: elf::ElfError| match e {
         elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
@@ -141,11 +146,14 @@ fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadE
     };
     let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
     let rsp = load(&mm.write(), image, &program, path, args, env)?;
-    Ok(Image {
-        mm,
-        entry: program.entry,
-        rsp,
-    })
+    Ok((
+        Image {
+            mm,
+            entry: program.entry,
+            rsp,
+        },
+        executable,
+    ))
 }
 
 /// The name a program's threads get: its file name.
@@ -155,7 +163,7 @@ fn program_name(path: &str) -> &str {
 
 /// Starts the executable at `path` with `args` (argv[0] included) as a new process.
 pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Process>, String> {
-    let image =
+    let (image, executable) =
         build_image(path, args, &ENVIRONMENT).map_err(|e| format!("cannot run {path}: {e}"))?;
     let lineage = Lineage {
         parent: None,
@@ -164,6 +172,7 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
         files: None,
     };
     let process = Arc::new(Process::new(path, image.mm.clone(), lineage, &options));
+    process.set_invocation(Invocation::new(executable, args, &ENVIRONMENT));
     let frame = user_frame(image.entry, image.rsp);
     let user = UserThread::new(process.clone(), image.mm, 0, 0, frame);
     let task = Task::new_user(
@@ -199,10 +208,11 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
         };
         let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
         build_image(&path, &args, &env)
+            .map(|(image, executable)| (Invocation::new(executable, &args, &env), image))
     };
     drop((args, env));
-    let image = match built {
-        Ok(image) => image,
+    let (invocation, image) = match built {
+        Ok(built) => built,
         Err(error) => {
             if let LoadError::NotExecutable(reason) | LoadError::NeedsInterpreter(reason) = &error {
                 log::info!("execve {path}: {reason}");
@@ -239,7 +249,7 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     if let Some(new) = &task.user {
         new.signals.inherit_for_exec(&old.signals);
     }
-    process.begin_new_image(&path, image.mm, &me, task.clone());
+    process.begin_new_image(&path, image.mm, invocation, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place. What this frame owns goes first:
     // `exit_current` never returns.
