@@ -158,7 +158,10 @@ pub fn check_bzimage(path: &Path) -> Result<(), String> {
 pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(), String> {
     let mut archive = initrd::ArchiveBuilder::new();
     let fail = |e: initrd::BuildError| format!("initramfs: {e}");
-    archive.add_dir("dev", 0o755).map_err(fail)?;
+    // /proc and /sys to mount on (the suite mounts them as init; Linux mounts nothing).
+    for dir in ["dev", "proc", "sys"] {
+        archive.add_dir(dir, 0o755).map_err(fail)?;
+    }
     // Linux opens /dev/console for init's standard descriptors: without it, no output.
     archive
         .add_char_device("dev/console", 0o600, 5, 1)

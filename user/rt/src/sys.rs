@@ -11,6 +11,7 @@ use core::fmt;
 pub mod nr {
     pub const READ: usize = 0;
     pub const WRITE: usize = 1;
+    pub const CLOSE: usize = 3;
     pub const FSTAT: usize = 5;
     pub const LSEEK: usize = 8;
     pub const MMAP: usize = 9;
@@ -39,6 +40,9 @@ pub mod nr {
     pub const WAIT4: usize = 61;
     pub const KILL: usize = 62;
     pub const UNAME: usize = 63;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
+    pub const MKDIR: usize = 83;
     pub const GETRUSAGE: usize = 98;
     pub const GETUID: usize = 102;
     pub const GETGID: usize = 104;
@@ -55,20 +59,26 @@ pub mod nr {
     pub const RT_SIGQUEUEINFO: usize = 129;
     pub const RT_SIGSUSPEND: usize = 130;
     pub const SIGALTSTACK: usize = 131;
+    pub const STATFS: usize = 137;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
+    pub const MOUNT: usize = 165;
+    pub const UMOUNT2: usize = 166;
     pub const REBOOT: usize = 169;
     pub const GETTID: usize = 186;
     pub const TKILL: usize = 200;
     pub const FUTEX: usize = 202;
     pub const SCHED_SETAFFINITY: usize = 203;
     pub const SCHED_GETAFFINITY: usize = 204;
+    pub const GETDENTS64: usize = 217;
     pub const SET_TID_ADDRESS: usize = 218;
     pub const CLOCK_GETTIME: usize = 228;
     pub const CLOCK_NANOSLEEP: usize = 230;
     pub const EXIT_GROUP: usize = 231;
     pub const WAITID: usize = 247;
     pub const TGKILL: usize = 234;
+    pub const OPENAT: usize = 257;
+    pub const UNLINKAT: usize = 263;
     pub const NEWFSTATAT: usize = 262;
     pub const READLINKAT: usize = 267;
     pub const SET_ROBUST_LIST: usize = 273;
@@ -98,6 +108,7 @@ impl Errno {
     pub const ENOMEM: Errno = Errno(12);
     pub const EACCES: Errno = Errno(13);
     pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
     pub const ENOTDIR: Errno = Errno(20);
@@ -125,6 +136,7 @@ impl Errno {
             12 => "ENOMEM",
             13 => "EACCES",
             14 => "EFAULT",
+            16 => "EBUSY",
             17 => "EEXIST",
             19 => "ENODEV",
             20 => "ENOTDIR",
@@ -353,6 +365,17 @@ pub const RUSAGE_SELF: usize = 0;
 pub const RUSAGE_THREAD: usize = 1;
 pub const RLIMIT_STACK: usize = 3;
 pub const AT_FDCWD: usize = -100isize as usize;
+pub const O_RDONLY: usize = 0;
+pub const O_WRONLY: usize = 1;
+pub const O_CREAT: usize = 0o100;
+pub const O_DIRECTORY: usize = 0o20_0000;
+pub const O_CLOEXEC: usize = 0o200_0000;
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const AT_REMOVEDIR: usize = 0x200;
+/// `umount2` flags.
+pub const MNT_DETACH: usize = 2;
 pub const AT_EMPTY_PATH: usize = 0x1000;
 pub const TCGETS: usize = 0x5401;
 pub const SIGSEGV: usize = 11;
@@ -623,6 +646,19 @@ wrap!(
     syscall4
 );
 wrap!(readlinkat(dirfd, path, buf, len) = nr::READLINKAT, syscall4);
+wrap!(openat(dirfd, path, flags, mode) = nr::OPENAT, syscall4);
+wrap!(close(fd) = nr::CLOSE, syscall1);
+wrap!(getdents64(fd, buf, len) = nr::GETDENTS64, syscall3);
+wrap!(mkdir(path, mode) = nr::MKDIR, syscall2);
+wrap!(unlinkat(dirfd, path, flags) = nr::UNLINKAT, syscall3);
+wrap!(chdir(path) = nr::CHDIR, syscall1);
+wrap!(getcwd(buf, len) = nr::GETCWD, syscall2);
+wrap!(statfs(path, buf) = nr::STATFS, syscall2);
+wrap!(
+    mount(source, target, fstype, flags, data) = nr::MOUNT,
+    syscall5
+);
+wrap!(umount2(target, flags) = nr::UMOUNT2, syscall2);
 wrap!(getcpu(cpu, node, cache) = nr::GETCPU, syscall3);
 wrap!(wait4(pid, status, options, rusage) = nr::WAIT4, syscall4);
 wrap!(
