@@ -28,6 +28,7 @@ mod paths;
 mod pipe_poll;
 mod pipes;
 mod process;
+mod procfs;
 mod procs;
 mod signals;
 mod stress;
@@ -224,6 +225,19 @@ const TESTS: &[Test] = urt::tests![
     childsig::fork_keeps_handlers_and_mask_not_pending,
     childsig::execve_resets_handlers_keeps_ignored_mask_pending,
     childsig::tty_stop_dropped_in_orphaned_groups,
+    // /proc, /sys, mount
+    procfs::proc_self_links_to_the_process,
+    procfs::proc_self_status_names_the_process,
+    procfs::proc_self_stat_has_linux_fields,
+    procfs::proc_self_statm_counts_pages,
+    procfs::proc_self_cmdline_and_comm,
+    procfs::proc_self_fd_lists_and_links,
+    procfs::proc_self_cwd_and_exe,
+    procfs::proc_meminfo_cpuinfo_uptime_stat,
+    procfs::proc_mounts_lists_proc_and_sys,
+    procfs::sys_cpu_lists_and_topology,
+    procfs::statfs_names_proc_and_sysfs,
+    procfs::mount_and_umount2_rules,
     // stress
     stress::stress_fault_vs_mmap,
 ];
@@ -350,11 +364,11 @@ const FILEMAP: &[Test] = urt::tests![
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, PATHS, FDS, PIPES, PIPE_POLL, LAST];
+const GROUPS: &[&[Test]] = &[TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, LAST];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[FILES, DEVPROC, FILEMAP];
+const PENDING: &[&[Test]] = &[DEVPROC, FILEMAP];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();
