@@ -375,29 +375,12 @@ fn main() -> i32 {
     urt::ktap::run(GROUPS, PENDING)
 }
 
-/// As Linux's /init (process 1 before anything mounted /proc), mounts proc on /proc, sysfs on
-/// /sys and devtmpfs on /dev (the initramfs has the directories), as a distribution's init
-/// does; the project's kernel has them already (or, without mount(2), nothing to mount: ENOSYS
-/// passes silently). A failure also shows up in the tests that need them.
+/// As Linux's /init, mounts proc on /proc, sysfs on /sys and devtmpfs on /dev, as a
+/// distribution's init does (see [`urt::init`]). A failure also shows up in the tests that need
+/// them.
 fn mount_pseudo_filesystems() {
-    use urt::sys;
-    if sys::getpid() != 1 || util::stat(c"/proc/self").is_ok() {
-        return;
-    }
-    for (fstype, target) in [
-        (c"proc", c"/proc"),
-        (c"sysfs", c"/sys"),
-        (c"devtmpfs", c"/dev"),
-    ] {
-        let flags = if target == c"/dev" {
-            sys::MS_NOSUID
-        } else {
-            sys::MS_NOSUID | sys::MS_NODEV | sys::MS_NOEXEC
-        };
-        let fstype_ptr = fstype.as_ptr() as usize;
-        match sys::mount(fstype_ptr, target.as_ptr() as usize, fstype_ptr, flags, 0) {
-            Ok(_) | Err(sys::Errno::ENOSYS) => {}
-            Err(e) => urt::eprintln!("usertests: mount {fstype:?} on {target:?}: {e:?}"),
-        }
+    use urt::init::{DEVTMPFS, PROC, SYSFS};
+    for (fs, e) in urt::init::mount_pseudo_filesystems(&[PROC, SYSFS, DEVTMPFS]) {
+        urt::eprintln!("usertests: mount {:?} on {:?}: {e:?}", fs.fstype, fs.target);
     }
 }

@@ -3,7 +3,7 @@
 //! system files' formats, statfs's magic numbers, and mount and umount2 with their errors.
 //!
 //! Under Linux the suite runs as /init, which mounts proc and sysfs first
-//! (`util::mount_proc_and_sys_if_missing`); the project's kernel mounts them at boot.
+//! (`urt::init::mount_pseudo_filesystems`); the project's kernel mounts them at boot.
 
 use alloc::format;
 use alloc::string::String;
