@@ -319,14 +319,23 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
             args.iter().map(Vec::as_slice).collect()
         };
         let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+        // What the image knows of its file and arguments goes to the invocation here: this
+        // thread ends without returning, so nothing it still holds later would be freed.
         build_image(&path, &args, &env).map(|image| {
-            let args: Vec<&[u8]> = image.args.iter().map(Vec::as_slice).collect();
-            let invocation = Invocation::new(image.executable.clone(), &args, &env);
-            (invocation, image)
+            let Image {
+                mm,
+                entry,
+                rsp,
+                executable,
+                args,
+            } = image;
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let invocation = Invocation::new(executable, &args, &env);
+            (invocation, (mm, entry, rsp))
         })
     };
     drop((args, env));
-    let (invocation, image) = match built {
+    let (invocation, (image_mm, entry, rsp)) = match built {
         Ok(built) => built,
         Err(error) => {
             if let LoadError::NotExecutable(reason) = &error {
@@ -339,10 +348,10 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     let old = me.user.as_ref().expect("a user thread");
     let thread = UserThread::new(
         process.clone(),
-        image.mm.clone(),
+        image_mm.clone(),
         0,
         0,
-        user_frame(image.entry, image.rsp),
+        user_frame(entry, rsp),
     );
     let Some(task) = Task::new_user(
         process.pid,
@@ -364,7 +373,7 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     if let Some(new) = &task.user {
         new.signals.inherit_for_exec(&old.signals);
     }
-    process.begin_new_image(&path, image.mm, invocation, &me, task.clone());
+    process.begin_new_image(&path, image_mm, invocation, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place. What this frame owns goes first:
     // `exit_current` never returns.
