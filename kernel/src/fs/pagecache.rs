@@ -1,22 +1,56 @@
 //! The page cache of one regular file: its data, page by page, in frames of their own. `read`
-//! and `write` copy through it; a page that was never written reads as zeros and takes no
-//! frame (a hole). For tmpfs files the cache is the file: there is no disk behind it.
+//! and `write` copy through it, and `mmap` maps its frames; a page that was never written or
+//! mapped reads as zeros and takes no frame (a hole). For tmpfs files the cache is the file:
+//! there is no disk behind it.
 //!
+//! # Frames and their mappings
+//! The cache owns its frames: it is the first holder of each, and every page-table entry that
+//! maps one counts as one more (`mm::page_refs`, raised by [`PageCache::map_page`] under the
+//! cache's lock, so a frame is never mapped after the cache let it go unless the mapper already
+//! held it). A frame goes back to the allocator when its last holder lets go: the cache (when
+//! truncation cuts the page off, or the file goes away) or the last mapping (munmap, exit),
+//! whichever is last. So a mapping never frees a frame the cache still holds, and truncation
+//! never frees a frame a mapping still shows.
+//!
+//! # Mappers
+//! The cache knows the address spaces that map it (Linux's `i_mmap`): each VMA of the file
+//! counts its address space in ([`PageCache::add_mapper`], `mm::vma`). Truncation that cuts
+//! pages off first takes them out of the page map (so no fault finds them again: a fault past
+//! the new end is refused, which user code sees as `SIGBUS`), then unmaps them from every
+//! mapper — each address space's `mmap_lock` is taken for writing and the file's VMAs
+//! write-locked, so a fault that found a page before the cut has installed it by then — and
+//! only then drops the cache's hold on the frames.
+//!
+//! # Locks
 //! The page map and the size are under one spinlock, held to look a page up, insert one or
 //! copy at most a page's bytes between a frame and a kernel buffer; never across user memory.
-//! The cache owns its frames and frees them when pages are cut off by truncation or when the
-//! file goes away.
+//! The mappers have a spinlock of their own, a leaf: taken by VMA creation and freeing (under
+//! the address space's `mmap_lock`) and by truncation alone, never with the other held. An
+//! address space found there is pinned (`Weak::upgrade`) before the lock is released, and
+//! unpinned with no lock held.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Weak;
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::mm::PhysAddr;
-use crate::mm::frame;
-use crate::syscall::errno::{EFBIG, ENOSPC, Errno};
+use crate::mm::addrspace::Mm;
+use crate::mm::{PhysAddr, frame, page_refs, user_tables};
+use crate::syscall::errno::{EFBIG, ENOMEM, ENOSPC, Errno};
 
 const PAGE: u64 = 4096;
 
 /// The largest file size (Linux's `MAX_LFS_FILESIZE` on 64-bit).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// Pages held by every page cache together, and the page caches alive (statistics, and the
+/// tests' check that files leave nothing behind).
+static CACHED_PAGES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_CACHES: AtomicUsize = AtomicUsize::new(0);
+
+/// Numbers the truncations, so that one that looks for mappers again knows whom it unmapped.
+static TRUNCATIONS: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Default)]
 struct Pages {
@@ -25,8 +59,27 @@ struct Pages {
     size: u64,
 }
 
+/// An address space that maps the file.
+struct Mapper {
+    mm: Weak<Mm>,
+    /// Its VMAs that map the file.
+    vmas: usize,
+    /// The last truncation that unmapped its pages.
+    unmapped_by: u64,
+}
+
+/// Why a page cannot be mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// The page lies wholly past the end of the file.
+    PastEnd,
+    /// No frame for a page of a hole.
+    OutOfMemory,
+}
+
 pub struct PageCache {
     pages: spin::Mutex<Pages>,
+    mappers: spin::Mutex<Vec<Mapper>>,
 }
 
 impl Default for PageCache {
@@ -45,13 +98,40 @@ unsafe fn frame_bytes<'a>(phys: PhysAddr) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(phys.to_virt() as *mut u8, PAGE as usize) }
 }
 
+/// Gives up the cache's hold on each of `frames` (no longer in its page map): frees those no
+/// mapping holds.
+fn release_frames(frames: &mut Vec<PhysAddr>) {
+    frames.retain(|&phys| page_refs::unshare(phys));
+    // SAFETY: the cache's hold was the last on each frame left: no entry maps it, and the
+    // cache no longer lists it.
+    unsafe { frame::free_user_frames(frames) };
+    frames.clear();
+}
+
+impl Pages {
+    /// The frame of page `index`, a zeroed one inserted for a hole; `None` when no frame is
+    /// left.
+    fn frame_or_new(&mut self, index: u64) -> Option<PhysAddr> {
+        if let Some(&phys) = self.frames.get(&index) {
+            return Some(phys);
+        }
+        let phys = user_tables::zeroed_user_frame()?.into_raw();
+        // The frame is the cache's from now on (freed by truncation or the cache's drop).
+        self.frames.insert(index, phys);
+        CACHED_PAGES.fetch_add(1, Ordering::Relaxed);
+        Some(phys)
+    }
+}
+
 impl PageCache {
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
+        LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
         Self {
             pages: spin::Mutex::new(Pages {
                 frames: BTreeMap::new(),
                 size: 0,
             }),
+            mappers: spin::Mutex::new(Vec::new()),
         }
     }
 
@@ -103,19 +183,10 @@ impl PageCache {
             let at = offset + done as u64;
             let in_page = (at % PAGE) as usize;
             let piece = (PAGE as usize - in_page).min(buf.len() - done);
-            let phys = match pages.frames.get(&(at / PAGE)) {
-                Some(&phys) => phys,
-                None => match frame::allocate_for_user() {
-                    Some(new) => {
-                        let phys = new.into_raw();
-                        // SAFETY: the frame was just allocated and is about to be the cache's.
-                        unsafe { frame_bytes(phys) }.fill(0);
-                        pages.frames.insert(at / PAGE, phys);
-                        phys
-                    }
-                    None if done == 0 => return Err(ENOSPC),
-                    None => break,
-                },
+            let phys = match pages.frame_or_new(at / PAGE) {
+                Some(phys) => phys,
+                None if done == 0 => return Err(ENOSPC),
+                None => break,
             };
             // SAFETY: the frame is the cache's and its lock is held.
             unsafe { &mut frame_bytes(phys)[in_page..][..piece] }
@@ -129,12 +200,27 @@ impl PageCache {
         Ok(done)
     }
 
-    /// Sets the size: pages wholly past it are freed, the tail of the last one is zeroed.
+    /// The frame of page `index` for a new mapping of it, with the mapping's hold taken
+    /// (`page_refs::share`): whoever maps it gives the hold up when the entry goes (or at once,
+    /// with `page_refs::unshare`, if it does not install it). A hole inside the file gets a
+    /// zeroed frame; a page wholly past the end is refused.
+    pub fn map_page(&self, index: u64) -> Result<PhysAddr, MapError> {
+        let mut pages = self.pages.lock();
+        if index >= pages.size.div_ceil(PAGE) {
+            return Err(MapError::PastEnd);
+        }
+        let phys = pages.frame_or_new(index).ok_or(MapError::OutOfMemory)?;
+        page_refs::share(phys);
+        Ok(phys)
+    }
+
+    /// Sets the size: pages wholly past it are unmapped from every mapping and freed, the tail
+    /// of the last one is zeroed.
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         if size > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
-        let cut: alloc::vec::Vec<PhysAddr> = {
+        let (mut cut, gone) = {
             let mut pages = self.pages.lock();
             if size < pages.size
                 && !size.is_multiple_of(PAGE)
@@ -144,23 +230,105 @@ impl PageCache {
                 let page = unsafe { frame_bytes(phys) };
                 page[(size % PAGE) as usize..].fill(0);
             }
+            let gone = size.div_ceil(PAGE)..pages.size.div_ceil(PAGE);
             pages.size = size;
-            let first_gone = size.div_ceil(PAGE);
-            let gone = pages.frames.split_off(&first_gone);
-            gone.into_values().collect()
+            let cut: Vec<PhysAddr> = pages.frames.split_off(&gone.start).into_values().collect();
+            (cut, gone)
         };
-        // SAFETY: the frames were the cache's alone and are no longer in it.
-        unsafe { frame::free_user_frames(&cut) };
+        CACHED_PAGES.fetch_sub(cut.len(), Ordering::Relaxed);
+        if !gone.is_empty() {
+            self.unmap_everywhere(gone);
+        }
+        release_frames(&mut cut);
         Ok(())
+    }
+
+    /// Clears every mapping of the file pages `pages` (truncation): private copies of them
+    /// too, as Linux does, so the next access of any of them faults (and, past the end, gets
+    /// `SIGBUS`). Mappers that join meanwhile (a fork copying a mapper's entries) are found by
+    /// looking again until every mapper was visited by this truncation.
+    fn unmap_everywhere(&self, pages: Range<u64>) {
+        let serial = TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let next = self.mappers.lock().iter_mut().find_map(|mapper| {
+                if mapper.unmapped_by == serial {
+                    return None;
+                }
+                mapper.unmapped_by = serial;
+                mapper.mm.upgrade()
+            });
+            let Some(mm) = next else {
+                return;
+            };
+            mm.unmap_file_pages(self, pages.clone());
+            // Unpinned with no lock held: the last handle tears the address space down.
+            drop(mm);
+        }
+    }
+
+    /// Counts one more VMA of `mm` that maps the file.
+    pub fn add_mapper(&self, mm: &Mm) -> Result<(), Errno> {
+        let mut mappers = self.mappers.lock();
+        if let Some(mapper) = mappers
+            .iter_mut()
+            .find(|m| core::ptr::eq(Weak::as_ptr(&m.mm), mm))
+        {
+            mapper.vmas += 1;
+            return Ok(());
+        }
+        mappers.try_reserve(1).map_err(|_| ENOMEM)?;
+        mappers.push(Mapper {
+            mm: mm.weak(),
+            vmas: 1,
+            unmapped_by: 0,
+        });
+        Ok(())
+    }
+
+    /// Counts one VMA of the address space `mm_id` (its [`Mm::id`]) out.
+    pub fn remove_mapper(&self, mm_id: usize) {
+        let mut mappers = self.mappers.lock();
+        let at = mappers
+            .iter()
+            .position(|m| Weak::as_ptr(&m.mm) as usize == mm_id)
+            .expect("a VMA of the file counted its address space in");
+        mappers[at].vmas -= 1;
+        if mappers[at].vmas == 0 {
+            // The weak handle is dropped under the lock: it frees no address space (only a
+            // strong handle's drop tears one down).
+            mappers.swap_remove(at);
+        }
     }
 }
 
 impl Drop for PageCache {
     fn drop(&mut self) {
-        let frames: alloc::vec::Vec<PhysAddr> = core::mem::take(&mut self.pages.get_mut().frames)
+        debug_assert!(
+            self.mappers.get_mut().is_empty(),
+            "a page cache dropped while mapped"
+        );
+        let mut frames: Vec<PhysAddr> = core::mem::take(&mut self.pages.get_mut().frames)
             .into_values()
             .collect();
-        // SAFETY: the frames were the cache's alone, and the cache is going away.
-        unsafe { frame::free_user_frames(&frames) };
+        CACHED_PAGES.fetch_sub(frames.len(), Ordering::Relaxed);
+        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
+        release_frames(&mut frames);
     }
+}
+
+/// Pages held by all page caches, and the page caches alive.
+pub fn statistics() -> (usize, usize) {
+    (
+        CACHED_PAGES.load(Ordering::Relaxed),
+        LIVE_CACHES.load(Ordering::Relaxed),
+    )
+}
+
+/// Logs the page caches' size (debug key `m`, with the memory statistics).
+pub fn log_statistics() {
+    let (pages, caches) = statistics();
+    log::info!(
+        "page cache: {pages} pages ({} KiB) in {caches} files",
+        pages * PAGE as usize / 1024
+    );
 }

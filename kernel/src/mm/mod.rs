@@ -110,9 +110,10 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     vma::register_cache();
 }
 
-/// Prints frame and heap statistics (debug key `m`, and the boot log).
+/// Prints frame, heap and page-cache statistics (debug key `m`, and the boot log).
 pub fn log_statistics() {
     frame::log_statistics();
     heap::log_statistics();
     addrspace::log_statistics();
+    crate::fs::pagecache::log_statistics();
 }

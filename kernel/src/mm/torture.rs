@@ -57,10 +57,7 @@ pub(super) struct Space {
 }
 
 pub(super) fn address_space(name: &str) -> Arc<Space> {
-    space_for(
-        name,
-        Arc::new(Mm::new().expect("memory for an address space")),
-    )
+    space_for(name, Mm::new().expect("memory for an address space"))
 }
 
 /// A [`Space`] for the address space `mm`.

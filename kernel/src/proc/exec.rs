@@ -205,7 +205,7 @@ fn place(image: &[u8], base: u64) -> Result<elf::Program, LoadError> {
 /// the program is by the auxiliary vector (`AT_PHDR`, `AT_ENTRY`, `AT_BASE`).
 fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
     let program = place(image, PIE_BASE)?;
-    let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
+    let mm = Mm::new().ok_or(LoadError::OutOfMemory)?;
     let guard = mm.write();
     map_segments(&guard, image, &program)?;
     let heap_start = program

@@ -59,13 +59,15 @@ fn settle() {
 /// Whether a baseline was taken in this boot (see [`Baseline::take`]).
 static WARMED_UP: AtomicBool = AtomicBool::new(false);
 
-/// Frame, VMA and slab object counts, and frames mapped more than once, before processes run,
-/// to compare with afterwards. The test's own allocations must be gone by the check.
+/// Frame, VMA and slab object counts, frames held more than once, and the page caches' pages
+/// and files, before processes run, to compare with afterwards. The test's own allocations
+/// must be gone by the check (files the processes made, removed).
 struct Baseline {
     frames: usize,
     vmas: usize,
     slab_objects: [(&'static str, usize); CACHES],
     shared_frames: usize,
+    page_cache: (usize, usize),
 }
 
 impl Baseline {
@@ -84,6 +86,7 @@ impl Baseline {
             vmas: vmas_active(),
             slab_objects: slab_objects(),
             shared_frames: page_refs::shared_frames(),
+            page_cache: crate::fs::pagecache::statistics(),
         }
     }
 
@@ -113,7 +116,12 @@ impl Baseline {
         assert_eq!(
             page_refs::shared_frames(),
             self.shared_frames,
-            "frames still counted as mapped more than once"
+            "frames still counted as held more than once"
+        );
+        assert_eq!(
+            crate::fs::pagecache::statistics(),
+            self.page_cache,
+            "page-cache pages and files (pages, files) left behind"
         );
         assert_eq!(
             frames_in_use(),

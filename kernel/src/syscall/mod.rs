@@ -71,6 +71,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(0)
         }
         25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
+        26 => with_mm(|mm| crate::mm::mmap::msync(mm, a[0], a[1], a[2])),
         32 => io::dup(a[0]),
         33 => io::dup2(a[0], a[1]),
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
@@ -211,7 +212,6 @@ fn name(number: u64) -> &'static str {
         21 => "access",
         22 => "pipe",
         23 => "select",
-        26 => "msync",
         27 => "mincore",
         32 => "dup",
         33 => "dup2",

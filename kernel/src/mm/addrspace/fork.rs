@@ -16,8 +16,11 @@
 //!   ([`page_refs`]) goes up. The first write on either side copies it, or, once the other
 //!   side let go, takes it back in place (see the fault handler);
 //! - a shared page is mapped as it is in both, and counted too. Shared anonymous memory has
-//!   no backing object here, so fork first gives every page of a shared VMA a frame in the
-//!   parent (otherwise parent and child would later fault in different pages);
+//!   no backing object here, so fork first gives every page of a shared anonymous VMA a frame
+//!   in the parent (otherwise parent and child would later fault in different pages); a shared
+//!   VMA of a file needs none: both fault their missing pages in from the file's page cache.
+//!   A private VMA of a file is copied like any private one (its pages still the cache's are
+//!   read-only anyway); the child's VMA takes its own reference to the file;
 //! - the zero page is mapped as it is;
 //! - `MADV_DONTFORK` ranges are left out of the child, `MADV_WIPEONFORK` ones give it fresh
 //!   zero-filled memory.
@@ -26,6 +29,7 @@
 //! translations are shot down on every CPU that has the address space loaded: from then on,
 //! a parent thread that writes a shared page faults and copies.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
@@ -43,7 +47,7 @@ impl Mm {
     /// A copy of this address space for a forked child. On `ENOMEM` nothing of the child
     /// remains, and the parent is as it was, save pages of shared mappings populated and
     /// private pages write-protected (both invisible to its threads).
-    pub fn fork(&self) -> Result<Mm, Errno> {
+    pub fn fork(&self) -> Result<Arc<Mm>, Errno> {
         let child = Mm::new().ok_or(ENOMEM)?;
         let parent = self.write();
         let copied = {
@@ -74,7 +78,7 @@ impl MmWriteGuard<'_> {
             if flags & VM_DONTCOPY != 0 {
                 continue;
             }
-            let Some(copy) = Vma::dup(vma, child.mm.id()) else {
+            let Some(copy) = Vma::dup(vma, child.mm) else {
                 result = Err(ENOMEM);
                 break;
             };
@@ -85,7 +89,7 @@ impl MmWriteGuard<'_> {
             if flags & VM_WIPEONFORK != 0 && flags & VM_SHARED == 0 {
                 continue;
             }
-            let copied = if flags & VM_SHARED != 0 {
+            let copied = if flags & VM_SHARED != 0 && vma.file().is_none() {
                 self.populate_shared(vma)
                     .and_then(|()| child.copy_entries(parent, vma))
             } else {
@@ -258,7 +262,7 @@ mod ktests {
             });
 
             let (_, _, copies_before, _, _) = crate::mm::fault::totals();
-            let child = space_for("fork-child", Arc::new(parent.mm.fork().expect("fork")));
+            let child = space_for("fork-child", parent.mm.fork().expect("fork"));
             assert_eq!(
                 child.mm.resident_pages.sum(),
                 parent.mm.resident_pages.sum() - 2,
@@ -280,7 +284,7 @@ mod ktests {
                 }
             });
             let grandchild =
-                space_for("fork-grandchild", Arc::new(child.mm.fork().expect("fork of fork")));
+                space_for("fork-grandchild", child.mm.fork().expect("fork of fork"));
             run_in(&parent, || {
                 for page in 0..PRIVATE_PAGES {
                     let want = if page % 2 == 0 { 0x1000 + page } else { 0 };
