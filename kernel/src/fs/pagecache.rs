@@ -332,3 +332,223 @@ pub fn log_statistics() {
         pages * PAGE as usize / 1024
     );
 }
+
+#[cfg(feature = "ktest")]
+mod ktests {
+    use alloc::sync::Arc;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use super::{PAGE, statistics};
+    use crate::arch::percpu;
+    use crate::arch::uaccess::{read_user, write_user};
+    use crate::fs::Inode;
+    use crate::fs::dentry::Dentry;
+    use crate::fs::file::{File, O_RDWR};
+    use crate::fs::tmpfs::TmpInode;
+    use crate::ktest;
+    use crate::mm::mmap::{self, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
+    use crate::mm::torture::{Space, address_space, start_in};
+    use crate::proc::ktests::Baseline;
+    use crate::syscall::errno::EFAULT;
+
+    const PAGES: u64 = 32;
+    /// Where the file is mapped shared, and privately (in the first address space).
+    const SHARED: u64 = 0x4000_0000;
+    const PRIVATE: u64 = 0x5000_0000;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, bound: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % bound
+        }
+    }
+
+    /// An open, unnamed tmpfs file of `PAGES` pages (a hole).
+    fn new_file() -> Arc<File> {
+        let inode: Arc<dyn Inode> = TmpInode::new_unnamed_file(0o600);
+        let file = File::open(Dentry::unnamed("/filemap-ktest", inode), O_RDWR).expect("open");
+        file.inode().truncate(PAGES * PAGE).expect("size the file");
+        file
+    }
+
+    fn map(space: &Space, addr: u64, file: &Arc<File>, kind: u64) {
+        let prot = PROT_READ | PROT_WRITE;
+        mmap::map(
+            &space.mm,
+            addr,
+            PAGES * PAGE,
+            prot,
+            kind | MAP_FIXED,
+            Some(file),
+            0,
+        )
+        .expect("map the file");
+    }
+
+    /// Runs `body` in a kernel thread working in `space`, and waits for it.
+    fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
+        let done = start_in(space, body);
+        assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
+    }
+
+    ktest! {
+        timeout_ms = 60_000;
+        /// Two address spaces map one file shared: a store through one is read through the
+        /// other; a private mapping's store stays its own. Truncation unmaps the cut page from
+        /// both (their accesses fail from then on, as user code's would with SIGBUS) while the
+        /// page before it stays, and the cut frame is freed only once nothing maps it: once all
+        /// is gone, frames, page-cache pages and files are back at their baseline.
+        fn truncation_unmaps_the_cut_pages_from_every_mapping() {
+            let baseline = Baseline::take();
+            let (pages_before, _) = statistics();
+            {
+                let file = new_file();
+                let (a, b) = (address_space("filemap-a"), address_space("filemap-b"));
+                map(&a, SHARED, &file, MAP_SHARED);
+                map(&a, PRIVATE, &file, MAP_PRIVATE);
+                map(&b, SHARED, &file, MAP_SHARED);
+                run_in(&a, || {
+                    write_user(SHARED + PAGE, &0x5eedu64).expect("shared store");
+                    write_user(PRIVATE + PAGE, &0x0111u64).expect("private store");
+                    assert_eq!(read_user::<u64>(SHARED), Ok(0), "a hole reads as zeros");
+                });
+                run_in(&b, || {
+                    assert_eq!(read_user::<u64>(SHARED + PAGE), Ok(0x5eed), "not shared");
+                });
+                assert_eq!(statistics().0 - pages_before, 2, "the pages the faults cached");
+                file.inode().truncate(PAGE + 8).expect("shrink");
+                file.inode().truncate(PAGE).expect("shrink to the page");
+                assert_eq!(statistics().0 - pages_before, 1, "the cut page is out of the cache");
+                run_in(&a, || {
+                    assert_eq!(read_user::<u64>(SHARED + PAGE), Err(EFAULT), "still mapped");
+                    assert_eq!(read_user::<u64>(PRIVATE + PAGE), Err(EFAULT), "copy kept");
+                    assert_eq!(read_user::<u64>(SHARED), Ok(0));
+                });
+                run_in(&b, || {
+                    assert_eq!(read_user::<u64>(SHARED + PAGE), Err(EFAULT), "still mapped");
+                });
+                for space in [&a, &b] {
+                    space.mm.teardown();
+                }
+            }
+            baseline.check();
+        }
+    }
+
+    ktest! {
+        timeout_ms = 300_000;
+        /// Threads of two address spaces store and load through shared and private mappings
+        /// of one file while one thread shrinks and grows the file and another forks the first
+        /// address space and remaps parts of the second. A load after a store sees the store,
+        /// zeros (truncation cut the page and it grew back) or a refused access (past the
+        /// end); and when all is gone no frame is lost or freed twice: frames, sharing counts,
+        /// page-cache pages and files are back at their baseline.
+        fn faults_race_truncation_fork_and_remapping() {
+            if percpu::online_count() < 2 {
+                return ktest::skip("needs 2 or more CPUs");
+            }
+            let baseline = Baseline::take();
+            {
+                let file = new_file();
+                let (a, b) = (address_space("filemap-a"), address_space("filemap-b"));
+                map(&a, SHARED, &file, MAP_SHARED);
+                map(&a, PRIVATE, &file, MAP_PRIVATE);
+                map(&b, SHARED, &file, MAP_SHARED);
+                let stop = Arc::new(AtomicBool::new(false));
+                let wrong = Arc::new(AtomicU64::new(0));
+                // Stores made, and those refused (past the end, or unmapped for a moment).
+                let stores = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+                let faulters = (percpu::online_count() - 1).max(2) as u64;
+                let mut done = Vec::new();
+                for index in 0..faulters {
+                    let (stop, wrong, stores) = (stop.clone(), wrong.clone(), stores.clone());
+                    let space = if index % 2 == 0 { &a } else { &b };
+                    let has_private = index % 2 == 0;
+                    done.push(start_in(space, move || {
+                        let mut rng = Rng(0x9e37_79b9 + index * 7919);
+                        let mut count = 0u64;
+                        while !stop.load(Ordering::Acquire) {
+                            count += 1;
+                            // Each thread its own word of the page: a shared one, and (not
+                            // written through the file) a private one.
+                            let private = has_private && rng.next(2) == 0;
+                            let (base, word) = if private {
+                                (PRIVATE, 16 + index)
+                            } else {
+                                (SHARED, index)
+                            };
+                            let addr = base + rng.next(PAGES) * PAGE + word * 8;
+                            let value = (index << 48) | count;
+                            let stored = write_user(addr, &value).is_ok();
+                            stores[usize::from(!stored)].fetch_add(1, Ordering::Relaxed);
+                            if stored {
+                                let read = read_user::<u64>(addr);
+                                if !matches!(read, Ok(0) | Err(EFAULT)) && read != Ok(value) {
+                                    wrong.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            // Kernel code is not preempted: let the others in.
+                            crate::sched::yield_now();
+                        }
+                    }));
+                }
+                let rounds = 400 * ktest::stress_factor();
+                let truncator = {
+                    let file = file.clone();
+                    start_in(&a, move || {
+                        let mut rng = Rng(0x1234_5678);
+                        for _ in 0..rounds {
+                            let size = rng.next(PAGES * PAGE + 1);
+                            file.inode().truncate(size).expect("truncate");
+                            crate::sched::yield_now();
+                        }
+                    })
+                };
+                let forker = {
+                    let (a, b, file, stop) = (a.clone(), b.clone(), file.clone(), stop.clone());
+                    start_in(&b.clone(), move || {
+                        let mut rng = Rng(0xdead_beef);
+                        while !stop.load(Ordering::Acquire) {
+                            if rng.next(2) == 0 {
+                                let child = a.mm.fork().expect("fork");
+                                child.teardown();
+                            } else {
+                                // Unmap a few pages of the shared mapping and map them again,
+                                // as the same pages of the file (the VMAs merge back).
+                                let first = rng.next(PAGES - 4);
+                                let (addr, len) = (SHARED + first * PAGE, 4 * PAGE);
+                                mmap::munmap(&b.mm, addr, len).expect("munmap");
+                                let prot = PROT_READ | PROT_WRITE;
+                                mmap::map(&b.mm, addr, len, prot, MAP_SHARED | MAP_FIXED,
+                                    Some(&file), first * PAGE)
+                                    .expect("map again");
+                            }
+                            crate::sched::yield_now();
+                        }
+                    })
+                };
+                assert!(truncator.wait_timeout(240_000_000_000), "the truncator never finished");
+                stop.store(true, Ordering::Release);
+                for completion in done.iter().chain([&forker]) {
+                    assert!(completion.wait_timeout(60_000_000_000), "a thread never finished");
+                }
+                crate::println!(
+                    "# {} stores, {} refused, {rounds} truncations",
+                    stores[0].load(Ordering::Relaxed),
+                    stores[1].load(Ordering::Relaxed)
+                );
+                assert_eq!(b.mm.vma_count(), 1, "the remapped pieces did not merge back");
+                for space in [&a, &b] {
+                    space.mm.teardown();
+                }
+                assert_eq!(wrong.load(Ordering::Relaxed), 0, "a load saw another value");
+            }
+            baseline.check();
+        }
+    }
+}

@@ -17,7 +17,7 @@ pub mod page_refs;
 pub mod pte;
 pub mod slab;
 #[cfg(feature = "ktest")]
-mod torture;
+pub(crate) mod torture;
 pub mod user_tables;
 pub mod vma;
 pub mod vma_lock;

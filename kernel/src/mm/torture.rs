@@ -51,17 +51,17 @@ impl Rng {
 
 /// An empty address space for kernel threads to work in, with a process for them to belong
 /// to (never registered, never run by a user thread).
-pub(super) struct Space {
+pub(crate) struct Space {
     pub process: Arc<Process>,
     pub mm: Arc<Mm>,
 }
 
-pub(super) fn address_space(name: &str) -> Arc<Space> {
+pub(crate) fn address_space(name: &str) -> Arc<Space> {
     space_for(name, Mm::new().expect("memory for an address space"))
 }
 
 /// A [`Space`] for the address space `mm`.
-pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
+pub(crate) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
     let lineage = crate::proc::Lineage {
         parent: None,
         exit_signal: 0,
@@ -78,7 +78,7 @@ pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
 }
 
 /// Starts a kernel thread in `space`; returns its completion.
-pub(super) fn start_in(
+pub(crate) fn start_in(
     space: &Arc<Space>,
     body: impl FnOnce() + Send + 'static,
 ) -> Arc<Completion> {

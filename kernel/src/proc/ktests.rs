@@ -62,7 +62,7 @@ static WARMED_UP: AtomicBool = AtomicBool::new(false);
 /// Frame, VMA and slab object counts, frames held more than once, and the page caches' pages
 /// and files, before processes run, to compare with afterwards. The test's own allocations
 /// must be gone by the check (files the processes made, removed).
-struct Baseline {
+pub(crate) struct Baseline {
     frames: usize,
     vmas: usize,
     slab_objects: [(&'static str, usize); CACHES],
@@ -76,7 +76,7 @@ impl Baseline {
     /// kernel stacks, the timer list) take their memory when first used, which must not count
     /// against a test. (Later growth moves a container's memory to a larger size class, which
     /// the total of slab objects does not see.)
-    fn take() -> Self {
+    pub(crate) fn take() -> Self {
         if !WARMED_UP.swap(true, Ordering::Relaxed) {
             run_fork_torture(&["snapshot", "forks=2", "writers=2"], 120);
         }
@@ -90,7 +90,7 @@ impl Baseline {
         }
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         settle();
         assert!(
             crate::proc::live_processes().is_empty(),
