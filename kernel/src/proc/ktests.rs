@@ -186,8 +186,17 @@ ktest! {
     fn benchmark_program_runs_every_scenario() {
         let baseline = Baseline::take();
         {
-            const SCENARIOS: [&str; 8] =
-                ["a", "a-procs", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
+            const SCENARIOS: [&str; 9] = [
+                "a",
+                "a-procs",
+                "a-file",
+                "b",
+                "c",
+                "d-touched",
+                "d-untouched",
+                "spin",
+                "spin-pause",
+            ];
             let scenarios = alloc::format!("scenarios={}", SCENARIOS.join(","));
             let args: [&[u8]; 7] = [
                 b"/bin/bench",
