@@ -279,15 +279,19 @@ impl Vma {
     /// of protection), never its lock words; it maps the same file, from the page that
     /// `range.start` shows.
     pub fn create_from(mm: &Mm, original: &Vma, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
+        debug_assert_eq!(
+            original.mm(),
+            mm.id(),
+            "a piece of another address space's VMA"
+        );
         let file = original.file().map(|file| {
             let pages = (range.start - original.start()) / 4096;
             (file.file(), file.pgoff() + pages)
         });
         let vma = Self::create(mm, range.clone(), flags, file)?;
         // SAFETY: ours until published.
-        vmalock::vm_area_init_from(unsafe { vma.get_unchecked() }, original);
-        // SAFETY: as above.
         let v = unsafe { vma.get_unchecked() };
+        vmalock::vm_area_init_from(v, original);
         v.start.store(range.start, Ordering::Relaxed);
         v.end.store(range.end, Ordering::Relaxed);
         v.flags.store(flags, Ordering::Relaxed);
