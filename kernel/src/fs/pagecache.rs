@@ -348,7 +348,7 @@ mod ktests {
     use crate::fs::tmpfs::TmpInode;
     use crate::ktest;
     use crate::mm::mmap::{self, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
-    use crate::mm::torture::{Space, address_space, start_in};
+    use crate::mm::torture::{Rng, Space, address_space, run_in, start_in};
     use crate::proc::ktests::Baseline;
     use crate::syscall::errno::EFAULT;
 
@@ -356,17 +356,6 @@ mod ktests {
     /// Where the file is mapped shared, and privately (in the first address space).
     const SHARED: u64 = 0x4000_0000;
     const PRIVATE: u64 = 0x5000_0000;
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self, bound: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % bound
-        }
-    }
 
     /// An open, unnamed tmpfs file of `PAGES` pages (a hole).
     fn new_file() -> Arc<File> {
@@ -388,12 +377,6 @@ mod ktests {
             0,
         )
         .expect("map the file");
-    }
-
-    /// Runs `body` in a kernel thread working in `space`, and waits for it.
-    fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
-        let done = start_in(space, body);
-        assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
     }
 
     ktest! {

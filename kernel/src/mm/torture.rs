@@ -38,10 +38,12 @@ const CHURN_SLOTS: u64 = 4;
 const RW: u64 = PROT_READ | PROT_WRITE;
 const ANON_FIXED: u64 = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 
-struct Rng(u64);
+/// A xorshift generator: the tortures' random choices, the same on every run.
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
+    /// The next number below `bound`.
+    pub(crate) fn next(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -75,6 +77,12 @@ pub(crate) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
         &SpawnOptions::default(),
     ));
     Arc::new(Space { process, mm })
+}
+
+/// Runs `body` in a kernel thread working in `space`, and waits for it (30 s at most).
+pub(crate) fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
+    let done = start_in(space, body);
+    assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
 }
 
 /// Starts a kernel thread in `space`; returns its completion.

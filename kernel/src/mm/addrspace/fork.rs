@@ -189,15 +189,13 @@ impl MmWriteGuard<'_> {
 
 #[cfg(feature = "ktest")]
 mod ktests {
-    use alloc::sync::Arc;
-
     use crate::arch::uaccess::{read_user, write_user};
     use crate::ktest;
     use crate::mm::mmap::{
         self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
     };
     use crate::mm::page_refs;
-    use crate::mm::torture::{Space, address_space, space_for, start_in};
+    use crate::mm::torture::{Space, address_space, run_in, space_for};
 
     const PAGE: u64 = 4096;
     const PRIVATE: u64 = 0x4000_0000;
@@ -208,12 +206,6 @@ mod ktests {
     const WIPEONFORK: u64 = 0x6100_0000;
     const MADV_DONTFORK: u64 = 10;
     const MADV_WIPEONFORK: u64 = 18;
-
-    /// Runs `body` in a kernel thread working in `space`, and waits for it.
-    fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
-        let done = start_in(space, body);
-        assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
-    }
 
     fn map(space: &Space, addr: u64, pages: u64, shared: bool) {
         let kind = if shared { MAP_SHARED } else { MAP_PRIVATE };
