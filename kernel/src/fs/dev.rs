@@ -142,6 +142,10 @@ impl Inode for CharDevice {
         self
     }
 
+    fn maps_zeroes(&self) -> bool {
+        self.device == Device::Zero
+    }
+
     fn seekable(&self) -> bool {
         self.device != Device::Console
     }

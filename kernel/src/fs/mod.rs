@@ -330,6 +330,13 @@ pub trait Inode: Send + Sync + Any {
     fn page_cache(&self) -> Option<&pagecache::PageCache> {
         None
     }
+
+    /// Whether `mmap` of the file gives fresh zero-filled memory, as an anonymous mapping
+    /// does (`/dev/zero`). A file that neither has a page cache nor maps zeroes cannot be
+    /// mapped (`ENODEV`).
+    fn maps_zeroes(&self) -> bool {
+        false
+    }
 }
 
 /// Inode numbers, unique across the file systems of this boot.

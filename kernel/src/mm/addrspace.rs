@@ -36,6 +36,7 @@
 //! never needs memory in proportion to its range: killing a process that ate all memory must
 //! not need memory.
 
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
@@ -55,6 +56,8 @@ use super::{PhysAddr, zero_page};
 use crate::arch::percpu::CpuSet;
 use crate::arch::smp::{self, Flush};
 use crate::arch::syscall::USER_END;
+use crate::fs::file::File;
+use crate::fs::pagecache::PageCache;
 use crate::sync::rcu::{RcuReadGuard, read_lock};
 use crate::sync::rwsem::{RwSemReadGuard, RwSemWriteGuard};
 use crate::sync::{PerCpuCounter, RwSem};
@@ -85,6 +88,8 @@ static EARLY_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static GATHER_CANNOT_GROW: AtomicBool = AtomicBool::new(false);
 
 pub struct Mm {
+    /// This address space's own handle, for the files it maps to find it by.
+    this: Weak<Mm>,
     /// Taken through [`Mm::read`] and [`Mm::write`] only.
     mmap_lock: RwSem,
     /// The per-VMA-lock sequence (`mm_lock_seq`): odd during a write session.
@@ -134,10 +139,17 @@ pub fn log_statistics() {
 }
 
 /// A change to a range of the address space.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Edit {
+#[derive(Clone, Copy)]
+pub enum Edit<'f> {
     /// New anonymous memory with these flags (what was mapped there is dropped).
     Map(u32),
+    /// A new mapping of `file` (a file with a page cache), from its page `pgoff` on, with
+    /// `flags` (what was mapped there is dropped).
+    MapFile {
+        flags: u32,
+        file: &'f Arc<File>,
+        pgoff: u64,
+    },
     /// The same pages, new protection.
     Protect(u32),
     /// Nothing mapped any more.
@@ -160,28 +172,57 @@ struct Retired {
 
 impl Mm {
     /// An empty address space sharing the kernel half; `None` when out of memory.
-    pub fn new() -> Option<Self> {
+    pub fn new() -> Option<Arc<Self>> {
         let mut gather = Vec::new();
         gather.try_reserve_exact(GATHER_MIN).ok()?;
-        Some(Self {
+        let root = user_tables::new_root()?;
+        Some(Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             mmap_lock: RwSem::new(),
             lock_seq: MmLockSeq::new(),
             detached_vmas: spin::Mutex::new(Vec::new()),
             gather: spin::Mutex::new(gather),
             tree: RangeTree::new(),
-            root: user_tables::new_root()?,
+            root,
             cpu_mask: AtomicU64::new(0),
             resident_pages: PerCpuCounter::new(),
             brk_start: AtomicU64::new(0),
             brk_end: AtomicU64::new(0),
             users: AtomicUsize::new(1),
             torn_down: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// This address space's identity, as VMAs record it.
     pub fn id(&self) -> usize {
         self as *const Self as usize
+    }
+
+    /// A handle that does not keep the address space alive (the files it maps keep one).
+    pub fn weak(&self) -> Weak<Mm> {
+        self.this.clone()
+    }
+
+    /// Unmaps the file pages `pages` of `cache` wherever this address space maps them
+    /// (truncation cut them off the file): the entries of every VMA of the file are cleared,
+    /// under `mmap_lock` held for writing and the VMA's write lock, so a fault that found one
+    /// of the pages before the cut has installed it by then and it goes too.
+    pub fn unmap_file_pages(&self, cache: &PageCache, pages: Range<u64>) {
+        let locked = self.write();
+        let parts: Vec<(&Vma, Range<u64>)> = locked
+            .vmas_in(0..USER_END)
+            .into_iter()
+            .filter_map(|vma| file_range(vma, cache, &pages).map(|part| (vma, part)))
+            .collect();
+        let (Some((_, first)), Some((_, last))) = (parts.first(), parts.last()) else {
+            return;
+        };
+        let mut retired = self.start_retiring(first.start..last.end);
+        for (vma, part) in parts {
+            locked.write_lock_vma(vma);
+            locked.clear_pages(part, &mut retired);
+        }
+        self.retire(retired);
     }
 
     /// What `lock_vma_under_rcu` compares VMAs against.
@@ -556,27 +597,35 @@ impl MmWriteGuard<'_> {
                 .map(|(r, vma)| (r, self.vma(vma)))
                 .collect()
         };
+        let new_file = match edit {
+            Edit::MapFile { file, pgoff, .. } => Some((file, pgoff)),
+            _ => None,
+        };
         let mut span = range.clone();
-        let mut pieces: Vec<(Range<u64>, u32)> = Vec::new();
+        let mut pieces: Vec<Piece> = Vec::new();
         if let Some((first, vma)) = olds.first()
             && first.start < range.start
         {
-            pieces.push((first.start..range.start, vma.flags()));
+            pieces.push(Piece::part_of(vma, first.start..range.start, vma.flags()));
             span.start = first.start;
         }
         match edit {
-            Edit::Map(flags) => pieces.push((range.clone(), flags)),
+            Edit::Map(flags) | Edit::MapFile { flags, .. } => pieces.push(Piece {
+                range: range.clone(),
+                flags,
+                origin: None,
+            }),
             Edit::Protect(flags) => {
                 for (old, vma) in &olds {
                     let part = old.start.max(range.start)..old.end.min(range.end);
                     let kept = vma.flags() & !VM_ACCESS;
-                    pieces.push((part, kept | (flags & VM_ACCESS)));
+                    pieces.push(Piece::part_of(vma, part, kept | (flags & VM_ACCESS)));
                 }
             }
             Edit::Advise { set, clear } => {
                 for (old, vma) in &olds {
                     let part = old.start.max(range.start)..old.end.min(range.end);
-                    pieces.push((part, (vma.flags() & !clear) | set));
+                    pieces.push(Piece::part_of(vma, part, (vma.flags() & !clear) | set));
                 }
             }
             Edit::Unmap => {}
@@ -584,25 +633,23 @@ impl MmWriteGuard<'_> {
         if let Some((last, vma)) = olds.last()
             && last.end > range.end
         {
-            pieces.push((range.end..last.end, vma.flags()));
+            pieces.push(Piece::part_of(vma, range.end..last.end, vma.flags()));
             span.end = last.end;
         }
-        if edit != Edit::Unmap {
-            self.merge_with_neighbours(&mut span, &mut pieces);
+        let unmapping = matches!(edit, Edit::Unmap);
+        if !unmapping {
+            self.merge_with_neighbours(&mut span, &mut pieces, new_file);
         }
         let replaced = self.vmas_in(span.clone());
         let mut entries = Vec::with_capacity(pieces.len());
-        for (piece, flags) in &pieces {
+        for piece in &pieces {
             // A piece of an old VMA inherits its fields; a new mapping starts afresh.
-            let source = replaced
-                .iter()
-                .find(|v| v.start() <= piece.start && piece.start < v.end());
-            let vma = match source {
-                Some(original) => Vma::create_from(original, piece.clone(), *flags),
-                None => Vma::create(mm.id(), piece.clone(), *flags),
+            let vma = match piece.origin {
+                Some(original) => Vma::create_from(mm, original, piece.range.clone(), piece.flags),
+                None => Vma::create(mm, piece.range.clone(), piece.flags, new_file),
             };
             match vma {
-                Some(vma) => entries.push((piece.clone(), vma)),
+                Some(vma) => entries.push((piece.range.clone(), vma)),
                 None => {
                     for (_, vma) in entries {
                         Vma::free(vma);
@@ -632,7 +679,9 @@ impl MmWriteGuard<'_> {
         }
 
         match edit {
-            Edit::Map(_) | Edit::Unmap => self.clear_pages(range.clone(), &mut retired),
+            Edit::Map(_) | Edit::MapFile { .. } | Edit::Unmap => {
+                self.clear_pages(range.clone(), &mut retired)
+            }
             Edit::Advise { .. } => {}
             Edit::Protect(flags) => {
                 // Only entries that changed can be stale in a TLB: a range nobody touched
@@ -646,7 +695,7 @@ impl MmWriteGuard<'_> {
                 };
             }
         }
-        if edit == Edit::Unmap {
+        if unmapping {
             let (floor, ceiling) = mm.gap_around(range.clone());
             // SAFETY: this guard holds `mmap_lock` for writing, and `floor..ceiling` is the
             // gap the unmapping left, where no VMA (so no fault) remains.
@@ -665,47 +714,75 @@ impl MmWriteGuard<'_> {
         Ok(())
     }
 
-    /// Extends `span` and `pieces` over the VMAs just before and after `span` when their flags
-    /// match the outer pieces, then joins adjacent pieces with equal flags.
-    fn merge_with_neighbours(&self, span: &mut Range<u64>, pieces: &mut Vec<(Range<u64>, u32)>) {
+    /// Maps `range` (page aligned, inside user space) to `file` (a file with a page cache)
+    /// from its page `pgoff` on, with the VMA `flags` (`VM_SHARED` for a shared mapping),
+    /// replacing what was mapped there: the way mmap, and the ELF loader, map a file. Nothing
+    /// is faulted in: each page comes from the page cache at its first access (a private
+    /// mapping's page is copied at its first write); a page wholly past the end of the file
+    /// raises `SIGBUS`.
+    pub fn map_file(
+        &self,
+        range: Range<u64>,
+        flags: u32,
+        file: &Arc<File>,
+        pgoff: u64,
+    ) -> Result<(), Errno> {
+        debug_assert!(file.inode().page_cache().is_some(), "no page cache to map");
+        self.edit(range, Edit::MapFile { flags, file, pgoff })
+    }
+
+    /// Extends `span` and `pieces` over the VMAs just before and after `span` when the outer
+    /// pieces continue them (same flags, and the same memory: anonymous, or the next pages of
+    /// the same file), then joins adjacent pieces that continue each other. `new_file` is what
+    /// the edit's new mapping maps.
+    fn merge_with_neighbours<'v>(
+        &'v self,
+        span: &mut Range<u64>,
+        pieces: &mut Vec<Piece<'v>>,
+        new_file: Option<(&'v Arc<File>, u64)>,
+    ) {
         if let Some(before) = span.start.checked_sub(1).and_then(|a| self.find_vma(a))
-            && pieces
-                .first()
-                .is_some_and(|(r, f)| r.start == before.end() && *f == before.flags())
+            && let Some(first) = pieces.first()
+            && first.range.start == before.end()
+            && Piece::whole(before).is_continued_by(first, new_file)
         {
-            pieces[0].0.start = before.start();
+            pieces[0] = Piece::part_of(before, before.start()..first.range.end, first.flags);
             span.start = before.start();
         }
         if let Some(after) = self.find_vma(span.end)
-            && pieces
-                .last()
-                .is_some_and(|(r, f)| r.end == after.start() && *f == after.flags())
+            && let Some(last) = pieces.last_mut()
+            && last.range.end == after.start()
+            && last.is_continued_by(&Piece::whole(after), new_file)
         {
-            let last = pieces.len() - 1;
-            pieces[last].0.end = after.end();
+            last.range.end = after.end();
             span.end = after.end();
         }
-        let mut joined: Vec<(Range<u64>, u32)> = Vec::with_capacity(pieces.len());
-        for (range, flags) in pieces.drain(..) {
+        let mut joined: Vec<Piece> = Vec::with_capacity(pieces.len());
+        for piece in pieces.drain(..) {
             match joined.last_mut() {
-                Some((last, last_flags)) if last.end == range.start && *last_flags == flags => {
-                    last.end = range.end;
+                Some(last)
+                    if last.range.end == piece.range.start
+                        && last.is_continued_by(&piece, new_file) =>
+                {
+                    last.range.end = piece.range.end;
                 }
-                _ => joined.push((range, flags)),
+                _ => joined.push(piece),
             }
         }
         *pieces = joined;
     }
 
-    /// Drops the private pages of `range` (`MADV_DONTNEED`): later reads see zeroes. Each VMA
-    /// is judged on its own: a private VMA's part of `range` is cleared (write-locked first),
-    /// a shared one keeps its pages, since they are its only copy of the data (Linux keeps
+    /// Drops the pages `range` maps (`MADV_DONTNEED`): later accesses fault them in again.
+    /// Each VMA is judged on its own: a private VMA's part of `range` is cleared (write-locked
+    /// first) — anonymous memory reads as zeroes afterwards, a file's pages as the file —, a
+    /// file's shared VMA is cleared too (its pages stay in the file's page cache), a shared
+    /// anonymous one keeps its pages, since they are its only copy of the data (Linux keeps
     /// them in shmem and refaults them), and holes are skipped.
     pub fn zap(&self, range: Range<u64>) {
         let mm = self.mm;
         let mut retired = mm.start_retiring(range.clone());
         for vma in self.vmas_in(range.clone()) {
-            if vma.flags() & VM_SHARED != 0 {
+            if vma.flags() & VM_SHARED != 0 && vma.file().is_none() {
                 continue;
             }
             self.write_lock_vma(vma);
@@ -737,6 +814,66 @@ impl MmWriteGuard<'_> {
         mm.resident_pages.add(1);
         Ok(virt)
     }
+}
+
+/// One VMA an edit makes: its range and flags, and where its other fields come from.
+struct Piece<'v> {
+    range: Range<u64>,
+    flags: u32,
+    /// The old VMA whose range holds `range.start` (the piece is a part of it, or extends
+    /// it), or `None` for the edit's new mapping, which starts at `range.start`.
+    origin: Option<&'v Vma>,
+}
+
+impl<'v> Piece<'v> {
+    fn part_of(vma: &'v Vma, range: Range<u64>, flags: u32) -> Self {
+        Self {
+            range,
+            flags,
+            origin: Some(vma),
+        }
+    }
+
+    fn whole(vma: &'v Vma) -> Self {
+        Self::part_of(vma, vma.start()..vma.end(), vma.flags())
+    }
+
+    /// What the piece maps: the file and the file page its first page shows, or `None` for
+    /// anonymous memory. `new_file` is what the edit's new mapping maps.
+    fn backing(&self, new_file: Option<(&'v Arc<File>, u64)>) -> Option<(&'v Arc<File>, u64)> {
+        match self.origin {
+            Some(vma) => vma.file().map(|file| {
+                let pages = (self.range.start - vma.start()) / 4096;
+                (file.file(), file.pgoff() + pages)
+            }),
+            None => new_file,
+        }
+    }
+
+    /// Whether `next`, which starts where this piece ends, can be one VMA with it: the same
+    /// flags, and the same kind of memory (anonymous, or the following pages of the same
+    /// open file).
+    fn is_continued_by(&self, next: &Piece<'v>, new_file: Option<(&'v Arc<File>, u64)>) -> bool {
+        self.flags == next.flags
+            && match (self.backing(new_file), next.backing(new_file)) {
+                (None, None) => true,
+                (Some((file, pgoff)), Some((next_file, next_pgoff))) => {
+                    let pages = (self.range.end - self.range.start) / 4096;
+                    Arc::ptr_eq(file, next_file) && pgoff + pages == next_pgoff
+                }
+                _ => false,
+            }
+    }
+}
+
+/// The addresses at which `vma` shows the file pages `pages` of `cache`, if it shows any.
+fn file_range(vma: &Vma, cache: &PageCache, pages: &Range<u64>) -> Option<Range<u64>> {
+    let file = vma.file().filter(|f| core::ptr::eq(f.cache(), cache))?;
+    let first = file.pgoff();
+    let shown = first..first + (vma.end() - vma.start()) / 4096;
+    let start = pages.start.max(shown.start);
+    let end = pages.end.min(shown.end);
+    (start < end).then(|| vma.start() + (start - first) * 4096..vma.start() + (end - first) * 4096)
 }
 
 impl Drop for Mm {

@@ -20,18 +20,27 @@
 //! writable). Entries are installed with compare-and-swap, so two threads faulting on one page
 //! (or in neighbouring VMAs sharing a page table) never lose each other's work; the loser frees
 //! its page.
+//!
+//! A VMA of a file takes its pages from the file's page cache (`fs::pagecache`), under the
+//! same lock: a shared VMA maps the cache's frame itself (writable if the VMA is), so stores
+//! reach the file and `write` reaches the mapping; a private one maps it read-only, and a
+//! write copies it into a page of the process's own (at once, for a first access that is a
+//! write). A page wholly past the end of the file is refused ([`FaultError::PastEndOfFile`]:
+//! `SIGBUS`). Each entry holds the frame (`page_refs`), so the cache may let a page go while
+//! it is mapped without the frame being freed under the mapping.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addrspace::{Mm, MmapLocked, entry_flags};
+use super::page_refs;
 use super::pte::{NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
 use super::user_tables;
-use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma};
+use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma, VmaFile};
 use super::vma_lock;
 use super::zero_page;
-use super::{frame, page_refs};
 use crate::arch::percpu::{self, PerCpu, per_cpu};
 use crate::arch::syscall::USER_END;
+use crate::fs::pagecache::MapError;
 
 /// Why a fault could not be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +51,8 @@ pub enum FaultError {
     Forbidden,
     /// No frame for the page or a page table.
     OutOfMemory,
+    /// The page lies wholly past the end of the file the VMA maps (`BUS_ADRERR`).
+    PastEndOfFile,
 }
 
 /// What the faulting access wanted.
@@ -258,7 +269,7 @@ fn fault_under_vma_lock(mm: &Mm, addr: u64, access: Access) -> FastPath {
     if vma_lock::force_retry() {
         return FastPath::Retry;
     }
-    match fill_page(mm, flags, addr, access) {
+    match fill_page(mm, vma, addr, access) {
         // Memory may have been freed meanwhile: one more try, the slow way.
         Err(FaultError::OutOfMemory) => FastPath::Retry,
         result => FastPath::Done(result),
@@ -278,9 +289,9 @@ unsafe fn beyond_rcu<'l>(vma: &Vma) -> &'l Vma {
 /// The fault path under `mmap_lock` (held for reading, or for writing by a caller that
 /// populates what it just mapped).
 pub fn fault_locked(locked: &MmapLocked, addr: u64, access: Access) -> Result<(), FaultError> {
-    let flags = locked.find_vma(addr).ok_or(FaultError::NoVma)?.flags();
-    check_access(flags, access)?;
-    fill_page(locked.mm(), flags, addr, access)
+    let vma = locked.find_vma(addr).ok_or(FaultError::NoVma)?;
+    check_access(vma.flags(), access)?;
+    fill_page(locked.mm(), vma, addr, access)
 }
 
 /// Whether a VMA with `flags` allows `access` (on x86 every mapping that allows anything is
@@ -300,10 +311,11 @@ fn check_access(flags: u32, access: Access) -> Result<(), FaultError> {
     }
 }
 
-/// Makes the page at `addr` of a VMA with `flags` accessible for `access` (already allowed).
-/// Safe against concurrent faults on the same page: every change is a compare-and-swap from
-/// the value this fault saw. The caller holds the VMA's read lock or `mmap_lock`.
-fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), FaultError> {
+/// Makes the page at `addr` of `vma` accessible for `access` (already allowed). Safe against
+/// concurrent faults on the same page: every change is a compare-and-swap from the value this
+/// fault saw. The caller holds the VMA's read lock or `mmap_lock`.
+fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultError> {
+    let flags = vma.flags();
     let page = addr & !0xfff;
     // SAFETY: both callers hold the read lock of the VMA covering `addr` or `mmap_lock`, so
     // the tables on the way to it stay.
@@ -354,6 +366,12 @@ fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), Fault
         } else if old & PROT_NONE_ENTRY != 0 {
             // The page survived a PROT_NONE period; the VMA allows access again.
             entry(phys, entry_flags(flags, false))
+        } else if let Some(file) = vma.file() {
+            let index = file.pgoff() + (page - vma.start()) / 4096;
+            match map_file_page(mm, slot, flags, file, index, access)? {
+                true => return Ok(()),
+                false => continue,
+            }
         } else if !access.write {
             percpu::add_local(&counters().zero_page_maps, 1);
             entry(zero_page(), entry_flags(flags, false))
@@ -373,6 +391,50 @@ fn fill_page(mm: &Mm, flags: u32, addr: u64, access: Access) -> Result<(), Fault
             return Ok(());
         }
     }
+}
+
+/// Fills the empty entry `slot` with page `index` of `file` (a fault that `access` made in a
+/// VMA with `flags`): the page cache's frame for a shared VMA (writable if the VMA is) or a
+/// private VMA's read, a copy of it for a private VMA's write. `Ok(false)`: the entry changed
+/// meanwhile; look again.
+fn map_file_page(
+    mm: &Mm,
+    slot: &AtomicU64,
+    flags: u32,
+    file: &VmaFile,
+    index: u64,
+    access: Access,
+) -> Result<bool, FaultError> {
+    let cached = file.cache().map_page(index).map_err(|error| match error {
+        MapError::PastEnd => FaultError::PastEndOfFile,
+        MapError::OutOfMemory => FaultError::OutOfMemory,
+    })?;
+    let installed = if access.write && flags & VM_SHARED == 0 {
+        // The copy is of the page as it is now; the hold on the cache's frame only lasts that
+        // long.
+        let copy = user_tables::copied_user_frame(cached);
+        page_refs::release(cached);
+        let copy = copy.ok_or(FaultError::OutOfMemory)?;
+        if !install(slot, 0, entry(copy.phys(), entry_flags(flags, true))) {
+            // The copy goes back (dropped).
+            return Ok(false);
+        }
+        percpu::add_local(&counters().copies_on_write, 1);
+        // The entry owns the copy now; unmapping frees it.
+        let _ = copy.into_raw();
+        true
+    } else {
+        let writable = flags & VM_SHARED != 0;
+        install(slot, 0, entry(cached, entry_flags(flags, writable)))
+    };
+    if !installed {
+        // Another fault filled the entry first: this one gives its hold back.
+        page_refs::release(cached);
+        return Ok(false);
+    }
+    // The entry holds the frame now (the cache's or the copy); unmapping lets it go.
+    mm.resident_pages.add(1);
+    Ok(true)
 }
 
 /// Gives this address space its own copy of the shared page that the present entry `old` in
@@ -399,11 +461,9 @@ fn copy_on_write(
     let _ = copy.into_raw();
     percpu::add_local(&counters().copies_on_write, 1);
     mm.flush_page_everywhere(page);
-    if page_refs::unshare(shared) {
-        // The other mappings went while we copied: the frame is ours to free.
-        // SAFETY: no entry maps the frame any more, and ours was shot down above.
-        unsafe { frame::free_user_frames(&[shared]) };
-    }
+    // Our entry to the frame is gone and shot down: the other mappings (or the page cache)
+    // keep it, or, if they went while we copied, it is freed.
+    page_refs::release(shared);
     Ok(true)
 }
 

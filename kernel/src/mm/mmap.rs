@@ -1,17 +1,27 @@
-//! The memory system calls: mmap, munmap, mprotect, madvise, brk — with Linux's argument checks
-//! and error numbers. Each takes `mmap_lock` for writing around its edit of the address space
-//! ([`Mm::write`]; the edits are methods of its guard); `MAP_POPULATE` faults the pages in
+//! The memory system calls: mmap, munmap, mprotect, madvise, msync, brk — with Linux's argument
+//! checks and error numbers. Each takes `mmap_lock` for writing around its edit of the address
+//! space ([`Mm::write`]; the edits are methods of its guard); `MAP_POPULATE` faults the pages in
 //! afterwards, under the read lock, like any fault.
+//!
+//! `mmap` of a descriptor maps a regular file (tmpfs, memfd) through its page cache
+//! (`MmWriteGuard::map_file`); `/dev/zero` maps as anonymous memory; anything else is
+//! `ENODEV`.
 
+use alloc::sync::Arc;
 use core::ops::Range;
 
 use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmapLocked};
 use super::fault::{self, Access};
 use super::vma::{
-    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, Vma,
+    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
+    VM_WRITE_DENIED, Vma,
 };
 use crate::arch::syscall::USER_END;
-use crate::syscall::errno::{EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, Errno, SysResult};
+use crate::fs::file::{File, O_PATH};
+use crate::fs::pagecache::MAX_FILE_SIZE;
+use crate::syscall::errno::{
+    EACCES, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, Errno, SysResult,
+};
 
 pub const PROT_READ: u64 = 1;
 pub const PROT_WRITE: u64 = 2;
@@ -21,11 +31,34 @@ const PROT_GROWSUP: u64 = 0x0200_0000;
 
 pub const MAP_SHARED: u64 = 0x01;
 pub const MAP_PRIVATE: u64 = 0x02;
+/// `MAP_SHARED`, with unknown flags refused (`EOPNOTSUPP`) rather than ignored; files only.
+const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_TYPE: u64 = 0x0f;
 pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_POPULATE: u64 = 0x8000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+/// The flags `MAP_SHARED_VALIDATE` knows (Linux's `LEGACY_MAP_MASK`: the types, `MAP_FIXED`,
+/// `MAP_ANONYMOUS`, the ignored `MAP_DENYWRITE`/`MAP_EXECUTABLE`/`MAP_UNINITIALIZED`,
+/// `MAP_GROWSDOWN`, `MAP_LOCKED`, `MAP_NORESERVE`, `MAP_POPULATE`, `MAP_NONBLOCK`, `MAP_STACK`,
+/// `MAP_HUGETLB`).
+const LEGACY_MAP_MASK: u64 = 0x03
+    | 0x10
+    | 0x20
+    | 0x0800
+    | 0x1000
+    | 0x400_0000
+    | 0x0100
+    | 0x2000
+    | 0x4000
+    | 0x8000
+    | 0x1_0000
+    | 0x2_0000
+    | 0x4_0000;
+
+const MS_ASYNC: u64 = 1;
+const MS_INVALIDATE: u64 = 2;
+const MS_SYNC: u64 = 4;
 
 const MADV_NORMAL: u64 = 0;
 const MADV_RANDOM: u64 = 1;
@@ -70,6 +103,8 @@ fn vm_flags(prot: u64) -> Result<u32, Errno> {
     Ok(flags)
 }
 
+/// `mmap`: `fd` names the file to map (a descriptor of the calling process) unless
+/// `MAP_ANONYMOUS` is given.
 pub fn mmap(
     mm: &Mm,
     addr: u64,
@@ -79,28 +114,73 @@ pub fn mmap(
     fd: u64,
     offset: u64,
 ) -> SysResult {
+    if !offset.is_multiple_of(PAGE) {
+        return Err(EINVAL);
+    }
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        let process = crate::sched::current().process().ok_or(EBADF)?;
+        let file = process.files().get(fd)?;
+        if file.flags() & O_PATH != 0 {
+            return Err(EBADF);
+        }
+        Some(file)
+    } else {
+        None
+    };
+    map(mm, addr, len, prot, flags, file.as_ref(), offset)
+}
+
+/// `mmap` with the file (if any) already looked up: anonymous memory, or `file` from byte
+/// `offset` (page aligned) on.
+pub fn map(
+    mm: &Mm,
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    file: Option<&Arc<File>>,
+    offset: u64,
+) -> SysResult {
     if len == 0 {
         return Err(EINVAL);
     }
     let len = page_up(len).filter(|&l| l <= USER_END).ok_or(ENOMEM)?;
     let mut vm = vm_flags(prot)?;
-    // Anonymous memory is MAP_PRIVATE or MAP_SHARED; MAP_SHARED_VALIDATE is for files.
     match flags & MAP_TYPE {
         MAP_PRIVATE => {}
         MAP_SHARED => vm |= VM_SHARED,
+        // Anonymous memory is MAP_PRIVATE or MAP_SHARED; MAP_SHARED_VALIDATE is for files.
+        MAP_SHARED_VALIDATE if file.is_some() => {
+            if flags & !LEGACY_MAP_MASK != 0 {
+                return Err(EOPNOTSUPP);
+            }
+            vm |= VM_SHARED;
+        }
         _ => return Err(EINVAL),
     }
-    if !offset.is_multiple_of(PAGE) {
-        return Err(EINVAL);
-    }
-    if flags & MAP_ANONYMOUS == 0 {
-        // No files: the console (fds 0-2) cannot be mapped, other descriptors do not exist.
-        return Err(if (fd as i64) >= 0 && fd <= 2 {
-            ENODEV
-        } else {
-            EBADF
-        });
-    }
+    // What a file maps: its page cache from page `pgoff` on, or (`/dev/zero`) anonymous
+    // memory.
+    let mapped = match file {
+        Some(file) => {
+            file_checks(file, prot, vm)?;
+            if vm & VM_SHARED != 0 && !file.writable() {
+                vm |= VM_WRITE_DENIED;
+            }
+            if file.inode().maps_zeroes() {
+                None
+            } else {
+                let pgoff = offset / PAGE;
+                if offset
+                    .checked_add(len)
+                    .is_none_or(|end| end > MAX_FILE_SIZE)
+                {
+                    return Err(EOVERFLOW);
+                }
+                Some((file, pgoff))
+            }
+        }
+        None => None,
+    };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     if fixed && !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -108,13 +188,34 @@ pub fn mmap(
     let start = {
         let locked = mm.write();
         let start = place(&locked, addr, len, flags)?;
-        locked.edit(start..start + len, Edit::Map(vm))?;
+        let range = start..start + len;
+        match mapped {
+            Some((file, pgoff)) => locked.map_file(range, vm, file, pgoff)?,
+            None => locked.edit(range, Edit::Map(vm))?,
+        }
         start
     };
     if flags & MAP_POPULATE != 0 && vm & VM_ACCESS != 0 {
         populate(mm, start..start + len, vm & VM_WRITE != 0);
     }
     Ok(start)
+}
+
+/// Whether `file` may be mapped with `prot` into a VMA with `vm` (`VM_SHARED` or not), in
+/// Linux's order: a shared writable mapping needs write access, every mapping needs read
+/// access, and the file must be one that maps (`ENODEV`: directories, pipes, most devices).
+fn file_checks(file: &File, prot: u64, vm: u32) -> Result<(), Errno> {
+    if vm & VM_SHARED != 0 && prot & PROT_WRITE != 0 && !file.writable() {
+        return Err(EACCES);
+    }
+    if !file.readable() {
+        return Err(EACCES);
+    }
+    let inode = file.inode();
+    if inode.page_cache().is_none() && !inode.maps_zeroes() {
+        return Err(ENODEV);
+    }
+    Ok(())
 }
 
 /// Where a new mapping of `len` bytes goes.
@@ -184,7 +285,8 @@ pub fn munmap(mm: &Mm, addr: u64, len: u64) -> SysResult {
 }
 
 /// `mprotect`: like Linux, the VMAs are changed in address order up to the first hole, and a
-/// hole makes the call fail with `ENOMEM` after the pieces before it were changed.
+/// hole makes the call fail with `ENOMEM` after the pieces before it were changed; so does a
+/// VMA that may not become writable (`EACCES`: a shared mapping of a file opened read-only).
 pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -200,21 +302,28 @@ pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
         .ok_or(ENOMEM)?;
     let range = addr..end;
     let locked = mm.write();
-    let mapped_end = mapped_prefix_end(&locked.vmas_in(range.clone()), &range);
-    if mapped_end > range.start {
-        locked.edit(range.start..mapped_end, Edit::Protect(vm))?;
+    let vmas = locked.vmas_in(range.clone());
+    let mut end = mapped_prefix_end(&vmas, &range);
+    let mut result = if end < range.end { Err(ENOMEM) } else { Ok(0) };
+    if vm & VM_WRITE != 0
+        && let Some(denied) = vmas
+            .iter()
+            .find(|v| v.flags() & VM_WRITE_DENIED != 0 && v.start() < end)
+    {
+        end = denied.start().max(range.start);
+        result = Err(EACCES);
     }
-    if mapped_end < range.end {
-        Err(ENOMEM)
-    } else {
-        Ok(0)
+    if end > range.start {
+        locked.edit(range.start..end, Edit::Protect(vm))?;
     }
+    result
 }
 
 /// `madvise`. Like Linux, the advice is applied VMA by VMA in address order: a hole in the
 /// range makes the call fail with `ENOMEM` once the mapped pieces around it were advised, and
-/// a VMA the advice does not apply to (`MADV_FREE` on shared memory) ends the walk there with
-/// `EINVAL`. Dropping advice clears private pages only (see [`Mm::zap`]).
+/// a VMA the advice does not apply to (`MADV_FREE` on shared memory or a file) ends the walk
+/// there with `EINVAL`. Dropping advice keeps shared anonymous pages (see
+/// `MmWriteGuard::zap`).
 pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -248,10 +357,12 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
     };
     let mut advised = range.clone();
     if matches!(advice, MADV_FREE | MADV_WIPEONFORK)
-        && let Some(shared) = vmas.iter().find(|v| v.flags() & VM_SHARED != 0)
+        && let Some(other) = vmas
+            .iter()
+            .find(|v| v.flags() & VM_SHARED != 0 || v.file().is_some())
     {
-        // For private anonymous memory only: advised up to the first shared mapping.
-        advised.end = shared.start().max(range.start);
+        // For private anonymous memory only: advised up to the first other mapping.
+        advised.end = other.start().max(range.start);
         result = Err(EINVAL);
     }
     if advised.start < advised.end {
@@ -262,6 +373,31 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
         }
     }
     result
+}
+
+/// `msync`: memory is the file's storage here, so there is nothing to write back; what is
+/// left are Linux's checks: the flags (one of `MS_ASYNC` and `MS_SYNC` at most, and
+/// `MS_INVALIDATE`), an aligned address, and a range that is mapped throughout (`ENOMEM`
+/// otherwise).
+pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || !addr.is_multiple_of(PAGE)
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+    {
+        return Err(EINVAL);
+    }
+    // Like Linux, a length that rounds up past the end of the address space wraps to nothing.
+    let len = len.wrapping_add(PAGE - 1) & !(PAGE - 1);
+    let end = addr.checked_add(len).ok_or(ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    let range = addr..end;
+    let locked = mm.read();
+    if mapped_prefix_end(&locked.vmas_in(range.clone()), &range) < end {
+        return Err(ENOMEM);
+    }
+    Ok(0)
 }
 
 /// Where the mapped part of `range` that starts at `range.start` ends, given `vmas` (those

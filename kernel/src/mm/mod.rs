@@ -18,7 +18,7 @@ pub mod page_refs;
 pub mod pte;
 pub mod slab;
 #[cfg(feature = "ktest")]
-mod torture;
+pub(crate) mod torture;
 pub mod user_tables;
 pub mod vma;
 pub mod vma_lock;
@@ -111,9 +111,10 @@ pub unsafe fn init(phys_offset: u64, regions: &MemoryRegions) {
     vma::register_cache();
 }
 
-/// Prints frame and heap statistics (debug key `m`, and the boot log).
+/// Prints frame, heap and page-cache statistics (debug key `m`, and the boot log).
 pub fn log_statistics() {
     frame::log_statistics();
     heap::log_statistics();
     addrspace::log_statistics();
+    crate::fs::pagecache::log_statistics();
 }

@@ -38,12 +38,12 @@ const CHURN_SLOTS: u64 = 4;
 const RW: u64 = PROT_READ | PROT_WRITE;
 const ANON_FIXED: u64 = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 
-/// A xorshift generator: cheap, reproducible randomness for the torture threads.
-pub(super) struct Rng(pub(super) u64);
+/// A xorshift generator: the tortures' random choices, the same on every run.
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    /// The next value below `bound`.
-    pub(super) fn next(&mut self, bound: u64) -> u64 {
+    /// The next number below `bound`.
+    pub(crate) fn next(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -53,20 +53,17 @@ impl Rng {
 
 /// An empty address space for kernel threads to work in, with a process for them to belong
 /// to (never registered, never run by a user thread).
-pub(super) struct Space {
+pub(crate) struct Space {
     pub process: Arc<Process>,
     pub mm: Arc<Mm>,
 }
 
-pub(super) fn address_space(name: &str) -> Arc<Space> {
-    space_for(
-        name,
-        Arc::new(Mm::new().expect("memory for an address space")),
-    )
+pub(crate) fn address_space(name: &str) -> Arc<Space> {
+    space_for(name, Mm::new().expect("memory for an address space"))
 }
 
 /// A [`Space`] for the address space `mm`.
-pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
+pub(crate) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
     let lineage = crate::proc::Lineage {
         parent: None,
         exit_signal: 0,
@@ -82,8 +79,14 @@ pub(super) fn space_for(name: &str, mm: Arc<Mm>) -> Arc<Space> {
     Arc::new(Space { process, mm })
 }
 
+/// Runs `body` in a kernel thread working in `space`, and waits for it (30 s at most).
+pub(crate) fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
+    let done = start_in(space, body);
+    assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
+}
+
 /// Starts a kernel thread in `space`; returns its completion.
-pub(super) fn start_in(
+pub(crate) fn start_in(
     space: &Arc<Space>,
     body: impl FnOnce() + Send + 'static,
 ) -> Arc<Completion> {

@@ -59,12 +59,16 @@ pub fn zeroed_user_frame() -> Option<UserFrame> {
 }
 
 /// A frame for user memory holding a copy of the user frame `source` (copy-on-write); `None`
-/// once only the kernel's reserve is left.
+/// once only the kernel's reserve is left. A private page is copied while every mapping has
+/// it read-only; a page of a file may be written meanwhile (through a shared mapping, or by
+/// `write`), and the copy is then of the page as it was at some point of the copy, as on
+/// Linux.
 pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
     let frame = frame::allocate_for_user()?;
-    // SAFETY: `frame` is ours alone until handed on; `source` is a mapped user frame that
-    // every mapping has read-only (the caller's copy-on-write), so nothing writes it now. Both
-    // are whole frames in the direct map.
+    // SAFETY: `frame` is ours alone until handed on; `source` is a user frame the caller
+    // holds (a mapping of it, or a hold on a page-cache frame), so it stays allocated; bytes
+    // stored into it meanwhile by user code or a file write change only what the copy
+    // holds. Both are whole frames in the direct map.
     unsafe {
         core::ptr::copy_nonoverlapping(
             source.to_virt() as *const u8,

@@ -20,16 +20,26 @@
 //! from it and detached: a range edit builds new VMAs for the new pieces ([`Vma::create`],
 //! [`Vma::create_from`] copying fields one by one) and frees the old ones after the tree no
 //! longer holds them. Who may read which field under what is in docs/LOCKING.md.
+//!
+//! A VMA that maps a file points to a [`VmaFile`] of its own: its reference to the open file
+//! and the file page its first page shows. It is made with the VMA (a split, merge or fork
+//! makes a new one) and given up when the VMA is freed, a grace period later (see
+//! [`Vma::file`] for why that lets every holder of a `&Vma` read it).
 
+use alloc::sync::Arc;
 use core::ops::Range;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use rcu::RcuHead;
 use slab::{CacheFlags, SlabObject, TypedCache};
 use vmalock::{VmaCopy, VmaFields, VmaLock};
 
+use super::addrspace::Mm;
 use super::slab::{DEBUG_FLAGS, KERNEL_PAGES, KernelPages};
-use crate::sync::rcu::RcuReadGuard;
+use crate::fs::file::File;
+use crate::fs::pagecache::PageCache;
+use crate::sync::rcu::{RcuReadGuard, call_rcu};
 
 /// Protection and kind bits of a VMA.
 pub const VM_READ: u32 = 1 << 0;
@@ -47,6 +57,9 @@ pub const VM_IMAGE: u32 = 1 << 6;
 pub const VM_DONTCOPY: u32 = 1 << 7;
 /// `MADV_WIPEONFORK`: a fork's child gets the range as fresh zero-filled memory.
 pub const VM_WIPEONFORK: u32 = 1 << 8;
+/// A shared mapping of a file opened without write access: `mprotect` may not make it
+/// writable (Linux's VMA without `VM_MAYWRITE`).
+pub const VM_WRITE_DENIED: u32 = 1 << 9;
 
 pub const VM_ACCESS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 
@@ -65,6 +78,8 @@ pub struct Vma {
     /// The slab's free-list link while the VMA is free (in the line's spare bytes, so a VMA
     /// takes one line and no trailer); never read or written by anything else.
     free_link: AtomicUsize,
+    /// The file mapped, or null for anonymous memory: owned by the VMA (see [`VmaFile`]).
+    file: AtomicPtr<VmaFile>,
 }
 
 /// The constructed state: all fields zero (no range, no owner).
@@ -78,6 +93,7 @@ impl SlabObject for Vma {
             (&raw mut (*slot).mm).write(AtomicUsize::new(0));
             (&raw mut (*slot).flags).write(AtomicU32::new(0));
             (&raw mut (*slot).lock).write(VmaLock::new());
+            (&raw mut (*slot).file).write(AtomicPtr::new(core::ptr::null_mut()));
         }
     }
 
@@ -89,6 +105,7 @@ impl SlabObject for Vma {
             && self.start.load(Ordering::Relaxed) == 0
             && self.end.load(Ordering::Relaxed) == 0
             && self.flags.load(Ordering::Relaxed) == 0
+            && self.file.load(Ordering::Relaxed).is_null()
     }
 }
 
@@ -112,6 +129,89 @@ const _: () = assert!(
     size_of::<Vma>() == 64,
     "a VMA is meant to fill one cache line"
 );
+
+/// What a VMA of a file maps (Linux's `vm_file` and `vm_pgoff`): its own reference to the
+/// open file, and the page of the file that the VMA's first page shows. Never changed once
+/// made. While it lives, its VMA's address space is counted among the file's mappers
+/// ([`PageCache::add_mapper`]), which is how truncation finds the mappings to clear.
+#[repr(C)]
+pub struct VmaFile {
+    /// First: the RCU callback that frees the object finds it from here.
+    rcu: RcuHead,
+    file: Arc<File>,
+    pgoff: u64,
+}
+
+/// Every VMA's file reference.
+static VMA_FILE_CACHE: TypedCache<VmaFile, KernelPages> =
+    TypedCache::without_ctor("vm_file", DEBUG_FLAGS, &KERNEL_PAGES);
+
+impl VmaFile {
+    /// A reference to `file` (a file with a page cache) from page `pgoff` on, for a VMA of
+    /// `mm`, which is counted among the file's mappers; `None` when out of memory.
+    fn new(file: &Arc<File>, pgoff: u64, mm: &Mm) -> Option<NonNull<VmaFile>> {
+        let made = VMA_FILE_CACHE
+            .alloc_init(VmaFile {
+                rcu: RcuHead::new(),
+                file: file.clone(),
+                pgoff,
+            })
+            .ok()?;
+        // SAFETY: just made, and ours.
+        let cache = unsafe { made.as_ref() }.cache();
+        if cache.add_mapper(mm).is_err() {
+            // SAFETY: never published: nothing else refers to it.
+            unsafe { Self::destroy(made) };
+            return None;
+        }
+        Some(made)
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// The page of the file the VMA's first page shows.
+    pub fn pgoff(&self) -> u64 {
+        self.pgoff
+    }
+
+    /// The file's page cache, which the VMA maps.
+    pub fn cache(&self) -> &PageCache {
+        self.file
+            .inode()
+            .page_cache()
+            .expect("only files with a page cache are mapped")
+    }
+
+    /// Gives up the reference of a VMA of the address space `mm_id` that let go of it: the
+    /// address space is counted out of the file's mappers now, and the object is freed after
+    /// a grace period (a lockless reader may have loaded the pointer).
+    fn release(file: NonNull<VmaFile>, mm_id: usize) {
+        // SAFETY: the object lives until the callback queued below runs.
+        unsafe { file.as_ref() }.cache().remove_mapper(mm_id);
+        unsafe fn free_after_grace_period(head: *mut RcuHead) {
+            // SAFETY: `head` is the first field of a `VmaFile` (repr(C)) queued once by
+            // `release`; the grace period has passed, so no reader holds it.
+            unsafe { VmaFile::destroy(NonNull::new_unchecked(head.cast::<VmaFile>())) };
+        }
+        // SAFETY: the VMA no longer points to the object, so its head is ours until the
+        // callback frees it.
+        unsafe { call_rcu(&raw mut (*file.as_ptr()).rcu, free_after_grace_period) };
+    }
+
+    /// Drops the object (its file reference) and gives its memory back.
+    ///
+    /// # Safety
+    /// `file` came from the cache and nothing refers to it any more.
+    unsafe fn destroy(file: NonNull<VmaFile>) {
+        // SAFETY: the caller's contract: the value is ours to drop, and its memory to free.
+        unsafe {
+            core::ptr::drop_in_place(file.as_ptr());
+            VMA_FILE_CACHE.free(file);
+        }
+    }
+}
 
 /// A VMA as the tree holds it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -146,43 +246,73 @@ impl VmaPtr {
 }
 
 impl Vma {
-    /// A new VMA for `range` of the address space `mm` with `flags`, not yet in any tree.
-    pub fn create(mm: usize, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
-        let vma = VMA_CACHE.alloc()?;
+    /// A new VMA for `range` of the address space `mm` with `flags`, mapping `file` from page
+    /// `pgoff` on (or anonymous memory), not yet in any tree.
+    pub fn create(
+        mm: &Mm,
+        range: Range<u64>,
+        flags: u32,
+        file: Option<(&Arc<File>, u64)>,
+    ) -> Option<VmaPtr> {
+        let file = match file {
+            Some((file, pgoff)) => VmaFile::new(file, pgoff, mm)?.as_ptr(),
+            None => core::ptr::null_mut(),
+        };
+        let Some(vma) = VMA_CACHE.alloc() else {
+            if let Some(file) = NonNull::new(file) {
+                VmaFile::release(file, mm.id());
+            }
+            return None;
+        };
         // SAFETY: a fresh object from the cache, constructed, ours until published.
         let v = unsafe { vma.as_ref() };
         v.start.store(range.start, Ordering::Relaxed);
         v.end.store(range.end, Ordering::Relaxed);
         v.flags.store(flags, Ordering::Relaxed);
-        v.mm.store(mm, Ordering::Relaxed);
+        v.mm.store(mm.id(), Ordering::Relaxed);
+        v.file.store(file, Ordering::Release);
         Some(VmaPtr(vma))
     }
 
-    /// A new VMA for `range` with `flags` whose other fields are copied from `original` (a
-    /// split or a change of protection), never its lock words.
-    pub fn create_from(original: &Vma, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
-        let vma = VMA_CACHE.alloc()?;
-        // SAFETY: a fresh object from the cache, constructed, ours until published.
-        let v = unsafe { vma.as_ref() };
+    /// A new VMA of `mm` for `range` with `flags` whose other fields are copied from
+    /// `original` (a VMA of `mm` whose range contains `range.start`: a split, merge or change
+    /// of protection), never its lock words; it maps the same file, from the page that
+    /// `range.start` shows.
+    pub fn create_from(mm: &Mm, original: &Vma, range: Range<u64>, flags: u32) -> Option<VmaPtr> {
+        debug_assert_eq!(
+            original.mm(),
+            mm.id(),
+            "a piece of another address space's VMA"
+        );
+        let file = original.file().map(|file| {
+            let pages = (range.start - original.start()) / 4096;
+            (file.file(), file.pgoff() + pages)
+        });
+        let vma = Self::create(mm, range.clone(), flags, file)?;
+        // SAFETY: ours until published.
+        let v = unsafe { vma.get_unchecked() };
         vmalock::vm_area_init_from(v, original);
         v.start.store(range.start, Ordering::Relaxed);
         v.end.store(range.end, Ordering::Relaxed);
         v.flags.store(flags, Ordering::Relaxed);
-        Some(VmaPtr(vma))
+        Some(vma)
     }
 
     /// Linux's `vm_area_dup`: a copy of `original` for the address space `mm` (fork), its
-    /// fields copied one by one and never its lock words, which keep the constructed state.
-    pub fn dup(original: &Vma, mm: usize) -> Option<VmaPtr> {
-        let vma = VMA_CACHE.alloc()?;
-        // SAFETY: a fresh object from the cache, constructed, ours until published.
-        let v = unsafe { vma.as_ref() };
+    /// fields copied one by one and never its lock words, which keep the constructed state;
+    /// it takes a reference of its own to the file `original` maps.
+    pub fn dup(original: &Vma, mm: &Mm) -> Option<VmaPtr> {
+        let file = original.file().map(|file| (file.file(), file.pgoff()));
+        let vma = Self::create(mm, original.start()..original.end(), original.flags(), file)?;
+        // SAFETY: ours until published.
+        let v = unsafe { vma.get_unchecked() };
         vmalock::vm_area_init_from(v, original);
-        v.mm.store(mm, Ordering::Relaxed);
-        Some(VmaPtr(vma))
+        v.mm.store(mm.id(), Ordering::Relaxed);
+        Some(vma)
     }
 
-    /// Gives a VMA that no tree holds any more, and that is detached, back to the cache.
+    /// Gives a VMA that no tree holds any more, and that is detached, back to the cache; its
+    /// file reference goes a grace period later.
     pub fn free(vma: VmaPtr) {
         // SAFETY: the VMA is the caller's to free, so nothing frees it meanwhile.
         let v = unsafe { vma.get_unchecked() };
@@ -191,6 +321,9 @@ impl Vma {
             "freeing an attached VMA: {:?}",
             v.lock
         );
+        if let Some(file) = NonNull::new(v.file.swap(core::ptr::null_mut(), Ordering::Relaxed)) {
+            VmaFile::release(file, v.mm());
+        }
         v.start.store(0, Ordering::Relaxed);
         v.end.store(0, Ordering::Relaxed);
         v.flags.store(0, Ordering::Relaxed);
@@ -198,6 +331,23 @@ impl Vma {
         // SAFETY: the VMA came from the cache and was removed from its tree; it is back in
         // constructed state.
         unsafe { VMA_CACHE.free(vma.0) };
+    }
+
+    /// The file the VMA maps, or `None` for anonymous memory; borrowed for as long as the VMA
+    /// is.
+    ///
+    /// Whoever holds a `&Vma` keeps the VMA from being freed (its `mmap_lock`, the VMA's read
+    /// lock) or is inside an RCU read section (a lockless reader, which may be looking at a
+    /// VMA freed and reused since). Either way the object read here stays alive as long as
+    /// the borrow: a VMA gives its [`VmaFile`] up only when freed, and the object itself is
+    /// freed a grace period after that. A lockless reader must still check that the VMA is
+    /// the one it meant before trusting what it read.
+    pub fn file(&self) -> Option<&VmaFile> {
+        // Acquire: pairs with the Release store of a new VMA, for lockless readers (a locked
+        // reader is ordered by its lock already).
+        let file = self.file.load(Ordering::Acquire);
+        // SAFETY: the object is alive for the borrow (see above), and never changed.
+        unsafe { file.as_ref() }
     }
 
     pub fn start(&self) -> u64 {
@@ -217,9 +367,10 @@ impl Vma {
     }
 }
 
-/// Lists the VMA cache in slabinfo (once, at boot).
+/// Lists the VMA caches in slabinfo (once, at boot).
 pub fn register_cache() {
     super::slab::register(VMA_CACHE.raw());
+    super::slab::register(VMA_FILE_CACHE.raw());
 }
 
 impl VmaFields for Vma {
@@ -240,6 +391,8 @@ impl VmaFields for Vma {
     }
 }
 
+/// The file is not among the fields copied: each VMA holds a [`VmaFile`] of its own, given by
+/// its maker ([`Vma::create`]).
 impl VmaCopy for Vma {
     fn copy_fields_from(&self, original: &Self) {
         self.start.store(original.start(), Ordering::Relaxed);

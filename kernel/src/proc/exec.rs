@@ -215,7 +215,7 @@ fn load_elf(
     env: &[&[u8]],
 ) -> Result<Image, LoadError> {
     let program = place(image, PIE_BASE)?;
-    let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
+    let mm = Mm::new().ok_or(LoadError::OutOfMemory)?;
     let guard = mm.write();
     map_segments(&guard, image, &program)?;
     let heap_start = program

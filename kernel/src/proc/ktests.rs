@@ -9,6 +9,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::Process;
 use super::exec::{SpawnOptions, spawn};
 use crate::arch::percpu;
+use crate::fs::FileKind;
+use crate::fs::dentry::{self, Follow};
 use crate::ktest;
 use crate::mm::{frame, heap, kernel_tables, page_refs, slab};
 
@@ -45,9 +47,12 @@ fn slab_objects() -> [(&'static str, usize); CACHES] {
     counts
 }
 
-/// Lets deferred frees finish: RCU callbacks, per-CPU slab magazines, empty slabs.
+/// Lets deferred frees finish: RCU callbacks (a VMA's file reference goes in one, and may hold
+/// the last reference to a dentry), cached dentries nothing holds, per-CPU slab magazines,
+/// empty slabs.
 fn settle() {
-    crate::fs::dentry::shrink_cache();
+    crate::sync::rcu::rcu_barrier();
+    dentry::shrink_cache();
     crate::sync::rcu::rcu_barrier();
     for cache in slab::caches() {
         cache.drain_cpu_caches();
@@ -59,24 +64,32 @@ fn settle() {
 /// Whether a baseline was taken in this boot (see [`Baseline::take`]).
 static WARMED_UP: AtomicBool = AtomicBool::new(false);
 
-/// Frame, VMA and slab object counts, and frames mapped more than once, before processes run,
-/// to compare with afterwards. The test's own allocations must be gone by the check.
-struct Baseline {
+/// Frame, VMA and slab object counts, frames held more than once, and the page caches' pages
+/// and files, before processes run, to compare with afterwards. The test's own allocations
+/// must be gone by the check (files the processes made, removed).
+pub(crate) struct Baseline {
     frames: usize,
     vmas: usize,
     slab_objects: [(&'static str, usize); CACHES],
     shared_frames: usize,
+    page_cache: (usize, usize),
 }
 
 impl Baseline {
     /// The first baseline of a boot first runs a small fork torture (threads, sleeps, futexes,
-    /// fork, wait): containers the kernel keeps for good (the process registry, the pool of
-    /// kernel stacks, the timer list) take their memory when first used, which must not count
-    /// against a test. (Later growth moves a container's memory to a larger size class, which
-    /// the total of slab objects does not see.)
-    fn take() -> Self {
+    /// fork, wait) and makes and removes a file in /tmp: containers the kernel keeps for good
+    /// (the process registry, the pool of kernel stacks, the timer list, the first node of
+    /// /tmp's entry map and of its dentry's cache) take their memory when first used, which
+    /// must not count against a test. (Later growth moves a container's memory to a larger
+    /// size class, which the total of slab objects does not see.)
+    pub(crate) fn take() -> Self {
         if !WARMED_UP.swap(true, Ordering::Relaxed) {
             run_fork_torture(&["snapshot", "forks=2", "writers=2"], 120);
+            let tmp = dentry::resolve(dentry::root(), "/tmp", Follow::Yes).expect("/tmp");
+            let name = "baseline-warm-up";
+            tmp.create(name, FileKind::Regular, 0o600, None)
+                .expect("a file in /tmp");
+            tmp.unlink(name, false).expect("remove it");
         }
         settle();
         Self {
@@ -84,10 +97,11 @@ impl Baseline {
             vmas: vmas_active(),
             slab_objects: slab_objects(),
             shared_frames: page_refs::shared_frames(),
+            page_cache: crate::fs::pagecache::statistics(),
         }
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         settle();
         assert!(
             crate::proc::live_processes().is_empty(),
@@ -113,7 +127,12 @@ impl Baseline {
         assert_eq!(
             page_refs::shared_frames(),
             self.shared_frames,
-            "frames still counted as mapped more than once"
+            "frames still counted as held more than once"
+        );
+        assert_eq!(
+            crate::fs::pagecache::statistics(),
+            self.page_cache,
+            "page-cache pages and files (pages, files) left behind"
         );
         assert_eq!(
             frames_in_use(),
@@ -167,8 +186,17 @@ ktest! {
     fn benchmark_program_runs_every_scenario() {
         let baseline = Baseline::take();
         {
-            const SCENARIOS: [&str; 8] =
-                ["a", "a-procs", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"];
+            const SCENARIOS: [&str; 9] = [
+                "a",
+                "a-procs",
+                "a-file",
+                "b",
+                "c",
+                "d-touched",
+                "d-untouched",
+                "spin",
+                "spin-pause",
+            ];
             let scenarios = alloc::format!("scenarios={}", SCENARIOS.join(","));
             let args: [&[u8]; 7] = [
                 b"/bin/bench",

@@ -26,7 +26,7 @@
 pub mod exec;
 pub mod futex;
 #[cfg(feature = "ktest")]
-mod ktests;
+pub(crate) mod ktests;
 pub mod ramdisk;
 pub mod signal;
 pub mod wait;

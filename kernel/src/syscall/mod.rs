@@ -76,6 +76,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(0)
         }
         25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
+        26 => with_mm(|mm| crate::mm::mmap::msync(mm, a[0], a[1], a[2])),
         32 => io::dup(a[0]),
         33 => io::dup2(a[0], a[1]),
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
@@ -220,7 +221,6 @@ fn name(number: u64) -> &'static str {
         4 => "stat",
         6 => "lstat",
         21 => "access",
-        26 => "msync",
         27 => "mincore",
         32 => "dup",
         33 => "dup2",

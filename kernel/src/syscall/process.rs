@@ -219,7 +219,7 @@ fn fork_process(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
     let mm = if shares_mm {
         my_thread.mm.clone()
     } else {
-        Arc::new(my_thread.mm.fork()?)
+        my_thread.mm.fork()?
     };
     let vfork_done = (flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::new()));
     let lineage = Lineage {

@@ -9,6 +9,10 @@
 //!   `rounds` times (the shape of will-it-scale's page_fault1);
 //! - `a-procs`: `a` with processes instead of threads: each "thread" is a child forked for the
 //!   measurement, in an address space of its own (will-it-scale's process mode);
+//! - `a-file`: `a` on a file: every thread has its own file of `pages` pages in /tmp (made
+//!   before the measurement, unlinked at once) and maps it MAP_SHARED, touches every page and
+//!   unmaps it, `rounds` times (will-it-scale's page_fault3). The first round's faults add the
+//!   pages to the page cache; later rounds map the cached pages;
 //! - `b`: one shared region; every thread touches its own disjoint `pages * rounds` pages;
 //! - `c`: `b` plus one more thread in a storm of mmap/mprotect/munmap on small regions that
 //!   nobody touches (address-space writers next to faults in an unrelated VMA);
@@ -40,7 +44,7 @@
 //! first mounts proc on /proc; where /proc/self/maps cannot be read it says so once and
 //! measures the rest without it.
 //!
-//! Options (defaults in brackets): `scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause` [a],
+//! Options (defaults in brackets): `scenarios=a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause` [a],
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
@@ -105,13 +109,16 @@ enum Scenario {
     OwnRegions,
     /// The same, each faulting "thread" a process of its own.
     OwnRegionsInProcesses,
+    /// Shared mappings of a file of each thread's own, mapped and unmapped every round.
+    OwnFiles,
     /// Disjoint pages of one shared region, with the given storm beside.
     SharedRegion(Storm),
 }
 
-const SCENARIOS: [(&str, Scenario); 8] = [
+const SCENARIOS: [(&str, Scenario); 9] = [
     ("a", Scenario::OwnRegions),
     ("a-procs", Scenario::OwnRegionsInProcesses),
+    ("a-file", Scenario::OwnFiles),
     ("b", Scenario::SharedRegion(Storm::None)),
     ("c", Scenario::SharedRegion(Storm::Protect)),
     ("d-touched", Scenario::SharedRegion(Storm::Touched)),
@@ -323,6 +330,39 @@ fn own_regions(start: &StartLine, pages: usize, rounds: usize) -> Result<ThreadR
     Ok(window.close((pages * rounds) as u64))
 }
 
+fn own_file(
+    start: &StartLine,
+    fd: usize,
+    pages: usize,
+    rounds: usize,
+) -> Result<ThreadRun, String> {
+    let window = Window::open(start);
+    let len = pages * PAGE_SIZE;
+    let rw = sys::PROT_READ | sys::PROT_WRITE;
+    for _ in 0..rounds {
+        let base = sys::mmap(0, len, rw, sys::MAP_SHARED, fd, 0)
+            .map_err(|e| format!("mmap of {len} bytes of a file: {e}"))?;
+        touch(base, pages);
+        sys::munmap(base, len).map_err(|e| format!("munmap: {e}"))?;
+    }
+    Ok(window.close((pages * rounds) as u64))
+}
+
+/// A file of `pages` pages in /tmp for faulting thread `index`, open read-write; its name is
+/// gone at once (the descriptor keeps the file until it is closed).
+fn scratch_file(index: usize, pages: usize) -> Result<usize, String> {
+    let path = format!("/tmp/bench-{}-{index}\0", sys::getpid());
+    let flags = sys::O_RDWR | sys::O_CREAT | sys::O_EXCL | sys::O_CLOEXEC;
+    let fd = sys::openat(sys::AT_FDCWD, path.as_ptr() as usize, flags, 0o600)
+        .map_err(|e| format!("open {}: {e}", path.trim_end_matches('\0')))?;
+    let _ = sys::unlinkat(sys::AT_FDCWD, path.as_ptr() as usize, 0);
+    if let Err(e) = sys::ftruncate(fd, pages * PAGE_SIZE) {
+        let _ = sys::close(fd);
+        return Err(format!("ftruncate: {e}"));
+    }
+    Ok(fd)
+}
+
 fn shared_region(start: &StartLine, base: usize, pages: usize) -> Result<ThreadRun, String> {
     let window = Window::open(start);
     touch(base, pages);
@@ -417,8 +457,25 @@ fn measure(
     let stop = alloc::sync::Arc::new(AtomicBool::new(false));
     let faults_before = sys::minor_faults();
     let per_thread_pages = pages * rounds;
+    let files = if scenario == Scenario::OwnFiles {
+        let mut files = Vec::new();
+        for index in 0..threads {
+            match scratch_file(index, pages) {
+                Ok(fd) => files.push(fd),
+                Err(e) => {
+                    for fd in files {
+                        let _ = sys::close(fd);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        files
+    } else {
+        Vec::new()
+    };
     let shared = match scenario {
-        Scenario::OwnRegions | Scenario::OwnRegionsInProcesses => None,
+        Scenario::OwnRegions | Scenario::OwnRegionsInProcesses | Scenario::OwnFiles => None,
         Scenario::SharedRegion(_) => {
             let len = threads * per_thread_pages * PAGE_SIZE;
             let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
@@ -439,7 +496,9 @@ fn measure(
     let workers: Vec<_> = (0..threads)
         .map(|index| {
             let start = start.clone();
+            let file = files.get(index).copied();
             urt::thread::spawn(move || match shared {
+                None if let Some(fd) = file => own_file(&start, fd, pages, rounds),
                 None => own_regions(&start, pages, rounds),
                 Some((base, _)) => shared_region(
                     &start,
@@ -456,6 +515,9 @@ fn measure(
         thread.join()?;
     }
     let minflt = sys::minor_faults().saturating_sub(faults_before);
+    for fd in files {
+        let _ = sys::close(fd);
+    }
     if let Some((base, len)) = shared {
         sys::munmap(base, len).map_err(|e| format!("munmap of the shared region: {e}"))?;
     }
@@ -879,7 +941,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N] [maps=N] [maps_vmas=V]"
+                "usage: bench [--poweroff] [scenarios=a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N] [maps=N] [maps_vmas=V]"
             );
             return 2;
         }

@@ -165,6 +165,7 @@ impl Errno {
     pub const ENOTEMPTY: Errno = Errno(39);
     pub const ELOOP: Errno = Errno(40);
     pub const EOVERFLOW: Errno = Errno(75);
+    pub const EOPNOTSUPP: Errno = Errno(95);
     pub const ETIMEDOUT: Errno = Errno(110);
 
     /// The symbolic name, for messages.
@@ -199,6 +200,7 @@ impl Errno {
             39 => "ENOTEMPTY",
             40 => "ELOOP",
             75 => "EOVERFLOW",
+            95 => "EOPNOTSUPP",
             110 => "ETIMEDOUT",
             _ => "E?",
         }
@@ -350,11 +352,13 @@ pub const PROT_WRITE: usize = 2;
 pub const PROT_EXEC: usize = 4;
 pub const MAP_SHARED: usize = 0x01;
 pub const MAP_PRIVATE: usize = 0x02;
+pub const MAP_SHARED_VALIDATE: usize = 0x03;
 pub const MAP_FIXED: usize = 0x10;
 pub const MAP_ANONYMOUS: usize = 0x20;
 pub const MAP_NORESERVE: usize = 0x4000;
 pub const MAP_POPULATE: usize = 0x8000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
+pub const MAP_SYNC: usize = 0x8_0000;
 pub const SEEK_SET: usize = 0;
 pub const SEEK_CUR: usize = 1;
 pub const SEEK_END: usize = 2;

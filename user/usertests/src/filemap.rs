@@ -1,7 +1,9 @@
 //! Mappings of files: MAP_SHARED pages are the file's (stores reach read(), write() reaches
-//! the mapping, a forked child's stores reach the parent), MAP_PRIVATE pages become the
-//! process's own when written; pages wholly past the end of the file raise SIGBUS, also after
-//! ftruncate shrinks the file under a mapping; msync; and mmap's error cases for files.
+//! the mapping, a forked child's stores reach the parent, and so do those of a process that
+//! opened the file itself), MAP_PRIVATE pages become the process's own when written; pages
+//! wholly past the end of the file raise SIGBUS, also after ftruncate shrinks the file under a
+//! mapping; MADV_DONTNEED on file mappings; msync; mprotect of a read-only file's shared
+//! mapping; and mmap's error cases for files.
 //!
 //! Accesses that must raise SIGBUS run in a forked child, whose death by SIGBUS is the check.
 
@@ -203,8 +205,6 @@ pub fn mmap_file_errors() -> TestResult {
     check_err!(map(9999, PROT_READ, MAP_SHARED, 0), Errno::EBADF);
     let dir = check_ok!(Fd::open(&crate::util::cstring(s.dir()), sys::O_RDONLY, 0));
     check_err!(map(dir.0, PROT_READ, MAP_PRIVATE, 0), Errno::ENODEV);
-    let (r, _w) = check_ok!(pipe(sys::O_CLOEXEC));
-    check_err!(map(r.0, PROT_READ, MAP_PRIVATE, 0), Errno::ENODEV);
     let null = check_ok!(Fd::open(c"/dev/null", O_RW, 0));
     check_err!(map(null.0, PROT_READ, MAP_SHARED, 0), Errno::ENODEV);
     // /dev/zero maps as zeroed memory.
@@ -247,6 +247,133 @@ pub fn mmap_offset_and_lifetime() -> TestResult {
         third.read(0, 4),
         b"kept",
         "two mappings of the unlinked file share it"
+    );
+    Ok(())
+}
+
+pub fn shared_mapping_between_two_opens() -> TestResult {
+    let s = check_ok!(Scratch::new("map-opens"));
+    let fd = check_ok!(paged_file(&s, "f", 2));
+    let map = check_ok!(Mapping::file(fd.0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0));
+    map.write(PAGE_SIZE + 8, b"parent");
+    let path = s.path("f");
+    // The child opens the file itself and maps its second page only.
+    let mut child = check_ok!(Child::fork(|| {
+        let Ok(own) = Fd::open(&path, O_RW, 0) else {
+            return 1;
+        };
+        let Ok(page) = Mapping::file(own.0, PAGE_SIZE, RW, MAP_SHARED, PAGE_SIZE) else {
+            return 2;
+        };
+        if page.read(8, 6) != b"parent" {
+            return 3;
+        }
+        page.write(100, b"child");
+        0
+    }));
+    check_eq!(check_ok!(child.end()), End::Exited(0));
+    check_eq!(map.read(PAGE_SIZE + 100, 5), b"child");
+    check_eq!(check_ok!(fd.read_at(PAGE_SIZE + 100, 5)), b"child");
+    Ok(())
+}
+
+pub fn madvise_dontneed_on_file_mappings() -> TestResult {
+    let s = check_ok!(Scratch::new("map-dontneed"));
+    let fd = check_ok!(paged_file(&s, "f", 2));
+    let shared = check_ok!(Mapping::file(fd.0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0));
+    let private = check_ok!(Mapping::file(fd.0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, 0));
+    shared.write(0, b"file");
+    private.write(PAGE_SIZE, b"copy");
+    check_ok!(sys::madvise(shared.addr, shared.len, sys::MADV_DONTNEED));
+    check_eq!(
+        shared.read(0, 4),
+        b"file",
+        "a shared mapping's pages are the file's"
+    );
+    check_eq!(private.read(PAGE_SIZE, 4), b"copy");
+    check_ok!(sys::madvise(private.addr, private.len, sys::MADV_DONTNEED));
+    check_eq!(
+        private.read(PAGE_SIZE, 4),
+        [2; 4],
+        "the copy went: the file shows again"
+    );
+    check_eq!(private.read(0, 4), b"file");
+    // Advice for anonymous memory only.
+    check_err!(
+        sys::madvise(private.addr, PAGE_SIZE, sys::MADV_FREE),
+        Errno::EINVAL
+    );
+    check_err!(
+        sys::madvise(shared.addr, PAGE_SIZE, sys::MADV_WIPEONFORK),
+        Errno::EINVAL
+    );
+    Ok(())
+}
+
+pub fn mprotect_file_mappings() -> TestResult {
+    let s = check_ok!(Scratch::new("map-mprotect"));
+    let path = check_ok!(s.file("f", &[7u8; PAGE_SIZE]));
+    let ro = check_ok!(Fd::open(&path, sys::O_RDONLY | sys::O_CLOEXEC, 0));
+    // A shared mapping of a file opened read-only can never be written.
+    let shared = check_ok!(Mapping::file(ro.0, PAGE_SIZE, PROT_READ, MAP_SHARED, 0));
+    check_err!(sys::mprotect(shared.addr, PAGE_SIZE, RW), Errno::EACCES);
+    check_ok!(sys::mprotect(shared.addr, PAGE_SIZE, sys::PROT_NONE));
+    check_ok!(sys::mprotect(shared.addr, PAGE_SIZE, PROT_READ));
+    check_eq!(shared.read(0, 1), [7]);
+    // A private one can: its pages become the process's own.
+    let private = check_ok!(Mapping::file(ro.0, PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0));
+    check_ok!(sys::mprotect(private.addr, PAGE_SIZE, RW));
+    private.write(0, b"own");
+    check_eq!(check_ok!(ro.read_at(0, 3)), [7; 3]);
+    // So can a shared one of a file opened for writing, whose stores then reach the file.
+    let rw = check_ok!(Fd::open(&path, O_RW, 0));
+    let writable = check_ok!(Mapping::file(rw.0, PAGE_SIZE, PROT_READ, MAP_SHARED, 0));
+    check_ok!(sys::mprotect(writable.addr, PAGE_SIZE, RW));
+    writable.write(0, b"new");
+    check_eq!(check_ok!(ro.read_at(0, 3)), b"new");
+    check_eq!(shared.read(0, 3), b"new");
+    Ok(())
+}
+
+pub fn map_shared_validate() -> TestResult {
+    let s = check_ok!(Scratch::new("map-validate"));
+    let fd = check_ok!(paged_file(&s, "f", 1));
+    let validate = sys::MAP_SHARED_VALIDATE;
+    let map = check_ok!(Mapping::file(fd.0, PAGE_SIZE, RW, validate, 0));
+    map.write(0, b"validated");
+    check_eq!(check_ok!(fd.read_at(0, 9)), b"validated");
+    // Flags a shared mapping of this file does not know are refused, not ignored.
+    check_err!(
+        Mapping::file(fd.0, PAGE_SIZE, RW, validate | sys::MAP_SYNC, 0),
+        Errno::EOPNOTSUPP
+    );
+    check_ok!(Mapping::file(
+        fd.0,
+        PAGE_SIZE,
+        RW,
+        MAP_SHARED | sys::MAP_SYNC,
+        0
+    ));
+    check_err!(
+        sys::mmap(
+            0,
+            PAGE_SIZE,
+            RW,
+            validate | sys::MAP_ANONYMOUS,
+            usize::MAX,
+            0
+        ),
+        Errno::EINVAL
+    );
+    Ok(())
+}
+
+/// A pipe cannot be mapped (in the pipes group: it needs pipes).
+pub fn mmap_of_a_pipe_is_enodev() -> TestResult {
+    let (r, _w) = check_ok!(pipe(sys::O_CLOEXEC));
+    check_err!(
+        Mapping::file(r.0, PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0),
+        Errno::ENODEV
     );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //!
 //! [`GROUPS`] are the tests the kernel passes. [`PENDING`] holds, one group per module, the
 //! tests written ahead of the kernel features they check (issue 22: files, paths, descriptors,
-//! pipes, /dev, /proc and /sys, file mappings): they run only with `--pending`, which the Linux
+//! pipes, /dev, /proc and /sys): they run only with `--pending`, which the Linux
 //! oracle run passes. A group moves from `PENDING` to `GROUPS` when the kernel passes it.
 
 #![no_std]
@@ -314,6 +314,7 @@ const PIPES: &[Test] = urt::tests![
     pipes::poll_waits_and_times_out,
     pipes::ppoll_on_pipes,
     pipes::select_and_pselect6_on_pipes,
+    filemap::mmap_of_a_pipe_is_enodev,
 ];
 
 /// More of pipes, eventfd and the poll family (`pipe_poll`).
@@ -360,15 +361,20 @@ const FILEMAP: &[Test] = urt::tests![
     filemap::msync_rules,
     filemap::mmap_file_errors,
     filemap::mmap_offset_and_lifetime,
+    filemap::shared_mapping_between_two_opens,
+    filemap::madvise_dontneed_on_file_mappings,
+    filemap::mprotect_file_mappings,
+    filemap::map_shared_validate,
+    signals::sigbus_past_the_end_of_a_mapped_file,
 ];
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, LAST];
+const GROUPS: &[&[Test]] = &[TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, LAST];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[DEVPROC, FILEMAP];
+const PENDING: &[&[Test]] = &[DEVPROC];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();

@@ -971,6 +971,39 @@ pub fn segv_on_unmapped_memory_is_maperr() -> TestResult {
     Ok(())
 }
 
+/// A load from a page of a file mapping wholly past the end of the file raises SIGBUS with
+/// `BUS_ADRERR` and the address; the page the end falls in reads (zeros past the end).
+pub fn sigbus_past_the_end_of_a_mapped_file() -> TestResult {
+    let memfd = crate::util::Fd(check_ok!(sys::memfd_create(
+        c"ut-sigbus".as_ptr() as usize,
+        sys::MFD_CLOEXEC
+    )));
+    check_ok!(sys::ftruncate(memfd.0, 100));
+    let map = check_ok!(Mapping::file(
+        memfd.0,
+        2 * sys::PAGE_SIZE,
+        sys::PROT_READ,
+        sys::MAP_SHARED,
+        0
+    ));
+    let mut saved = Saved::new();
+    saved.handle(sig::SIGBUS, inspect_and_skip, SA_SIGINFO, 0)?;
+    reset();
+    check_eq!(load_at(map.addr + 200), 0, "past the end in the last page");
+    check_eq!(
+        COUNT.load(Ordering::SeqCst),
+        0,
+        "a signal for the last page"
+    );
+    let addr = map.page(1) + 12;
+    load_at(addr);
+    check_eq!(COUNT.load(Ordering::SeqCst), 1, "one SIGBUS");
+    check_eq!(LAST_SIGNO.load(Ordering::SeqCst), sig::SIGBUS as i32);
+    check_eq!(LAST_CODE.load(Ordering::SeqCst), sig::BUS_ADRERR);
+    check_eq!(LAST_ADDR.load(Ordering::SeqCst), addr, "si_addr");
+    Ok(())
+}
+
 pub fn sigfpe_divide_by_zero() -> TestResult {
     let mut saved = Saved::new();
     saved.handle(sig::SIGFPE, inspect_and_skip, SA_SIGINFO, 0)?;

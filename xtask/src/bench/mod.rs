@@ -57,7 +57,7 @@ pub struct Options {
     pub command: String,
 }
 
-const SCENARIOS: &str = "a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause";
+const SCENARIOS: &str = "a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause";
 /// The icount boots measure the scenarios without a storm, on one thread and on two: under
 /// `thread=single` QEMU runs the CPUs in turn and the guest clock counts the instructions of
 /// both, so two threads' instructions per fault against one thread's is what a second faulting

@@ -49,7 +49,7 @@ pub struct Measurement {
     pub method: Method,
     /// Guest CPUs (`-smp`).
     pub cpus: u32,
-    /// "a", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"
+    /// "a", "a-procs", "a-file", "b", "c", "d-touched", "d-untouched", "spin", "spin-pause"
     pub scenario: String,
     /// Faulting threads (the storm thread of c and d is not counted).
     pub threads: u32,
@@ -447,6 +447,15 @@ fn target_figures(groups: &Groups) -> Vec<Figure> {
                 groups.throughput(linux, "a", 1),
             ),
             Some(Target::AtLeast(2.0)),
+        );
+        push_figure(
+            &mut figures,
+            format!("single-thread faults/s a-file, ours / {linux}"),
+            ratio(
+                groups.throughput(OURS, "a-file", 1),
+                groups.throughput(linux, "a-file", 1),
+            ),
+            None,
         );
     }
 

@@ -16,8 +16,11 @@
 //!   ([`page_refs`]) goes up. The first write on either side copies it, or, once the other
 //!   side let go, takes it back in place (see the fault handler);
 //! - a shared page is mapped as it is in both, and counted too. Shared anonymous memory has
-//!   no backing object here, so fork first gives every page of a shared VMA a frame in the
-//!   parent (otherwise parent and child would later fault in different pages);
+//!   no backing object here, so fork first gives every page of a shared anonymous VMA a frame
+//!   in the parent (otherwise parent and child would later fault in different pages); a shared
+//!   VMA of a file needs none: both fault their missing pages in from the file's page cache.
+//!   A private VMA of a file is copied like any private one (its pages still the cache's are
+//!   read-only anyway); the child's VMA takes its own reference to the file;
 //! - the zero page is mapped as it is;
 //! - `MADV_DONTFORK` ranges are left out of the child, `MADV_WIPEONFORK` ones give it fresh
 //!   zero-filled memory.
@@ -26,6 +29,7 @@
 //! translations are shot down on every CPU that has the address space loaded: from then on,
 //! a parent thread that writes a shared page faults and copies.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
@@ -43,7 +47,7 @@ impl Mm {
     /// A copy of this address space for a forked child. On `ENOMEM` nothing of the child
     /// remains, and the parent is as it was, save pages of shared mappings populated and
     /// private pages write-protected (both invisible to its threads).
-    pub fn fork(&self) -> Result<Mm, Errno> {
+    pub fn fork(&self) -> Result<Arc<Mm>, Errno> {
         let child = Mm::new().ok_or(ENOMEM)?;
         let parent = self.write();
         let copied = {
@@ -74,7 +78,7 @@ impl MmWriteGuard<'_> {
             if flags & VM_DONTCOPY != 0 {
                 continue;
             }
-            let Some(copy) = Vma::dup(vma, child.mm.id()) else {
+            let Some(copy) = Vma::dup(vma, child.mm) else {
                 result = Err(ENOMEM);
                 break;
             };
@@ -85,7 +89,7 @@ impl MmWriteGuard<'_> {
             if flags & VM_WIPEONFORK != 0 && flags & VM_SHARED == 0 {
                 continue;
             }
-            let copied = if flags & VM_SHARED != 0 {
+            let copied = if flags & VM_SHARED != 0 && vma.file().is_none() {
                 self.populate_shared(vma)
                     .and_then(|()| child.copy_entries(parent, vma))
             } else {
@@ -185,15 +189,13 @@ impl MmWriteGuard<'_> {
 
 #[cfg(feature = "ktest")]
 mod ktests {
-    use alloc::sync::Arc;
-
     use crate::arch::uaccess::{read_user, write_user};
     use crate::ktest;
     use crate::mm::mmap::{
         self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
     };
     use crate::mm::page_refs;
-    use crate::mm::torture::{Space, address_space, space_for, start_in};
+    use crate::mm::torture::{Space, address_space, run_in, space_for};
 
     const PAGE: u64 = 4096;
     const PRIVATE: u64 = 0x4000_0000;
@@ -204,12 +206,6 @@ mod ktests {
     const WIPEONFORK: u64 = 0x6100_0000;
     const MADV_DONTFORK: u64 = 10;
     const MADV_WIPEONFORK: u64 = 18;
-
-    /// Runs `body` in a kernel thread working in `space`, and waits for it.
-    fn run_in(space: &Arc<Space>, body: impl FnOnce() + Send + 'static) {
-        let done = start_in(space, body);
-        assert!(done.wait_timeout(30_000_000_000), "a thread never finished");
-    }
 
     fn map(space: &Space, addr: u64, pages: u64, shared: bool) {
         let kind = if shared { MAP_SHARED } else { MAP_PRIVATE };
@@ -258,7 +254,7 @@ mod ktests {
             });
 
             let (_, _, copies_before, _, _) = crate::mm::fault::totals();
-            let child = space_for("fork-child", Arc::new(parent.mm.fork().expect("fork")));
+            let child = space_for("fork-child", parent.mm.fork().expect("fork"));
             assert_eq!(
                 child.mm.resident_pages.sum(),
                 parent.mm.resident_pages.sum() - 2,
@@ -280,7 +276,7 @@ mod ktests {
                 }
             });
             let grandchild =
-                space_for("fork-grandchild", Arc::new(child.mm.fork().expect("fork of fork")));
+                space_for("fork-grandchild", child.mm.fork().expect("fork of fork"));
             run_in(&parent, || {
                 for page in 0..PRIVATE_PAGES {
                     let want = if page % 2 == 0 { 0x1000 + page } else { 0 };

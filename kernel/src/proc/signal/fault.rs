@@ -22,6 +22,7 @@ const FPE_FLTINV: i32 = 7;
 const TRAP_BRKPT: i32 = 1;
 const TRAP_TRACE: i32 = 2;
 const BUS_ADRALN: i32 = 1;
+const BUS_ADRERR: i32 = 2;
 
 /// Linux's force_sig for the running thread's own fault (`cr2`: the fault address, if any):
 /// queues the signal for its handler and returns true, or returns false when the signal is
@@ -45,20 +46,22 @@ pub(super) fn force(frame: &TrapFrame, info: SigInfo, cr2: u64) -> bool {
 }
 
 /// A page fault from user mode that the fault handler refused (interrupts disabled): SIGSEGV
-/// with `SEGV_MAPERR` (no mapping) or `SEGV_ACCERR` (the mapping forbids the access) at the
-/// address, for its handler; without one the process dies. Out of memory kills with SIGKILL.
+/// with `SEGV_MAPERR` (no mapping) or `SEGV_ACCERR` (the mapping forbids the access), or
+/// SIGBUS with `BUS_ADRERR` (a page past the end of the mapped file), at the address, for its
+/// handler; without one the process dies. Out of memory kills with SIGKILL.
 pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) {
-    let code = match error {
+    let (signo, code) = match error {
         FaultError::OutOfMemory => {
             report_out_of_memory(frame, cr2);
             die(SIGKILL)
         }
-        FaultError::NoVma => SEGV_MAPERR,
-        FaultError::Forbidden => SEGV_ACCERR,
+        FaultError::NoVma => (SIGSEGV, SEGV_MAPERR),
+        FaultError::Forbidden => (SIGSEGV, SEGV_ACCERR),
+        FaultError::PastEndOfFile => (SIGBUS, BUS_ADRERR),
     };
-    if !force(frame, SigInfo::fault(SIGSEGV, code, cr2), cr2) {
-        report(frame, cr2, SIGSEGV);
-        die(SIGSEGV)
+    if !force(frame, SigInfo::fault(signo, code, cr2), cr2) {
+        report(frame, cr2, signo);
+        die(signo)
     }
 }
 
@@ -137,8 +140,13 @@ fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
     let name = task.name();
     let pid = task.process().map_or(0, |p| p.pid);
     report_fatal(if frame.vector as u8 == trap::VECTOR_PAGE_FAULT {
+        let (what, signal) = if signal == SIGBUS {
+            ("bus error", "SIGBUS")
+        } else {
+            ("segfault", "SIGSEGV")
+        };
         alloc::format!(
-            "{name}[{pid}]: segfault at {cr2:x} ip {:016x} sp {:016x} error {:x} in {name} (SIGSEGV, tid {})",
+            "{name}[{pid}]: {what} at {cr2:x} ip {:016x} sp {:016x} error {:x} in {name} ({signal}, tid {})",
             frame.rip,
             frame.rsp,
             frame.error_code,
