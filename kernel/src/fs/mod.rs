@@ -2,7 +2,7 @@
 //!
 //! - An [`Inode`] is one file of some file system: a directory, a regular file, a symbolic
 //!   link, a device, a pipe. File systems implement the trait ([`tmpfs`] for the root and
-//!   `/tmp`, [`dev`] for `/dev`); what an inode cannot do answers with Linux's error by
+//!   `/tmp`, [`dev`] for `/dev`, whose terminals are [`tty`]'s); what an inode cannot do answers with Linux's error by
 //!   default (`ENOTDIR` for a lookup in a file, `EINVAL` for reading a directory's link...).
 //! - A [`Dentry`](dentry::Dentry) is a name in the tree: its parent, its inode and what is
 //!   mounted on it. Dentries are cached (a directory keeps the children looked up through it)
@@ -25,6 +25,7 @@ pub mod dev;
 pub mod file;
 pub mod pagecache;
 pub mod tmpfs;
+pub mod tty;
 
 use alloc::string::String;
 use alloc::sync::Arc;
