@@ -42,6 +42,10 @@ pub struct TestOptions {
     /// `smp.phantom_apic_id=N`: also try to start a CPU with this APIC ID, which does not
     /// exist (checks that a CPU that never answers is reported and skipped).
     pub phantom_apic_id: Option<u32>,
+    /// `maps.break=no_retry`: the lockless `/proc/PID/maps` walk takes each VMA it finds
+    /// without locking or revalidating it, a deliberate bug its torture test must catch (see
+    /// mm/maps.rs).
+    pub maps_break_no_retry: bool,
 }
 
 #[cfg(feature = "ktest")]
@@ -53,6 +57,7 @@ impl Default for TestOptions {
             stress: 1,
             self_test: None,
             phantom_apic_id: None,
+            maps_break_no_retry: false,
         }
     }
 }
@@ -178,6 +183,12 @@ impl BootOptions {
                     };
                     which.map(|w| options.tests.self_test = Some(w)).is_some()
                 }
+                #[cfg(feature = "ktest")]
+                "maps.break" => {
+                    let known = opt.value == Some("no_retry");
+                    options.tests.maps_break_no_retry |= known;
+                    known
+                }
                 _ => {
                     log::warn!("unknown kernel option `{}` ignored", opt.key);
                     continue;
@@ -228,6 +239,9 @@ impl TestOptions {
         }
         if let Some(which) = self.self_test {
             write!(f, " ktest.selftest={which:?}")?;
+        }
+        if self.maps_break_no_retry {
+            write!(f, " maps.break=no_retry")?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::arch::{percpu, smp};
 pub fn handle(key: u8) {
     match key {
         b'h' | b'?' => crate::println!(
-            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks and call IPIs per CPU, i IPI round trips, p processes, f faults and scheduler, v VMA-lock counters"
+            "keys: h help, m memory (frames and heap), r RCU, s slabinfo, t timer ticks and call IPIs per CPU, i IPI round trips, p processes, a address spaces (every process's maps), f faults and scheduler, v VMA-lock counters"
         ),
         b'p' => {
             for process in crate::proc::live_processes() {
@@ -32,6 +32,7 @@ pub fn handle(key: u8) {
                 );
             }
         }
+        b'a' => print_maps(),
         b'f' => print_scheduler_and_faults(),
         b'v' => crate::mm::vma_lock::log_statistics(),
         b'm' => crate::mm::log_statistics(),
@@ -50,6 +51,32 @@ pub fn handle(key: u8) {
         }
         b'\r' | b'\n' => {}
         other => crate::println!("unknown key {:?}; h for help", other as char),
+    }
+}
+
+/// Every live process's address space as `/proc/PID/maps` shows it, read without `mmap_lock`
+/// (so a process that holds its lock for long does not hold up the console).
+fn print_maps() {
+    for process in crate::proc::live_processes() {
+        let Some(mm) = process.mm() else {
+            continue;
+        };
+        let path = process.path();
+        crate::println!("pid {} {path}:", process.pid);
+        let mut walk = crate::mm::maps::LocklessMaps::new(&mm, 0);
+        let mut line = alloc::string::String::new();
+        for entry in &mut walk {
+            line.clear();
+            crate::mm::maps::write_maps_line(&mut line, &entry, Some(&path));
+            crate::print!("{line}");
+        }
+        let stats = walk.stats();
+        crate::println!(
+            "({} attempts retried, {} steps pinned their VMA, at most {} attempts for one)",
+            stats.retries,
+            stats.pinned_steps,
+            stats.most_attempts
+        );
     }
 }
 

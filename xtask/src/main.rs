@@ -3,7 +3,9 @@
 //! - `build`: the kernel ELF
 //! - `image`: BIOS and UEFI disk images, and how to put them on a USB stick
 //! - `qemu`: boot the kernel under QEMU with the serial console on this terminal; `--run PATH`
-//!   runs one static program as init and exits with its status
+//!   runs one program as init and exits with its status; `--debian PKG,...` puts Debian's
+//!   packages into the ramdisk (debian.rs), whose programs `--run` then runs, dynamically linked
+//!   ones included
 //! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
 //!   also runs the user test suite under a real Linux kernel
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
@@ -16,6 +18,7 @@
 
 mod artifacts;
 mod bench;
+mod debian;
 mod install;
 mod ramdisk;
 mod symbols;
@@ -155,10 +158,17 @@ struct QemuArgs {
     /// Leave QEMU once boot completes or the tests end (for scripts).
     #[arg(long)]
     exit: bool,
-    /// Run this static x86_64 program as init (packed as /bin/NAME, arguments after `--`),
-    /// leave QEMU when it exits, and exit with its status.
+    /// Run this program as init (arguments after `--`), leave QEMU when it exits, and exit
+    /// with its status: with --debian, a path in those packages (e.g. /usr/bin/hello) runs from
+    /// the image, dynamically linked or not; otherwise a static x86_64 program from the host,
+    /// packed as /bin/NAME.
     #[arg(long, value_name = "PATH")]
     run: Option<PathBuf>,
+    /// Put these Debian packages and their dependencies (Depends, Pre-Depends) into the
+    /// ramdisk at /, less /usr/share/{doc,man,locale,info}: fetched with apt-get from Debian's
+    /// archive into target/debian/debs/ and unpacked with dpkg-deb into target/debian/root-*/.
+    #[arg(long, value_name = "PKG,...", value_delimiter = ',')]
+    debian: Vec<String>,
     /// With --run: boot this Linux kernel (a bzImage) instead of ours, with the program as its
     /// /init, to compare what it does under Linux.
     #[arg(long, value_name = "BZIMAGE", requires = "run", conflicts_with_all = ["uefi", "cmdline", "release"])]
@@ -291,6 +301,7 @@ fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
     let contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
+        debian_root: None,
     };
     let images = artifacts::make_images(&kernel, cmdline, "kernel", &contents)?;
     println!("BIOS image: {}", images.bios.display());
@@ -329,18 +340,115 @@ fn program_name(path: &Path) -> Result<String, String> {
         })
 }
 
-/// Adds the `--run` program to the ramdisk as init: `/bin/NAME`, its arguments in
-/// `/etc/init.args` (one per line), `init=/bin/NAME` in the options. Returns NAME.
+/// What `--run` starts as init.
+#[derive(Debug, PartialEq, Eq)]
+enum RunTarget {
+    /// A static program on the host, packed as `/bin/NAME`.
+    Host { path: PathBuf, name: String },
+    /// A program among the `--debian` packages, started at its path in the image.
+    Debian { path: String },
+}
+
+impl RunTarget {
+    /// init's path in the image.
+    fn init_path(&self) -> String {
+        match self {
+            Self::Host { name, .. } => format!("/bin/{name}"),
+            Self::Debian { path } => path.clone(),
+        }
+    }
+}
+
+/// Decides what `--run PATH` runs. With `--debian`, an absolute PATH that names a file in the
+/// staged packages runs from the image, dynamically linked or not, provided what interprets it
+/// is staged too; any other PATH must be a static x86_64 program on the host.
+fn run_target(path: &Path, staged: Option<&debian::Staged>) -> Result<RunTarget, String> {
+    let shown = path.display();
+    if let (Some(staged), Some(text)) = (staged, path.to_str())
+        && text.starts_with('/')
+        && let Some(host) = staged.find(text).filter(|host| host.is_file())
+    {
+        if text.contains(char::is_whitespace) {
+            return Err(format!("{shown}: the path must be text without spaces"));
+        }
+        check_staged_program(staged, text, &host, 0)?;
+        return Ok(RunTarget::Debian {
+            path: text.to_owned(),
+        });
+    }
+    let elsewhere = staged
+        .filter(|_| path.is_absolute())
+        .map(|s| {
+            format!(
+                " (it is not in the Debian packages staged: {}; add its package to --debian)",
+                s.packages.join(", ")
+            )
+        })
+        .unwrap_or_default();
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}{elsewhere}"))?;
+    user::check_static_elf(&data).map_err(|why| format!("{shown} {why}{elsewhere}"))?;
+    Ok(RunTarget::Host {
+        path: path.to_owned(),
+        name: program_name(path)?,
+    })
+}
+
+/// Interpreters that may stand between a staged program and what the kernel loads last: a
+/// `#!` script's interpreter and that program's dynamic linker.
+const MAX_INTERPRETERS: u32 = 2;
+
+/// Checks that `path`, a file in the staged packages (at `host` on this machine), can start:
+/// an x86_64 executable whose PT_INTERP is staged too, or a `#!` script whose interpreter is
+/// such a program; `depth` counts the interpreters already followed.
+fn check_staged_program(
+    staged: &debian::Staged,
+    path: &str,
+    host: &Path,
+    depth: u32,
+) -> Result<(), String> {
+    let data = std::fs::read(host).map_err(|e| format!("cannot read {}: {e}", host.display()))?;
+    let interpreter = match data.strip_prefix(b"#!") {
+        Some(script) => {
+            let line = script.split(|&b| b == b'\n').next().unwrap_or_default();
+            let interpreter = String::from_utf8_lossy(line)
+                .split_whitespace()
+                .next()
+                .map(str::to_owned);
+            Some(interpreter.ok_or_else(|| format!("{path}: its #! line names no program"))?)
+        }
+        None => user::elf_interpreter(&data).map_err(|why| format!("{path} {why}"))?,
+    };
+    let Some(interpreter) = interpreter else {
+        return Ok(());
+    };
+    if depth == MAX_INTERPRETERS {
+        return Err(format!(
+            "{path} is an interpreter that needs an interpreter itself ({interpreter})"
+        ));
+    }
+    let Some(found) = staged.find(&interpreter).filter(|host| host.is_file()) else {
+        let glibc = if interpreter.contains("/ld-linux") {
+            " (glibc's dynamic linker is in libc6: --debian libc6)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{path} needs {interpreter}, which is not in the Debian packages staged ({}); \
+             add its package to --debian{glibc}",
+            staged.packages.join(", ")
+        ));
+    };
+    check_staged_program(staged, &interpreter, &found, depth + 1)
+}
+
+/// Adds the `--run` target to the ramdisk as init: a host program as `/bin/NAME`, its arguments
+/// in `/etc/init.args` (one per line), `init=PATH` in the options.
 fn prepare_run(
-    path: &Path,
+    target: &RunTarget,
     args: &[String],
     contents: &mut ramdisk::Contents,
     cmdline: &mut String,
-) -> Result<String, String> {
-    let shown = path.display();
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    user::check_static_elf(&data).map_err(|why| format!("{shown} {why}"))?;
-    let name = program_name(path)?;
+) -> Result<(), String> {
     if has_init(cmdline) {
         return Err("--run chooses init itself; remove init= from --cmdline".into());
     }
@@ -352,19 +460,22 @@ fn prepare_run(
     if args.iter().any(String::is_empty) {
         return Err("empty arguments cannot be passed through /etc/init.args".into());
     }
-    contents.programs.retain(|p| p.name != name);
-    contents.programs.push(user::Program {
-        name: name.clone(),
-        path: path.to_owned(),
-    });
+    if let RunTarget::Host { path, name } = target {
+        contents.programs.retain(|p| p.name != *name);
+        contents.programs.push(user::Program {
+            name: name.clone(),
+            path: path.clone(),
+        });
+    }
     contents.files.push(ramdisk::init_args(args));
-    cmdline.push_str(&format!(" init=/bin/{name}"));
-    Ok(name)
+    cmdline.push_str(&format!(" init={}", target.init_path()));
+    Ok(())
 }
 
-/// The status in the kernel's line `init: /bin/NAME exited with status N`.
-fn init_status(serial: &[String], name: &str) -> Option<i32> {
-    let needle = format!("init: /bin/{name} exited with status ");
+/// The status in the kernel's line `init: PATH exited with status N`, PATH init's path in the
+/// image.
+fn init_status(serial: &[String], init_path: &str) -> Option<i32> {
+    let needle = format!("init: {init_path} exited with status ");
     serial.iter().rev().find_map(|line| {
         let at = line.find(&needle)?;
         let rest = line[at + needle.len()..].trim();
@@ -393,26 +504,31 @@ fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
 }
 
 /// `qemu --run PATH --linux BZIMAGE`: boots Linux with the program as /init (beside the user
-/// programs in /bin), streams the serial output, and exits with the program's status, which
-/// Linux reports when its init exits (`Attempted to kill init! exitcode=0x0000SS00`).
+/// programs in /bin and the `--debian` packages), streams the serial output, and exits with the
+/// program's status, which Linux reports when its init exits
+/// (`Attempted to kill init! exitcode=0x0000SS00`).
 fn run_under_linux(
     qemu: &Qemu,
     args: &QemuArgs,
     bzimage: &Path,
     path: &Path,
+    target: &RunTarget,
+    staged: Option<&debian::Staged>,
 ) -> Result<ExitCode, String> {
     testrun::check_bzimage(bzimage)?;
-    let name = program_name(path)?;
     let mut programs = user::build_all()?;
-    programs.retain(|p| p.name != name);
-    programs.push(user::Program {
-        name: name.clone(),
-        path: path.to_owned(),
-    });
+    if let RunTarget::Host { path, name } = target {
+        programs.retain(|p| p.name != *name);
+        programs.push(user::Program {
+            name: name.clone(),
+            path: path.clone(),
+        });
+    }
     let dir = artifacts::target_dir().join("qemu");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cpio = dir.join("linux-initramfs.cpio");
-    testrun::linux_initramfs(&programs, &name, &cpio)?;
+    let debian_root = staged.map(|s| s.root.as_path());
+    testrun::linux_initramfs(&programs, &target.init_path(), debian_root, &cpio)?;
     let mut profile = qemu_profile(args, "qemu-linux", Firmware::Bios);
     let disk = testrun::prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &args.args)?;
     let log = dir.join("serial.log");
@@ -463,34 +579,53 @@ fn linux_init_status(serial: &[String]) -> Option<u8> {
     })
 }
 
+/// Says how large the ramdisk with the Debian packages came out.
+fn report_ramdisk(ramdisk: &Path, staged: &debian::Staged) {
+    let mib = std::fs::metadata(ramdisk).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    eprintln!(
+        "xtask: ramdisk {}: {mib:.1} MiB with {} Debian package(s): {}",
+        ramdisk.display(),
+        staged.packages.len(),
+        staged.packages.join(", ")
+    );
+}
+
 fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
     let qemu = install::ensure_qemu(args.uefi)?;
+    let staged = if args.debian.is_empty() {
+        None
+    } else {
+        Some(debian::stage(&args.debian)?)
+    };
     // Check the program before the builds, so that a wrong path fails at once.
-    if let Some(path) = &args.run {
-        let data =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        user::check_static_elf(&data).map_err(|why| format!("{} {why}", path.display()))?;
-    }
-    if let (Some(bzimage), Some(path)) = (&args.linux, &args.run) {
-        return run_under_linux(&qemu, args, bzimage, path);
+    let target = args
+        .run
+        .as_deref()
+        .map(|path| run_target(path, staged.as_ref()))
+        .transpose()?;
+    if let (Some(bzimage), Some(path), Some(target)) = (&args.linux, &args.run, &target) {
+        return run_under_linux(&qemu, args, bzimage, path, target, staged.as_ref());
     }
     let kernel = artifacts::build_kernel(args.release, Tests::for_cmdline(&args.cmdline))?;
     let mut contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
+        debian_root: staged.as_ref().map(|s| s.root.clone()),
     };
     let mut cmdline = args.cmdline.clone();
-    let run = match &args.run {
-        Some(path) => Some(prepare_run(path, &args.args, &mut contents, &mut cmdline)?),
-        None => None,
-    };
+    if let Some(target) = &target {
+        prepare_run(target, &args.args, &mut contents, &mut cmdline)?;
+    }
     if !has_init(&cmdline) {
         cmdline.push_str(" init=/bin/demo");
     }
-    if args.exit || run.is_some() {
+    if args.exit || target.is_some() {
         cmdline.push_str(" exit");
     }
     let images = artifacts::make_images(&kernel, cmdline.trim(), "qemu", &contents)?;
+    if let Some(staged) = &staged {
+        report_ramdisk(&images.ramdisk, staged);
+    }
     let firmware = if args.uefi {
         Firmware::Uefi
     } else {
@@ -508,7 +643,7 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
         profile.describe(),
         log.display()
     );
-    if args.exit || run.is_some() {
+    if args.exit || target.is_some() {
         let options = RunOptions {
             echo: Echo::Raw,
             serial_log: Some(log),
@@ -517,8 +652,8 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
         let result = qemu
             .run(&profile, image, &options)
             .map_err(|e| e.to_string())?;
-        if let (Some(name), Some(path)) = (&run, &args.run) {
-            return match init_status(&result.serial, name) {
+        if let (Some(target), Some(path)) = (&target, &args.run) {
+            return match init_status(&result.serial, &target.init_path()) {
                 Some(status) => {
                     println!("{} exited with status {status}", path.display());
                     Ok(ExitCode::from(u8::try_from(status).unwrap_or(255)))
@@ -563,9 +698,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(init_status(&serial, "prog"), Some(139));
-        assert_eq!(init_status(&serial, "other"), None);
-        assert_eq!(init_status(&serial[..2], "prog"), None);
+        assert_eq!(init_status(&serial, "/bin/prog"), Some(139));
+        assert_eq!(init_status(&serial, "/bin/other"), None);
+        assert_eq!(init_status(&serial[..2], "/bin/prog"), None);
     }
 
     #[test]
@@ -587,19 +722,75 @@ mod tests {
         let mut cmdline = String::from("log=debug");
         let exe = std::env::current_exe().expect("test binary");
         let args = ["a b".to_owned(), "c".to_owned()];
-        let name = prepare_run(&exe, &args, &mut contents, &mut cmdline);
         // The test binary is dynamically linked on most hosts: then the refusal says so.
-        match name {
-            Ok(name) => {
-                assert!(cmdline.ends_with(&format!("init=/bin/{name}")));
+        match run_target(&exe, None) {
+            Ok(target) => {
+                prepare_run(&target, &args, &mut contents, &mut cmdline).unwrap();
+                assert!(cmdline.ends_with(&format!(" init={}", target.init_path())));
+                assert!(target.init_path().starts_with("/bin/"));
+                assert_eq!(contents.programs.last().unwrap().path, exe);
                 assert_eq!(contents.files[0].1, b"a b\nc\n");
             }
             Err(e) => assert!(e.contains("dynamically linked"), "{e}"),
         }
-        let bad = ["x\ny".to_owned()];
+        let target = RunTarget::Debian {
+            path: "/usr/bin/hello".into(),
+        };
+        let mut contents = ramdisk::Contents::default();
         let mut cmdline = String::new();
+        prepare_run(&target, &args, &mut contents, &mut cmdline).unwrap();
+        assert_eq!(cmdline, " init=/usr/bin/hello");
+        assert!(contents.programs.is_empty());
+        assert_eq!(contents.files, [ramdisk::init_args(&args)]);
+        let bad = ["x\ny".to_owned()];
+        assert!(prepare_run(&target, &bad, &mut contents, &mut String::new()).is_err());
+        assert!(prepare_run(&target, &args, &mut contents, &mut cmdline).is_err());
         assert!(has_init("a init=/bin/x b") && !has_init("initx"));
-        let err = prepare_run(Path::new("/nonexistent"), &bad, &mut contents, &mut cmdline);
+        let err = run_target(Path::new("/nonexistent"), None);
         assert!(err.unwrap_err().starts_with("cannot read /nonexistent"));
+    }
+
+    #[test]
+    fn debian_programs_run_from_the_image_when_their_interpreter_is_there() {
+        let exe = std::env::current_exe().expect("test binary");
+        let data = std::fs::read(&exe).unwrap();
+        // This check needs a dynamically linked test binary, as on glibc hosts.
+        let Ok(Some(interpreter)) = user::elf_interpreter(&data) else {
+            return;
+        };
+        let root = std::env::temp_dir().join(format!("xtask-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/prog"), &data).unwrap();
+        std::fs::write(root.join("usr/bin/script"), b"#!/usr/bin/prog -x\n").unwrap();
+        let staged = debian::Staged {
+            root: root.clone(),
+            packages: vec!["prog".into()],
+        };
+        let err = run_target(Path::new("/usr/bin/prog"), Some(&staged)).unwrap_err();
+        assert!(
+            err.contains(&format!("/usr/bin/prog needs {interpreter}"))
+                && err.contains("--debian libc6"),
+            "{err}"
+        );
+        let err = run_target(Path::new("/usr/bin/script"), Some(&staged)).unwrap_err();
+        assert!(err.contains("/usr/bin/prog needs"), "{err}");
+        // With the dynamic linker staged (the host's, itself static), both run from the image.
+        let linker = root.join(interpreter.trim_start_matches('/'));
+        std::fs::create_dir_all(linker.parent().unwrap()).unwrap();
+        std::fs::copy(&interpreter, &linker).unwrap();
+        for path in ["/usr/bin/prog", "/usr/bin/script"] {
+            assert_eq!(
+                run_target(Path::new(path), Some(&staged)),
+                Ok(RunTarget::Debian { path: path.into() })
+            );
+        }
+        // A path outside the staged root is a host program, held to the static-only rule.
+        let err = run_target(&exe, Some(&staged)).unwrap_err();
+        assert!(
+            err.contains("not in the Debian packages staged: prog"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -1,8 +1,9 @@
 //! The ramdisk every image carries: a cpio (newc) archive with the kernel options
 //! (`/etc/cmdline`), the kernel's symbol map (`/boot/kernel.sym`), the user programs
-//! (`/bin/NAME`, mode 0755) and any further files (such as `/etc/init.args`).
+//! (`/bin/NAME`, mode 0755), any further files (such as `/etc/init.args`) and, with
+//! `--debian`, the tree of Debian's packages unpacked on the host (debian.rs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use initrd::{Archive, ArchiveBuilder};
 
@@ -15,6 +16,8 @@ pub struct Contents {
     pub programs: Vec<Program>,
     /// Further files: path in the archive and contents (mode 0644).
     pub files: Vec<(String, Vec<u8>)>,
+    /// A staging root of Debian's packages, packed at `/` (see [`crate::debian::add_tree`]).
+    pub debian_root: Option<PathBuf>,
 }
 
 /// The file `/etc/init.args` that passes `args` to init, one per line.
@@ -56,6 +59,9 @@ pub fn pack(
     }
     for (path, data) in &contents.files {
         add(&mut archive, path, 0o644, data)?;
+    }
+    if let Some(root) = &contents.debian_root {
+        crate::debian::add_tree(&mut archive, root)?;
     }
     std::fs::write(out, archive.finish())
         .map_err(|e| format!("cannot write the ramdisk {}: {e}", out.display()))

@@ -86,6 +86,7 @@ fn kernel_suites(
     let contents = Contents {
         programs: programs.to_vec(),
         files: Vec::new(),
+        debian_root: None,
     };
     let suites = if full {
         full_suites()
@@ -137,6 +138,9 @@ fn check_ramdisk_programs(cpio: &Path, tally: &mut Tally) {
 const LINUX_APPEND: &str = "console=ttyS0 panic=-1 quiet rdinit=/init --";
 /// The option that makes usertests and bench power the machine off when they are done.
 pub const POWEROFF: &str = "--poweroff";
+/// The option that makes usertests run its pending tests too (those of kernel features still
+/// to come, for which Linux is the oracle).
+const PENDING: &str = "--pending";
 /// A whole usertests run under Linux (TCG, a busy host).
 const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -153,12 +157,23 @@ pub fn check_bzimage(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// An initramfs for Linux: /init (the program named `init`), /bin/* (every program),
-/// /dev/console.
-pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(), String> {
+/// An initramfs for Linux: /bin/* (every program), the tree of Debian's packages at
+/// `debian_root` if given, /dev/console, the empty directories /proc, /sys and /tmp (mode
+/// 01777), and /init, a symbolic link to `init` (a path in the initramfs, such as
+/// `/bin/usertests`).
+pub fn linux_initramfs(
+    programs: &[Program],
+    init: &str,
+    debian_root: Option<&Path>,
+    out: &Path,
+) -> Result<(), String> {
     let mut archive = initrd::ArchiveBuilder::new();
     let fail = |e: initrd::BuildError| format!("initramfs: {e}");
     archive.add_dir("dev", 0o755).map_err(fail)?;
+    // Where usertests mounts proc, sysfs (and devtmpfs on /dev) as init, and its scratch files.
+    archive.add_dir("proc", 0o755).map_err(fail)?;
+    archive.add_dir("sys", 0o755).map_err(fail)?;
+    archive.add_dir("tmp", 0o1777).map_err(fail)?;
     // Linux opens /dev/console for init's standard descriptors: without it, no output.
     archive
         .add_char_device("dev/console", 0o600, 5, 1)
@@ -169,10 +184,11 @@ pub fn linux_initramfs(programs: &[Program], init: &str, out: &Path) -> Result<(
         archive
             .add_file(&format!("bin/{}", program.name), 0o755, &data)
             .map_err(fail)?;
-        if program.name == init {
-            archive.add_file("init", 0o755, &data).map_err(fail)?;
-        }
     }
+    if let Some(root) = debian_root {
+        crate::debian::add_tree(&mut archive, root)?;
+    }
+    archive.add_symlink("init", init).map_err(fail)?;
     std::fs::write(out, archive.finish())
         .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
@@ -217,9 +233,10 @@ fn linux_suite(
     let dir = artifacts::target_dir().join("linux");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cpio = dir.join("initramfs.cpio");
-    linux_initramfs(programs, "usertests", &cpio)?;
+    linux_initramfs(programs, "/bin/usertests", None, &cpio)?;
     let mut profile = Profile::new("linux", Firmware::Bios, 2);
-    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &[POWEROFF.into()])?;
+    let init_args = [POWEROFF.into(), PENDING.into()];
+    let disk = prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &init_args)?;
     let options = RunOptions {
         timeout: Some(LINUX_TIMEOUT),
         silence_timeout: Some(SILENCE_TIMEOUT),
@@ -947,9 +964,94 @@ fn harness_checks(
     Ok(())
 }
 
+/// How a program from Debian's packages ran as init (see [`run_debian_program`]).
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "for the test step that runs Debian's hello")
+)]
+pub struct DebianRun {
+    /// The serial output, the kernel's log lines included.
+    pub serial: Vec<String>,
+    /// init's exit status, as the kernel reported it; `None` when it never did (a hang, a
+    /// crash, a refused start: the serial output says which).
+    pub status: Option<i32>,
+    /// How QEMU ended.
+    pub outcome: Outcome,
+}
+
+/// A run of a Debian program must end within this (debug kernel, TCG, a busy host).
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "for the test step that runs Debian's hello")
+)]
+const DEBIAN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Boots our kernel (debug build, without its tests; BIOS, 2 CPUs) with `packages` and their
+/// dependencies from Debian's archive in the ramdisk and `init`, a program among them such as
+/// `/usr/bin/hello`, as init with `args`. Returns once init exits (the kernel then leaves
+/// QEMU), the run falls silent or [`DEBIAN_TIMEOUT`] passes; the serial output is also in
+/// `target/test-logs/debian.log`.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "for the test step that runs Debian's hello")
+)]
+pub fn run_debian_program(
+    qemu: &Qemu,
+    packages: &[String],
+    init: &str,
+    args: &[String],
+    verbose: bool,
+) -> Result<DebianRun, String> {
+    let staged = crate::debian::stage(packages)?;
+    let target = crate::run_target(Path::new(init), Some(&staged))?;
+    if !matches!(target, crate::RunTarget::Debian { .. }) {
+        return Err(format!(
+            "{init} is not in the Debian packages staged ({})",
+            staged.packages.join(", ")
+        ));
+    }
+    let kernel = artifacts::build_kernel(false, Tests::Without)?;
+    let mut contents = Contents {
+        programs: Vec::new(),
+        files: Vec::new(),
+        debian_root: Some(staged.root.clone()),
+    };
+    let mut cmdline = String::from("exit");
+    crate::prepare_run(&target, args, &mut contents, &mut cmdline)?;
+    let images = artifacts::make_images(&kernel, &cmdline, "debian", &contents)?;
+    let profile = Profile::new("debian", Firmware::Bios, 2);
+    let result = run_profile(qemu, &profile, &images.bios, DEBIAN_TIMEOUT, verbose)?;
+    Ok(DebianRun {
+        status: crate::init_status(&result.serial, &target.init_path()),
+        serial: result.serial,
+        outcome: result.outcome,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_log_line;
+    use super::*;
+
+    #[test]
+    #[ignore = "fetches Debian's libc6, builds the kernel and boots it under QEMU (minutes)"]
+    fn debian_dynamic_linker_runs_as_init() {
+        let qemu = install::ensure_qemu(false).unwrap();
+        let run = run_debian_program(
+            &qemu,
+            &["libc6".into()],
+            "/lib64/ld-linux-x86-64.so.2",
+            &["--version".into()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(run.status, Some(0), "outcome: {}", run.outcome);
+        assert!(
+            run.serial
+                .iter()
+                .any(|l| l.starts_with("ld.so (Debian GLIBC")),
+            "no version line"
+        );
+    }
 
     #[test]
     fn log_lines_are_recognised_only_whole() {

@@ -109,7 +109,9 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
-fn capture(cmd: &mut Command) -> Result<String, String> {
+/// Runs `cmd` and returns its standard output; an error names the command and holds its
+/// standard error.
+pub fn capture(cmd: &mut Command) -> Result<String, String> {
     let output = cmd
         .output()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;

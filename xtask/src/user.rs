@@ -1,8 +1,8 @@
 //! The user programs every ramdisk carries at `/bin/NAME`: the Rust programs in `user/`
 //! (static non-PIE ELF at 0x400000, built for x86_64-unknown-none into `target/user`) and the C
 //! program `user/c/hello_pthread.c` built with `musl-gcc -static` (and with glibc's
-//! `gcc -static` where the host has a static libc); plus the check that a program given to
-//! `cargo xtask qemu --run` is a static x86_64 executable.
+//! `gcc -static` where the host has a static libc); plus the checks that a program given to
+//! `cargo xtask qemu --run` is an x86_64 executable, static unless it comes from `--debian`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,10 +133,22 @@ fn compile_c(compiler: &Path, source: &Path, out: &Path) -> Result<(), String> {
     }
 }
 
-/// Checks that `data` is a static x86_64 executable the kernel can load: ELF64, little-endian,
-/// x86_64, an executable (ET_EXEC) or a static PIE (ET_DYN with an entry point), and no
-/// PT_INTERP. The error completes the sentence "PATH ...".
+/// Checks that `data` is a static x86_64 executable the kernel can load: see
+/// [`elf_interpreter`], and no PT_INTERP. The error completes the sentence "PATH ...".
 pub fn check_static_elf(data: &[u8]) -> Result<(), String> {
+    match elf_interpreter(data)? {
+        None => Ok(()),
+        Some(interp) => Err(format!(
+            "is dynamically linked (interpreter {interp}); build it with -static"
+        )),
+    }
+}
+
+/// Checks that `data` is an x86_64 executable the kernel can load: ELF64, little-endian,
+/// x86_64, an executable (ET_EXEC) or a position-independent one (ET_DYN with an entry point,
+/// such as a PIE or the dynamic linker itself); returns the path in its PT_INTERP, if it has
+/// one. The error completes the sentence "PATH ...".
+pub fn elf_interpreter(data: &[u8]) -> Result<Option<String>, String> {
     if data.len() < 64 || &data[..4] != b"\x7fELF" {
         return Err("is not an ELF executable".into());
     }
@@ -180,12 +192,10 @@ pub fn check_static_elf(data: &[u8]) -> Result<(), String> {
                 .get(offset..offset.saturating_add(size))
                 .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
                 .unwrap_or_else(|| "?".into());
-            return Err(format!(
-                "is dynamically linked (interpreter {interp}); build it with -static"
-            ));
+            return Ok(Some(interp));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub const NAME_MAX: usize = 255;
 /// The longest path, with its terminating NUL (Linux's `PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
 /// The most symbolic links one walk follows (Linux's `MAXSYMLINKS`).
-const MAX_SYMLINKS: u32 = 40;
+pub const MAX_SYMLINKS: u32 = 40;
 
 pub struct Dentry {
     name: spin::Mutex<String>,
@@ -144,6 +144,7 @@ impl Dentry {
     /// Drops the cached dentries below this one that nothing else holds (Linux's
     /// `drop_caches`): the tree then costs memory only for the names in use. Children are
     /// visited with no lock held; a child whose own cache is busy is kept.
+    #[cfg(feature = "ktest")]
     fn shrink(self: &Arc<Self>) {
         let mounted = self.mounted.lock().clone();
         if let Some(root) = mounted {
@@ -255,6 +256,7 @@ pub fn root() -> &'static Arc<Dentry> {
 
 /// Drops every cached dentry nothing holds (tests use it to count what processes left
 /// behind).
+#[cfg(feature = "ktest")]
 pub fn shrink_cache() {
     root().shrink();
 }

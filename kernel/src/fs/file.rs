@@ -237,15 +237,6 @@ impl FdTable {
             .collect()
     }
 
-    /// Takes out every descriptor (the process is exiting); the caller drops them.
-    pub fn remove_all(&self) -> Vec<Arc<File>> {
-        core::mem::take(&mut *self.slots.lock())
-            .into_iter()
-            .flatten()
-            .map(|slot| slot.file)
-            .collect()
-    }
-
     pub fn close_on_exec(&self, fd: u64) -> Result<bool, Errno> {
         let slots = self.slots.lock();
         usize::try_from(fd)

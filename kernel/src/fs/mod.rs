@@ -4,6 +4,8 @@
 //!   link, a device, a pipe. File systems implement the trait ([`tmpfs`] for the root and
 //!   `/tmp`, [`dev`] for `/dev`, whose terminals are [`tty`]'s); what an inode cannot do answers with Linux's error by
 //!   default (`ENOTDIR` for a lookup in a file, `EINVAL` for reading a directory's link...).
+//! - Files that are not in any directory: [`pipe`]s and [`eventfd`]s, under unnamed dentries.
+//! - [`poll`]: the readiness `poll`, `select` and their kin wait for, and how files wake them.
 //! - A [`Dentry`](dentry::Dentry) is a name in the tree: its parent, its inode and what is
 //!   mounted on it. Dentries are cached (a directory keeps the children looked up through it)
 //!   so path walks of busy names cost map look-ups, and they give `..` and `getcwd` their
@@ -18,12 +20,17 @@
 //! memory; none is held while user memory is touched (data moves through kernel buffers
 //! between the lock and the user copy), so none is held across a page fault or a sleep. Order:
 //! the rename lock ([`tmpfs`]), then directory entry maps (lower address first), then a
-//! dentry's child cache, then an inode's data. The descriptor table's lock is a leaf.
+//! dentry's child cache, then an inode's data. The descriptor table's lock is a leaf, and so
+//! are a pipe's ring and an eventfd's counter: their callers sleep (on wait queues) with no
+//! lock held.
 
 pub mod dentry;
 pub mod dev;
+pub mod eventfd;
 pub mod file;
 pub mod pagecache;
+pub mod pipe;
+pub mod poll;
 pub mod tmpfs;
 pub mod tty;
 
@@ -43,6 +50,10 @@ pub enum FileKind {
     Directory,
     Symlink,
     CharDevice,
+    /// A pipe (Linux's FIFO type).
+    Fifo,
+    /// An anonymous inode's file (eventfd): no type bits in its mode, as on Linux.
+    Anonymous,
 }
 
 impl FileKind {
@@ -53,6 +64,8 @@ impl FileKind {
             FileKind::Directory => 0o040_000,
             FileKind::Symlink => 0o120_000,
             FileKind::CharDevice => 0o020_000,
+            FileKind::Fifo => 0o010_000,
+            FileKind::Anonymous => 0,
         }
     }
 
@@ -63,6 +76,8 @@ impl FileKind {
             FileKind::Directory => 4,
             FileKind::Symlink => 10,
             FileKind::CharDevice => 2,
+            FileKind::Fifo => 1,
+            FileKind::Anonymous => 0,
         }
     }
 }
@@ -95,6 +110,10 @@ pub struct DirEntry {
 pub enum FsKind {
     Tmpfs,
     Devtmpfs,
+    /// Where pipes live (never mounted).
+    Pipefs,
+    /// Where anonymous inodes live (never mounted).
+    AnonInodefs,
 }
 
 impl FsKind {
@@ -102,6 +121,8 @@ impl FsKind {
     pub const fn magic(self) -> u64 {
         match self {
             FsKind::Tmpfs | FsKind::Devtmpfs => 0x0102_1994,
+            FsKind::Pipefs => 0x5049_5045,
+            FsKind::AnonInodefs => 0x0904_1934,
         }
     }
 
@@ -110,6 +131,8 @@ impl FsKind {
         match self {
             FsKind::Tmpfs => 0x16,
             FsKind::Devtmpfs => 0x05,
+            FsKind::Pipefs => 0x0d,
+            FsKind::AnonInodefs => 0x0e,
         }
     }
 
@@ -118,6 +141,8 @@ impl FsKind {
         match self {
             FsKind::Tmpfs => "tmpfs",
             FsKind::Devtmpfs => "devtmpfs",
+            FsKind::Pipefs => "pipefs",
+            FsKind::AnonInodefs => "anon_inodefs",
         }
     }
 }
@@ -230,6 +255,12 @@ pub trait Inode: Send + Sync + Any {
         None
     }
 
+    /// Gives `range` frames of its own (`fallocate`), growing the file to its end unless
+    /// `keep_size`.
+    fn allocate(&self, _range: core::ops::Range<u64>, _keep_size: bool) -> Result<(), Errno> {
+        Err(crate::syscall::errno::ENODEV)
+    }
+
     /// Sets the size (`truncate`, `ftruncate`).
     fn truncate(&self, _size: u64) -> Result<(), Errno> {
         Err(EINVAL)
@@ -237,6 +268,20 @@ pub trait Inode: Send + Sync + Any {
 
     fn ioctl(&self, _file: &File, _request: u64, _argument: u64) -> Result<u64, Errno> {
         Err(ENOTTY)
+    }
+
+    /// The [`poll`] events the file is ready for, as seen through `file` (its access mode
+    /// matters): readable, writable, hung up, in error. A file that cannot wait is always
+    /// ready for both (Linux's `DEFAULT_POLLMASK`).
+    fn poll(&self, _file: &File) -> u32 {
+        poll::ALWAYS_READY
+    }
+
+    /// Whether the file calls [`poll::readiness_changed`] after every change of what
+    /// [`Inode::poll`] answers; pollers look again every few milliseconds at a file that does
+    /// not.
+    fn signals_readiness(&self) -> bool {
+        true
     }
 
     /// The page cache of a regular file (what `mmap` maps).

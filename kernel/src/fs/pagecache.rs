@@ -129,6 +129,29 @@ impl PageCache {
         Ok(done)
     }
 
+    /// Gives every page of `range` a frame (zeroed where there was a hole) and grows the
+    /// file to the range's end unless `keep_size`. `ENOSPC` when frames run out (the pages
+    /// allocated so far stay).
+    pub fn allocate(&self, range: core::ops::Range<u64>, keep_size: bool) -> Result<(), Errno> {
+        if range.end > MAX_FILE_SIZE {
+            return Err(EFBIG);
+        }
+        let mut pages = self.pages.lock();
+        for index in range.start / PAGE..range.end.div_ceil(PAGE) {
+            if pages.frames.contains_key(&index) {
+                continue;
+            }
+            let phys = frame::allocate_for_user().ok_or(ENOSPC)?.into_raw();
+            // SAFETY: the frame was just allocated and is about to be the cache's.
+            unsafe { frame_bytes(phys) }.fill(0);
+            pages.frames.insert(index, phys);
+        }
+        if !keep_size && range.end > pages.size {
+            pages.size = range.end;
+        }
+        Ok(())
+    }
+
     /// Sets the size: pages wholly past it are freed, the tail of the last one is zeroed.
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         if size > MAX_FILE_SIZE {

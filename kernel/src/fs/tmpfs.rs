@@ -166,7 +166,7 @@ impl Inode for TmpInode {
             FileKind::Directory => Content::Directory(spin::Mutex::new(BTreeMap::new())),
             FileKind::Regular => Content::Regular(PageCache::new()),
             FileKind::Symlink => Content::Symlink(target.ok_or(EINVAL)?.to_string()),
-            FileKind::CharDevice => return Err(EPERM),
+            FileKind::CharDevice | FileKind::Fifo | FileKind::Anonymous => return Err(EPERM),
         };
         let mut children = self.children()?.lock();
         if children.contains_key(name) {
@@ -351,6 +351,18 @@ impl Inode for TmpInode {
         match &self.content {
             Content::Regular(cache) => {
                 cache.truncate(size)?;
+                self.touch();
+                Ok(())
+            }
+            Content::Directory(_) => Err(EISDIR),
+            Content::Symlink(_) => Err(EINVAL),
+        }
+    }
+
+    fn allocate(&self, range: core::ops::Range<u64>, keep_size: bool) -> Result<(), Errno> {
+        match &self.content {
+            Content::Regular(cache) => {
+                cache.allocate(range, keep_size)?;
                 self.touch();
                 Ok(())
             }

@@ -219,6 +219,15 @@ impl Mm {
         self.tree.lookup(addr, guard).map(|(_, vma)| vma.get(guard))
     }
 
+    /// The first VMA that ends above `addr` (Linux's `find_vma`), looked up as
+    /// [`lookup_vma`](Self::lookup_vma) does and trusted as little: for the lockless
+    /// `/proc/PID/maps` walk (mm/maps.rs).
+    pub fn next_vma<'g>(&self, addr: u64, guard: &'g RcuReadGuard) -> Option<&'g Vma> {
+        self.tree
+            .next_at_or_after(addr, guard)
+            .map(|(_, vma)| vma.get(guard))
+    }
+
     pub fn root(&self) -> PhysAddr {
         self.root.start()
     }

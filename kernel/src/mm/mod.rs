@@ -12,6 +12,7 @@ pub mod fault;
 pub mod frame;
 pub mod heap;
 pub mod kernel_tables;
+pub mod maps;
 pub mod mmap;
 pub mod page_refs;
 pub mod pte;

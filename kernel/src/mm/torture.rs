@@ -38,10 +38,12 @@ const CHURN_SLOTS: u64 = 4;
 const RW: u64 = PROT_READ | PROT_WRITE;
 const ANON_FIXED: u64 = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 
-struct Rng(u64);
+/// A xorshift generator: cheap, reproducible randomness for the torture threads.
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
+    /// The next value below `bound`.
+    pub(super) fn next(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

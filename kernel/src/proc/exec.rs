@@ -16,7 +16,9 @@ use alloc::vec::Vec;
 
 use super::{Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
-use crate::mm::addrspace::{Edit, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP};
+use crate::mm::addrspace::{
+    Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP,
+};
 use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_READ, VM_STACK, VM_WRITE};
 use crate::sched::task::{Task, UserThread};
 use crate::syscall::errno::{
@@ -57,8 +59,6 @@ enum LoadError {
     NotFound(Errno),
     /// Not an executable this kernel runs (`reason` says why).
     NotExecutable(String),
-    /// Needs an interpreter (dynamically linked); there are no files to load it from yet.
-    NeedsInterpreter(String),
     /// Arguments and environment do not fit the stack.
     TooBig(String),
     OutOfMemory,
@@ -68,7 +68,6 @@ impl LoadError {
     fn errno(&self) -> Errno {
         match self {
             LoadError::NotFound(errno) => *errno,
-            LoadError::NeedsInterpreter(_) => ENOENT,
             LoadError::NotExecutable(_) => ENOEXEC,
             LoadError::TooBig(_) => E2BIG,
             LoadError::OutOfMemory => ENOMEM,
@@ -88,9 +87,6 @@ impl core::fmt::Display for LoadError {
                 _ => "cannot open it",
             }),
             LoadError::NotExecutable(reason) | LoadError::TooBig(reason) => write!(f, "{reason}"),
-            LoadError::NeedsInterpreter(path) => {
-                write!(f, "dynamically linked: needs interpreter {path}")
-            }
             LoadError::OutOfMemory => write!(f, "out of memory"),
         }
     }
@@ -122,30 +118,132 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
     Ok(bytes)
 }
 
+/// How many `#!` scripts may lead to one another before the binary (Linux's limit).
+const MAX_SCRIPT_DEPTH: usize = 4;
+/// The bytes of a `#!` line that count (Linux's `BINPRM_BUF_SIZE`).
+const SCRIPT_LINE_MAX: usize = 256;
+
+/// What a `#!` line names: the interpreter and its one optional argument.
+struct ScriptLine {
+    interpreter: String,
+    argument: Option<Vec<u8>>,
+}
+
+/// The `#!` line of a script, or `None` for a file that is not one. `ENOEXEC` for a line with
+/// no interpreter or one too long to hold it.
+fn script_interpreter(bytes: &[u8]) -> Result<Option<ScriptLine>, LoadError> {
+    let Some(rest) = bytes.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let not_executable = || LoadError::NotExecutable(String::from("bad #! line"));
+    let window = &rest[..rest.len().min(SCRIPT_LINE_MAX - 2)];
+    let line = match window.iter().position(|&b| b == b'\n') {
+        Some(end) => &window[..end],
+        // The whole window without a line end: fine if the interpreter's name ended in it.
+        None if window.len() < SCRIPT_LINE_MAX - 2 => window,
+        None => match window.iter().rposition(|&b| b == b' ' || b == b'\t') {
+            Some(_) => window,
+            None => return Err(not_executable()),
+        },
+    };
+    let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let line = line.trim_ascii();
+    let name_end = line.iter().position(is_blank).unwrap_or(line.len());
+    if name_end == 0 {
+        return Err(not_executable());
+    }
+    let interpreter = core::str::from_utf8(&line[..name_end])
+        .map_err(|_| not_executable())?
+        .into();
+    let argument = line[name_end..].trim_ascii();
+    Ok(Some(ScriptLine {
+        interpreter,
+        argument: (!argument.is_empty()).then(|| argument.to_vec()),
+    }))
+}
+
 /// Loads the executable at `path` into a new address space with `args` and `env` on its
-/// initial stack.
+/// initial stack. A `#!` script runs its interpreter instead, with the script's path among
+/// the arguments (`interpreter [argument] path args[1..]`).
 fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
-    let bytes = read_executable(path).map_err(LoadError::NotFound)?;
-    let image = bytes.as_slice();
-    let not_executable = |e: elf::ElfError| match e {
-        elf::ElfError::NeedsInterpreter(interpreter) => LoadError::NeedsInterpreter(interpreter),
-        e => LoadError::NotExecutable(format!("{e}")),
-    };
+    let mut file = String::from(path);
+    let mut args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    for _ in 0..=MAX_SCRIPT_DEPTH {
+        let bytes = read_executable(&file).map_err(LoadError::NotFound)?;
+        let Some(ScriptLine {
+            interpreter,
+            argument,
+        }) = script_interpreter(&bytes)?
+        else {
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            return load_elf(path, &bytes, &args, env);
+        };
+        let mut rewritten = alloc::vec![interpreter.as_bytes().to_vec()];
+        rewritten.extend(argument);
+        rewritten.push(file.into_bytes());
+        rewritten.extend(args.into_iter().skip(1));
+        args = rewritten;
+        file = interpreter;
+    }
+    Err(LoadError::NotFound(ELOOP))
+}
+
+/// Parses an ELF executable and places it: a position-independent one at `base`.
+fn place(image: &[u8], base: u64) -> Result<elf::Program, LoadError> {
+    let not_executable = |e: elf::ElfError| LoadError::NotExecutable(format!("{e}"));
     let program = elf::parse(image, &limits()).map_err(not_executable)?;
-    let program = if program.is_pie {
-        program
-            .relocated(PIE_BASE, &limits())
-            .map_err(not_executable)?
+    if program.is_pie {
+        program.relocated(base, &limits()).map_err(not_executable)
     } else {
-        program
-    };
+        Ok(program)
+    }
+}
+
+/// Loads the ELF executable `image` (found at `path`) and, for a dynamically linked one, its
+/// interpreter (the dynamic linker, placed below the mmap base as Linux places it), into a
+/// new address space. The process starts in the interpreter when there is one, told where
+/// the program is by the auxiliary vector (`AT_PHDR`, `AT_ENTRY`, `AT_BASE`).
+fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
+    let program = place(image, PIE_BASE)?;
     let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
-    let rsp = load(&mm.write(), image, &program, path, args, env)?;
-    Ok(Image {
-        mm,
-        entry: program.entry,
-        rsp,
-    })
+    let guard = mm.write();
+    map_segments(&guard, image, &program)?;
+    let heap_start = program
+        .segments
+        .iter()
+        .map(|s| (s.end() + 0xfff) & !0xfff)
+        .max()
+        .unwrap_or(MMAP_MIN_ADDR);
+    guard.set_brk(heap_start..heap_start);
+    let mut aux = elf::AuxInfo::for_program(&program);
+    let entry = match &program.interpreter {
+        None => program.entry,
+        Some(interpreter) => {
+            let bytes = read_executable(interpreter).map_err(LoadError::NotFound)?;
+            let unplaced = elf::parse(&bytes, &limits())
+                .map_err(|e| LoadError::NotExecutable(format!("{interpreter}: {e}")))?;
+            if unplaced.interpreter.is_some() {
+                return Err(LoadError::NotExecutable(format!(
+                    "the interpreter {interpreter} needs an interpreter itself"
+                )));
+            }
+            let linker = if unplaced.is_pie {
+                let (start, end) = unplaced.span();
+                let base = guard
+                    .find_free_top_down(end - start, MMAP_BASE)
+                    .ok_or(LoadError::OutOfMemory)?;
+                aux.base = base;
+                place(&bytes, base)?
+            } else {
+                unplaced
+            };
+            map_segments(&guard, &bytes, &linker)?;
+            linker.entry
+        }
+    };
+    let rsp = build_stack(&guard, &program, aux, path, args, env)?;
+    drop(guard);
+    Ok(Image { mm, entry, rsp })
 }
 
 /// The name a program's threads get: its file name.
@@ -204,7 +302,7 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     let image = match built {
         Ok(image) => image,
         Err(error) => {
-            if let LoadError::NotExecutable(reason) | LoadError::NeedsInterpreter(reason) = &error {
+            if let LoadError::NotExecutable(reason) = &error {
                 log::info!("execve {path}: {reason}");
             }
             return error.errno();
@@ -251,15 +349,8 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     crate::sched::exit_current()
 }
 
-/// Maps the segments and the stack; returns the initial RSP.
-fn load(
-    mm: &MmWriteGuard,
-    image: &[u8],
-    program: &elf::Program,
-    path: &str,
-    args: &[&[u8]],
-    env: &[&[u8]],
-) -> Result<u64, LoadError> {
+/// Maps the loadable segments of `program` and fills them from `image`.
+fn map_segments(mm: &MmWriteGuard, image: &[u8], program: &elf::Program) -> Result<(), LoadError> {
     let oom = |_| LoadError::OutOfMemory;
     // Page pieces with the union of the protections of the segments that touch them.
     let mut bounds: Vec<u64> = Vec::new();
@@ -286,19 +377,23 @@ fn load(
             &image[segment.file_offset as usize..(segment.file_offset + segment.filesz) as usize];
         copy_into(mm, segment.vaddr, data).map_err(oom)?;
     }
-    let heap_start = program
-        .segments
-        .iter()
-        .map(|s| (s.end() + 0xfff) & !0xfff)
-        .max()
-        .unwrap_or(MMAP_MIN_ADDR);
-    mm.set_brk(heap_start..heap_start);
+    Ok(())
+}
 
+/// Maps the stack and builds the initial one (argc, argv, envp, auxv); returns its RSP.
+fn build_stack(
+    mm: &MmWriteGuard,
+    program: &elf::Program,
+    mut aux: elf::AuxInfo,
+    path: &str,
+    args: &[&[u8]],
+    env: &[&[u8]],
+) -> Result<u64, LoadError> {
+    let oom = |_| LoadError::OutOfMemory;
     let stack_flags =
         VM_READ | VM_WRITE | VM_STACK | if program.stack_executable { VM_EXEC } else { 0 };
     mm.edit(STACK_TOP - STACK_SIZE..STACK_TOP, Edit::Map(stack_flags))
         .map_err(oom)?;
-    let mut aux = elf::AuxInfo::for_program(program);
     aux.hwcap = u64::from(core::arch::x86_64::__cpuid(1).edx);
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);

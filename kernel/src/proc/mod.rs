@@ -551,7 +551,9 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
     leave_address_space(mm);
     *process.mm.lock() = None;
     // Descriptors close now, not when the zombie is collected: a pipe's reader sees the end.
-    drop(process.files().remove_all());
+    // (A table shared with `CLONE_FILES` stays open for the others.)
+    let table = core::mem::replace(&mut *process.files.lock(), FdTable::new());
+    drop(table);
     if process.pid == process.sid() {
         crate::fs::tty::session_leader_exited(process.sid());
     }

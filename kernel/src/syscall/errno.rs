@@ -30,6 +30,7 @@ pub const ENOTTY: Errno = Errno(25);
 pub const EFBIG: Errno = Errno(27);
 pub const ENOSPC: Errno = Errno(28);
 pub const ESPIPE: Errno = Errno(29);
+pub const EPIPE: Errno = Errno(32);
 pub const EMLINK: Errno = Errno(31);
 pub const ERANGE: Errno = Errno(34);
 pub const ENAMETOOLONG: Errno = Errno(36);

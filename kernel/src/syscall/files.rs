@@ -141,22 +141,32 @@ fn open_dentry(dirfd: u64, path: u64, flags: u32, mode: u32) -> Result<Arc<Dentr
     if trailing_slash || dentry::is_dot_or_dotdot(&name) {
         return Err(EISDIR);
     }
-    match directory.child(&name) {
-        Ok(_) if flags & O_EXCL != 0 => Err(EEXIST),
-        Ok(existing) if existing.inode().kind() == FileKind::Symlink && follow == Follow::Yes => {
-            dentry::resolve(&directory, &name, Follow::Yes)
-        }
-        Ok(existing) => Ok(existing),
-        Err(ENOENT) => {
-            let mode = mode & 0o7777 & !process().fs_context().umask();
-            match directory.create(&name, FileKind::Regular, mode, None) {
-                // Created meanwhile by someone else: open theirs (unless O_EXCL).
-                Err(EEXIST) if flags & O_EXCL == 0 => directory.child(&name),
-                other => other,
+    let (mut directory, mut name) = (directory, name);
+    // A symbolic link is followed to what it names, which is created if missing (a dangling
+    // link), up to the walk's limit of links.
+    for _ in 0..=dentry::MAX_SYMLINKS {
+        match directory.child(&name) {
+            Ok(_) if flags & O_EXCL != 0 => return Err(EEXIST),
+            Ok(link) if link.inode().kind() == FileKind::Symlink && follow == Follow::Yes => {
+                let target = link.inode().readlink()?;
+                (directory, name) = dentry::resolve_parent(&directory, &target)?;
+                if target.ends_with('/') || dentry::is_dot_or_dotdot(&name) {
+                    return Err(EISDIR);
+                }
             }
+            Ok(existing) => return Ok(existing),
+            Err(ENOENT) => {
+                let mode = mode & 0o7777 & !process().fs_context().umask();
+                return match directory.create(&name, FileKind::Regular, mode, None) {
+                    // Created meanwhile by someone else: open theirs (unless O_EXCL).
+                    Err(EEXIST) if flags & O_EXCL == 0 => directory.child(&name),
+                    other => other,
+                };
+            }
+            Err(error) => return Err(error),
         }
-        Err(error) => Err(error),
     }
+    Err(ELOOP)
 }
 
 /// `struct stat` (x86_64, 144 bytes) of `stat`.
@@ -219,7 +229,13 @@ fn follow_unless(flags: u64, no_follow: u64) -> Follow {
 /// The fields `statx` fills (`STATX_BASIC_STATS`).
 const STATX_BASIC_STATS: u32 = 0x7ff;
 
-pub fn statx(dirfd: u64, path: u64, flags: u64, _mask: u64, buf: u64) -> SysResult {
+/// `STATX__RESERVED`: a mask bit kept for extending the structure.
+const STATX_RESERVED: u64 = 0x8000_0000;
+
+pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
+    if mask as u32 as u64 & STATX_RESERVED != 0 {
+        return Err(EINVAL);
+    }
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
     {

@@ -6,6 +6,13 @@
 //! (a fault there may sleep). Buffers are checked as Linux does (see `transfer`): a buffer
 //! that wraps or leaves the user half is `EFAULT` before anything moves, one call moves at most
 //! `MAX_RW_COUNT` bytes, and a fault part way returns the bytes moved before it.
+//!
+//! Streams (files without positions: pipes, the console, eventfds) are read with one call of
+//! the file's `read_at` for all the user buffers of a `read` or `readv` (at most [`CHUNK`]
+//! bytes), which waits only until some data is there; the bytes it took are then copied out, so
+//! a fault in that copy loses those it did not copy. Writes to a stream gather the user buffers
+//! into chunks of [`CHUNK`] bytes, one `write_at` each: a `writev` of at most a pipe's
+//! `PIPE_BUF` bytes in all is one atomic write, however many buffers hold it.
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -19,6 +26,7 @@ use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
 use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
 /// `iovcnt` limit (Linux's `UIO_MAXIOV`).
@@ -31,17 +39,92 @@ pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
     process().files().get(fd)
 }
 
-/// Reads from `file` into user memory at `buf` (`len` bytes, checked), at `offset` or (for
-/// `None`) at and advancing the file's position.
+/// Reads from the stream `file` into the user buffers `vectors` (checked): one read of the
+/// file, which waits for data if there is none, scattered over the buffers in order.
+fn read_stream(file: &File, vectors: &[IoVec]) -> SysResult {
+    let total = vectors.iter().map(|vector| vector.len).sum::<u64>();
+    if total == 0 {
+        return Ok(0);
+    }
+    let mut kernel = vec![0u8; (total as usize).min(CHUNK)];
+    let count = file.inode().read_at(file, 0, &mut kernel)?;
+    let mut done = 0;
+    for vector in vectors {
+        let piece = &kernel[done..count.min(done + vector.len as usize)];
+        if piece.is_empty() {
+            break;
+        }
+        match copy_out(vector.base, piece) {
+            Ok(copied) => {
+                done += copied as usize;
+                if copied < piece.len() as u64 {
+                    break;
+                }
+            }
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(done as u64)
+}
+
+/// Writes the user buffers `vectors` (checked) to the stream `file`, gathered into chunks of
+/// [`CHUNK`] bytes, one write of the file each; a short write or a fault ends the call with
+/// the bytes written.
+fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
+    let total = vectors.iter().map(|vector| vector.len).sum::<u64>();
+    let mut kernel = vec![0u8; (total as usize).min(CHUNK)];
+    // The next byte to gather: a vector and the offset in it.
+    let (mut vector, mut offset) = (0, 0);
+    let mut done = 0u64;
+    while done < total {
+        let mut filled = 0;
+        let mut faulted = false;
+        while filled < kernel.len() && vector < vectors.len() {
+            let IoVec { base, len } = vectors[vector];
+            let want = ((len - offset) as usize).min(kernel.len() - filled);
+            let copied = match copy_in(base + offset, &mut kernel[filled..filled + want]) {
+                Ok(copied) => copied,
+                Err(error) if done == 0 && filled == 0 => return Err(error),
+                Err(_) => 0,
+            };
+            filled += copied;
+            offset += copied as u64;
+            if copied < want {
+                faulted = true;
+                break;
+            }
+            if offset == len {
+                (vector, offset) = (vector + 1, 0);
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let written = match file.inode().write_at(file, 0, &kernel[..filled]) {
+            Ok(written) => written,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        done += written as u64;
+        if written < filled || faulted {
+            break;
+        }
+        if done < total {
+            crate::sched::cond_resched();
+            if crate::sched::current().is_killed() {
+                break;
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Reads from the seekable `file` into user memory at `buf` (`len` bytes, checked), at `offset`
+/// or (for `None`) at and advancing the file's position.
 fn read_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
     let inode = file.inode();
     let len = len.min(MAX_RW_COUNT);
-    if !inode.seekable() {
-        // One transfer: a stream's bytes are consumed as they are read.
-        let mut kernel = vec![0u8; (len as usize).min(CHUNK)];
-        let count = inode.read_at(file, 0, &mut kernel)?;
-        return copy_out(buf, &kernel[..count]);
-    }
     let mut position = match offset {
         Some(_) => None,
         None => Some(file.lock_position()?),
@@ -83,8 +166,8 @@ fn one_writer(file: &File) -> Result<Option<MutexGuard<'_, ()>>, Errno> {
     }
 }
 
-/// Writes user memory at `buf` (`len` bytes, checked) to `file`, at `offset` or (for `None`)
-/// at and advancing the file's position (the end of the file with `O_APPEND`).
+/// Writes user memory at `buf` (`len` bytes, checked) to the seekable `file`, at `offset` or
+/// (for `None`) at and advancing the file's position (the end of the file with `O_APPEND`).
 fn write_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
     let inode = file.inode();
     let len = len.min(MAX_RW_COUNT);
@@ -93,12 +176,12 @@ fn write_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult
     }
     let mut position = match offset {
         Some(_) => None,
-        None if inode.seekable() => Some(file.lock_position()?),
-        None => None,
+        None => Some(file.lock_position()?),
     };
+    // With O_APPEND every write goes to the end, a positioned one too (Linux's rule).
     let start = match (offset, &position) {
+        _ if file.flags() & O_APPEND != 0 => inode.stat().size,
         (Some(offset), _) => offset,
-        (None, Some(_)) if file.flags() & O_APPEND != 0 => inode.stat().size,
         (None, Some(position)) => **position,
         (None, None) => 0,
     };
@@ -111,8 +194,7 @@ fn write_file(file: &File, buf: u64, len: u64, offset: Option<u64>) -> SysResult
             Err(error) if done == 0 => return Err(error),
             Err(_) => break,
         };
-        let at = if inode.seekable() { start + done } else { 0 };
-        let written = match inode.write_at(file, at, &kernel[..copied]) {
+        let written = match inode.write_at(file, start + done, &kernel[..copied]) {
             Ok(written) => written,
             Err(error) if done == 0 => return Err(error),
             Err(_) => break,
@@ -172,11 +254,22 @@ fn writable_file(fd: u64) -> Result<Arc<File>, Errno> {
     Ok(file)
 }
 
+/// One user buffer as the vector the stream calls take, its length cut to what one call moves.
+fn single(buf: u64, len: u64) -> [IoVec; 1] {
+    [IoVec {
+        base: buf,
+        len: len.min(MAX_RW_COUNT),
+    }]
+}
+
 pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     let file = readable_file(fd)?;
     check_buffer(buf, len)?;
     if len == 0 {
         return Ok(0);
+    }
+    if !file.inode().seekable() {
+        return read_stream(&file, &single(buf, len));
     }
     read_file(&file, buf, len, None)
 }
@@ -185,6 +278,9 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     let file = writable_file(fd)?;
     check_buffer(buf, len)?;
     let _one_writer = one_writer(&file)?;
+    if !file.inode().seekable() {
+        return write_stream(&file, &single(buf, len));
+    }
     write_file(&file, buf, len, None)
 }
 
@@ -277,6 +373,9 @@ fn vectored(
 pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
     let file = readable_file(fd)?;
     let vectors = read_iovecs(iov, count)?;
+    if !file.inode().seekable() {
+        return read_stream(&file, &vectors);
+    }
     vectored(&vectors, None, |buf, len, at| {
         read_file(&file, buf, len, at)
     })
@@ -286,6 +385,9 @@ pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
     let file = writable_file(fd)?;
     let vectors = read_iovecs(iov, count)?;
     let _one_writer = one_writer(&file)?;
+    if !file.inode().seekable() {
+        return write_stream(&file, &vectors);
+    }
     vectored(&vectors, None, |buf, len, at| {
         write_file(&file, buf, len, at)
     })
@@ -411,6 +513,8 @@ const F_GETLK: u64 = 5;
 const F_SETLK: u64 = 6;
 const F_SETLKW: u64 = 7;
 const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_SETPIPE_SZ: u64 = 1031;
+const F_GETPIPE_SZ: u64 = 1032;
 const FD_CLOEXEC: u64 = 1;
 /// `l_type` of a lock that is not held.
 const F_UNLCK: u16 = 2;
@@ -446,6 +550,8 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
             read_user::<[u64; 4]>(argument)?;
             Ok(0)
         }
+        F_GETPIPE_SZ => Ok(pipe_of(&file).ok_or(EBADF)?.capacity()),
+        F_SETPIPE_SZ => pipe_of(&file).ok_or(EBADF)?.set_capacity(argument),
         _ => Err(EINVAL),
     }
 }
@@ -473,14 +579,25 @@ pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
             });
             Ok(0)
         }
-        FIONREAD if file.inode().kind() == FileKind::Regular => {
-            let position = *file.lock_position()?;
-            let left = file.inode().stat().size.saturating_sub(position);
-            write_user(argument, &(left.min(i32::MAX as u64) as u32))?;
-            Ok(0)
-        }
+        FIONREAD => match bytes_to_read(&file)? {
+            Some(count) => {
+                write_user(argument, &(count.min(i32::MAX as u64) as u32))?;
+                Ok(0)
+            }
+            None => file.inode().ioctl(&file, request, argument),
+        },
         _ => file.inode().ioctl(&file, request, argument),
     }
+}
+
+/// `FIONREAD`'s answer where the VFS knows it: what is left after a regular file's position,
+/// what waits in a pipe.
+fn bytes_to_read(file: &File) -> Result<Option<u64>, Errno> {
+    if file.inode().kind() == FileKind::Regular {
+        let position = *file.lock_position()?;
+        return Ok(Some(file.inode().stat().size.saturating_sub(position)));
+    }
+    Ok(pipe_of(file).map(|pipe| pipe.queued() as u64))
 }
 
 /// `sendfile`: copies up to `count` bytes from `in_fd` (at `*offset` when `offset` is not
@@ -583,14 +700,10 @@ pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
     }
     let end = offset.checked_add(len).ok_or(super::errno::EFBIG)? as u64;
     match mode {
-        0 => {
-            if end > inode.stat().size {
-                inode.truncate(end)?;
-            }
+        0 | FALLOC_FL_KEEP_SIZE => {
+            inode.allocate(offset as u64..end, mode == FALLOC_FL_KEEP_SIZE)?;
             Ok(0)
         }
-        // Memory is not reserved ahead (there is no disk to run out of): nothing to do.
-        FALLOC_FL_KEEP_SIZE => Ok(0),
         _ => Err(super::errno::EOPNOTSUPP),
     }
 }

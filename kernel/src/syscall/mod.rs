@@ -9,6 +9,8 @@ pub mod errno;
 mod files;
 mod info;
 mod io;
+mod ipc;
+mod poll;
 mod process;
 mod signal;
 mod thread;
@@ -52,6 +54,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         4 => files::stat(a[0], a[1]),
         5 => files::fstat(a[0], a[1]),
         6 => files::lstat(a[0], a[1]),
+        7 => poll::poll(a[0], a[1], a[2]),
         8 => io::lseek(a[0], a[1], a[2]),
         9 => with_mm(|mm| crate::mm::mmap::mmap(mm, a[0], a[1], a[2], a[3], a[4], a[5])),
         10 => with_mm(|mm| crate::mm::mmap::mprotect(mm, a[0], a[1], a[2])),
@@ -66,6 +69,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         19 => io::readv(a[0], a[1], a[2]),
         20 => io::writev(a[0], a[1], a[2]),
         21 => files::faccessat2(AT_FDCWD, a[0], a[1], 0),
+        22 => ipc::pipe2(a[0], 0),
+        23 => poll::select(a[0], a[1], a[2], a[3], a[4]),
         24 => {
             sched::yield_now();
             Ok(0)
@@ -150,6 +155,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         267 => files::readlinkat(a[0], a[1], a[2], a[3]),
         268 => files::fchmodat(a[0], a[1], a[2], 0),
         269 => files::faccessat2(a[0], a[1], a[2], 0),
+        270 => poll::pselect6(a[0], a[1], a[2], a[3], a[4], a[5]),
+        271 => poll::ppoll(a[0], a[1], a[2], a[3], a[4]),
         // set_robust_list: the list is accepted but not walked at exit.
         273 => {
             if a[1] == 24 {
@@ -158,8 +165,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 Err(errno::EINVAL)
             }
         }
+        284 => ipc::eventfd2(a[0], 0),
         285 => io::fallocate(a[0], a[1], a[2], a[3]),
+        290 => ipc::eventfd2(a[0], a[1]),
         292 => io::dup3(a[0], a[1], a[2]),
+        293 => ipc::pipe2(a[0], a[1]),
         295 => io::preadv(a[0], a[1], a[2], a[3]),
         296 => io::pwritev(a[0], a[1], a[2], a[3]),
         297 => signal::rt_tgsigqueueinfo(a[0], a[1], a[2], a[3]),
@@ -207,10 +217,7 @@ fn name(number: u64) -> &'static str {
         2 => "open",
         4 => "stat",
         6 => "lstat",
-        7 => "poll",
         21 => "access",
-        22 => "pipe",
-        23 => "select",
         26 => "msync",
         27 => "mincore",
         32 => "dup",
@@ -224,7 +231,6 @@ fn name(number: u64) -> &'static str {
         99 => "sysinfo",
         100 => "times",
         257 => "openat",
-        293 => "pipe2",
         _ => "unknown",
     }
 }

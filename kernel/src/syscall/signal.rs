@@ -16,7 +16,7 @@ use crate::proc::signal::{
 use crate::sched;
 
 /// The size of `sigset_t` the kernel works with (64 signals).
-const SIGSET_SIZE: u64 = 8;
+pub(super) const SIGSET_SIZE: u64 = 8;
 
 /// A signal number argument (`int`) in 1..=64.
 fn signal_number(signo: u64) -> Result<u32, Errno> {
@@ -268,6 +268,11 @@ pub fn restart_syscall() -> SysResult {
             value,
             deadline,
         }) => super::thread::futex_wait(addr, value, Some(deadline)),
+        Some(Restart::Poll {
+            fds,
+            count,
+            deadline,
+        }) => super::poll::poll_until(fds, count, deadline),
         None => Err(EINTR),
     }
 }

@@ -28,6 +28,7 @@
 //! | `ids PID PPID` | compares getpid(), gettid() with PID and getppid() with PPID | 0 when all match, 1 otherwise |
 //! | `sleep MS` | a second thread and the main thread sleep MS ms, then it exits 0 (also for the kernel's tests that stop, continue or kill a process from outside) | 0 |
 //! | `catch SIG MS` | a handler for SIG exits with status SIG; meanwhile it sleeps MS ms (for the kernel's terminal tests: a stop signal's default action does nothing in a kernel-started process's orphaned group) | SIG, or 0 when none came |
+//! | `fds FD...` | asks whether each FD is open (fcntl F_GETFD) | bit i set when the i-th FD is open (at most 6); 64 for a bad argument |
 //! | `sigstate SIG` | reads signal SIG's action (rt_sigaction), the mask (rt_sigprocmask) and the pending set (rt_sigpending) | the action's handler (0 `SIG_DFL`, 1 `SIG_IGN`, 2 a handler), + 4 if SIG is blocked, + 8 if it is pending, + 16 if the action has flags or a mask; 64 when the calls fail |
 
 #![no_std]
@@ -43,7 +44,7 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep catch sigstate";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep catch sigstate fds";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -90,6 +91,7 @@ fn main() -> i32 {
         "env-is" => env_is(),
         "ids" => ids(),
         "sigstate" => sigstate(),
+        "fds" => open_fds(),
         "oom" => {
             // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
             // kernel kills the process (SIGKILL, status 137) and goes on.
@@ -253,6 +255,26 @@ fn ids() -> i32 {
             arg(3)
         );
         1
+    }
+}
+
+/// `fds FD...`: which of the descriptors are open, as bits of the exit status (the first FD
+/// is bit 0); 64 when an argument is not a number or there are more than 6.
+fn open_fds() -> i32 {
+    let fds: Option<alloc::vec::Vec<usize>> = (2..urt::start::argc())
+        .map(|i| urt::start::arg_str(i).and_then(|s| s.parse().ok()))
+        .collect();
+    match fds {
+        Some(fds) if fds.len() <= 6 => fds
+            .iter()
+            .enumerate()
+            .filter(|(_, fd)| sys::fcntl(**fd, sys::F_GETFD, 0).is_ok())
+            .map(|(i, _)| 1 << i)
+            .sum(),
+        _ => {
+            eprintln!("faulter: fds: up to 6 descriptor numbers expected");
+            64
+        }
     }
 }
 

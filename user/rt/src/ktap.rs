@@ -19,10 +19,11 @@
 //!
 //! Options: `--nested` indents every line by four spaces (the kernel runs the program as one of
 //! its tests, so this is a subtest block); `--poweroff` powers the machine off at the end when
-//! the program is process 1 (Linux's /init); `--list` prints the test names;
-//! `--param=NAME=VALUE` sets a value a test reads with [`param`] (a size, say); any other
-//! argument is a filter: only tests whose name contains one of the filters run. Exit status: 0
-//! when no test failed, 1 otherwise, 2 for a bad option.
+//! the program is process 1 (Linux's /init); `--list` prints the test names; `--pending` adds
+//! the pending tests (those of features the kernel under test does not have yet, which the
+//! oracle runs) after the others; `--param=NAME=VALUE` sets a value a test reads with
+//! [`param`] (a size, say); any other argument is a filter: only tests whose name contains one
+//! of the filters run. Exit status: 0 when no test failed, 1 otherwise, 2 for a bad option.
 
 use alloc::string::String;
 use core::fmt;
@@ -235,38 +236,42 @@ fn panic_hook(info: &core::panic::PanicInfo<'_>) {
     ));
 }
 
-/// Runs the program's tests as the command line says and returns the exit status.
-pub fn run(tests: &[Test]) -> i32 {
+/// Runs the program's tests as the command line says and returns the exit status: the groups
+/// in order, then with `--pending` the pending groups.
+pub fn run(groups: &[&[Test]], pending: &[&[Test]]) -> i32 {
     let mut poweroff = false;
     let mut list = false;
+    let mut with_pending = false;
     let mut filters: alloc::vec::Vec<&str> = alloc::vec::Vec::new();
     for arg in crate::start::args() {
         match arg {
             "--nested" => NESTED.store(true, Ordering::Relaxed),
             "--poweroff" => poweroff = true,
             "--list" => list = true,
+            "--pending" => with_pending = true,
             // Linux passes what follows `--` on its command line to init; a lone `--` may
             // come through.
             "--" => {}
             a if a.starts_with(PARAM) && a[PARAM.len()..].contains('=') => {}
             a if a.starts_with("--") => {
                 crate::eprintln!(
-                    "unknown option {a} (options: --nested --poweroff --list --param=NAME=VALUE FILTER...)"
+                    "unknown option {a} (options: --nested --poweroff --list --pending --param=NAME=VALUE FILTER...)"
                 );
                 return 2;
             }
             a => filters.push(a),
         }
     }
+    let pending = if with_pending { pending } else { &[] };
+    let all = groups.iter().chain(pending).copied().flatten();
     if list {
-        for test in tests {
+        for test in all {
             crate::println!("{}", test.name);
         }
         return 0;
     }
     crate::start::set_panic_hook(panic_hook);
-    let selected: alloc::vec::Vec<&Test> = tests
-        .iter()
+    let selected: alloc::vec::Vec<&Test> = all
         .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f)))
         .collect();
     line(format_args!("KTAP version 1"));

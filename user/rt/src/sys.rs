@@ -11,7 +11,12 @@ use core::fmt;
 pub mod nr {
     pub const READ: usize = 0;
     pub const WRITE: usize = 1;
+    pub const OPEN: usize = 2;
+    pub const CLOSE: usize = 3;
+    pub const STAT: usize = 4;
     pub const FSTAT: usize = 5;
+    pub const LSTAT: usize = 6;
+    pub const POLL: usize = 7;
     pub const LSEEK: usize = 8;
     pub const MMAP: usize = 9;
     pub const MPROTECT: usize = 10;
@@ -25,12 +30,18 @@ pub mod nr {
     pub const PWRITE64: usize = 18;
     pub const READV: usize = 19;
     pub const WRITEV: usize = 20;
+    pub const PIPE: usize = 22;
+    pub const SELECT: usize = 23;
     pub const SCHED_YIELD: usize = 24;
     pub const MREMAP: usize = 25;
+    pub const MSYNC: usize = 26;
     pub const MADVISE: usize = 28;
+    pub const DUP: usize = 32;
+    pub const DUP2: usize = 33;
     pub const PAUSE: usize = 34;
     pub const NANOSLEEP: usize = 35;
     pub const GETPID: usize = 39;
+    pub const SENDFILE: usize = 40;
     pub const CLONE: usize = 56;
     pub const FORK: usize = 57;
     pub const VFORK: usize = 58;
@@ -39,7 +50,20 @@ pub mod nr {
     pub const WAIT4: usize = 61;
     pub const KILL: usize = 62;
     pub const UNAME: usize = 63;
+    pub const FCNTL: usize = 72;
+    pub const FSYNC: usize = 74;
+    pub const FDATASYNC: usize = 75;
+    pub const TRUNCATE: usize = 76;
+    pub const FTRUNCATE: usize = 77;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
+    pub const FCHDIR: usize = 81;
+    pub const MKDIR: usize = 83;
+    pub const CREAT: usize = 85;
+    pub const FCHMOD: usize = 91;
+    pub const UMASK: usize = 95;
     pub const GETRUSAGE: usize = 98;
+    pub const SYSINFO: usize = 99;
     pub const GETUID: usize = 102;
     pub const GETGID: usize = 104;
     pub const GETEUID: usize = 107;
@@ -55,30 +79,55 @@ pub mod nr {
     pub const RT_SIGQUEUEINFO: usize = 129;
     pub const RT_SIGSUSPEND: usize = 130;
     pub const SIGALTSTACK: usize = 131;
+    pub const STATFS: usize = 137;
+    pub const FSTATFS: usize = 138;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
+    pub const MOUNT: usize = 165;
     pub const REBOOT: usize = 169;
     pub const GETTID: usize = 186;
     pub const TKILL: usize = 200;
     pub const FUTEX: usize = 202;
     pub const SCHED_SETAFFINITY: usize = 203;
     pub const SCHED_GETAFFINITY: usize = 204;
+    pub const GETDENTS64: usize = 217;
     pub const SET_TID_ADDRESS: usize = 218;
     pub const CLOCK_GETTIME: usize = 228;
     pub const CLOCK_NANOSLEEP: usize = 230;
     pub const EXIT_GROUP: usize = 231;
-    pub const WAITID: usize = 247;
     pub const TGKILL: usize = 234;
+    pub const WAITID: usize = 247;
+    pub const OPENAT: usize = 257;
+    pub const MKDIRAT: usize = 258;
     pub const NEWFSTATAT: usize = 262;
+    pub const UNLINKAT: usize = 263;
+    pub const LINKAT: usize = 265;
+    pub const SYMLINKAT: usize = 266;
     pub const READLINKAT: usize = 267;
+    pub const FCHMODAT: usize = 268;
+    pub const FACCESSAT: usize = 269;
+    pub const PSELECT6: usize = 270;
+    pub const PPOLL: usize = 271;
     pub const SET_ROBUST_LIST: usize = 273;
+    pub const EVENTFD: usize = 284;
+    pub const FALLOCATE: usize = 285;
+    pub const EVENTFD2: usize = 290;
+    pub const DUP3: usize = 292;
+    pub const PIPE2: usize = 293;
+    pub const PREADV: usize = 295;
+    pub const PWRITEV: usize = 296;
     pub const RT_TGSIGQUEUEINFO: usize = 297;
     pub const PRLIMIT64: usize = 302;
     pub const GETCPU: usize = 309;
+    pub const RENAMEAT2: usize = 316;
     pub const GETRANDOM: usize = 318;
+    pub const MEMFD_CREATE: usize = 319;
     pub const EXECVEAT: usize = 322;
+    pub const STATX: usize = 332;
     pub const RSEQ: usize = 334;
     pub const CLONE3: usize = 435;
+    pub const CLOSE_RANGE: usize = 436;
+    pub const FACCESSAT2: usize = 439;
 }
 
 /// A Linux error number (the positive value; the kernel returns its negation).
@@ -90,6 +139,7 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     pub const ESRCH: Errno = Errno(3);
     pub const EINTR: Errno = Errno(4);
+    pub const EIO: Errno = Errno(5);
     pub const E2BIG: Errno = Errno(7);
     pub const ENOEXEC: Errno = Errno(8);
     pub const EBADF: Errno = Errno(9);
@@ -98,15 +148,21 @@ impl Errno {
     pub const ENOMEM: Errno = Errno(12);
     pub const EACCES: Errno = Errno(13);
     pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
     pub const ENOTDIR: Errno = Errno(20);
+    pub const EISDIR: Errno = Errno(21);
     pub const EINVAL: Errno = Errno(22);
     pub const ENOTTY: Errno = Errno(25);
+    pub const ENOSPC: Errno = Errno(28);
     pub const ESPIPE: Errno = Errno(29);
+    pub const EPIPE: Errno = Errno(32);
     pub const ERANGE: Errno = Errno(34);
     pub const ENAMETOOLONG: Errno = Errno(36);
     pub const ENOSYS: Errno = Errno(38);
+    pub const ENOTEMPTY: Errno = Errno(39);
+    pub const ELOOP: Errno = Errno(40);
     pub const EOVERFLOW: Errno = Errno(75);
     pub const ETIMEDOUT: Errno = Errno(110);
 
@@ -117,6 +173,7 @@ impl Errno {
             2 => "ENOENT",
             3 => "ESRCH",
             4 => "EINTR",
+            5 => "EIO",
             7 => "E2BIG",
             8 => "ENOEXEC",
             9 => "EBADF",
@@ -125,15 +182,21 @@ impl Errno {
             12 => "ENOMEM",
             13 => "EACCES",
             14 => "EFAULT",
+            16 => "EBUSY",
             17 => "EEXIST",
             19 => "ENODEV",
             20 => "ENOTDIR",
+            21 => "EISDIR",
             22 => "EINVAL",
             25 => "ENOTTY",
+            28 => "ENOSPC",
             29 => "ESPIPE",
+            32 => "EPIPE",
             34 => "ERANGE",
             36 => "ENAMETOOLONG",
             38 => "ENOSYS",
+            39 => "ENOTEMPTY",
+            40 => "ELOOP",
             75 => "EOVERFLOW",
             110 => "ETIMEDOUT",
             _ => "E?",
@@ -291,7 +354,9 @@ pub const MAP_ANONYMOUS: usize = 0x20;
 pub const MAP_NORESERVE: usize = 0x4000;
 pub const MAP_POPULATE: usize = 0x8000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
+pub const SEEK_SET: usize = 0;
 pub const SEEK_CUR: usize = 1;
+pub const SEEK_END: usize = 2;
 pub const MADV_NORMAL: usize = 0;
 pub const MADV_DONTNEED: usize = 4;
 pub const MADV_FREE: usize = 8;
@@ -355,6 +420,72 @@ pub const RLIMIT_STACK: usize = 3;
 pub const AT_FDCWD: usize = -100isize as usize;
 pub const AT_EMPTY_PATH: usize = 0x1000;
 pub const TCGETS: usize = 0x5401;
+
+// Files: open flags, `*at` flags, modes, fcntl, and the other calls' flags.
+pub const O_RDONLY: usize = 0;
+pub const O_WRONLY: usize = 1;
+pub const O_RDWR: usize = 2;
+pub const O_ACCMODE: usize = 3;
+pub const O_CREAT: usize = 0o100;
+pub const O_EXCL: usize = 0o200;
+pub const O_TRUNC: usize = 0o1000;
+pub const O_APPEND: usize = 0o2000;
+pub const O_NONBLOCK: usize = 0o4000;
+pub const O_DIRECT: usize = 0o4_0000;
+pub const O_DIRECTORY: usize = 0o20_0000;
+pub const O_NOFOLLOW: usize = 0o40_0000;
+pub const O_CLOEXEC: usize = 0o200_0000;
+pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
+pub const AT_REMOVEDIR: usize = 0x200;
+pub const AT_EACCESS: usize = 0x200;
+pub const AT_SYMLINK_FOLLOW: usize = 0x400;
+pub const RENAME_NOREPLACE: usize = 1;
+pub const RENAME_EXCHANGE: usize = 2;
+pub const F_OK: usize = 0;
+pub const X_OK: usize = 1;
+pub const W_OK: usize = 2;
+pub const R_OK: usize = 4;
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const F_DUPFD: usize = 0;
+pub const F_GETFD: usize = 1;
+pub const F_SETFD: usize = 2;
+pub const F_GETFL: usize = 3;
+pub const F_SETFL: usize = 4;
+pub const F_DUPFD_CLOEXEC: usize = 1030;
+pub const F_SETPIPE_SZ: usize = 1031;
+pub const F_GETPIPE_SZ: usize = 1032;
+pub const FD_CLOEXEC: usize = 1;
+pub const CLOSE_RANGE_CLOEXEC: usize = 4;
+pub const FALLOC_FL_KEEP_SIZE: usize = 1;
+pub const MS_ASYNC: usize = 1;
+pub const MS_INVALIDATE: usize = 2;
+pub const MS_SYNC: usize = 4;
+pub const MFD_CLOEXEC: usize = 1;
+pub const EFD_SEMAPHORE: usize = 1;
+pub const EFD_NONBLOCK: usize = O_NONBLOCK;
+pub const EFD_CLOEXEC: usize = O_CLOEXEC;
+pub const STATX_BASIC_STATS: usize = 0x7ff;
+pub const POLLIN: i16 = 1;
+pub const POLLOUT: i16 = 4;
+pub const POLLERR: i16 = 8;
+pub const POLLHUP: i16 = 0x10;
+pub const POLLNVAL: i16 = 0x20;
+pub const POLLRDNORM: i16 = 0x40;
+pub const POLLWRNORM: i16 = 0x100;
+pub const FIONREAD: usize = 0x541b;
+pub const TIOCGWINSZ: usize = 0x5413;
+/// `d_type` of a directory entry.
+pub const DT_DIR: u8 = 4;
+pub const DT_REG: u8 = 8;
+pub const DT_LNK: u8 = 10;
+pub const MS_NOSUID: usize = 2;
+pub const MS_NODEV: usize = 4;
+pub const MS_NOEXEC: usize = 8;
 pub const SIGSEGV: usize = 11;
 pub const SIGCHLD: usize = 17;
 
@@ -520,6 +651,91 @@ pub struct CloneArgs {
 /// `clone3`'s first size (`CLONE_ARGS_SIZE_VER0`: up to `tls`).
 pub const CLONE_ARGS_SIZE_VER0: usize = 64;
 
+/// `struct statx` (256 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Statx {
+    pub mask: u32,
+    pub blksize: u32,
+    pub attributes: u64,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u16,
+    pub spare0: u16,
+    pub ino: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub attributes_mask: u64,
+    /// atime, btime, ctime, mtime: seconds (i64), nanoseconds (u32), 4 reserved bytes.
+    pub times: [[u64; 2]; 4],
+    pub rdev_major: u32,
+    pub rdev_minor: u32,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    pub rest: [u64; 14],
+}
+
+/// `struct statfs` of x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct StatFs {
+    pub f_type: i64,
+    pub f_bsize: i64,
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+    pub f_fsid: [i32; 2],
+    pub f_namelen: i64,
+    pub f_frsize: i64,
+    pub f_flags: i64,
+    pub f_spare: [i64; 4],
+}
+
+/// `struct sysinfo` of x86_64 (112 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Sysinfo {
+    pub uptime: i64,
+    pub loads: [u64; 3],
+    pub totalram: u64,
+    pub freeram: u64,
+    pub sharedram: u64,
+    pub bufferram: u64,
+    pub totalswap: u64,
+    pub freeswap: u64,
+    pub procs: u16,
+    pub pad: u16,
+    pub totalhigh: u64,
+    pub freehigh: u64,
+    pub mem_unit: u32,
+}
+
+/// `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+
+/// `fd_set` of select: 1024 bits.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct FdSet(pub [u64; 16]);
+
+impl FdSet {
+    pub fn set(&mut self, fd: usize) {
+        self.0[fd / 64] |= 1 << (fd % 64);
+    }
+    pub fn is_set(&self, fd: usize) -> bool {
+        self.0[fd / 64] & (1 << (fd % 64)) != 0
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Rlimit {
@@ -638,6 +854,86 @@ wrap!(setpgid(pid, pgid) = nr::SETPGID, syscall2);
 wrap!(getpgid(pid) = nr::GETPGID, syscall1);
 wrap!(getsid(pid) = nr::GETSID, syscall1);
 wrap!(reboot(magic1, magic2, cmd, arg) = nr::REBOOT, syscall4);
+
+wrap!(open(path, flags, mode) = nr::OPEN, syscall3);
+wrap!(openat(dirfd, path, flags, mode) = nr::OPENAT, syscall4);
+wrap!(creat(path, mode) = nr::CREAT, syscall2);
+wrap!(close(fd) = nr::CLOSE, syscall1);
+wrap!(close_range(first, last, flags) = nr::CLOSE_RANGE, syscall3);
+wrap!(
+    /// `preadv(fd, iov, cnt, offset)` (the offset's high half, for 32-bit callers, is 0).
+    preadv(fd, iov, cnt, offset) = nr::PREADV,
+    syscall4
+);
+wrap!(pwritev(fd, iov, cnt, offset) = nr::PWRITEV, syscall4);
+wrap!(stat(path, st) = nr::STAT, syscall2);
+wrap!(lstat(path, st) = nr::LSTAT, syscall2);
+wrap!(statx(dirfd, path, flags, mask, buf) = nr::STATX, syscall5);
+wrap!(getdents64(fd, buf, len) = nr::GETDENTS64, syscall3);
+wrap!(mkdirat(dirfd, path, mode) = nr::MKDIRAT, syscall3);
+wrap!(mkdir(path, mode) = nr::MKDIR, syscall2);
+wrap!(unlinkat(dirfd, path, flags) = nr::UNLINKAT, syscall3);
+wrap!(
+    renameat2(olddirfd, old, newdirfd, new, flags) = nr::RENAMEAT2,
+    syscall5
+);
+wrap!(
+    linkat(olddirfd, old, newdirfd, new, flags) = nr::LINKAT,
+    syscall5
+);
+wrap!(symlinkat(target, dirfd, path) = nr::SYMLINKAT, syscall3);
+wrap!(fchmod(fd, mode) = nr::FCHMOD, syscall2);
+wrap!(fchmodat(dirfd, path, mode) = nr::FCHMODAT, syscall3);
+wrap!(truncate(path, len) = nr::TRUNCATE, syscall2);
+wrap!(ftruncate(fd, len) = nr::FTRUNCATE, syscall2);
+wrap!(fallocate(fd, mode, offset, len) = nr::FALLOCATE, syscall4);
+wrap!(fsync(fd) = nr::FSYNC, syscall1);
+wrap!(fdatasync(fd) = nr::FDATASYNC, syscall1);
+wrap!(chdir(path) = nr::CHDIR, syscall1);
+wrap!(fchdir(fd) = nr::FCHDIR, syscall1);
+wrap!(getcwd(buf, len) = nr::GETCWD, syscall2);
+wrap!(faccessat(dirfd, path, mode) = nr::FACCESSAT, syscall3);
+wrap!(
+    faccessat2(dirfd, path, mode, flags) = nr::FACCESSAT2,
+    syscall4
+);
+wrap!(
+    /// umask never fails: it returns the old mask.
+    umask(mask) = nr::UMASK,
+    syscall1
+);
+wrap!(dup(fd) = nr::DUP, syscall1);
+wrap!(dup2(old, new) = nr::DUP2, syscall2);
+wrap!(dup3(old, new, flags) = nr::DUP3, syscall3);
+wrap!(fcntl(fd, cmd, arg) = nr::FCNTL, syscall3);
+wrap!(memfd_create(name, flags) = nr::MEMFD_CREATE, syscall2);
+wrap!(statfs(path, buf) = nr::STATFS, syscall2);
+wrap!(fstatfs(fd, buf) = nr::FSTATFS, syscall2);
+wrap!(sendfile(out, input, offset, count) = nr::SENDFILE, syscall4);
+wrap!(eventfd2(initval, flags) = nr::EVENTFD2, syscall2);
+wrap!(sysinfo(info) = nr::SYSINFO, syscall1);
+wrap!(pipe2(fds, flags) = nr::PIPE2, syscall2);
+wrap!(pipe(fds) = nr::PIPE, syscall1);
+wrap!(eventfd(initval) = nr::EVENTFD, syscall1);
+wrap!(poll(fds, nfds, timeout_ms) = nr::POLL, syscall3);
+wrap!(
+    ppoll(fds, nfds, timeout, sigmask, sigsetsize) = nr::PPOLL,
+    syscall5
+);
+wrap!(
+    select(nfds, readfds, writefds, exceptfds, timeout) = nr::SELECT,
+    syscall5
+);
+wrap!(
+    /// `pselect6(..., timeout, sig)`: `sig` points at `{ sigset address, sigset size }`.
+    pselect6(nfds, readfds, writefds, exceptfds, timeout, sig) = nr::PSELECT6,
+    syscall6
+);
+wrap!(msync(addr, len, flags) = nr::MSYNC, syscall3);
+wrap!(
+    mount(source, target, fstype, flags, data) = nr::MOUNT,
+    syscall5
+);
 
 #[inline]
 pub fn getpid() -> usize {

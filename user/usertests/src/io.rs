@@ -14,8 +14,6 @@ use urt::{check, check_eq, check_err, check_ok, diag};
 use crate::util::{KERNEL_ADDR, Mapping, bad_addrs, ms_since};
 use urt::ktap::TestResult;
 
-const S_IFMT: u32 = 0o170000;
-
 fn diag_line(text: &str) -> String {
     format!("{}# {text}\n", urt::ktap::indent())
 }
@@ -330,13 +328,13 @@ pub fn readv_errors() -> TestResult {
 }
 
 fn kind(mode: u32) -> &'static str {
-    match mode & S_IFMT {
-        0o020000 => "char device",
-        0o010000 => "fifo",
-        0o100000 => "regular file",
+    match mode & sys::S_IFMT {
+        sys::S_IFCHR => "char device",
+        sys::S_IFIFO => "fifo",
+        sys::S_IFREG => "regular file",
         0o140000 => "socket",
         0o060000 => "block device",
-        0o040000 => "directory",
+        sys::S_IFDIR => "directory",
         _ => "?",
     }
 }
@@ -346,7 +344,7 @@ pub fn fstat_std_fds() -> TestResult {
         let mut st = Stat::default();
         check_eq!(check_ok!(sys::fstat(fd, &raw mut st as usize)), 0);
         check!(
-            st.st_mode & S_IFMT != 0,
+            st.st_mode & sys::S_IFMT != 0,
             "fd {fd}: no file type in {:#o}",
             st.st_mode
         );

@@ -75,7 +75,7 @@ impl Child {
     }
 
     /// The child `pid`, made some other way.
-    fn of(pid: usize) -> Self {
+    pub(crate) fn of(pid: usize) -> Self {
         Self {
             pid,
             collected: false,
@@ -159,7 +159,7 @@ pub(crate) fn eventually(cond: impl Fn() -> bool) -> bool {
 }
 
 /// Reads the byte at `addr`, which may kill the process (that is the point).
-fn touch(addr: usize) {
+pub(crate) fn touch(addr: usize) {
     // SAFETY: a read through a register, outside what Rust knows: at worst a fault that ends
     // the process, which the tests want to see.
     unsafe { asm!("mov al, byte ptr [{}]", in(reg) addr, out("al") _, options(nostack)) };
@@ -221,7 +221,7 @@ fn run_faulter(path: &CString, argv: &Strings, envp: &Strings) -> Result<End, Er
 }
 
 /// `clone(flags | exit_signal, NULL stack)` of a process, like fork: the child returns here.
-fn clone_fork(flags: usize, ptid: usize, ctid: usize) -> sys::SysResult {
+pub(crate) fn clone_fork(flags: usize, ptid: usize, ctid: usize) -> sys::SysResult {
     // SAFETY: callers never pass CLONE_VM: the child runs on its own copy of the memory, as
     // after fork.
     unsafe { sys::raw(sys::nr::CLONE, &[flags & !sys::CLONE_VM, 0, ptid, ctid, 0]) }

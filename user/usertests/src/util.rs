@@ -1,12 +1,22 @@
 //! Helpers shared by the tests: mappings that unmap themselves, probes that ask the kernel
-//! whether an address is readable or writable (without faulting), bad addresses.
+//! whether an address is readable or writable (without faulting), bad addresses; for the file
+//! tests, descriptors that close themselves, scratch directories under /tmp that remove
+//! themselves, whole-file reads and writes, directory listings, and guards that put the
+//! umask and the working directory back.
 
-use urt::sys::{self, Errno, PAGE_SIZE};
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::CStr;
+
+use urt::sys::{self, AT_FDCWD, Errno, PAGE_SIZE, Stat};
 
 /// A canonical kernel-half address: every pointer argument must be refused there.
 pub const KERNEL_ADDR: usize = 0xffff_8000_0000_0000;
 
-/// An anonymous private mapping, unmapped on drop.
+/// A mapping (anonymous and private unless made with [`Mapping::file`]), unmapped on drop.
+#[derive(Debug)]
 pub struct Mapping {
     pub addr: usize,
     pub len: usize,
@@ -28,6 +38,44 @@ impl Mapping {
             0,
         )?;
         Ok(Self { addr, len })
+    }
+
+    /// `len` bytes of the file `fd` from `offset`, with `prot` and `flags` (`MAP_SHARED` or
+    /// `MAP_PRIVATE`).
+    pub fn file(
+        fd: usize,
+        len: usize,
+        prot: usize,
+        flags: usize,
+        offset: usize,
+    ) -> Result<Self, Errno> {
+        let addr = sys::mmap(0, len, prot, flags, fd, offset)?;
+        Ok(Self { addr, len })
+    }
+
+    /// A copy of `len` bytes at `offset` in the mapping (which the caller made readable).
+    pub fn read(&self, offset: usize, len: usize) -> Vec<u8> {
+        assert!(offset + len <= self.len);
+        let mut out = alloc::vec![0u8; len];
+        // SAFETY: inside the mapping, checked above; a copy, not a reference, since another
+        // mapping of the same pages (a child's) may write them.
+        unsafe {
+            core::ptr::copy_nonoverlapping((self.addr + offset) as *const u8, out.as_mut_ptr(), len)
+        };
+        out
+    }
+
+    /// Writes `data` at `offset` into the mapping (which the caller made writable).
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= self.len);
+        // SAFETY: inside the mapping, checked above.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (self.addr + offset) as *mut u8,
+                data.len(),
+            )
+        };
     }
 
     pub fn rw(pages: usize) -> Result<Self, Errno> {
@@ -123,4 +171,281 @@ pub fn bad_addrs() -> [(&'static str, usize); 3] {
 /// Elapsed milliseconds since `start_ns` (CLOCK_MONOTONIC).
 pub fn ms_since(start_ns: u64) -> u64 {
     sys::monotonic_ns().saturating_sub(start_ns) / 1_000_000
+}
+
+/// `s` as a C string (an interior NUL, which no test path has, gives the empty string).
+pub fn cstring(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+/// A file descriptor, closed on drop.
+#[derive(Debug)]
+pub struct Fd(pub usize);
+
+impl Fd {
+    /// `openat(AT_FDCWD, path, flags, mode)`.
+    pub fn open(path: &CStr, flags: usize, mode: usize) -> Result<Self, Errno> {
+        sys::openat(AT_FDCWD, path.as_ptr() as usize, flags, mode).map(Fd)
+    }
+
+    /// Writes all of `data` at the file offset.
+    pub fn write_all(&self, mut data: &[u8]) -> Result<(), Errno> {
+        while !data.is_empty() {
+            match sys::write(self.0, data.as_ptr() as usize, data.len())? {
+                0 => return Err(Errno::EIO),
+                n => data = &data[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads from the file offset to the end of the file.
+    pub fn read_to_end(&self) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match sys::read(self.0, buf.as_mut_ptr() as usize, buf.len())? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// `len` bytes read at `offset` (pread64): fewer at the end of the file.
+    pub fn read_at(&self, offset: usize, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut buf = alloc::vec![0u8; len];
+        let n = sys::pread64(self.0, buf.as_mut_ptr() as usize, len, offset)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn stat(&self) -> Result<Stat, Errno> {
+        let mut st = Stat::default();
+        sys::fstat(self.0, &raw mut st as usize)?;
+        Ok(st)
+    }
+
+    /// `fcntl(F_GETFD)`: the descriptor's flags (`FD_CLOEXEC`).
+    pub fn fd_flags(&self) -> Result<usize, Errno> {
+        sys::fcntl(self.0, sys::F_GETFD, 0)
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        let _ = sys::close(self.0);
+    }
+}
+
+/// Whether `fd` is an open descriptor.
+pub fn is_open(fd: usize) -> bool {
+    sys::fcntl(fd, sys::F_GETFD, 0).is_ok()
+}
+
+/// A pipe: (read end, write end).
+pub fn pipe(flags: usize) -> Result<(Fd, Fd), Errno> {
+    let mut fds = [0i32; 2];
+    sys::pipe2(fds.as_mut_ptr() as usize, flags)?;
+    Ok((Fd(fds[0] as usize), Fd(fds[1] as usize)))
+}
+
+/// `newfstatat(AT_FDCWD, path, flags)`.
+pub fn stat_at(path: &CStr, flags: usize) -> Result<Stat, Errno> {
+    let mut st = Stat::default();
+    sys::newfstatat(
+        AT_FDCWD,
+        path.as_ptr() as usize,
+        &raw mut st as usize,
+        flags,
+    )?;
+    Ok(st)
+}
+
+/// `stat(path)`, following symbolic links.
+pub fn stat(path: &CStr) -> Result<Stat, Errno> {
+    stat_at(path, 0)
+}
+
+/// `lstat(path)`: a symbolic link itself.
+pub fn lstat(path: &CStr) -> Result<Stat, Errno> {
+    stat_at(path, sys::AT_SYMLINK_NOFOLLOW)
+}
+
+/// The whole file at `path`.
+pub fn read_file(path: &CStr) -> Result<Vec<u8>, Errno> {
+    Fd::open(path, sys::O_RDONLY | sys::O_CLOEXEC, 0)?.read_to_end()
+}
+
+/// The whole file at `path` as text (invalid UTF-8 replaced).
+pub fn read_text(path: &CStr) -> Result<String, Errno> {
+    read_file(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Creates (or truncates) the file at `path` with `mode` and writes `data` to it.
+pub fn write_file(path: &CStr, mode: usize, data: &[u8]) -> Result<(), Errno> {
+    let flags = sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC | sys::O_CLOEXEC;
+    Fd::open(path, flags, mode)?.write_all(data)
+}
+
+/// The target of the symbolic link at `path`.
+pub fn readlink(path: &CStr) -> Result<String, Errno> {
+    let mut buf = [0u8; 4096];
+    let n = sys::readlinkat(
+        AT_FDCWD,
+        path.as_ptr() as usize,
+        buf.as_mut_ptr() as usize,
+        4096,
+    )?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// One directory entry as getdents64 gives it: the name and `d_type`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: u8,
+}
+
+/// The entries of the open directory `fd` from its offset on (`.` and `..` included), in the
+/// order getdents64 gives them.
+pub fn dir_entries(fd: usize) -> Result<Vec<DirEntry>, Errno> {
+    let mut out = Vec::new();
+    // 8-byte aligned: the records' 64-bit fields are read in place.
+    let mut buf = [0u64; 512];
+    loop {
+        let len = sys::getdents64(fd, buf.as_mut_ptr() as usize, 8 * buf.len())?;
+        if len == 0 {
+            return Ok(out);
+        }
+        // SAFETY: the kernel wrote `len` bytes of the buffer.
+        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, len) };
+        // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-ended.
+        let mut at = 0;
+        while at + 19 <= len {
+            let reclen = u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+            if reclen < 20 || at + reclen > len {
+                return Err(Errno::EIO);
+            }
+            let name = &bytes[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            out.push(DirEntry {
+                name: String::from_utf8_lossy(name).into_owned(),
+                kind: bytes[at + 18],
+            });
+            at += reclen;
+        }
+    }
+}
+
+/// The names in directory `path`, `.` and `..` included, sorted.
+pub fn dir_names(path: &CStr) -> Result<Vec<String>, Errno> {
+    let dir = Fd::open(path, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC, 0)?;
+    let mut names: Vec<String> = dir_entries(dir.0)?.into_iter().map(|e| e.name).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Removes `path` and, if it is a directory, everything under it (symbolic links are removed,
+/// not followed).
+pub fn remove_tree(path: &str) -> Result<(), Errno> {
+    let c = cstring(path);
+    if lstat(&c)?.st_mode & sys::S_IFMT != sys::S_IFDIR {
+        return sys::unlinkat(AT_FDCWD, c.as_ptr() as usize, 0).map(|_| ());
+    }
+    let dir = Fd::open(
+        &c,
+        sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW | sys::O_CLOEXEC,
+        0,
+    )?;
+    for entry in dir_entries(dir.0)? {
+        if entry.name != "." && entry.name != ".." {
+            remove_tree(&format!("{path}/{}", entry.name))?;
+        }
+    }
+    sys::unlinkat(AT_FDCWD, c.as_ptr() as usize, sys::AT_REMOVEDIR).map(|_| ())
+}
+
+/// A scratch directory `/tmp/usertests-NAME-PID` for one test, removed with all it holds when
+/// dropped.
+pub struct Scratch {
+    dir: String,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Result<Self, Errno> {
+        let dir = format!("/tmp/usertests-{name}-{}", sys::getpid());
+        // What an earlier run that died here left behind.
+        let _ = remove_tree(&dir);
+        let c = cstring(&dir);
+        sys::mkdirat(AT_FDCWD, c.as_ptr() as usize, 0o755)?;
+        Ok(Self { dir })
+    }
+
+    /// The directory's absolute path.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// The absolute path of `name` in the directory.
+    pub fn path(&self, name: &str) -> CString {
+        cstring(&format!("{}/{name}", self.dir))
+    }
+
+    /// Creates the file `name` (mode 0644) holding `data`; its path.
+    pub fn file(&self, name: &str, data: &[u8]) -> Result<CString, Errno> {
+        let path = self.path(name);
+        write_file(&path, 0o644, data)?;
+        Ok(path)
+    }
+
+    /// Creates the directory `name` (mode 0755); its path.
+    pub fn subdir(&self, name: &str) -> Result<CString, Errno> {
+        let path = self.path(name);
+        sys::mkdirat(AT_FDCWD, path.as_ptr() as usize, 0o755)?;
+        Ok(path)
+    }
+
+    /// Creates the symbolic link `name` to `target`; its path.
+    pub fn symlink(&self, name: &str, target: &str) -> Result<CString, Errno> {
+        let path = self.path(name);
+        let target = cstring(target);
+        sys::symlinkat(target.as_ptr() as usize, AT_FDCWD, path.as_ptr() as usize)?;
+        Ok(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.dir);
+    }
+}
+
+/// The umask set for the guard's life, the old one put back on drop.
+pub struct Umask(usize);
+
+impl Umask {
+    pub fn set(mask: usize) -> Self {
+        Self(sys::umask(mask).unwrap_or(0o022))
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        let _ = sys::umask(self.0);
+    }
+}
+
+/// The working directory, put back on drop (the test may chdir meanwhile).
+pub struct Cwd(Fd);
+
+impl Cwd {
+    pub fn save() -> Result<Self, Errno> {
+        Fd::open(c".", sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC, 0).map(Cwd)
+    }
+}
+
+impl Drop for Cwd {
+    fn drop(&mut self) {
+        let _ = sys::fchdir(self.0.0);
+    }
 }

@@ -375,6 +375,7 @@ fn prepare_boot(
             let contents = ramdisk::Contents {
                 programs: programs.to_vec(),
                 files: vec![ramdisk::init_args(&boot.args)],
+                debian_root: None,
             };
             let cmdline = format!(
                 "init=/bin/bench exit{}{}{}",
@@ -386,7 +387,7 @@ fn prepare_boot(
         }
         Kernel::Linux { bzimage } => {
             let cpio = dir.join(format!("{name}.cpio"));
-            testrun::linux_initramfs(programs, "bench", &cpio)?;
+            testrun::linux_initramfs(programs, "/bin/bench", None, &cpio)?;
             let init_args: Vec<String> = std::iter::once(testrun::POWEROFF.to_owned())
                 .chain(boot.args.iter().cloned())
                 .collect();

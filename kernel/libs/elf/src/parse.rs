@@ -27,8 +27,9 @@ const PT_GNU_STACK: u32 = 0x6474_e551;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
-/// Longest interpreter path quoted in [`ElfError::NeedsInterpreter`].
-const MAX_INTERP_LEN: usize = 256;
+/// Longest interpreter path (with its NUL) a `PT_INTERP` header may hold (Linux's
+/// `PATH_MAX`).
+const MAX_INTERP_LEN: usize = 4096;
 
 /// The user address space a program must fit in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,10 +123,14 @@ pub struct Program {
     pub stack_executable: bool,
     /// The TLS template, if there is one.
     pub tls: Option<Tls>,
-    /// Static-PIE (`ET_DYN`): the addresses are relative until [`Program::relocated`].
+    /// Position-independent (`ET_DYN`): the addresses are relative until
+    /// [`Program::relocated`].
     pub is_pie: bool,
     /// What [`Program::relocated`] added to the link-time addresses (0 before).
     pub load_bias: u64,
+    /// The path a `PT_INTERP` header names: the dynamic linker that must be loaded with a
+    /// dynamically linked program and run first.
+    pub interpreter: Option<String>,
 }
 
 impl Program {
@@ -199,8 +204,9 @@ pub enum ElfError {
         size: u64,
         file_size: u64,
     },
-    /// A `PT_INTERP` header names this interpreter (lossily decoded, at most 256 bytes).
-    NeedsInterpreter(String),
+    /// The `PT_INTERP` header at this index holds no NUL-terminated UTF-8 path of at most
+    /// 4095 bytes.
+    BadInterpreter(usize),
     /// No `PT_LOAD` segment with a non-zero memory size.
     NoLoadSegments,
     /// A segment's (or the `PT_INTERP` or `PT_TLS` header's) file range leaves the image.
@@ -282,9 +288,10 @@ impl fmt::Display for ElfError {
                 "program header table extends past the end of the file \
                  (offset {phoff:#x} + size {size:#x} > file size {file_size:#x})"
             ),
-            Self::NeedsInterpreter(path) => {
-                write!(f, "dynamically linked: needs interpreter {path}")
-            }
+            Self::BadInterpreter(index) => write!(
+                f,
+                "program header {index} (PT_INTERP) holds no NUL-terminated path"
+            ),
             Self::NoLoadSegments => write!(f, "no loadable segment"),
             Self::SegmentTruncated {
                 index,
@@ -433,6 +440,7 @@ pub fn parse(image: &[u8], limits: &Limits) -> Result<Program, ElfError> {
 
     let mut segments: Vec<Segment> = Vec::new();
     let (mut phdr_header, mut tls, mut stack_executable) = (None, None, false);
+    let mut interpreter = None;
     for (index, raw) in table.chunks_exact(PHDR_SIZE.into()).enumerate() {
         let ph = Phdr::read(raw);
         match ph.p_type {
@@ -461,11 +469,13 @@ pub fn parse(image: &[u8], limits: &Limits) -> Result<Program, ElfError> {
             }
             PT_INTERP => {
                 let bytes = ph.file_bytes(index, image)?;
-                let path = bytes.split(|&b| b == 0).next().unwrap_or_default();
-                let path = path.get(..MAX_INTERP_LEN).unwrap_or(path);
-                return Err(ElfError::NeedsInterpreter(
-                    String::from_utf8_lossy(path).into(),
-                ));
+                let path = bytes
+                    .iter()
+                    .position(|&b| b == 0)
+                    .filter(|&nul| nul > 0 && nul < MAX_INTERP_LEN)
+                    .and_then(|nul| core::str::from_utf8(&bytes[..nul]).ok())
+                    .ok_or(ElfError::BadInterpreter(index))?;
+                interpreter.get_or_insert_with(|| String::from(path));
             }
             PT_PHDR => _ = phdr_header.get_or_insert(ph.vaddr),
             PT_TLS => {
@@ -528,6 +538,7 @@ pub fn parse(image: &[u8], limits: &Limits) -> Result<Program, ElfError> {
         tls,
         is_pie,
         load_bias,
+        interpreter,
     })
 }
 

@@ -373,11 +373,12 @@ fn interpreter_is_named() {
     let image = Image::pie().with(|i| i.phdrs[0] = ph(PT_INTERP, R, 0x1100, 0, 0x10, 0x10));
     let mut bytes = image.bytes();
     bytes[0x1100..0x110c].copy_from_slice(b"/lib/ld.so\0\xff");
+    let program = parse(&bytes, &Limits::DEFAULT).expect("a dynamically linked program");
+    assert_eq!(program.interpreter.as_deref(), Some("/lib/ld.so"));
+    // Without its NUL, the path is refused.
+    bytes[0x1100..0x1110].copy_from_slice(b"/lib/ld.so/abcde");
     let err = parse(&bytes, &Limits::DEFAULT).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "dynamically linked: needs interpreter /lib/ld.so"
-    );
+    assert_eq!(err, ElfError::BadInterpreter(0));
     // Past the end of the file, the header itself is at fault.
     bytes.truncate(0x1108);
     let err = parse(&bytes, &Limits::DEFAULT).unwrap_err();

@@ -75,3 +75,5 @@ const S_IFREG: u32 = 0o100_000;
 /// File type of a character device.
 #[cfg(feature = "std")]
 const S_IFCHR: u32 = 0o020_000;
+/// File type of a symbolic link (its data is the target).
+const S_IFLNK: u32 = 0o120_000;

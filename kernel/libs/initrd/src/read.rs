@@ -3,7 +3,7 @@
 use core::fmt;
 use core::iter::FusedIterator;
 
-use crate::{FIELD_LEN, HEADER_LEN, MAGIC, MAGIC_CRC, S_IFDIR, S_IFMT, S_IFREG, TRAILER};
+use crate::{FIELD_LEN, HEADER_LEN, MAGIC, MAGIC_CRC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TRAILER};
 
 // Header field values are `u32`s used as lengths; `as usize` below relies on this.
 const _: () = assert!(usize::BITS >= u32::BITS);
@@ -114,6 +114,12 @@ impl Entry<'_> {
     #[must_use]
     pub const fn is_dir(&self) -> bool {
         self.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Whether this entry is a symbolic link; [`Entry::data`] is then its target.
+    #[must_use]
+    pub const fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{MAGIC, S_IFCHR, S_IFDIR, S_IFREG, TRAILER};
+use crate::{MAGIC, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, TRAILER};
 
 /// Longest name Linux unpacks, in bytes with the terminating NUL (`PATH_MAX`); longer names are
 /// skipped by its initramfs code.
@@ -12,6 +12,8 @@ const NAME_MAX_WITH_NUL: usize = 4096;
 const PERMISSIONS: u32 = 0o7777;
 /// Mode of the parent directories created implicitly.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
+/// Permission bits of a symbolic link, as Linux shows them (they are never checked).
+const SYMLINK_MODE: u32 = 0o777;
 
 /// Builds a cpio newc archive in memory, as Linux's initramfs and [`crate::Archive`] read it.
 ///
@@ -23,6 +25,7 @@ const IMPLICIT_DIR_MODE: u32 = 0o755;
 /// directory before its contents) whatever order they were added in, inode numbers count up from
 /// 1 in that order, and `mtime`, `uid`, `gid` and the device numbers are 0 (`rdevmajor` and
 /// `rdevminor` of a device node excepted); `nlink` is 2 for directories and 1 for the rest.
+/// A symbolic link is stored as Linux's initramfs expects: mode `0o120777`, its target as data.
 #[derive(Clone, Debug, Default)]
 pub struct ArchiveBuilder {
     /// Everything added so far, by normalised path.
@@ -35,6 +38,7 @@ enum Node {
     Dir { mode: u32 },
     File { mode: u32, data: Vec<u8> },
     CharDevice { mode: u32, major: u32, minor: u32 },
+    Symlink { target: String },
 }
 
 impl ArchiveBuilder {
@@ -57,7 +61,7 @@ impl ArchiveBuilder {
         let mode = mode & PERMISSIONS;
         match self.nodes.get_mut(&path) {
             Some(Node::Dir { mode: old }) => *old = mode,
-            Some(Node::File { .. } | Node::CharDevice { .. }) => {
+            Some(Node::File { .. } | Node::CharDevice { .. } | Node::Symlink { .. }) => {
                 return Err(BuildError::Exists(path));
             }
             None => {
@@ -118,6 +122,30 @@ impl ArchiveBuilder {
         Ok(())
     }
 
+    /// Adds the symbolic link `path` pointing to `target`, which is stored as given: absolute
+    /// or relative, and never resolved (it may name something not in the archive). A path
+    /// below the link cannot be added afterwards: the archive's directories are its own.
+    ///
+    /// # Errors
+    ///
+    /// An invalid or too long `path` (see [`BuildError`]), one that already exists, or a
+    /// `target` that is empty, holds a NUL byte or is 4096 bytes or longer.
+    pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), BuildError> {
+        let path = clean_path(path)?;
+        if target.is_empty() || target.contains('\0') || target.len() >= NAME_MAX_WITH_NUL {
+            return Err(BuildError::InvalidTarget(path));
+        }
+        self.create_parents(&path)?;
+        if self.nodes.contains_key(&path) {
+            return Err(BuildError::Exists(path));
+        }
+        let node = Node::Symlink {
+            target: target.into(),
+        };
+        self.nodes.insert(path, node);
+        Ok(())
+    }
+
     /// Writes the archive: every entry, then the `TRAILER!!!` entry.
     #[must_use]
     pub fn finish(self) -> Vec<u8> {
@@ -129,6 +157,7 @@ impl ArchiveBuilder {
                 Node::CharDevice { mode, major, minor } => {
                     (S_IFCHR | mode, 1, &[][..], (*major, *minor))
                 }
+                Node::Symlink { target } => (S_IFLNK | SYMLINK_MODE, 1, target.as_bytes(), (0, 0)),
             };
             push_entry(&mut out, ino, mode, nlink, path, data, rdev);
         }
@@ -142,7 +171,7 @@ impl ArchiveBuilder {
         for parent in parents {
             match self.nodes.get(parent) {
                 Some(Node::Dir { .. }) => {}
-                Some(Node::File { .. } | Node::CharDevice { .. }) => {
+                Some(Node::File { .. } | Node::CharDevice { .. } | Node::Symlink { .. }) => {
                     return Err(BuildError::NotADirectory(parent.into()));
                 }
                 None => {
@@ -166,10 +195,13 @@ pub enum BuildError {
     PathTooLong(String),
     /// The file's data is 4 GiB or more, too large for the `filesize` field.
     FileTooLarge(String),
-    /// A file was added where a file or directory already is, or a directory where a file is.
+    /// A file or link was added where something already is, or a directory where a file or
+    /// link is.
     Exists(String),
-    /// A parent of the path is a file.
+    /// A parent of the path is a file (or a symbolic link: links are not followed).
     NotADirectory(String),
+    /// The target of the symbolic link at the path is empty, holds a NUL byte or is too long.
+    InvalidTarget(String),
 }
 
 impl fmt::Display for BuildError {
@@ -181,6 +213,12 @@ impl fmt::Display for BuildError {
             Self::Exists(path) => write!(f, "{path:?} is already in the archive"),
             Self::NotADirectory(path) => {
                 write!(f, "{path:?} is a file in the archive, not a directory")
+            }
+            Self::InvalidTarget(path) => {
+                write!(
+                    f,
+                    "symbolic link {path:?} has an empty, too long or NUL-holding target"
+                )
             }
         }
     }
@@ -219,7 +257,7 @@ fn push_entry(
     data: &[u8],
     rdev: (u32, u32),
 ) {
-    // Both fit: `clean_path` bounds names and `add_file` the data.
+    // Both fit: `clean_path` bounds names, `add_file` the data and `add_symlink` the target.
     let namesize = (name.len() + 1) as u32;
     let filesize = data.len() as u32;
     let (rmajor, rminor) = rdev;
@@ -272,6 +310,46 @@ mod tests {
         assert_eq!(field(6), 0);
         // The parent directory comes first.
         assert!(text.find("dev\0").unwrap() < at);
+    }
+
+    #[test]
+    fn symlink_entries() {
+        let mut b = ArchiveBuilder::new();
+        b.add_symlink("/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld.so")
+            .unwrap();
+        b.add_symlink("usr/bin/awk", "mawk").unwrap();
+        assert_eq!(
+            b.add_symlink("usr/bin/awk", "gawk"),
+            Err(BuildError::Exists("usr/bin/awk".into()))
+        );
+        assert_eq!(
+            b.add_dir("usr/bin/awk", 0o755),
+            Err(BuildError::Exists("usr/bin/awk".into()))
+        );
+        assert_eq!(
+            b.add_file("usr/bin/awk/x", 0o644, b""),
+            Err(BuildError::NotADirectory("usr/bin/awk".into()))
+        );
+        for bad in ["", "a\0b"] {
+            assert_eq!(
+                b.add_symlink("bad", bad),
+                Err(BuildError::InvalidTarget("bad".into()))
+            );
+        }
+        let long = "t".repeat(NAME_MAX_WITH_NUL);
+        assert!(b.add_symlink("bad", &long).is_err());
+        assert!(b.add_symlink("long", &long[1..]).is_ok());
+        let out = b.finish();
+        let text = String::from_utf8_lossy(&out);
+        let at = text.find("usr/bin/awk\0").unwrap();
+        let header = &text[at - 110..at];
+        let field = |i: usize| u32::from_str_radix(&header[6 + 8 * i..14 + 8 * i], 16).unwrap();
+        assert_eq!(field(1), S_IFLNK | 0o777);
+        assert_eq!(field(4), 1);
+        assert_eq!(field(6), 4);
+        // The target is the data: after the name (11 bytes and a NUL), padded to 4 bytes.
+        let data_at = (at + 12).next_multiple_of(4);
+        assert_eq!(&out[data_at..data_at + 4], b"mawk");
     }
 
     #[test]

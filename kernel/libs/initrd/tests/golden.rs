@@ -230,6 +230,7 @@ fn gnu_cpio_reads_what_we_write() {
         builder.add_file(path, 0o644, data).unwrap();
     }
     builder.add_dir("var/empty", 0o700).unwrap();
+    builder.add_symlink("bin/sh", "../a/bb").unwrap();
     let bytes = builder.finish();
 
     let dir = scratch_dir("unpack");
@@ -245,5 +246,9 @@ fn gnu_cpio_reads_what_we_write() {
         assert_eq!(fs::read(dir.join(path)).unwrap(), data, "{path}");
     }
     assert!(Path::is_dir(&dir.join("var/empty")));
+    assert_eq!(
+        fs::read_link(dir.join("bin/sh")).unwrap(),
+        Path::new("../a/bb")
+    );
     fs::remove_dir_all(dir).unwrap();
 }

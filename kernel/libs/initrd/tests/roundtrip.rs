@@ -58,6 +58,41 @@ fn files_dirs_and_empty_file() {
 }
 
 #[test]
+fn symlinks_read_back_with_their_targets() {
+    let mut builder = ArchiveBuilder::new();
+    builder
+        .add_file("lib/x86_64-linux-gnu/libc.so.6", 0o644, b"\x7fELF")
+        .unwrap();
+    builder
+        .add_symlink("/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld.so")
+        .unwrap();
+    builder
+        .add_symlink("lib/libc.so", "x86_64-linux-gnu/libc.so.6")
+        .unwrap();
+    let bytes = builder.finish();
+    let links: Vec<_> = entries(&bytes)
+        .into_iter()
+        .filter(Entry::is_symlink)
+        .map(|e| (e.name, e.mode, e.data))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("lib/libc.so", 0o120_777, &b"x86_64-linux-gnu/libc.so.6"[..]),
+            (
+                "lib64/ld-linux-x86-64.so.2",
+                0o120_777,
+                b"/lib/x86_64-linux-gnu/ld.so"
+            ),
+        ]
+    );
+    let archive = Archive::new(&bytes);
+    let link = archive.find("/lib/libc.so").unwrap();
+    assert!(link.is_symlink() && !link.is_file() && !link.is_dir());
+    assert!(archive.find("lib64").unwrap().is_dir());
+}
+
+#[test]
 fn empty_archive_is_only_a_trailer() {
     let bytes = ArchiveBuilder::new().finish();
     assert_eq!(bytes.len(), 124);

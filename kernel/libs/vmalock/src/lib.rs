@@ -55,6 +55,11 @@
 //! advances the sequence, which unlocks every VMA of the address space at once (there is no
 //! `vma_end_write`).
 //!
+//! [`vma_pin`] takes the reader's reference without the sequence checks: it keeps a VMA attached
+//! (so not freed or reused) even while it is write-locked, which is enough to copy fields that a
+//! kernel changes only while a VMA is detached (a `/proc/PID/maps` reader that a storm of writers
+//! would otherwise starve). It excludes nothing else of the writer's.
+//!
 //! # Who may read and write each field
 //!
 //! | field | written by | read reliably by | read racily by |
@@ -159,6 +164,6 @@ extern crate self as vmalock;
 pub use lock::{MmLockSeq, VM_LOCK_SEQ_NEVER, VM_REFCNT_EXCLUDE_READERS, VM_REFCNT_LIMIT, VmaLock};
 pub use platform::{DelayPoint, Platform};
 pub use read::{
-    Fallback, Found, LockFail, MmIdentity, ReadLocked, VmaCopy, VmaFields, lock_vma_under_rcu,
-    vm_area_init_from, vma_end_read, vma_start_read,
+    Fallback, Found, LockFail, MmIdentity, Pinned, ReadLocked, VmaCopy, VmaFields,
+    lock_vma_under_rcu, vm_area_init_from, vma_end_read, vma_pin, vma_start_read,
 };

@@ -139,7 +139,20 @@ pub fn vma_start_read<'a, V: VmaFields, P: Platform>(
         return Err(LockFail::Locked);
     }
     platform.delay(DelayPoint::AfterEarlyCheck);
-    lock.try_get_ref()?;
+    let guard = take_reference(vma, mm, platform)?;
+    if !broken!("seq_recheck") && lock.lock_seq_hint() == mm.lock_seq.sequence_acquire() {
+        return Err(LockFail::Locked);
+    }
+    Ok(guard)
+}
+
+/// Steps 2 and 3 of [`vma_start_read`]: the Acquire increment and the owner check.
+fn take_reference<'a, V: VmaFields, P: Platform>(
+    vma: &'a V,
+    mm: MmIdentity<'_>,
+    platform: &'a P,
+) -> Result<ReadLocked<'a, V, P>, LockFail> {
+    vma.lock().try_get_ref()?;
     // We hold a reference: the VMA cannot be detached, so not freed or reused, until the guard
     // drops it; its fields were stored before the attach or the clear our increment read from.
     let guard = ReadLocked { vma, platform };
@@ -147,10 +160,43 @@ pub fn vma_start_read<'a, V: VmaFields, P: Platform>(
     if vma.mm_id() != mm.id && !broken!("mm_check") {
         return Err(LockFail::WrongMm);
     }
-    if !broken!("seq_recheck") && lock.lock_seq_hint() == mm.lock_seq.sequence_acquire() {
-        return Err(LockFail::Locked);
-    }
     Ok(guard)
+}
+
+/// A reference that keeps a VMA attached, taken whether or not the VMA is write-locked
+/// ([`vma_pin`]). Dropping it is the same as [`vma_end_read`].
+///
+/// It keeps the VMA in its current life (not detached, so not freed or reused) but, unlike a
+/// read lock, not away from the writer of the current session, who may hold the VMA
+/// write-locked. So it makes the VMA's fields stable only in a kernel whose writers change a
+/// VMA's fields while it is detached and never in place under the write lock (the kernel this
+/// crate serves replaces a VMA by fresh ones for every change).
+#[must_use = "dropping the guard releases the reference at once"]
+pub struct Pinned<'a, V: VmaFields, P: Platform>(ReadLocked<'a, V, P>);
+
+impl<V: VmaFields, P: Platform> Deref for Pinned<'_, V, P> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        &self.0
+    }
+}
+
+/// Takes a reference on `vma` for the address space `mm` that ignores the write lock: steps 2
+/// and 3 of [`vma_start_read`], without the sequence checks. Never waits.
+///
+/// For readers that copy a VMA's fields and would otherwise be starved by writers that keep
+/// write-locking it (a `/proc/PID/maps` reader under a storm of `mprotect`s): refused only
+/// while the VMA is detached ([`LockFail::Detached`]), while a writer or detacher excludes
+/// readers ([`LockFail::Locked`], which lasts only until the readers before it have left), at
+/// the limit, or for a VMA of another address space. The same RCU rules as
+/// [`vma_start_read`]; see [`Pinned`] for what it does not protect.
+pub fn vma_pin<'a, V: VmaFields, P: Platform>(
+    vma: &'a V,
+    mm: MmIdentity<'_>,
+    platform: &'a P,
+) -> Result<Pinned<'a, V, P>, LockFail> {
+    take_reference(vma, mm, platform).map(Pinned)
 }
 
 /// A VMA read-locked by [`lock_vma_under_rcu`].

@@ -404,3 +404,33 @@ fn the_exclude_bit_refuses_readers_as_locked() {
     );
     assert_eq!(vma.lock.refcount(), VM_REFCNT_EXCLUDE_READERS + 1);
 }
+
+#[test]
+fn a_pin_ignores_the_write_lock_but_not_detach_exclusion_or_the_owner() {
+    let (mm, other, p) = (Mm::new(1), Mm::new(2), NoWait::default());
+    let vma = attached(&mm, 0, 10, &p);
+    mm.seq.mmap_write_lock();
+    vma.lock.vma_start_write(&mm.seq, &p);
+    assert_eq!(
+        vma_start_read(&vma, mm.ident(), &p).err(),
+        Some(LockFail::Locked)
+    );
+    let pinned = vma_pin(&vma, mm.ident(), &p).unwrap();
+    assert_eq!((pinned.start(), pinned.end()), (0, 10));
+    assert_eq!(vma.lock.refcount(), 2);
+    drop(pinned);
+    assert_eq!(vma.lock.refcount(), 1);
+    assert_eq!(
+        vma_pin(&vma, other.ident(), &p).err(),
+        Some(LockFail::WrongMm)
+    );
+    assert_eq!(vma.lock.refcount(), 1);
+    vma.lock.vma_mark_detached(&mm.seq, &p);
+    mm.seq.mmap_write_unlock();
+    assert_eq!(
+        vma_pin(&vma, mm.ident(), &p).err(),
+        Some(LockFail::Detached)
+    );
+    vma.lock.test_add_readers(VM_REFCNT_EXCLUDE_READERS + 1);
+    assert_eq!(vma_pin(&vma, mm.ident(), &p).err(), Some(LockFail::Locked));
+}

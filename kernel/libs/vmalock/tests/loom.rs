@@ -35,7 +35,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread::{self, JoinHandle};
 use vmalock::{
     Fallback, LockFail, MmIdentity, MmLockSeq, Platform, VM_REFCNT_LIMIT, VmaFields,
-    lock_vma_under_rcu, vm_area_init_from, vma_start_read,
+    lock_vma_under_rcu, vm_area_init_from, vma_pin, vma_start_read,
 };
 
 const MM1: usize = 1;
@@ -359,6 +359,36 @@ fn reattach_ordering() {
         w.session(MM1, || w.remove(MM1, 0));
         w.session(MM2, || w.install(MM2, 0, 20, 30, 2));
         reader.join().unwrap();
+    });
+}
+
+/// The maps walk's pin (`vma_pin`), which a write lock does not refuse: a reader pins the VMA
+/// it found at 5 while the writer write-locks it, unpublishes and detaches it, and reuses the
+/// object at [20, 30) in the same address space, all in one session. The reader trusts the pin
+/// only if a second lookup still finds the same VMA at 5; it must then read the VMA's first
+/// life whole: the detach waits for the pin, so the reuse's payload write cannot race with the
+/// read (loom's cell), and the second lookup rejects the object in its second life.
+#[test]
+fn pin_vs_detach_and_reuse() {
+    small_model(|| {
+        let w = World::with_one_vma(Wait::Spin);
+        let reader = spawn(&w, |w| {
+            let Some(vma) = w.lookup(MM1, 5) else {
+                return;
+            };
+            if let Ok(pinned) = vma_pin(vma, w.ident(MM1), w)
+                && w.lookup(MM1, 5).is_some_and(|now| std::ptr::eq(now, vma))
+            {
+                let p = check_locked(&pinned, MM1, 5);
+                assert_eq!(p.version, 1, "pinned the VMA in its second life: {p:?}");
+            }
+        });
+        w.session(MM1, || {
+            w.remove(MM1, 0);
+            w.install(MM1, 0, 20, 30, 2);
+        });
+        reader.join().unwrap();
+        assert_eq!(w.vmas[0].lock.refcount(), 1);
     });
 }
 

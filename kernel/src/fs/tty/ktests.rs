@@ -9,6 +9,7 @@ use ldisc::Termios;
 use ldisc::termios::{ECHO, ICANON, VMIN, VTIME};
 
 use super::{Output, Tty};
+use crate::fs::poll::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use crate::proc::Process;
 use crate::proc::exec::{SpawnOptions, spawn};
 use crate::sync::Completion;
@@ -57,10 +58,13 @@ ktest! {
             take_output(&tty),
             b"ab\x08 \x08c\r\nxyz\x08 \x08\x08 \x08\x08 \x08ok\r\n"
         );
-        // A partial line is not readable; a short buffer takes a line's start.
+        // A partial line is not readable (for poll neither); a short buffer takes a line's
+        // start.
         tty.receive(b"partial");
         assert_eq!(read(&tty, 64), Err(EAGAIN));
+        assert_eq!(tty.poll_events(), POLLOUT | POLLWRNORM);
         tty.receive(b" line\n");
+        assert_eq!(tty.poll_events(), POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
         assert_eq!(read(&tty, 4).as_deref(), Ok(&b"part"[..]));
         assert_eq!(read(&tty, 64).as_deref(), Ok(&b"ial line\n"[..]));
         assert_eq!(tty.write(false, b"one\ntwo"), Ok(7));
@@ -148,12 +152,14 @@ ktest! {
 }
 
 ktest! {
-    /// ^S stops output (a non-blocking write gets EAGAIN, echo goes on), ^Q starts it again;
+    /// ^S stops output (a non-blocking write gets EAGAIN, poll does not see it writable),
+    /// ^Q starts it again;
     /// without OPOST newlines go out as they are.
     fn output_flow_control_and_processing() {
         let tty = memory_tty();
         tty.receive(b"\x13");
         assert_eq!(tty.write(true, b"held"), Err(EAGAIN));
+        assert_eq!(tty.poll_events(), 0, "stopped output: not writable");
         tty.receive(b"\x11");
         assert_eq!(tty.write(true, b"a\n"), Ok(2));
         set(&tty, |t| t.c_oflag &= !ldisc::termios::OPOST);

@@ -23,7 +23,9 @@
 //! through the discipline's output processing (`ONLCR`: `\n` as `\r\n`) a line at a time, each
 //! line (up to 256 bytes) under one console lock, so no log line lands inside it; the
 //! terminal's write lock ([`Inode::writer_lock`]) keeps one `write` together. `^S` (or
-//! `TCXONC`) stops output: writers wait until `^Q`.
+//! `TCXONC`) stops output: writers wait until `^Q`. `poll` sees it readable when a read would
+//! not wait for input, writable unless output is stopped; every change that may make it ready
+//! wakes pollers ([`poll::readiness_changed`]).
 //!
 //! # Sessions and job control
 //! The terminal belongs to at most one session, whose processes have it as controlling
@@ -60,6 +62,7 @@ use ldisc::termios::{TOSTOP, VSTART, VSTOP};
 use ldisc::{LineDiscipline, OutputFlow, ReadOutcome, Termios, Winsize};
 
 use super::file::{File, O_NOCTTY};
+use super::poll::{self, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use super::{FileKind, FsKind, Inode, Stat, allocate_inode_number};
 use crate::arch::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
 use crate::console::TERMINAL_PIECE_MAX;
@@ -278,17 +281,40 @@ impl Tty {
             echo.flush();
             state.foreground
         };
-        if input_ready {
-            self.readers.wake_all();
-        }
-        if output_started {
-            self.writers.wake_all();
-        }
+        self.wake(input_ready, output_started);
         for signo in 1..=64 {
             if signals & sigmask(signo) != 0 {
                 signal_group(foreground, signo);
             }
         }
+    }
+
+    /// Wakes sleeping readers and writers, and pollers, after a change that may let them go
+    /// on.
+    fn wake(&self, readers: bool, writers: bool) {
+        if readers {
+            self.readers.wake_all();
+        }
+        if writers {
+            self.writers.wake_all();
+        }
+        if readers || writers {
+            poll::readiness_changed();
+        }
+    }
+
+    /// What `poll` sees: readable when a read would not wait for input (a line; `VMIN` bytes
+    /// in raw mode), writable unless output is stopped.
+    fn poll_events(&self) -> u32 {
+        let state = self.state.lock();
+        let mut events = 0;
+        if state.ldisc.is_readable() {
+            events |= POLLIN | POLLRDNORM;
+        }
+        if !state.output_stopped() {
+            events |= POLLOUT | POLLWRNORM;
+        }
+        events
     }
 
     /// One `read` into `buf`: a line in canonical mode, else as `VMIN` and `VTIME` say. Sleeps
@@ -379,8 +405,7 @@ impl Tty {
             }
             state.ldisc.set_termios(termios);
         }
-        self.readers.wake_all();
-        self.writers.wake_all();
+        self.wake(true, true);
     }
 
     /// Linux's `tty_check_change`: a process of the terminal's session outside its foreground
@@ -532,7 +557,7 @@ impl Tty {
             TCOOFF => self.state.lock().stopped_by_request = true,
             TCOON => {
                 self.state.lock().stopped_by_request = false;
-                self.writers.wake_all();
+                self.wake(false, true);
             }
             TCIOFF | TCION => {
                 let state = self.state.lock();
@@ -736,6 +761,10 @@ impl Inode for TerminalDevice {
 
     fn ioctl(&self, _file: &File, request: u64, argument: u64) -> Result<u64, Errno> {
         CONSOLE.ioctl(request, argument)
+    }
+
+    fn poll(&self, _file: &File) -> u32 {
+        CONSOLE.poll_events()
     }
 }
 

@@ -203,7 +203,8 @@ fn next_locked(
         None => match next_signal(shared.pending.set & allowed) {
             Some(signo) => shared.pending.take(signo),
             None => {
-                // Nothing to deliver: a mask rt_sigsuspend replaced comes back.
+                // Nothing to deliver: a mask rt_sigsuspend (or ppoll, pselect6) replaced comes
+                // back.
                 if let Some(mask) = state.saved_mask.take() {
                     state.blocked = mask;
                 }

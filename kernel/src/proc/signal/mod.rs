@@ -9,10 +9,11 @@
 //!   process-directed signals (`kill`) join; the group stop and the job-control events a parent's
 //!   wait will report ([`ProcessSignals::take_job_event`]).
 //! - [`ThreadSignals`] (`UserThread::signals`): the thread's blocked mask, its own pending set
-//!   (thread-directed signals: `tgkill`, faults), the mask to restore after `rt_sigsuspend`, the
-//!   alternate signal stack, the restart block of an interrupted sleep, and `work`, the flag
-//!   that sends the thread through delivery before it returns to user mode (Linux's
-//!   `TIF_SIGPENDING`), also what ends its interruptible sleeps ([`Task::signal_pending`]).
+//!   (thread-directed signals: `tgkill`, faults), the mask to restore after `rt_sigsuspend`
+//!   (and `ppoll`, `pselect6`), the alternate signal stack, the restart block of an interrupted
+//!   sleep, and `work`, the flag that sends the thread through delivery before it returns to
+//!   user mode (Linux's `TIF_SIGPENDING`), also what ends its interruptible sleeps
+//!   ([`Task::signal_pending`]).
 //! - `queue.rs`: `siginfo` and the pending sets; `delivery.rs`: the way back to user mode and
 //!   `rt_sigreturn`; `frame.rs`: the `rt_sigframe` a handler runs on; `fault.rs`: user faults as
 //!   signals. This file: the state, sending, and what the system calls change.
@@ -99,6 +100,7 @@ const SIGBUS: u32 = 7;
 const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 const SIGSEGV: u32 = 11;
+pub const SIGPIPE: u32 = 13;
 pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
@@ -490,6 +492,12 @@ pub enum Restart {
         value: u32,
         deadline: u64,
     },
+    /// poll: the `count` pollfds at `fds`, until `deadline` (`None`: no limit).
+    Poll {
+        fds: u64,
+        count: u64,
+        deadline: Option<u64>,
+    },
 }
 
 /// A thread's own part (under [`ThreadSignals::state`], inside the process's lock).
@@ -498,8 +506,8 @@ struct ThreadState {
     /// While `rt_sigtimedwait` sleeps: the mask it unblocked the awaited signals from (Linux's
     /// `real_blocked`), so that they are not fatal or ignored meanwhile.
     waiting_blocked: u64,
-    /// The mask to restore on the way back to user mode (`rt_sigsuspend`), or to save in the
-    /// frame of the handler that runs then.
+    /// The mask to restore on the way back to user mode (`rt_sigsuspend`, `ppoll`,
+    /// `pselect6`), or to save in the frame of the handler that runs then.
     saved_mask: Option<u64>,
     pending: Pending,
     alt_stack: AltStack,
@@ -939,11 +947,29 @@ pub fn blocked_pending() -> u64 {
 /// delivered; the way back restores the mask (after the handler, through its frame). Returns the
 /// restart code: `EINTR` once a handler ran, a restart otherwise.
 pub fn suspend(mask: u64) -> Errno {
+    set_temporary_mask(mask);
+    pause()
+}
+
+/// Puts `mask` in place of the running thread's mask for one call (`rt_sigsuspend`, `ppoll`,
+/// `pselect6`: Linux's `set_user_sigmask`). The old mask comes back with
+/// [`restore_temporary_mask`], or, when a signal interrupted the call, on the way back to user
+/// mode: after the handler (its frame keeps the old mask), or at once if none runs.
+pub fn set_temporary_mask(mask: u64) {
     with_current(|process, shared, state, kicks| {
         state.saved_mask = Some(state.blocked);
         set_blocked(process, shared, state, mask, kicks);
     });
-    pause()
+}
+
+/// Puts back the mask [`set_temporary_mask`] replaced: the call ends without a signal to
+/// deliver.
+pub fn restore_temporary_mask() {
+    with_current(|process, shared, state, kicks| {
+        if let Some(mask) = state.saved_mask.take() {
+            set_blocked(process, shared, state, mask, kicks);
+        }
+    });
 }
 
 /// `pause`: waits until a signal is delivered (see [`suspend`]).

@@ -1,0 +1,57 @@
+//! Descriptors that processes and threads signal each other through: pipe, pipe2, eventfd,
+//! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s).
+
+use super::errno::{EINVAL, SysResult};
+use super::thread::process;
+use crate::arch::uaccess::write_user;
+use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_NONBLOCK};
+
+/// `pipe2(fds, flags)`: a pipe's read end and write end, as the lowest free descriptors, written
+/// to `fds` as two ints. `EINVAL` for flags other than `O_CLOEXEC`, `O_NONBLOCK` and `O_DIRECT`.
+/// A bad `fds` is `EFAULT`, and no descriptor stays (the two were visible to the process's
+/// other threads meanwhile: Linux reserves the numbers first and installs them after the copy).
+pub fn pipe2(fds: u64, flags: u64) -> SysResult {
+    let flags = flags as u32;
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
+        return Err(EINVAL);
+    }
+    let (read_end, write_end) = crate::fs::pipe::open_pair(flags & (O_NONBLOCK | O_DIRECT))?;
+    let files = process().files();
+    let close_on_exec = flags & O_CLOEXEC != 0;
+    let read_fd = files.install(read_end, close_on_exec, 0)?;
+    let installed =
+        files
+            .install(write_end, close_on_exec, 0)
+            .and_then(
+                |write_fd| match write_user(fds, &[read_fd as i32, write_fd as i32]) {
+                    Ok(()) => Ok(()),
+                    Err(error) => {
+                        drop(files.remove(write_fd));
+                        Err(error)
+                    }
+                },
+            );
+    if let Err(error) = installed {
+        drop(files.remove(read_fd));
+        return Err(error);
+    }
+    Ok(0)
+}
+
+/// `eventfd2`'s flag for a counter that reads take one by one.
+const EFD_SEMAPHORE: u32 = 1;
+
+/// `eventfd2(initial, flags)`: a new event counter; flags `EFD_SEMAPHORE`, `EFD_NONBLOCK`
+/// (`O_NONBLOCK`) and `EFD_CLOEXEC` (`O_CLOEXEC`), `EINVAL` for others.
+pub fn eventfd2(initial: u64, flags: u64) -> SysResult {
+    let flags = flags as u32;
+    if flags & !(EFD_SEMAPHORE | O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let file = crate::fs::eventfd::open(
+        u64::from(initial as u32),
+        flags & EFD_SEMAPHORE != 0,
+        flags & O_NONBLOCK,
+    )?;
+    process().files().install(file, flags & O_CLOEXEC != 0, 0)
+}
