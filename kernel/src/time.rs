@@ -30,6 +30,11 @@ pub fn init() {
     log::info!("time: real-time clock reads {wall} s since the epoch");
 }
 
+/// The TSC's frequency in Hz (`/proc/cpuinfo`'s `cpu MHz`).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns.
 pub fn realtime_offset_ns() -> u64 {
     REALTIME_OFFSET_NS.load(Ordering::Relaxed)

@@ -60,6 +60,7 @@ pub fn run(
     let programs = user::build_all()?;
     if !linux_only {
         kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
+        debian_programs(&qemu, verbose, &mut tally);
     }
     if let Some(bzimage) = linux {
         linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
@@ -115,6 +116,42 @@ fn kernel_suites(
         kernel_suite(qemu, &suite.profile, suite_images, verbose, tally);
     }
     harness_checks(qemu, &kernel, &contents, verbose, tally)
+}
+
+/// Programs from Debian's packages, unmodified, run on this kernel: a dynamically linked
+/// hello world (its dynamic linker and libc mapped from the page cache) must print its greeting
+/// and exit 0.
+fn debian_programs(qemu: &Qemu, verbose: bool, tally: &mut Tally) {
+    const GREETING: &str = "Hello, world!";
+    let what = "debian: hello (/usr/bin/hello, dynamically linked)";
+    let packages = ["hello".to_owned()];
+    match run_debian_program(qemu, &packages, "/usr/bin/hello", &[], verbose) {
+        Ok(run) if run.status == Some(0) && run.serial.iter().any(|l| l.contains(GREETING)) => {
+            println!("{what}: ok");
+            tally.add(1, 0, 0);
+        }
+        Ok(run) => {
+            let status = run.status.map_or_else(
+                || "no exit status".to_owned(),
+                |s| format!("exit status {s}"),
+            );
+            println!(
+                "{what}: FAILED: {status} (QEMU: {:?}), greeting {}; serial log in {}",
+                run.outcome,
+                if run.serial.iter().any(|l| l.contains(GREETING)) {
+                    "printed"
+                } else {
+                    "missing"
+                },
+                serial_log("debian").display()
+            );
+            tally.add(0, 1, 0);
+        }
+        Err(message) => {
+            println!("{what}: FAILED: {message}");
+            tally.add(0, 1, 0);
+        }
+    }
 }
 
 /// The kernel's tests run the user programs from the ramdisk: check they are all there.
@@ -965,10 +1002,6 @@ fn harness_checks(
 }
 
 /// How a program from Debian's packages ran as init (see [`run_debian_program`]).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the test step that runs Debian's hello")
-)]
 pub struct DebianRun {
     /// The serial output, the kernel's log lines included.
     pub serial: Vec<String>,
@@ -980,10 +1013,6 @@ pub struct DebianRun {
 }
 
 /// A run of a Debian program must end within this (debug kernel, TCG, a busy host).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the test step that runs Debian's hello")
-)]
 const DEBIAN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Boots our kernel (debug build, without its tests; BIOS, 2 CPUs) with `packages` and their
@@ -991,10 +1020,6 @@ const DEBIAN_TIMEOUT: Duration = Duration::from_secs(300);
 /// `/usr/bin/hello`, as init with `args`. Returns once init exits (the kernel then leaves
 /// QEMU), the run falls silent or [`DEBIAN_TIMEOUT`] passes; the serial output is also in
 /// `target/test-logs/debian.log`.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the test step that runs Debian's hello")
-)]
 pub fn run_debian_program(
     qemu: &Qemu,
     packages: &[String],

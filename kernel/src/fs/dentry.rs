@@ -4,27 +4,30 @@
 //! children looked up through it (strong references, so a name walked once is found again with
 //! one map look-up); an entry leaves the cache when the name is unlinked or renamed, through
 //! the functions here, which change the file system and the cache together under the cache's
-//! lock. Directories whose contents change behind the VFS (`/proc`) are not cached. Negative
-//! results are never cached.
+//! lock. Directories whose contents change behind the VFS (`/proc`) are not cached, and
+//! neither is anything below them: only a dentry the cache itself holds, from the root down,
+//! keeps children (each child holds its parent, so a parent nothing above holds would keep
+//! itself and its children alive for good). Negative results are never cached.
 //!
 //! A file system is mounted on a directory's dentry: the walk steps from the mount point onto
 //! the mounted root, whose parent is the mount point's parent, so `..` and `getcwd` cross
-//! mounts as on Linux.
+//! mounts as on Linux. The mount table lists every mount in the order they were made (the
+//! root file system first), for `umount2` to find them and `/proc/mounts` to show them.
 //!
-//! Lock order: a dentry's child cache (two, for a rename between directories: lower address
-//! first), then what the file system takes inside (see the file systems). The `name`, `parent`
-//! and `mounted` locks are leaves.
+//! Lock order: the mount table, then a dentry's child cache (two, for a rename between
+//! directories: lower address first), then what the file system takes inside (see the file
+//! systems). The `name`, `parent` and `mounted` locks are leaves.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use spin::Once;
 
-use super::{FileKind, Inode};
-use crate::syscall::errno::{ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, Errno};
+use super::{FileKind, FsKind, Inode};
+use crate::syscall::errno::{EBUSY, EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, Errno};
 
 /// The longest name of one path component (Linux's `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -43,12 +46,17 @@ pub struct Dentry {
     mounted: spin::Mutex<Option<Arc<Dentry>>>,
     /// The name was unlinked (an open file or working directory may still hold the dentry).
     deleted: AtomicBool,
+    /// Held by the cache from the root down (or the root, or a mounted root on such a
+    /// dentry): only then may it keep its children (see the module documentation). Cleared
+    /// for good when a lazy unmount takes its file system out of the tree.
+    in_cache: AtomicBool,
 }
 
 static ROOT: Once<Arc<Dentry>> = Once::new();
 
 impl Dentry {
     fn new(name: &str, parent: Option<Arc<Dentry>>, inode: Arc<dyn Inode>) -> Arc<Self> {
+        let in_cache = parent.as_ref().is_none_or(|p| p.keeps_children());
         Arc::new(Self {
             name: spin::Mutex::new(name.to_string()),
             parent: spin::Mutex::new(parent),
@@ -56,6 +64,7 @@ impl Dentry {
             children: spin::Mutex::new(BTreeMap::new()),
             mounted: spin::Mutex::new(None),
             deleted: AtomicBool::new(false),
+            in_cache: AtomicBool::new(in_cache),
         })
     }
 
@@ -64,11 +73,29 @@ impl Dentry {
     pub fn unnamed(name: &str, inode: Arc<dyn Inode>) -> Arc<Self> {
         let dentry = Self::new(name, None, inode);
         dentry.deleted.store(true, Ordering::Relaxed);
+        dentry.in_cache.store(false, Ordering::Relaxed);
         dentry
     }
 
     pub fn inode(&self) -> &Arc<dyn Inode> {
         &self.inode
+    }
+
+    /// Whether the children looked up through this dentry stay in the cache.
+    fn keeps_children(&self) -> bool {
+        self.in_cache.load(Ordering::Relaxed) && self.inode.caches_children()
+    }
+
+    /// Takes this dentry and everything below it (mounts included) out of the cache for good,
+    /// when a lazy unmount took its file system out of the tree: what is still held stays
+    /// usable, and goes with its last holder.
+    fn leave_cache(self: &Arc<Self>) {
+        self.in_cache.store(false, Ordering::Relaxed);
+        let children = core::mem::take(&mut *self.children.lock());
+        let mounted = self.mounted.lock().take();
+        for child in children.values().chain(mounted.as_ref()) {
+            child.leave_cache();
+        }
     }
 
     pub fn name(&self) -> String {
@@ -127,7 +154,7 @@ impl Dentry {
         if self.inode.kind() != FileKind::Directory {
             return Err(ENOTDIR);
         }
-        if !self.inode.caches_children() {
+        if !self.keeps_children() {
             let inode = self.inode.lookup(name)?;
             return Ok(Dentry::new(name, Some(self.clone()), inode).mount_top());
         }
@@ -144,7 +171,6 @@ impl Dentry {
     /// Drops the cached dentries below this one that nothing else holds (Linux's
     /// `drop_caches`): the tree then costs memory only for the names in use. Children are
     /// visited with no lock held; a child whose own cache is busy is kept.
-    #[cfg(feature = "ktest")]
     fn shrink(self: &Arc<Self>) {
         let mounted = self.mounted.lock().clone();
         if let Some(root) = mounted {
@@ -155,11 +181,28 @@ impl Dentry {
             child.shrink();
         }
         drop(children);
-        self.children.lock().retain(|_, child| {
+        let mut cache = self.children.lock();
+        cache.retain(|_, child| {
             Arc::strong_count(child) > 1
                 || child.mounted.lock().is_some()
                 || child.children.try_lock().is_none_or(|c| !c.is_empty())
         });
+        // An emptied map keeps its root node: a new one holds no memory.
+        if cache.is_empty() {
+            *cache = BTreeMap::new();
+        }
+    }
+
+    /// Whether `ancestor` is this dentry or one of its parents (across mount points).
+    fn is_below(self: &Arc<Self>, ancestor: &Arc<Dentry>) -> bool {
+        let mut at = Some(self.clone());
+        while let Some(dentry) = at {
+            if Arc::ptr_eq(&dentry, ancestor) {
+                return true;
+            }
+            at = dentry.parent();
+        }
+        false
     }
 
     /// The parent for `..`: the root's is itself.
@@ -178,7 +221,7 @@ impl Dentry {
         let mut children = self.children.lock();
         let inode = self.inode.create(name, kind, mode, target)?;
         let child = Dentry::new(name, Some(self.clone()), inode);
-        if self.inode.caches_children() {
+        if self.keeps_children() {
             children.insert(name.to_string(), child.clone());
         }
         Ok(child)
@@ -232,7 +275,7 @@ impl Dentry {
         if let Some(moving) = moving {
             *moving.name.lock() = new_name.to_string();
             *moving.parent.lock() = Some(new_parent.clone());
-            if new_parent.inode.caches_children() {
+            if new_parent.keeps_children() {
                 to_map.insert(new_name.to_string(), moving);
             }
         }
@@ -261,22 +304,187 @@ pub fn shrink_cache() {
     root().shrink();
 }
 
-/// Makes `inode` the root of the tree (once, at boot).
+/// Makes `inode` the root of the tree (once, at boot), and the first entry of the mount table.
 pub fn init_root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
-    ROOT.call_once(|| Dentry::new("/", None, inode)).clone()
+    ROOT.call_once(|| {
+        let root = Dentry::new("/", None, inode);
+        MOUNTS.lock().push(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            point: root.clone(),
+            root: root.clone(),
+            source: "rootfs".to_string(),
+            flags: 0,
+        });
+        root
+    })
+    .clone()
 }
 
-/// Mounts the file system whose root is `inode` on the directory at `path` (absolute).
-/// Boot-time set-up: a failure is logged.
-pub fn mount_at(path: &str, inode: Arc<dyn Inode>) {
-    let fs_name = inode.fs().name();
-    let point = match resolve(root(), path, Follow::Yes) {
-        Ok(point) if point.inode.kind() == FileKind::Directory => point,
-        Ok(_) => return log::warn!("fs: cannot mount {fs_name} on {path}: not a directory"),
-        Err(error) => return log::warn!("fs: cannot mount {fs_name} on {path}: {error:?}"),
+/// The per-mount flags of `mount` that the table keeps and `/proc/mounts` shows (they are
+/// recorded, not enforced).
+pub const MS_RDONLY: u64 = 1;
+pub const MS_NOSUID: u64 = 2;
+pub const MS_NODEV: u64 = 4;
+pub const MS_NOEXEC: u64 = 8;
+pub const MS_NOATIME: u64 = 1 << 10;
+pub const MS_NODIRATIME: u64 = 1 << 11;
+pub const MS_STRICTATIME: u64 = 1 << 24;
+const MOUNT_FLAGS: u64 =
+    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_STRICTATIME;
+
+/// One mounted file system.
+struct Mount {
+    /// Its number in `/proc/PID/mountinfo`.
+    id: u32,
+    /// The dentry it is mounted on (the root file system's is its own root).
+    point: Arc<Dentry>,
+    /// Its root, which walks reach in place of `point`.
+    root: Arc<Dentry>,
+    /// What `mount` was given as its source (`proc`, `none`...).
+    source: String,
+    /// The flags of [`MOUNT_FLAGS`] it was mounted with.
+    flags: u64,
+}
+
+/// Every mount, in the order they were made (the root file system first).
+static MOUNTS: spin::Mutex<Vec<Mount>> = spin::Mutex::new(Vec::new());
+static NEXT_MOUNT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// A mount as `/proc/PID/mounts` and `mountinfo` show it.
+pub struct MountEntry {
+    pub id: u32,
+    /// The mount that holds the mount point (the root file system's own id for itself).
+    pub parent_id: u32,
+    pub fs: FsKind,
+    pub source: String,
+    /// The mount point's path.
+    pub point: String,
+    pub flags: u64,
+}
+
+/// Mounts a new file system of `kind` on the directory `point` (what a walk of the target
+/// found, so the top of what is mounted there), with `source` and `mount`'s `flags`.
+/// `ENOTDIR` for a file, `ENOENT` for a removed directory, `EBUSY` for the root, `EINVAL` for a
+/// directory whose file system does not keep its names (inside `/proc`).
+pub fn mount(point: &Arc<Dentry>, kind: FsKind, source: &str, flags: u64) -> Result<(), Errno> {
+    if point.inode.kind() != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    if point.is_deleted() {
+        return Err(ENOENT);
+    }
+    if Arc::ptr_eq(point, root()) {
+        return Err(EBUSY);
+    }
+    let parent = point.parent();
+    if parent.as_ref().is_some_and(|p| !p.keeps_children()) {
+        return Err(EINVAL);
+    }
+    let instance = kind.new_instance().ok_or(crate::syscall::errno::ENODEV)?;
+    let root = Dentry::new(&point.name(), parent, instance);
+    let mut mounts = MOUNTS.lock();
+    let mut mounted = point.mounted.lock();
+    if mounted.is_some() {
+        return Err(EBUSY);
+    }
+    *mounted = Some(root.clone());
+    drop(mounted);
+    mounts.push(Mount {
+        id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+        point: point.clone(),
+        root,
+        source: source.to_string(),
+        flags: flags & MOUNT_FLAGS,
+    });
+    Ok(())
+}
+
+/// Whether `dentry` is the root of a mounted file system (`mount` changes such a mount's
+/// flags and propagation, which are not kept; anything else is `EINVAL`).
+pub fn is_mount_root(dentry: &Arc<Dentry>) -> bool {
+    MOUNTS.lock().iter().any(|m| Arc::ptr_eq(&m.root, dentry))
+}
+
+/// Unmounts the file system whose root is `target` (what a walk of the path found). `EINVAL`
+/// if `target` is no mount's root, `EBUSY` for the root file system, and, unless `detach`
+/// (`MNT_DETACH`), for a file system in use: an open file, a working directory or a mount in
+/// it. A detached file system stays usable to whoever still holds it; mounts inside it go
+/// with it.
+pub fn unmount(target: &Arc<Dentry>, detach: bool) -> Result<(), Errno> {
+    if !detach {
+        // What only the cache holds goes first: what is left is in use.
+        target.shrink();
+    }
+    let mut mounts = MOUNTS.lock();
+    let index = mounts
+        .iter()
+        .position(|m| Arc::ptr_eq(&m.root, target))
+        .ok_or(EINVAL)?;
+    if Arc::ptr_eq(target, root()) {
+        return Err(EBUSY);
+    }
+    let mut mounted = mounts[index].point.mounted.lock();
+    // Held by the mount point, the table and the caller, and by nothing else (a cached child
+    // holds its parent): the walks that could take it more wait for the `mounted` lock.
+    if !detach && Arc::strong_count(target) > 3 {
+        return Err(EBUSY);
+    }
+    *mounted = None;
+    drop(mounted);
+    let mut gone = alloc::vec![mounts.remove(index)];
+    if detach {
+        let (inside, kept): (Vec<Mount>, Vec<Mount>) = core::mem::take(&mut *mounts)
+            .into_iter()
+            .partition(|m| m.point.is_below(target));
+        *mounts = kept;
+        gone.extend(inside);
+    }
+    drop(mounts);
+    if detach {
+        target.leave_cache();
+    }
+    // The file systems (and the last references to their trees) go with no lock held.
+    drop(gone);
+    Ok(())
+}
+
+/// The mount table as `/proc/PID/mounts` shows it.
+pub fn mounts() -> Vec<MountEntry> {
+    let mounts = MOUNTS.lock();
+    let parent_of = |mount: &Mount| {
+        let mut at = Some(mount.point.clone());
+        while let Some(dentry) = at {
+            if let Some(holder) = mounts
+                .iter()
+                .find(|m| m.id != mount.id && Arc::ptr_eq(&m.root, &dentry))
+            {
+                return holder.id;
+            }
+            at = dentry.parent();
+        }
+        mount.id
     };
-    let root = Dentry::new(&point.name(), point.parent(), inode);
-    *point.mounted.lock() = Some(root);
+    mounts
+        .iter()
+        .map(|mount| MountEntry {
+            id: mount.id,
+            parent_id: parent_of(mount),
+            fs: mount.root.inode.fs(),
+            source: mount.source.clone(),
+            point: mount.root.path(),
+            flags: mount.flags,
+        })
+        .collect()
+}
+
+/// Mounts a new file system of `kind` on the directory at `path` (absolute), its source named
+/// after its kind. Boot-time set-up: a failure is logged.
+pub fn mount_at(path: &str, kind: FsKind) {
+    let fs_name = kind.name();
+    let mounted = resolve(root(), path, Follow::Yes).and_then(|p| mount(&p, kind, fs_name, 0));
+    if let Err(error) = mounted {
+        log::warn!("fs: cannot mount {fs_name} on {path}: {error:?}");
+    }
 }
 
 /// Whether a walk follows a symbolic link in the last component.
@@ -350,6 +558,9 @@ impl Walk {
         self.links += 1;
         if self.links > MAX_SYMLINKS {
             return Err(ELOOP);
+        }
+        if let Some(target) = link.inode.magic_link() {
+            return target;
         }
         let target = link.inode.readlink()?;
         check_path(&target)?;

@@ -4,14 +4,17 @@
 //!   through, the status flags (`O_APPEND`, `O_NONBLOCK`, the access mode) and the offset.
 //!   Descriptors duplicated with `dup` or inherited through `fork` share one. The offset is
 //!   under a sleeping lock held across a read or write of a seekable file, so two threads
-//!   sharing a description never read the same bytes (Linux's `f_pos_lock`).
+//!   sharing a description never read the same bytes (Linux's `f_pos_lock`). What the file
+//!   system keeps per description (a `/proc` file's text) is set once, when it is opened.
 //! - [`FdTable`]: a process's descriptors, shared between processes made with `CLONE_FILES`
 //!   and copied by `fork`. Its spinlock is a leaf: a description is dropped (and released)
 //!   only after the lock is gone.
 //! - [`FsContext`]: the working directory and the umask, shared with `CLONE_FS`.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::Inode;
@@ -50,6 +53,9 @@ pub struct File {
     /// Access mode and status flags (no creation flags, no `O_CLOEXEC`).
     flags: AtomicU32,
     position: Mutex<u64>,
+    /// The file system's own data for this description (Linux's `private_data`), set once by
+    /// the inode's `open` hook.
+    private: spin::Once<Box<dyn Any + Send + Sync>>,
 }
 
 impl File {
@@ -62,6 +68,7 @@ impl File {
             dentry,
             flags: AtomicU32::new(status),
             position: Mutex::new(0),
+            private: spin::Once::new(),
         });
         file.inode().open(&file)?;
         file.flags.fetch_and(!O_NOCTTY, Ordering::Relaxed);
@@ -99,6 +106,16 @@ impl File {
 
     pub fn nonblocking(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
+    }
+
+    /// Keeps `data` with the description for the file system (the first call's stays).
+    pub fn set_private<T: Any + Send + Sync>(&self, data: T) {
+        self.private.call_once(|| Box::new(data));
+    }
+
+    /// What [`File::set_private`] kept, if it is a `T`.
+    pub fn private<T: Any>(&self) -> Option<&T> {
+        self.private.get()?.downcast_ref()
     }
 
     /// The offset, locked for a read, write or seek (`EINTR` if the thread is killed while
@@ -148,6 +165,14 @@ impl FdTable {
             .and_then(Option::as_ref)
             .map(|slot| slot.file.clone())
             .ok_or(EBADF)
+    }
+
+    /// The descriptors in use, in increasing order.
+    pub fn open_fds(&self) -> Vec<u64> {
+        let slots = self.slots.lock();
+        (0..slots.len() as u64)
+            .filter(|&fd| slots[fd as usize].is_some())
+            .collect()
     }
 
     /// Installs `file` under the lowest free number at or above `lowest` (`EMFILE` past

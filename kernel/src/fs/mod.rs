@@ -9,7 +9,10 @@
 //! - A [`Dentry`](dentry::Dentry) is a name in the tree: its parent, its inode and what is
 //!   mounted on it. Dentries are cached (a directory keeps the children looked up through it)
 //!   so path walks of busy names cost map look-ups, and they give `..` and `getcwd` their
-//!   answers across mount points. [`dentry::resolve`] walks a path.
+//!   answers across mount points. [`dentry::resolve`] walks a path. The mount table (what
+//!   `mount` and `umount2` change, what `/proc/mounts` lists) is [`dentry`]'s too.
+//! - [`procfs`] (`/proc`) and [`sysfs`] (`/sys`) make their files' text when they are opened
+//!   ([`generated`]): processes, memory, CPUs and mounts as Linux shows them.
 //! - A [`File`](file::File) is an open file description (offset, status flags); a process's
 //!   [`FdTable`](file::FdTable) maps descriptors to them, shared with `CLONE_FILES` and copied
 //!   by `fork`. The [`FsContext`](file::FsContext) (working directory, umask) is shared with
@@ -28,9 +31,12 @@ pub mod dentry;
 pub mod dev;
 pub mod eventfd;
 pub mod file;
+pub mod generated;
 pub mod pagecache;
 pub mod pipe;
 pub mod poll;
+pub mod procfs;
+pub mod sysfs;
 pub mod tmpfs;
 pub mod tty;
 
@@ -110,6 +116,8 @@ pub struct DirEntry {
 pub enum FsKind {
     Tmpfs,
     Devtmpfs,
+    Proc,
+    Sysfs,
     /// Where pipes live (never mounted).
     Pipefs,
     /// Where anonymous inodes live (never mounted).
@@ -117,10 +125,16 @@ pub enum FsKind {
 }
 
 impl FsKind {
+    /// The kinds `mount` makes, in the order `/proc/filesystems` lists them.
+    pub const MOUNTABLE: [FsKind; 4] =
+        [FsKind::Sysfs, FsKind::Tmpfs, FsKind::Devtmpfs, FsKind::Proc];
+
     /// `f_type` of `struct statfs`.
     pub const fn magic(self) -> u64 {
         match self {
             FsKind::Tmpfs | FsKind::Devtmpfs => 0x0102_1994,
+            FsKind::Proc => 0x9fa0,
+            FsKind::Sysfs => 0x6265_6572,
             FsKind::Pipefs => 0x5049_5045,
             FsKind::AnonInodefs => 0x0904_1934,
         }
@@ -131,18 +145,39 @@ impl FsKind {
         match self {
             FsKind::Tmpfs => 0x16,
             FsKind::Devtmpfs => 0x05,
+            FsKind::Proc => 0x15,
+            FsKind::Sysfs => 0x14,
             FsKind::Pipefs => 0x0d,
             FsKind::AnonInodefs => 0x0e,
         }
     }
 
-    /// The name `/proc/mounts` shows.
+    /// The type name `mount` takes and `/proc/mounts` shows.
     pub const fn name(self) -> &'static str {
         match self {
             FsKind::Tmpfs => "tmpfs",
             FsKind::Devtmpfs => "devtmpfs",
+            FsKind::Proc => "proc",
+            FsKind::Sysfs => "sysfs",
             FsKind::Pipefs => "pipefs",
             FsKind::AnonInodefs => "anon_inodefs",
+        }
+    }
+
+    /// The kind `mount` names `name` (`None`: Linux's `ENODEV`).
+    pub fn from_name(name: &str) -> Option<FsKind> {
+        Self::MOUNTABLE.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// The root directory of a new instance of this kind (what `mount` puts on its target);
+    /// `None` for the kinds that are never mounted.
+    pub fn new_instance(self) -> Option<Arc<dyn Inode>> {
+        match self {
+            FsKind::Tmpfs => Some(tmpfs::TmpInode::new_dir(0o1777)),
+            FsKind::Devtmpfs => Some(dev::new_devfs()),
+            FsKind::Proc => Some(procfs::new_root()),
+            FsKind::Sysfs => Some(sysfs::new_root()),
+            FsKind::Pipefs | FsKind::AnonInodefs => None,
         }
     }
 }
@@ -219,6 +254,14 @@ pub trait Inode: Send + Sync + Any {
 
     fn readlink(&self) -> Result<String, Errno> {
         Err(EINVAL)
+    }
+
+    /// For a link that stands for an open file rather than a path (`/proc/PID/fd/N`, `exe`,
+    /// `cwd`: Linux's "magic links"), the dentry it leads to, which a walk takes instead of
+    /// walking [`Inode::readlink`]'s text (so a pipe or a deleted file opens). `None` for an
+    /// ordinary link.
+    fn magic_link(&self) -> Option<Result<Arc<dentry::Dentry>, Errno>> {
+        None
     }
 
     // Data.
@@ -302,8 +345,8 @@ pub fn now_ns() -> u64 {
     crate::time::now_ns() + crate::time::realtime_offset_ns()
 }
 
-/// Builds the tree: the root tmpfs filled from the ramdisk, `/tmp`, `/dev`. Once at boot,
-/// before the first process starts.
+/// Builds the tree: the root tmpfs filled from the ramdisk, `/tmp`, `/dev`, `/proc`, `/sys`.
+/// Once at boot, before the first process starts.
 pub fn init() {
     let root = dentry::init_root(tmpfs::TmpInode::new_dir(0o755));
     match tmpfs::fill_from_ramdisk(&root) {
@@ -329,6 +372,12 @@ pub fn init() {
             Err(error) => log::warn!("fs: cannot create /{path}: {error:?}"),
         }
     }
-    dentry::mount_at("/tmp", tmpfs::TmpInode::new_dir(0o1777));
-    dentry::mount_at("/dev", dev::new_devfs());
+    for (path, kind) in [
+        ("/tmp", FsKind::Tmpfs),
+        ("/dev", FsKind::Devtmpfs),
+        ("/proc", FsKind::Proc),
+        ("/sys", FsKind::Sysfs),
+    ] {
+        dentry::mount_at(path, kind);
+    }
 }

@@ -119,8 +119,7 @@ pub fn register(cache: &'static KmemCache<KernelPages>) {
     }
 }
 
-/// Every registered cache (for accounting and tests).
-#[cfg(feature = "ktest")]
+/// Every registered cache (for accounting: `/proc/meminfo`, tests).
 pub fn caches() -> alloc::vec::Vec<&'static KmemCache<KernelPages>> {
     CACHES.lock().iter().flatten().copied().collect()
 }

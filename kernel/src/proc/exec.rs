@@ -14,8 +14,9 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Lineage, Process, register};
+use super::{Invocation, Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
+use crate::fs::dentry::Dentry;
 use crate::mm::addrspace::{
     Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP,
 };
@@ -51,6 +52,10 @@ struct Image {
     mm: Arc<Mm>,
     entry: u64,
     rsp: u64,
+    /// The executable file loaded (a script's interpreter, for a script).
+    executable: Arc<Dentry>,
+    /// The arguments it got (a script's are rewritten for its interpreter).
+    args: Vec<Vec<u8>>,
 }
 
 /// Why a program could not be loaded.
@@ -92,10 +97,10 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// The bytes of the executable file at `path` (relative paths from the caller's working
-/// directory): `EACCES` for a directory, another kind of file or one without execute
-/// permission; the walk's errors otherwise.
-fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
+/// The executable file at `path` (relative paths from the caller's working directory) and its
+/// bytes: `EACCES` for a directory, another kind of file or one without execute permission;
+/// the walk's errors otherwise.
+fn read_executable(path: &str) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     use crate::fs::{FileKind, dentry, file::File, file::O_RDONLY};
     let base = match crate::sched::current().process() {
         Some(process) => process.fs_context().cwd(),
@@ -107,7 +112,7 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
     if inode.kind() != FileKind::Regular || stat.mode & 0o111 == 0 {
         return Err(EACCES);
     }
-    let file = File::open(found, O_RDONLY)?;
+    let file = File::open(found.clone(), O_RDONLY)?;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(stat.size as usize)
@@ -115,7 +120,7 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
     bytes.resize(stat.size as usize, 0);
     let read = inode.read_at(&file, 0, &mut bytes)?;
     bytes.truncate(read);
-    Ok(bytes)
+    Ok((found, bytes))
 }
 
 /// How many `#!` scripts may lead to one another before the binary (Linux's limit).
@@ -169,14 +174,13 @@ fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadE
     let mut file = String::from(path);
     let mut args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
     for _ in 0..=MAX_SCRIPT_DEPTH {
-        let bytes = read_executable(&file).map_err(LoadError::NotFound)?;
+        let (executable, bytes) = read_executable(&file).map_err(LoadError::NotFound)?;
         let Some(ScriptLine {
             interpreter,
             argument,
         }) = script_interpreter(&bytes)?
         else {
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            return load_elf(path, &bytes, &args, env);
+            return load_elf(path, executable, &bytes, args, env);
         };
         let mut rewritten = alloc::vec![interpreter.as_bytes().to_vec()];
         rewritten.extend(argument);
@@ -203,7 +207,13 @@ fn place(image: &[u8], base: u64) -> Result<elf::Program, LoadError> {
 /// interpreter (the dynamic linker, placed below the mmap base as Linux places it), into a
 /// new address space. The process starts in the interpreter when there is one, told where
 /// the program is by the auxiliary vector (`AT_PHDR`, `AT_ENTRY`, `AT_BASE`).
-fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadError> {
+fn load_elf(
+    path: &str,
+    executable: Arc<Dentry>,
+    image: &[u8],
+    args: Vec<Vec<u8>>,
+    env: &[&[u8]],
+) -> Result<Image, LoadError> {
     let program = place(image, PIE_BASE)?;
     let mm = Arc::new(Mm::new().ok_or(LoadError::OutOfMemory)?);
     let guard = mm.write();
@@ -219,7 +229,7 @@ fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<I
     let entry = match &program.interpreter {
         None => program.entry,
         Some(interpreter) => {
-            let bytes = read_executable(interpreter).map_err(LoadError::NotFound)?;
+            let (_, bytes) = read_executable(interpreter).map_err(LoadError::NotFound)?;
             let unplaced = elf::parse(&bytes, &limits())
                 .map_err(|e| LoadError::NotExecutable(format!("{interpreter}: {e}")))?;
             if unplaced.interpreter.is_some() {
@@ -241,9 +251,16 @@ fn load_elf(path: &str, image: &[u8], args: &[&[u8]], env: &[&[u8]]) -> Result<I
             linker.entry
         }
     };
-    let rsp = build_stack(&guard, &program, aux, path, args, env)?;
+    let arg_slices: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let rsp = build_stack(&guard, &program, aux, path, &arg_slices, env)?;
     drop(guard);
-    Ok(Image { mm, entry, rsp })
+    Ok(Image {
+        mm,
+        entry,
+        rsp,
+        executable,
+        args,
+    })
 }
 
 /// The name a program's threads get: its file name.
@@ -262,6 +279,12 @@ pub fn spawn(path: &str, args: &[&[u8]], options: SpawnOptions) -> Result<Arc<Pr
         files: None,
     };
     let process = Arc::new(Process::new(path, image.mm.clone(), lineage, &options));
+    let args: Vec<&[u8]> = image.args.iter().map(Vec::as_slice).collect();
+    process.set_invocation(Invocation::new(
+        image.executable.clone(),
+        &args,
+        &ENVIRONMENT,
+    ));
     let frame = user_frame(image.entry, image.rsp);
     let user = UserThread::new(process.clone(), image.mm, 0, 0, frame);
     let task = Task::new_user(
@@ -296,11 +319,15 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
             args.iter().map(Vec::as_slice).collect()
         };
         let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
-        build_image(&path, &args, &env)
+        build_image(&path, &args, &env).map(|image| {
+            let args: Vec<&[u8]> = image.args.iter().map(Vec::as_slice).collect();
+            let invocation = Invocation::new(image.executable.clone(), &args, &env);
+            (invocation, image)
+        })
     };
     drop((args, env));
-    let image = match built {
-        Ok(image) => image,
+    let (invocation, image) = match built {
+        Ok(built) => built,
         Err(error) => {
             if let LoadError::NotExecutable(reason) = &error {
                 log::info!("execve {path}: {reason}");
@@ -337,7 +364,7 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     if let Some(new) = &task.user {
         new.signals.inherit_for_exec(&old.signals);
     }
-    process.begin_new_image(&path, image.mm, &me, task.clone());
+    process.begin_new_image(&path, image.mm, invocation, &me, task.clone());
     // This task leaves the old address space (tearing it down unless a vfork parent still
     // uses it) and ends; the new one takes its place. What this frame owns goes first:
     // `exit_current` never returns.

@@ -36,6 +36,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::fs::dentry::Dentry;
 use crate::fs::file::{FdTable, FsContext};
 use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task};
@@ -45,6 +46,10 @@ pub struct Process {
     pub pid: u32,
     /// The executable's path in the ramdisk (`execve` changes it).
     path: spin::Mutex<String>,
+    /// The executable, arguments and environment (`/proc/PID/exe`, `cmdline`, `environ`).
+    invocation: spin::Mutex<Invocation>,
+    /// When the process was made (ns since boot): `/proc/PID/stat`'s `starttime`.
+    start_ns: u64,
     /// The address space, for code outside the process (statistics, tests); the process's
     /// own threads use their own handle (`UserThread::mm`). `None` once the process ended.
     mm: spin::Mutex<Option<Arc<Mm>>>,
@@ -92,6 +97,34 @@ pub struct Process {
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
+}
+
+/// What a process runs, as `/proc/PID/exe`, `cmdline` and `environ` show it: set when the
+/// kernel starts the process and by `execve`, inherited by fork, emptied when it ends.
+#[derive(Clone, Default)]
+pub struct Invocation {
+    /// The executable file.
+    pub executable: Option<Arc<Dentry>>,
+    /// The arguments, each followed by a NUL.
+    pub arguments: Arc<[u8]>,
+    /// The environment strings, each followed by a NUL.
+    pub environment: Arc<[u8]>,
+}
+
+impl Invocation {
+    pub fn new(executable: Arc<Dentry>, arguments: &[&[u8]], environment: &[&[u8]]) -> Self {
+        let joined = |strings: &[&[u8]]| -> Arc<[u8]> {
+            strings
+                .iter()
+                .flat_map(|s| s.iter().copied().chain([0]))
+                .collect()
+        };
+        Self {
+            executable: Some(executable),
+            arguments: joined(arguments),
+            environment: joined(environment),
+        }
+    }
 }
 
 /// A process's links in the process tree.
@@ -162,6 +195,8 @@ impl Process {
         Self {
             pid,
             path: spin::Mutex::new(String::from(path)),
+            invocation: spin::Mutex::new(parent.map(|p| p.invocation()).unwrap_or_default()),
+            start_ns: crate::time::now_ns(),
             mm: spin::Mutex::new(Some(mm)),
             threads: IrqSpinLock::new(Vec::new()),
             group_exit: AtomicBool::new(false),
@@ -198,6 +233,39 @@ impl Process {
     /// The executable's path.
     pub fn path(&self) -> String {
         self.path.lock().clone()
+    }
+
+    /// The executable, arguments and environment.
+    pub fn invocation(&self) -> Invocation {
+        self.invocation.lock().clone()
+    }
+
+    /// Records what the process runs (its start by the kernel, `execve`), or, at its end, that
+    /// it runs nothing.
+    pub fn set_invocation(&self, invocation: Invocation) {
+        let old = core::mem::replace(&mut *self.invocation.lock(), invocation);
+        drop(old);
+    }
+
+    /// When the process was made, in ns since boot.
+    pub fn start_ns(&self) -> u64 {
+        self.start_ns
+    }
+
+    /// Whether the process has ended and waits to be collected.
+    pub fn is_zombie(&self) -> bool {
+        self.family.lock().zombie
+    }
+
+    /// The thread that speaks for the process in `/proc` (Linux's group leader): the one whose
+    /// id is the pid, else (it exited) the first; `None` once the process ended.
+    pub fn leader(&self) -> Option<Arc<Task>> {
+        let threads = self.threads.lock();
+        threads
+            .iter()
+            .find(|t| t.tid == self.pid)
+            .or_else(|| threads.first())
+            .cloned()
     }
 
     /// The descriptor table.
@@ -352,8 +420,16 @@ impl Process {
     /// `execve`'s swap, past its point of no return: the process runs `path` in `mm` with
     /// `task` as its only thread, in place of the calling `old` task. Handled signals go back
     /// to their default action (ignored ones stay ignored), and a `vfork` parent goes on.
-    fn begin_new_image(&self, path: &str, mm: Arc<Mm>, old: &Arc<Task>, task: Arc<Task>) {
+    fn begin_new_image(
+        &self,
+        path: &str,
+        mm: Arc<Mm>,
+        invocation: Invocation,
+        old: &Arc<Task>,
+        task: Arc<Task>,
+    ) {
         *self.path.lock() = String::from(path);
+        self.set_invocation(invocation);
         *self.mm.lock() = Some(mm);
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
@@ -550,6 +626,8 @@ pub(crate) fn leave_address_space(mm: &Mm) {
 fn finish_process(process: &Arc<Process>, mm: &Mm) {
     leave_address_space(mm);
     *process.mm.lock() = None;
+    // As on Linux, an ended process shows no executable, arguments or environment.
+    process.set_invocation(Invocation::default());
     // Descriptors close now, not when the zombie is collected: a pipe's reader sees the end.
     // (A table shared with `CLONE_FILES` stays open for the others.)
     let table = core::mem::replace(&mut *process.files.lock(), FdTable::new());
@@ -616,13 +694,25 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
 fn sigchld_info(child: &Process, signo: u32, job: Option<signal::JobEvent>) -> signal::SigInfo {
     let (code, status) = wait::sigchld_code_and_status(child.wait_status(), job);
     let (ticks, _) = wait::usage_of(child);
-    let tick_clock = 100 * ticks / u64::from(crate::arch::apic::timer_hz());
-    // si_pid and si_uid (root), si_status, si_utime and si_stime (in clock ticks, 100 Hz).
+    // si_pid and si_uid (root), si_status, si_utime and si_stime (in clock ticks).
     signal::SigInfo::new(
         signo,
         code,
-        [u64::from(child.pid), status as u32 as u64, tick_clock, 0],
+        [
+            u64::from(child.pid),
+            status as u32 as u64,
+            clock_ticks(ticks),
+            0,
+        ],
     )
+}
+
+/// Clock ticks per second: the unit of times user programs see (`USER_HZ`).
+pub const USER_HZ: u64 = 100;
+
+/// `timer_ticks` of the scheduler's timer in clock ticks ([`USER_HZ`]).
+pub fn clock_ticks(timer_ticks: u64) -> u64 {
+    timer_ticks * USER_HZ / u64::from(crate::arch::apic::timer_hz())
 }
 
 /// A job-control change of `process`: all its threads stopped, or a SIGCONT resumed it. Its

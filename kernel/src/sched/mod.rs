@@ -118,6 +118,13 @@ impl CpuSched {
     pub fn is_idle(&self) -> bool {
         self.in_idle.load(Ordering::Relaxed)
     }
+
+    /// Timer ticks this CPU spent in its idle task (`/proc/stat`, `/proc/uptime`).
+    pub fn idle_ticks(&self) -> u64 {
+        self.idle
+            .get()
+            .map_or(0, |idle| idle.ticks.load(Ordering::Relaxed))
+    }
 }
 
 /// The running task. It stays alive while it runs, which is as long as the caller can use it.
@@ -562,6 +569,11 @@ pub fn idle_loop() -> ! {
             cpu.sched.queued() > 0 || cpu.sched.need_resched.load(Ordering::Relaxed)
         });
     }
+}
+
+/// Tasks running or waiting to run, over all CPUs (`/proc/stat`, `/proc/loadavg`).
+pub fn runnable_tasks() -> usize {
+    percpu::online_cpus().map(|cpu| cpu.sched.load()).sum()
 }
 
 /// Runnable tasks over all CPUs' queues, and context switches so far (for statistics).

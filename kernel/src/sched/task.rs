@@ -235,6 +235,12 @@ pub fn allocate_tid() -> u32 {
     NEXT_TID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Task ids handed out since boot, which is also the last one handed out (`/proc/stat`'s
+/// `processes`, `/proc/loadavg`).
+pub fn tids_allocated() -> u32 {
+    NEXT_TID.load(Ordering::Relaxed) - 1
+}
+
 impl Task {
     fn build(
         tid: u32,

@@ -1,5 +1,6 @@
 //! Names and attributes: open, the stat family, directories, links, renames, modes, sizes, the
-//! working directory, access checks, file-system statistics, `memfd_create`, `sysinfo`.
+//! working directory, access checks, file-system statistics, mounts, `memfd_create`,
+//! `sysinfo`.
 //!
 //! Paths are copied from user memory whole (`ENAMETOOLONG` at `PATH_MAX`) and walked by
 //! [`crate::fs::dentry`]; the `*at` forms start relative paths at a directory descriptor or,
@@ -10,8 +11,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EOPNOTSUPP, EPERM,
-    ERANGE, Errno, SysResult,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
+    EPERM, ERANGE, Errno, SysResult,
 };
 use super::io::file;
 use super::thread::process;
@@ -599,6 +600,91 @@ pub fn fstatfs(fd: u64, buf: u64) -> SysResult {
     Ok(0)
 }
 
+/// `mount` flags besides the per-mount ones the table keeps (`dentry::MS_*`).
+const MS_REMOUNT: u64 = 32;
+const MS_BIND: u64 = 4096;
+const MS_MOVE: u64 = 8192;
+const MS_UNBINDABLE: u64 = 1 << 17;
+const MS_PRIVATE: u64 = 1 << 18;
+const MS_SLAVE: u64 = 1 << 19;
+const MS_SHARED: u64 = 1 << 20;
+/// The magic number old programs put in the high half of the flags.
+const MS_MGC_MASK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+/// The longest type or source string `mount` takes (Linux copies at most a page).
+const MOUNT_STRING_MAX: usize = 4096;
+
+/// A string argument of `mount` (`None` for a null pointer).
+fn mount_string(address: u64) -> Result<Option<String>, Errno> {
+    if address == 0 {
+        return Ok(None);
+    }
+    let mut bytes = alloc::vec![0u8; MOUNT_STRING_MAX];
+    let length = match strncpy_from_user(&mut bytes, address) {
+        Ok(length) => length,
+        // Linux takes the first page and cuts it there.
+        Err(super::errno::ENAMETOOLONG) => MOUNT_STRING_MAX - 1,
+        Err(error) => return Err(error),
+    };
+    bytes.truncate(length);
+    String::from_utf8(bytes).map(Some).map_err(|_| EINVAL)
+}
+
+/// `mount(source, target, type, flags, data)`: mounts a new `proc`, `sysfs`, `tmpfs` or
+/// `devtmpfs` on a directory (`ENODEV` for another type, `EINVAL` without one). A remount or a
+/// change of propagation (`MS_SHARED`...) of an existing mount succeeds and changes nothing;
+/// bind mounts and moves are not supported (`EINVAL`). Options in `data` are ignored.
+pub fn mount(source: u64, target: u64, fs_type: u64, flags: u64, _data: u64) -> SysResult {
+    let flags = if flags & MS_MGC_MASK == MS_MGC_VAL {
+        flags & !MS_MGC_MASK
+    } else {
+        flags
+    };
+    let source = mount_string(source)?;
+    let fs_type = mount_string(fs_type)?;
+    let point = lookup_at(AT_FDCWD, target, 0, Follow::Yes)?;
+    let propagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+    if flags & (MS_REMOUNT | propagation) != 0 {
+        return if dentry::is_mount_root(&point) {
+            Ok(0)
+        } else {
+            Err(EINVAL)
+        };
+    }
+    if flags & (MS_BIND | MS_MOVE) != 0 {
+        return Err(EINVAL);
+    }
+    let kind = crate::fs::FsKind::from_name(fs_type.as_deref().ok_or(EINVAL)?).ok_or(ENODEV)?;
+    dentry::mount(&point, kind, source.as_deref().unwrap_or("none"), flags)?;
+    Ok(0)
+}
+
+const MNT_FORCE: u64 = 1;
+const MNT_DETACH: u64 = 2;
+const MNT_EXPIRE: u64 = 4;
+const UMOUNT_NOFOLLOW: u64 = 8;
+
+/// `umount2(target, flags)`: unmounts the file system mounted at `target` (`EINVAL` if none
+/// is, `EBUSY` while it is in use, unless `MNT_DETACH`). `MNT_EXPIRE` only ever marks the
+/// mount (`EAGAIN`, as Linux's first call does); `MNT_FORCE` changes nothing here.
+pub fn umount2(target: u64, flags: u64) -> SysResult {
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
+        || flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0
+    {
+        return Err(EINVAL);
+    }
+    let dentry = lookup_at(AT_FDCWD, target, 0, follow_unless(flags, UMOUNT_NOFOLLOW))?;
+    if flags & MNT_EXPIRE != 0 {
+        return if dentry::is_mount_root(&dentry) {
+            Err(super::errno::EAGAIN)
+        } else {
+            Err(EINVAL)
+        };
+    }
+    dentry::unmount(&dentry, flags & MNT_DETACH != 0)?;
+    Ok(0)
+}
+
 const MFD_CLOEXEC: u64 = 1;
 const MFD_ALLOW_SEALING: u64 = 2;
 /// The longest name `memfd_create` takes (Linux's `MFD_NAME_MAX_LEN`).
@@ -615,7 +701,8 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     })?;
     let name = core::str::from_utf8(&bytes[..length]).map_err(|_| EINVAL)?;
     let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777);
-    let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name}"), inode);
+    // Linux names it as a deleted file of its internal tmpfs.
+    let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name} (deleted)"), inode);
     let file = File::open(dentry, O_RDWR | O_LARGEFILE)?;
     process().files().install(file, flags & MFD_CLOEXEC != 0, 0)
 }

@@ -6,13 +6,20 @@ use core::sync::atomic::Ordering;
 use super::errno::{EINVAL, EPERM, ESRCH, SysResult};
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 
+/// What `uname` answers (and `/proc/version`, `/proc/sys/kernel/*`): the system's name, the
+/// host name, the release and the version.
+pub const SYSNAME: &str = "Linux";
+pub const NODENAME: &str = "vmakernel";
+pub const RELEASE: &str = "6.15.0-vmakernel";
+pub const VERSION: &str = concat!("#1 SMP ", env!("CARGO_PKG_VERSION"));
+
 pub fn uname(buf: u64) -> SysResult {
     let mut utsname = [0u8; 6 * 65];
     let fields: [&[u8]; 6] = [
-        b"Linux",
-        b"vmakernel",
-        b"6.15.0-vmakernel",
-        concat!("#1 SMP ", env!("CARGO_PKG_VERSION")).as_bytes(),
+        SYSNAME.as_bytes(),
+        NODENAME.as_bytes(),
+        RELEASE.as_bytes(),
+        VERSION.as_bytes(),
         b"x86_64",
         b"(none)",
     ];

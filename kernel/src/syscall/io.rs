@@ -696,6 +696,7 @@ pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
     match inode.kind() {
         FileKind::Regular => {}
         FileKind::Directory => return Err(EISDIR),
+        FileKind::Fifo => return Err(ESPIPE),
         _ => return Err(ENODEV),
     }
     let end = offset.checked_add(len).ok_or(super::errno::EFBIG)? as u64;

@@ -7,7 +7,7 @@
 
 pub mod errno;
 mod files;
-mod info;
+pub mod info;
 mod io;
 mod ipc;
 mod poll;
@@ -129,6 +129,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         138 => files::fstatfs(a[0], a[1]),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
+        165 => files::mount(a[0], a[1], a[2], a[3], a[4]),
+        166 => files::umount2(a[0], a[1]),
         169 => info::reboot(a[0], a[1], a[2]),
         186 => Ok(u64::from(sched::current().tid)),
         200 => signal::tkill(a[0], a[1]),

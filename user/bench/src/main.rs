@@ -1,5 +1,6 @@
-//! `bench [--poweroff] [KEY=VALUE...]`: page-fault throughput, the program `cargo xtask bench`
-//! runs as init, on this project's kernel and on Linux alike (static, Linux syscall ABI).
+//! `bench [--poweroff] [KEY=VALUE...]`: page-fault throughput, fork and /proc/self/maps reads, the
+//! program `cargo xtask bench` runs as init, on this project's kernel and on Linux alike (static,
+//! Linux syscall ABI).
 //!
 //! Scenarios (each faulting thread writes one byte to every page it owns; each first write is
 //! a page fault that allocates and clears a page):
@@ -31,12 +32,20 @@
 //! (after two unreported ones). The cases `Vx1` against `1x1` show what each VMA costs fork,
 //! `Vx0` what the VMA alone costs, and `1xP` what each page costs.
 //!
+//! Maps reads (`maps=N`, after the fork cases in every repetition): the program maps
+//! `maps_vmas` regions of a page (kept apart as for fork), then in two conditions, `quiet` and
+//! `storm` (c's storm thread, started before the reads and stopped after them), times `N`
+//! complete reads of /proc/self/maps, each an open, reads until end of file into one buffer and
+//! a close (after two unreported ones). As process 1 without /proc/self (Linux's /init) it
+//! first mounts proc on /proc; where /proc/self/maps cannot be read it says so once and
+//! measures the rest without it.
+//!
 //! Options (defaults in brackets): `scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause` [a],
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
 //! counts under QEMU's icount), `settle=1` (first wait until the guest is quiet: see [`settle`]),
-//! `forks=VxP,...` [none], `fork_iterations=N` [16].
+//! `forks=VxP,...` [none], `fork_iterations=N` [16], `maps=N` [0: none], `maps_vmas=V` [64].
 //!
 //! Output, one line per measurement (what xtask parses):
 //! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
@@ -45,6 +54,11 @@
 //! `storm_ops` counts the storm's system calls inside the measured window),
 //! `bench: fork vmas=V pages=P rep=R forks=N elapsed_ns=E fork_ns=F` per fork case (`E` from
 //! each fork call to the end of its wait4, summed; `F` the fork calls alone, in the parent),
+//! `bench: maps condition=quiet|storm vmas=V rep=R reads=N median_ns=M p99_ns=P worst_ns=W
+//! lines=L storm_ops=O` per condition (the median, 99th percentile (nearest rank) and longest
+//! read; `L` the lines of the last read, which count the `V` regions and the program's own
+//! mappings; `O` the storm's calls during the timed reads), or once
+//! `bench: maps: /proc/self/maps unavailable (ERRNO)`,
 //! and before them `bench: start release=UNAME cpus=N erms=0|1` (and with `settle=1`
 //! `bench: settled after_ns=N trials=T trial_ns=B`, or `bench: unsettled …` when the guest
 //! never went quiet), after them `bench: done`.
@@ -118,6 +132,9 @@ struct Options {
     poweroff: bool,
     forks: Vec<ForkCase>,
     fork_iterations: usize,
+    /// Timed reads of /proc/self/maps per condition and repetition (0: none).
+    maps: usize,
+    maps_vmas: usize,
 }
 
 /// A fork measurement: `vmas` regions of `max(pages, 1)` pages, `pages` of them written.
@@ -172,6 +189,8 @@ fn parse_options() -> Result<Options, String> {
         poweroff: false,
         forks: Vec::new(),
         fork_iterations: 16,
+        maps: 0,
+        maps_vmas: 64,
     };
     for arg in urt::start::args() {
         if arg == "--poweroff" {
@@ -207,6 +226,8 @@ fn parse_options() -> Result<Options, String> {
             "warmup" => options.warmup = value.parse().map_err(|_| format!("warmup: {value:?}"))?,
             "forks" => options.forks = fork_cases(value)?,
             "fork_iterations" => options.fork_iterations = number(key, value)?,
+            "maps" => options.maps = value.parse().map_err(|_| format!("maps: {value:?}"))?,
+            "maps_vmas" => options.maps_vmas = number(key, value)?,
             _ => return Err(format!("unknown option {key:?}")),
         }
     }
@@ -521,25 +542,32 @@ fn children_minor_faults() -> u64 {
     }
 }
 
+/// Maps `regions` regions of `pages_each` pages in one go, writes `written` pages of each, and
+/// makes every other region read-only so that no two neighbours merge: `regions` VMAs. Returns
+/// the base and length of the whole, for munmap.
+fn map_separate_regions(
+    regions: usize,
+    pages_each: usize,
+    written: usize,
+) -> Result<(usize, usize), String> {
+    let region_len = pages_each * PAGE_SIZE;
+    let len = regions * region_len;
+    let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
+        .map_err(|e| format!("mmap of {len} bytes: {e}"))?;
+    for region in 0..regions {
+        touch(base + region * region_len, written);
+    }
+    for region in (1..regions).step_by(2) {
+        sys::mprotect(base + region * region_len, region_len, sys::PROT_READ)
+            .map_err(|e| format!("mprotect: {e}"))?;
+    }
+    Ok((base, len))
+}
+
 /// Maps the layout of `case` (see the module documentation) and times fork, exit and wait on
 /// it; returns the result line.
 fn measure_fork(case: ForkCase, iterations: usize, rep: usize) -> Result<String, String> {
-    let chunk = case.pages.max(1);
-    let len = case.vmas * chunk * PAGE_SIZE;
-    let base = sys::mmap_anon(len, sys::PROT_READ | sys::PROT_WRITE)
-        .map_err(|e| format!("mmap of {len} bytes: {e}"))?;
-    for vma in 0..case.vmas {
-        touch(base + vma * chunk * PAGE_SIZE, case.pages);
-    }
-    // Every other region read-only: no two neighbours merge.
-    for vma in (1..case.vmas).step_by(2) {
-        sys::mprotect(
-            base + vma * chunk * PAGE_SIZE,
-            chunk * PAGE_SIZE,
-            sys::PROT_READ,
-        )
-        .map_err(|e| format!("mprotect: {e}"))?;
-    }
+    let (base, len) = map_separate_regions(case.vmas, case.pages.max(1), case.pages)?;
     let mut elapsed = 0;
     let mut forking = 0;
     let mut result = Ok(());
@@ -571,6 +599,127 @@ fn measure_fork(case: ForkCase, iterations: usize, rep: usize) -> Result<String,
     Ok(format!(
         "bench: fork vmas={} pages={} rep={rep} forks={iterations} elapsed_ns={elapsed} fork_ns={forking}",
         case.vmas, case.pages
+    ))
+}
+
+/// The conditions of the maps measurement: the reads alone, and beside c's storm.
+const MAPS_CONDITIONS: [(&str, Storm); 2] = [("quiet", Storm::None), ("storm", Storm::Protect)];
+/// Unreported reads before each condition's timed ones (caches, the emulator's translations,
+/// the first touch of the buffer).
+const MAPS_WARMUP_READS: usize = 2;
+/// How long a condition waits for its storm's first call before it reads anyway (the storm's
+/// own failure then shows at its join).
+const STORM_START_WAIT_NS: u64 = 1_000_000_000;
+
+/// Reads /proc/self/maps as a program would: open, read until end of file into `buffer`,
+/// close. Returns the bytes read.
+fn read_maps(buffer: &mut [u8]) -> Result<usize, String> {
+    let path = c"/proc/self/maps";
+    let fd = sys::open(path.as_ptr() as usize, sys::O_RDONLY | sys::O_CLOEXEC, 0)
+        .map_err(|e| format!("{e}"))?;
+    let mut filled = 0;
+    let read = loop {
+        if filled == buffer.len() {
+            break Err(format!("more than {} bytes", buffer.len()));
+        }
+        let free = &mut buffer[filled..];
+        match sys::read(fd, free.as_mut_ptr() as usize, free.len()) {
+            Ok(0) => break Ok(filled),
+            Ok(n) => filled += n,
+            Err(e) => break Err(format!("read: {e}")),
+        }
+    };
+    let closed = sys::close(fd).map_err(|e| format!("close: {e}"));
+    read.and_then(|n| closed.map(|_| n))
+}
+
+/// A buffer that holds /proc/self/maps with `vmas` regions mapped, with room for the program's
+/// own mappings and the storm's (a line takes under 256 bytes without a path, and these
+/// mappings have none or a short one).
+fn maps_buffer(vmas: usize) -> Vec<u8> {
+    alloc::vec![0; (vmas + 256) * 256]
+}
+
+/// Maps `vmas` regions of a page (apart, see [`map_separate_regions`]), then for each of
+/// [`MAPS_CONDITIONS`] times `reads` complete reads of /proc/self/maps; returns a result line
+/// per condition (see the module documentation) or why a condition failed.
+fn measure_maps(vmas: usize, reads: usize, rep: usize) -> Vec<Result<String, String>> {
+    let (base, len) = match map_separate_regions(vmas, 1, 0) {
+        Ok(layout) => layout,
+        Err(e) => {
+            return Vec::from([Err(format!(
+                "condition=quiet vmas={vmas} rep={rep} failed: {e}"
+            ))]);
+        }
+    };
+    let mut buffer = maps_buffer(vmas);
+    let lines = MAPS_CONDITIONS
+        .iter()
+        .map(|&(condition, storm_kind)| {
+            time_maps_reads(storm_kind, &mut buffer, reads)
+                .map(|timed| {
+                    format!(
+                        "bench: maps condition={condition} vmas={vmas} rep={rep} reads={reads} {timed}"
+                    )
+                })
+                .map_err(|e| format!("condition={condition} vmas={vmas} rep={rep} failed: {e}"))
+        })
+        .collect();
+    let _ = sys::munmap(base, len);
+    lines
+}
+
+/// Times `reads` reads of /proc/self/maps beside the storm `storm_kind` (started before them and
+/// stopped after them); returns the line's fields from `median_ns` on.
+fn time_maps_reads(storm_kind: Storm, buffer: &mut [u8], reads: usize) -> Result<String, String> {
+    let stop = alloc::sync::Arc::new(AtomicBool::new(false));
+    let calls = alloc::sync::Arc::new(StormCalls(AtomicU64::new(0)));
+    let storm_thread = (storm_kind != Storm::None).then(|| {
+        let (stop, calls) = (stop.clone(), calls.clone());
+        urt::thread::spawn(move || storm(storm_kind, &stop, &calls))
+    });
+    if storm_thread.is_some() {
+        let waiting_since = sys::monotonic_ns();
+        while calls.0.load(Ordering::Relaxed) == 0
+            && sys::monotonic_ns() - waiting_since < STORM_START_WAIT_NS
+        {
+            let _ = sys::sched_yield();
+        }
+    }
+    let mut times = Vec::with_capacity(reads);
+    let mut last_read = 0;
+    let mut result = Ok(());
+    for _ in 0..MAPS_WARMUP_READS {
+        if let Err(e) = read_maps(buffer) {
+            result = Err(e);
+        }
+    }
+    let calls_at_start = calls.0.load(Ordering::Relaxed);
+    while result.is_ok() && times.len() < reads {
+        let started = sys::monotonic_ns();
+        match read_maps(buffer) {
+            Ok(n) => {
+                times.push(sys::monotonic_ns() - started);
+                last_read = n;
+            }
+            Err(e) => result = Err(e),
+        }
+    }
+    let storm_ops = calls.0.load(Ordering::Relaxed) - calls_at_start;
+    stop.store(true, Ordering::Relaxed);
+    if let Some(thread) = storm_thread {
+        thread.join()?;
+    }
+    result?;
+    times.sort_unstable();
+    let count = times.len();
+    let median = (times[(count - 1) / 2] + times[count / 2]) / 2;
+    // Nearest rank: the smallest time that at least 99% of the reads did not exceed.
+    let p99 = times[(count * 99).div_ceil(100) - 1];
+    let worst = times[count - 1];
+    let lines = buffer[..last_read].iter().filter(|&&b| b == b'\n').count();
+    Ok(format!(
+        "median_ns={median} p99_ns={p99} worst_ns={worst} lines={lines} storm_ops={storm_ops}"
     ))
 }
 
@@ -730,7 +879,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N]"
+                "usage: bench [--poweroff] [scenarios=a,a-procs,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N] [maps=N] [maps_vmas=V]"
             );
             return 2;
         }
@@ -770,6 +919,17 @@ fn main() -> i32 {
             }
         }
     }
+    let mut maps_reads = options.maps;
+    if maps_reads > 0 {
+        for (fs, e) in urt::init::mount_pseudo_filesystems(&[urt::init::PROC]) {
+            println!("bench: note: mount {:?} on {:?}: {e}", fs.fstype, fs.target);
+        }
+        // A kernel without /proc: said once, and the rest is measured without it.
+        if let Err(e) = read_maps(&mut maps_buffer(options.maps_vmas)) {
+            println!("bench: maps: /proc/self/maps unavailable ({e})");
+            maps_reads = 0;
+        }
+    }
     let mut measurements = 0;
     for rep in 0..options.reps {
         for &(name, scenario) in &options.scenarios {
@@ -796,6 +956,18 @@ fn main() -> i32 {
                 }
             }
             measurements += 1;
+        }
+        if maps_reads > 0 {
+            for line in measure_maps(options.maps_vmas, maps_reads, rep) {
+                match line {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        println!("bench: maps {e}");
+                        status = 1;
+                    }
+                }
+                measurements += 1;
+            }
         }
     }
     println!("bench: done ({measurements} measurements)");

@@ -14,6 +14,7 @@
 //!   ([`thread`]);
 //! - signal types, handler installation and the `rt_sigreturn` trampoline ([`signal`]);
 //! - a KTAP version 1 test harness ([`ktap`]);
+//! - as Linux's `/init`, the pseudo filesystems a distribution's init would mount ([`init`]);
 //! - a panic handler that prints the message and location and exits with status 101.
 //!
 //! A program names its entry point with [`main!`]: `urt::main!(main);` where
@@ -24,6 +25,7 @@
 extern crate alloc;
 
 pub mod heap;
+pub mod init;
 pub mod io;
 pub mod ktap;
 pub mod signal;

@@ -84,6 +84,7 @@ pub mod nr {
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
     pub const MOUNT: usize = 165;
+    pub const UMOUNT2: usize = 166;
     pub const REBOOT: usize = 169;
     pub const GETTID: usize = 186;
     pub const TKILL: usize = 200;
@@ -476,6 +477,8 @@ pub const F_GETPIPE_SZ: usize = 1032;
 pub const FD_CLOEXEC: usize = 1;
 pub const CLOSE_RANGE_CLOEXEC: usize = 4;
 pub const FALLOC_FL_KEEP_SIZE: usize = 1;
+/// `umount2` flags.
+pub const MNT_DETACH: usize = 2;
 pub const MS_ASYNC: usize = 1;
 pub const MS_INVALIDATE: usize = 2;
 pub const MS_SYNC: usize = 4;
@@ -948,6 +951,7 @@ wrap!(
     mount(source, target, fstype, flags, data) = nr::MOUNT,
     syscall5
 );
+wrap!(umount2(target, flags) = nr::UMOUNT2, syscall2);
 
 #[inline]
 pub fn getpid() -> usize {

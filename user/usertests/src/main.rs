@@ -28,6 +28,7 @@ mod paths;
 mod pipe_poll;
 mod pipes;
 mod process;
+mod procfs;
 mod procs;
 mod signals;
 mod stress;
@@ -225,6 +226,19 @@ const TESTS: &[Test] = urt::tests![
     childsig::fork_keeps_handlers_and_mask_not_pending,
     childsig::execve_resets_handlers_keeps_ignored_mask_pending,
     childsig::tty_stop_dropped_in_orphaned_groups,
+    // /proc, /sys, mount
+    procfs::proc_self_links_to_the_process,
+    procfs::proc_self_status_names_the_process,
+    procfs::proc_self_stat_has_linux_fields,
+    procfs::proc_self_statm_counts_pages,
+    procfs::proc_self_cmdline_and_comm,
+    procfs::proc_self_fd_lists_and_links,
+    procfs::proc_self_cwd_and_exe,
+    procfs::proc_meminfo_cpuinfo_uptime_stat,
+    procfs::proc_mounts_lists_proc_and_sys,
+    procfs::sys_cpu_lists_and_topology,
+    procfs::statfs_names_proc_and_sysfs,
+    procfs::mount_and_umount2_rules,
     // stress
     stress::stress_fault_vs_mmap,
 ];
@@ -360,40 +374,23 @@ const FILEMAP: &[Test] = urt::tests![
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, PIPES, PIPE_POLL, TTY, LAST];
+const GROUPS: &[&[Test]] = &[TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, TTY, LAST];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[FILES, PATHS, FDS, DEVPROC, FILEMAP];
+const PENDING: &[&[Test]] = &[DEVPROC, FILEMAP];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();
     urt::ktap::run(GROUPS, PENDING)
 }
 
-/// As Linux's /init (process 1 before anything mounted /proc), mounts proc on /proc, sysfs on
-/// /sys and devtmpfs on /dev (the initramfs has the directories), as a distribution's init
-/// does; the project's kernel has them already (or, without mount(2), nothing to mount: ENOSYS
-/// passes silently). A failure also shows up in the tests that need them.
+/// As Linux's /init, mounts proc on /proc, sysfs on /sys and devtmpfs on /dev, as a
+/// distribution's init does (see [`urt::init`]). A failure also shows up in the tests that need
+/// them.
 fn mount_pseudo_filesystems() {
-    use urt::sys;
-    if sys::getpid() != 1 || util::stat(c"/proc/self").is_ok() {
-        return;
-    }
-    for (fstype, target) in [
-        (c"proc", c"/proc"),
-        (c"sysfs", c"/sys"),
-        (c"devtmpfs", c"/dev"),
-    ] {
-        let flags = if target == c"/dev" {
-            sys::MS_NOSUID
-        } else {
-            sys::MS_NOSUID | sys::MS_NODEV | sys::MS_NOEXEC
-        };
-        let fstype_ptr = fstype.as_ptr() as usize;
-        match sys::mount(fstype_ptr, target.as_ptr() as usize, fstype_ptr, flags, 0) {
-            Ok(_) | Err(sys::Errno::ENOSYS) => {}
-            Err(e) => urt::eprintln!("usertests: mount {fstype:?} on {target:?}: {e:?}"),
-        }
+    use urt::init::{DEVTMPFS, PROC, SYSFS};
+    for (fs, e) in urt::init::mount_pseudo_filesystems(&[PROC, SYSFS, DEVTMPFS]) {
+        urt::eprintln!("usertests: mount {:?} on {:?}: {e:?}", fs.fstype, fs.target);
     }
 }

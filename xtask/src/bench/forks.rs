@@ -9,7 +9,9 @@
 
 use serde::Serialize;
 
-use super::report::{Align, Method, NONE, Stats, Table, grouped, median, spread};
+use super::report::{
+    Align, Method, NONE, Stats, Table, median, method_name, spread, time_or_instructions,
+};
 
 /// One run of one fork case: `forks` rounds in `elapsed_ns` (guest nanoseconds, or guest
 /// instructions under icount), the parent's fork calls taking `fork_ns` of it.
@@ -160,14 +162,6 @@ pub fn breakdowns(rows: &[ForkRow]) -> Vec<ForkBreakdown> {
     out
 }
 
-/// A round's cost as the method measures it: µs of guest time, or instructions.
-fn cost(method: Method, value: f64) -> String {
-    match method {
-        Method::Wall => format!("{:.1} µs", value / 1000.0),
-        Method::Icount => grouped(value),
-    }
-}
-
 /// The rows: kernel, method, CPUs, case, repetitions, a round, its spread, the fork call.
 pub fn table(rows: &[ForkRow]) -> Table {
     use Align::{Left, Right};
@@ -190,9 +184,9 @@ pub fn table(rows: &[ForkRow]) -> Table {
             r.vmas.to_string(),
             r.pages.to_string(),
             r.reps.to_string(),
-            cost(r.method, r.round.median),
+            time_or_instructions(r.method, r.round.median),
             spread(&r.round),
-            cost(r.method, r.fork_call),
+            time_or_instructions(r.method, r.fork_call),
         ]);
     }
     table
@@ -211,26 +205,20 @@ pub fn breakdown_table(breakdowns: &[ForkBreakdown]) -> Table {
         ("per page", Right),
     ]);
     for b in breakdowns {
-        let optional =
-            |value: Option<f64>| value.map_or_else(|| NONE.into(), |v| cost(b.method, v));
+        let optional = |value: Option<f64>| {
+            value.map_or_else(|| NONE.into(), |v| time_or_instructions(b.method, v))
+        };
         table.rows.push(vec![
             b.kernel.clone(),
             method_name(b.method).into(),
             b.cpus.to_string(),
-            cost(b.method, b.base),
+            time_or_instructions(b.method, b.base),
             optional(b.per_vma),
             optional(b.per_empty_vma),
             optional(b.per_page),
         ]);
     }
     table
-}
-
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Wall => "wall",
-        Method::Icount => "icount",
-    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one 2-CPU boot per
 //! kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
 //! instructions (of every CPU, so the program first waits until the guest is quiet: its
-//! `settle=1`). Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
+//! `settle=1`). Every boot also times fork ([`forks`]) and reads of /proc/self/maps ([`maps`])
+//! after the scenarios. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
 mod export;
 mod forks;
+mod maps;
 pub mod report;
 
 pub use export::{export, import};
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{artifacts, install, ramdisk, testrun, user};
 use forks::ForkMeasurement;
+use maps::MapsMeasurement;
 use report::{Context, Measurement, Method, Report, ThreadResult};
 
 /// What `cargo xtask bench` was asked for.
@@ -70,6 +73,13 @@ const ICOUNT_ROUNDS: u32 = 8;
 /// with one region of 10 000 written pages (see user/bench and [`forks`]).
 const FORK_CASES: &str = "1x1,100x1,10000x1,10000x0,1x10000";
 const FORK_ITERATIONS: u32 = 16;
+/// Reads of /proc/self/maps (after the fork cases, in every boot): per repetition, 200 timed
+/// reads quiet and 200 beside a storm, in a process with 64 more regions (each a VMA; see
+/// user/bench and [`maps`]). About 0.2 ms a read under TCG: a second or two a boot.
+const MAPS_READS: u32 = 200;
+const MAPS_VMAS: u32 = 64;
+/// `bench: maps` lines per repetition: quiet and storm.
+const MAPS_CONDITIONS: usize = 2;
 /// A whole boot: generous, TCG on a busy host is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -93,6 +103,9 @@ struct Boot {
     /// `bench: fork` lines this boot will print.
     #[serde(default)]
     expected_forks: usize,
+    /// `bench: maps` lines this boot will print where the kernel has /proc/self/maps.
+    #[serde(default)]
+    expected_maps: usize,
 }
 
 /// The thread counts of the matrix: 1, 2, 4, ... up to `smp`, and `smp` itself.
@@ -122,9 +135,12 @@ fn plan(options: &Options) -> Vec<Boot> {
         "warmup=1".into(),
         format!("forks={FORK_CASES}"),
         format!("fork_iterations={FORK_ITERATIONS}"),
+        format!("maps={MAPS_READS}"),
+        format!("maps_vmas={MAPS_VMAS}"),
     ];
     let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
     let forks_expected = |reps: u32| FORK_CASES.split(',').count() * reps as usize;
+    let maps_expected = |reps: u32| MAPS_CONDITIONS * reps as usize;
     let icount_args = vec![
         format!("scenarios={ICOUNT_SCENARIOS}"),
         format!("threads={ICOUNT_THREADS}"),
@@ -135,6 +151,8 @@ fn plan(options: &Options) -> Vec<Boot> {
         "calibrate=1".into(),
         format!("forks={FORK_CASES}"),
         format!("fork_iterations={FORK_ITERATIONS}"),
+        format!("maps={MAPS_READS}"),
+        format!("maps_vmas={MAPS_VMAS}"),
     ];
     let icount_expected = ICOUNT_SCENARIOS.split(',').count()
         * ICOUNT_THREADS.split(',').count()
@@ -155,6 +173,7 @@ fn plan(options: &Options) -> Vec<Boot> {
             args: wall_args.clone(),
             expected: wall_expected,
             expected_forks: forks_expected(options.reps),
+            expected_maps: maps_expected(options.reps),
         })
         .collect();
     if !options.no_icount {
@@ -169,6 +188,7 @@ fn plan(options: &Options) -> Vec<Boot> {
                     args: icount_args.clone(),
                     expected: icount_expected,
                     expected_forks: forks_expected(options.reps.min(3)),
+                    expected_maps: maps_expected(options.reps.min(3)),
                 }),
         );
     }
@@ -208,42 +228,61 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
 struct Results {
     measurements: Vec<Measurement>,
     forks: Vec<ForkMeasurement>,
+    maps: Vec<MapsMeasurement>,
+    /// The kernels without /proc/self/maps, with why ("ours: ENOENT(2)"), each once.
+    maps_unavailable: Vec<String>,
     failures: Vec<String>,
 }
 
-/// What one boot measured: the scenarios' runs and the fork cases'.
-type BootResults = (Vec<Measurement>, Vec<ForkMeasurement>);
+/// What one boot measured: the scenarios' runs, the fork cases' and the maps reads', or why
+/// its kernel could not read /proc/self/maps.
+struct BootResults {
+    measurements: Vec<Measurement>,
+    forks: Vec<ForkMeasurement>,
+    maps: Vec<MapsMeasurement>,
+    /// "KERNEL: ERRNO" where the program found /proc/self/maps unavailable.
+    maps_unavailable: Option<String>,
+}
 
 impl Results {
-    /// Takes in one boot's measurements, noting a failure if it has fewer than it should.
+    /// Takes in one boot's measurements, noting a failure if it has fewer than it should. A
+    /// kernel without /proc/self/maps is noted, not failed: it measures the rest.
     fn add(&mut self, label: &str, boot: &Boot, got: Result<BootResults, String>) {
-        match got {
-            Ok((mut got, mut forks)) => {
-                if got.len() < boot.expected {
-                    self.failures.push(format!(
-                        "{label}: {} of {} measurements",
-                        got.len(),
-                        boot.expected
-                    ));
-                }
-                if forks.len() < boot.expected_forks {
-                    self.failures.push(format!(
-                        "{label}: {} of {} fork measurements",
-                        forks.len(),
-                        boot.expected_forks
-                    ));
-                }
-                self.measurements.append(&mut got);
-                self.forks.append(&mut forks);
+        let mut got = match got {
+            Ok(got) => got,
+            Err(e) => return self.failures.push(format!("{label}: {e}")),
+        };
+        let expected_maps = if got.maps_unavailable.is_some() {
+            0
+        } else {
+            boot.expected_maps
+        };
+        for (what, count, expected) in [
+            ("", got.measurements.len(), boot.expected),
+            (" fork", got.forks.len(), boot.expected_forks),
+            (" maps", got.maps.len(), expected_maps),
+        ] {
+            if count < expected {
+                self.failures
+                    .push(format!("{label}: {count} of {expected}{what} measurements"));
             }
-            Err(e) => self.failures.push(format!("{label}: {e}")),
         }
+        if let Some(why) = got.maps_unavailable
+            && !self.maps_unavailable.contains(&why)
+        {
+            self.maps_unavailable.push(why);
+        }
+        self.measurements.append(&mut got.measurements);
+        self.forks.append(&mut got.forks);
+        self.maps.append(&mut got.maps);
     }
 
     /// Prints the table and writes the reports into `dir`; the exit status is a failure if any
     /// boot fell short.
     fn report(self, context: Context, dir: &Path) -> Result<ExitCode, String> {
-        let report = Report::new(self.measurements, context).with_forks(self.forks);
+        let report = Report::new(self.measurements, context)
+            .with_forks(self.forks)
+            .with_maps(self.maps, self.maps_unavailable);
         println!("{}", report.table());
         let written = report.write_all(dir)?;
         println!(
@@ -458,6 +497,13 @@ fn collect(
     for fork in &mut forks {
         fork.kernel = kernel_name.clone();
     }
+    let mut maps = parsed.maps;
+    for run in &mut maps {
+        run.kernel = kernel_name.clone();
+    }
+    let maps_unavailable = parsed
+        .maps_unavailable
+        .map(|why| format!("{kernel_name}: {why}"));
     if let Some(line) = &parsed.unsettled {
         eprintln!(
             "\nxtask: bench: {label}: the guest never went quiet, so its counts include other work ({line})"
@@ -469,12 +515,17 @@ fn collect(
             why.push_str(&format!("; {error}"));
         }
         why.push_str(&format!("; serial log: {}", log.display()));
-        if measurements.is_empty() && forks.is_empty() {
+        if measurements.is_empty() && forks.is_empty() && maps.is_empty() {
             return Err(why);
         }
         eprintln!("\nxtask: bench: {label}: {why}");
     }
-    Ok((measurements, forks))
+    Ok(BootResults {
+        measurements,
+        forks,
+        maps,
+        maps_unavailable,
+    })
 }
 
 /// Shows `label` and how many of `expected` measurements the serial log holds so far, on one
@@ -524,6 +575,9 @@ struct Parsed {
     unsettled: Option<String>,
     measurements: Vec<Measurement>,
     forks: Vec<ForkMeasurement>,
+    maps: Vec<MapsMeasurement>,
+    /// Why the program could not read /proc/self/maps (its `bench: maps: … unavailable` line).
+    maps_unavailable: Option<String>,
     errors: Vec<String>,
 }
 
@@ -605,6 +659,22 @@ fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
                 Ok(m) => parsed.forks.push(m),
                 Err(e) => parsed.errors.push(e),
             }
+        } else if let Some(note) = line.strip_prefix("bench: maps: ") {
+            // "/proc/self/maps unavailable (ENOENT(2))": the reason in its parentheses.
+            let why = note
+                .split_once("unavailable")
+                .map_or(note, |(_, why)| why.trim());
+            let why = why.strip_prefix('(').and_then(|w| w.strip_suffix(')'));
+            parsed.maps_unavailable = Some(why.unwrap_or(note).to_owned());
+        } else if line.starts_with("bench: maps ") {
+            if line.contains(" failed: ") {
+                parsed.errors.push(line.to_owned());
+                continue;
+            }
+            match maps::parse_line(line, method, cpus) {
+                Ok(m) => parsed.maps.push(m),
+                Err(e) => parsed.errors.push(e),
+            }
         } else if line.starts_with("bench: scenario=") {
             if line.contains(" failed: ") {
                 parsed.errors.push(line.to_owned());
@@ -666,6 +736,8 @@ mod tests {
             "bench: scenario=c threads=1 rep=0 failed: mmap: ENOMEM",
             "bench: fork vmas=100 pages=1 rep=0 forks=16 elapsed_ns=3200 fork_ns=1600",
             "bench: fork vmas=10000 pages=1 rep=0 failed: fork: ENOMEM",
+            "bench: maps condition=quiet vmas=64 rep=0 reads=200 median_ns=150000 p99_ns=390000 worst_ns=490000 lines=72 storm_ops=0",
+            "bench: maps condition=storm vmas=64 rep=0 failed: storm mmap: ENOMEM",
             "bench: done (2 measurements)",
         ]
         .map(String::from)
@@ -684,11 +756,74 @@ mod tests {
             (16, 2000, 19, 2)
         );
         assert_eq!(m.per_thread[1].elapsed_ns, 2000);
-        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors.len(), 3, "{:?}", parsed.errors);
         assert!(parsed.errors[0].contains("ENOMEM"));
         assert!(parsed.errors[1].contains("fork: ENOMEM"));
+        assert!(parsed.errors[2].contains("storm mmap: ENOMEM"));
         assert_eq!(parsed.forks.len(), 1);
         assert_eq!((parsed.forks[0].vmas, parsed.forks[0].cpus), (100, 2));
+        assert_eq!(parsed.maps.len(), 1);
+        assert_eq!(
+            (parsed.maps[0].condition.as_str(), parsed.maps[0].median_ns),
+            ("quiet", 150_000)
+        );
+        assert_eq!(parsed.maps_unavailable, None);
+    }
+
+    fn boot(kernel: Kernel) -> Boot {
+        Boot {
+            kernel,
+            method: Method::Wall,
+            cpus: 2,
+            args: Vec::new(),
+            expected: 1,
+            expected_forks: 0,
+            expected_maps: 2,
+        }
+    }
+
+    #[test]
+    fn a_kernel_without_proc_maps_is_noted_not_failed() {
+        let serial: Vec<String> = [
+            "bench: start release=6.15.0-vmakernel cpus=2 erms=1",
+            "bench: maps: /proc/self/maps unavailable (ENOENT(2))",
+            "bench: scenario=b threads=1 rep=0 faults=16 elapsed_ns=2000 minflt=19 storm_ops=0 per_thread=16/2000",
+            "bench: done (1 measurements)",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ours = boot(Kernel::Ours { vma_lock: true });
+        let got = collect(
+            &ours,
+            &serial,
+            Outcome::Success,
+            Path::new("ours.log"),
+            "[1/2] ours",
+        );
+        let got = got.expect("the boot measured");
+        assert_eq!(got.maps_unavailable.as_deref(), Some("ours: ENOENT(2)"));
+        let mut results = Results::default();
+        results.add("[1/2] ours", &ours, Ok(got));
+        assert!(results.failures.is_empty(), "{:?}", results.failures);
+        assert_eq!(results.maps_unavailable, ["ours: ENOENT(2)"]);
+
+        // A kernel that has /proc/self/maps but printed fewer lines than expected fell short.
+        let linux = boot(Kernel::Linux {
+            bzimage: PathBuf::from("vmlinuz-6.12"),
+        });
+        let serial: Vec<String> = serial
+            .into_iter()
+            .filter(|line| !line.contains("unavailable"))
+            .collect();
+        let got = collect(
+            &linux,
+            &serial,
+            Outcome::UnexpectedExit(0),
+            Path::new("l.log"),
+            "[2/2]",
+        );
+        results.add("[2/2] Linux", &linux, got);
+        assert_eq!(results.failures, ["[2/2] Linux: 0 of 2 maps measurements"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::forks::{self, ForkBreakdown, ForkMeasurement, ForkRow};
+use super::maps::{self, MapsMeasurement, MapsRow};
 
 /// Our kernel as the runner names it.
 const OURS: &str = "ours";
@@ -213,6 +214,11 @@ pub struct Report {
     fork_measurements: Vec<ForkMeasurement>,
     forks: Vec<ForkRow>,
     fork_breakdowns: Vec<ForkBreakdown>,
+    /// Reads of /proc/self/maps ([`maps`](super::maps)): the runs, their groups, and the
+    /// kernels that could not read it, with why.
+    maps_measurements: Vec<MapsMeasurement>,
+    maps: Vec<MapsRow>,
+    maps_unavailable: Vec<String>,
 }
 
 /// What one group of repetitions shares.
@@ -598,6 +604,9 @@ impl Report {
             fork_measurements: Vec::new(),
             forks: Vec::new(),
             fork_breakdowns: Vec::new(),
+            maps_measurements: Vec::new(),
+            maps: Vec::new(),
+            maps_unavailable: Vec::new(),
         }
     }
 
@@ -641,6 +650,61 @@ impl Report {
                     None,
                 );
             }
+        }
+        self.targets.extend(figures);
+        self
+    }
+
+    /// Adds the reads of /proc/self/maps: their table, the kernels without it (`unavailable`,
+    /// "KERNEL: why"), and for each Linux kernel the ratio of our read to its: in guest time the
+    /// median and the longest read of each condition, in instructions the quiet median.
+    pub fn with_maps(
+        mut self,
+        measurements: Vec<MapsMeasurement>,
+        unavailable: Vec<String>,
+    ) -> Report {
+        self.maps = maps::rows(&measurements);
+        self.maps_measurements = measurements;
+        self.maps_unavailable = unavailable;
+        let find = |kernel: &str, method: Method, condition: &str| {
+            self.maps
+                .iter()
+                .find(|r| r.kernel == kernel && r.method == method && r.condition == condition)
+        };
+        let linux: BTreeSet<&str> = self
+            .maps
+            .iter()
+            .map(|r| r.kernel.as_str())
+            .filter(|k| k.starts_with(LINUX_PREFIX))
+            .collect();
+        let mut figures = Vec::new();
+        for linux in linux {
+            let compare = |method, condition, value: fn(&MapsRow) -> f64| {
+                ratio(
+                    find(OURS, method, condition).map(value),
+                    find(linux, method, condition).map(value),
+                )
+            };
+            for condition in ["quiet", "storm"] {
+                push_figure(
+                    &mut figures,
+                    format!("maps read median {condition}, ours / {linux}"),
+                    compare(Method::Wall, condition, |r| r.median.median),
+                    None,
+                );
+                push_figure(
+                    &mut figures,
+                    format!("maps read worst {condition}, ours / {linux}"),
+                    compare(Method::Wall, condition, |r| r.worst as f64),
+                    None,
+                );
+            }
+            push_figure(
+                &mut figures,
+                format!("instr/maps read quiet, ours / {linux}"),
+                compare(Method::Icount, "quiet", |r| r.median.median),
+                None,
+            );
         }
         self.targets.extend(figures);
         self
@@ -835,7 +899,7 @@ impl Report {
     }
 
     /// The tables that both the terminal and the Markdown show: heading, what it shows, table.
-    fn sections(&self) -> [(&'static str, String, Table); 5] {
+    fn sections(&self) -> [(&'static str, String, Table); 6] {
         let basis = |cpus: Option<u32>, what: &str| match cpus {
             Some(cpus) => format!("{what} from the {cpus}-CPU runs"),
             None => format!("no {what}"),
@@ -871,6 +935,7 @@ impl Report {
                     .to_string(),
                 forks::breakdown_table(&self.fork_breakdowns),
             ),
+            ("Maps reads", self.maps_about(), maps::table(&self.maps)),
             (
                 "Targets",
                 format!(
@@ -881,6 +946,25 @@ impl Report {
                 self.targets_table(),
             ),
         ]
+    }
+
+    /// What the maps table shows, and which kernels could not read /proc/self/maps.
+    fn maps_about(&self) -> String {
+        let mut about = String::from(
+            "complete reads of /proc/self/maps (open, read to the end, close) in a process with \
+             VMAs more regions, alone (quiet) and beside a thread in c's storm (storm); per \
+             repetition the median, 99th percentile and longest read, here the median of the \
+             medians (spread: the medians' min and max), the median of the 99th percentiles and \
+             the longest read of all: guest time (wall), guest instructions (icount, where the \
+             storm's CPU counts too)",
+        );
+        if !self.maps_unavailable.is_empty() {
+            about.push_str(&format!(
+                "; /proc/self/maps unavailable on {}",
+                self.maps_unavailable.join(", ")
+            ));
+        }
+        about
     }
 
     fn wall_table(&self) -> Table {
@@ -988,6 +1072,22 @@ pub(super) fn grouped(value: f64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// A guest cost as the method measures it: µs of guest time, or instructions.
+pub(super) fn time_or_instructions(method: Method, value: f64) -> String {
+    match method {
+        Method::Wall => format!("{:.1} µs", value / 1000.0),
+        Method::Icount => grouped(value),
+    }
+}
+
+/// The method's name in the tables.
+pub(super) fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Wall => "wall",
+        Method::Icount => "icount",
+    }
 }
 
 /// Min and max as percentages off the median: `-2.0% +3.1%`.
@@ -1525,6 +1625,61 @@ mod tests {
             "{markdown}"
         );
         assert!(report.json().contains("\"fork_breakdowns\""));
+    }
+
+    #[test]
+    fn maps_reads_are_reported_and_compared_with_linux() {
+        let read = |kernel: &str, method, condition: &str, median_ns, worst_ns| MapsMeasurement {
+            kernel: kernel.into(),
+            method,
+            cpus: 2,
+            condition: condition.into(),
+            vmas: 64,
+            rep: 0,
+            reads: 200,
+            median_ns,
+            p99_ns: worst_ns,
+            worst_ns,
+            lines: 72,
+            storm_ops: 0,
+        };
+        let report = sample().with_maps(
+            vec![
+                read(OURS, Method::Wall, "quiet", 40_000, 80_000),
+                read(OURS, Method::Wall, "storm", 50_000, 100_000),
+                read(LINUX, Method::Wall, "quiet", 160_000, 400_000),
+                read(LINUX, Method::Wall, "storm", 200_000, 20_000_000),
+                read(OURS, Method::Icount, "quiet", 30_000, 31_000),
+                read(LINUX, Method::Icount, "quiet", 120_000, 125_000),
+            ],
+            vec!["ours vma_lock=off: ENOENT(2)".into()],
+        );
+        let ratio = |name: &str| figure(&report, name).map(|f| f.value);
+        assert_eq!(
+            ratio(&format!("maps read median quiet, ours / {LINUX}")),
+            Some(0.25)
+        );
+        assert_eq!(
+            ratio(&format!("maps read median storm, ours / {LINUX}")),
+            Some(0.25)
+        );
+        assert_eq!(
+            ratio(&format!("maps read worst storm, ours / {LINUX}")),
+            Some(0.005)
+        );
+        assert_eq!(
+            ratio(&format!("instr/maps read quiet, ours / {LINUX}")),
+            Some(0.25)
+        );
+        let markdown = report.markdown();
+        assert!(markdown.contains("\n## Maps reads\n"), "{markdown}");
+        assert!(
+            markdown.contains("| ours | wall | 2 | storm | 64 | 1 | 72 | 50.0 µs |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("unavailable on ours vma_lock=off: ENOENT(2)"));
+        let json = report.json();
+        assert!(json.contains("\"maps_measurements\"") && json.contains("\"worst\": 20000000"));
     }
 
     #[test]

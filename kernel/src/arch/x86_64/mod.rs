@@ -1,7 +1,7 @@
 //! x86_64 glue: descriptor tables, traps, per-CPU data, the local APIC and its timer, the I/O
 //! APIC (for the serial line's interrupt), starting the other CPUs and working with them, the
-//! TSC, and the machinery that lets kernel code survive a fault it expected (exception table;
-//! in test images, jump buffers).
+//! TSC, what CPUID says of the processor and its topology, and the machinery that lets kernel
+//! code survive a fault it expected (exception table; in test images, jump buffers).
 
 pub mod acpi;
 pub mod ap_boot;
@@ -9,6 +9,7 @@ pub mod apic;
 pub mod backtrace;
 pub mod context;
 pub mod cpu_features;
+pub mod cpuid;
 pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;

@@ -204,6 +204,11 @@ impl CpuSet {
         Self(online_cpus().fold(0, |mask, c| mask | 1 << c.index))
     }
 
+    /// Every registered CPU, online or still starting (Linux's "possible" CPUs).
+    pub fn all_registered() -> Self {
+        Self(registered_cpus().fold(0, |mask, c| mask | 1 << c.index))
+    }
+
     pub fn contains(self, index: usize) -> bool {
         index < MAX_CPUS && self.0 & (1 << index) != 0
     }

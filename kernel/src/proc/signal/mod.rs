@@ -341,6 +341,14 @@ struct Shared {
     unreported_event: Option<JobEvent>,
 }
 
+/// A process's signal masks as `/proc` shows them ([`ProcessSignals::masks`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignalMasks {
+    pub pending: u64,
+    pub ignored: u64,
+    pub caught: u64,
+}
+
 /// A process's signal state: actions, process-directed pending signals, job control. See the
 /// module docs.
 pub struct ProcessSignals {
@@ -377,6 +385,29 @@ impl ProcessSignals {
     /// parent thread's with [`ThreadSignals::inherit_for_fork`].
     pub fn clone_for_fork(&self) -> Self {
         Self::with_actions(self.shared.lock().actions)
+    }
+
+    /// Whether a group stop is in effect (`/proc`'s state `T`).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.lock().stop.is_some()
+    }
+
+    /// The process-wide pending signals, the ignored ones (`SIG_IGN`) and those with a handler,
+    /// as masks (bit `n - 1` for signal `n`), for `/proc/PID/status` and `stat`.
+    pub fn masks(&self) -> SignalMasks {
+        let shared = self.shared.lock();
+        let mut masks = SignalMasks {
+            pending: shared.pending.set,
+            ..SignalMasks::default()
+        };
+        for (signo, action) in (1..).zip(shared.actions.iter()) {
+            match action.handler {
+                SIG_DFL => {}
+                SIG_IGN => masks.ignored |= sigmask(signo),
+                _ => masks.caught |= sigmask(signo),
+            }
+        }
+        masks
     }
 
     /// How a parent's SIGCHLD action treats its children: whether ended ones are collected at
@@ -549,6 +580,12 @@ impl ThreadSignals {
                 stop_generation: 0,
             }),
         }
+    }
+
+    /// The thread's blocked mask and its own pending signals (`/proc`).
+    pub fn blocked_and_pending(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        (state.blocked, state.pending.set)
     }
 
     /// A new thread (`clone`) starts with its creator's mask; no alternate stack. It looks for
