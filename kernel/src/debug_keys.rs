@@ -1,5 +1,7 @@
 //! Diagnostics on demand: keys on COM1 that dump state at any time, and the
-//! statistics printed at exit with the `stats` option. More join as subsystems land.
+//! statistics printed at exit with the `stats` option. More join as subsystems land. The
+//! terminal's input worker (fs/tty) hands the keys over: every key while no file of the
+//! terminal is open, `^]` and the key while one is.
 
 use core::sync::atomic::Ordering;
 

@@ -91,6 +91,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     debug_keys::print_statistics_at_exit(options.stats);
     proc::ramdisk::init(ramdisk);
     fs::init();
+    start_terminal_input(boot_info.rsdp_addr.into_option());
     if options.test {
         #[cfg(feature = "ktest")]
         ktest::run_all(&options);
@@ -109,6 +110,19 @@ fn leave_without_tests() -> ! {
         "test: this kernel was built without its tests; `cargo xtask test` builds and runs them"
     );
     arch::exit(arch::ExitCode::Failure)
+}
+
+/// Routes COM1's receive interrupt and starts the console terminal's input worker (which polls
+/// the line instead where the interrupt cannot be routed).
+fn start_terminal_input(rsdp: Option<u64>) {
+    let interrupt = match arch::ioapic::route_serial(rsdp) {
+        Ok(()) => console::enable_receive_interrupt(),
+        Err(reason) => {
+            log::warn!("tty: no serial interrupt ({reason}); polling the line every 10 ms");
+            false
+        }
+    };
+    fs::tty::start_input(interrupt);
 }
 
 /// Starts `init=` (with the arguments in `/etc/init.args`) and every `proc=` program.
@@ -143,9 +157,9 @@ fn start_user_programs(
     init
 }
 
-/// The boot task after boot: answers the debug keys on COM1, reports when init exits (with the
-/// VMA-lock counters), and leaves QEMU then if the `exit` option asks (success if init's status
-/// was 0).
+/// The boot task after boot: reports when init exits (with the VMA-lock counters), and leaves
+/// QEMU then if the `exit` option asks (success if init's status was 0). The debug keys come
+/// through the terminal's input worker (fs/tty).
 fn console_loop(
     options: &boot_options::BootOptions,
     init: Option<alloc::sync::Arc<proc::Process>>,
@@ -155,11 +169,10 @@ fn console_loop(
         debug_keys::print_statistics_if_asked();
         arch::exit(arch::ExitCode::Success);
     }
-    log::info!("keys on the serial console: h for help");
+    log::info!(
+        "debug keys on the serial console: h for help (^] and the key while a program has it open)"
+    );
     loop {
-        while let Some(key) = console::poll_key() {
-            debug_keys::handle(key);
-        }
         if let Some(process) = init.take_if(|p| p.exited.is_done()) {
             let status = process.exit_status();
             log::info!("init: {} exited with status {status}", process.path());

@@ -79,6 +79,13 @@ impl Screen {
             match c {
                 '\n' => self.newline(),
                 '\r' => self.x = BORDER,
+                // Backspace (the terminal's erase echoes it): one character to the left.
+                '\u{8}' => {
+                    self.x = self
+                        .x
+                        .saturating_sub(get_raster_width(WEIGHT, HEIGHT))
+                        .max(BORDER)
+                }
                 c => self.write_char(c),
             }
         }

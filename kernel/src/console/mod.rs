@@ -1,15 +1,23 @@
-//! The console: the `log` backend and the byte sink for test output.
+//! The console: the `log` backend, the byte sink for test output and terminal output, and the
+//! serial line's input.
 //!
 //! Owns COM1 (when a UART answers the loopback test) and the bootloader's framebuffer (when
 //! there is one); every line goes to both, so a machine without a serial port still shows its
 //! boot and test output on screen. Both sit behind one spinlock, taken with interrupts disabled
 //! so that an interrupt handler that logs cannot deadlock against the code it interrupted.
 //!
-//! The lock is held for one log line, one [`print!`], or one piece of user output: user writes
-//! of any size are sent a line at a time, at most [`USER_PIECE_MAX`] bytes under the lock, so
-//! other CPUs keep logging (and taking interrupts) while a large write is in progress. A log
-//! line always starts on a line of its own: if user output left the line unfinished, the log
-//! line is preceded by a line break (as Linux's printk does after an unterminated message).
+//! The lock is held for one log line, one [`print!`], or one piece of terminal output: the
+//! terminal (`fs::tty`) sends a user write a line at a time, at most [`TERMINAL_PIECE_MAX`]
+//! bytes under the lock, so other CPUs keep logging (and taking interrupts) while a large write
+//! is in progress. A log line always starts on a line of its own: if terminal output left the
+//! line unfinished, the log line is preceded by a line break (as Linux's printk does after an
+//! unterminated message). Log lines end in `\r\n` on the serial line; terminal output goes out
+//! as the terminal's output processing made it.
+//!
+//! Input: the serial receive interrupt ([`serial_interrupt`], routed by `arch::ioapic`) moves
+//! the UART's bytes into a small buffer under the same lock and has [`INPUT_ARRIVED`] woken;
+//! the terminal's input worker takes them ([`take_input`]), reading the UART directly too, which
+//! is all it does where the interrupt could not be routed.
 //!
 //! Log lines look like `[    1.234567] cpu0 INFO  message`: seconds since boot from the
 //! calibrated TSC, the CPU, the level, the text. Test output (KTAP) is written with [`print!`] and carries no prefix.
@@ -21,23 +29,54 @@ mod serial;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::sync::IrqSpinLock;
+use crate::sync::{IrqSpinLock, WaitQueue};
 use bootloader_api::info::FrameBuffer;
 
 use crate::time;
 
-/// The most bytes of user output written under the console lock at once (one line, or this
-/// much of a longer one). It bounds how long other CPUs wait and interrupts stay off: about
-/// 2.5 ms under QEMU's TCG (10 µs a byte for the serial port and the screen together,
-/// measured), 22 ms on a real 115200-baud line. Long enough for a whole KTAP line of a user
-/// test, so that no log line lands inside one.
-const USER_PIECE_MAX: usize = 256;
+/// The most bytes of terminal output written under the console lock at once (one line, or
+/// this much of a longer one, after output processing). It bounds how long other CPUs wait and
+/// interrupts stay off: about 5 ms under QEMU's TCG (10 µs a byte for the serial port and the
+/// screen together, measured), 45 ms on a real 115200-baud line. Long enough for a whole KTAP
+/// line of a user test, so that no log line lands inside one.
+pub const TERMINAL_PIECE_MAX: usize = 512;
+
+/// Bytes the serial line received and the terminal has not taken yet: a ring.
+const RECEIVED_MAX: usize = 256;
+
+struct Received {
+    bytes: [u8; RECEIVED_MAX],
+    start: usize,
+    len: usize,
+}
+
+impl Received {
+    /// Keeps `byte`, or drops it when the ring is full (the terminal's worker fell behind by a
+    /// whole ring, or is not running yet).
+    fn push(&mut self, byte: u8) {
+        if self.len < RECEIVED_MAX {
+            self.bytes[(self.start + self.len) % RECEIVED_MAX] = byte;
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<u8> {
+        if self.len == 0 {
+            return None;
+        }
+        let byte = self.bytes[self.start];
+        self.start = (self.start + 1) % RECEIVED_MAX;
+        self.len -= 1;
+        Some(byte)
+    }
+}
 
 struct Console {
     serial: Option<serial::Serial>,
     screen: Option<framebuffer::Screen>,
     /// Whether the last byte written ended a line (or nothing was written yet).
     at_line_start: bool,
+    received: Received,
 }
 
 impl Write for Console {
@@ -54,8 +93,8 @@ impl Write for Console {
 }
 
 impl Console {
-    /// Writes user bytes verbatim (the screen decodes them as UTF-8, see [`framebuffer`]).
-    fn write_user_bytes(&mut self, bytes: &[u8]) {
+    /// Writes terminal output verbatim (the screen decodes them as UTF-8, see [`framebuffer`]).
+    fn write_terminal_bytes(&mut self, bytes: &[u8]) {
         if let Some(serial) = &mut self.serial {
             serial.write_bytes(bytes);
         }
@@ -73,11 +112,21 @@ impl Console {
     }
 }
 
+const NOTHING_RECEIVED: Received = Received {
+    bytes: [0; RECEIVED_MAX],
+    start: 0,
+    len: 0,
+};
+
 static CONSOLE: IrqSpinLock<Console> = IrqSpinLock::new(Console {
     serial: None,
     screen: None,
     at_line_start: true,
+    received: NOTHING_RECEIVED,
 });
+
+/// Woken when the serial line received bytes ([`serial_interrupt`]).
+static INPUT_ARRIVED: WaitQueue = WaitQueue::new();
 
 /// Set once a panic has begun: from then on output ignores the lock (see [`emergency_write`]).
 static PANICKING: AtomicBool = AtomicBool::new(false);
@@ -95,6 +144,7 @@ pub fn init(framebuffer: Option<FrameBuffer>) {
         serial,
         screen,
         at_line_start: true,
+        received: NOTHING_RECEIVED,
     };
     // `set_logger` fails only if a logger is already installed; this runs once, first.
     let _ = log::set_logger(&LOGGER);
@@ -119,21 +169,12 @@ pub fn write_fmt(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// Writes bytes a user program sent to fd 1 or 2, verbatim (only `\n` becomes `\r\n` on the
-/// serial line, as a terminal expects), a piece at a time: each line, or each
-/// [`USER_PIECE_MAX`] bytes of a longer one, under the lock, which is released (and interrupts
-/// restored) between pieces. Log lines from other CPUs may come between two lines of `bytes`.
-pub fn write_bytes(bytes: &[u8]) {
-    for piece in user_pieces(bytes) {
-        CONSOLE.lock().write_user_bytes(piece);
-    }
-}
-
-/// `bytes` cut after each line break and after every [`USER_PIECE_MAX`] bytes of a longer line.
-fn user_pieces(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split_inclusive(|&b| b == b'\n')
-        .flat_map(|line| line.chunks(USER_PIECE_MAX))
+/// Writes one piece of terminal output (at most [`TERMINAL_PIECE_MAX`] bytes, ready for the
+/// line: the terminal did the output processing) under the lock, so that no log line lands
+/// inside it.
+pub fn write_terminal_piece(bytes: &[u8]) {
+    debug_assert!(bytes.len() <= TERMINAL_PIECE_MAX);
+    CONSOLE.lock().write_terminal_bytes(bytes);
 }
 
 /// Writes one log line (without its line break): on a line of its own, whole.
@@ -163,22 +204,59 @@ pub fn emergency_write(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// Reads one byte from COM1 if one is waiting (the debug keys, see debug_keys.rs).
-pub fn poll_key() -> Option<u8> {
-    CONSOLE
-        .lock()
-        .serial
-        .as_mut()
-        .and_then(serial::Serial::try_read)
+/// Has the UART raise its interrupt when bytes arrive, once `arch::ioapic` routed it; false
+/// without a serial port.
+pub fn enable_receive_interrupt() -> bool {
+    let mut console = CONSOLE.lock();
+    let Some(serial) = &mut console.serial else {
+        return false;
+    };
+    serial.enable_receive_interrupt();
+    true
 }
 
-/// Whether a byte from COM1 is waiting for [`poll_key`] (it is not taken).
-pub fn input_waiting() -> bool {
-    CONSOLE
-        .lock()
-        .serial
-        .as_mut()
-        .is_some_and(serial::Serial::has_input)
+/// COM1's receive interrupt (interrupt context): keeps what the UART holds for the terminal
+/// and has its worker woken.
+pub fn serial_interrupt() {
+    {
+        let mut console = CONSOLE.lock();
+        let Console {
+            serial, received, ..
+        } = &mut *console;
+        if let Some(serial) = serial {
+            while let Some(byte) = serial.try_read() {
+                received.push(byte);
+            }
+        }
+    }
+    INPUT_ARRIVED.wake_all_from_interrupt();
+}
+
+/// Moves received bytes into `out`, oldest first: those the interrupt kept, then those still in
+/// the UART. Returns how many.
+pub fn take_input(out: &mut [u8]) -> usize {
+    let mut console = CONSOLE.lock();
+    let Console {
+        serial, received, ..
+    } = &mut *console;
+    let mut count = 0;
+    for slot in out.iter_mut() {
+        let Some(byte) = received
+            .pop()
+            .or_else(|| serial.as_mut().and_then(serial::Serial::try_read))
+        else {
+            break;
+        };
+        *slot = byte;
+        count += 1;
+    }
+    count
+}
+
+/// Sleeps until the receive interrupt kept bytes, or until `deadline` (ns since boot) if given:
+/// without the interrupt, the caller polls [`take_input`] that often.
+pub fn wait_for_input(deadline: Option<u64>) {
+    let _ = INPUT_ARRIVED.wait_interruptible(|| CONSOLE.lock().received.len > 0, deadline);
 }
 
 impl log::Log for Logger {

@@ -1,5 +1,6 @@
 //! COM1, found by probing: a port that fails the UART's loopback test is treated as absent.
 
+use uart_16550::spec::registers::IER;
 use uart_16550::{Config, Uart16550, backend::PioBackend};
 
 const COM1: u16 = 0x3f8;
@@ -32,25 +33,18 @@ impl Serial {
         }
     }
 
-    /// Sends bytes as they are, but `\n` as `\r\n`.
+    /// Sends bytes exactly as they are (terminal output: the line discipline already turned
+    /// newlines into what the terminal wants).
     pub fn write_bytes(&mut self, bytes: &[u8]) {
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            match line.strip_suffix(b"\n") {
-                Some(text) => {
-                    self.uart.send_bytes_exact(text);
-                    self.uart.send_bytes_exact(b"\r\n");
-                }
-                None => self.uart.send_bytes_exact(line),
-            }
-        }
+        self.uart.send_bytes_exact(bytes);
     }
 
     pub fn try_read(&mut self) -> Option<u8> {
         self.uart.try_receive_byte().ok()
     }
 
-    /// Whether a received byte is waiting (it stays there).
-    pub fn has_input(&mut self) -> bool {
-        self.uart.ready_to_receive().is_ok()
+    /// Raises the UART's interrupt line whenever received bytes wait (reading them lowers it).
+    pub fn enable_receive_interrupt(&mut self) {
+        self.uart.enable_interrupts(IER::DATA_READY);
     }
 }

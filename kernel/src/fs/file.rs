@@ -60,9 +60,10 @@ pub struct File {
 
 impl File {
     /// A description of `dentry`'s inode, opened with `flags`; the inode's `open` hook runs
-    /// (and may refuse).
+    /// (and may refuse). The hook still sees `O_NOCTTY` (a terminal asks it), which the
+    /// description then drops, as Linux does.
     pub fn open(dentry: Arc<Dentry>, flags: u32) -> Result<Arc<File>, Errno> {
-        let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+        let status = flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
         let file = Arc::new(File {
             dentry,
             flags: AtomicU32::new(status),
@@ -70,6 +71,7 @@ impl File {
             private: spin::Once::new(),
         });
         file.inode().open(&file)?;
+        file.flags.fetch_and(!O_NOCTTY, Ordering::Relaxed);
         Ok(file)
     }
 

@@ -2,7 +2,7 @@
 //!
 //! - An [`Inode`] is one file of some file system: a directory, a regular file, a symbolic
 //!   link, a device, a pipe. File systems implement the trait ([`tmpfs`] for the root and
-//!   `/tmp`, [`dev`] for `/dev`); what an inode cannot do answers with Linux's error by
+//!   `/tmp`, [`dev`] for `/dev`, whose terminals are [`tty`]'s); what an inode cannot do answers with Linux's error by
 //!   default (`ENOTDIR` for a lookup in a file, `EINVAL` for reading a directory's link...).
 //! - Files that are not in any directory: [`pipe`]s and [`eventfd`]s, under unnamed dentries.
 //! - [`poll`]: the readiness `poll`, `select` and their kin wait for, and how files wake them.
@@ -38,6 +38,7 @@ pub mod poll;
 pub mod procfs;
 pub mod sysfs;
 pub mod tmpfs;
+pub mod tty;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -321,7 +322,7 @@ pub trait Inode: Send + Sync + Any {
 
     /// Whether the file calls [`poll::readiness_changed`] after every change of what
     /// [`Inode::poll`] answers; pollers look again every few milliseconds at a file that does
-    /// not (the console, which polls the serial line).
+    /// not.
     fn signals_readiness(&self) -> bool {
         true
     }

@@ -10,8 +10,8 @@
 //! file (each woken poller pays a scan of its files), in exchange for nothing to register with
 //! each file and to undo after the wait. While nobody polls, a change costs one atomic load (the
 //! count of sleeping pollers). A file that cannot tell when it changes
-//! ([`Inode::signals_readiness`] is false: the console, which polls the serial line) is asked
-//! again every [`RESCAN_NS`] while a poller watches it.
+//! ([`Inode::signals_readiness`] is false) is asked again every [`RESCAN_NS`] while a poller
+//! watches it.
 //!
 //! Why no wake-up is lost: a poller counts itself in [`SLEEPING_POLLERS`] and joins the queue
 //! before it asks its files (each answer taken under the file's lock); a file changes its state

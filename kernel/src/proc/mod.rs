@@ -519,6 +519,14 @@ pub fn is_group_orphaned(process: &Process) -> bool {
     })
 }
 
+/// The processes of group `pgid`, zombies included (they keep their group until collected).
+pub fn group_members(pgid: u32) -> Vec<Arc<Process>> {
+    live_processes()
+        .into_iter()
+        .filter(|p| p.pgid() == pgid)
+        .collect()
+}
+
 /// Whether any process is in group `pgid`.
 pub fn group_exists(pgid: u32) -> bool {
     PROCESSES.lock().iter().any(|p| p.pgid() == pgid)
@@ -611,7 +619,8 @@ pub(crate) fn leave_address_space(mm: &Mm) {
     }
 }
 
-/// The last thread's work: leave the address space and tear it down, keep a `vfork` promise,
+/// The last thread's work: leave the address space and tear it down, close the descriptors
+/// (and, for a session leader, give up the controlling terminal), keep a `vfork` promise,
 /// hand the children to the reaper, then become a zombie for the parent to collect (or be
 /// collected at once, with no parent).
 fn finish_process(process: &Arc<Process>, mm: &Mm) {
@@ -623,6 +632,9 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
     // (A table shared with `CLONE_FILES` stays open for the others.)
     let table = core::mem::replace(&mut *process.files.lock(), FdTable::new());
     drop(table);
+    if process.pid == process.sid() {
+        crate::fs::tty::session_leader_exited(process.sid());
+    }
     if let Some(done) = &process.vfork_done {
         done.complete();
     }

@@ -423,7 +423,6 @@ pub fn spawn(task: Arc<Task>) {
 }
 
 /// Starts a kernel thread running `entry`.
-#[cfg(feature = "ktest")]
 pub fn spawn_kernel(name: &str, entry: impl FnOnce() + Send + 'static) -> Option<Arc<Task>> {
     let task = Task::new_kernel(name, alloc::boxed::Box::new(entry))?;
     spawn(task.clone());
@@ -519,13 +518,14 @@ pub fn tick() {
 }
 
 /// Work due before a task returns to user mode (interrupts disabled on entry and exit): RCU
-/// (a quiescent state, ready callbacks), expired timers, a kill, a pending switch, a move off
-/// a CPU the task may no longer run on.
+/// (a quiescent state, ready callbacks), expired timers, wake-ups interrupts asked for, a kill,
+/// a pending switch, a move off a CPU the task may no longer run on.
 pub fn return_to_user() {
     loop {
         interrupts::enable();
         crate::sync::rcu::quiescent_state();
         timer::run_expired();
+        crate::sync::waitqueue::run_interrupt_wakes();
         if current().is_killed() {
             crate::proc::exit_killed_thread();
         }
@@ -546,13 +546,15 @@ fn must_switch() -> bool {
     cpu.sched.need_resched.load(Ordering::Relaxed) || !current().may_run_on(cpu.index)
 }
 
-/// Each CPU's idle task: run work handed to this CPU and RCU callbacks, fire timers, run
-/// queued tasks (or steal some), and halt when there is nothing to do.
+/// Each CPU's idle task: run work handed to this CPU and RCU callbacks, fire timers, do the
+/// wake-ups interrupts asked for, run queued tasks (or steal some), and halt when there is
+/// nothing to do.
 pub fn idle_loop() -> ! {
     let cpu = percpu::this_cpu();
     loop {
         crate::arch::run_idle_pass(cpu, || {
             timer::run_expired();
+            crate::sync::waitqueue::run_interrupt_wakes();
             let queued = !cpu.sched.run_queue.lock().is_empty();
             let stolen = if queued { None } else { steal(cpu) };
             if let Some(task) = stolen {

@@ -4,10 +4,14 @@
 //! marks itself asleep and then joins the queue *before* it checks the condition; the waker
 //! changes the condition *before* it wakes the queue. Either the sleeper sees the new condition, or the
 //! waker finds the sleeper in the queue, marked asleep. The queue's lock protects its list,
-//! which holds memory only while tasks wait. Process context only.
+//! which holds memory only while tasks wait. Process context only, but for
+//! [`WaitQueue::wake_all_from_interrupt`], which an interrupt handler uses to have a queue woken
+//! soon from process context ([`run_interrupt_wakes`]).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::sched::{self, Task, timer};
 use crate::sync::IrqSpinLock;
@@ -153,6 +157,54 @@ impl WaitQueue {
             if sched::wake(&task) {
                 return;
             }
+        }
+    }
+}
+
+/// The queues interrupt handlers asked to wake, each once, until [`run_interrupt_wakes`] takes
+/// them. Slots hold `&'static WaitQueue`s; four are more than the kernel's users need (the
+/// serial line's receive queue is the only one).
+static INTERRUPT_WAKES: [AtomicPtr<WaitQueue>; 4] = [const { AtomicPtr::new(null_mut()) }; 4];
+
+impl WaitQueue {
+    /// [`WaitQueue::wake_all`] on behalf of an interrupt handler, which may not wake tasks
+    /// itself (waking may allocate: run queues grow). Takes no lock and allocates nothing: it
+    /// marks the queue, and process context wakes it at the next return to user mode or idle
+    /// pass of any CPU ([`run_interrupt_wakes`]). The handler changes the sleepers' condition
+    /// first, as for any wake-up.
+    pub fn wake_all_from_interrupt(&'static self) {
+        let me = core::ptr::from_ref(self).cast_mut();
+        for slot in &INTERRUPT_WAKES {
+            match slot.compare_exchange(null_mut(), me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(current) if current == me => return,
+                Err(_) => {}
+            }
+        }
+        debug_assert!(
+            false,
+            "more queues woken from interrupts than INTERRUPT_WAKES holds"
+        );
+    }
+}
+
+/// Whether an interrupt handler asked for a wake-up that has not happened yet (the idle loop
+/// does not halt then).
+pub fn interrupt_wakes_pending() -> bool {
+    INTERRUPT_WAKES
+        .iter()
+        .any(|slot| !slot.load(Ordering::Relaxed).is_null())
+}
+
+/// Wakes the queues interrupt handlers marked ([`WaitQueue::wake_all_from_interrupt`]).
+/// Process context: the return to user mode and the idle loop call it.
+pub fn run_interrupt_wakes() {
+    for slot in &INTERRUPT_WAKES {
+        let queue = slot.swap(null_mut(), Ordering::AcqRel);
+        if !queue.is_null() {
+            // SAFETY: only `wake_all_from_interrupt` fills the slots, with `&'static` queues,
+            // which are never written through the pointer.
+            unsafe { &*queue }.wake_all();
         }
     }
 }

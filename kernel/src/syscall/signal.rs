@@ -161,17 +161,11 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
             .into_iter()
             .filter(|p| p.pid != me.pid && p.parent_pid() != 0)
             .collect(),
-        group => {
-            let pgid = if group == 0 {
-                me.pgid()
-            } else {
-                group.unsigned_abs()
-            };
-            crate::proc::live_processes()
-                .into_iter()
-                .filter(|p| p.pgid() == pgid)
-                .collect()
-        }
+        group => crate::proc::group_members(if group == 0 {
+            me.pgid()
+        } else {
+            group.unsigned_abs()
+        }),
     };
     if targets.is_empty() {
         return Err(ESRCH);
@@ -179,16 +173,8 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
     // As Linux: no such process comes before a bad signal number.
     let signo = signal_or_zero(signo)?;
     let info = SigInfo::from_sender(signo, SI_USER, my_pid(), 0);
-    let mut result = Err(ESRCH);
-    for process in &targets {
-        // One success is enough; otherwise the last error (Linux's group_send_sig_info loop).
-        match signal::send_signal_to_process(process, signo, info) {
-            Ok(()) => result = Ok(0),
-            Err(error) if result.is_err() => result = Err(error),
-            Err(_) => {}
-        }
-    }
-    result
+    signal::send_signal_to_each(&targets, signo, info)?;
+    Ok(0)
 }
 
 /// Sends `info` to the thread `tid` of process `tgid` (any process when `tgid` is `None`).

@@ -27,6 +27,7 @@
 //! | `env-is ARGV0 VAR...` | compares argv[0] with ARGV0 and the environment with VAR... | 0 when both match, 1 otherwise |
 //! | `ids PID PPID` | compares getpid(), gettid() with PID and getppid() with PPID | 0 when all match, 1 otherwise |
 //! | `sleep MS` | a second thread and the main thread sleep MS ms, then it exits 0 (also for the kernel's tests that stop, continue or kill a process from outside) | 0 |
+//! | `catch SIG MS` | a handler for SIG exits with status SIG; meanwhile it sleeps MS ms (for the kernel's terminal tests: a stop signal's default action does nothing in a kernel-started process's orphaned group) | SIG, or 0 when none came |
 //! | `fds FD...` | asks whether each FD is open (fcntl F_GETFD) | bit i set when the i-th FD is open (at most 6); 64 for a bad argument |
 //! | `sigstate SIG` | reads signal SIG's action (rt_sigaction), the mask (rt_sigprocmask) and the pending set (rt_sigpending) | the action's handler (0 `SIG_DFL`, 1 `SIG_IGN`, 2 a handler), + 4 if SIG is blocked, + 8 if it is pending, + 16 if the action has flags or a mask; 64 when the calls fail |
 
@@ -43,7 +44,7 @@ use urt::{eprintln, println};
 
 urt::main!(main);
 
-const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep sigstate fds";
+const MODES: &str = "null write-ro exec-nx prot-none ud2 div0 gp kernel-addr stack-overflow thread-null no-restorer bad-sigreturn segv-in-handler oom exit ok argc env-is ids sleep catch sigstate fds";
 
 fn main() -> i32 {
     let Some(mode) = urt::start::arg_str(1) else {
@@ -64,6 +65,19 @@ fn main() -> i32 {
             sys::sleep_ns(ms * 1_000_000);
             other.join();
             println!("faulter: slept {ms} ms");
+            0
+        }
+        "catch" => {
+            let arg = |index| urt::start::arg_str(index).and_then(|s| s.parse::<u64>().ok());
+            let (Some(signo), Some(ms)) = (arg(2), arg(3)) else {
+                eprintln!("faulter: catch: usage: catch SIG MS");
+                return 64;
+            };
+            if signal::set_handler(signo as usize, exit_with_signal_number, 0, 0).is_err() {
+                eprintln!("faulter: catch: rt_sigaction failed");
+                return 64;
+            }
+            sys::sleep_ns(ms * 1_000_000);
             0
         }
         "exit" => {
@@ -323,6 +337,10 @@ fn recurse(depth: usize) -> usize {
 }
 
 extern "C" fn ignore_signal(_: i32, _: *mut SigInfo, _: *mut UContext) {}
+
+extern "C" fn exit_with_signal_number(signo: i32, _: *mut SigInfo, _: *mut UContext) {
+    sys::exit_group(signo);
+}
 
 /// A SIGSEGV handler that faults itself, with SIGSEGV blocked: that one kills.
 extern "C" fn fault_again(_: i32, _: *mut SigInfo, _: *mut UContext) {

@@ -24,6 +24,8 @@ pub const SIGCHLD: usize = 17;
 pub const SIGCONT: usize = 18;
 pub const SIGSTOP: usize = 19;
 pub const SIGTSTP: usize = 20;
+pub const SIGTTIN: usize = 21;
+pub const SIGTTOU: usize = 22;
 pub const SIGURG: usize = 23;
 pub const SIGWINCH: usize = 28;
 /// The first real-time signal as the kernel counts (glibc keeps 32 and 33 for itself).

@@ -141,6 +141,7 @@ impl Errno {
     pub const ESRCH: Errno = Errno(3);
     pub const EINTR: Errno = Errno(4);
     pub const EIO: Errno = Errno(5);
+    pub const ENXIO: Errno = Errno(6);
     pub const E2BIG: Errno = Errno(7);
     pub const ENOEXEC: Errno = Errno(8);
     pub const EBADF: Errno = Errno(9);
@@ -424,7 +425,19 @@ pub const RUSAGE_THREAD: usize = 1;
 pub const RLIMIT_STACK: usize = 3;
 pub const AT_FDCWD: usize = -100isize as usize;
 pub const AT_EMPTY_PATH: usize = 0x1000;
+/// Terminal ioctls.
 pub const TCGETS: usize = 0x5401;
+pub const TCSETS: usize = 0x5402;
+pub const TCSETSW: usize = 0x5403;
+pub const TCSETSF: usize = 0x5404;
+pub const TCFLSH: usize = 0x540b;
+pub const TIOCSCTTY: usize = 0x540e;
+pub const TIOCGPGRP: usize = 0x540f;
+pub const TIOCSPGRP: usize = 0x5410;
+pub const TIOCSWINSZ: usize = 0x5414;
+pub const FIONBIO: usize = 0x5421;
+pub const TIOCNOTTY: usize = 0x5422;
+pub const TIOCGSID: usize = 0x5429;
 
 // Files: open flags, `*at` flags, modes, fcntl, and the other calls' flags.
 pub const O_RDONLY: usize = 0;
@@ -433,6 +446,7 @@ pub const O_RDWR: usize = 2;
 pub const O_ACCMODE: usize = 3;
 pub const O_CREAT: usize = 0o100;
 pub const O_EXCL: usize = 0o200;
+pub const O_NOCTTY: usize = 0o400;
 pub const O_TRUNC: usize = 0o1000;
 pub const O_APPEND: usize = 0o2000;
 pub const O_NONBLOCK: usize = 0o4000;

@@ -23,7 +23,7 @@ use crate::util::{
 const RW: usize = sys::O_RDWR | sys::O_CLOEXEC;
 
 /// `st_rdev` of device `major:minor` (Linux's encoding).
-fn device(major: u64, minor: u64) -> u64 {
+pub(crate) fn device(major: u64, minor: u64) -> u64 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
 }
 

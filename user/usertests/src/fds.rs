@@ -315,23 +315,17 @@ pub fn execve_runs_scripts_through_their_interpreter() -> TestResult {
         let argv = Strings::new(&["ignored", "a", "b"]);
         let mut child = Child::fork(|| {
             let error = sys::execve(path.as_ptr() as usize, argv.ptr(), 0).err();
-            100 + error.map_or(0, |e| e.0 as i32)
+            100 + error.map_or(0, |e| e.0)
         })?;
         child.end()
     };
     // Not executable yet.
-    check_eq!(
-        check_ok!(exec(&script)),
-        End::Exited(100 + Errno::EACCES.0 as i32)
-    );
+    check_eq!(check_ok!(exec(&script)), End::Exited(100 + Errno::EACCES.0));
     check_ok!(sys::fchmodat(AT_FDCWD, script.as_ptr() as usize, 0o755));
     check_eq!(check_ok!(exec(&script)), End::Exited(5));
     // A script whose interpreter is missing: ENOENT, as for the program itself.
     let orphan = check_ok!(s.file("orphan", b"#!/no/such/interpreter\n"));
     check_ok!(sys::fchmodat(AT_FDCWD, orphan.as_ptr() as usize, 0o755));
-    check_eq!(
-        check_ok!(exec(&orphan)),
-        End::Exited(100 + Errno::ENOENT.0 as i32)
-    );
+    check_eq!(check_ok!(exec(&orphan)), End::Exited(100 + Errno::ENOENT.0));
     Ok(())
 }

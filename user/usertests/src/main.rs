@@ -33,6 +33,7 @@ mod procs;
 mod signals;
 mod stress;
 mod threads;
+mod tty;
 mod util;
 
 use urt::ktap::Test;
@@ -332,6 +333,15 @@ const PIPE_POLL: &[Test] = urt::tests![
     pipe_poll::names_and_old_calls,
 ];
 
+/// The terminal (`tty`).
+const TTY: &[Test] = urt::tests![
+    tty::termios_set_and_get,
+    tty::window_size_set_and_get,
+    tty::console_reads_without_input,
+    tty::controlling_terminal_and_job_control,
+    tty::opening_the_serial_line_takes_it,
+];
+
 /// /dev, /proc and /sys (`devproc`).
 const DEVPROC: &[Test] = urt::tests![
     devproc::dev_null_and_zero,
@@ -370,7 +380,9 @@ const FILEMAP: &[Test] = urt::tests![
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
-const GROUPS: &[&[Test]] = &[TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, LAST];
+const GROUPS: &[&[Test]] = &[
+    TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, TTY, LAST,
+];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).

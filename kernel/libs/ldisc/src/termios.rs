@@ -160,6 +160,37 @@ impl Termios {
     pub const fn is_canonical(&self) -> bool {
         self.c_lflag & ICANON != 0
     }
+
+    /// The structure's size as `TCGETS` and `TCSETS` copy it.
+    pub const SIZE: usize = 36;
+
+    /// The bytes `TCGETS` copies to user memory (x86_64 is little-endian).
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut bytes = [0; Self::SIZE];
+        let flags = [self.c_iflag, self.c_oflag, self.c_cflag, self.c_lflag];
+        for (slot, flag) in bytes.as_chunks_mut::<4>().0.iter_mut().zip(flags) {
+            *slot = flag.to_le_bytes();
+        }
+        bytes[16] = self.c_line;
+        bytes[17..].copy_from_slice(&self.c_cc);
+        bytes
+    }
+
+    /// The settings in the bytes `TCSETS` copied from user memory.
+    pub fn from_bytes(bytes: &[u8; Self::SIZE]) -> Self {
+        let words = bytes.as_chunks::<4>().0;
+        let flag = |index: usize| u32::from_le_bytes(words[index]);
+        let mut c_cc = [0; NCCS];
+        c_cc.copy_from_slice(&bytes[17..]);
+        Self {
+            c_iflag: flag(0),
+            c_oflag: flag(1),
+            c_cflag: flag(2),
+            c_lflag: flag(3),
+            c_line: bytes[16],
+            c_cc,
+        }
+    }
 }
 
 impl Default for Termios {
@@ -180,6 +211,32 @@ pub struct Winsize {
     pub ws_xpixel: u16,
     /// Height in pixels (unused by the kernel).
     pub ws_ypixel: u16,
+}
+
+impl Winsize {
+    /// The structure's size as `TIOCGWINSZ` and `TIOCSWINSZ` copy it.
+    pub const SIZE: usize = 8;
+
+    /// The bytes `TIOCGWINSZ` copies to user memory (little-endian).
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut bytes = [0; Self::SIZE];
+        let fields = [self.ws_row, self.ws_col, self.ws_xpixel, self.ws_ypixel];
+        for (slot, field) in bytes.as_chunks_mut::<2>().0.iter_mut().zip(fields) {
+            *slot = field.to_le_bytes();
+        }
+        bytes
+    }
+
+    /// The size in the bytes `TIOCSWINSZ` copied from user memory.
+    pub fn from_bytes(bytes: &[u8; Self::SIZE]) -> Self {
+        let field = |index: usize| u16::from_le_bytes([bytes[2 * index], bytes[2 * index + 1]]);
+        Self {
+            ws_row: field(0),
+            ws_col: field(1),
+            ws_xpixel: field(2),
+            ws_ypixel: field(3),
+        }
+    }
 }
 
 impl Default for Winsize {

@@ -83,6 +83,31 @@ fn termios_has_linux_layout() {
 }
 
 #[test]
+fn user_memory_bytes_match_the_layout() {
+    let mut termios = Termios {
+        c_line: 7,
+        ..Termios::default()
+    };
+    termios.c_cc[VEOL2] = 0x42;
+    let bytes = termios.to_bytes();
+    assert_eq!(bytes.len(), size_of::<Termios>());
+    assert_eq!(bytes[..4], 0x500u32.to_le_bytes());
+    assert_eq!(bytes[12..16], 0x8a3bu32.to_le_bytes());
+    assert_eq!(bytes[16], 7);
+    assert_eq!(bytes[17 + VEOL2], 0x42);
+    assert_eq!(Termios::from_bytes(&bytes), termios);
+    let winsize = Winsize {
+        ws_row: 0x1234,
+        ws_col: 80,
+        ws_xpixel: 1,
+        ws_ypixel: 0xffff,
+    };
+    let bytes = winsize.to_bytes();
+    assert_eq!(bytes, [0x34, 0x12, 80, 0, 1, 0, 0xff, 0xff]);
+    assert_eq!(Winsize::from_bytes(&bytes), winsize);
+}
+
+#[test]
 fn defaults_are_linux_fresh_tty() {
     let t = Termios::default();
     // `stty -g` on Linux: iflag 500, oflag 5, lflag 8a3b; cflag B38400|CS8|CREAD|HUPCL.

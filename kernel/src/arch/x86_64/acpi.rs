@@ -1,5 +1,6 @@
 //! CPU discovery from the ACPI MADT (parsed by kernel/libs/acpi_madt), read through the
-//! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides.
+//! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides. Also
+//! tells which I/O APIC input a legacy ISA interrupt arrives at ([`isa_irq_route`]).
 
 use alloc::vec::Vec;
 #[cfg(feature = "ktest")]
@@ -84,4 +85,52 @@ pub fn cpus(rsdp: u64) -> Result<Vec<u32>, AcpiError> {
         }
     }
     Ok(cpus[..count].iter().map(|cpu| cpu.apic_id).collect())
+}
+
+/// Where a legacy ISA interrupt arrives: an I/O APIC input, with its polarity and trigger mode.
+pub struct IsaRoute {
+    /// Physical address of the I/O APIC's registers.
+    pub ioapic_address: u64,
+    /// The input (the GSI less the I/O APIC's first GSI).
+    pub input: u32,
+    pub active_low: bool,
+    pub level_triggered: bool,
+}
+
+/// The route of ISA IRQ `irq`: GSI `irq`, edge-triggered and active high (the ISA default),
+/// unless an interrupt source override says otherwise; delivered by the I/O APIC with the
+/// highest first GSI at or below it. `None` without a MADT or such an I/O APIC.
+pub fn isa_irq_route(rsdp: u64, irq: u8) -> Option<IsaRoute> {
+    let madt = acpi_madt::find_madt(&DirectMap, rsdp).ok()?;
+    let (gsi, flags) = madt
+        .entries()
+        .flatten()
+        .find_map(|entry| match entry {
+            MadtEntry::InterruptSourceOverride {
+                bus: 0,
+                source,
+                gsi,
+                flags,
+            } if source == irq => Some((gsi, flags)),
+            _ => None,
+        })
+        .unwrap_or((u32::from(irq), 0));
+    let (address, gsi_base) = madt
+        .entries()
+        .flatten()
+        .filter_map(|entry| match entry {
+            MadtEntry::IoApic {
+                address, gsi_base, ..
+            } if gsi_base <= gsi => Some((address, gsi_base)),
+            _ => None,
+        })
+        .max_by_key(|&(_, gsi_base)| gsi_base)?;
+    // MPS INTI flags: polarity in bits 0-1, trigger mode in bits 2-3; 3 is active low / level,
+    // 0 the bus's default (ISA: active high, edge).
+    Some(IsaRoute {
+        ioapic_address: u64::from(address),
+        input: gsi - gsi_base,
+        active_low: flags & 0b11 == 0b11,
+        level_triggered: (flags >> 2) & 0b11 == 0b11,
+    })
 }

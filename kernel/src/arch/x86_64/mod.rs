@@ -1,7 +1,7 @@
-//! x86_64 glue: descriptor tables, traps, per-CPU data, the local APIC and its timer, starting
-//! the other CPUs and working with them, the TSC, what CPUID says of the processor and its
-//! topology, and the machinery that lets kernel code survive a fault it expected (exception
-//! table; in test images, jump buffers).
+//! x86_64 glue: descriptor tables, traps, per-CPU data, the local APIC and its timer, the I/O
+//! APIC (for the serial line's interrupt), starting the other CPUs and working with them, the
+//! TSC, what CPUID says of the processor and its topology, and the machinery that lets kernel
+//! code survive a fault it expected (exception table; in test images, jump buffers).
 
 pub mod acpi;
 pub mod ap_boot;
@@ -13,6 +13,7 @@ pub mod cpuid;
 pub mod extable;
 pub mod fmtbuf;
 pub mod gdt;
+pub mod ioapic;
 #[cfg(feature = "ktest")]
 pub mod jump;
 pub mod mmu;
@@ -164,7 +165,8 @@ pub fn run_idle_pass(cpu: &percpu::CpuBlock, scheduler: impl FnOnce() -> bool) {
     let work_waiting = busy
         || cpu.idle_work.is_pending()
         || cpu.sched.queued() > 0
-        || cpu.sched.need_resched.load(Ordering::Relaxed);
+        || cpu.sched.need_resched.load(Ordering::Relaxed)
+        || crate::sync::waitqueue::interrupt_wakes_pending();
     if !work_waiting {
         percpu::add_local(&cpu.idle_halts, 1);
         idle_halt();

@@ -300,6 +300,11 @@ fn dispatch(frame: &mut TrapFrame, vector: u8) {
         super::apic::CALL_VECTOR => super::smp::handle_call_interrupt(),
         super::apic::WAKE_VECTOR => super::apic::end_of_interrupt(),
         super::apic::PING_VECTOR => super::smp::handle_ping_interrupt(),
+        super::ioapic::SERIAL_VECTOR => {
+            // The UART's line stays raised until its bytes are read: drain first, then EOI.
+            crate::console::serial_interrupt();
+            super::apic::end_of_interrupt();
+        }
         VECTOR_NMI => {
             super::smp::stop_if_requested(frame.rip, frame.rsp, frame.rbp);
             exception(frame);

@@ -61,9 +61,10 @@
 //! signals whose default action dumps core (no core file is written: there is no file system);
 //! `Process::exit_status` shows it as 128 + signal.
 //!
-//! There are no process groups yet: `kill(0, sig)` and `kill(-pgid, sig)` with the caller's own
-//! id signal the caller's process, `kill(-1, sig)` finds no other process to signal. A process
-//! has no parent yet either: job-control changes are only recorded, for the wait code.
+//! # Groups
+//! A signal to a process group (`kill(-pgid, sig)`, the terminal's `^C`, `^\` and `^Z`, its
+//! job-control stops) goes to each member ([`send_signal_to_each`] over
+//! `proc::group_members`).
 
 mod delivery;
 mod fault;
@@ -90,6 +91,7 @@ use crate::syscall::errno::{EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ERESTARTNOHAND
 
 /// The highest signal number.
 pub const NSIG: u32 = 64;
+pub const SIGHUP: u32 = 1;
 const SIGQUIT: u32 = 3;
 const SIGILL: u32 = 4;
 const SIGTRAP: u32 = 5;
@@ -103,12 +105,12 @@ pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
 pub(super) const SIGTSTP: u32 = 20;
-pub(super) const SIGTTIN: u32 = 21;
-pub(super) const SIGTTOU: u32 = 22;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
 const SIGURG: u32 = 23;
 const SIGXCPU: u32 = 24;
 const SIGXFSZ: u32 = 25;
-const SIGWINCH: u32 = 28;
+pub const SIGWINCH: u32 = 28;
 const SIGSYS: u32 = 31;
 /// The first real-time signal (glibc keeps 32 and 33 for itself: thread cancellation).
 const SIGRTMIN: u32 = 32;
@@ -675,6 +677,25 @@ pub fn send_signal_to_process(
     send(process, None, info.with_signo(signo))
 }
 
+/// Sends `signo` to every process of `targets` (a process group, or all): success if one took
+/// it, otherwise the last error, `ESRCH` when there is none (Linux's `group_send_sig_info`
+/// loop).
+pub fn send_signal_to_each(
+    targets: &[Arc<Process>],
+    signo: u32,
+    info: SigInfo,
+) -> Result<(), Errno> {
+    let mut result = Err(ESRCH);
+    for process in targets {
+        match send_signal_to_process(process, signo, info) {
+            Ok(()) => result = Ok(()),
+            Err(error) if result.is_err() => result = Err(error),
+            Err(_) => {}
+        }
+    }
+    result
+}
+
 /// Sends `signo` to the user thread `task` (thread-directed: only it takes it, though a fatal
 /// signal still ends its whole process). As [`send_signal_to_process`] otherwise; `ESRCH` for a
 /// kernel thread.
@@ -942,6 +963,14 @@ pub fn change_mask(change: Option<(MaskChange, u64)>) -> u64 {
             set_blocked(process, shared, state, new, kicks);
         }
         old
+    })
+}
+
+/// Whether the running thread blocks `signo` or its process ignores it with `SIG_IGN` (Linux's
+/// `is_ignored`, which the terminal's job-control checks ask).
+pub fn blocked_or_ignored(signo: u32) -> bool {
+    with_current(|_, shared, state, _| {
+        state.blocked & sigmask(signo) != 0 || shared.actions[signo as usize - 1].handler == SIG_IGN
     })
 }
 
