@@ -63,24 +63,48 @@ pub use break_switch::set_break_no_retry;
 /// Read-lock attempts of one step before it pins the VMA instead.
 pub const READ_LOCK_ATTEMPTS: u32 = 3;
 
-/// One line of `/proc/PID/maps`, copied from a VMA while a reference held it. A struct so that
-/// file mappings can add their identity (device, inode, path) and offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One line of `/proc/PID/maps`, copied from a VMA while a reference held it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapsEntry {
     pub start: u64,
     pub end: u64,
     /// The VMA's `VM_*` flags.
     pub flags: u32,
+    /// What a file mapping maps.
+    pub file: Option<MappedFile>,
+}
+
+/// The file of a file mapping, as its maps line names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedFile {
+    /// The byte offset in the file of the VMA's first page.
+    pub offset: u64,
+    /// The file's device (as `stat` encodes it) and inode number.
+    pub device: u64,
+    pub inode: u64,
+    /// Its path (" (deleted)" at the end once unlinked).
+    pub path: String,
 }
 
 impl MapsEntry {
     /// A copy of `vma`'s fields; the caller keeps `vma` in its current life (`mmap_lock`, or a
-    /// reference on it).
+    /// reference on it, which also keeps its file reference).
     pub fn of(vma: &Vma) -> Self {
+        let file = vma.file().map(|mapped| {
+            let file = mapped.file();
+            let stat = file.inode().stat();
+            MappedFile {
+                offset: mapped.pgoff() * 4096,
+                device: stat.dev,
+                inode: stat.ino,
+                path: file.dentry().path(),
+            }
+        });
         Self {
             start: vma.start(),
             end: vma.end(),
             flags: vma.flags(),
+            file,
         }
     }
 }
@@ -248,17 +272,28 @@ pub fn write_maps_line(out: &mut String, entry: &MapsEntry, image_path: Option<&
     } else {
         'p'
     };
+    let (offset, device, inode) = entry
+        .file
+        .as_ref()
+        .map_or((0, 0, 0), |f| (f.offset, f.device, f.inode));
+    // Linux's `MAJOR:MINOR` of the device, in hex.
+    let (major, minor) = (
+        (device >> 8) & 0xfff,
+        (device & 0xff) | ((device >> 12) & 0xfff00),
+    );
     // Writing to a `String` cannot fail.
     let _ = write!(
         out,
-        "{:08x}-{:08x} {}{}{}{sharing} 00000000 00:00 0 ",
+        "{:08x}-{:08x} {}{}{}{sharing} {offset:08x} {major:02x}:{minor:02x} {inode} ",
         entry.start,
         entry.end,
         perm(VM_READ, 'r'),
         perm(VM_WRITE, 'w'),
         perm(VM_EXEC, 'x'),
     );
-    let name = if entry.flags & VM_STACK != 0 {
+    let name = if let Some(file) = &entry.file {
+        Some(file.path.as_str())
+    } else if entry.flags & VM_STACK != 0 {
         Some("[stack]")
     } else if entry.flags & VM_BRK != 0 {
         Some("[heap]")
@@ -299,7 +334,7 @@ mod break_switch {
 mod ktests {
     use alloc::string::String;
 
-    use super::{MapsEntry, write_maps_line};
+    use super::{MappedFile, MapsEntry, write_maps_line};
     use crate::ktest;
     use crate::mm::vma::{VM_BRK, VM_EXEC, VM_IMAGE, VM_READ, VM_SHARED, VM_STACK, VM_WRITE};
 
@@ -308,7 +343,12 @@ mod ktests {
         /// (from a `/proc/self/maps` of Linux 6.18), the others follow its layout (names in
         /// column 73, at least 8 hex digits per address, a space after the inode).
         fn maps_lines_are_laid_out_as_linux_lays_them_out() {
-            let entry = |start, end, flags| MapsEntry { start, end, flags };
+            let entry = |start, end, flags| MapsEntry {
+                start,
+                end,
+                flags,
+                file: None,
+            };
             let cases = [
                 (
                     entry(0x5592_738f_4000, 0x5592_7393_6000, VM_READ | VM_WRITE | VM_BRK),
@@ -331,6 +371,18 @@ mod ktests {
                     "00010000-00011000 r--s 00000000 00:00 0 \n",
                 ),
                 (entry(0x2_0000, 0x2_2000, 0), "00020000-00022000 ---p 00000000 00:00 0 \n"),
+                (
+                    MapsEntry {
+                        file: Some(MappedFile {
+                            offset: 0x22000,
+                            device: 0x801,
+                            inode: 1_835_018,
+                            path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
+                        }),
+                        ..entry(0x7f02_9382_2000, 0x7f02_9399_7000, VM_READ | VM_EXEC)
+                    },
+                    "7f0293822000-7f0293997000 r-xp 00022000 08:01 1835018                    /usr/lib/x86_64-linux-gnu/libc.so.6\n",
+                ),
             ];
             let mut out = String::new();
             for (entry, expected) in cases {

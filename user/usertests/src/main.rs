@@ -381,12 +381,12 @@ const FILEMAP: &[Test] = urt::tests![
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
 const GROUPS: &[&[Test]] = &[
-    TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, TTY, LAST,
+    TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, TTY, DEVPROC, LAST,
 ];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after
 /// [`GROUPS`]).
-const PENDING: &[&[Test]] = &[DEVPROC];
+const PENDING: &[&[Test]] = &[];
 
 fn main() -> i32 {
     mount_pseudo_filesystems();

@@ -162,6 +162,7 @@ fn stable_layout() -> (Arc<Space>, Vec<MapsEntry>) {
             start: BASE + first * PAGE,
             end: BASE + (first + pages) * PAGE,
             flags,
+            file: None,
         })
         .collect();
     assert_eq!(snapshot, expected, "the stable VMAs as mapped");
