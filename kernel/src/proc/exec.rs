@@ -17,6 +17,7 @@ use alloc::vec::Vec;
 use super::{Invocation, Lineage, Process, register};
 use crate::arch::syscall::{USER_END, user_frame};
 use crate::fs::dentry::Dentry;
+use crate::fs::file::File;
 use crate::mm::addrspace::{
     Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, STACK_SIZE, STACK_TOP,
 };
@@ -97,11 +98,18 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// The executable file at `path` (relative paths from the caller's working directory) and its
-/// bytes: `EACCES` for a directory, another kind of file or one without execute permission;
-/// the walk's errors otherwise.
-fn read_executable(path: &str) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
-    use crate::fs::{FileKind, dentry, file::File, file::O_RDONLY};
+/// An executable file, open, and its bytes (which the ELF checks read; the segments are
+/// mapped from the file's page cache).
+struct Executable {
+    file: Arc<File>,
+    bytes: Vec<u8>,
+}
+
+/// The executable file at `path` (relative paths from the caller's working directory), open
+/// for reading: `EACCES` for a directory, another kind of file or one without execute
+/// permission; the walk's errors otherwise.
+fn read_executable(path: &str) -> Result<Executable, Errno> {
+    use crate::fs::{FileKind, dentry, file::O_RDONLY};
     let base = match crate::sched::current().process() {
         Some(process) => process.fs_context().cwd(),
         None => dentry::root().clone(),
@@ -112,7 +120,7 @@ fn read_executable(path: &str) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     if inode.kind() != FileKind::Regular || stat.mode & 0o111 == 0 {
         return Err(EACCES);
     }
-    let file = File::open(found.clone(), O_RDONLY)?;
+    let file = File::open(found, O_RDONLY)?;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(stat.size as usize)
@@ -120,7 +128,7 @@ fn read_executable(path: &str) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     bytes.resize(stat.size as usize, 0);
     let read = inode.read_at(&file, 0, &mut bytes)?;
     bytes.truncate(read);
-    Ok((found, bytes))
+    Ok(Executable { file, bytes })
 }
 
 /// How many `#!` scripts may lead to one another before the binary (Linux's limit).
@@ -174,13 +182,13 @@ fn build_image(path: &str, args: &[&[u8]], env: &[&[u8]]) -> Result<Image, LoadE
     let mut file = String::from(path);
     let mut args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
     for _ in 0..=MAX_SCRIPT_DEPTH {
-        let (executable, bytes) = read_executable(&file).map_err(LoadError::NotFound)?;
+        let executable = read_executable(&file).map_err(LoadError::NotFound)?;
         let Some(ScriptLine {
             interpreter,
             argument,
-        }) = script_interpreter(&bytes)?
+        }) = script_interpreter(&executable.bytes)?
         else {
-            return load_elf(path, executable, &bytes, args, env);
+            return load_elf(path, &executable, args, env);
         };
         let mut rewritten = alloc::vec![interpreter.as_bytes().to_vec()];
         rewritten.extend(argument);
@@ -209,15 +217,14 @@ fn place(image: &[u8], base: u64) -> Result<elf::Program, LoadError> {
 /// the program is by the auxiliary vector (`AT_PHDR`, `AT_ENTRY`, `AT_BASE`).
 fn load_elf(
     path: &str,
-    executable: Arc<Dentry>,
-    image: &[u8],
+    executable: &Executable,
     args: Vec<Vec<u8>>,
     env: &[&[u8]],
 ) -> Result<Image, LoadError> {
-    let program = place(image, PIE_BASE)?;
+    let program = place(&executable.bytes, PIE_BASE)?;
     let mm = Mm::new().ok_or(LoadError::OutOfMemory)?;
     let guard = mm.write();
-    map_segments(&guard, image, &program)?;
+    map_segments(&guard, executable, &program)?;
     let heap_start = program
         .segments
         .iter()
@@ -229,8 +236,8 @@ fn load_elf(
     let entry = match &program.interpreter {
         None => program.entry,
         Some(interpreter) => {
-            let (_, bytes) = read_executable(interpreter).map_err(LoadError::NotFound)?;
-            let unplaced = elf::parse(&bytes, &limits())
+            let linker_file = read_executable(interpreter).map_err(LoadError::NotFound)?;
+            let unplaced = elf::parse(&linker_file.bytes, &limits())
                 .map_err(|e| LoadError::NotExecutable(format!("{interpreter}: {e}")))?;
             if unplaced.interpreter.is_some() {
                 return Err(LoadError::NotExecutable(format!(
@@ -243,11 +250,11 @@ fn load_elf(
                     .find_free_top_down(end - start, MMAP_BASE)
                     .ok_or(LoadError::OutOfMemory)?;
                 aux.base = base;
-                place(&bytes, base)?
+                place(&linker_file.bytes, base)?
             } else {
                 unplaced
             };
-            map_segments(&guard, &bytes, &linker)?;
+            map_segments(&guard, &linker_file, &linker)?;
             linker.entry
         }
     };
@@ -258,7 +265,7 @@ fn load_elf(
         mm,
         entry,
         rsp,
-        executable,
+        executable: executable.file.dentry().clone(),
         args,
     })
 }
@@ -385,33 +392,78 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
     crate::sched::exit_current()
 }
 
-/// Maps the loadable segments of `program` and fills them from `image`.
-fn map_segments(mm: &MmWriteGuard, image: &[u8], program: &elf::Program) -> Result<(), LoadError> {
+/// Maps the loadable segments of `program` from `executable` (Linux's `elf_map`): a page
+/// that one segment alone covers with bytes of the file is a private mapping of the file's page
+/// cache, so every process running the program shares its text and read-only data until a
+/// write copies a page. The rest is anonymous memory filled with the segments' bytes: a page
+/// two segments share (it gets both protections), and the page where a segment's file bytes
+/// end and its zero-filled part (BSS) begins, whose tail must read as zeros.
+fn map_segments(
+    mm: &MmWriteGuard,
+    executable: &Executable,
+    program: &elf::Program,
+) -> Result<(), LoadError> {
+    const PAGE: u64 = 4096;
     let oom = |_| LoadError::OutOfMemory;
-    // Page pieces with the union of the protections of the segments that touch them.
+    let page_down = |a: u64| a & !(PAGE - 1);
+    let page_up = |a: u64| (a + PAGE - 1) & !(PAGE - 1);
+    // The page range of a segment that can come from the file: congruent offsets, and short of
+    // the page where its file bytes stop if a zero-filled part follows.
+    let from_file = |s: &elf::Segment| {
+        let file_end = s.vaddr + s.filesz;
+        let end = if s.memsz > s.filesz {
+            page_down(file_end)
+        } else {
+            page_up(file_end)
+        };
+        let congruent = s.vaddr % PAGE == s.file_offset % PAGE;
+        let start = page_down(s.vaddr);
+        if congruent && end > start {
+            start..end
+        } else {
+            start..start
+        }
+    };
     let mut bounds: Vec<u64> = Vec::new();
     for segment in &program.segments {
-        bounds.push(segment.vaddr & !0xfff);
-        bounds.push((segment.end() + 0xfff) & !0xfff);
+        bounds.push(page_down(segment.vaddr));
+        bounds.push(page_up(segment.end()));
+        let file_pages = from_file(segment);
+        bounds.extend([file_pages.start, file_pages.end]);
     }
     bounds.sort_unstable();
     bounds.dedup();
     for pair in bounds.windows(2) {
-        let (start, end) = (pair[0], pair[1]);
-        let flags = program
+        let piece = pair[0]..pair[1];
+        let touching: Vec<&elf::Segment> = program
             .segments
             .iter()
-            .filter(|s| s.vaddr < end && s.end() > start)
-            .fold(0, |flags, s| flags | segment_flags(s));
-        if flags != 0 {
-            mm.edit(start..end, Edit::Map(flags | VM_IMAGE))
-                .map_err(oom)?;
+            .filter(|s| s.vaddr < piece.end && s.end() > piece.start)
+            .collect();
+        let flags = touching.iter().fold(0, |flags, s| flags | segment_flags(s));
+        if flags == 0 {
+            continue;
         }
-    }
-    for segment in &program.segments {
-        let data =
-            &image[segment.file_offset as usize..(segment.file_offset + segment.filesz) as usize];
-        copy_into(mm, segment.vaddr, data).map_err(oom)?;
+        match touching.as_slice() {
+            [only] if from_file(only).start <= piece.start && piece.end <= from_file(only).end => {
+                let pgoff = (only.file_offset - (only.vaddr - piece.start)) / PAGE;
+                mm.map_file(piece, flags | VM_IMAGE, &executable.file, pgoff)
+                    .map_err(oom)?;
+            }
+            _ => {
+                mm.edit(piece.clone(), Edit::Map(flags | VM_IMAGE))
+                    .map_err(oom)?;
+                for segment in touching {
+                    let start = segment.vaddr.max(piece.start);
+                    let end = (segment.vaddr + segment.filesz).min(piece.end);
+                    if start < end {
+                        let at = (segment.file_offset + (start - segment.vaddr)) as usize;
+                        let data = &executable.bytes[at..at + (end - start) as usize];
+                        copy_into(mm, start, data).map_err(oom)?;
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
