@@ -315,6 +315,11 @@ impl PageCache {
             // The weak handle is dropped under the lock: it frees no address space (only a
             // strong handle's drop tears one down).
             mappers.swap_remove(at);
+            // The last mapper gone, the list's memory goes too: a program's file is mapped
+            // and unmapped for every run, and would otherwise keep it for good.
+            if mappers.is_empty() {
+                *mappers = Vec::new();
+            }
         }
     }
 }
