@@ -1,13 +1,17 @@
-//! Running an executable from the ramdisk: as a new process the kernel starts ([`spawn`]), or
-//! in place of a process's image (`execve`, [`execve`]). A static x86_64 ELF (non-PIE, or
-//! static-PIE loaded at a fixed base), checked by kernel/libs/elf, is loaded into a fresh
-//! address space, with the System V initial stack (argc, argv, envp, auxv) built above its
-//! stack VMA. `execve` builds the new address space aside and swaps it in only once nothing can
-//! fail any more.
+//! Running an executable file: as a new process the kernel starts ([`spawn`]), or in place of
+//! a process's image (`execve`, [`execve`]). The file is found through the VFS (relative paths
+//! from the working directory). An x86_64 ELF (static, static-PIE at a fixed base, or
+//! dynamically linked with its `PT_INTERP` interpreter loaded below the mmap base), checked by
+//! kernel/libs/elf, is loaded into a fresh address space, with the System V initial stack
+//! (argc, argv, envp, auxv) built above its stack VMA; a `#!` script runs its interpreter.
+//! `execve` builds the new address space aside and swaps it in only once nothing can fail any
+//! more.
 //!
-//! The loadable segments become VMAs with their protections; where two segments share a page,
-//! that page gets both protections. File bytes are copied into fresh pages at load; the rest
-//! (BSS) is zero-fill on demand.
+//! The loadable segments become VMAs with their protections. A page one segment alone fills
+//! with file bytes is a private mapping of the file's page cache (shared between processes
+//! until written); where two segments share a page, or a segment's file bytes end and its BSS
+//! begins, the page is an anonymous copy with both protections; the rest of the BSS is
+//! zero-fill on demand.
 
 use alloc::format;
 use alloc::string::String;

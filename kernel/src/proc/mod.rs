@@ -2,7 +2,7 @@
 //!
 //! A process is an address space with one or more user threads (tasks sharing it), a place in
 //! the process tree, a process group and a session. The kernel starts processes from
-//! executables in the ramdisk ([`exec::spawn`]); processes start others with fork (`clone`
+//! executable files of the root file system ([`exec::spawn`]); processes start others with fork (`clone`
 //! without `CLONE_VM`, `fork`, `vfork`, `clone3`) and replace their image with `execve`;
 //! threads come from `clone` with `CLONE_THREAD`. A process ends when its last thread exits;
 //! `exit_group` (or a fatal signal) kills every other thread first. The last thread tears the
@@ -44,7 +44,7 @@ use crate::sync::{Completion, IrqSpinLock, PerCpuCounter, WaitQueue};
 
 pub struct Process {
     pub pid: u32,
-    /// The executable's path in the ramdisk (`execve` changes it).
+    /// The executable's path (`execve` changes it).
     path: spin::Mutex<String>,
     /// The executable, arguments and environment (`/proc/PID/exe`, `cmdline`, `environ`).
     invocation: spin::Mutex<Invocation>,

@@ -6,8 +6,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::errno::{
-    E2BIG, EACCES, EBADF, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, ENOMEM, ENOTDIR, EPERM, ESRCH,
-    SysResult,
+    E2BIG, EACCES, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, ENOMEM, ENOTDIR, EPERM, ESRCH, SysResult,
 };
 use super::thread::{self, process};
 use crate::arch::trap::TrapFrame;
@@ -512,8 +511,9 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> SysResult {
     execveat(AT_FDCWD as u64, path, argv, envp, 0)
 }
 
-/// `execveat(dirfd, path, argv, envp, flags)`: paths are looked up in the ramdisk, from its
-/// root (there is no working directory or directory descriptor yet). Returns only on failure.
+/// `execveat(dirfd, path, argv, envp, flags)`: a relative path starts at `dirfd` (or the
+/// working directory for `AT_FDCWD`); with `AT_EMPTY_PATH` an empty path runs the file `dirfd`
+/// is open on. Returns only on failure.
 pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
@@ -524,36 +524,54 @@ pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysR
     let length = crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
     let args = copy_strings(argv)?;
     let env = copy_strings(envp)?;
-    let path = ramdisk_path(&name[..length], dirfd as u32 as i32, flags)?;
+    let path = exec_path(&name[..length], dirfd as u32 as i32, flags)?;
     drop(name);
     Err(crate::proc::exec::execve(path, args, env))
 }
 
-/// The ramdisk path `execveat` runs for the path `name` it was given, relative to `dirfd`.
-fn ramdisk_path(
+/// The path `execveat` runs for the path `name` it was given, relative to `dirfd`: as given
+/// when absolute or relative to the working directory (the loader walks it from there), else
+/// from the directory `dirfd` is open on; the path of the file `dirfd` is open on for an empty
+/// name with `AT_EMPTY_PATH`. `ELOOP` for a symbolic link with `AT_SYMLINK_NOFOLLOW`.
+fn exec_path(
     name: &[u8],
     dirfd: i32,
     flags: u64,
 ) -> Result<alloc::string::String, super::errno::Errno> {
+    use crate::fs::FileKind;
+    use crate::fs::dentry::{self, Follow};
     let name = core::str::from_utf8(name).map_err(|_| ENOENT)?;
+    let files = process().files();
     if name.is_empty() {
-        // AT_EMPTY_PATH runs the file `dirfd` refers to: the console's (a character device)
-        // or the working directory (/), neither a regular file; no other is open.
-        Err(match (flags & AT_EMPTY_PATH != 0, dirfd) {
-            (true, 0..=2 | AT_FDCWD) => EACCES,
-            (true, _) => EBADF,
-            (false, _) => ENOENT,
-        })
-    } else if name.starts_with('/') || dirfd == AT_FDCWD {
-        Ok(alloc::format!("/{}", name.trim_start_matches('/')))
-    } else {
-        // A relative path from a directory descriptor: none is a directory.
-        Err(if (0..=2).contains(&dirfd) {
-            ENOTDIR
-        } else {
-            EBADF
-        })
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            // The working directory: not a file to run.
+            return Err(EACCES);
+        }
+        let file = files.get(u64::from(dirfd as u32))?;
+        if file.inode().kind() != FileKind::Regular {
+            return Err(EACCES);
+        }
+        return Ok(file.dentry().path());
     }
+    let path = if name.starts_with('/') || dirfd == AT_FDCWD {
+        alloc::string::String::from(name)
+    } else {
+        let directory = files.get(u64::from(dirfd as u32))?;
+        if directory.inode().kind() != FileKind::Directory {
+            return Err(ENOTDIR);
+        }
+        alloc::format!("{}/{name}", directory.dentry().path().trim_end_matches('/'))
+    };
+    if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        let cwd = process().fs_context().cwd();
+        if dentry::resolve(&cwd, &path, Follow::No)?.inode().kind() == FileKind::Symlink {
+            return Err(super::errno::ELOOP);
+        }
+    }
+    Ok(path)
 }
 
 /// Copies a NULL-terminated array of string pointers (argv or envp) from user space; a NULL

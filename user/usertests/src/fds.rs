@@ -329,3 +329,61 @@ pub fn execve_runs_scripts_through_their_interpreter() -> TestResult {
     check_eq!(check_ok!(exec(&orphan)), End::Exited(100 + Errno::ENOENT.0));
     Ok(())
 }
+
+pub fn execve_relative_paths_and_directory_descriptors() -> TestResult {
+    let Some(faulter) = faulter() else {
+        skip!("{}", crate::procs::not_found("faulter"));
+    };
+    let full = faulter.to_str().unwrap_or("/bin/faulter");
+    let (directory, file) = full.rsplit_once('/').unwrap_or(("/bin", "faulter"));
+    let directory = crate::util::cstring(if directory.is_empty() { "/" } else { directory });
+    let file = crate::util::cstring(file);
+    let dot_file = crate::util::cstring(&alloc::format!("./{}", file.to_str().unwrap_or("")));
+    let argv = Strings::new(&["faulter", "exit", "7"]);
+    let run = |body: &dyn Fn() -> Result<usize, Errno>| -> Result<End, Errno> {
+        let mut child = Child::fork(|| 100 + body().err().map_or(0, |e| e.0))?;
+        child.end()
+    };
+    // A path relative to the working directory.
+    let from_cwd = run(&|| {
+        sys::chdir(directory.as_ptr() as usize)?;
+        sys::execve(dot_file.as_ptr() as usize, argv.ptr(), 0)
+    });
+    check_eq!(
+        check_ok!(from_cwd),
+        End::Exited(7),
+        "execve of ./faulter from its directory"
+    );
+    // Relative to a directory descriptor, and the file a descriptor is open on.
+    let dir = check_ok!(Fd::open(
+        &directory,
+        sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC,
+        0
+    ));
+    let from_dirfd = run(&|| sys::execveat(dir.0, file.as_ptr() as usize, argv.ptr(), 0, 0));
+    check_eq!(
+        check_ok!(from_dirfd),
+        End::Exited(7),
+        "execveat relative to a directory"
+    );
+    let program = check_ok!(Fd::open(&faulter, sys::O_RDONLY | sys::O_CLOEXEC, 0));
+    let empty = c"";
+    let from_fd = run(&|| {
+        sys::execveat(
+            program.0,
+            empty.as_ptr() as usize,
+            argv.ptr(),
+            0,
+            sys::AT_EMPTY_PATH,
+        )
+    });
+    check_eq!(
+        check_ok!(from_fd),
+        End::Exited(7),
+        "execveat(fd, \"\", AT_EMPTY_PATH)"
+    );
+    // A file descriptor used as the directory of a relative path.
+    let not_dir = run(&|| sys::execveat(program.0, file.as_ptr() as usize, argv.ptr(), 0, 0));
+    check_eq!(check_ok!(not_dir), End::Exited(100 + Errno::ENOTDIR.0));
+    Ok(())
+}

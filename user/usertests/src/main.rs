@@ -302,6 +302,7 @@ const FDS: &[Test] = urt::tests![
     fds::clone_without_files_copies_the_table,
     fds::execve_closes_cloexec_descriptors,
     fds::execve_runs_scripts_through_their_interpreter,
+    fds::execve_relative_paths_and_directory_descriptors,
 ];
 
 /// Pipes and waiting on them (`pipes`).
