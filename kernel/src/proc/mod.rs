@@ -2,8 +2,9 @@
 //!
 //! A process is an address space with one or more user threads (tasks sharing it), a place in
 //! the process tree, a process group and a session. The kernel starts processes from
-//! executable files of the root file system ([`exec::spawn`]); processes start others with fork (`clone`
-//! without `CLONE_VM`, `fork`, `vfork`, `clone3`) and replace their image with `execve`;
+//! executable files of the root file system ([`exec::spawn`]); processes start others with
+//! fork (`clone` without `CLONE_VM`, `fork`, `vfork`, `clone3`) and replace their image with
+//! `execve`;
 //! threads come from `clone` with `CLONE_THREAD`. A process ends when its last thread exits;
 //! `exit_group` (or a fatal signal) kills every other thread first. The last thread tears the
 //! address space down (unless a `vfork` child or parent still uses it), so frames, page tables
