@@ -209,22 +209,28 @@ pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(
-        dirfd,
-        path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
+    let dentry = lookup_at_flags(dirfd, path, flags)?;
     write_user(buf, &stat_words(&dentry.inode().stat()))?;
     Ok(0)
 }
 
+/// Whether a walk follows the last link: not when `flags` has the call's `no_follow` bit.
 fn follow_unless(flags: u64, no_follow: u64) -> Follow {
     if flags & no_follow != 0 {
         Follow::No
     } else {
         Follow::Yes
     }
+}
+
+/// [`lookup_at`] with the last link followed unless `flags` has `AT_SYMLINK_NOFOLLOW`.
+fn lookup_at_flags(dirfd: u64, path: u64, flags: u64) -> Result<Arc<Dentry>, Errno> {
+    lookup_at(
+        dirfd,
+        path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )
 }
 
 /// The fields `statx` fills (`STATX_BASIC_STATS`).
@@ -242,12 +248,7 @@ pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResul
     {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(
-        dirfd,
-        path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
+    let dentry = lookup_at_flags(dirfd, path, flags)?;
     let stat = dentry.inode().stat();
     let mut out = [0u8; 256];
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
@@ -472,12 +473,7 @@ pub fn fchmodat(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(
-        dirfd,
-        path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
+    let dentry = lookup_at_flags(dirfd, path, flags)?;
     if dentry.inode().kind() == FileKind::Symlink {
         return Err(EOPNOTSUPP);
     }
@@ -554,12 +550,7 @@ pub fn faccessat2(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
     if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(
-        dirfd,
-        path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
+    let dentry = lookup_at_flags(dirfd, path, flags)?;
     let stat = dentry.inode().stat();
     // Root may read and write anything; it may execute a file with an execute bit set.
     if mode & X_OK != 0 && dentry.inode().kind() != FileKind::Directory && stat.mode & 0o111 == 0 {

@@ -259,43 +259,20 @@ pub fn readv_and_writev_on_pipes() -> TestResult {
     check_eq!(got, Ok(4));
     check_eq!(&first, b"1234");
     // Two writers of PIPE_BUF bytes in two buffers each: never mixed.
-    const ROUNDS: usize = 48;
-    let writer = |byte: u8| {
-        let w = &w;
-        move || {
-            let half = [byte; PAGE / 2];
-            let iov = [
-                Iovec {
-                    base: half.as_ptr() as usize,
-                    len: half.len(),
-                },
-                Iovec {
-                    base: half.as_ptr() as usize,
-                    len: half.len(),
-                },
-            ];
-            for _ in 0..ROUNDS {
-                if sys::writev(w.0, iov.as_ptr() as usize, 2) != Ok(PAGE) {
-                    return 1;
-                }
-            }
-            0
-        }
-    };
-    let mut a = check_ok!(Child::fork(writer(b'a')));
-    let mut b = check_ok!(Child::fork(writer(b'b')));
-    drop(w);
-    let all = check_ok!(r.read_to_end());
-    check_eq!(check_ok!(a.end()), End::Exited(0));
-    check_eq!(check_ok!(b.end()), End::Exited(0));
-    check_eq!(all.len(), 2 * ROUNDS * PAGE);
-    for (i, block) in all.chunks(PAGE).enumerate() {
-        check!(
-            block.iter().all(|&x| x == block[0]),
-            "block {i} mixes two writers' bytes"
-        );
-    }
-    Ok(())
+    crate::pipes::two_writers_never_mix(r, w, PAGE, 48, |fd, block| {
+        let (first, second) = block.split_at(block.len() / 2);
+        let iov = [
+            Iovec {
+                base: first.as_ptr() as usize,
+                len: first.len(),
+            },
+            Iovec {
+                base: second.as_ptr() as usize,
+                len: second.len(),
+            },
+        ];
+        sys::writev(fd, iov.as_ptr() as usize, 2) == Ok(block.len())
+    })
 }
 
 pub fn blocked_pipe_calls_and_signals() -> TestResult {

@@ -88,14 +88,28 @@ pub fn pipe_without_reader_epipe_and_sigpipe() -> TestResult {
 }
 
 pub fn pipe_buf_writes_are_atomic() -> TestResult {
-    const BLOCKS: usize = 64;
     let (r, w) = check_ok!(pipe(sys::O_CLOEXEC));
+    two_writers_never_mix(r, w, PIPE_BUF, 64, |fd, block| {
+        sys::write(fd, block.as_ptr() as usize, block.len()) == Ok(block.len())
+    })
+}
+
+/// Two forked writers each put `rounds` blocks of `block_len` bytes (all `a`, all `b`) into
+/// the pipe `w` with `write_block`, which says whether the whole block went in; the reader
+/// must see every block whole, never one writer's bytes inside the other's.
+pub(crate) fn two_writers_never_mix(
+    r: Fd,
+    w: Fd,
+    block_len: usize,
+    rounds: usize,
+    write_block: fn(usize, &[u8]) -> bool,
+) -> TestResult {
     let writer = |byte: u8| {
         let w = &w;
         move || {
-            let block = [byte; PIPE_BUF];
-            for _ in 0..BLOCKS {
-                if sys::write(w.0, block.as_ptr() as usize, PIPE_BUF) != Ok(PIPE_BUF) {
+            let block = alloc::vec![byte; block_len];
+            for _ in 0..rounds {
+                if !write_block(w.0, &block) {
                     return 1;
                 }
             }
@@ -108,8 +122,8 @@ pub fn pipe_buf_writes_are_atomic() -> TestResult {
     let all = check_ok!(r.read_to_end());
     check_eq!(check_ok!(a.end()), End::Exited(0));
     check_eq!(check_ok!(b.end()), End::Exited(0));
-    check_eq!(all.len(), 2 * BLOCKS * PIPE_BUF);
-    for (i, block) in all.chunks(PIPE_BUF).enumerate() {
+    check_eq!(all.len(), 2 * rounds * block_len);
+    for (i, block) in all.chunks(block_len).enumerate() {
         check!(
             block.iter().all(|&x| x == block[0]),
             "block {i} mixes two writers' bytes"
