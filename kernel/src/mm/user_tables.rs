@@ -65,10 +65,9 @@ pub fn zeroed_user_frame() -> Option<UserFrame> {
 /// Linux.
 pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
     let frame = frame::allocate_for_user()?;
-    // SAFETY: `frame` is ours alone until handed on; `source` is a user frame the caller
-    // holds (a mapping of it, or a hold on a page-cache frame), so it stays allocated; bytes
-    // stored into it meanwhile by user code or a file write change only what the copy
-    // holds. Both are whole frames in the direct map.
+    // SAFETY: `frame` is ours alone until handed on; `source` stays allocated (the caller
+    // holds a mapping of it or a page-cache hold), and stores into it meanwhile change only
+    // what the copy holds. Both are whole frames in the direct map.
     unsafe {
         core::ptr::copy_nonoverlapping(
             source.to_virt() as *const u8,
