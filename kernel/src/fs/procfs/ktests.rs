@@ -119,8 +119,13 @@ ktest! {
         for line in ["rootfs / tmpfs rw,relatime 0 0\n", "proc /proc proc rw,relatime 0 0\n"] {
             assert!(mounts.contains(line), "{line:?} not in {mounts}");
         }
+        // Linux's CPU-list format: a range, or the one CPU alone.
         let online = read_text("/sys/devices/system/cpu/online");
-        assert_eq!(online, format!("0-{}\n", cpus - 1));
+        let expected = match cpus {
+            1 => String::from("0\n"),
+            _ => format!("0-{}\n", cpus - 1),
+        };
+        assert_eq!(online, expected);
     }
 }
 
