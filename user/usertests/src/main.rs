@@ -231,7 +231,7 @@ const TESTS: &[Test] = urt::tests![
     procfs::proc_self_status_names_the_process,
     procfs::proc_self_stat_has_linux_fields,
     procfs::proc_self_statm_counts_pages,
-    procfs::proc_self_cmdline_and_comm,
+    procfs::proc_self_status_reads_in_pieces_and_seeks,
     procfs::proc_self_fd_lists_and_links,
     procfs::proc_self_cwd_and_exe,
     procfs::proc_meminfo_cpuinfo_uptime_stat,

@@ -14,7 +14,7 @@ use urt::ktap::TestResult;
 use urt::sys::{self, AT_FDCWD, Errno, S_IFDIR, S_IFMT};
 use urt::{check, check_eq, check_err, check_ok};
 
-use crate::util::{Fd, cstring, dir_names, read_file, read_text, readlink, stat};
+use crate::util::{Fd, cstring, dir_names, read_text, readlink, stat};
 
 const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const SYSFS_MAGIC: u64 = 0x6265_6572;
@@ -148,17 +148,8 @@ pub fn proc_self_statm_counts_pages() -> TestResult {
     Ok(())
 }
 
-pub fn proc_self_cmdline_and_comm() -> TestResult {
-    let mut expected = Vec::new();
-    for i in 0..urt::start::argc() {
-        expected.extend_from_slice(urt::start::arg(i).unwrap_or_default());
-        expected.push(0);
-    }
-    check_eq!(check_ok!(read_file(c"/proc/self/cmdline")), expected);
-    check_eq!(
-        check_ok!(read_text(c"/proc/self/comm")),
-        format!("{}\n", comm())
-    );
+/// (`cmdline` and `comm` themselves: `devproc::proc_self_cmdline_and_comm`.)
+pub fn proc_self_status_reads_in_pieces_and_seeks() -> TestResult {
     // Reading in small pieces gives the same bytes (the text is made once, at open).
     let fd = check_ok!(Fd::open(c"/proc/self/status", sys::O_RDONLY, 0));
     let mut pieces = Vec::new();
