@@ -46,6 +46,9 @@ pub struct TestOptions {
     /// without locking or revalidating it, a deliberate bug its torture test must catch (see
     /// mm/maps.rs).
     pub maps_break_no_retry: bool,
+    /// `mremap.break=no_source_lock`: mremap moves a range without write-locking its source
+    /// VMA, a deliberate bug its torture test must catch (see mm/addrspace/relocate.rs).
+    pub mremap_break_no_source_lock: bool,
 }
 
 #[cfg(feature = "ktest")]
@@ -58,6 +61,7 @@ impl Default for TestOptions {
             self_test: None,
             phantom_apic_id: None,
             maps_break_no_retry: false,
+            mremap_break_no_source_lock: false,
         }
     }
 }
@@ -189,6 +193,12 @@ impl BootOptions {
                     options.tests.maps_break_no_retry |= known;
                     known
                 }
+                #[cfg(feature = "ktest")]
+                "mremap.break" => {
+                    let known = opt.value == Some("no_source_lock");
+                    options.tests.mremap_break_no_source_lock |= known;
+                    known
+                }
                 _ => {
                     log::warn!("unknown kernel option `{}` ignored", opt.key);
                     continue;
@@ -242,6 +252,9 @@ impl TestOptions {
         }
         if self.maps_break_no_retry {
             write!(f, " maps.break=no_retry")?;
+        }
+        if self.mremap_break_no_source_lock {
+            write!(f, " mremap.break=no_source_lock")?;
         }
         Ok(())
     }

@@ -74,6 +74,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     mm::user_tables::set_page_clear(options.page_clear);
     #[cfg(feature = "ktest")]
     mm::maps::set_break_no_retry(options.tests.maps_break_no_retry);
+    #[cfg(feature = "ktest")]
+    mm::addrspace::set_break_no_source_lock(options.tests.mremap_break_no_source_lock);
 
     arch::init_interrupts(phys_offset, options.timer_hz);
     arch::start_other_cpus(

@@ -64,6 +64,10 @@ use crate::sync::{PerCpuCounter, RwSem};
 use crate::syscall::errno::{ENOMEM, Errno};
 
 mod fork;
+mod relocate;
+
+#[cfg(feature = "ktest")]
+pub use relocate::set_break_no_source_lock;
 
 /// The lowest address user mappings may use (Linux's default `mmap_min_addr`).
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;

@@ -1,5 +1,5 @@
-//! The memory system calls: mmap, munmap, mprotect, madvise, msync, brk — with Linux's argument
-//! checks and error numbers. Each takes `mmap_lock` for writing around its edit of the address
+//! The memory system calls: mmap, munmap, mremap, mprotect, madvise, msync, brk — with Linux's
+//! argument checks and error numbers. Each takes `mmap_lock` for writing around its edit of the address
 //! space ([`Mm::write`]; the edits are methods of its guard); `MAP_POPULATE` faults the pages in
 //! afterwards, under the read lock, like any fault.
 //!
@@ -10,7 +10,7 @@
 use alloc::sync::Arc;
 use core::ops::Range;
 
-use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmapLocked};
+use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, MmapLocked};
 use super::fault::{self, Access};
 use super::vma::{
     VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
@@ -20,7 +20,8 @@ use crate::arch::syscall::USER_END;
 use crate::fs::file::{File, O_PATH};
 use crate::fs::pagecache::MAX_FILE_SIZE;
 use crate::syscall::errno::{
-    EACCES, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, Errno, SysResult,
+    EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, Errno,
+    SysResult,
 };
 
 pub const PROT_READ: u64 = 1;
@@ -273,15 +274,145 @@ fn user_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
 }
 
 pub fn munmap(mm: &Mm, addr: u64, len: u64) -> SysResult {
+    unmap(&mm.write(), addr, len)
+}
+
+/// `munmap`'s checks and edit, under the caller's write session.
+fn unmap(locked: &MmWriteGuard, addr: u64, len: u64) -> SysResult {
     if len == 0 {
         return Err(EINVAL);
     }
     let range = user_range(addr, len)?;
-    let locked = mm.write();
     if !locked.is_free(range.clone()) {
         locked.edit(range, Edit::Unmap)?;
     }
     Ok(0)
+}
+
+pub const MREMAP_MAYMOVE: u64 = 1;
+pub const MREMAP_FIXED: u64 = 2;
+pub const MREMAP_DONTUNMAP: u64 = 4;
+
+/// `mremap`, with Linux's (5.13 and later) rules and errors, in Linux's order:
+/// - the flags (`MREMAP_FIXED` needs `MREMAP_MAYMOVE`; `MREMAP_DONTUNMAP` needs it too, and
+///   equal lengths), an aligned address and a new length that is not 0 (`EINVAL`); the
+///   lengths are rounded up to pages, wrapping as Linux's do;
+/// - a VMA at `addr` (`EFAULT`);
+/// - with `MREMAP_FIXED` or `MREMAP_DONTUNMAP`, a move to `new_addr` (a hint without
+///   `MREMAP_FIXED`), see [`move_to`];
+/// - a shrink (or the same length) unmaps what follows the new end within the old length, and
+///   keeps the address;
+/// - a grow needs the old range inside that VMA (`EFAULT`), a shared VMA for an old length of
+///   0 (`EINVAL`: a duplicate of private memory would be new memory); it grows in place when
+///   the old range ends the VMA and the range after it is free, else moves with
+///   `MREMAP_MAYMOVE` to a free place, else fails with `ENOMEM`.
+///
+/// A move carries the pages' entries (see `MmWriteGuard::move_range`).
+pub fn mremap(
+    mm: &Mm,
+    addr: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
+        || (flags & MREMAP_DONTUNMAP != 0 && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len))
+        || !addr.is_multiple_of(PAGE)
+    {
+        return Err(EINVAL);
+    }
+    let old_len = page_up_wrapping(old_len);
+    let new_len = page_up_wrapping(new_len);
+    if new_len == 0 {
+        return Err(EINVAL);
+    }
+    let locked = mm.write();
+    locked.find_vma(addr).ok_or(EFAULT)?;
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        return move_to(&locked, addr, old_len, new_addr, new_len, flags);
+    }
+    if old_len >= new_len {
+        if old_len > new_len {
+            let new_end = addr.checked_add(new_len).ok_or(EINVAL)?;
+            unmap(&locked, new_end, old_len - new_len)?;
+        }
+        return Ok(addr);
+    }
+    let vma = resizable(&locked, addr, old_len)?;
+    let grown_end = vma.end().checked_add(new_len - old_len);
+    if addr + old_len == vma.end()
+        && let Some(grown_end) = grown_end.filter(|&end| end <= USER_END)
+        && locked.is_free(vma.end()..grown_end)
+    {
+        locked.grow_in_place(vma, vma.end()..grown_end)?;
+        return Ok(addr);
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(ENOMEM);
+    }
+    let to = place(&locked, 0, new_len, 0)?;
+    locked.move_range(addr..addr + old_len, to..to + new_len, old_len == 0)?;
+    Ok(to)
+}
+
+/// `mremap` with `MREMAP_FIXED` (to `new_addr`, whatever is mapped there unmapped first) or
+/// `MREMAP_DONTUNMAP` (the source stays mapped, empty): Linux's `mremap_to`. `new_addr` must
+/// be aligned and the new range inside user space and apart from the old one (`EINVAL`); an
+/// old length above the new one is cut to it first (the rest unmapped).
+fn move_to(
+    locked: &MmWriteGuard,
+    addr: u64,
+    old_len: u64,
+    new_addr: u64,
+    new_len: u64,
+    flags: u64,
+) -> SysResult {
+    if !new_addr.is_multiple_of(PAGE) || new_len > USER_END || new_addr > USER_END - new_len {
+        return Err(EINVAL);
+    }
+    if addr.saturating_add(old_len) > new_addr && new_addr + new_len > addr {
+        return Err(EINVAL);
+    }
+    let fixed = flags & MREMAP_FIXED != 0;
+    if fixed {
+        unmap(locked, new_addr, new_len)?;
+    }
+    let mut old_len = old_len;
+    if old_len > new_len {
+        unmap(locked, addr + new_len, old_len - new_len)?;
+        old_len = new_len;
+    }
+    resizable(locked, addr, old_len)?;
+    let to = if fixed {
+        new_addr
+    } else {
+        place(locked, new_addr, new_len, 0)?
+    };
+    let keep_source = flags & MREMAP_DONTUNMAP != 0 || old_len == 0;
+    locked.move_range(addr..addr + old_len, to..to + new_len, keep_source)?;
+    Ok(to)
+}
+
+/// The VMA at `addr` if `old_len` bytes from `addr` may be remapped (Linux's
+/// `vma_to_resize`): they lie inside it (`EFAULT`), and an old length of 0 (a duplicate) is
+/// of a shared VMA (`EINVAL`).
+fn resizable<'l>(locked: &'l MmWriteGuard, addr: u64, old_len: u64) -> Result<&'l Vma, Errno> {
+    let vma = locked.find_vma(addr).ok_or(EFAULT)?;
+    if old_len == 0 && vma.flags() & VM_SHARED == 0 {
+        return Err(EINVAL);
+    }
+    if old_len > vma.end() - addr {
+        return Err(EFAULT);
+    }
+    Ok(vma)
+}
+
+/// `len` rounded up to pages as Linux's `PAGE_ALIGN` does: the lengths that round past the
+/// end of the address space wrap to small ones.
+fn page_up_wrapping(len: u64) -> u64 {
+    len.wrapping_add(PAGE - 1) & !(PAGE - 1)
 }
 
 /// `mprotect`: like Linux, the VMAs are changed in address order up to the first hole, and a
@@ -387,7 +518,7 @@ pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
         return Err(EINVAL);
     }
     // Like Linux, a length that rounds up past the end of the address space wraps to nothing.
-    let len = len.wrapping_add(PAGE - 1) & !(PAGE - 1);
+    let len = page_up_wrapping(len);
     let end = addr.checked_add(len).ok_or(ENOMEM)?;
     if end == addr {
         return Ok(0);

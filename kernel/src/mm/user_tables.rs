@@ -194,56 +194,60 @@ unsafe fn walk_leaves<B>(
     ControlFlow::Continue(())
 }
 
-/// Copies the leaf entries of `[start, end)` that hold a page from the tree at `parent` into
-/// the tree at `child` (fork): `copy` sees each such parent slot and returns the entry the
-/// child gets there (it may change the parent's entry, e.g. write-protect it), or 0 for none.
-/// The child's page-table pages are created as needed; `Err` when no frame is left for one
-/// (the entries copied so far stay).
+/// Copies the leaf entries of `[start, end)` that hold a page from the tree at `source` into
+/// the tree at `target`, at `to` on (fork copies to the same addresses of the child's tree,
+/// mremap to other addresses of the same tree): `copy` sees each such source slot and returns
+/// the entry the target gets (it may change the source's entry: write-protect it, or take it
+/// away for a move), or 0 for none. The target's page-table pages are created as needed;
+/// `Err(addr)` when no frame is left for one, `addr` being the first source entry not copied
+/// (those before it are copied). The target slots must be empty.
 ///
 /// # Safety
-/// `parent` and `child` are roots of two address spaces whose `mmap_lock`s the caller holds
-/// for writing, and no fault runs in the range of either (its VMAs are write-locked).
+/// `source` and `target` are roots of address spaces (the same one, or two) whose `mmap_lock`s
+/// the caller holds for writing, no fault runs in the source range or the target range (their
+/// VMAs are write-locked), and the two ranges do not overlap.
 pub unsafe fn copy_range(
-    parent: PhysAddr,
-    child: PhysAddr,
+    source: PhysAddr,
+    target: PhysAddr,
     start: u64,
     end: u64,
+    to: u64,
     copy: &mut impl FnMut(&AtomicU64) -> u64,
-) -> Result<(), ()> {
-    // The child's page table for the last 2 MiB copied: neighbouring pages share it.
+) -> Result<(), u64> {
+    // The target's page table for the last 2 MiB copied to: neighbouring pages share it.
     let mut table: Option<(u64, &[AtomicU64; ENTRIES])> = None;
     let mut visit = |addr: u64, slot: &AtomicU64| {
         if slot.load(Ordering::Relaxed) & MAPS_PAGE == 0 {
             return ControlFlow::Continue(());
         }
-        let new = copy(slot);
-        if new == 0 {
-            return ControlFlow::Continue(());
-        }
-        let covers = addr & !(entry_span(2) - 1);
+        let dest = addr - start + to;
+        let covers = dest & !(entry_span(2) - 1);
         let leaves = match table {
             Some((base, leaves)) if base == covers => leaves,
             _ => {
-                // SAFETY: the caller holds the child's `mmap_lock`, so its tables stay.
-                let Some(created) = (unsafe { lookup_or_create(child, addr) }) else {
-                    return ControlFlow::Break(());
+                // SAFETY: the caller holds the target's `mmap_lock`, so its tables stay.
+                let Some(created) = (unsafe { lookup_or_create(target, dest) }) else {
+                    return ControlFlow::Break(addr);
                 };
                 let page_table =
                     PhysAddr::of_direct_map(created as *const AtomicU64 as u64 & !0xfff);
-                // SAFETY: the slot lies in a page table of the child's tree (found just now),
+                // SAFETY: the slot lies in a page table of the target's tree (found just now),
                 // which stays while the caller holds its `mmap_lock`.
                 let leaves = unsafe { entries(page_table) };
                 table = Some((covers, leaves));
                 leaves
             }
         };
-        leaves[index(addr, 1)].store(new, Ordering::Release);
+        let new = copy(slot);
+        if new != 0 {
+            leaves[index(dest, 1)].store(new, Ordering::Release);
+        }
         ControlFlow::Continue(())
     };
     // SAFETY: forwarded from the caller.
-    match unsafe { for_each_leaf(parent, start, end, &mut visit) } {
+    match unsafe { for_each_leaf(source, start, end, &mut visit) } {
         ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(()) => Err(()),
+        ControlFlow::Break(addr) => Err(addr),
     }
 }
 

@@ -75,7 +75,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             sched::yield_now();
             Ok(0)
         }
-        25 => Err(ENOSYS), // mremap: not implemented (callers fall back to mmap + copy)
+        25 => with_mm(|mm| crate::mm::mmap::mremap(mm, a[0], a[1], a[2], a[3], a[4])),
         26 => with_mm(|mm| crate::mm::mmap::msync(mm, a[0], a[1], a[2])),
         32 => io::dup(a[0]),
         33 => io::dup2(a[0], a[1]),

@@ -31,6 +31,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::Range;
 use core::sync::atomic::Ordering;
 
 use super::{Mm, MmWriteGuard, entry_flags};
@@ -90,7 +91,7 @@ impl MmWriteGuard<'_> {
                 continue;
             }
             let copied = if flags & VM_SHARED != 0 && vma.file().is_none() {
-                self.populate_shared(vma)
+                self.populate_shared(vma, vma.start()..vma.end())
                     .and_then(|()| child.copy_entries(parent, vma))
             } else {
                 child.copy_entries(parent, vma)
@@ -150,20 +151,21 @@ impl MmWriteGuard<'_> {
                 self.mm.root(),
                 vma.start(),
                 vma.end(),
+                vma.start(),
                 &mut copy,
             )
         };
         self.mm.resident_pages.add(pages);
-        copied.map(|()| protected).map_err(|()| ENOMEM)
+        copied.map(|()| protected).map_err(|_| ENOMEM)
     }
 
-    /// Gives every page of the shared VMA `vma` (write-locked) its own frame in this address
-    /// space, replacing missing entries and the zero page, so that a fork's child shares
-    /// every page with it.
-    fn populate_shared(&self, vma: &Vma) -> Result<(), Errno> {
+    /// Gives every page of `range` of the shared VMA `vma` (write-locked) its own frame in
+    /// this address space, replacing missing entries and the zero page, so that another
+    /// mapping (a fork's child, an mremap copy) can share every page with it.
+    pub(super) fn populate_shared(&self, vma: &Vma, range: Range<u64>) -> Result<(), Errno> {
         let flags = vma.flags();
         let zero = zero_page();
-        for page in (vma.start()..vma.end()).step_by(4096) {
+        for page in range.step_by(4096) {
             // SAFETY: this guard holds `mmap_lock` for writing, so the tables stay.
             let slot =
                 unsafe { user_tables::lookup_or_create(self.mm.root(), page) }.ok_or(ENOMEM)?;
