@@ -371,6 +371,8 @@ pub const MADV_DOFORK: usize = 11;
 pub const MADV_WIPEONFORK: usize = 18;
 pub const MADV_KEEPONFORK: usize = 19;
 pub const MREMAP_MAYMOVE: usize = 1;
+pub const MREMAP_FIXED: usize = 2;
+pub const MREMAP_DONTUNMAP: usize = 4;
 
 pub const FUTEX_WAIT: usize = 0;
 pub const FUTEX_WAKE: usize = 1;

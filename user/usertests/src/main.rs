@@ -24,6 +24,7 @@ mod files;
 mod io;
 mod mem;
 mod misc;
+mod mremap;
 mod paths;
 mod pipe_poll;
 mod pipes;
@@ -69,7 +70,20 @@ const TESTS: &[Test] = urt::tests![
     mem::munmap_mixed_kinds,
     mem::brk_grow_shrink,
     mem::brk_refuses_nonsense,
-    mem::mremap_grow_and_move,
+    mremap::mremap_shrink_in_place,
+    mremap::mremap_grow_in_place,
+    mremap::mremap_grow_in_place_merges_with_the_next,
+    mremap::mremap_grow_moves_only_with_maymove,
+    mremap::mremap_move_part_splits_the_source,
+    mremap::mremap_fixed_replaces_the_destination,
+    mremap::mremap_fixed_shrinks_and_grows,
+    mremap::mremap_fixed_errors,
+    mremap::mremap_dontunmap_private,
+    mremap::mremap_dontunmap_shared_keeps_the_pages_in_both,
+    mremap::mremap_duplicates_a_shared_mapping,
+    mremap::mremap_errors,
+    mremap::mremap_prot_none_pages_move_with_their_contents,
+    mremap::mremap_file_mappings,
     mem::syscall_writes_demand_fault,
     mem::syscall_reads_demand_fault,
     // threads, TLS, futex

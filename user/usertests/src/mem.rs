@@ -1,9 +1,10 @@
-//! mmap, munmap, mprotect, madvise, brk, mremap; demand faults inside system calls.
+//! mmap, munmap, mprotect, madvise, brk; demand faults inside system calls (mremap has a
+//! module of its own).
 
 use alloc::string::String;
 
 use urt::sys::{self, Errno, PAGE_SIZE};
-use urt::{check, check_eq, check_err, check_ok, skip};
+use urt::{check, check_eq, check_err, check_ok};
 
 use crate::util::{KERNEL_ADDR, Mapping, mapped, readable, unmapped_addr, writable};
 use urt::ktap::TestResult;
@@ -647,32 +648,6 @@ pub fn brk_refuses_nonsense() -> TestResult {
     check_eq!(check_ok!(sys::brk(0x1000)), start);
     check_eq!(check_ok!(sys::brk(KERNEL_ADDR)), start);
     check_eq!(check_ok!(sys::brk(0)), start);
-    Ok(())
-}
-
-pub fn mremap_grow_and_move() -> TestResult {
-    let m = check_ok!(Mapping::rw(2));
-    m.fill(0, 0x31);
-    m.fill(1, 0x32);
-    let moved = match sys::mremap(m.addr, m.len, 8 * PAGE_SIZE, sys::MREMAP_MAYMOVE, 0) {
-        Err(Errno::ENOSYS) => skip!("mremap: ENOSYS"),
-        r => check_ok!(r),
-    };
-    core::mem::forget(m);
-    let n = Mapping {
-        addr: moved,
-        len: 8 * PAGE_SIZE,
-    };
-    check!(n.all(0, 0x31) && n.all(1, 0x32), "mremap lost the contents");
-    check!(n.all(7, 0), "the grown part is not zero");
-    let shrunk = check_ok!(sys::mremap(n.addr, n.len, PAGE_SIZE, 0, 0));
-    check_eq!(shrunk, n.addr, "shrinking moves nothing");
-    check!(!mapped(n.page(1)));
-    check_err!(
-        sys::mremap(n.addr + 1, PAGE_SIZE, PAGE_SIZE, 0, 0),
-        Errno::EINVAL
-    );
-    check_err!(sys::mremap(n.addr, PAGE_SIZE, 0, 0, 0), Errno::EINVAL);
     Ok(())
 }
 
