@@ -1,6 +1,6 @@
 //! The user programs every ramdisk carries at `/bin/NAME`: the Rust programs in `user/`
 //! (static non-PIE ELF at 0x400000, built for x86_64-unknown-none into `target/user`) and the C
-//! program `user/c/hello_pthread.c` built with `musl-gcc -static` (and with glibc's
+//! programs of `user/c` ([`C_PROGRAMS`]) built with `musl-gcc -static` (and with glibc's
 //! `gcc -static` where the host has a static libc); plus the checks that a program given to
 //! `cargo xtask qemu --run` is an x86_64 executable, static unless it comes from `--debian`.
 
@@ -11,7 +11,8 @@ use crate::artifacts;
 
 /// The Rust programs (packages in `user/`), packed as `/bin/<package>`.
 pub const RUST_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench", "forktorture"];
-/// The programs a test ramdisk must carry (hello-glibc is optional: it needs glibc's libc.a).
+/// The programs a test ramdisk must carry (the glibc builds are optional: they need glibc's
+/// libc.a).
 pub const EXPECTED_PROGRAMS: &[&str] = &[
     "demo",
     "usertests",
@@ -19,13 +20,18 @@ pub const EXPECTED_PROGRAMS: &[&str] = &[
     "bench",
     "forktorture",
     "hello-musl",
+    "realloc-grow-musl",
 ];
 /// Code generation for the user programs: absolute addresses (non-PIE; the link arguments
 /// `--no-pie --image-base=0x400000` come from each program's build.rs), the small code model
 /// (the target defaults to the kernel model), frame pointers for backtraces.
 pub const RUSTFLAGS: &str =
     "-C relocation-model=static -C code-model=small -C force-frame-pointers=yes";
-const C_SOURCE: &str = "user/c/hello_pthread.c";
+/// The C programs: (source, name), each built as `NAME-musl` and `NAME-glibc`.
+const C_PROGRAMS: &[(&str, &str)] = &[
+    ("user/c/hello_pthread.c", "hello"),
+    ("user/c/realloc_grow.c", "realloc-grow"),
+];
 
 /// One built program.
 #[derive(Clone)]
@@ -85,28 +91,30 @@ pub fn build_all() -> Result<Vec<Program>, String> {
     Ok(programs)
 }
 
-/// hello-musl (required; musl-tools is installed when missing) and hello-glibc (when the host's
-/// gcc can link statically).
+/// `NAME-musl` for every C program (required; musl-tools is installed when missing) and
+/// `NAME-glibc` (when the host's gcc can link statically).
 fn build_c() -> Result<Vec<Program>, String> {
-    let source = workspace_root().join(C_SOURCE);
     let out = target_dir().join("c");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let musl_gcc = crate::install::ensure_musl_gcc()?;
     let mut programs = Vec::new();
-    let musl = out.join("hello-musl");
-    compile_c(&musl_gcc, &source, &musl)
-        .map_err(|why| format!("musl-gcc could not build {C_SOURCE}: {why}"))?;
-    programs.push(Program {
-        name: "hello-musl".into(),
-        path: musl,
-    });
-    let glibc = out.join("hello-glibc");
-    match compile_c(Path::new("gcc"), &source, &glibc) {
-        Ok(()) => programs.push(Program {
-            name: "hello-glibc".into(),
-            path: glibc,
-        }),
-        Err(why) => eprintln!("xtask: skipping hello-glibc (gcc -static: {why})"),
+    for (source_path, name) in C_PROGRAMS {
+        let source = workspace_root().join(source_path);
+        let musl = out.join(format!("{name}-musl"));
+        compile_c(&musl_gcc, &source, &musl)
+            .map_err(|why| format!("musl-gcc could not build {source_path}: {why}"))?;
+        programs.push(Program {
+            name: format!("{name}-musl"),
+            path: musl,
+        });
+        let glibc = out.join(format!("{name}-glibc"));
+        match compile_c(Path::new("gcc"), &source, &glibc) {
+            Ok(()) => programs.push(Program {
+                name: format!("{name}-glibc"),
+                path: glibc,
+            }),
+            Err(why) => eprintln!("xtask: skipping {name}-glibc (gcc -static: {why})"),
+        }
     }
     Ok(programs)
 }

@@ -340,6 +340,32 @@ ktest! {
 }
 
 ktest! {
+    timeout_ms = 600_000;
+    /// C programs (musl and glibc builds) grow a buffer from 1 MiB to 256 MiB with `realloc`,
+    /// which moves large blocks with `mremap`, and find every byte intact at every step; the
+    /// frames come back afterwards.
+    fn realloc_grows_a_buffer_to_256_mib_with_mremap() {
+        let builds = ["/bin/realloc-grow-musl", "/bin/realloc-grow-glibc"];
+        if builds.iter().all(|path| super::ramdisk::find(path).is_none()) {
+            return ktest::skip("no /bin/realloc-grow-* in the ramdisk (no C compiler was available)");
+        }
+        let baseline = Baseline::take();
+        for path in builds {
+            if super::ramdisk::find(path).is_none() {
+                continue;
+            }
+            let name = path.trim_start_matches("/bin/");
+            let process = run(path, &[name.as_bytes()], true, 300);
+            let text = output(&process);
+            assert_eq!(process.exit_status(), 0, "{name} failed:\n{text}");
+            assert!(text.contains("data intact"), "{name} said:\n{text}");
+            crate::println!("# {}", text.trim_end());
+        }
+        baseline.check();
+    }
+}
+
+ktest! {
     timeout_ms = 120_000;
     /// A missing program and a file that is no ELF are refused with a clear message.
     fn bad_executables_are_refused() {
