@@ -36,6 +36,14 @@ pub(super) fn entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
             ("pid_max", fixed(format!("{}\n", 1 << 22))),
         ],
     );
+    // `overcommit=` at boot; read-only here.
+    let vm = StaticDir::new(
+        FsKind::Proc,
+        vec![(
+            "overcommit_memory",
+            fixed(format!("{}\n", crate::mm::commit::mode() as u8)),
+        )],
+    );
     vec![
         ("cpuinfo", text(cpuinfo)),
         ("filesystems", text(filesystems)),
@@ -46,7 +54,7 @@ pub(super) fn entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
         ("stat", text(stat)),
         (
             "sys",
-            StaticDir::new(FsKind::Proc, vec![("kernel", kernel)]),
+            StaticDir::new(FsKind::Proc, vec![("kernel", kernel), ("vm", vm)]),
         ),
         ("thread-self", ProcLink::new(LinkTarget::OwnThread)),
         ("uptime", text(uptime)),
@@ -84,6 +92,8 @@ fn meminfo() -> String {
         ("Slab", kib(slab_pages)),
         ("SReclaimable", 0),
         ("SUnreclaim", kib(slab_pages)),
+        ("CommitLimit", crate::mm::commit::commit_limit() as u64 * 4),
+        ("Committed_AS", crate::mm::commit::committed() as u64 * 4),
     ] {
         // Writing to a `String` cannot fail.
         let _ = writeln!(text, "{:<16}{value:8} kB", format!("{key}:"));
