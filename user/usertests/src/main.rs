@@ -398,6 +398,7 @@ const MEMCTL: &[Test] = urt::tests![
     memctl::process_madvise_own_memory,
     memctl::mmap_hugetlb_without_reserved_pages,
     memctl::overcommit_heuristic,
+    memctl::mmap_munmap_mprotect_edges,
 ];
 
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel

@@ -445,7 +445,11 @@ pub fn madvise_remove_punches_holes() -> TestResult {
         0
     ));
     // What counts is whether the file is open for writing, not the mapping's protection.
-    check_ok!(sys::madvise(read_only.addr, read_only.len, sys::MADV_REMOVE));
+    check_ok!(sys::madvise(
+        read_only.addr,
+        read_only.len,
+        sys::MADV_REMOVE
+    ));
     Ok(())
 }
 
@@ -674,5 +678,74 @@ pub fn overcommit_heuristic() -> TestResult {
     check_err!(sys::mprotect(read_only, huge, RW), Errno::ENOMEM);
     check_ok!(sys::mprotect(read_only, 4 * PAGE_SIZE, RW));
     check_ok!(sys::munmap(read_only, huge));
+    Ok(())
+}
+
+/// mmap, munmap and mprotect on ranges in the kernel half, at non-canonical addresses, above
+/// the end of user space and with lengths that wrap (mincore, msync, madvise and mlock have
+/// theirs above).
+pub fn mmap_munmap_mprotect_edges() -> TestResult {
+    let m = check_ok!(Mapping::rw(1));
+    let wrapping = 0usize.wrapping_sub(m.addr) + PAGE_SIZE;
+    for addr in [KERNEL_ADDR, NON_CANONICAL, USER_END] {
+        check_err!(sys::munmap(addr, PAGE_SIZE), Errno::EINVAL);
+        check_err!(
+            sys::mprotect(addr, PAGE_SIZE, sys::PROT_READ),
+            Errno::ENOMEM
+        );
+        check_eq!(check_ok!(sys::mprotect(addr, 0, sys::PROT_READ)), 0);
+        check_err!(
+            sys::mmap(addr, PAGE_SIZE, RW, ANON | sys::MAP_FIXED, NOFD, 0),
+            Errno::ENOMEM
+        );
+        check_err!(
+            sys::mmap(
+                addr,
+                PAGE_SIZE,
+                RW,
+                ANON | sys::MAP_FIXED_NOREPLACE,
+                NOFD,
+                0
+            ),
+            Errno::ENOMEM
+        );
+        // Without MAP_FIXED the address is only a hint: the mapping goes elsewhere.
+        let placed = check_ok!(sys::mmap(addr, PAGE_SIZE, RW, ANON, NOFD, 0));
+        check!(placed < USER_END, "placed at {placed:#x}");
+        check_ok!(sys::munmap(placed, PAGE_SIZE));
+    }
+    check_err!(
+        sys::mmap(
+            USER_END - PAGE_SIZE,
+            2 * PAGE_SIZE,
+            RW,
+            ANON | sys::MAP_FIXED,
+            NOFD,
+            0
+        ),
+        Errno::ENOMEM
+    );
+    check_err!(
+        sys::mmap(0, USER_END + PAGE_SIZE, RW, ANON, NOFD, 0),
+        Errno::ENOMEM
+    );
+    check_err!(sys::munmap(m.addr, usize::MAX), Errno::EINVAL);
+    check_err!(sys::munmap(m.addr, wrapping), Errno::EINVAL);
+    check_err!(
+        sys::munmap(USER_END - PAGE_SIZE, 2 * PAGE_SIZE),
+        Errno::EINVAL
+    );
+    check_err!(
+        sys::mprotect(m.addr, usize::MAX, sys::PROT_READ),
+        Errno::ENOMEM
+    );
+    check_err!(
+        sys::mprotect(m.addr, wrapping, sys::PROT_READ),
+        Errno::ENOMEM
+    );
+    check_err!(
+        sys::mprotect(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, sys::PROT_READ),
+        Errno::ENOMEM
+    );
     Ok(())
 }
