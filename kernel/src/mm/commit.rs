@@ -93,3 +93,52 @@ pub fn charge(pages: u64) -> Result<(), Errno> {
 pub fn uncharge(pages: u64) {
     COMMITTED.fetch_sub(pages as i64, Ordering::Relaxed);
 }
+
+#[cfg(feature = "ktest")]
+mod ktests {
+    use super::{Mode, commit_limit, committed, mode, set_mode};
+    use crate::ktest;
+    use crate::mm::mmap::{
+        self, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
+    };
+    use crate::mm::torture::address_space;
+    use crate::syscall::errno::ENOMEM;
+
+    const PAGE: u64 = 4096;
+    const RW: u64 = PROT_READ | PROT_WRITE;
+    const ANON: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+    ktest! {
+        /// `overcommit=never`: charges may not pass the commit limit, `MAP_NORESERVE` does
+        /// not help, read-only memory is not charged until it becomes writable, and munmap
+        /// gives a charge back. (The margin keeps other processes' charges meanwhile out of
+        /// the way.)
+        fn strict_mode_refuses_past_the_commit_limit() {
+            let space = address_space("commit-never");
+            let mm = &space.mm;
+            let previous = mode();
+            set_mode(Mode::Never);
+            let room = (commit_limit() - committed()).max(0) as u64;
+            let too_much = (room + 1024) * PAGE;
+            let refused = mmap::mmap(mm, 0, too_much, RW, ANON, u64::MAX, 0);
+            let unreserved = mmap::mmap(mm, 0, too_much, RW, ANON | MAP_NORESERVE, u64::MAX, 0);
+            let shared = mmap::mmap(mm, 0, too_much, RW, MAP_SHARED | MAP_ANONYMOUS, u64::MAX, 0);
+            let read_only = mmap::mmap(mm, 0, too_much, PROT_READ, ANON, u64::MAX, 0);
+            let made_writable = read_only.map(|addr| mmap::mprotect(mm, addr, too_much, RW));
+            let before = committed();
+            let fits = mmap::mmap(mm, 0, 16 * PAGE, RW, ANON, u64::MAX, 0);
+            let charged = committed() - before;
+            set_mode(previous);
+            assert_eq!(refused, Err(ENOMEM), "a private writable mapping past the limit");
+            assert_eq!(unreserved, Err(ENOMEM), "MAP_NORESERVE in the strict mode");
+            assert_eq!(shared, Err(ENOMEM), "shared anonymous memory past the limit");
+            assert_eq!(made_writable, Ok(Err(ENOMEM)), "mprotect past the limit");
+            let fits = fits.expect("16 pages fit");
+            assert!(charged >= 16, "16 pages charged {charged}");
+            let before = committed();
+            mmap::munmap(mm, fits, 16 * PAGE).expect("munmap");
+            assert!(committed() <= before - 16, "munmap gave the charge back");
+            space.mm.teardown();
+        }
+    }
+}
