@@ -47,11 +47,13 @@ use vmtree::RangeTree;
 use super::frame::{self, Frames};
 use super::page_refs;
 use super::pte::{
-    ACCESSED, DIRTY, GUARD_ENTRY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE, address,
-    entry,
+    ACCESSED, DIRTY, GUARD_ENTRY, MAPS_PAGE, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE,
+    address, entry,
 };
 use super::user_tables;
-use super::vma::{VM_ACCESS, VM_ACCOUNT, VM_EXEC, VM_NORESERVE, VM_SHARED, VM_WRITE, Vma, VmaPtr};
+use super::vma::{
+    VM_ACCESS, VM_ACCOUNT, VM_EXEC, VM_LOCKED, VM_NORESERVE, VM_SHARED, VM_WRITE, Vma, VmaPtr,
+};
 use super::vma_tree::RcuReclaim;
 use super::{PhysAddr, zero_page};
 use crate::arch::percpu::CpuSet;
@@ -527,6 +529,24 @@ impl<'a> MmapLocked<'a> {
         found.map(|vma| self.vma(vma))
     }
 
+    /// The pages in memory in VMAs locked with `mlock` (`Mlocked` in /proc/meminfo).
+    pub fn locked_resident_pages(&self) -> u64 {
+        let mut pages = 0;
+        for vma in self.vmas_in(0..USER_END) {
+            if vma.flags() & VM_LOCKED == 0 {
+                continue;
+            }
+            for page in (vma.start()..vma.end()).step_by(4096) {
+                // SAFETY: `mmap_lock` is held, so the tables stay.
+                let current = unsafe { user_tables::leaf_entry(self.mm.root(), page) };
+                if current & MAPS_PAGE != 0 {
+                    pages += 1;
+                }
+            }
+        }
+        pages
+    }
+
     /// The VMAs overlapping `range`, in order.
     pub fn vmas_in(&self, range: Range<u64>) -> Vec<&Vma> {
         let guard = read_lock();
@@ -888,7 +908,7 @@ impl MmWriteGuard<'_> {
         for page in range.step_by(4096) {
             // SAFETY: this guard holds `mmap_lock`, so the tables stay.
             let current = unsafe { user_tables::leaf_entry(self.mm.root(), page) };
-            if current & super::pte::MAPS_PAGE != 0 && address(current) != zero {
+            if current & MAPS_PAGE != 0 && address(current) != zero {
                 // SAFETY: a frame of shared anonymous memory that this entry maps, and keeps
                 // mapped while `mmap_lock` is held.
                 unsafe { user_tables::clear_shared_frame(address(current)) };

@@ -74,6 +74,11 @@ fn meminfo() -> String {
         .filter_map(|p| p.mm())
         .map(|mm| mm.resident_pages.sum().max(0))
         .sum();
+    let locked_pages: u64 = crate::proc::live_processes()
+        .iter()
+        .filter_map(|p| p.mm())
+        .map(|mm| mm.read().locked_resident_pages())
+        .sum();
     let kib = |pages: usize| pages as u64 * 4;
     let mut text = String::new();
     for (key, value) in [
@@ -83,6 +88,7 @@ fn meminfo() -> String {
         ("Buffers", 0),
         ("Cached", 0),
         ("SwapCached", 0),
+        ("Mlocked", locked_pages * 4),
         ("SwapTotal", 0),
         ("SwapFree", 0),
         ("Dirty", 0),
