@@ -96,6 +96,9 @@ pub struct BootOptions {
     /// `page_clear=mov|stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
     /// default is a loop of `mov` stores).
     pub page_clear: pageclear::Method,
+    /// `overcommit=heuristic|always|never`: what commit accounting refuses (Linux's
+    /// `vm.overcommit_memory` 0, 1, 2; see mm/commit.rs).
+    pub overcommit: crate::mm::commit::Mode,
 }
 
 impl Default for BootOptions {
@@ -113,6 +116,7 @@ impl Default for BootOptions {
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
             page_clear: pageclear::Method::Stores,
+            overcommit: crate::mm::commit::Mode::Heuristic,
         }
     }
 }
@@ -160,6 +164,11 @@ impl BootOptions {
                     .value
                     .and_then(pageclear::Method::from_name)
                     .map(|method| options.page_clear = method)
+                    .is_some(),
+                "overcommit" => opt
+                    .value
+                    .and_then(crate::mm::commit::Mode::parse)
+                    .map(|mode| options.overcommit = mode)
                     .is_some(),
                 #[cfg(feature = "ktest")]
                 "smp.phantom_apic_id" => opt

@@ -72,6 +72,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
     mm::vma_lock::set_enabled(options.vma_lock);
     mm::user_tables::set_page_clear(options.page_clear);
+    mm::commit::set_mode(options.overcommit);
     #[cfg(feature = "ktest")]
     mm::maps::set_break_no_retry(options.tests.maps_break_no_retry);
     #[cfg(feature = "ktest")]

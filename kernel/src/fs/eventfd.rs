@@ -38,6 +38,18 @@ pub struct EventFd {
 /// The inode number every anonymous file shares (Linux has one anonymous inode).
 static ANONYMOUS_INODE_NUMBER: spin::Once<u64> = spin::Once::new();
 
+/// What `stat` says of a file of the anonymous inode (an eventfd, a pidfd).
+pub(super) fn anonymous_inode_stat() -> Stat {
+    Stat {
+        dev: FsKind::AnonInodefs.device(),
+        ino: *ANONYMOUS_INODE_NUMBER.call_once(allocate_inode_number),
+        mode: FileKind::Anonymous.mode_bits() | 0o600,
+        nlink: 1,
+        blksize: 4096,
+        ..Stat::default()
+    }
+}
+
 /// A new event counter holding `initial`, opened for reading and writing with the status flags
 /// `flags` (`O_NONBLOCK`).
 pub fn open(initial: u64, semaphore: bool, flags: u32) -> Result<Arc<File>, Errno> {
@@ -90,14 +102,7 @@ impl Inode for EventFd {
     }
 
     fn stat(&self) -> Stat {
-        Stat {
-            dev: FsKind::AnonInodefs.device(),
-            ino: *ANONYMOUS_INODE_NUMBER.call_once(allocate_inode_number),
-            mode: FileKind::Anonymous.mode_bits() | 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        }
+        anonymous_inode_stat()
     }
 
     fn fs(&self) -> FsKind {

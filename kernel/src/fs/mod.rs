@@ -33,6 +33,7 @@ pub mod eventfd;
 pub mod file;
 pub mod generated;
 pub mod pagecache;
+pub mod pidfd;
 pub mod pipe;
 pub mod poll;
 pub mod procfs;

@@ -217,7 +217,21 @@ impl PageCache {
         Ok(())
     }
 
-    /// Sets the size: pages wholly past it are freed, the tail of the last one is zeroed.
+    /// Whether page `index` has a frame in the cache (`mincore`).
+    pub fn is_cached(&self, index: u64) -> bool {
+        self.pages.lock().frames.contains_key(&index)
+    }
+
+    /// Clears the cached pages `indices` in place (`MADV_REMOVE`: a hole punched, the size
+    /// kept); mappings of them see zeroes too.
+    pub fn clear_pages(&self, indices: core::ops::Range<u64>) {
+        let pages = self.pages.lock();
+        for (_, &phys) in pages.frames.range(indices) {
+            // SAFETY: a frame of this cache, which stays while its lock is held.
+            unsafe { user_tables::clear_shared_frame(phys) };
+        }
+    }
+
     /// The frame of page `index` for a new mapping of it, with the mapping's hold taken
     /// (`page_refs::share`): whoever maps it gives the hold up when the entry goes (or at once,
     /// with `page_refs::unshare`, if it does not install it). A hole inside the file gets a

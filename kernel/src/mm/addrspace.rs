@@ -39,7 +39,7 @@
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 use vmalock::{MmIdentity, MmLockSeq};
 use vmtree::RangeTree;
@@ -47,10 +47,13 @@ use vmtree::RangeTree;
 use super::frame::{self, Frames};
 use super::page_refs;
 use super::pte::{
-    ACCESSED, DIRTY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE, address, entry,
+    ACCESSED, DIRTY, GUARD_ENTRY, MAPS_PAGE, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, USER, WRITABLE,
+    address, entry,
 };
 use super::user_tables;
-use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma, VmaPtr};
+use super::vma::{
+    VM_ACCESS, VM_ACCOUNT, VM_EXEC, VM_LOCKED, VM_NORESERVE, VM_SHARED, VM_WRITE, Vma, VmaPtr,
+};
 use super::vma_tree::RcuReclaim;
 use super::{PhysAddr, zero_page};
 use crate::arch::percpu::CpuSet;
@@ -114,6 +117,9 @@ pub struct Mm {
     /// `brk`: the start of the heap and its current end (changed under `mmap_lock` write).
     brk_start: AtomicU64,
     brk_end: AtomicU64,
+    /// Flags every new mapping gets (Linux's `def_flags`): `VM_LOCKED` (and `VM_LOCKONFAULT`)
+    /// after `mlockall(MCL_FUTURE)`. Changed under `mmap_lock` held for writing.
+    default_flags: AtomicU32,
     /// Processes using the address space: one, or two while a `vfork` child borrows its
     /// parent's. The last to stop using it tears it down ([`Mm::drop_user`]).
     users: AtomicUsize,
@@ -192,6 +198,7 @@ impl Mm {
             resident_pages: PerCpuCounter::new(),
             brk_start: AtomicU64::new(0),
             brk_end: AtomicU64::new(0),
+            default_flags: AtomicU32::new(0),
             users: AtomicUsize::new(1),
             torn_down: AtomicBool::new(false),
         }))
@@ -224,7 +231,7 @@ impl Mm {
         let mut retired = self.start_retiring(first.start..last.end);
         for (vma, part) in parts {
             locked.write_lock_vma(vma);
-            locked.clear_pages(part, &mut retired);
+            locked.clear_pages(part, &mut retired, false);
         }
         self.retire(retired);
     }
@@ -280,6 +287,11 @@ impl Mm {
     /// The number of VMAs.
     pub fn vma_count(&self) -> usize {
         self.tree.len()
+    }
+
+    /// The flags every new mapping gets (`mlockall(MCL_FUTURE)`'s lock bits).
+    pub fn default_flags(&self) -> u32 {
+        self.default_flags.load(Ordering::Relaxed)
     }
 
     pub fn brk_range(&self) -> Range<u64> {
@@ -510,6 +522,35 @@ impl<'a> MmapLocked<'a> {
         found.map(|vma| self.vma(vma))
     }
 
+    /// The first VMA that ends above `addr` (Linux's `find_vma`).
+    pub fn vma_at_or_after(&self, addr: u64) -> Option<&Vma> {
+        let guard = read_lock();
+        let found = self
+            .mm
+            .tree
+            .next_at_or_after(addr, &guard)
+            .map(|(_, vma)| vma);
+        found.map(|vma| self.vma(vma))
+    }
+
+    /// The pages in memory in VMAs locked with `mlock` (`Mlocked` in /proc/meminfo).
+    pub fn locked_resident_pages(&self) -> u64 {
+        let mut pages = 0;
+        for vma in self.vmas_in(0..USER_END) {
+            if vma.flags() & VM_LOCKED == 0 {
+                continue;
+            }
+            for page in (vma.start()..vma.end()).step_by(4096) {
+                // SAFETY: `mmap_lock` is held, so the tables stay.
+                let current = unsafe { user_tables::leaf_entry(self.mm.root(), page) };
+                if current & MAPS_PAGE != 0 {
+                    pages += 1;
+                }
+            }
+        }
+        pages
+    }
+
     /// The VMAs overlapping `range`, in order.
     pub fn vmas_in(&self, range: Range<u64>) -> Vec<&Vma> {
         let guard = read_lock();
@@ -542,17 +583,23 @@ impl MmWriteGuard<'_> {
             .vma_start_write(&self.mm.lock_seq, &super::vma_lock::PLATFORM);
     }
 
-    /// Clears the entries of `range`, keeping their pages for `retire`. When the gathering
-    /// buffer is full and may not grow (at [`GATHER_MAX`] frames, or the heap refuses), first
-    /// shoots down and frees what it holds.
-    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired) {
+    /// Clears the entries of `range` (guard markers too, unless `keep_guards`), keeping their
+    /// pages for `retire`. When the gathering buffer is full and may not grow (at
+    /// [`GATHER_MAX`] frames, or the heap refuses), first shoots down and frees what it holds.
+    fn clear_pages(&self, range: Range<u64>, retired: &mut Retired, keep_guards: bool) {
         let mut from = range.start;
         loop {
             let first = retired.pages.len();
             // SAFETY: this guard holds `mmap_lock` for writing, and the callers write-locked
             // the VMAs of `range` (or removed them): no fault runs there.
             let stopped = unsafe {
-                user_tables::take_range(self.mm.root(), from, range.end, &mut retired.pages)
+                user_tables::take_range(
+                    self.mm.root(),
+                    from,
+                    range.end,
+                    &mut retired.pages,
+                    keep_guards,
+                )
             };
             retired.changed_entries |= retired.pages.len() > first;
             // The shared zero page is not freed. (Only the frames just taken are filtered;
@@ -575,6 +622,11 @@ impl MmWriteGuard<'_> {
             }
             from = next;
         }
+    }
+
+    /// Sets the flags every new mapping gets (`mlockall`).
+    pub fn set_default_flags(&self, flags: u32) {
+        self.mm.default_flags.store(flags, Ordering::Relaxed);
     }
 
     /// Sets the heap's start (at load) or end (`brk`).
@@ -614,16 +666,20 @@ impl MmWriteGuard<'_> {
             span.start = first.start;
         }
         match edit {
-            Edit::Map(flags) | Edit::MapFile { flags, .. } => pieces.push(Piece {
-                range: range.clone(),
-                flags,
-                origin: None,
-            }),
+            Edit::Map(flags) | Edit::MapFile { flags, .. } => {
+                let anonymous = new_file.is_none();
+                pieces.push(Piece {
+                    range: range.clone(),
+                    flags: accounted(flags, anonymous),
+                    origin: None,
+                })
+            }
             Edit::Protect(flags) => {
                 for (old, vma) in &olds {
                     let part = old.start.max(range.start)..old.end.min(range.end);
                     let kept = vma.flags() & !VM_ACCESS;
-                    pieces.push(Piece::part_of(vma, part, kept | (flags & VM_ACCESS)));
+                    let flags = accounted(kept | (flags & VM_ACCESS), false);
+                    pieces.push(Piece::part_of(vma, part, flags));
                 }
             }
             Edit::Advise { set, clear } => {
@@ -645,6 +701,18 @@ impl MmWriteGuard<'_> {
             self.merge_with_neighbours(&mut span, &mut pieces, new_file);
         }
         let replaced = self.vmas_in(span.clone());
+        // Commit accounting: the pieces are charged, the VMAs they replace uncharged.
+        let charged_before: u64 = replaced
+            .iter()
+            .map(|v| charged_pages(v.flags(), v.pages()))
+            .sum();
+        let charged_after: u64 = pieces
+            .iter()
+            .map(|p| charged_pages(p.flags, (p.range.end - p.range.start) / 4096))
+            .sum();
+        if charged_after > charged_before {
+            super::commit::charge(charged_after - charged_before)?;
+        }
         let mut entries = Vec::with_capacity(pieces.len());
         for piece in &pieces {
             // A piece of an old VMA inherits its fields; a new mapping starts afresh.
@@ -658,6 +726,7 @@ impl MmWriteGuard<'_> {
                     for (_, vma) in entries {
                         Vma::free(vma);
                     }
+                    super::commit::uncharge(charged_after.saturating_sub(charged_before));
                     return Err(ENOMEM);
                 }
             }
@@ -682,9 +751,10 @@ impl MmWriteGuard<'_> {
                 .vma_mark_detached(&mm.lock_seq, &super::vma_lock::PLATFORM);
         }
 
+        super::commit::uncharge(charged_before.saturating_sub(charged_after));
         match edit {
             Edit::Map(_) | Edit::MapFile { .. } | Edit::Unmap => {
-                self.clear_pages(range.clone(), &mut retired)
+                self.clear_pages(range.clone(), &mut retired, false)
             }
             Edit::Advise { .. } => {}
             Edit::Protect(flags) => {
@@ -791,9 +861,63 @@ impl MmWriteGuard<'_> {
             }
             self.write_lock_vma(vma);
             let part = vma.start().max(range.start)..vma.end().min(range.end);
-            self.clear_pages(part, &mut retired);
+            self.clear_pages(part, &mut retired, true);
         }
         mm.retire(retired);
+    }
+
+    /// `MADV_GUARD_INSTALL` on `range`, inside VMAs of private anonymous memory: each page is
+    /// dropped and its entry becomes a guard marker, which faults with `SIGSEGV` until
+    /// `MADV_GUARD_REMOVE` or munmap clears it. `ENOMEM` when a page table cannot be made (the
+    /// markers installed so far stay, as on Linux).
+    pub fn install_guards(&self, range: Range<u64>) -> Result<(), Errno> {
+        let mm = self.mm;
+        let mut retired = mm.start_retiring(range.clone());
+        for vma in self.vmas_in(range.clone()) {
+            self.write_lock_vma(vma);
+            let part = vma.start().max(range.start)..vma.end().min(range.end);
+            self.clear_pages(part, &mut retired, true);
+        }
+        let mut result = Ok(());
+        for page in range.step_by(4096) {
+            // SAFETY: this guard holds `mmap_lock` for writing, so the tables stay.
+            match unsafe { user_tables::lookup_or_create(mm.root(), page) } {
+                // The VMA is write-locked and the page was cleared: no fault fills the entry.
+                Some(slot) => slot.store(GUARD_ENTRY, Ordering::Release),
+                None => {
+                    result = Err(ENOMEM);
+                    break;
+                }
+            }
+        }
+        mm.retire(retired);
+        result
+    }
+
+    /// `MADV_GUARD_REMOVE` on `range`: its guard markers are cleared (the pages fault in afresh).
+    pub fn remove_guards(&self, range: Range<u64>) {
+        for vma in self.vmas_in(range.clone()) {
+            self.write_lock_vma(vma);
+        }
+        // SAFETY: this guard holds `mmap_lock` for writing and the VMAs of `range` are
+        // write-locked: no fault runs there. A marker is never in a TLB: nothing to shoot down.
+        unsafe { user_tables::clear_guards(self.mm.root(), range.start, range.end) };
+    }
+
+    /// `MADV_REMOVE` on shared anonymous memory (`range` inside such VMAs): the pages read as
+    /// zeroes afterwards in every address space that shares them, as a hole punched in Linux's
+    /// shmem object does. Their frames are the only copy, so they are cleared in place.
+    pub fn zero_shared_pages(&self, range: Range<u64>) {
+        let zero = zero_page();
+        for page in range.step_by(4096) {
+            // SAFETY: this guard holds `mmap_lock`, so the tables stay.
+            let current = unsafe { user_tables::leaf_entry(self.mm.root(), page) };
+            if current & MAPS_PAGE != 0 && address(current) != zero {
+                // SAFETY: a frame of shared anonymous memory that this entry maps, and keeps
+                // mapped while `mmap_lock` is held.
+                unsafe { user_tables::clear_shared_frame(address(current)) };
+            }
+        }
     }
 
     /// Maps a fresh page at `addr` (inside a VMA) regardless of the VMA's write permission,
@@ -885,6 +1009,23 @@ impl Drop for Mm {
         // The root table is freed afterwards, with the `root` field.
         self.teardown();
     }
+}
+
+/// `flags` with `VM_ACCOUNT` added when a VMA with them is charged to the commit count: private
+/// writable memory, or shared memory that is `anonymous`, unless `VM_NORESERVE`.
+fn accounted(flags: u32, anonymous: bool) -> u32 {
+    let private_writable = flags & (VM_SHARED | VM_WRITE) == VM_WRITE;
+    let shared_anonymous = flags & VM_SHARED != 0 && anonymous;
+    if flags & VM_NORESERVE == 0 && (private_writable || shared_anonymous) {
+        flags | VM_ACCOUNT
+    } else {
+        flags
+    }
+}
+
+/// The pages a VMA of `pages` pages with `flags` is charged.
+pub(super) fn charged_pages(flags: u32, pages: u64) -> u64 {
+    if flags & VM_ACCOUNT != 0 { pages } else { 0 }
 }
 
 /// The leaf entry bits for a page of a VMA with `flags`; `writable` says whether this page may

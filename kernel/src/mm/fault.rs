@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addrspace::{Mm, MmapLocked, entry_flags};
 use super::page_refs;
-use super::pte::{NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
+use super::pte::{GUARD_ENTRY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
 use super::user_tables;
 use super::vma::{VM_ACCESS, VM_EXEC, VM_SHARED, VM_WRITE, Vma, VmaFile};
 use super::vma_lock;
@@ -53,6 +53,8 @@ pub enum FaultError {
     OutOfMemory,
     /// The page lies wholly past the end of the file the VMA maps (`BUS_ADRERR`).
     PastEndOfFile,
+    /// The page is a guard marker (`MADV_GUARD_INSTALL`): `SEGV_MAPERR`, as on Linux.
+    GuardRegion,
 }
 
 /// What the faulting access wanted.
@@ -323,6 +325,9 @@ fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultE
         unsafe { user_tables::lookup_or_create(mm.root(), page) }.ok_or(FaultError::OutOfMemory)?;
     loop {
         let old = slot.load(Ordering::Acquire);
+        if old == GUARD_ENTRY {
+            return Err(FaultError::GuardRegion);
+        }
         let phys = address(old);
         let new = if old & PRESENT != 0 {
             if permits(old, access) {

@@ -1,7 +1,13 @@
-//! The memory system calls: mmap, munmap, mremap, mprotect, madvise, msync, brk — with Linux's
-//! argument checks and error numbers. Each takes `mmap_lock` for writing around its edit of the address
-//! space ([`Mm::write`]; the edits are methods of its guard); `MAP_POPULATE` faults the pages in
-//! afterwards, under the read lock, like any fault.
+//! The memory system calls: mmap, munmap, mremap, mprotect, madvise, msync, mincore, the mlock family,
+//! brk — with Linux's argument checks and error numbers. Each takes `mmap_lock` for writing
+//! around its edit of the address space ([`Mm::write`]; the edits are methods of its guard);
+//! `MAP_POPULATE`, `MADV_POPULATE_*` and locking fault the pages in afterwards, under the read
+//! lock, like any fault.
+//!
+//! Locked memory (`VM_LOCKED`): every process runs as root, which Linux never holds to
+//! `RLIMIT_MEMLOCK` (`CAP_IPC_LOCK`), so no lock is refused for its size; with no swap, a page
+//! once present stays, and locking only faults the range in and marks the VMAs (`VmLck`,
+//! `MADV_DONTNEED` refused, `MS_INVALIDATE` busy).
 //!
 //! `mmap` of a descriptor maps a regular file (tmpfs, memfd) through its page cache
 //! (`MmWriteGuard::map_file`); `/dev/zero` maps as anonymous memory; anything else is
@@ -11,17 +17,21 @@ use alloc::sync::Arc;
 use core::ops::Range;
 
 use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, MmapLocked};
-use super::fault::{self, Access};
+use super::commit;
+use super::fault::{self, Access, FaultError};
+use super::pte::{GUARD_ENTRY, MAPS_PAGE};
+use super::user_tables;
 use super::vma::{
-    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
-    VM_WRITE_DENIED, Vma,
+    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT,
+    VM_NORESERVE, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, VM_WRITE_DENIED, Vma,
 };
 use crate::arch::syscall::USER_END;
+use crate::arch::uaccess::copy_to_user;
 use crate::fs::file::{File, O_PATH};
 use crate::fs::pagecache::MAX_FILE_SIZE;
 use crate::syscall::errno::{
-    EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM, Errno,
-    SysResult,
+    EACCES, EAGAIN, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW,
+    EPERM, Errno, SysResult,
 };
 
 pub const PROT_READ: u64 = 1;
@@ -37,7 +47,15 @@ const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_TYPE: u64 = 0x0f;
 pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_LOCKED: u64 = 0x2000;
+pub const MAP_NORESERVE: u64 = 0x4000;
 const MAP_POPULATE: u64 = 0x8000;
+const MAP_HUGETLB: u64 = 0x4_0000;
+/// `MAP_HUGETLB`'s page size: its log2 in these bits (0: the default size).
+const MAP_HUGE_SHIFT: u64 = 26;
+const MAP_HUGE_MASK: u64 = 0x3f;
+/// The huge page sizes of x86-64 (log2): 2 MiB and 1 GiB.
+const HUGE_PAGE_SHIFTS: [u64; 2] = [21, 30];
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// The flags `MAP_SHARED_VALIDATE` knows (Linux's `LEGACY_MAP_MASK`: the types, `MAP_FIXED`,
 /// `MAP_ANONYMOUS`, the ignored `MAP_DENYWRITE`/`MAP_EXECUTABLE`/`MAP_UNINITIALIZED`,
@@ -61,18 +79,36 @@ const MS_ASYNC: u64 = 1;
 const MS_INVALIDATE: u64 = 2;
 const MS_SYNC: u64 = 4;
 
-const MADV_NORMAL: u64 = 0;
+pub const MADV_NORMAL: u64 = 0;
 const MADV_RANDOM: u64 = 1;
 const MADV_SEQUENTIAL: u64 = 2;
-const MADV_WILLNEED: u64 = 3;
+pub const MADV_WILLNEED: u64 = 3;
 const MADV_DONTNEED: u64 = 4;
 const MADV_FREE: u64 = 8;
+const MADV_REMOVE: u64 = 9;
 const MADV_DONTFORK: u64 = 10;
 const MADV_DOFORK: u64 = 11;
+const MADV_MERGEABLE: u64 = 12;
+const MADV_UNMERGEABLE: u64 = 13;
 const MADV_HUGEPAGE: u64 = 14;
 const MADV_NOHUGEPAGE: u64 = 15;
+const MADV_DONTDUMP: u64 = 16;
+const MADV_DODUMP: u64 = 17;
 const MADV_WIPEONFORK: u64 = 18;
 const MADV_KEEPONFORK: u64 = 19;
+pub const MADV_COLD: u64 = 20;
+pub const MADV_PAGEOUT: u64 = 21;
+const MADV_POPULATE_READ: u64 = 22;
+const MADV_POPULATE_WRITE: u64 = 23;
+const MADV_DONTNEED_LOCKED: u64 = 24;
+pub const MADV_COLLAPSE: u64 = 25;
+const MADV_GUARD_INSTALL: u64 = 102;
+const MADV_GUARD_REMOVE: u64 = 103;
+
+const MLOCK_ONFAULT: u64 = 1;
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
 
 const PAGE: u64 = 4096;
 
@@ -128,6 +164,15 @@ pub fn mmap(
     } else {
         None
     };
+    if flags & MAP_HUGETLB != 0 {
+        // No file here is of hugetlbfs; anonymous huge pages need a size x86-64 has, and then
+        // pages reserved for them, of which there are none (Linux's `nr_hugepages` of 0).
+        let shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+        if file.is_some() || (shift != 0 && !HUGE_PAGE_SHIFTS.contains(&shift)) {
+            return Err(EINVAL);
+        }
+        return Err(ENOMEM);
+    }
     map(mm, addr, len, prot, flags, file.as_ref(), offset)
 }
 
@@ -146,7 +191,13 @@ pub fn map(
         return Err(EINVAL);
     }
     let len = page_up(len).filter(|&l| l <= USER_END).ok_or(ENOMEM)?;
-    let mut vm = vm_flags(prot)?;
+    let mut vm = vm_flags(prot)? | mm.default_flags();
+    if flags & MAP_LOCKED != 0 {
+        vm |= VM_LOCKED;
+    }
+    if flags & MAP_NORESERVE != 0 && commit::mode() != commit::Mode::Never {
+        vm |= VM_NORESERVE;
+    }
     match flags & MAP_TYPE {
         MAP_PRIVATE => {}
         MAP_SHARED => vm |= VM_SHARED,
@@ -196,7 +247,10 @@ pub fn map(
         }
         start
     };
-    if flags & MAP_POPULATE != 0 && vm & VM_ACCESS != 0 {
+    if vm & VM_LOCKED_MASK == VM_LOCKED {
+        // Errors are left for later accesses to meet, as Linux does.
+        let _ = fault_in(mm, start..start + len, Populate::Lock);
+    } else if flags & MAP_POPULATE != 0 && vm & VM_ACCESS != 0 {
         populate(mm, start..start + len, vm & VM_WRITE != 0);
     }
     Ok(start)
@@ -258,6 +312,64 @@ fn populate(mm: &Mm, range: Range<u64>, write: bool) {
         }
         page += PAGE;
     }
+}
+
+/// How [`fault_in`] faults a range in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Populate {
+    /// `MADV_POPULATE_READ`: every page read; an inaccessible VMA is `EINVAL`.
+    Read,
+    /// `MADV_POPULATE_WRITE`: every page written (copies broken); a VMA without write
+    /// permission is `EINVAL`.
+    Write,
+    /// Locking: private writable pages written, other accessible ones read; inaccessible VMAs
+    /// and VMAs locked on fault are left alone.
+    Lock,
+}
+
+/// Faults in the pages of `range` as `how` says, each under `mmap_lock` for reading. Errors
+/// as `MADV_POPULATE_*` has them: a hole is `ENOMEM` (locking skips holes), a VMA the access
+/// does not suit `EINVAL`, a page that cannot be had (past the end of a file, a guard marker)
+/// `EFAULT`, no memory `ENOMEM`.
+fn fault_in(mm: &Mm, range: Range<u64>, how: Populate) -> Result<(), Errno> {
+    let mut page = range.start;
+    while page < range.end {
+        let locked = mm.read();
+        let vma = match locked.vma_at_or_after(page) {
+            Some(vma) if vma.start() <= page => vma,
+            Some(vma) if how == Populate::Lock => {
+                page = vma.start();
+                continue;
+            }
+            None if how == Populate::Lock => return Ok(()),
+            _ => return Err(ENOMEM),
+        };
+        let flags = vma.flags();
+        let write = match how {
+            Populate::Read if flags & VM_ACCESS == 0 => return Err(EINVAL),
+            Populate::Write if flags & VM_WRITE == 0 => return Err(EINVAL),
+            Populate::Read => false,
+            Populate::Write => true,
+            Populate::Lock if flags & VM_ACCESS == 0 || flags & VM_LOCKONFAULT != 0 => {
+                page = vma.end();
+                continue;
+            }
+            Populate::Lock => flags & (VM_WRITE | VM_SHARED) == VM_WRITE,
+        };
+        let access = Access {
+            write,
+            execute: false,
+        };
+        fault::fault_locked(&locked, page, access).map_err(|error| match error {
+            FaultError::OutOfMemory => ENOMEM,
+            FaultError::NoVma => ENOMEM,
+            FaultError::Forbidden => EINVAL,
+            FaultError::PastEndOfFile | FaultError::GuardRegion => EFAULT,
+        })?;
+        drop(locked);
+        page += PAGE;
+    }
+    Ok(())
 }
 
 /// Checks a page-aligned `addr` and `len` bytes; returns the page range (empty for `len` 0).
@@ -450,66 +562,160 @@ pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
     result
 }
 
+/// What one piece of advice does to the VMAs it covers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Advice {
+    /// Accepted and changes nothing here (access patterns, swap and huge-page hints, KSM,
+    /// core-dump filters: there is no swap, no huge page, no merging, no core dump).
+    Hint,
+    /// Drops the pages (`MADV_DONTNEED`, `MADV_FREE`, `MADV_DONTNEED_LOCKED`).
+    Drop,
+    /// Lasting VMA bits set and cleared.
+    Flags {
+        set: u32,
+        clear: u32,
+    },
+    /// Faults the range in.
+    Populate(Populate),
+    /// Punches a hole in the shared memory behind the range.
+    Remove,
+    GuardInstall,
+    GuardRemove,
+}
+
+/// `advice` as Linux's `madvise` accepts it, or `EINVAL`.
+fn parse_advice(advice: u64) -> Result<Advice, Errno> {
+    Ok(match advice {
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_MERGEABLE
+        | MADV_UNMERGEABLE | MADV_HUGEPAGE | MADV_NOHUGEPAGE | MADV_DONTDUMP | MADV_DODUMP
+        | MADV_COLD | MADV_PAGEOUT => Advice::Hint,
+        MADV_DONTNEED | MADV_FREE | MADV_DONTNEED_LOCKED => Advice::Drop,
+        MADV_DONTFORK => Advice::Flags {
+            set: VM_DONTCOPY,
+            clear: 0,
+        },
+        MADV_DOFORK => Advice::Flags {
+            set: 0,
+            clear: VM_DONTCOPY,
+        },
+        MADV_WIPEONFORK => Advice::Flags {
+            set: VM_WIPEONFORK,
+            clear: 0,
+        },
+        MADV_KEEPONFORK => Advice::Flags {
+            set: 0,
+            clear: VM_WIPEONFORK,
+        },
+        MADV_POPULATE_READ => Advice::Populate(Populate::Read),
+        MADV_POPULATE_WRITE => Advice::Populate(Populate::Write),
+        MADV_REMOVE => Advice::Remove,
+        MADV_GUARD_INSTALL => Advice::GuardInstall,
+        MADV_GUARD_REMOVE => Advice::GuardRemove,
+        // MADV_COLLAPSE needs a huge page to collapse into (Linux: EINVAL for a VMA that
+        // cannot hold one); MADV_HWPOISON and MADV_SOFT_OFFLINE exist only with memory-failure
+        // handling, which this kernel lacks.
+        _ => return Err(EINVAL),
+    })
+}
+
+/// Whether `advice` may be applied to `vma`; Linux's error for the first VMA it may not be.
+fn advice_refused(advice: u64, vma: &Vma) -> Option<Errno> {
+    let flags = vma.flags();
+    let locked = flags & VM_LOCKED != 0;
+    let private_anonymous = flags & VM_SHARED == 0 && vma.file().is_none();
+    match advice {
+        // Linux's `can_madv_lru_vma`: locked pages stay.
+        MADV_DONTNEED | MADV_COLD | MADV_PAGEOUT if locked => Some(EINVAL),
+        MADV_FREE if locked || !private_anonymous => Some(EINVAL),
+        MADV_WIPEONFORK if !private_anonymous => Some(EINVAL),
+        MADV_GUARD_INSTALL if locked || !private_anonymous => Some(EINVAL),
+        MADV_GUARD_REMOVE if !private_anonymous => Some(EINVAL),
+        MADV_REMOVE if locked => Some(EINVAL),
+        // Shared memory only (Linux's shmem object or a file), mapped writable.
+        MADV_REMOVE if private_anonymous => Some(EINVAL),
+        MADV_REMOVE if flags & VM_SHARED == 0 || flags & VM_WRITE_DENIED != 0 => Some(EACCES),
+        _ => None,
+    }
+}
+
 /// `madvise`. Like Linux, the advice is applied VMA by VMA in address order: a hole in the
 /// range makes the call fail with `ENOMEM` once the mapped pieces around it were advised, and
-/// a VMA the advice does not apply to (`MADV_FREE` on shared memory or a file) ends the walk
-/// there with `EINVAL`. Dropping advice keeps shared anonymous pages (see
-/// `MmWriteGuard::zap`).
+/// a VMA the advice does not apply to (`MADV_FREE` on shared memory or a file, `MADV_DONTNEED`
+/// on locked memory, ...) ends the walk there with its error. A range past the end of user
+/// space is a hole. Dropping advice keeps shared anonymous pages (see `MmWriteGuard::zap`).
 pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
+    let kind = parse_advice(advice)?;
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
-    // What the advice does: drop pages, or set and clear lasting VMA bits.
-    let (dropping, set, clear) = match advice {
-        MADV_DONTNEED | MADV_FREE => (true, 0, 0),
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_HUGEPAGE
-        | MADV_NOHUGEPAGE => (false, 0, 0),
-        MADV_DONTFORK => (false, VM_DONTCOPY, 0),
-        MADV_DOFORK => (false, 0, VM_DONTCOPY),
-        MADV_WIPEONFORK => (false, VM_WIPEONFORK, 0),
-        MADV_KEEPONFORK => (false, 0, VM_WIPEONFORK),
-        _ => return Err(EINVAL),
-    };
     if len == 0 {
         return Ok(0);
     }
+    // A length that rounds up past the end of the address space, or a range that wraps.
     let len = page_up(len).ok_or(EINVAL)?;
-    let end = addr
-        .checked_add(len)
-        .filter(|&e| e <= USER_END)
-        .ok_or(EINVAL)?;
-    let range = addr..end;
+    let end = addr.checked_add(len).ok_or(EINVAL)?;
+    if let Advice::Populate(how) = kind {
+        return fault_in(mm, addr..end, how).map(|()| 0);
+    }
+    let range = addr.min(USER_END)..end.min(USER_END);
     let locked = mm.write();
     let vmas = locked.vmas_in(range.clone());
-    let mut result = if mapped_prefix_end(&vmas, &range) < range.end {
+    let mut result = if range.end < end || mapped_prefix_end(&vmas, &range) < range.end {
         Err(ENOMEM)
     } else {
         Ok(0)
     };
     let mut advised = range.clone();
-    if matches!(advice, MADV_FREE | MADV_WIPEONFORK)
-        && let Some(other) = vmas
-            .iter()
-            .find(|v| v.flags() & VM_SHARED != 0 || v.file().is_some())
+    if let Some((vma, error)) = vmas
+        .iter()
+        .find_map(|v| advice_refused(advice, v).map(|error| (v, error)))
     {
-        // For private anonymous memory only: advised up to the first other mapping.
-        advised.end = other.start().max(range.start);
-        result = Err(EINVAL);
+        advised.end = vma.start().max(range.start);
+        result = Err(error);
     }
-    if advised.start < advised.end {
-        if dropping {
-            locked.zap(advised);
-        } else if set | clear != 0 && !vmas.is_empty() {
-            locked.edit(advised, Edit::Advise { set, clear })?;
+    if advised.start >= advised.end {
+        return result;
+    }
+    let vmas: alloc::vec::Vec<&Vma> = vmas
+        .into_iter()
+        .filter(|v| v.start() < advised.end)
+        .collect();
+    match kind {
+        Advice::Hint | Advice::Populate(_) => {}
+        Advice::Drop => locked.zap(advised),
+        Advice::Flags { set, clear } if !vmas.is_empty() => {
+            locked.edit(advised, Edit::Advise { set, clear })?
+        }
+        Advice::Flags { .. } => {}
+        Advice::GuardInstall => {
+            for vma in &vmas {
+                locked
+                    .install_guards(vma.start().max(advised.start)..vma.end().min(advised.end))?;
+            }
+        }
+        Advice::GuardRemove => locked.remove_guards(advised),
+        Advice::Remove => {
+            for vma in &vmas {
+                let part = vma.start().max(advised.start)..vma.end().min(advised.end);
+                match vma.file() {
+                    Some(file) => {
+                        let first = file.pgoff() + (part.start - vma.start()) / PAGE;
+                        file.cache()
+                            .clear_pages(first..first + (part.end - part.start) / PAGE);
+                    }
+                    None => locked.zero_shared_pages(part),
+                }
+            }
         }
     }
     result
 }
 
 /// `msync`: memory is the file's storage here, so there is nothing to write back; what is
-/// left are Linux's checks: the flags (one of `MS_ASYNC` and `MS_SYNC` at most, and
-/// `MS_INVALIDATE`), an aligned address, and a range that is mapped throughout (`ENOMEM`
-/// otherwise).
+/// left are Linux's checks, in its order: the flags (one of `MS_ASYNC` and `MS_SYNC` at most,
+/// and `MS_INVALIDATE`), an aligned address, a range that does not wrap, then the walk: a
+/// hole is `ENOMEM` (at once for `MS_ASYNC` alone, at the end otherwise), and
+/// `MS_INVALIDATE` on locked memory `EBUSY`.
 pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
         || !addr.is_multiple_of(PAGE)
@@ -523,12 +729,198 @@ pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
     if end == addr {
         return Ok(0);
     }
-    let range = addr..end;
     let locked = mm.read();
-    if mapped_prefix_end(&locked.vmas_in(range.clone()), &range) < end {
+    let mut unmapped = false;
+    let mut at = addr;
+    for vma in locked.vmas_in(addr.min(USER_END)..end.min(USER_END)) {
+        if vma.start() > at {
+            if flags == MS_ASYNC {
+                return Err(ENOMEM);
+            }
+            unmapped = true;
+        }
+        if flags & MS_INVALIDATE != 0 && vma.flags() & VM_LOCKED != 0 {
+            return Err(EBUSY);
+        }
+        at = vma.end();
+    }
+    if unmapped || at < end {
         return Err(ENOMEM);
     }
     Ok(0)
+}
+
+/// Pages whose residency `mincore` gathers under `mmap_lock` before it copies them out.
+const MINCORE_BATCH: usize = 512;
+
+/// `mincore`: one byte per page of `[addr, addr + len)`, 1 when the page is in memory: an
+/// anonymous page that was faulted in (the zero page too), or, for a file, a page its page
+/// cache holds whether this mapping has touched it or not. A guard marker is not in memory. A
+/// hole is `ENOMEM` (the bytes for the pages before it are written), as is a range outside
+/// user space; a vector outside it is `EFAULT`.
+pub fn mincore(mm: &Mm, addr: u64, len: u64, vec: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(EINVAL);
+    }
+    if addr.checked_add(len).is_none_or(|end| end > USER_END) {
+        return Err(ENOMEM);
+    }
+    let pages = len.div_ceil(PAGE);
+    if vec.checked_add(pages).is_none_or(|end| end > USER_END) {
+        return Err(EFAULT);
+    }
+    let end = addr + pages * PAGE;
+    let mut page = addr;
+    let mut out = vec;
+    let mut batch = alloc::vec::Vec::new();
+    batch.try_reserve_exact(MINCORE_BATCH).map_err(|_| EAGAIN)?;
+    while page < end {
+        batch.clear();
+        {
+            let locked = mm.read();
+            let vma = locked.find_vma(page).ok_or(ENOMEM)?;
+            let stop = end.min(vma.end()).min(page + (MINCORE_BATCH as u64) * PAGE);
+            for at in (page..stop).step_by(PAGE as usize) {
+                // SAFETY: `mmap_lock` is held, so the tables stay.
+                let current = unsafe { user_tables::leaf_entry(mm.root(), at) };
+                let resident = if current & MAPS_PAGE != 0 {
+                    true
+                } else if current == GUARD_ENTRY {
+                    false
+                } else if let Some(file) = vma.file() {
+                    file.cache()
+                        .is_cached(file.pgoff() + (at - vma.start()) / PAGE)
+                } else {
+                    false
+                };
+                batch.push(u8::from(resident));
+            }
+            page = stop;
+        }
+        // No user memory is touched with `mmap_lock` held.
+        copy_to_user(out, &batch)?;
+        out += batch.len() as u64;
+    }
+    Ok(0)
+}
+
+/// The page range `mlock` and `munlock` act on: `addr` rounded down, `len` (plus what the
+/// rounding added) rounded up, wrapping as Linux's `PAGE_ALIGN` does; `EINVAL` for a range
+/// that wraps.
+fn lock_range(addr: u64, len: u64) -> Result<Range<u64>, Errno> {
+    let offset = addr % PAGE;
+    let start = addr - offset;
+    let len = len.wrapping_add(offset).wrapping_add(PAGE - 1) & !(PAGE - 1);
+    let end = start.wrapping_add(len);
+    if end < start {
+        return Err(EINVAL);
+    }
+    Ok(start..end)
+}
+
+/// Sets the lock bits of the VMAs of `range` to `lock` (`VM_LOCKED`, with `VM_LOCKONFAULT` or
+/// not, or 0): like Linux, VMA by VMA up to the first hole, which is `ENOMEM`.
+fn set_lock_bits(mm: &Mm, range: Range<u64>, lock: u32) -> Result<(), Errno> {
+    let clamped = range.start.min(USER_END)..range.end.min(USER_END);
+    let locked = mm.write();
+    let vmas = locked.vmas_in(clamped.clone());
+    let covered = mapped_prefix_end(&vmas, &clamped);
+    if covered > clamped.start {
+        locked.edit(
+            clamped.start..covered,
+            Edit::Advise {
+                set: lock,
+                clear: VM_LOCKED_MASK,
+            },
+        )?;
+    }
+    if covered < range.end {
+        return Err(ENOMEM);
+    }
+    Ok(())
+}
+
+/// `mlock` and `mlock2`: the pages of the range are locked (and, without `MLOCK_ONFAULT`,
+/// faulted in). A page that cannot be faulted in is `ENOMEM`, no memory `EAGAIN`, as Linux's
+/// POSIX error mapping has them.
+pub fn mlock(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(EINVAL);
+    }
+    let range = lock_range(addr, len)?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let lock = if flags & MLOCK_ONFAULT != 0 {
+        VM_LOCKED | VM_LOCKONFAULT
+    } else {
+        VM_LOCKED
+    };
+    set_lock_bits(mm, range.clone(), lock)?;
+    fault_in(mm, range, Populate::Lock).map_err(|error| match error {
+        ENOMEM => EAGAIN,
+        _ => ENOMEM,
+    })?;
+    Ok(0)
+}
+
+/// `munlock`: the VMAs of the range are unlocked; their pages stay.
+pub fn munlock(mm: &Mm, addr: u64, len: u64) -> SysResult {
+    let range = lock_range(addr, len)?;
+    if range.is_empty() {
+        return Ok(0);
+    }
+    set_lock_bits(mm, range, 0)?;
+    Ok(0)
+}
+
+/// `mlockall`: `MCL_CURRENT` locks every VMA (and faults it in, without `MCL_ONFAULT`),
+/// `MCL_FUTURE` every later mapping; `munlockall` is `mlockall` with no flag left.
+pub fn mlockall(mm: &Mm, flags: u64) -> SysResult {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
+    {
+        return Err(EINVAL);
+    }
+    apply_mlockall(mm, flags);
+    Ok(0)
+}
+
+/// `munlockall`.
+pub fn munlockall(mm: &Mm) -> SysResult {
+    apply_mlockall(mm, 0);
+    Ok(0)
+}
+
+fn apply_mlockall(mm: &Mm, flags: u64) {
+    let lock = if flags & MCL_ONFAULT != 0 {
+        VM_LOCKED | VM_LOCKONFAULT
+    } else {
+        VM_LOCKED
+    };
+    {
+        let locked = mm.write();
+        let future = if flags & MCL_FUTURE != 0 { lock } else { 0 };
+        locked.set_default_flags((mm.default_flags() & !VM_LOCKED_MASK) | future);
+        if flags & MCL_FUTURE != 0 && flags & MCL_CURRENT == 0 {
+            return;
+        }
+        let current = if flags & MCL_CURRENT != 0 { lock } else { 0 };
+        if mm.vma_count() > 0 {
+            // Only fails for want of memory for the new VMAs; Linux, too, leaves the VMAs
+            // changed so far and answers 0.
+            let _ = locked.edit(
+                0..USER_END,
+                Edit::Advise {
+                    set: current,
+                    clear: VM_LOCKED_MASK,
+                },
+            );
+        }
+    }
+    if flags & MCL_CURRENT != 0 {
+        // Linux's `mm_populate`: errors are left for later accesses.
+        let _ = fault_in(mm, 0..USER_END, Populate::Lock);
+    }
 }
 
 /// Where the mapped part of `range` that starts at `range.start` ends, given `vmas` (those
@@ -545,27 +937,36 @@ fn mapped_prefix_end(vmas: &[&Vma], range: &Range<u64>) -> u64 {
     covered.min(range.end)
 }
 
-/// `brk`: moves the end of the heap; returns the (new or unchanged) end, never an error.
+/// `brk`: moves the end of the heap; returns the (new or unchanged) end, never an error. Under
+/// `mlockall(MCL_FUTURE)` the new part is locked and faulted in, as any new mapping.
 pub fn brk(mm: &Mm, requested: u64) -> SysResult {
+    let grown = grow_or_shrink_heap(mm, requested);
+    if let Some(range) = grown
+        && mm.default_flags() & VM_LOCKED_MASK == VM_LOCKED
+    {
+        let _ = fault_in(mm, range, Populate::Lock);
+    }
+    Ok(mm.brk_range().end)
+}
+
+/// Moves the end of the heap to `requested` if it may; the pages added, if it grew.
+fn grow_or_shrink_heap(mm: &Mm, requested: u64) -> Option<Range<u64>> {
     let locked = mm.write();
     let heap = mm.brk_range();
     if requested < heap.start || requested > USER_END {
-        return Ok(heap.end);
+        return None;
     }
-    let (Some(old_top), Some(new_top)) = (page_up(heap.end), page_up(requested)) else {
-        return Ok(heap.end);
-    };
+    let (old_top, new_top) = (page_up(heap.end)?, page_up(requested)?);
     if new_top > old_top {
+        let flags = VM_READ | VM_WRITE | VM_BRK | mm.default_flags();
         if !locked.is_free(old_top..new_top)
-            || locked
-                .edit(old_top..new_top, Edit::Map(VM_READ | VM_WRITE | VM_BRK))
-                .is_err()
+            || locked.edit(old_top..new_top, Edit::Map(flags)).is_err()
         {
-            return Ok(heap.end);
+            return None;
         }
     } else if new_top < old_top && locked.edit(new_top..old_top, Edit::Unmap).is_err() {
-        return Ok(heap.end);
+        return None;
     }
     locked.set_brk(heap.start..requested);
-    Ok(requested)
+    (new_top > old_top).then_some(old_top..new_top)
 }

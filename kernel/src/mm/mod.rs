@@ -8,6 +8,7 @@
 //! frames (docs/LOCKING.md).
 
 pub mod addrspace;
+pub mod commit;
 pub mod fault;
 pub mod frame;
 pub mod heap;

@@ -22,6 +22,10 @@ pub const GLOBAL: u64 = 1 << 8;
 /// A software bit of a non-present entry: the page is still there, but its VMA allows no access
 /// (`PROT_NONE`). Such entries keep their frame and count as mapping a page.
 pub const PROT_NONE_ENTRY: u64 = 1 << 10;
+/// A software bit of a non-present entry that holds no page: a guard marker
+/// (`MADV_GUARD_INSTALL`). An access faults with `SIGSEGV`; dropping pages (`MADV_DONTNEED`)
+/// keeps it, unmapping and `MADV_GUARD_REMOVE` clear it.
+pub const GUARD_ENTRY: u64 = 1 << 11;
 pub const NO_EXECUTE: u64 = 1 << 63;
 /// An entry that holds a page, accessible or not.
 pub const MAPS_PAGE: u64 = PRESENT | PROT_NONE_ENTRY;

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::PhysAddr;
 use super::frame::{self, Frames, UserFrame};
-use super::pte::{ACCESSED, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
+use super::pte::{ACCESSED, GUARD_ENTRY, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
 
 const ENTRIES: usize = 512;
 /// Bytes one entry covers at each level (1 = page table … 4 = PML4).
@@ -99,6 +99,19 @@ unsafe fn zero_frame(phys: PhysAddr) {
     unsafe { pageclear::clear(method, phys.to_virt() as *mut u8) };
 }
 
+/// Clears the user frame `phys` in place, while others may map it (`MADV_REMOVE` of shared
+/// memory, which punches a hole in what every sharer sees).
+///
+/// # Safety
+/// `phys` is a user frame (or a page-cache frame) that stays allocated while this runs: the
+/// caller holds a mapping of it or the cache's lock. User stores to it meanwhile race only
+/// with its contents, as they do with a hole punch on Linux.
+pub unsafe fn clear_shared_frame(phys: PhysAddr) {
+    // SAFETY: the frame stays allocated (the caller's contract) and the direct map covers
+    // its 4096 bytes; nothing in the kernel holds a reference into user memory.
+    unsafe { core::ptr::write_bytes(phys.to_virt() as *mut u8, 0, 4096) };
+}
+
 /// The leaf entry for `addr` in the tree at `root`, creating missing tables; `None` when out
 /// of memory.
 ///
@@ -130,6 +143,24 @@ pub unsafe fn lookup_or_create<'a>(root: PhysAddr, addr: u64) -> Option<&'a Atom
     }
     // SAFETY: the level-1 table found above, kept by the caller.
     Some(unsafe { &entries(table)[index(addr, 1)] })
+}
+
+/// The leaf entry for `addr` in the tree at `root`, or 0 where no page table holds one.
+///
+/// # Safety
+/// As for [`lookup_or_create`].
+pub unsafe fn leaf_entry(root: PhysAddr, addr: u64) -> u64 {
+    let mut table = root;
+    for level in [4, 3, 2] {
+        // SAFETY: `table` is the root or a table linked below it, kept by the caller.
+        let current = unsafe { &entries(table)[index(addr, level)] }.load(Ordering::Acquire);
+        if current & PRESENT == 0 {
+            return 0;
+        }
+        table = address(current);
+    }
+    // SAFETY: the level-1 table found above, kept by the caller.
+    unsafe { &entries(table)[index(addr, 1)] }.load(Ordering::Acquire)
 }
 
 /// Calls `visit` with the address and slot of every leaf entry of `[start, end)` whose page
@@ -194,8 +225,8 @@ unsafe fn walk_leaves<B>(
     ControlFlow::Continue(())
 }
 
-/// Copies the leaf entries of `[start, end)` that hold a page from the tree at `source` into
-/// the tree at `target`, at `to` on (fork copies to the same addresses of the child's tree,
+/// Copies the leaf entries of `[start, end)` that hold a page or a guard marker from the tree at
+/// `source` into the tree at `target`, at `to` on (fork copies to the same addresses of the child's tree,
 /// mremap to other addresses of the same tree): `copy` sees each such source slot and returns
 /// the entry the target gets (it may change the source's entry: write-protect it, or take it
 /// away for a move), or 0 for none. The target's page-table pages are created as needed;
@@ -217,7 +248,7 @@ pub unsafe fn copy_range(
     // The target's page table for the last 2 MiB copied to: neighbouring pages share it.
     let mut table: Option<(u64, &[AtomicU64; ENTRIES])> = None;
     let mut visit = |addr: u64, slot: &AtomicU64| {
-        if slot.load(Ordering::Relaxed) & MAPS_PAGE == 0 {
+        if slot.load(Ordering::Relaxed) & (MAPS_PAGE | GUARD_ENTRY) == 0 {
             return ControlFlow::Continue(());
         }
         let dest = addr - start + to;
@@ -251,8 +282,8 @@ pub unsafe fn copy_range(
     }
 }
 
-/// Clears the leaf entries of `[start, end)` and adds the frames of those that held a page to
-/// `out`, without ever growing it: when `out` is full, stops before the next entry to clear and
+/// Clears the leaf entries of `[start, end)` (but guard markers when `keep_guards`) and adds
+/// the frames of those that held a page to `out`, without ever growing it: when `out` is full, stops before the next entry to clear and
 /// returns that entry's address (the caller makes room, then calls again from there). The
 /// frames are the caller's to free once the translations are shot down.
 ///
@@ -264,9 +295,11 @@ pub unsafe fn take_range(
     start: u64,
     end: u64,
     out: &mut Vec<PhysAddr>,
+    keep_guards: bool,
 ) -> Option<u64> {
     let mut clear = |addr, slot: &AtomicU64| {
-        if slot.load(Ordering::Relaxed) == 0 {
+        let current = slot.load(Ordering::Relaxed);
+        if current == 0 || (keep_guards && current == GUARD_ENTRY) {
             return ControlFlow::Continue(());
         }
         if out.len() == out.capacity() {
@@ -314,6 +347,21 @@ pub unsafe fn update_range(
     // SAFETY: forwarded from the caller.
     let _ = unsafe { for_each_leaf(root, start, end, &mut rewrite) };
     changed
+}
+
+/// Replaces every guard marker in `[start, end)` by an empty entry.
+///
+/// # Safety
+/// As for [`take_range`].
+pub unsafe fn clear_guards(root: PhysAddr, start: u64, end: u64) {
+    let mut clear = |_, slot: &AtomicU64| {
+        if slot.load(Ordering::Relaxed) == GUARD_ENTRY {
+            slot.store(0, Ordering::Release);
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    // SAFETY: forwarded from the caller.
+    let _ = unsafe { for_each_leaf(root, start, end, &mut clear) };
 }
 
 /// Unhooks the page-table pages whose whole span lies in `[floor, ceiling)` (where no VMA

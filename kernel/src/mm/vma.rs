@@ -60,6 +60,20 @@ pub const VM_WIPEONFORK: u32 = 1 << 8;
 /// A shared mapping of a file opened without write access: `mprotect` may not make it
 /// writable (Linux's VMA without `VM_MAYWRITE`).
 pub const VM_WRITE_DENIED: u32 = 1 << 9;
+/// `mlock`: the pages are faulted in when locked and stay; `MADV_DONTNEED` is refused.
+pub const VM_LOCKED: u32 = 1 << 10;
+/// With `VM_LOCKED` (`MLOCK_ONFAULT`, `MCL_ONFAULT`): pages are kept once faulted in, but
+/// locking faults nothing in.
+pub const VM_LOCKONFAULT: u32 = 1 << 11;
+/// The VMA's size is charged to the commit count (see mm/commit.rs): a private writable
+/// mapping, or shared anonymous memory, without `MAP_NORESERVE`. Once set it stays, as
+/// Linux's `VM_ACCOUNT` does, when the VMA loses its write permission.
+pub const VM_ACCOUNT: u32 = 1 << 12;
+/// `MAP_NORESERVE` (outside the strict overcommit mode): never charged.
+pub const VM_NORESERVE: u32 = 1 << 13;
+
+/// Both lock bits: what `munlock` clears and fork leaves out of the child.
+pub const VM_LOCKED_MASK: u32 = VM_LOCKED | VM_LOCKONFAULT;
 
 pub const VM_ACCESS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 
@@ -300,15 +314,23 @@ impl Vma {
 
     /// Linux's `vm_area_dup`: a copy of `original` for the address space `mm` (fork), its
     /// fields copied one by one and never its lock words, which keep the constructed state;
-    /// it takes a reference of its own to the file `original` maps.
+    /// it takes a reference of its own to the file `original` maps. Like Linux, the copy is
+    /// not locked in memory (`VM_LOCKED_MASK` cleared).
     pub fn dup(original: &Vma, mm: &Mm) -> Option<VmaPtr> {
         let file = original.file().map(|file| (file.file(), file.pgoff()));
-        let vma = Self::create(mm, original.start()..original.end(), original.flags(), file)?;
+        let flags = original.flags() & !VM_LOCKED_MASK;
+        let vma = Self::create(mm, original.start()..original.end(), flags, file)?;
         // SAFETY: ours until published.
         let v = unsafe { vma.get_unchecked() };
         vmalock::vm_area_init_from(v, original);
         v.mm.store(mm.id(), Ordering::Relaxed);
+        v.flags.store(flags, Ordering::Relaxed);
         Some(vma)
+    }
+
+    /// Its size in pages.
+    pub fn pages(&self) -> u64 {
+        (self.end() - self.start()) / 4096
     }
 
     /// Gives a VMA that no tree holds any more, and that is detached, back to the cache; its

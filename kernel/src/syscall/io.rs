@@ -317,15 +317,15 @@ pub fn pwrite64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
 
 /// One `struct iovec`.
 #[derive(Clone, Copy, Default)]
-struct IoVec {
-    base: u64,
-    len: u64,
+pub(super) struct IoVec {
+    pub(super) base: u64,
+    pub(super) len: u64,
 }
 
 /// Reads and checks an iovec array in Linux's order: the count (`EINVAL`), the array itself
 /// (`EFAULT`), every length (`EINVAL` if negative), then every buffer (`EFAULT`); lengths
 /// past [`MAX_RW_COUNT`] in all are cut.
-fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
+pub(super) fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     if count > MAX_IOV {
         return Err(EINVAL);
     }

@@ -10,6 +10,7 @@ mod files;
 pub mod info;
 mod io;
 mod ipc;
+mod pidfd;
 mod poll;
 mod process;
 mod signal;
@@ -77,6 +78,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         }
         25 => with_mm(|mm| crate::mm::mmap::mremap(mm, a[0], a[1], a[2], a[3], a[4])),
         26 => with_mm(|mm| crate::mm::mmap::msync(mm, a[0], a[1], a[2])),
+        27 => with_mm(|mm| crate::mm::mmap::mincore(mm, a[0], a[1], a[2])),
         32 => io::dup(a[0]),
         33 => io::dup2(a[0], a[1]),
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
@@ -128,6 +130,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         131 => signal::sigaltstack(frame.rsp, a[0], a[1]),
         137 => files::statfs(a[0], a[1]),
         138 => files::fstatfs(a[0], a[1]),
+        149 => with_mm(|mm| crate::mm::mmap::mlock(mm, a[0], a[1], 0)),
+        150 => with_mm(|mm| crate::mm::mmap::munlock(mm, a[0], a[1])),
+        151 => with_mm(|mm| crate::mm::mmap::mlockall(mm, a[0])),
+        152 => with_mm(crate::mm::mmap::munlockall),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
         165 => files::mount(a[0], a[1], a[2], a[3], a[4]),
@@ -182,11 +188,14 @@ pub fn dispatch(frame: &mut TrapFrame) {
         318 => info::getrandom(a[0], a[1], a[2]),
         319 => files::memfd_create(a[0], a[1]),
         322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
+        325 => with_mm(|mm| crate::mm::mmap::mlock(mm, a[0], a[1], a[2])),
         332 => files::statx(a[0], a[1], a[2], a[3], a[4]),
         334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
+        434 => pidfd::pidfd_open(a[0], a[1]),
         435 => process::clone3(frame, a[0], a[1]),
         436 => io::close_range(a[0], a[1], a[2]),
         439 => files::faccessat2(a[0], a[1], a[2], a[3]),
+        440 => pidfd::process_madvise(a[0], a[1], a[2], a[3], a[4]),
         452 => files::fchmodat(a[0], a[1], a[2], a[3]),
         _ => {
             log::warn!(
@@ -221,7 +230,6 @@ fn name(number: u64) -> &'static str {
         4 => "stat",
         6 => "lstat",
         21 => "access",
-        27 => "mincore",
         32 => "dup",
         33 => "dup2",
         37 => "alarm",

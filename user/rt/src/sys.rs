@@ -35,6 +35,7 @@ pub mod nr {
     pub const SCHED_YIELD: usize = 24;
     pub const MREMAP: usize = 25;
     pub const MSYNC: usize = 26;
+    pub const MINCORE: usize = 27;
     pub const MADVISE: usize = 28;
     pub const DUP: usize = 32;
     pub const DUP2: usize = 33;
@@ -118,16 +119,23 @@ pub mod nr {
     pub const PREADV: usize = 295;
     pub const PWRITEV: usize = 296;
     pub const RT_TGSIGQUEUEINFO: usize = 297;
+    pub const MLOCK: usize = 149;
+    pub const MUNLOCK: usize = 150;
+    pub const MLOCKALL: usize = 151;
+    pub const MUNLOCKALL: usize = 152;
     pub const PRLIMIT64: usize = 302;
     pub const GETCPU: usize = 309;
     pub const RENAMEAT2: usize = 316;
     pub const GETRANDOM: usize = 318;
     pub const MEMFD_CREATE: usize = 319;
     pub const EXECVEAT: usize = 322;
+    pub const MLOCK2: usize = 325;
     pub const STATX: usize = 332;
     pub const RSEQ: usize = 334;
+    pub const PIDFD_OPEN: usize = 434;
     pub const CLONE3: usize = 435;
     pub const CLOSE_RANGE: usize = 436;
+    pub const PROCESS_MADVISE: usize = 440;
     pub const FACCESSAT2: usize = 439;
 }
 
@@ -360,6 +368,10 @@ pub const MAP_NORESERVE: usize = 0x4000;
 pub const MAP_POPULATE: usize = 0x8000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
 pub const MAP_SYNC: usize = 0x8_0000;
+pub const MAP_LOCKED: usize = 0x2000;
+pub const MAP_HUGETLB: usize = 0x4_0000;
+/// `MAP_HUGETLB`'s page size, log2, in these bits.
+pub const MAP_HUGE_SHIFT: usize = 26;
 pub const SEEK_SET: usize = 0;
 pub const SEEK_CUR: usize = 1;
 pub const SEEK_END: usize = 2;
@@ -370,6 +382,27 @@ pub const MADV_DONTFORK: usize = 10;
 pub const MADV_DOFORK: usize = 11;
 pub const MADV_WIPEONFORK: usize = 18;
 pub const MADV_KEEPONFORK: usize = 19;
+pub const MADV_RANDOM: usize = 1;
+pub const MADV_SEQUENTIAL: usize = 2;
+pub const MADV_WILLNEED: usize = 3;
+pub const MADV_REMOVE: usize = 9;
+pub const MADV_MERGEABLE: usize = 12;
+pub const MADV_UNMERGEABLE: usize = 13;
+pub const MADV_HUGEPAGE: usize = 14;
+pub const MADV_NOHUGEPAGE: usize = 15;
+pub const MADV_DONTDUMP: usize = 16;
+pub const MADV_DODUMP: usize = 17;
+pub const MADV_COLD: usize = 20;
+pub const MADV_PAGEOUT: usize = 21;
+pub const MADV_POPULATE_READ: usize = 22;
+pub const MADV_POPULATE_WRITE: usize = 23;
+pub const MADV_DONTNEED_LOCKED: usize = 24;
+pub const MADV_GUARD_INSTALL: usize = 102;
+pub const MADV_GUARD_REMOVE: usize = 103;
+pub const MLOCK_ONFAULT: usize = 1;
+pub const MCL_CURRENT: usize = 1;
+pub const MCL_FUTURE: usize = 2;
+pub const MCL_ONFAULT: usize = 4;
 pub const MREMAP_MAYMOVE: usize = 1;
 pub const MREMAP_FIXED: usize = 2;
 pub const MREMAP_DONTUNMAP: usize = 4;
@@ -953,6 +986,17 @@ wrap!(
     syscall6
 );
 wrap!(msync(addr, len, flags) = nr::MSYNC, syscall3);
+wrap!(mincore(addr, len, vec) = nr::MINCORE, syscall3);
+wrap!(mlock(addr, len) = nr::MLOCK, syscall2);
+wrap!(mlock2(addr, len, flags) = nr::MLOCK2, syscall3);
+wrap!(munlock(addr, len) = nr::MUNLOCK, syscall2);
+wrap!(mlockall(flags) = nr::MLOCKALL, syscall1);
+wrap!(munlockall() = nr::MUNLOCKALL, syscall0);
+wrap!(pidfd_open(pid, flags) = nr::PIDFD_OPEN, syscall2);
+wrap!(
+    process_madvise(pidfd, iovec, vlen, advice, flags) = nr::PROCESS_MADVISE,
+    syscall5
+);
 wrap!(
     mount(source, target, fstype, flags, data) = nr::MOUNT,
     syscall5

@@ -23,6 +23,7 @@ mod filemap;
 mod files;
 mod io;
 mod mem;
+mod memctl;
 mod misc;
 mod mremap;
 mod paths;
@@ -393,10 +394,31 @@ const FILEMAP: &[Test] = urt::tests![
     signals::sigbus_past_the_end_of_a_mapped_file,
 ];
 
+/// mincore, msync, mlock, madvise's advice, process_madvise, overcommit (`memctl`).
+const MEMCTL: &[Test] = urt::tests![
+    memctl::mincore_anonymous_residency,
+    memctl::mincore_file_page_cache,
+    memctl::mincore_errors,
+    memctl::msync_anonymous_and_edges,
+    memctl::mlock_faults_in_and_counts,
+    memctl::mlock_errors,
+    memctl::mlockall_current_and_future,
+    memctl::madvise_every_advice,
+    memctl::madvise_locked_memory,
+    memctl::madvise_populate,
+    memctl::madvise_remove_punches_holes,
+    memctl::madvise_edges,
+    memctl::madvise_guard_regions,
+    memctl::process_madvise_own_memory,
+    memctl::mmap_hugetlb_without_reserved_pages,
+    memctl::overcommit_heuristic,
+    memctl::mmap_munmap_mprotect_edges,
+];
+
 /// What runs, in order. A group from [`PENDING`] joins here, before [`LAST`], when the kernel
 /// passes it.
 const GROUPS: &[&[Test]] = &[
-    TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, TTY, DEVPROC, LAST,
+    TESTS, FILES, PATHS, FDS, PIPES, PIPE_POLL, FILEMAP, MEMCTL, TTY, DEVPROC, LAST,
 ];
 
 /// The groups of features the kernel does not have yet: they run only with `--pending` (after

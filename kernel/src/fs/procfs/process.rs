@@ -15,7 +15,7 @@ use crate::arch::syscall::USER_END;
 use crate::fs::generated::{cpu_list, cpu_mask};
 use crate::mm::addrspace::Mm;
 use crate::mm::maps::{LocklessMaps, write_maps_line};
-use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_SHARED, VM_STACK, VM_WRITE};
+use crate::mm::vma::{VM_EXEC, VM_IMAGE, VM_LOCKED, VM_SHARED, VM_STACK, VM_WRITE};
 use crate::proc::{Process, USER_HZ, clock_ticks, wait};
 use crate::sched::{RUNNABLE, SLEEPING, Task};
 
@@ -30,6 +30,8 @@ struct Memory {
     data: u64,
     stack: u64,
     text: u64,
+    /// Bytes in VMAs locked with `mlock` (`VmLck`).
+    locked: u64,
     resident_pages: u64,
     /// The executable's code (`startcode`, `endcode`), and where its heap starts.
     code: Range<u64>,
@@ -49,6 +51,9 @@ impl Memory {
             let (range, flags) = (vma.start()..vma.end(), vma.flags());
             let len = range.end - range.start;
             memory.size += len;
+            if flags & VM_LOCKED != 0 {
+                memory.locked += len;
+            }
             if flags & VM_STACK != 0 {
                 memory.stack += len;
             } else if flags & VM_WRITE != 0 && flags & VM_SHARED == 0 {
@@ -280,7 +285,7 @@ impl Subject {
             for (key, kib) in [
                 ("VmPeak", memory.size / 1024),
                 ("VmSize", memory.size / 1024),
-                ("VmLck", 0),
+                ("VmLck", memory.locked / 1024),
                 ("VmPin", 0),
                 ("VmHWM", rss),
                 ("VmRSS", rss),

@@ -36,6 +36,14 @@ pub(super) fn entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
             ("pid_max", fixed(format!("{}\n", 1 << 22))),
         ],
     );
+    // `overcommit=` at boot; read-only here.
+    let vm = StaticDir::new(
+        FsKind::Proc,
+        vec![(
+            "overcommit_memory",
+            fixed(format!("{}\n", crate::mm::commit::mode() as u8)),
+        )],
+    );
     vec![
         ("cpuinfo", text(cpuinfo)),
         ("filesystems", text(filesystems)),
@@ -46,7 +54,7 @@ pub(super) fn entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
         ("stat", text(stat)),
         (
             "sys",
-            StaticDir::new(FsKind::Proc, vec![("kernel", kernel)]),
+            StaticDir::new(FsKind::Proc, vec![("kernel", kernel), ("vm", vm)]),
         ),
         ("thread-self", ProcLink::new(LinkTarget::OwnThread)),
         ("uptime", text(uptime)),
@@ -66,6 +74,11 @@ fn meminfo() -> String {
         .filter_map(|p| p.mm())
         .map(|mm| mm.resident_pages.sum().max(0))
         .sum();
+    let locked_pages: u64 = crate::proc::live_processes()
+        .iter()
+        .filter_map(|p| p.mm())
+        .map(|mm| mm.read().locked_resident_pages())
+        .sum();
     let kib = |pages: usize| pages as u64 * 4;
     let mut text = String::new();
     for (key, value) in [
@@ -75,6 +88,7 @@ fn meminfo() -> String {
         ("Buffers", 0),
         ("Cached", 0),
         ("SwapCached", 0),
+        ("Mlocked", locked_pages * 4),
         ("SwapTotal", 0),
         ("SwapFree", 0),
         ("Dirty", 0),
@@ -84,6 +98,8 @@ fn meminfo() -> String {
         ("Slab", kib(slab_pages)),
         ("SReclaimable", 0),
         ("SUnreclaim", kib(slab_pages)),
+        ("CommitLimit", crate::mm::commit::commit_limit() as u64 * 4),
+        ("Committed_AS", crate::mm::commit::committed() as u64 * 4),
     ] {
         // Writing to a `String` cannot fail.
         let _ = writeln!(text, "{:<16}{value:8} kB", format!("{key}:"));

@@ -21,9 +21,12 @@
 //!   VMA of a file needs none: both fault their missing pages in from the file's page cache.
 //!   A private VMA of a file is copied like any private one (its pages still the cache's are
 //!   read-only anyway); the child's VMA takes its own reference to the file;
-//! - the zero page is mapped as it is;
+//! - the zero page is mapped as it is, and so are guard markers (`MADV_GUARD_INSTALL`);
 //! - `MADV_DONTFORK` ranges are left out of the child, `MADV_WIPEONFORK` ones give it fresh
-//!   zero-filled memory.
+//!   zero-filled memory; the child's VMAs are not locked (`mlock`).
+//!
+//! Each VMA copied is charged to the commit count as its own mapping (mm/commit.rs); a refused
+//! charge fails the fork with `ENOMEM`.
 //!
 //! Before the parent's VMA locks end (with its write session), its stale writable
 //! translations are shot down on every CPU that has the address space loaded: from then on,
@@ -34,10 +37,11 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use core::sync::atomic::Ordering;
 
-use super::{Mm, MmWriteGuard, entry_flags};
+use super::{Mm, MmWriteGuard, charged_pages, entry_flags};
 use crate::arch::syscall::USER_END;
+use crate::mm::commit;
 use crate::mm::page_refs;
-use crate::mm::pte::{MAPS_PAGE, PRESENT, WRITABLE, address, entry};
+use crate::mm::pte::{GUARD_ENTRY, MAPS_PAGE, PRESENT, WRITABLE, address, entry};
 use crate::mm::user_tables;
 use crate::mm::vma::{VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Vma};
 use crate::mm::vma_tree::RcuReclaim;
@@ -79,7 +83,14 @@ impl MmWriteGuard<'_> {
             if flags & VM_DONTCOPY != 0 {
                 continue;
             }
+            let charge = charged_pages(flags, vma.pages());
+            if let Err(error) = commit::charge(charge) {
+                result = Err(error);
+                break;
+            }
+            // From here the copy carries the charge: tearing the child down gives it back.
             let Some(copy) = Vma::dup(vma, child.mm) else {
+                commit::uncharge(charge);
                 result = Err(ENOMEM);
                 break;
             };
@@ -130,7 +141,7 @@ impl MmWriteGuard<'_> {
         let mut copy = |slot: &core::sync::atomic::AtomicU64| {
             let mut current = slot.load(Ordering::Acquire);
             let frame = address(current);
-            if frame == zero {
+            if frame == zero || current == GUARD_ENTRY {
                 return current;
             }
             if !shared && current & WRITABLE != 0 {

@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::{Edit, MmWriteGuard};
 use crate::fs::file::File;
 use crate::mm::page_refs;
-use crate::mm::pte::address;
+use crate::mm::pte::{GUARD_ENTRY, address};
 use crate::mm::user_tables;
 use crate::mm::vma::{VM_SHARED, Vma};
 use crate::mm::zero_page;
@@ -168,6 +168,8 @@ impl MmWriteGuard<'_> {
             }
             Carry::Share => {
                 let current = slot.load(Ordering::Acquire);
+                // Guard markers exist only in private memory, which is never shared.
+                debug_assert_ne!(current, GUARD_ENTRY);
                 if address(current) != zero {
                     page_refs::share(address(current));
                     shared_pages += 1;

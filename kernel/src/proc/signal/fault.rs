@@ -55,7 +55,7 @@ pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) {
             report_out_of_memory(frame, cr2);
             die(SIGKILL)
         }
-        FaultError::NoVma => (SIGSEGV, SEGV_MAPERR),
+        FaultError::NoVma | FaultError::GuardRegion => (SIGSEGV, SEGV_MAPERR),
         FaultError::Forbidden => (SIGSEGV, SEGV_ACCERR),
         FaultError::PastEndOfFile => (SIGBUS, BUS_ADRERR),
     };
