@@ -44,12 +44,22 @@
 //! first mounts proc on /proc; where /proc/self/maps cannot be read it says so once and
 //! measures the rest without it.
 //!
+//! Growth (`grow=1`, after the maps reads in every repetition): a buffer grows from 1 MiB to
+//! 64 MiB by doubling, as glibc's `realloc` grows a chunk of its own mapping, in two ways: `mremap`
+//! (one `mremap(MREMAP_MAYMOVE)` a step, which carries the pages' table entries to the new place)
+//! and `copy` (what a kernel without mremap leaves: mmap the new size, copy the old contents,
+//! munmap the old). Before every step a page is mapped just past the buffer (untimed), so that it
+//! cannot grow in place and every step moves; after the growth the program writes every new
+//! page, as the caller of `realloc` would. The 1 MiB start is written before the timing, and the
+//! contents are checked after the last step. One unreported growth of each kind comes first.
+//!
 //! Options (defaults in brackets): `scenarios=a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause` [a],
 //! `threads=1,2,4` [1], `pages=N` [512], `rounds=N` [16], `reps=N` [1], `warmup=N` [0]
 //! (unreported passes over the whole matrix first),
 //! `calibrate=1` (also time the four ways to clear a page in user space, for instruction
 //! counts under QEMU's icount), `settle=1` (first wait until the guest is quiet: see [`settle`]),
-//! `forks=VxP,...` [none], `fork_iterations=N` [16], `maps=N` [0: none], `maps_vmas=V` [64].
+//! `forks=VxP,...` [none], `fork_iterations=N` [16], `maps=N` [0: none], `maps_vmas=V` [64],
+//! `grow=1` (the growth measurement).
 //!
 //! Output, one line per measurement (what xtask parses):
 //! `bench: scenario=S threads=T rep=R faults=F elapsed_ns=E faults_per_s=X minflt=M storm_ops=O
@@ -63,6 +73,9 @@
 //! read; `L` the lines of the last read, which count the `V` regions and the program's own
 //! mappings; `O` the storm's calls during the timed reads), or once
 //! `bench: maps: /proc/self/maps unavailable (ERRNO)`,
+//! `bench: grow method=mremap|copy rep=R from_kib=F to_kib=T steps=S elapsed_ns=E move_ns=M
+//! step_ns=N,N,...` per way (`E` the whole growth, `M` its grow calls alone (mremap, or mmap,
+//! copy and munmap), `N` each step with its writes),
 //! and before them `bench: start release=UNAME cpus=N erms=0|1` (and with `settle=1`
 //! `bench: settled after_ns=N trials=T trial_ns=B`, or `bench: unsettled …` when the guest
 //! never went quiet), after them `bench: done`.
@@ -142,6 +155,8 @@ struct Options {
     /// Timed reads of /proc/self/maps per condition and repetition (0: none).
     maps: usize,
     maps_vmas: usize,
+    /// Whether to measure realloc-style growth.
+    grow: bool,
 }
 
 /// A fork measurement: `vmas` regions of `max(pages, 1)` pages, `pages` of them written.
@@ -198,6 +213,7 @@ fn parse_options() -> Result<Options, String> {
         fork_iterations: 16,
         maps: 0,
         maps_vmas: 64,
+        grow: false,
     };
     for arg in urt::start::args() {
         if arg == "--poweroff" {
@@ -235,6 +251,7 @@ fn parse_options() -> Result<Options, String> {
             "fork_iterations" => options.fork_iterations = number(key, value)?,
             "maps" => options.maps = value.parse().map_err(|_| format!("maps: {value:?}"))?,
             "maps_vmas" => options.maps_vmas = number(key, value)?,
+            "grow" => options.grow = value == "1",
             _ => return Err(format!("unknown option {key:?}")),
         }
     }
@@ -785,6 +802,131 @@ fn time_maps_reads(storm_kind: Storm, buffer: &mut [u8], reads: usize) -> Result
     ))
 }
 
+/// How a growing buffer moves to its new place.
+#[derive(Clone, Copy)]
+enum GrowWay {
+    /// `mremap(MREMAP_MAYMOVE)`: the kernel carries the pages' table entries.
+    Remap,
+    /// mmap of the new size, a copy of the contents, munmap of the old.
+    Copy,
+}
+
+const GROW_WAYS: [(&str, GrowWay); 2] = [("mremap", GrowWay::Remap), ("copy", GrowWay::Copy)];
+/// The buffer's first and last size: glibc serves an allocation this large from a mapping of
+/// its own (its threshold starts at 128 KiB), and grows it with mremap.
+const GROW_FROM: usize = 1 << 20;
+const GROW_TO: usize = 64 << 20;
+
+/// One step of a growth: the grow calls alone, and the whole step with the writes of the new
+/// pages (guest nanoseconds).
+struct GrowStep {
+    move_ns: u64,
+    step_ns: u64,
+}
+
+/// Grows a written buffer from [`GROW_FROM`] to [`GROW_TO`] by doubling in the way `way`, each
+/// step forced to move (see the module documentation); returns the steps' times.
+fn grow(way: GrowWay) -> Result<Vec<GrowStep>, String> {
+    let rw = sys::PROT_READ | sys::PROT_WRITE;
+    let mut buffer = sys::mmap_anon(GROW_FROM, rw).map_err(|e| format!("mmap: {e}"))?;
+    let mut len = GROW_FROM;
+    touch(buffer, len / PAGE_SIZE);
+    let mut steps = Vec::new();
+    let mut result = Ok(());
+    while len < GROW_TO && result.is_ok() {
+        let blocker = match block_growth_in_place(buffer + len) {
+            Ok(blocker) => blocker,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        let new_len = len * 2;
+        let started = sys::monotonic_ns();
+        let moved = match way {
+            GrowWay::Remap => sys::mremap(buffer, len, new_len, sys::MREMAP_MAYMOVE, 0)
+                .map_err(|e| format!("mremap: {e}")),
+            GrowWay::Copy => move_by_copy(buffer, len, new_len),
+        };
+        let moved_at = sys::monotonic_ns();
+        match moved {
+            Ok(new) if new == buffer => result = Err(format!("grew in place at {len} bytes")),
+            Ok(new) => {
+                touch(new + len, len / PAGE_SIZE);
+                steps.push(GrowStep {
+                    move_ns: moved_at - started,
+                    step_ns: sys::monotonic_ns() - started,
+                });
+                buffer = new;
+                len = new_len;
+            }
+            Err(e) => result = Err(e),
+        }
+        if let Some(page) = blocker {
+            let _ = sys::munmap(page, PAGE_SIZE);
+        }
+    }
+    // Every page was written with 1 before it moved: a page lost on the way reads 0.
+    if result.is_ok() {
+        let first_byte = |page: usize| {
+            // SAFETY: `buffer` maps `len` readable bytes that this function alone uses.
+            unsafe { ((buffer + page * PAGE_SIZE) as *const u8).read_volatile() }
+        };
+        let lost = (0..len / PAGE_SIZE).find(|&page| first_byte(page) != 1);
+        if let Some(page) = lost {
+            result = Err(format!("page {page} of {len} bytes lost its contents"));
+        }
+    }
+    let _ = sys::munmap(buffer, len);
+    result.map(|()| steps)
+}
+
+/// Maps a page at `end`, the first page past a buffer, so that the buffer cannot grow in place;
+/// returns it to unmap later, or `None` where something was there already.
+fn block_growth_in_place(end: usize) -> Result<Option<usize>, String> {
+    let flags = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE;
+    match sys::mmap(end, PAGE_SIZE, sys::PROT_NONE, flags, usize::MAX, 0) {
+        Ok(page) if page == end => Ok(Some(page)),
+        Ok(page) => {
+            let _ = sys::munmap(page, PAGE_SIZE);
+            Err(format!(
+                "the page past the buffer went to {page:#x}, not {end:#x}"
+            ))
+        }
+        Err(e) if e == sys::Errno::EEXIST => Ok(None),
+        Err(e) => Err(format!("mmap past the buffer: {e}")),
+    }
+}
+
+/// What growing costs without mremap: a new mapping of `new_len` bytes, the `len` bytes of
+/// `buffer` copied into it, and the old mapping unmapped; returns the new mapping.
+fn move_by_copy(buffer: usize, len: usize, new_len: usize) -> Result<usize, String> {
+    let new = sys::mmap_anon(new_len, sys::PROT_READ | sys::PROT_WRITE)
+        .map_err(|e| format!("mmap: {e}"))?;
+    // SAFETY: `buffer` maps `len` readable bytes and `new` `new_len >= len` writable ones, two
+    // separate mappings that this program's growth alone uses.
+    unsafe { core::ptr::copy_nonoverlapping(buffer as *const u8, new as *mut u8, len) };
+    sys::munmap(buffer, len).map_err(|e| format!("munmap: {e}"))?;
+    Ok(new)
+}
+
+/// The `bench: grow` line of a growth in the way `name` (see the module documentation).
+fn grow_line(name: &str, rep: usize, steps: &[GrowStep]) -> String {
+    let elapsed: u64 = steps.iter().map(|s| s.step_ns).sum();
+    let moving: u64 = steps.iter().map(|s| s.move_ns).sum();
+    let mut line = format!(
+        "bench: grow method={name} rep={rep} from_kib={} to_kib={} steps={} elapsed_ns={elapsed} move_ns={moving} step_ns=",
+        GROW_FROM / 1024,
+        GROW_TO / 1024,
+        steps.len(),
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(line, "{sep}{}", step.step_ns);
+    }
+    line
+}
+
 fn result_line(name: &str, threads: usize, rep: usize, m: &Measurement) -> String {
     let first = m.runs.iter().map(|r| r.started_ns).min().unwrap_or(0);
     let last = m.runs.iter().map(|r| r.ended_ns).max().unwrap_or(0);
@@ -941,7 +1083,7 @@ fn main() -> i32 {
         Err(e) => {
             eprintln!("bench: {e}");
             eprintln!(
-                "usage: bench [--poweroff] [scenarios=a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N] [maps=N] [maps_vmas=V]"
+                "usage: bench [--poweroff] [scenarios=a,a-procs,a-file,b,c,d-touched,d-untouched,spin,spin-pause] [threads=1,2,..] [pages=N] [rounds=N] [reps=N] [warmup=N] [calibrate=1] [settle=1] [forks=VxP,...] [fork_iterations=N] [maps=N] [maps_vmas=V] [grow=1]"
             );
             return 2;
         }
@@ -992,6 +1134,14 @@ fn main() -> i32 {
             maps_reads = 0;
         }
     }
+    if options.grow {
+        for (name, way) in GROW_WAYS {
+            if let Err(e) = grow(way) {
+                println!("bench: grow method={name} warm-up failed: {e}");
+                status = 1;
+            }
+        }
+    }
     let mut measurements = 0;
     for rep in 0..options.reps {
         for &(name, scenario) in &options.scenarios {
@@ -1025,6 +1175,18 @@ fn main() -> i32 {
                     Ok(line) => println!("{line}"),
                     Err(e) => {
                         println!("bench: maps {e}");
+                        status = 1;
+                    }
+                }
+                measurements += 1;
+            }
+        }
+        if options.grow {
+            for (name, way) in GROW_WAYS {
+                match grow(way) {
+                    Ok(steps) => println!("{}", grow_line(name, rep, &steps)),
+                    Err(e) => {
+                        println!("bench: grow method={name} rep={rep} failed: {e}");
                         status = 1;
                     }
                 }

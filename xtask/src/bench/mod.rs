@@ -6,12 +6,13 @@
 //! with `vma_lock=off`, then each Linux kernel; then the instruction counts, one 2-CPU boot per
 //! kernel under `-accel tcg,thread=single -icount shift=0`, where the guest clock counts
 //! instructions (of every CPU, so the program first waits until the guest is quiet: its
-//! `settle=1`). Every boot also times fork ([`forks`]) and reads of /proc/self/maps ([`maps`])
-//! after the scenarios. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
+//! `settle=1`). Every boot also times fork ([`forks`]), reads of /proc/self/maps ([`maps`]) and
+//! realloc-style growth by mremap and by copy ([`grow`]) after the scenarios. Every boot uses the same QEMU, `-cpu`, memory and machine, with guest RAM
 //! preallocated (`-mem-prealloc`) so that the host's first touch of guest memory is not timed.
 
 mod export;
 mod forks;
+mod grow;
 mod maps;
 pub mod report;
 
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{artifacts, install, ramdisk, testrun, user};
 use forks::ForkMeasurement;
+use grow::GrowMeasurement;
 use maps::MapsMeasurement;
 use report::{Context, Measurement, Method, Report, ThreadResult};
 
@@ -80,6 +82,9 @@ const MAPS_READS: u32 = 200;
 const MAPS_VMAS: u32 = 64;
 /// `bench: maps` lines per repetition: quiet and storm.
 const MAPS_CONDITIONS: usize = 2;
+/// `bench: grow` lines per repetition (after the maps reads, in every boot): a buffer grown
+/// from 1 MiB to 64 MiB by mremap and by copy (see user/bench and [`grow`]).
+const GROW_WAYS: usize = 2;
 /// A whole boot: generous, TCG on a busy host is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(1800);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -106,6 +111,9 @@ struct Boot {
     /// `bench: maps` lines this boot will print where the kernel has /proc/self/maps.
     #[serde(default)]
     expected_maps: usize,
+    /// `bench: grow` lines this boot will print.
+    #[serde(default)]
+    expected_grows: usize,
 }
 
 /// The thread counts of the matrix: 1, 2, 4, ... up to `smp`, and `smp` itself.
@@ -137,10 +145,12 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("fork_iterations={FORK_ITERATIONS}"),
         format!("maps={MAPS_READS}"),
         format!("maps_vmas={MAPS_VMAS}"),
+        "grow=1".into(),
     ];
     let wall_expected = SCENARIOS.split(',').count() * threads.len() * options.reps as usize;
     let forks_expected = |reps: u32| FORK_CASES.split(',').count() * reps as usize;
     let maps_expected = |reps: u32| MAPS_CONDITIONS * reps as usize;
+    let grows_expected = |reps: u32| GROW_WAYS * reps as usize;
     let icount_args = vec![
         format!("scenarios={ICOUNT_SCENARIOS}"),
         format!("threads={ICOUNT_THREADS}"),
@@ -153,6 +163,7 @@ fn plan(options: &Options) -> Vec<Boot> {
         format!("fork_iterations={FORK_ITERATIONS}"),
         format!("maps={MAPS_READS}"),
         format!("maps_vmas={MAPS_VMAS}"),
+        "grow=1".into(),
     ];
     let icount_expected = ICOUNT_SCENARIOS.split(',').count()
         * ICOUNT_THREADS.split(',').count()
@@ -174,6 +185,7 @@ fn plan(options: &Options) -> Vec<Boot> {
             expected: wall_expected,
             expected_forks: forks_expected(options.reps),
             expected_maps: maps_expected(options.reps),
+            expected_grows: grows_expected(options.reps),
         })
         .collect();
     if !options.no_icount {
@@ -189,6 +201,7 @@ fn plan(options: &Options) -> Vec<Boot> {
                     expected: icount_expected,
                     expected_forks: forks_expected(options.reps.min(3)),
                     expected_maps: maps_expected(options.reps.min(3)),
+                    expected_grows: grows_expected(options.reps.min(3)),
                 }),
         );
     }
@@ -231,17 +244,19 @@ struct Results {
     maps: Vec<MapsMeasurement>,
     /// The kernels without /proc/self/maps, with why ("ours: ENOENT(2)"), each once.
     maps_unavailable: Vec<String>,
+    grows: Vec<GrowMeasurement>,
     failures: Vec<String>,
 }
 
-/// What one boot measured: the scenarios' runs, the fork cases' and the maps reads', or why
-/// its kernel could not read /proc/self/maps.
+/// What one boot measured: the scenarios' runs, the fork cases', the maps reads' (or why its
+/// kernel could not read /proc/self/maps) and the growths'.
 struct BootResults {
     measurements: Vec<Measurement>,
     forks: Vec<ForkMeasurement>,
     maps: Vec<MapsMeasurement>,
     /// "KERNEL: ERRNO" where the program found /proc/self/maps unavailable.
     maps_unavailable: Option<String>,
+    grows: Vec<GrowMeasurement>,
 }
 
 impl Results {
@@ -261,6 +276,7 @@ impl Results {
             ("", got.measurements.len(), boot.expected),
             (" fork", got.forks.len(), boot.expected_forks),
             (" maps", got.maps.len(), expected_maps),
+            (" grow", got.grows.len(), boot.expected_grows),
         ] {
             if count < expected {
                 self.failures
@@ -275,6 +291,7 @@ impl Results {
         self.measurements.append(&mut got.measurements);
         self.forks.append(&mut got.forks);
         self.maps.append(&mut got.maps);
+        self.grows.append(&mut got.grows);
     }
 
     /// Prints the table and writes the reports into `dir`; the exit status is a failure if any
@@ -282,7 +299,8 @@ impl Results {
     fn report(self, context: Context, dir: &Path) -> Result<ExitCode, String> {
         let report = Report::new(self.measurements, context)
             .with_forks(self.forks)
-            .with_maps(self.maps, self.maps_unavailable);
+            .with_maps(self.maps, self.maps_unavailable)
+            .with_grows(self.grows);
         println!("{}", report.table());
         let written = report.write_all(dir)?;
         println!(
@@ -501,6 +519,10 @@ fn collect(
     for run in &mut maps {
         run.kernel = kernel_name.clone();
     }
+    let mut grows = parsed.grows;
+    for run in &mut grows {
+        run.kernel = kernel_name.clone();
+    }
     let maps_unavailable = parsed
         .maps_unavailable
         .map(|why| format!("{kernel_name}: {why}"));
@@ -515,7 +537,7 @@ fn collect(
             why.push_str(&format!("; {error}"));
         }
         why.push_str(&format!("; serial log: {}", log.display()));
-        if measurements.is_empty() && forks.is_empty() && maps.is_empty() {
+        if measurements.is_empty() && forks.is_empty() && maps.is_empty() && grows.is_empty() {
             return Err(why);
         }
         eprintln!("\nxtask: bench: {label}: {why}");
@@ -525,6 +547,7 @@ fn collect(
         forks,
         maps,
         maps_unavailable,
+        grows,
     })
 }
 
@@ -578,6 +601,7 @@ struct Parsed {
     maps: Vec<MapsMeasurement>,
     /// Why the program could not read /proc/self/maps (its `bench: maps: … unavailable` line).
     maps_unavailable: Option<String>,
+    grows: Vec<GrowMeasurement>,
     errors: Vec<String>,
 }
 
@@ -675,6 +699,15 @@ fn parse(serial: &[String], method: Method, cpus: u32) -> Parsed {
                 Ok(m) => parsed.maps.push(m),
                 Err(e) => parsed.errors.push(e),
             }
+        } else if line.starts_with("bench: grow ") {
+            if line.contains(" failed: ") {
+                parsed.errors.push(line.to_owned());
+                continue;
+            }
+            match grow::parse_line(line, method, cpus) {
+                Ok(m) => parsed.grows.push(m),
+                Err(e) => parsed.errors.push(e),
+            }
         } else if line.starts_with("bench: scenario=") {
             if line.contains(" failed: ") {
                 parsed.errors.push(line.to_owned());
@@ -738,6 +771,8 @@ mod tests {
             "bench: fork vmas=10000 pages=1 rep=0 failed: fork: ENOMEM",
             "bench: maps condition=quiet vmas=64 rep=0 reads=200 median_ns=150000 p99_ns=390000 worst_ns=490000 lines=72 storm_ops=0",
             "bench: maps condition=storm vmas=64 rep=0 failed: storm mmap: ENOMEM",
+            "bench: grow method=mremap rep=0 from_kib=1024 to_kib=65536 steps=2 elapsed_ns=300 move_ns=30 step_ns=100,200",
+            "bench: grow method=copy rep=0 failed: grew in place at 1048576 bytes",
             "bench: done (2 measurements)",
         ]
         .map(String::from)
@@ -756,10 +791,16 @@ mod tests {
             (16, 2000, 19, 2)
         );
         assert_eq!(m.per_thread[1].elapsed_ns, 2000);
-        assert_eq!(parsed.errors.len(), 3, "{:?}", parsed.errors);
+        assert_eq!(parsed.errors.len(), 4, "{:?}", parsed.errors);
         assert!(parsed.errors[0].contains("ENOMEM"));
         assert!(parsed.errors[1].contains("fork: ENOMEM"));
         assert!(parsed.errors[2].contains("storm mmap: ENOMEM"));
+        assert!(parsed.errors[3].contains("grew in place"));
+        assert_eq!(parsed.grows.len(), 1);
+        assert_eq!(
+            (parsed.grows[0].way.as_str(), parsed.grows[0].step_ns.len()),
+            ("mremap", 2)
+        );
         assert_eq!(parsed.forks.len(), 1);
         assert_eq!((parsed.forks[0].vmas, parsed.forks[0].cpus), (100, 2));
         assert_eq!(parsed.maps.len(), 1);
@@ -779,6 +820,7 @@ mod tests {
             expected: 1,
             expected_forks: 0,
             expected_maps: 2,
+            expected_grows: 0,
         }
     }
 

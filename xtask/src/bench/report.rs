@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::forks::{self, ForkBreakdown, ForkMeasurement, ForkRow};
+use super::grow::{self, GrowMeasurement, GrowRow};
 use super::maps::{self, MapsMeasurement, MapsRow};
 
 /// Our kernel as the runner names it.
@@ -219,6 +220,10 @@ pub struct Report {
     maps_measurements: Vec<MapsMeasurement>,
     maps: Vec<MapsRow>,
     maps_unavailable: Vec<String>,
+    /// Growths of a buffer by mremap and by copy ([`grow`](super::grow)): the runs and their
+    /// groups.
+    grow_measurements: Vec<GrowMeasurement>,
+    grows: Vec<GrowRow>,
 }
 
 /// What one group of repetitions shares.
@@ -616,6 +621,8 @@ impl Report {
             maps_measurements: Vec::new(),
             maps: Vec::new(),
             maps_unavailable: Vec::new(),
+            grow_measurements: Vec::new(),
+            grows: Vec::new(),
         }
     }
 
@@ -712,6 +719,59 @@ impl Report {
                 &mut figures,
                 format!("instr/maps read quiet, ours / {linux}"),
                 compare(Method::Icount, "quiet", |r| r.median.median),
+                None,
+            );
+        }
+        self.targets.extend(figures);
+        self
+    }
+
+    /// Adds the growths: their table, and in instructions the ratio of our growth by mremap to
+    /// each Linux kernel's (the whole growth, and its mremap calls alone), and on each kernel
+    /// the ratio of the growth by mremap to the growth by copy.
+    pub fn with_grows(mut self, measurements: Vec<GrowMeasurement>) -> Report {
+        self.grows = grow::rows(&measurements);
+        self.grow_measurements = measurements;
+        let find = |kernel: &str, way: &str| {
+            self.grows
+                .iter()
+                .find(|r| r.kernel == kernel && r.method == Method::Icount && r.way == way)
+        };
+        let mut kernels: Vec<&str> = Vec::new();
+        for row in self.grows.iter().filter(|r| r.method == Method::Icount) {
+            if !kernels.contains(&row.kernel.as_str()) {
+                kernels.push(&row.kernel);
+            }
+        }
+        let mut figures = Vec::new();
+        for linux in kernels.iter().filter(|k| k.starts_with(LINUX_PREFIX)) {
+            push_figure(
+                &mut figures,
+                format!("instr/growth by mremap, ours / {linux}"),
+                ratio(
+                    find(OURS, "mremap").map(|r| r.whole.median),
+                    find(linux, "mremap").map(|r| r.whole.median),
+                ),
+                None,
+            );
+            push_figure(
+                &mut figures,
+                format!("instr/mremap calls of a growth, ours / {linux}"),
+                ratio(
+                    find(OURS, "mremap").map(|r| r.moves),
+                    find(linux, "mremap").map(|r| r.moves),
+                ),
+                None,
+            );
+        }
+        for kernel in kernels {
+            push_figure(
+                &mut figures,
+                format!("instr/growth, by mremap / by copy, {kernel}"),
+                ratio(
+                    find(kernel, "mremap").map(|r| r.whole.median),
+                    find(kernel, "copy").map(|r| r.whole.median),
+                ),
                 None,
             );
         }
@@ -908,7 +968,7 @@ impl Report {
     }
 
     /// The tables that both the terminal and the Markdown show: heading, what it shows, table.
-    fn sections(&self) -> [(&'static str, String, Table); 6] {
+    fn sections(&self) -> [(&'static str, String, Table); 7] {
         let basis = |cpus: Option<u32>, what: &str| match cpus {
             Some(cpus) => format!("{what} from the {cpus}-CPU runs"),
             None => format!("no {what}"),
@@ -945,6 +1005,17 @@ impl Report {
                 forks::breakdown_table(&self.fork_breakdowns),
             ),
             ("Maps reads", self.maps_about(), maps::table(&self.maps)),
+            (
+                "Growth",
+                "a buffer grown the way realloc grows a mapping of its own, doubling from the \
+                 first size to the last, every step forced to move and every new page written: \
+                 by mremap (the page-table entries move) or by copy (mmap, copy, munmap: what a \
+                 kernel without mremap leaves); median over repetitions of the whole growth \
+                 (spread: min and max), per step, the last step, and the grow calls alone \
+                 (mremap, or mmap+copy+munmap): guest time (wall), guest instructions (icount)"
+                    .to_string(),
+                grow::table(&self.grows),
+            ),
             (
                 "Targets",
                 format!(
@@ -1689,6 +1760,51 @@ mod tests {
         assert!(markdown.contains("unavailable on ours vma_lock=off: ENOENT(2)"));
         let json = report.json();
         assert!(json.contains("\"maps_measurements\"") && json.contains("\"worst\": 20000000"));
+    }
+
+    #[test]
+    fn growths_are_reported_and_compared_with_linux_and_with_copying() {
+        let growth = |kernel: &str, way: &str, elapsed_ns: u64, move_ns| GrowMeasurement {
+            kernel: kernel.into(),
+            method: Method::Icount,
+            cpus: 2,
+            way: way.into(),
+            rep: 0,
+            from_kib: 1024,
+            to_kib: 65536,
+            steps: 6,
+            elapsed_ns,
+            move_ns,
+            step_ns: vec![elapsed_ns / 6; 6],
+        };
+        let report = sample().with_grows(vec![
+            growth(OURS, "mremap", 30_000_000, 60_000),
+            growth(OURS, "copy", 120_000_000, 90_000_000),
+            growth(LINUX, "mremap", 60_000_000, 240_000),
+        ]);
+        let ratio = |name: &str| figure(&report, name).map(|f| f.value);
+        assert_eq!(
+            ratio(&format!("instr/growth by mremap, ours / {LINUX}")),
+            Some(0.5)
+        );
+        assert_eq!(
+            ratio(&format!("instr/mremap calls of a growth, ours / {LINUX}")),
+            Some(0.25)
+        );
+        assert_eq!(ratio("instr/growth, by mremap / by copy, ours"), Some(0.25));
+        // Linux grew only by mremap here: no ratio to copying for it.
+        assert_eq!(
+            ratio(&format!("instr/growth, by mremap / by copy, {LINUX}")),
+            None
+        );
+        let markdown = report.markdown();
+        assert!(markdown.contains("\n## Growth\n"), "{markdown}");
+        assert!(
+            markdown.contains("| ours | icount | 2 | mremap | 1→64 MiB | 6 | 1 |"),
+            "{markdown}"
+        );
+        assert!(report.json().contains("\"grow_measurements\""));
+        assert!(report.table().contains("Growth: "));
     }
 
     #[test]
