@@ -29,6 +29,7 @@ pub mod futex;
 #[cfg(feature = "ktest")]
 pub(crate) mod ktests;
 pub mod ramdisk;
+pub mod rseq;
 pub mod signal;
 pub mod wait;
 

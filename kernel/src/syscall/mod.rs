@@ -183,7 +183,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         319 => files::memfd_create(a[0], a[1]),
         322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
         332 => files::statx(a[0], a[1], a[2], a[3], a[4]),
-        334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
+        334 => crate::proc::rseq::rseq(a[0], a[1], a[2], a[3]),
         435 => process::clone3(frame, a[0], a[1]),
         436 => io::close_range(a[0], a[1], a[2]),
         439 => files::faccessat2(a[0], a[1], a[2], a[3]),
