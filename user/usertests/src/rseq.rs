@@ -348,6 +348,10 @@ fn increment_on_this_cpu(area: &Area, slots: &[AtomicU64; 64]) -> bool {
             "cmp dword ptr [{area} + 4], {cpu:e}",
             "jne 26f",
             "mov {tmp}, qword ptr [{slot}]",
+            // QEMU's TCG takes interrupts only between the blocks it translates, which end
+            // at jumps: this one lets a preemption fall between the load and the store.
+            "jmp 28f",
+            "28:",
             "add {tmp}, 1",
             "mov qword ptr [{slot}], {tmp}",
             "24:",
