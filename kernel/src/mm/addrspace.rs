@@ -124,6 +124,9 @@ pub struct Mm {
     /// parent's. The last to stop using it tears it down ([`Mm::drop_user`]).
     users: AtomicUsize,
     torn_down: AtomicBool,
+    /// The concurrency ids (rseq's `mm_cid`) the threads running in this address space hold:
+    /// bit `n` for id `n` (see [`Mm::take_concurrency_id`]).
+    concurrency_ids: AtomicU64,
 }
 
 /// Makes room for more gathered frames: doubles `pages` if the heap allows it, up to
@@ -201,7 +204,34 @@ impl Mm {
             default_flags: AtomicU32::new(0),
             users: AtomicUsize::new(1),
             torn_down: AtomicBool::new(false),
+            concurrency_ids: AtomicU64::new(0),
         }))
+    }
+
+    /// Takes the lowest concurrency id no running thread of this address space holds, for a
+    /// thread the scheduler switches in. A CPU holds at most one id of an address space (the
+    /// switch gives the previous thread's back first), so the id is below the number of CPUs
+    /// and of the address space's threads.
+    pub fn take_concurrency_id(&self) -> u32 {
+        let mut ids = self.concurrency_ids.load(Ordering::Relaxed);
+        loop {
+            let id = (!ids).trailing_zeros();
+            match self.concurrency_ids.compare_exchange_weak(
+                ids,
+                ids | 1 << id,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return id,
+                Err(now) => ids = now,
+            }
+        }
+    }
+
+    /// Gives back a concurrency id [`Mm::take_concurrency_id`] returned.
+    pub fn put_concurrency_id(&self, id: u32) {
+        self.concurrency_ids
+            .fetch_and(!(1 << id), Ordering::Relaxed);
     }
 
     /// This address space's identity, as VMAs record it.

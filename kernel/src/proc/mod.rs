@@ -8,7 +8,8 @@
 //! threads come from `clone` with `CLONE_THREAD`. A process ends when its last thread exits;
 //! `exit_group` (or a fatal signal) kills every other thread first. The last thread tears the
 //! address space down (unless a `vfork` child or parent still uses it), so frames, page tables
-//! and VMAs go back as the process ends. Signals are [`signal`]'s.
+//! and VMAs go back as the process ends. Signals are [`signal`]'s, restartable
+//! sequences [`rseq`]'s.
 //!
 //! An ended process stays a zombie, holding its wait status, until its parent collects it
 //! with `wait4`/`waitid`. A process the kernel started has no parent: it is the init of the
@@ -29,6 +30,7 @@ pub mod futex;
 #[cfg(feature = "ktest")]
 pub(crate) mod ktests;
 pub mod ramdisk;
+pub mod rseq;
 pub mod signal;
 pub mod wait;
 

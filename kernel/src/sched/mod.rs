@@ -285,6 +285,7 @@ fn switch_to(cpu: &CpuBlock, prev: &Task, next: Arc<Task>) {
     if let Some(user) = &prev.user {
         // SAFETY: this CPU runs `prev` and is switching away from it, interrupts disabled.
         unsafe { user.save_fpu() };
+        user.rseq.switched_out(&user.mm);
     }
     if let Some(user) = &next.user {
         // SAFETY: this CPU took `next` over (on_cpu) and is about to run it.
@@ -292,6 +293,7 @@ fn switch_to(cpu: &CpuBlock, prev: &Task, next: Arc<Task>) {
         x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(
             user.fs_base.load(Ordering::Relaxed),
         ));
+        user.rseq.switched_in(&user.mm);
     }
     let is_idle = core::ptr::eq(Arc::as_ptr(&next), Arc::as_ptr(idle_task(cpu)));
     sched.in_idle.store(is_idle, Ordering::Relaxed);

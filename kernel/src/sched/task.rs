@@ -135,6 +135,8 @@ pub struct UserThread {
     pub left_mm: AtomicBool,
     /// Blocked and pending signals, the alternate signal stack (see `proc::signal`).
     pub signals: crate::proc::signal::ThreadSignals,
+    /// The restartable-sequences registration and its pending update (see `proc::rseq`).
+    pub rseq: crate::proc::rseq::Rseq,
     /// x87/SSE registers while the thread is switched out; touched only by the CPU switching
     /// it (see `Task::context`'s hand-over).
     fpu: UnsafeCell<alloc::boxed::Box<crate::arch::context::FpuState>>,
@@ -161,6 +163,7 @@ impl UserThread {
             initial_frame: spin::Mutex::new(Some(frame)),
             left_mm: AtomicBool::new(false),
             signals: crate::proc::signal::ThreadSignals::new(),
+            rseq: crate::proc::rseq::Rseq::new(),
             fpu: UnsafeCell::new(alloc::boxed::Box::new(
                 crate::arch::context::FpuState::initial(),
             )),

@@ -190,8 +190,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
         325 => with_mm(|mm| crate::mm::mmap::mlock(mm, a[0], a[1], a[2])),
         332 => files::statx(a[0], a[1], a[2], a[3], a[4]),
-        334 => Err(ENOSYS), // rseq: not implemented (libcs fall back)
         434 => pidfd::pidfd_open(a[0], a[1]),
+        334 => crate::proc::rseq::rseq(a[0], a[1], a[2], a[3]),
         435 => process::clone3(frame, a[0], a[1]),
         436 => io::close_range(a[0], a[1], a[2]),
         439 => files::faccessat2(a[0], a[1], a[2], a[3]),

@@ -267,6 +267,10 @@ fn fork_process(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
             .store(request.child_tid, Ordering::Relaxed);
     }
     thread.signals.inherit_for_fork(&my_thread.signals);
+    if !shares_mm {
+        // A vfork child (or any child sharing the address space) registers its own.
+        thread.rseq.inherit_for_fork(&my_thread.rseq);
+    }
     let task = Task::new_user(
         child.pid,
         &me.name(),

@@ -13,7 +13,7 @@
 //! 1..N
 //! ok 1 mem::mmap_anon_rw
 //! not ok 2 mem::munmap_split # user/usertests/src/mem.rs:40: expected EINVAL, got Ok(0)
-//! ok 3 misc::rseq # SKIP rseq: ENOSYS
+//! ok 3 mem::mremap_grow_and_move # SKIP mremap: ENOSYS
 //! 1 passed, 1 failed, 1 skipped
 //! ```
 //!

@@ -32,6 +32,7 @@ mod pipes;
 mod process;
 mod procfs;
 mod procs;
+mod rseq;
 mod signals;
 mod stress;
 mod threads;
@@ -130,10 +131,17 @@ const TESTS: &[Test] = urt::tests![
     misc::sched_setaffinity_errors,
     misc::ids_consistent,
     misc::set_robust_list_len,
-    misc::rseq_register,
     misc::prlimit_stack,
     misc::readlinkat_missing,
     misc::unknown_syscall_enosys,
+    // restartable sequences
+    rseq::registration_errors,
+    rseq::cpu_id_follows_affinity,
+    rseq::fork_inherits_threads_do_not,
+    rseq::signal_aborts_critical_section,
+    rseq::preemption_aborts_critical_section,
+    rseq::per_cpu_counters_are_exact,
+    rseq::bad_signature_kills,
     // signals
     signals::handler_gets_siginfo,
     signals::handler_entry_registers_and_alignment,

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use urt::sys::{self, Errno, PAGE_SIZE, Timespec};
-use urt::{check, check_eq, check_err, check_ok, diag, skip};
+use urt::{check, check_eq, check_err, check_ok, diag};
 
 use crate::util::{KERNEL_ADDR, Mapping, bad_addrs, ms_since};
 use urt::ktap::TestResult;
@@ -457,27 +457,6 @@ pub fn set_robust_list_len() -> TestResult {
     check_eq!(check_ok!(sys::set_robust_list(head, 24)), 0);
     check_err!(sys::set_robust_list(head, 23), Errno::EINVAL);
     check_err!(sys::set_robust_list(head, 48), Errno::EINVAL);
-    Ok(())
-}
-
-pub fn rseq_register() -> TestResult {
-    #[repr(C, align(32))]
-    struct Rseq([u32; 8]);
-    static mut AREA: Rseq = Rseq([0, 0xffff_ffff, 0, 0, 0, 0, 0, 0]);
-    const SIG: usize = 0x5305_3053;
-    let area = (&raw mut AREA) as usize;
-    match sys::rseq(area, 32, 0, SIG) {
-        Err(Errno::ENOSYS) => skip!("rseq: ENOSYS"),
-        Err(e) => check!(false, "rseq register: {e:?}"),
-        Ok(_) => {}
-    }
-    // Registered: the kernel keeps cpu_id (second word) up to date.
-    // SAFETY: an aligned u32 the kernel writes; read volatile.
-    let cpu = unsafe { core::ptr::read_volatile((area + 4) as *const u32) };
-    let unreg = sys::rseq(area, 32, 1, SIG);
-    check!(cpu < 4096, "rseq cpu_id {cpu}");
-    check_ok!(unreg);
-    check_err!(sys::rseq(area, 31, 0, SIG), Errno::EINVAL);
     Ok(())
 }
 

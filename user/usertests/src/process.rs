@@ -36,7 +36,7 @@ pub(crate) enum End {
 }
 
 impl End {
-    fn of(status: i32) -> Self {
+    pub(crate) fn of(status: i32) -> Self {
         match status & 0x7f {
             0 => End::Exited((status >> 8) & 0xff),
             0x7f => End::Other(status),

@@ -28,6 +28,10 @@ pub const MAX_ARG_BYTES: usize = 128 * 1024;
 const PLATFORM: &[u8] = b"x86_64";
 /// Clock ticks per second of `times()`, `AT_CLKTCK`.
 const CLOCK_TICKS: u64 = 100;
+/// `AT_RSEQ_FEATURE_SIZE`: the fields of `struct rseq` the kernel keeps (through `mm_cid`).
+const RSEQ_FEATURE_SIZE: u64 = 28;
+/// `AT_RSEQ_ALIGN`: the alignment an rseq area needs.
+const RSEQ_ALIGN: u64 = 32;
 
 /// Auxiliary vector entry types (`AT_*` in `<elf.h>`), those this crate writes.
 #[allow(missing_docs)]
@@ -50,6 +54,8 @@ pub mod auxv {
     pub const AT_SECURE: u64 = 23;
     pub const AT_RANDOM: u64 = 25;
     pub const AT_HWCAP2: u64 = 26;
+    pub const AT_RSEQ_FEATURE_SIZE: u64 = 27;
+    pub const AT_RSEQ_ALIGN: u64 = 28;
     pub const AT_EXECFN: u64 = 31;
     pub const AT_MINSIGSTKSZ: u64 = 51;
 }
@@ -231,6 +237,8 @@ pub fn build_initial_stack(
         (AT_RANDOM, area_start + random_at),
         (AT_HWCAP2, aux.hwcap2),
         (AT_EXECFN, area_start + execfn_at),
+        (AT_RSEQ_FEATURE_SIZE, RSEQ_FEATURE_SIZE),
+        (AT_RSEQ_ALIGN, RSEQ_ALIGN),
         (AT_PLATFORM, area_start + platform_at),
         (AT_NULL, 0),
     ];

@@ -108,6 +108,8 @@ fn layout_decodes() {
         (AT_CLKTCK, 100),
         (AT_SECURE, 0),
         (AT_HWCAP2, 0),
+        (AT_RSEQ_FEATURE_SIZE, 28),
+        (AT_RSEQ_ALIGN, 32),
     ];
     for (key, value) in expected {
         assert_eq!(aux_value(&decoded, key), value, "auxv type {key}");

@@ -46,9 +46,10 @@ pub(super) struct Delivery {
 }
 
 /// The way back to user mode: the scheduler's work (RCU, timers, a switch, a kill), then signal
-/// delivery into `frame`, the registers user mode resumes with. `syscall` is the number of the
-/// system call that is returning, if a signal may restart it. Called with interrupts disabled;
-/// returns with them disabled and nothing left to do.
+/// delivery into `frame`, the registers user mode resumes with, then the rseq area's update
+/// (and the abort of an interrupted critical section) a switch or a registration left due.
+/// `syscall` is the number of the system call that is returning, if a signal may restart it.
+/// Called with interrupts disabled; returns with them disabled and nothing left to do.
 pub fn return_to_user(frame: &mut TrapFrame, mut syscall: Option<u64>) {
     loop {
         sched::return_to_user();
@@ -56,11 +57,16 @@ pub fn return_to_user(frame: &mut TrapFrame, mut syscall: Option<u64>) {
             return;
         };
         let restart = syscall.is_some() && restart_code(frame.rax).is_some();
-        if !restart && !user.signals.has_work() {
+        let signals = restart || user.signals.has_work();
+        if !signals && !user.rseq.update_due() {
             return;
         }
         x86_64::instructions::interrupts::enable();
-        deliver(frame, syscall.take());
+        if signals {
+            deliver(frame, syscall.take());
+        } else {
+            crate::proc::rseq::update(frame);
+        }
         x86_64::instructions::interrupts::disable();
     }
 }
@@ -115,6 +121,9 @@ fn deliver(frame: &mut TrapFrame, mut syscall: Option<u64>) {
                         None => {}
                     }
                 }
+                // A critical section the signal interrupted aborts: the frame saves the abort
+                // handler's address.
+                crate::proc::rseq::signal_delivery(frame, delivery.signo);
                 if frame::setup(frame, &delivery).is_err() {
                     // Linux's force_sigsegv: a handler that cannot be entered kills.
                     fault::report_fatal(alloc::format!(

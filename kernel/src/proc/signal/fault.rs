@@ -91,6 +91,26 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
     }
 }
 
+/// Linux's `force_sigsegv` for a check the kernel makes on the way back to user mode that
+/// failed (`why`, for the report; rseq's): SIGSEGV goes to its handler, unless the handler
+/// being entered is SIGSEGV's own (`during`), or the signal is blocked, ignored or has no
+/// handler: then the process dies.
+pub fn force_sigsegv(frame: &TrapFrame, during: Option<u32>, why: &str) {
+    if during != Some(SIGSEGV) && force(frame, SigInfo::fault(SIGSEGV, SI_KERNEL, 0), 0) {
+        return;
+    }
+    let task = sched::current();
+    report_fatal(alloc::format!(
+        "{}[{}]: {why} (ip {:016x} sp {:016x}): killed by signal {SIGSEGV} (SIGSEGV, tid {})",
+        task.name(),
+        task.process().map_or(0, |p| p.pid),
+        frame.rip,
+        frame.rsp,
+        task.tid
+    ));
+    die(SIGSEGV)
+}
+
 /// RFLAGS.TF: single-stepping.
 const RFLAGS_TRAP: u64 = 1 << 8;
 
