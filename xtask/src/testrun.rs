@@ -283,6 +283,7 @@ fn linux_suite(
             Echo::None
         },
         serial_log: Some(serial_log("linux")),
+        input: Vec::new(),
     };
     let what = format!(
         "linux: usertests [{}, {} CPUs, {} MiB, {}]",
@@ -693,6 +694,7 @@ fn run_profile(
             Echo::None
         },
         serial_log: Some(serial_log(&profile.name)),
+        input: Vec::new(),
     };
     qemu.run(profile, image, &options)
         .map_err(|e| e.to_string())
