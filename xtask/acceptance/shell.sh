@@ -22,6 +22,8 @@ echo via-fd3 >&3
 exec 3>&-
 expect "a descriptor opened by exec" "$(cat /tmp/fd3.$$)" via-fd3
 rm -f /tmp/redir.$$ /tmp/fd3.$$
+expect "a write to a duplicate after the original is closed" "$(sh -c 'exec 1>&-; echo kept >&2' > /tmp/dup.$$ 2>&1; cat /tmp/dup.$$)" kept
+rm -f /tmp/dup.$$
 
 sleep 1 &
 sleeper=$!

@@ -18,6 +18,7 @@
 //! Before anything else it makes sure the nightly toolchain can build the project
 //! (toolchain.rs), and where QEMU or OVMF are needed and missing, installs them (install.rs).
 
+mod acceptance;
 mod artifacts;
 mod bench;
 mod debian;
@@ -84,6 +85,10 @@ enum Cmd {
         /// With --linux: run only the Linux suite (no lints, host tests or kernel profiles).
         #[arg(long, requires = "linux")]
         linux_only: bool,
+        /// Only the root file system's steps: the serial session and the acceptance suite
+        /// (with --linux, under Linux too).
+        #[arg(long, conflicts_with = "linux_only")]
+        acceptance_only: bool,
     },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
@@ -238,7 +243,8 @@ fn main() -> ExitCode {
             verbose,
             linux,
             linux_only,
-        } => testrun::run(full, verbose, linux.as_deref(), linux_only),
+            acceptance_only,
+        } => testrun::run(full, verbose, linux.as_deref(), linux_only, acceptance_only),
         Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))

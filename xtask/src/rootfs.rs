@@ -31,6 +31,9 @@ pub const PACKAGES: &[&str] = &[
     "procps",
     "stress-ng",
     "python3-minimal",
+    // The terminal descriptions (terminfo) that top and the other curses programs look up,
+    // even in batch mode.
+    "ncurses-base",
 ];
 /// Dependencies that only maintainer scripts use, left out with what only they need (perl
 /// above all, 60 MiB): `init-system-helpers` (update-rc.d) and `dpkg`.
