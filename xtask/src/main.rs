@@ -64,6 +64,10 @@ enum Cmd {
         /// Kernel options packed into the image's ramdisk (/etc/cmdline).
         #[arg(long, default_value = "")]
         cmdline: String,
+        /// Carry the root file system of `cargo xtask rootfs` and boot to its login shell on
+        /// the serial console.
+        #[arg(long)]
+        root: bool,
     },
     /// Build the root file system (Debian's busybox, coreutils, procps, stress-ng, python3 and
     /// a login shell on the serial console) that `qemu --root` boots (target/rootfs/root/).
@@ -235,7 +239,11 @@ fn main() -> ExitCode {
             println!("kernel: {}", path.display());
             ExitCode::SUCCESS
         }),
-        Cmd::Image { release, cmdline } => image(release, &cmdline),
+        Cmd::Image {
+            release,
+            cmdline,
+            root,
+        } => image(release, &cmdline, root),
         Cmd::Rootfs => rootfs::command(),
         Cmd::Qemu(args) => run_qemu(&args),
         Cmd::Test {
@@ -315,14 +323,19 @@ fn rerun_on_new_toolchain() -> ExitCode {
     }
 }
 
-fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
+fn image(release: bool, cmdline: &str, root: bool) -> Result<ExitCode, String> {
     let kernel = artifacts::build_kernel(release, Tests::for_cmdline(cmdline))?;
+    let root = root.then(rootfs::build).transpose()?;
     let contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
-        debian_root: None,
+        debian_root: root.as_ref().map(|r| r.dir.clone()),
     };
-    let images = artifacts::make_images(&kernel, cmdline, "kernel", &contents)?;
+    let mut cmdline = cmdline.to_owned();
+    if root.is_some() && !has_init(&cmdline) {
+        cmdline.push_str(&format!(" init={}", rootfs::INIT));
+    }
+    let images = artifacts::make_images(&kernel, cmdline.trim(), "kernel", &contents)?;
     println!("BIOS image: {}", images.bios.display());
     println!("UEFI image: {}", images.uefi.display());
     println!();
