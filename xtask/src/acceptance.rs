@@ -157,6 +157,10 @@ const SESSION: &[Step] = &[
         },
     },
     Step {
+        command: "ps -o tty= -p $$",
+        check: |out| expect_lines(out, &["ttyS0"]),
+    },
+    Step {
         command: "echo hi | wc -c",
         check: |out| expect_lines(out, &["3"]),
     },
