@@ -8,8 +8,9 @@
 //!   ones included
 //! - `rootfs`: the root file system of Debian's packages with a shell (rootfs.rs), which
 //!   `qemu --root` boots
-//! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
-//!   also runs the user test suite under a real Linux kernel
+//! - `test`: host tests, then the in-kernel suites under the QEMU profiles, then the root's
+//!   serial session and acceptance suite (acceptance.rs); `--linux BZIMAGE` also runs the user
+//!   test suite and the acceptance suite under a real Linux kernel
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //!

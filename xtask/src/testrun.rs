@@ -1,6 +1,8 @@
-//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, and a check
-//! that the harness itself notices failures, timeouts and hangs; with `--linux BZIMAGE`, also
-//! the user test suite as /init of a real Linux kernel (the oracle for the syscall semantics).
+//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, a check
+//! that the harness itself notices failures, timeouts and hangs, and the root file system's
+//! serial session and acceptance suite (acceptance.rs); with `--linux BZIMAGE`, also the user
+//! test suite and the acceptance suite as /init of a real Linux kernel (the oracle for the
+//! syscall semantics).
 //! Prints one line per step and ends with `N passed, N failed` over everything; exits non-zero
 //! on any failure.
 

@@ -233,8 +233,8 @@ fn with_mm(f: impl FnOnce(&crate::mm::addrspace::Mm) -> SysResult) -> SysResult 
     f(thread::mm())
 }
 
-/// Linux x86_64's system call names by number, up to `mseal` (6.10); an empty name for the
-/// numbers Linux leaves unused.
+/// Linux x86_64's system call names by number, up to `mseal` (6.10; `uretprobe` and `uprobe`
+/// are 6.11's and 6.16's); an empty name for the numbers Linux leaves unused.
 const NAMES: [&str; 463] = [
     "read",
     "write",
@@ -571,8 +571,8 @@ const NAMES: [&str; 463] = [
     "statx",
     "io_pgetevents",
     "rseq",
-    "",
-    "",
+    "uretprobe",
+    "uprobe",
     "",
     "",
     "",
