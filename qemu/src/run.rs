@@ -636,6 +636,29 @@ exit 33",
     }
 
     #[test]
+    fn typed_text_waits_for_its_cue() {
+        let _lock = script_lock();
+        let fake = Fake::new(
+            "run-typed",
+            r"echo 'shell ready'
+read first; echo got $first
+read second; echo got $second
+exit 33",
+        );
+        let typed = |cue: &str, text: &str| Typed {
+            cue: cue.into(),
+            text: text.as_bytes().to_vec(),
+        };
+        let result = fake.run(&RunOptions {
+            timeout: Some(Duration::from_secs(20)),
+            input: vec![typed("ready", "one\n"), typed("got one", "two\n")],
+            ..RunOptions::default()
+        });
+        assert_eq!(result.outcome, Outcome::Success);
+        assert_eq!(result.serial, ["shell ready", "got one", "got two"]);
+    }
+
+    #[test]
     fn failure_and_unexpected_exits() {
         let _lock = script_lock();
         let fake = Fake::new("run-fail", "echo 'not ok 1 x'; exit 35");
