@@ -136,7 +136,15 @@ fn start_user_programs(
         let args_text = proc::ramdisk::find("/etc/init.args").unwrap_or_default();
         let mut args: alloc::vec::Vec<&[u8]> = alloc::vec![path.as_bytes()];
         args.extend(args_text.split(|&b| b == b'\n').filter(|a| !a.is_empty()));
-        match proc::exec::spawn(path, &args, proc::exec::SpawnOptions::default()) {
+        #[allow(
+            clippy::needless_update,
+            reason = "test kernels' options have more fields"
+        )]
+        let options = proc::exec::SpawnOptions {
+            init: true,
+            ..Default::default()
+        };
+        match proc::exec::spawn(path, &args, options) {
             Ok(process) => {
                 log::info!("init: started {path} as process {}", process.pid);
                 Some(process)

@@ -34,4 +34,4 @@ mod testutil;
 pub use find::{FindError, Ovmf, QEMU_BINARY, Qemu, Version};
 pub use outcome::{GUEST_FAILURE, GUEST_SUCCESS, Outcome, exit_status_for};
 pub use profile::{Accel, Firmware, Machine, Profile, QemuCommand, SerialIo, shell_quote};
-pub use run::{Echo, RunError, RunOptions, RunResult};
+pub use run::{Echo, RunError, RunOptions, RunResult, Typed};

@@ -8,7 +8,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, LineWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -62,6 +62,19 @@ pub struct RunOptions {
     /// A file that receives a copy of the serial output, line by line as it arrives (its
     /// directory is created if needed).
     pub serial_log: Option<PathBuf>,
+    /// Text typed on the guest's COM1, in order, each once its cue has arrived. With any, QEMU's
+    /// standard input is a pipe, open until QEMU exits; without, it is empty.
+    pub input: Vec<Typed>,
+}
+
+/// Text to type on the guest's serial line once a line of output holding `cue` has arrived
+/// after the previous text was typed (an empty cue: at once).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Typed {
+    /// What a whole serial line must contain.
+    pub cue: String,
+    /// The bytes sent (a `\n` ends a command line; `\x03` is Ctrl-C).
+    pub text: Vec<u8>,
 }
 
 /// What a captured run produced.
@@ -379,6 +392,9 @@ impl Qemu {
             .map(SerialLog::create)
             .transpose()?;
         let mut command = self.command(profile, image, SerialIo::Captured)?;
+        if !opts.input.is_empty() {
+            command.command_mut().stdin(Stdio::piped());
+        }
         let sigint = SigintGuard::install().map_err(|source| RunError::Io {
             context: "installing a SIGINT handler",
             source,
@@ -393,6 +409,11 @@ impl Qemu {
                 source: io::Error::other("standard output or error is not piped"),
             });
         };
+        // Kept until QEMU exits, so that the guest never sees its input end.
+        let mut stdin = child.child.stdin.take();
+        let mut typing = opts.input.iter().peekable();
+        // The serial lines that arrived since the last text was typed start here.
+        let mut unseen = 0;
 
         let (line_tx, line_rx) = mpsc::channel();
         spawn_thread("qemu-serial", move || read_lines(stdout, &line_tx))?;
@@ -418,6 +439,25 @@ impl Qemu {
         let mut last_output = started;
         let mut serial_open = true;
         let end = loop {
+            while let (Some(next), Some(pipe)) = (typing.peek(), stdin.as_mut()) {
+                let cued = next.cue.is_empty()
+                    || collector.lines[unseen..]
+                        .iter()
+                        .any(|line| line.contains(&next.cue));
+                if !cued {
+                    break;
+                }
+                unseen = collector.lines.len();
+                // A guest that stopped reading ends the typing, not the run.
+                if pipe
+                    .write_all(&next.text)
+                    .and_then(|()| pipe.flush())
+                    .is_err()
+                {
+                    stdin = None;
+                }
+                typing.next();
+            }
             if serial_open {
                 match line_rx.recv_timeout(POLL) {
                     Ok(item) => {
@@ -593,6 +633,29 @@ exit 33",
         assert!(result.ktap().verdict().is_pass());
         let logged = fs::read_to_string(&log).expect("serial log");
         assert_eq!(logged, result.serial.join("\n") + "\n");
+    }
+
+    #[test]
+    fn typed_text_waits_for_its_cue() {
+        let _lock = script_lock();
+        let fake = Fake::new(
+            "run-typed",
+            r"echo 'shell ready'
+read first; echo got $first
+read second; echo got $second
+exit 33",
+        );
+        let typed = |cue: &str, text: &str| Typed {
+            cue: cue.into(),
+            text: text.as_bytes().to_vec(),
+        };
+        let result = fake.run(&RunOptions {
+            timeout: Some(Duration::from_secs(20)),
+            input: vec![typed("ready", "one\n"), typed("got one", "two\n")],
+            ..RunOptions::default()
+        });
+        assert_eq!(result.outcome, Outcome::Success);
+        assert_eq!(result.serial, ["shell ready", "got one", "got two"]);
     }
 
     #[test]

@@ -54,6 +54,13 @@ impl Staged {
 /// Resolves `requested` and its dependencies, fetches what is not cached yet and unpacks the
 /// lot into its staging root (unless that root exists already).
 pub fn stage(requested: &[String]) -> Result<Staged, String> {
+    stage_leaving_out(requested, &[])
+}
+
+/// [`stage`], with the packages in `left_out` taken for installed already: neither they nor
+/// what only they need come in (for dependencies only maintainer scripts use, such as dpkg and
+/// perl).
+pub fn stage_leaving_out(requested: &[String], left_out: &[&str]) -> Result<Staged, String> {
     if requested.is_empty() {
         return Err("--debian needs at least one package name".into());
     }
@@ -62,7 +69,7 @@ pub fn stage(requested: &[String]) -> Result<Staged, String> {
             "{bad:?} is not a Debian package name (lower-case letters, digits, '+', '-', '.')"
         ));
     }
-    let packages = closure(requested)?;
+    let packages = closure(requested, left_out)?;
     let dir = artifacts::target_dir().join("debian");
     let debs = fetch(&packages, &dir)?;
     let names: Vec<&str> = debs
@@ -122,8 +129,9 @@ impl Alternative {
 }
 
 /// The packages `requested` need, themselves included, sorted: the closure over Depends and
-/// Pre-Depends, one `apt-cache depends` per round of newly found packages.
-fn closure(requested: &[String]) -> Result<Vec<String>, String> {
+/// Pre-Depends, one `apt-cache depends` per round of newly found packages; a dependency whose
+/// choice is in `left_out` adds nothing.
+fn closure(requested: &[String], left_out: &[&str]) -> Result<Vec<String>, String> {
     let mut chosen: BTreeSet<String> = BTreeSet::new();
     let mut pending: BTreeSet<String> = requested.iter().cloned().collect();
     while !pending.is_empty() {
@@ -158,7 +166,9 @@ fn closure(requested: &[String]) -> Result<Vec<String>, String> {
         for package in &packages {
             for dependency in &package.dependencies {
                 if let Some(pick) = choose(dependency, &chosen, &pending) {
-                    pending.insert(pick.to_owned());
+                    if !left_out.contains(&pick) {
+                        pending.insert(pick.to_owned());
+                    }
                 } else if !is_satisfied(dependency, &chosen, &pending) {
                     let names: Vec<&str> = dependency.iter().map(|a| a.name.as_str()).collect();
                     return Err(format!(

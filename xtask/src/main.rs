@@ -6,8 +6,11 @@
 //!   runs one program as init and exits with its status; `--debian PKG,...` puts Debian's
 //!   packages into the ramdisk (debian.rs), whose programs `--run` then runs, dynamically linked
 //!   ones included
-//! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
-//!   also runs the user test suite under a real Linux kernel
+//! - `rootfs`: the root file system of Debian's packages with a shell (rootfs.rs), which
+//!   `qemu --root` boots
+//! - `test`: host tests, then the in-kernel suites under the QEMU profiles, then the root's
+//!   serial session and acceptance suite (acceptance.rs); `--linux BZIMAGE` also runs the user
+//!   test suite and the acceptance suite under a real Linux kernel
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //!
@@ -16,11 +19,13 @@
 //! Before anything else it makes sure the nightly toolchain can build the project
 //! (toolchain.rs), and where QEMU or OVMF are needed and missing, installs them (install.rs).
 
+mod acceptance;
 mod artifacts;
 mod bench;
 mod debian;
 mod install;
 mod ramdisk;
+mod rootfs;
 mod symbols;
 mod testrun;
 mod toolchain;
@@ -60,7 +65,14 @@ enum Cmd {
         /// Kernel options packed into the image's ramdisk (/etc/cmdline).
         #[arg(long, default_value = "")]
         cmdline: String,
+        /// Carry the root file system of `cargo xtask rootfs` and boot to its login shell on
+        /// the serial console.
+        #[arg(long)]
+        root: bool,
     },
+    /// Build the root file system (Debian's busybox, coreutils, procps, stress-ng, python3 and
+    /// a login shell on the serial console) that `qemu --root` boots (target/rootfs/root/).
+    Rootfs,
     /// Boot the kernel under QEMU; the serial console is this terminal (Ctrl-C stops QEMU).
     Qemu(QemuArgs),
     /// Run the host tests and the in-kernel test suites under QEMU.
@@ -78,12 +90,18 @@ enum Cmd {
         /// With --linux: run only the Linux suite (no lints, host tests or kernel profiles).
         #[arg(long, requires = "linux")]
         linux_only: bool,
+        /// Only the root file system's steps: the serial session and the acceptance suite
+        /// (with --linux, under Linux too).
+        #[arg(long, conflicts_with = "linux_only")]
+        acceptance_only: bool,
     },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
     Bench(BenchArgs),
 }
 
+/// Guest memory of `cargo xtask qemu` without `--mem` or `--root`.
+const DEFAULT_MEMORY_MIB: u32 = 512;
 /// The most CPUs `qemu` and `bench` give a guest (the kernel itself runs up to 64).
 const MAX_GUEST_CPUS: u32 = 16;
 
@@ -137,9 +155,13 @@ struct QemuArgs {
     /// fault on several CPUs at once.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
     smp: Option<u32>,
-    /// Guest memory, e.g. 512M or 2G.
-    #[arg(long, default_value = "512M", value_parser = parse_memory)]
-    mem: u32,
+    /// Guest memory, e.g. 512M or 2G; default 512M, 1G with --root.
+    #[arg(long, value_parser = parse_memory)]
+    mem: Option<u32>,
+    /// Boot the root file system of `cargo xtask rootfs` to a login shell on the serial
+    /// console (busybox init as /sbin/init).
+    #[arg(long, conflicts_with_all = ["debian", "run"])]
+    root: bool,
     /// Boot through UEFI (OVMF) instead of BIOS.
     #[arg(long)]
     uefi: bool,
@@ -218,14 +240,20 @@ fn main() -> ExitCode {
             println!("kernel: {}", path.display());
             ExitCode::SUCCESS
         }),
-        Cmd::Image { release, cmdline } => image(release, &cmdline),
+        Cmd::Image {
+            release,
+            cmdline,
+            root,
+        } => image(release, &cmdline, root),
+        Cmd::Rootfs => rootfs::command(),
         Cmd::Qemu(args) => run_qemu(&args),
         Cmd::Test {
             full,
             verbose,
             linux,
             linux_only,
-        } => testrun::run(full, verbose, linux.as_deref(), linux_only),
+            acceptance_only,
+        } => testrun::run(full, verbose, linux.as_deref(), linux_only, acceptance_only),
         Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))
@@ -296,14 +324,19 @@ fn rerun_on_new_toolchain() -> ExitCode {
     }
 }
 
-fn image(release: bool, cmdline: &str) -> Result<ExitCode, String> {
+fn image(release: bool, cmdline: &str, root: bool) -> Result<ExitCode, String> {
     let kernel = artifacts::build_kernel(release, Tests::for_cmdline(cmdline))?;
+    let root = root.then(rootfs::build).transpose()?;
     let contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
-        debian_root: None,
+        debian_root: root.as_ref().map(|r| r.dir.clone()),
     };
-    let images = artifacts::make_images(&kernel, cmdline, "kernel", &contents)?;
+    let mut cmdline = cmdline.to_owned();
+    if root.is_some() && !has_init(&cmdline) {
+        cmdline.push_str(&format!(" init={}", rootfs::INIT));
+    }
+    let images = artifacts::make_images(&kernel, cmdline.trim(), "kernel", &contents)?;
     println!("BIOS image: {}", images.bios.display());
     println!("UEFI image: {}", images.uefi.display());
     println!();
@@ -490,7 +523,11 @@ fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
         .smp
         .unwrap_or_else(|| host_cores().clamp(2, MAX_GUEST_CPUS));
     let mut profile = Profile::new(name, firmware, cpus);
-    profile.memory_mib = args.mem;
+    profile.memory_mib = args.mem.unwrap_or(if args.root {
+        rootfs::DEFAULT_MEMORY_MIB
+    } else {
+        DEFAULT_MEMORY_MIB
+    });
     profile.cpu_model = args.cpu.clone();
     profile.machine = match args.machine {
         MachineArg::Q35 => Machine::Q35,
@@ -607,17 +644,26 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
         return run_under_linux(&qemu, args, bzimage, path, target, staged.as_ref());
     }
     let kernel = artifacts::build_kernel(args.release, Tests::for_cmdline(&args.cmdline))?;
+    let root = args.root.then(rootfs::build).transpose()?;
     let mut contents = ramdisk::Contents {
         programs: user::build_all()?,
         files: Vec::new(),
-        debian_root: staged.as_ref().map(|s| s.root.clone()),
+        debian_root: match &root {
+            Some(root) => Some(root.dir.clone()),
+            None => staged.as_ref().map(|s| s.root.clone()),
+        },
     };
     let mut cmdline = args.cmdline.clone();
     if let Some(target) = &target {
         prepare_run(target, &args.args, &mut contents, &mut cmdline)?;
     }
     if !has_init(&cmdline) {
-        cmdline.push_str(" init=/bin/demo");
+        let init = if root.is_some() {
+            rootfs::INIT
+        } else {
+            "/bin/demo"
+        };
+        cmdline.push_str(&format!(" init={init}"));
     }
     if args.exit || target.is_some() {
         cmdline.push_str(" exit");

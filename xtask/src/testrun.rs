@@ -1,6 +1,8 @@
-//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, and a check
-//! that the harness itself notices failures, timeouts and hangs; with `--linux BZIMAGE`, also
-//! the user test suite as /init of a real Linux kernel (the oracle for the syscall semantics).
+//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, a check
+//! that the harness itself notices failures, timeouts and hangs, and the root file system's
+//! serial session and acceptance suite (acceptance.rs); with `--linux BZIMAGE`, also the user
+//! test suite and the acceptance suite as /init of a real Linux kernel (the oracle for the
+//! syscall semantics).
 //! Prints one line per step and ends with `N passed, N failed` over everything; exits non-zero
 //! on any failure.
 
@@ -11,9 +13,11 @@ use std::time::{Duration, Instant};
 use qemu::ktap::{Status, Summary};
 use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResult};
 
+use crate::acceptance;
 use crate::artifacts::{self, Images, Tests};
 use crate::install;
 use crate::ramdisk::{self, Contents};
+use crate::rootfs;
 use crate::user::{self, Program};
 
 /// A whole suite on one profile must finish within this (debug kernel, TCG, a busy host).
@@ -28,14 +32,14 @@ const TAIL_LINES: usize = 25;
 const TEST_CMDLINE: &str = "test log=info stats";
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: usize,
     failed: usize,
     skipped: usize,
 }
 
 impl Tally {
-    fn add(&mut self, passed: usize, failed: usize, skipped: usize) {
+    pub fn add(&mut self, passed: usize, failed: usize, skipped: usize) {
         self.passed += passed;
         self.failed += failed;
         self.skipped += skipped;
@@ -47,23 +51,45 @@ pub fn run(
     verbose: bool,
     linux: Option<&Path>,
     linux_only: bool,
+    acceptance_only: bool,
 ) -> Result<ExitCode, String> {
     if let Some(bzimage) = linux {
         check_bzimage(bzimage)?;
     }
     let mut tally = Tally::default();
-    if !linux_only {
+    let everything = !linux_only && !acceptance_only;
+    if everything {
         lints(&mut tally)?;
         host_tests(&mut tally)?;
     }
     let qemu = install::ensure_qemu(!linux_only)?;
     let programs = user::build_all()?;
-    if !linux_only {
+    if everything {
         kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
         debian_programs(&qemu, verbose, &mut tally);
     }
+    let root = rootfs::build()?;
+    let ours = if linux_only {
+        None
+    } else {
+        acceptance::serial_session(&qemu, &root, &programs, verbose, &mut tally)?;
+        Some(acceptance::suite(
+            &qemu, &root, &programs, verbose, &mut tally,
+        )?)
+    };
     if let Some(bzimage) = linux {
-        linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
+        if !acceptance_only {
+            linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
+        }
+        acceptance::linux_suite(
+            &qemu,
+            bzimage,
+            &root,
+            &programs,
+            ours.as_ref(),
+            verbose,
+            &mut tally,
+        )?;
     }
 
     println!("{}", counts(tally.passed, tally.failed, tally.skipped));
@@ -283,6 +309,7 @@ fn linux_suite(
             Echo::None
         },
         serial_log: Some(serial_log("linux")),
+        input: Vec::new(),
     };
     let what = format!(
         "linux: usertests [{}, {} CPUs, {} MiB, {}]",
@@ -671,7 +698,7 @@ fn cargo_test_step(label: &str, mut command: Command, tally: &mut Tally) -> Resu
     Ok(())
 }
 
-fn serial_log(name: &str) -> std::path::PathBuf {
+pub fn serial_log(name: &str) -> std::path::PathBuf {
     artifacts::target_dir()
         .join("test-logs")
         .join(format!("{name}.log"))
@@ -693,6 +720,7 @@ fn run_profile(
             Echo::None
         },
         serial_log: Some(serial_log(&profile.name)),
+        input: Vec::new(),
     };
     qemu.run(profile, image, &options)
         .map_err(|e| e.to_string())
@@ -807,7 +835,7 @@ fn check_log_lines_whole(profile: &Profile, serial: &[String], tally: &mut Tally
 }
 
 /// Whether `line` is one whole kernel log line of `level`: `[SSSSS.UUUUUU] cpuN LEVEL ...`.
-fn is_log_line(line: &str, level: &str) -> bool {
+pub fn is_log_line(line: &str, level: &str) -> bool {
     let Some((stamp, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] cpu")) else {
         return false;
     };

@@ -200,6 +200,11 @@ pub trait Inode: Send + Sync + Any {
         Err(EPERM)
     }
 
+    /// `utimensat`: the modification time becomes `mtime_ns` (ns since the epoch).
+    fn set_mtime(&self, _mtime_ns: u64) -> Result<(), Errno> {
+        Err(EPERM)
+    }
+
     // Directories.
 
     /// The child called `name` (never `.` or `..`: the path walk answers those).

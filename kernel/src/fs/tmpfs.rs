@@ -149,6 +149,12 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
+        self.mtime_ns.store(mtime_ns, Ordering::Relaxed);
+        self.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn lookup(&self, name: &str) -> Result<Arc<dyn Inode>, Errno> {
         let children = self.children()?.lock();
         let child = children.get(name).ok_or(ENOENT)?;

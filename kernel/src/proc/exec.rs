@@ -44,9 +44,12 @@ fn limits() -> elf::Limits {
     }
 }
 
-/// Options for [`spawn`]; production kernels have none.
+/// Options for [`spawn`].
 #[derive(Default)]
 pub struct SpawnOptions {
+    /// The first program (`init=`): it gets process id 1, as on Linux (programs such as
+    /// busybox's init refuse to run as anything else), unless a process took that id already.
+    pub init: bool,
     /// Keep a copy of what the process writes to fds 1 and 2 (tests).
     #[cfg(feature = "ktest")]
     pub capture_output: bool,

@@ -148,6 +148,7 @@ fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process
         path,
         args,
         SpawnOptions {
+            init: false,
             capture_output: capture,
         },
     )
@@ -296,7 +297,7 @@ ktest! {
     /// clean exit; nothing leaks.
     fn faulting_processes_are_killed_and_others_go_on() {
         let baseline = Baseline::take();
-        let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true })
+        let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true, init: false })
             .unwrap_or_else(|e| panic!("{e}"));
         let cases: [(&str, u32, &str); 12] = [
             ("oom", 137, "out of memory: killed process"),

@@ -176,9 +176,11 @@ impl Process {
     /// signal actions and output capture come from the parent; a kernel-started process leads
     /// a session and a group of its own.
     pub fn new(path: &str, mm: Arc<Mm>, lineage: Lineage, options: &exec::SpawnOptions) -> Self {
-        #[cfg(not(feature = "ktest"))]
-        let _ = options;
-        let pid = sched::task::allocate_tid();
+        let pid = if options.init {
+            sched::task::take_init_pid().unwrap_or_else(sched::task::allocate_tid)
+        } else {
+            sched::task::allocate_tid()
+        };
         let parent = lineage.parent.as_ref();
         let (files, fs_context) = lineage
             .files

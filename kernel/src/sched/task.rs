@@ -232,14 +232,21 @@ pub struct Task {
 // and read only by the switch that resumes it, after the `on_cpu` hand-off orders the two.
 unsafe impl Sync for Task {}
 
-static NEXT_TID: AtomicU32 = AtomicU32::new(1);
+/// The id of the first program, as on Linux: [`allocate_tid`] never hands it out.
+const INIT_PID: u32 = 1;
+static NEXT_TID: AtomicU32 = AtomicU32::new(INIT_PID + 1);
+static INIT_PID_TAKEN: AtomicBool = AtomicBool::new(false);
 
 pub fn allocate_tid() -> u32 {
     NEXT_TID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Task ids handed out since boot, which is also the last one handed out (`/proc/stat`'s
-/// `processes`, `/proc/loadavg`).
+/// Process id 1 for the first program, once; `None` after that.
+pub fn take_init_pid() -> Option<u32> {
+    (!INIT_PID_TAKEN.swap(true, Ordering::Relaxed)).then_some(INIT_PID)
+}
+
+/// The highest task id handed out since boot (`/proc/stat`'s `processes`, `/proc/loadavg`).
 pub fn tids_allocated() -> u32 {
     NEXT_TID.load(Ordering::Relaxed) - 1
 }

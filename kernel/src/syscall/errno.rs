@@ -35,10 +35,14 @@ pub const EMLINK: Errno = Errno(31);
 pub const ERANGE: Errno = Errno(34);
 pub const ENAMETOOLONG: Errno = Errno(36);
 pub const ENOSYS: Errno = Errno(38);
+/// No such extended attribute (`ENODATA`).
+pub const ENODATA: Errno = Errno(61);
 pub const ENOTEMPTY: Errno = Errno(39);
 pub const ELOOP: Errno = Errno(40);
 pub const EOVERFLOW: Errno = Errno(75);
 pub const EOPNOTSUPP: Errno = Errno(95);
+/// The address family is not supported (no socket family is).
+pub const EAFNOSUPPORT: Errno = Errno(97);
 pub const ETIMEDOUT: Errno = Errno(110);
 
 // The restart codes: a sleeping call that a signal interrupted returns one of these, and the

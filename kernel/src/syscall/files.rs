@@ -11,12 +11,12 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
-    EPERM, ERANGE, Errno, SysResult,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODATA, ENODEV, ENOENT, ENOTDIR,
+    EOPNOTSUPP, EPERM, ERANGE, Errno, SysResult,
 };
 use super::io::file;
 use super::thread::process;
-use crate::arch::uaccess::{copy_to_user, strncpy_from_user, write_user};
+use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::fs::dentry::{self, Dentry, Follow, PATH_MAX};
 use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
@@ -26,7 +26,7 @@ use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
 
 /// `dirfd` meaning the working directory.
 const AT_FDCWD: u64 = -100i64 as u64;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;
 const AT_EACCESS: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
@@ -709,4 +709,138 @@ pub fn sysinfo(buf: u64) -> SysResult {
     words[13] = 1; // mem_unit
     write_user(buf, &words)?;
     Ok(0)
+}
+
+/// The longest extended attribute name Linux accepts.
+const XATTR_NAME_MAX: usize = 255;
+
+/// Which file a call names: a path (its last link followed or not) or a descriptor.
+pub enum FileTarget {
+    Path(Follow),
+    Descriptor,
+}
+
+/// The file of an extended-attribute call, and the attribute name's check: `EFAULT`, `ERANGE`
+/// for an empty or over-long name (Linux's order: the name first, then the file).
+fn xattr_file(target: &FileTarget, file_or_path: u64, name: Option<u64>) -> Result<(), Errno> {
+    if let Some(name) = name {
+        let mut bytes = alloc::vec![0u8; XATTR_NAME_MAX + 1];
+        let length = strncpy_from_user(&mut bytes, name)?;
+        if length == 0 || length > XATTR_NAME_MAX {
+            return Err(ERANGE);
+        }
+    }
+    match target {
+        FileTarget::Path(follow) => {
+            let path = user_path(file_or_path)?;
+            if path.is_empty() {
+                return Err(ENOENT);
+            }
+            dentry::resolve(&start_of(AT_FDCWD, &path)?, &path, *follow).map(drop)
+        }
+        FileTarget::Descriptor => file(file_or_path).map(drop),
+    }
+}
+
+/// getxattr, lgetxattr, fgetxattr: no file here has extended attributes (`ENODATA`), as on a
+/// Linux tmpfs without security modules or ACLs set.
+pub fn getxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
+    xattr_file(&target, file_or_path, Some(name))?;
+    Err(ENODATA)
+}
+
+/// listxattr, llistxattr, flistxattr: an empty list.
+pub fn listxattr(target: FileTarget, file_or_path: u64) -> SysResult {
+    xattr_file(&target, file_or_path, None)?;
+    Ok(0)
+}
+
+/// setxattr, lsetxattr, fsetxattr: the file systems here keep no extended attributes
+/// (`EOPNOTSUPP`).
+pub fn setxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
+    xattr_file(&target, file_or_path, Some(name))?;
+    Err(EOPNOTSUPP)
+}
+
+/// removexattr, lremovexattr, fremovexattr: there is nothing to remove (`ENODATA`).
+pub fn removexattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
+    xattr_file(&target, file_or_path, Some(name))?;
+    Err(ENODATA)
+}
+
+/// `utimensat`'s `tv_nsec` values: the current time, and no change.
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+const NS_PER_SECOND: i64 = 1_000_000_000;
+
+/// utimensat: sets the modification time (access times are not kept: `stat` shows the
+/// modification time for them); a NULL `path` names `dirfd` itself (futimens). Linux's checks:
+/// `EINVAL` for unknown flags or a `tv_nsec` out of range, `EFAULT`, the path's errors.
+pub fn utimensat(dirfd: u64, path: u64, times: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let mtime = if times == 0 {
+        Some(crate::fs::now_ns())
+    } else {
+        let words: [i64; 4] = [
+            read_user(times)?,
+            read_user(times + 8)?,
+            read_user(times + 16)?,
+            read_user(times + 24)?,
+        ];
+        for nanoseconds in [words[1], words[3]] {
+            let special = nanoseconds == UTIME_NOW || nanoseconds == UTIME_OMIT;
+            if !special && !(0..NS_PER_SECOND).contains(&nanoseconds) {
+                return Err(EINVAL);
+            }
+        }
+        match words[3] {
+            UTIME_OMIT => None,
+            UTIME_NOW => Some(crate::fs::now_ns()),
+            nanoseconds => Some(
+                (words[2].max(0) as u64)
+                    .saturating_mul(NS_PER_SECOND as u64)
+                    .saturating_add(nanoseconds as u64),
+            ),
+        }
+    };
+    let dentry = if path == 0 {
+        file(dirfd)?.dentry().clone()
+    } else {
+        lookup_at_flags(dirfd, path, flags)?
+    };
+    if let Some(mtime) = mtime {
+        dentry.inode().set_mtime(mtime)?;
+    }
+    Ok(0)
+}
+
+/// `chown`'s "leave unchanged" id.
+const UNCHANGED_ID: u32 = u32::MAX;
+
+/// fchownat (chown, lchown): every file belongs to root here, so root ownership is all
+/// that can be set (`EPERM` for another owner or group); the file is looked up as Linux does
+/// (its errors first).
+pub fn fchownat(dirfd: u64, path: u64, owner: u64, group: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    lookup_at_flags(dirfd, path, flags)?;
+    set_owner(owner, group)
+}
+
+pub fn fchown(fd: u64, owner: u64, group: u64) -> SysResult {
+    file(fd)?;
+    set_owner(owner, group)
+}
+
+/// The ownership change of a file found: only to root.
+fn set_owner(owner: u64, group: u64) -> SysResult {
+    let settable = |id: u64| matches!(id as u32, 0 | UNCHANGED_ID);
+    if settable(owner) && settable(group) {
+        Ok(0)
+    } else {
+        Err(EPERM)
+    }
 }

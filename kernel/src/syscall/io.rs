@@ -717,3 +717,34 @@ pub fn fsync(fd: u64) -> SysResult {
         _ => Err(EINVAL),
     }
 }
+
+/// `POSIX_FADV_NORMAL` to `POSIX_FADV_NOREUSE`: the advice fadvise64 knows.
+const POSIX_FADV_LAST: u64 = 5;
+
+/// fadvise64: advice about a file's page cache, which this kernel takes without acting on it
+/// (the page cache keeps everything); Linux's checks: `EBADF`, `ESPIPE` for a pipe, `EINVAL`
+/// for an unknown advice or a negative length.
+pub fn fadvise64(fd: u64, _offset: u64, len: u64, advice: u64) -> SysResult {
+    let file = file(fd)?;
+    if file.inode().kind() == FileKind::Fifo {
+        return Err(ESPIPE);
+    }
+    if advice > POSIX_FADV_LAST || (len as i64) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
+/// copy_file_range: checked as Linux checks it (`EBADF` for a descriptor not open for reading
+/// or writing, `EINVAL` for flags), then `EOPNOTSUPP`, which Linux gives where a file system
+/// cannot copy: callers (coreutils' cp) copy with read and write instead.
+pub fn copy_file_range(fd_in: u64, fd_out: u64, flags: u64) -> SysResult {
+    let (input, output) = (file(fd_in)?, file(fd_out)?);
+    if !input.readable() || !output.writable() {
+        return Err(EBADF);
+    }
+    if flags != 0 {
+        return Err(EINVAL);
+    }
+    Err(super::errno::EOPNOTSUPP)
+}

@@ -472,6 +472,7 @@ fn run_boot(
         silence_timeout: Some(SILENCE_TIMEOUT),
         echo: Echo::None,
         serial_log: Some(log.clone()),
+        input: Vec::new(),
     };
     let result = qemu.run(&profile, &image, &run_options);
     done.store(true, Ordering::Relaxed);

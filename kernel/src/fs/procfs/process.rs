@@ -176,7 +176,7 @@ impl Subject {
             0
         };
         let start = process.start_ns() / (1_000_000_000 / USER_HZ);
-        // From `flags` on; `pid` to `tpgid` (no terminal: 0 and -1) are written first.
+        // From `flags` on; `pid` to `tpgid` are written first.
         let fields: [u64; 44] = [
             0, // flags
             process.minor_faults.sum().max(0) as u64,
@@ -223,8 +223,11 @@ impl Subject {
             0, // env_end
             u64::from(exit_code),
         ];
+        // Without a controlling terminal: 0 and -1.
+        let (tty_nr, tpgid) = crate::fs::tty::controlling_terminal(process)
+            .map_or((0, -1), |(nr, foreground)| (nr, i64::from(foreground)));
         let mut text = format!(
-            "{} ({}) {state} {} {} {} 0 -1",
+            "{} ({}) {state} {} {} {} {tty_nr} {tpgid}",
             self.id,
             self.comm(),
             process.parent_pid(),

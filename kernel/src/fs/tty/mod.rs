@@ -635,6 +635,19 @@ impl Tty {
     }
 }
 
+/// `/dev/ttyS0`'s device number as `/proc/PID/stat`'s `tty_nr` encodes it (Linux's
+/// `new_encode_dev`: the minor's low byte, the major above it).
+const CONSOLE_TTY_NR: u32 = (4 << 8) | 64;
+
+/// `process`'s controlling terminal as `/proc/PID/stat` shows it: its device number and the
+/// terminal's foreground group (0 when none), or `None` without one.
+pub fn controlling_terminal(process: &Process) -> Option<(u32, u32)> {
+    let state = CONSOLE.state.lock();
+    state
+        .controls(process)
+        .then_some((CONSOLE_TTY_NR, state.foreground))
+}
+
 /// The leader of session `sid` exited: the console, if it was the session's controlling
 /// terminal, belongs to no session from now on, and its foreground group gets SIGHUP.
 pub fn session_leader_exited(sid: u32) {
