@@ -112,9 +112,12 @@ fn leave_without_tests() -> ! {
     arch::exit(arch::ExitCode::Failure)
 }
 
-/// Routes COM1's receive interrupt and starts the console terminal's input worker (which polls
-/// the line instead where the interrupt cannot be routed).
+/// Routes COM1's receive interrupt, sets up the PS/2 keyboard, and starts the console
+/// terminal's input worker (which polls the line instead where the serial interrupt cannot be
+/// routed) and the screen's refresh thread.
 fn start_terminal_input(rsdp: Option<u64>) {
+    console::keyboard::init(rsdp);
+    console::start_screen_refresh();
     let interrupt = match arch::ioapic::route_serial(rsdp) {
         Ok(()) => console::enable_receive_interrupt(),
         Err(reason) => {

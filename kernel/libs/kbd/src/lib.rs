@@ -56,8 +56,8 @@ const ALT: u8 = 0x38;
 const CAPS_LOCK: u8 = 0x3a;
 
 /// Characters of the keys 0x00..0x58 of set 1, without and with shift (0: no character).
-const UNSHIFTED: &[u8; 0x59] = b"\0\x1b1234567890-=\x7f\tqwertyuiop[]\r\0asdfghjkl;'`\0\\zxcvbnm,./\0*\0 \0\0\0\0\0\0\0\0\0\0\0\0\0789-456+1230.\0\0\0\0\0";
-const SHIFTED: &[u8; 0x59] = b"\0\x1b!@#$%^&*()_+\x7f\tQWERTYUIOP{}\r\0ASDFGHJKL:\"~\0|ZXCVBNM<>?\0*\0 \0\0\0\0\0\0\0\0\0\0\0\0\0789-456+1230.\0\0\0\0\0";
+const UNSHIFTED: &[u8; 0x59] = b"\0\x1b1234567890-=\x7f\tqwertyuiop[]\r\0asdfghjkl;'`\0\\zxcvbnm,./\0*\0 \0\0\0\0\0\0\0\0\0\0\0\0\x00789-456+1230.\0\0\0\0\0";
+const SHIFTED: &[u8; 0x59] = b"\0\x1b!@#$%^&*()_+\x7f\tQWERTYUIOP{}\r\0ASDFGHJKL:\"~\0|ZXCVBNM<>?\0*\0 \0\0\0\0\0\0\0\0\0\0\0\0\x00789-456+1230.\0\0\0\0\0";
 
 /// Function keys F1-F10 (0x3b..0x44), F11 (0x57) and F12 (0x58).
 fn function_key(code: u8) -> Option<&'static [u8]> {
@@ -256,7 +256,10 @@ mod tests {
     #[test]
     fn control_and_alt() {
         // ^C, ^D, ^[ , ^@ (control-space), then control released.
-        assert_eq!(typed(&[0x1d, 0x2e, 0x20, 0x1a, 0x39, 0x9d, 0x2e]), b"\x03\x04\x1b\0c");
+        assert_eq!(
+            typed(&[0x1d, 0x2e, 0x20, 0x1a, 0x39, 0x9d, 0x2e]),
+            b"\x03\x04\x1b\0c"
+        );
         // Right control is E0 1D.
         assert_eq!(typed(&[0xe0, 0x1d, 0x26, 0xe0, 0x9d, 0x26]), b"\x0cl");
         // Alt-x sends ESC x.
@@ -270,7 +273,9 @@ mod tests {
             b"\x1b[A\x1b[B\x1b[D\x1b[C"
         );
         assert_eq!(
-            typed(&[0xe0, 0x47, 0xe0, 0x4f, 0xe0, 0x53, 0xe0, 0x52, 0xe0, 0x49, 0xe0, 0x51]),
+            typed(&[
+                0xe0, 0x47, 0xe0, 0x4f, 0xe0, 0x53, 0xe0, 0x52, 0xe0, 0x49, 0xe0, 0x51
+            ]),
             b"\x1b[1~\x1b[4~\x1b[3~\x1b[2~\x1b[5~\x1b[6~"
         );
         // Keypad 7 without E0 is a digit; with E0 (fake shift around it) Home.

@@ -13,8 +13,7 @@ const HEIGHT: RasterHeight = RasterHeight::Size16;
 pub const GLYPH_HEIGHT: usize = HEIGHT.val();
 /// Blank pixel rows under each glyph.
 pub const LINE_SPACING: usize = 2;
-pub const CELL_WIDTH: usize =
-    noto_sans_mono_bitmap::get_raster_width(FontWeight::Regular, HEIGHT);
+pub const CELL_WIDTH: usize = noto_sans_mono_bitmap::get_raster_width(FontWeight::Regular, HEIGHT);
 pub const CELL_HEIGHT: usize = GLYPH_HEIGHT + LINE_SPACING;
 
 /// Red, green, blue.
@@ -140,7 +139,10 @@ mod tests {
         };
         assert_eq!(colours(&reverse, false), (PALETTE[0], PALETTE[7]));
         assert_eq!(colours(&reverse, true), (PALETTE[7], PALETTE[0]));
-        assert_eq!(colours(&Attributes::DEFAULT, true), (PALETTE[0], PALETTE[7]));
+        assert_eq!(
+            colours(&Attributes::DEFAULT, true),
+            (PALETTE[0], PALETTE[7])
+        );
         assert_eq!(shade([200, 0, 0], [0, 0, 100], 255), [200, 0, 0]);
         assert_eq!(shade([200, 0, 0], [0, 0, 100], 0), [0, 0, 100]);
     }

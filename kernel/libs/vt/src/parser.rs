@@ -303,7 +303,11 @@ mod tests {
         );
         assert_eq!(
             parse(&[b"x\xffy"]),
-            [Action::Print('x'), Action::Print('\u{fffd}'), Action::Print('y')]
+            [
+                Action::Print('x'),
+                Action::Print('\u{fffd}'),
+                Action::Print('y')
+            ]
         );
         assert_eq!(
             parse(&[&euro[..2], b"z"]),
@@ -331,7 +335,10 @@ mod tests {
 
     #[test]
     fn escapes_strings_and_cancel() {
-        assert_eq!(parse(&[b"\x1b7\x1b8"]), [Action::Escape(b'7'), Action::Escape(b'8')]);
+        assert_eq!(
+            parse(&[b"\x1b7\x1b8"]),
+            [Action::Escape(b'7'), Action::Escape(b'8')]
+        );
         // A character-set designation: its final byte only.
         assert_eq!(parse(&[b"\x1b(B"]), [Action::Escape(b'B')]);
         // A window title is skipped, ended by BEL or ST.

@@ -559,8 +559,10 @@ impl Screen {
         let count = count.min(self.columns - self.column);
         let start = self.slot(self.row) * MAX_COLUMNS;
         let (column, columns) = (self.column, self.columns);
-        self.cells
-            .copy_within(start + column..start + columns - count, start + column + count);
+        self.cells.copy_within(
+            start + column..start + columns - count,
+            start + column + count,
+        );
         self.erase(self.row, column, column + count);
     }
 

@@ -117,11 +117,17 @@ fn attributes_from_sgr() {
     assert!(cells[1].attributes.reverse && cells[1].attributes.bold);
     assert_eq!(cells[2].attributes, Attributes::DEFAULT);
     assert_eq!(
-        (cells[3].attributes.foreground, cells[3].attributes.background),
+        (
+            cells[3].attributes.foreground,
+            cells[3].attributes.background
+        ),
         (10, 4)
     );
     assert_eq!(
-        (cells[4].attributes.foreground, cells[4].attributes.background),
+        (
+            cells[4].attributes.foreground,
+            cells[4].attributes.background
+        ),
         (3, 0)
     );
     assert_eq!(cells[5].attributes, Attributes::DEFAULT);
