@@ -6,8 +6,8 @@
 //!   runs one program as init and exits with its status; `--debian PKG,...` puts Debian's
 //!   packages into the ramdisk (debian.rs), whose programs `--run` then runs, dynamically linked
 //!   ones included
-//! - `test`: host tests, then the in-kernel suites under the QEMU profiles; `--linux BZIMAGE`
-//!   also runs the user test suite under a real Linux kernel
+//! - `test`: host tests, then the in-kernel suites under the QEMU profiles and the screen test
+//!   (screen.rs); `--linux BZIMAGE` also runs the user test suite under a real Linux kernel
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //!
@@ -21,6 +21,7 @@ mod bench;
 mod debian;
 mod install;
 mod ramdisk;
+mod screen;
 mod symbols;
 mod testrun;
 mod toolchain;
@@ -78,6 +79,10 @@ enum Cmd {
         /// With --linux: run only the Linux suite (no lints, host tests or kernel profiles).
         #[arg(long, requires = "linux")]
         linux_only: bool,
+        /// Run only the screen test: keys typed through QEMU's monitor, the framebuffer read
+        /// back with screendump.
+        #[arg(long, conflicts_with = "linux_only")]
+        screen_only: bool,
     },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
@@ -158,6 +163,11 @@ struct QemuArgs {
     /// Leave QEMU once boot completes or the tests end (for scripts).
     #[arg(long)]
     exit: bool,
+    /// Show the screen (the framebuffer console, with the PS/2 keyboard) in a window: QEMU's
+    /// `-display` with this value, `gtk` when none is given (`sdl`, or `vnc=:N` for a VNC server
+    /// on port 5900+N).
+    #[arg(long, value_name = "UI", num_args = 0..=1, default_missing_value = "gtk")]
+    display: Option<String>,
     /// Run this program as init (arguments after `--`), leave QEMU when it exits, and exit
     /// with its status: with --debian, a path in those packages (e.g. /usr/bin/hello) runs from
     /// the image, dynamically linked or not; otherwise a static x86_64 program from the host,
@@ -225,7 +235,8 @@ fn main() -> ExitCode {
             verbose,
             linux,
             linux_only,
-        } => testrun::run(full, verbose, linux.as_deref(), linux_only),
+            screen_only,
+        } => testrun::run(full, verbose, linux.as_deref(), linux_only, screen_only),
         Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))
@@ -500,6 +511,12 @@ fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
         AccelArg::Tcg => Accel::Tcg,
         AccelArg::Kvm => Accel::Kvm,
     };
+    if let Some(display) = &args.display {
+        // After the qemu crate's `-display none`, so it wins.
+        profile
+            .extra_args
+            .extend(["-display".into(), display.clone()]);
+    }
     profile
 }
 

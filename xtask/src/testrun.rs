@@ -1,5 +1,6 @@
-//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, and a check
-//! that the harness itself notices failures, timeouts and hangs; with `--linux BZIMAGE`, also
+//! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, a check that
+//! the harness itself notices failures, timeouts and hangs, and the screen test (screen.rs:
+//! keys through QEMU's monitor, the framebuffer read back); with `--linux BZIMAGE`, also
 //! the user test suite as /init of a real Linux kernel (the oracle for the syscall semantics).
 //! Prints one line per step and ends with `N passed, N failed` over everything; exits non-zero
 //! on any failure.
@@ -47,20 +48,25 @@ pub fn run(
     verbose: bool,
     linux: Option<&Path>,
     linux_only: bool,
+    screen_only: bool,
 ) -> Result<ExitCode, String> {
     if let Some(bzimage) = linux {
         check_bzimage(bzimage)?;
     }
     let mut tally = Tally::default();
-    if !linux_only {
+    let everything = !linux_only && !screen_only;
+    if everything {
         lints(&mut tally)?;
         host_tests(&mut tally)?;
     }
-    let qemu = install::ensure_qemu(!linux_only)?;
+    let qemu = install::ensure_qemu(everything)?;
     let programs = user::build_all()?;
-    if !linux_only {
+    if everything {
         kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
         debian_programs(&qemu, verbose, &mut tally);
+    }
+    if !linux_only {
+        screen_test(&qemu, &programs, verbose, &mut tally);
     }
     if let Some(bzimage) = linux {
         linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
@@ -146,6 +152,21 @@ fn debian_programs(qemu: &Qemu, verbose: bool, tally: &mut Tally) {
                 serial_log("debian").display()
             );
             tally.add(0, 1, 0);
+        }
+        Err(message) => {
+            println!("{what}: FAILED: {message}");
+            tally.add(0, 1, 0);
+        }
+    }
+}
+
+/// The screen test (screen.rs): one pass or failure.
+fn screen_test(qemu: &Qemu, programs: &[Program], verbose: bool, tally: &mut Tally) {
+    let what = "screen: keys through QEMU's keyboard reach echoline, its answer on the framebuffer";
+    match crate::screen::run(qemu, programs, verbose) {
+        Ok(summary) => {
+            println!("{what}: ok ({summary})");
+            tally.add(1, 0, 0);
         }
         Err(message) => {
             println!("{what}: FAILED: {message}");

@@ -10,7 +10,14 @@ use std::process::Command;
 use crate::artifacts;
 
 /// The Rust programs (packages in `user/`), packed as `/bin/<package>`.
-pub const RUST_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench", "forktorture"];
+pub const RUST_PROGRAMS: &[&str] = &[
+    "demo",
+    "usertests",
+    "faulter",
+    "bench",
+    "forktorture",
+    "echoline",
+];
 /// The programs a test ramdisk must carry (hello-glibc is optional: it needs glibc's libc.a).
 pub const EXPECTED_PROGRAMS: &[&str] = &[
     "demo",
@@ -18,6 +25,7 @@ pub const EXPECTED_PROGRAMS: &[&str] = &[
     "faulter",
     "bench",
     "forktorture",
+    "echoline",
     "hello-musl",
 ];
 /// Code generation for the user programs: absolute addresses (non-PIE; the link arguments

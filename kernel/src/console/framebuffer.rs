@@ -3,7 +3,8 @@
 //!
 //! [`Screen`] keeps the terminal's character grid (log lines and terminal output both go
 //! through its escape-sequence parser) and draws what changed into the framebuffer, each cell
-//! [`vt::font::CELL_WIDTH`] by [`vt::font::CELL_HEIGHT`] pixels inside a small border.
+//! [`vt::font::CELL_WIDTH`] by [`vt::font::CELL_HEIGHT`] pixels inside a border of
+//! [`vt::font::BORDER`].
 //!
 //! Drawing is cheap except when the whole screen scrolls: moving the picture up costs the same
 //! for one line as for many (megabytes, read back from video memory on real machines). So
@@ -19,11 +20,9 @@
 //! The console lock (console/mod.rs) protects the one [`Screen`].
 
 use bootloader_api::info::{FrameBuffer, FrameBufferInfo, PixelFormat};
-use vt::font::{CELL_HEIGHT, CELL_WIDTH, Rgb};
+use vt::font::{BORDER, CELL_HEIGHT, CELL_WIDTH, Rgb};
 use vt::{Attributes, Cell, Surface};
 
-/// Pixels left blank around the grid.
-const BORDER: usize = 4;
 /// The most bytes of one pixel row of a cell (its width times at most 4 bytes a pixel).
 const CELL_ROW_MAX: usize = CELL_WIDTH * 4;
 /// The characters the pixel cache holds: printable ASCII.

@@ -15,6 +15,9 @@ pub const GLYPH_HEIGHT: usize = HEIGHT.val();
 pub const LINE_SPACING: usize = 2;
 pub const CELL_WIDTH: usize = noto_sans_mono_bitmap::get_raster_width(FontWeight::Regular, HEIGHT);
 pub const CELL_HEIGHT: usize = GLYPH_HEIGHT + LINE_SPACING;
+/// Pixels left blank around the grid: cell (row, column) starts at pixel
+/// (`BORDER + column * CELL_WIDTH`, `BORDER + row * CELL_HEIGHT`).
+pub const BORDER: usize = 4;
 
 /// Red, green, blue.
 pub type Rgb = [u8; 3];
