@@ -35,9 +35,14 @@ pub const SCROLL_DRAW_INTERVAL_NS: u64 = 40_000_000;
 type CellPixels = [[u8; CELL_ROW_MAX]; CELL_HEIGHT];
 
 /// The framebuffer and how to write its pixels.
-struct Pixels {
+struct Target {
     framebuffer: FrameBuffer,
     info: FrameBufferInfo,
+}
+
+/// The framebuffer with its cache of drawn cells.
+struct Pixels {
+    target: Target,
     /// Printable ASCII in the default colours, each made on first use.
     cache: [CellPixels; CACHED_COUNT],
     cached: [bool; CACHED_COUNT],
@@ -79,8 +84,7 @@ impl Screen {
             (info.height - 2 * BORDER) / CELL_HEIGHT,
         );
         self.pixels = Some(Pixels {
-            framebuffer,
-            info,
+            target: Target { framebuffer, info },
             cache: [[[0; CELL_ROW_MAX]; CELL_HEIGHT]; CACHED_COUNT],
             cached: [false; CACHED_COUNT],
         });
@@ -145,7 +149,7 @@ impl Screen {
     }
 }
 
-impl Pixels {
+impl Target {
     fn row_bytes(&self) -> usize {
         self.info.stride * self.info.bytes_per_pixel
     }
@@ -187,38 +191,39 @@ impl Pixels {
 
 impl Surface for Pixels {
     fn scroll_up(&mut self, lines: usize) {
-        let row_bytes = self.row_bytes();
+        let Target { framebuffer, info } = &mut self.target;
+        let row_bytes = info.stride * info.bytes_per_pixel;
         let top = BORDER * row_bytes;
-        let rows_used = (self.info.height - 2 * BORDER) / CELL_HEIGHT * CELL_HEIGHT;
+        let rows_used = (info.height - 2 * BORDER) / CELL_HEIGHT * CELL_HEIGHT;
         let shift = lines * CELL_HEIGHT * row_bytes;
         let end = top + rows_used * row_bytes;
-        self.framebuffer
-            .buffer_mut()
-            .copy_within(top + shift..end, top);
+        framebuffer.buffer_mut().copy_within(top + shift..end, top);
     }
 
-    fn draw_row(&mut self, row: usize, cells: &[Cell], cursor: Option<usize>) {
+    fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>) {
+        let Pixels {
+            target,
+            cache,
+            cached,
+        } = self;
         let mut scratch = [[0; CELL_ROW_MAX]; CELL_HEIGHT];
-        for (column, cell) in cells.iter().enumerate() {
+        for (column, cell) in (column..).zip(cells) {
             let on_cursor = cursor == Some(column);
-            let cached = (cell.attributes == Attributes::DEFAULT && !on_cursor)
+            let cached_index = (cell.attributes == Attributes::DEFAULT && !on_cursor)
                 .then(|| (cell.character as usize).checked_sub(CACHED_FIRST as usize))
                 .flatten()
                 .filter(|&index| index < CACHED_COUNT);
-            match cached {
+            match cached_index {
                 Some(index) => {
-                    if !self.cached[index] {
-                        let mut made = [[0; CELL_ROW_MAX]; CELL_HEIGHT];
-                        self.cell_pixels(cell, false, &mut made);
-                        self.cache[index] = made;
-                        self.cached[index] = true;
+                    if !cached[index] {
+                        target.cell_pixels(cell, false, &mut cache[index]);
+                        cached[index] = true;
                     }
-                    let rows = self.cache[index];
-                    self.put_cell(row, column, &rows);
+                    target.put_cell(row, column, &cache[index]);
                 }
                 None => {
-                    self.cell_pixels(cell, on_cursor, &mut scratch);
-                    self.put_cell(row, column, &scratch);
+                    target.cell_pixels(cell, on_cursor, &mut scratch);
+                    target.put_cell(row, column, &scratch);
                 }
             }
         }

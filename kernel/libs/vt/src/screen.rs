@@ -6,8 +6,9 @@
 //! start of the next line (scrolling if needed), as on a VT100 with auto-wrap. Erasing fills
 //! with blanks in the current background colour.
 //!
-//! For the renderer, the screen remembers which rows changed and how many lines the whole
-//! screen scrolled since [`Screen::render`] last ran, and where it drew the cursor.
+//! For the renderer, the screen remembers which cells of each row changed (one span a row), how
+//! many lines the whole screen scrolled since [`Screen::render`] last ran, and where it drew
+//! the cursor, so that drawing costs what changed, not the screen's size.
 
 use crate::parser::{Action, ControlSequence, Parser};
 
@@ -63,8 +64,45 @@ pub trait Surface {
     /// Moves the picture of the whole grid up by `lines` rows (fewer than the grid's rows); what
     /// that uncovers at the bottom is redrawn afterwards.
     fn scroll_up(&mut self, lines: usize);
-    /// Draws grid row `row`; `cursor` is the column to show the cursor at, if it is on this row.
-    fn draw_row(&mut self, row: usize, cells: &[Cell], cursor: Option<usize>);
+    /// Draws `cells` at grid row `row` from column `column` on; `cursor` is the column to show
+    /// the cursor at, if it is on this row.
+    fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>);
+}
+
+/// The columns of a row that changed since the last render: `start..end`, empty when equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: u16,
+    end: u16,
+}
+
+impl Span {
+    const NONE: Self = Self { start: 0, end: 0 };
+    const ALL: Self = Self {
+        start: 0,
+        end: MAX_COLUMNS as u16,
+    };
+
+    fn is_empty(self) -> bool {
+        self.start >= self.end
+    }
+
+    /// Adds columns `from..to`.
+    fn add(&mut self, from: usize, to: usize) {
+        let (from, to) = (from as u16, to as u16);
+        if from >= to {
+            return;
+        }
+        if self.is_empty() {
+            *self = Self {
+                start: from,
+                end: to,
+            };
+        } else {
+            self.start = self.start.min(from);
+            self.end = self.end.max(to);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +130,7 @@ pub struct Screen {
     region_top: usize,
     region_bottom: usize,
     parser: Parser,
-    dirty: [bool; MAX_ROWS],
+    dirty: [Span; MAX_ROWS],
     /// Lines the whole screen scrolled since the last render.
     scrolled: usize,
     /// Where the last render drew the cursor.
@@ -123,7 +161,7 @@ impl Screen {
             region_top: 0,
             region_bottom: rows - 1,
             parser: Parser::new(),
-            dirty: [true; MAX_ROWS],
+            dirty: [Span::ALL; MAX_ROWS],
             scrolled: 0,
             drawn_cursor: None,
         }
@@ -148,7 +186,7 @@ impl Screen {
         self.region_top = 0;
         self.region_bottom = self.rows - 1;
         self.parser = Parser::new();
-        self.dirty = [true; MAX_ROWS];
+        self.dirty = [Span::ALL; MAX_ROWS];
         self.scrolled = 0;
         self.drawn_cursor = None;
     }
@@ -184,7 +222,7 @@ impl Screen {
     /// Whether [`Screen::render`] has anything to draw.
     pub fn needs_render(&self) -> bool {
         self.scrolled > 0
-            || self.dirty[..self.rows].contains(&true)
+            || self.dirty[..self.rows].iter().any(|span| !span.is_empty())
             || self.drawn_cursor != self.cursor_to_draw()
     }
 
@@ -195,7 +233,7 @@ impl Screen {
 
     /// Marks every row for drawing (after something else drew over the surface).
     pub fn redraw_all(&mut self) {
-        self.dirty = [true; MAX_ROWS];
+        self.dirty = [Span::ALL; MAX_ROWS];
         self.scrolled = 0;
         self.drawn_cursor = None;
     }
@@ -211,7 +249,7 @@ impl Screen {
     /// last render, then draws the rows that changed and the cursor.
     pub fn render(&mut self, surface: &mut impl Surface) {
         if self.scrolled >= self.rows {
-            self.dirty = [true; MAX_ROWS];
+            self.dirty = [Span::ALL; MAX_ROWS];
             self.drawn_cursor = None;
         } else if self.scrolled > 0 {
             surface.scroll_up(self.scrolled);
@@ -223,14 +261,17 @@ impl Screen {
         self.scrolled = 0;
         let cursor = self.cursor_to_draw();
         if self.drawn_cursor != cursor {
-            for (row, _) in self.drawn_cursor.iter().chain(cursor.iter()) {
-                self.dirty[*row] = true;
+            for &(row, column) in self.drawn_cursor.iter().chain(cursor.iter()) {
+                self.dirty[row].add(column, column + 1);
             }
         }
         for row in 0..self.rows {
-            if core::mem::take(&mut self.dirty[row]) {
+            let span = core::mem::replace(&mut self.dirty[row], Span::NONE);
+            let start = usize::from(span.start);
+            let end = usize::from(span.end).min(self.columns);
+            if start < end {
                 let at = cursor.filter(|&(r, _)| r == row).map(|(_, column)| column);
-                surface.draw_row(row, self.row_cells(row), at);
+                surface.draw_cells(row, start, &self.row_cells(row)[start..end], at);
             }
         }
         self.drawn_cursor = cursor;
@@ -264,8 +305,9 @@ impl Screen {
     fn erase(&mut self, row: usize, from: usize, to: usize) {
         let blank = self.blank();
         let start = self.slot(row) * MAX_COLUMNS;
-        self.cells[start + from..start + to.min(self.columns)].fill(blank);
-        self.dirty[row] = true;
+        let to = to.min(self.columns);
+        self.cells[start + from..start + to].fill(blank);
+        self.dirty[row].add(from, to);
     }
 
     fn act(&mut self, action: Action) {
@@ -288,7 +330,7 @@ impl Screen {
             attributes: self.attributes,
         };
         *self.cell_mut(self.row, self.column) = cell;
-        self.dirty[self.row] = true;
+        self.dirty[self.row].add(self.column, self.column + 1);
         if self.column + 1 == self.columns {
             self.wrap_pending = true;
         } else {
@@ -483,7 +525,7 @@ impl Screen {
     /// Marks the screen row that ring slot `slot` holds.
     fn mark_slot_dirty(&mut self, slot: usize) {
         let row = (slot + self.rows - self.first_row) % self.rows;
-        self.dirty[row] = true;
+        self.dirty[row] = Span::ALL;
     }
 
     /// `CSI L`: blank lines at the cursor's row, the rest of the region moving down.
@@ -550,6 +592,7 @@ impl Screen {
         let (column, columns) = (self.column, self.columns);
         self.cells
             .copy_within(start + column + count..start + columns, start + column);
+        self.dirty[self.row].add(column, columns);
         self.erase(self.row, columns - count, columns);
     }
 
@@ -563,6 +606,7 @@ impl Screen {
             start + column..start + columns - count,
             start + column + count,
         );
+        self.dirty[self.row].add(column, columns);
         self.erase(self.row, column, column + count);
     }
 

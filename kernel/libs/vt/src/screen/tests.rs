@@ -14,36 +14,46 @@ fn text(screen: &Screen) -> Vec<String> {
 
 /// A surface that keeps the characters it was drawn with, and counts what it did.
 struct Recorded {
-    rows: Vec<String>,
+    cells: Vec<Vec<char>>,
     cursor: Option<(usize, usize)>,
     scrolls: Vec<usize>,
-    rows_drawn: usize,
+    cells_drawn: usize,
 }
 
 impl Recorded {
-    fn new(rows: usize) -> Self {
+    fn new(columns: usize, rows: usize) -> Self {
         Self {
-            rows: vec![String::new(); rows],
+            cells: vec![vec!['?'; columns]; rows],
             cursor: None,
             scrolls: Vec::new(),
-            rows_drawn: 0,
+            cells_drawn: 0,
         }
+    }
+
+    fn rows(&self) -> Vec<String> {
+        self.cells
+            .iter()
+            .map(|row| row.iter().collect::<String>().trim_end().to_string())
+            .collect()
     }
 }
 
 impl Surface for Recorded {
     fn scroll_up(&mut self, lines: usize) {
-        self.rows.drain(..lines);
-        self.rows.extend((0..lines).map(|_| "<stale>".to_string()));
+        let columns = self.cells[0].len();
+        self.cells.drain(..lines);
+        self.cells.extend((0..lines).map(|_| vec!['?'; columns]));
         self.scrolls.push(lines);
     }
 
-    fn draw_row(&mut self, row: usize, cells: &[Cell], cursor: Option<usize>) {
-        self.rows[row] = RowText(cells).to_string();
-        if let Some(column) = cursor {
-            self.cursor = Some((row, column));
+    fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>) {
+        for (index, cell) in cells.iter().enumerate() {
+            self.cells[row][column + index] = cell.character;
         }
-        self.rows_drawn += 1;
+        if let Some(at) = cursor {
+            self.cursor = Some((row, at));
+        }
+        self.cells_drawn += cells.len();
     }
 }
 
@@ -164,33 +174,39 @@ fn cursor_visibility() {
 #[test]
 fn render_draws_changes_and_moves_the_picture_for_scrolls() {
     let mut s = screen(4, 3);
-    let mut surface = Recorded::new(3);
+    let mut surface = Recorded::new(4, 3);
     s.write(b"a\r\nb");
     s.render(&mut surface);
-    assert_eq!(surface.rows, ["a", "b", ""]);
+    assert_eq!(surface.rows(), ["a", "b", ""]);
     assert_eq!(surface.cursor, Some((1, 1)));
     assert!(!s.needs_render());
-    // One changed row: only it is drawn.
-    surface.rows_drawn = 0;
+    // One changed cell: it is drawn, and the cursor's old and new cells.
+    surface.cells_drawn = 0;
     s.write(b"c");
     s.render(&mut surface);
-    assert_eq!(surface.rows_drawn, 1);
+    assert_eq!(surface.cells_drawn, 2);
     // Two scrolls: the picture moves once, by two lines; the uncovered rows are drawn.
     s.write(b"\r\n1\r\n2\r\n3");
     assert_eq!(s.scrolled_since_render(), 2);
     s.render(&mut surface);
     assert_eq!(surface.scrolls, [2]);
-    assert_eq!(surface.rows, ["1", "2", "3"]);
-    assert_eq!(surface.rows, text(&s));
+    assert_eq!(surface.rows(), ["1", "2", "3"]);
+    assert_eq!(surface.rows(), text(&s));
     // Scrolling more than a screen redraws everything instead.
     s.write(b"\r\n4\r\n5\r\n6\r\n7");
     s.render(&mut surface);
     assert_eq!(surface.scrolls, [2]);
-    assert_eq!(surface.rows, ["5", "6", "7"]);
-    // A moved cursor redraws the rows it left and entered.
-    surface.rows_drawn = 0;
+    assert_eq!(surface.rows(), ["5", "6", "7"]);
+    // A moved cursor redraws the cells it left and entered.
+    surface.cells_drawn = 0;
     s.write(b"\x1b[1;1H");
     assert!(s.needs_render());
     s.render(&mut surface);
-    assert_eq!((surface.rows_drawn, surface.cursor), (2, Some((0, 0))));
+    assert_eq!((surface.cells_drawn, surface.cursor), (2, Some((0, 0))));
+    // Editing in the middle of a line redraws from there to its end.
+    surface.cells_drawn = 0;
+    s.write(b"\x1b[P");
+    s.render(&mut surface);
+    assert_eq!(surface.cells_drawn, 4);
+    assert_eq!(surface.rows(), text(&s));
 }
