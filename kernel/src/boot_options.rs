@@ -92,6 +92,10 @@ pub struct BootOptions {
     /// `page_clear=mov|stosq|stosb|movnti`: how fresh pages are cleared (for measuring; the
     /// default is a loop of `mov` stores).
     pub page_clear: pageclear::Method,
+    /// `console=both|serial|screen`: where the console (log and terminal) goes, and whose
+    /// input it takes: the serial line and the screen with the keyboard (the default), or one
+    /// of them (`screen` also gives the terminal the screen's size).
+    pub console: crate::console::Devices,
 }
 
 impl Default for BootOptions {
@@ -109,6 +113,7 @@ impl Default for BootOptions {
             extra_processes: alloc::vec::Vec::new(),
             vma_lock: true,
             page_clear: pageclear::Method::Stores,
+            console: crate::console::Devices::Both,
         }
     }
 }
@@ -156,6 +161,11 @@ impl BootOptions {
                     .value
                     .and_then(pageclear::Method::from_name)
                     .map(|method| options.page_clear = method)
+                    .is_some(),
+                "console" => opt
+                    .value
+                    .and_then(crate::console::Devices::from_name)
+                    .map(|devices| options.console = devices)
                     .is_some(),
                 #[cfg(feature = "ktest")]
                 "smp.phantom_apic_id" => opt
@@ -276,6 +286,9 @@ impl fmt::Display for BootOptions {
         }
         if self.page_clear != pageclear::Method::Stores {
             write!(f, " page_clear={}", self.page_clear.name())?;
+        }
+        if self.console != crate::console::Devices::Both {
+            write!(f, " console={}", self.console.name())?;
         }
         if self.exit {
             write!(f, " exit")?;

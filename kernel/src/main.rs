@@ -67,6 +67,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let ramdisk = unsafe { boot_ramdisk(boot_info) };
     let options = boot_options::BootOptions::from_ramdisk(ramdisk);
     console::set_max_level(options.log_level);
+    let screen_size = console::select(options.console);
     arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
     log::info!("boot options: {}", options);
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
@@ -91,6 +92,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     debug_keys::print_statistics_at_exit(options.stats);
     proc::ramdisk::init(ramdisk);
     fs::init();
+    if let Some((columns, rows)) = screen_size {
+        fs::tty::set_console_size(columns, rows);
+    }
     start_terminal_input(boot_info.rsdp_addr.into_option());
     if options.test {
         #[cfg(feature = "ktest")]

@@ -12,7 +12,7 @@
 //! [`SCROLL_DRAW_INTERVAL_NS`] ago; otherwise it waits for the next write after that, or for
 //! the `screen` kernel thread (`console::start_screen_refresh`), which draws pending changes that
 //! often. A
-//! megabyte of short lines then moves the picture a few dozen times a second, not once a line.
+//! megabyte of short lines then moves the picture ten times a second, not once a line.
 //!
 //! Cells in the default colours with printable ASCII are copied from a cache of pixel rows
 //! already in the framebuffer's format; others are shaded pixel by pixel.
@@ -28,8 +28,9 @@ const CELL_ROW_MAX: usize = CELL_WIDTH * 4;
 /// The characters the pixel cache holds: printable ASCII.
 const CACHED_FIRST: char = ' ';
 const CACHED_COUNT: usize = 95;
-/// How often, at most, scrolled output moves the picture (25 times a second).
-pub const SCROLL_DRAW_INTERVAL_NS: u64 = 40_000_000;
+/// How often, at most, scrolled output moves the picture (10 times a second: under QEMU's TCG
+/// moving a 1280x720 picture costs milliseconds).
+pub const SCROLL_DRAW_INTERVAL_NS: u64 = 100_000_000;
 
 /// Pixel rows of one cell in the framebuffer's format.
 type CellPixels = [[u8; CELL_ROW_MAX]; CELL_HEIGHT];
@@ -89,6 +90,11 @@ impl Screen {
             cached: [false; CACHED_COUNT],
         });
         true
+    }
+
+    /// Stops drawing: what the screen shows stays, later output goes to the other devices.
+    pub fn detach(&mut self) {
+        self.pixels = None;
     }
 
     pub fn is_present(&self) -> bool {

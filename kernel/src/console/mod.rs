@@ -180,6 +180,57 @@ pub fn start_screen_refresh() {
     }
 }
 
+/// Which devices make the console (the `console=` boot option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Devices {
+    /// The serial line, and the screen with the keyboard.
+    Both,
+    Serial,
+    /// The screen and the keyboard: COM1 is left alone.
+    Screen,
+}
+
+impl Devices {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "both" => Some(Self::Both),
+            "serial" => Some(Self::Serial),
+            "screen" => Some(Self::Screen),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Both => "both",
+            Self::Serial => "serial",
+            Self::Screen => "screen",
+        }
+    }
+}
+
+/// Keeps only `devices` for the console from now on (a device that is absent stays so).
+/// Returns the screen's size (columns, rows) when the screen alone is the console, for the
+/// terminal's window size.
+pub fn select(devices: Devices) -> Option<(usize, usize)> {
+    let mut console = CONSOLE.lock();
+    match devices {
+        Devices::Both => None,
+        Devices::Serial => {
+            console.screen.detach();
+            None
+        }
+        Devices::Screen => {
+            if !console.screen.is_present() {
+                // Nothing would show at all: keep the serial line.
+                return None;
+            }
+            console.serial = None;
+            Some(console.screen.size())
+        }
+    }
+}
+
 pub fn set_max_level(level: log::LevelFilter) {
     log::set_max_level(level);
 }
