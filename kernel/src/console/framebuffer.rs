@@ -6,13 +6,13 @@
 //! [`vt::font::CELL_WIDTH`] by [`vt::font::CELL_HEIGHT`] pixels inside a border of
 //! [`vt::font::BORDER`].
 //!
-//! Drawing is cheap except when the whole screen scrolls: moving the picture up costs the same
-//! for one line as for many (megabytes, read back from video memory on real machines). So
-//! output that scrolled the screen is drawn at once only if the last scroll was drawn at least
-//! [`SCROLL_DRAW_INTERVAL_NS`] ago; otherwise it waits for the next write after that, or for
-//! the `screen` kernel thread (`console::start_screen_refresh`), which draws pending changes that
-//! often. A
-//! megabyte of short lines then moves the picture ten times a second, not once a line.
+//! Drawing is cheap except when the whole screen scrolls: then all its text is drawn again (the
+//! picture is not moved: reading video memory back is slow on real machines and under QEMU),
+//! which costs the same for one line as for many. So output that scrolled the screen is drawn
+//! at once only if the last scroll was drawn at least [`SCROLL_DRAW_INTERVAL_NS`] ago;
+//! otherwise it waits for the next write after that, or for the `screen` kernel thread
+//! (`console::start_screen_refresh`), which draws pending changes that often. A megabyte of
+//! short lines then redraws the screen five times a second, not once a line.
 //!
 //! Cells in the default colours with printable ASCII are copied from a cache of pixel rows
 //! already in the framebuffer's format; others are shaded pixel by pixel.
@@ -28,9 +28,9 @@ const CELL_ROW_MAX: usize = CELL_WIDTH * 4;
 /// The characters the pixel cache holds: printable ASCII.
 const CACHED_FIRST: char = ' ';
 const CACHED_COUNT: usize = 95;
-/// How often, at most, scrolled output moves the picture (10 times a second: under QEMU's TCG
-/// moving a 1280x720 picture costs milliseconds).
-pub const SCROLL_DRAW_INTERVAL_NS: u64 = 100_000_000;
+/// How often, at most, scrolled output is drawn (5 times a second: under QEMU's TCG drawing a
+/// screenful of text costs milliseconds).
+pub const SCROLL_DRAW_INTERVAL_NS: u64 = 200_000_000;
 
 /// Pixel rows of one cell in the framebuffer's format.
 type CellPixels = [[u8; CELL_ROW_MAX]; CELL_HEIGHT];
@@ -196,16 +196,6 @@ impl Target {
 }
 
 impl Surface for Pixels {
-    fn scroll_up(&mut self, lines: usize) {
-        let Target { framebuffer, info } = &mut self.target;
-        let row_bytes = info.stride * info.bytes_per_pixel;
-        let top = BORDER * row_bytes;
-        let rows_used = (info.height - 2 * BORDER) / CELL_HEIGHT * CELL_HEIGHT;
-        let shift = lines * CELL_HEIGHT * row_bytes;
-        let end = top + rows_used * row_bytes;
-        framebuffer.buffer_mut().copy_within(top + shift..end, top);
-    }
-
     fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>) {
         let Pixels {
             target,

@@ -6,9 +6,12 @@
 //! start of the next line (scrolling if needed), as on a VT100 with auto-wrap. Erasing fills
 //! with blanks in the current background colour.
 //!
-//! For the renderer, the screen remembers which cells of each row changed (one span a row), how
-//! many lines the whole screen scrolled since [`Screen::render`] last ran, and where it drew
-//! the cursor, so that drawing costs what changed, not the screen's size.
+//! For the renderer, the screen remembers which cells of each row changed (one span a row),
+//! whether the whole screen scrolled since [`Screen::render`] last ran, where it drew the
+//! cursor, and how far into each row the picture may show more than blanks, so that drawing
+//! costs what changed, not the screen's size. A scroll is drawn by drawing the text again, not
+//! by moving the picture: reading video memory back is slow on real machines and under QEMU,
+//! and the text is usually much smaller than the screen.
 
 use crate::parser::{Action, ControlSequence, Parser};
 
@@ -61,9 +64,6 @@ impl Cell {
 
 /// What draws the screen: a framebuffer in the kernel, a test's record on the host.
 pub trait Surface {
-    /// Moves the picture of the whole grid up by `lines` rows (fewer than the grid's rows); what
-    /// that uncovers at the bottom is redrawn afterwards.
-    fn scroll_up(&mut self, lines: usize);
     /// Draws `cells` at grid row `row` from column `column` on; `cursor` is the column to show
     /// the cursor at, if it is on this row.
     fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>);
@@ -135,6 +135,9 @@ pub struct Screen {
     scrolled: usize,
     /// Where the last render drew the cursor.
     drawn_cursor: Option<(usize, usize)>,
+    /// For each row of the picture, the columns before which it may show something other than
+    /// default blanks (the screen's text, a coloured blank, the cursor).
+    picture_extent: [u16; MAX_ROWS],
 }
 
 impl Screen {
@@ -164,6 +167,7 @@ impl Screen {
             dirty: [Span::ALL; MAX_ROWS],
             scrolled: 0,
             drawn_cursor: None,
+            picture_extent: [MAX_COLUMNS as u16; MAX_ROWS],
         }
     }
 
@@ -189,6 +193,7 @@ impl Screen {
         self.dirty = [Span::ALL; MAX_ROWS];
         self.scrolled = 0;
         self.drawn_cursor = None;
+        self.picture_extent = [MAX_COLUMNS as u16; MAX_ROWS];
     }
 
     pub fn columns(&self) -> usize {
@@ -226,16 +231,18 @@ impl Screen {
             || self.drawn_cursor != self.cursor_to_draw()
     }
 
-    /// Lines the whole screen scrolled since the last render (the costly part of drawing it).
+    /// Lines the whole screen scrolled since the last render (the costly part of drawing it:
+    /// all its text is drawn again).
     pub fn scrolled_since_render(&self) -> usize {
         self.scrolled
     }
 
-    /// Marks every row for drawing (after something else drew over the surface).
-    pub fn redraw_all(&mut self) {
-        self.dirty = [Span::ALL; MAX_ROWS];
-        self.scrolled = 0;
-        self.drawn_cursor = None;
+    /// The columns of row `row` before its last cell that is not a default blank.
+    fn content_extent(&self, row: usize) -> usize {
+        self.row_cells(row)
+            .iter()
+            .rposition(|cell| *cell != Cell::BLANK)
+            .map_or(0, |last| last + 1)
     }
 
     /// Writes terminal output: text, control characters and escape sequences.
@@ -245,18 +252,15 @@ impl Screen {
         self.parser = parser;
     }
 
-    /// Brings `surface` up to date: moves the picture for the whole-screen scrolling since the
-    /// last render, then draws the rows that changed and the cursor.
+    /// Brings `surface` up to date: draws the cells that changed and the cursor; after a
+    /// whole-screen scroll, every row's text (and what the picture showed beyond it) again.
     pub fn render(&mut self, surface: &mut impl Surface) {
-        if self.scrolled >= self.rows {
-            self.dirty = [Span::ALL; MAX_ROWS];
-            self.drawn_cursor = None;
-        } else if self.scrolled > 0 {
-            surface.scroll_up(self.scrolled);
-            // The drawn cursor moved up with the picture.
-            self.drawn_cursor = self
-                .drawn_cursor
-                .and_then(|(row, column)| Some((row.checked_sub(self.scrolled)?, column)));
+        if self.scrolled > 0 {
+            for row in 0..self.rows {
+                let extent = usize::from(self.picture_extent[row]).max(self.content_extent(row));
+                self.dirty[row] = Span::NONE;
+                self.dirty[row].add(0, extent);
+            }
         }
         self.scrolled = 0;
         let cursor = self.cursor_to_draw();
@@ -272,6 +276,17 @@ impl Screen {
             if start < end {
                 let at = cursor.filter(|&(r, _)| r == row).map(|(_, column)| column);
                 surface.draw_cells(row, start, &self.row_cells(row)[start..end], at);
+                let drawn = self.content_extent(row).min(end);
+                let old = usize::from(self.picture_extent[row]).min(self.columns);
+                let mut extent = if start == 0 && end >= old {
+                    drawn
+                } else {
+                    old.max(drawn)
+                };
+                if let Some(column) = at {
+                    extent = extent.max(column + 1);
+                }
+                self.picture_extent[row] = extent as u16;
             }
         }
         self.drawn_cursor = cursor;
@@ -487,9 +502,8 @@ impl Screen {
         let height = self.region_bottom - self.region_top + 1;
         let lines = lines.min(height);
         if height == self.rows {
-            // The whole screen: turn the ring, and let the renderer move the picture.
+            // The whole screen: turn the ring; the renderer draws every row again.
             self.first_row = (self.first_row + lines) % self.rows;
-            self.dirty.copy_within(lines..self.rows, 0);
             self.scrolled += lines;
             for row in self.rows - lines..self.rows {
                 self.erase(row, 0, self.columns);

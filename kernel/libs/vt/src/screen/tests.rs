@@ -16,7 +16,6 @@ fn text(screen: &Screen) -> Vec<String> {
 struct Recorded {
     cells: Vec<Vec<char>>,
     cursor: Option<(usize, usize)>,
-    scrolls: Vec<usize>,
     cells_drawn: usize,
 }
 
@@ -25,7 +24,6 @@ impl Recorded {
         Self {
             cells: vec![vec!['?'; columns]; rows],
             cursor: None,
-            scrolls: Vec::new(),
             cells_drawn: 0,
         }
     }
@@ -39,13 +37,6 @@ impl Recorded {
 }
 
 impl Surface for Recorded {
-    fn scroll_up(&mut self, lines: usize) {
-        let columns = self.cells[0].len();
-        self.cells.drain(..lines);
-        self.cells.extend((0..lines).map(|_| vec!['?'; columns]));
-        self.scrolls.push(lines);
-    }
-
     fn draw_cells(&mut self, row: usize, column: usize, cells: &[Cell], cursor: Option<usize>) {
         for (index, cell) in cells.iter().enumerate() {
             self.cells[row][column + index] = cell.character;
@@ -172,7 +163,7 @@ fn cursor_visibility() {
 }
 
 #[test]
-fn render_draws_changes_and_moves_the_picture_for_scrolls() {
+fn render_draws_changes_and_all_the_text_after_scrolls() {
     let mut s = screen(4, 3);
     let mut surface = Recorded::new(4, 3);
     s.write(b"a\r\nb");
@@ -185,17 +176,20 @@ fn render_draws_changes_and_moves_the_picture_for_scrolls() {
     s.write(b"c");
     s.render(&mut surface);
     assert_eq!(surface.cells_drawn, 2);
-    // Two scrolls: the picture moves once, by two lines; the uncovered rows are drawn.
+    // Two scrolls: each row's text is drawn again, and what the picture showed beyond it
+    // (the cursor), but not the blanks after.
     s.write(b"\r\n1\r\n2\r\n3");
     assert_eq!(s.scrolled_since_render(), 2);
+    surface.cells_drawn = 0;
     s.render(&mut surface);
-    assert_eq!(surface.scrolls, [2]);
     assert_eq!(surface.rows(), ["1", "2", "3"]);
     assert_eq!(surface.rows(), text(&s));
-    // Scrolling more than a screen redraws everything instead.
-    s.write(b"\r\n4\r\n5\r\n6\r\n7");
+    assert_eq!(surface.cells_drawn, 1 + 3 + 2);
+    // A long line scrolled away is erased from the picture.
+    s.write(b"\r\nlong\r\n5\r\n6");
     s.render(&mut surface);
-    assert_eq!(surface.scrolls, [2]);
+    s.write(b"\r\n7");
+    s.render(&mut surface);
     assert_eq!(surface.rows(), ["5", "6", "7"]);
     // A moved cursor redraws the cells it left and entered.
     surface.cells_drawn = 0;
