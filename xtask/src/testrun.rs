@@ -529,6 +529,8 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
                 "bench",
                 "--exclude",
                 "forktorture",
+                "--exclude",
+                "echoline",
                 "--all-targets",
                 "--color",
                 "never",

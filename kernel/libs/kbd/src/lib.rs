@@ -128,10 +128,6 @@ impl Keyboard {
         }
     }
 
-    pub fn caps_lock(&self) -> bool {
-        self.caps_lock
-    }
-
     /// Takes one byte from the controller and returns what the terminal receives for it.
     pub fn scan_code(&mut self, byte: u8) -> KeyBytes {
         let mut out = KeyBytes::default();

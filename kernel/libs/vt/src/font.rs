@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn cells_have_the_glyph_size() {
-        assert!(CELL_WIDTH >= 6 && CELL_WIDTH <= 10, "{CELL_WIDTH}");
+        const { assert!(CELL_WIDTH >= 6 && CELL_WIDTH <= 10) };
         let mut count = 0;
         let mut lit = 0;
         draw_cell('A', &Attributes::DEFAULT, false, |x, y, colour| {

@@ -204,11 +204,13 @@ impl Screen {
         self.rows
     }
 
+    #[cfg(test)]
     /// The cursor's row and column.
     pub fn cursor(&self) -> (usize, usize) {
         (self.row, self.column)
     }
 
+    #[cfg(test)]
     pub fn cursor_visible(&self) -> bool {
         self.cursor_visible
     }
@@ -219,7 +221,8 @@ impl Screen {
         &self.cells[start..start + self.columns]
     }
 
-    /// Row `row`'s characters, trailing blanks removed (for tests and debugging).
+    #[cfg(test)]
+    /// Row `row`'s characters, trailing blanks removed (for the tests).
     pub fn row_text(&self, row: usize) -> RowText<'_> {
         RowText(self.row_cells(row))
     }
@@ -685,9 +688,11 @@ const fn clamp(value: usize, max: usize) -> usize {
     }
 }
 
+#[cfg(test)]
 /// Displays a row's characters, without its trailing blanks.
 pub struct RowText<'a>(&'a [Cell]);
 
+#[cfg(test)]
 impl core::fmt::Display for RowText<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let end = self
