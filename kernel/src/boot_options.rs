@@ -99,6 +99,10 @@ pub struct BootOptions {
     /// `overcommit=heuristic|always|never`: what commit accounting refuses (Linux's
     /// `vm.overcommit_memory` 0, 1, 2; see mm/commit.rs).
     pub overcommit: crate::mm::commit::Mode,
+    /// `console=both|serial|screen`: where the console (log and terminal) goes, and whose
+    /// input it takes: the serial line and the screen with the keyboard (the default), or one
+    /// of them (`screen` also gives the terminal the screen's size).
+    pub console: crate::console::Devices,
 }
 
 impl Default for BootOptions {
@@ -117,6 +121,7 @@ impl Default for BootOptions {
             vma_lock: true,
             page_clear: pageclear::Method::Stores,
             overcommit: crate::mm::commit::Mode::Heuristic,
+            console: crate::console::Devices::Both,
         }
     }
 }
@@ -169,6 +174,11 @@ impl BootOptions {
                     .value
                     .and_then(crate::mm::commit::Mode::parse)
                     .map(|mode| options.overcommit = mode)
+                    .is_some(),
+                "console" => opt
+                    .value
+                    .and_then(crate::console::Devices::from_name)
+                    .map(|devices| options.console = devices)
                     .is_some(),
                 #[cfg(feature = "ktest")]
                 "smp.phantom_apic_id" => opt
@@ -298,6 +308,9 @@ impl fmt::Display for BootOptions {
         }
         if self.page_clear != pageclear::Method::Stores {
             write!(f, " page_clear={}", self.page_clear.name())?;
+        }
+        if self.console != crate::console::Devices::Both {
+            write!(f, " console={}", self.console.name())?;
         }
         if self.exit {
             write!(f, " exit")?;

@@ -67,6 +67,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let ramdisk = unsafe { boot_ramdisk(boot_info) };
     let options = boot_options::BootOptions::from_ramdisk(ramdisk);
     console::set_max_level(options.log_level);
+    let screen_size = console::select(options.console);
     arch::symbols::init(ramdisk, boot_info.kernel_image_offset);
     log::info!("boot options: {}", options);
     sync::rcu::set_stall_timeout_ms(options.rcu_stall_ms);
@@ -94,6 +95,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     debug_keys::print_statistics_at_exit(options.stats);
     proc::ramdisk::init(ramdisk);
     fs::init();
+    if let Some((columns, rows)) = screen_size {
+        fs::tty::set_console_size(columns, rows);
+    }
     start_terminal_input(boot_info.rsdp_addr.into_option());
     if options.test {
         #[cfg(feature = "ktest")]
@@ -115,9 +119,12 @@ fn leave_without_tests() -> ! {
     arch::exit(arch::ExitCode::Failure)
 }
 
-/// Routes COM1's receive interrupt and starts the console terminal's input worker (which polls
-/// the line instead where the interrupt cannot be routed).
+/// Routes COM1's receive interrupt, sets up the PS/2 keyboard, and starts the console
+/// terminal's input worker (which polls the line instead where the serial interrupt cannot be
+/// routed) and the screen's refresh thread.
 fn start_terminal_input(rsdp: Option<u64>) {
+    console::keyboard::init(rsdp);
+    console::start_screen_refresh();
     let interrupt = match arch::ioapic::route_serial(rsdp) {
         Ok(()) => console::enable_receive_interrupt(),
         Err(reason) => {

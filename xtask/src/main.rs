@@ -10,7 +10,8 @@
 //!   `qemu --root` boots
 //! - `test`: host tests, then the in-kernel suites under the QEMU profiles, then the root's
 //!   serial session and acceptance suite (acceptance.rs); `--linux BZIMAGE` also runs the user
-//!   test suite and the acceptance suite under a real Linux kernel
+//!   test suite and the acceptance suite under a real Linux kernel; the screen test (screen.rs)
+//!   types through QEMU's monitor and reads the framebuffer back
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //!
@@ -26,6 +27,7 @@ mod debian;
 mod install;
 mod ramdisk;
 mod rootfs;
+mod screen;
 mod symbols;
 mod testrun;
 mod toolchain;
@@ -94,6 +96,10 @@ enum Cmd {
         /// (with --linux, under Linux too).
         #[arg(long, conflicts_with = "linux_only")]
         acceptance_only: bool,
+        /// Run only the screen test: keys typed through QEMU's monitor, the framebuffer read
+        /// back with screendump.
+        #[arg(long, conflicts_with_all = ["linux_only", "acceptance_only"])]
+        screen_only: bool,
     },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
@@ -180,6 +186,11 @@ struct QemuArgs {
     /// Leave QEMU once boot completes or the tests end (for scripts).
     #[arg(long)]
     exit: bool,
+    /// Show the screen (the framebuffer console, with the PS/2 keyboard) in a window: QEMU's
+    /// `-display` with this value, `gtk` when none is given (`sdl`, or `vnc=:N` for a VNC server
+    /// on port 5900+N).
+    #[arg(long, value_name = "UI", num_args = 0..=1, default_missing_value = "gtk")]
+    display: Option<String>,
     /// Run this program as init (arguments after `--`), leave QEMU when it exits, and exit
     /// with its status: with --debian, a path in those packages (e.g. /usr/bin/hello) runs from
     /// the image, dynamically linked or not; otherwise a static x86_64 program from the host,
@@ -253,7 +264,15 @@ fn main() -> ExitCode {
             linux,
             linux_only,
             acceptance_only,
-        } => testrun::run(full, verbose, linux.as_deref(), linux_only, acceptance_only),
+            screen_only,
+        } => testrun::run(
+            full,
+            verbose,
+            linux.as_deref(),
+            linux_only,
+            acceptance_only,
+            screen_only,
+        ),
         Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))
@@ -537,6 +556,12 @@ fn qemu_profile(args: &QemuArgs, name: &str, firmware: Firmware) -> Profile {
         AccelArg::Tcg => Accel::Tcg,
         AccelArg::Kvm => Accel::Kvm,
     };
+    if let Some(display) = &args.display {
+        // After the qemu crate's `-display none`, so it wins.
+        profile
+            .extra_args
+            .extend(["-display".into(), display.clone()]);
+    }
     profile
 }
 

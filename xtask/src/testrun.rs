@@ -2,7 +2,8 @@
 //! that the harness itself notices failures, timeouts and hangs, and the root file system's
 //! serial session and acceptance suite (acceptance.rs); with `--linux BZIMAGE`, also the user
 //! test suite and the acceptance suite as /init of a real Linux kernel (the oracle for the
-//! syscall semantics).
+//! syscall semantics); and the screen test (screen.rs: keys through QEMU's monitor, the
+//! framebuffer read back).
 //! Prints one line per step and ends with `N passed, N failed` over everything; exits non-zero
 //! on any failure.
 
@@ -52,52 +53,79 @@ pub fn run(
     linux: Option<&Path>,
     linux_only: bool,
     acceptance_only: bool,
+    screen_only: bool,
 ) -> Result<ExitCode, String> {
     if let Some(bzimage) = linux {
         check_bzimage(bzimage)?;
     }
     let mut tally = Tally::default();
-    let everything = !linux_only && !acceptance_only;
+    let everything = !linux_only && !acceptance_only && !screen_only;
     if everything {
         lints(&mut tally)?;
         host_tests(&mut tally)?;
     }
-    let qemu = install::ensure_qemu(!linux_only)?;
+    let qemu = install::ensure_qemu(everything)?;
     let programs = user::build_all()?;
     if everything {
         kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
         debian_programs(&qemu, verbose, &mut tally);
     }
-    let root = rootfs::build()?;
-    let ours = if linux_only {
-        None
-    } else {
-        acceptance::serial_session(&qemu, &root, &programs, verbose, &mut tally)?;
-        Some(acceptance::suite(
-            &qemu, &root, &programs, verbose, &mut tally,
-        )?)
-    };
-    if let Some(bzimage) = linux {
-        if !acceptance_only {
-            linux_suite(&qemu, bzimage, &programs, verbose, &mut tally)?;
-        }
-        acceptance::linux_suite(
+    if everything || screen_only {
+        screen_test(&qemu, &programs, verbose, &mut tally);
+    }
+    if !screen_only {
+        root_suites(
             &qemu,
-            bzimage,
-            &root,
+            linux,
+            acceptance_only,
+            linux_only,
             &programs,
-            ours.as_ref(),
             verbose,
             &mut tally,
         )?;
     }
-
     println!("{}", counts(tally.passed, tally.failed, tally.skipped));
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The root file system's steps: the serial session and the acceptance suite here (unless
+/// `linux_only`), and with `linux`, the user test suite (unless `acceptance_only`) and the
+/// acceptance suite under that Linux kernel, compared with ours.
+fn root_suites(
+    qemu: &Qemu,
+    linux: Option<&Path>,
+    acceptance_only: bool,
+    linux_only: bool,
+    programs: &[Program],
+    verbose: bool,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let root = rootfs::build()?;
+    let ours = if linux_only {
+        None
+    } else {
+        acceptance::serial_session(qemu, &root, programs, verbose, tally)?;
+        Some(acceptance::suite(qemu, &root, programs, verbose, tally)?)
+    };
+    if let Some(bzimage) = linux {
+        if !acceptance_only {
+            linux_suite(qemu, bzimage, programs, verbose, tally)?;
+        }
+        acceptance::linux_suite(
+            qemu,
+            bzimage,
+            &root,
+            programs,
+            ours.as_ref(),
+            verbose,
+            tally,
+        )?;
+    }
+    Ok(())
 }
 
 /// The in-kernel suites on every profile, the check of the test ramdisk's programs, and the
@@ -172,6 +200,21 @@ fn debian_programs(qemu: &Qemu, verbose: bool, tally: &mut Tally) {
                 serial_log("debian").display()
             );
             tally.add(0, 1, 0);
+        }
+        Err(message) => {
+            println!("{what}: FAILED: {message}");
+            tally.add(0, 1, 0);
+        }
+    }
+}
+
+/// The screen test (screen.rs): one pass or failure.
+fn screen_test(qemu: &Qemu, programs: &[Program], verbose: bool, tally: &mut Tally) {
+    let what = "screen: keys through QEMU's keyboard reach echoline, its answer on the framebuffer";
+    match crate::screen::run(qemu, programs, verbose) {
+        Ok(summary) => {
+            println!("{what}: ok ({summary})");
+            tally.add(1, 0, 0);
         }
         Err(message) => {
             println!("{what}: FAILED: {message}");
@@ -535,6 +578,8 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
                 "bench",
                 "--exclude",
                 "forktorture",
+                "--exclude",
+                "echoline",
                 "--all-targets",
                 "--color",
                 "never",

@@ -10,7 +10,14 @@ use std::process::Command;
 use crate::artifacts;
 
 /// The Rust programs (packages in `user/`), packed as `/bin/<package>`.
-pub const RUST_PROGRAMS: &[&str] = &["demo", "usertests", "faulter", "bench", "forktorture"];
+pub const RUST_PROGRAMS: &[&str] = &[
+    "demo",
+    "usertests",
+    "faulter",
+    "bench",
+    "forktorture",
+    "echoline",
+];
 /// The programs a test ramdisk must carry (the glibc builds are optional: they need glibc's
 /// libc.a).
 pub const EXPECTED_PROGRAMS: &[&str] = &[
@@ -19,6 +26,7 @@ pub const EXPECTED_PROGRAMS: &[&str] = &[
     "faulter",
     "bench",
     "forktorture",
+    "echoline",
     "hello-musl",
     "realloc-grow-musl",
 ];

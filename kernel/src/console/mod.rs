@@ -1,10 +1,14 @@
 //! The console: the `log` backend, the byte sink for test output and terminal output, and the
 //! serial line's input.
 //!
-//! Owns COM1 (when a UART answers the loopback test) and the bootloader's framebuffer (when
-//! there is one); every line goes to both, so a machine without a serial port still shows its
-//! boot and test output on screen. Both sit behind one spinlock, taken with interrupts disabled
-//! so that an interrupt handler that logs cannot deadlock against the code it interrupted.
+//! Owns COM1 (when a UART answers the loopback test), the bootloader's framebuffer (when there
+//! is one; a terminal of its own, see [`framebuffer`]) and the PS/2 keyboard (when an i8042
+//! answers, see [`keyboard`]): one console, as Linux's `console=ttyS0 console=tty0` would be
+//! if both showed the shell. Every line and all terminal output go to the serial line and the
+//! screen, and what the serial line and the keyboard receive goes to the same terminal, so a
+//! machine without a serial port still shows its boot and test output on screen and gives a
+//! shell to its keyboard. All of it sits behind one spinlock, taken with interrupts disabled so
+//! that an interrupt handler that logs cannot deadlock against the code it interrupted.
 //!
 //! The lock is held for one log line, one [`print!`], or one piece of terminal output: the
 //! terminal (`fs::tty`) sends a user write a line at a time, at most [`TERMINAL_PIECE_MAX`]
@@ -16,6 +20,7 @@
 //!
 //! Input: the serial receive interrupt ([`serial_interrupt`], routed by `arch::ioapic`) moves
 //! the UART's bytes into a small buffer under the same lock and has [`INPUT_ARRIVED`] woken;
+//! the keyboard interrupt puts what the keys send there too ([`keyboard_input`]);
 //! the terminal's input worker takes them ([`take_input`]), reading the UART directly too, which
 //! is all it does where the interrupt could not be routed.
 //!
@@ -24,6 +29,7 @@
 
 #[deny(unsafe_code)]
 mod framebuffer;
+pub mod keyboard;
 mod serial;
 
 use core::fmt::{self, Write};
@@ -73,7 +79,7 @@ impl Received {
 
 struct Console {
     serial: Option<serial::Serial>,
-    screen: Option<framebuffer::Screen>,
+    screen: framebuffer::Screen,
     /// Whether the last byte written ended a line (or nothing was written yet).
     at_line_start: bool,
     received: Received,
@@ -84,9 +90,7 @@ impl Write for Console {
         if let Some(serial) = &mut self.serial {
             serial.write_str(s);
         }
-        if let Some(screen) = &mut self.screen {
-            screen.write_str(s);
-        }
+        self.screen.write_str(s);
         self.note_written(s.as_bytes());
         Ok(())
     }
@@ -98,9 +102,7 @@ impl Console {
         if let Some(serial) = &mut self.serial {
             serial.write_bytes(bytes);
         }
-        if let Some(screen) = &mut self.screen {
-            screen.write_bytes(bytes);
-        }
+        self.screen.write_bytes(bytes);
         self.note_written(bytes);
     }
 
@@ -120,12 +122,13 @@ const NOTHING_RECEIVED: Received = Received {
 
 static CONSOLE: IrqSpinLock<Console> = IrqSpinLock::new(Console {
     serial: None,
-    screen: None,
+    screen: framebuffer::Screen::new(),
     at_line_start: true,
     received: NOTHING_RECEIVED,
 });
 
-/// Woken when the serial line received bytes ([`serial_interrupt`]).
+/// Woken when the serial line or the keyboard received bytes ([`serial_interrupt`],
+/// [`keyboard_input`]).
 static INPUT_ARRIVED: WaitQueue = WaitQueue::new();
 
 /// Set once a panic has begun: from then on output ignores the lock (see [`emergency_write`]).
@@ -138,13 +141,13 @@ static LOGGER: Logger = Logger;
 /// Brings up COM1 and the framebuffer console and installs the logger at `Info`.
 pub fn init(framebuffer: Option<FrameBuffer>) {
     let serial = serial::Serial::probe_com1();
-    let screen = framebuffer.and_then(framebuffer::Screen::new);
-    let (has_serial, has_screen) = (serial.is_some(), screen.is_some());
-    *CONSOLE.lock() = Console {
-        serial,
-        screen,
-        at_line_start: true,
-        received: NOTHING_RECEIVED,
+    let has_serial = serial.is_some();
+    let has_screen = {
+        // Field by field: the screen's grid is too large to build on the boot stack.
+        let mut console = CONSOLE.lock();
+        console.serial = serial;
+        console.at_line_start = true;
+        framebuffer.is_some_and(|framebuffer| console.screen.attach(framebuffer))
     };
     // `set_logger` fails only if a logger is already installed; this runs once, first.
     let _ = log::set_logger(&LOGGER);
@@ -154,6 +157,78 @@ pub fn init(framebuffer: Option<FrameBuffer>) {
         if has_serial { "present" } else { "absent" },
         if has_screen { "present" } else { "absent" }
     );
+    if has_screen {
+        let (columns, rows) = CONSOLE.lock().screen.size();
+        log::info!("console: the screen is a {columns}x{rows} terminal");
+    }
+}
+
+/// Starts the `screen` kernel thread, which draws screen output that waited because it
+/// scrolled too soon after the last scroll (see [`framebuffer`]); nothing without a screen.
+pub fn start_screen_refresh() {
+    if !CONSOLE.lock().screen.is_present() {
+        return;
+    }
+    let refresh = || {
+        loop {
+            let _ = crate::sched::timer::sleep_ns(framebuffer::SCROLL_DRAW_INTERVAL_NS);
+            CONSOLE.lock().screen.draw();
+        }
+    };
+    if crate::sched::spawn_kernel("screen", refresh).is_none() {
+        log::warn!("console: no memory for the screen's refresh thread");
+    }
+}
+
+/// Which devices make the console (the `console=` boot option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Devices {
+    /// The serial line, and the screen with the keyboard.
+    Both,
+    Serial,
+    /// The screen and the keyboard: COM1 is left alone.
+    Screen,
+}
+
+impl Devices {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "both" => Some(Self::Both),
+            "serial" => Some(Self::Serial),
+            "screen" => Some(Self::Screen),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Both => "both",
+            Self::Serial => "serial",
+            Self::Screen => "screen",
+        }
+    }
+}
+
+/// Keeps only `devices` for the console from now on (a device that is absent stays so).
+/// Returns the screen's size (columns, rows) when the screen alone is the console, for the
+/// terminal's window size.
+pub fn select(devices: Devices) -> Option<(usize, usize)> {
+    let mut console = CONSOLE.lock();
+    match devices {
+        Devices::Both => None,
+        Devices::Serial => {
+            console.screen.detach();
+            None
+        }
+        Devices::Screen => {
+            if !console.screen.is_present() {
+                // Nothing would show at all: keep the serial line.
+                return None;
+            }
+            console.serial = None;
+            Some(console.screen.size())
+        }
+    }
 }
 
 pub fn set_max_level(level: log::LevelFilter) {
@@ -201,7 +276,10 @@ pub fn emergency_write(args: fmt::Arguments) {
         // other CPU (smp::stop_other_cpus) before it writes, so the holder never runs again.
         unsafe { CONSOLE.force_unlock() };
     }
-    let _ = CONSOLE.lock().write_fmt(args);
+    let mut console = CONSOLE.lock();
+    let _ = console.write_fmt(args);
+    // Nothing may come after this to draw what waited.
+    console.screen.draw();
 }
 
 /// Has the UART raise its interrupt when bytes arrive, once `arch::ioapic` routed it; false
@@ -227,6 +305,18 @@ pub fn serial_interrupt() {
             while let Some(byte) = serial.try_read() {
                 received.push(byte);
             }
+        }
+    }
+    INPUT_ARRIVED.wake_all_from_interrupt();
+}
+
+/// Bytes the keyboard sent (interrupt context): kept for the terminal like the serial line's,
+/// and its worker woken.
+pub fn keyboard_input(bytes: &[u8]) {
+    {
+        let mut console = CONSOLE.lock();
+        for &byte in bytes {
+            console.received.push(byte);
         }
     }
     INPUT_ARRIVED.wake_all_from_interrupt();

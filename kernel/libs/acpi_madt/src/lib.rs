@@ -37,6 +37,9 @@
 //! minimal length and checksum. Of the other tables listed, only the signature is read; a listed
 //! address that cannot be read is skipped, as it cannot be the MADT.
 //!
+//! [`find_table`] finds any other listed table the same way and returns its checked bytes (the
+//! kernel reads the FADT's `IAPC_BOOT_ARCH` flags from it).
+//!
 //! # Example
 //!
 //! ```
@@ -80,7 +83,7 @@ mod tables;
 
 pub use error::AcpiError;
 pub use madt::{Cpu, Madt, MadtEntry};
-pub use tables::find_madt;
+pub use tables::{find_madt, find_table};
 
 /// Reads physical memory. The kernel implements it over its direct map; tests over a Vec.
 pub trait PhysMemory {

@@ -68,6 +68,47 @@ impl Root {
 /// Listed tables that cannot be read are skipped rather than reported, since only the MADT is
 /// wanted.
 pub fn find_madt<M: PhysMemory>(mem: &M, rsdp_phys: u64) -> Result<Madt<'_>, AcpiError> {
+    let (address, root_address, root_signature, tables) =
+        find_listed(mem, rsdp_phys, MADT_SIGNATURE)?;
+    let Some(address) = address else {
+        return Err(AcpiError::NoMadt {
+            root_address,
+            root_signature,
+            tables,
+        });
+    };
+    let table = read_table(mem, address, MADT_SIGNATURE, Madt::HEADER_LEN)?;
+    Madt::from_table(table).ok_or(AcpiError::Unreadable {
+        address,
+        len: Madt::HEADER_LEN,
+    })
+}
+
+/// The whole table with `signature` (such as `*b"FACP"`, the FADT) that the RSDT or XSDT lists,
+/// checked for its signature, length and checksum as [`find_madt`] checks the MADT; `Ok(None)`
+/// when none is listed.
+///
+/// # Errors
+///
+/// As [`find_madt`]'s, but for a missing table.
+pub fn find_table<M: PhysMemory>(
+    mem: &M,
+    rsdp_phys: u64,
+    signature: [u8; 4],
+) -> Result<Option<&[u8]>, AcpiError> {
+    match find_listed(mem, rsdp_phys, signature)?.0 {
+        Some(address) => read_table(mem, address, signature, SDT_HEADER_LEN).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The address of the first table with `signature` that the root table lists (if any), with
+/// the root table's address and signature and how many tables it lists.
+fn find_listed<M: PhysMemory>(
+    mem: &M,
+    rsdp_phys: u64,
+    signature: [u8; 4],
+) -> Result<(Option<u64>, u64, [u8; 4], usize), AcpiError> {
     let (root_address, root) = root_table(mem, rsdp_phys)?;
     let root_signature = root.signature();
     let root_bytes = read_table(mem, root_address, root_signature, SDT_HEADER_LEN)?;
@@ -77,25 +118,15 @@ pub fn find_madt<M: PhysMemory>(mem: &M, rsdp_phys: u64) -> Result<Madt<'_>, Acp
         .unwrap_or_default()
         .chunks_exact(root.pointer_len());
     let tables = pointers.len();
-    for address in pointers.filter_map(|pointer| root.pointer(pointer)) {
-        // Only the signature matters here; a table that cannot be read is not the MADT.
-        let is_madt = mem
-            .read(address, SDT_HEADER_LEN)
-            .and_then(|header| signature_at(header, 0))
-            == Some(MADT_SIGNATURE);
-        if is_madt {
-            let table = read_table(mem, address, MADT_SIGNATURE, Madt::HEADER_LEN)?;
-            return Madt::from_table(table).ok_or(AcpiError::Unreadable {
-                address,
-                len: Madt::HEADER_LEN,
-            });
-        }
-    }
-    Err(AcpiError::NoMadt {
-        root_address,
-        root_signature,
-        tables,
-    })
+    let found = pointers
+        .filter_map(|pointer| root.pointer(pointer))
+        .find(|&address| {
+            // Only the signature matters here; a table that cannot be read is not the one.
+            mem.read(address, SDT_HEADER_LEN)
+                .and_then(|header| signature_at(header, 0))
+                == Some(signature)
+        });
+    Ok((found, root_address, root_signature, tables))
 }
 
 /// Checks the RSDP at `address` and returns the address and kind of the root table it

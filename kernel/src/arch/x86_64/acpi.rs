@@ -1,6 +1,7 @@
 //! CPU discovery from the ACPI MADT (parsed by kernel/libs/acpi_madt), read through the
 //! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides. Also
-//! tells which I/O APIC input a legacy ISA interrupt arrives at ([`isa_irq_route`]).
+//! tells which I/O APIC input a legacy ISA interrupt arrives at ([`isa_irq_route`]), and
+//! whether the FADT says the machine has an 8042 keyboard controller ([`has_8042`]).
 
 use alloc::vec::Vec;
 #[cfg(feature = "ktest")]
@@ -133,4 +134,24 @@ pub fn isa_irq_route(rsdp: u64, irq: u8) -> Option<IsaRoute> {
         active_low: flags & 0b11 == 0b11,
         level_triggered: (flags >> 2) & 0b11 == 0b11,
     })
+}
+
+/// The FADT's `IAPC_BOOT_ARCH` field (ACPI 6.5 §5.2.9.3): two bytes at this offset, present in
+/// FADTs of revision 2 and later.
+const FADT_BOOT_ARCH: usize = 109;
+const FADT_BOOT_ARCH_MIN_REVISION: u8 = 2;
+/// The revision byte of every table's header.
+const SDT_REVISION: usize = 8;
+/// `IAPC_BOOT_ARCH`'s "8042" flag: the motherboard has an 8042 or equivalent controller.
+const BOOT_ARCH_8042: u16 = 1 << 1;
+
+/// Whether the FADT says the machine has an 8042 keyboard controller: `None` when there is no
+/// FADT or it is too old to say.
+pub fn has_8042(rsdp: u64) -> Option<bool> {
+    let fadt = acpi_madt::find_table(&DirectMap, rsdp, *b"FACP").ok()??;
+    if *fadt.get(SDT_REVISION)? < FADT_BOOT_ARCH_MIN_REVISION {
+        return None;
+    }
+    let flags = fadt.get(FADT_BOOT_ARCH..FADT_BOOT_ARCH + 2)?;
+    Some(u16::from_le_bytes([flags[0], flags[1]]) & BOOT_ARCH_8042 != 0)
 }

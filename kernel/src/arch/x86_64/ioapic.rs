@@ -1,7 +1,8 @@
-//! The I/O APIC, for the one device interrupt the kernel takes: COM1's receive interrupt (ISA
-//! IRQ 4), which goes to [`SERIAL_VECTOR`] on the bootstrap CPU. Every other input stays masked,
-//! as firmware leaves them. Programmed once, at boot, before the interrupt is enabled at the
-//! UART; nothing touches the registers afterwards.
+//! The I/O APIC, for the two device interrupts the kernel takes: COM1's receive interrupt (ISA
+//! IRQ 4), which goes to [`SERIAL_VECTOR`], and the PS/2 keyboard's (ISA IRQ 1), which goes to
+//! [`KEYBOARD_VECTOR`], both on the bootstrap CPU. Every other input stays masked, as firmware
+//! leaves them. Each entry is programmed once, at boot, before the interrupt is enabled at the
+//! device; nothing touches the registers afterwards.
 
 use super::acpi;
 use crate::mm::PhysAddr;
@@ -10,6 +11,10 @@ use crate::mm::PhysAddr;
 pub const SERIAL_VECTOR: u8 = 0x34;
 /// COM1's ISA interrupt line.
 const COM1_IRQ: u8 = 4;
+/// The PS/2 keyboard's interrupt (trap.rs sends it to `console::keyboard::interrupt`).
+pub const KEYBOARD_VECTOR: u8 = 0x35;
+/// The i8042's keyboard interrupt line.
+const KEYBOARD_IRQ: u8 = 1;
 
 /// Register select and data window, at the start of the register page.
 const IOREGSEL: u64 = 0x00;
@@ -22,7 +27,7 @@ const ACTIVE_LOW: u32 = 1 << 13;
 const LEVEL_TRIGGERED: u32 = 1 << 15;
 
 fn read(base: u64, register: u32) -> u32 {
-    // SAFETY: `base` is the I/O APIC's register page, mapped uncached by `route_serial`; the
+    // SAFETY: `base` is the I/O APIC's register page, mapped uncached by `route`; the
     // select register and the window are 32-bit aligned.
     unsafe {
         core::ptr::write_volatile((base + IOREGSEL) as *mut u32, register);
@@ -41,8 +46,19 @@ fn write(base: u64, register: u32, value: u32) {
 /// Routes COM1's interrupt to [`SERIAL_VECTOR`] on the bootstrap CPU, as the MADT found from
 /// `rsdp` describes its wiring. Err says why it could not.
 pub fn route_serial(rsdp: Option<u64>) -> Result<(), &'static str> {
+    route(rsdp, COM1_IRQ, SERIAL_VECTOR)
+}
+
+/// Routes the keyboard's interrupt to [`KEYBOARD_VECTOR`] on the bootstrap CPU, as
+/// [`route_serial`] does COM1's.
+pub fn route_keyboard(rsdp: Option<u64>) -> Result<(), &'static str> {
+    route(rsdp, KEYBOARD_IRQ, KEYBOARD_VECTOR)
+}
+
+/// Routes ISA interrupt `irq` to `vector` on the bootstrap CPU.
+fn route(rsdp: Option<u64>, irq: u8, vector: u8) -> Result<(), &'static str> {
     let rsdp = rsdp.ok_or("the bootloader found no RSDP")?;
-    let route = acpi::isa_irq_route(rsdp, COM1_IRQ).ok_or("the MADT lists no I/O APIC for it")?;
+    let route = acpi::isa_irq_route(rsdp, irq).ok_or("the MADT lists no I/O APIC for it")?;
     let bootstrap = super::percpu::cpu(0).ok_or("no bootstrap CPU")?;
     let destination = bootstrap
         .apic_id
@@ -57,7 +73,7 @@ pub fn route_serial(rsdp: Option<u64>) -> Result<(), &'static str> {
     if route.input >= entries {
         return Err("its I/O APIC has no such input");
     }
-    let mut low = u32::from(SERIAL_VECTOR);
+    let mut low = u32::from(vector);
     if route.active_low {
         low |= ACTIVE_LOW;
     }

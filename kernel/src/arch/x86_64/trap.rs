@@ -305,6 +305,10 @@ fn dispatch(frame: &mut TrapFrame, vector: u8) {
             crate::console::serial_interrupt();
             super::apic::end_of_interrupt();
         }
+        super::ioapic::KEYBOARD_VECTOR => {
+            crate::console::keyboard::interrupt();
+            super::apic::end_of_interrupt();
+        }
         VECTOR_NMI => {
             super::smp::stop_if_requested(frame.rip, frame.rsp, frame.rbp);
             exception(frame);

@@ -1,4 +1,5 @@
-//! Terminals: the serial console as a Linux tty, with the line discipline of kernel/libs/ldisc.
+//! Terminals: the console (the serial line, and the screen with the PS/2 keyboard) as a Linux
+//! tty, with the line discipline of kernel/libs/ldisc.
 //!
 //! A [`Tty`] is one terminal: its discipline (settings, input queue, editing, echo, output
 //! processing), window size, session and foreground process group, and the queues its readers
@@ -7,8 +8,9 @@
 //! ([`TerminalDevice`]); in-kernel tests make others whose output stays in memory.
 //!
 //! # Input
-//! COM1's receive interrupt keeps the bytes (`console::serial_interrupt`) and has the
-//! `tty-input` kernel thread woken, which feeds them to [`Tty::receive`]: in process context,
+//! COM1's receive interrupt keeps the bytes (`console::serial_interrupt`), as the keyboard's
+//! keeps what its keys send (`console::keyboard_input`), and has the `tty-input` kernel thread
+//! woken, which feeds them to [`Tty::receive`]: in process context,
 //! so that editing, echo, waking readers and signalling the foreground group (`^C` SIGINT, `^\`
 //! SIGQUIT, `^Z` SIGTSTP) happen as the bytes arrive, whether anyone reads or not. Where the
 //! interrupt cannot be routed, the thread polls the UART every 10 ms instead.
@@ -646,6 +648,17 @@ pub fn controlling_terminal(process: &Process) -> Option<(u32, u32)> {
     state
         .controls(process)
         .then_some((CONSOLE_TTY_NR, state.foreground))
+}
+
+/// Gives the console's terminal the size of the screen (at boot, when the screen alone is the
+/// console); a serial line has none, which programs take as 80 by 24.
+pub fn set_console_size(columns: usize, rows: usize) {
+    CONSOLE.state.lock().winsize = Winsize {
+        ws_col: u16::try_from(columns).unwrap_or(u16::MAX),
+        ws_row: u16::try_from(rows).unwrap_or(u16::MAX),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
 }
 
 /// The leader of session `sid` exited: the console, if it was the session's controlling

@@ -359,3 +359,19 @@ fn error_messages_name_the_place() {
         assert_eq!(error.to_string(), message);
     }
 }
+
+#[test]
+fn find_table_returns_other_listed_tables_checked() {
+    for layout in [layout_rsdt(0, &qemu_madt()), layout_xsdt(&qemu_madt())] {
+        let fadt = crate::find_table(&layout.image, layout.rsdp, *b"FACP")
+            .unwrap()
+            .expect("the FADT is listed");
+        assert_eq!((&fadt[..4], fadt.len()), (&b"FACP"[..], 36 + 8));
+        let hpet = crate::find_table(&layout.image, layout.rsdp, *b"HPET").unwrap();
+        assert_eq!(hpet.map(<[u8]>::len), Some(36 + 20));
+        assert_eq!(
+            crate::find_table(&layout.image, layout.rsdp, *b"SSDT"),
+            Ok(None)
+        );
+    }
+}
