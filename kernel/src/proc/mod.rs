@@ -30,6 +30,7 @@ pub mod futex;
 pub(crate) mod ktests;
 pub mod ramdisk;
 pub mod signal;
+pub mod timers;
 pub mod wait;
 
 use alloc::string::String;
@@ -95,6 +96,8 @@ pub struct Process {
     files: spin::Mutex<Arc<FdTable>>,
     /// The working directory and umask (shared with processes made with `CLONE_FS`).
     fs_context: Arc<FsContext>,
+    /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
+    pub timers: spin::Mutex<timers::Timers>,
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
@@ -226,6 +229,7 @@ impl Process {
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             files: spin::Mutex::new(files),
             fs_context,
+            timers: spin::Mutex::new(timers::Timers::default()),
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }
@@ -434,6 +438,7 @@ impl Process {
         *self.mm.lock() = Some(mm);
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
+        self.timers.lock().on_exec();
         self.files_for_exec();
         {
             let mut threads = self.threads.lock();
@@ -627,6 +632,7 @@ pub(crate) fn leave_address_space(mm: &Mm) {
 fn finish_process(process: &Arc<Process>, mm: &Mm) {
     leave_address_space(mm);
     *process.mm.lock() = None;
+    process.timers.lock().on_exit();
     // As on Linux, an ended process shows no executable, arguments or environment.
     process.set_invocation(Invocation::default());
     // Descriptors close now, not when the zombie is collected: a pipe's reader sees the end.

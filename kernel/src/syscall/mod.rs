@@ -15,6 +15,7 @@ mod process;
 mod signal;
 mod thread;
 mod time;
+mod timers;
 mod transfer;
 
 use crate::arch::trap::TrapFrame;
@@ -82,6 +83,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         28 => with_mm(|mm| crate::mm::mmap::madvise(mm, a[0], a[1], a[2])),
         34 => signal::pause(),
         35 => time::nanosleep(a[0], a[1]),
+        36 => timers::getitimer(a[0], a[1]),
+        37 => timers::alarm(a[0]),
+        38 => timers::setitimer(a[0], a[1], a[2]),
         39 => Ok(u64::from(thread::process().pid)),
         40 => io::sendfile(a[0], a[1], a[2], a[3]),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
@@ -114,6 +118,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         97 => info::getrlimit(a[0], a[1]),
         98 => info::getrusage(a[0] as i64, a[1]),
         99 => files::sysinfo(a[0]),
+        100 => time::times(a[0]),
         102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: root
         109 => process::setpgid(a[0], a[1]),
         110 => process::getppid(),
@@ -142,6 +147,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         217 => files::getdents64(a[0], a[1], a[2]),
         218 => thread::set_tid_address(a[0]),
         219 => signal::restart_syscall(),
+        222 => timers::timer_create(a[0], a[1], a[2]),
+        223 => timers::timer_settime(a[0], a[1], a[2], a[3]),
+        224 => timers::timer_gettime(a[0], a[1]),
+        225 => timers::timer_getoverrun(a[0]),
+        226 => timers::timer_delete(a[0]),
         228 => time::clock_gettime(a[0], a[1]),
         229 => time::clock_getres(a[0], a[1]),
         230 => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
