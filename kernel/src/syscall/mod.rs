@@ -10,6 +10,7 @@ mod files;
 pub mod info;
 mod io;
 mod ipc;
+mod policy;
 mod poll;
 mod process;
 mod signal;
@@ -133,6 +134,15 @@ pub fn dispatch(frame: &mut TrapFrame) {
         131 => signal::sigaltstack(frame.rsp, a[0], a[1]),
         137 => files::statfs(a[0], a[1]),
         138 => files::fstatfs(a[0], a[1]),
+        140 => policy::getpriority(a[0], a[1]),
+        141 => policy::setpriority(a[0], a[1], a[2]),
+        142 => policy::sched_setparam(a[0], a[1]),
+        143 => policy::sched_getparam(a[0], a[1]),
+        144 => policy::sched_setscheduler(a[0], a[1], a[2]),
+        145 => policy::sched_getscheduler(a[0]),
+        146 => policy::sched_get_priority_max(a[0]),
+        147 => policy::sched_get_priority_min(a[0]),
+        148 => policy::sched_rr_get_interval(a[0], a[1]),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
         165 => files::mount(a[0], a[1], a[2], a[3], a[4]),

@@ -105,8 +105,8 @@ pub fn clone_thread(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         crate::proc::signal::user_thread_start,
     )
     .ok_or(super::errno::ENOMEM)?;
-    // It may run on the CPUs its creator may run on.
-    task.set_allowed_cpus(me.allowed_cpus());
+    // It may run on the CPUs its creator may run on, with its policy.
+    task.inherit_scheduling(me);
     if !process.add_thread(task.clone()) {
         return Err(super::errno::EINTR);
     }
