@@ -24,6 +24,7 @@
 //!   parent) protects its links; a parent's is taken before a child's.
 //! - The signal state has its own locks (see [`signal`]).
 
+pub mod creds;
 pub mod exec;
 pub mod futex;
 #[cfg(feature = "ktest")]
@@ -96,6 +97,8 @@ pub struct Process {
     files: spin::Mutex<Arc<FdTable>>,
     /// The working directory and umask (shared with processes made with `CLONE_FS`).
     fs_context: Arc<FsContext>,
+    /// The capability sets (copied by fork, root's again after `execve`).
+    pub capabilities: spin::Mutex<creds::Capabilities>,
     /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
     pub timers: spin::Mutex<timers::Timers>,
     /// The report of the fault that killed the process, if one did (tests check it).
@@ -229,6 +232,9 @@ impl Process {
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             files: spin::Mutex::new(files),
             fs_context,
+            capabilities: spin::Mutex::new(
+                parent.map_or(creds::Capabilities::ROOT, |p| *p.capabilities.lock()),
+            ),
             timers: spin::Mutex::new(timers::Timers::default()),
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
@@ -439,6 +445,7 @@ impl Process {
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
         self.timers.lock().on_exec();
+        *self.capabilities.lock() = creds::Capabilities::ROOT;
         self.files_for_exec();
         {
             let mut threads = self.threads.lock();

@@ -126,6 +126,9 @@ pub struct UserThread {
     pub fs_base: AtomicU64,
     /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: cleared and futex-woken when the thread exits.
     pub clear_child_tid: AtomicU64,
+    /// `set_robust_list`: the head of the thread's robust futex list, as `get_robust_list`
+    /// reports it (the list is not walked at exit); 0 for none, as a new thread starts.
+    pub robust_list: AtomicU64,
     /// `CLONE_CHILD_SETTID` of a fork: where the thread writes its id in its own (new) address
     /// space before it first enters user mode; 0 for none.
     pub set_child_tid: AtomicU64,
@@ -158,6 +161,7 @@ impl UserThread {
             mm,
             fs_base: AtomicU64::new(fs_base),
             clear_child_tid: AtomicU64::new(clear_child_tid),
+            robust_list: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             initial_frame: spin::Mutex::new(Some(frame)),
             left_mm: AtomicBool::new(false),

@@ -39,6 +39,7 @@ pub const ENOTEMPTY: Errno = Errno(39);
 pub const ELOOP: Errno = Errno(40);
 pub const EOVERFLOW: Errno = Errno(75);
 pub const EOPNOTSUPP: Errno = Errno(95);
+pub const EAFNOSUPPORT: Errno = Errno(97);
 pub const ETIMEDOUT: Errno = Errno(110);
 
 // The restart codes: a sleeping call that a signal interrupted returns one of these, and the

@@ -717,3 +717,10 @@ pub fn fsync(fd: u64) -> SysResult {
         _ => Err(EINVAL),
     }
 }
+
+/// `vhangup`: hangs up the caller's controlling terminal, if it has one (every caller has the
+/// privilege: all are root).
+pub fn vhangup() -> SysResult {
+    crate::fs::tty::hang_up(super::thread::process().sid());
+    Ok(0)
+}

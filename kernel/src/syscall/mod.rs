@@ -7,6 +7,7 @@
 
 pub mod errno;
 mod files;
+mod identity;
 pub mod info;
 mod io;
 mod ipc;
@@ -89,6 +90,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         38 => timers::setitimer(a[0], a[1], a[2]),
         39 => Ok(u64::from(thread::process().pid)),
         40 => io::sendfile(a[0], a[1], a[2], a[3]),
+        41 => ipc::socket(a[0], a[1], a[2]),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         57 => process::fork(frame),
         58 => process::vfork(frame),
@@ -127,6 +129,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         112 => process::setsid(),
         121 => process::getpgid(a[0]),
         124 => process::getsid(a[0]),
+        125 => identity::capget(a[0], a[1]),
+        126 => identity::capset(a[0], a[1]),
         127 => signal::rt_sigpending(a[0], a[1]),
         128 => signal::rt_sigtimedwait(a[0], a[1], a[2], a[3]),
         129 => signal::rt_sigqueueinfo(a[0], a[1], a[2]),
@@ -143,6 +147,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         146 => policy::sched_get_priority_max(a[0]),
         147 => policy::sched_get_priority_min(a[0]),
         148 => policy::sched_rr_get_interval(a[0], a[1]),
+        153 => io::vhangup(),
         157 => info::prctl(a[0], a[1]),
         158 => thread::arch_prctl(a[0], a[1]),
         165 => files::mount(a[0], a[1], a[2], a[3], a[4]),
@@ -151,6 +156,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         186 => Ok(u64::from(sched::current().tid)),
         200 => signal::tkill(a[0], a[1]),
         201 => time::time(a[0]),
+        211 => thread::get_thread_area(a[0]),
         202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
@@ -180,14 +186,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         269 => files::faccessat2(a[0], a[1], a[2], 0),
         270 => poll::pselect6(a[0], a[1], a[2], a[3], a[4], a[5]),
         271 => poll::ppoll(a[0], a[1], a[2], a[3], a[4]),
-        // set_robust_list: the list is accepted but not walked at exit.
-        273 => {
-            if a[1] == 24 {
-                Ok(0)
-            } else {
-                Err(errno::EINVAL)
-            }
-        }
+        273 => thread::set_robust_list(a[0], a[1]),
+        274 => thread::get_robust_list(a[0], a[1], a[2]),
         284 => ipc::eventfd2(a[0], 0),
         285 => io::fallocate(a[0], a[1], a[2], a[3]),
         290 => ipc::eventfd2(a[0], a[1]),
