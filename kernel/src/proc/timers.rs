@@ -1,8 +1,10 @@
 //! A process's interval timers: the real-time one of `alarm` and `setitimer(ITIMER_REAL)`, and
 //! the POSIX timers of `timer_create`. Each counts down on the monotonic clock, sends its
 //! signal when it expires (SIGALRM to the process; a POSIX timer's choice, to the process or to
-//! one of its threads, or none), and starts again from its interval if it has one. An expiry
-//! found late by whole intervals counts them as overruns (`si_overrun`, `timer_getoverrun`).
+//! one of its threads, or none), and starts again from its interval if it has one. As on Linux,
+//! a POSIX timer's signal is queued once at most: an expiry while it still waits, or one found
+//! late by whole intervals, counts as an overrun, reported with the next signal sent
+//! (`si_overrun`) and then by `timer_getoverrun`.
 //!
 //! The timers are armed in the scheduler's timer list ([`sched::timer::add_call`]); an expiry
 //! runs in process context. A fork's child has none of its parent's timers; `execve` deletes
@@ -50,7 +52,9 @@ struct Countdown {
     deadline: u64,
     /// The period after an expiry (0: none, the timer stops).
     interval: u64,
-    /// Expiries missed before the last signal was sent.
+    /// Expiries missed since the last signal was sent.
+    missed: u64,
+    /// Expiries missed before the last signal was sent (`timer_getoverrun`).
     overrun: u64,
 }
 
@@ -130,6 +134,7 @@ impl IntervalTimer {
             sched::timer::cancel(id);
         }
         countdown.interval = interval;
+        countdown.missed = 0;
         countdown.overrun = 0;
         if let Some(deadline) = deadline {
             countdown.deadline = deadline;
@@ -152,11 +157,23 @@ impl IntervalTimer {
         self.countdown.lock().overrun.min(MAX_OVERRUN) as u32
     }
 
-    /// Sends the expiry's signal, with `overrun` missed expiries.
-    fn send(&self, overrun: u64) {
+    /// Sends the expiry's signal, with `overrun` missed expiries; `false` when the timer's
+    /// previous signal still waits (nothing is sent).
+    fn send(&self, overrun: u64) -> bool {
         let Some(process) = self.process.upgrade() else {
-            return;
+            return true;
         };
+        if let Some(id) = self.id {
+            let thread = match &self.notify {
+                Notify::Thread { thread, .. } => thread.upgrade(),
+                _ => None,
+            };
+            let ours =
+                |info: &SigInfo| info.code() == SI_TIMER && info.field(0) as u32 == id as u32;
+            if signal::is_queued(&process, thread.as_deref(), ours) {
+                return false;
+            }
+        }
         let info = |signo| match self.id {
             None => SigInfo::new(signo, SI_KERNEL, [0; 4]),
             Some(id) => SigInfo::new(
@@ -181,12 +198,13 @@ impl IntervalTimer {
                 None => Ok(()),
             },
         };
+        true
     }
 }
 
 impl sched::timer::Expire for IntervalTimer {
     fn expire(self: Arc<Self>, id: u64, now: u64) {
-        let overrun = {
+        let missed = {
             let mut countdown = self.countdown.lock();
             if countdown.armed != Some(id) {
                 // Set again or disarmed after this expiry was taken from the list.
@@ -204,10 +222,17 @@ impl sched::timer::Expire for IntervalTimer {
                 countdown.armed = Some(sched::timer::add_call(countdown.deadline, self.clone()));
                 missed
             };
-            countdown.overrun = missed;
-            missed
+            countdown.missed = countdown.missed.saturating_add(missed);
+            countdown.missed
         };
-        self.send(overrun);
+        let sent = self.send(missed);
+        let mut countdown = self.countdown.lock();
+        if sent {
+            countdown.overrun = missed;
+            countdown.missed = countdown.missed.saturating_sub(missed);
+        } else {
+            countdown.missed = countdown.missed.saturating_add(1);
+        }
     }
 }
 
