@@ -97,6 +97,8 @@ pub struct Process {
     files: spin::Mutex<Arc<FdTable>>,
     /// The working directory and umask (shared with processes made with `CLONE_FS`).
     fs_context: Arc<FsContext>,
+    /// `PR_SET_NO_NEW_PRIVS`: set once, for good; fork passes it on, `execve` keeps it.
+    pub no_new_privs: AtomicBool,
     /// The capability sets (copied by fork, root's again after `execve`).
     pub capabilities: spin::Mutex<creds::Capabilities>,
     /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
@@ -232,6 +234,9 @@ impl Process {
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             files: spin::Mutex::new(files),
             fs_context,
+            no_new_privs: AtomicBool::new(
+                parent.is_some_and(|p| p.no_new_privs.load(Ordering::Relaxed)),
+            ),
             capabilities: spin::Mutex::new(
                 parent.map_or(creds::Capabilities::ROOT, |p| *p.capabilities.lock()),
             ),

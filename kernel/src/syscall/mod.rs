@@ -148,7 +148,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         147 => policy::sched_get_priority_min(a[0]),
         148 => policy::sched_rr_get_interval(a[0], a[1]),
         153 => io::vhangup(),
-        157 => info::prctl(a[0], a[1]),
+        157 => info::prctl(a[0], a[1], [a[2], a[3], a[4]]),
         158 => thread::arch_prctl(a[0], a[1]),
         165 => files::mount(a[0], a[1], a[2], a[3], a[4]),
         166 => files::umount2(a[0], a[1]),
