@@ -156,7 +156,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         186 => Ok(u64::from(sched::current().tid)),
         200 => signal::tkill(a[0], a[1]),
         201 => time::time(a[0]),
-        211 => thread::get_thread_area(a[0]),
+        // set_thread_area, get_thread_area: for 32-bit code; Linux answers 64-bit callers
+        // ENOSYS (glibc's pthread code asks), and so does this kernel, without a log line.
+        205 | 211 => Err(ENOSYS),
         202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),

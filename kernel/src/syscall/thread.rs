@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 use super::errno::{EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, SysResult};
 use crate::arch::percpu::CpuSet;
 use crate::arch::trap::TrapFrame;
-use crate::arch::uaccess::{copy_from_user, read_user, write_user};
+use crate::arch::uaccess::{copy_from_user, write_user};
 use crate::proc::{Process, futex};
 use crate::sched::task::{Task, UserThread};
 use crate::sched::{self};
@@ -180,25 +180,6 @@ pub fn get_robust_list(tid: u64, head_out: u64, len_out: u64) -> SysResult {
         .map_or(0, |user| user.robust_list.load(Ordering::Relaxed));
     write_user(len_out, &ROBUST_LIST_HEAD_SIZE)?;
     write_user(head_out, &head)?;
-    Ok(0)
-}
-
-/// The GDT's thread-local-storage entries that `get_thread_area` reads (Linux x86_64's
-/// `GDT_ENTRY_TLS_MIN..=GDT_ENTRY_TLS_MAX`).
-const TLS_ENTRIES: core::ops::RangeInclusive<u32> = 12..=14;
-/// `struct user_desc`'s flags of an empty entry: `read_exec_only` and `seg_not_present`.
-const EMPTY_USER_DESC_FLAGS: u32 = 1 << 3 | 1 << 5;
-
-/// `get_thread_area(u_info)`: the caller's TLS descriptor `u_info->entry_number`. 64-bit
-/// threads keep their thread pointer in FS's base, and `set_thread_area` (for 32-bit code) is
-/// not offered, so every entry is empty.
-pub fn get_thread_area(user_desc: u64) -> SysResult {
-    let entry = read_user::<u32>(user_desc)?;
-    if !TLS_ENTRIES.contains(&entry) {
-        return Err(EINVAL);
-    }
-    // entry_number, base_addr, limit, flags.
-    write_user(user_desc, &[entry, 0, 0, EMPTY_USER_DESC_FLAGS])?;
     Ok(0)
 }
 
