@@ -156,13 +156,11 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
         };
         (notify, Some(value))
     };
-    // The id is written before the timer exists, so that a bad pointer leaves none behind.
-    let mut timers = process.timers.lock();
-    let Some(id) = timers.create(process, clock, notify, value) else {
-        return Err(super::errno::EAGAIN);
-    };
+    let created = process.timers.lock().create(process, clock, notify, value);
+    let id = created.ok_or(super::errno::EAGAIN)?;
+    // Written with no lock held (the copy may fault); a bad pointer leaves no timer behind.
     if let Err(error) = write_user(id_out, &id) {
-        timers.delete(id);
+        process.timers.lock().delete(id);
         return Err(error);
     }
     Ok(0)
