@@ -376,6 +376,7 @@ pub fn execve(path: String, args: Vec<Vec<u8>>, env: Vec<Vec<u8>>) -> Errno {
         return ENOMEM;
     };
     task.set_allowed_cpus(me.allowed_cpus());
+    task.set_policy(me.policy());
     if !process.kill_other_threads_for_exec() {
         // Killed meanwhile: the caller leaves at its return to user mode.
         return EINTR;

@@ -25,6 +25,7 @@
 //!   parent) protects its links; a parent's is taken before a child's.
 //! - The signal state has its own locks (see [`signal`]).
 
+pub mod creds;
 pub mod exec;
 pub mod futex;
 #[cfg(feature = "ktest")]
@@ -32,6 +33,7 @@ pub(crate) mod ktests;
 pub mod ramdisk;
 pub mod rseq;
 pub mod signal;
+pub mod timers;
 pub mod wait;
 
 use alloc::string::String;
@@ -97,6 +99,12 @@ pub struct Process {
     files: spin::Mutex<Arc<FdTable>>,
     /// The working directory and umask (shared with processes made with `CLONE_FS`).
     fs_context: Arc<FsContext>,
+    /// `PR_SET_NO_NEW_PRIVS`: set once, for good; fork passes it on, `execve` keeps it.
+    pub no_new_privs: AtomicBool,
+    /// The capability sets (copied by fork, root's again after `execve`).
+    pub capabilities: spin::Mutex<creds::Capabilities>,
+    /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
+    pub timers: spin::Mutex<timers::Timers>,
     /// The report of the fault that killed the process, if one did (tests check it).
     #[cfg(feature = "ktest")]
     pub fatal_report: spin::Mutex<Option<String>>,
@@ -230,6 +238,13 @@ impl Process {
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             files: spin::Mutex::new(files),
             fs_context,
+            no_new_privs: AtomicBool::new(
+                parent.is_some_and(|p| p.no_new_privs.load(Ordering::Relaxed)),
+            ),
+            capabilities: spin::Mutex::new(
+                parent.map_or(creds::Capabilities::ROOT, |p| *p.capabilities.lock()),
+            ),
+            timers: spin::Mutex::new(timers::Timers::default()),
             #[cfg(feature = "ktest")]
             fatal_report: spin::Mutex::new(None),
         }
@@ -438,6 +453,8 @@ impl Process {
         *self.mm.lock() = Some(mm);
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
+        self.timers.lock().on_exec();
+        *self.capabilities.lock() = creds::Capabilities::ROOT;
         self.files_for_exec();
         {
             let mut threads = self.threads.lock();
@@ -631,6 +648,7 @@ pub(crate) fn leave_address_space(mm: &Mm) {
 fn finish_process(process: &Arc<Process>, mm: &Mm) {
     leave_address_space(mm);
     *process.mm.lock() = None;
+    process.timers.lock().on_exit();
     // As on Linux, an ended process shows no executable, arguments or environment.
     process.set_invocation(Invocation::default());
     // Descriptors close now, not when the zombie is collected: a pipe's reader sees the end.

@@ -52,7 +52,7 @@ pub use task::{DEAD, RUNNABLE, SLEEPING, Task};
 
 /// Timer ticks a task runs before it yields the CPU to queued tasks (at its next return to
 /// user mode).
-const SLICE_MS: u64 = 10;
+pub const SLICE_MS: u64 = 10;
 
 /// A slot only its own CPU touches, with interrupts disabled.
 struct CpuLocal<T>(UnsafeCell<T>);

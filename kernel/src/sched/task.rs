@@ -9,7 +9,8 @@
 //! A task's scheduling state (`state`, `queued`) is protected by its `sched` lock; `on_cpu` and
 //! the saved context are handed between CPUs by the switch protocol (see the scheduler). Its
 //! allowed CPUs (`allowed_cpus`) are an atomic mask that anyone may read and that only
-//! `sched::set_affinity` changes (or its creator, before the task is started).
+//! `sched::set_affinity` changes (or its creator, before the task is started). Its scheduling
+//! policy, real-time priority and nice value ([`SchedPolicy`]) are under their own lock.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -125,6 +126,9 @@ pub struct UserThread {
     pub fs_base: AtomicU64,
     /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: cleared and futex-woken when the thread exits.
     pub clear_child_tid: AtomicU64,
+    /// `set_robust_list`: the head of the thread's robust futex list, as `get_robust_list`
+    /// reports it (the list is not walked at exit); 0 for none, as a new thread starts.
+    pub robust_list: AtomicU64,
     /// `CLONE_CHILD_SETTID` of a fork: where the thread writes its id in its own (new) address
     /// space before it first enters user mode; 0 for none.
     pub set_child_tid: AtomicU64,
@@ -159,6 +163,7 @@ impl UserThread {
             mm,
             fs_base: AtomicU64::new(fs_base),
             clear_child_tid: AtomicU64::new(clear_child_tid),
+            robust_list: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             initial_frame: spin::Mutex::new(Some(frame)),
             left_mm: AtomicBool::new(false),
@@ -197,6 +202,45 @@ impl UserThread {
     }
 }
 
+/// `SCHED_OTHER`: the default policy.
+pub const SCHED_OTHER: u32 = 0;
+
+/// A task's scheduling policy (`SCHED_OTHER`, `SCHED_FIFO`, ...), real-time priority and nice
+/// value, as `sched_setscheduler`, `sched_setparam` and `setpriority` set them and their
+/// `get` counterparts report them, with Linux's values. A new task inherits its creator's
+/// (less what `SCHED_RESET_ON_FORK` resets). The scheduler itself shares the CPUs round-robin
+/// whatever they say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPolicy {
+    pub policy: u32,
+    /// 1-99 under `SCHED_FIFO` and `SCHED_RR`, else 0.
+    pub rt_priority: u32,
+    /// -20 (most favoured) to 19.
+    pub nice: i32,
+    /// `SCHED_RESET_ON_FORK`: a task this one creates starts with the default policy and a
+    /// nice value of at least 0.
+    pub reset_on_fork: bool,
+}
+
+impl SchedPolicy {
+    /// What a task created by one with this policy starts with.
+    fn for_child(self) -> Self {
+        if !self.reset_on_fork {
+            return self;
+        }
+        Self {
+            policy: if self.rt_priority != 0 {
+                SCHED_OTHER
+            } else {
+                self.policy
+            },
+            rt_priority: 0,
+            nice: self.nice.max(0),
+            reset_on_fork: false,
+        }
+    }
+}
+
 /// How a kernel thread starts.
 type Entry = Box<dyn FnOnce() + Send>;
 
@@ -212,6 +256,8 @@ pub struct Task {
     /// The CPUs it may run on, a [`CpuSet`] (every CPU unless pinned, or `sched_setaffinity`
     /// narrowed it). Changed only through [`Task::set_allowed_cpus`].
     allowed_cpus: AtomicU64,
+    /// The scheduling policy, real-time priority and nice value.
+    policy: spin::Mutex<SchedPolicy>,
     /// The saved stack pointer while the task is not running.
     context: UnsafeCell<u64>,
     /// The kernel stack; `None` for the boot context of the bootstrap CPU and the APs' idle
@@ -269,6 +315,7 @@ impl Task {
             on_cpu: AtomicBool::new(false),
             cpu: AtomicUsize::new(0),
             allowed_cpus: AtomicU64::new(CpuSet::ALL.0),
+            policy: spin::Mutex::new(SchedPolicy::default()),
             context: UnsafeCell::new(0),
             stack,
             entry: spin::Mutex::new(entry),
@@ -379,6 +426,21 @@ impl Task {
     /// before (a user thread told that its set changed, say).
     pub fn set_allowed_cpus(&self, cpus: CpuSet) {
         self.allowed_cpus.store(cpus.0, Ordering::Release);
+    }
+
+    pub fn policy(&self) -> SchedPolicy {
+        *self.policy.lock()
+    }
+
+    pub fn set_policy(&self, policy: SchedPolicy) {
+        *self.policy.lock() = policy;
+    }
+
+    /// A new task (not started yet) takes what `creator` (the thread calling `clone`, `fork`)
+    /// passes on: the CPUs it may run on and its scheduling policy.
+    pub fn inherit_scheduling(&self, creator: &Task) {
+        self.set_allowed_cpus(creator.allowed_cpus());
+        self.set_policy(creator.policy().for_child());
     }
 
     pub fn is_killed(&self) -> bool {

@@ -1,8 +1,10 @@
-//! Sleeping until a time: one global list of (deadline, task) timers.
+//! Sleeping until a time, and calls at a time: one global list of timers, each of which wakes
+//! a task or calls an [`Expire`] (a process's interval timers, `proc::timers`).
 //!
 //! The timer interrupt only notices that the earliest deadline has passed ([`has_expired`],
-//! one atomic load) and asks for a reschedule; the tasks are woken in process context
-//! ([`run_expired`]: the idle loop, the return to user mode), because waking may allocate.
+//! one atomic load) and asks for a reschedule; the tasks are woken and the calls made in
+//! process context ([`run_expired`]: the idle loop, the return to user mode), because waking
+//! may allocate.
 //! The list is protected by its lock; `NEXT_DEADLINE` is a hint kept at or below the earliest
 //! deadline in the list.
 
@@ -14,10 +16,22 @@ use super::Task;
 use crate::sync::IrqSpinLock;
 use crate::time::now_ns;
 
+/// What an expiring timer calls (in process context, no lock held): `id` is the timer's id
+/// (as [`add_call`] returned it), `now` the time it was found expired.
+pub trait Expire: Send + Sync {
+    fn expire(self: Arc<Self>, id: u64, now: u64);
+}
+
+/// What a timer does when its deadline passes.
+enum Action {
+    Wake(Arc<Task>),
+    Call(Arc<dyn Expire>),
+}
+
 struct Timer {
     deadline: u64,
     id: u64,
-    task: Arc<Task>,
+    action: Action,
 }
 
 static TIMERS: IrqSpinLock<Vec<Timer>> = IrqSpinLock::new(Vec::new());
@@ -33,9 +47,23 @@ pub fn has_expired() -> bool {
 
 /// Arms a timer that wakes `task` at `deadline` (ns since boot); returns its id for [`cancel`].
 pub fn add(deadline: u64, task: Arc<Task>) -> u64 {
+    insert(deadline, Action::Wake(task))
+}
+
+/// Arms a timer that calls `target` at `deadline` (ns since boot); returns its id for
+/// [`cancel`] (the call gets it too).
+pub fn add_call(deadline: u64, target: Arc<dyn Expire>) -> u64 {
+    insert(deadline, Action::Call(target))
+}
+
+fn insert(deadline: u64, action: Action) -> u64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let mut timers = TIMERS.lock();
-    timers.push(Timer { deadline, id, task });
+    timers.push(Timer {
+        deadline,
+        id,
+        action,
+    });
     NEXT_DEADLINE.fetch_min(deadline, Ordering::Relaxed);
     id
 }
@@ -47,12 +75,13 @@ pub fn cancel(id: u64) {
         let index = timers.iter().position(|t| t.id == id);
         index.map(|i| timers.swap_remove(i))
     };
-    // The task reference is dropped outside the lock.
+    // The task or target reference is dropped outside the lock.
     drop(removed);
 }
 
-/// Wakes the tasks whose deadline has passed (process context). One timer at a time, so that
-/// nothing is allocated (tests count heap bytes while this runs on other CPUs).
+/// Wakes the tasks and makes the calls whose deadline has passed (process context). One timer
+/// at a time, so that nothing is allocated for it (tests count heap bytes while this runs on
+/// other CPUs).
 pub fn run_expired() {
     if !has_expired() {
         return;
@@ -71,9 +100,12 @@ pub fn run_expired() {
             }
         };
         match expired {
-            Some(timer) => {
-                super::wake(&timer.task);
-            }
+            Some(timer) => match timer.action {
+                Action::Wake(task) => {
+                    super::wake(&task);
+                }
+                Action::Call(target) => target.expire(timer.id, now),
+            },
             None => return,
         }
     }

@@ -112,12 +112,37 @@ const PR_GET_DUMPABLE: u64 = 3;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_NAME: u64 = 15;
 const PR_GET_NAME: u64 = 16;
+const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const PR_GET_NO_NEW_PRIVS: u64 = 39;
 const PR_SET_THP_DISABLE: u64 = 41;
 const PR_GET_THP_DISABLE: u64 = 42;
 
-pub fn prctl(option: u64, argument: u64) -> SysResult {
+/// `prctl(option, argument, more)`: `more` are the third to fifth arguments, which the options
+/// that take none want zero.
+pub fn prctl(option: u64, argument: u64, more: [u64; 3]) -> SysResult {
     let task = crate::sched::current();
     match option {
+        // Once set, for good: `execve` cannot grant privileges (none does here: there are no
+        // set-user-ID files); fork and clone pass it on.
+        PR_SET_NO_NEW_PRIVS => {
+            if argument != 1 || more != [0; 3] {
+                return Err(EINVAL);
+            }
+            super::thread::process()
+                .no_new_privs
+                .store(true, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => {
+            if argument != 0 || more != [0; 3] {
+                return Err(EINVAL);
+            }
+            Ok(u64::from(
+                super::thread::process()
+                    .no_new_privs
+                    .load(Ordering::Relaxed),
+            ))
+        }
         PR_SET_NAME => {
             let mut name = [0u8; 16];
             let length = match strncpy_from_user(&mut name[..15], argument) {

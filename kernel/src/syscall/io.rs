@@ -748,3 +748,9 @@ pub fn copy_file_range(fd_in: u64, fd_out: u64, flags: u64) -> SysResult {
     }
     Err(super::errno::EOPNOTSUPP)
 }
+/// `vhangup`: hangs up the caller's controlling terminal, if it has one (every caller has the
+/// privilege: all are root).
+pub fn vhangup() -> SysResult {
+    crate::fs::tty::hang_up(super::thread::process().sid());
+    Ok(0)
+}

@@ -1,7 +1,8 @@
 //! Descriptors that processes and threads signal each other through: pipe, pipe2, eventfd,
-//! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s).
+//! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s); and `socket`, which
+//! offers no address family.
 
-use super::errno::{EINVAL, SysResult};
+use super::errno::{EAFNOSUPPORT, EINVAL, SysResult};
 use super::thread::process;
 use crate::arch::uaccess::write_user;
 use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_NONBLOCK};
@@ -54,4 +55,31 @@ pub fn eventfd2(initial: u64, flags: u64) -> SysResult {
         flags & O_NONBLOCK,
     )?;
     process().files().install(file, flags & O_CLOEXEC != 0, 0)
+}
+
+/// `socket`'s type flags, beside the type in the low four bits.
+const SOCK_NONBLOCK: u64 = O_NONBLOCK as u64;
+const SOCK_CLOEXEC: u64 = O_CLOEXEC as u64;
+const SOCK_TYPE_MASK: u64 = 0xf;
+/// Socket types (`SOCK_STREAM` 1 to `SOCK_PACKET` 10) and address families (`AF_UNIX` 1 to
+/// `AF_MCTP` 45) Linux knows.
+const SOCK_TYPES: u64 = 11;
+const ADDRESS_FAMILIES: u64 = 46;
+
+/// `socket(family, type, protocol)`: checked as Linux's `__sys_socket` (`EINVAL` for unknown
+/// flags or type, `EAFNOSUPPORT` for a family out of range); no address family is registered
+/// in this kernel, so every family is then `EAFNOSUPPORT`, as Linux answers for one whose
+/// module is absent.
+pub fn socket(family: u64, kind: u64, _protocol: u64) -> SysResult {
+    let (family, kind) = (family as u32 as u64, kind as u32 as u64);
+    if kind & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    if family >= ADDRESS_FAMILIES {
+        return Err(EAFNOSUPPORT);
+    }
+    if kind & SOCK_TYPE_MASK >= SOCK_TYPES {
+        return Err(EINVAL);
+    }
+    Err(EAFNOSUPPORT)
 }

@@ -278,7 +278,7 @@ fn fork_process(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         crate::proc::signal::user_thread_start,
     )
     .ok_or(ENOMEM)?;
-    task.set_allowed_cpus(me.allowed_cpus());
+    task.inherit_scheduling(me);
     if shares_mm {
         // Nothing can fail from here on.
         mm.add_user();

@@ -105,8 +105,8 @@ pub fn clone_thread(frame: &TrapFrame, request: &CloneRequest) -> SysResult {
         crate::proc::signal::user_thread_start,
     )
     .ok_or(super::errno::ENOMEM)?;
-    // It may run on the CPUs its creator may run on.
-    task.set_allowed_cpus(me.allowed_cpus());
+    // It may run on the CPUs its creator may run on, with its policy.
+    task.inherit_scheduling(me);
     if !process.add_thread(task.clone()) {
         return Err(super::errno::EINTR);
     }
@@ -152,6 +152,35 @@ pub fn set_tid_address(address: u64) -> SysResult {
     let user = task.user.as_ref().expect("a user thread");
     user.clear_child_tid.store(address, Ordering::Relaxed);
     Ok(u64::from(task.tid))
+}
+
+/// `sizeof(struct robust_list_head)`, the only length `set_robust_list` takes.
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+
+/// `set_robust_list(head, len)`: records the head for `get_robust_list`.
+pub fn set_robust_list(head: u64, len: u64) -> SysResult {
+    if len != ROBUST_LIST_HEAD_SIZE {
+        return Err(EINVAL);
+    }
+    let user = sched::current().user.as_ref().expect("a user thread");
+    user.robust_list.store(head, Ordering::Relaxed);
+    Ok(0)
+}
+
+/// `get_robust_list(tid, head_out, len_out)`: thread `tid`'s (0: the caller's) robust list
+/// head and its size.
+pub fn get_robust_list(tid: u64, head_out: u64, len_out: u64) -> SysResult {
+    let task = match tid as u32 {
+        0 => sched::current_arc(),
+        tid => crate::proc::find_thread(tid).ok_or(ESRCH)?,
+    };
+    let head = task
+        .user
+        .as_ref()
+        .map_or(0, |user| user.robust_list.load(Ordering::Relaxed));
+    write_user(len_out, &ROBUST_LIST_HEAD_SIZE)?;
+    write_user(head_out, &head)?;
+    Ok(0)
 }
 
 const FUTEX_WAIT: u64 = 0;

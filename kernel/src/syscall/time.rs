@@ -5,15 +5,15 @@ use super::errno::{EFAULT, EINVAL, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, Errno,
 use crate::arch::uaccess::{read_user, write_user};
 use crate::time::now_ns;
 
-const CLOCK_REALTIME: u64 = 0;
-const CLOCK_MONOTONIC: u64 = 1;
-const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
-const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
-const CLOCK_MONOTONIC_RAW: u64 = 4;
-const CLOCK_REALTIME_COARSE: u64 = 5;
-const CLOCK_MONOTONIC_COARSE: u64 = 6;
-const CLOCK_BOOTTIME: u64 = 7;
-const TIMER_ABSTIME: u64 = 1;
+pub const CLOCK_REALTIME: u64 = 0;
+pub const CLOCK_MONOTONIC: u64 = 1;
+pub const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+pub const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
+pub const CLOCK_MONOTONIC_RAW: u64 = 4;
+pub const CLOCK_REALTIME_COARSE: u64 = 5;
+pub const CLOCK_MONOTONIC_COARSE: u64 = 6;
+pub const CLOCK_BOOTTIME: u64 = 7;
+pub const TIMER_ABSTIME: u64 = 1;
 
 /// Reads a `struct timespec` and returns it in nanoseconds; `EINVAL` if out of range.
 pub fn read_timespec(addr: u64) -> Result<u64, Errno> {
@@ -148,4 +148,22 @@ pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> 
         Ok(()) => Ok(0),
         Err(_) => Err(ERESTARTNOHAND),
     }
+}
+
+/// `times`: the process's CPU time and its collected children's, in clock ticks (all of it as
+/// user time), and the clock ticks since boot.
+pub fn times(out: u64) -> SysResult {
+    let process = super::thread::process();
+    if out != 0 {
+        let (ticks, _) = crate::proc::wait::usage_of(process);
+        let (children_ticks, _) = crate::proc::wait::children_usage(process);
+        let tms = [
+            crate::proc::clock_ticks(ticks),
+            0,
+            crate::proc::clock_ticks(children_ticks),
+            0,
+        ];
+        write_user(out, &tms)?;
+    }
+    Ok(now_ns() / (1_000_000_000 / crate::proc::USER_HZ))
 }

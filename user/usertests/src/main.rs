@@ -36,6 +36,7 @@ mod rseq;
 mod signals;
 mod stress;
 mod threads;
+mod timers;
 mod tty;
 mod util;
 
@@ -142,6 +143,21 @@ const TESTS: &[Test] = urt::tests![
     rseq::preemption_aborts_critical_section,
     rseq::per_cpu_counters_are_exact,
     rseq::bad_signature_kills,
+    // timers, scheduling policy, capabilities
+    timers::alarm_returns_seconds_left,
+    timers::alarm_sends_sigalrm,
+    timers::setitimer_real_repeats,
+    timers::setitimer_errors,
+    timers::posix_timer_sends_its_signal,
+    timers::posix_timer_default_event_and_thread_id,
+    timers::posix_timer_settime_and_gettime,
+    timers::posix_timer_overrun,
+    timers::posix_timer_errors,
+    timers::times_counts_ticks,
+    timers::priority_get_set,
+    timers::sched_policy_calls,
+    timers::capabilities_get_and_drop,
+    timers::robust_list_thread_area_socket,
     // signals
     signals::handler_gets_siginfo,
     signals::handler_entry_registers_and_alignment,

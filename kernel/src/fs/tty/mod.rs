@@ -667,6 +667,13 @@ pub fn session_leader_exited(sid: u32) {
     CONSOLE.release_session(sid, false);
 }
 
+/// `vhangup`: the console, if it is the controlling terminal of session `sid`, belongs to no
+/// session from now on, and its foreground group gets SIGHUP and SIGCONT (Linux's hangup; the
+/// open descriptors stay usable here).
+pub fn hang_up(sid: u32) {
+    CONSOLE.release_session(sid, true);
+}
+
 /// Which name of the console's terminal a device file is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Name {

@@ -677,6 +677,20 @@ pub fn send_signal_to_process(
     send(process, None, info.with_signo(signo))
 }
 
+/// Whether an instance of a signal that `matches` waits in `process`'s pending set, or in
+/// `thread`'s own when given (a POSIX timer sends its signal again only once it was taken).
+pub fn is_queued(
+    process: &Process,
+    thread: Option<&Task>,
+    matches: impl Fn(&SigInfo) -> bool,
+) -> bool {
+    let shared = process.signals.shared.lock();
+    match thread.and_then(|t| t.user.as_ref()) {
+        Some(user) => user.signals.state.lock().pending.queue.iter().any(&matches),
+        None => shared.pending.queue.iter().any(&matches),
+    }
+}
+
 /// Sends `signo` to every process of `targets` (a process group, or all): success if one took
 /// it, otherwise the last error, `ESRCH` when there is none (Linux's `group_send_sig_info`
 /// loop).

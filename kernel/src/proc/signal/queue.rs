@@ -62,6 +62,11 @@ impl SigInfo {
         self.words[1] as u32 as i32
     }
 
+    /// Word `index` (0-3) of the layout-dependent fields given to [`SigInfo::new`].
+    pub fn field(&self, index: usize) -> u64 {
+        self.words[2 + index]
+    }
+
     pub(super) fn with_signo(mut self, signo: u32) -> Self {
         self.words[0] = (self.words[0] & !0xffff_ffff) | u64::from(signo);
         self

@@ -1,0 +1,220 @@
+//! Interval timers: `alarm`, `getitimer`/`setitimer` (`ITIMER_REAL`) and the POSIX timers
+//! (`timer_create`, `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`),
+//! over `proc::timers`.
+
+use super::errno::{EFAULT, EINVAL, EOPNOTSUPP, Errno, SysResult};
+use super::time::{
+    CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
+    CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_THREAD_CPUTIME_ID,
+    TIMER_ABSTIME, read_timespec,
+};
+use crate::arch::uaccess::{read_user, write_user};
+use crate::proc::timers::{Notify, SIGALRM, Setting};
+use crate::time::now_ns;
+
+const ITIMER_REAL: u64 = 0;
+const ITIMER_VIRTUAL: u64 = 1;
+const ITIMER_PROF: u64 = 2;
+
+const NS_PER_US: u64 = 1000;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// A `struct timeval` in ns; `EINVAL` when out of range.
+fn timeval_ns([seconds, microseconds]: [i64; 2]) -> Result<u64, Errno> {
+    if seconds < 0 || !(0..1_000_000).contains(&microseconds) {
+        return Err(EINVAL);
+    }
+    Ok((seconds as u64)
+        .saturating_mul(NS_PER_S)
+        .saturating_add(microseconds as u64 * NS_PER_US))
+}
+
+/// ns as a `struct timeval` (truncated to microseconds, as Linux's `getitimer`).
+fn timeval(ns: u64) -> [i64; 2] {
+    [(ns / NS_PER_S) as i64, ((ns % NS_PER_S) / NS_PER_US) as i64]
+}
+
+/// ns as a `struct timespec`.
+fn timespec(ns: u64) -> [i64; 2] {
+    [(ns / NS_PER_S) as i64, (ns % NS_PER_S) as i64]
+}
+
+/// The calling process's real-time interval timer.
+fn real_timer() -> alloc::sync::Arc<crate::proc::timers::IntervalTimer> {
+    let process = super::thread::process();
+    process.timers.lock().real(process)
+}
+
+/// Sets the real-time interval timer to `value` ns from now (0: disarm) and `interval`.
+fn set_real(value: u64, interval: u64) -> Setting {
+    let deadline = (value != 0).then(|| now_ns().saturating_add(value));
+    real_timer().set(deadline, interval)
+}
+
+/// `which` of `getitimer`/`setitimer`: only the real-time timer counts down here; the
+/// CPU-time ones (`ITIMER_VIRTUAL`, `ITIMER_PROF`) are known but never armed.
+fn check_which(which: u64) -> Result<bool, Errno> {
+    match which {
+        ITIMER_REAL => Ok(true),
+        ITIMER_VIRTUAL | ITIMER_PROF => Ok(false),
+        _ => Err(EINVAL),
+    }
+}
+
+/// `struct itimerval` (interval, then value) of `setting`.
+fn itimerval(setting: Setting) -> [[i64; 2]; 2] {
+    [timeval(setting.interval), timeval(setting.remaining)]
+}
+
+pub fn alarm(seconds: u64) -> SysResult {
+    let seconds = seconds as u32;
+    let old = set_real(u64::from(seconds) * NS_PER_S, 0);
+    // As Linux: the seconds left, rounded to the nearest, and 1 rather than 0 while armed.
+    let [old_seconds, old_microseconds] = timeval(old.remaining);
+    let rounded = if (old_seconds == 0 && old_microseconds != 0) || old_microseconds >= 500_000 {
+        old_seconds + 1
+    } else {
+        old_seconds
+    };
+    Ok(rounded as u64)
+}
+
+pub fn getitimer(which: u64, out: u64) -> SysResult {
+    let setting = if check_which(which)? {
+        real_timer().get()
+    } else {
+        Setting::default()
+    };
+    write_user(out, &itimerval(setting))?;
+    Ok(0)
+}
+
+pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
+    let real = check_which(which)?;
+    // A null new value disarms the timer (a misfeature Linux keeps).
+    let [interval, value] = if new == 0 {
+        [0, 0]
+    } else {
+        let [interval, value] = read_user::<[[i64; 2]; 2]>(new)?;
+        [timeval_ns(interval)?, timeval_ns(value)?]
+    };
+    let previous = if real {
+        set_real(value, interval)
+    } else if value != 0 {
+        // No CPU-time countdown: the timer would never expire.
+        return Err(EINVAL);
+    } else {
+        Setting::default()
+    };
+    if old != 0 {
+        write_user(old, &itimerval(previous))?;
+    }
+    Ok(0)
+}
+
+const SIGEV_SIGNAL: u32 = 0;
+const SIGEV_NONE: u32 = 1;
+const SIGEV_THREAD: u32 = 2;
+const SIGEV_THREAD_ID: u32 = 4;
+
+/// `timer_create(clock, sigevent, timer_id)`.
+pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
+    match clock {
+        CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME => {}
+        // Clocks Linux has but cannot arm timers on (and, here, the CPU-time clocks).
+        CLOCK_MONOTONIC_RAW
+        | CLOCK_REALTIME_COARSE
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_PROCESS_CPUTIME_ID
+        | CLOCK_THREAD_CPUTIME_ID => return Err(EOPNOTSUPP),
+        _ => return Err(EINVAL),
+    }
+    let process = super::thread::process();
+    // struct sigevent: sigev_value (8 bytes), sigev_signo, sigev_notify, then the thread id.
+    let (notify, value) = if event == 0 {
+        (Notify::Process { signo: SIGALRM }, None)
+    } else {
+        let [value, signo_notify, thread] = read_user::<[u64; 3]>(event)?;
+        let (signo, how) = (signo_notify as u32, (signo_notify >> 32) as u32);
+        let tid = thread as u32;
+        let valid_signal = (1..=crate::proc::signal::NSIG).contains(&signo);
+        let notify = match how {
+            SIGEV_NONE => Notify::Nobody,
+            SIGEV_SIGNAL | SIGEV_THREAD if valid_signal => Notify::Process { signo },
+            SIGEV_THREAD_ID if valid_signal => {
+                let thread = process
+                    .threads()
+                    .into_iter()
+                    .find(|t| t.tid == tid)
+                    .ok_or(EINVAL)?;
+                Notify::Thread {
+                    signo,
+                    thread: alloc::sync::Arc::downgrade(&thread),
+                }
+            }
+            _ => return Err(EINVAL),
+        };
+        (notify, Some(value))
+    };
+    let created = process.timers.lock().create(process, clock, notify, value);
+    let id = created.ok_or(super::errno::EAGAIN)?;
+    // Written with no lock held (the copy may fault); a bad pointer leaves no timer behind.
+    if let Err(error) = write_user(id_out, &id) {
+        process.timers.lock().delete(id);
+        return Err(error);
+    }
+    Ok(0)
+}
+
+/// The calling process's POSIX timer `id`.
+fn posix_timer(id: u64) -> Result<alloc::sync::Arc<crate::proc::timers::IntervalTimer>, Errno> {
+    let process = super::thread::process();
+    let timer = process.timers.lock().posix(id as i32);
+    timer.ok_or(EINVAL)
+}
+
+/// `struct itimerspec` (interval, then value) of `setting`.
+fn itimerspec(setting: Setting) -> [[i64; 2]; 2] {
+    [timespec(setting.interval), timespec(setting.remaining)]
+}
+
+pub fn timer_settime(id: u64, flags: u64, new: u64, old: u64) -> SysResult {
+    if new == 0 {
+        return Err(EFAULT);
+    }
+    let interval = read_timespec(new)?;
+    let value = read_timespec(new + 16)?;
+    let timer = posix_timer(id)?;
+    let deadline = match value {
+        0 => None,
+        absolute if flags & TIMER_ABSTIME != 0 => Some(match timer.clock() {
+            CLOCK_REALTIME => super::time::realtime_to_monotonic(absolute),
+            _ => absolute,
+        }),
+        relative => Some(now_ns().saturating_add(relative)),
+    };
+    let previous = timer.set(deadline, interval);
+    if old != 0 {
+        write_user(old, &itimerspec(previous))?;
+    }
+    Ok(0)
+}
+
+pub fn timer_gettime(id: u64, out: u64) -> SysResult {
+    let setting = posix_timer(id)?.get();
+    write_user(out, &itimerspec(setting))?;
+    Ok(0)
+}
+
+pub fn timer_getoverrun(id: u64) -> SysResult {
+    Ok(u64::from(posix_timer(id)?.overrun()))
+}
+
+pub fn timer_delete(id: u64) -> SysResult {
+    let process = super::thread::process();
+    if process.timers.lock().delete(id as i32) {
+        Ok(0)
+    } else {
+        Err(EINVAL)
+    }
+}
