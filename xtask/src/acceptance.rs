@@ -85,7 +85,7 @@ fn unimplemented_calls(serial: &[String]) -> Vec<&str> {
 }
 
 /// The images of the root booted with `cmdline` (our debug kernel, without its tests).
-fn root_images(
+pub fn root_images(
     root: &Root,
     programs: &[Program],
     cmdline: &str,

@@ -49,7 +49,7 @@ pub const ACCEPTANCE_DIR: &str = "/acceptance";
 pub const ACCEPTANCE_RUNNER: &str = "/acceptance/run";
 
 /// The host name, the kernel's own (`uname -n`), which the prompt shows.
-const HOSTNAME: &str = "vmakernel";
+pub const HOSTNAME: &str = "vmakernel";
 
 const PASSWD: &str = "\
 root:x:0:0:root:/root:/bin/sh

@@ -1,13 +1,17 @@
-//! The screen test: the framebuffer console and the PS/2 keyboard as a user at a real machine
+//! The screen tests: the framebuffer console and the PS/2 keyboard as a user at a real machine
 //! sees them.
 //!
-//! Boots `/bin/echoline` (user/echoline) as init with QEMU's monitor on a Unix socket, waits
-//! until its prompt shows on the screen, types a line through the monitor's `sendkey` (shift,
-//! a typo erased with Backspace, a comma), and waits until the program's answer shows; then
-//! types `exit`. The screen is read with `screendump` (a PPM): the text the test expects is
-//! drawn on the host with the kernel's own font and colours (kernel/libs/vt) and looked for at
-//! every cell position of the kernel's grid. The serial line must show the same answer (the
-//! console's output goes to both), and init must exit with status 0.
+//! Each boots with QEMU's monitor on a Unix socket, waits until a prompt shows on the screen,
+//! types a line through the monitor's `sendkey`, and waits until the answer shows; then types
+//! the keys that end the program. The screen is read with `screendump` (a PPM): the text the
+//! test expects is drawn on the host with the kernel's own font and colours (kernel/libs/vt)
+//! and looked for at every cell position of the kernel's grid. The serial line must show the
+//! same answer (the console's output goes to both).
+//!
+//! - [`run`]: `/bin/echoline` (user/echoline) as init in a small BIOS image; the line has
+//!   shift, a typo erased with Backspace and a comma; init must exit with status 0.
+//! - [`root_shell`]: the root file system (`qemu --root`, UEFI): keys reach busybox's shell,
+//!   which computes `$((6*7))`, and `poweroff -f` ends the run.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -19,40 +23,77 @@ use vt::font::{BORDER, CELL_HEIGHT, CELL_WIDTH, Rgb};
 
 use crate::artifacts::{self, Tests};
 use crate::ramdisk::Contents;
+use crate::rootfs::{self, Root};
 use crate::user::Program;
 
-/// The whole run: boot, typing, exit.
-const RUN_TIMEOUT: Duration = Duration::from_secs(150);
-/// From QEMU's start until the prompt shows (the boot, on a busy host).
-const PROMPT_TIMEOUT: Duration = Duration::from_secs(90);
-/// From the last key until the answer shows.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between two looks at the screen.
 const LOOK_INTERVAL: Duration = Duration::from_millis(500);
 /// How far a pixel may be from the expected colour (a framebuffer of 16 bits a pixel rounds).
 const COLOUR_TOLERANCE: u8 = 24;
 
-const PROMPT: &str = "type> ";
-const ANSWER: &str = "echo: Hello, world";
-/// What is typed: `Hellp`, Backspace, `o, world`, Enter (QEMU's key names).
-const KEYS: &[&str] = &[
-    "shift-h",
-    "e",
-    "l",
-    "l",
-    "p",
-    "backspace",
-    "o",
-    "comma",
-    "spc",
-    "w",
-    "o",
-    "r",
-    "l",
-    "d",
-    "ret",
-];
-const EXIT_KEYS: &[&str] = &["e", "x", "i", "t", "ret"];
+/// What one screen test types and waits for.
+struct Script {
+    /// The whole run: boot, typing, exit.
+    run_timeout: Duration,
+    /// From QEMU's start until the prompt shows (the boot, on a busy host).
+    prompt_timeout: Duration,
+    prompt: String,
+    /// QEMU's key names, ending with Enter.
+    keys: &'static [&'static str],
+    /// Shows once the line was typed and run; the typed line itself does not show it.
+    answer: &'static str,
+    /// Typed once the answer showed, to end the program.
+    exit_keys: &'static [&'static str],
+}
+
+/// From the last key until the answer shows.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// echoline: `Hellp`, Backspace, `o, world`, Enter; then `exit`.
+fn echoline_script() -> Script {
+    Script {
+        run_timeout: Duration::from_secs(150),
+        prompt_timeout: Duration::from_secs(90),
+        prompt: "type> ".into(),
+        keys: &[
+            "shift-h",
+            "e",
+            "l",
+            "l",
+            "p",
+            "backspace",
+            "o",
+            "comma",
+            "spc",
+            "w",
+            "o",
+            "r",
+            "l",
+            "d",
+            "ret",
+        ],
+        answer: "echo: Hello, world",
+        exit_keys: &["e", "x", "i", "t", "ret"],
+    }
+}
+
+/// The root's shell: `echo $((6*7)) on screen`, then `poweroff -f`. The root's ramdisk is
+/// large: the firmware takes its time.
+fn root_shell_script() -> Script {
+    Script {
+        run_timeout: Duration::from_secs(420),
+        prompt_timeout: Duration::from_secs(300),
+        prompt: format!("root@{}:~# ", rootfs::HOSTNAME),
+        keys: &[
+            "e", "c", "h", "o", "spc", "shift-4", "shift-9", "shift-9", "6", "shift-8", "7",
+            "shift-0", "shift-0", "spc", "o", "n", "spc", "s", "c", "r", "e", "e", "n", "ret",
+        ],
+        answer: "42 on screen",
+        exit_keys: &[
+            "p", "o", "w", "e", "r", "o", "f", "f", "spc", "minus", "f", "ret",
+        ],
+    }
+}
 
 /// An RGB picture, as a PPM holds it.
 struct Picture {
@@ -249,14 +290,14 @@ impl Monitor {
 }
 
 /// What the typing side saw: where the prompt and the answer showed.
-fn drive(socket: &Path, screen_file: &Path) -> Result<String, String> {
+fn drive(socket: &Path, screen_file: &Path, script: &Script) -> Result<String, String> {
     let started = Instant::now();
     let mut monitor = Monitor::connect(socket, started + Duration::from_secs(30))?;
     let outcome = (|| {
-        let prompt = monitor.wait_for_text(PROMPT, screen_file, PROMPT_TIMEOUT)?;
-        monitor.type_keys(KEYS)?;
-        let answer = monitor.wait_for_text(ANSWER, screen_file, ANSWER_TIMEOUT)?;
-        monitor.type_keys(EXIT_KEYS)?;
+        let prompt = monitor.wait_for_text(&script.prompt, screen_file, script.prompt_timeout)?;
+        monitor.type_keys(script.keys)?;
+        let answer = monitor.wait_for_text(script.answer, screen_file, ANSWER_TIMEOUT)?;
+        monitor.type_keys(script.exit_keys)?;
         Ok(format!(
             "prompt at row {}, answer at row {}, {:.1} s",
             prompt.0,
@@ -271,7 +312,61 @@ fn drive(socket: &Path, screen_file: &Path) -> Result<String, String> {
     outcome
 }
 
-/// Runs the screen test (see the module documentation); Ok(summary) or Err(why it failed).
+/// Boots `image` with the monitor on a socket, types `script` and checks the screen and the
+/// serial line; Ok((summary, the run)) or Err(why it failed).
+fn run_script(
+    qemu: &Qemu,
+    mut profile: Profile,
+    image: &Path,
+    script: Script,
+    verbose: bool,
+) -> Result<(String, qemu::RunResult), String> {
+    let name = profile.name.clone();
+    let dir = artifacts::target_dir().join("screen");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let socket = dir.join(format!("{name}.sock"));
+    let _ = std::fs::remove_file(&socket);
+    let screen_file = dir.join(format!("{name}.ppm"));
+    let log: PathBuf = artifacts::target_dir()
+        .join("test-logs")
+        .join(format!("{name}.log"));
+    profile.extra_args = vec![
+        "-monitor".into(),
+        format!("unix:{},server=on,wait=off", socket.display()),
+    ];
+    let options = RunOptions {
+        timeout: Some(script.run_timeout),
+        silence_timeout: None,
+        echo: if verbose {
+            Echo::Prefixed(format!("[{name}] "))
+        } else {
+            Echo::None
+        },
+        serial_log: Some(log.clone()),
+        input: Vec::new(),
+    };
+    let answer = script.answer;
+    let driver = {
+        let (socket, screen_file) = (socket.clone(), screen_file.clone());
+        std::thread::spawn(move || drive(&socket, &screen_file, &script))
+    };
+    let result = qemu
+        .run(&profile, image, &options)
+        .map_err(|e| e.to_string())?;
+    let typed = driver
+        .join()
+        .map_err(|_| "the typing thread panicked".to_owned())?;
+    let typed = typed.map_err(|e| format!("{e}; serial log in {}", log.display()))?;
+    if !result.serial.iter().any(|line| line.contains(answer)) {
+        return Err(format!(
+            "the screen showed {answer:?} but the serial line did not (log in {})",
+            log.display()
+        ));
+    }
+    Ok((typed, result))
+}
+
+/// The echoline screen test (see the module documentation); Ok(summary) or Err(why it failed).
 pub fn run(qemu: &Qemu, programs: &[Program], verbose: bool) -> Result<String, String> {
     let kernel = artifacts::build_kernel(false, Tests::With)?;
     // echoline alone: a small ramdisk loads fast (the firmware reads it sector by sector).
@@ -285,51 +380,33 @@ pub fn run(qemu: &Qemu, programs: &[Program], verbose: bool) -> Result<String, S
         debian_root: None,
     };
     let images = artifacts::make_images(&kernel, "init=/bin/echoline exit", "screen", &contents)?;
-    let dir = artifacts::target_dir().join("screen");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let socket = dir.join("monitor.sock");
-    let _ = std::fs::remove_file(&socket);
-    let screen_file = dir.join("screen.ppm");
-    let log: PathBuf = artifacts::target_dir().join("test-logs").join("screen.log");
-    let mut profile = Profile::new("screen", Firmware::Bios, 2);
-    profile.extra_args = vec![
-        "-monitor".into(),
-        format!("unix:{},server=on,wait=off", socket.display()),
-    ];
-    let options = RunOptions {
-        timeout: Some(RUN_TIMEOUT),
-        silence_timeout: None,
-        echo: if verbose {
-            Echo::Prefixed("[screen] ".into())
-        } else {
-            Echo::None
-        },
-        serial_log: Some(log.clone()),
-        input: Vec::new(),
-    };
-    let driver = {
-        let (socket, screen_file) = (socket.clone(), screen_file.clone());
-        std::thread::spawn(move || drive(&socket, &screen_file))
-    };
-    let result = qemu
-        .run(&profile, &images.bios, &options)
-        .map_err(|e| e.to_string())?;
-    let typed = driver
-        .join()
-        .map_err(|_| "the typing thread panicked".to_owned())?;
-    let typed = typed.map_err(|e| format!("{e}; serial log in {}", log.display()))?;
-    if !result.serial.iter().any(|line| line.contains(ANSWER)) {
-        return Err(format!(
-            "the screen showed {ANSWER:?} but the serial line did not (log in {})",
-            log.display()
-        ));
-    }
+    let profile = Profile::new("screen", Firmware::Bios, 2);
+    let (typed, result) = run_script(qemu, profile, &images.bios, echoline_script(), verbose)?;
     match crate::init_status(&result.serial, "/bin/echoline") {
         Some(0) => Ok(typed),
         status => Err(format!(
-            "echoline's exit status: {status:?} (QEMU: {}); serial log in {}",
-            result.outcome,
-            log.display()
+            "echoline's exit status: {status:?} (QEMU: {})",
+            result.outcome
+        )),
+    }
+}
+
+/// The root's shell on the screen (see the module documentation); Ok(summary) or Err(why).
+pub fn root_shell(
+    qemu: &Qemu,
+    root: &Root,
+    programs: &[Program],
+    verbose: bool,
+) -> Result<String, String> {
+    let cmdline = format!("init={}", rootfs::INIT);
+    let images = crate::acceptance::root_images(root, programs, &cmdline, "root-screen")?;
+    let mut profile = Profile::new("root-screen", Firmware::Uefi, 2);
+    profile.memory_mib = rootfs::DEFAULT_MEMORY_MIB;
+    let (typed, result) = run_script(qemu, profile, &images.uefi, root_shell_script(), verbose)?;
+    match result.outcome {
+        qemu::Outcome::Success => Ok(typed),
+        other => Err(format!(
+            "the shell's poweroff -f did not end the run: {other}"
         )),
     }
 }

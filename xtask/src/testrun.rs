@@ -18,7 +18,7 @@ use crate::acceptance;
 use crate::artifacts::{self, Images, Tests};
 use crate::install;
 use crate::ramdisk::{self, Contents};
-use crate::rootfs;
+use crate::rootfs::{self, Root};
 use crate::user::{self, Program};
 
 /// A whole suite on one profile must finish within this (debug kernel, TCG, a busy host).
@@ -109,6 +109,7 @@ fn root_suites(
         None
     } else {
         acceptance::serial_session(qemu, &root, programs, verbose, tally)?;
+        root_screen_test(qemu, &root, programs, verbose, tally);
         Some(acceptance::suite(qemu, &root, programs, verbose, tally)?)
     };
     if let Some(bzimage) = linux {
@@ -212,6 +213,27 @@ fn debian_programs(qemu: &Qemu, verbose: bool, tally: &mut Tally) {
 fn screen_test(qemu: &Qemu, programs: &[Program], verbose: bool, tally: &mut Tally) {
     let what = "screen: keys through QEMU's keyboard reach echoline, its answer on the framebuffer";
     match crate::screen::run(qemu, programs, verbose) {
+        Ok(summary) => {
+            println!("{what}: ok ({summary})");
+            tally.add(1, 0, 0);
+        }
+        Err(message) => {
+            println!("{what}: FAILED: {message}");
+            tally.add(0, 1, 0);
+        }
+    }
+}
+
+fn root_screen_test(
+    qemu: &Qemu,
+    root: &Root,
+    programs: &[Program],
+    verbose: bool,
+    tally: &mut Tally,
+) {
+    let what =
+        "root: screen: keys through QEMU's keyboard reach the shell, its answer on the framebuffer";
+    match crate::screen::root_shell(qemu, root, programs, verbose) {
         Ok(summary) => {
             println!("{what}: ok ({summary})");
             tally.add(1, 0, 0);
