@@ -104,14 +104,7 @@ pub fn rows(measurements: &[GrowMeasurement]) -> Vec<GrowRow> {
             && a.way == b.way
             && (a.from_kib, a.to_kib, a.steps) == (b.from_kib, b.to_kib, b.steps)
     };
-    let mut groups: Vec<Vec<&GrowMeasurement>> = Vec::new();
-    for run in measurements {
-        match groups.iter_mut().find(|g| same_group(g[0], run)) {
-            Some(group) => group.push(run),
-            None => groups.push(vec![run]),
-        }
-    }
-    groups
+    super::group_by(measurements, same_group)
         .into_iter()
         .filter_map(|runs| {
             let values = |value: fn(&GrowMeasurement) -> u64| -> Vec<f64> {

@@ -101,14 +101,7 @@ pub fn rows(measurements: &[MapsMeasurement]) -> Vec<MapsRow> {
             && a.condition == b.condition
             && a.vmas == b.vmas
     };
-    let mut groups: Vec<Vec<&MapsMeasurement>> = Vec::new();
-    for run in measurements {
-        match groups.iter_mut().find(|g| same_group(g[0], run)) {
-            Some(group) => group.push(run),
-            None => groups.push(vec![run]),
-        }
-    }
-    groups
+    super::group_by(measurements, same_group)
         .into_iter()
         .filter_map(|runs| {
             let values = |value: fn(&MapsMeasurement) -> f64| -> Vec<f64> {

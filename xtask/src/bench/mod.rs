@@ -606,6 +606,19 @@ struct Parsed {
     errors: Vec<String>,
 }
 
+/// `items` in groups of those `same` puts together, each group led by its first item, in the
+/// order of their first items.
+fn group_by<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<Vec<&T>> {
+    let mut groups: Vec<Vec<&T>> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|group| same(group[0], item)) {
+            Some(group) => group.push(item),
+            None => groups.push(vec![item]),
+        }
+    }
+    groups
+}
+
 /// The value of `key=` in a line of space-separated `key=value` fields.
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
