@@ -483,13 +483,14 @@ fn place_move(mm: &MmapLocked, addr: u64, old_len: u64, new_len: u64) -> Result<
     } else {
         0
     };
-    let room = place(
-        mm,
-        0,
-        new_len.checked_add(TABLE_SPAN - PAGE).ok_or(ENOMEM)?,
-        0,
-    )?;
-    Ok(room + (residue.wrapping_sub(room) & (TABLE_SPAN - 1)))
+    // Room for the range wherever its first 2 MiB falls, or, failing that, anywhere.
+    match new_len
+        .checked_add(TABLE_SPAN - PAGE)
+        .map(|with_slack| place(mm, 0, with_slack, 0))
+    {
+        Some(Ok(room)) => Ok(room + (residue.wrapping_sub(room) & (TABLE_SPAN - 1))),
+        _ => place(mm, 0, new_len, 0),
+    }
 }
 
 /// `mremap` with `MREMAP_FIXED` (to `new_addr`, whatever is mapped there unmapped first) or
