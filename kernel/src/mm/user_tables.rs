@@ -198,8 +198,8 @@ pub enum TableMove {
     Absent,
     /// The source's leaf table now serves the destination span.
     Moved,
-    /// The destination span already has a leaf table (or, for a present entry that is not
-    /// one, a mapping): nothing moved, its entries must go one by one.
+    /// The destination span already has a leaf table: nothing moved, the entries must go
+    /// one by one.
     Occupied,
 }
 
