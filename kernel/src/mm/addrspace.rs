@@ -146,8 +146,10 @@ fn grow_gather(pages: &mut Vec<PhysAddr>) -> bool {
 /// Logs how often edits shot down and freed early for want of room.
 pub fn log_statistics() {
     log::info!(
-        "address spaces: {} early shootdowns in edits (gathering buffer full)",
-        EARLY_FLUSHES.load(Ordering::Relaxed)
+        "address spaces: {} early shootdowns in edits (gathering buffer full), {} page tables \
+         moved whole by mremap",
+        EARLY_FLUSHES.load(Ordering::Relaxed),
+        relocate::tables_moved()
     );
 }
 

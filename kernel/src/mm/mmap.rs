@@ -20,7 +20,7 @@ use super::addrspace::{Edit, MMAP_BASE, MMAP_MIN_ADDR, Mm, MmWriteGuard, MmapLoc
 use super::commit;
 use super::fault::{self, Access, FaultError};
 use super::pte::{GUARD_ENTRY, MAPS_PAGE};
-use super::user_tables;
+use super::user_tables::{self, TABLE_SPAN};
 use super::vma::{
     VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT,
     VM_NORESERVE, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, VM_WRITE_DENIED, Vma,
@@ -102,7 +102,7 @@ const MADV_POPULATE_READ: u64 = 22;
 const MADV_POPULATE_WRITE: u64 = 23;
 const MADV_DONTNEED_LOCKED: u64 = 24;
 pub const MADV_COLLAPSE: u64 = 25;
-const MADV_GUARD_INSTALL: u64 = 102;
+pub const MADV_GUARD_INSTALL: u64 = 102;
 const MADV_GUARD_REMOVE: u64 = 103;
 
 const MLOCK_ONFAULT: u64 = 1;
@@ -464,9 +464,33 @@ pub fn mremap(
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(ENOMEM);
     }
-    let to = place(&locked, 0, new_len, 0)?;
+    let to = place_move(&locked, addr, old_len, new_len)?;
     locked.move_range(addr..addr + old_len, to..to + new_len, old_len == 0)?;
     Ok(to)
+}
+
+/// Where a move of `old_len` bytes at `addr` to a free range of `new_len` bytes goes: where
+/// [`place`] would put it, but a new range of 2 MiB (a leaf page table's span) or more starts
+/// at an address congruent to `addr` modulo 2 MiB when the old range spans one too (so that
+/// the move can carry whole page tables, see `MmWriteGuard::move_range`), and 2 MiB-aligned
+/// otherwise (so that its own later moves can), as Linux aligns large anonymous ranges.
+fn place_move(mm: &MmapLocked, addr: u64, old_len: u64, new_len: u64) -> Result<u64, Errno> {
+    if new_len < TABLE_SPAN {
+        return place(mm, 0, new_len, 0);
+    }
+    let residue = if old_len >= TABLE_SPAN {
+        addr & (TABLE_SPAN - 1)
+    } else {
+        0
+    };
+    // Room for the range wherever its first 2 MiB falls, or, failing that, anywhere.
+    match new_len
+        .checked_add(TABLE_SPAN - PAGE)
+        .map(|with_slack| place(mm, 0, with_slack, 0))
+    {
+        Some(Ok(room)) => Ok(room + (residue.wrapping_sub(room) & (TABLE_SPAN - 1))),
+        _ => place(mm, 0, new_len, 0),
+    }
 }
 
 /// `mremap` with `MREMAP_FIXED` (to `new_addr`, whatever is mapped there unmapped first) or

@@ -11,7 +11,12 @@
 //!
 //! Whoever clears entries or frees page-table pages holds the address space's `mmap_lock` for
 //! writing (and, for a VMA, excludes faults in it); page-table pages are freed only where no VMA
-//! remains, so no fault can be walking them, and only after the TLB shootdown.
+//! remains, so no fault can be walking them, and only after the TLB shootdown. mremap moves a
+//! whole leaf table (`move_table`, a level-2 entry cleared in one place and stored in another)
+//! under the same rules: only where both spans lie whole in write-locked VMAs, so no fault
+//! walks through either entry, and its caller shoots the source span down. Nothing walks user
+//! page tables without `mmap_lock` or a VMA read lock (the lockless `/proc/PID/maps` walk reads
+//! VMAs only), so table pages need no RCU grace period.
 
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
@@ -120,10 +125,20 @@ pub unsafe fn clear_shared_frame(phys: PhysAddr) {
 /// from being freed while the reference lives: it holds the address space's `mmap_lock`, or
 /// the read lock of a VMA that covers `addr` (tables are freed only where no VMA remains).
 pub unsafe fn lookup_or_create<'a>(root: PhysAddr, addr: u64) -> Option<&'a AtomicU64> {
+    // SAFETY: forwarded from the caller.
+    unsafe { slot_or_create(root, addr, 1) }
+}
+
+/// The entry at `level` (1 for a leaf, 2 for the entry that links a leaf table) for `addr`
+/// in the tree at `root`, creating the missing tables above it; `None` when out of memory.
+///
+/// # Safety
+/// As for [`lookup_or_create`].
+unsafe fn slot_or_create<'a>(root: PhysAddr, addr: u64, level: u32) -> Option<&'a AtomicU64> {
     let mut table = root;
-    for level in [4, 3, 2] {
+    for above in (level + 1..=4).rev() {
         // SAFETY: `table` is the root or a table linked below it, kept by the caller.
-        let slot = unsafe { &entries(table)[index(addr, level)] };
+        let slot = unsafe { &entries(table)[index(addr, above)] };
         let mut current = slot.load(Ordering::Acquire);
         if current & PRESENT == 0 {
             let new = zeroed_user_frame()?;
@@ -141,8 +156,27 @@ pub unsafe fn lookup_or_create<'a>(root: PhysAddr, addr: u64) -> Option<&'a Atom
         }
         table = address(current);
     }
-    // SAFETY: the level-1 table found above, kept by the caller.
-    Some(unsafe { &entries(table)[index(addr, 1)] })
+    // SAFETY: the table found above, kept by the caller.
+    Some(unsafe { &entries(table)[index(addr, level)] })
+}
+
+/// The entry at `level` for `addr` in the tree at `root`, or `None` where a table above it is
+/// missing.
+///
+/// # Safety
+/// As for [`lookup_or_create`].
+unsafe fn existing_slot<'a>(root: PhysAddr, addr: u64, level: u32) -> Option<&'a AtomicU64> {
+    let mut table = root;
+    for above in (level + 1..=4).rev() {
+        // SAFETY: `table` is the root or a table linked below it, kept by the caller.
+        let current = unsafe { &entries(table)[index(addr, above)] }.load(Ordering::Acquire);
+        if current & PRESENT == 0 {
+            return None;
+        }
+        table = address(current);
+    }
+    // SAFETY: the table found above, kept by the caller.
+    Some(unsafe { &entries(table)[index(addr, level)] })
 }
 
 /// The leaf entry for `addr` in the tree at `root`, or 0 where no page table holds one.
@@ -150,17 +184,55 @@ pub unsafe fn lookup_or_create<'a>(root: PhysAddr, addr: u64) -> Option<&'a Atom
 /// # Safety
 /// As for [`lookup_or_create`].
 pub unsafe fn leaf_entry(root: PhysAddr, addr: u64) -> u64 {
-    let mut table = root;
-    for level in [4, 3, 2] {
-        // SAFETY: `table` is the root or a table linked below it, kept by the caller.
-        let current = unsafe { &entries(table)[index(addr, level)] }.load(Ordering::Acquire);
-        if current & PRESENT == 0 {
-            return 0;
-        }
-        table = address(current);
+    // SAFETY: forwarded from the caller.
+    unsafe { existing_slot(root, addr, 1) }.map_or(0, |slot| slot.load(Ordering::Acquire))
+}
+
+/// Bytes of address space one leaf page table covers (2 MiB): the unit [`move_table`] moves.
+pub const TABLE_SPAN: u64 = entry_span(2);
+
+/// What [`move_table`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TableMove {
+    /// The source span has no leaf table: nothing to carry.
+    Absent,
+    /// The source's leaf table now serves the destination span.
+    Moved,
+    /// The destination span already has a leaf table: nothing moved, the entries must go
+    /// one by one.
+    Occupied,
+}
+
+/// Moves the leaf page table of the [`TABLE_SPAN`] at `from` to the span at `to` in the same
+/// tree (both aligned) by moving its level-2 entry: its 512 entries, pages and guard markers
+/// alike, change place in two stores, and no frame's holder count changes. `None` when no
+/// frame is left for a table on the way to `to` (nothing moved then).
+///
+/// # Safety
+/// `root` is an address space's root whose `mmap_lock` the caller holds for writing, the two
+/// spans do not overlap, and no fault runs in either (each lies whole inside a write-locked
+/// VMA, so no fault elsewhere walks through the two level-2 entries). The CPUs may still hold
+/// the source's translations and its level-2 entry in their paging-structure caches: the
+/// caller shoots the source span down before a fault may run there again.
+pub unsafe fn move_table(root: PhysAddr, from: u64, to: u64) -> Option<TableMove> {
+    debug_assert!(from.is_multiple_of(TABLE_SPAN) && to.is_multiple_of(TABLE_SPAN));
+    // SAFETY: forwarded from the caller.
+    let Some(source) = (unsafe { existing_slot(root, from, 2) }) else {
+        return Some(TableMove::Absent);
+    };
+    if source.load(Ordering::Acquire) & PRESENT == 0 {
+        return Some(TableMove::Absent);
     }
-    // SAFETY: the level-1 table found above, kept by the caller.
-    unsafe { &entries(table)[index(addr, 1)] }.load(Ordering::Acquire)
+    // SAFETY: forwarded from the caller; faults in other VMAs may create tables on the way
+    // concurrently, which `slot_or_create` settles by compare-and-swap.
+    let target = unsafe { slot_or_create(root, to, 2) }?;
+    if target.load(Ordering::Acquire) != 0 {
+        return Some(TableMove::Occupied);
+    }
+    let table = source.swap(0, Ordering::AcqRel);
+    // Release: the table's entries, written before, are seen with it.
+    target.store(table, Ordering::Release);
+    Some(TableMove::Moved)
 }
 
 /// Calls `visit` with the address and slot of every leaf entry of `[start, end)` whose page

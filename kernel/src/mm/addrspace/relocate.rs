@@ -15,6 +15,11 @@
 //! source is unmapped (or, with `MREMAP_DONTUNMAP`, kept mapped and empty) and before the
 //! session ends.
 //!
+//! Where source and destination are congruent modulo 2 MiB, each leaf page table the source
+//! covers whole moves as one level-2 entry (`user_tables::move_table`) instead of 512 leaf
+//! entries, unless the destination has a table there already; the shootdown of the source
+//! range drops the CPUs' cached copies of the moved entries with the translations.
+//!
 //! Entries keep their frames, so the frames' holder counts (`page_refs`) and the resident
 //! count stay as they are. Shared anonymous memory has no backing object here: where the
 //! source stays mapped (`MREMAP_DONTUNMAP`, or an old length of 0, which duplicates the
@@ -34,7 +39,7 @@ use super::{Edit, MmWriteGuard};
 use crate::fs::file::File;
 use crate::mm::page_refs;
 use crate::mm::pte::{GUARD_ENTRY, address};
-use crate::mm::user_tables;
+use crate::mm::user_tables::{self, TABLE_SPAN, TableMove};
 use crate::mm::vma::{VM_SHARED, Vma};
 use crate::mm::zero_page;
 use crate::syscall::errno::{ENOMEM, Errno};
@@ -137,7 +142,9 @@ impl MmWriteGuard<'_> {
         }
         if moved {
             // No CPU may reach a carried frame through the source any more: before the
-            // source is unmapped or faults in it again, and before the session ends.
+            // source is unmapped or faults in it again, and before the session ends. This
+            // drops the source's cached level-2 entries of moved tables too (a range flush is
+            // `invlpg`, which empties the paging-structure caches, or a full flush).
             mm.shoot_down(&carried);
         }
         if !keep_source {
@@ -151,6 +158,10 @@ impl MmWriteGuard<'_> {
     /// Carries the entries of `from` to the same offsets from `to` on (whose entries are
     /// empty); `moved` records whether an entry left the source. `Err(addr)` as
     /// `user_tables::copy_range` says, when no frame was left for a page table.
+    ///
+    /// A move between addresses congruent modulo [`TABLE_SPAN`] (2 MiB) carries each leaf
+    /// table the source covers whole by its level-2 entry (Linux's PMD move), unless the
+    /// destination has a table there already; the rest goes entry by entry.
     fn carry_entries(
         &self,
         from: Range<u64>,
@@ -158,6 +169,44 @@ impl MmWriteGuard<'_> {
         carry: Carry,
         moved: &mut bool,
     ) -> Result<(), u64> {
+        let whole = from.start.next_multiple_of(TABLE_SPAN)..from.end & !(TABLE_SPAN - 1);
+        let congruent = to.wrapping_sub(from.start) & (TABLE_SPAN - 1) == 0;
+        if carry == Carry::Share || !congruent || whole.start >= whole.end {
+            return self.carry_one_by_one(from, to, carry, moved);
+        }
+        let destination = |at: u64| at - from.start + to;
+        self.carry_one_by_one(from.start..whole.start, to, carry, moved)?;
+        for span in (whole.start..whole.end).step_by(TABLE_SPAN as usize) {
+            // SAFETY: this guard holds `mmap_lock` for writing; the span lies whole in the
+            // write-locked source VMA and its destination whole in the destination's VMA,
+            // write-locked since the edit that mapped it; the ranges do not overlap. The
+            // caller shoots the source down before the session ends.
+            match unsafe { user_tables::move_table(self.mm.root(), span, destination(span)) } {
+                None => return Err(span),
+                Some(TableMove::Absent) => {}
+                Some(TableMove::Moved) => {
+                    *moved = true;
+                    TABLES_MOVED.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(TableMove::Occupied) => {
+                    self.carry_one_by_one(span..span + TABLE_SPAN, destination(span), carry, moved)?
+                }
+            }
+        }
+        self.carry_one_by_one(whole.end..from.end, destination(whole.end), carry, moved)
+    }
+
+    /// [`Self::carry_entries`] entry by entry.
+    fn carry_one_by_one(
+        &self,
+        from: Range<u64>,
+        to: u64,
+        carry: Carry,
+        moved: &mut bool,
+    ) -> Result<(), u64> {
+        if from.is_empty() {
+            return Ok(());
+        }
         let mm = self.mm;
         let zero = zero_page();
         let mut shared_pages = 0;
@@ -186,6 +235,14 @@ impl MmWriteGuard<'_> {
         mm.resident_pages.add(shared_pages);
         carried
     }
+}
+
+/// Leaf page tables moved whole (by their level-2 entry) since boot.
+static TABLES_MOVED: AtomicU64 = AtomicU64::new(0);
+
+/// How many leaf page tables moves carried whole since boot.
+pub fn tables_moved() -> u64 {
+    TABLES_MOVED.load(Ordering::Relaxed)
 }
 
 /// The deliberate bug that shows the mremap torture catches a move that does not write-lock
@@ -221,3 +278,6 @@ pub use break_switch::set_break_no_source_lock;
 
 #[cfg(feature = "ktest")]
 mod torture;
+
+#[cfg(feature = "ktest")]
+mod tests;
