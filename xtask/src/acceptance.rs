@@ -6,8 +6,8 @@
 //! The suite's runner prints one line per script (`acceptance: NAME: ok`, `... skipped`,
 //! `... FAILED (why)`) and a summary; every script counts as a test. A kernel log line saying a
 //! program made a system call this kernel does not implement fails the run it appears in.
-//! New scripts (stress-ng's stressors, python3) are new files in `xtask/acceptance/`: the
-//! runner finds them, and `cargo xtask rootfs` copies them into the root.
+//! New scripts are new files in `xtask/acceptance/`: the runner finds them, and
+//! `cargo xtask rootfs` copies them into the root.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -23,7 +23,7 @@ use crate::debian;
 use crate::toolchain::{capture, run};
 
 /// The packages of the root: the shell and its applets, the GNU tools, procps (ps, top, free),
-/// stress-ng and Python; their dependencies come with them.
+/// stress-ng and Python with its standard library; their dependencies come with them.
 pub const PACKAGES: &[&str] = &[
     "busybox",
     "libc6",
@@ -31,6 +31,8 @@ pub const PACKAGES: &[&str] = &[
     "procps",
     "stress-ng",
     "python3-minimal",
+    // Python's compiled standard modules (mmap, ctypes, json's scanner...).
+    "libpython3.11-stdlib",
     // The terminal descriptions (terminfo) that top and the other curses programs look up,
     // even in batch mode.
     "ncurses-base",

@@ -454,7 +454,10 @@ impl Process {
         self.did_exec.store(true, Ordering::Relaxed);
         self.signals.on_exec();
         self.timers.lock().on_exec();
-        *self.capabilities.lock() = creds::Capabilities::ROOT;
+        {
+            let mut capabilities = self.capabilities.lock();
+            *capabilities = capabilities.after_exec();
+        }
         self.files_for_exec();
         {
             let mut threads = self.threads.lock();

@@ -79,12 +79,13 @@ pub fn capset(header: u64, data: u64) -> SysResult {
         read_user::<[u32; 6]>(data)?
     };
     let set = |index: usize| u64::from(raw[index]) | u64::from(raw[index + 3]) << 32;
+    let mut caps = process.capabilities.lock();
     let new = Capabilities {
         effective: set(0),
         permitted: set(1),
         inheritable: set(2),
+        bounding: caps.bounding,
     };
-    let mut caps = process.capabilities.lock();
     if !caps.allows(&new) {
         return Err(EPERM);
     }

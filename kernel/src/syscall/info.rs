@@ -5,6 +5,7 @@ use core::sync::atomic::Ordering;
 
 use super::errno::{EINVAL, EPERM, ESRCH, SysResult};
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
+use crate::proc::creds::{CAP_SETPCAP, Capabilities};
 
 /// What `uname` answers (and `/proc/version`, `/proc/sys/kernel/*`): the system's name, the
 /// host name, the release and the version.
@@ -74,14 +75,14 @@ pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
     Ok(0)
 }
 
-const RUSAGE_SELF: i64 = 0;
-const RUSAGE_CHILDREN: i64 = -1;
-const RUSAGE_THREAD: i64 = 1;
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
 
 /// `getrusage`: CPU time from timer ticks, minor faults counted by the fault handler; no
 /// major faults (there is no paging from disk). `RUSAGE_CHILDREN` sums the children collected
 /// with `wait4`/`waitid` (and what they collected).
-pub fn getrusage(who: i64, out: u64) -> SysResult {
+pub fn getrusage(who: i32, out: u64) -> SysResult {
     let task = crate::sched::current();
     let process = super::thread::process();
     let (ticks, minflt) = match who {
@@ -111,6 +112,8 @@ const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_DUMPABLE: u64 = 3;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_NAME: u64 = 15;
+const PR_CAPBSET_READ: u64 = 23;
+const PR_CAPBSET_DROP: u64 = 24;
 const PR_GET_NAME: u64 = 16;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_GET_NO_NEW_PRIVS: u64 = 39;
@@ -170,6 +173,23 @@ pub fn prctl(option: u64, argument: u64, more: [u64; 3]) -> SysResult {
         }
         PR_GET_PDEATHSIG => {
             write_user(argument, &0u32)?;
+            Ok(0)
+        }
+        // Whether capability `argument` is in the bounding set; EINVAL for one Linux does
+        // not know.
+        PR_CAPBSET_READ => {
+            let bit = Capabilities::bit(argument).ok_or(EINVAL)?;
+            let capabilities = super::thread::process().capabilities.lock();
+            Ok(u64::from(capabilities.bounding & bit != 0))
+        }
+        // Drops capability `argument` from the bounding set, for good: the next `execve`
+        // grants it no more. Needs `CAP_SETPCAP` (checked first, as Linux does).
+        PR_CAPBSET_DROP => {
+            let mut capabilities = super::thread::process().capabilities.lock();
+            if capabilities.effective & CAP_SETPCAP == 0 {
+                return Err(EPERM);
+            }
+            capabilities.bounding &= !Capabilities::bit(argument).ok_or(EINVAL)?;
             Ok(0)
         }
         PR_GET_DUMPABLE => Ok(1),

@@ -130,7 +130,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         95 => files::umask(a[0]),
         96 => time::gettimeofday(a[0]),
         97 => info::getrlimit(a[0], a[1]),
-        98 => info::getrusage(a[0] as i64, a[1]),
+        // `who` is an int: the register's upper half is not part of it.
+        98 => info::getrusage(a[0] as i32, a[1]),
         99 => files::sysinfo(a[0]),
         100 => time::times(a[0]),
         102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: root

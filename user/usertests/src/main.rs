@@ -157,6 +157,7 @@ const TESTS: &[Test] = urt::tests![
     timers::priority_get_set,
     timers::sched_policy_calls,
     timers::capabilities_get_and_drop,
+    timers::capabilities_bounding_set,
     timers::robust_list_thread_area_socket,
     // signals
     signals::handler_gets_siginfo,

@@ -252,6 +252,9 @@ pub fn getrusage_minflt_grows() -> TestResult {
     let mut ru = sys::Rusage::default();
     check_ok!(sys::getrusage(sys::RUSAGE_THREAD, &raw mut ru as usize));
     check_ok!(sys::getrusage(-1isize as usize, &raw mut ru as usize));
+    // `who` is an int: RUSAGE_CHILDREN as a C caller passes it, the register's upper half
+    // zero (as glibc leaves it), is still RUSAGE_CHILDREN.
+    check_ok!(sys::getrusage(0xffff_ffff, &raw mut ru as usize));
     Ok(())
 }
 

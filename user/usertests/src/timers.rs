@@ -566,6 +566,44 @@ pub fn capabilities_get_and_drop() -> TestResult {
     Ok(())
 }
 
+const PR_CAPBSET_READ: usize = 23;
+const PR_CAPBSET_DROP: usize = 24;
+const CAP_SETPCAP: u32 = 8;
+
+pub fn capabilities_bounding_set() -> TestResult {
+    check_eq!(
+        check_ok!(sys::prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN as usize, 0, 0, 0)),
+        1
+    );
+    check_err!(sys::prctl(PR_CAPBSET_READ, 64, 0, 0, 0), Errno::EINVAL);
+    // A child drops CAP_SYS_ADMIN from its bounding set for good; without CAP_SETPCAP it may
+    // drop no more (EPERM before the capability number is looked at).
+    let pid = check_ok!(sys::fork());
+    if pid == 0 {
+        let dropped = sys::prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN as usize, 0, 0, 0);
+        let read = sys::prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN as usize, 0, 0, 0);
+        let unknown = sys::prctl(PR_CAPBSET_DROP, 64, 0, 0, 0);
+        let header = [CAPABILITY_VERSION_3, 0];
+        let mut data = capget(0).unwrap_or_default();
+        data[0] &= !(1 << CAP_SETPCAP);
+        let lowered = call(
+            CAPSET,
+            &[&raw const header as usize, &raw const data as usize],
+        );
+        let refused = sys::prctl(PR_CAPBSET_DROP, 64, 0, 0, 0);
+        let ok = dropped == Ok(0)
+            && read == Ok(0)
+            && unknown == Err(Errno::EINVAL)
+            && lowered.is_ok()
+            && refused == Err(Errno::EPERM);
+        sys::exit_group(if ok { 0 } else { 1 });
+    }
+    let mut status = 0i32;
+    check_ok!(sys::wait4(pid, &raw mut status as usize, 0, 0));
+    check_eq!(status, 0);
+    Ok(())
+}
+
 pub fn robust_list_thread_area_socket() -> TestResult {
     static HEAD: [usize; 3] = [0, 0, 0];
     let head = HEAD.as_ptr() as usize;
