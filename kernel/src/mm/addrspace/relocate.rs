@@ -177,10 +177,9 @@ impl MmWriteGuard<'_> {
         let destination = |at: u64| at - from.start + to;
         self.carry_one_by_one(from.start..whole.start, to, carry, moved)?;
         for span in (whole.start..whole.end).step_by(TABLE_SPAN as usize) {
-            // SAFETY: this guard holds `mmap_lock` for writing; the span lies whole in the
-            // write-locked source VMA and its destination whole in the destination's VMA,
-            // write-locked since the edit that mapped it; the ranges do not overlap. The
-            // caller shoots the source down before the session ends.
+            // SAFETY: `mmap_lock` is held for writing; the span lies whole in the write-locked
+            // source VMA, its destination in the destination's (write-locked since the edit
+            // that mapped it), without overlap; the caller shoots the source down after.
             match unsafe { user_tables::move_table(self.mm.root(), span, destination(span)) } {
                 None => return Err(span),
                 Some(TableMove::Absent) => {}
