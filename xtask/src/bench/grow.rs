@@ -58,16 +58,8 @@ impl GrowRow {
 /// Parses `bench: grow method=W rep=R from_kib=F to_kib=T steps=S elapsed_ns=E move_ns=M
 /// step_ns=N,N,...`.
 pub fn parse_line(line: &str, method: Method, cpus: u32) -> Result<GrowMeasurement, String> {
-    let text = |key: &str| {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-            .ok_or_else(|| format!("no {key}= in {line:?}"))
-    };
-    let number = |key: &str| -> Result<u64, String> {
-        text(key)?
-            .parse()
-            .map_err(|_| format!("{key}= is not a number in {line:?}"))
-    };
+    let text = |key: &str| super::required_field(line, key);
+    let number = |key: &str| super::number(line, key);
     let step_ns = text("step_ns")?
         .split(',')
         .map(|n| n.parse::<u64>())

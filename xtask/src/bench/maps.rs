@@ -61,16 +61,8 @@ pub struct MapsRow {
 /// Parses `bench: maps condition=C vmas=V rep=R reads=N median_ns=M p99_ns=P worst_ns=W
 /// lines=L storm_ops=O`.
 pub fn parse_line(line: &str, method: Method, cpus: u32) -> Result<MapsMeasurement, String> {
-    let text = |key: &str| {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-            .ok_or_else(|| format!("no {key}= in {line:?}"))
-    };
-    let number = |key: &str| -> Result<u64, String> {
-        text(key)?
-            .parse()
-            .map_err(|_| format!("{key}= is not a number in {line:?}"))
-    };
+    let text = |key: &str| super::required_field(line, key);
+    let number = |key: &str| super::number(line, key);
     let measurement = MapsMeasurement {
         kernel: String::new(),
         method,

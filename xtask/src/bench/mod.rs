@@ -625,9 +625,13 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// The value of `key=` in `line`, or why there is none.
+fn required_field<'a>(line: &'a str, key: &str) -> Result<&'a str, String> {
+    field(line, key).ok_or_else(|| format!("no {key}= in {line:?}"))
+}
+
 fn number(line: &str, key: &str) -> Result<u64, String> {
-    field(line, key)
-        .ok_or_else(|| format!("no {key}= in {line:?}"))?
+    required_field(line, key)?
         .parse()
         .map_err(|_| format!("{key}= is not a number in {line:?}"))
 }
