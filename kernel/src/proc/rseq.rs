@@ -18,9 +18,11 @@
 //! or a descriptor that cannot be read or written, or a bad descriptor, kills with SIGSEGV
 //! (Linux's `force_sigsegv`).
 //!
-//! A concurrency id is a small number unique among the threads running in one address space
-//! at the moment: a thread takes the lowest free one of its address space when it is switched
-//! in and gives it back when it is switched out ([`Mm::take_concurrency_id`]).
+//! A concurrency id is a small number unique among the registered threads running in one
+//! address space at the moment: a registered thread takes the lowest free one of its address
+//! space when it is switched in (or registers) and gives it back when it is switched out
+//! ([`Mm::take_concurrency_id`]); a thread without an area, which cannot see the id, leaves
+//! the address space's shared mask alone at its switches.
 //!
 //! Registration is per thread: a fork's child inherits it (same addresses, copied memory), a
 //! new thread or a `vfork` child (they share the address space) starts without one, and
@@ -142,8 +144,10 @@ impl Rseq {
     /// The scheduler switches the thread in: it takes a concurrency id of `mm`. Interrupts
     /// disabled.
     pub fn switched_in(&self, mm: &Mm) {
-        self.concurrency_id
-            .store(mm.take_concurrency_id(), Ordering::Relaxed);
+        if self.area() != 0 {
+            self.concurrency_id
+                .store(mm.take_concurrency_id(), Ordering::Relaxed);
+        }
     }
 
     /// Whether the way back to user mode must call [`update`] first.
@@ -208,9 +212,15 @@ pub fn rseq(area: u64, len: u64, flags: u64, signature: u64) -> SysResult {
     if read_user::<u64>(area + RSEQ_CS)? != 0 {
         write_user(area + RSEQ_CS, &0u64)?;
     }
-    state.area.store(area, Ordering::Relaxed);
     state.len.store(len, Ordering::Relaxed);
     state.signature.store(signature, Ordering::Relaxed);
+    // Registered from now on: the thread takes a concurrency id as its switch in would, with
+    // interrupts disabled so that no switch comes between.
+    let user = sched::current().user.as_ref().expect("a user thread");
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        state.area.store(area, Ordering::Relaxed);
+        state.switched_in(&user.mm);
+    });
     // The CPU fields are written on the way back to user mode.
     state.update_due.store(true, Ordering::Relaxed);
     Ok(0)
