@@ -26,9 +26,21 @@ pub fn read_timespec(addr: u64) -> Result<u64, Errno> {
         .saturating_add(nanoseconds as u64))
 }
 
+/// ns as a `struct timespec`.
+pub fn timespec(ns: u64) -> [i64; 2] {
+    [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64]
+}
+
+/// ns as a `struct timeval` (truncated to microseconds).
+pub fn timeval(ns: u64) -> [i64; 2] {
+    [
+        (ns / 1_000_000_000) as i64,
+        ((ns / 1000) % 1_000_000) as i64,
+    ]
+}
+
 fn write_timespec(addr: u64, ns: u64) -> Result<(), Errno> {
-    let value = [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
-    write_user(addr, &value)
+    write_user(addr, &timespec(ns))
 }
 
 /// A CLOCK_REALTIME instant as a CLOCK_MONOTONIC one.
@@ -80,13 +92,7 @@ pub fn clock_getres(clock: u64, timespec: u64) -> SysResult {
 pub fn gettimeofday(timeval: u64) -> SysResult {
     if timeval != 0 {
         let now = clock_now(CLOCK_REALTIME)?;
-        write_user(
-            timeval,
-            &[
-                (now / 1_000_000_000) as i64,
-                ((now / 1000) % 1_000_000) as i64,
-            ],
-        )?;
+        write_user(timeval, &self::timeval(now))?;
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use super::errno::{EFAULT, EINVAL, EOPNOTSUPP, Errno, SysResult};
 use super::time::{
     CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
     CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_THREAD_CPUTIME_ID,
-    TIMER_ABSTIME, read_timespec,
+    TIMER_ABSTIME, read_timespec, timespec, timeval,
 };
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::timers::{Notify, SIGALRM, Setting};
@@ -27,16 +27,6 @@ fn timeval_ns([seconds, microseconds]: [i64; 2]) -> Result<u64, Errno> {
     Ok((seconds as u64)
         .saturating_mul(NS_PER_S)
         .saturating_add(microseconds as u64 * NS_PER_US))
-}
-
-/// ns as a `struct timeval` (truncated to microseconds, as Linux's `getitimer`).
-fn timeval(ns: u64) -> [i64; 2] {
-    [(ns / NS_PER_S) as i64, ((ns % NS_PER_S) / NS_PER_US) as i64]
-}
-
-/// ns as a `struct timespec`.
-fn timespec(ns: u64) -> [i64; 2] {
-    [(ns / NS_PER_S) as i64, (ns % NS_PER_S) as i64]
 }
 
 /// The calling process's real-time interval timer.
