@@ -129,6 +129,9 @@ pub struct Mm {
     concurrency_ids: AtomicU64,
 }
 
+// A CPU holds at most one concurrency id of an address space, so one bit per CPU suffices.
+const _: () = assert!(crate::arch::percpu::MAX_CPUS <= u64::BITS as usize);
+
 /// Makes room for more gathered frames: doubles `pages` if the heap allows it, up to
 /// [`GATHER_MAX`]; `false` when it may not grow.
 fn grow_gather(pages: &mut Vec<PhysAddr>) -> bool {

@@ -133,6 +133,11 @@ impl Rseq {
             self.event.store(true, Ordering::Relaxed);
             self.update_due.store(true, Ordering::Relaxed);
         }
+        self.give_back_concurrency_id(mm);
+    }
+
+    /// The thread's concurrency id, if it holds one, goes back to `mm`. Interrupts disabled.
+    fn give_back_concurrency_id(&self, mm: &Mm) {
         let id = self
             .concurrency_id
             .swap(NO_CONCURRENCY_ID, Ordering::Relaxed);
@@ -184,7 +189,13 @@ pub fn rseq(area: u64, len: u64, flags: u64, signature: u64) -> SysResult {
         // Back to what an unregistered area holds: cpu_id "uninitialized", the rest 0.
         write_user(area + CPU_ID_START, &[0u32, CPU_ID_UNINITIALIZED])?;
         write_user(area + NODE_ID, &[0u32, 0])?;
-        state.area.store(0, Ordering::Relaxed);
+        // Unregistered from now on: the thread gives its concurrency id back as its switch
+        // out would, so that a registration after this one does not hold two.
+        let user = sched::current().user.as_ref().expect("a user thread");
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            state.area.store(0, Ordering::Relaxed);
+            state.give_back_concurrency_id(&user.mm);
+        });
         state.len.store(0, Ordering::Relaxed);
         state.signature.store(0, Ordering::Relaxed);
         return Ok(0);

@@ -138,6 +138,7 @@ const TESTS: &[Test] = urt::tests![
     // restartable sequences
     rseq::registration_errors,
     rseq::cpu_id_follows_affinity,
+    rseq::reregistering_keeps_one_concurrency_id,
     rseq::fork_inherits_threads_do_not,
     rseq::signal_aborts_critical_section,
     rseq::preemption_aborts_critical_section,

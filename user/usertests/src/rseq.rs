@@ -249,6 +249,30 @@ fn concurrency_ids_differ() -> TestResult {
     Ok(())
 }
 
+/// Registering and unregistering again and again leaves the thread one concurrency id, still
+/// below the number of CPUs: an unregistration gives its id back (a regression test: each
+/// registration once took a new id and the old one was lost). Runs in a thread of its own.
+pub fn reregistering_keeps_one_concurrency_id() -> TestResult {
+    if !urt::start::auxv(AT_RSEQ_FEATURE_SIZE).is_some_and(|size| size >= 28) {
+        return Ok(());
+    }
+    urt::thread::spawn(|| -> TestResult {
+        let cpus = check_ok!(affinity()).count_ones();
+        let area = Area::new();
+        for _ in 0..=64 {
+            drop(check_ok!(Registration::new(&area)));
+        }
+        let _registered = check_ok!(Registration::new(&area));
+        let cid = area.mm_cid.load(SeqCst);
+        check!(
+            cid < cpus,
+            "mm_cid {cid} of {cpus} CPUs after 66 registrations"
+        );
+        Ok(())
+    })
+    .join()
+}
+
 /// A fork's child keeps its parent's registration (registering the same area again is
 /// `EBUSY`) with its own CPU fields; a new thread starts without one. Runs in a thread of its
 /// own.
