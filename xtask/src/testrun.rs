@@ -602,6 +602,8 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
                 "forktorture",
                 "--exclude",
                 "echoline",
+                "--exclude",
+                "fuzz",
                 "--all-targets",
                 "--color",
                 "never",

@@ -17,6 +17,7 @@ pub const RUST_PROGRAMS: &[&str] = &[
     "bench",
     "forktorture",
     "echoline",
+    "fuzz",
 ];
 /// The programs a test ramdisk must carry (the glibc builds are optional: they need glibc's
 /// libc.a).
@@ -27,6 +28,7 @@ pub const EXPECTED_PROGRAMS: &[&str] = &[
     "bench",
     "forktorture",
     "echoline",
+    "fuzz",
     "hello-musl",
     "realloc-grow-musl",
 ];

@@ -1,0 +1,39 @@
+//! `fuzz calls SEED COUNT`: COUNT system calls with hostile arguments, one line each.
+//! `fuzz model SEED OPERATIONS THREADS`: THREADS threads edit and fault the address space while
+//! a shadow model checks every result and every page.
+//!
+//! The same seed gives the same sequence on every kernel, so that `cargo xtask fuzz` can set
+//! this kernel's answers beside Linux's.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod calls;
+mod model;
+mod rng;
+
+use urt::eprintln;
+
+urt::main!(main);
+
+const USAGE: &str = "usage: fuzz calls SEED COUNT | fuzz model SEED OPERATIONS THREADS";
+
+fn main() -> i32 {
+    let number = |i: usize| urt::start::arg_str(i).and_then(|s| s.parse::<u64>().ok());
+    match (urt::start::arg_str(1), number(2), number(3)) {
+        (Some("calls"), Some(seed), Some(count)) => calls::run(seed, count),
+        (Some("model"), Some(seed), Some(operations)) => match number(4) {
+            Some(threads) if threads > 0 => model::run(seed, operations, threads as usize),
+            _ => {
+                eprintln!("{USAGE}");
+                2
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    }
+}
