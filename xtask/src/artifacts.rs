@@ -92,6 +92,8 @@ pub fn make_images(
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let ramdisk = dir.join(format!("{name}.cpio"));
     crate::ramdisk::pack(cmdline, kernel, contents, &ramdisk)?;
+    let loaded_kernel = dir.join(format!("{name}-kernel.elf"));
+    strip_debug_info(kernel, &loaded_kernel)?;
     let images = Images {
         ramdisk,
         bios: dir.join(format!("{name}-bios.img")),
@@ -102,7 +104,7 @@ pub fn make_images(
     let status = Command::new(cargo())
         .args(["run", "--quiet", "--package", "boot", "--"])
         .arg("--kernel")
-        .arg(kernel)
+        .arg(&loaded_kernel)
         .arg("--ramdisk")
         .arg(&images.ramdisk)
         .arg("--bios")
@@ -115,6 +117,19 @@ pub fn make_images(
         return Err("the image builder (boot/) failed; its messages are above".into());
     }
     Ok(images)
+}
+
+/// Writes `kernel` without its debug information to `to`: the images carry this copy. The
+/// loaders read the whole file (the BIOS stage through the disk services of real mode, slow
+/// under TCG), and nothing in the machine uses the DWARF sections (three quarters of a test
+/// kernel); the kernel's backtraces use the symbol map in the ramdisk, made from the original.
+fn strip_debug_info(kernel: &Path, to: &Path) -> Result<(), String> {
+    crate::toolchain::run(
+        Command::new(crate::toolchain::llvm_tool("llvm-objcopy")?)
+            .arg("--strip-debug")
+            .arg(kernel)
+            .arg(to),
+    )
 }
 
 fn cargo() -> String {

@@ -96,6 +96,31 @@ fn rustc_version() -> Result<String, String> {
     capture(Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())).arg("-vV"))
 }
 
+/// A program of the toolchain's `llvm-tools` component (e.g. `llvm-objcopy`), found in the
+/// active toolchain's sysroot.
+pub fn llvm_tool(name: &str) -> Result<std::path::PathBuf, String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = capture(Command::new(&rustc).args(["--print", "sysroot"]))?;
+    let version = rustc_version()?;
+    let host = version
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .ok_or_else(|| format!("cannot read the host triple from `rustc -vV`:\n{version}"))?;
+    let path = std::path::Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host.trim())
+        .join("bin")
+        .join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{name} is missing from the toolchain ({}); add it with `rustup component add llvm-tools`",
+            path.display()
+        ))
+    }
+}
+
 /// The `commit-date: YYYY-MM-DD` line of `rustc -vV`.
 fn commit_date(version: &str) -> Option<String> {
     version
