@@ -665,17 +665,48 @@ fn lints(tally: &mut Tally) -> Result<(), String> {
         "warnings",
     ]);
     commands.push(("cargo clippy (user programs)", user_clippy));
-    for (name, mut command) in commands {
-        let output = command
-            .output()
+    // All at once: most of each is one compiler process working on one crate, and the host
+    // has cores to spare for the others. Their output goes to files, not pipes: a child
+    // blocked on a full pipe could hold the build directory's lock another one waits for.
+    let logs = artifacts::target_dir().join("lint-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let start = Instant::now();
+    let mut running = Vec::new();
+    for (n, (name, mut command)) in commands.into_iter().enumerate() {
+        let log = logs.join(format!("{n}.log"));
+        let file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let errors = file
+            .try_clone()
+            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+        let child = command
+            .stdout(file)
+            .stderr(errors)
+            .spawn()
             .map_err(|e| format!("cannot run {name}: {e}"))?;
-        if output.status.success() {
-            println!("lint: {name}: ok");
+        running.push((name, child, log));
+    }
+    // Each one's time is from the common start to its own end, found by polling.
+    let mut ended: Vec<Option<(std::process::ExitStatus, f64)>> = vec![None; running.len()];
+    while ended.iter().any(Option::is_none) {
+        for ((name, child, _), end) in running.iter_mut().zip(&mut ended) {
+            if end.is_none()
+                && let Some(status) = child
+                    .try_wait()
+                    .map_err(|e| format!("cannot wait for {name}: {e}"))?
+            {
+                *end = Some((status, start.elapsed().as_secs_f64()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for ((name, _, log), (status, seconds)) in running.iter().zip(ended.into_iter().flatten()) {
+        if status.success() {
+            println!("lint: {name}: ok ({seconds:.1} s)");
             tally.add(1, 0, 0);
         } else {
-            println!("lint: {name}: FAILED");
-            print!("{}", String::from_utf8_lossy(&output.stdout));
-            print!("{}", String::from_utf8_lossy(&output.stderr));
+            println!("lint: {name}: FAILED ({seconds:.1} s)");
+            print!("{}", std::fs::read_to_string(log).unwrap_or_default());
             tally.add(0, 1, 0);
         }
     }
