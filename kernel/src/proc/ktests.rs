@@ -447,3 +447,76 @@ ktest! {
         fork_torture(&["leak", "children=1000"], 500);
     }
 }
+
+/// How a program run under injected failures may end: every test passed (0), a test failed
+/// or panicked on an error it did not expect (1, 101: an `ENOMEM` where it wants success), or
+/// the process was killed for a fault that found no memory (128 + SIGKILL, or + SIGBUS).
+const ENDINGS_UNDER_INJECTION: [u32; 5] = [0, 1, 101, 128 + 9, 128 + 7];
+
+/// The user programs [`user_programs_end_cleanly_under_injected_failures`] runs: the memory,
+/// mremap, file-mapping, process (fork, exec, wait) and thread groups of the user suite, one
+/// process per group (the suite ends at its first panic, so a group per process reaches more
+/// code), and fork tortures.
+const PROGRAMS_UNDER_INJECTION: [&[&[u8]]; 8] = [
+    &[b"/bin/usertests", b"mem::"],
+    &[b"/bin/usertests", b"mremap::"],
+    &[b"/bin/usertests", b"memctl::"],
+    &[b"/bin/usertests", b"filemap::"],
+    &[b"/bin/usertests", b"process::"],
+    &[b"/bin/usertests", b"threads::"],
+    &[b"/bin/forktorture", b"leak", b"children=100"],
+    &[b"/bin/forktorture", b"vmas", b"vmas=500", b"forks=2"],
+];
+
+ktest! {
+    timeout_ms = 300_000;
+    /// Under `fail=` (the injection profile of `cargo xtask test`): user programs whose frames,
+    /// VMAs and page tables fail to allocate now and then each end as a process may under
+    /// memory pressure (see [`ENDINGS_UNDER_INJECTION`]) or are refused at exec with ENOMEM,
+    /// never with another signal, a hang or a kernel panic; afterwards (injection paused)
+    /// frames, VMAs, slab objects and the page cache are back at their baseline. Whether a
+    /// given test of the suite passes depends on where the failures land, so only how each
+    /// program ends is checked; the count of each is printed.
+    fn user_programs_end_cleanly_under_injected_failures() {
+        use crate::mm::inject;
+        if !inject::is_active() {
+            return ktest::skip("no failure injection (boot option fail=)");
+        }
+        let baseline = {
+            let _paused = inject::Suspend::new();
+            Baseline::take()
+        };
+        let before = inject::injected();
+        for args in PROGRAMS_UNDER_INJECTION {
+            let path = core::str::from_utf8(args[0]).expect("a UTF-8 path");
+            let name = args.iter().map(|a| String::from_utf8_lossy(a)).collect::<alloc::vec::Vec<_>>().join(" ");
+            let options = SpawnOptions { init: false, capture_output: true };
+            let process = match spawn(path, args, options) {
+                Ok(process) => process,
+                Err(error) if error.contains("out of memory") => {
+                    crate::println!("# {name}: refused: {error}");
+                    continue;
+                }
+                Err(error) => panic!("{name}: {error}"),
+            };
+            assert!(process.exited.wait_timeout(120_000_000_000), "{name} still runs after 120 s");
+            let status = process.exit_status();
+            let report = process.fatal_report.lock().clone().unwrap_or_default();
+            crate::println!("# {name}: status {status} {report}");
+            if !ENDINGS_UNDER_INJECTION.contains(&status) {
+                let text = output(&process);
+                let tail: alloc::vec::Vec<&str> = text.lines().rev().take(20).collect();
+                panic!("{name} ended with status {status} {report}; its last lines, newest first:\n{}", tail.join("\n"));
+            }
+        }
+        let after = inject::injected();
+        crate::println!(
+            "# injected failures: {} frames, {} slab, {} pagetable",
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        );
+        let _paused = inject::Suspend::new();
+        baseline.check();
+    }
+}
