@@ -11,8 +11,8 @@
 //! Under failure injection (`fail=`, the injection profile of `cargo xtask test`) the same
 //! torture runs with VMAs, frames and page tables failing to allocate now and then: an
 //! operation may then fail with `ENOMEM` and a write to an unpopulated page with `EFAULT`, but
-//! a write that succeeded is still read back, and afterwards frames, page tables and VMAs are
-//! back at their baseline (taken and checked with the injection paused).
+//! a write that succeeded is still read back, and afterwards frames, page tables, VMAs and slab
+//! objects are back at their baseline (taken and checked with the injection paused).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -252,12 +252,11 @@ ktest! {
         reader_meets_a_detached_vma(&victim);
         victim.mm.teardown();
         recycler.mm.teardown();
-        let lost = lost.load(Ordering::Relaxed);
+        let lost_writes = lost.load(Ordering::Relaxed);
         // Everything this test allocated goes before the baseline is checked.
-        drop((victim, recycler, done, mutator, recycler_done, stop));
+        drop((victim, recycler, done, mutator, recycler_done, stop, lost));
         if let Some(baseline) = baseline {
-            // Not the heap's objects: the tasks of the threads above go back later.
-            baseline.check_user_memory();
+            baseline.check();
         }
         drop(paused);
 
@@ -266,7 +265,7 @@ ktest! {
             "# VMA_LOCK_SUCCESS {} VMA_LOCK_ABORT {} VMA_LOCK_RETRY {} VMA_LOCK_MISS {} fallback {}",
             delta[0], delta[1], delta[2], delta[3], delta[4]
         );
-        assert_eq!(lost, 0, "data written to the stable region was lost");
+        assert_eq!(lost_writes, 0, "data written to the stable region was lost");
         if let Err(name) = every_counter_moved(&before) {
             panic!("the {name} counter never moved: {delta:?}");
         }

@@ -102,7 +102,12 @@ impl Baseline {
     }
 
     pub(crate) fn check(&self) {
-        self.check_user_memory();
+        settle();
+        assert!(
+            crate::proc::live_processes().is_empty(),
+            "a process is still alive"
+        );
+        assert_eq!(vmas_active(), self.vmas, "VMAs leaked");
         // In total: a vector that grew moves from one size class to another.
         let objects = slab_objects();
         let total = |counts: &[(&str, usize)]| counts.iter().map(|&(_, n)| n).sum::<usize>();
@@ -119,18 +124,6 @@ impl Baseline {
                 total(&objects)
             );
         }
-    }
-
-    /// What [`Baseline::check`] checks but the slab objects of the kernel heap: processes, VMAs,
-    /// frames held more than once, the page cache, frames (pages and page tables). For tests
-    /// whose kernel threads leave heap objects of their own to be reaped later.
-    pub(crate) fn check_user_memory(&self) {
-        settle();
-        assert!(
-            crate::proc::live_processes().is_empty(),
-            "a process is still alive"
-        );
-        assert_eq!(vmas_active(), self.vmas, "VMAs leaked");
         assert_eq!(
             page_refs::shared_frames(),
             self.shared_frames,
