@@ -142,6 +142,19 @@ impl Baseline {
     }
 }
 
+/// The counts a [`Baseline`] compares, on one line (a test under injection prints it once
+/// they are back, as the evidence of no leak).
+impl core::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let objects: usize = self.slab_objects.iter().map(|&(_, n)| n).sum();
+        write!(
+            f,
+            "{} frames in use, {} VMAs, {objects} slab objects, {} shared frames, page cache {} pages in {} files",
+            self.frames, self.vmas, self.shared_frames, self.page_cache.0, self.page_cache.1
+        )
+    }
+}
+
 /// Runs `path` with `args` and waits (at most `timeout_s`) for it to end.
 fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
     let process = spawn(
@@ -522,5 +535,6 @@ ktest! {
         );
         let _paused = inject::Suspend::new();
         baseline.check();
+        crate::println!("# back at baseline: {baseline}");
     }
 }
