@@ -10,7 +10,7 @@
 //! of that kind and `P%` fails each with probability P percent (up to three decimals: `0.125%`),
 //! drawn from a generator seeded by `fail.seed=S` (default 1). Allocations made while the
 //! kernel boots never fail: [`arm`] starts the injection once boot is complete, before init or
-//! the tests start. [`Suspend`] pauses it (a test taking its baseline).
+//! the tests start. [`Suspend`] pauses it (a test taking its baseline; test builds only).
 //!
 //! Everything is atomics: the rates are set once at boot, before other CPUs allocate user
 //! memory; the counters are only added to.
@@ -190,6 +190,7 @@ pub fn arm() {
 }
 
 /// Whether injection was armed (boot option `fail=`), suspended or not.
+#[cfg(feature = "ktest")]
 pub fn is_armed() -> bool {
     ARMED.load(Ordering::Acquire)
 }
@@ -233,13 +234,16 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Failures injected so far, by kind (frames, slab, pagetable).
+#[cfg(feature = "ktest")]
 pub fn injected() -> [u64; 3] {
     core::array::from_fn(|i| INJECTED[i].load(Ordering::Relaxed))
 }
 
 /// While one lives, nothing fails on purpose (a test taking or checking its baseline).
+#[cfg(feature = "ktest")]
 pub struct Suspend(());
 
+#[cfg(feature = "ktest")]
 impl Suspend {
     pub fn new() -> Self {
         SUSPENDED.fetch_add(1, Ordering::AcqRel);
@@ -247,6 +251,7 @@ impl Suspend {
     }
 }
 
+#[cfg(feature = "ktest")]
 impl Drop for Suspend {
     fn drop(&mut self) {
         SUSPENDED.fetch_sub(1, Ordering::AcqRel);
