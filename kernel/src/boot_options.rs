@@ -30,7 +30,7 @@ pub enum SelfTest {
 #[cfg(feature = "ktest")]
 #[derive(Clone, Debug)]
 pub struct TestOptions {
-    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
+    /// `ktest.filter=TEXT[,TEXT...]`: run only tests whose name contains one of the TEXTs.
     pub filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
     pub timeout_ms: u64,
@@ -103,6 +103,11 @@ pub struct BootOptions {
     /// input it takes: the serial line and the screen with the keyboard (the default), or one
     /// of them (`screen` also gives the terminal the screen's size).
     pub console: crate::console::Devices,
+    /// `fail=KIND:RATE[,KIND:RATE...]`: allocations of user frames, VMA objects and user page
+    /// tables fail on purpose once boot is complete (see mm/inject.rs).
+    pub fail: crate::mm::inject::Rates,
+    /// `fail.seed=S`: the seed of `fail=`'s percentage rates.
+    pub fail_seed: u64,
 }
 
 impl Default for BootOptions {
@@ -122,6 +127,8 @@ impl Default for BootOptions {
             page_clear: pageclear::Method::Stores,
             overcommit: crate::mm::commit::Mode::Heuristic,
             console: crate::console::Devices::Both,
+            fail: crate::mm::inject::Rates::default(),
+            fail_seed: 1,
         }
     }
 }
@@ -180,6 +187,12 @@ impl BootOptions {
                     .and_then(crate::console::Devices::from_name)
                     .map(|devices| options.console = devices)
                     .is_some(),
+                "fail" => opt
+                    .value
+                    .and_then(crate::mm::inject::Rates::parse)
+                    .map(|rates| options.fail = rates)
+                    .is_some(),
+                "fail.seed" => set_number(&mut options.fail_seed, opt.value, 0..=u64::MAX),
                 #[cfg(feature = "ktest")]
                 "smp.phantom_apic_id" => opt
                     .value
@@ -311,6 +324,9 @@ impl fmt::Display for BootOptions {
         }
         if self.console != crate::console::Devices::Both {
             write!(f, " console={}", self.console.name())?;
+        }
+        if !self.fail.is_none() {
+            write!(f, " fail={} fail.seed={}", self.fail, self.fail_seed)?;
         }
         if self.exit {
             write!(f, " exit")?;

@@ -74,6 +74,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     mm::vma_lock::set_enabled(options.vma_lock);
     mm::user_tables::set_page_clear(options.page_clear);
     mm::commit::set_mode(options.overcommit);
+    mm::inject::configure(options.fail, options.fail_seed);
     #[cfg(feature = "ktest")]
     mm::maps::set_break_no_retry(options.tests.maps_break_no_retry);
     #[cfg(feature = "ktest")]
@@ -99,6 +100,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         fs::tty::set_console_size(columns, rows);
     }
     start_terminal_input(boot_info.rsdp_addr.into_option());
+    // Boot is complete: allocations may fail on purpose from now on (`fail=`).
+    mm::inject::arm();
     if options.test {
         #[cfg(feature = "ktest")]
         ktest::run_all(&options);

@@ -483,6 +483,21 @@ const TORTURE_CMDLINE: &str = "test log=info stats ktest.stress=4";
 /// The user programs with every fault on the `mmap_lock` path: same results as with the
 /// per-VMA lock.
 const VMA_LOCK_OFF_CMDLINE: &str = "test log=info stats vma_lock=off ktest.filter=proc::ktests::";
+/// Failure injection (kernel/src/mm/inject.rs): user frames, VMA objects and user page tables
+/// fail to allocate now and then, from the end of boot on. Only the tests written for it run:
+/// the fault torture (which then accepts `ENOMEM` from a change and `EFAULT` from a write to a
+/// page that got no frame) and a set of user programs (the user suite's memory, mremap, file
+/// mapping, process and thread groups, one process each, and fork tortures) that must each end
+/// with a status a process may have under memory pressure: its tests passed, or one failed or
+/// panicked on an `ENOMEM` it did not expect, or it was killed (SIGKILL) for a fault that
+/// found no memory. Whether a given user test passes depends on where the failures land, so
+/// the suite's verdict is not asked for: what is checked is that the kernel neither panics,
+/// nor hangs, nor kills with another signal, and that frames, VMAs, slab objects and the page
+/// cache are back at their baseline afterwards (taken and checked with the injection paused).
+/// The rates make failures common enough that every program meets several, and rare enough
+/// that each gets far into its work; the statistics lines count the failures per kind.
+const INJECTION_CMDLINE: &str = "test log=info stats fail=frames:200,slab:50,pagetable:20 \
+     ktest.filter=mm::torture::faults_race,under_injected_failures";
 /// The CPU model that has an x2APIC under TCG (QEMU 9.0 and newer).
 const X2APIC_CPU: &str = "max,+x2apic";
 
@@ -507,6 +522,14 @@ impl Suite {
         }
     }
 
+    fn injection(cpus: u32) -> Self {
+        let profile = Profile::new(format!("injection-smp{cpus}"), Firmware::Bios, cpus);
+        Self {
+            profile,
+            cmdline: INJECTION_CMDLINE,
+        }
+    }
+
     fn torture(cpus: u32) -> Self {
         let profile = Profile::new(format!("torture-smp{cpus}"), Firmware::Bios, cpus);
         Self {
@@ -528,8 +551,9 @@ impl Suite {
 }
 
 /// The default set, sized for a 2-core machine: BIOS at 1 and 2 CPUs, UEFI at 2, x2APIC at 4,
-/// the per-VMA lock off at 4, and one 8-CPU torture run. Four CPUs with the xAPIC are left to
-/// `--full`: the x2APIC profile runs the same suite on 4, and the torture run the xAPIC on 8.
+/// the per-VMA lock off at 4, failure injection at 2, and one 8-CPU torture run. Four CPUs with
+/// the xAPIC are left to `--full`: the x2APIC profile runs the same suite on 4, and the torture
+/// run the xAPIC on 8.
 fn default_suites() -> Vec<Suite> {
     vec![
         Suite::new(Profile::new("bios-smp1", Firmware::Bios, 1)),
@@ -537,6 +561,7 @@ fn default_suites() -> Vec<Suite> {
         Suite::new(Profile::new("uefi-smp2", Firmware::Uefi, 2)),
         Suite::x2apic(Profile::new("x2apic-smp4", Firmware::Bios, 4)),
         Suite::vma_lock_off(4),
+        Suite::injection(2),
         Suite::torture(8),
     ]
 }
@@ -570,6 +595,7 @@ fn full_suites() -> Vec<Suite> {
         }
     }
     suites.push(Suite::vma_lock_off(4));
+    suites.push(Suite::injection(2));
     suites.push(Suite::torture(8));
     suites
 }

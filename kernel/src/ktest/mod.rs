@@ -185,7 +185,12 @@ static CASES: Once<Vec<&'static TestCase>> = Once::new();
 pub fn run_all(options: &BootOptions) -> ! {
     let mut cases: Vec<&'static TestCase> = registered_cases()
         .iter()
-        .filter(|case| options.tests.filter.is_none_or(|f| case.name.contains(f)))
+        .filter(|case| {
+            options
+                .tests
+                .filter
+                .is_none_or(|f| f.split(',').any(|part| case.name.contains(part)))
+        })
         .collect();
     cases.sort_by_key(|case| case.name);
     if let Some(which) = options.tests.self_test {

@@ -12,6 +12,7 @@ pub mod commit;
 pub mod fault;
 pub mod frame;
 pub mod heap;
+pub mod inject;
 pub mod kernel_tables;
 pub mod maps;
 pub mod mmap;
@@ -118,4 +119,5 @@ pub fn log_statistics() {
     heap::log_statistics();
     addrspace::log_statistics();
     crate::fs::pagecache::log_statistics();
+    inject::log_statistics();
 }

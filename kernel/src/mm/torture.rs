@@ -7,6 +7,12 @@
 //! Invariants: every fault served under a VMA lock finds a VMA of the faulting address space
 //! covering the address (asserted in the fault path); data written to the stable region is
 //! always read back; the counters of every path (success, abort, miss, retry, fallback) move.
+//!
+//! Under failure injection (`fail=`, the injection profile of `cargo xtask test`) the same
+//! torture runs with VMAs, frames and page tables failing to allocate now and then: an
+//! operation may then fail with `ENOMEM` and a write to an unpopulated page with `EFAULT`, but
+//! a write that succeeded is still read back, and afterwards frames, page tables, VMAs and slab
+//! objects are back at their baseline (taken and checked with the injection paused).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -14,6 +20,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::addrspace::Mm;
+use super::inject;
 use super::mmap::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use super::vma_lock;
 use crate::arch::percpu;
@@ -23,6 +30,7 @@ use crate::proc::Process;
 use crate::proc::exec::SpawnOptions;
 use crate::sched::task::{Task, UserThread};
 use crate::sync::Completion;
+use crate::syscall::errno::{ENOMEM, SysResult};
 
 const PAGE: u64 = 4096;
 /// Pages per slot; slots are the unit the mutators change.
@@ -123,6 +131,11 @@ ktest! {
             // Kernel code is not preempted: on one CPU no fault ever overlaps a change.
             return ktest::skip("needs 2 or more CPUs");
         }
+        if inject::is_armed() {
+            assert!(inject::is_active(), "failure injection left paused (by a test that failed?)");
+        }
+        let paused = inject::Suspend::new();
+        let baseline = inject::is_armed().then(crate::proc::ktests::Baseline::take);
         let before = vma_lock::totals();
         let victim = address_space("vma-torture");
         let recycler = address_space("vma-recycler");
@@ -130,6 +143,7 @@ ktest! {
             .expect("the stable region");
         mmap::mmap(&victim.mm, CHURN, CHURN_SLOTS * SLOT_PAGES * PAGE, RW, ANON_FIXED, u64::MAX, 0)
             .expect("the churn region");
+        drop(paused);
         vma_lock::set_injection(2_000, 64);
 
         let rounds = 1_000 * ktest::stress_factor();
@@ -147,7 +161,16 @@ ktest! {
                     let page = rng.next(SLOTS * SLOT_PAGES / faulters as u64) * faulters as u64 + index;
                     let addr = STABLE + page * PAGE + (rng.next(64) * 8);
                     let value = (index << 48) | rng.next(1 << 40);
-                    if write_user(addr, &value).is_err() || read_user::<u64>(addr) != Ok(value) {
+                    let written = match write_user(addr, &value) {
+                        Ok(()) => true,
+                        // No frame or table for the page: an injected failure, not a loss.
+                        Err(_) if inject::is_active() => false,
+                        Err(_) => {
+                            lost.fetch_add(1, Ordering::Relaxed);
+                            false
+                        }
+                    };
+                    if written && read_user::<u64>(addr) != Ok(value) {
                         lost.fetch_add(1, Ordering::Relaxed);
                     }
                     // Churn region: may be gone, read-only or inaccessible; must not crash.
@@ -177,15 +200,16 @@ ktest! {
                     let stable = STABLE + (slot * SLOT_PAGES + rng.next(SLOT_PAGES)) * PAGE;
                     let stable_len = pages.min(SLOTS * SLOT_PAGES - (stable - STABLE) / PAGE) * PAGE;
                     let prot = if rng.next(2) == 0 { RW } else { RW | PROT_EXEC };
-                    mmap::mprotect(mm, stable, stable_len, prot).expect("stable mprotect");
+                    succeeds_unless_injected(mmap::mprotect(mm, stable, stable_len, prot), "stable mprotect");
                     let churn = CHURN + (slot % CHURN_SLOTS) * SLOT_PAGES * PAGE;
                     let len = SLOT_PAGES * PAGE;
                     match rng.next(5) {
                         0 => {
-                            mmap::munmap(mm, churn, len).expect("munmap");
+                            succeeds_unless_injected(mmap::munmap(mm, churn, len), "munmap");
                         }
                         1 => {
-                            mmap::mmap(mm, churn, len, RW, ANON_FIXED, u64::MAX, 0).expect("remap");
+                            let remap = mmap::mmap(mm, churn, len, RW, ANON_FIXED, u64::MAX, 0);
+                            succeeds_unless_injected(remap, "remap");
                         }
                         2 => {
                             let _ = mmap::mprotect(mm, churn + PAGE, PAGE, PROT_READ);
@@ -209,9 +233,11 @@ ktest! {
                 let mut rng = Rng(0xdead_beef);
                 while !stop.load(Ordering::Acquire) {
                     let addr = CHURN + rng.next(SLOTS) * SLOT_PAGES * PAGE;
-                    mmap::mmap(mm, addr, PAGE, RW, ANON_FIXED, u64::MAX, 0).expect("recycler mmap");
-                    let _ = write_user(addr, &1u64);
-                    mmap::munmap(mm, addr, PAGE).expect("recycler munmap");
+                    let mapped = mmap::mmap(mm, addr, PAGE, RW, ANON_FIXED, u64::MAX, 0);
+                    if succeeds_unless_injected(mapped, "recycler mmap") {
+                        let _ = write_user(addr, &1u64);
+                    }
+                    succeeds_unless_injected(mmap::munmap(mm, addr, PAGE), "recycler munmap");
                     crate::sched::yield_now();
                 }
             })
@@ -222,16 +248,25 @@ ktest! {
             assert!(completion.wait_timeout(60_000_000_000), "a torture thread never finished");
         }
         vma_lock::set_injection(0, 0);
+        let paused = inject::Suspend::new();
         reader_meets_a_detached_vma(&victim);
         victim.mm.teardown();
         recycler.mm.teardown();
+        let lost_writes = lost.load(Ordering::Relaxed);
+        // Everything this test allocated goes before the baseline is checked.
+        drop((victim, recycler, done, mutator, recycler_done, stop, lost));
+        if let Some(baseline) = baseline {
+            baseline.check();
+            crate::println!("# back at baseline: {baseline}");
+        }
+        drop(paused);
 
         let delta = counters_since(&before);
         crate::println!(
             "# VMA_LOCK_SUCCESS {} VMA_LOCK_ABORT {} VMA_LOCK_RETRY {} VMA_LOCK_MISS {} fallback {}",
             delta[0], delta[1], delta[2], delta[3], delta[4]
         );
-        assert_eq!(lost.load(Ordering::Relaxed), 0, "data written to the stable region was lost");
+        assert_eq!(lost_writes, 0, "data written to the stable region was lost");
         if let Err(name) = every_counter_moved(&before) {
             panic!("the {name} counter never moved: {delta:?}");
         }
@@ -268,6 +303,16 @@ fn reader_meets_a_detached_vma(victim: &Arc<Space>) {
         if vma_lock::totals()[3] > misses {
             return;
         }
+    }
+}
+
+/// Whether `result` is a success; panics on an error unless it is `ENOMEM` while failures are
+/// injected (`fail=`).
+fn succeeds_unless_injected(result: SysResult, what: &str) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(ENOMEM) if inject::is_active() => false,
+        Err(error) => panic!("{what}: {error:?}"),
     }
 }
 

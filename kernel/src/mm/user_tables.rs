@@ -24,6 +24,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::PhysAddr;
 use super::frame::{self, Frames, UserFrame};
+use super::inject::{self, Kind};
 use super::pte::{ACCESSED, GUARD_ENTRY, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
 
 const ENTRIES: usize = 512;
@@ -46,17 +47,43 @@ unsafe fn entries<'a>(table: PhysAddr) -> &'a [AtomicU64; ENTRIES] {
     unsafe { &*(table.to_virt() as *const [AtomicU64; ENTRIES]) }
 }
 
-/// A zeroed frame, or `None` when memory is exhausted.
+/// A zeroed frame for user memory (the zero page, a page exec loads), or `None` when memory
+/// is exhausted or a failure is injected (`fail=frames:`).
 pub fn zeroed_frame() -> Option<Frames> {
+    if inject::should_fail(Kind::Frames) {
+        return None;
+    }
+    zeroed_block()
+}
+
+/// A zeroed frame from the buddy allocator, or `None` when memory is exhausted.
+fn zeroed_block() -> Option<Frames> {
     let block = frame::allocate(0)?;
     // SAFETY: the frame is ours alone until `block` is handed on.
     unsafe { zero_frame(block.start()) };
     Some(block)
 }
 
-/// A zeroed frame for user memory or a user page table; `None` once only the kernel's reserve
-/// is left (see `frame::USER_RESERVE_FRAMES`).
+/// A zeroed frame for user memory; `None` once only the kernel's reserve is left (see
+/// `frame::USER_RESERVE_FRAMES`) or when a failure is injected (`fail=frames:`).
 pub fn zeroed_user_frame() -> Option<UserFrame> {
+    if inject::should_fail(Kind::Frames) {
+        return None;
+    }
+    zeroed_from_user_reserve()
+}
+
+/// A zeroed frame for a user page table; `None` as for [`zeroed_user_frame`], or when a
+/// failure is injected (`fail=pagetable:`).
+fn zeroed_table_frame() -> Option<UserFrame> {
+    if inject::should_fail(Kind::PageTable) {
+        return None;
+    }
+    zeroed_from_user_reserve()
+}
+
+/// A zeroed frame from the frames user memory may take.
+fn zeroed_from_user_reserve() -> Option<UserFrame> {
     let frame = frame::allocate_for_user()?;
     // SAFETY: the frame is ours alone until `frame` is handed on.
     unsafe { zero_frame(frame.phys()) };
@@ -64,11 +91,14 @@ pub fn zeroed_user_frame() -> Option<UserFrame> {
 }
 
 /// A frame for user memory holding a copy of the user frame `source` (copy-on-write); `None`
-/// once only the kernel's reserve is left. A private page is copied while every mapping has
+/// once only the kernel's reserve is left, or when a failure is injected. A private page is copied while every mapping has
 /// it read-only; a page of a file may be written meanwhile (through a shared mapping, or by
 /// `write`), and the copy is then of the page as it was at some point of the copy, as on
 /// Linux.
 pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
+    if inject::should_fail(Kind::Frames) {
+        return None;
+    }
     let frame = frame::allocate_for_user()?;
     // SAFETY: `frame` is ours alone until handed on; `source` stays allocated (the caller
     // holds a mapping of it or a page-cache hold), and stores into it meanwhile change only
@@ -141,7 +171,7 @@ unsafe fn slot_or_create<'a>(root: PhysAddr, addr: u64, level: u32) -> Option<&'
         let slot = unsafe { &entries(table)[index(addr, above)] };
         let mut current = slot.load(Ordering::Acquire);
         if current & PRESENT == 0 {
-            let new = zeroed_user_frame()?;
+            let new = zeroed_table_frame()?;
             let value = entry(new.phys(), PRESENT | WRITABLE | USER | ACCESSED);
             // AcqRel: publishes the zeroed table (Release); on failure, reads the winner's.
             match slot.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire) {
@@ -533,7 +563,10 @@ unsafe fn collect_subtree(table: PhysAddr, level: u32, out: &mut Vec<PhysAddr>) 
 /// A new top-level table: empty lower half, the kernel's upper half (shared, see
 /// kernel_tables.rs).
 pub fn new_root() -> Option<Frames> {
-    let root = zeroed_frame()?;
+    if inject::should_fail(Kind::PageTable) {
+        return None;
+    }
+    let root = zeroed_block()?;
     // SAFETY: the kernel's root stays for good, and `root` is ours.
     let (kernel, new) = unsafe {
         (

@@ -261,7 +261,8 @@ impl VmaPtr {
 
 impl Vma {
     /// A new VMA for `range` of the address space `mm` with `flags`, mapping `file` from page
-    /// `pgoff` on (or anonymous memory), not yet in any tree.
+    /// `pgoff` on (or anonymous memory), not yet in any tree; `None` when out of memory (or
+    /// when a failure is injected: `fail=slab:`).
     pub fn create(
         mm: &Mm,
         range: Range<u64>,
@@ -272,7 +273,12 @@ impl Vma {
             Some((file, pgoff)) => VmaFile::new(file, pgoff, mm)?.as_ptr(),
             None => core::ptr::null_mut(),
         };
-        let Some(vma) = VMA_CACHE.alloc() else {
+        let vma = if super::inject::should_fail(super::inject::Kind::Slab) {
+            None
+        } else {
+            VMA_CACHE.alloc()
+        };
+        let Some(vma) = vma else {
             if let Some(file) = NonNull::new(file) {
                 VmaFile::release(file, mm.id());
             }

@@ -53,6 +53,10 @@ pub struct SpawnOptions {
     /// Keep a copy of what the process writes to fds 1 and 2 (tests).
     #[cfg(feature = "ktest")]
     pub capture_output: bool,
+    /// With `capture_output`: keep what it writes to the console off the console (output that
+    /// is not the kernel's KTAP, such as a user suite run for its endings alone).
+    #[cfg(feature = "ktest")]
+    pub hide_output: bool,
 }
 
 /// A program loaded into a new address space, ready to run.

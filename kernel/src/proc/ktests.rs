@@ -142,6 +142,19 @@ impl Baseline {
     }
 }
 
+/// The counts a [`Baseline`] compares, on one line (a test under injection prints it once
+/// they are back, as the evidence of no leak).
+impl core::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let objects: usize = self.slab_objects.iter().map(|&(_, n)| n).sum();
+        write!(
+            f,
+            "{} frames in use, {} VMAs, {objects} slab objects, {} shared frames, page cache {} pages in {} files",
+            self.frames, self.vmas, self.shared_frames, self.page_cache.0, self.page_cache.1
+        )
+    }
+}
+
 /// Runs `path` with `args` and waits (at most `timeout_s`) for it to end.
 fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
     let process = spawn(
@@ -150,6 +163,7 @@ fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process
         SpawnOptions {
             init: false,
             capture_output: capture,
+            hide_output: false,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -297,7 +311,7 @@ ktest! {
     /// clean exit; nothing leaks.
     fn faulting_processes_are_killed_and_others_go_on() {
         let baseline = Baseline::take();
-        let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true, init: false })
+        let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true, init: false, hide_output: false })
             .unwrap_or_else(|e| panic!("{e}"));
         let cases: [(&str, u32, &str); 12] = [
             ("oom", 137, "out of memory: killed process"),
@@ -445,5 +459,82 @@ ktest! {
     /// frames counted as shared are all at their baseline.
     fn a_thousand_forked_children_leak_nothing() {
         fork_torture(&["leak", "children=1000"], 500);
+    }
+}
+
+/// How a program run under injected failures may end: every test passed (0), a test failed
+/// or panicked on an error it did not expect (1, 101: an `ENOMEM` where it wants success), or
+/// the process was killed for a fault that found no memory (128 + SIGKILL, or + SIGBUS).
+const ENDINGS_UNDER_INJECTION: [u32; 5] = [0, 1, 101, 128 + 9, 128 + 7];
+
+/// The user programs [`user_programs_end_cleanly_under_injected_failures`] runs: the memory,
+/// mremap, file-mapping, process (fork, exec, wait) and thread groups of the user suite, one
+/// process per group (the suite ends at its first panic, so a group per process reaches more
+/// code), and fork tortures.
+const PROGRAMS_UNDER_INJECTION: [&[&[u8]]; 8] = [
+    &[b"/bin/usertests", b"mem::"],
+    &[b"/bin/usertests", b"mremap::"],
+    &[b"/bin/usertests", b"memctl::"],
+    &[b"/bin/usertests", b"filemap::"],
+    &[b"/bin/usertests", b"process::"],
+    &[b"/bin/usertests", b"threads::"],
+    &[b"/bin/forktorture", b"leak", b"children=100"],
+    &[b"/bin/forktorture", b"vmas", b"vmas=500", b"forks=2"],
+];
+
+ktest! {
+    timeout_ms = 300_000;
+    /// Under `fail=` (the injection profile of `cargo xtask test`): user programs whose frames,
+    /// VMAs and page tables fail to allocate now and then each end as a process may under
+    /// memory pressure (see [`ENDINGS_UNDER_INJECTION`]) or are refused at exec with ENOMEM,
+    /// never with another signal, a hang or a kernel panic; afterwards (injection paused)
+    /// frames, VMAs, slab objects and the page cache are back at their baseline. Whether a
+    /// given test of the suite passes depends on where the failures land, so only how each
+    /// program ends is checked; the count of each is printed.
+    fn user_programs_end_cleanly_under_injected_failures() {
+        use crate::mm::inject;
+        if !inject::is_armed() {
+            return ktest::skip("no failure injection (boot option fail=)");
+        }
+        assert!(inject::is_active(), "failure injection left paused (by a test that failed?)");
+        let baseline = {
+            let _paused = inject::Suspend::new();
+            Baseline::take()
+        };
+        let before = inject::injected();
+        for args in PROGRAMS_UNDER_INJECTION {
+            let path = core::str::from_utf8(args[0]).expect("a UTF-8 path");
+            let name = args.iter().map(|a| String::from_utf8_lossy(a)).collect::<alloc::vec::Vec<_>>().join(" ");
+            // The suite's own KTAP stays off the console: its failures are expected here.
+            let options = SpawnOptions { init: false, capture_output: true, hide_output: true };
+            let process = match spawn(path, args, options) {
+                Ok(process) => process,
+                Err(error) if error.contains("out of memory") => {
+                    crate::println!("# {name}: refused: {error}");
+                    continue;
+                }
+                Err(error) => panic!("{name}: {error}"),
+            };
+            assert!(process.exited.wait_timeout(120_000_000_000), "{name} still runs after 120 s");
+            let status = process.exit_status();
+            let report = process.fatal_report.lock().clone().unwrap_or_default();
+            crate::println!("# {name}: status {status} {report}");
+            if !ENDINGS_UNDER_INJECTION.contains(&status) {
+                let text = output(&process);
+                let tail: alloc::vec::Vec<&str> = text.lines().rev().take(20).collect();
+                panic!("{name} ended with status {status} {report}; its last lines, newest first:\n{}", tail.join("\n"));
+            }
+        }
+        let after = inject::injected();
+        assert!(after != before, "not one failure was injected: the rates are too low");
+        crate::println!(
+            "# injected failures: {} frames, {} slab, {} pagetable",
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2]
+        );
+        let _paused = inject::Suspend::new();
+        baseline.check();
+        crate::println!("# back at baseline: {baseline}");
     }
 }

@@ -92,6 +92,10 @@ pub struct Process {
     /// child shares its parent's.
     #[cfg(feature = "ktest")]
     pub captured_output: Option<Arc<spin::Mutex<Vec<u8>>>>,
+    /// What it writes to the console is kept only in `captured_output`, not shown (tests); a
+    /// fork's child does as its parent.
+    #[cfg(feature = "ktest")]
+    pub output_hidden: bool,
     /// Signal actions, process-directed pending signals, job control.
     pub signals: signal::ProcessSignals,
     /// The descriptor table (shared with processes made with `CLONE_FILES`; `execve` gives
@@ -234,6 +238,8 @@ impl Process {
                     .capture_output
                     .then(|| Arc::new(spin::Mutex::new(Vec::new()))),
             },
+            #[cfg(feature = "ktest")]
+            output_hidden: parent.map_or(options.hide_output, |parent| parent.output_hidden),
             signals: parent
                 .map_or_else(signal::ProcessSignals::new, |p| p.signals.clone_for_fork()),
             files: spin::Mutex::new(files),

@@ -136,8 +136,12 @@ impl MmWriteGuard<'_> {
                 self.carry_entries(done, carried.start, Carry::Move, &mut moved)
                     .expect("the source's page tables are still there");
             }
-            self.edit(to, Edit::Unmap)
-                .expect("unmapping a whole VMA allocates nothing");
+            // Where the new mapping merged with a neighbour, unmapping it splits that VMA,
+            // which takes VMA objects: a failure to get them is retried, since the mapping
+            // must not outlive the failed move.
+            while self.edit(to.clone(), Edit::Unmap).is_err() {
+                crate::sched::yield_now();
+            }
             return Err(ENOMEM);
         }
         if moved {
