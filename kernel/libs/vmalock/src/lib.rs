@@ -137,8 +137,9 @@
 //! model passes with the write lock and fails under `--cfg vmalock_break="fork_no_write_lock"`,
 //! which removes it from the model's fork. Each check above can be removed with
 //! `--cfg vmalock_break="NAME"` (the `broken!` sites), and in loom builds also at run time with
-//! the environment variable `VMALOCK_BREAK=NAME`; `check-breaks.sh` (run by `cargo xtask test`)
-//! shows that every one of them makes a loom model fail.
+//! the environment variable `VMALOCK_BREAK=NAME`; `cargo xtask check-breaks` (part of `cargo
+//! xtask test`; `check-breaks.sh` is a shortcut) shows that every one of them makes a loom model
+//! fail.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -166,10 +167,10 @@ macro_rules! broken {
 extern crate std;
 
 /// Loom builds only: whether this run removes the check `name`, named by the environment
-/// variable `VMALOCK_BREAK` (read once). The mutation check (`check-breaks.sh`) runs one loom
-/// build of the models once per break this way, instead of building the crate once per
-/// `--cfg vmalock_break`. The loom models use it for the break that lives in the model itself
-/// (`fork_no_write_lock`).
+/// variable `VMALOCK_BREAK` (read once). The mutation check (`cargo xtask check-breaks`) runs
+/// one loom build of the models once per break this way, instead of building the crate once
+/// per `--cfg vmalock_break`. The loom models use it for the break that lives in the model
+/// itself (`fork_no_write_lock`).
 #[cfg(loom)]
 #[doc(hidden)]
 pub fn loom_break_selected(name: &str) -> bool {

@@ -18,9 +18,10 @@
 //! mappers and one word of contents, and the `mmap_lock` a fault falls back to. It checks the
 //! kernel's fork against a write fault rather than the lock itself.
 //!
-//! Each model is named after the case it checks. `check-breaks.sh` builds the crate with one
-//! check removed at a time (`--cfg vmalock_break="…"`; `fork_no_write_lock` removes the write
-//! lock from the fork model's fork) and shows which models then fail.
+//! Each model is named after the case it checks. `cargo xtask check-breaks` runs them with one
+//! check removed at a time (`VMALOCK_BREAK=NAME`, or `--cfg vmalock_break="NAME"`;
+//! `fork_no_write_lock` removes the write lock from the fork model's fork) and shows that a
+//! model fails under every one.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2
 //! cargo test --release -p vmalock --test loom`.
