@@ -21,6 +21,10 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Crates with loom models of their lock-free protocols, in `tests/loom.rs`: the loom steps of
+/// `cargo xtask test` build them together, and so does the check, so that cargo unifies the
+/// same features and the check reuses their build.
+pub const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree", "vmalock"];
 /// The crate under the check, relative to the workspace root.
 const CRATE_DIR: &str = "kernel/libs/vmalock";
 /// Which model catches each break fastest (each in well under a second at the bound of 2),
@@ -65,7 +69,7 @@ pub fn check(only: &[String]) -> Result<bool, String> {
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let binary = build_models()?;
+    let binary = build_models(&root.join(CRATE_DIR))?;
     let models = list_models(&binary)?;
     let all = break_names(&root.join(CRATE_DIR))?;
     let breaks: Vec<String> = if only.is_empty() {
@@ -205,21 +209,17 @@ pub fn loom_command(cargo: &str) -> Command {
     command
 }
 
-/// Builds the loom test binary of vmalock and returns its path.
-fn build_models() -> Result<PathBuf, String> {
+/// Builds the loom test binaries (of every crate in [`LOOM_CRATES`]) and returns vmalock's.
+fn build_models(crate_dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = loom_command(&cargo)
-        .args([
-            "test",
-            "--release",
-            "--package",
-            "vmalock",
-            "--test",
-            "loom",
-            "--no-run",
-            "--message-format",
-            "json",
-        ])
+    let mut command = loom_command(&cargo);
+    command.args(["test", "--release", "--test", "loom", "--no-run"]);
+    for name in LOOM_CRATES {
+        command.args(["--package", name]);
+    }
+    let manifest = crate_dir.join("Cargo.toml");
+    let output = command
+        .args(["--message-format", "json"])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -229,7 +229,10 @@ fn build_models() -> Result<PathBuf, String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "loom")
+        .filter(|message| {
+            message["target"]["name"] == "loom"
+                && message["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path())
+        })
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| "cargo named no loom test binary".into())
 }

@@ -692,8 +692,6 @@ const MIRI_RUNS: &[(&str, &[&str])] = &[
     ("slab", &["--lib", "--test", "api"]),
     ("vmtree", &["--lib"]),
 ];
-/// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
-const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree", "vmalock"];
 /// The preemption bound of the loom models' debug-profile run.
 const LOOM_DEBUG_PREEMPTIONS: &str = "2";
 
@@ -719,7 +717,7 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
             "--test",
             "loom",
         ]);
-        for name in LOOM_CRATES {
+        for name in breaks::LOOM_CRATES {
             loom.args(["--package", name]);
         }
         loom.env("LOOM_MAX_PREEMPTIONS", preemptions);
