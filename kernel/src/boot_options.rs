@@ -146,7 +146,12 @@ impl BootOptions {
                 }
             },
             None => {
-                if !ramdisk.is_empty() {
+                if let Some(error) = archive.iter().find_map(Result::err) {
+                    log::warn!(
+                        "the ramdisk is damaged ({error}) before any {CMDLINE_PATH}; using \
+                         default options"
+                    );
+                } else if !ramdisk.is_empty() {
                     log::warn!("no {CMDLINE_PATH} in the ramdisk; using default options");
                 }
                 Self::default()

@@ -14,6 +14,7 @@
 //!   types through QEMU's monitor and reads the framebuffer back
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
+//! - `check-breaks`: the mutation check of the VMA lock's loom models (breaks.rs)
 //!
 //! Every image carries the user programs (user.rs) in its ramdisk at `/bin/NAME`.
 //!
@@ -23,6 +24,7 @@
 mod acceptance;
 mod artifacts;
 mod bench;
+mod breaks;
 mod debian;
 mod install;
 mod ramdisk;
@@ -104,6 +106,12 @@ enum Cmd {
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
     Bench(BenchArgs),
+    /// The mutation check of the VMA lock's loom models: every deliberately removed check
+    /// (kernel/libs/vmalock's `broken!` sites) must make a model fail.
+    CheckBreaks {
+        /// Only these breaks (default: every one in the sources).
+        names: Vec<String>,
+    },
 }
 
 /// Guest memory of `cargo xtask qemu` without `--mem` or `--root`.
@@ -274,6 +282,13 @@ fn main() -> ExitCode {
             screen_only,
         ),
         Cmd::Bench(args) => run_bench(args),
+        Cmd::CheckBreaks { names } => breaks::check(&names).map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
     };
     result.unwrap_or_else(|message| fail(&message))
 }

@@ -16,6 +16,7 @@ use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResul
 
 use crate::acceptance;
 use crate::artifacts::{self, Images, Tests};
+use crate::breaks;
 use crate::install;
 use crate::ramdisk::{self, Contents};
 use crate::rootfs::{self, Root};
@@ -748,29 +749,48 @@ const MIRI_RUNS: &[(&str, &[&str])] = &[
     ("slab", &["--lib", "--test", "api"]),
     ("vmtree", &["--lib"]),
 ];
-/// Crates with loom models of their lock-free protocols, in `tests/loom.rs`.
-const LOOM_CRATES: &[&str] = &["rcu", "slab", "vmtree", "vmalock"];
+/// The preemption bound of the loom models' debug-profile run: 1 keeps it near 13 s on a
+/// loaded 2-core host, where the bound of 2 takes about 60 s (vmalock's models alone 45 s).
+const LOOM_DEBUG_PREEMPTIONS: &str = "1";
 
 /// Host tests: `cargo test` over the workspace's host crates (its default members), the loom
-/// models, and Miri on the unsafe crates.
+/// models (release and debug profiles), the mutation check of the VMA lock's models
+/// (breaks.rs), and Miri on the unsafe crates.
 fn host_tests(tally: &mut Tally) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut test = Command::new(&cargo);
     test.args(["test", "--color", "never"]);
     cargo_test_step("host: cargo test", test, tally)?;
 
-    if !LOOM_CRATES.is_empty() {
-        let mut loom = Command::new(&cargo);
-        loom.args(["test", "--release", "--color", "never", "--test", "loom"]);
-        for name in LOOM_CRATES {
+    // The release run explores the most interleavings; the debug run (the dev profile) adds
+    // the crates' debug assertions and overflow checks, at a lower bound to stay short.
+    for (profile, preemptions) in [("release", "2"), ("dev", LOOM_DEBUG_PREEMPTIONS)] {
+        let mut loom = breaks::loom_command(&cargo);
+        loom.args([
+            "test",
+            "--profile",
+            profile,
+            "--color",
+            "never",
+            "--test",
+            "loom",
+        ]);
+        for name in breaks::LOOM_CRATES {
             loom.args(["--package", name]);
         }
-        // A target directory of its own: `--cfg loom` rebuilds everything it touches.
-        loom.env("CARGO_TARGET_DIR", artifacts::target_dir().join("loom"))
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("LOOM_MAX_PREEMPTIONS", "2");
-        cargo_test_step("loom: models, LOOM_MAX_PREEMPTIONS=2", loom, tally)?;
+        loom.env("LOOM_MAX_PREEMPTIONS", preemptions);
+        let label = format!("loom: models, {profile} profile, LOOM_MAX_PREEMPTIONS={preemptions}");
+        cargo_test_step(&label, loom, tally)?;
     }
+    // After the release run, whose build it reuses.
+    let started = Instant::now();
+    let caught = breaks::check(&[])?;
+    println!(
+        "loom: vmalock mutation check (every break makes a model fail): {} ({:.1} s)",
+        if caught { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    tally.add(usize::from(caught), usize::from(!caught), 0);
 
     for (name, targets) in MIRI_RUNS {
         let mut miri = Command::new(&cargo);

@@ -364,8 +364,8 @@ pub fn init() {
     let root = dentry::init_root(tmpfs::TmpInode::new_dir(0o755));
     match tmpfs::fill_from_ramdisk(&root) {
         Ok(()) => {}
-        Err(tmpfs::UnpackError::Archive) => {
-            log::warn!("fs: the ramdisk is damaged; unpacked in part")
+        Err(tmpfs::UnpackError::Archive(error)) => {
+            log::warn!("fs: the ramdisk is damaged ({error}); unpacked up to there")
         }
         Err(tmpfs::UnpackError::Entry(path, error)) => {
             log::warn!(

@@ -422,7 +422,9 @@ fn is_within(directory: &TmpInode, ancestor: &TmpInode) -> bool {
 /// What went wrong unpacking the ramdisk.
 #[derive(Debug)]
 pub enum UnpackError {
-    Archive,
+    /// The archive itself is malformed here; the entries before it were unpacked.
+    Archive(initrd::ParseError),
+    /// This entry could not be created.
     Entry(String, Errno),
 }
 
@@ -433,7 +435,7 @@ pub fn fill_from_ramdisk(root: &Arc<Dentry>) -> Result<(), UnpackError> {
         return Ok(());
     };
     for entry in initrd::Archive::new(bytes).iter() {
-        let entry = entry.map_err(|_| UnpackError::Archive)?;
+        let entry = entry.map_err(UnpackError::Archive)?;
         let path = entry.name.trim_start_matches('/').trim_end_matches('/');
         if path.is_empty() || path == "." {
             continue;

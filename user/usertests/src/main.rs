@@ -241,6 +241,7 @@ const TESTS: &[Test] = urt::tests![
     process::execve_passes_argv_and_envp,
     process::execve_keeps_pid_and_parent,
     process::execve_errors,
+    process::execve_refuses_malformed_elf_files,
     process::execveat_paths_and_flags,
     process::execve_from_a_thread,
     process::vfork_waits_for_exit,

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use urt::sys::{self, CloneArgs, Errno, PAGE_SIZE, Siginfo};
 use urt::{check, check_eq, check_err, check_ok, skip};
 
-use crate::util::{KERNEL_ADDR, Mapping, mapped, unmapped_addr};
+use crate::util::{KERNEL_ADDR, Mapping, Scratch, mapped, unmapped_addr, write_file};
 use urt::ktap::TestResult;
 
 const TEN_S: u64 = 10_000_000_000;
@@ -1536,6 +1536,98 @@ pub fn execve_errors() -> TestResult {
             end,
             End::Exited(errno.0),
             "execve of {what}: expected {errno:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Where [`tiny_elf`] loads its segments (a static executable's usual address).
+const TINY_ELF_BASE: u64 = 0x40_0000;
+
+/// A static x86-64 executable of `loads` `PT_LOAD` headers, each mapping the whole file at
+/// [`TINY_ELF_BASE`] with `memsz` bytes of memory; its only instruction, `hlt`, is at the end
+/// of the file, and `entry` is where it starts. Run well formed, it dies of `SIGSEGV` on its
+/// privileged `hlt`, which shows the image is right but for the defect each case puts in.
+fn tiny_elf(loads: u16, memsz: Option<u64>, entry: Option<u64>) -> Vec<u8> {
+    const HEADER: usize = 64;
+    const PHDR: usize = 56;
+    let code = HEADER + PHDR * usize::from(loads);
+    let size = code as u64 + 1;
+    let mut image = Vec::with_capacity(code + 1);
+    image.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    image.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    image.extend_from_slice(&62u16.to_le_bytes()); // e_machine: EM_X86_64
+    image.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    let entry = entry.unwrap_or(TINY_ELF_BASE + code as u64);
+    image.extend_from_slice(&entry.to_le_bytes());
+    image.extend_from_slice(&(HEADER as u64).to_le_bytes()); // e_phoff
+    image.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    image.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    image.extend_from_slice(&(HEADER as u16).to_le_bytes()); // e_ehsize
+    image.extend_from_slice(&(PHDR as u16).to_le_bytes()); // e_phentsize
+    image.extend_from_slice(&loads.to_le_bytes()); // e_phnum
+    image.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
+    for _ in 0..loads {
+        image.extend_from_slice(&1u32.to_le_bytes()); // p_type: PT_LOAD
+        image.extend_from_slice(&5u32.to_le_bytes()); // p_flags: R X
+        image.extend_from_slice(&0u64.to_le_bytes()); // p_offset
+        image.extend_from_slice(&TINY_ELF_BASE.to_le_bytes()); // p_vaddr
+        image.extend_from_slice(&TINY_ELF_BASE.to_le_bytes()); // p_paddr
+        image.extend_from_slice(&size.to_le_bytes()); // p_filesz
+        image.extend_from_slice(&memsz.unwrap_or(size).to_le_bytes());
+        image.extend_from_slice(&0x1000u64.to_le_bytes()); // p_align
+    }
+    image.push(0xf4); // hlt
+    image
+}
+
+/// Malformed executables written to /tmp and run: each is refused (`ENOEXEC`, Linux's answer
+/// to a header it cannot load) and the caller goes on. The defects in the segments (a huge
+/// `p_memsz`, an entry outside every segment, overlapping segments) are refused here before
+/// anything is mapped; Linux 6.12 finds them past its point of no return, or not at all, and
+/// the process dies of `SIGSEGV`, which is also accepted: either way the program never runs.
+pub fn execve_refuses_malformed_elf_files() -> TestResult {
+    let s = check_ok!(Scratch::new("badelf"));
+    let good = tiny_elf(1, None, None);
+    let with = |at: usize, bytes: &[u8]| {
+        let mut image = good.clone();
+        image[at..at + bytes.len()].copy_from_slice(bytes);
+        image
+    };
+    let run = |name: &str, image: &[u8]| -> Result<End, Errno> {
+        let path = s.path(name);
+        write_file(&path, 0o755, image)?;
+        let argv = Strings::new(&[name]);
+        exec_error(|| sys::execve(path.as_ptr() as usize, argv.ptr(), 0))
+    };
+    let segv = End::Killed(sys::SIGSEGV as i32);
+    check_eq!(
+        check_ok!(run("well-formed", &good)),
+        segv,
+        "the control image"
+    );
+    let refused = End::Exited(Errno::ENOEXEC.0);
+    let header_defects: [(&str, Vec<u8>); 6] = [
+        ("not-elf", alloc::vec![b'A'; 64]),
+        ("truncated-header", good[..20].to_vec()),
+        ("arm-machine", with(18, &40u16.to_le_bytes())),
+        ("object-file", with(16, &1u16.to_le_bytes())),
+        ("phentsize-32", with(54, &32u16.to_le_bytes())),
+        ("no-phdrs", with(56, &0u16.to_le_bytes())),
+    ];
+    for (name, image) in &header_defects {
+        check_eq!(check_ok!(run(name, image)), refused, "execve of {name}");
+    }
+    let segment_defects = [
+        ("huge-memsz", tiny_elf(1, Some(1 << 47), None)),
+        ("entry-outside", tiny_elf(1, None, Some(0x1_0000))),
+        ("overlapping-segments", tiny_elf(2, None, None)),
+    ];
+    for (name, image) in &segment_defects {
+        let end = check_ok!(run(name, image));
+        check!(
+            end == refused || end == segv,
+            "execve of {name}: {end:?}, expected ENOEXEC or death by SIGSEGV"
         );
     }
     Ok(())

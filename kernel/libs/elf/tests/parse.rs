@@ -473,3 +473,71 @@ proptest! {
         }
     }
 }
+
+// Well-formed images with one field made hostile: each is refused with the error documented
+// for it, and any bytes at all are refused or accepted without a panic.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        elf_magic in any::<bool>(),
+        mut bytes in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        if elf_magic && bytes.len() >= 4 {
+            bytes[..4].copy_from_slice(b"\x7fELF");
+        }
+        if let Ok(program) = parse(&bytes, &Limits::DEFAULT) {
+            check_invariants(&bytes, &program, &Limits::DEFAULT);
+        }
+    }
+
+    #[test]
+    fn a_truncated_header_is_refused(len in 0usize..64) {
+        let bytes = &Image::sample().bytes()[..len];
+        let expected = if len < 4 {
+            ElfError::BadMagic
+        } else {
+            ElfError::TruncatedHeader(len as u64)
+        };
+        prop_assert_eq!(parse(bytes, &Limits::DEFAULT).unwrap_err(), expected);
+    }
+
+    #[test]
+    fn a_huge_memsz_is_refused(memsz in prop_oneof![(1u64 << 30)..=u64::MAX, (1u64 << 62)..=u64::MAX]) {
+        // The last PT_LOAD (header 3, at 0x40_2100): nothing after it to overlap.
+        let image = Image::sample().with(|i| i.phdrs[3].memsz = memsz);
+        let vaddr = image.phdrs[3].vaddr;
+        let expected = if vaddr.checked_add(memsz).is_none_or(|end| end > u64::MAX - 0xfff) {
+            ElfError::AddressOverflow { index: 3, vaddr, memsz }
+        } else {
+            let total = (0x200u64 + 0x100).saturating_add(memsz);
+            ElfError::TooLarge { total, max: Limits::DEFAULT.max_total }
+        };
+        prop_assert_eq!(image.parse().unwrap_err(), expected);
+    }
+
+    #[test]
+    fn an_entry_outside_the_text_is_refused(entry in any::<u64>()) {
+        // The one executable segment is [0x40_1000, 0x40_1100).
+        prop_assume!(!(0x40_1000..0x40_1100).contains(&entry));
+        let image = Image::sample().with(|i| i.entry = entry);
+        prop_assert_eq!(image.parse().unwrap_err(), ElfError::EntryNotExecutable(entry));
+    }
+
+    #[test]
+    fn overlapping_or_descending_segments_are_refused(vaddr in 0x1_0000u64..0x40_1100) {
+        // The data segment moved into or below the text ([0x40_1000, 0x40_1100)); alignment 1
+        // so that any address agrees with its file offset.
+        let image = Image::sample().with(|i| {
+            i.phdrs[3].vaddr = vaddr;
+            i.phdrs[3].align = 1;
+        });
+        let expected = if vaddr < 0x40_1000 {
+            ElfError::NotAscending { index: 3, vaddr, prev_vaddr: 0x40_1000 }
+        } else {
+            ElfError::Overlap { index: 3, vaddr, prev_end: 0x40_1100 }
+        };
+        prop_assert_eq!(image.parse().unwrap_err(), expected);
+    }
+}

@@ -265,3 +265,57 @@ proptest! {
         prop_assert!(entries.len() <= 7);
     }
 }
+
+/// The names of the header's thirteen fields, in order (after the magic).
+const FIELDS: [&str; 13] = [
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+];
+
+// A well-formed archive with one header field made hostile: each is refused with the error
+// documented for it, at the offset documented for it.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_non_hex_digit_in_any_field_is_refused(
+        field in 0usize..13,
+        at in 0usize..8,
+        byte in any::<u8>().prop_filter("not a hex digit", |b| !b.is_ascii_hexdigit()),
+    ) {
+        let mut bytes = sample();
+        let offset = 6 + 8 * field;
+        bytes[offset + at] = byte;
+        assert_fails(&bytes, ParseError::BadField { offset, field: FIELDS[field] });
+    }
+
+    #[test]
+    fn a_size_past_the_end_is_refused(size in any::<u32>(), name in any::<bool>()) {
+        let bytes = sample();
+        // The first entry's name starts at 110 and its data (after the name "bin" and its
+        // padding) at 116.
+        let (field, offset, what) = if name { (11, 110, "name") } else { (6, 116, "data") };
+        prop_assume!(offset + size as usize > bytes.len());
+        let hex: [u8; 8] = format!("{size:08X}").into_bytes().try_into().unwrap();
+        assert_fails(&with_field(field, hex), ParseError::Truncated { offset, what });
+    }
+
+    #[test]
+    fn a_bad_magic_is_refused(at in 0usize..6, byte in any::<u8>()) {
+        let mut bytes = sample();
+        prop_assume!(b"070701"[at] != byte && !(at == 5 && byte == b'2'));
+        bytes[at] = byte;
+        assert_fails(&bytes, ParseError::BadMagic { offset: 0 });
+    }
+}

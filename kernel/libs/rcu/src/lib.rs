@@ -490,8 +490,12 @@ impl Rcu {
     /// stall check on every poll (unlike [`Rcu::stats`], which visits every CPU).
     pub fn gp_in_progress(&self) -> Option<u64> {
         let gp = self.global.gp_seq.load(Ordering::SeqCst);
-        // Read after `gp`: if GP `gp` has not completed by now, it is the one in progress.
-        (self.global.completed.load(Ordering::Acquire) != gp).then_some(gp)
+        // Read after `gp`: GP `gp` is in progress if the one before it is the last completed.
+        // Grace periods may have started and completed since `gp` was read, so `completed`
+        // may be past `gp` (then `gp` is over, and `gp - 1` could even be -1: the loom models'
+        // debug run found GP 0 reported as in progress here).
+        let completed = self.global.completed.load(Ordering::Acquire);
+        (completed.wrapping_add(1) == gp).then_some(gp)
     }
 
     /// Bitmask of the online CPUs that have neither reported a QS for grace period `gp` nor

@@ -136,18 +136,49 @@
 //! the child's memory (Linux 6.4's "fork: lock VMAs of the parent process when forking"). The
 //! model passes with the write lock and fails under `--cfg vmalock_break="fork_no_write_lock"`,
 //! which removes it from the model's fork. Each check above can be removed with
-//! `--cfg vmalock_break="NAME"` (the `broken!` sites); `check-breaks.sh` shows that every one
-//! of them makes a loom model fail.
+//! `--cfg vmalock_break="NAME"` (the `broken!` sites), and in loom builds also at run time with
+//! the environment variable `VMALOCK_BREAK=NAME`; `cargo xtask check-breaks` (part of `cargo
+//! xtask test`; `check-breaks.sh` is a shortcut) shows that every one of them makes a loom model
+//! fail.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 /// True when this build deliberately removes the named check (`--cfg vmalock_break="name"`), so
-/// that a loom model can show that it catches the hole. Never set for a real build.
+/// that a test can show that it catches the hole. Never set for a real build, which has no
+/// run-time check here.
+#[cfg(not(loom))]
 macro_rules! broken {
     ($name:literal) => {
         cfg!(vmalock_break = $name)
     };
+}
+
+/// Under loom the check can also be removed at run time ([`loom_break_selected`]), so that one
+/// build of the models serves every break of the mutation check.
+#[cfg(loom)]
+macro_rules! broken {
+    ($name:literal) => {
+        cfg!(vmalock_break = $name) || $crate::loom_break_selected($name)
+    };
+}
+
+#[cfg(loom)]
+extern crate std;
+
+/// Loom builds only: whether this run removes the check `name`, named by the environment
+/// variable `VMALOCK_BREAK` (read once). The mutation check (`cargo xtask check-breaks`) runs
+/// one loom build of the models once per break this way, instead of building the crate once
+/// per `--cfg vmalock_break`. The loom models use it for the break that lives in the model
+/// itself (`fork_no_write_lock`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn loom_break_selected(name: &str) -> bool {
+    static SELECTED: std::sync::OnceLock<Option<std::string::String>> = std::sync::OnceLock::new();
+    SELECTED
+        .get_or_init(|| std::env::var("VMALOCK_BREAK").ok())
+        .as_deref()
+        == Some(name)
 }
 
 mod lock;

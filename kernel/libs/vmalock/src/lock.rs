@@ -317,7 +317,7 @@ impl VmaLock {
     }
 
     /// Deliberately wrong: a `memcpy` duplication of the lock words (`vmalock_break="copy_lock"`).
-    #[cfg(vmalock_break = "copy_lock")]
+    #[cfg(any(loom, vmalock_break = "copy_lock"))]
     pub(crate) fn copy_state_from(&self, orig: &VmaLock) {
         self.vm_refcnt.store(orig.vm_refcnt.load(Relaxed), Relaxed);
         self.vm_lock_seq

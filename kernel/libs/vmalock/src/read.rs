@@ -39,8 +39,10 @@ pub fn vm_area_init_from<V: VmaCopy>(new: &V, orig: &V) {
         "duplicating into an attached VMA"
     );
     new.copy_fields_from(orig);
-    #[cfg(vmalock_break = "copy_lock")]
-    new.lock().copy_state_from(orig.lock());
+    #[cfg(any(loom, vmalock_break = "copy_lock"))]
+    if broken!("copy_lock") {
+        new.lock().copy_state_from(orig.lock());
+    }
 }
 
 /// The address space a reader works for: its identity (compared with [`VmaFields::mm_id`]) and
@@ -199,6 +201,17 @@ pub fn vma_pin<'a, V: VmaFields, P: Platform>(
     take_reference(vma, mm, platform).map(Pinned)
 }
 
+/// Whether `vma` covers `addr`: `start <= addr < end`. The end is exclusive: a VMA reused just
+/// below the address, ending exactly at it, does not cover it.
+fn covers<V: VmaFields>(vma: &V, addr: u64) -> bool {
+    let below_end = if broken!("range_end_inclusive") {
+        addr <= vma.end()
+    } else {
+        broken!("range_no_end") || addr < vma.end()
+    };
+    vma.start() <= addr && below_end
+}
+
 /// A VMA read-locked by [`lock_vma_under_rcu`].
 #[must_use = "dropping the guard releases the read lock at once"]
 pub struct Found<'a, V: VmaFields, P: Platform> {
@@ -246,7 +259,7 @@ pub fn lock_vma_under_rcu<'a, V: VmaFields, P: Platform>(
         let reason = match vma_start_read(vma, mm, platform) {
             Ok(locked) => {
                 platform.delay(DelayPoint::BeforeRangeCheck);
-                if broken!("range_check") || (locked.start() <= addr && addr < locked.end()) {
+                if broken!("range_check") || covers(&*locked, addr) {
                     return Ok(Found {
                         vma: locked,
                         misses,

@@ -353,6 +353,24 @@ fn lock_vma_under_rcu_success_and_reasons() {
     assert!(p.delays.borrow().contains(&DelayPoint::BeforeRangeCheck));
 }
 
+/// A stale lookup that hands out a VMA reused just below the address: its end is the address
+/// itself, which it does not cover (the end is exclusive); the address one below is covered.
+#[test]
+fn lock_vma_under_rcu_refuses_a_vma_ending_at_the_address() {
+    let (mm, p) = (Mm::new(1), NoWait::default());
+    let vma = attached(&mm, 0x1000, 0x2000, &p);
+    let at_end = lock_vma_under_rcu(mm.ident(), 0x2000, |_| Some(&vma), 3, &p);
+    assert_eq!(at_end.err().unwrap().reason, LockFail::OutOfRange);
+    let above = lock_vma_under_rcu(mm.ident(), 0x2001, |_| Some(&vma), 3, &p);
+    assert_eq!(above.err().unwrap().reason, LockFail::OutOfRange);
+    let below = lock_vma_under_rcu(mm.ident(), 0xfff, |_| Some(&vma), 3, &p);
+    assert_eq!(below.err().unwrap().reason, LockFail::OutOfRange);
+    let last = lock_vma_under_rcu(mm.ident(), 0x1fff, |_| Some(&vma), 3, &p).unwrap();
+    assert_eq!(last.vma.end(), 0x2000);
+    drop(last);
+    assert_eq!(vma.lock.refcount(), 1);
+}
+
 #[test]
 fn lock_vma_under_rcu_retries_a_detached_vma() {
     let (mm, p) = (Mm::new(1), NoWait::default());

@@ -18,9 +18,10 @@
 //! mappers and one word of contents, and the `mmap_lock` a fault falls back to. It checks the
 //! kernel's fork against a write fault rather than the lock itself.
 //!
-//! Each model is named after the case it checks. `check-breaks.sh` builds the crate with one
-//! check removed at a time (`--cfg vmalock_break="…"`; `fork_no_write_lock` removes the write
-//! lock from the fork model's fork) and shows which models then fail.
+//! Each model is named after the case it checks. `cargo xtask check-breaks` runs them with one
+//! check removed at a time (`VMALOCK_BREAK=NAME`, or `--cfg vmalock_break="NAME"`;
+//! `fork_no_write_lock` removes the write lock from the fork model's fork) and shows that a
+//! model fails under every one.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2
 //! cargo test --release -p vmalock --test loom`.
@@ -319,6 +320,26 @@ fn reuse_same_mm_other_address() {
         w.session(MM1, || {
             w.remove(MM1, 0);
             w.install(MM1, 0, 20, 30, 2);
+        });
+        reader.join().unwrap();
+    });
+}
+
+/// Seed case 1, the range's end: the VMA a reader found at 10 ([10, 15)) is removed and reused
+/// at once just below, at [5, 10), in the same address space, so that its end is the very
+/// address the reader faults on. The range check must refuse it (the end is exclusive); a check
+/// that takes the end as inclusive, or ignores it, locks a VMA that does not cover 10.
+#[test]
+fn reuse_same_mm_ending_at_the_address() {
+    small_model(|| {
+        let w = World::new(1, Wait::Spin);
+        w.session(MM1, || w.install(MM1, 0, 10, 15, 1));
+        let reader = spawn(&w, |w| {
+            let _ = w.fault(MM1, 10, 1);
+        });
+        w.session(MM1, || {
+            w.remove(MM1, 0);
+            w.install(MM1, 0, 5, 10, 2);
         });
         reader.join().unwrap();
     });
@@ -643,7 +664,9 @@ impl Memory {
         w.session(MM1, || {
             // Deliberately wrong under `fork_no_write_lock`: Linux before 6.4's fix ("fork:
             // lock VMAs of the parent process when forking").
-            if !cfg!(vmalock_break = "fork_no_write_lock") {
+            if !cfg!(vmalock_break = "fork_no_write_lock")
+                && !vmalock::loom_break_selected("fork_no_write_lock")
+            {
                 w.vmas[0].lock.vma_start_write(&w.mm(MM1).seq, w);
             }
             let old = self.parent.fetch_and(!WRITABLE, Relaxed);

@@ -7,14 +7,17 @@
 //! space, covers their address, and its two data words are consistent (the writer changes them
 //! one after the other, with a delay between, under the write lock). Delays are injected at
 //! every [`DelayPoint`] to widen the race windows. At the end every object is detached and
-//! back in the slab.
+//! back in the slab. A watchdog fails the test after [`TIME_LIMIT`] rather than let a lost
+//! wake-up hang it.
 #![cfg(not(loom))]
 
 mod common;
 
 use common::VmaData;
 use std::cell::Cell;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,7 +31,9 @@ const REGIONS: u64 = 4;
 const PAGE: u64 = 0x1000;
 const READERS: usize = if cfg!(miri) { 2 } else { 4 };
 const WRITER_OPS: u32 = if cfg!(miri) { 200 } else { 200_000 };
-const TIME_LIMIT: Duration = Duration::from_secs(120);
+/// The whole test, writers and final unmapping, must end within this; the watchdog ends the
+/// process otherwise.
+const TIME_LIMIT: Duration = Duration::from_secs(60);
 const EMPTY: usize = usize::MAX;
 
 /// The writer's data words: `version`, then `check == checksum(mm, start, end, version)`,
@@ -276,6 +281,27 @@ impl Stats {
     }
 }
 
+/// Ends the test process with a failure if the test has not dropped the returned sender within
+/// [`TIME_LIMIT`]. A writer that waits for a wake-up that never comes sleeps in its condition
+/// variable for ever, and neither a panic nor the end of the scope can get it out (the scope
+/// waits for it): only ending the process turns the hang into a failure.
+fn watchdog() -> mpsc::Sender<()> {
+    let (finished, wait) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(TIME_LIMIT) {
+            // Straight to stderr: the test harness's capture of `eprintln!` would be lost
+            // with the process.
+            let _ = writeln!(
+                std::io::stderr(),
+                "vmalock stress: not finished after {TIME_LIMIT:?}: a writer or detacher is \
+                 stuck (a lost wake-up?)"
+            );
+            std::process::exit(101);
+        }
+    });
+    finished
+}
+
 #[test]
 fn readers_writers_and_reuse_on_real_threads() {
     let mm = |id| Mm {
@@ -297,6 +323,7 @@ fn readers_writers_and_reuse_on_real_threads() {
     };
     let stats = Stats::default();
     let started = Instant::now();
+    let finished = watchdog();
     thread::scope(|s| {
         let writers: Vec<_> = world
             .mms
@@ -318,7 +345,6 @@ fn readers_writers_and_reuse_on_real_threads() {
             });
         }
         while !writers.iter().all(|w| w.is_finished()) {
-            assert!(started.elapsed() < TIME_LIMIT, "writers stuck");
             thread::sleep(Duration::from_millis(10));
         }
         world.stop.store(true, Relaxed);
@@ -339,6 +365,7 @@ fn readers_writers_and_reuse_on_real_threads() {
         mm.seq.mmap_write_unlock();
     }
     assert_eq!(world.free.lock().unwrap().len(), OBJECTS);
+    drop(finished);
 
     let reasons = [
         "no_vma",

@@ -162,3 +162,82 @@ proptest! {
         check_madt(&madt, layout.image.bytes.len());
     }
 }
+
+/// The entries of an MADT (revision 1) holding `entries`.
+fn entries_of(entries: &[Vec<u8>]) -> Vec<Result<MadtEntry, AcpiError>> {
+    let layout = layout_rsdt(0, &madt(1, LAPIC, 0, entries));
+    find_madt(&layout.image, layout.rsdp)
+        .unwrap()
+        .entries()
+        .collect()
+}
+
+/// Each entry type the parser decodes, with the size ACPI 6.5 gives it.
+const SIZED_TYPES: [(u8, u8); 8] = [
+    (0, 8),
+    (1, 12),
+    (2, 10),
+    (3, 8),
+    (4, 6),
+    (5, 12),
+    (9, 16),
+    (10, 12),
+];
+
+// A well-formed MADT with one field made hostile: each is refused with the error documented
+// for it.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn an_entry_shorter_than_its_type_is_refused(
+        which in 0usize..SIZED_TYPES.len(),
+        short in 0u8..16,
+    ) {
+        let (kind, size) = SIZED_TYPES[which];
+        let length = short % size;
+        // The bad entry keeps its full size of bytes, so only its Length is wrong; a valid
+        // entry before it is decoded, nothing after it.
+        let mut bad = entry::raw(kind, &vec![0; usize::from(size) - 2]);
+        bad[1] = length;
+        let decoded = entries_of(&[entry::local_apic(0, 0, 1), bad, entry::local_apic(1, 1, 1)]);
+        prop_assert_eq!(decoded.len(), 2);
+        prop_assert!(decoded[0].is_ok());
+        prop_assert_eq!(
+            decoded[1],
+            Err(AcpiError::BadEntryLength { offset: 52, kind, length })
+        );
+    }
+
+    #[test]
+    fn an_entry_longer_than_the_table_is_refused(length in 9u8..=255) {
+        let mut long = entry::local_apic(0, 0, 1);
+        long[1] = length;
+        prop_assert_eq!(
+            entries_of(&[long]),
+            [Err(AcpiError::TruncatedEntry {
+                offset: 44,
+                needed: usize::from(length),
+                available: 8,
+            })]
+        );
+    }
+
+    #[test]
+    fn a_damaged_body_fails_the_checksum(at in any::<Index>(), flip in 1u8..=255) {
+        let layout = layout_rsdt(0, &qemu_madt());
+        let length = qemu_madt().len();
+        let mut bad = layout.clone();
+        // Past the header's signature and length, which have errors of their own.
+        let at = 8 + at.index(length - 8) as u64;
+        *bad.image.byte_mut(layout.madt + at) ^= flip;
+        prop_assert_eq!(
+            find_madt(&bad.image, bad.rsdp).unwrap_err(),
+            AcpiError::BadChecksum {
+                address: layout.madt,
+                signature: *b"APIC",
+                length: length as u32,
+            }
+        );
+    }
+}
