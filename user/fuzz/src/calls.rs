@@ -94,8 +94,9 @@ struct Gen {
     rng: Rng,
 }
 
-/// Paths relative to the fuzzer's directory (which a reset makes the working directory) and a
-/// few that do not exist.
+/// Paths relative to the fuzzer's directory (which a reset makes the working directory) and
+/// one that cannot exist: none leads out of the directory (no `..` above it, no absolute path
+/// that exists), so that no call changes anything else, whatever machine runs it.
 const PATHS: &[&[u8]] = &[
     b"f\0",
     b"d\0",
@@ -103,12 +104,11 @@ const PATHS: &[&[u8]] = &[
     b"g\0",
     b"d/x\0",
     b".\0",
-    b"..\0",
     b"\0",
-    b"/nonexistent\0",
+    b"/nonexistent/x\0",
     b"f/\0",
     b"f/x\0",
-    b"/tmp\0",
+    b"d/../f\0",
 ];
 
 impl Gen {
@@ -178,24 +178,31 @@ impl Gen {
         self.pointer_to(good)
     }
 
-    /// A pointer the kernel reads a timeout or a time from: only ones that do not sleep (zero,
-    /// one nanosecond, invalid), never the window, whose bytes could say anything.
+    /// A pointer the kernel reads a timeout or a time from: only ones that do not sleep (zero or
+    /// invalid; a relative nanosecond of a CPU-time clock is a wait without end for a process
+    /// that sleeps), never the window, whose bytes could say anything.
     fn timeout(&mut self, slot: usize) -> usize {
-        let pairs: &[[u64; 2]] = &[
-            [0, 0],
-            [0, 1],
-            [0, 999_999_999],
-            [0, 1_000_000_000],
-            [u64::MAX, 0],
-            [0, u64::MAX],
-        ];
+        self.time_pointer(
+            slot,
+            &[[0, 0], [0, 1_000_000_000], [u64::MAX, 0], [0, u64::MAX]],
+        )
+    }
+
+    /// As `timeout`, for a `struct timeval` (select's), whose microseconds Linux carries into
+    /// seconds instead of refusing: no value a million or above.
+    fn timeval(&mut self, slot: usize) -> usize {
+        self.time_pointer(slot, &[[0, 0], [u64::MAX, 0], [0, u64::MAX]])
+    }
+
+    fn time_pointer(&mut self, slot: usize, pairs: &[[u64; 2]]) -> usize {
         let pair = *self.rng.pick(pairs);
         let good = self.put_words(slot, &pair);
         match self.below(8) {
             0..=4 => good,
-            5 => good + 8, // the zeros after it
+            5 => good + 16, // the zeros after it
             6 => ARENA_END - self.one(&[1, 2, 3]),
-            _ => self.bad_pointer(),
+            // Never NULL: no timeout at all is a wait without end.
+            _ => self.bad_pointer().max(1),
         }
     }
 
@@ -575,7 +582,7 @@ fn select(g: &mut Gen) -> [usize; 6] {
     let write = g.words(2, &[0x1f8]);
     let bits = g.rng.next_u64();
     let except = g.words(3, &[bits]);
-    args(&[nfds, read, write, except, g.timeout(4)])
+    args(&[nfds, read, write, except, g.timeval(4)])
 }
 
 fn dup2(g: &mut Gen) -> [usize; 6] {
@@ -622,21 +629,22 @@ fn sendfile(g: &mut Gen) -> [usize; 6] {
 
 fn socket(g: &mut Gen) -> [usize; 6] {
     let domain = g.one(&[0, 1, 2, 10, 16, 17, 46, 0xffff]);
-    let kind = g.one(&[0, 1, 2, 3, 5, 0x80801, 0xffff]);
+    // Always non-blocking, as pipe2.
+    let kind = g.one(&[0, 1, 2, 3, 5, 0x80801, 0xffff]) | sys::O_NONBLOCK;
     let (out, _) = g.buffer(3);
     args(&[domain, kind, g.one(&[0, 1, 6, 17, 255]), out])
 }
 
 fn clone(g: &mut Gen) -> [usize; 6] {
-    // Only combinations Linux refuses before creating anything.
+    // Only combinations Linux refuses before creating anything (in the low 32 bits: clone
+    // ignores the rest).
     let flags = g.one(&[
         0x800,
         0x1_0000,
         0x1_0000 | 0x800,
         0x200 | 0x2_0000,
         0x1000_0000 | 0x200,
-        0x1000 | 0x1_0000_0000,
-        0x800 | 0x1_0000_0000 | 0x100,
+        0x1000 | 0x40_0000,
     ]);
     let (tid, _) = g.buffer(2);
     args(&[flags, g.bad_pointer(), tid, tid, g.bad_pointer()])
@@ -898,7 +906,9 @@ fn arch_prctl(g: &mut Gen) -> [usize; 6] {
 fn mount(g: &mut Gen) -> [usize; 6] {
     let source = g.path(0);
     let target = g.path(2);
-    let kind = g.bad_pointer();
+    // The file system type is always an unreadable pointer (never NULL, which a remount or a
+    // bind mount takes): refused before anything is mounted or changed.
+    let kind = g.bad_pointer().max(1);
     args(&[source, target, kind, g.flags(0x7fff), g.bad_pointer()])
 }
 
@@ -1180,6 +1190,7 @@ fn faccessat(g: &mut Gen) -> [usize; 6] {
 
 fn pselect6(g: &mut Gen) -> [usize; 6] {
     let mut all = select(g);
+    all[4] = g.timeout(4);
     let mask = g.put_words(5, &[0]);
     all[5] = if g.chance(2) {
         0
@@ -1241,7 +1252,8 @@ fn fallocate(g: &mut Gen) -> [usize; 6] {
         g.fd(),
         g.flags(0x7f),
         g.one(&[0, 1, PAGE, usize::MAX, 1 << 62]),
-        g.one(&[0, 1, PAGE, 1 << 16, usize::MAX, 1 << 62]),
+        // No huge length: tmpfs would allocate it.
+        g.one(&[0, 1, PAGE, 1 << 16, usize::MAX]),
     ])
 }
 
@@ -1329,9 +1341,15 @@ fn statx(g: &mut Gen) -> [usize; 6] {
 }
 
 fn rseq(g: &mut Gen) -> [usize; 6] {
-    // Never a registration that succeeds: the arena's bytes change under it.
-    let area = g.buffer(0).0;
-    args(&[area, g.one(&[0, 16, 31, 33]), g.flags(0x1), g.int()])
+    // Never a registration that succeeds (the arena's bytes change under it, and a garbage
+    // critical-section pointer is a SIGSEGV): lengths below the structure's 32 bytes, or a
+    // bad pointer.
+    if g.chance(2) {
+        args(&[g.bad_pointer(), 32, g.flags(0x1), g.int()])
+    } else {
+        let area = g.buffer(0).0;
+        args(&[area, g.one(&[0, 16, 31]), g.flags(0x1), g.int()])
+    }
 }
 
 fn pidfd_open(g: &mut Gen) -> [usize; 6] {
@@ -1615,7 +1633,7 @@ pub fn run(seed: u64, count: u64) -> i32 {
         let ret = unsafe { sys::syscall6(call.number, a[0], a[1], a[2], a[3], a[4], a[5]) };
         let result = sys::decode(ret);
         if let Ok(addr) = result {
-            release_foreign_mapping(call, &a, addr);
+            tidy_after(call, &a, addr);
         }
         print_line(call, &a, result);
     }
@@ -1624,12 +1642,19 @@ pub fn run(seed: u64, count: u64) -> i32 {
     0
 }
 
-/// Unmaps, unprinted, a mapping a call made outside the window (or a huge one inside it), so
-/// that neither memory nor address space runs out over a long run.
-fn release_foreign_mapping(call: &Call, a: &[usize; 6], addr: usize) {
-    let len = match call.number {
-        nr::MMAP => a[1],
-        nr::MREMAP => a[2],
+/// What a successful call leaves that the rest of the run must not meet, undone unprinted: a
+/// mapping outside the window (or a huge one inside it), which would use up memory or address
+/// space over a long run; a blocking eventfd (`eventfd` has no flags), which a later read
+/// would wait on for ever.
+fn tidy_after(call: &Call, a: &[usize; 6], value: usize) {
+    const EVENTFD: usize = 284;
+    let (addr, len) = match call.number {
+        nr::MMAP => (value, a[1]),
+        nr::MREMAP => (value, a[2]),
+        EVENTFD => {
+            let _ = sys::fcntl(value, sys::F_SETFL, sys::O_NONBLOCK);
+            return;
+        }
         _ => return,
     };
     let inside = (WINDOW..WINDOW + WINDOW_SPAN).contains(&addr);
