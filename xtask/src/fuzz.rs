@@ -66,8 +66,8 @@ pub fn run(request: &Request) -> Result<ExitCode, String> {
     for &cpus in &request.cpus {
         let ours = boot_ours(&qemu, &programs, request, cpus)?;
         let mut linuxes = Vec::new();
-        for bzimage in &request.linux {
-            linuxes.push(boot_linux(&qemu, &programs, request, cpus, bzimage)?);
+        for (index, bzimage) in request.linux.iter().enumerate() {
+            linuxes.push(boot_linux(&qemu, &programs, request, cpus, index, bzimage)?);
         }
         for boot in std::iter::once(&ours).chain(&linuxes) {
             let calls: usize = boot.calls.values().map(Vec::len).sum();
@@ -189,13 +189,14 @@ fn boot_linux(
     programs: &[Program],
     request: &Request,
     cpus: u32,
+    index: usize,
     bzimage: &Path,
 ) -> Result<Boot, String> {
     let dir = artifacts::target_dir().join("fuzz-linux");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cpio = dir.join("initramfs.cpio");
     testrun::linux_initramfs(programs, "/bin/fuzz", None, &cpio)?;
-    let label = format!("fuzz-linux-{cpus}cpu");
+    let label = format!("fuzz-linux{index}-{cpus}cpu");
     let mut profile = Profile::new(&label, Firmware::Bios, cpus);
     let disk =
         testrun::prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &session_args(request))?;

@@ -644,7 +644,6 @@ fn clone(g: &mut Gen) -> [usize; 6] {
         0x1_0000 | 0x800,
         0x200 | 0x2_0000,
         0x1000_0000 | 0x200,
-        0x1000 | 0x40_0000,
     ]);
     let (tid, _) = g.buffer(2);
     args(&[flags, g.bad_pointer(), tid, tid, g.bad_pointer()])
