@@ -54,6 +54,7 @@ struct Boot {
     calls: BTreeMap<u64, Vec<String>>,
     problems: Vec<String>,
     mismatches: usize,
+    elapsed: Duration,
 }
 
 pub fn run(request: &Request) -> Result<ExitCode, String> {
@@ -72,8 +73,10 @@ pub fn run(request: &Request) -> Result<ExitCode, String> {
         for boot in std::iter::once(&ours).chain(&linuxes) {
             let calls: usize = boot.calls.values().map(Vec::len).sum();
             println!(
-                "fuzz [{}]: {calls} calls, {} model mismatches",
-                boot.label, boot.mismatches
+                "fuzz [{}]: {calls} calls, {} model mismatches ({:.1} s)",
+                boot.label,
+                boot.mismatches,
+                boot.elapsed.as_secs_f64()
             );
             for problem in &boot.problems {
                 println!("  {problem}");
@@ -112,8 +115,9 @@ pub fn short_run(qemu: &Qemu, programs: &[Program], verbose: bool, tally: &mut T
             let calls: usize = boot.calls.values().map(Vec::len).sum();
             let clean = boot.problems.is_empty() && boot.mismatches == 0;
             println!(
-                "{what}: {calls} calls, {} model mismatches{}",
+                "{what}: {calls} calls, {} model mismatches ({:.1} s){}",
                 boot.mismatches,
+                boot.elapsed.as_secs_f64(),
                 if clean { "" } else { " FAILED" }
             );
             for problem in &boot.problems {
@@ -238,6 +242,7 @@ fn parse(label: String, log: &str, request: &Request, result: &RunResult) -> Boo
         calls: BTreeMap::new(),
         problems: Vec::new(),
         mismatches: 0,
+        elapsed: result.elapsed,
     };
     let mut pending = Vec::new();
     let mut finished = Vec::new();
