@@ -12,6 +12,8 @@
 //!   serial session and acceptance suite (acceptance.rs); `--linux BZIMAGE` also runs the user
 //!   test suite and the acceptance suite under a real Linux kernel; the screen test (screen.rs)
 //!   types through QEMU's monitor and reads the framebuffer back
+//! - `fuzz`: the system-call fuzzer (user/fuzz) on this kernel, and beside Linux kernels with
+//!   `--linux BZIMAGE`, every divergence grouped by call (fuzz.rs)
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //! - `check-breaks`: the mutation check of the VMA lock's loom models (breaks.rs)
@@ -26,6 +28,7 @@ mod artifacts;
 mod bench;
 mod breaks;
 mod debian;
+mod fuzz;
 mod install;
 mod ramdisk;
 mod rootfs;
@@ -103,6 +106,9 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["linux_only", "acceptance_only"])]
         screen_only: bool,
     },
+    /// The system-call fuzzer: hostile arguments and the shadow model, on this kernel and,
+    /// with --linux, under Linux kernels, every divergence grouped by call.
+    Fuzz(FuzzArgs),
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
     Bench(BenchArgs),
@@ -161,6 +167,28 @@ struct BenchArgs {
         conflicts_with_all = ["export", "smp", "reps", "cpu", "mem", "pages", "rounds", "linux", "no_icount", "cmdline"]
     )]
     import: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct FuzzArgs {
+    /// A seed (may be repeated); default: 1.
+    #[arg(long = "seed", value_name = "N")]
+    seeds: Vec<u64>,
+    /// Calls per seed, and shadow-model operations per seed.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    iterations: u64,
+    /// Guest CPUs (may be repeated: one boot per kernel and count).
+    #[arg(long = "smp", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
+    smp: Vec<u32>,
+    /// Threads of the shadow model (0: no model).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=64))]
+    threads: u32,
+    /// A Linux kernel (bzImage) to run the same seeds under, the oracle; may be repeated.
+    #[arg(long, value_name = "BZIMAGE")]
+    linux: Vec<PathBuf>,
+    /// Show each boot's serial output live.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(clap::Args)]
@@ -281,6 +309,22 @@ fn main() -> ExitCode {
             acceptance_only,
             screen_only,
         ),
+        Cmd::Fuzz(args) => fuzz::run(&fuzz::Request {
+            seeds: if args.seeds.is_empty() {
+                vec![1]
+            } else {
+                args.seeds
+            },
+            iterations: args.iterations,
+            cpus: if args.smp.is_empty() {
+                vec![2]
+            } else {
+                args.smp
+            },
+            threads: args.threads,
+            linux: args.linux,
+            verbose: args.verbose,
+        }),
         Cmd::Bench(args) => run_bench(args),
         Cmd::CheckBreaks { names } => breaks::check(&names).map(|ok| {
             if ok {

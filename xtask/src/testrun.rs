@@ -1,6 +1,7 @@
 //! `cargo xtask test`: host tests, the in-kernel suites under each QEMU profile, a check
 //! that the harness itself notices failures, timeouts and hangs, and the root file system's
-//! serial session and acceptance suite (acceptance.rs); with `--linux BZIMAGE`, also the user
+//! serial session and acceptance suite (acceptance.rs), a short run of the system-call fuzzer
+//! (fuzz.rs); with `--linux BZIMAGE`, also the user
 //! test suite and the acceptance suite as /init of a real Linux kernel (the oracle for the
 //! syscall semantics); and the screen test (screen.rs: keys through QEMU's monitor, the
 //! framebuffer read back).
@@ -17,6 +18,7 @@ use qemu::{Echo, Firmware, Machine, Outcome, Profile, Qemu, RunOptions, RunResul
 use crate::acceptance;
 use crate::artifacts::{self, Images, Tests};
 use crate::breaks;
+use crate::fuzz;
 use crate::install;
 use crate::ramdisk::{self, Contents};
 use crate::rootfs::{self, Root};
@@ -69,6 +71,7 @@ pub fn run(
     let programs = user::build_all()?;
     if everything {
         kernel_suites(&qemu, full, verbose, &programs, &mut tally)?;
+        fuzz::short_run(&qemu, &programs, verbose, &mut tally);
         debian_programs(&qemu, verbose, &mut tally);
     }
     if everything || screen_only {
