@@ -32,6 +32,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addrspace::{Mm, MmapLocked, entry_flags};
+use super::frame::UserUse;
 use super::page_refs;
 use super::pte::{GUARD_ENTRY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
 use super::user_tables;
@@ -336,7 +337,8 @@ fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultE
                 return Ok(());
             }
             if access.write && phys == zero_page() {
-                let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+                let fresh =
+                    user_tables::zeroed_user_frame(UserUse::Page).ok_or(FaultError::OutOfMemory)?;
                 match install(slot, old, entry(fresh.phys(), entry_flags(flags, true))) {
                     true => {
                         // The entry owns the page now; unmapping frees it.
@@ -381,7 +383,8 @@ fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultE
             percpu::add_local(&counters().zero_page_maps, 1);
             entry(zero_page(), entry_flags(flags, false))
         } else {
-            let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+            let fresh =
+                user_tables::zeroed_user_frame(UserUse::Page).ok_or(FaultError::OutOfMemory)?;
             if install(slot, 0, entry(fresh.phys(), entry_flags(flags, true))) {
                 // The entry owns the page now; unmapping frees it.
                 let _ = fresh.into_raw();

@@ -23,7 +23,7 @@ use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::PhysAddr;
-use super::frame::{self, Frames, UserFrame};
+use super::frame::{self, Frames, UserFrame, UserUse};
 use super::pte::{ACCESSED, GUARD_ENTRY, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
 
 const ENTRIES: usize = 512;
@@ -54,10 +54,10 @@ pub fn zeroed_frame() -> Option<Frames> {
     Some(block)
 }
 
-/// A zeroed frame for user memory or a user page table; `None` once only the kernel's reserve
-/// is left (see `frame::USER_RESERVE_FRAMES`).
-pub fn zeroed_user_frame() -> Option<UserFrame> {
-    let frame = frame::allocate_for_user()?;
+/// A zeroed frame for user memory or a user page table (`used_for`); `None` once only the
+/// kernel's reserve is left (see `frame::USER_RESERVE_FRAMES` and [`UserUse`]).
+pub fn zeroed_user_frame(used_for: UserUse) -> Option<UserFrame> {
+    let frame = frame::allocate_for_user(used_for)?;
     // SAFETY: the frame is ours alone until `frame` is handed on.
     unsafe { zero_frame(frame.phys()) };
     Some(frame)
@@ -69,7 +69,7 @@ pub fn zeroed_user_frame() -> Option<UserFrame> {
 /// `write`), and the copy is then of the page as it was at some point of the copy, as on
 /// Linux.
 pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
-    let frame = frame::allocate_for_user()?;
+    let frame = frame::allocate_for_user(UserUse::Page)?;
     // SAFETY: `frame` is ours alone until handed on; `source` stays allocated (the caller
     // holds a mapping of it or a page-cache hold), and stores into it meanwhile change only
     // what the copy holds. Both are whole frames in the direct map.
@@ -141,7 +141,7 @@ unsafe fn slot_or_create<'a>(root: PhysAddr, addr: u64, level: u32) -> Option<&'
         let slot = unsafe { &entries(table)[index(addr, above)] };
         let mut current = slot.load(Ordering::Acquire);
         if current & PRESENT == 0 {
-            let new = zeroed_user_frame()?;
+            let new = zeroed_user_frame(UserUse::PageTable)?;
             let value = entry(new.phys(), PRESENT | WRITABLE | USER | ACCESSED);
             // AcqRel: publishes the zeroed table (Release); on failure, reads the winner's.
             match slot.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire) {

@@ -294,13 +294,12 @@ ktest! {
     timeout_ms = 300_000;
     /// Each deliberate fault kills its process with Linux's status (128 + signal) and a report
     /// (signals whose handler cannot run included), while an unrelated process runs on to a
-    /// clean exit; nothing leaks.
+    /// clean exit; nothing leaks. (Running out of memory has a test of its own, below.)
     fn faulting_processes_are_killed_and_others_go_on() {
         let baseline = Baseline::take();
         let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true, init: false })
             .unwrap_or_else(|e| panic!("{e}"));
-        let cases: [(&str, u32, &str); 12] = [
-            ("oom", 137, "out of memory: killed process"),
+        let cases: [(&str, u32, &str); 11] = [
             ("null", 139, "segfault at 0 "),
             ("kernel-addr", 139, "segfault at ffff800000000000"),
             ("write-ro", 139, "segfault at"),
@@ -322,6 +321,46 @@ ktest! {
         assert!(bystander.exited.wait_timeout(240_000_000_000), "the bystander never finished");
         assert_eq!(bystander.exit_status(), 0, "the bystander failed:\n{}", output(&bystander));
         drop(bystander);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 600_000;
+    /// Memory exhaustion: two processes of two threads each write to fresh pages until only the
+    /// kernel's reserve is left. Each is killed whole (SIGKILL, status 137: its other thread
+    /// dies with it) with one report naming its pid, name and resident pages, while a bystander
+    /// process runs its threads to a clean exit and the kernel goes on allocating page tables,
+    /// slab objects and RCU callbacks from the reserve. Every frame comes back.
+    fn memory_exhaustion_kills_the_process_and_others_finish() {
+        let baseline = Baseline::take();
+        {
+            let (_, _, _, out_of_memory_before, _) = crate::mm::fault::totals();
+            let options = || SpawnOptions { capture_output: true, init: false };
+            let bystander = spawn("/bin/demo", &[b"/bin/demo"], options())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let eaters: alloc::vec::Vec<Arc<Process>> = (0..2)
+                .map(|_| {
+                    spawn("/bin/faulter", &[b"/bin/faulter", b"oom"], options())
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+                .collect();
+            for eater in &eaters {
+                assert!(eater.exited.wait_timeout(400_000_000_000), "faulter oom still runs");
+                assert_eq!(eater.exit_status(), 137, "faulter oom: not killed by SIGKILL");
+                let report = eater.fatal_report.lock().clone().unwrap_or_default();
+                let who = alloc::format!("out of memory: killed process {} (faulter), ", eater.pid);
+                assert!(
+                    report.starts_with(&who) && report.contains(" pages resident: "),
+                    "faulter oom: report {report:?}"
+                );
+                crate::println!("# {report}");
+            }
+            let (_, _, _, out_of_memory, _) = crate::mm::fault::totals();
+            assert!(out_of_memory > out_of_memory_before, "no fault ran out of memory");
+            assert!(bystander.exited.wait_timeout(240_000_000_000), "the bystander never finished");
+            assert_eq!(bystander.exit_status(), 0, "the bystander failed:\n{}", output(&bystander));
+        }
         baseline.check();
     }
 }

@@ -52,7 +52,7 @@ pub(super) fn force(frame: &TrapFrame, info: SigInfo, cr2: u64) -> bool {
 pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) {
     let (signo, code) = match error {
         FaultError::OutOfMemory => {
-            report_out_of_memory(frame, cr2);
+            kill_for_out_of_memory(frame, cr2);
             die(SIGKILL)
         }
         FaultError::NoVma | FaultError::GuardRegion => (SIGSEGV, SEGV_MAPERR),
@@ -184,12 +184,31 @@ fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
     });
 }
 
-fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
+/// Kills the running thread's process for want of memory (the caller then exits this thread)
+/// and reports it in one line like Linux's `Out of memory: Killed process PID (NAME) ...`: who,
+/// how many pages it had resident, and why. The process that faulted is the victim (Linux's
+/// `vm.oom_kill_allocating_task`): it is the one asking for more, and killing it frees what it
+/// took without waiting on another process. Only the thread that starts the group exit
+/// reports: others that run out at the same moment die with it silently.
+fn kill_for_out_of_memory(frame: &TrapFrame, cr2: u64) {
     let task = sched::current();
-    report_fatal(alloc::format!(
-        "out of memory: killed process {} ({}) faulting at {cr2:#x} ip {:#x}",
-        task.process().map_or(0, |p| p.pid),
-        task.name(),
-        frame.rip
-    ));
+    let Some(user) = &task.user else {
+        return;
+    };
+    let resident = user.mm.resident_pages.sum();
+    if user
+        .process
+        .kill_all_but_current(super::death_status(SIGKILL))
+    {
+        report_fatal(alloc::format!(
+            "out of memory: killed process {} ({}), {resident} pages resident: no frame for a \
+             page at {cr2:#x} (ip {:#x}, tid {}), {} frames free are the kernel's reserve \
+             (SIGKILL)",
+            user.process.pid,
+            task.name(),
+            frame.rip,
+            task.tid,
+            crate::mm::frame::free_frames()
+        ));
+    }
 }
