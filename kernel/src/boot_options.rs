@@ -30,12 +30,16 @@ pub enum SelfTest {
 #[cfg(feature = "ktest")]
 #[derive(Clone, Debug)]
 pub struct TestOptions {
-    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
+    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT (or one of the texts
+    /// `TEXT|TEXT...` separates with `|`).
     pub filter: Option<&'static str>,
     /// `ktest.timeout_ms=N`: the default per-test timeout.
     pub timeout_ms: u64,
     /// `ktest.stress=N`: multiplies the iteration counts of stress tests (torture runs).
     pub stress: u32,
+    /// `ktest.soak_s=N`: run the tests in rounds, with the soak's own steps, until N seconds
+    /// have passed (ktest/soak.rs); 0 (the default) runs them once.
+    pub soak_s: u64,
     /// `ktest.selftest=fail|timeout|hang|fault|lock`: add a deliberately broken test (harness
     /// self-check).
     pub self_test: Option<SelfTest>,
@@ -58,6 +62,7 @@ impl Default for TestOptions {
             filter: None,
             timeout_ms: 30_000,
             stress: 1,
+            soak_s: 0,
             self_test: None,
             phantom_apic_id: None,
             maps_break_no_retry: false,
@@ -195,6 +200,8 @@ impl BootOptions {
                 #[cfg(feature = "ktest")]
                 "ktest.stress" => set_number(&mut options.tests.stress, opt.value, 1..=u32::MAX),
                 #[cfg(feature = "ktest")]
+                "ktest.soak_s" => set_number(&mut options.tests.soak_s, opt.value, 1..=u64::MAX),
+                #[cfg(feature = "ktest")]
                 "ktest.selftest" => {
                     let which = match opt.value {
                         Some("fail") => Some(SelfTest::Fail),
@@ -265,6 +272,9 @@ impl TestOptions {
         }
         if let Some(filter) = self.filter {
             write!(f, " ktest.filter={filter}")?;
+        }
+        if self.soak_s != 0 {
+            write!(f, " ktest.soak_s={}", self.soak_s)?;
         }
         if let Some(which) = self.self_test {
             write!(f, " ktest.selftest={which:?}")?;

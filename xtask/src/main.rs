@@ -12,6 +12,8 @@
 //!   serial session and acceptance suite (acceptance.rs); `--linux BZIMAGE` also runs the user
 //!   test suite and the acceptance suite under a real Linux kernel; the screen test (screen.rs)
 //!   types through QEMU's monitor and reads the framebuffer back
+//! - `soak`: one boot that runs the fault torture, the user suite and the fuzzer in rounds for
+//!   N minutes and ends with the kernel's check that nothing leaked (soak.rs)
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //!
@@ -28,6 +30,7 @@ mod install;
 mod ramdisk;
 mod rootfs;
 mod screen;
+mod soak;
 mod symbols;
 mod testrun;
 mod toolchain;
@@ -100,6 +103,20 @@ enum Cmd {
         /// back with screendump.
         #[arg(long, conflicts_with_all = ["linux_only", "acceptance_only"])]
         screen_only: bool,
+    },
+    /// Run the fault torture, the user suite and the fuzzer in rounds in one boot for N
+    /// minutes, then check that frames, slab objects, VMAs and RCU callbacks are back at their
+    /// baseline and that no RCU stall was reported.
+    Soak {
+        /// How long to start new rounds (the last one runs to its end).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        minutes: u32,
+        /// Guest CPUs.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
+        smp: u32,
+        /// Show the serial output live.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
@@ -273,6 +290,11 @@ fn main() -> ExitCode {
             acceptance_only,
             screen_only,
         ),
+        Cmd::Soak {
+            minutes,
+            smp,
+            verbose,
+        } => soak::run(minutes, smp, verbose),
         Cmd::Bench(args) => run_bench(args),
     };
     result.unwrap_or_else(|message| fail(&message))

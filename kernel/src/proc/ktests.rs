@@ -142,8 +142,30 @@ impl Baseline {
     }
 }
 
+impl Baseline {
+    /// The baseline beside the figures of now, in one line (`what before->now`), for reports;
+    /// the caller has settled the kernel ([`Baseline::check`] does).
+    pub(crate) fn compared_with_now(&self) -> String {
+        let total = |counts: &[(&str, usize)]| counts.iter().map(|&(_, n)| n).sum::<usize>();
+        let (pages, files) = crate::fs::pagecache::statistics();
+        alloc::format!(
+            "frames in use {}->{}, VMAs {}->{}, slab objects {}->{}, frames held more than once {}->{}, page-cache pages {}->{pages} and files {}->{files}",
+            self.frames,
+            frames_in_use(),
+            self.vmas,
+            vmas_active(),
+            total(&self.slab_objects),
+            total(&slab_objects()),
+            self.shared_frames,
+            page_refs::shared_frames(),
+            self.page_cache.0,
+            self.page_cache.1,
+        )
+    }
+}
+
 /// Runs `path` with `args` and waits (at most `timeout_s`) for it to end.
-fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
+pub(super) fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
     let process = spawn(
         path,
         args,
@@ -160,7 +182,7 @@ fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process
     process
 }
 
-fn output(process: &Process) -> String {
+pub(super) fn output(process: &Process) -> String {
     let bytes = process.captured_output.as_ref().expect("captured").lock();
     String::from_utf8_lossy(&bytes).into_owned()
 }

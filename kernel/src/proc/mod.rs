@@ -33,6 +33,8 @@ pub(crate) mod ktests;
 pub mod ramdisk;
 pub mod rseq;
 pub mod signal;
+#[cfg(feature = "ktest")]
+pub(crate) mod soak;
 pub mod timers;
 pub mod wait;
 
