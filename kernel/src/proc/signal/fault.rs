@@ -202,7 +202,7 @@ fn kill_for_out_of_memory(frame: &TrapFrame, cr2: u64) {
     {
         report_fatal(alloc::format!(
             "out of memory: killed process {} ({}), {resident} pages resident: no frame for a \
-             page at {cr2:#x} (ip {:#x}, tid {}), {} frames free are the kernel's reserve \
+             page at {cr2:#x} (ip {:#x}, tid {}) above the kernel's reserve ({} frames free now) \
              (SIGKILL)",
             user.process.pid,
             task.name(),
