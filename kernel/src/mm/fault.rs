@@ -168,6 +168,10 @@ fn serve(fault: &PageFault) -> Result<(), FaultError> {
     }
 }
 
+/// How often a fault that found no memory lets the out-of-memory killer make room and tries
+/// again before its own process is killed.
+const OUT_OF_MEMORY_TRIES: u32 = 8;
+
 /// Serves a fault of the running task's process at `addr`.
 fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
     let task = crate::sched::current();
@@ -175,7 +179,18 @@ fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
         return Err(FaultError::NoVma);
     };
     let process = &user.process;
-    let result = handle_fault(&user.mm, addr, access);
+    let mut result = handle_fault(&user.mm, addr, access);
+    // Out of memory: the out-of-memory killer makes room (it may sleep, so only where
+    // interrupts are on), or leaves the faulting process to be killed.
+    let mut tries = 0;
+    while result == Err(FaultError::OutOfMemory)
+        && tries < OUT_OF_MEMORY_TRIES
+        && x86_64::instructions::interrupts::are_enabled()
+        && crate::proc::oom::make_room_for(process)
+    {
+        tries += 1;
+        result = handle_fault(&user.mm, addr, access);
+    }
     match result {
         Ok(()) => {
             percpu::add_local(&counters().faults, 1);

@@ -30,6 +30,7 @@ pub mod exec;
 pub mod futex;
 #[cfg(feature = "ktest")]
 pub(crate) mod ktests;
+pub mod oom;
 pub mod ramdisk;
 pub mod rseq;
 pub mod signal;
