@@ -101,8 +101,9 @@ fn fuzz_calls() {
     let Some(text) = run_fuzz(&format!("calls {seed} {FUZZ_CALLS}")) else {
         return;
     };
-    let calls = text.lines().filter(|line| line.contains(" -> ")).count();
-    crate::println!("# soak: fuzz calls seed {seed}: {calls} calls");
+    // Its last line: `calls: N calls, seed S`.
+    let summary = summary_line(&text, "calls", seed);
+    crate::println!("# soak: fuzz {summary}");
 }
 
 fn fuzz_model() {
@@ -112,10 +113,8 @@ fn fuzz_model() {
     )) else {
         return;
     };
-    let summary = text
-        .lines()
-        .find(|line| line.starts_with("model: "))
-        .unwrap_or_else(|| panic!("no summary line from fuzz model seed {seed}:\n{text}"));
+    // Its last line: `model: N operations, M mismatches, seed S`.
+    let summary = summary_line(&text, "model", seed);
     crate::println!("# soak: fuzz {summary}");
     let mismatches: alloc::vec::Vec<&str> = text
         .lines()
@@ -126,6 +125,22 @@ fn fuzz_model() {
         "fuzz model seed {seed}: {summary}\n{}",
         mismatches.join("\n")
     );
+}
+
+/// The fuzzer's summary line for `mode` (the line that starts `MODE: `); fails the step when
+/// there is none.
+fn summary_line<'a>(text: &'a str, mode: &str, seed: u64) -> &'a str {
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(mode)
+                .is_some_and(|rest| rest.starts_with(": "))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary line from fuzz {mode} seed {seed}:\n{}",
+                tail(text, 20)
+            )
+        })
 }
 
 /// Runs `/bin/fuzz` with `args` (space-separated) and returns its output; fails the step unless
