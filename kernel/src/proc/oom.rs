@@ -48,13 +48,15 @@ pub fn make_room_for(faulting: &Arc<Process>) -> bool {
     if Arc::ptr_eq(victim, faulting) {
         return false;
     }
+    let name = |process: &Process| {
+        process
+            .threads()
+            .first()
+            .map_or_else(Default::default, |thread| thread.name())
+    };
+    // Named before the kill: its threads may all be gone by the time the report is written.
+    let victim_name = name(victim);
     if victim.kill_all_but_current(killed_by(signal::SIGKILL, false)) {
-        let name = |process: &Process| {
-            process
-                .threads()
-                .first()
-                .map_or_else(Default::default, |thread| thread.name())
-        };
         signal::report_fatal_of(
             victim,
             alloc::format!(
@@ -62,7 +64,7 @@ pub fn make_room_for(faulting: &Arc<Process>) -> bool {
                  process: process {} ({}) found no frame above the kernel's reserve ({} frames \
                  free) (SIGKILL)",
                 victim.pid,
-                name(victim),
+                victim_name,
                 faulting.pid,
                 name(faulting),
                 crate::mm::frame::free_frames()
