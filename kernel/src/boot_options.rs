@@ -36,6 +36,9 @@ pub struct TestOptions {
     pub timeout_ms: u64,
     /// `ktest.stress=N`: multiplies the iteration counts of stress tests (torture runs).
     pub stress: u32,
+    /// `ktest.soak_s=N`: run the tests in rounds, with the soak's own steps, until N seconds
+    /// have passed (ktest/soak.rs); 0 (the default) runs them once.
+    pub soak_s: u64,
     /// `ktest.selftest=fail|timeout|hang|fault|lock`: add a deliberately broken test (harness
     /// self-check).
     pub self_test: Option<SelfTest>,
@@ -58,6 +61,7 @@ impl Default for TestOptions {
             filter: None,
             timeout_ms: 30_000,
             stress: 1,
+            soak_s: 0,
             self_test: None,
             phantom_apic_id: None,
             maps_break_no_retry: false,
@@ -213,6 +217,8 @@ impl BootOptions {
                 #[cfg(feature = "ktest")]
                 "ktest.stress" => set_number(&mut options.tests.stress, opt.value, 1..=u32::MAX),
                 #[cfg(feature = "ktest")]
+                "ktest.soak_s" => set_number(&mut options.tests.soak_s, opt.value, 1..=u64::MAX),
+                #[cfg(feature = "ktest")]
                 "ktest.selftest" => {
                     let which = match opt.value {
                         Some("fail") => Some(SelfTest::Fail),
@@ -283,6 +289,9 @@ impl TestOptions {
         }
         if let Some(filter) = self.filter {
             write!(f, " ktest.filter={filter}")?;
+        }
+        if self.soak_s != 0 {
+            write!(f, " ktest.soak_s={}", self.soak_s)?;
         }
         if let Some(which) = self.self_test {
             write!(f, " ktest.selftest={which:?}")?;

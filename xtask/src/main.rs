@@ -14,6 +14,8 @@
 //!   types through QEMU's monitor and reads the framebuffer back
 //! - `fuzz`: the system-call fuzzer (user/fuzz) on this kernel, and beside Linux kernels with
 //!   `--linux BZIMAGE`, every divergence grouped by call (fuzz.rs)
+//! - `soak`: one boot that runs the fault torture, the user suite and the fuzzer in rounds for
+//!   N minutes and ends with the kernel's check that nothing leaked (soak.rs)
 //! - `bench`: the page-fault benchmark (bench/), ours with the per-VMA lock on and off, and
 //!   Linux kernels beside it with `--linux BZIMAGE`
 //! - `check-breaks`: the mutation check of the VMA lock's loom models (breaks.rs)
@@ -33,6 +35,7 @@ mod install;
 mod ramdisk;
 mod rootfs;
 mod screen;
+mod soak;
 mod symbols;
 mod testrun;
 mod toolchain;
@@ -109,6 +112,20 @@ enum Cmd {
     /// The system-call fuzzer: hostile arguments and the shadow model, on this kernel and,
     /// with --linux, under Linux kernels, every divergence grouped by call.
     Fuzz(FuzzArgs),
+    /// Run the fault torture, the user suite and the fuzzer in rounds in one boot for N
+    /// minutes, then check that frames, slab objects, VMAs and RCU callbacks are back at their
+    /// baseline and that no RCU stall was reported.
+    Soak {
+        /// How long to start new rounds (the last one runs to its end).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        minutes: u32,
+        /// Guest CPUs.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GUEST_CPUS)))]
+        smp: u32,
+        /// Show the serial output live.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Page-fault throughput, scaling and instructions per fault, beside Linux with --linux
     /// (reports in target/bench/).
     Bench(BenchArgs),
@@ -325,6 +342,11 @@ fn main() -> ExitCode {
             linux: args.linux,
             verbose: args.verbose,
         }),
+        Cmd::Soak {
+            minutes,
+            smp,
+            verbose,
+        } => soak::run(minutes, smp, verbose),
         Cmd::Bench(args) => run_bench(args),
         Cmd::CheckBreaks { names } => breaks::check(&names).map(|ok| {
             if ok {

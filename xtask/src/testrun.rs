@@ -853,7 +853,7 @@ pub fn serial_log(name: &str) -> std::path::PathBuf {
         .join(format!("{name}.log"))
 }
 
-fn run_profile(
+pub(crate) fn run_profile(
     qemu: &Qemu,
     profile: &Profile,
     image: &Path,

@@ -36,6 +36,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::mm::addrspace::Mm;
+use crate::mm::frame::UserUse;
 use crate::mm::{PhysAddr, frame, page_refs, user_tables};
 use crate::syscall::errno::{EFBIG, ENOMEM, ENOSPC, Errno};
 
@@ -115,7 +116,7 @@ impl Pages {
         if let Some(&phys) = self.frames.get(&index) {
             return Some(phys);
         }
-        let phys = user_tables::zeroed_user_frame()?.into_raw();
+        let phys = user_tables::zeroed_user_frame(UserUse::Page)?.into_raw();
         // The frame is the cache's from now on (freed by truncation or the cache's drop).
         self.frames.insert(index, phys);
         CACHED_PAGES.fetch_add(1, Ordering::Relaxed);

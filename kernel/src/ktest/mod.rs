@@ -18,6 +18,7 @@
 //! panic: it stops the machine, and the run ends with the test in progress failed.
 
 mod selftest;
+mod soak;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -205,6 +206,9 @@ pub fn run_all(options: &BootOptions) -> ! {
     RUN.stress
         .store(u64::from(options.tests.stress), Ordering::Relaxed);
     RUN.print_stats.store(options.stats, Ordering::Relaxed);
+    if options.tests.soak_s != 0 {
+        soak::run(cases, options.tests.soak_s, options.tests.timeout_ms);
+    }
     println!("KTAP version 1");
     println!("1..{}", cases.len());
     for (index, case) in cases.iter().enumerate() {

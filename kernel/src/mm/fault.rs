@@ -32,6 +32,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addrspace::{Mm, MmapLocked, entry_flags};
+use super::frame::UserUse;
 use super::page_refs;
 use super::pte::{GUARD_ENTRY, NO_EXECUTE, PRESENT, PROT_NONE_ENTRY, WRITABLE, address, entry};
 use super::user_tables;
@@ -167,6 +168,10 @@ fn serve(fault: &PageFault) -> Result<(), FaultError> {
     }
 }
 
+/// How often a fault that found no memory lets the out-of-memory killer make room and tries
+/// again before its own process is killed.
+const OUT_OF_MEMORY_TRIES: u32 = 8;
+
 /// Serves a fault of the running task's process at `addr`.
 fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
     let task = crate::sched::current();
@@ -174,7 +179,18 @@ fn fault_in_current(addr: u64, access: Access) -> Result<(), FaultError> {
         return Err(FaultError::NoVma);
     };
     let process = &user.process;
-    let result = handle_fault(&user.mm, addr, access);
+    let mut result = handle_fault(&user.mm, addr, access);
+    // Out of memory: the out-of-memory killer makes room (it may sleep, so only where
+    // interrupts are on), or leaves the faulting process to be killed.
+    let mut tries = 0;
+    while result == Err(FaultError::OutOfMemory)
+        && tries < OUT_OF_MEMORY_TRIES
+        && x86_64::instructions::interrupts::are_enabled()
+        && crate::proc::oom::make_room_for(process)
+    {
+        tries += 1;
+        result = handle_fault(&user.mm, addr, access);
+    }
     match result {
         Ok(()) => {
             percpu::add_local(&counters().faults, 1);
@@ -336,7 +352,8 @@ fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultE
                 return Ok(());
             }
             if access.write && phys == zero_page() {
-                let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+                let fresh =
+                    user_tables::zeroed_user_frame(UserUse::Page).ok_or(FaultError::OutOfMemory)?;
                 match install(slot, old, entry(fresh.phys(), entry_flags(flags, true))) {
                     true => {
                         // The entry owns the page now; unmapping frees it.
@@ -381,7 +398,8 @@ fn fill_page(mm: &Mm, vma: &Vma, addr: u64, access: Access) -> Result<(), FaultE
             percpu::add_local(&counters().zero_page_maps, 1);
             entry(zero_page(), entry_flags(flags, false))
         } else {
-            let fresh = user_tables::zeroed_user_frame().ok_or(FaultError::OutOfMemory)?;
+            let fresh =
+                user_tables::zeroed_user_frame(UserUse::Page).ok_or(FaultError::OutOfMemory)?;
             if install(slot, 0, entry(fresh.phys(), entry_flags(flags, true))) {
                 // The entry owns the page now; unmapping frees it.
                 let _ = fresh.into_raw();

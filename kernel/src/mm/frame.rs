@@ -145,9 +145,33 @@ pub fn allocate(order: usize) -> Option<Frames> {
     })
 }
 
-/// Free frames kept for the kernel: user pages (and user page tables) are not allocated below
-/// this, so a process that eats all memory is killed while the kernel can still allocate.
+/// Free frames kept for the kernel: user pages are not allocated below this, so a process that
+/// eats all memory is killed while the kernel can still allocate (its heap, slabs, kernel
+/// stacks and tables take from the reserve; nothing else does).
 pub const USER_RESERVE_FRAMES: usize = 2048;
+
+/// What a frame from [`allocate_for_user`] is for, which decides how much of the reserve it may
+/// take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserUse {
+    /// A page of user memory (anonymous, a copy, the page cache's): never below
+    /// [`USER_RESERVE_FRAMES`].
+    Page,
+    /// A user page table: may take the upper half of the reserve, so that the fault which finds
+    /// no page for its data still finds the tables on its way there, and the process is killed
+    /// for want of the page rather than of a table.
+    PageTable,
+}
+
+impl UserUse {
+    /// Free frames this use leaves to the kernel.
+    fn reserve(self) -> usize {
+        match self {
+            Self::Page => USER_RESERVE_FRAMES,
+            Self::PageTable => USER_RESERVE_FRAMES / 2,
+        }
+    }
+}
 
 /// The most frames one CPU's cache keeps (256 MiB of memory; its array takes 512 KiB).
 const MAX_CACHE_FRAMES: usize = 65_536;
@@ -204,15 +228,16 @@ fn with_local_cache<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
     result
 }
 
-/// One frame for user memory or a user page table, unless only the kernel's reserve is left
-/// (after draining every CPU's cache into the allocator); frames already in this CPU's cache
-/// are handed out regardless.
-pub fn allocate_for_user() -> Option<UserFrame> {
-    let phys = match take_for_user() {
+/// One frame for user memory or a user page table, unless only the part of the kernel's reserve
+/// that `used_for` may not take is left (after draining every CPU's cache into the allocator);
+/// frames already in this CPU's cache are handed out regardless (the cache is refilled only
+/// above [`USER_RESERVE_FRAMES`]).
+pub fn allocate_for_user(used_for: UserUse) -> Option<UserFrame> {
+    let phys = match take_for_user(used_for) {
         Some(phys) => phys,
         None => {
             drain_cpu_caches();
-            take_for_user()?
+            take_for_user(used_for)?
         }
     };
     Some(UserFrame(PhysAddr::new(phys)))
@@ -220,16 +245,16 @@ pub fn allocate_for_user() -> Option<UserFrame> {
 
 /// [`allocate_for_user`] without the drain: from this CPU's cache, refilled from the allocator
 /// (with a batch if the cache has room, else one frame).
-fn take_for_user() -> Option<u64> {
+fn take_for_user(used_for: UserUse) -> Option<u64> {
     with_local_cache(|frames| {
         if let Some(phys) = frames.pop() {
             return Some(phys);
         }
         let mut buddy = FRAMES.lock();
-        let spare = buddy
-            .stats()
-            .free_frames
-            .saturating_sub(USER_RESERVE_FRAMES);
+        let free = buddy.stats().free_frames;
+        // The cache refills only above the whole reserve, so what it holds is never the
+        // reserve's, whoever takes it later.
+        let spare = free.saturating_sub(USER_RESERVE_FRAMES);
         // A batch (as much as the cache holds), one frame of which is handed out; with no
         // cache yet (early boot), the one frame straight from the allocator. A whole batch is
         // one block split into single frames where the allocator has one: a cache that
@@ -258,10 +283,15 @@ fn take_for_user() -> Option<u64> {
         }
         match frames.pop() {
             Some(phys) => Some(phys),
-            None if spare > 0 => buddy.allocate(0),
+            None if free > used_for.reserve() => buddy.allocate(0),
             None => None,
         }
     })
+}
+
+/// Free frames now, the per-CPU caches counted (for the out-of-memory report).
+pub fn free_frames() -> usize {
+    stats().free_frames
 }
 
 /// Returns frames that held user memory or user page tables (an unmapped range) to this CPU's
@@ -438,7 +468,7 @@ mod ktests {
             let mut sorted = Vec::with_capacity(count);
             let before = stats().free_frames;
             for _ in 0..count {
-                let phys = super::allocate_for_user().expect("frames for the test").into_raw();
+                let phys = super::allocate_for_user(super::UserUse::Page).expect("frames for the test").into_raw();
                 assert_eq!(phys.as_u64() % 4096, 0, "frame {phys:#x} misaligned");
                 taken.push(phys);
             }
@@ -462,6 +492,37 @@ mod ktests {
     }
 
     ktest! {
+        /// User pages stop at the kernel's reserve and user page tables at half of it, while
+        /// the kernel itself still allocates below both: its heap grows, slabs take objects,
+        /// RCU callbacks run, blocks come from the allocator.
+        fn the_reserve_is_left_to_page_tables_and_the_kernel() {
+            use super::{USER_RESERVE_FRAMES, UserUse, allocate_for_user};
+            // Room for every frame, reserved first (the heap must not grow while counting).
+            let mut pages = Vec::with_capacity(stats().free_frames);
+            let mut tables = Vec::with_capacity(USER_RESERVE_FRAMES);
+            while let Some(frame) = allocate_for_user(UserUse::Page) {
+                pages.push(frame);
+            }
+            let at_reserve = stats().free_frames;
+            while let Some(frame) = allocate_for_user(UserUse::PageTable) {
+                tables.push(frame);
+            }
+            let at_half = stats().free_frames;
+            let grown_heap = alloc::vec![1u8; 512 * 1024];
+            let objects: Vec<alloc::boxed::Box<[u64; 16]>> =
+                (0..1024).map(|i| alloc::boxed::Box::new([i; 16])).collect();
+            crate::sync::rcu::synchronize_rcu();
+            crate::sync::rcu::rcu_barrier();
+            let block = allocate(2).expect("a kernel block from the reserve");
+            drop((block, objects, grown_heap, tables, pages));
+            // Other CPUs may free frames meanwhile (work the tests before left): a batch.
+            let near = |free: usize, mark: usize| free.abs_diff(mark) <= super::CACHE_BATCH;
+            assert!(near(at_reserve, USER_RESERVE_FRAMES), "user pages stopped at {at_reserve} free frames");
+            assert!(near(at_half, USER_RESERVE_FRAMES / 2), "page tables stopped at {at_half} free frames");
+        }
+    }
+
+    ktest! {
         /// Taking every frame ends in `None`, not a panic, and everything comes back. Frames
         /// sitting in this CPU's cache and in another CPU's are drained into the allocator and
         /// handed out too: memory is exhausted only when the caches are empty.
@@ -473,7 +534,7 @@ mod ktests {
             let fill_cache = || {
                 // On the stack, not the heap (see above); dropping them frees them.
                 let frames: [super::UserFrame; 3 * super::CACHE_BATCH] =
-                    core::array::from_fn(|_| super::allocate_for_user().expect("frames for the test"));
+                    core::array::from_fn(|_| super::allocate_for_user(super::UserUse::Page).expect("frames for the test"));
                 drop(frames);
             };
             fill_cache();
@@ -493,7 +554,7 @@ mod ktests {
             }
             assert_eq!(super::cached_frames(), 0, "frames left in a CPU cache after exhaustion");
             assert_eq!(stats().free_frames, 0, "frames left in the allocator after exhaustion");
-            assert!(super::allocate_for_user().is_none());
+            assert!(super::allocate_for_user(super::UserUse::Page).is_none());
             let taken_frames: usize = taken.iter().map(|&(_, order)| 1 << order).sum();
             assert_eq!(taken_frames, before.free_frames, "frames went missing");
             drop(taken);

@@ -23,7 +23,7 @@ use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::PhysAddr;
-use super::frame::{self, Frames, UserFrame};
+use super::frame::{self, Frames, UserFrame, UserUse};
 use super::inject::{self, Kind};
 use super::pte::{ACCESSED, GUARD_ENTRY, MAPS_PAGE, PRESENT, USER, WRITABLE, address, entry};
 
@@ -64,27 +64,19 @@ fn zeroed_block() -> Option<Frames> {
     Some(block)
 }
 
-/// A zeroed frame for user memory; `None` once only the kernel's reserve is left (see
-/// `frame::USER_RESERVE_FRAMES`) or when a failure is injected (`fail=frames:`).
-pub fn zeroed_user_frame() -> Option<UserFrame> {
-    if inject::should_fail(Kind::Frames) {
+/// A zeroed frame for user memory or a user page table (`used_for`); `None` once only the
+/// part of the kernel's reserve `used_for` may not take is left (see
+/// `frame::USER_RESERVE_FRAMES` and [`UserUse`]), or when a failure is injected
+/// (`fail=frames:` for pages, `fail=pagetable:` for tables).
+pub fn zeroed_user_frame(used_for: UserUse) -> Option<UserFrame> {
+    let kind = match used_for {
+        UserUse::Page => Kind::Frames,
+        UserUse::PageTable => Kind::PageTable,
+    };
+    if inject::should_fail(kind) {
         return None;
     }
-    zeroed_from_user_reserve()
-}
-
-/// A zeroed frame for a user page table; `None` as for [`zeroed_user_frame`], or when a
-/// failure is injected (`fail=pagetable:`).
-fn zeroed_table_frame() -> Option<UserFrame> {
-    if inject::should_fail(Kind::PageTable) {
-        return None;
-    }
-    zeroed_from_user_reserve()
-}
-
-/// A zeroed frame from the frames user memory may take.
-fn zeroed_from_user_reserve() -> Option<UserFrame> {
-    let frame = frame::allocate_for_user()?;
+    let frame = frame::allocate_for_user(used_for)?;
     // SAFETY: the frame is ours alone until `frame` is handed on.
     unsafe { zero_frame(frame.phys()) };
     Some(frame)
@@ -99,7 +91,7 @@ pub fn copied_user_frame(source: PhysAddr) -> Option<UserFrame> {
     if inject::should_fail(Kind::Frames) {
         return None;
     }
-    let frame = frame::allocate_for_user()?;
+    let frame = frame::allocate_for_user(UserUse::Page)?;
     // SAFETY: `frame` is ours alone until handed on; `source` stays allocated (the caller
     // holds a mapping of it or a page-cache hold), and stores into it meanwhile change only
     // what the copy holds. Both are whole frames in the direct map.
@@ -171,7 +163,7 @@ unsafe fn slot_or_create<'a>(root: PhysAddr, addr: u64, level: u32) -> Option<&'
         let slot = unsafe { &entries(table)[index(addr, above)] };
         let mut current = slot.load(Ordering::Acquire);
         if current & PRESENT == 0 {
-            let new = zeroed_table_frame()?;
+            let new = zeroed_user_frame(UserUse::PageTable)?;
             let value = entry(new.phys(), PRESENT | WRITABLE | USER | ACCESSED);
             // AcqRel: publishes the zeroed table (Release); on failure, reads the winner's.
             match slot.compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire) {

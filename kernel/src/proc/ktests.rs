@@ -155,8 +155,30 @@ impl core::fmt::Display for Baseline {
     }
 }
 
+impl Baseline {
+    /// The baseline beside the figures of now, in one line (`what before->now`), for reports;
+    /// the caller has settled the kernel ([`Baseline::check`] does).
+    pub(crate) fn compared_with_now(&self) -> String {
+        let total = |counts: &[(&str, usize)]| counts.iter().map(|&(_, n)| n).sum::<usize>();
+        let (pages, files) = crate::fs::pagecache::statistics();
+        alloc::format!(
+            "frames in use {}->{}, VMAs {}->{}, slab objects {}->{}, frames held more than once {}->{}, page-cache pages {}->{pages} and files {}->{files}",
+            self.frames,
+            frames_in_use(),
+            self.vmas,
+            vmas_active(),
+            total(&self.slab_objects),
+            total(&slab_objects()),
+            self.shared_frames,
+            page_refs::shared_frames(),
+            self.page_cache.0,
+            self.page_cache.1,
+        )
+    }
+}
+
 /// Runs `path` with `args` and waits (at most `timeout_s`) for it to end.
-fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
+pub(super) fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process> {
     let process = spawn(
         path,
         args,
@@ -174,7 +196,7 @@ fn run(path: &str, args: &[&[u8]], capture: bool, timeout_s: u64) -> Arc<Process
     process
 }
 
-fn output(process: &Process) -> String {
+pub(super) fn output(process: &Process) -> String {
     let bytes = process.captured_output.as_ref().expect("captured").lock();
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -308,13 +330,12 @@ ktest! {
     timeout_ms = 300_000;
     /// Each deliberate fault kills its process with Linux's status (128 + signal) and a report
     /// (signals whose handler cannot run included), while an unrelated process runs on to a
-    /// clean exit; nothing leaks.
+    /// clean exit; nothing leaks. (Running out of memory has a test of its own, below.)
     fn faulting_processes_are_killed_and_others_go_on() {
         let baseline = Baseline::take();
         let bystander = spawn("/bin/demo", &[b"/bin/demo"], SpawnOptions { capture_output: true, init: false, hide_output: false })
             .unwrap_or_else(|e| panic!("{e}"));
-        let cases: [(&str, u32, &str); 12] = [
-            ("oom", 137, "out of memory: killed process"),
+        let cases: [(&str, u32, &str); 11] = [
             ("null", 139, "segfault at 0 "),
             ("kernel-addr", 139, "segfault at ffff800000000000"),
             ("write-ro", 139, "segfault at"),
@@ -336,6 +357,48 @@ ktest! {
         assert!(bystander.exited.wait_timeout(240_000_000_000), "the bystander never finished");
         assert_eq!(bystander.exit_status(), 0, "the bystander failed:\n{}", output(&bystander));
         drop(bystander);
+        baseline.check();
+    }
+}
+
+ktest! {
+    timeout_ms = 600_000;
+    /// Memory exhaustion: two processes of two threads each write to fresh pages until only the
+    /// kernel's reserve is left. Each is killed whole (SIGKILL, status 137: its other thread
+    /// dies with it) as the process with the most resident pages, with one report naming its
+    /// pid, name and resident pages, while a small bystander process whose faults also find
+    /// memory gone runs its threads to a clean exit (the killer takes a larger process for it),
+    /// and the kernel goes on allocating page tables, slab objects and RCU callbacks from the
+    /// reserve. Every frame comes back.
+    fn memory_exhaustion_kills_the_process_and_others_finish() {
+        let baseline = Baseline::take();
+        {
+            let (_, _, _, out_of_memory_before, _) = crate::mm::fault::totals();
+            let options = || SpawnOptions { capture_output: true, init: false, hide_output: false };
+            let bystander = spawn("/bin/demo", &[b"/bin/demo"], options())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let eaters: alloc::vec::Vec<Arc<Process>> = (0..2)
+                .map(|_| {
+                    spawn("/bin/faulter", &[b"/bin/faulter", b"oom"], options())
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+                .collect();
+            for eater in &eaters {
+                assert!(eater.exited.wait_timeout(400_000_000_000), "faulter oom still runs");
+                assert_eq!(eater.exit_status(), 137, "faulter oom: not killed by SIGKILL");
+                let report = eater.fatal_report.lock().clone().unwrap_or_default();
+                let who = alloc::format!("out of memory: killed process {} (faulter), ", eater.pid);
+                assert!(
+                    report.starts_with(&who) && report.contains(" pages resident, the most of any process: "),
+                    "faulter oom: report {report:?}"
+                );
+                crate::println!("# {report}");
+            }
+            let (_, _, _, out_of_memory, _) = crate::mm::fault::totals();
+            assert!(out_of_memory > out_of_memory_before, "no fault ran out of memory");
+            assert!(bystander.exited.wait_timeout(240_000_000_000), "the bystander never finished");
+            assert_eq!(bystander.exit_status(), 0, "the bystander failed:\n{}", output(&bystander));
+        }
         baseline.check();
     }
 }

@@ -30,9 +30,12 @@ pub mod exec;
 pub mod futex;
 #[cfg(feature = "ktest")]
 pub(crate) mod ktests;
+pub mod oom;
 pub mod ramdisk;
 pub mod rseq;
 pub mod signal;
+#[cfg(feature = "ktest")]
+pub(crate) mod soak;
 pub mod timers;
 pub mod wait;
 
@@ -401,13 +404,16 @@ impl Process {
         self.group_exit.load(Ordering::Acquire)
     }
 
-    /// Starts a group exit with `wait_status` (the first one wins) and kills every thread but
-    /// the caller: each leaves at its next return to user mode, and sleeping ones are woken.
-    fn kill_all_but_current(&self, wait_status: u32) {
-        if !self.group_exit.swap(true, Ordering::AcqRel) {
+    /// Starts a group exit with `wait_status` (the first one wins: `true` if it is this one)
+    /// and kills every thread but the caller: each leaves at its next return to user mode, and
+    /// sleeping ones are woken.
+    fn kill_all_but_current(&self, wait_status: u32) -> bool {
+        let first = !self.group_exit.swap(true, Ordering::AcqRel);
+        if first {
             self.wait_status.store(wait_status, Ordering::Release);
         }
         self.kill_other_threads();
+        first
     }
 
     /// Kills every thread but the caller: each leaves at its next return to user mode, and

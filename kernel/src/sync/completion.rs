@@ -40,10 +40,9 @@ impl Completion {
         self.is_done()
     }
 
-    /// Sleeps until [`complete`](Self::complete) was called or `timeout_ns` passed; returns
-    /// whether it was completed.
+    /// Sleeps until [`complete`](Self::complete) was called, `timeout_ns` passed or a signal
+    /// came; returns whether it was completed.
     #[track_caller]
-    #[cfg(feature = "ktest")]
     pub fn wait_timeout(&self, timeout_ns: u64) -> bool {
         let deadline = crate::time::now_ns().saturating_add(timeout_ns);
         self.queue

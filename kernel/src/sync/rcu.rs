@@ -396,6 +396,21 @@ pub fn recover_after_jump() {
     IRQ_LEFT_IDLE[cpu].store(false, Ordering::Relaxed);
 }
 
+/// Callbacks queued on every CPU and not run yet (the soak compares them with its baseline).
+#[cfg(feature = "ktest")]
+pub fn pending_callbacks() -> u64 {
+    let stats = RCU.stats();
+    stats
+        .callbacks_queued
+        .saturating_sub(stats.callbacks_invoked)
+}
+
+/// Stall warnings printed since boot.
+#[cfg(feature = "ktest")]
+pub fn stall_warnings() -> u64 {
+    STALL_WARNINGS.load(Ordering::Relaxed)
+}
+
 /// `rcu: ...` statistics line (boot log, debug key `r`).
 pub fn log_statistics() {
     let stats = RCU.stats();

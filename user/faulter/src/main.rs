@@ -16,6 +16,7 @@
 //! | `no-restorer` | raises SIGUSR1 whose handler lacks `SA_RESTORER` (no way back on x86_64) | SIGSEGV (139) |
 //! | `bad-sigreturn` | calls `rt_sigreturn` with its stack pointer on a kernel address | SIGSEGV (139) |
 //! | `segv-in-handler` | reads address 0; the SIGSEGV handler does too (SIGSEGV blocked there) | SIGSEGV (139) |
+//! | `oom` | two threads write to fresh pages of a 1 TiB `MAP_NORESERVE` mapping until memory runs out | SIGKILL (137) |
 //! | `exit N` | exits with status N | N |
 //! | `ok` | prints a line and exits 0 | 0 |
 //!
@@ -93,14 +94,15 @@ fn main() -> i32 {
         "sigstate" => sigstate(),
         "fds" => open_fds(),
         "oom" => {
-            // Touches fresh pages of a huge MAP_NORESERVE mapping until memory runs out: the
-            // kernel kills the process (SIGKILL, status 137) and goes on.
+            // Two threads touch fresh pages of a huge MAP_NORESERVE mapping, each its own half,
+            // until memory runs out: the kernel kills the whole process (SIGKILL, status 137)
+            // and goes on.
             expect("SIGKILL (status 137) when memory runs out");
-            let len = 1usize << 40;
+            let half = 1usize << 39;
             let flags = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE;
             let base = match sys::mmap(
                 0,
-                len,
+                2 * half,
                 sys::PROT_READ | sys::PROT_WRITE,
                 flags,
                 usize::MAX,
@@ -112,11 +114,16 @@ fn main() -> i32 {
                     return 1;
                 }
             };
-            let mut page = base;
-            while page < base + len {
-                write_at(page);
-                page += 4096;
-            }
+            let touch_all = move |start: usize| {
+                let mut page = start;
+                while page < start + half {
+                    write_at(page);
+                    page += 4096;
+                }
+            };
+            let other = urt::thread::spawn(move || touch_all(base + half));
+            touch_all(base);
+            other.join();
             survived(mode)
         }
         "null" => {

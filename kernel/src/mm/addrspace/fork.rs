@@ -40,6 +40,7 @@ use core::sync::atomic::Ordering;
 use super::{Mm, MmWriteGuard, charged_pages, entry_flags};
 use crate::arch::syscall::USER_END;
 use crate::mm::commit;
+use crate::mm::frame::UserUse;
 use crate::mm::page_refs;
 use crate::mm::pte::{GUARD_ENTRY, MAPS_PAGE, PRESENT, WRITABLE, address, entry};
 use crate::mm::user_tables;
@@ -184,7 +185,7 @@ impl MmWriteGuard<'_> {
             if current & MAPS_PAGE != 0 && address(current) != zero {
                 continue;
             }
-            let fresh = user_tables::zeroed_user_frame().ok_or(ENOMEM)?;
+            let fresh = user_tables::zeroed_user_frame(UserUse::Page).ok_or(ENOMEM)?;
             // The VMA is write-locked: no fault changes the entry meanwhile.
             slot.store(
                 entry(fresh.into_raw(), entry_flags(flags, true)),

@@ -52,7 +52,7 @@ pub(super) fn force(frame: &TrapFrame, info: SigInfo, cr2: u64) -> bool {
 pub fn user_page_fault_failed(frame: &TrapFrame, cr2: u64, error: FaultError) {
     let (signo, code) = match error {
         FaultError::OutOfMemory => {
-            report_out_of_memory(frame, cr2);
+            kill_for_out_of_memory(frame, cr2);
             die(SIGKILL)
         }
         FaultError::NoVma | FaultError::GuardRegion => (SIGSEGV, SEGV_MAPERR),
@@ -146,11 +146,23 @@ fn float_exception_code(vector: u8) -> Option<i32> {
 /// Logs why a signal kills the running thread's process (and, in test images, keeps the first
 /// such report in the process for the tests).
 pub(super) fn report_fatal(text: alloc::string::String) {
+    match sched::current().process() {
+        Some(process) => report_fatal_of(process, text),
+        None => log::error!("{text}"),
+    }
+}
+
+/// Logs why `process` is killed (and, in test images, keeps the first such report in the
+/// process for the tests).
+pub(in crate::proc) fn report_fatal_of(
+    process: &super::super::Process,
+    text: alloc::string::String,
+) {
     log::error!("{text}");
     #[cfg(feature = "ktest")]
-    if let Some(process) = sched::current().process() {
-        process.fatal_report.lock().get_or_insert(text);
-    }
+    process.fatal_report.lock().get_or_insert(text);
+    #[cfg(not(feature = "ktest"))]
+    let _ = process;
 }
 
 /// A fault that kills, in words like Linux's `prog[pid]: segfault at ADDR ip IP sp SP error
@@ -184,12 +196,30 @@ fn report(frame: &TrapFrame, cr2: u64, signal: u32) {
     });
 }
 
-fn report_out_of_memory(frame: &TrapFrame, cr2: u64) {
+/// Kills the running thread's process for want of memory (the caller then exits this thread):
+/// the out-of-memory killer (proc/oom.rs) found it the largest. Reports it in one line like
+/// Linux's `Out of memory: Killed process PID (NAME) ...`: who, how many pages it had resident,
+/// and why. Only the thread that starts the group exit reports: others that run out at the
+/// same moment die with it silently.
+fn kill_for_out_of_memory(frame: &TrapFrame, cr2: u64) {
     let task = sched::current();
-    report_fatal(alloc::format!(
-        "out of memory: killed process {} ({}) faulting at {cr2:#x} ip {:#x}",
-        task.process().map_or(0, |p| p.pid),
-        task.name(),
-        frame.rip
-    ));
+    let Some(user) = &task.user else {
+        return;
+    };
+    let resident = user.mm.resident_pages.sum();
+    if user
+        .process
+        .kill_all_but_current(super::death_status(SIGKILL))
+    {
+        report_fatal(alloc::format!(
+            "out of memory: killed process {} ({}), {resident} pages resident, the most of any \
+             process: no frame for a page at {cr2:#x} (ip {:#x}, tid {}) above the kernel's \
+             reserve ({} frames free now) (SIGKILL)",
+            user.process.pid,
+            task.name(),
+            frame.rip,
+            task.tid,
+            crate::mm::frame::free_frames()
+        ));
+    }
 }

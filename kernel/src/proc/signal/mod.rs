@@ -74,6 +74,7 @@ mod ktests;
 mod queue;
 
 pub use delivery::{return_to_user, sigreturn, user_thread_start};
+pub(super) use fault::report_fatal_of;
 pub use fault::{force_sigsegv, user_exception, user_page_fault_failed};
 pub use queue::SigInfo;
 use queue::{Pending, next_signal};
