@@ -823,8 +823,10 @@ fn run_qemu(args: &QemuArgs) -> Result<ExitCode, String> {
                 }
             };
         }
+        // A script waits for the kernel's own end: QEMU killed by a signal (by the host's
+        // out-of-memory killer, say) ends nothing the kernel reported, so it is a failure.
         return match result.outcome {
-            Outcome::Success | Outcome::Killed => Ok(ExitCode::SUCCESS),
+            Outcome::Success => Ok(ExitCode::SUCCESS),
             other => Err(format!("QEMU: {other}")),
         };
     }
