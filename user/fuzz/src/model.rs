@@ -20,7 +20,7 @@
 mod editor;
 mod faulter;
 
-use core::fmt;
+use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use urt::signal::{SA_SIGINFO, SigInfo, UContext};
@@ -28,7 +28,7 @@ use urt::sys;
 use urt::{eprintln, println};
 
 /// The pages of one editor's arena.
-pub const ARENA_PAGES: usize = 256;
+pub const ARENA_PAGES: usize = 128;
 /// Where editor 0's arena starts; editor `i`'s starts `i` strides above.
 const ARENA_BASE: usize = 0x2000_0000_0000;
 /// The distance between two arenas (wide gaps: nothing an editor does reaches the next one).
@@ -50,6 +50,16 @@ static SEED: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Threads that have set themselves up; all start together once every one has.
 static READY: AtomicUsize = AtomicUsize::new(0);
+/// The operations, by kind, for the coverage line.
+const KINDS: [&str; 10] = [
+    "mmap", "munmap", "mprotect", "madvise", "mremap", "fork", "pwrite", "brk", "invalid", "write",
+];
+/// How many operations of each kind ran.
+static RUNS: [AtomicU64; KINDS.len()] = [const { AtomicU64::new(0) }; KINDS.len()];
+/// How many calls of each kind the model predicted to fail.
+static PREDICTED_ERRORS: [AtomicU64; KINDS.len()] = [const { AtomicU64::new(0) }; KINDS.len()];
+/// Whether the kernel took a guard marker (`MADV_GUARD_INSTALL`, Linux 6.13).
+static GUARDS_KNOWN: AtomicBool = AtomicBool::new(false);
 /// Set in a fork's child: a fault there ends the child with [`CHILD_FAULTED`].
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 /// A fork child's exit status when it faulted.
@@ -89,6 +99,30 @@ fn print_summary() -> u64 {
         SEED.load(Ordering::Relaxed)
     );
     mismatches
+}
+
+/// One line: each kind's count (and how many of them the model predicted to fail).
+fn print_coverage() {
+    let mut line = urt::io::FdWriter::new(1);
+    let _ = write!(line, "model coverage:");
+    for (kind, name) in KINDS.iter().enumerate() {
+        let _ = write!(
+            line,
+            " {name} {} ({} errors),",
+            RUNS[kind].load(Ordering::Relaxed),
+            PREDICTED_ERRORS[kind].load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        line,
+        " guard markers {}",
+        if GUARDS_KNOWN.load(Ordering::Relaxed) {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    line.flush();
 }
 
 /// SIGSEGV and SIGBUS: the model let a thread touch a page the kernel refused.
@@ -136,6 +170,7 @@ pub fn run(seed: u64, operations: u64, threads: usize) -> i32 {
     for faulter in faulter_threads {
         faulter.join();
     }
+    print_coverage();
     if print_summary() == 0 { 0 } else { 1 }
 }
 

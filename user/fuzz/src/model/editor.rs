@@ -27,8 +27,8 @@ use urt::sys::{
 };
 
 use super::{
-    ARENA_PAGES, CHILD_FAULTED, IN_CHILD, OPERATIONS_DONE, arena_base, in_arenas, mismatch,
-    start_together,
+    ARENA_PAGES, CHILD_FAULTED, GUARDS_KNOWN, IN_CHILD, OPERATIONS_DONE, PREDICTED_ERRORS, RUNS,
+    arena_base, in_arenas, mismatch, start_together,
 };
 use crate::rng::Rng;
 
@@ -179,6 +179,8 @@ struct Editor {
     /// A page for pread and pwrite.
     buffer: Vec<u64>,
     op: Op,
+    /// The operation's index in the coverage counters (`KINDS`).
+    kind: usize,
     done: u64,
 }
 
@@ -250,6 +252,7 @@ impl Editor {
                 name: "setup",
                 args: [0; 4],
             },
+            kind: 0,
             done: 0,
         })
     }
@@ -282,6 +285,9 @@ impl Editor {
 
     /// Compares a call's result with the model's prediction.
     fn expect(&self, got: SysResult, want: SysResult) {
+        if want.is_err() {
+            PREDICTED_ERRORS[self.kind].fetch_add(1, Ordering::Relaxed);
+        }
         if got != want {
             self.report(
                 self.op.args[0],
@@ -304,6 +310,28 @@ impl Editor {
         )
     }
 
+    /// A span like [`Self::span`] that, three times in four, starts at a mapped page (when
+    /// there is one), so that most calls meet mappings rather than holes.
+    fn mapped_span(&mut self) -> (usize, usize) {
+        let (first, count) = self.span();
+        if self.rng.below(4) == 0 {
+            return (first, count);
+        }
+        let start = self.rng.below(ARENA_PAGES as u64) as usize;
+        match (0..ARENA_PAGES)
+            .map(|i| (start + i) % ARENA_PAGES)
+            .find(|&page| self.pages[page].mapped)
+        {
+            Some(page) if self.rng.below(2) == 0 => {
+                // Within the mapped run that starts there.
+                let run = self.pages[page..].iter().take_while(|p| p.mapped).count();
+                (page, count.min(run))
+            }
+            Some(page) => (page.min(ARENA_PAGES - count), count),
+            None => (first, count),
+        }
+    }
+
     fn tag(&mut self) -> u64 {
         self.rng.next_u64() | 1
     }
@@ -311,17 +339,30 @@ impl Editor {
     fn step(&mut self) {
         self.done += 1;
         OPERATIONS_DONE.fetch_add(1, Ordering::Relaxed);
-        let (first, count) = match self.rng.below(100) {
-            0..20 => self.op_mmap(),
-            20..30 => self.op_munmap(),
-            30..45 => self.op_mprotect(),
-            45..60 => self.op_madvise(),
-            60..70 => self.op_mremap(),
-            70..72 => self.op_fork(),
-            72..75 => self.op_pwrite(),
-            75..80 if self.brk.is_some() => self.op_brk(),
-            75..80 => self.op_invalid(),
-            80..84 => self.op_invalid(),
+        let roll = self.rng.below(100);
+        self.kind = match roll {
+            0..20 => 0,
+            20..30 => 1,
+            30..45 => 2,
+            45..60 => 3,
+            60..70 => 4,
+            70..72 => 5,
+            72..75 => 6,
+            75..80 if self.brk.is_some() => 7,
+            75..84 => 8,
+            _ => 9,
+        };
+        RUNS[self.kind].fetch_add(1, Ordering::Relaxed);
+        let (first, count) = match self.kind {
+            0 => self.op_mmap(),
+            1 => self.op_munmap(),
+            2 => self.op_mprotect(),
+            3 => self.op_madvise(),
+            4 => self.op_mremap(),
+            5 => self.op_fork(),
+            6 => self.op_pwrite(),
+            7 => self.op_brk(),
+            8 => self.op_invalid(),
             _ => self.op_write(),
         };
         self.verify_memory();
@@ -364,7 +405,7 @@ impl Editor {
         }
         self.report(
             addr,
-            format_args!("{a:#x} (or {b:#x})"),
+            format_args!("{a:#x}{}", if a == b { "" } else { " (or 0)" }),
             format_args!("{w0:#x}/{last:#x}"),
         );
         self.pages[page].content = match (p.content, p.backing) {
@@ -659,7 +700,7 @@ impl Editor {
     }
 
     fn op_munmap(&mut self) -> (usize, usize) {
-        let (first, count) = self.span();
+        let (first, count) = self.mapped_span();
         let addr = self.addr(first);
         self.op = Op {
             name: "munmap",
@@ -672,7 +713,7 @@ impl Editor {
     }
 
     fn op_mprotect(&mut self) -> (usize, usize) {
-        let (first, count) = self.span();
+        let (first, count) = self.mapped_span();
         let prot = *self.rng.pick(&PROTS);
         let addr = self.addr(first);
         self.op = Op {
@@ -710,7 +751,7 @@ impl Editor {
     }
 
     fn op_madvise(&mut self) -> (usize, usize) {
-        let (first, count) = self.span();
+        let (first, count) = self.mapped_span();
         let addr = self.addr(first);
         let span = &self.pages[first..first + count];
         let holes = span.iter().any(|p| !p.mapped);
@@ -740,12 +781,13 @@ impl Editor {
         };
         let got = sys::madvise(addr, count * PAGE_SIZE, advice);
         if guard && advice != MADV_DONTNEED && self.guards.is_none() {
-            if got == Err(Errno::EINVAL) {
+            let known = got != Err(Errno::EINVAL);
+            GUARDS_KNOWN.store(known, Ordering::Relaxed);
+            self.guards = Some(known);
+            if !known {
                 // A kernel before Linux 6.13: no guard markers.
-                self.guards = Some(false);
                 return (first, count);
             }
-            self.guards = Some(true);
         }
         self.expect(got, if holes { Err(Errno::ENOMEM) } else { Ok(0) });
         for p in self.pages[first..first + count]
@@ -768,7 +810,7 @@ impl Editor {
     /// mremap of a part of one mapping: shrink, grow (in place or moved by the kernel), or
     /// move to a fixed place in the arena.
     fn op_mremap(&mut self) -> (usize, usize) {
-        let page = self.rng.below(ARENA_PAGES as u64) as usize;
+        let (page, _) = self.mapped_span();
         if !self.pages[page].mapped {
             // Growing what is not mapped: EFAULT.
             let addr = self.addr(page);
@@ -903,7 +945,7 @@ impl Editor {
     /// Writes new tags into the writable pages of a span (and, for editor 0, a page of the
     /// break).
     fn op_write(&mut self) -> (usize, usize) {
-        let (first, count) = self.span();
+        let (first, count) = self.mapped_span();
         self.op = Op {
             name: "write",
             args: [self.addr(first), count * PAGE_SIZE, 0, 0],
