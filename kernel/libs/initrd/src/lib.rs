@@ -51,7 +51,7 @@ mod read;
 #[cfg(feature = "std")]
 mod write;
 
-pub use read::{Archive, Entries, Entry, ParseError};
+pub use read::{Archive, Entries, Entry, FIELD_NAMES, ParseError};
 #[cfg(feature = "std")]
 pub use write::{ArchiveBuilder, BuildError};
 

@@ -8,8 +8,9 @@ use crate::{FIELD_LEN, HEADER_LEN, MAGIC, MAGIC_CRC, S_IFDIR, S_IFLNK, S_IFMT, S
 // Header field values are `u32`s used as lengths; `as usize` below relies on this.
 const _: () = assert!(usize::BITS >= u32::BITS);
 
-/// Names of the 13 header fields after the magic, in archive order.
-const FIELD_NAMES: [&str; 13] = [
+/// Names of the 13 header fields after the magic, in archive order (the `field` of
+/// [`ParseError::BadField`]).
+pub const FIELD_NAMES: [&str; 13] = [
     "ino",
     "mode",
     "uid",
