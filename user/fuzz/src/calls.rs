@@ -1641,20 +1641,14 @@ pub fn run(seed: u64, count: u64) -> i32 {
     0
 }
 
-/// Closes the descriptors and removes what the calls left in the directory, and the
-/// directory itself, so that runs one after the other in one boot (the soak) leave nothing
-/// behind. Only the names of [`PATHS`] can exist there: `d/x` and `f/x` below the top ones.
+/// Closes the descriptors and removes the directory with whatever the calls left in it (they
+/// may have made directories in directories, or renamed one over another), so that runs one
+/// after the other in one boot (the soak) leave nothing behind.
 fn remove_directory(seed: u64) {
     let _ = sys::close_range(FIRST_FD, u32::MAX as usize, 0);
-    for name in [c"d/x", c"f/x", c"f", c"d", c"l", c"g"] {
-        let path = name.as_ptr() as usize;
-        if sys::unlinkat(sys::AT_FDCWD, path, 0).is_err() {
-            let _ = sys::unlinkat(sys::AT_FDCWD, path, sys::AT_REMOVEDIR);
-        }
-    }
     let _ = sys::chdir(c"/tmp".as_ptr() as usize);
     let dir = directory(seed);
-    let _ = sys::unlinkat(sys::AT_FDCWD, dir.as_ptr() as usize, sys::AT_REMOVEDIR);
+    let _ = urt::fs::remove_tree(dir.trim_end_matches('\0'));
 }
 
 /// What a successful call leaves that the rest of the run must not meet, undone unprinted: a

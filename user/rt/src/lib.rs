@@ -24,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod fs;
 pub mod heap;
 pub mod init;
 pub mod io;

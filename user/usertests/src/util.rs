@@ -10,6 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::CStr;
 
+pub use urt::fs::dir_entries;
+use urt::fs::remove_tree;
 use urt::sys::{self, AT_FDCWD, Errno, PAGE_SIZE, Stat};
 
 /// A canonical kernel-half address: every pointer argument must be refused there.
@@ -299,70 +301,12 @@ pub fn readlink(path: &CStr) -> Result<String, Errno> {
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// One directory entry as getdents64 gives it: the name and `d_type`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DirEntry {
-    pub name: String,
-    pub kind: u8,
-}
-
-/// The entries of the open directory `fd` from its offset on (`.` and `..` included), in the
-/// order getdents64 gives them.
-pub fn dir_entries(fd: usize) -> Result<Vec<DirEntry>, Errno> {
-    let mut out = Vec::new();
-    // 8-byte aligned: the records' 64-bit fields are read in place.
-    let mut buf = [0u64; 512];
-    loop {
-        let len = sys::getdents64(fd, buf.as_mut_ptr() as usize, 8 * buf.len())?;
-        if len == 0 {
-            return Ok(out);
-        }
-        // SAFETY: the kernel wrote `len` bytes of the buffer.
-        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, len) };
-        // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-ended.
-        let mut at = 0;
-        while at + 19 <= len {
-            let reclen = u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
-            if reclen < 20 || at + reclen > len {
-                return Err(Errno::EIO);
-            }
-            let name = &bytes[at + 19..at + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            out.push(DirEntry {
-                name: String::from_utf8_lossy(name).into_owned(),
-                kind: bytes[at + 18],
-            });
-            at += reclen;
-        }
-    }
-}
-
 /// The names in directory `path`, `.` and `..` included, sorted.
 pub fn dir_names(path: &CStr) -> Result<Vec<String>, Errno> {
     let dir = Fd::open(path, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC, 0)?;
     let mut names: Vec<String> = dir_entries(dir.0)?.into_iter().map(|e| e.name).collect();
     names.sort();
     Ok(names)
-}
-
-/// Removes `path` and, if it is a directory, everything under it (symbolic links are removed,
-/// not followed).
-pub fn remove_tree(path: &str) -> Result<(), Errno> {
-    let c = cstring(path);
-    if lstat(&c)?.st_mode & sys::S_IFMT != sys::S_IFDIR {
-        return sys::unlinkat(AT_FDCWD, c.as_ptr() as usize, 0).map(|_| ());
-    }
-    let dir = Fd::open(
-        &c,
-        sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW | sys::O_CLOEXEC,
-        0,
-    )?;
-    for entry in dir_entries(dir.0)? {
-        if entry.name != "." && entry.name != ".." {
-            remove_tree(&format!("{path}/{}", entry.name))?;
-        }
-    }
-    sys::unlinkat(AT_FDCWD, c.as_ptr() as usize, sys::AT_REMOVEDIR).map(|_| ())
 }
 
 /// A scratch directory `/tmp/usertests-NAME-PID` for one test, removed with all it holds when
