@@ -215,17 +215,11 @@ fn debian_programs(qemu: &Qemu, verbose: bool, tally: &mut Tally) {
 
 /// The screen test (screen.rs): one pass or failure.
 fn screen_test(qemu: &Qemu, programs: &[Program], verbose: bool, tally: &mut Tally) {
-    let what = "screen: keys through QEMU's keyboard reach echoline, its answer on the framebuffer";
-    match crate::screen::run(qemu, programs, verbose) {
-        Ok(summary) => {
-            println!("{what}: ok ({summary})");
-            tally.add(1, 0, 0);
-        }
-        Err(message) => {
-            println!("{what}: FAILED: {message}");
-            tally.add(0, 1, 0);
-        }
-    }
+    report_step(
+        "screen: keys through QEMU's keyboard reach echoline, its answer on the framebuffer",
+        crate::screen::run(qemu, programs, verbose),
+        tally,
+    );
 }
 
 fn root_screen_test(
@@ -235,9 +229,16 @@ fn root_screen_test(
     verbose: bool,
     tally: &mut Tally,
 ) {
-    let what =
-        "root: screen: keys through QEMU's keyboard reach the shell, its answer on the framebuffer";
-    match crate::screen::root_shell(qemu, root, programs, verbose) {
+    report_step(
+        "root: screen: keys through QEMU's keyboard reach the shell, its answer on the framebuffer",
+        crate::screen::root_shell(qemu, root, programs, verbose),
+        tally,
+    );
+}
+
+/// One step's line (`WHAT: ok (SUMMARY)` or `WHAT: FAILED: WHY`), counted as one test.
+fn report_step(what: &str, result: Result<String, String>, tally: &mut Tally) {
+    match result {
         Ok(summary) => {
             println!("{what}: ok ({summary})");
             tally.add(1, 0, 0);
