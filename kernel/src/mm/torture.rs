@@ -257,7 +257,7 @@ ktest! {
         drop((victim, recycler, done, mutator, recycler_done, stop, lost));
         if let Some(baseline) = baseline {
             baseline.check();
-            crate::println!("# back at baseline: {baseline}");
+            crate::println!("# back at baseline: {}", baseline.compared_with_now());
         }
         drop(paused);
 

@@ -142,19 +142,6 @@ impl Baseline {
     }
 }
 
-/// The counts a [`Baseline`] compares, on one line (a test under injection prints it once
-/// they are back, as the evidence of no leak).
-impl core::fmt::Display for Baseline {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let objects: usize = self.slab_objects.iter().map(|&(_, n)| n).sum();
-        write!(
-            f,
-            "{} frames in use, {} VMAs, {objects} slab objects, {} shared frames, page cache {} pages in {} files",
-            self.frames, self.vmas, self.shared_frames, self.page_cache.0, self.page_cache.1
-        )
-    }
-}
-
 impl Baseline {
     /// The baseline beside the figures of now, in one line (`what before->now`), for reports;
     /// the caller has settled the kernel ([`Baseline::check`] does).
@@ -598,6 +585,6 @@ ktest! {
         );
         let _paused = inject::Suspend::new();
         baseline.check();
-        crate::println!("# back at baseline: {baseline}");
+        crate::println!("# back at baseline: {}", baseline.compared_with_now());
     }
 }
