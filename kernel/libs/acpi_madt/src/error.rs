@@ -2,10 +2,15 @@
 
 use core::fmt;
 
-/// A defect found while locating or decoding the MADT.
+/// A defect found while locating or decoding the MADT, or the reason why one of its entries is
+/// not used.
 ///
 /// Table addresses are physical; entry offsets count from the first byte of the MADT (its
-/// header included), the way table dumps such as `iasl -d` number them.
+/// header included), the way table dumps such as `iasl -d` number them. Of the entry errors,
+/// [`TruncatedEntry`](Self::TruncatedEntry) and a [`BadEntryLength`](Self::BadEntryLength)
+/// below 2 end the walk of the entries (the rest of the table is ignored); the others skip one
+/// entry (see [`Madt::entries`](crate::Madt::entries) and [`Madt::cpus`](crate::Madt::cpus)).
+/// Their messages say which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcpiError {
     /// The [`PhysMemory`](crate::PhysMemory) cannot provide `len` bytes at `address`.
@@ -87,8 +92,8 @@ pub enum AcpiError {
         /// Bytes left in the MADT from `offset`.
         available: usize,
     },
-    /// An MADT entry's `Length` is below 2 (its own header) or below the size that the ACPI
-    /// specification gives its type.
+    /// An MADT entry's `Length` is below 2 (its own header: the walk ends) or below the size
+    /// that the ACPI specification gives its type (the entry is skipped).
     BadEntryLength {
         /// Offset of the entry in the MADT.
         offset: usize,
@@ -96,6 +101,42 @@ pub enum AcpiError {
         kind: u8,
         /// The entry's `Length`.
         length: u8,
+        /// The least valid length: 2 for the header, else the size of the type.
+        needed: u8,
+    },
+    /// An MADT entry of a type that the parser does not decode (or that ACPI does not define).
+    UnknownEntryType {
+        /// Offset of the entry in the MADT.
+        offset: usize,
+        /// The entry's type.
+        kind: u8,
+        /// The entry's `Length`.
+        length: u8,
+    },
+    /// A processor entry whose APIC ID is the broadcast ID of its entry type (0xFF for a
+    /// Processor Local APIC, 0xFFFF_FFFF for a Processor Local x2APIC), which no processor has.
+    BroadcastApicId {
+        /// Offset of the entry in the MADT.
+        offset: usize,
+        /// The APIC ID.
+        apic_id: u32,
+    },
+    /// A processor entry with neither the Enabled flag nor (from MADT revision 5) the Online
+    /// Capable flag: the processor cannot be used.
+    DisabledCpu {
+        /// Offset of the entry in the MADT.
+        offset: usize,
+        /// The processor's APIC ID.
+        apic_id: u32,
+        /// The entry's flags.
+        flags: u32,
+    },
+    /// A usable processor entry for an APIC ID that an earlier usable entry already named.
+    DuplicateApicId {
+        /// Offset of the entry in the MADT.
+        offset: usize,
+        /// The APIC ID.
+        apic_id: u32,
     },
 }
 
@@ -165,21 +206,66 @@ impl fmt::Display for AcpiError {
                 available,
             } => write!(
                 f,
-                "MADT entry at offset {offset:#x} needs {needed} bytes, only {available} left in the table"
+                "MADT entry at offset {offset:#x} needs {needed} bytes, only {available} left in the table; {REST_IGNORED}"
             ),
             Self::BadEntryLength {
                 offset,
                 kind,
                 length,
+                needed,
+            } if length < 2 => write!(
+                f,
+                "MADT entry of type {kind} at offset {offset:#x} has length {length}, less than \
+                 its {needed}-byte header; {REST_IGNORED}"
+            ),
+            Self::BadEntryLength {
+                offset,
+                kind,
+                length,
+                needed,
             } => write!(
                 f,
-                "MADT entry of type {kind} at offset {offset:#x} has invalid length {length}"
+                "MADT entry of type {kind} at offset {offset:#x} has length {length}, less than \
+                 the {needed} bytes of its type; {SKIPPED}"
+            ),
+            Self::UnknownEntryType {
+                offset,
+                kind,
+                length,
+            } => write!(
+                f,
+                "MADT entry at offset {offset:#x} has type {kind} (length {length}), not one \
+                 decoded here; {SKIPPED}"
+            ),
+            Self::BroadcastApicId { offset, apic_id } => write!(
+                f,
+                "MADT entry at offset {offset:#x} names the broadcast APIC ID {apic_id:#x}, \
+                 which no CPU has; {SKIPPED}"
+            ),
+            Self::DisabledCpu {
+                offset,
+                apic_id,
+                flags,
+            } => write!(
+                f,
+                "MADT entry at offset {offset:#x}: the CPU with APIC ID {apic_id} is neither \
+                 enabled nor online-capable (flags {flags:#x}); {SKIPPED}"
+            ),
+            Self::DuplicateApicId { offset, apic_id } => write!(
+                f,
+                "MADT entry at offset {offset:#x} names APIC ID {apic_id} again, after an \
+                 earlier entry; {SKIPPED}"
             ),
         }
     }
 }
 
 impl core::error::Error for AcpiError {}
+
+/// How the message of an entry error that ends the walk ends.
+const REST_IGNORED: &str = "the rest of the table is ignored";
+/// How the message of an entry error that skips one entry ends.
+const SKIPPED: &str = "entry skipped";
 
 /// Displays a table signature, escaping bytes that are not printable ASCII.
 struct Signature([u8; 4]);

@@ -29,7 +29,8 @@
 //!    32-bit local APIC address, the MADT flags (bit 0 `PCAT_COMPAT`: the machine also has
 //!    dual 8259 PICs, which must be masked before the APICs are used), then a list of
 //!    variable-length interrupt controller structures, each starting with a type and a length
-//!    byte. See [`MadtEntry`] for the types decoded.
+//!    byte. See [`MadtEntry`] for the types decoded. A damaged entry is skipped alone as long as
+//!    its length still locates the next one; see [`Madt::entries`].
 //!
 //! Every table starts with the 36-byte "System Description Table Header" (§5.2.6): a 4-byte
 //! signature, the table's `Length` (header included) and a checksum byte chosen so that all
@@ -56,12 +57,12 @@
 //! fn report<M: PhysMemory>(mem: &M, rsdp: u64) -> Result<(), acpi_madt::AcpiError> {
 //!     let madt = acpi_madt::find_madt(mem, rsdp)?;
 //!     let mut cpus = [Cpu::default(); 64];
-//!     let (stored, total) = madt.cpus(&mut cpus)?;
+//!     let (stored, total) = madt.cpus(&mut cpus, |skipped| println!("{skipped}"));
 //!     if stored < total {
 //!         println!("using {stored} of {total} CPUs");
 //!     }
-//!     for entry in madt.entries() {
-//!         if let MadtEntry::IoApic { id, address, gsi_base } = entry? {
+//!     for entry in madt.entries().flatten() {
+//!         if let MadtEntry::IoApic { id, address, gsi_base } = entry {
 //!             println!("I/O APIC {id} at {address:#x}, GSIs from {gsi_base}");
 //!         }
 //!     }

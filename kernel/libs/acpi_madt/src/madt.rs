@@ -32,8 +32,7 @@ pub struct Madt<'a> {
     /// Physical address of the local APIC registers, the same for every processor: the
     /// table's 32-bit "Local Interrupt Controller Address", unless a
     /// [`LocalApicAddressOverride`](MadtEntry::LocalApicAddressOverride) entry gives a 64-bit
-    /// one. The first such entry counts; the search stops at the first malformed entry, which
-    /// [`entries`](Self::entries) and [`cpus`](Self::cpus) then report.
+    /// one. The first such entry that [`entries`](Self::entries) decodes counts.
     pub local_apic_address: u64,
     /// The MADT flags; see [`PCAT_COMPAT`](Self::PCAT_COMPAT).
     pub flags: u32,
@@ -60,32 +59,40 @@ impl<'a> Madt<'a> {
             revision: u8_at(table, REVISION)?,
             entries: table.get(Self::HEADER_LEN..)?,
         };
-        let address_override = madt
-            .entries()
-            .map_while(Result::ok)
-            .find_map(|entry| match entry {
-                MadtEntry::LocalApicAddressOverride { address } => Some(address),
-                _ => None,
-            });
+        let address_override = madt.entries().flatten().find_map(|entry| match entry {
+            MadtEntry::LocalApicAddressOverride { address } => Some(address),
+            _ => None,
+        });
         if let Some(address) = address_override {
             madt.local_apic_address = address;
         }
         Some(madt)
     }
 
-    /// The interrupt controller structures, in table order.
+    /// The interrupt controller structures, in table order: each decoded one, or the reason
+    /// why it is skipped.
     ///
-    /// A structure whose length is below what its type needs, or which runs past the end of the
-    /// table, yields an error. The iteration ends after the first error: past a bad length, the
-    /// next structure cannot be located reliably.
+    /// A structure is skipped alone, and the walk goes on after it, when its `Length` still
+    /// locates the next one (at least its own 2-byte header, within the table) but its type is
+    /// unknown ([`AcpiError::UnknownEntryType`]) or its length is below what its type needs
+    /// ([`AcpiError::BadEntryLength`]). A structure whose `Length` is 0 or 1
+    /// ([`AcpiError::BadEntryLength`]) or runs past the end of the table
+    /// ([`AcpiError::TruncatedEntry`]) ends the walk: the rest of the table cannot be located,
+    /// and is ignored.
     pub fn entries(&self) -> impl Iterator<Item = Result<MadtEntry, AcpiError>> + use<'a> {
+        self.entries_at().map(|(_, entry)| entry)
+    }
+
+    /// [`entries`](Self::entries), each with its offset in the MADT.
+    pub(crate) fn entries_at(&self) -> Entries<'a> {
         Entries {
             rest: self.entries,
             offset: Self::HEADER_LEN,
         }
     }
 
-    /// Writes the usable processors into `out`, in table order, and returns `(written, total)`.
+    /// Writes the usable processors into `out`, in table order, and returns `(written, total)`;
+    /// calls `skipped` with the reason for every structure it passes over, in table order.
     ///
     /// A processor is usable if a [`LocalApic`](MadtEntry::LocalApic) or
     /// [`LocalX2Apic`](MadtEntry::LocalX2Apic) entry describes it with the Enabled flag (bit 0)
@@ -95,21 +102,28 @@ impl<'a> Madt<'a> {
     /// In detail:
     /// - Online Capable is honoured only from MADT [`revision`](Self::revision) 5 (ACPI 6.3),
     ///   before which the bit was reserved. A processor both Enabled and Online Capable (which
-    ///   the specification forbids) counts as enabled.
-    /// - Of several entries naming one APIC ID, the first in table order is kept.
+    ///   the specification forbids) counts as enabled. A processor with neither is skipped
+    ///   ([`AcpiError::DisabledCpu`]).
+    /// - Of several entries naming one APIC ID, the first usable one in table order is kept; the
+    ///   others are skipped ([`AcpiError::DuplicateApicId`]).
     /// - x2APIC entries with IDs below 255 are accepted like any other. The broadcast IDs, 0xFF
     ///   in an xAPIC entry and 0xFFFF_FFFF in an x2APIC entry, cannot address a processor and
-    ///   are skipped.
+    ///   are skipped ([`AcpiError::BroadcastApicId`]).
+    /// - A malformed structure is skipped, or ends the walk, as [`entries`](Self::entries)
+    ///   says; the processors before it, and after it when the walk goes on, are used.
     /// - `out[..written]` receives the first `written` CPUs; `total` counts them all, so
     ///   `written < total` means that `out` was too small. The rest of `out` is left as it was.
-    ///
-    /// Fails with the first malformed entry, if any (see [`entries`](Self::entries)).
-    pub fn cpus(&self, out: &mut [Cpu]) -> Result<(usize, usize), AcpiError> {
+    pub fn cpus(&self, out: &mut [Cpu], mut skipped: impl FnMut(AcpiError)) -> (usize, usize) {
         let mut written = 0;
         let mut total = 0;
-        for (index, entry) in self.entries().enumerate() {
-            let Some(cpu) = self.usable_cpu(entry?) else {
-                continue;
+        for (index, (offset, entry)) in self.entries_at().enumerate() {
+            let cpu = match self.usable_cpu(offset, entry) {
+                Ok(Some(cpu)) => cpu,
+                Ok(None) => continue,
+                Err(reason) => {
+                    skipped(reason);
+                    continue;
+                }
             };
             // While `out` has room, it holds every CPU seen so far; once full, earlier CPUs
             // may be missing from it, and the table itself is searched.
@@ -118,12 +132,16 @@ impl<'a> Madt<'a> {
                     .take(written)
                     .any(|seen| seen.apic_id == cpu.apic_id)
             } else {
-                self.entries()
+                self.entries_at()
                     .take(index)
-                    .filter_map(|earlier| self.usable_cpu(earlier.ok()?))
+                    .filter_map(|(offset, earlier)| self.usable_cpu(offset, earlier).ok()?)
                     .any(|earlier| earlier.apic_id == cpu.apic_id)
             };
             if duplicate {
+                skipped(AcpiError::DuplicateApicId {
+                    offset,
+                    apic_id: cpu.apic_id,
+                });
                 continue;
             }
             if let Some(slot) = out.get_mut(written) {
@@ -132,35 +150,55 @@ impl<'a> Madt<'a> {
             }
             total += 1;
         }
-        Ok((written, total))
+        (written, total)
     }
 
-    /// The processor `entry` describes, if it is one this machine can use.
-    fn usable_cpu(&self, entry: MadtEntry) -> Option<Cpu> {
-        let (apic_id, acpi_uid, flags, x2apic_entry) = match entry {
+    /// The processor that `entry`, found at `offset`, describes: `Ok(None)` if it is no
+    /// processor entry, an error if it cannot be used (malformed, broadcast ID, neither enabled
+    /// nor online-capable).
+    fn usable_cpu(
+        &self,
+        offset: usize,
+        entry: Result<MadtEntry, AcpiError>,
+    ) -> Result<Option<Cpu>, AcpiError> {
+        let (apic_id, acpi_uid, flags, x2apic_entry, broadcast) = match entry? {
             MadtEntry::LocalApic {
                 processor_uid,
                 apic_id,
                 flags,
-            } if apic_id != XAPIC_BROADCAST => {
-                (u32::from(apic_id), u32::from(processor_uid), flags, false)
-            }
+            } => (
+                u32::from(apic_id),
+                u32::from(processor_uid),
+                flags,
+                false,
+                u32::from(XAPIC_BROADCAST),
+            ),
             MadtEntry::LocalX2Apic {
                 x2apic_id,
                 flags,
                 processor_uid,
-            } if x2apic_id != X2APIC_BROADCAST => (x2apic_id, processor_uid, flags, true),
-            _ => return None,
+            } => (x2apic_id, processor_uid, flags, true, X2APIC_BROADCAST),
+            _ => return Ok(None),
         };
+        if apic_id == broadcast {
+            return Err(AcpiError::BroadcastApicId { offset, apic_id });
+        }
         let enabled = flags & ENABLED != 0;
         let online_capable =
             self.revision >= ONLINE_CAPABLE_REVISION && flags & ONLINE_CAPABLE != 0;
-        (enabled || online_capable).then_some(Cpu {
+        if !(enabled || online_capable) {
+            return Err(AcpiError::DisabledCpu {
+                offset,
+                apic_id,
+                flags,
+            });
+        }
+        Ok(Some(Cpu {
             apic_id,
             acpi_uid,
             enabled,
             x2apic_entry,
-        })
+        }))
     }
 }
 
@@ -183,8 +221,9 @@ pub struct Cpu {
 ///
 /// Each is named after its structure in ACPI 6.5 §5.2.12; the sizes are the ones the
 /// specification gives. A longer structure is accepted (later revisions may append fields) and
-/// its known fields decoded; a shorter one is an [`AcpiError::BadEntryLength`]. Reserved
-/// fields are not kept.
+/// its known fields decoded; a shorter one is an [`AcpiError::BadEntryLength`], and a structure
+/// of any other type (I/O SAPIC, GIC, the multiprocessor wakeup mailbox, OEM types...) an
+/// [`AcpiError::UnknownEntryType`]. Reserved fields are not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MadtEntry {
     /// Type 0, "Processor Local APIC Structure" (8 bytes): one processor and its local APIC.
@@ -264,42 +303,42 @@ pub enum MadtEntry {
         /// The LINT input, 0 or 1.
         lint: u8,
     },
-    /// Any other type (I/O SAPIC, GIC, the multiprocessor wakeup mailbox, OEM types...), kept
-    /// by type and length only.
-    Other {
-        /// The structure's type.
-        kind: u8,
-        /// The structure's length in bytes, its 2-byte header included.
-        length: u8,
-    },
 }
 
-/// Walks the interrupt controller structures; see [`Madt::entries`].
-struct Entries<'a> {
-    /// The structures not yet visited; emptied after an error.
+/// Walks the interrupt controller structures, each with its offset in the MADT; see
+/// [`Madt::entries`].
+pub(crate) struct Entries<'a> {
+    /// The structures not yet visited; emptied when the next one cannot be located.
     rest: &'a [u8],
     /// Offset of `rest` in the MADT.
     offset: usize,
 }
 
 impl Iterator for Entries<'_> {
-    type Item = Result<MadtEntry, AcpiError>;
+    type Item = (usize, Result<MadtEntry, AcpiError>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
         }
-        let entry = self.split_first();
-        if entry.is_err() {
-            self.rest = &[];
-        }
-        Some(entry)
+        let offset = self.offset;
+        let entry = match self.split_first() {
+            Ok((kind, length, entry)) => decode(offset, kind, length, entry),
+            Err(unframed) => {
+                self.rest = &[];
+                Err(unframed)
+            }
+        };
+        Some((offset, entry))
     }
 }
 
-impl Entries<'_> {
-    /// Decodes the structure at the start of the non-empty `rest` and steps past it.
-    fn split_first(&mut self) -> Result<MadtEntry, AcpiError> {
+impl<'a> Entries<'a> {
+    /// Splits the structure at the start of the non-empty `rest` off by its `Length`, and
+    /// returns its type, its length and its bytes. Fails if the structure is not framed: its
+    /// header or its `Length` bytes run past the table, or its `Length` (below 2) does not cover
+    /// its header, so that the next structure cannot be located.
+    fn split_first(&mut self) -> Result<(u8, u8, &'a [u8]), AcpiError> {
         let offset = self.offset;
         let available = self.rest.len();
         let (Some(kind), Some(length)) = (u8_at(self.rest, 0), u8_at(self.rest, 1)) else {
@@ -315,6 +354,7 @@ impl Entries<'_> {
                 offset,
                 kind,
                 length,
+                needed: 2,
             });
         }
         let needed = usize::from(length);
@@ -327,86 +367,86 @@ impl Entries<'_> {
         };
         self.rest = rest;
         self.offset += needed;
-        decode(entry).ok_or(AcpiError::BadEntryLength {
-            offset,
-            kind,
-            length,
-        })
+        Ok((kind, length, entry))
     }
 }
 
-/// Decodes one structure, `entry` being all its bytes (its `Length` of them); `None` if it is
-/// too short for its type.
-fn decode(entry: &[u8]) -> Option<MadtEntry> {
-    let kind = u8_at(entry, 0)?;
-    // Each arm first takes the structure's size from the specification, which fails when the
-    // entry is shorter, then reads its fields at their offsets.
+/// The size that ACPI 6.5 gives each structure type this parser decodes; `None` for the others.
+fn entry_size(kind: u8) -> Option<u8> {
     Some(match kind {
-        0 => {
-            let e = entry.get(..8)?;
-            MadtEntry::LocalApic {
-                processor_uid: u8_at(e, 2)?,
-                apic_id: u8_at(e, 3)?,
-                flags: u32_at(e, 4)?,
-            }
-        }
-        1 => {
-            let e = entry.get(..12)?;
-            MadtEntry::IoApic {
-                id: u8_at(e, 2)?,
-                address: u32_at(e, 4)?,
-                gsi_base: u32_at(e, 8)?,
-            }
-        }
-        2 => {
-            let e = entry.get(..10)?;
-            MadtEntry::InterruptSourceOverride {
-                bus: u8_at(e, 2)?,
-                source: u8_at(e, 3)?,
-                gsi: u32_at(e, 4)?,
-                flags: u16_at(e, 8)?,
-            }
-        }
-        3 => {
-            let e = entry.get(..8)?;
-            MadtEntry::NmiSource {
-                flags: u16_at(e, 2)?,
-                gsi: u32_at(e, 4)?,
-            }
-        }
-        4 => {
-            let e = entry.get(..6)?;
-            MadtEntry::LocalApicNmi {
-                processor_uid: u8_at(e, 2)?,
-                flags: u16_at(e, 3)?,
-                lint: u8_at(e, 5)?,
-            }
-        }
-        5 => {
-            let e = entry.get(..12)?;
-            MadtEntry::LocalApicAddressOverride {
-                address: u64_at(e, 4)?,
-            }
-        }
-        9 => {
-            let e = entry.get(..16)?;
-            MadtEntry::LocalX2Apic {
-                x2apic_id: u32_at(e, 4)?,
-                flags: u32_at(e, 8)?,
-                processor_uid: u32_at(e, 12)?,
-            }
-        }
-        10 => {
-            let e = entry.get(..12)?;
-            MadtEntry::LocalX2ApicNmi {
-                flags: u16_at(e, 2)?,
-                processor_uid: u32_at(e, 4)?,
-                lint: u8_at(e, 8)?,
-            }
-        }
-        _ => MadtEntry::Other {
+        0 | 3 => 8,
+        1 | 5 | 10 => 12,
+        2 => 10,
+        4 => 6,
+        9 => 16,
+        _ => return None,
+    })
+}
+
+/// Decodes the structure of type `kind` found at `offset`, `entry` being all its `length`
+/// bytes. An unknown type, or a length below the type's size, is an error that skips this
+/// structure only.
+fn decode(offset: usize, kind: u8, length: u8, entry: &[u8]) -> Result<MadtEntry, AcpiError> {
+    let Some(size) = entry_size(kind) else {
+        return Err(AcpiError::UnknownEntryType {
+            offset,
             kind,
-            length: u8_at(entry, 1)?,
+            length,
+        });
+    };
+    entry
+        .get(..usize::from(size))
+        .and_then(|fields| decode_fields(kind, fields))
+        .ok_or(AcpiError::BadEntryLength {
+            offset,
+            kind,
+            length,
+            needed: size,
+        })
+}
+
+/// Reads the fields of a structure of type `kind` from `e`, its first [`entry_size`] bytes;
+/// `None` if `kind` has no size there or a field lies past the end of `e`.
+fn decode_fields(kind: u8, e: &[u8]) -> Option<MadtEntry> {
+    Some(match kind {
+        0 => MadtEntry::LocalApic {
+            processor_uid: u8_at(e, 2)?,
+            apic_id: u8_at(e, 3)?,
+            flags: u32_at(e, 4)?,
         },
+        1 => MadtEntry::IoApic {
+            id: u8_at(e, 2)?,
+            address: u32_at(e, 4)?,
+            gsi_base: u32_at(e, 8)?,
+        },
+        2 => MadtEntry::InterruptSourceOverride {
+            bus: u8_at(e, 2)?,
+            source: u8_at(e, 3)?,
+            gsi: u32_at(e, 4)?,
+            flags: u16_at(e, 8)?,
+        },
+        3 => MadtEntry::NmiSource {
+            flags: u16_at(e, 2)?,
+            gsi: u32_at(e, 4)?,
+        },
+        4 => MadtEntry::LocalApicNmi {
+            processor_uid: u8_at(e, 2)?,
+            flags: u16_at(e, 3)?,
+            lint: u8_at(e, 5)?,
+        },
+        5 => MadtEntry::LocalApicAddressOverride {
+            address: u64_at(e, 4)?,
+        },
+        9 => MadtEntry::LocalX2Apic {
+            x2apic_id: u32_at(e, 4)?,
+            flags: u32_at(e, 8)?,
+            processor_uid: u32_at(e, 12)?,
+        },
+        10 => MadtEntry::LocalX2ApicNmi {
+            flags: u16_at(e, 2)?,
+            processor_uid: u32_at(e, 4)?,
+            lint: u8_at(e, 8)?,
+        },
+        _ => return None,
     })
 }

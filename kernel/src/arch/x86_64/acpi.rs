@@ -1,5 +1,6 @@
 //! CPU discovery from the ACPI MADT (parsed by kernel/libs/acpi_madt), read through the
-//! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides. Also
+//! physical-memory map. Logs the table: CPUs, APIC IDs, I/O APICs, interrupt overrides, and one
+//! line for each entry skipped (damaged, unknown, disabled CPU, duplicate APIC ID). Also
 //! tells which I/O APIC input a legacy ISA interrupt arrives at ([`isa_irq_route`]), and
 //! whether the FADT says the machine has an 8042 keyboard controller ([`has_8042`]).
 
@@ -42,7 +43,15 @@ impl PhysMemory for DirectMap {
 pub fn cpus(rsdp: u64) -> Result<Vec<u32>, AcpiError> {
     let madt = acpi_madt::find_madt(&DirectMap, rsdp)?;
     let mut cpus = [Cpu::default(); MAX_CPUS];
-    let (count, total) = madt.cpus(&mut cpus)?;
+    let (count, total) = madt.cpus(&mut cpus, |skipped| {
+        // A CPU the firmware switched off, or a structure for another architecture or an OEM,
+        // is routine; every other reason is damage in the table.
+        let level = match skipped {
+            AcpiError::DisabledCpu { .. } | AcpiError::UnknownEntryType { .. } => log::Level::Info,
+            _ => log::Level::Warn,
+        };
+        log::log!(level, "acpi: {skipped}");
+    });
     #[cfg(feature = "ktest")]
     MADT_CPUS.store(total, Ordering::Relaxed);
     if total > count {

@@ -1,19 +1,35 @@
 //! Which processors `Madt::cpus` reports, and how it fills the caller's buffer.
 
 use super::*;
-use crate::{AcpiError, Cpu, find_madt};
+use crate::{AcpiError, Cpu, Madt, find_madt};
 
 const ENABLED: u32 = 1;
 const ONLINE_CAPABLE: u32 = 2;
 
-/// `Madt::cpus` into a buffer of `room` CPUs, for an MADT of `revision` built from `entries`.
-fn cpus_of(revision: u8, entries: &[Vec<u8>], room: usize) -> (Vec<Cpu>, usize) {
+/// `Madt::cpus` into a buffer of `room` CPUs, for an MADT of `revision` built from `entries`;
+/// also the reasons given for skipped entries.
+fn cpus_and_skips(
+    revision: u8,
+    entries: &[Vec<u8>],
+    room: usize,
+) -> (Vec<Cpu>, usize, Vec<AcpiError>) {
     let layout = layout_rsdt(0, &madt(revision, LAPIC, 0, entries));
     let madt = find_madt(&layout.image, layout.rsdp).unwrap();
     let mut out = vec![Cpu::default(); room];
-    let (written, total) = madt.cpus(&mut out).unwrap();
+    let ((written, total), skipped) = cpus_with_skips(&madt, &mut out);
     out.truncate(written);
-    (out, total)
+    (out, total, skipped)
+}
+
+/// [`cpus_and_skips`] without the reasons.
+fn cpus_of(revision: u8, entries: &[Vec<u8>], room: usize) -> (Vec<Cpu>, usize) {
+    let (cpus, total, _) = cpus_and_skips(revision, entries, room);
+    (cpus, total)
+}
+
+/// The offset in the MADT of entry `index` of `entries`.
+fn offset_of(entries: &[Vec<u8>], index: usize) -> usize {
+    Madt::HEADER_LEN + entries[..index].iter().map(Vec::len).sum::<usize>()
 }
 
 fn xapic(apic_id: u32, acpi_uid: u32, enabled: bool) -> Cpu {
@@ -39,7 +55,7 @@ fn qemu_like_cpus() {
     let layout = layout_rsdt(0, &qemu_madt());
     let madt = find_madt(&layout.image, layout.rsdp).unwrap();
     let mut out = [Cpu::default(); 8];
-    assert_eq!(madt.cpus(&mut out), Ok((4, 4)));
+    assert_eq!(cpus_with_skips(&madt, &mut out), ((4, 4), vec![]));
     assert_eq!(out[..4], [0, 1, 2, 3].map(|i| xapic(i, i, true)));
 }
 
@@ -141,9 +157,9 @@ fn buffer_too_small() {
     let madt = find_madt(&layout.image, layout.rsdp).unwrap();
     let sentinel = xapic(0xdead, 0xbeef, false);
     let mut out = [sentinel; 3];
-    assert_eq!(madt.cpus(&mut out[..2]), Ok((2, 4)));
+    assert_eq!(cpus_with_skips(&madt, &mut out[..2]), ((2, 4), vec![]));
     assert_eq!(out, [xapic(0, 0, true), xapic(1, 1, true), sentinel]);
-    assert_eq!(madt.cpus(&mut []), Ok((0, 4)));
+    assert_eq!(cpus_with_skips(&madt, &mut []), ((0, 4), vec![]));
 }
 
 #[test]
@@ -165,16 +181,95 @@ fn duplicates_are_found_once_the_buffer_is_full() {
 }
 
 #[test]
-fn malformed_entry_fails_cpus() {
-    let entries = [entry::local_apic(0, 0, ENABLED), entry::raw(9, &[0; 6])];
-    let layout = layout_rsdt(0, &madt(1, LAPIC, 0, &entries));
-    let madt = find_madt(&layout.image, layout.rsdp).unwrap();
-    assert_eq!(
-        madt.cpus(&mut [Cpu::default(); 4]),
-        Err(AcpiError::BadEntryLength {
-            offset: 52,
-            kind: 9,
-            length: 8
-        })
-    );
+fn each_skipped_entry_is_reported_once_with_its_offset() {
+    let entries = [
+        entry::local_apic(0, 0, ENABLED),
+        entry::local_apic(1, 1, 0),                // disabled
+        entry::local_apic(2, 0xff, ENABLED),       // broadcast ID
+        entry::local_x2apic(0, ENABLED, 9),        // APIC ID 0 again
+        entry::raw(9, &[0; 6]),                    // an x2APIC entry 8 bytes short
+        entry::raw(0x80, &[1, 2]),                 // OEM type
+        entry::local_x2apic(u32::MAX, ENABLED, 3), // broadcast ID
+        entry::local_x2apic(300, ENABLED, 4),
+    ];
+    let at = |index| offset_of(&entries, index);
+    for room in [0, 1, 2, 8] {
+        let (cpus, total, skipped) = cpus_and_skips(1, &entries, room);
+        assert_eq!(total, 2);
+        assert_eq!(
+            cpus,
+            [xapic(0, 0, true), x2apic(300, 4, true)][..room.min(2)]
+        );
+        assert_eq!(
+            skipped,
+            [
+                AcpiError::DisabledCpu {
+                    offset: at(1),
+                    apic_id: 1,
+                    flags: 0
+                },
+                AcpiError::BroadcastApicId {
+                    offset: at(2),
+                    apic_id: 0xff
+                },
+                AcpiError::DuplicateApicId {
+                    offset: at(3),
+                    apic_id: 0
+                },
+                AcpiError::BadEntryLength {
+                    offset: at(4),
+                    kind: 9,
+                    length: 8,
+                    needed: 16
+                },
+                AcpiError::UnknownEntryType {
+                    offset: at(5),
+                    kind: 0x80,
+                    length: 4
+                },
+                AcpiError::BroadcastApicId {
+                    offset: at(6),
+                    apic_id: u32::MAX
+                },
+            ],
+            "room for {room}"
+        );
+    }
+}
+
+#[test]
+fn cpus_before_an_unframed_entry_are_kept() {
+    for unframed in [vec![0x80, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 255, 0, 0]] {
+        let entries = [
+            entry::local_apic(0, 0, ENABLED),
+            entry::local_apic(1, 1, ENABLED),
+            unframed.clone(),
+            entry::local_apic(2, 2, ENABLED),
+        ];
+        let (cpus, total, skipped) = cpus_and_skips(1, &entries, 8);
+        assert_eq!(
+            (cpus, total),
+            (vec![xapic(0, 0, true), xapic(1, 1, true)], 2)
+        );
+        let offset = offset_of(&entries, 2);
+        let expected = match unframed[1] {
+            length @ (0 | 1) => AcpiError::BadEntryLength {
+                offset,
+                kind: unframed[0],
+                length,
+                needed: 2,
+            },
+            length => AcpiError::TruncatedEntry {
+                offset,
+                needed: usize::from(length),
+                available: 4 + 8,
+            },
+        };
+        assert_eq!(skipped, [expected]);
+        assert!(
+            expected
+                .to_string()
+                .ends_with("; the rest of the table is ignored")
+        );
+    }
 }

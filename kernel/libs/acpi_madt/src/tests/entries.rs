@@ -104,11 +104,13 @@ fn every_type() {
                 flags: 0xd,
                 lint: 1
             }),
-            Ok(MadtEntry::Other {
+            Err(AcpiError::UnknownEntryType {
+                offset: 44 + 8 + 6 + 12 + 16 + 12,
                 kind: 0xb,
                 length: 82
             }),
-            Ok(MadtEntry::Other {
+            Err(AcpiError::UnknownEntryType {
+                offset: 44 + 8 + 6 + 12 + 16 + 12 + 82,
                 kind: 0x80,
                 length: 2
             }),
@@ -151,22 +153,36 @@ fn local_apic_address_override() {
 }
 
 #[test]
-fn override_behind_a_malformed_entry_is_not_applied() {
+fn override_behind_a_skipped_entry_is_applied() {
     let entries = [
         entry::raw(0, &[0; 4]),
         entry::address_override(0x8_0000_0000),
     ];
     let layout = layout_rsdt(0, &madt(1, LAPIC, 0, &entries));
     let madt = find_madt(&layout.image, layout.rsdp).unwrap();
-    assert_eq!(madt.local_apic_address, u64::from(LAPIC));
+    assert_eq!(madt.local_apic_address, 0x8_0000_0000);
     assert_eq!(
         madt.entries().collect::<Vec<_>>(),
-        [Err(AcpiError::BadEntryLength {
-            offset: 44,
-            kind: 0,
-            length: 6
-        })]
+        [
+            Err(AcpiError::BadEntryLength {
+                offset: 44,
+                kind: 0,
+                length: 6,
+                needed: 8
+            }),
+            Ok(MadtEntry::LocalApicAddressOverride {
+                address: 0x8_0000_0000
+            })
+        ]
     );
+}
+
+#[test]
+fn override_behind_an_unframed_entry_is_not_applied() {
+    let entries = [vec![0, 0], entry::address_override(0x8_0000_0000)];
+    let layout = layout_rsdt(0, &madt(1, LAPIC, 0, &entries));
+    let madt = find_madt(&layout.image, layout.rsdp).unwrap();
+    assert_eq!(madt.local_apic_address, u64::from(LAPIC));
 }
 
 #[test]
@@ -222,7 +238,8 @@ fn lengths_below_the_header_or_the_type() {
             [Err(AcpiError::BadEntryLength {
                 offset: 44,
                 kind: 0x80,
-                length
+                length,
+                needed: 2
             })],
             "length {length} ends the walk"
         );
@@ -237,15 +254,27 @@ fn lengths_below_the_header_or_the_type() {
         (9, 15),
         (10, 11),
     ];
+    // Each is skipped alone: the entry after it is decoded.
     for (kind, length) in too_short {
         let payload = vec![0; usize::from(length) - 2];
         assert_eq!(
-            decode(&[entry::raw(kind, &payload)]),
-            [Err(AcpiError::BadEntryLength {
-                offset: 44,
-                kind,
-                length
-            })]
+            decode(&[
+                entry::raw(kind, &payload),
+                entry::io_apic(2, 0xfec0_0000, 0)
+            ]),
+            [
+                Err(AcpiError::BadEntryLength {
+                    offset: 44,
+                    kind,
+                    length,
+                    needed: length + 1
+                }),
+                Ok(MadtEntry::IoApic {
+                    id: 2,
+                    address: 0xfec0_0000,
+                    gsi_base: 0
+                })
+            ]
         );
     }
 }

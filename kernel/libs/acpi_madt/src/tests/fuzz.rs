@@ -6,26 +6,52 @@ use proptest::sample::Index;
 use super::*;
 use crate::{AcpiError, Cpu, Madt, MadtEntry, find_madt};
 
-/// What `Madt::cpus` should report, computed the obvious way with a `Vec`.
-fn model_cpus(madt: &Madt<'_>) -> Result<Vec<Cpu>, AcpiError> {
+/// Where an MADT built from `entries` has entry `index`.
+fn offset_of(entries: &[Vec<u8>], index: usize) -> usize {
+    Madt::HEADER_LEN + entries[..index].iter().map(Vec::len).sum::<usize>()
+}
+
+/// What `Madt::cpus` should report, computed the obvious way with a `Vec`: the usable CPUs, and
+/// the reason for each entry skipped.
+fn model_cpus(madt: &Madt<'_>) -> (Vec<Cpu>, Vec<AcpiError>) {
     let mut cpus: Vec<Cpu> = Vec::new();
-    for entry in madt.entries() {
-        let (apic_id, acpi_uid, flags, x2apic_entry) = match entry? {
-            MadtEntry::LocalApic {
+    let mut skipped = Vec::new();
+    for (offset, entry) in madt.entries_at() {
+        let (apic_id, acpi_uid, flags, x2apic_entry, broadcast) = match entry {
+            Err(reason) => {
+                skipped.push(reason);
+                continue;
+            }
+            Ok(MadtEntry::LocalApic {
                 processor_uid,
                 apic_id,
                 flags,
-            } if apic_id != 0xff => (u32::from(apic_id), u32::from(processor_uid), flags, false),
-            MadtEntry::LocalX2Apic {
+            }) => (
+                u32::from(apic_id),
+                u32::from(processor_uid),
+                flags,
+                false,
+                0xff,
+            ),
+            Ok(MadtEntry::LocalX2Apic {
                 x2apic_id,
                 flags,
                 processor_uid,
-            } if x2apic_id != u32::MAX => (x2apic_id, processor_uid, flags, true),
-            _ => continue,
+            }) => (x2apic_id, processor_uid, flags, true, u32::MAX),
+            Ok(_) => continue,
         };
         let enabled = flags & 1 != 0;
-        let usable = enabled || (madt.revision >= 5 && flags & 2 != 0);
-        if usable && cpus.iter().all(|cpu| cpu.apic_id != apic_id) {
+        if apic_id == broadcast {
+            skipped.push(AcpiError::BroadcastApicId { offset, apic_id });
+        } else if !(enabled || (madt.revision >= 5 && flags & 2 != 0)) {
+            skipped.push(AcpiError::DisabledCpu {
+                offset,
+                apic_id,
+                flags,
+            });
+        } else if cpus.iter().any(|cpu| cpu.apic_id == apic_id) {
+            skipped.push(AcpiError::DuplicateApicId { offset, apic_id });
+        } else {
             cpus.push(Cpu {
                 apic_id,
                 acpi_uid,
@@ -34,29 +60,24 @@ fn model_cpus(madt: &Madt<'_>) -> Result<Vec<Cpu>, AcpiError> {
             });
         }
     }
-    Ok(cpus)
+    (cpus, skipped)
 }
 
 /// Checks everything a kernel would call on `madt` against the model.
 fn check_madt(madt: &Madt<'_>, table_len: usize) {
     // Each step consumes at least 2 bytes or ends the walk.
     assert!(madt.entries().count() <= table_len / 2);
-    let model = match model_cpus(madt) {
-        Ok(model) => model,
-        Err(error) => {
-            assert_eq!(madt.cpus(&mut [Cpu::default(); 4]), Err(error));
-            return;
-        }
-    };
+    let (model, model_skipped) = model_cpus(madt);
     let total = model.len();
     for room in [0, 1, total.saturating_sub(1), total, total + 1] {
         let mut out = vec![Cpu::default(); room];
-        assert_eq!(
-            madt.cpus(&mut out),
-            Ok((room.min(total), total)),
-            "room for {room}"
-        );
+        let (counts, skipped) = cpus_with_skips(madt, &mut out);
+        assert_eq!(counts, (room.min(total), total), "room for {room}");
         assert_eq!(out[..room.min(total)], model[..room.min(total)]);
+        assert_eq!(skipped, model_skipped, "room for {room}");
+    }
+    for reason in &model_skipped {
+        assert!(!reason.to_string().is_empty());
     }
 }
 
@@ -116,7 +137,73 @@ fn any_entry() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// An entry that is framed (its length covers its header and stays within the table) but cannot
+/// be used: too short for its type, of an unknown type, or a CPU entry with a broadcast ID or
+/// with neither the Enabled nor the Online Capable flag.
+fn bad_framed_entry() -> impl Strategy<Value = Vec<u8>> {
+    let unknown_kind = any::<u8>().prop_filter("not a decoded type", |kind| {
+        SIZED_TYPES.iter().all(|&(known, _)| known != *kind)
+    });
+    prop_oneof![
+        (0..SIZED_TYPES.len(), any::<Index>(), any::<u8>()).prop_map(|(which, short, fill)| {
+            let (kind, size) = SIZED_TYPES[which];
+            let length = 2 + short.index(usize::from(size) - 2);
+            entry::raw(kind, &vec![fill; length - 2])
+        }),
+        (unknown_kind, proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(kind, payload)| entry::raw(kind, &payload)),
+        (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(uid, id, flags)| entry::local_apic(
+            uid,
+            id,
+            flags & !3
+        )),
+        (any::<u32>(), any::<u32>(), any::<u32>())
+            .prop_map(|(id, flags, uid)| entry::local_x2apic(id, flags & !3, uid)),
+        (any::<u8>(), any::<u32>()).prop_map(|(uid, flags)| entry::local_apic(uid, 0xff, flags)),
+        (any::<u32>(), any::<u32>()).prop_map(|(flags, uid)| entry::local_x2apic(
+            u32::MAX,
+            flags,
+            uid
+        )),
+    ]
+}
+
 proptest! {
+    #[test]
+    fn a_bad_framed_entry_never_hides_a_cpu(
+        entries in proptest::collection::vec(any_entry(), 0..16),
+        bad in bad_framed_entry(),
+        at in any::<Index>(),
+        revision in 0u8..7,
+    ) {
+        let at = at.index(entries.len() + 1);
+        let mut with_bad = entries.clone();
+        with_bad.insert(at, bad.clone());
+        let layouts = [&entries, &with_bad].map(|entries| layout_rsdt(0, &madt(revision, LAPIC, 0, entries)));
+        let [clean, damaged] = layouts.each_ref().map(|layout| {
+            let madt = find_madt(&layout.image, layout.rsdp).unwrap();
+            let mut out = vec![Cpu::default(); 64];
+            let ((written, total), skipped) = cpus_with_skips(&madt, &mut out);
+            out.truncate(written);
+            (out, total, skipped)
+        });
+        // The same CPUs, in the same order...
+        prop_assert_eq!(&clean.0, &damaged.0);
+        prop_assert_eq!(clean.1, damaged.1);
+        // ...and one more line: the bad entry's, at its offset; the others moved past it.
+        let offset = offset_of(&with_bad, at);
+        let reported_at: Vec<_> = damaged.2.iter().map(reason_offset).collect();
+        let shifted: Vec<_> = clean
+            .2
+            .iter()
+            .map(reason_offset)
+            .map(|o| if o >= offset { o + bad.len() } else { o })
+            .collect();
+        let mut expected = shifted;
+        expected.insert(expected.partition_point(|&o| o < offset), offset);
+        prop_assert_eq!(reported_at, expected);
+    }
+
     #[test]
     fn corrupted_bytes_never_panic(
         damage in proptest::collection::vec((any::<Index>(), any::<u8>()), 1..8),
@@ -172,6 +259,19 @@ fn entries_of(entries: &[Vec<u8>]) -> Vec<Result<MadtEntry, AcpiError>> {
         .collect()
 }
 
+/// The offset of the entry that `reason` is about.
+fn reason_offset(reason: &AcpiError) -> usize {
+    match *reason {
+        AcpiError::TruncatedEntry { offset, .. }
+        | AcpiError::BadEntryLength { offset, .. }
+        | AcpiError::UnknownEntryType { offset, .. }
+        | AcpiError::BroadcastApicId { offset, .. }
+        | AcpiError::DisabledCpu { offset, .. }
+        | AcpiError::DuplicateApicId { offset, .. } => offset,
+        _ => panic!("{reason} is not about an entry"),
+    }
+}
+
 /// Each entry type the parser decodes, with the size ACPI 6.5 gives it.
 const SIZED_TYPES: [(u8, u8); 8] = [
     (0, 8),
@@ -197,16 +297,21 @@ proptest! {
         let (kind, size) = SIZED_TYPES[which];
         let length = short % size;
         // The bad entry keeps its full size of bytes, so only its Length is wrong; a valid
-        // entry before it is decoded, nothing after it.
+        // entry before it is decoded. A length of 2 or more still locates the next entry, which
+        // is decoded too; below 2, the walk ends.
         let mut bad = entry::raw(kind, &vec![0; usize::from(size) - 2]);
         bad[1] = length;
         let decoded = entries_of(&[entry::local_apic(0, 0, 1), bad, entry::local_apic(1, 1, 1)]);
-        prop_assert_eq!(decoded.len(), 2);
         prop_assert!(decoded[0].is_ok());
+        let needed = if length < 2 { 2 } else { size };
         prop_assert_eq!(
             decoded[1],
-            Err(AcpiError::BadEntryLength { offset: 52, kind, length })
+            Err(AcpiError::BadEntryLength { offset: 52, kind, length, needed })
         );
+        // Where a short length says the next entry starts, in the bad entry's zeroed bytes, a
+        // type 0 entry of length 0 ends the walk.
+        let framed = length >= 2;
+        prop_assert_eq!(decoded.len(), if framed { 3 } else { 2 });
     }
 
     #[test]

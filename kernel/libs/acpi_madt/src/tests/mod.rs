@@ -9,7 +9,7 @@ mod entries;
 mod fuzz;
 mod walk;
 
-use crate::PhysMemory;
+use crate::{AcpiError, Cpu, Madt, PhysMemory};
 
 /// Where [`Layout`]s place their tables: below 1 MiB, like a BIOS.
 pub(crate) const BASE: u64 = 0xe_0000;
@@ -57,6 +57,16 @@ impl Image {
         let index = usize::try_from(phys - self.base).unwrap();
         &mut self.bytes[index]
     }
+}
+
+/// `Madt::cpus` into `out`: `(written, total)` and the reasons given for the entries skipped.
+pub(crate) fn cpus_with_skips(
+    madt: &Madt<'_>,
+    out: &mut [Cpu],
+) -> ((usize, usize), Vec<AcpiError>) {
+    let mut skipped = Vec::new();
+    let counts = madt.cpus(out, |reason| skipped.push(reason));
+    (counts, skipped)
 }
 
 /// Sets `bytes[at]` so that all of `bytes` sum to 0 mod 256.

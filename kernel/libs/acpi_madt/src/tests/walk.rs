@@ -6,7 +6,7 @@ use crate::{AcpiError, Madt, find_madt};
 /// The IDs of the CPUs that `madt` reports.
 fn cpu_ids(madt: &Madt<'_>) -> Vec<u32> {
     let mut out = [crate::Cpu::default(); 16];
-    let (written, _) = madt.cpus(&mut out).unwrap();
+    let (written, _) = madt.cpus(&mut out, |reason| panic!("skipped: {reason}"));
     out[..written].iter().map(|cpu| cpu.apic_id).collect()
 }
 
@@ -344,15 +344,61 @@ fn error_messages_name_the_place() {
                 needed: 8,
                 available: 4,
             },
-            "MADT entry at offset 0x54 needs 8 bytes, only 4 left in the table",
+            "MADT entry at offset 0x54 needs 8 bytes, only 4 left in the table; the rest of the \
+             table is ignored",
+        ),
+        (
+            AcpiError::BadEntryLength {
+                offset: 0x2c,
+                kind: 0x80,
+                length: 0,
+                needed: 2,
+            },
+            "MADT entry of type 128 at offset 0x2c has length 0, less than its 2-byte header; the \
+             rest of the table is ignored",
         ),
         (
             AcpiError::BadEntryLength {
                 offset: 0x2c,
                 kind: 0,
                 length: 6,
+                needed: 8,
             },
-            "MADT entry of type 0 at offset 0x2c has invalid length 6",
+            "MADT entry of type 0 at offset 0x2c has length 6, less than the 8 bytes of its type; \
+             entry skipped",
+        ),
+        (
+            AcpiError::UnknownEntryType {
+                offset: 0x34,
+                kind: 11,
+                length: 82,
+            },
+            "MADT entry at offset 0x34 has type 11 (length 82), not one decoded here; entry skipped",
+        ),
+        (
+            AcpiError::BroadcastApicId {
+                offset: 0x3c,
+                apic_id: 0xff,
+            },
+            "MADT entry at offset 0x3c names the broadcast APIC ID 0xff, which no CPU has; entry \
+             skipped",
+        ),
+        (
+            AcpiError::DisabledCpu {
+                offset: 0x44,
+                apic_id: 3,
+                flags: 0,
+            },
+            "MADT entry at offset 0x44: the CPU with APIC ID 3 is neither enabled nor \
+             online-capable (flags 0x0); entry skipped",
+        ),
+        (
+            AcpiError::DuplicateApicId {
+                offset: 0x4c,
+                apic_id: 1,
+            },
+            "MADT entry at offset 0x4c names APIC ID 1 again, after an earlier entry; entry \
+             skipped",
         ),
     ];
     for (error, message) in cases {
