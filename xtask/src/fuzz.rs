@@ -207,19 +207,8 @@ fn boot_linux(
     let result = qemu
         .run(&profile, &disk, &options(request, &label))
         .map_err(|e| e.to_string())?;
-    let version = result
-        .serial
-        .iter()
-        .find_map(|l| l.split("Linux version ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
-    let name = bzimage.file_name().map_or_else(
-        || bzimage.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let mut boot = parse(
-        format!("Linux {version} ({name}), {cpus} CPUs"),
+        format!("{}, {cpus} CPUs", testrun::linux_label(bzimage)),
         &label,
         request,
         &result,

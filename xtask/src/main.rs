@@ -676,7 +676,8 @@ fn run_under_linux(
     let disk = testrun::prepare_linux_boot(&mut profile, &dir, bzimage, &cpio, &args.args)?;
     let log = dir.join("serial.log");
     eprintln!(
-        "xtask: booting {} with {} as /init (serial copy in {})",
+        "xtask: booting {} ({}) with {} as /init (serial copy in {})",
+        testrun::linux_label(bzimage),
         bzimage.display(),
         path.display(),
         log.display()

@@ -277,17 +277,69 @@ const PENDING: &str = "--pending";
 /// A whole usertests run under Linux (TCG, a busy host).
 const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Where a bzImage's setup header says "HdrS" (Linux's x86 boot protocol).
+const SETUP_HEADER_MAGIC: std::ops::Range<usize> = 0x202..0x206;
+/// The setup header's boot protocol version (16 bits, e.g. 0x020f for 2.15).
+const SETUP_PROTOCOL_VERSION: usize = 0x206;
+/// The setup header's `kernel_version` (16 bits, from protocol 2.00): where the kernel's version
+/// string starts, less 0x200; it lies in the setup code, so within the first 64 KiB + 0x200.
+const SETUP_KERNEL_VERSION: usize = 0x20e;
+const SETUP_KERNEL_VERSION_BASE: usize = 0x200;
+
 /// One-line check that `path` is a readable bzImage (its setup header says "HdrS").
 pub fn check_bzimage(path: &Path) -> Result<(), String> {
     let data = std::fs::read(path)
         .map_err(|e| format!("cannot read the Linux kernel {}: {e}", path.display()))?;
-    if data.get(0x202..0x206) != Some(b"HdrS") {
+    if data.get(SETUP_HEADER_MAGIC) != Some(b"HdrS") {
         return Err(format!(
             "{} is not a Linux bzImage (no 'HdrS' setup header; use a vmlinuz, not a vmlinux)",
             path.display()
         ));
     }
     Ok(())
+}
+
+/// How reports name a Linux kernel: `Linux RELEASE` (the release as `uname -r` prints it, read
+/// from the bzImage's setup header), followed by the file name in parentheses when that does not
+/// already contain the release; `Linux (FILE)` when the image gives no release.
+pub fn linux_label(bzimage: &Path) -> String {
+    let file = bzimage.file_name().map_or_else(
+        || bzimage.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    match linux_release(bzimage) {
+        Some(release) if file.contains(&release) => format!("Linux {release}"),
+        Some(release) => format!("Linux {release} ({file})"),
+        None => format!("Linux ({file})"),
+    }
+}
+
+/// The release of the bzImage at `path`; `None` if it cannot be read or names none.
+fn linux_release(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let limit = SETUP_KERNEL_VERSION_BASE + usize::from(u16::MAX) + 1;
+    let mut setup = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit as u64)
+        .read_to_end(&mut setup)
+        .ok()?;
+    release_in_setup(&setup)
+}
+
+/// The release in the version string of a bzImage whose first bytes are `setup`: its first word
+/// (the version string reads like `6.12.95+deb12-amd64 (builder@host) #1 SMP ...`). `None`
+/// without the "HdrS" header, before boot protocol 2.00, or if the string is empty.
+fn release_in_setup(setup: &[u8]) -> Option<String> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(setup.get(at..at + 2)?.try_into().ok()?));
+    if setup.get(SETUP_HEADER_MAGIC) != Some(b"HdrS") || u16_at(SETUP_PROTOCOL_VERSION)? < 0x200 {
+        return None;
+    }
+    let start = SETUP_KERNEL_VERSION_BASE + usize::from(u16_at(SETUP_KERNEL_VERSION)?);
+    let text = setup.get(start..)?;
+    let text = &text[..text.iter().position(|&b| b == 0)?];
+    let release = std::str::from_utf8(text).ok()?.split_whitespace().next()?;
+    Some(release.to_owned())
 }
 
 /// An initramfs for Linux: /bin/* (every program), the tree of Debian's packages at
@@ -383,7 +435,7 @@ fn linux_suite(
     };
     let what = format!(
         "linux: usertests [{}, {} CPUs, {} MiB, {}]",
-        bzimage.display(),
+        linux_label(bzimage),
         profile.cpus,
         profile.memory_mib,
         profile.accel
@@ -1239,6 +1291,35 @@ pub fn run_debian_program(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first bytes of a bzImage of boot protocol `protocol` whose version string is
+    /// `version`, 0x3000 bytes in.
+    fn setup_with_version(protocol: u16, version: &[u8]) -> Vec<u8> {
+        let mut setup = vec![0u8; 0x3000];
+        setup[SETUP_HEADER_MAGIC].copy_from_slice(b"HdrS");
+        setup[SETUP_PROTOCOL_VERSION..][..2].copy_from_slice(&protocol.to_le_bytes());
+        let pointer = u16::try_from(setup.len() - SETUP_KERNEL_VERSION_BASE).unwrap();
+        setup[SETUP_KERNEL_VERSION..][..2].copy_from_slice(&pointer.to_le_bytes());
+        setup.extend_from_slice(version);
+        setup
+    }
+
+    #[test]
+    fn the_release_is_the_first_word_of_the_setup_headers_version_string() {
+        let version = b"6.12.95+deb12-amd64 (builder@buildhost) #1 SMP\0\0";
+        assert_eq!(
+            release_in_setup(&setup_with_version(0x20f, version)).as_deref(),
+            Some("6.12.95+deb12-amd64")
+        );
+        // Before boot protocol 2.00 the field does not exist; no "HdrS", no header at all.
+        assert_eq!(release_in_setup(&setup_with_version(0x1ff, version)), None);
+        let mut no_magic = setup_with_version(0x20f, version);
+        no_magic[SETUP_HEADER_MAGIC].fill(0);
+        assert_eq!(release_in_setup(&no_magic), None);
+        // A string without its NUL, or empty.
+        assert_eq!(release_in_setup(&setup_with_version(0x20f, b"6.1")), None);
+        assert_eq!(release_in_setup(&setup_with_version(0x20f, b"\0")), None);
+    }
 
     #[test]
     #[ignore = "fetches Debian's libc6, builds the kernel and boots it under QEMU (minutes)"]

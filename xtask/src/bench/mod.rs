@@ -341,7 +341,7 @@ fn kernel_label(kernel: &Kernel) -> String {
     match kernel {
         Kernel::Ours { vma_lock: true } => "ours".into(),
         Kernel::Ours { vma_lock: false } => "ours vma_lock=off".into(),
-        Kernel::Linux { bzimage } => format!("Linux ({})", bzimage.display()),
+        Kernel::Linux { bzimage } => testrun::linux_label(bzimage),
     }
 }
 
