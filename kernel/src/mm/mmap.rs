@@ -231,6 +231,9 @@ pub fn map(
     Ok(start)
 }
 
+/// What a new mapping shows: a file's page cache from a page on, or (`None`) anonymous memory.
+type FilePages<'f> = Option<(&'f Arc<File>, u64)>;
+
 /// The flags of the new VMA (`vm` with the mapping's type added) and what it maps: a file's
 /// page cache from page `pgoff` on, or (`None`) anonymous memory, `/dev/zero`'s included.
 /// Linux's checks once the place is found, in its order: for a file, a range past the largest
@@ -238,14 +241,14 @@ pub fn map(
 /// (`EOPNOTSUPP`), the access the file was opened with (see [`file_checks`]); for anonymous
 /// memory, `MAP_SHARED` or `MAP_PRIVATE`; any other type is `EINVAL`, and so is
 /// `MAP_GROWSDOWN` for anything but private anonymous memory.
-fn mapped_kind<'f>(
+fn mapped_kind(
     mut vm: u32,
     prot: u64,
     flags: u64,
-    file: Option<&'f Arc<File>>,
+    file: Option<&Arc<File>>,
     offset: u64,
     len: u64,
-) -> Result<(u32, Option<(&'f Arc<File>, u64)>), Errno> {
+) -> Result<(u32, FilePages<'_>), Errno> {
     let Some(file) = file else {
         match flags & MAP_TYPE {
             MAP_PRIVATE => {}
