@@ -168,8 +168,18 @@ pub fn mmap(
     if flags & MAP_HUGETLB != 0 {
         // No file here is of hugetlbfs; anonymous huge pages need a size x86-64 has, and then
         // pages reserved for them, of which there are none (Linux's `nr_hugepages` of 0).
+        // A length that rounds up to nothing in huge pages is `mmap`'s length of 0.
         let shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
         if file.is_some() || (shift != 0 && !HUGE_PAGE_SHIFTS.contains(&shift)) {
+            return Err(EINVAL);
+        }
+        let huge_page = 1
+            << if shift == 0 {
+                HUGE_PAGE_SHIFTS[0]
+            } else {
+                shift
+            };
+        if len.wrapping_add(huge_page - 1) & !(huge_page - 1) == 0 {
             return Err(EINVAL);
         }
         return Err(ENOMEM);
@@ -310,7 +320,8 @@ fn file_checks(file: &File, prot: u64, vm: u32) -> Result<(), Errno> {
 /// Where a new mapping of `len` bytes (page aligned, not 0) goes, with Linux's errors in its
 /// order: a length beyond user space (`ENOMEM`); with `MAP_FIXED` or `MAP_FIXED_NOREPLACE`,
 /// a range past its end (`ENOMEM`), an unaligned address (`EINVAL`), one below
-/// `MMAP_MIN_ADDR` (`EPERM`), and for `MAP_FIXED_NOREPLACE` a range not free (`EEXIST`);
+/// `MMAP_MIN_ADDR` (`EPERM`), and for `MAP_FIXED_NOREPLACE` (with `MAP_FIXED` or not) a
+/// range not free (`EEXIST`);
 /// without them, a free place (`ENOMEM` when there is none).
 fn place(mm: &MmapLocked, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if len > USER_END {
@@ -327,7 +338,7 @@ fn place(mm: &MmapLocked, addr: u64, len: u64, flags: u64) -> Result<u64, Errno>
         if addr < MMAP_MIN_ADDR {
             return Err(EPERM);
         }
-        if flags & MAP_FIXED == 0 && !mm.is_free(addr..addr + len) {
+        if flags & MAP_FIXED_NOREPLACE != 0 && !mm.is_free(addr..addr + len) {
             return Err(EEXIST);
         }
         return Ok(addr);

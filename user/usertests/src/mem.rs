@@ -58,6 +58,12 @@ pub fn mmap_fixed_replaces() -> TestResult {
 pub fn mmap_fixed_noreplace() -> TestResult {
     let m = check_ok!(Mapping::rw(3));
     m.fill(1, 7);
+    // With MAP_FIXED as well, MAP_FIXED_NOREPLACE still refuses a busy range.
+    let both = ANON | sys::MAP_FIXED | sys::MAP_FIXED_NOREPLACE;
+    check_err!(
+        sys::mmap(m.page(1), PAGE_SIZE, RW, both, NOFD, 0),
+        Errno::EEXIST
+    );
     check_err!(
         sys::mmap(
             m.page(1),

@@ -688,6 +688,11 @@ pub fn mmap_hugetlb_without_reserved_pages() -> TestResult {
     check_err!(huge(0), Errno::ENOMEM);
     check_err!(huge(21), Errno::ENOMEM);
     check_err!(huge(13), Errno::EINVAL);
+    // A length that rounds up to nothing in huge pages: mmap's length of 0.
+    check_err!(
+        sys::mmap(0, usize::MAX, RW, ANON | sys::MAP_HUGETLB, NOFD, 0),
+        Errno::EINVAL
+    );
     let fd = check_ok!(memfd(1, 1));
     check_err!(
         sys::mmap(
