@@ -11,9 +11,12 @@
 //! drawn from a generator seeded by `fail.seed=S` (default 1). Allocations made while the
 //! kernel boots never fail: [`arm`] starts the injection once boot is complete, before init or
 //! the tests start. [`Suspend`] pauses it (a test taking its baseline; test builds only).
+//! Test builds can also script one failure of a kind without the option ([`FailNth`]: the
+//! Nth allocation the scripting thread asks for), to drive one failure path deterministically.
 //!
 //! Everything is atomics: the rates are set once at boot, before other CPUs allocate user
-//! memory; the counters are only added to.
+//! memory; the counters are only added to; a script's countdown is set by its thread, counted
+//! down only by that thread, and cleared when the script ends.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -202,6 +205,10 @@ pub fn is_active() -> bool {
 
 /// Whether this allocation of `kind` is to fail (and counts it if so).
 pub fn should_fail(kind: Kind) -> bool {
+    #[cfg(feature = "ktest")]
+    if FailNth::takes(kind) {
+        return true;
+    }
     if !is_active() {
         return false;
     }
@@ -256,6 +263,74 @@ impl Drop for Suspend {
     fn drop(&mut self) {
         SUSPENDED.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A failure scripted by a test (test images only): while a `FailNth` lives, the `n`th
+/// allocation of its kind that the thread which made it asks for fails, once, whether `fail=`
+/// armed the injection or not; other threads' allocations are not counted. One script per
+/// kind at a time. Scripted failures are not counted among the injected ones.
+#[cfg(feature = "ktest")]
+pub struct FailNth {
+    kind: Kind,
+}
+
+/// Per kind: the allocations the scripting thread has left before the one that fails (0: no
+/// script, or it fired), that thread (its task's address), and whether the failure came.
+#[cfg(feature = "ktest")]
+static SCRIPT_COUNTDOWN: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+#[cfg(feature = "ktest")]
+static SCRIPT_THREAD: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+#[cfg(feature = "ktest")]
+static SCRIPT_FIRED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+
+#[cfg(feature = "ktest")]
+impl FailNth {
+    /// Scripts the failure of the `n`th (from 1) allocation of `kind` of the calling thread.
+    pub fn new(kind: Kind, n: u64) -> Self {
+        assert!(n > 0, "allocations are counted from 1");
+        let index = kind as usize;
+        SCRIPT_FIRED[index].store(false, Ordering::Relaxed);
+        SCRIPT_THREAD[index].store(current_thread(), Ordering::Relaxed);
+        let earlier = SCRIPT_COUNTDOWN[index].swap(n, Ordering::AcqRel);
+        assert_eq!(earlier, 0, "a failure of this kind is scripted already");
+        FailNth { kind }
+    }
+
+    /// Whether the scripted allocation came, and failed.
+    pub fn fired(&self) -> bool {
+        SCRIPT_FIRED[self.kind as usize].load(Ordering::Acquire)
+    }
+
+    /// Whether this allocation of `kind` is the scripted one (counting it if it is the
+    /// scripting thread's).
+    fn takes(kind: Kind) -> bool {
+        let index = kind as usize;
+        if SCRIPT_COUNTDOWN[index].load(Ordering::Acquire) == 0
+            || SCRIPT_THREAD[index].load(Ordering::Relaxed) != current_thread()
+        {
+            return false;
+        }
+        // Only the scripting thread counts down, so no other thread races this update.
+        let left = SCRIPT_COUNTDOWN[index].load(Ordering::Relaxed) - 1;
+        SCRIPT_COUNTDOWN[index].store(left, Ordering::Release);
+        if left == 0 {
+            SCRIPT_FIRED[index].store(true, Ordering::Release);
+        }
+        left == 0
+    }
+}
+
+#[cfg(feature = "ktest")]
+impl Drop for FailNth {
+    fn drop(&mut self) {
+        SCRIPT_COUNTDOWN[self.kind as usize].store(0, Ordering::Release);
+    }
+}
+
+/// The calling thread, as the address of its task.
+#[cfg(feature = "ktest")]
+fn current_thread() -> usize {
+    core::ptr::from_ref(crate::sched::current()) as usize
 }
 
 /// One line: the allocations seen while armed and the failures injected, by kind (the

@@ -22,8 +22,9 @@ use super::fault::{self, Access, FaultError};
 use super::pte::{GUARD_ENTRY, MAPS_PAGE};
 use super::user_tables::{self, TABLE_SPAN};
 use super::vma::{
-    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT,
-    VM_NORESERVE, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, VM_WRITE_DENIED, Vma,
+    VM_ACCESS, VM_BRK, VM_DONTCOPY, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_LOCKED_MASK,
+    VM_LOCKONFAULT, VM_NORESERVE, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE, VM_WRITE_DENIED,
+    Vma,
 };
 use crate::arch::syscall::USER_END;
 use crate::arch::uaccess::copy_to_user;
@@ -37,6 +38,8 @@ use crate::syscall::errno::{
 pub const PROT_READ: u64 = 1;
 pub const PROT_WRITE: u64 = 2;
 pub const PROT_EXEC: u64 = 4;
+/// Known to Linux's `mprotect` (for architectures with atomic-operation memory) and ignored.
+const PROT_SEM: u64 = 8;
 const PROT_GROWSDOWN: u64 = 0x0100_0000;
 const PROT_GROWSUP: u64 = 0x0200_0000;
 
@@ -47,6 +50,7 @@ const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_TYPE: u64 = 0x0f;
 pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_GROWSDOWN: u64 = 0x0100;
 const MAP_LOCKED: u64 = 0x2000;
 pub const MAP_NORESERVE: u64 = 0x4000;
 const MAP_POPULATE: u64 = 0x8000;
@@ -122,11 +126,8 @@ fn page_up(len: u64) -> Option<u64> {
     len.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1))
 }
 
-/// VMA flags for `prot`, or `EINVAL` for unknown bits.
-fn vm_flags(prot: u64) -> Result<u32, Errno> {
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
-        return Err(EINVAL);
-    }
+/// The access bits of `prot` as VMA flags; Linux's `mmap` ignores every other bit of it.
+fn access_flags(prot: u64) -> u32 {
     let mut flags = 0;
     if prot & PROT_READ != 0 {
         flags |= VM_READ;
@@ -137,7 +138,7 @@ fn vm_flags(prot: u64) -> Result<u32, Errno> {
     if prot & PROT_EXEC != 0 {
         flags |= VM_EXEC;
     }
-    Ok(flags)
+    flags
 }
 
 /// `mmap`: `fd` names the file to map (a descriptor of the calling process) unless
@@ -167,8 +168,18 @@ pub fn mmap(
     if flags & MAP_HUGETLB != 0 {
         // No file here is of hugetlbfs; anonymous huge pages need a size x86-64 has, and then
         // pages reserved for them, of which there are none (Linux's `nr_hugepages` of 0).
+        // A length that rounds up to nothing in huge pages is `mmap`'s length of 0.
         let shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
         if file.is_some() || (shift != 0 && !HUGE_PAGE_SHIFTS.contains(&shift)) {
+            return Err(EINVAL);
+        }
+        let huge_page = 1
+            << if shift == 0 {
+                HUGE_PAGE_SHIFTS[0]
+            } else {
+                shift
+            };
+        if len.wrapping_add(huge_page - 1) & !(huge_page - 1) == 0 {
             return Err(EINVAL);
         }
         return Err(ENOMEM);
@@ -177,7 +188,10 @@ pub fn mmap(
 }
 
 /// `mmap` with the file (if any) already looked up: anonymous memory, or `file` from byte
-/// `offset` (page aligned) on.
+/// `offset` (page aligned) on. Linux's checks in Linux's order: the length (`EINVAL` for 0,
+/// `ENOMEM` when it rounds up past the end of the address space), the place (see [`place`]),
+/// then what is mapped (see [`mapped_kind`]). Bits of `prot` other than the access bits are
+/// ignored, as Linux's `mmap` does.
 pub fn map(
     mm: &Mm,
     addr: u64,
@@ -190,70 +204,100 @@ pub fn map(
     if len == 0 {
         return Err(EINVAL);
     }
-    let len = page_up(len).filter(|&l| l <= USER_END).ok_or(ENOMEM)?;
-    let mut vm = vm_flags(prot)? | mm.default_flags();
+    let len = page_up(len).ok_or(ENOMEM)?;
+    let mut vm = access_flags(prot) | mm.default_flags();
     if flags & MAP_LOCKED != 0 {
         vm |= VM_LOCKED;
+    }
+    if flags & MAP_GROWSDOWN != 0 {
+        vm |= VM_GROWSDOWN;
     }
     if flags & MAP_NORESERVE != 0 && commit::mode() != commit::Mode::Never {
         vm |= VM_NORESERVE;
     }
-    match flags & MAP_TYPE {
-        MAP_PRIVATE => {}
-        MAP_SHARED => vm |= VM_SHARED,
-        // Anonymous memory is MAP_PRIVATE or MAP_SHARED; MAP_SHARED_VALIDATE is for files.
-        MAP_SHARED_VALIDATE if file.is_some() => {
-            if flags & !LEGACY_MAP_MASK != 0 {
-                return Err(EOPNOTSUPP);
-            }
-            vm |= VM_SHARED;
-        }
-        _ => return Err(EINVAL),
-    }
-    // What a file maps: its page cache from page `pgoff` on, or (`/dev/zero`) anonymous
-    // memory.
-    let mapped = match file {
-        Some(file) => {
-            file_checks(file, prot, vm)?;
-            if vm & VM_SHARED != 0 && !file.writable() {
-                vm |= VM_WRITE_DENIED;
-            }
-            if file.inode().maps_zeroes() {
-                None
-            } else {
-                let pgoff = offset / PAGE;
-                if offset
-                    .checked_add(len)
-                    .is_none_or(|end| end > MAX_FILE_SIZE)
-                {
-                    return Err(EOVERFLOW);
-                }
-                Some((file, pgoff))
-            }
-        }
-        None => None,
-    };
-    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    if fixed && !addr.is_multiple_of(PAGE) {
-        return Err(EINVAL);
-    }
-    let start = {
+    let (start, vm) = {
         let locked = mm.write();
         let start = place(&locked, addr, len, flags)?;
         let range = start..start + len;
+        let (vm, mapped) = mapped_kind(vm, prot, flags, file, offset, len)?;
         match mapped {
             Some((file, pgoff)) => locked.map_file(range, vm, file, pgoff)?,
             None => locked.edit(range, Edit::Map(vm))?,
         }
-        start
+        (start, vm)
     };
     if vm & VM_LOCKED_MASK == VM_LOCKED {
         // Errors are left for later accesses to meet, as Linux does.
-        let _ = fault_in(mm, start..start + len, Populate::Lock);
+        let _ = fault_in(
+            mm,
+            start..start + len,
+            Populate::Lock {
+                skip_failures: true,
+            },
+        );
     } else if flags & MAP_POPULATE != 0 && vm & VM_ACCESS != 0 {
         populate(mm, start..start + len, vm & VM_WRITE != 0);
     }
     Ok(start)
+}
+
+/// What a new mapping shows: a file's page cache from a page on, or (`None`) anonymous memory.
+type FilePages<'f> = Option<(&'f Arc<File>, u64)>;
+
+/// The flags of the new VMA (`vm` with the mapping's type added) and what it maps: a file's
+/// page cache from page `pgoff` on, or (`None`) anonymous memory, `/dev/zero`'s included.
+/// Linux's checks once the place is found, in its order: for a file, a range past the largest
+/// file (`EOVERFLOW`), then the type: `MAP_SHARED_VALIDATE` with an unknown flag
+/// (`EOPNOTSUPP`), the access the file was opened with (see [`file_checks`]); for anonymous
+/// memory, `MAP_SHARED` or `MAP_PRIVATE`; any other type is `EINVAL`, and so is
+/// `MAP_GROWSDOWN` for anything but private anonymous memory.
+fn mapped_kind(
+    mut vm: u32,
+    prot: u64,
+    flags: u64,
+    file: Option<&Arc<File>>,
+    offset: u64,
+    len: u64,
+) -> Result<(u32, FilePages<'_>), Errno> {
+    let Some(file) = file else {
+        match flags & MAP_TYPE {
+            MAP_PRIVATE => {}
+            MAP_SHARED if vm & VM_GROWSDOWN == 0 => vm |= VM_SHARED,
+            _ => return Err(EINVAL),
+        }
+        return Ok((vm, None));
+    };
+    let inode = file.inode();
+    // Linux's largest offset: a regular file's largest size; any offset for other files
+    // (directories, pipes, devices) short of wrapping.
+    let largest = if inode.page_cache().is_some() {
+        MAX_FILE_SIZE
+    } else {
+        u64::MAX
+    };
+    if offset.checked_add(len).is_none_or(|end| end > largest) {
+        return Err(EOVERFLOW);
+    }
+    match flags & MAP_TYPE {
+        MAP_PRIVATE => {}
+        // Unknown flags are ignored with MAP_SHARED, refused with MAP_SHARED_VALIDATE.
+        MAP_SHARED => vm |= VM_SHARED,
+        MAP_SHARED_VALIDATE if flags & !LEGACY_MAP_MASK != 0 => return Err(EOPNOTSUPP),
+        MAP_SHARED_VALIDATE => vm |= VM_SHARED,
+        _ => return Err(EINVAL),
+    }
+    file_checks(file, prot, vm)?;
+    if vm & VM_GROWSDOWN != 0 {
+        return Err(EINVAL);
+    }
+    if vm & VM_SHARED != 0 && !file.writable() {
+        vm |= VM_WRITE_DENIED;
+    }
+    if inode.maps_zeroes() {
+        Ok((vm, None))
+    } else {
+        Ok((vm, Some((file, offset / PAGE))))
+    }
 }
 
 /// Whether `file` may be mapped with `prot` into a VMA with `vm` (`VM_SHARED` or not), in
@@ -273,17 +317,28 @@ fn file_checks(file: &File, prot: u64, vm: u32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Where a new mapping of `len` bytes goes.
+/// Where a new mapping of `len` bytes (page aligned, not 0) goes, with Linux's errors in its
+/// order: a length beyond user space (`ENOMEM`); with `MAP_FIXED` or `MAP_FIXED_NOREPLACE`,
+/// a range past its end (`ENOMEM`), an unaligned address (`EINVAL`), one below
+/// `MMAP_MIN_ADDR` (`EPERM`), and for `MAP_FIXED_NOREPLACE` (with `MAP_FIXED` or not) a
+/// range not free (`EEXIST`);
+/// without them, a free place (`ENOMEM` when there is none).
 fn place(mm: &MmapLocked, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
-    let fits = |start: u64| start.checked_add(len).is_some_and(|end| end <= USER_END);
+    if len > USER_END {
+        return Err(ENOMEM);
+    }
+    let fits = |start: u64| start <= USER_END - len;
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
         if !fits(addr) {
             return Err(ENOMEM);
         }
+        if !addr.is_multiple_of(PAGE) {
+            return Err(EINVAL);
+        }
         if addr < MMAP_MIN_ADDR {
             return Err(EPERM);
         }
-        if flags & MAP_FIXED == 0 && !mm.is_free(addr..addr + len) {
+        if flags & MAP_FIXED_NOREPLACE != 0 && !mm.is_free(addr..addr + len) {
             return Err(EEXIST);
         }
         return Ok(addr);
@@ -322,26 +377,33 @@ enum Populate {
     /// `MADV_POPULATE_WRITE`: every page written (copies broken); a VMA without write
     /// permission is `EINVAL`.
     Write,
-    /// Locking: private writable pages written, other accessible ones read; inaccessible VMAs
-    /// and VMAs locked on fault are left alone.
-    Lock,
+    /// Locking (Linux's `__mm_populate`): private writable pages written, other accessible
+    /// ones read; VMAs locked on fault are left alone, holes skipped. An inaccessible VMA is
+    /// `EFAULT`, and the first failure ends the walk, unless `skip_failures` (`mlockall`,
+    /// `MAP_LOCKED`, `brk`): then the walk goes on at the next VMA.
+    Lock { skip_failures: bool },
 }
 
 /// Faults in the pages of `range` as `how` says, each under `mmap_lock` for reading. Errors
 /// as `MADV_POPULATE_*` has them: a hole is `ENOMEM` (locking skips holes), a VMA the access
-/// does not suit `EINVAL`, a page that cannot be had (past the end of a file, a guard marker)
-/// `EFAULT`, no memory `ENOMEM`.
+/// does not suit `EINVAL` (`EFAULT` for locking), a page that cannot be had (past the end of
+/// a file, a guard marker) `EFAULT`, no memory `ENOMEM`.
 fn fault_in(mm: &Mm, range: Range<u64>, how: Populate) -> Result<(), Errno> {
+    let locking = matches!(how, Populate::Lock { .. });
+    let skip_failures = how
+        == Populate::Lock {
+            skip_failures: true,
+        };
     let mut page = range.start;
     while page < range.end {
         let locked = mm.read();
         let vma = match locked.vma_at_or_after(page) {
             Some(vma) if vma.start() <= page => vma,
-            Some(vma) if how == Populate::Lock => {
+            Some(vma) if locking => {
                 page = vma.start();
                 continue;
             }
-            None if how == Populate::Lock => return Ok(()),
+            None if locking => return Ok(()),
             _ => return Err(ENOMEM),
         };
         let flags = vma.flags();
@@ -350,24 +412,31 @@ fn fault_in(mm: &Mm, range: Range<u64>, how: Populate) -> Result<(), Errno> {
             Populate::Write if flags & VM_WRITE == 0 => return Err(EINVAL),
             Populate::Read => false,
             Populate::Write => true,
-            Populate::Lock if flags & VM_ACCESS == 0 || flags & VM_LOCKONFAULT != 0 => {
+            Populate::Lock { .. }
+                if flags & VM_LOCKONFAULT != 0 || skip_failures && flags & VM_ACCESS == 0 =>
+            {
                 page = vma.end();
                 continue;
             }
-            Populate::Lock => flags & (VM_WRITE | VM_SHARED) == VM_WRITE,
+            Populate::Lock { .. } if flags & VM_ACCESS == 0 => return Err(EFAULT),
+            Populate::Lock { .. } => flags & (VM_WRITE | VM_SHARED) == VM_WRITE,
         };
         let access = Access {
             write,
             execute: false,
         };
-        fault::fault_locked(&locked, page, access).map_err(|error| match error {
-            FaultError::OutOfMemory => ENOMEM,
-            FaultError::NoVma => ENOMEM,
-            FaultError::Forbidden => EINVAL,
-            FaultError::PastEndOfFile | FaultError::GuardRegion => EFAULT,
-        })?;
+        match fault::fault_locked(&locked, page, access) {
+            Ok(()) => page += PAGE,
+            Err(_) if skip_failures => page = vma.end(),
+            Err(error) => {
+                return Err(match error {
+                    FaultError::OutOfMemory | FaultError::NoVma => ENOMEM,
+                    FaultError::Forbidden => EINVAL,
+                    FaultError::PastEndOfFile | FaultError::GuardRegion => EFAULT,
+                });
+            }
+        }
         drop(locked);
-        page += PAGE;
     }
     Ok(())
 }
@@ -545,43 +614,80 @@ fn resizable<'l>(locked: &'l MmWriteGuard, addr: u64, old_len: u64) -> Result<&'
     Ok(vma)
 }
 
+/// An argument Linux declares `int` or `unsigned int` (`madvise`'s advice, the flags of
+/// `msync`, `mlock2`, `mlockall` and `process_madvise`): only its low 32 bits count.
+pub fn int_argument(value: u64) -> u64 {
+    value & u64::from(u32::MAX)
+}
+
 /// `len` rounded up to pages as Linux's `PAGE_ALIGN` does: the lengths that round past the
 /// end of the address space wrap to small ones.
 fn page_up_wrapping(len: u64) -> u64 {
     len.wrapping_add(PAGE - 1) & !(PAGE - 1)
 }
 
-/// `mprotect`: like Linux, the VMAs are changed in address order up to the first hole, and a
-/// hole makes the call fail with `ENOMEM` after the pieces before it were changed; so does a
-/// VMA that may not become writable (`EACCES`: a shared mapping of a file opened read-only).
+/// `mprotect`, with Linux's checks in its order: `PROT_GROWSDOWN` with `PROT_GROWSUP`, and an
+/// unaligned address, are `EINVAL`; a length of 0 succeeds; a range that wraps (its length
+/// rounded up as Linux's `PAGE_ALIGN` does) is `ENOMEM`; a bit of `prot` Linux does not know
+/// is `EINVAL` (`PROT_SEM` it knows, and ignores). Then the first VMA the range meets: none is
+/// `ENOMEM`; with `PROT_GROWSDOWN` the range starts where that VMA does, which must grow down
+/// (`EINVAL`); otherwise a hole at the start is `ENOMEM`, and `PROT_GROWSUP` `EINVAL` (no VMA
+/// grows up on x86-64). Like Linux, the VMAs are then changed in address order up to the
+/// first hole, and a hole makes the call fail with `ENOMEM` after the pieces before it were
+/// changed; so does a VMA that may not become writable (`EACCES`: a shared mapping of a file
+/// opened read-only). A range past the end of user space is a hole.
 pub fn mprotect(mm: &Mm, addr: u64, len: u64, prot: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
+    let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP || !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
-    let vm = vm_flags(prot)?;
     if len == 0 {
         return Ok(0);
     }
-    let len = page_up(len).ok_or(ENOMEM)?;
-    let end = addr
-        .checked_add(len)
-        .filter(|&e| e <= USER_END)
-        .ok_or(ENOMEM)?;
-    let range = addr..end;
+    let end = addr.wrapping_add(page_up_wrapping(len));
+    if end <= addr {
+        return Err(ENOMEM);
+    }
+    let known = PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP;
+    if prot & !known != 0 {
+        return Err(EINVAL);
+    }
+    let vm = access_flags(prot);
     let locked = mm.write();
+    let first = locked
+        .vma_at_or_after(addr)
+        .filter(|vma| vma.start() < end)
+        .ok_or(ENOMEM)?;
+    let start = if grows == PROT_GROWSDOWN {
+        if first.flags() & VM_GROWSDOWN == 0 {
+            return Err(EINVAL);
+        }
+        first.start()
+    } else if first.start() > addr {
+        return Err(ENOMEM);
+    } else if grows == PROT_GROWSUP {
+        return Err(EINVAL);
+    } else {
+        addr
+    };
+    let range = start..end.min(USER_END);
     let vmas = locked.vmas_in(range.clone());
-    let mut end = mapped_prefix_end(&vmas, &range);
-    let mut result = if end < range.end { Err(ENOMEM) } else { Ok(0) };
+    let mut changed_end = mapped_prefix_end(&vmas, &range);
+    let mut result = if changed_end < end {
+        Err(ENOMEM)
+    } else {
+        Ok(0)
+    };
     if vm & VM_WRITE != 0
         && let Some(denied) = vmas
             .iter()
-            .find(|v| v.flags() & VM_WRITE_DENIED != 0 && v.start() < end)
+            .find(|v| v.flags() & VM_WRITE_DENIED != 0 && v.start() < changed_end)
     {
-        end = denied.start().max(range.start);
+        changed_end = denied.start().max(range.start);
         result = Err(EACCES);
     }
-    if end > range.start {
-        locked.edit(range.start..end, Edit::Protect(vm))?;
+    if changed_end > range.start {
+        locked.edit(range.start..changed_end, Edit::Protect(vm))?;
     }
     result
 }
@@ -668,6 +774,7 @@ fn advice_refused(advice: u64, vma: &Vma) -> Option<Errno> {
 /// on locked memory, ...) ends the walk there with its error. A range past the end of user
 /// space is a hole. Dropping advice keeps shared anonymous pages (see `MmWriteGuard::zap`).
 pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
+    let advice = int_argument(advice);
     let kind = parse_advice(advice)?;
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -741,6 +848,7 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
 /// hole is `ENOMEM` (at once for `MS_ASYNC` alone, at the end otherwise), and
 /// `MS_INVALIDATE` on locked memory `EBUSY`.
 pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
+    let flags = int_argument(flags);
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
         || !addr.is_multiple_of(PAGE)
         || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
@@ -865,9 +973,11 @@ fn set_lock_bits(mm: &Mm, range: Range<u64>, lock: u32) -> Result<(), Errno> {
 }
 
 /// `mlock` and `mlock2`: the pages of the range are locked (and, without `MLOCK_ONFAULT`,
-/// faulted in). A page that cannot be faulted in is `ENOMEM`, no memory `EAGAIN`, as Linux's
-/// POSIX error mapping has them.
+/// faulted in, VMA by VMA up to the first failure). A page that cannot be faulted in, or an
+/// inaccessible (`PROT_NONE`) VMA, is `ENOMEM`, no memory `EAGAIN`, as Linux's POSIX error
+/// mapping has them; the VMAs stay locked either way.
 pub fn mlock(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
+    let flags = int_argument(flags);
     if flags & !MLOCK_ONFAULT != 0 {
         return Err(EINVAL);
     }
@@ -881,7 +991,14 @@ pub fn mlock(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
         VM_LOCKED
     };
     set_lock_bits(mm, range.clone(), lock)?;
-    fault_in(mm, range, Populate::Lock).map_err(|error| match error {
+    fault_in(
+        mm,
+        range,
+        Populate::Lock {
+            skip_failures: false,
+        },
+    )
+    .map_err(|error| match error {
         ENOMEM => EAGAIN,
         _ => ENOMEM,
     })?;
@@ -901,6 +1018,7 @@ pub fn munlock(mm: &Mm, addr: u64, len: u64) -> SysResult {
 /// `mlockall`: `MCL_CURRENT` locks every VMA (and faults it in, without `MCL_ONFAULT`),
 /// `MCL_FUTURE` every later mapping; `munlockall` is `mlockall` with no flag left.
 pub fn mlockall(mm: &Mm, flags: u64) -> SysResult {
+    let flags = int_argument(flags);
     if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
     {
         return Err(EINVAL);
@@ -943,7 +1061,13 @@ fn apply_mlockall(mm: &Mm, flags: u64) {
     }
     if flags & MCL_CURRENT != 0 {
         // Linux's `mm_populate`: errors are left for later accesses.
-        let _ = fault_in(mm, 0..USER_END, Populate::Lock);
+        let _ = fault_in(
+            mm,
+            0..USER_END,
+            Populate::Lock {
+                skip_failures: true,
+            },
+        );
     }
 }
 
@@ -968,7 +1092,13 @@ pub fn brk(mm: &Mm, requested: u64) -> SysResult {
     if let Some(range) = grown
         && mm.default_flags() & VM_LOCKED_MASK == VM_LOCKED
     {
-        let _ = fault_in(mm, range, Populate::Lock);
+        let _ = fault_in(
+            mm,
+            range,
+            Populate::Lock {
+                skip_failures: true,
+            },
+        );
     }
     Ok(mm.brk_range().end)
 }

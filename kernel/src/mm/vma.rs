@@ -71,6 +71,9 @@ pub const VM_LOCKONFAULT: u32 = 1 << 11;
 pub const VM_ACCOUNT: u32 = 1 << 12;
 /// `MAP_NORESERVE` (outside the strict overcommit mode): never charged.
 pub const VM_NORESERVE: u32 = 1 << 13;
+/// `MAP_GROWSDOWN`: recorded for `mprotect`'s `PROT_GROWSDOWN`, which applies from the start
+/// of such a VMA; the VMA does not grow by itself (no fault below it extends it).
+pub const VM_GROWSDOWN: u32 = 1 << 14;
 
 /// Both lock bits: what `munlock` clears and fork leaves out of the child.
 pub const VM_LOCKED_MASK: u32 = VM_LOCKED | VM_LOCKONFAULT;

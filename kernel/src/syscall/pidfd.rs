@@ -33,6 +33,8 @@ pub fn pidfd_open(pid: u64, flags: u64) -> SysResult {
 /// (as since Linux 6.13), only `MADV_COLD`, `MADV_PAGEOUT`, `MADV_WILLNEED` and
 /// `MADV_COLLAPSE` for another.
 pub fn process_madvise(pidfd: u64, iovec: u64, count: u64, advice: u64, flags: u64) -> SysResult {
+    // Both are `int`s to Linux: bits above 31 do not count.
+    let (advice, flags) = (mmap::int_argument(advice), mmap::int_argument(flags));
     if flags != 0 {
         return Err(EINVAL);
     }

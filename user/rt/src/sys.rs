@@ -359,11 +359,16 @@ pub const PROT_NONE: usize = 0;
 pub const PROT_READ: usize = 1;
 pub const PROT_WRITE: usize = 2;
 pub const PROT_EXEC: usize = 4;
+/// `mprotect`: from the start of the VMA, which must grow down.
+pub const PROT_GROWSDOWN: usize = 0x0100_0000;
+/// `mprotect`: to the end of the VMA, which must grow up (none does on x86-64).
+pub const PROT_GROWSUP: usize = 0x0200_0000;
 pub const MAP_SHARED: usize = 0x01;
 pub const MAP_PRIVATE: usize = 0x02;
 pub const MAP_SHARED_VALIDATE: usize = 0x03;
 pub const MAP_FIXED: usize = 0x10;
 pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_GROWSDOWN: usize = 0x0100;
 pub const MAP_NORESERVE: usize = 0x4000;
 pub const MAP_POPULATE: usize = 0x8000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;

@@ -6,12 +6,16 @@ use alloc::string::String;
 use urt::sys::{self, Errno, PAGE_SIZE};
 use urt::{check, check_eq, check_err, check_ok};
 
-use crate::util::{KERNEL_ADDR, Mapping, mapped, readable, unmapped_addr, writable};
+use crate::util::{KERNEL_ADDR, Mapping, mapped, pipe, readable, unmapped_addr, writable};
 use urt::ktap::TestResult;
 
 const RW: usize = sys::PROT_READ | sys::PROT_WRITE;
 const ANON: usize = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS;
 const NOFD: usize = usize::MAX;
+/// The end of user space (Linux's `TASK_SIZE` on x86-64).
+const USER_END: usize = 0x7fff_ffff_f000;
+/// Linux's `PROT_SEM`, which `mprotect` accepts on every architecture.
+const PROT_SEM: usize = 0x8;
 
 pub fn mmap_anon_rw_zeroed() -> TestResult {
     let m = check_ok!(Mapping::rw(4));
@@ -54,6 +58,12 @@ pub fn mmap_fixed_replaces() -> TestResult {
 pub fn mmap_fixed_noreplace() -> TestResult {
     let m = check_ok!(Mapping::rw(3));
     m.fill(1, 7);
+    // With MAP_FIXED as well, MAP_FIXED_NOREPLACE still refuses a busy range.
+    let both = ANON | sys::MAP_FIXED | sys::MAP_FIXED_NOREPLACE;
+    check_err!(
+        sys::mmap(m.page(1), PAGE_SIZE, RW, both, NOFD, 0),
+        Errno::EEXIST
+    );
     check_err!(
         sys::mmap(
             m.page(1),
@@ -240,6 +250,67 @@ pub fn mmap_enomem() -> TestResult {
     Ok(())
 }
 
+/// mmap's checks in Linux's order: the place (a fixed range past the end of user space is
+/// ENOMEM, even unaligned or of no type) before the type and the file; `prot`'s bits beyond the
+/// access bits are ignored, so a file's own errors show through them.
+pub fn mmap_checks_the_place_before_the_kind() -> TestResult {
+    const UNKNOWN_PROT: usize = (1 << 52) | sys::PROT_GROWSUP;
+    let past_end = USER_END - PAGE_SIZE + 1;
+    let typeless = sys::MAP_ANONYMOUS | sys::MAP_FIXED;
+    check_err!(
+        sys::mmap(past_end, PAGE_SIZE, RW, typeless, NOFD, 0),
+        Errno::ENOMEM
+    );
+    check_err!(
+        sys::mmap(USER_END, PAGE_SIZE, RW, ANON | sys::MAP_FIXED, NOFD, 0),
+        Errno::ENOMEM
+    );
+    let addr = check_ok!(sys::mmap(0, PAGE_SIZE, RW | UNKNOWN_PROT, ANON, NOFD, 0));
+    let usable = writable(addr);
+    check_ok!(sys::munmap(addr, PAGE_SIZE));
+    check!(usable, "a mapping with unknown prot bits is not writable");
+    let (read_end, write_end) = check_ok!(pipe(sys::O_CLOEXEC));
+    let read_only = sys::PROT_READ | UNKNOWN_PROT;
+    check_err!(
+        sys::mmap(0, PAGE_SIZE, read_only, sys::MAP_SHARED, write_end.0, 0),
+        Errno::EACCES
+    );
+    check_err!(
+        sys::mmap(0, PAGE_SIZE, read_only, sys::MAP_PRIVATE, read_end.0, 0),
+        Errno::ENODEV
+    );
+    Ok(())
+}
+
+/// MAP_GROWSDOWN is for private anonymous memory; mprotect's PROT_GROWSDOWN applies from the
+/// start of such a VMA and is EINVAL for any other, PROT_GROWSUP is EINVAL for every VMA
+/// (none grows up on x86-64), both together EINVAL before anything else.
+pub fn mprotect_grows_flags() -> TestResult {
+    let shared_anon = sys::MAP_SHARED | sys::MAP_ANONYMOUS | sys::MAP_GROWSDOWN;
+    check_err!(
+        sys::mmap(0, PAGE_SIZE, RW, shared_anon, NOFD, 0),
+        Errno::EINVAL
+    );
+    let stack = check_ok!(Mapping::with_flags(3, RW, sys::MAP_GROWSDOWN));
+    let down = sys::PROT_READ | sys::PROT_GROWSDOWN;
+    check_ok!(sys::mprotect(stack.page(2), PAGE_SIZE, down));
+    check!(
+        readable(stack.page(0)) && !writable(stack.page(0)),
+        "PROT_GROWSDOWN did not apply from the start of the VMA"
+    );
+    let plain = check_ok!(Mapping::rw(2));
+    check_err!(sys::mprotect(plain.page(1), PAGE_SIZE, down), Errno::EINVAL);
+    let up = sys::PROT_READ | sys::PROT_GROWSUP;
+    check_err!(sys::mprotect(plain.addr, PAGE_SIZE, up), Errno::EINVAL);
+    check!(writable(plain.addr), "a refused mprotect changed the page");
+    let both = down | up;
+    check_err!(
+        sys::mprotect(unmapped_addr(), PAGE_SIZE, both),
+        Errno::EINVAL
+    );
+    Ok(())
+}
+
 pub fn mmap_shared_anon_threads() -> TestResult {
     let len = 2 * PAGE_SIZE;
     let addr = check_ok!(sys::mmap(
@@ -380,6 +451,10 @@ pub fn mprotect_errors() -> TestResult {
         Errno::ENOMEM
     );
     check_eq!(check_ok!(sys::mprotect(m.addr, 0, sys::PROT_READ)), 0);
+    // A length that rounds up past the end of the address space is ENOMEM before an unknown
+    // bit of prot is EINVAL; PROT_SEM is known (and ignored).
+    check_err!(sys::mprotect(m.addr, usize::MAX, 1 << 45), Errno::ENOMEM);
+    check_ok!(sys::mprotect(m.addr, PAGE_SIZE, sys::PROT_READ | PROT_SEM));
     Ok(())
 }
 

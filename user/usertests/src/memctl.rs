@@ -268,6 +268,36 @@ pub fn mlock_errors() -> TestResult {
     Ok(())
 }
 
+/// mlock faults the range in VMA by VMA and a `PROT_NONE` VMA ends it with ENOMEM (what lies
+/// before it is faulted in); `MLOCK_ONFAULT` faults nothing in, so it meets no such failure.
+/// The flags of mlock2 are an `int`: bits above 31 are ignored.
+pub fn mlock_stops_at_prot_none() -> TestResult {
+    let m = check_ok!(Mapping::rw(2));
+    check_ok!(sys::mprotect(m.page(1), PAGE_SIZE, sys::PROT_NONE));
+    check_err!(sys::mlock(m.addr, m.len), Errno::ENOMEM);
+    check_eq!(check_ok!(residency(m.addr, 1)), [1]);
+    check_ok!(sys::munlock(m.addr, m.len));
+    check_ok!(sys::mlock2(m.addr, m.len, sys::MLOCK_ONFAULT));
+    check_ok!(sys::munlock(m.addr, m.len));
+    let high = 1 << 52;
+    check_ok!(sys::mlock2(m.addr, m.len, high | sys::MLOCK_ONFAULT));
+    check_err!(sys::mlock2(m.addr, m.len, high), Errno::ENOMEM);
+    check_ok!(sys::munlock(m.addr, m.len));
+    Ok(())
+}
+
+/// The flags of msync and madvise's advice are `int`s: bits above 31 are ignored.
+pub fn msync_and_madvise_ignore_high_bits() -> TestResult {
+    let m = check_ok!(Mapping::rw(2));
+    let high = 1 << 61;
+    check_ok!(sys::msync(m.addr, m.len, high | sys::MS_SYNC));
+    check_ok!(sys::msync(m.addr, m.len, high));
+    check_ok!(sys::madvise(m.addr, m.len, high | sys::MADV_NORMAL));
+    check_ok!(sys::munmap(m.page(1), PAGE_SIZE));
+    check_err!(sys::msync(m.addr, m.len, high), Errno::ENOMEM);
+    Ok(())
+}
+
 /// Runs `body` in a forked child (mlockall changes the whole process) and checks it exits 0;
 /// its exit code otherwise names the step that failed.
 fn in_child(what: &str, body: impl FnOnce() -> i32) -> TestResult {
@@ -585,6 +615,18 @@ pub fn process_madvise_own_memory() -> TestResult {
         sys::process_madvise(pidfd.0, iov_addr, 2, sys::MADV_WILLNEED, 1),
         Errno::EINVAL
     );
+    // The advice and the flags are `int`s: bits above 31 do not count.
+    let high = 1 << 40;
+    check_eq!(
+        check_ok!(sys::process_madvise(
+            pidfd.0,
+            iov_addr,
+            2,
+            high | sys::MADV_WILLNEED,
+            high
+        )),
+        3 * PAGE_SIZE
+    );
     check_err!(
         sys::process_madvise(pidfd.0, iov_addr, 1025, sys::MADV_WILLNEED, 0),
         Errno::EINVAL
@@ -646,6 +688,11 @@ pub fn mmap_hugetlb_without_reserved_pages() -> TestResult {
     check_err!(huge(0), Errno::ENOMEM);
     check_err!(huge(21), Errno::ENOMEM);
     check_err!(huge(13), Errno::EINVAL);
+    // A length that rounds up to nothing in huge pages: mmap's length of 0.
+    check_err!(
+        sys::mmap(0, usize::MAX, RW, ANON | sys::MAP_HUGETLB, NOFD, 0),
+        Errno::EINVAL
+    );
     let fd = check_ok!(memfd(1, 1));
     check_err!(
         sys::mmap(

@@ -1,7 +1,8 @@
 //! mremap's whole-table moves (test images only): a move between places congruent modulo
 //! 2 MiB carries each leaf page table the source covers whole by its level-2 entry, and a
 //! misaligned one entry by entry; either way the pages, guard markers and resident count
-//! arrive intact.
+//! arrive intact. And a move that fails half-way (scripted allocation failures) leaves the
+//! address space as it was.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +10,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::tables_moved;
 use crate::arch::uaccess::{read_user, write_user};
 use crate::ktest;
+use crate::mm::inject::{self, FailNth, Kind};
 use crate::mm::mmap::{
     self, MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE,
     PROT_READ, PROT_WRITE,
 };
 use crate::mm::torture::{address_space, run_in};
 use crate::mm::user_tables::TABLE_SPAN;
+use crate::proc::ktests::Baseline;
+use crate::syscall::errno::ENOMEM;
 
 const PAGE: u64 = 4096;
 const SOURCE: u64 = 0x4000_0000;
@@ -109,5 +113,70 @@ ktest! {
     /// Destination not congruent modulo 2 MiB: every entry moves one by one.
     fn misaligned_moves_entry_by_entry() {
         assert_eq!(move_and_check(SOURCE, 0x4800_0000 + 16 * PAGE), 0);
+    }
+}
+
+ktest! {
+    /// A move whose destination merged with the VMA before it, and that then finds no frame
+    /// for the destination's first page table, must unmap the destination again: that splits
+    /// the merged VMA, which takes a VMA object, and when none is to be had either the unmap is
+    /// retried (it once panicked). The failed move leaves the source mapped with its pages, the
+    /// neighbour as it was and nothing at the destination; once the address space is gone, the
+    /// frames, VMAs and slab objects are back at their baseline.
+    fn failed_move_unmaps_a_destination_merged_with_its_neighbour() {
+        const PAGES: u64 = 4;
+        const NEIGHBOUR: u64 = 0x8000_0000;
+        const DESTINATION: u64 = NEIGHBOUR + PAGE;
+        // Random failures (`fail=`) would fail other steps than the scripted ones.
+        let paused = inject::Suspend::new();
+        let baseline = Baseline::take();
+        let space = address_space("mremap-rollback");
+        let mm = space.mm.clone();
+        run_in(&space, move || {
+            let rw = PROT_READ | PROT_WRITE;
+            let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+            mmap::mmap(&mm, SOURCE, PAGES * PAGE, rw, fixed, u64::MAX, 0).expect("the source");
+            for page in 0..PAGES {
+                write_user(SOURCE + page * PAGE, &value(page)).expect("write a source page");
+            }
+            mmap::mmap(&mm, NEIGHBOUR, PAGE, rw, fixed, u64::MAX, 0).expect("the neighbour");
+            let (vmas, resident) = (mm.vma_count(), mm.resident_pages.sum());
+            // The move's allocations: the merged VMA (slab 1), the destination's first page
+            // table (fails), the neighbour's part left by the unmap (slab 2, fails; a retry
+            // gets slab 3).
+            let table = FailNth::new(Kind::PageTable, 1);
+            let object = FailNth::new(Kind::Slab, 2);
+            let moved = mmap::mremap(
+                &mm,
+                SOURCE,
+                PAGES * PAGE,
+                PAGES * PAGE,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                DESTINATION,
+            );
+            assert_eq!(moved, Err(ENOMEM), "the move with no page table to be had");
+            assert!(table.fired(), "the move never asked for a page table");
+            assert!(object.fired(), "the rollback's unmap took no VMA object: nothing merged");
+            drop((table, object));
+            assert_eq!(mm.vma_count(), vmas, "VMAs after the failed move");
+            {
+                let locked = mm.read();
+                let neighbour = locked.find_vma(NEIGHBOUR).expect("the neighbour");
+                assert_eq!(neighbour.start()..neighbour.end(), NEIGHBOUR..DESTINATION);
+                assert!(
+                    locked.find_vma(DESTINATION).is_none_or(|vma| vma.start() >= DESTINATION + PAGES * PAGE),
+                    "the destination is still mapped"
+                );
+            }
+            assert_eq!(mm.resident_pages.sum(), resident, "resident pages after the failed move");
+            for page in 0..PAGES {
+                let found = read_user::<u64>(SOURCE + page * PAGE).expect("a source page");
+                assert_eq!(found, value(page), "source page {page} after the failed move");
+            }
+        });
+        space.mm.teardown();
+        drop(space);
+        baseline.check();
+        drop(paused);
     }
 }
