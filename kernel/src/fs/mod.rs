@@ -96,6 +96,9 @@ pub struct Stat {
     pub ino: u64,
     pub mode: u32,
     pub nlink: u32,
+    /// Owner and group.
+    pub uid: u32,
+    pub gid: u32,
     pub rdev: u64,
     pub size: u64,
     pub blocks: u64,
@@ -197,6 +200,11 @@ pub trait Inode: Send + Sync + Any {
 
     /// `chmod`: the permission bits (07777) become `mode`.
     fn set_mode(&self, _mode: u32) -> Result<(), Errno> {
+        Err(EPERM)
+    }
+
+    /// `chown`: the owner and group become `uid` and `gid` where given (`None`: unchanged).
+    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
         Err(EPERM)
     }
 

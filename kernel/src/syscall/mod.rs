@@ -29,6 +29,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use errno::{ENOSYS, SysResult};
 use files::FileTarget;
 
+/// An argument Linux declares `int` or `unsigned int` (flags, modes, descriptors): its low
+/// 32 bits, as the C prototype sees the register; the upper half is not looked at.
+pub fn int_arg(value: u64) -> u64 {
+    u64::from(value as u32)
+}
+
 /// The arguments of a call, in ABI order.
 pub struct Args([u64; 6]);
 
