@@ -208,6 +208,12 @@ pub trait Inode: Send + Sync + Any {
         Err(EPERM)
     }
 
+    /// The extended attributes of the file (name to value), where its file system keeps them
+    /// (`None`: it keeps none). The lock is a leaf.
+    fn xattrs(&self) -> Option<&spin::Mutex<alloc::collections::BTreeMap<String, Vec<u8>>>> {
+        None
+    }
+
     /// `utimensat`: the modification time becomes `mtime_ns` (ns since the epoch).
     fn set_mtime(&self, _mtime_ns: u64) -> Result<(), Errno> {
         Err(EPERM)

@@ -4,7 +4,8 @@
 //!
 //! A directory's map is under its own spinlock. A rename takes the file system's rename lock
 //! first (one rename at a time, so two cannot build a loop), then the maps involved, lower
-//! address first. Times and modes are atomics.
+//! address first. Times and modes are atomics. An inode's extended attributes are under a
+//! spinlock of their own, a leaf.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -42,6 +43,8 @@ pub struct TmpInode {
     gid: AtomicU32,
     mtime_ns: AtomicU64,
     ctime_ns: AtomicU64,
+    /// Extended attributes (`setxattr`), by name.
+    xattrs: spin::Mutex<BTreeMap<String, Vec<u8>>>,
     content: Content,
 }
 
@@ -62,6 +65,7 @@ impl TmpInode {
             gid: AtomicU32::new(0),
             mtime_ns: AtomicU64::new(now),
             ctime_ns: AtomicU64::new(now),
+            xattrs: spin::Mutex::new(BTreeMap::new()),
             content,
         })
     }
@@ -200,6 +204,10 @@ impl Inode for TmpInode {
         self.mtime_ns.store(mtime_ns, Ordering::Relaxed);
         self.ctime_ns.store(now_ns(), Ordering::Relaxed);
         Ok(())
+    }
+
+    fn xattrs(&self) -> Option<&spin::Mutex<BTreeMap<String, Vec<u8>>>> {
+        Some(&self.xattrs)
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<dyn Inode>, Errno> {

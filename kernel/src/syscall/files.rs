@@ -11,8 +11,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODATA, ENODEV, ENOENT, ENOTDIR,
-    EOPNOTSUPP, ERANGE, Errno, SysResult,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
+    ERANGE, Errno, SysResult,
 };
 use super::int_arg;
 use super::io::file;
@@ -276,8 +276,7 @@ pub fn lstat(path: u64, buf: u64) -> SysResult {
     newfstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
 }
 
-/// The flags of the stat family (`newfstatat` checks them first, `statx` after the path and
-/// the mask).
+/// The flags of the stat family (checked before the path is copied in).
 const STAT_FLAGS: u64 = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE;
 
 pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
@@ -321,17 +320,17 @@ const STATX_BASIC_STATS: u32 = 0x7ff;
 /// `STATX__RESERVED`: a mask bit kept for extending the structure.
 const STATX_RESERVED: u64 = 0x8000_0000;
 
-/// Linux's order: the path copied in, the mask's reserved bit, the synchronisation type, the
-/// other flags, the walk.
+/// Linux's order: the mask's reserved bit, the synchronisation type and the other flags, then
+/// the path.
 pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
     let flags = int_arg(flags);
-    let path = user_path_flags(path, flags)?;
     if int_arg(mask) & STATX_RESERVED != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
         || flags & !STAT_FLAGS != 0
     {
         return Err(EINVAL);
     }
+    let path = user_path_flags(path, flags)?;
     let dentry = lookup_copied(
         dirfd,
         &path,
@@ -817,61 +816,9 @@ pub fn sysinfo(buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// The longest extended attribute name Linux accepts.
-const XATTR_NAME_MAX: usize = 255;
-
-/// Which file a call names: a path (its last link followed or not) or a descriptor.
-pub enum FileTarget {
-    Path(Follow),
-    Descriptor,
-}
-
-/// The file of an extended-attribute call, and the attribute name's check: `EFAULT`, `ERANGE`
-/// for an empty or over-long name (Linux's order: the name first, then the file).
-fn xattr_file(target: &FileTarget, file_or_path: u64, name: Option<u64>) -> Result<(), Errno> {
-    if let Some(name) = name {
-        let mut bytes = alloc::vec![0u8; XATTR_NAME_MAX + 1];
-        let length = strncpy_from_user(&mut bytes, name)?;
-        if length == 0 || length > XATTR_NAME_MAX {
-            return Err(ERANGE);
-        }
-    }
-    match target {
-        FileTarget::Path(follow) => {
-            let path = user_path(file_or_path)?;
-            if path.is_empty() {
-                return Err(ENOENT);
-            }
-            dentry::resolve(&start_of(AT_FDCWD, &path)?, &path, *follow).map(drop)
-        }
-        FileTarget::Descriptor => file(file_or_path).map(drop),
-    }
-}
-
-/// getxattr, lgetxattr, fgetxattr: no file here has extended attributes (`ENODATA`), as on a
-/// Linux tmpfs without security modules or ACLs set.
-pub fn getxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(ENODATA)
-}
-
-/// listxattr, llistxattr, flistxattr: an empty list.
-pub fn listxattr(target: FileTarget, file_or_path: u64) -> SysResult {
-    xattr_file(&target, file_or_path, None)?;
-    Ok(0)
-}
-
-/// setxattr, lsetxattr, fsetxattr: the file systems here keep no extended attributes
-/// (`EOPNOTSUPP`).
-pub fn setxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(EOPNOTSUPP)
-}
-
-/// removexattr, lremovexattr, fremovexattr: there is nothing to remove (`ENODATA`).
-pub fn removexattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(ENODATA)
+/// The dentry `path` names from the working directory (its last link followed or not).
+pub(super) fn lookup_path(path: u64, follow: Follow) -> Result<Arc<Dentry>, Errno> {
+    lookup_at(AT_FDCWD, path, 0, follow)
 }
 
 /// `utimensat`'s `tv_nsec` values: the current time, and no change.

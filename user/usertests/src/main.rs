@@ -334,6 +334,7 @@ const PATHS: &[Test] = urt::tests![
     pathcalls::path_calls_check_in_linux_order,
     pathcalls::open_flags_as_linux_builds_them,
     pathcalls::chown_as_root,
+    pathcalls::xattrs_on_tmpfs,
 ];
 
 /// The descriptor table, within a process and across fork, clone and execve (`fds`).

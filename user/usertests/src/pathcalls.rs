@@ -93,14 +93,14 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
     let missing = s.path("missing");
     let mut st = Stat::default();
     let buf = &mut st as *mut Stat as usize;
-    // newfstatat checks its flags first; statx copies the path in before it looks at its mask.
+    // The stat family checks its flags and statx its mask before it copies the path in.
     check_err!(
         call(nr::NEWFSTATAT, [AT_FDCWD, KERNEL_ADDR, buf, 0xffff, 0]),
         Errno::EINVAL
     );
     check_err!(
-        call(nr::STATX, [AT_FDCWD, at(c""), 0, 0x8000_0000, buf]),
-        Errno::ENOENT
+        call(nr::STATX, [AT_FDCWD, KERNEL_ADDR, 0, 0x8000_0000, buf]),
+        Errno::EINVAL
     );
     // A name's length is checked where the walk reaches it.
     let under_file = s.path(&alloc::format!("f/{}", long_name()));
@@ -250,5 +250,91 @@ pub fn chown_as_root() -> TestResult {
         call(CHOWN, [at(&s.path("missing")), 0, 0, 0, 0]),
         Errno::ENOENT
     );
+    Ok(())
+}
+
+const SETXATTR: usize = 188;
+const LSETXATTR: usize = 189;
+const GETXATTR: usize = 191;
+const LGETXATTR: usize = 192;
+const LISTXATTR: usize = 194;
+const REMOVEXATTR: usize = 197;
+const XATTR_CREATE: usize = 1;
+const XATTR_REPLACE: usize = 2;
+
+pub fn xattrs_on_tmpfs() -> TestResult {
+    let s = check_ok!(Scratch::new("xattr"));
+    let f = check_ok!(s.file("f", b""));
+    let l = check_ok!(s.symlink("l", "f"));
+    let missing = s.path("missing");
+    let name = at(c"user.test");
+    let value = b"value";
+    let v = value.as_ptr() as usize;
+    let mut buf = [0u8; 64];
+    let b = buf.as_mut_ptr() as usize;
+    // setxattr checks its flags, name and size before the path.
+    check_err!(call(SETXATTR, [at(&missing), name, v, 1, 4]), Errno::EINVAL);
+    check_err!(
+        call(SETXATTR, [at(&missing), KERNEL_ADDR, v, 1, HIGH]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(SETXATTR, [at(&missing), at(c""), v, 1, 0]),
+        Errno::ERANGE
+    );
+    check_err!(
+        call(SETXATTR, [at(&missing), name, v, 65537, 0]),
+        Errno::E2BIG
+    );
+    check_err!(call(SETXATTR, [at(&missing), name, v, 1, 0]), Errno::ENOENT);
+    // The other calls find the file first.
+    check_err!(
+        call(GETXATTR, [at(&missing), KERNEL_ADDR, b, 64, 0]),
+        Errno::ENOENT
+    );
+    // Namespaces: an unknown one, a bare prefix.
+    check_err!(
+        call(SETXATTR, [at(&f), at(c"bogus"), v, 1, 0]),
+        Errno::EOPNOTSUPP
+    );
+    check_err!(
+        call(SETXATTR, [at(&f), at(c"user."), v, 1, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
+        call(GETXATTR, [at(&f), at(c"bogus"), b, 64, 0]),
+        Errno::EOPNOTSUPP
+    );
+    check_err!(call(GETXATTR, [at(&f), name, b, 64, 0]), Errno::ENODATA);
+    // Create and replace.
+    check_err!(
+        call(SETXATTR, [at(&f), name, v, 5, XATTR_REPLACE]),
+        Errno::ENODATA
+    );
+    check_ok!(call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]));
+    check_err!(
+        call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]),
+        Errno::EEXIST
+    );
+    check_eq!(check_ok!(call(GETXATTR, [at(&f), name, b, 0, 0])), 5);
+    check_err!(call(GETXATTR, [at(&f), name, b, 2, 0]), Errno::ERANGE);
+    check_eq!(check_ok!(call(GETXATTR, [at(&f), name, b, 64, 0])), 5);
+    check_eq!(&buf[..5], value);
+    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 0, 0, 0])), 10);
+    check_err!(call(LISTXATTR, [at(&f), b, 3, 0, 0]), Errno::ERANGE);
+    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 64, 0, 0])), 10);
+    check_eq!(&buf[..10], b"user.test\0");
+    // A user attribute is for regular files and directories only.
+    check_err!(call(LSETXATTR, [at(&l), name, v, 1, 0]), Errno::EPERM);
+    check_err!(call(LGETXATTR, [at(&l), name, b, 64, 0]), Errno::ENODATA);
+    check_eq!(check_ok!(call(GETXATTR, [at(&l), name, b, 64, 0])), 5);
+    // Removal.
+    check_ok!(call(REMOVEXATTR, [at(&f), name, 0, 0, 0]));
+    check_err!(call(REMOVEXATTR, [at(&f), name, 0, 0, 0]), Errno::ENODATA);
+    check_err!(
+        call(REMOVEXATTR, [at(&f), at(c"bogus"), 0, 0, 0]),
+        Errno::EOPNOTSUPP
+    );
+    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 64, 0, 0])), 0);
     Ok(())
 }
