@@ -472,10 +472,6 @@ pub fn renameat2(
     {
         return Err(EINVAL);
     }
-    if flags & RENAME_WHITEOUT != 0 {
-        // Whiteouts are for overlay file systems, which this kernel does not have.
-        return Err(EINVAL);
-    }
     let (old_directory, old_name, old_slash) = parent_at(old_dirfd, old_path)?;
     let (new_directory, new_name, new_slash) = parent_at(new_dirfd, new_path)?;
     if dentry::is_dot_or_dotdot(&old_name) {
@@ -497,6 +493,11 @@ pub fn renameat2(
     // A trailing slash names a directory.
     if moving.inode().kind() != FileKind::Directory && (old_slash || new_slash) {
         return Err(ENOTDIR);
+    }
+    if flags & RENAME_WHITEOUT != 0 {
+        // The whiteout left in the old name's place is a device (0, 0) for overlay file
+        // systems; tmpfs here keeps no devices.
+        return Err(EINVAL);
     }
     old_directory.rename(&old_name, &new_directory, &new_name, flags)?;
     Ok(0)
@@ -552,7 +553,13 @@ pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     if size as i32 <= 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(dirfd, path, AT_EMPTY_PATH, Follow::No)?;
+    let path = user_path(path)?;
+    let dentry = lookup_copied(dirfd, &path, AT_EMPTY_PATH, Follow::No)?;
+    // Linux: what an empty path names (the directory descriptor's file) is "not found" when
+    // it is not a link.
+    if path.is_empty() && dentry.inode().kind() != FileKind::Symlink {
+        return Err(ENOENT);
+    }
     let target = dentry.inode().readlink()?;
     let count = target.len().min(size as u32 as usize);
     copy_to_user(buf, &target.as_bytes()[..count])?;

@@ -5,7 +5,8 @@
 //! ([`Inode::xattrs`]: tmpfs does, as Linux's does, for the `user.`, `trusted.` and `security.`
 //! namespaces); a file system that keeps none answers `EOPNOTSUPP`. Every process is root, so
 //! the trusted namespace is open to all. Linux 6.12's order of checks: `setxattr` checks its
-//! flags, name and value before the file; the other path forms find the file first.
+//! flags, name and value, and `removexattr` its name, before the path is walked; `getxattr` and
+//! `listxattr` walk it first. The descriptor forms look the descriptor up first.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -43,7 +44,7 @@ pub enum FileTarget {
 fn target_inode(target: &FileTarget, file_or_path: u64) -> Result<Arc<dyn Inode>, Errno> {
     match target {
         FileTarget::Path(follow) => Ok(lookup_path(file_or_path, *follow)?.inode().clone()),
-        FileTarget::Descriptor => Ok(file(file_or_path)?.inode().clone()),
+        FileTarget::Descriptor => Ok(file(int_arg(file_or_path))?.inode().clone()),
     }
 }
 
@@ -157,7 +158,7 @@ pub fn getxattr(
     if found.len() as u64 > size.min(XATTR_SIZE_MAX) {
         return Err(ERANGE);
     }
-    copy_to_user(value, &found)?;
+    copy_out(value, &found)?;
     Ok(found.len() as u64)
 }
 
@@ -178,14 +179,30 @@ pub fn listxattr(target: FileTarget, file_or_path: u64, list: u64, size: u64) ->
     if names.len() as u64 > size.min(XATTR_LIST_MAX) {
         return Err(ERANGE);
     }
-    copy_to_user(list, &names)?;
+    copy_out(list, &names)?;
     Ok(names.len() as u64)
 }
 
+/// Copies `bytes` out to `address`: nothing at all, and no fault, when there are none.
+fn copy_out(address: u64, bytes: &[u8]) -> Result<(), Errno> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    copy_to_user(address, bytes)
+}
+
 /// removexattr, lremovexattr, fremovexattr: `ENODATA` for an attribute the file does not have.
+/// The name is copied in before a path is walked (a descriptor's `EBADF` comes first).
 pub fn removexattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    let inode = target_inode(&target, file_or_path)?;
+    let early = match target {
+        FileTarget::Descriptor => Some(target_inode(&target, file_or_path)?),
+        FileTarget::Path(_) => None,
+    };
     let name = check_xattr_name(name)?;
+    let inode = match early {
+        Some(inode) => inode,
+        None => target_inode(&target, file_or_path)?,
+    };
     check_permission(&inode, &name, true)?;
     attributes(&inode, &name)?
         .lock()

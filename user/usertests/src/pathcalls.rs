@@ -171,6 +171,30 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
         Errno::EEXIST
     );
     check_err!(call(RENAME, [at(&f), at(&dot), 0, 0, 0]), Errno::EBUSY);
+    // RENAME_WHITEOUT with RENAME_NOREPLACE is allowed: the names are looked up.
+    const RENAME_WHITEOUT: usize = 4;
+    check_err!(
+        call(
+            nr::RENAMEAT2,
+            [
+                AT_FDCWD,
+                at(&missing),
+                AT_FDCWD,
+                at(&f),
+                RENAME_WHITEOUT | sys::RENAME_NOREPLACE
+            ]
+        ),
+        Errno::ENOENT
+    );
+    // readlinkat of an empty path: what the descriptor names is "not found" unless a link.
+    let mut text = [0u8; 16];
+    check_err!(
+        call(
+            nr::READLINKAT,
+            [fd.0, at(c""), text.as_mut_ptr() as usize, 16, 0]
+        ),
+        Errno::ENOENT
+    );
     Ok(())
 }
 
@@ -335,6 +359,15 @@ pub fn xattrs_on_tmpfs() -> TestResult {
         call(REMOVEXATTR, [at(&f), at(c"bogus"), 0, 0, 0]),
         Errno::EOPNOTSUPP
     );
-    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 64, 0, 0])), 0);
+    // An empty list is not copied out: a bad buffer does not matter.
+    check_eq!(
+        check_ok!(call(LISTXATTR, [at(&f), KERNEL_ADDR, 64, 0, 0])),
+        0
+    );
+    // removexattr copies the name in before it walks the path.
+    check_err!(
+        call(REMOVEXATTR, [at(&missing), KERNEL_ADDR, 0, 0, 0]),
+        Errno::EFAULT
+    );
     Ok(())
 }
