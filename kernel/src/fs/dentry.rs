@@ -154,6 +154,7 @@ impl Dentry {
         if self.inode.kind() != FileKind::Directory {
             return Err(ENOTDIR);
         }
+        check_name(name)?;
         if !self.keeps_children() {
             let inode = self.inode.lookup(name)?;
             return Ok(Dentry::new(name, Some(self.clone()), inode).mount_top());
@@ -218,6 +219,7 @@ impl Dentry {
         mode: u32,
         target: Option<&str>,
     ) -> Result<Arc<Dentry>, Errno> {
+        check_name(name)?;
         let mut children = self.children.lock();
         let inode = self.inode.create(name, kind, mode, target)?;
         let child = Dentry::new(name, Some(self.clone()), inode);
@@ -229,12 +231,14 @@ impl Dentry {
 
     /// Links `inode` here as `name`.
     pub fn link(self: &Arc<Self>, name: &str, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
+        check_name(name)?;
         let _children = self.children.lock();
         self.inode.link(name, inode)
     }
 
     /// Unlinks `name` (a directory when `directory`).
     pub fn unlink(self: &Arc<Self>, name: &str, directory: bool) -> Result<(), Errno> {
+        check_name(name)?;
         let mut children = self.children.lock();
         if children
             .get(name)
@@ -257,6 +261,8 @@ impl Dentry {
         new_name: &str,
         flags: u32,
     ) -> Result<(), Errno> {
+        check_name(name)?;
+        check_name(new_name)?;
         let same = Arc::ptr_eq(self, new_parent);
         let (mut from, mut to) = if same {
             (self.children.lock(), None)
@@ -494,8 +500,9 @@ pub enum Follow {
     No,
 }
 
-/// Checks a path's length and its components' (`ENAMETOOLONG`) and that it is not empty
-/// (`ENOENT`).
+/// Checks a path's length (`ENAMETOOLONG`) and that it is not empty (`ENOENT`). Its names'
+/// lengths are checked where the walk looks each up ([`check_name`]), as on Linux: a name
+/// past a missing directory or a file is `ENOENT` or `ENOTDIR`, whatever its length.
 fn check_path(path: &str) -> Result<(), Errno> {
     if path.is_empty() {
         return Err(ENOENT);
@@ -503,7 +510,13 @@ fn check_path(path: &str) -> Result<(), Errno> {
     if path.len() >= PATH_MAX {
         return Err(ENAMETOOLONG);
     }
-    if path.split('/').any(|component| component.len() > NAME_MAX) {
+    Ok(())
+}
+
+/// A name looked up, created, linked, removed or renamed in a directory: `ENAMETOOLONG`
+/// beyond `NAME_MAX` bytes.
+fn check_name(name: &str) -> Result<(), Errno> {
+    if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
     Ok(())

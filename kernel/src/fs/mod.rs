@@ -96,6 +96,9 @@ pub struct Stat {
     pub ino: u64,
     pub mode: u32,
     pub nlink: u32,
+    /// Owner and group.
+    pub uid: u32,
+    pub gid: u32,
     pub rdev: u64,
     pub size: u64,
     pub blocks: u64,
@@ -198,6 +201,17 @@ pub trait Inode: Send + Sync + Any {
     /// `chmod`: the permission bits (07777) become `mode`.
     fn set_mode(&self, _mode: u32) -> Result<(), Errno> {
         Err(EPERM)
+    }
+
+    /// `chown`: the owner and group become `uid` and `gid` where given (`None`: unchanged).
+    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
+        Err(EPERM)
+    }
+
+    /// The extended attributes of the file (name to value), where its file system keeps them
+    /// (`None`: it keeps none). The lock is a leaf.
+    fn xattrs(&self) -> Option<&spin::Mutex<alloc::collections::BTreeMap<String, Vec<u8>>>> {
+        None
     }
 
     /// `utimensat`: the modification time becomes `mtime_ns` (ns since the epoch).

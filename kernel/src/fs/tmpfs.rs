@@ -4,7 +4,8 @@
 //!
 //! A directory's map is under its own spinlock. A rename takes the file system's rename lock
 //! first (one rename at a time, so two cannot build a loop), then the maps involved, lower
-//! address first. Times and modes are atomics.
+//! address first. Times and modes are atomics. An inode's extended attributes are under a
+//! spinlock of their own, a leaf.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -17,7 +18,7 @@ use super::pagecache::PageCache;
 use super::{DirEntry, FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
 use super::{allocate_inode_number, dentry::Dentry, file::File, now_ns};
 use crate::syscall::errno::{
-    EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EXDEV, Errno,
+    EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EXDEV, Errno,
 };
 
 /// The most links a file may have.
@@ -37,8 +38,13 @@ pub struct TmpInode {
     /// Permission bits (07777).
     mode: AtomicU32,
     nlink: AtomicU32,
+    /// Owner and group (`chown`).
+    uid: AtomicU32,
+    gid: AtomicU32,
     mtime_ns: AtomicU64,
     ctime_ns: AtomicU64,
+    /// Extended attributes (`setxattr`), by name.
+    xattrs: spin::Mutex<BTreeMap<String, Vec<u8>>>,
     content: Content,
 }
 
@@ -55,8 +61,11 @@ impl TmpInode {
             kind,
             mode: AtomicU32::new(mode & 0o7777),
             nlink: AtomicU32::new(if kind == FileKind::Directory { 2 } else { 1 }),
+            uid: AtomicU32::new(0),
+            gid: AtomicU32::new(0),
             mtime_ns: AtomicU64::new(now),
             ctime_ns: AtomicU64::new(now),
+            xattrs: spin::Mutex::new(BTreeMap::new()),
             content,
         })
     }
@@ -81,6 +90,23 @@ impl TmpInode {
         );
         file.nlink.store(0, Ordering::Relaxed);
         file
+    }
+
+    /// A regular file in no directory of the tmpfs `directory` belongs to (`O_TMPFILE`: a
+    /// link may give it a name later); `EOPNOTSUPP` for a directory of another file system.
+    pub fn new_tmpfile(directory: &Arc<dyn Inode>, mode: u32) -> Result<Arc<Self>, Errno> {
+        let directory = directory
+            .as_any()
+            .downcast_ref::<TmpInode>()
+            .ok_or(EOPNOTSUPP)?;
+        let file = Self::new(
+            directory.instance,
+            FileKind::Regular,
+            mode,
+            Content::Regular(PageCache::new()),
+        );
+        file.nlink.store(0, Ordering::Relaxed);
+        Ok(file)
     }
 
     fn children(&self) -> Result<&spin::Mutex<BTreeMap<String, Arc<TmpInode>>>, Errno> {
@@ -134,6 +160,8 @@ impl Inode for TmpInode {
             ino: self.ino,
             mode: self.kind.mode_bits() | self.mode.load(Ordering::Relaxed),
             nlink: self.nlink.load(Ordering::Relaxed),
+            uid: self.uid.load(Ordering::Relaxed),
+            gid: self.gid.load(Ordering::Relaxed),
             rdev: 0,
             size,
             blocks,
@@ -149,10 +177,37 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    /// As Linux's `chown` by root: a file that is not a directory loses its set-user-ID bit,
+    /// and its set-group-ID bit where group execution is allowed.
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        if let Some(uid) = uid {
+            self.uid.store(uid, Ordering::Relaxed);
+        }
+        if let Some(gid) = gid {
+            self.gid.store(gid, Ordering::Relaxed);
+        }
+        if self.kind != FileKind::Directory {
+            const SET_UID: u32 = 0o4000;
+            const SET_GID_WITH_GROUP_EXEC: u32 = 0o2010;
+            let mode = self.mode.load(Ordering::Relaxed);
+            let mut cleared = mode & !SET_UID;
+            if mode & SET_GID_WITH_GROUP_EXEC == SET_GID_WITH_GROUP_EXEC {
+                cleared &= !0o2000;
+            }
+            self.mode.store(cleared, Ordering::Relaxed);
+        }
+        self.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
         self.mtime_ns.store(mtime_ns, Ordering::Relaxed);
         self.ctime_ns.store(now_ns(), Ordering::Relaxed);
         Ok(())
+    }
+
+    fn xattrs(&self) -> Option<&spin::Mutex<BTreeMap<String, Vec<u8>>>> {
+        Some(&self.xattrs)
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<dyn Inode>, Errno> {

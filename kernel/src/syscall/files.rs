@@ -11,9 +11,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODATA, ENODEV, ENOENT, ENOTDIR,
-    EOPNOTSUPP, EPERM, ERANGE, Errno, SysResult,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
+    ERANGE, Errno, SysResult,
 };
+use super::int_arg;
 use super::io::file;
 use super::thread::process;
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
@@ -58,6 +59,11 @@ fn start_of(dirfd: u64, path: &str) -> Result<Arc<Dentry>, Errno> {
 /// `AT_EMPTY_PATH`.
 fn lookup_at(dirfd: u64, path: u64, flags: u64, follow: Follow) -> Result<Arc<Dentry>, Errno> {
     let path = user_path(path)?;
+    lookup_copied(dirfd, &path, flags, follow)
+}
+
+/// [`lookup_at`] of a path already copied in.
+fn lookup_copied(dirfd: u64, path: &str, flags: u64, follow: Follow) -> Result<Arc<Dentry>, Errno> {
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         if dirfd as i32 as i64 == AT_FDCWD as i64 {
             return Ok(process().fs_context().cwd());
@@ -67,8 +73,18 @@ fn lookup_at(dirfd: u64, path: u64, flags: u64, follow: Follow) -> Result<Arc<De
     if path.is_empty() {
         return Err(ENOENT);
     }
-    let base = start_of(dirfd, &path)?;
-    dentry::resolve(&base, &path, follow)
+    let base = start_of(dirfd, path)?;
+    dentry::resolve(&base, path, follow)
+}
+
+/// The path at `path` as Linux's `getname` copies it: `EFAULT`, `ENAMETOOLONG`, and `ENOENT`
+/// for an empty one unless `flags` has `AT_EMPTY_PATH`.
+fn user_path_flags(path: u64, flags: u64) -> Result<String, Errno> {
+    let text = user_path(path)?;
+    if text.is_empty() && flags & AT_EMPTY_PATH == 0 {
+        return Err(ENOENT);
+    }
+    Ok(text)
 }
 
 /// The directory and last name of `path` (relative to `dirfd`).
@@ -95,19 +111,46 @@ pub fn creat(path: u64, mode: u64) -> SysResult {
     )
 }
 
-pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
-    let flags = flags as u32 | O_LARGEFILE;
-    if flags & O_TMPFILE == O_TMPFILE {
-        return Err(EOPNOTSUPP);
+/// The flags `open` knows (Linux's `VALID_OPEN_FLAGS`); it ignores the others.
+const VALID_OPEN_FLAGS: u32 = 0x7f_ffc3;
+/// What `O_PATH` keeps of the other flags.
+const O_PATH_FLAGS: u32 = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
+
+/// The flags an `open` goes on with, checked as Linux's `build_open_how` and
+/// `build_open_flags` do for `open` and `openat`: unknown bits dropped, `O_PATH` keeping only
+/// its companions, `EINVAL` for `O_DIRECTORY | O_CREAT` and for `O_TMPFILE` without
+/// `O_DIRECTORY` or without write access.
+fn open_flags(flags: u64) -> Result<u32, Errno> {
+    let mut flags = flags as u32 & VALID_OPEN_FLAGS;
+    if flags & O_PATH != 0 {
+        flags &= O_PATH_FLAGS;
     }
-    let dentry = open_dentry(dirfd, path, flags, mode as u32)?;
+    if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT {
+        return Err(EINVAL);
+    }
+    if flags & O_TMPFILE != 0 && (flags & O_DIRECTORY == 0 || flags & O_ACCMODE == 0) {
+        return Err(EINVAL);
+    }
+    Ok(flags | O_LARGEFILE)
+}
+
+pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    let flags = open_flags(flags)?;
+    // `umode_t`: 16 bits, of which the permission bits count.
+    let mode = u32::from(mode as u16) & 0o7777;
+    if flags & O_TMPFILE != 0 {
+        return open_tmpfile(dirfd, path, flags, mode);
+    }
+    let dentry = open_dentry(dirfd, path, flags, mode)?;
     let inode = dentry.inode().clone();
     let kind = inode.kind();
     if flags & O_PATH == 0 {
         if flags & O_DIRECTORY != 0 && kind != FileKind::Directory {
             return Err(ENOTDIR);
         }
-        if kind == FileKind::Directory && (flags & O_ACCMODE != 0 || flags & O_CREAT != 0) {
+        // Linux's `may_open`: a directory cannot be opened for writing (nor truncated).
+        let writes = flags & O_ACCMODE != 0 || flags & O_TRUNC != 0;
+        if kind == FileKind::Directory && (writes || flags & O_CREAT != 0) {
             return Err(EISDIR);
         }
         if kind == FileKind::Symlink {
@@ -125,6 +168,33 @@ pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     if flags & O_TRUNC != 0 && flags & O_PATH == 0 && kind == FileKind::Regular {
         inode.truncate(0)?;
     }
+    process().files().install(file, flags & O_CLOEXEC != 0, 0)
+}
+
+/// `O_TMPFILE`: a new regular file in no directory, on the file system of the directory
+/// `path` names (`ENOTDIR` if it is not one, `EOPNOTSUPP` where that file system cannot).
+fn open_tmpfile(dirfd: u64, path: u64, flags: u32, mode: u32) -> SysResult {
+    let directory = lookup_at(
+        dirfd,
+        path,
+        0,
+        follow_unless(u64::from(flags), u64::from(O_NOFOLLOW)),
+    )?;
+    if directory.inode().kind() != FileKind::Directory {
+        return Err(ENOTDIR);
+    }
+    let mode = mode & !process().fs_context().umask();
+    let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_tmpfile(directory.inode(), mode)?;
+    // Linux names it as a deleted file of the directory.
+    let name = alloc::format!(
+        "{}/#{} (deleted)",
+        directory.path().trim_end_matches('/'),
+        inode.stat().ino
+    );
+    let file = File::open(
+        Dentry::unnamed(&name, inode),
+        flags & !O_TMPFILE & !O_DIRECTORY,
+    )?;
     process().files().install(file, flags & O_CLOEXEC != 0, 0)
 }
 
@@ -157,7 +227,7 @@ fn open_dentry(dirfd: u64, path: u64, flags: u32, mode: u32) -> Result<Arc<Dentr
             }
             Ok(existing) => return Ok(existing),
             Err(ENOENT) => {
-                let mode = mode & 0o7777 & !process().fs_context().umask();
+                let mode = mode & !process().fs_context().umask();
                 return match directory.create(&name, FileKind::Regular, mode, None) {
                     // Created meanwhile by someone else: open theirs (unless O_EXCL).
                     Err(EEXIST) if flags & O_EXCL == 0 => directory.child(&name),
@@ -176,7 +246,8 @@ fn stat_words(stat: &Stat) -> [u64; 18] {
     words[0] = stat.dev;
     words[1] = stat.ino;
     words[2] = u64::from(stat.nlink);
-    words[3] = u64::from(stat.mode); // st_mode | st_uid (root) << 32
+    words[3] = u64::from(stat.mode) | u64::from(stat.uid) << 32;
+    words[4] = u64::from(stat.gid);
     words[5] = stat.rdev;
     words[6] = stat.size;
     words[7] = u64::from(stat.blksize);
@@ -205,11 +276,21 @@ pub fn lstat(path: u64, buf: u64) -> SysResult {
     newfstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
 }
 
+/// The flags of the stat family (checked before the path is copied in).
+const STAT_FLAGS: u64 = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE;
+
 pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+    let flags = int_arg(flags);
+    if flags & !STAT_FLAGS != 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at_flags(dirfd, path, flags)?;
+    let path = user_path_flags(path, flags)?;
+    let dentry = lookup_copied(
+        dirfd,
+        &path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
     write_user(buf, &stat_words(&dentry.inode().stat()))?;
     Ok(0)
 }
@@ -239,22 +320,31 @@ const STATX_BASIC_STATS: u32 = 0x7ff;
 /// `STATX__RESERVED`: a mask bit kept for extending the structure.
 const STATX_RESERVED: u64 = 0x8000_0000;
 
+/// Linux's order: the mask's reserved bit, the synchronisation type and the other flags, then
+/// the path.
 pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
-    if mask as u32 as u64 & STATX_RESERVED != 0 {
-        return Err(EINVAL);
-    }
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0
+    let flags = int_arg(flags);
+    if int_arg(mask) & STATX_RESERVED != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || flags & !STAT_FLAGS != 0
     {
         return Err(EINVAL);
     }
-    let dentry = lookup_at_flags(dirfd, path, flags)?;
+    let path = user_path_flags(path, flags)?;
+    let dentry = lookup_copied(
+        dirfd,
+        &path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )?;
     let stat = dentry.inode().stat();
     let mut out = [0u8; 256];
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &STATX_BASIC_STATS.to_le_bytes());
     put(4, &stat.blksize.to_le_bytes());
     put(16, &stat.nlink.to_le_bytes());
+    put(20, &stat.uid.to_le_bytes());
+    put(24, &stat.gid.to_le_bytes());
     put(28, &(stat.mode as u16).to_le_bytes());
     put(32, &stat.ino.to_le_bytes());
     put(40, &stat.size.to_le_bytes());
@@ -344,6 +434,7 @@ pub fn mkdirat(dirfd: u64, path: u64, mode: u64) -> SysResult {
 }
 
 pub fn unlinkat(dirfd: u64, path: u64, flags: u64) -> SysResult {
+    let flags = int_arg(flags);
     if flags & !AT_REMOVEDIR != 0 {
         return Err(EINVAL);
     }
@@ -374,31 +465,41 @@ pub fn renameat2(
     new_path: u64,
     flags: u64,
 ) -> SysResult {
-    const RENAME_WHITEOUT: u64 = 4;
-    let flags32 = flags as u32;
-    if flags & !(u64::from(RENAME_NOREPLACE | RENAME_EXCHANGE) | RENAME_WHITEOUT) != 0
-        || flags32 & RENAME_NOREPLACE != 0 && flags32 & RENAME_EXCHANGE != 0
+    const RENAME_WHITEOUT: u32 = 4;
+    let flags = flags as u32;
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0 && flags & RENAME_EXCHANGE != 0
     {
         return Err(EINVAL);
     }
-    if flags & RENAME_WHITEOUT != 0 {
-        return Err(EINVAL);
-    }
-    let (old_directory, old_name, _) = parent_at(old_dirfd, old_path)?;
-    let (new_directory, new_name, _) = parent_at(new_dirfd, new_path)?;
-    if dentry::is_dot_or_dotdot(&old_name) || dentry::is_dot_or_dotdot(&new_name) {
+    let (old_directory, old_name, old_slash) = parent_at(old_dirfd, old_path)?;
+    let (new_directory, new_name, new_slash) = parent_at(new_dirfd, new_path)?;
+    if dentry::is_dot_or_dotdot(&old_name) {
         return Err(EBUSY);
     }
-    let moving = old_directory.child(&old_name)?;
-    if moving.inode().kind() != FileKind::Directory {
-        // A trailing slash names a directory.
-        let new_text = user_path(new_path)?;
-        let old_text = user_path(old_path)?;
-        if new_text.ends_with('/') || old_text.ends_with('/') {
-            return Err(ENOTDIR);
-        }
+    if dentry::is_dot_or_dotdot(&new_name) {
+        return Err(if flags & RENAME_NOREPLACE != 0 {
+            EEXIST
+        } else {
+            EBUSY
+        });
     }
-    old_directory.rename(&old_name, &new_directory, &new_name, flags32)?;
+    // Linux looks both names up before it renames: the source's errors, then the target's.
+    let moving = old_directory.child(&old_name)?;
+    match new_directory.child(&new_name) {
+        Ok(_) | Err(ENOENT) => {}
+        Err(error) => return Err(error),
+    }
+    // A trailing slash names a directory.
+    if moving.inode().kind() != FileKind::Directory && (old_slash || new_slash) {
+        return Err(ENOTDIR);
+    }
+    if flags & RENAME_WHITEOUT != 0 {
+        // The whiteout left in the old name's place is a device (0, 0) for overlay file
+        // systems; tmpfs here keeps no devices.
+        return Err(EINVAL);
+    }
+    old_directory.rename(&old_name, &new_directory, &new_name, flags)?;
     Ok(0)
 }
 
@@ -409,6 +510,7 @@ pub fn linkat(
     new_path: u64,
     flags: u64,
 ) -> SysResult {
+    let flags = int_arg(flags);
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
@@ -418,19 +520,17 @@ pub fn linkat(
         Follow::No
     };
     let existing = lookup_at(old_dirfd, old_path, flags, follow)?;
-    if existing.inode().kind() == FileKind::Directory {
-        return Err(EPERM);
-    }
+    // Linux's `filename_create`, then `vfs_link`: the new name's errors (`EEXIST` for a name
+    // taken) come before a directory's `EPERM`, which the file system gives.
     let (directory, name, trailing_slash) = parent_at(new_dirfd, new_path)?;
     if dentry::is_dot_or_dotdot(&name) {
         return Err(EEXIST);
     }
-    if trailing_slash {
-        return Err(if directory.child(&name).is_ok() {
-            EEXIST
-        } else {
-            ENOENT
-        });
+    match directory.child(&name) {
+        Ok(_) => return Err(EEXIST),
+        Err(ENOENT) if trailing_slash => return Err(ENOENT),
+        Err(ENOENT) => {}
+        Err(error) => return Err(error),
     }
     directory.link(&name, existing.inode())?;
     Ok(0)
@@ -453,7 +553,13 @@ pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     if size as i32 <= 0 {
         return Err(EINVAL);
     }
-    let dentry = lookup_at(dirfd, path, AT_EMPTY_PATH, Follow::No)?;
+    let path = user_path(path)?;
+    let dentry = lookup_copied(dirfd, &path, AT_EMPTY_PATH, Follow::No)?;
+    // Linux: what an empty path names (the directory descriptor's file) is "not found" when
+    // it is not a link.
+    if path.is_empty() && dentry.inode().kind() != FileKind::Symlink {
+        return Err(ENOENT);
+    }
     let target = dentry.inode().readlink()?;
     let count = target.len().min(size as u32 as usize);
     copy_to_user(buf, &target.as_bytes()[..count])?;
@@ -470,6 +576,7 @@ pub fn fchmod(fd: u64, mode: u64) -> SysResult {
 }
 
 pub fn fchmodat(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    let flags = int_arg(flags);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
@@ -495,6 +602,10 @@ fn resizable(inode: &Arc<dyn Inode>, size: u64) -> Result<(), Errno> {
 }
 
 pub fn truncate(path: u64, size: u64) -> SysResult {
+    // Linux refuses a negative length before it looks at the path.
+    if (size as i64) < 0 {
+        return Err(EINVAL);
+    }
     let dentry = lookup_at(AT_FDCWD, path, 0, Follow::Yes)?;
     resizable(dentry.inode(), size)?;
     dentry.inode().truncate(size)?;
@@ -547,6 +658,7 @@ pub fn getcwd(buf: u64, size: u64) -> SysResult {
 const X_OK: u64 = 1;
 
 pub fn faccessat2(dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    let (mode, flags) = (int_arg(mode), int_arg(flags));
     if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
@@ -659,17 +771,17 @@ const UMOUNT_NOFOLLOW: u64 = 8;
 /// is, `EBUSY` while it is in use, unless `MNT_DETACH`). `MNT_EXPIRE` only ever marks the
 /// mount (`EAGAIN`, as Linux's first call does); `MNT_FORCE` changes nothing here.
 pub fn umount2(target: u64, flags: u64) -> SysResult {
-    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
-        || flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0
-    {
+    let flags = int_arg(flags);
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
         return Err(EINVAL);
     }
     let dentry = lookup_at(AT_FDCWD, target, 0, follow_unless(flags, UMOUNT_NOFOLLOW))?;
+    // Linux's `can_umount` (a mount's root), then `do_umount` (`MNT_EXPIRE` alone).
     if flags & MNT_EXPIRE != 0 {
-        return if dentry::is_mount_root(&dentry) {
-            Err(super::errno::EAGAIN)
-        } else {
+        return if !dentry::is_mount_root(&dentry) || flags & (MNT_FORCE | MNT_DETACH) != 0 {
             Err(EINVAL)
+        } else {
+            Err(super::errno::EAGAIN)
         };
     }
     dentry::unmount(&dentry, flags & MNT_DETACH != 0)?;
@@ -711,61 +823,9 @@ pub fn sysinfo(buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// The longest extended attribute name Linux accepts.
-const XATTR_NAME_MAX: usize = 255;
-
-/// Which file a call names: a path (its last link followed or not) or a descriptor.
-pub enum FileTarget {
-    Path(Follow),
-    Descriptor,
-}
-
-/// The file of an extended-attribute call, and the attribute name's check: `EFAULT`, `ERANGE`
-/// for an empty or over-long name (Linux's order: the name first, then the file).
-fn xattr_file(target: &FileTarget, file_or_path: u64, name: Option<u64>) -> Result<(), Errno> {
-    if let Some(name) = name {
-        let mut bytes = alloc::vec![0u8; XATTR_NAME_MAX + 1];
-        let length = strncpy_from_user(&mut bytes, name)?;
-        if length == 0 || length > XATTR_NAME_MAX {
-            return Err(ERANGE);
-        }
-    }
-    match target {
-        FileTarget::Path(follow) => {
-            let path = user_path(file_or_path)?;
-            if path.is_empty() {
-                return Err(ENOENT);
-            }
-            dentry::resolve(&start_of(AT_FDCWD, &path)?, &path, *follow).map(drop)
-        }
-        FileTarget::Descriptor => file(file_or_path).map(drop),
-    }
-}
-
-/// getxattr, lgetxattr, fgetxattr: no file here has extended attributes (`ENODATA`), as on a
-/// Linux tmpfs without security modules or ACLs set.
-pub fn getxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(ENODATA)
-}
-
-/// listxattr, llistxattr, flistxattr: an empty list.
-pub fn listxattr(target: FileTarget, file_or_path: u64) -> SysResult {
-    xattr_file(&target, file_or_path, None)?;
-    Ok(0)
-}
-
-/// setxattr, lsetxattr, fsetxattr: the file systems here keep no extended attributes
-/// (`EOPNOTSUPP`).
-pub fn setxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(EOPNOTSUPP)
-}
-
-/// removexattr, lremovexattr, fremovexattr: there is nothing to remove (`ENODATA`).
-pub fn removexattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
-    Err(ENODATA)
+/// The dentry `path` names from the working directory (its last link followed or not).
+pub(super) fn lookup_path(path: u64, follow: Follow) -> Result<Arc<Dentry>, Errno> {
+    lookup_at(AT_FDCWD, path, 0, follow)
 }
 
 /// `utimensat`'s `tv_nsec` values: the current time, and no change.
@@ -774,41 +834,51 @@ const UTIME_OMIT: i64 = (1 << 30) - 2;
 const NS_PER_SECOND: i64 = 1_000_000_000;
 
 /// utimensat: sets the modification time (access times are not kept: `stat` shows the
-/// modification time for them); a NULL `path` names `dirfd` itself (futimens). Linux's checks:
-/// `EINVAL` for unknown flags or a `tv_nsec` out of range, `EFAULT`, the path's errors.
+/// modification time for them); a NULL `path` names `dirfd` itself (futimens). Linux's order:
+/// the times copied in (`EFAULT`), nothing at all when both are `UTIME_OMIT`; then for a
+/// descriptor, flags (`EINVAL` for any) and `EBADF`; for a path, unknown flags (`EINVAL`) and
+/// the walk (a NULL path with `AT_FDCWD` is `EFAULT`); last a `tv_nsec` out of range.
 pub fn utimensat(dirfd: u64, path: u64, times: u64, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(EINVAL);
-    }
-    let mtime = if times == 0 {
-        Some(crate::fs::now_ns())
+    let flags = int_arg(flags);
+    let given = if times == 0 {
+        None
     } else {
-        let words: [i64; 4] = [
-            read_user(times)?,
-            read_user(times + 8)?,
-            read_user(times + 16)?,
-            read_user(times + 24)?,
-        ];
-        for nanoseconds in [words[1], words[3]] {
-            let special = nanoseconds == UTIME_NOW || nanoseconds == UTIME_OMIT;
-            if !special && !(0..NS_PER_SECOND).contains(&nanoseconds) {
-                return Err(EINVAL);
+        let words: [i64; 4] = read_user(times)?;
+        if words[1] == UTIME_OMIT && words[3] == UTIME_OMIT {
+            return Ok(0);
+        }
+        Some(words)
+    };
+    let dentry = if path == 0 && dirfd as i32 as i64 != AT_FDCWD as i64 {
+        if flags != 0 {
+            return Err(EINVAL);
+        }
+        file(int_arg(dirfd))?.dentry().clone()
+    } else {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+            return Err(EINVAL);
+        }
+        lookup_at_flags(dirfd, path, flags)?
+    };
+    let mtime = match given {
+        None => Some(crate::fs::now_ns()),
+        Some(words) => {
+            for nanoseconds in [words[1], words[3]] {
+                let special = nanoseconds == UTIME_NOW || nanoseconds == UTIME_OMIT;
+                if !special && !(0..NS_PER_SECOND).contains(&nanoseconds) {
+                    return Err(EINVAL);
+                }
+            }
+            match words[3] {
+                UTIME_OMIT => None,
+                UTIME_NOW => Some(crate::fs::now_ns()),
+                nanoseconds => Some(
+                    (words[2].max(0) as u64)
+                        .saturating_mul(NS_PER_SECOND as u64)
+                        .saturating_add(nanoseconds as u64),
+                ),
             }
         }
-        match words[3] {
-            UTIME_OMIT => None,
-            UTIME_NOW => Some(crate::fs::now_ns()),
-            nanoseconds => Some(
-                (words[2].max(0) as u64)
-                    .saturating_mul(NS_PER_SECOND as u64)
-                    .saturating_add(nanoseconds as u64),
-            ),
-        }
-    };
-    let dentry = if path == 0 {
-        file(dirfd)?.dentry().clone()
-    } else {
-        lookup_at_flags(dirfd, path, flags)?
     };
     if let Some(mtime) = mtime {
         dentry.inode().set_mtime(mtime)?;
@@ -819,28 +889,25 @@ pub fn utimensat(dirfd: u64, path: u64, times: u64, flags: u64) -> SysResult {
 /// `chown`'s "leave unchanged" id.
 const UNCHANGED_ID: u32 = u32::MAX;
 
-/// fchownat (chown, lchown): every file belongs to root here, so root ownership is all
-/// that can be set (`EPERM` for another owner or group); the file is looked up as Linux does
-/// (its errors first).
+/// fchownat (chown, lchown): sets the owner and group (`uid_t` and `gid_t`: 32 bits, -1 for
+/// unchanged); every process is root, so any ids may be set. Unknown flags are `EINVAL` before
+/// the walk.
 pub fn fchownat(dirfd: u64, path: u64, owner: u64, group: u64, flags: u64) -> SysResult {
+    let flags = int_arg(flags);
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    lookup_at_flags(dirfd, path, flags)?;
-    set_owner(owner, group)
+    let dentry = lookup_at_flags(dirfd, path, flags)?;
+    set_owner(dentry.inode(), owner, group)
 }
 
 pub fn fchown(fd: u64, owner: u64, group: u64) -> SysResult {
-    file(fd)?;
-    set_owner(owner, group)
+    set_owner(file(fd)?.inode(), owner, group)
 }
 
-/// The ownership change of a file found: only to root.
-fn set_owner(owner: u64, group: u64) -> SysResult {
-    let settable = |id: u64| matches!(id as u32, 0 | UNCHANGED_ID);
-    if settable(owner) && settable(group) {
-        Ok(0)
-    } else {
-        Err(EPERM)
-    }
+/// The ownership change of a file found.
+fn set_owner(inode: &Arc<dyn Inode>, owner: u64, group: u64) -> SysResult {
+    let id = |id: u64| Some(id as u32).filter(|&id| id != UNCHANGED_ID);
+    inode.set_owner(id(owner), id(group))?;
+    Ok(0)
 }

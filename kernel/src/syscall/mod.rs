@@ -21,13 +21,20 @@ mod thread;
 mod time;
 mod timers;
 mod transfer;
+mod xattr;
 
 use crate::arch::trap::TrapFrame;
 use crate::fs::dentry::Follow;
 use crate::sched;
 use core::sync::atomic::{AtomicU64, Ordering};
 use errno::{ENOSYS, SysResult};
-use files::FileTarget;
+use xattr::FileTarget;
+
+/// An argument Linux declares `int` or `unsigned int` (flags, modes, descriptors): its low
+/// 32 bits, as the C prototype sees the register; the upper half is not looked at.
+pub fn int_arg(value: u64) -> u64 {
+    u64::from(value as u32)
+}
 
 /// The arguments of a call, in ABI order.
 pub struct Args([u64; 6]);
@@ -180,18 +187,18 @@ pub fn dispatch(frame: &mut TrapFrame) {
         202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
-        188 => files::setxattr(FileTarget::Path(Follow::Yes), a[0], a[1]),
-        189 => files::setxattr(FileTarget::Path(Follow::No), a[0], a[1]),
-        190 => files::setxattr(FileTarget::Descriptor, a[0], a[1]),
-        191 => files::getxattr(FileTarget::Path(Follow::Yes), a[0], a[1]),
-        192 => files::getxattr(FileTarget::Path(Follow::No), a[0], a[1]),
-        193 => files::getxattr(FileTarget::Descriptor, a[0], a[1]),
-        194 => files::listxattr(FileTarget::Path(Follow::Yes), a[0]),
-        195 => files::listxattr(FileTarget::Path(Follow::No), a[0]),
-        196 => files::listxattr(FileTarget::Descriptor, a[0]),
-        197 => files::removexattr(FileTarget::Path(Follow::Yes), a[0], a[1]),
-        198 => files::removexattr(FileTarget::Path(Follow::No), a[0], a[1]),
-        199 => files::removexattr(FileTarget::Descriptor, a[0], a[1]),
+        188 => xattr::setxattr(FileTarget::Path(Follow::Yes), a[0], a[1], a[2], a[3], a[4]),
+        189 => xattr::setxattr(FileTarget::Path(Follow::No), a[0], a[1], a[2], a[3], a[4]),
+        190 => xattr::setxattr(FileTarget::Descriptor, a[0], a[1], a[2], a[3], a[4]),
+        191 => xattr::getxattr(FileTarget::Path(Follow::Yes), a[0], a[1], a[2], a[3]),
+        192 => xattr::getxattr(FileTarget::Path(Follow::No), a[0], a[1], a[2], a[3]),
+        193 => xattr::getxattr(FileTarget::Descriptor, a[0], a[1], a[2], a[3]),
+        194 => xattr::listxattr(FileTarget::Path(Follow::Yes), a[0], a[1], a[2]),
+        195 => xattr::listxattr(FileTarget::Path(Follow::No), a[0], a[1], a[2]),
+        196 => xattr::listxattr(FileTarget::Descriptor, a[0], a[1], a[2]),
+        197 => xattr::removexattr(FileTarget::Path(Follow::Yes), a[0], a[1]),
+        198 => xattr::removexattr(FileTarget::Path(Follow::No), a[0], a[1]),
+        199 => xattr::removexattr(FileTarget::Descriptor, a[0], a[1]),
         217 => files::getdents64(a[0], a[1], a[2]),
         221 => io::fadvise64(a[0], a[1], a[2], a[3]),
         218 => thread::set_tid_address(a[0]),

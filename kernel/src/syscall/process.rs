@@ -518,25 +518,33 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> SysResult {
 /// `execveat(dirfd, path, argv, envp, flags)`: a relative path starts at `dirfd` (or the
 /// working directory for `AT_FDCWD`); with `AT_EMPTY_PATH` an empty path runs the file `dirfd`
 /// is open on. Returns only on failure.
+///
+/// Linux's order: the path copied in (`ENOENT` for an empty one without `AT_EMPTY_PATH`), the
+/// flags (an `int`), the file opened ([`exec_path`]), then `argv` and `envp` copied.
 pub fn execveat(dirfd: u64, path: u64, argv: u64, envp: u64, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(EINVAL);
-    }
+    let flags = super::int_arg(flags);
     // Everything this function owns is handed to `exec::execve` or dropped before the call:
     // when it succeeds it never returns here, so nothing left in this frame would be freed.
     let mut name = alloc::vec![0u8; PATH_MAX];
     let length = crate::arch::uaccess::strncpy_from_user(&mut name, path)?;
-    let args = copy_strings(argv)?;
-    let env = copy_strings(envp)?;
+    if length == 0 && flags & AT_EMPTY_PATH == 0 {
+        return Err(ENOENT);
+    }
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let path = exec_path(&name[..length], dirfd as u32 as i32, flags)?;
     drop(name);
+    let args = copy_strings(argv)?;
+    let env = copy_strings(envp)?;
     Err(crate::proc::exec::execve(path, args, env))
 }
 
 /// The path `execveat` runs for the path `name` it was given, relative to `dirfd`: as given
 /// when absolute or relative to the working directory (the loader walks it from there), else
 /// from the directory `dirfd` is open on; the path of the file `dirfd` is open on for an empty
-/// name with `AT_EMPTY_PATH`. `ELOOP` for a symbolic link with `AT_SYMLINK_NOFOLLOW`.
+/// name with `AT_EMPTY_PATH`. The file must be there and runnable ([`check_runnable`]), as
+/// Linux opens it before it reads the arguments.
 fn exec_path(
     name: &[u8],
     dirfd: i32,
@@ -555,9 +563,7 @@ fn exec_path(
             return Err(EACCES);
         }
         let file = files.get(u64::from(dirfd as u32))?;
-        if file.inode().kind() != FileKind::Regular {
-            return Err(EACCES);
-        }
+        check_runnable(file.inode())?;
         return Ok(file.dentry().path());
     }
     let path = if name.starts_with('/') || dirfd == AT_FDCWD {
@@ -569,13 +575,25 @@ fn exec_path(
         }
         alloc::format!("{}/{name}", directory.dentry().path().trim_end_matches('/'))
     };
-    if flags & AT_SYMLINK_NOFOLLOW != 0 {
-        let cwd = process().fs_context().cwd();
-        if dentry::resolve(&cwd, &path, Follow::No)?.inode().kind() == FileKind::Symlink {
-            return Err(super::errno::ELOOP);
-        }
-    }
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    let cwd = process().fs_context().cwd();
+    check_runnable(dentry::resolve(&cwd, &path, follow)?.inode())?;
     Ok(path)
+}
+
+/// Linux's `do_open_execat`: a symbolic link left unfollowed is `ELOOP`; anything but a
+/// regular file with an execute bit is `EACCES` (root too needs one).
+fn check_runnable(inode: &Arc<dyn crate::fs::Inode>) -> Result<(), super::errno::Errno> {
+    use crate::fs::FileKind;
+    match inode.kind() {
+        FileKind::Symlink => Err(super::errno::ELOOP),
+        FileKind::Regular if inode.stat().mode & 0o111 != 0 => Ok(()),
+        _ => Err(EACCES),
+    }
 }
 
 /// Copies a NULL-terminated array of string pointers (argv or envp) from user space; a NULL

@@ -26,6 +26,7 @@ mod mem;
 mod memctl;
 mod misc;
 mod mremap;
+mod pathcalls;
 mod paths;
 mod pipe_poll;
 mod pipes;
@@ -331,6 +332,11 @@ const PATHS: &[Test] = urt::tests![
     paths::a_file_is_not_a_directory,
     paths::empty_and_bad_paths,
     paths::at_calls_relative_to_a_directory,
+    pathcalls::path_calls_take_int_flags,
+    pathcalls::path_calls_check_in_linux_order,
+    pathcalls::open_flags_as_linux_builds_them,
+    pathcalls::chown_as_root,
+    pathcalls::xattrs_on_tmpfs,
 ];
 
 /// The descriptor table, within a process and across fork, clone and execve (`fds`).

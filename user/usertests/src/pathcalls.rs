@@ -1,0 +1,373 @@
+//! The calls that take a path, against Linux's prototypes and order of checks: flags, modes
+//! and descriptors are C `int`s (the upper half of the register is not looked at); the path is
+//! copied in before the flags of the stat family are checked; a name's length is checked where
+//! the walk reaches it; `open`'s flags as Linux builds them (`O_TMPFILE` included); `chown` as
+//! root; `execve` opens the file before it reads its arguments.
+
+use alloc::string::String;
+
+use urt::ktap::TestResult;
+use urt::sys::{self, AT_FDCWD, Errno, Stat, nr};
+use urt::{check_eq, check_err, check_ok};
+
+use crate::util::{Fd, KERNEL_ADDR, Scratch, Umask, stat};
+
+/// Bits in the upper half of a register that an `int` argument leaves out.
+const HIGH: usize = 1 << 40;
+const ACCESS: usize = 21;
+const CHDIR: usize = 80;
+const RENAME: usize = 82;
+const CHOWN: usize = 92;
+const LCHOWN: usize = 94;
+const FCHOWNAT: usize = 260;
+const UTIMENSAT: usize = 280;
+const EXECVE: usize = 59;
+const O_PATH: usize = 0o1000_0000;
+const O_TMPFILE: usize = 0o2000_0000 | sys::O_DIRECTORY;
+const MNT_FORCE: usize = 1;
+const MNT_EXPIRE: usize = 4;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
+/// A raw call with up to five arguments.
+fn call(number: usize, a: [usize; 5]) -> sys::SysResult {
+    // SAFETY: the tests pass only their own buffers and paths, or addresses the kernel must
+    // refuse.
+    sys::decode(unsafe { sys::syscall6(number, a[0], a[1], a[2], a[3], a[4], 0) })
+}
+
+fn at(path: &core::ffi::CStr) -> usize {
+    path.as_ptr() as usize
+}
+
+/// A name longer than `NAME_MAX`.
+fn long_name() -> String {
+    "n".repeat(300)
+}
+
+pub fn path_calls_take_int_flags() -> TestResult {
+    let s = check_ok!(Scratch::new("intflags"));
+    let f = check_ok!(s.file("f", b"data"));
+    let dir = check_ok!(Fd::open(
+        &check_ok!(s.subdir("d")),
+        sys::O_DIRECTORY | sys::O_CLOEXEC,
+        0
+    ));
+    let mut st = Stat::default();
+    let buf = &mut st as *mut Stat as usize;
+    check_ok!(call(ACCESS, [at(&f), HIGH | 6, 0, 0, 0]));
+    check_ok!(call(nr::FACCESSAT, [AT_FDCWD, at(&f), HIGH | 4, 0, 0]));
+    check_ok!(call(nr::FACCESSAT2, [AT_FDCWD, at(&f), HIGH, HIGH, 0]));
+    check_ok!(call(nr::NEWFSTATAT, [AT_FDCWD, at(&f), buf, HIGH, 0]));
+    check_ok!(call(
+        FCHOWNAT,
+        [AT_FDCWD, at(&f), usize::MAX, usize::MAX, HIGH]
+    ));
+    check_ok!(call(UTIMENSAT, [AT_FDCWD, at(&f), 0, HIGH, 0]));
+    let g = s.path("g");
+    check_ok!(call(nr::LINKAT, [AT_FDCWD, at(&f), AT_FDCWD, at(&g), HIGH]));
+    let h = s.path("h");
+    check_ok!(call(
+        nr::RENAMEAT2,
+        [AT_FDCWD, at(&g), AT_FDCWD, at(&h), HIGH]
+    ));
+    check_ok!(call(nr::UNLINKAT, [AT_FDCWD, at(&h), HIGH, 0, 0]));
+    // A descriptor is an `int` too.
+    check_ok!(s.file("d/x", b""));
+    check_ok!(call(nr::NEWFSTATAT, [HIGH | dir.0, at(c"x"), buf, 0, 0]));
+    // The known bits of a flags word are still checked.
+    check_err!(
+        call(nr::NEWFSTATAT, [AT_FDCWD, at(&f), buf, HIGH | 1, 0]),
+        Errno::EINVAL
+    );
+    // A directory is not run (EACCES), whatever the upper half of the flags says.
+    check_err!(
+        call(nr::EXECVEAT, [AT_FDCWD, at(&s.path("d")), 0, 0, HIGH]),
+        Errno::EACCES
+    );
+    Ok(())
+}
+
+pub fn path_calls_check_in_linux_order() -> TestResult {
+    let s = check_ok!(Scratch::new("order"));
+    let f = check_ok!(s.file("f", b"data"));
+    let missing = s.path("missing");
+    let mut st = Stat::default();
+    let buf = &mut st as *mut Stat as usize;
+    // The stat family checks its flags and statx its mask before it copies the path in.
+    check_err!(
+        call(nr::NEWFSTATAT, [AT_FDCWD, KERNEL_ADDR, buf, 0xffff, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
+        call(nr::STATX, [AT_FDCWD, KERNEL_ADDR, 0, 0x8000_0000, buf]),
+        Errno::EINVAL
+    );
+    // A name's length is checked where the walk reaches it.
+    let under_file = s.path(&alloc::format!("f/{}", long_name()));
+    check_err!(
+        call(nr::OPEN, [at(&under_file), sys::O_RDONLY, 0, 0, 0]),
+        Errno::ENOTDIR
+    );
+    let long = s.path(&long_name());
+    check_err!(call(CHDIR, [at(&long), 0, 0, 0, 0]), Errno::ENAMETOOLONG);
+    // rename looks up both directories before either last name.
+    check_err!(
+        call(RENAME, [at(&long), KERNEL_ADDR, 0, 0, 0]),
+        Errno::EFAULT
+    );
+    // A negative length before the path.
+    check_err!(
+        call(nr::TRUNCATE, [at(&missing), usize::MAX, 0, 0, 0]),
+        Errno::EINVAL
+    );
+    // umount2: the path, then MNT_EXPIRE's companions.
+    check_err!(
+        call(nr::UMOUNT2, [at(&missing), MNT_EXPIRE | MNT_FORCE, 0, 0, 0]),
+        Errno::ENOENT
+    );
+    // utimensat: NULL with AT_FDCWD is a bad path; on a descriptor, no flags; both times
+    // omitted changes nothing and looks at nothing; the path before the times' range.
+    let omit = [0, UTIME_OMIT, 0, UTIME_OMIT];
+    let bad_nsec = [0u64, 2_000_000_000, 0, 0];
+    check_err!(
+        call(UTIMENSAT, [AT_FDCWD, 0, bad_nsec.as_ptr() as usize, 0, 0]),
+        Errno::EFAULT
+    );
+    let fd = check_ok!(Fd::open(&f, sys::O_RDONLY | sys::O_CLOEXEC, 0));
+    check_err!(
+        call(UTIMENSAT, [fd.0, 0, 0, sys::AT_SYMLINK_NOFOLLOW, 0]),
+        Errno::EINVAL
+    );
+    check_ok!(call(UTIMENSAT, [fd.0, 0, 0, 0, 0]));
+    check_ok!(call(
+        UTIMENSAT,
+        [1000, at(&missing), omit.as_ptr() as usize, 0, 0]
+    ));
+    check_err!(
+        call(
+            UTIMENSAT,
+            [AT_FDCWD, at(&missing), bad_nsec.as_ptr() as usize, 0, 0]
+        ),
+        Errno::ENOENT
+    );
+    // execve opens the file before it reads argv.
+    check_err!(
+        call(EXECVE, [at(&missing), KERNEL_ADDR, 0, 0, 0]),
+        Errno::ENOENT
+    );
+    check_err!(call(EXECVE, [at(&f), KERNEL_ADDR, 0, 0, 0]), Errno::EACCES);
+    // link: a name taken is EEXIST before a directory's EPERM.
+    check_err!(
+        call(nr::LINKAT, [AT_FDCWD, at(c"/tmp"), AT_FDCWD, at(&f), 0]),
+        Errno::EEXIST
+    );
+    // rename to `.` with RENAME_NOREPLACE: EEXIST (EBUSY without it).
+    let dot = s.path(".");
+    check_err!(
+        call(
+            nr::RENAMEAT2,
+            [AT_FDCWD, at(&f), AT_FDCWD, at(&dot), sys::RENAME_NOREPLACE]
+        ),
+        Errno::EEXIST
+    );
+    check_err!(call(RENAME, [at(&f), at(&dot), 0, 0, 0]), Errno::EBUSY);
+    // RENAME_WHITEOUT with RENAME_NOREPLACE is allowed: the names are looked up.
+    const RENAME_WHITEOUT: usize = 4;
+    check_err!(
+        call(
+            nr::RENAMEAT2,
+            [
+                AT_FDCWD,
+                at(&missing),
+                AT_FDCWD,
+                at(&f),
+                RENAME_WHITEOUT | sys::RENAME_NOREPLACE
+            ]
+        ),
+        Errno::ENOENT
+    );
+    // readlinkat of an empty path: what the descriptor names is "not found" unless a link.
+    let mut text = [0u8; 16];
+    check_err!(
+        call(
+            nr::READLINKAT,
+            [fd.0, at(c""), text.as_mut_ptr() as usize, 16, 0]
+        ),
+        Errno::ENOENT
+    );
+    Ok(())
+}
+
+pub fn open_flags_as_linux_builds_them() -> TestResult {
+    let s = check_ok!(Scratch::new("openflags"));
+    let _umask = Umask::set(0o022);
+    let f = check_ok!(s.file("f", b"data"));
+    let d = check_ok!(s.subdir("d"));
+    let open =
+        |path: &core::ffi::CStr, flags: usize| call(nr::OPEN, [at(path), flags, 0o600, 0, 0]);
+    let close = |fd: usize| drop(Fd(fd));
+    // O_DIRECTORY | O_CREAT before the directory descriptor or the path.
+    check_err!(
+        call(
+            nr::OPENAT,
+            [1000, at(&f), sys::O_DIRECTORY | sys::O_CREAT, 0, 0]
+        ),
+        Errno::EINVAL
+    );
+    // O_TMPFILE needs O_DIRECTORY's bit and write access.
+    check_err!(
+        open(&d, O_TMPFILE & !sys::O_DIRECTORY | sys::O_RDWR),
+        Errno::EINVAL
+    );
+    check_err!(open(&d, O_TMPFILE | sys::O_RDONLY), Errno::EINVAL);
+    check_err!(open(&f, O_TMPFILE | sys::O_RDWR), Errno::ENOTDIR);
+    // Every bit: O_PATH keeps O_DIRECTORY and O_NOFOLLOW of them.
+    check_err!(open(&f, usize::MAX), Errno::ENOTDIR);
+    close(check_ok!(open(&d, usize::MAX)));
+    // Unknown bits are ignored, and O_PATH drops O_CREAT.
+    close(check_ok!(open(&f, 0x3c | HIGH)));
+    close(check_ok!(open(&d, O_PATH | sys::O_CREAT | sys::O_RDWR)));
+    // A directory is not truncated.
+    check_err!(open(&d, sys::O_RDONLY | sys::O_TRUNC), Errno::EISDIR);
+    // O_TMPFILE: a file in no directory, which a link can name.
+    let tmp = Fd(check_ok!(open(
+        &d,
+        O_TMPFILE | sys::O_RDWR | sys::O_CLOEXEC
+    )));
+    check_ok!(tmp.write_all(b"anonymous"));
+    let st = check_ok!(tmp.stat());
+    check_eq!((st.st_nlink, st.st_mode & 0o7777), (0, 0o600));
+    let named = s.path("d/named");
+    check_ok!(sys::linkat(
+        tmp.0,
+        at(c""),
+        AT_FDCWD,
+        at(&named),
+        sys::AT_EMPTY_PATH
+    ));
+    check_eq!(check_ok!(stat(&named)).st_size, 9);
+    check_eq!(check_ok!(tmp.stat()).st_nlink, 1);
+    Ok(())
+}
+
+pub fn chown_as_root() -> TestResult {
+    let s = check_ok!(Scratch::new("chown"));
+    let f = check_ok!(s.file("f", b"data"));
+    let l = s.path("l");
+    check_ok!(s.symlink("l", "f"));
+    check_ok!(call(CHOWN, [at(&f), 1000, usize::MAX, 0, 0]));
+    let st = check_ok!(stat(&f));
+    check_eq!((st.st_uid, st.st_gid), (1000, 0));
+    // -1 in 32 bits leaves the id as it is.
+    check_ok!(call(CHOWN, [at(&f), 0xffff_ffff, 2000, 0, 0]));
+    let st = check_ok!(stat(&f));
+    check_eq!((st.st_uid, st.st_gid), (1000, 2000));
+    // lchown changes the link, not the file.
+    check_ok!(call(LCHOWN, [at(&l), 3000, 3000, 0, 0]));
+    check_eq!(check_ok!(crate::util::lstat(&l)).st_uid, 3000);
+    check_eq!(check_ok!(stat(&f)).st_uid, 1000);
+    // A change of owner clears the set-user-ID bit of a file.
+    check_ok!(sys::fchmodat(AT_FDCWD, at(&f), 0o4755));
+    check_ok!(call(FCHOWNAT, [AT_FDCWD, at(&f), 0, 0, 0]));
+    check_eq!(check_ok!(stat(&f)).st_mode & 0o7777, 0o755);
+    check_err!(
+        call(CHOWN, [at(&s.path("missing")), 0, 0, 0, 0]),
+        Errno::ENOENT
+    );
+    Ok(())
+}
+
+const SETXATTR: usize = 188;
+const LSETXATTR: usize = 189;
+const GETXATTR: usize = 191;
+const LGETXATTR: usize = 192;
+const LISTXATTR: usize = 194;
+const REMOVEXATTR: usize = 197;
+const XATTR_CREATE: usize = 1;
+const XATTR_REPLACE: usize = 2;
+
+pub fn xattrs_on_tmpfs() -> TestResult {
+    let s = check_ok!(Scratch::new("xattr"));
+    let f = check_ok!(s.file("f", b""));
+    let l = check_ok!(s.symlink("l", "f"));
+    let missing = s.path("missing");
+    let name = at(c"user.test");
+    let value = b"value";
+    let v = value.as_ptr() as usize;
+    let mut buf = [0u8; 64];
+    let b = buf.as_mut_ptr() as usize;
+    // setxattr checks its flags, name and size before the path.
+    check_err!(call(SETXATTR, [at(&missing), name, v, 1, 4]), Errno::EINVAL);
+    check_err!(
+        call(SETXATTR, [at(&missing), KERNEL_ADDR, v, 1, HIGH]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(SETXATTR, [at(&missing), at(c""), v, 1, 0]),
+        Errno::ERANGE
+    );
+    check_err!(
+        call(SETXATTR, [at(&missing), name, v, 65537, 0]),
+        Errno::E2BIG
+    );
+    check_err!(call(SETXATTR, [at(&missing), name, v, 1, 0]), Errno::ENOENT);
+    // The other calls find the file first.
+    check_err!(
+        call(GETXATTR, [at(&missing), KERNEL_ADDR, b, 64, 0]),
+        Errno::ENOENT
+    );
+    // Namespaces: an unknown one, a bare prefix.
+    check_err!(
+        call(SETXATTR, [at(&f), at(c"bogus"), v, 1, 0]),
+        Errno::EOPNOTSUPP
+    );
+    check_err!(
+        call(SETXATTR, [at(&f), at(c"user."), v, 1, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
+        call(GETXATTR, [at(&f), at(c"bogus"), b, 64, 0]),
+        Errno::EOPNOTSUPP
+    );
+    check_err!(call(GETXATTR, [at(&f), name, b, 64, 0]), Errno::ENODATA);
+    // Create and replace.
+    check_err!(
+        call(SETXATTR, [at(&f), name, v, 5, XATTR_REPLACE]),
+        Errno::ENODATA
+    );
+    check_ok!(call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]));
+    check_err!(
+        call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]),
+        Errno::EEXIST
+    );
+    check_eq!(check_ok!(call(GETXATTR, [at(&f), name, b, 0, 0])), 5);
+    check_err!(call(GETXATTR, [at(&f), name, b, 2, 0]), Errno::ERANGE);
+    check_eq!(check_ok!(call(GETXATTR, [at(&f), name, b, 64, 0])), 5);
+    check_eq!(&buf[..5], value);
+    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 0, 0, 0])), 10);
+    check_err!(call(LISTXATTR, [at(&f), b, 3, 0, 0]), Errno::ERANGE);
+    check_eq!(check_ok!(call(LISTXATTR, [at(&f), b, 64, 0, 0])), 10);
+    check_eq!(&buf[..10], b"user.test\0");
+    // A user attribute is for regular files and directories only.
+    check_err!(call(LSETXATTR, [at(&l), name, v, 1, 0]), Errno::EPERM);
+    check_err!(call(LGETXATTR, [at(&l), name, b, 64, 0]), Errno::ENODATA);
+    check_eq!(check_ok!(call(GETXATTR, [at(&l), name, b, 64, 0])), 5);
+    // Removal.
+    check_ok!(call(REMOVEXATTR, [at(&f), name, 0, 0, 0]));
+    check_err!(call(REMOVEXATTR, [at(&f), name, 0, 0, 0]), Errno::ENODATA);
+    check_err!(
+        call(REMOVEXATTR, [at(&f), at(c"bogus"), 0, 0, 0]),
+        Errno::EOPNOTSUPP
+    );
+    // An empty list is not copied out: a bad buffer does not matter.
+    check_eq!(
+        check_ok!(call(LISTXATTR, [at(&f), KERNEL_ADDR, 64, 0, 0])),
+        0
+    );
+    // removexattr copies the name in before it walks the path.
+    check_err!(
+        call(REMOVEXATTR, [at(&missing), KERNEL_ADDR, 0, 0, 0]),
+        Errno::EFAULT
+    );
+    Ok(())
+}
