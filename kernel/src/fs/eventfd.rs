@@ -151,6 +151,17 @@ impl Inode for EventFd {
         false
     }
 
+    fn seeks_in_place(&self) -> bool {
+        true
+    }
+
+    fn check_write_length(&self, len: u64) -> Result<(), Errno> {
+        if len != VALUE_SIZE as u64 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
     fn poll(&self, _file: &File) -> u32 {
         let counter = *self.counter.lock();
         let mut events = 0;

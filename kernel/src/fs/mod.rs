@@ -287,6 +287,12 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
+    /// A stream's own check of a `write`'s length, made before any byte is copied from the
+    /// caller (an eventfd takes exactly 8 bytes: `EINVAL` comes before `EFAULT`).
+    fn check_write_length(&self, _len: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// Writes `buf` at `offset`; returns the count.
     fn write_at(&self, _file: &File, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {
         Err(EISDIR)
@@ -296,6 +302,12 @@ pub trait Inode: Send + Sync + Any {
     /// some devices; pipes and terminals do not (`ESPIPE`).
     fn seekable(&self) -> bool {
         true
+    }
+
+    /// Whether `lseek` answers position 0 and moves nothing (Linux's `noop_llseek`, which an
+    /// eventfd has), though the file has no positions for `pread` and `pwrite`.
+    fn seeks_in_place(&self) -> bool {
+        false
     }
 
     /// A lock a `write` or `writev` holds from its first byte to its last, so that one call's
