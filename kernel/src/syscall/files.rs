@@ -22,7 +22,7 @@ use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
-use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+use crate::fs::{FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
 
 /// `dirfd` meaning the working directory.
 const AT_FDCWD: u64 = -100i64 as u64;
@@ -730,8 +730,12 @@ pub fn sysinfo(buf: u64) -> SysResult {
     Ok(0)
 }
 
-/// The longest extended attribute name Linux accepts.
+/// The longest extended attribute name Linux accepts, and the largest value.
 const XATTR_NAME_MAX: usize = 255;
+const XATTR_SIZE_MAX: u64 = 65536;
+/// `setxattr`'s flags.
+const XATTR_CREATE: u32 = 1;
+const XATTR_REPLACE: u32 = 2;
 
 /// Which file a call names: a path (its last link followed or not) or a descriptor.
 pub enum FileTarget {
@@ -739,51 +743,122 @@ pub enum FileTarget {
     Descriptor,
 }
 
-/// The file of an extended-attribute call, and the attribute name's check: `EFAULT`, `ERANGE`
-/// for an empty or over-long name (Linux's order: the name first, then the file).
-fn xattr_file(target: &FileTarget, file_or_path: u64, name: Option<u64>) -> Result<(), Errno> {
-    if let Some(name) = name {
-        let mut bytes = alloc::vec![0u8; XATTR_NAME_MAX + 1];
-        let length = strncpy_from_user(&mut bytes, name)?;
-        if length == 0 || length > XATTR_NAME_MAX {
-            return Err(ERANGE);
-        }
+/// An attribute name from user memory: `EFAULT`, `ERANGE` for an empty or over-long one.
+fn xattr_name(name: u64) -> Result<String, Errno> {
+    let mut bytes = alloc::vec![0u8; XATTR_NAME_MAX + 1];
+    let length = strncpy_from_user(&mut bytes, name).map_err(|error| match error {
+        super::errno::ENAMETOOLONG => ERANGE,
+        other => other,
+    })?;
+    if length == 0 {
+        return Err(ERANGE);
     }
+    bytes.truncate(length);
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The file an extended-attribute call names.
+fn xattr_target(target: &FileTarget, file_or_path: u64) -> Result<Arc<dyn Inode>, Errno> {
     match target {
         FileTarget::Path(follow) => {
             let path = user_path(file_or_path)?;
             if path.is_empty() {
                 return Err(ENOENT);
             }
-            dentry::resolve(&start_of(AT_FDCWD, &path)?, &path, *follow).map(drop)
+            let dentry = dentry::resolve(&start_of(AT_FDCWD, &path)?, &path, *follow)?;
+            Ok(dentry.inode().clone())
         }
-        FileTarget::Descriptor => file(file_or_path).map(drop),
+        FileTarget::Descriptor => Ok(file(file_or_path)?.inode().clone()),
     }
 }
 
-/// getxattr, lgetxattr, fgetxattr: no file here has extended attributes (`ENODATA`), as on a
-/// Linux tmpfs without security modules or ACLs set.
+/// Whether an attribute `name` of `inode` may be read or (`write`) changed, and whether its
+/// file system keeps attributes of that namespace, as Linux's `xattr_permission` and handler
+/// lookup answer a root caller: `user.` attributes only on regular files and directories
+/// (else `EPERM` to change, `ENODATA` to read); then `EOPNOTSUPP` unless the file is a
+/// tmpfs one (Linux's rootfs and memfds) and the namespace is `security.`, `trusted.` or
+/// `user.` (the `system.` ACL names are not modelled).
+fn xattr_permission(inode: &Arc<dyn Inode>, name: &str, write: bool) -> Result<(), Errno> {
+    let regular_or_directory = matches!(inode.kind(), FileKind::Regular | FileKind::Directory);
+    if name.starts_with("user.") && !regular_or_directory {
+        return Err(if write { EPERM } else { ENODATA });
+    }
+    let keeps_attributes = matches!(inode.fs(), FsKind::Tmpfs | FsKind::Devtmpfs);
+    let namespace = ["security.", "trusted.", "user."]
+        .iter()
+        .any(|prefix| name.starts_with(prefix));
+    if !keeps_attributes || !namespace {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+/// getxattr, lgetxattr, fgetxattr: the file first, then the name (Linux's order); no file
+/// here has extended attributes (`ENODATA`), as on a Linux tmpfs where none was set.
 pub fn getxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
+    let inode = xattr_target(&target, file_or_path)?;
+    let name = xattr_name(name)?;
+    xattr_permission(&inode, &name, false)?;
     Err(ENODATA)
 }
 
 /// listxattr, llistxattr, flistxattr: an empty list.
 pub fn listxattr(target: FileTarget, file_or_path: u64) -> SysResult {
-    xattr_file(&target, file_or_path, None)?;
+    xattr_target(&target, file_or_path)?;
     Ok(0)
 }
 
-/// setxattr, lsetxattr, fsetxattr: the file systems here keep no extended attributes
-/// (`EOPNOTSUPP`).
-pub fn setxattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
+/// setxattr, lsetxattr, fsetxattr, checked in Linux's order: the descriptor (`fsetxattr`),
+/// the flags (`EINVAL`; an `int`), the name, the value (`E2BIG` past 64 KiB, `EFAULT`), the
+/// path (`setxattr`, `lsetxattr`), the permission and namespace. The file systems here keep
+/// no extended attributes: replacing one is `ENODATA` (there is none), and setting one is
+/// `EOPNOTSUPP` where Linux's tmpfs would keep it.
+pub fn setxattr(
+    target: FileTarget,
+    file_or_path: u64,
+    name: u64,
+    value: u64,
+    size: u64,
+    flags: u64,
+) -> SysResult {
+    let descriptor = match target {
+        FileTarget::Descriptor => Some(xattr_target(&target, file_or_path)?),
+        FileTarget::Path(_) => None,
+    };
+    let flags = flags as u32;
+    if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+        return Err(EINVAL);
+    }
+    let name = xattr_name(name)?;
+    if size > XATTR_SIZE_MAX {
+        return Err(super::errno::E2BIG);
+    }
+    if size > 0 {
+        let mut bytes = alloc::vec![0u8; size as usize];
+        crate::arch::uaccess::copy_from_user(&mut bytes, value)?;
+    }
+    let inode = match descriptor {
+        Some(inode) => inode,
+        None => xattr_target(&target, file_or_path)?,
+    };
+    xattr_permission(&inode, &name, true)?;
+    if flags & XATTR_REPLACE != 0 {
+        return Err(ENODATA);
+    }
     Err(EOPNOTSUPP)
 }
 
-/// removexattr, lremovexattr, fremovexattr: there is nothing to remove (`ENODATA`).
+/// removexattr, lremovexattr, fremovexattr: the descriptor, else the name before the path
+/// (Linux's orders); there is nothing to remove (`ENODATA`).
 pub fn removexattr(target: FileTarget, file_or_path: u64, name: u64) -> SysResult {
-    xattr_file(&target, file_or_path, Some(name))?;
+    let (inode, name) = match target {
+        FileTarget::Descriptor => (xattr_target(&target, file_or_path)?, xattr_name(name)?),
+        FileTarget::Path(_) => {
+            let name = xattr_name(name)?;
+            (xattr_target(&target, file_or_path)?, name)
+        }
+    };
+    xattr_permission(&inode, &name, true)?;
     Err(ENODATA)
 }
 
