@@ -193,6 +193,13 @@ pub trait Inode: Send + Sync + Any {
     fn kind(&self) -> FileKind;
     fn stat(&self) -> Stat;
     fn fs(&self) -> FsKind;
+
+    /// Which instance of its file system kind the file belongs to (Linux's superblock):
+    /// tmpfs mounts tell theirs apart, each memfd is one of its own here; 0 for the kinds
+    /// that have one instance.
+    fn fs_instance(&self) -> u64 {
+        0
+    }
     fn as_any(&self) -> &dyn Any;
 
     /// `chmod`: the permission bits (07777) become `mode`.

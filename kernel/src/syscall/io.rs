@@ -942,7 +942,8 @@ pub fn copy_file_range(
     if !input.readable() || !output.writable() || output.flags() & O_APPEND != 0 {
         return Err(EBADF);
     }
-    if inode_in.stat().dev != inode_out.stat().dev {
+    let file_system = |inode: &Arc<dyn crate::fs::Inode>| (inode.fs(), inode.fs_instance());
+    if file_system(inode_in) != file_system(inode_out) {
         return Err(super::errno::EXDEV);
     }
     let position_of = |file: &File, given: Option<i64>| match given {
