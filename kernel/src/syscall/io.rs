@@ -489,8 +489,9 @@ pub fn close(fd: u64) -> SysResult {
 const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
 const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 
+/// close_range: the bounds and the flags are `unsigned int`s.
 pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
-    let (first, last) = (first as u32, last as u32);
+    let (first, last, flags) = (first as u32, last as u32, u64::from(flags as u32));
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(EINVAL);
     }
@@ -552,6 +553,11 @@ const F_SETSIG: u32 = 10;
 const F_GETSIG: u32 = 11;
 const F_GETLEASE: u32 = 1025;
 const F_DUPFD_CLOEXEC: u32 = 1030;
+const F_ADD_SEALS: u32 = 1033;
+const F_GET_SEALS: u32 = 1034;
+/// The seals Linux knows (`F_SEAL_SEAL` to `F_SEAL_EXEC`), and the one that forbids more.
+const F_ALL_SEALS: u32 = 0x3f;
+const F_SEAL_SEAL: u64 = 1;
 const F_SETPIPE_SZ: u32 = 1031;
 const F_GETPIPE_SZ: u32 = 1032;
 const FD_CLOEXEC: u64 = 1;
@@ -634,10 +640,28 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
         }
         // Leases: none is ever taken (F_SETLEASE is refused), so none is held.
         F_GETLEASE => Ok(F_UNLCK as u64),
+        // Seals: a memory file's (tmpfs, memfd) carry F_SEAL_SEAL, which forbids adding any;
+        // memfds made with MFD_ALLOW_SEALING carry it too here (no seal is enforced).
+        F_ADD_SEALS => {
+            if !file.writable() {
+                return Err(super::errno::EPERM);
+            }
+            if argument as u32 & !F_ALL_SEALS != 0 || !sealable_kind(&file) {
+                return Err(EINVAL);
+            }
+            Err(super::errno::EPERM)
+        }
+        F_GET_SEALS if sealable_kind(&file) => Ok(F_SEAL_SEAL),
         F_GETPIPE_SZ => Ok(pipe_of(&file).ok_or(EBADF)?.capacity()),
         F_SETPIPE_SZ => pipe_of(&file).ok_or(EBADF)?.set_capacity(argument),
         _ => Err(EINVAL),
     }
+}
+
+/// Whether `file` is one seals apply to: a regular file of a memory file system (Linux's
+/// shmem files).
+fn sealable_kind(file: &File) -> bool {
+    file.inode().kind() == FileKind::Regular && file.inode().fs() == crate::fs::FsKind::Tmpfs
 }
 
 /// The fields of a `struct flock` (x86_64, 32 bytes) that a lock request is checked on.
@@ -827,40 +851,35 @@ const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
 const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
 const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
 const FALLOC_FL_UNSHARE_RANGE: u32 = 0x40;
-/// The modes Linux's VFS knows (a file system may do fewer).
-const FALLOC_FL_KNOWN: u32 = FALLOC_FL_KEEP_SIZE
-    | FALLOC_FL_PUNCH_HOLE
+/// The operations (at most one may be asked for; none is allocation).
+const FALLOC_FL_OPERATIONS: u32 = FALLOC_FL_PUNCH_HOLE
     | FALLOC_FL_COLLAPSE_RANGE
     | FALLOC_FL_ZERO_RANGE
     | FALLOC_FL_INSERT_RANGE
     | FALLOC_FL_UNSHARE_RANGE;
 
-/// fallocate, checked in Linux's order (`vfs_fallocate`): the descriptor, the range
-/// (`EINVAL`), the mode (`EOPNOTSUPP` for an unknown or contradictory one, `EINVAL` for a
-/// range mode combined with others), the access mode (`EBADF`), the file's kind (`ESPIPE`,
-/// `EISDIR`, `ENODEV`), the end (`EFBIG`); the memory file systems then allocate (with or
-/// without `FALLOC_FL_KEEP_SIZE`) and do no other mode (`EOPNOTSUPP`). `mode` is an `int`.
+/// fallocate, checked in Linux 6.12's order (`vfs_fallocate`): the descriptor, the range
+/// (`EINVAL`), the mode (`EOPNOTSUPP` for an unknown bit, two operations, a hole punched
+/// without `FALLOC_FL_KEEP_SIZE`, a range collapsed or inserted with it), the access mode
+/// (`EBADF`), the file's kind (`ESPIPE`, `EISDIR`, `ENODEV`), the end (`EFBIG`); the memory
+/// file systems then allocate (with or without `FALLOC_FL_KEEP_SIZE`) and do no other
+/// operation (`EOPNOTSUPP`). `mode` is an `int`.
 pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
     let file = file(fd)?;
     let (mode, offset, len) = (mode as u32, offset as i64, len as i64);
     if offset < 0 || len <= 0 {
         return Err(EINVAL);
     }
-    let both_holes = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
-    let punch_resizing =
-        mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) == FALLOC_FL_PUNCH_HOLE;
-    if mode & !FALLOC_FL_KNOWN != 0 || mode & both_holes == both_holes || punch_resizing {
+    let keep_size = mode & FALLOC_FL_KEEP_SIZE != 0;
+    let supported = match mode & FALLOC_FL_OPERATIONS {
+        _ if mode & !(FALLOC_FL_OPERATIONS | FALLOC_FL_KEEP_SIZE) != 0 => false,
+        0 | FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_ZERO_RANGE => true,
+        FALLOC_FL_PUNCH_HOLE => keep_size,
+        FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE => !keep_size,
+        _ => false,
+    };
+    if !supported {
         return Err(super::errno::EOPNOTSUPP);
-    }
-    let alone = |range_mode: u32, allowed: u32| mode & range_mode != 0 && mode & !allowed != 0;
-    if alone(FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_COLLAPSE_RANGE)
-        || alone(FALLOC_FL_INSERT_RANGE, FALLOC_FL_INSERT_RANGE)
-        || alone(
-            FALLOC_FL_UNSHARE_RANGE,
-            FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE,
-        )
-    {
-        return Err(EINVAL);
     }
     if !file.writable() {
         return Err(EBADF);

@@ -1,7 +1,7 @@
 //! The calls on a descriptor as Linux 6.12 checks their arguments: descriptors and `int` flags
 //! are 32-bit (the register's upper half is not part of them), and each call's errors come in
 //! Linux's order (which of a bad descriptor, a bad offset, a bad buffer or a file that cannot
-//! do it is answered first); fcntl's signal, owner, lease and lock commands; the extended
+//! do it is answered first); fcntl's signal, owner, lease, seal and lock commands; the extended
 //! attribute calls on a descriptor, by namespace and kind of file.
 
 use urt::ktap::TestResult;
@@ -21,6 +21,8 @@ const F_GETOWN: usize = 9;
 const F_SETSIG: usize = 10;
 const F_GETSIG: usize = 11;
 const F_GETLEASE: usize = 1025;
+const F_ADD_SEALS: usize = 1033;
+const F_GET_SEALS: usize = 1034;
 const F_GETLK: usize = 5;
 const F_SETLK: usize = 6;
 const F_RDLCK: u16 = 0;
@@ -69,6 +71,7 @@ pub fn descriptors_and_int_flags_are_32_bit() -> TestResult {
     check_ok!(sys::close(copy.0 | HIGH));
     core::mem::forget(copy);
     check_err!(sys::close(CLOSED | HIGH), Errno::EBADF);
+    check_ok!(sys::close_range(CLOSED, CLOSED, 1 << 40));
     // memfd_create's flags are an unsigned int; 6.12 knows MFD_EXEC, MFD_NOEXEC_SEAL and
     // MFD_HUGETLB (with a page size in the top bits), not MFD_EXEC with MFD_NOEXEC_SEAL.
     let name = c"fdargs".as_ptr() as usize;
@@ -107,6 +110,11 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
     // fallocate: the descriptor, the range, the mode, the access mode, the kind of file.
     check_err!(sys::fallocate(CLOSED, 0, usize::MAX, 1), Errno::EBADF);
     check_err!(sys::fallocate(ro.0, 0x80, 0, 1), Errno::EOPNOTSUPP);
+    // 6.12: one operation at most, punching keeps the size, collapsing and inserting change it.
+    for mode in [0x23, 0x28, 0x09, 0x02] {
+        check_err!(sys::fallocate(ro.0, mode, 0, 1), Errno::EOPNOTSUPP);
+    }
+    check_err!(sys::fallocate(ro.0, 0x08, 0, 1), Errno::EBADF);
     check_err!(sys::fallocate(ro.0, 0, 0, 1), Errno::EBADF);
     check_err!(sys::fallocate(event.0, 0, 0, 1), Errno::ENODEV);
     check_err!(sys::fallocate(write_end.0, 0, 0, 1), Errno::ESPIPE);
@@ -176,7 +184,7 @@ fn flock(kind: u16, whence: u16, start: i64, len: i64) -> [u64; 4] {
     ]
 }
 
-pub fn fcntl_signal_owner_lease_and_locks() -> TestResult {
+pub fn fcntl_signal_owner_lease_seals_and_locks() -> TestResult {
     let s = check_ok!(Scratch::new("fdfcntl"));
     let (file, ro) = check_ok!(file_twice(&s, "f", b"abc"));
     check_eq!(check_ok!(sys::fcntl(file.0, F_GETSIG, 0)), 0);
@@ -193,6 +201,13 @@ pub fn fcntl_signal_owner_lease_and_locks() -> TestResult {
         check_ok!(sys::fcntl(file.0, F_GETLEASE, 0)),
         usize::from(F_UNLCK)
     );
+    // Seals: a read-only description may add none; a tmpfs file carries F_SEAL_SEAL.
+    check_err!(sys::fcntl(ro.0, F_ADD_SEALS, 1), Errno::EPERM);
+    check_err!(sys::fcntl(file.0, F_ADD_SEALS, 0x40), Errno::EINVAL);
+    check_err!(sys::fcntl(file.0, F_ADD_SEALS, 1), Errno::EPERM);
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GET_SEALS, 0)), 1);
+    let (read_end, _write_end) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    check_err!(sys::fcntl(read_end.0, F_GET_SEALS, 0), Errno::EINVAL);
     // Locks: the whence, a range before 0, the type, then the access mode it needs.
     let set = |fd: usize, lock: [u64; 4]| sys::fcntl(fd, F_SETLK, lock.as_ptr() as usize);
     check_err!(set(file.0, flock(F_WRLCK, 3, 0, 0)), Errno::EINVAL);

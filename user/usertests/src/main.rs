@@ -348,7 +348,7 @@ const FDS: &[Test] = urt::tests![
     fds::execve_relative_paths_and_directory_descriptors,
     fdargs::descriptors_and_int_flags_are_32_bit,
     fdargs::descriptor_calls_check_in_linux_order,
-    fdargs::fcntl_signal_owner_lease_and_locks,
+    fdargs::fcntl_signal_owner_lease_seals_and_locks,
     fdargs::fd_xattrs_by_namespace_and_kind,
 ];
 
