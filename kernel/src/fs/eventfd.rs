@@ -165,7 +165,7 @@ impl Inode for EventFd {
         true
     }
 
-    fn check_write_length(&self, len: u64) -> Result<(), Errno> {
+    fn check_write(&self, len: u64) -> Result<(), Errno> {
         if len != VALUE_SIZE as u64 {
             return Err(EINVAL);
         }

@@ -294,9 +294,10 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
-    /// A stream's own check of a `write`'s length, made before any byte is copied from the
-    /// caller (an eventfd takes exactly 8 bytes: `EINVAL` comes before `EFAULT`).
-    fn check_write_length(&self, _len: u64) -> Result<(), Errno> {
+    /// A stream's own checks of a `write` of `len` bytes, made before any byte is copied from
+    /// the caller, so they come before `EFAULT` (an eventfd takes exactly 8 bytes, a pipe
+    /// with no reader left is `EPIPE`).
+    fn check_write(&self, _len: u64) -> Result<(), Errno> {
         Ok(())
     }
 

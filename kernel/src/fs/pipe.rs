@@ -314,6 +314,14 @@ impl Inode for Pipe {
         }
     }
 
+    fn check_write(&self, len: u64) -> Result<(), Errno> {
+        if len > 0 && self.ring.lock().readers == 0 {
+            send_sigpipe();
+            return Err(EPIPE);
+        }
+        Ok(())
+    }
+
     fn write_at(&self, file: &File, _offset: u64, buf: &[u8]) -> Result<usize, Errno> {
         let packet = file.flags() & O_DIRECT != 0;
         let mut written = 0;

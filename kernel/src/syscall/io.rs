@@ -25,7 +25,7 @@ use super::thread::process;
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
-use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SETFL_MASK};
 use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
@@ -285,7 +285,7 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     check_buffer(buf, len)?;
     let _one_writer = one_writer(&file)?;
     if !file.inode().seekable() {
-        file.inode().check_write_length(len)?;
+        file.inode().check_write(len)?;
         return write_stream(&file, &single(buf, len));
     }
     write_file(&file, buf, len, None)
@@ -589,6 +589,16 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
         }
         F_GETFL => Ok(u64::from(file.flags())),
         F_SETFL => {
+            // O_DIRECT can change only where the file system does direct I/O (Linux's
+            // `direct_IO` check: the memory file systems do, pipes and anonymous files not).
+            let direct_changes = (argument as u32 ^ file.flags()) & O_DIRECT != 0;
+            let direct_io = matches!(
+                file.inode().fs(),
+                crate::fs::FsKind::Tmpfs | crate::fs::FsKind::Devtmpfs
+            );
+            if direct_changes && !direct_io {
+                return Err(EINVAL);
+            }
             file.set_status_flags(argument as u32 & SETFL_MASK);
             Ok(0)
         }
@@ -757,10 +767,20 @@ fn bytes_to_read(file: &File) -> Result<Option<u64>, Errno> {
 /// appending output or an input that cannot be spliced from (a pipe, a directory, an
 /// eventfd). The descriptors are `int`s.
 pub fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> SysResult {
-    let given = match offset {
-        0 => None,
-        pointer => Some(read_user::<i64>(pointer)?),
-    };
+    if offset == 0 {
+        return send_file(out_fd, in_fd, None, count);
+    }
+    // The offset goes back (advanced or not) whatever the copy answered, and a failure
+    // there is the answer (Linux's `put_user` after `do_sendfile`).
+    let mut position = read_user::<i64>(offset)?;
+    let result = send_file(out_fd, in_fd, Some(&mut position), count);
+    write_user(offset, &position)?;
+    result
+}
+
+/// sendfile's copy, with the offset read from the caller (`None`: the input's position).
+fn send_file(out_fd: u64, in_fd: u64, offset: Option<&mut i64>, count: u64) -> SysResult {
+    let given = offset.as_deref().copied();
     let input = readable_file(in_fd)?;
     if given.is_some() && !input.inode().seekable() {
         return Err(ESPIPE);
@@ -808,8 +828,8 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> SysResult {
             break;
         }
     }
-    if let (Some(position), true) = (at, offset != 0) {
-        write_user(offset, &position)?;
+    if let (Some(position), Some(offset)) = (at, offset) {
+        *offset = position as i64;
     }
     Ok(done)
 }

@@ -140,6 +140,15 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
     check_err!(sys::sendfile(CLOSED, file.0, at, 1 << 63), Errno::EINVAL);
     check_err!(sys::sendfile(CLOSED, file.0, at, 1), Errno::EBADF);
     check_err!(sys::sendfile(file.0, read_end.0, 0, 1), Errno::EINVAL);
+    // The offset is written back whatever the copy answered: into read-only memory, EFAULT.
+    let read_only = c"x".as_ptr() as usize;
+    check_err!(sys::sendfile(CLOSED, CLOSED, read_only, 1), Errno::EFAULT);
+    // O_DIRECT changes only where the file system does direct I/O.
+    let flags = check_ok!(sys::fcntl(event.0, sys::F_GETFL, 0));
+    check_err!(
+        sys::fcntl(event.0, sys::F_SETFL, flags | sys::O_DIRECT),
+        Errno::EINVAL
+    );
     // copy_file_range: copies within one file system, refuses overlap in one file.
     let (other, _) = check_ok!(file_twice(&s, "g", b""));
     let mut from = 2i64;
