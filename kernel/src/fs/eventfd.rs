@@ -13,6 +13,7 @@
 
 use alloc::sync::Arc;
 use core::any::Any;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::dentry::Dentry;
 use super::file::{File, O_RDWR};
@@ -38,12 +39,16 @@ pub struct EventFd {
 /// The inode number every anonymous file shares (Linux has one anonymous inode).
 static ANONYMOUS_INODE_NUMBER: spin::Once<u64> = spin::Once::new();
 
+/// The permission bits of the anonymous inode, which `fchmod` of any file of it changes for
+/// all (Linux's one shared inode).
+static ANONYMOUS_INODE_MODE: AtomicU32 = AtomicU32::new(0o600);
+
 /// What `stat` says of a file of the anonymous inode (an eventfd, a pidfd).
 pub(super) fn anonymous_inode_stat() -> Stat {
     Stat {
         dev: FsKind::AnonInodefs.device(),
         ino: *ANONYMOUS_INODE_NUMBER.call_once(allocate_inode_number),
-        mode: FileKind::Anonymous.mode_bits() | 0o600,
+        mode: FileKind::Anonymous.mode_bits() | ANONYMOUS_INODE_MODE.load(Ordering::Relaxed),
         nlink: 1,
         blksize: 4096,
         ..Stat::default()
@@ -149,6 +154,22 @@ impl Inode for EventFd {
 
     fn seekable(&self) -> bool {
         false
+    }
+
+    fn set_mode(&self, mode: u32) -> Result<(), Errno> {
+        ANONYMOUS_INODE_MODE.store(mode & 0o7777, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn seeks_in_place(&self) -> bool {
+        true
+    }
+
+    fn check_write(&self, len: u64) -> Result<(), Errno> {
+        if len != VALUE_SIZE as u64 {
+            return Err(EINVAL);
+        }
+        Ok(())
     }
 
     fn poll(&self, _file: &File) -> u32 {

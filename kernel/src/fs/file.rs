@@ -15,7 +15,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::Inode;
 use super::dentry::{Dentry, Follow};
@@ -53,6 +53,11 @@ pub struct File {
     /// Access mode and status flags (no creation flags, no `O_CLOEXEC`).
     flags: AtomicU32,
     position: Mutex<u64>,
+    /// Who `F_SETOWN` named (a process, or a group as its negated id; 0 for none) and the
+    /// signal `F_SETSIG` chose (0: `SIGIO`): kept for `F_GETOWN` and `F_GETSIG`. No signal is
+    /// sent yet (`O_ASYNC` has no effect).
+    owner: AtomicI32,
+    signal: AtomicU32,
     /// The file system's own data for this description (Linux's `private_data`), set once by
     /// the inode's `open` hook.
     private: spin::Once<Box<dyn Any + Send + Sync>>,
@@ -68,6 +73,8 @@ impl File {
             dentry,
             flags: AtomicU32::new(status),
             position: Mutex::new(0),
+            owner: AtomicI32::new(0),
+            signal: AtomicU32::new(0),
             private: spin::Once::new(),
         });
         file.inode().open(&file)?;
@@ -94,6 +101,26 @@ impl File {
             .try_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
                 Some(old & !SETFL_MASK | flags & SETFL_MASK)
             });
+    }
+
+    /// `F_GETOWN`'s answer.
+    pub fn owner(&self) -> i32 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// `F_SETOWN`: the process (`who` > 0) or group (`-who`) named, 0 for none.
+    pub fn set_owner(&self, who: i32) {
+        self.owner.store(who, Ordering::Relaxed);
+    }
+
+    /// `F_GETSIG`'s answer.
+    pub fn signal(&self) -> u32 {
+        self.signal.load(Ordering::Relaxed)
+    }
+
+    /// `F_SETSIG`: the signal (checked) that would announce I/O.
+    pub fn set_signal(&self, signal: u32) {
+        self.signal.store(signal, Ordering::Relaxed);
     }
 
     pub fn readable(&self) -> bool {

@@ -196,6 +196,13 @@ pub trait Inode: Send + Sync + Any {
     fn kind(&self) -> FileKind;
     fn stat(&self) -> Stat;
     fn fs(&self) -> FsKind;
+
+    /// Which instance of its file system kind the file belongs to (Linux's superblock):
+    /// tmpfs mounts tell theirs apart, each memfd is one of its own here; 0 for the kinds
+    /// that have one instance.
+    fn fs_instance(&self) -> u64 {
+        0
+    }
     fn as_any(&self) -> &dyn Any;
 
     /// `chmod`: the permission bits (07777) become `mode`.
@@ -301,6 +308,13 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
+    /// A stream's own checks of a `write` of `len` bytes, made before any byte is copied from
+    /// the caller, so they come before `EFAULT` (an eventfd takes exactly 8 bytes, a pipe
+    /// with no reader left is `EPIPE`).
+    fn check_write(&self, _len: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// Writes `buf` at `offset`; returns the count.
     fn write_at(&self, _file: &File, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {
         Err(EISDIR)
@@ -310,6 +324,12 @@ pub trait Inode: Send + Sync + Any {
     /// some devices; pipes and terminals do not (`ESPIPE`).
     fn seekable(&self) -> bool {
         true
+    }
+
+    /// Whether `lseek` answers position 0 and moves nothing (Linux's `noop_llseek`, which an
+    /// eventfd has), though the file has no positions for `pread` and `pwrite`.
+    fn seeks_in_place(&self) -> bool {
+        false
     }
 
     /// A lock a `write` or `writev` holds from its first byte to its last, so that one call's

@@ -34,6 +34,7 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::dentry::Dentry;
 use super::file::{File, O_DIRECT, O_RDONLY, O_WRONLY};
@@ -144,6 +145,8 @@ impl Ring {
 pub struct Pipe {
     ino: u64,
     created_ns: u64,
+    /// The permission bits (`fchmod` changes them).
+    mode: AtomicU32,
     ring: spin::Mutex<Ring>,
     /// Readers waiting for data or for the last writer to go.
     readable: WaitQueue,
@@ -157,6 +160,7 @@ pub fn open_pair(flags: u32) -> Result<(Arc<File>, Arc<File>), Errno> {
     let pipe = Arc::new(Pipe {
         ino: allocate_inode_number(),
         created_ns: now_ns(),
+        mode: AtomicU32::new(0o600),
         ring: spin::Mutex::new(Ring {
             slots: VecDeque::new(),
             max_slots: DEFAULT_SLOTS,
@@ -242,7 +246,7 @@ impl Inode for Pipe {
         Stat {
             dev: FsKind::Pipefs.device(),
             ino: self.ino,
-            mode: FileKind::Fifo.mode_bits() | 0o600,
+            mode: FileKind::Fifo.mode_bits() | self.mode.load(Ordering::Relaxed),
             nlink: 1,
             blksize: PAGE as u32,
             mtime_ns: self.created_ns,
@@ -253,6 +257,11 @@ impl Inode for Pipe {
 
     fn fs(&self) -> FsKind {
         FsKind::Pipefs
+    }
+
+    fn set_mode(&self, mode: u32) -> Result<(), Errno> {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        Ok(())
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -303,6 +312,14 @@ impl Inode for Pipe {
                 return Err(ERESTARTSYS);
             }
         }
+    }
+
+    fn check_write(&self, len: u64) -> Result<(), Errno> {
+        if len > 0 && self.ring.lock().readers == 0 {
+            send_sigpipe();
+            return Err(EPIPE);
+        }
+        Ok(())
     }
 
     fn write_at(&self, file: &File, _offset: u64, buf: &[u8]) -> Result<usize, Errno> {

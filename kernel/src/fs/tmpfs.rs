@@ -145,6 +145,10 @@ impl Inode for TmpInode {
         FsKind::Tmpfs
     }
 
+    fn fs_instance(&self) -> u64 {
+        self.instance
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -23,7 +23,7 @@ use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
-use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+use crate::fs::{FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
 
 /// `dirfd` meaning the working directory.
 const AT_FDCWD: u64 = -100i64 as u64;
@@ -612,9 +612,13 @@ pub fn truncate(path: u64, size: u64) -> SysResult {
     Ok(0)
 }
 
+/// ftruncate: a negative size is `EINVAL` before the descriptor is looked at (Linux's order).
 pub fn ftruncate(fd: u64, size: u64) -> SysResult {
+    if (size as i64) < 0 {
+        return Err(EINVAL);
+    }
     let file = file(fd)?;
-    if (size as i64) < 0 || !file.writable() || file.inode().kind() != FileKind::Regular {
+    if !file.writable() || file.inode().kind() != FileKind::Regular {
         return Err(EINVAL);
     }
     resizable(file.inode(), size)?;
@@ -788,13 +792,28 @@ pub fn umount2(target: u64, flags: u64) -> SysResult {
     Ok(0)
 }
 
-const MFD_CLOEXEC: u64 = 1;
-const MFD_ALLOW_SEALING: u64 = 2;
+const MFD_CLOEXEC: u32 = 0x01;
+const MFD_ALLOW_SEALING: u32 = 0x02;
+const MFD_HUGETLB: u32 = 0x04;
+const MFD_NOEXEC_SEAL: u32 = 0x08;
+const MFD_EXEC: u32 = 0x10;
+const MFD_KNOWN: u32 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
+/// The huge page size that may ride with `MFD_HUGETLB` (bits 26 to 31).
+const MFD_HUGE_SIZE: u32 = 0x3f << 26;
 /// The longest name `memfd_create` takes (Linux's `MFD_NAME_MAX_LEN`).
 const MFD_NAME_MAX: usize = 249;
 
+/// memfd_create: `flags` is an `unsigned int`, checked as Linux 6.12 does (`EINVAL` for unknown
+/// bits, a page size without `MFD_HUGETLB`, or both `MFD_EXEC` and `MFD_NOEXEC_SEAL`), then the
+/// name (`EFAULT`, `EINVAL` past 249 bytes). The file is an ordinary memory file whatever the
+/// flags: no huge pages back it and no seals are kept (`F_ADD_SEALS` is refused).
 pub fn memfd_create(name: u64, flags: u64) -> SysResult {
-    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+    let flags = flags as u32;
+    let known = match flags & MFD_HUGETLB {
+        0 => MFD_KNOWN,
+        _ => MFD_KNOWN | MFD_HUGE_SIZE,
+    };
+    if flags & !known != 0 || flags & (MFD_EXEC | MFD_NOEXEC_SEAL) == MFD_EXEC | MFD_NOEXEC_SEAL {
         return Err(EINVAL);
     }
     let mut bytes = [0u8; MFD_NAME_MAX + 1];

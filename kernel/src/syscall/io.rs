@@ -25,7 +25,7 @@ use super::thread::process;
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
-use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SETFL_MASK};
 use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
@@ -34,9 +34,15 @@ const MAX_IOV: u64 = 1024;
 /// The most bytes moved through the kernel buffer at once.
 const CHUNK: usize = 64 * 1024;
 
-/// The open description behind `fd`.
+/// A descriptor argument as Linux's prototypes take it: an `int` or `unsigned int`, so the
+/// register's upper half is no part of it (and a negative `int` is a number past any table).
+pub fn descriptor(raw: u64) -> u64 {
+    u64::from(raw as u32)
+}
+
+/// The open description behind the descriptor argument `fd`.
 pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
-    process().files().get(fd)
+    process().files().get(descriptor(fd))
 }
 
 /// Reads from the stream `file` into the user buffers `vectors` (checked): one read of the
@@ -279,25 +285,30 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     check_buffer(buf, len)?;
     let _one_writer = one_writer(&file)?;
     if !file.inode().seekable() {
+        file.inode().check_write(len)?;
         return write_stream(&file, &single(buf, len));
     }
     write_file(&file, buf, len, None)
 }
 
-/// A positioned call's file (the offset was checked): `ESPIPE` for a stream.
-fn positioned(file: &File) -> Result<(), Errno> {
+/// A positioned call's file (the offset was checked): `EBADF`, then `ESPIPE` for a stream,
+/// before the access mode is looked at (Linux's order).
+fn positioned(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file(fd)?;
     if !file.inode().seekable() {
         return Err(ESPIPE);
     }
-    Ok(())
+    Ok(file)
 }
 
 pub fn pread64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
     if (offset as i64) < 0 {
         return Err(EINVAL);
     }
-    let file = readable_file(fd)?;
-    positioned(&file)?;
+    let file = positioned(fd)?;
+    if !file.readable() {
+        return Err(EBADF);
+    }
     check_buffer(buf, len)?;
     if len == 0 {
         return Ok(0);
@@ -309,8 +320,10 @@ pub fn pwrite64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
     if (offset as i64) < 0 {
         return Err(EINVAL);
     }
-    let file = writable_file(fd)?;
-    positioned(&file)?;
+    let file = positioned(fd)?;
+    if !file.writable() {
+        return Err(EBADF);
+    }
     check_buffer(buf, len)?;
     write_file(&file, buf, len, Some(offset))
 }
@@ -397,9 +410,11 @@ pub fn preadv(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
     if (offset as i64) < 0 {
         return Err(EINVAL);
     }
-    let file = readable_file(fd)?;
+    let file = positioned(fd)?;
+    if !file.readable() {
+        return Err(EBADF);
+    }
     let vectors = read_iovecs(iov, count)?;
-    positioned(&file)?;
     vectored(&vectors, Some(offset), |buf, len, at| {
         read_file(&file, buf, len, at)
     })
@@ -409,9 +424,11 @@ pub fn pwritev(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
     if (offset as i64) < 0 {
         return Err(EINVAL);
     }
-    let file = writable_file(fd)?;
+    let file = positioned(fd)?;
+    if !file.writable() {
+        return Err(EBADF);
+    }
     let vectors = read_iovecs(iov, count)?;
-    positioned(&file)?;
     vectored(&vectors, Some(offset), |buf, len, at| {
         write_file(&file, buf, len, at)
     })
@@ -423,25 +440,39 @@ const SEEK_END: u64 = 2;
 const SEEK_DATA: u64 = 3;
 const SEEK_HOLE: u64 = 4;
 
+/// lseek, checked in Linux's order: the descriptor, the whence (`EINVAL` past `SEEK_HOLE`,
+/// whatever the file), then the file's own rules: `ESPIPE` for a stream, the position 0 and
+/// no move for a file that seeks in place (an eventfd), only `SEEK_SET` and `SEEK_CUR` in a
+/// directory; a target that wraps or is negative is `EINVAL`.
 pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
     let file = file(fd)?;
-    if !file.inode().seekable() {
+    let whence = u64::from(whence as u32);
+    if whence > SEEK_HOLE {
+        return Err(EINVAL);
+    }
+    let inode = file.inode();
+    if inode.seeks_in_place() {
+        return Ok(0);
+    }
+    if !inode.seekable() {
         return Err(ESPIPE);
+    }
+    let directory = inode.kind() == FileKind::Directory;
+    if directory && !matches!(whence, SEEK_SET | SEEK_CUR) {
+        return Err(EINVAL);
     }
     let mut position = file.lock_position()?;
     let offset = offset as i64;
-    let size = file.inode().stat().size as i64;
+    let size = inode.stat().size as i64;
     let target = match whence {
-        SEEK_SET => Some(offset),
-        SEEK_CUR => (*position as i64).checked_add(offset),
-        SEEK_END => size.checked_add(offset),
+        SEEK_SET => offset,
+        SEEK_CUR => (*position as i64).wrapping_add(offset),
+        SEEK_END => size.wrapping_add(offset),
         // Files have no holes worth reporting: data runs to the end, a hole starts there.
-        SEEK_DATA if offset < size && offset >= 0 => Some(offset),
-        SEEK_HOLE if offset < size && offset >= 0 => Some(size),
-        SEEK_DATA | SEEK_HOLE => return Err(super::errno::ENXIO),
-        _ => return Err(EINVAL),
+        SEEK_DATA if offset < size && offset >= 0 => offset,
+        SEEK_HOLE if offset < size && offset >= 0 => size,
+        _ => return Err(super::errno::ENXIO),
     };
-    let target = target.ok_or(EOVERFLOW)?;
     if target < 0 {
         return Err(EINVAL);
     }
@@ -450,7 +481,7 @@ pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
 }
 
 pub fn close(fd: u64) -> SysResult {
-    let file = process().files().remove(fd)?;
+    let file = process().files().remove(descriptor(fd))?;
     drop(file);
     Ok(0)
 }
@@ -458,8 +489,9 @@ pub fn close(fd: u64) -> SysResult {
 const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
 const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 
+/// close_range: the bounds and the flags are `unsigned int`s.
 pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
-    let (first, last) = (first as u32, last as u32);
+    let (first, last, flags) = (first as u32, last as u32, u64::from(flags as u32));
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(EINVAL);
     }
@@ -477,12 +509,13 @@ pub fn close_range(first: u64, last: u64, flags: u64) -> SysResult {
 }
 
 pub fn dup(fd: u64) -> SysResult {
+    let file = file(fd)?;
     let files = process().files();
-    let file = files.get(fd)?;
     files.install(file, false, 0)
 }
 
 pub fn dup2(old: u64, new: u64) -> SysResult {
+    let (old, new) = (descriptor(old), descriptor(new));
     let files = process().files();
     let file = files.get(old)?;
     if old == new {
@@ -493,8 +526,10 @@ pub fn dup2(old: u64, new: u64) -> SysResult {
     Ok(new)
 }
 
+/// dup3: `flags` is an `int`, as Linux declares it (its upper half is not looked at).
 pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
-    if flags & !u64::from(O_CLOEXEC) != 0 || old == new {
+    let (old, new, flags) = (descriptor(old), descriptor(new), flags as u32);
+    if flags & !O_CLOEXEC != 0 || old == new {
         return Err(EINVAL);
     }
     let files = process().files();
@@ -504,30 +539,47 @@ pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
     Ok(new)
 }
 
-const F_DUPFD: u64 = 0;
-const F_GETFD: u64 = 1;
-const F_SETFD: u64 = 2;
-const F_GETFL: u64 = 3;
-const F_SETFL: u64 = 4;
-const F_GETLK: u64 = 5;
-const F_SETLK: u64 = 6;
-const F_SETLKW: u64 = 7;
-const F_DUPFD_CLOEXEC: u64 = 1030;
-const F_SETPIPE_SZ: u64 = 1031;
-const F_GETPIPE_SZ: u64 = 1032;
+const F_DUPFD: u32 = 0;
+const F_GETFD: u32 = 1;
+const F_SETFD: u32 = 2;
+const F_GETFL: u32 = 3;
+const F_SETFL: u32 = 4;
+const F_GETLK: u32 = 5;
+const F_SETLK: u32 = 6;
+const F_SETLKW: u32 = 7;
+const F_SETOWN: u32 = 8;
+const F_GETOWN: u32 = 9;
+const F_SETSIG: u32 = 10;
+const F_GETSIG: u32 = 11;
+const F_GETLEASE: u32 = 1025;
+const F_DUPFD_CLOEXEC: u32 = 1030;
+const F_ADD_SEALS: u32 = 1033;
+const F_GET_SEALS: u32 = 1034;
+/// The seals Linux knows (`F_SEAL_SEAL` to `F_SEAL_EXEC`), and the one that forbids more.
+const F_ALL_SEALS: u32 = 0x3f;
+const F_SEAL_SEAL: u64 = 1;
+const F_SETPIPE_SZ: u32 = 1031;
+const F_GETPIPE_SZ: u32 = 1032;
 const FD_CLOEXEC: u64 = 1;
-/// `l_type` of a lock that is not held.
-const F_UNLCK: u16 = 2;
+/// `l_type` values: a read lock, a write lock, no lock.
+const F_RDLCK: i16 = 0;
+const F_WRLCK: i16 = 1;
+const F_UNLCK: i16 = 2;
+/// The highest signal number (`F_SETSIG` takes 0 to this).
+const LAST_SIGNAL: u32 = 64;
 
+/// fcntl: `fd` and `command` are 32-bit (`unsigned int`), the integer arguments an `int`.
 pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
+    let fd = descriptor(fd);
     let files = process().files();
     let file = files.get(fd)?;
-    match command {
-        F_DUPFD | F_DUPFD_CLOEXEC => {
-            let lowest = usize::try_from(argument)
-                .ok()
-                .filter(|&lowest| lowest < MAX_FDS)
-                .ok_or(EINVAL)?;
+    let integer = argument as i32;
+    match command as u32 {
+        command @ (F_DUPFD | F_DUPFD_CLOEXEC) => {
+            let lowest = integer as u32 as usize;
+            if lowest >= MAX_FDS {
+                return Err(EINVAL);
+            }
             files.install(file, command == F_DUPFD_CLOEXEC, lowest)
         }
         F_GETFD => Ok(u64::from(files.close_on_exec(fd)?)),
@@ -537,22 +589,128 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
         }
         F_GETFL => Ok(u64::from(file.flags())),
         F_SETFL => {
+            // O_DIRECT can change only where the file system does direct I/O (Linux's
+            // `direct_IO` check: the memory file systems do, pipes and anonymous files not).
+            let direct_changes = (argument as u32 ^ file.flags()) & O_DIRECT != 0;
+            let direct_io = matches!(
+                file.inode().fs(),
+                crate::fs::FsKind::Tmpfs | crate::fs::FsKind::Devtmpfs
+            );
+            if direct_changes && !direct_io {
+                return Err(EINVAL);
+            }
             file.set_status_flags(argument as u32 & SETFL_MASK);
             Ok(0)
         }
         // Record locks: no other process can hold one (there is no locking between
-        // processes yet), so every lock is granted and none is ever in the way.
+        // processes yet), so every valid lock is granted and none is ever in the way.
         F_GETLK => {
-            crate::arch::uaccess::copy_to_user(argument, &F_UNLCK.to_le_bytes())?;
+            let mut words = read_user::<[u64; 4]>(argument)?;
+            let lock = RecordLock::from_words(&words);
+            if lock.kind != F_RDLCK && lock.kind != F_WRLCK {
+                return Err(EINVAL);
+            }
+            lock.check_range(&file)?;
+            // The struct goes back as it came, but for `l_type`.
+            words[0] = words[0] & !0xffff | F_UNLCK as u64;
+            write_user(argument, &words)?;
             Ok(0)
         }
         F_SETLK | F_SETLKW => {
-            read_user::<[u64; 4]>(argument)?;
+            let lock = RecordLock::from_words(&read_user::<[u64; 4]>(argument)?);
+            lock.check_range(&file)?;
+            match lock.kind {
+                F_RDLCK if !file.readable() => Err(EBADF),
+                F_WRLCK if !file.writable() => Err(EBADF),
+                F_RDLCK | F_WRLCK | F_UNLCK => Ok(0),
+                _ => Err(EINVAL),
+            }
+        }
+        F_GETOWN => Ok(i64::from(file.owner()) as u64),
+        F_SETOWN => {
+            if integer == i32::MIN {
+                return Err(EINVAL);
+            }
+            let id = integer.unsigned_abs();
+            let exists = crate::proc::find_thread(id).is_some() || crate::proc::group_exists(id);
+            if id != 0 && !exists {
+                return Err(super::errno::ESRCH);
+            }
+            file.set_owner(integer);
             Ok(0)
         }
+        F_GETSIG => Ok(u64::from(file.signal())),
+        F_SETSIG => {
+            let signal = u32::try_from(integer)
+                .ok()
+                .filter(|&signal| signal <= LAST_SIGNAL)
+                .ok_or(EINVAL)?;
+            file.set_signal(signal);
+            Ok(0)
+        }
+        // Leases: none is ever taken (F_SETLEASE is refused), so none is held.
+        F_GETLEASE => Ok(F_UNLCK as u64),
+        // Seals: a memory file's (tmpfs, memfd) carry F_SEAL_SEAL, which forbids adding any;
+        // memfds made with MFD_ALLOW_SEALING carry it too here (no seal is enforced).
+        F_ADD_SEALS => {
+            if !file.writable() {
+                return Err(super::errno::EPERM);
+            }
+            if argument as u32 & !F_ALL_SEALS != 0 || !sealable_kind(&file) {
+                return Err(EINVAL);
+            }
+            Err(super::errno::EPERM)
+        }
+        F_GET_SEALS if sealable_kind(&file) => Ok(F_SEAL_SEAL),
         F_GETPIPE_SZ => Ok(pipe_of(&file).ok_or(EBADF)?.capacity()),
         F_SETPIPE_SZ => pipe_of(&file).ok_or(EBADF)?.set_capacity(argument),
         _ => Err(EINVAL),
+    }
+}
+
+/// Whether `file` is one seals apply to: a regular file of a memory file system (Linux's
+/// shmem files).
+fn sealable_kind(file: &File) -> bool {
+    file.inode().kind() == FileKind::Regular && file.inode().fs() == crate::fs::FsKind::Tmpfs
+}
+
+/// The fields of a `struct flock` (x86_64, 32 bytes) that a lock request is checked on.
+struct RecordLock {
+    kind: i16,
+    whence: i16,
+    start: i64,
+    len: i64,
+}
+
+impl RecordLock {
+    /// The struct as four words: `l_type` and `l_whence` in the first, `l_start`, `l_len`.
+    fn from_words(words: &[u64; 4]) -> Self {
+        Self {
+            kind: words[0] as i16,
+            whence: (words[0] >> 16) as i16,
+            start: words[1] as i64,
+            len: words[2] as i64,
+        }
+    }
+
+    /// Linux's checks of the range (`flock_to_posix_lock`): `EINVAL` for an unknown whence or
+    /// a range starting before 0, `EOVERFLOW` for one ending past the largest offset.
+    fn check_range(&self, file: &File) -> Result<(), Errno> {
+        let base = match u64::from(self.whence as u16) {
+            SEEK_SET => 0,
+            SEEK_CUR => *file.lock_position()? as i64,
+            SEEK_END => file.inode().stat().size as i64,
+            _ => return Err(EINVAL),
+        };
+        let start = base.checked_add(self.start).ok_or(EOVERFLOW)?;
+        if start < 0 {
+            return Err(EINVAL);
+        }
+        match self.len {
+            len if len > 0 && len - 1 > i64::MAX - start => Err(EOVERFLOW),
+            len if len < 0 && start + len < 0 => Err(EINVAL),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -561,7 +719,9 @@ const FIONBIO: u64 = 0x5421;
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
 
+/// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them.
 pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
+    let (fd, request) = (descriptor(fd), u64::from(request as u32));
     let files = process().files();
     let file = files.get(fd)?;
     match request {
@@ -601,26 +761,41 @@ fn bytes_to_read(file: &File) -> Result<Option<u64>, Errno> {
 }
 
 /// `sendfile`: copies up to `count` bytes from `in_fd` (at `*offset` when `offset` is not
-/// NULL, which is then advanced, else at its position) to `out_fd`.
+/// NULL, which is then advanced, else at its position) to `out_fd`. Checked in Linux's order:
+/// the offset (`EFAULT`), the input (`EBADF`, `ESPIPE` for a stream given an offset, `EINVAL`
+/// for a count or range past the largest offset), the output (`EBADF`), then `EINVAL` for an
+/// appending output or an input that cannot be spliced from (a pipe, a directory, an
+/// eventfd). The descriptors are `int`s.
 pub fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> SysResult {
+    if offset == 0 {
+        return send_file(out_fd, in_fd, None, count);
+    }
+    // The offset goes back (advanced or not) whatever the copy answered, and a failure
+    // there is the answer (Linux's `put_user` after `do_sendfile`).
+    let mut position = read_user::<i64>(offset)?;
+    let result = send_file(out_fd, in_fd, Some(&mut position), count);
+    write_user(offset, &position)?;
+    result
+}
+
+/// sendfile's copy, with the offset read from the caller (`None`: the input's position).
+fn send_file(out_fd: u64, in_fd: u64, offset: Option<&mut i64>, count: u64) -> SysResult {
+    let given = offset.as_deref().copied();
     let input = readable_file(in_fd)?;
+    if given.is_some() && !input.inode().seekable() {
+        return Err(ESPIPE);
+    }
+    let start = match given {
+        Some(at) => at,
+        None if input.inode().seekable() => *input.lock_position()? as i64,
+        None => 0,
+    };
+    check_range(start, count)?;
     let output = writable_file(out_fd)?;
-    if output.flags() & O_APPEND != 0 {
+    if output.flags() & O_APPEND != 0 || !matches!(input.inode().kind(), FileKind::Regular) {
         return Err(EINVAL);
     }
-    let mut at = match offset {
-        0 => None,
-        pointer => {
-            let value = read_user::<i64>(pointer)?;
-            if value < 0 {
-                return Err(EINVAL);
-            }
-            if !input.inode().seekable() {
-                return Err(ESPIPE);
-            }
-            Some(value as u64)
-        }
-    };
+    let mut at = given.map(|at| at as u64);
     let count = count.min(MAX_RW_COUNT);
     let mut kernel = Vec::new();
     kernel
@@ -653,10 +828,19 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset: u64, count: u64) -> SysResult {
             break;
         }
     }
-    if let (Some(position), true) = (at, offset != 0) {
-        write_user(offset, &position)?;
+    if let (Some(position), Some(offset)) = (at, offset) {
+        *offset = position as i64;
     }
     Ok(done)
+}
+
+/// Linux's `rw_verify_area` on a position and a count: `EINVAL` for a count that is negative
+/// as a signed size, a negative position, or a range that runs past the largest offset.
+fn check_range(position: i64, count: u64) -> Result<(), Errno> {
+    if (count as i64) < 0 || position < 0 || position.checked_add(count as i64).is_none() {
+        return Err(EINVAL);
+    }
+    Ok(())
 }
 
 /// Reads into a kernel buffer at and advancing `file`'s position.
@@ -681,14 +865,42 @@ fn write_kernel(file: &File, buf: &[u8]) -> Result<usize, Errno> {
     Ok(written)
 }
 
-const FALLOC_FL_KEEP_SIZE: u64 = 1;
+const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
+const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
+const FALLOC_FL_UNSHARE_RANGE: u32 = 0x40;
+/// The operations (at most one may be asked for; none is allocation).
+const FALLOC_FL_OPERATIONS: u32 = FALLOC_FL_PUNCH_HOLE
+    | FALLOC_FL_COLLAPSE_RANGE
+    | FALLOC_FL_ZERO_RANGE
+    | FALLOC_FL_INSERT_RANGE
+    | FALLOC_FL_UNSHARE_RANGE;
 
+/// fallocate, checked in Linux 6.12's order (`vfs_fallocate`): the descriptor, the range
+/// (`EINVAL`), the mode (`EOPNOTSUPP` for an unknown bit, two operations, a hole punched
+/// without `FALLOC_FL_KEEP_SIZE`, a range collapsed or inserted with it), the access mode
+/// (`EBADF`), the file's kind (`ESPIPE`, `EISDIR`, `ENODEV`), the end (`EFBIG`); the memory
+/// file systems then allocate (with or without `FALLOC_FL_KEEP_SIZE`) and do no other
+/// operation (`EOPNOTSUPP`). `mode` is an `int`.
 pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
-    let (offset, len) = (offset as i64, len as i64);
+    let file = file(fd)?;
+    let (mode, offset, len) = (mode as u32, offset as i64, len as i64);
     if offset < 0 || len <= 0 {
         return Err(EINVAL);
     }
-    let file = file(fd)?;
+    let keep_size = mode & FALLOC_FL_KEEP_SIZE != 0;
+    let supported = match mode & FALLOC_FL_OPERATIONS {
+        _ if mode & !(FALLOC_FL_OPERATIONS | FALLOC_FL_KEEP_SIZE) != 0 => false,
+        0 | FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_ZERO_RANGE => true,
+        FALLOC_FL_PUNCH_HOLE => keep_size,
+        FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE => !keep_size,
+        _ => false,
+    };
+    if !supported {
+        return Err(super::errno::EOPNOTSUPP);
+    }
     if !file.writable() {
         return Err(EBADF);
     }
@@ -729,25 +941,101 @@ pub fn fadvise64(fd: u64, _offset: u64, len: u64, advice: u64) -> SysResult {
     if file.inode().kind() == FileKind::Fifo {
         return Err(ESPIPE);
     }
-    if advice > POSIX_FADV_LAST || (len as i64) < 0 {
+    // `advice` is an `int`.
+    if u64::from(advice as u32) > POSIX_FADV_LAST || (len as i64) < 0 {
         return Err(EINVAL);
     }
     Ok(0)
 }
 
-/// copy_file_range: checked as Linux checks it (`EBADF` for a descriptor not open for reading
-/// or writing, `EINVAL` for flags), then `EOPNOTSUPP`, which Linux gives where a file system
-/// cannot copy: callers (coreutils' cp) copy with read and write instead.
-pub fn copy_file_range(fd_in: u64, fd_out: u64, flags: u64) -> SysResult {
+/// copy_file_range: copies up to `len` bytes between two regular files of one file system, at
+/// the offsets given (then advanced) or at and advancing the files' positions. Checked in
+/// Linux's order: the descriptors (`EBADF`), the offsets (`EFAULT`), the flags (`EINVAL`),
+/// the kinds (`EISDIR`, `EINVAL`), the access modes (`EBADF`, an appending output too), the
+/// file systems (`EXDEV`), offsets that wrap (`EOVERFLOW`), the length cut at the input's end,
+/// an overlap within one file (`EINVAL`), then both ranges (`EINVAL`).
+pub fn copy_file_range(
+    fd_in: u64,
+    offset_in: u64,
+    fd_out: u64,
+    offset_out: u64,
+    len: u64,
+    flags: u64,
+) -> SysResult {
     let (input, output) = (file(fd_in)?, file(fd_out)?);
-    if !input.readable() || !output.writable() {
-        return Err(EBADF);
-    }
-    if flags != 0 {
+    let given = |pointer: u64| match pointer {
+        0 => Ok(None),
+        pointer => read_user::<i64>(pointer).map(Some),
+    };
+    let (given_in, given_out) = (given(offset_in)?, given(offset_out)?);
+    if flags as u32 != 0 {
         return Err(EINVAL);
     }
-    Err(super::errno::EOPNOTSUPP)
+    let (inode_in, inode_out) = (input.inode(), output.inode());
+    if inode_in.kind() == FileKind::Directory || inode_out.kind() == FileKind::Directory {
+        return Err(EISDIR);
+    }
+    if inode_in.kind() != FileKind::Regular || inode_out.kind() != FileKind::Regular {
+        return Err(EINVAL);
+    }
+    if !input.readable() || !output.writable() || output.flags() & O_APPEND != 0 {
+        return Err(EBADF);
+    }
+    let file_system = |inode: &Arc<dyn crate::fs::Inode>| (inode.fs(), inode.fs_instance());
+    if file_system(inode_in) != file_system(inode_out) {
+        return Err(super::errno::EXDEV);
+    }
+    let position_of = |file: &File, given: Option<i64>| match given {
+        Some(at) => Ok(at),
+        None => file.lock_position().map(|position| *position as i64),
+    };
+    let (pos_in, pos_out) = (
+        position_of(&input, given_in)?,
+        position_of(&output, given_out)?,
+    );
+    let wraps = |position: i64| (position as u64).checked_add(len).is_none();
+    if wraps(pos_in) || wraps(pos_out) {
+        return Err(EOVERFLOW);
+    }
+    let size_in = inode_in.stat().size;
+    let count = len.min(size_in.saturating_sub(pos_in as u64));
+    let same = Arc::ptr_eq(inode_in, inode_out);
+    let overlaps =
+        pos_out as u64 + count > pos_in as u64 && (pos_out as u64) < pos_in as u64 + count;
+    if same && overlaps {
+        return Err(EINVAL);
+    }
+    check_range(pos_in, count)?;
+    check_range(pos_out, count)?;
+    let count = count.min(MAX_RW_COUNT);
+    let mut kernel = vec![0u8; (count as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(CHUNK);
+        let moved = inode_in
+            .read_at(&input, pos_in as u64 + done, &mut kernel[..want])
+            .and_then(|read| inode_out.write_at(&output, pos_out as u64 + done, &kernel[..read]));
+        match moved {
+            Ok(0) => break,
+            Ok(written) => done += written as u64,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    if done > 0 {
+        for (file, pointer, start) in [(&input, offset_in, pos_in), (&output, offset_out, pos_out)]
+        {
+            let end = start as u64 + done;
+            if pointer == 0 {
+                *file.lock_position()? = end;
+            } else {
+                write_user(pointer, &end)?;
+            }
+        }
+    }
+    Ok(done)
 }
+
 /// `vhangup`: hangs up the caller's controlling terminal, if it has one (every caller has the
 /// privilege: all are root).
 pub fn vhangup() -> SysResult {

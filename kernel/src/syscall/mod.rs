@@ -246,7 +246,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         319 => files::memfd_create(a[0], a[1]),
         322 => process::execveat(a[0], a[1], a[2], a[3], a[4]),
         325 => with_mm(|mm| crate::mm::mmap::mlock(mm, a[0], a[1], a[2])),
-        326 => io::copy_file_range(a[0], a[2], a[5]),
+        326 => io::copy_file_range(a[0], a[1], a[2], a[3], a[4], a[5]),
         332 => files::statx(a[0], a[1], a[2], a[3], a[4]),
         334 => crate::proc::rseq::rseq(a[0], a[1], a[2], a[3]),
         434 => pidfd::pidfd_open(a[0], a[1]),

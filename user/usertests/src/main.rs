@@ -18,6 +18,7 @@ extern crate alloc;
 
 mod childsig;
 mod devproc;
+mod fdargs;
 mod fds;
 mod filemap;
 mod files;
@@ -353,6 +354,10 @@ const FDS: &[Test] = urt::tests![
     fds::execve_closes_cloexec_descriptors,
     fds::execve_runs_scripts_through_their_interpreter,
     fds::execve_relative_paths_and_directory_descriptors,
+    fdargs::descriptors_and_int_flags_are_32_bit,
+    fdargs::descriptor_calls_check_in_linux_order,
+    fdargs::fcntl_signal_owner_lease_seals_and_locks,
+    fdargs::fd_xattrs_by_namespace_and_kind,
 ];
 
 /// Pipes and waiting on them (`pipes`).

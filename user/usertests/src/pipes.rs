@@ -77,6 +77,9 @@ pub fn pipe_without_reader_epipe_and_sigpipe() -> TestResult {
     let mut saved = Saved::new();
     saved.dispose(SIGPIPE, SIG_IGN)?;
     check_err!(sys::write(w.0, c"x".as_ptr() as usize, 1), Errno::EPIPE);
+    // No reader is found before the buffer is read; a write of nothing is nothing.
+    check_err!(sys::write(w.0, 0, 16), Errno::EPIPE);
+    check_eq!(check_ok!(sys::write(w.0, 0, 0)), 0);
     // With the default action, the write kills the writer.
     let mut child = check_ok!(Child::fork(|| {
         let _ = urt::signal::set_disposition(SIGPIPE, SIG_DFL);

@@ -1,0 +1,298 @@
+//! The calls on a descriptor as Linux 6.12 checks their arguments: descriptors and `int` flags
+//! are 32-bit (the register's upper half is not part of them), and each call's errors come in
+//! Linux's order (which of a bad descriptor, a bad offset, a bad buffer or a file that cannot
+//! do it is answered first); fcntl's signal, owner, lease, seal and lock commands; the extended
+//! attribute calls on a descriptor, by namespace and kind of file.
+
+use urt::ktap::TestResult;
+use urt::sys::{self, Errno};
+use urt::{check_eq, check_err, check_ok};
+
+use crate::util::{Fd, Scratch, pipe};
+
+/// A descriptor number with bits above the low 32 that Linux never looks at.
+const HIGH: usize = 1 << 32;
+/// A descriptor that is open nowhere.
+const CLOSED: usize = 9999;
+const ENODATA: Errno = Errno(61);
+const EXDEV: Errno = Errno(18);
+const F_SETOWN: usize = 8;
+const F_GETOWN: usize = 9;
+const F_SETSIG: usize = 10;
+const F_GETSIG: usize = 11;
+const F_GETLEASE: usize = 1025;
+const F_ADD_SEALS: usize = 1033;
+const F_GET_SEALS: usize = 1034;
+const F_GETLK: usize = 5;
+const F_SETLK: usize = 6;
+const F_RDLCK: u16 = 0;
+const F_WRLCK: u16 = 1;
+const F_UNLCK: u16 = 2;
+const SEEK_END: usize = 2;
+const MFD_ALLOW_SEALING: usize = 2;
+const MFD_HUGETLB: usize = 4;
+const MFD_NOEXEC_SEAL: usize = 8;
+const MFD_EXEC: usize = 0x10;
+const XATTR_REPLACE: usize = 2;
+const COPY_FILE_RANGE: usize = 326;
+const FSETXATTR: usize = 190;
+const FGETXATTR: usize = 193;
+const FREMOVEXATTR: usize = 199;
+
+/// A file `name` in `s` holding `data`, open read-write, and open again read-only.
+fn file_twice(s: &Scratch, name: &str, data: &[u8]) -> Result<(Fd, Fd), Errno> {
+    let path = s.file(name, data)?;
+    let rw = Fd::open(&path, sys::O_RDWR | sys::O_CLOEXEC, 0)?;
+    let ro = Fd::open(&path, sys::O_RDONLY | sys::O_CLOEXEC, 0)?;
+    Ok((rw, ro))
+}
+
+pub fn descriptors_and_int_flags_are_32_bit() -> TestResult {
+    let s = check_ok!(Scratch::new("fdargs32"));
+    let (file, _ro) = check_ok!(file_twice(&s, "f", b"abc"));
+    let wide = file.0 | HIGH;
+    let mut st = sys::Stat::default();
+    check_ok!(sys::fstat(wide, &mut st as *mut sys::Stat as usize));
+    check_eq!(check_ok!(sys::lseek(wide, 1, sys::SEEK_SET)), 1);
+    let mut buf = [0u8; 2];
+    check_eq!(
+        check_ok!(sys::pread64(wide, buf.as_mut_ptr() as usize, 2, 0)),
+        2
+    );
+    check_ok!(sys::fchmod(wide, 0o644));
+    check_ok!(sys::fdatasync(wide));
+    check_ok!(sys::fcntl(wide, sys::F_GETFL, 0));
+    let copy = Fd(check_ok!(sys::dup(wide)));
+    let target = Fd(41);
+    check_eq!(check_ok!(sys::dup2(wide, target.0 | HIGH)), target.0);
+    // dup3's flags are an int: high bits alone are no flag at all.
+    check_eq!(check_ok!(sys::dup3(wide, target.0, 1 << 40)), target.0);
+    check_eq!(check_ok!(target.fd_flags()), 0);
+    check_ok!(sys::close(copy.0 | HIGH));
+    core::mem::forget(copy);
+    check_err!(sys::close(CLOSED | HIGH), Errno::EBADF);
+    check_ok!(sys::close_range(CLOSED, CLOSED, 1 << 40));
+    // memfd_create's flags are an unsigned int; 6.12 knows MFD_EXEC, MFD_NOEXEC_SEAL and
+    // MFD_HUGETLB (with a page size in the top bits), not MFD_EXEC with MFD_NOEXEC_SEAL.
+    let name = c"fdargs".as_ptr() as usize;
+    for flags in [
+        1 << 63,
+        MFD_EXEC | MFD_ALLOW_SEALING,
+        MFD_NOEXEC_SEAL,
+        MFD_HUGETLB | MFD_EXEC,
+        MFD_HUGETLB | 21 << 26,
+    ] {
+        drop(Fd(check_ok!(sys::memfd_create(name, flags))));
+    }
+    check_err!(sys::memfd_create(name, 21 << 26), Errno::EINVAL);
+    check_err!(
+        sys::memfd_create(name, MFD_EXEC | MFD_NOEXEC_SEAL),
+        Errno::EINVAL
+    );
+    check_err!(sys::memfd_create(0, MFD_EXEC), Errno::EFAULT);
+    drop(Fd(check_ok!(sys::eventfd2(0, sys::EFD_NONBLOCK | 1 << 40))));
+    Ok(())
+}
+
+pub fn descriptor_calls_check_in_linux_order() -> TestResult {
+    let s = check_ok!(Scratch::new("fdorder"));
+    let (file, ro) = check_ok!(file_twice(&s, "f", b"0123456789"));
+    let (read_end, write_end) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    let event = Fd(check_ok!(sys::eventfd2(0, sys::EFD_NONBLOCK)));
+    let dir = check_ok!(Fd::open(&s.path(""), sys::O_RDONLY | sys::O_DIRECTORY, 0));
+    let buf = [0u8; 16].as_ptr() as usize;
+    // pread64/pwrite64: a stream is ESPIPE before its access mode is looked at.
+    check_err!(sys::pwrite64(read_end.0, buf, 1, 0), Errno::ESPIPE);
+    check_err!(sys::pread64(write_end.0, buf, 1, 0), Errno::ESPIPE);
+    check_err!(sys::pwrite64(ro.0, buf, 1, 0), Errno::EBADF);
+    // ftruncate: a negative length before the descriptor.
+    check_err!(sys::ftruncate(CLOSED, usize::MAX), Errno::EINVAL);
+    // fallocate: the descriptor, the range, the mode, the access mode, the kind of file.
+    check_err!(sys::fallocate(CLOSED, 0, usize::MAX, 1), Errno::EBADF);
+    check_err!(sys::fallocate(ro.0, 0x80, 0, 1), Errno::EOPNOTSUPP);
+    // 6.12: one operation at most, punching keeps the size, collapsing and inserting change it.
+    for mode in [0x23, 0x28, 0x09, 0x02] {
+        check_err!(sys::fallocate(ro.0, mode, 0, 1), Errno::EOPNOTSUPP);
+    }
+    check_err!(sys::fallocate(ro.0, 0x08, 0, 1), Errno::EBADF);
+    check_err!(sys::fallocate(ro.0, 0, 0, 1), Errno::EBADF);
+    check_err!(sys::fallocate(event.0, 0, 0, 1), Errno::ENODEV);
+    check_err!(sys::fallocate(write_end.0, 0, 0, 1), Errno::ESPIPE);
+    // lseek: the whence before the kind of file; an eventfd stays at 0; a directory has no
+    // end to seek from; a target that wraps is EINVAL.
+    check_err!(sys::lseek(read_end.0, 0, 5), Errno::EINVAL);
+    check_err!(sys::lseek(read_end.0, 0, sys::SEEK_SET), Errno::ESPIPE);
+    check_eq!(check_ok!(sys::lseek(event.0, 100, SEEK_END)), 0);
+    check_err!(sys::lseek(dir.0, 0, SEEK_END), Errno::EINVAL);
+    check_eq!(check_ok!(sys::lseek(file.0, 1, sys::SEEK_SET)), 1);
+    check_err!(
+        sys::lseek(file.0, i64::MAX as usize, sys::SEEK_CUR),
+        Errno::EINVAL
+    );
+    // An eventfd takes exactly 8 bytes, checked before the buffer.
+    check_err!(sys::write(event.0, 0, 7), Errno::EINVAL);
+    // sendfile: the offset pointer first, a stream given an offset, a count that is negative
+    // as a signed size, then the output; a pipe cannot be spliced from.
+    check_err!(sys::sendfile(CLOSED, CLOSED, 8, 1), Errno::EFAULT);
+    let offset = 0i64;
+    let at = &offset as *const i64 as usize;
+    check_err!(sys::sendfile(CLOSED, read_end.0, at, 1), Errno::ESPIPE);
+    check_err!(sys::sendfile(CLOSED, file.0, at, 1 << 63), Errno::EINVAL);
+    check_err!(sys::sendfile(CLOSED, file.0, at, 1), Errno::EBADF);
+    check_err!(sys::sendfile(file.0, read_end.0, 0, 1), Errno::EINVAL);
+    // The offset is written back whatever the copy answered: into read-only memory, EFAULT.
+    let read_only = c"x".as_ptr() as usize;
+    check_err!(sys::sendfile(CLOSED, CLOSED, read_only, 1), Errno::EFAULT);
+    // O_DIRECT changes only where the file system does direct I/O.
+    let flags = check_ok!(sys::fcntl(event.0, sys::F_GETFL, 0));
+    check_err!(
+        sys::fcntl(event.0, sys::F_SETFL, flags | sys::O_DIRECT),
+        Errno::EINVAL
+    );
+    // copy_file_range: copies within one file system, refuses overlap in one file.
+    let (other, _) = check_ok!(file_twice(&s, "g", b""));
+    let mut from = 2i64;
+    let copy = |from: &mut i64, len| {
+        // SAFETY: copy_file_range reads and writes the i64 `from` points to; the other
+        // arguments are plain values or NULL.
+        unsafe {
+            sys::syscall6(
+                COPY_FILE_RANGE,
+                file.0,
+                from as *mut i64 as usize,
+                other.0,
+                0,
+                len,
+                0,
+            )
+        }
+    };
+    check_eq!(sys::decode(copy(&mut from, 5)), Ok(5));
+    check_eq!(from, 7);
+    check_eq!(check_ok!(other.read_at(0, 16)), b"23456".to_vec());
+    // SAFETY: as above, with NULL offsets.
+    let overlap = unsafe { sys::syscall6(COPY_FILE_RANGE, file.0, 0, file.0, 0, 4, 0) };
+    check_eq!(sys::decode(overlap), Err(Errno::EINVAL));
+    let memfd = Fd(check_ok!(sys::memfd_create(c"m".as_ptr() as usize, 0)));
+    // SAFETY: as above.
+    let across = unsafe { sys::syscall6(COPY_FILE_RANGE, file.0, 0, memfd.0, 0, 4, 0) };
+    check_eq!(sys::decode(across), Err(EXDEV));
+    // fchmod of a pipe or an eventfd is allowed to root.
+    check_ok!(sys::fchmod(read_end.0, 0o600));
+    check_ok!(sys::fchmod(event.0, 0o600));
+    Ok(())
+}
+
+/// A `struct flock` with `l_type`, `l_whence`, `l_start` and `l_len`.
+fn flock(kind: u16, whence: u16, start: i64, len: i64) -> [u64; 4] {
+    [
+        u64::from(kind) | u64::from(whence) << 16,
+        start as u64,
+        len as u64,
+        0,
+    ]
+}
+
+pub fn fcntl_signal_owner_lease_seals_and_locks() -> TestResult {
+    let s = check_ok!(Scratch::new("fdfcntl"));
+    let (file, ro) = check_ok!(file_twice(&s, "f", b"abc"));
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GETSIG, 0)), 0);
+    check_ok!(sys::fcntl(file.0, F_SETSIG, 10));
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GETSIG, 0)), 10);
+    check_err!(sys::fcntl(file.0, F_SETSIG, 65), Errno::EINVAL);
+    check_err!(sys::fcntl(file.0, F_SETSIG, usize::MAX), Errno::EINVAL);
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GETOWN, 0)), 0);
+    let pid = sys::getpid();
+    check_ok!(sys::fcntl(file.0, F_SETOWN, pid));
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GETOWN, 0)), pid);
+    check_err!(sys::fcntl(file.0, F_SETOWN, 0x8000_0000), Errno::EINVAL);
+    check_eq!(
+        check_ok!(sys::fcntl(file.0, F_GETLEASE, 0)),
+        usize::from(F_UNLCK)
+    );
+    // Seals: a read-only description may add none; a tmpfs file carries F_SEAL_SEAL.
+    check_err!(sys::fcntl(ro.0, F_ADD_SEALS, 1), Errno::EPERM);
+    check_err!(sys::fcntl(file.0, F_ADD_SEALS, 0x40), Errno::EINVAL);
+    check_err!(sys::fcntl(file.0, F_ADD_SEALS, 1), Errno::EPERM);
+    check_eq!(check_ok!(sys::fcntl(file.0, F_GET_SEALS, 0)), 1);
+    let (read_end, _write_end) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    check_err!(sys::fcntl(read_end.0, F_GET_SEALS, 0), Errno::EINVAL);
+    // Locks: the whence, a range before 0, the type, then the access mode it needs.
+    let set = |fd: usize, lock: [u64; 4]| sys::fcntl(fd, F_SETLK, lock.as_ptr() as usize);
+    check_err!(set(file.0, flock(F_WRLCK, 3, 0, 0)), Errno::EINVAL);
+    check_err!(set(file.0, flock(F_WRLCK, 0, -1, 0)), Errno::EINVAL);
+    check_err!(set(file.0, flock(F_WRLCK, 0, 4, -5)), Errno::EINVAL);
+    check_err!(
+        set(file.0, flock(F_WRLCK, 0, 2, i64::MAX)),
+        Errno::EOVERFLOW
+    );
+    check_err!(set(file.0, flock(7, 0, 0, 0)), Errno::EINVAL);
+    check_err!(set(ro.0, flock(F_WRLCK, 0, 0, 0)), Errno::EBADF);
+    check_ok!(set(ro.0, flock(F_RDLCK, 0, 0, 0)));
+    check_err!(sys::fcntl(file.0, F_SETLK, 8), Errno::EFAULT);
+    let mut query = flock(F_WRLCK, 0, 5, 3);
+    check_ok!(sys::fcntl(file.0, F_GETLK, query.as_mut_ptr() as usize));
+    check_eq!(query, flock(F_UNLCK, 0, 5, 3));
+    let mut bad = flock(F_UNLCK, 0, 0, 0);
+    check_err!(
+        sys::fcntl(file.0, F_GETLK, bad.as_mut_ptr() as usize),
+        Errno::EINVAL
+    );
+    Ok(())
+}
+
+fn fgetxattr(fd: usize, name: &core::ffi::CStr) -> sys::SysResult {
+    let mut value = [0u8; 16];
+    // SAFETY: fgetxattr writes at most 16 bytes to `value`.
+    sys::decode(unsafe {
+        sys::syscall4(
+            FGETXATTR,
+            fd,
+            name.as_ptr() as usize,
+            value.as_mut_ptr() as usize,
+            16,
+        )
+    })
+}
+
+fn fsetxattr(fd: usize, name: usize, size: usize, flags: usize) -> sys::SysResult {
+    let value = [b'v'; 4];
+    // SAFETY: fsetxattr reads `size` bytes of `value` (the sizes given past 4 are refused
+    // before any byte is read).
+    sys::decode(unsafe { sys::syscall5(FSETXATTR, fd, name, value.as_ptr() as usize, size, flags) })
+}
+
+fn fremovexattr(fd: usize, name: &core::ffi::CStr) -> sys::SysResult {
+    // SAFETY: fremovexattr only reads the name.
+    sys::decode(unsafe { sys::syscall2(FREMOVEXATTR, fd, name.as_ptr() as usize) })
+}
+
+pub fn fd_xattrs_by_namespace_and_kind() -> TestResult {
+    let s = check_ok!(Scratch::new("fdxattr"));
+    let (file, _ro) = check_ok!(file_twice(&s, "f", b""));
+    let (read_end, _write_end) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    let event = Fd(check_ok!(sys::eventfd2(0, sys::EFD_NONBLOCK)));
+    let user = c"user.fdargs";
+    // The descriptor comes before the name.
+    check_err!(fgetxattr(CLOSED, c""), Errno::EBADF);
+    check_err!(fgetxattr(file.0, c""), Errno::ERANGE);
+    check_err!(fgetxattr(file.0, user), ENODATA);
+    check_err!(fgetxattr(file.0, c"trusted.fdargs"), ENODATA);
+    check_err!(fgetxattr(file.0, c"bogus"), Errno::EOPNOTSUPP);
+    check_err!(fremovexattr(file.0, user), ENODATA);
+    // user. attributes only on regular files and directories; pipes and eventfds keep none.
+    check_err!(fgetxattr(read_end.0, user), ENODATA);
+    check_err!(fremovexattr(read_end.0, user), Errno::EPERM);
+    check_err!(fgetxattr(read_end.0, c"trusted.fdargs"), Errno::EOPNOTSUPP);
+    check_err!(fgetxattr(event.0, user), ENODATA);
+    check_err!(fgetxattr(event.0, c"security.fdargs"), Errno::EOPNOTSUPP);
+    // fsetxattr: the flags, the name, the size, the value, then the file.
+    let name = user.as_ptr() as usize;
+    check_err!(fsetxattr(CLOSED, 0, 1, 4), Errno::EBADF);
+    check_err!(fsetxattr(file.0, 0, 1, 4), Errno::EINVAL);
+    check_err!(fsetxattr(file.0, 0, 1, 1 << 40), Errno::EFAULT);
+    check_err!(fsetxattr(file.0, name, 65537, 0), Errno::E2BIG);
+    check_err!(fsetxattr(read_end.0, name, 1, 0), Errno::EPERM);
+    check_err!(fsetxattr(file.0, name, 1, XATTR_REPLACE), ENODATA);
+    Ok(())
+}
