@@ -128,7 +128,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         93 => files::fchown(a[0], a[1], a[2]),
         94 => files::fchownat(AT_FDCWD, a[0], a[1], a[2], files::AT_SYMLINK_NOFOLLOW),
         95 => files::umask(a[0]),
-        96 => time::gettimeofday(a[0]),
+        96 => time::gettimeofday(a[0], a[1]),
         97 => info::getrlimit(a[0], a[1]),
         // `who` is an int: the register's upper half is not part of it.
         98 => info::getrusage(a[0] as i32, a[1]),
