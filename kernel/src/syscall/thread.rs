@@ -122,10 +122,15 @@ const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
+const ARCH_GET_CPUID: u64 = 0x1011;
+const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
+/// The user register state the kernel keeps (FXSAVE's): x87 and SSE, as an XSAVE feature mask.
+const USER_XFEATURES: u64 = 0b11;
 
 pub fn arch_prctl(code: u64, address: u64) -> SysResult {
     let user = sched::current().user.as_ref().expect("a user thread");
-    match code {
+    // `int option`.
+    match code as u32 as u64 {
         ARCH_SET_FS => {
             if !is_canonical_user(address) {
                 return Err(super::errno::EPERM);
@@ -143,6 +148,12 @@ pub fn arch_prctl(code: u64, address: u64) -> SysResult {
             Ok(0)
         }
         ARCH_SET_GS => Err(super::errno::EPERM),
+        // The CPUID instruction works (it is never made to fault).
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_GET_XCOMP_SUPP => {
+            write_user(address, &USER_XFEATURES)?;
+            Ok(0)
+        }
         _ => Err(EINVAL),
     }
 }
@@ -293,18 +304,14 @@ pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     Ok(0)
 }
 
-/// The thread an affinity call names: `pid` (a `pid_t`) 0 is the caller, else a thread of
-/// the caller's process; any other is ESRCH.
+/// The thread an affinity call names: `pid` (a `pid_t`) 0 is the caller, else any thread
+/// (every caller is root: it may change any); a negative or unknown one is ESRCH.
 fn affinity_target(pid: u64) -> Result<Arc<Task>, super::errno::Errno> {
-    let pid = pid as u32;
-    if pid == 0 {
-        return Ok(sched::current_arc());
+    match pid as i32 {
+        0 => Ok(sched::current_arc()),
+        ..0 => Err(ESRCH),
+        pid => crate::proc::find_thread(pid as u32).ok_or(ESRCH),
     }
-    process()
-        .threads()
-        .into_iter()
-        .find(|t| t.tid == pid)
-        .ok_or(ESRCH)
 }
 
 /// `getcpu(cpu, node)`: where the caller runs now.
