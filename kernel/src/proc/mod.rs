@@ -634,7 +634,7 @@ pub(crate) fn clear_child_tid(user: &sched::task::UserThread) {
         return;
     }
     if crate::arch::uaccess::write_user(address, &0u32).is_ok() {
-        futex::wake(&user.mm, address, 1);
+        futex::wake(&user.mm, address, 1, futex::BITSET_MATCH_ANY);
     }
 }
 

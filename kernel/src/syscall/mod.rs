@@ -98,7 +98,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         40 => io::sendfile(a[0], a[1], a[2], a[3]),
         41 => ipc::socket(a[0], a[1], a[2]),
         // socketpair: no address family is built in, as in a Linux kernel without Unix sockets.
-        53 => Err(errno::EAFNOSUPPORT),
+        53 => ipc::socketpair(a[0], a[1], a[2], a[3]),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         57 => process::fork(frame),
         58 => process::vfork(frame),
@@ -177,7 +177,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // set_thread_area, get_thread_area: for 32-bit code; Linux answers 64-bit callers
         // ENOSYS (glibc's pthread code asks), and so does this kernel, without a log line.
         205 | 211 => Err(ENOSYS),
-        202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
+        202 => thread::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
         188 => files::setxattr(FileTarget::Path(Follow::Yes), a[0], a[1]),

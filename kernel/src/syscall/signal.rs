@@ -274,7 +274,8 @@ pub fn restart_syscall() -> SysResult {
             addr,
             value,
             deadline,
-        }) => super::thread::futex_wait(addr, value, Some(deadline)),
+            bitset,
+        }) => super::thread::futex_wait(addr, value, Some(deadline), bitset),
         Some(Restart::Poll {
             fds,
             count,

@@ -1,5 +1,9 @@
-//! Clocks and sleeping. CLOCK_MONOTONIC counts from boot (TSC); CLOCK_REALTIME adds the wall
-//! time read from the CMOS real-time clock at boot.
+//! Clocks and sleeping. CLOCK_MONOTONIC counts from boot (TSC), as do its raw and coarse forms
+//! and CLOCK_BOOTTIME (nothing suspends); CLOCK_REALTIME adds the wall time read from the CMOS
+//! real-time clock at boot, as do its coarse and alarm forms and CLOCK_TAI (no leap seconds are
+//! known: TAI reads as Linux's does before anyone sets its offset). The CPU-time clocks count
+//! scheduler ticks, of the caller or, by the ids that encode one, of any process or of a thread
+//! of the caller's. There are no clock devices (the ids of descriptors).
 
 use super::errno::{
     EFAULT, EINVAL, EOPNOTSUPP, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, Errno, SysResult,
@@ -10,13 +14,11 @@ use core::sync::atomic::Ordering::Relaxed;
 use crate::time::now_ns;
 
 pub const CLOCK_REALTIME: u64 = 0;
-pub const CLOCK_MONOTONIC: u64 = 1;
 pub const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
 pub const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
 pub const CLOCK_MONOTONIC_RAW: u64 = 4;
 pub const CLOCK_REALTIME_COARSE: u64 = 5;
 pub const CLOCK_MONOTONIC_COARSE: u64 = 6;
-pub const CLOCK_BOOTTIME: u64 = 7;
 pub const CLOCK_REALTIME_ALARM: u64 = 8;
 pub const CLOCK_BOOTTIME_ALARM: u64 = 9;
 pub const CLOCK_TAI: u64 = 11;
@@ -76,7 +78,7 @@ const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 /// and which time: profiling, virtual or scheduled) and the clocks of an open clock device
 /// (low bits 3).
 #[derive(Clone, Copy)]
-enum Clock {
+pub enum Clock {
     Fixed(u64),
     CpuTime { pid: u32, thread: bool },
     Device,
@@ -88,7 +90,7 @@ const CPU_CLOCK_DEVICE: i32 = 3;
 
 impl Clock {
     /// The clock `id` names; `EINVAL` for none.
-    fn decode(id: u64) -> Result<Self, Errno> {
+    pub fn decode(id: u64) -> Result<Self, Errno> {
         let id = id as i32;
         if id >= 0 {
             return match id as u64 {

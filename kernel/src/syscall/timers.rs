@@ -4,10 +4,8 @@
 
 use super::errno::{EINVAL, EOPNOTSUPP, Errno, SysResult};
 use super::time::{
-    CLOCK_BOOTTIME, CLOCK_BOOTTIME_ALARM, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE,
-    CLOCK_MONOTONIC_RAW, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_ALARM,
-    CLOCK_REALTIME_COARSE, CLOCK_TAI, CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME, timespec,
-    timespec_ns, timeval,
+    CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME_COARSE,
+    CLOCK_THREAD_CPUTIME_ID, Clock, TIMER_ABSTIME, timespec, timespec_ns, timeval,
 };
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::timers::{Notify, SIGALRM, Setting};
@@ -115,25 +113,22 @@ const SIGEV_THREAD_ID: u32 = 4;
 const SIGEVENT_BYTES: usize = 64;
 
 /// `timer_create(clock, sigevent, timer_id)`, checked in Linux's order: the sigevent is read
-/// (EFAULT) before the clock is looked at.
+/// (EFAULT) before the clock is looked at (EINVAL, EOPNOTSUPP for the clocks Linux arms no
+/// timer on), then the sigevent is checked (EINVAL).
 pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
     let event = if event == 0 {
         None
     } else {
         Some(read_user::<[u64; SIGEVENT_BYTES / 8]>(event)?)
     };
-    let clock = clock as i32 as u64;
-    match clock {
-        CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_REALTIME_ALARM
-        | CLOCK_BOOTTIME_ALARM | CLOCK_TAI => {}
-        // Clocks Linux has but cannot arm timers on (and, here, the CPU-time clocks).
-        CLOCK_MONOTONIC_RAW
-        | CLOCK_REALTIME_COARSE
-        | CLOCK_MONOTONIC_COARSE
-        | CLOCK_PROCESS_CPUTIME_ID
-        | CLOCK_THREAD_CPUTIME_ID => return Err(EOPNOTSUPP),
-        _ => return Err(EINVAL),
-    }
+    let clock = super::time::Clock::decode(clock)?;
+    let clock = match clock {
+        Clock::Fixed(CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE)
+        | Clock::Device => return Err(EOPNOTSUPP),
+        Clock::Fixed(CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)
+        | Clock::CpuTime { .. } => None,
+        Clock::Fixed(clock) => Some(clock),
+    };
     let process = super::thread::process();
     // struct sigevent: sigev_value (8 bytes), sigev_signo, sigev_notify, then the thread id.
     let (notify, value) = if let Some([value, signo_notify, thread, ..]) = event {
@@ -160,6 +155,8 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
     } else {
         (Notify::Process { signo: SIGALRM }, None)
     };
+    // Linux arms timers on CPU time too; here no timer counts CPU time.
+    let clock = clock.ok_or(EOPNOTSUPP)?;
     let created = process.timers.lock().create(process, clock, notify, value);
     let id = created.ok_or(super::errno::EAGAIN)?;
     // Written with no lock held (the copy may fault); a bad pointer leaves no timer behind.
