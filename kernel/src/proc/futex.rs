@@ -14,6 +14,12 @@
 //! waiter drops the lock, faults it in with an ordinary read, and starts over. Operations on
 //! two words (requeue, wake-op) take both buckets' locks, the lower index first. A waiter's
 //! address changes only under the lock of the bucket it leaves.
+//!
+//! Priority-inheritance futexes hold their owner's thread id (and a waiters bit) in the word:
+//! lock and unlock change it with an atomic compare-and-exchange under the bucket lock, and a
+//! thread that finds the lock taken sleeps on the word like a waiter. No priority is lent
+//! (the scheduler has no priorities to lend); an unlock leaves the word free and wakes one
+//! waiter, which takes it (setting the waiters bit again while others remain).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -24,7 +30,9 @@ use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task, timer};
 use crate::sync::IrqSpinLock;
 use crate::sync::spinlock::IrqSpinLockGuard;
-use crate::syscall::errno::{EAGAIN, EFAULT, EINTR, ENOSYS, ETIMEDOUT, Errno};
+use crate::syscall::errno::{
+    EAGAIN, EDEADLK, EFAULT, EINTR, EINVAL, ENOSYS, EPERM, ESRCH, ETIMEDOUT, Errno,
+};
 use crate::time::now_ns;
 
 /// What a sleeping thread and its entry in a bucket share.
@@ -366,8 +374,7 @@ pub fn wake_op(
             Ok(old) => old,
             Err(EFAULT) => {
                 drop((one, other));
-                // Faults the page in for writing (or learns that it cannot be written).
-                uaccess::cmpxchg_user_u32(second, 0, 0)?;
+                fault_in_writable(second)?;
                 continue;
             }
             Err(error) => return Err(error),
@@ -389,4 +396,129 @@ pub fn wake_op(
     };
     wake_all(chosen);
     Ok(woken)
+}
+
+/// The owner's thread id in a priority-inheritance futex word, and its two flags.
+pub const PI_OWNER_MASK: u32 = 0x3fff_ffff;
+pub const PI_OWNER_DIED: u32 = 0x4000_0000;
+pub const PI_WAITERS: u32 = 0x8000_0000;
+
+/// What one attempt at a priority-inheritance lock found.
+pub enum PiAttempt {
+    Taken,
+    /// Another thread holds it; the word now reads this (waiters bit set).
+    Held(u32),
+}
+
+/// Faults the page of the word at `addr` in for writing, or learns that it cannot be written.
+fn fault_in_writable(addr: u64) -> Result<(), Errno> {
+    uaccess::cmpxchg_user_u32(addr, 0, 0).map(drop)
+}
+
+/// One attempt of thread `tid` at the priority-inheritance lock at `addr`, as Linux's: EDEADLK
+/// if it holds it; a free word (owner 0) becomes `tid` (keeping the owner-died bit, with the
+/// waiters bit if others wait); a held one gets the waiters bit, and then ESRCH if `is_thread`
+/// says its owner does not exist.
+pub fn pi_try_lock(
+    mm: &Mm,
+    addr: u64,
+    tid: u32,
+    is_thread: impl Fn(u32) -> bool,
+) -> Result<PiAttempt, Errno> {
+    let id = mm.id();
+    loop {
+        let waiters = bucket(id, addr).lock();
+        let Ok(value) = uaccess::read_user_nofault::<u32>(addr) else {
+            drop(waiters);
+            fault_in_writable(addr)?;
+            continue;
+        };
+        let owner = value & PI_OWNER_MASK;
+        if owner == tid {
+            return Err(EDEADLK);
+        }
+        let new = if owner == 0 {
+            let others = waiters.iter().any(|w| w.is_on(id, addr));
+            (value & PI_OWNER_DIED) | tid | if others { PI_WAITERS } else { 0 }
+        } else {
+            value | PI_WAITERS
+        };
+        match uaccess::cmpxchg_user_u32_nofault(addr, value, new) {
+            Ok(seen) if seen == value => {}
+            Ok(_) => continue,
+            Err(_) => {
+                drop(waiters);
+                fault_in_writable(addr)?;
+                continue;
+            }
+        }
+        drop(waiters);
+        if owner == 0 {
+            return Ok(PiAttempt::Taken);
+        }
+        if !is_thread(owner) {
+            return Err(ESRCH);
+        }
+        return Ok(PiAttempt::Held(new));
+    }
+}
+
+/// Thread `tid` gives back the priority-inheritance lock at `addr`: the word becomes 0 and one
+/// waiter wakes to take it. EPERM if `tid` does not hold it; EAGAIN if the word changed under
+/// the exchange (user space sorts that out, as on Linux).
+pub fn pi_unlock(mm: &Mm, addr: u64, tid: u32) -> Result<(), Errno> {
+    let id = mm.id();
+    let mut chosen = Vec::new();
+    loop {
+        let mut waiters = bucket(id, addr).lock();
+        let Ok(value) = uaccess::read_user_nofault::<u32>(addr) else {
+            drop(waiters);
+            fault_in_writable(addr)?;
+            continue;
+        };
+        if value & PI_OWNER_MASK != tid {
+            return Err(EPERM);
+        }
+        match uaccess::cmpxchg_user_u32_nofault(addr, value, 0) {
+            Ok(seen) if seen == value => {}
+            Ok(_) => return Err(EAGAIN),
+            Err(_) => {
+                drop(waiters);
+                fault_in_writable(addr)?;
+                continue;
+            }
+        }
+        take_waiters(&mut waiters, id, addr, 1, BITSET_MATCH_ANY, &mut chosen);
+        break;
+    }
+    wake_all(chosen);
+    Ok(())
+}
+
+/// FUTEX_CMP_REQUEUE_PI, where no thread ever waits to be requeued (this kernel has no
+/// FUTEX_WAIT_REQUEUE_PI): if the word at `from` holds `expected` (else EAGAIN) and the word
+/// at `to` can be read, 0 moved; a plain waiter on `from` is EINVAL, as on Linux.
+pub fn requeue_pi(mm: &Mm, from: u64, to: u64, expected: u32) -> Result<u32, Errno> {
+    let id = mm.id();
+    loop {
+        let (source, target) = lock_two(id, from, to);
+        match uaccess::read_user_nofault::<u32>(from) {
+            Ok(value) if value != expected => return Err(EAGAIN),
+            Ok(_) => {}
+            Err(_) => {
+                drop((source, target));
+                uaccess::read_user::<u32>(from)?;
+                continue;
+            }
+        }
+        if uaccess::read_user_nofault::<u32>(to).is_err() {
+            drop((source, target));
+            fault_in_writable(to)?;
+            continue;
+        }
+        if source.iter().any(|w| w.is_on(id, from)) {
+            return Err(EINVAL);
+        }
+        return Ok(0);
+    }
 }

@@ -200,9 +200,12 @@ const FUTEX_REQUEUE: u32 = 3;
 const FUTEX_CMP_REQUEUE: u32 = 4;
 const FUTEX_WAKE_OP: u32 = 5;
 const FUTEX_LOCK_PI: u32 = 6;
+const FUTEX_UNLOCK_PI: u32 = 7;
+const FUTEX_TRYLOCK_PI: u32 = 8;
 const FUTEX_WAIT_BITSET: u32 = 9;
 const FUTEX_WAKE_BITSET: u32 = 10;
 const FUTEX_WAIT_REQUEUE_PI: u32 = 11;
+const FUTEX_CMP_REQUEUE_PI: u32 = 12;
 const FUTEX_LOCK_PI2: u32 = 13;
 const FUTEX_PRIVATE_FLAG: u32 = 128;
 const FUTEX_CLOCK_REALTIME: u32 = 256;
@@ -234,11 +237,12 @@ fn wake_count(count: u64) -> u32 {
 }
 
 /// `futex(addr, op, value, timeout, addr2, value3)`: WAIT and WAKE (and their BITSET forms),
-/// REQUEUE, CMP_REQUEUE and WAKE_OP, private or shared; checked in Linux's order: the timeout
-/// of the operations that take one (EFAULT, EINVAL), `FUTEX_CLOCK_REALTIME` where it does not
-/// belong (ENOSYS), then the operation's own checks. The priority-inheritance operations are
-/// not implemented (ENOSYS). For REQUEUE, CMP_REQUEUE and WAKE_OP the `timeout` argument is a
-/// second count.
+/// REQUEUE, CMP_REQUEUE and WAKE_OP, the priority-inheritance locks (LOCK_PI, LOCK_PI2,
+/// TRYLOCK_PI, UNLOCK_PI, and CMP_REQUEUE_PI, which finds no one to requeue: there is no
+/// WAIT_REQUEUE_PI, ENOSYS), private or shared; checked in Linux's order: the timeout of the
+/// operations that take one (EFAULT, EINVAL), `FUTEX_CLOCK_REALTIME` where it does not belong
+/// (ENOSYS), then the operation's own checks. For REQUEUE, CMP_REQUEUE and WAKE_OP the
+/// `timeout` argument is a second count.
 pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, addr2: u64, value3: u64) -> SysResult {
     // `int op`, `u32 val`, `u32 val3`.
     let op = op as u32;
@@ -318,7 +322,52 @@ pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, addr2: u64, value3: u
             let woken = futex::wake_op(mm, addr, addr2, count, second_count, &op)?;
             Ok(u64::from(woken))
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            futex_key(addr, shared, true)?;
+            futex_lock_pi(addr, deadline, command == FUTEX_TRYLOCK_PI)
+        }
+        FUTEX_UNLOCK_PI => {
+            // Linux reads the word and checks the owner before it looks at the key.
+            let word = crate::arch::uaccess::read_user::<u32>(addr)?;
+            let tid = sched::current().tid;
+            if word & futex::PI_OWNER_MASK != tid {
+                return Err(super::errno::EPERM);
+            }
+            futex_key(addr, shared, true)?;
+            futex::pi_unlock(mm, addr, tid)?;
+            Ok(0)
+        }
+        FUTEX_CMP_REQUEUE_PI => {
+            let (wake, moved) = (value as i32, count2 as u32 as i32);
+            if wake < 0 || moved < 0 || addr == addr2 || wake != 1 {
+                return Err(EINVAL);
+            }
+            futex_key(addr, shared, false)?;
+            futex_key(addr2, shared, true)?;
+            Ok(u64::from(futex::requeue_pi(mm, addr, addr2, value3)?))
+        }
         _ => Err(ENOSYS),
+    }
+}
+
+/// FUTEX_LOCK_PI, LOCK_PI2 and (`try_only`) TRYLOCK_PI: takes the lock at `addr`, sleeping
+/// while another thread holds it, until `deadline` (ETIMEDOUT); TRYLOCK_PI does not sleep
+/// (EAGAIN). A signal interrupts the sleep and the call starts again, as on Linux.
+fn futex_lock_pi(addr: u64, deadline: Option<u64>, try_only: bool) -> SysResult {
+    let tid = sched::current().tid;
+    let is_thread = |owner: u32| crate::proc::find_thread(owner).is_some();
+    loop {
+        match futex::pi_try_lock(mm(), addr, tid, is_thread)? {
+            futex::PiAttempt::Taken => return Ok(0),
+            futex::PiAttempt::Held(_) if try_only => return Err(super::errno::EAGAIN),
+            futex::PiAttempt::Held(seen) => {
+                match futex::wait(mm(), addr, seen, deadline, futex::BITSET_MATCH_ANY) {
+                    Ok(()) | Err(super::errno::EAGAIN) => {}
+                    Err(EINTR) => return Err(super::errno::ERESTARTNOINTR),
+                    Err(error) => return Err(error),
+                }
+            }
+        }
     }
 }
 

@@ -173,6 +173,7 @@ const TESTS: &[Test] = urt::tests![
     proccalls::arch_prctl_queries_and_int_flags,
     proccalls::sched_ext_range_and_other_affinity,
     proccalls::futex_requeue_wake_op_bitset,
+    proccalls::futex_priority_inheritance_locks,
     // signals
     signals::handler_gets_siginfo,
     signals::handler_entry_registers_and_alignment,

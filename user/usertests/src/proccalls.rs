@@ -424,3 +424,84 @@ pub fn futex_requeue_wake_op_bitset() -> TestResult {
     check_ok!(waiter.join());
     Ok(())
 }
+
+const FUTEX_LOCK_PI: usize = 6;
+const FUTEX_UNLOCK_PI: usize = 7;
+const FUTEX_TRYLOCK_PI: usize = 8;
+const FUTEX_CMP_REQUEUE_PI: usize = 12;
+const FUTEX_LOCK_PI2: usize = 13;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const EDEADLK: Errno = Errno(35);
+
+/// The priority-inheritance futex locks: the owner's id in the word, EDEADLK for the owner,
+/// EPERM for an unlock by another, ESRCH for an owner that does not exist, a timed lock that
+/// times out and one that sleeps until the owner unlocks.
+pub fn futex_priority_inheritance_locks() -> TestResult {
+    let word = AtomicU32::new(0);
+    let other = AtomicU32::new(0);
+    let zero = [0i64; 2];
+    let past = &raw const zero as usize;
+    check_err!(
+        futex(&word, FUTEX_LOCK_PI | FUTEX_CLOCK_REALTIME, 0, past, 0, 0),
+        Errno::ENOSYS
+    );
+    check_ok!(futex(&word, FUTEX_TRYLOCK_PI, 0, 0, 0, 0));
+    check_eq!(word.load(Ordering::Relaxed) as usize, sys::gettid());
+    check_err!(futex(&word, FUTEX_LOCK_PI, 0, past, 0, 0), EDEADLK);
+    check_ok!(futex(&word, FUTEX_UNLOCK_PI, 0, 0, 0, 0));
+    check_eq!(word.load(Ordering::Relaxed), 0);
+    check_err!(futex(&word, FUTEX_UNLOCK_PI, 0, 0, 0, 0), Errno::EPERM);
+    word.store(0x3fff_0000, Ordering::Relaxed);
+    check_err!(futex(&word, FUTEX_TRYLOCK_PI, 0, 0, 0, 0), Errno::ESRCH);
+    check_eq!(word.load(Ordering::Relaxed), 0x3fff_0000 | FUTEX_WAITERS);
+    let other_addr = other.as_ptr() as usize;
+    check_eq!(
+        check_ok!(futex(
+            &word,
+            FUTEX_CMP_REQUEUE_PI,
+            1,
+            0,
+            other_addr,
+            0xbfff_0000
+        )),
+        0
+    );
+    check_err!(
+        futex(&word, FUTEX_CMP_REQUEUE_PI, 2, 0, other_addr, 0xbfff_0000),
+        Errno::EINVAL
+    );
+    check_err!(
+        futex(&word, FUTEX_CMP_REQUEUE_PI, 1, 0, word.as_ptr() as usize, 0),
+        Errno::EINVAL
+    );
+    check_err!(
+        futex(&word, FUTEX_CMP_REQUEUE_PI, 1, 0, other_addr, 0),
+        Errno::EAGAIN
+    );
+    // Held here: another thread cannot try it, times out, then sleeps until it is given back.
+    static LOCK: AtomicU32 = AtomicU32::new(0);
+    static TRIED: AtomicU32 = AtomicU32::new(0);
+    check_ok!(futex(&LOCK, FUTEX_TRYLOCK_PI, 0, 0, 0, 0));
+    let contender = urt::thread::spawn(|| {
+        let zero = [0i64; 2];
+        let tried = futex(&LOCK, FUTEX_TRYLOCK_PI, 0, 0, 0, 0);
+        let timed = futex(&LOCK, FUTEX_LOCK_PI2, 0, &raw const zero as usize, 0, 0);
+        TRIED.store(1, Ordering::Release);
+        let locked = futex(&LOCK, FUTEX_LOCK_PI2, 0, 0, 0, 0);
+        let unlocked = futex(&LOCK, FUTEX_UNLOCK_PI, 0, 0, 0, 0);
+        (tried, timed, locked, unlocked)
+    });
+    while TRIED.load(Ordering::Acquire) == 0 {
+        sys::sleep_ns(1_000_000);
+    }
+    sys::sleep_ns(10_000_000);
+    let unlocked = futex(&LOCK, FUTEX_UNLOCK_PI, 0, 0, 0, 0);
+    let (tried, timed, locked, given_back) = contender.join();
+    check_ok!(unlocked);
+    check_err!(tried, Errno::EAGAIN);
+    check_err!(timed, Errno::ETIMEDOUT);
+    check_ok!(locked);
+    check_ok!(given_back);
+    check_eq!(LOCK.load(Ordering::Relaxed), 0);
+    Ok(())
+}
