@@ -251,7 +251,8 @@ pub fn nanosleep(request: u64, remaining: u64) -> SysResult {
 
 /// `clock_nanosleep(clock, flags, request, remaining)`, checked in Linux's order: the clock
 /// (EINVAL), whether it can sleep (EOPNOTSUPP: the thread CPU-time clock and clock devices
-/// cannot), the request (EFAULT, EINVAL). Only `TIMER_ABSTIME` of `flags` counts.
+/// cannot), the request (EFAULT, EINVAL), the flags of the alarm clocks (EINVAL). Only
+/// `TIMER_ABSTIME` of `flags` counts.
 pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> SysResult {
     let decoded = Clock::decode(clock)?;
     if matches!(
@@ -264,6 +265,14 @@ pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> 
         return Err(EOPNOTSUPP);
     }
     let ns = read_timespec(request)?;
+    // The alarm clocks alone refuse unknown flags.
+    if matches!(
+        decoded,
+        Clock::Fixed(CLOCK_REALTIME_ALARM | CLOCK_BOOTTIME_ALARM)
+    ) && flags as u32 as u64 & !TIMER_ABSTIME != 0
+    {
+        return Err(EINVAL);
+    }
     let absolute = flags as u32 as u64 & TIMER_ABSTIME != 0;
     if let Clock::CpuTime { pid, thread } = decoded {
         // A thread cannot wait for its own CPU time to pass.

@@ -84,7 +84,8 @@ pub fn clocks_linux_has() -> TestResult {
 }
 
 /// `clock_nanosleep` checks the clock (EINVAL), whether it can sleep (EOPNOTSUPP) and only
-/// then reads the request (EFAULT); a zero sleep on the process CPU-time clock returns.
+/// then reads the request (EFAULT); a zero sleep on the process CPU-time clock returns; only
+/// the alarm clocks refuse unknown flags.
 pub fn clock_nanosleep_checks_clock_first() -> TestResult {
     let zero = [0i64; 2];
     let request = &raw const zero as usize;
@@ -111,6 +112,11 @@ pub fn clock_nanosleep_checks_clock_first() -> TestResult {
         &[CLOCK_PROCESS_CPUTIME_ID, 0, request, 0]
     ));
     check_ok!(call(NANOSLEEP_CLOCK, &[CLOCK_TAI, 1, request, 0]));
+    check_ok!(call(NANOSLEEP_CLOCK, &[CLOCK_TAI, 2, request, 0]));
+    check_err!(
+        call(NANOSLEEP_CLOCK, &[CLOCK_REALTIME_ALARM, 2, request, 0]),
+        Errno::EINVAL
+    );
     Ok(())
 }
 
