@@ -5,12 +5,12 @@
 //! scheduler ticks, of the caller or, by the ids that encode one, of any process or of a thread
 //! of the caller's. There are no clock devices (the ids of descriptors).
 
+use core::sync::atomic::Ordering::Relaxed;
+
 use super::errno::{
     EFAULT, EINVAL, EOPNOTSUPP, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, Errno, SysResult,
 };
 use crate::arch::uaccess::{read_user, write_user};
-use core::sync::atomic::Ordering::Relaxed;
-
 use crate::time::now_ns;
 
 pub const CLOCK_REALTIME: u64 = 0;
@@ -84,6 +84,9 @@ pub enum Clock {
     Device,
 }
 
+/// The low three bits of a negative clock id: the thread bit and the two bits of which time
+/// (3, no time, marks a clock device instead, or nothing with the thread bit).
+const CPU_CLOCK_LOW_BITS: i32 = 7;
 const CPU_CLOCK_THREAD: i32 = 4;
 const CPU_CLOCK_WHICH_MASK: i32 = 3;
 const CPU_CLOCK_DEVICE: i32 = 3;
@@ -98,7 +101,7 @@ impl Clock {
                 _ => Err(EINVAL),
             };
         }
-        if id & 7 == CPU_CLOCK_DEVICE {
+        if id & CPU_CLOCK_LOW_BITS == CPU_CLOCK_DEVICE {
             return Ok(Self::Device);
         }
         if id & CPU_CLOCK_WHICH_MASK == CPU_CLOCK_WHICH_MASK {
@@ -250,17 +253,20 @@ pub fn nanosleep(request: u64, remaining: u64) -> SysResult {
 }
 
 /// `clock_nanosleep(clock, flags, request, remaining)`, checked in Linux's order: the clock
-/// (EINVAL), whether it can sleep (EOPNOTSUPP: the thread CPU-time clock and clock devices
-/// cannot), the request (EFAULT, EINVAL), the flags of the alarm clocks (EINVAL). Only
+/// (EINVAL), whether it can sleep (EOPNOTSUPP: the thread CPU-time clock, the raw and coarse
+/// clocks and clock devices cannot), the request (EFAULT, EINVAL), the flags of the alarm clocks (EINVAL). Only
 /// `TIMER_ABSTIME` of `flags` counts.
 pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> SysResult {
     let decoded = Clock::decode(clock)?;
     if matches!(
         decoded,
-        Clock::Fixed(CLOCK_THREAD_CPUTIME_ID) | Clock::Device
-    ) || matches!(
-        decoded,
-        Clock::Fixed(CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE)
+        Clock::Device
+            | Clock::Fixed(
+                CLOCK_THREAD_CPUTIME_ID
+                    | CLOCK_MONOTONIC_RAW
+                    | CLOCK_REALTIME_COARSE
+                    | CLOCK_MONOTONIC_COARSE
+            )
     ) {
         return Err(EOPNOTSUPP);
     }
@@ -305,7 +311,8 @@ pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> 
 
 /// A sleep until CPU-time clock `clock` reaches `ns` (`absolute`) or has run `ns` more: the
 /// clock is looked at every scheduler tick. Interrupted by a signal, a relative sleep writes
-/// the CPU time left to `remaining` (unless 0); both start again if no handler runs.
+/// the CPU time left to `remaining` (unless 0); both start again if no handler runs (a relative
+/// one from its full length: Linux would go on with what is left).
 fn cpu_time_sleep(clock: Clock, ns: u64, absolute: bool, remaining: u64) -> SysResult {
     let start = clock.now()?;
     let target = if absolute {
