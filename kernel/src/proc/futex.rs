@@ -19,7 +19,9 @@
 //! lock and unlock change it with an atomic compare-and-exchange under the bucket lock, and a
 //! thread that finds the lock taken sleeps on the word like a waiter. No priority is lent
 //! (the scheduler has no priorities to lend); an unlock leaves the word free and wakes one
-//! waiter, which takes it (setting the waiters bit again while others remain).
+//! waiter, which takes it (setting the waiters bit again while others remain). An owner that
+//! ends without unlocking leaves its waiters asleep until their timeout (Linux marks such a
+//! lock's owner dead and hands it on).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
