@@ -51,6 +51,12 @@ pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
         "no timer counts CPU time here: CPU-time clocks take no timer (after Linux's checks)",
     ),
     (
+        "setitimer",
+        "-EINVAL",
+        "*",
+        "ITIMER_VIRTUAL and ITIMER_PROF cannot be armed (EINVAL): no timer counts CPU time here",
+    ),
+    (
         "getpriority",
         "*",
         "-ESRCH",

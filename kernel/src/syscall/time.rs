@@ -80,7 +80,13 @@ const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 #[derive(Clone, Copy)]
 pub enum Clock {
     Fixed(u64),
-    CpuTime { pid: u32, thread: bool },
+    /// `time_known` is false for the fourth kind of time, which names none: Linux takes the
+    /// id and refuses it only where it looks for the process or thread (EINVAL).
+    CpuTime {
+        pid: u32,
+        thread: bool,
+        time_known: bool,
+    },
     Device,
 }
 
@@ -92,7 +98,7 @@ const CPU_CLOCK_WHICH_MASK: i32 = 3;
 const CPU_CLOCK_DEVICE: i32 = 3;
 
 impl Clock {
-    /// The clock `id` names; `EINVAL` for none.
+    /// The clock `id` names; `EINVAL` for none of the fixed ones.
     pub fn decode(id: u64) -> Result<Self, Errno> {
         let id = id as i32;
         if id >= 0 {
@@ -104,19 +110,21 @@ impl Clock {
         if id & CPU_CLOCK_LOW_BITS == CPU_CLOCK_DEVICE {
             return Ok(Self::Device);
         }
-        if id & CPU_CLOCK_WHICH_MASK == CPU_CLOCK_WHICH_MASK {
-            return Err(EINVAL);
-        }
         Ok(Self::CpuTime {
             pid: !(id >> 3) as u32,
             thread: id & CPU_CLOCK_THREAD != 0,
+            time_known: id & CPU_CLOCK_WHICH_MASK != CPU_CLOCK_WHICH_MASK,
         })
     }
 
     /// The clock's time now, in ns. A CPU-time clock's process or thread must exist (a
     /// process clock may name any thread: its process is meant); there are no clock devices.
-    fn now(self) -> Result<u64, Errno> {
+    pub fn now(self) -> Result<u64, Errno> {
         match self {
+            Self::CpuTime {
+                time_known: false, ..
+            }
+            | Self::Device => Err(EINVAL),
             Self::Fixed(CLOCK_PROCESS_CPUTIME_ID) => {
                 Ok(process_cpu_time_ns(super::thread::process()))
             }
@@ -127,17 +135,17 @@ impl Clock {
                 CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI,
             ) => Ok(now_ns() + crate::time::realtime_offset_ns()),
             Self::Fixed(_) => Ok(now_ns()),
-            Self::CpuTime { pid, thread: true } => {
-                Ok(ticks_ns(own_thread(pid)?.ticks.load(Relaxed)))
-            }
+            Self::CpuTime {
+                pid, thread: true, ..
+            } => Ok(ticks_ns(own_thread(pid)?.ticks.load(Relaxed))),
             Self::CpuTime {
                 pid: 0,
                 thread: false,
+                ..
             } => Self::Fixed(CLOCK_PROCESS_CPUTIME_ID).now(),
-            Self::CpuTime { pid, thread: false } => {
-                Ok(process_cpu_time_ns(&crate::proc::find(pid).ok_or(EINVAL)?))
-            }
-            Self::Device => Err(EINVAL),
+            Self::CpuTime {
+                pid, thread: false, ..
+            } => Ok(process_cpu_time_ns(&crate::proc::find(pid).ok_or(EINVAL)?)),
         }
     }
 
@@ -145,16 +153,23 @@ impl Clock {
     /// one of its other threads), as Linux checks.
     fn resolution(self) -> Result<u64, Errno> {
         match self {
+            Self::CpuTime {
+                time_known: false, ..
+            }
+            | Self::Device => Err(EINVAL),
             Self::Fixed(CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE) => Ok(COARSE_RESOLUTION_NS),
             Self::Fixed(_) => Ok(1),
-            Self::CpuTime { pid, thread: true } => own_thread(pid).map(|_| 1),
-            Self::CpuTime { pid, thread: false } => {
+            Self::CpuTime {
+                pid, thread: true, ..
+            } => own_thread(pid).map(|_| 1),
+            Self::CpuTime {
+                pid, thread: false, ..
+            } => {
                 if pid != 0 && crate::proc::find(pid).is_none_or(|p| p.pid != pid) {
                     return Err(EINVAL);
                 }
                 Ok(1)
             }
-            Self::Device => Err(EINVAL),
         }
     }
 }
@@ -280,7 +295,7 @@ pub fn clock_nanosleep(clock: u64, flags: u64, request: u64, remaining: u64) -> 
         return Err(EINVAL);
     }
     let absolute = flags as u32 as u64 & TIMER_ABSTIME != 0;
-    if let Clock::CpuTime { pid, thread } = decoded {
+    if let Clock::CpuTime { pid, thread, .. } = decoded {
         // A thread cannot wait for its own CPU time to pass.
         if thread && (pid == 0 || pid == crate::sched::current().tid) {
             return Err(EINVAL);

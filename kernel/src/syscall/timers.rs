@@ -2,7 +2,7 @@
 //! (`timer_create`, `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`),
 //! over `proc::timers`.
 
-use super::errno::{EINVAL, EOPNOTSUPP, Errno, SysResult};
+use super::errno::{EAGAIN, EINVAL, EOPNOTSUPP, Errno, SysResult};
 use super::time::{
     CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME_COARSE,
     CLOCK_THREAD_CPUTIME_ID, Clock, TIMER_ABSTIME, timespec, timespec_ns, timeval,
@@ -114,22 +114,23 @@ const SIGEVENT_BYTES: usize = 64;
 
 /// `timer_create(clock, sigevent, timer_id)`, checked in Linux's order: the sigevent is read
 /// (EFAULT) before the clock is looked at (EINVAL, EOPNOTSUPP for the clocks Linux arms no
-/// timer on), then the sigevent is checked (EINVAL).
+/// timer on); then an id is taken (consumed even if the call fails from here on, as Linux's),
+/// the sigevent is checked (EINVAL) and the id written (EFAULT) before the CPU-time clocks are
+/// looked at.
 pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
     let event = if event == 0 {
         None
     } else {
         Some(read_user::<[u64; SIGEVENT_BYTES / 8]>(event)?)
     };
-    let clock = super::time::Clock::decode(clock)?;
-    let clock = match clock {
-        Clock::Fixed(CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE)
-        | Clock::Device => return Err(EOPNOTSUPP),
-        Clock::Fixed(CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)
-        | Clock::CpuTime { .. } => None,
-        Clock::Fixed(clock) => Some(clock),
-    };
+    let clock = Clock::decode(clock)?;
+    if let Clock::Device
+    | Clock::Fixed(CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE) = clock
+    {
+        return Err(EOPNOTSUPP);
+    }
     let process = super::thread::process();
+    let id = process.timers.lock().take_id().ok_or(EAGAIN)?;
     // struct sigevent: sigev_value (8 bytes), sigev_signo, sigev_notify, then the thread id.
     let (notify, value) = if let Some([value, signo_notify, thread, ..]) = event {
         let (signo, how) = (signo_notify as u32, (signo_notify >> 32) as u32);
@@ -155,15 +156,24 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
     } else {
         (Notify::Process { signo: SIGALRM }, None)
     };
-    // Linux arms timers on CPU time too; here no timer counts CPU time.
-    let clock = clock.ok_or(EOPNOTSUPP)?;
-    let created = process.timers.lock().create(process, clock, notify, value);
-    let id = created.ok_or(super::errno::EAGAIN)?;
-    // Written with no lock held (the copy may fault); a bad pointer leaves no timer behind.
-    if let Err(error) = write_user(id_out, &id) {
-        process.timers.lock().delete(id);
-        return Err(error);
-    }
+    write_user(id_out, &id)?;
+    let clock = match clock {
+        Clock::Fixed(clock @ (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)) => {
+            Clock::Fixed(clock).now()?;
+            // Linux arms timers on CPU time too; here no timer counts CPU time.
+            return Err(EOPNOTSUPP);
+        }
+        Clock::Fixed(clock) => clock,
+        cpu_time => {
+            // A clock of no process or thread is EINVAL, as Linux finds at this point.
+            cpu_time.now()?;
+            return Err(EOPNOTSUPP);
+        }
+    };
+    process
+        .timers
+        .lock()
+        .create(process, id, clock, notify, value);
     Ok(0)
 }
 

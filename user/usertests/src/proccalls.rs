@@ -92,6 +92,14 @@ pub fn clock_nanosleep_checks_clock_first() -> TestResult {
     let bad = unmapped_addr();
     check_err!(call(NANOSLEEP_CLOCK, &[99, 0, bad, 0]), Errno::EINVAL);
     check_err!(
+        call(NANOSLEEP_CLOCK, &[0xffff_ffff, 0, bad, 0]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(NANOSLEEP_CLOCK, &[0xffff_ffff, 0, request, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
         call(NANOSLEEP_CLOCK, &[CLOCK_THREAD_CPUTIME_ID, 0, bad, 0]),
         Errno::EOPNOTSUPP
     );
@@ -147,6 +155,25 @@ pub fn timer_checks_in_linux_order() -> TestResult {
     let result = call(TIMER_SETTIME, &[timer, 0, 0, 0]);
     check_ok!(call(TIMER_DELETE, &[timer]));
     check_err!(result, Errno::EINVAL);
+    // Ids count up, a deleted one is not given again.
+    check_ok!(call(TIMER_CREATE, &[CLOCK_TAI, 0, id_out]));
+    let first = id;
+    check_ok!(call(TIMER_DELETE, &[first as usize]));
+    check_ok!(call(TIMER_CREATE, &[CLOCK_TAI, 0, id_out]));
+    check_ok!(call(TIMER_DELETE, &[id as usize]));
+    check_eq!(id, first + 1);
+    // Clock -1 (a thread CPU-time clock of no kind of time) is refused only after the id is
+    // written.
+    let none = [0u64, 1 << 32, 0, 0, 0, 0, 0, 0];
+    let no_signal = &raw const none as usize;
+    check_err!(
+        call(TIMER_CREATE, &[0xffff_ffff, no_signal, KERNEL_ADDR]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(TIMER_CREATE, &[0xffff_ffff, no_signal, id_out]),
+        Errno::EINVAL
+    );
     check_err!(call(SETITIMER, &[3, unmapped_addr(), 0]), Errno::EFAULT);
     let zero = [0i64; 4];
     check_err!(
