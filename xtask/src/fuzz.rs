@@ -51,6 +51,18 @@ pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
         "no timer counts CPU time here: CPU-time clocks take no timer (after Linux's checks)",
     ),
     (
+        "timer_delete",
+        "-EINVAL",
+        "0",
+        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
+    ),
+    (
+        "timer_getoverrun",
+        "-EINVAL",
+        "0",
+        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
+    ),
+    (
         "setitimer",
         "-EINVAL",
         "*",
