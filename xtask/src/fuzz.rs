@@ -29,7 +29,60 @@ use crate::user::{self, Program};
 
 /// Divergences from Linux kept on purpose: (call, our answer, Linux's answer, reason). An
 /// answer `*` matches any.
-pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[];
+pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
+    (
+        "socket",
+        "-E97",
+        "*",
+        "no address family is implemented (EAFNOSUPPORT after Linux's generic checks); Linux's \
+         families answer for themselves",
+    ),
+    (
+        "socketpair",
+        "-E97",
+        "*",
+        "no address family is implemented (EAFNOSUPPORT after Linux's generic checks and the \
+         descriptors' copy); Linux's families answer for themselves",
+    ),
+    (
+        "timer_create",
+        "-EOPNOTSUPP",
+        "0",
+        "no timer counts CPU time here: CPU-time clocks take no timer (after Linux's checks)",
+    ),
+    (
+        "timer_delete",
+        "-EINVAL",
+        "0",
+        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
+    ),
+    (
+        "timer_getoverrun",
+        "-EINVAL",
+        "0",
+        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
+    ),
+    (
+        "setitimer",
+        "-EINVAL",
+        "*",
+        "ITIMER_VIRTUAL and ITIMER_PROF cannot be armed (EINVAL): no timer counts CPU time here",
+    ),
+    (
+        "getpriority",
+        "*",
+        "-ESRCH",
+        "process group 1: this kernel's init leads group and session 1, Linux's stays in \
+         group 0 until it calls setsid",
+    ),
+    (
+        "setpriority",
+        "0",
+        "-ESRCH",
+        "process group 1: this kernel's init leads group and session 1, Linux's stays in \
+         group 0 until it calls setsid",
+    ),
+];
 
 /// What `cargo xtask fuzz` was asked for.
 pub struct Request {

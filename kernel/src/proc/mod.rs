@@ -108,6 +108,9 @@ pub struct Process {
     fs_context: Arc<FsContext>,
     /// `PR_SET_NO_NEW_PRIVS`: set once, for good; fork passes it on, `execve` keeps it.
     pub no_new_privs: AtomicBool,
+    /// `PR_SET_CHILD_SUBREAPER`: the orphans among its descendants come to it rather than to
+    /// the reaper at the top of the tree; a fork's child is not one.
+    pub child_subreaper: AtomicBool,
     /// The capability sets (copied by fork, root's again after `execve`).
     pub capabilities: spin::Mutex<creds::Capabilities>,
     /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
@@ -250,6 +253,7 @@ impl Process {
             no_new_privs: AtomicBool::new(
                 parent.is_some_and(|p| p.no_new_privs.load(Ordering::Relaxed)),
             ),
+            child_subreaper: AtomicBool::new(false),
             capabilities: spin::Mutex::new(
                 parent.map_or(creds::Capabilities::ROOT, |p| *p.capabilities.lock()),
             ),
@@ -630,7 +634,7 @@ pub(crate) fn clear_child_tid(user: &sched::task::UserThread) {
         return;
     }
     if crate::arch::uaccess::write_user(address, &0u32).is_ok() {
-        futex::wake(&user.mm, address, 1);
+        futex::wake(&user.mm, address, 1, futex::BITSET_MATCH_ANY);
     }
 }
 
@@ -688,6 +692,7 @@ fn finish_process(process: &Arc<Process>, mm: &Mm) {
                 core::mem::take(&mut family.children),
             )
         };
+        let reaper = parent.as_ref().and_then(nearest_subreaper).or(reaper);
         adopt(&mut processes, children, reaper.as_ref());
         let policy = parent.as_ref().map(|p| p.signals.child_policy());
         // No zombie when nobody will collect it: no parent, or one whose SIGCHLD action says
@@ -765,6 +770,21 @@ pub(crate) fn job_control_changed(process: &Process, event: signal::JobEvent) {
         let _ = signal::send_signal_to_process(&parent, signal::SIGCHLD, info);
     }
     parent.child_events.wake_all();
+}
+
+/// The closest of `ancestor` and its ancestors that is a live child subreaper
+/// (`PR_SET_CHILD_SUBREAPER`), if any.
+fn nearest_subreaper(ancestor: &Arc<Process>) -> Option<Arc<Process>> {
+    let mut candidate = Some(ancestor.clone());
+    while let Some(process) = candidate {
+        let family = process.family.lock();
+        if !family.zombie && process.child_subreaper.load(Ordering::Relaxed) {
+            drop(family);
+            return Some(process);
+        }
+        candidate = family.parent.clone().and_then(|p| p.upgrade());
+    }
+    None
 }
 
 /// Gives `children` (of an ending process) to `reaper`, or to the kernel, which collects the

@@ -243,6 +243,10 @@ pub struct Timers {
     real: Option<Arc<IntervalTimer>>,
     /// The POSIX timers, each with its id.
     posix: Vec<Arc<IntervalTimer>>,
+    /// The id the next POSIX timer is offered, as Linux counts: up by one at each creation
+    /// that got past the clock's checks (failed ones too), never reusing a deleted timer's
+    /// id until the count wraps.
+    next_id: i32,
 }
 
 /// POSIX timers a process may have at once (Linux's bound is `RLIMIT_SIGPENDING`).
@@ -264,24 +268,34 @@ impl Timers {
             .clone()
     }
 
-    /// A new POSIX timer of `process` on `clock` that notifies `notify`, with `sigev_value`
-    /// `value` (`None`: its own id); returns its id, the lowest free one. `None` when the
-    /// process has too many.
-    pub fn create(
-        &mut self,
-        process: &Arc<Process>,
-        clock: u64,
-        notify: Notify,
-        value: Option<u64>,
-    ) -> Option<i32> {
+    /// Takes the next POSIX timer id (skipping ids in use); `None` when the process has as
+    /// many timers as it may.
+    pub fn take_id(&mut self) -> Option<i32> {
         if self.posix.len() >= MAX_POSIX_TIMERS {
             return None;
         }
-        let id = (0..).find(|id| self.posix.iter().all(|t| t.id != Some(*id)))?;
+        loop {
+            let id = self.next_id;
+            self.next_id = id.wrapping_add(1) & i32::MAX;
+            if self.posix.iter().all(|t| t.id != Some(id)) {
+                return Some(id);
+            }
+        }
+    }
+
+    /// A new POSIX timer of `process` with id `id` (from [`Self::take_id`]) on `clock` that
+    /// notifies `notify`, with `sigev_value` `value` (its id when `None`, as Linux).
+    pub fn create(
+        &mut self,
+        process: &Arc<Process>,
+        id: i32,
+        clock: u64,
+        notify: Notify,
+        value: Option<u64>,
+    ) {
         let value = value.unwrap_or(id as u32 as u64);
         self.posix
             .push(IntervalTimer::new(process, notify, Some(id), value, clock));
-        Some(id)
     }
 
     /// The POSIX timer `id`.

@@ -33,6 +33,7 @@ pub const ESPIPE: Errno = Errno(29);
 pub const EPIPE: Errno = Errno(32);
 pub const EMLINK: Errno = Errno(31);
 pub const ERANGE: Errno = Errno(34);
+pub const EDEADLK: Errno = Errno(35);
 pub const ENAMETOOLONG: Errno = Errno(36);
 pub const ENOSYS: Errno = Errno(38);
 /// No such extended attribute (`ENODATA`).
@@ -51,6 +52,8 @@ pub const ETIMEDOUT: Errno = Errno(110);
 
 /// Restart if no handler runs or the handler has `SA_RESTART`; else `EINTR`.
 pub const ERESTARTSYS: Errno = Errno(512);
+/// Restart, whether a handler runs or not.
+pub const ERESTARTNOINTR: Errno = Errno(513);
 /// Restart if no handler runs; else `EINTR`.
 pub const ERESTARTNOHAND: Errno = Errno(514);
 /// Continue through `restart_syscall` (the thread's restart block) if no handler runs; else

@@ -43,25 +43,33 @@ fn limit(resource: u64) -> [u64; 2] {
     }
 }
 
+/// `getrlimit(resource, limit)`; `resource` is an `unsigned int`.
 pub fn getrlimit(resource: u64, out: u64) -> SysResult {
-    if resource >= RLIMIT_NLIMITS {
+    if u64::from(resource as u32) >= RLIMIT_NLIMITS {
         return Err(EINVAL);
     }
-    write_user(out, &limit(resource))?;
+    write_user(out, &limit(resource as u32 as u64))?;
     Ok(0)
 }
 
-/// `prlimit64(pid, resource, new, old)`: limits can be read, not changed.
+/// `prlimit64(pid, resource, new, old)`: limits can be read, not changed. Checked in Linux's
+/// order: reading `new` (EFAULT), the process (ESRCH: any thread id names its process), the
+/// resource (an `unsigned int`) and the new limit (EINVAL).
 pub fn prlimit64(pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
-    let process = super::thread::process();
-    if pid != 0 && pid != u64::from(process.pid) {
-        return Err(ESRCH);
+    let new = if new != 0 {
+        Some(read_user::<[u64; 2]>(new)?)
+    } else {
+        None
+    };
+    if pid as i32 != 0 {
+        let pid = u32::try_from(pid as i32).map_err(|_| ESRCH)?;
+        crate::proc::find(pid).ok_or(ESRCH)?;
     }
+    let resource = u64::from(resource as u32);
     if resource >= RLIMIT_NLIMITS {
         return Err(EINVAL);
     }
-    if new != 0 {
-        let [soft, hard] = read_user::<[u64; 2]>(new)?;
+    if let Some([soft, hard]) = new {
         if soft > hard {
             return Err(EINVAL);
         }
@@ -115,6 +123,8 @@ const PR_SET_NAME: u64 = 15;
 const PR_CAPBSET_READ: u64 = 23;
 const PR_CAPBSET_DROP: u64 = 24;
 const PR_GET_NAME: u64 = 16;
+const PR_SET_CHILD_SUBREAPER: u64 = 36;
+const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_GET_NO_NEW_PRIVS: u64 = 39;
 const PR_SET_THP_DISABLE: u64 = 41;
@@ -124,7 +134,8 @@ const PR_GET_THP_DISABLE: u64 = 42;
 /// that take none want zero.
 pub fn prctl(option: u64, argument: u64, more: [u64; 3]) -> SysResult {
     let task = crate::sched::current();
-    match option {
+    // `int option`.
+    match option as u32 as u64 {
         // Once set, for good: `execve` cannot grant privileges (none does here: there are no
         // set-user-ID files); fork and clone pass it on.
         PR_SET_NO_NEW_PRIVS => {
@@ -192,6 +203,20 @@ pub fn prctl(option: u64, argument: u64, more: [u64; 3]) -> SysResult {
             capabilities.bounding &= !Capabilities::bit(argument).ok_or(EINVAL)?;
             Ok(0)
         }
+        // The orphans among the caller's descendants come to it (any nonzero argument).
+        PR_SET_CHILD_SUBREAPER => {
+            super::thread::process()
+                .child_subreaper
+                .store(argument != 0, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let subreaper = super::thread::process()
+                .child_subreaper
+                .load(Ordering::Relaxed);
+            write_user(argument, &i32::from(subreaper))?;
+            Ok(0)
+        }
         PR_GET_DUMPABLE => Ok(1),
         PR_SET_DUMPABLE => {
             if argument > 1 {
@@ -211,6 +236,8 @@ const GRND_RANDOM: u64 = 2;
 const GRND_INSECURE: u64 = 4;
 
 pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
+    // `unsigned int flags`.
+    let flags = u64::from(flags as u32);
     if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
         || flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE
     {

@@ -1,6 +1,6 @@
 //! Descriptors that processes and threads signal each other through: pipe, pipe2, eventfd,
-//! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s); and `socket`, which
-//! offers no address family.
+//! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s); and `socket` and
+//! `socketpair`, which offer no address family.
 
 use super::errno::{EAFNOSUPPORT, EINVAL, SysResult};
 use super::thread::process;
@@ -71,15 +71,42 @@ const ADDRESS_FAMILIES: u64 = 46;
 /// in this kernel, so every family is then `EAFNOSUPPORT`, as Linux answers for one whose
 /// module is absent.
 pub fn socket(family: u64, kind: u64, _protocol: u64) -> SysResult {
-    let (family, kind) = (family as u32 as u64, kind as u32 as u64);
+    let kind = socket_flags(kind)?;
+    socket_family(family, kind)
+}
+
+/// The type of a `socket`/`socketpair` type argument (an `int`); `EINVAL` for flags other than
+/// `SOCK_NONBLOCK` and `SOCK_CLOEXEC`.
+fn socket_flags(kind: u64) -> Result<u64, super::errno::Errno> {
+    let kind = u64::from(kind as u32);
     if kind & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
-    if family >= ADDRESS_FAMILIES {
+    Ok(kind)
+}
+
+/// Linux's `__sock_create` checks of `family` and `kind` (EAFNOSUPPORT, EINVAL), then the
+/// family's, which is never registered here.
+fn socket_family(family: u64, kind: u64) -> SysResult {
+    if u64::from(family as u32) >= ADDRESS_FAMILIES {
         return Err(EAFNOSUPPORT);
     }
     if kind & SOCK_TYPE_MASK >= SOCK_TYPES {
         return Err(EINVAL);
     }
     Err(EAFNOSUPPORT)
+}
+
+/// `socketpair(family, type, protocol, fds)`: checked as Linux's `__sys_socketpair`: the
+/// flags (EINVAL); then the two lowest free descriptor numbers, which Linux reserves, are
+/// written to `fds` (EFAULT, EMFILE) before the family is looked at.
+pub fn socketpair(family: u64, kind: u64, _protocol: u64, fds: u64) -> SysResult {
+    let kind = socket_flags(kind)?;
+    let open = process().files().open_fds();
+    let mut free = (0..crate::fs::file::MAX_FDS as u64).filter(|fd| !open.contains(fd));
+    let (Some(first), Some(second)) = (free.next(), free.next()) else {
+        return Err(super::errno::EMFILE);
+    };
+    write_user(fds, &[first as i32, second as i32])?;
+    socket_family(family, kind)
 }

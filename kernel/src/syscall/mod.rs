@@ -105,7 +105,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         40 => io::sendfile(a[0], a[1], a[2], a[3]),
         41 => ipc::socket(a[0], a[1], a[2]),
         // socketpair: no address family is built in, as in a Linux kernel without Unix sockets.
-        53 => Err(errno::EAFNOSUPPORT),
+        53 => ipc::socketpair(a[0], a[1], a[2], a[3]),
         56 => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         57 => process::fork(frame),
         58 => process::vfork(frame),
@@ -135,7 +135,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         93 => files::fchown(a[0], a[1], a[2]),
         94 => files::fchownat(AT_FDCWD, a[0], a[1], a[2], files::AT_SYMLINK_NOFOLLOW),
         95 => files::umask(a[0]),
-        96 => time::gettimeofday(a[0]),
+        96 => time::gettimeofday(a[0], a[1]),
         97 => info::getrlimit(a[0], a[1]),
         // `who` is an int: the register's upper half is not part of it.
         98 => info::getrusage(a[0] as i32, a[1]),
@@ -184,7 +184,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // set_thread_area, get_thread_area: for 32-bit code; Linux answers 64-bit callers
         // ENOSYS (glibc's pthread code asks), and so does this kernel, without a log line.
         205 | 211 => Err(ENOSYS),
-        202 => thread::futex(a[0], a[1], a[2], a[3], a[5]),
+        202 => thread::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
         203 => thread::sched_setaffinity(a[0], a[1], a[2]),
         204 => thread::sched_getaffinity(a[0], a[1], a[2]),
         188 => xattr::setxattr(FileTarget::Path(Follow::Yes), a[0], a[1], a[2], a[3], a[4]),

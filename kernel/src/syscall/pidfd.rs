@@ -13,6 +13,8 @@ const PIDFD_THREAD: u64 = 0o200;
 /// `PIDFD_NONBLOCK` (`O_NONBLOCK`) and `PIDFD_THREAD`, `EINVAL` for others or a pid that is
 /// not positive, `ESRCH` when no such process exists.
 pub fn pidfd_open(pid: u64, flags: u64) -> SysResult {
+    // `unsigned int flags`.
+    let flags = u64::from(flags as u32);
     if flags & !(u64::from(O_NONBLOCK) | PIDFD_THREAD) != 0 {
         return Err(EINVAL);
     }

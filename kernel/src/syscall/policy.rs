@@ -23,6 +23,9 @@ const SCHED_RR: u32 = 2;
 const SCHED_BATCH: u32 = 3;
 const SCHED_IDLE: u32 = 5;
 const SCHED_DEADLINE: u32 = 6;
+/// Linux's extensible scheduling class (BPF programs), which it knows but this kernel does
+/// not have: only its priority range (0 to 0) is answered.
+const SCHED_EXT: u32 = 7;
 const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
 /// The highest real-time priority.
 const MAX_RT_PRIORITY: u32 = 99;
@@ -172,11 +175,11 @@ pub fn sched_getparam(pid: u64, param: u64) -> SysResult {
 }
 
 /// The real-time priorities of `policy`: 1-99 for `SCHED_FIFO` and `SCHED_RR`, 0 for the
-/// others.
+/// others Linux knows.
 fn priority_range(policy: u64) -> Result<(u64, u64), Errno> {
     match policy as i32 as u32 {
         SCHED_FIFO | SCHED_RR => Ok((1, u64::from(MAX_RT_PRIORITY))),
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE => Ok((0, 0)),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE | SCHED_EXT => Ok((0, 0)),
         _ => Err(EINVAL),
     }
 }

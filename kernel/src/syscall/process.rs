@@ -335,6 +335,8 @@ fn kinds(options: u64) -> Kinds {
 /// `wait4(pid, status, options, rusage)`; `WUNTRACED` and `WCONTINUED` report stopped and
 /// continued children too.
 pub fn wait4(pid: u64, status: u64, options: u64, usage: u64) -> SysResult {
+    // `int options`.
+    let options = u64::from(options as u32);
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(EINVAL);
     }
@@ -368,18 +370,63 @@ const P_PGID: u64 = 2;
 /// `sizeof(siginfo_t)`.
 const SIGINFO_SIZE: usize = 128;
 
-/// `waitid(idtype, id, infop, options, rusage)`.
+const P_PIDFD: u64 = 3;
+
+/// `waitid(idtype, id, infop, options, rusage)`. As Linux, `infop` (unless null) is written
+/// whatever the wait answered, errors included: a bad one makes any answer `EFAULT`.
 pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysResult {
+    let reported = wait_for_id(idtype, id, options);
+    // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
+    // the child collected all the same.
+    if let (Ok(Some(ended)), true) = (&reported, usage != 0) {
+        write_user(usage, &super::info::rusage(ended.ticks, ended.minor_faults))?;
+    }
+    if info == 0 {
+        return reported.map(|_| 0);
+    }
+    // siginfo_t's SIGCHLD fields, zeroes when nothing was reported: si_signo, si_errno and
+    // si_code, then (at 16) si_pid, si_uid and si_status. Like Linux, nothing else of the
+    // 128-byte structure is written, though all of it must be user memory.
+    if !crate::arch::uaccess::is_user_range(info, SIGINFO_SIZE) {
+        return Err(EFAULT);
+    }
+    let (mut head, mut sigchld) = ([0i32; 3], [0i32; 3]);
+    if let Ok(Some(ended)) = &reported {
+        let (code, status) = wait::sigchld_code_and_status(ended.wait_status, ended.job);
+        head[0] = SIGCHLD as i32;
+        head[2] = code;
+        sigchld[0] = ended.pid as i32;
+        sigchld[2] = status;
+    }
+    write_user(info, &head)?;
+    write_user(info + 16, &sigchld)?;
+    reported.map(|_| 0)
+}
+
+/// The wait of `waitid`: `idtype` (an `int`) and `id` name the children (`P_PIDFD`: by a
+/// process descriptor), `options` (an `int`) what to wait for.
+fn wait_for_id(
+    idtype: u64,
+    id: u64,
+    options: u64,
+) -> Result<Option<wait::Ended>, super::errno::Errno> {
+    let options = u64::from(options as u32);
     let known = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE;
     if options & !known != 0 || options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
         return Err(EINVAL);
     }
     let id = id as u32 as i32;
-    let selector = match idtype {
+    let selector = match u64::from(idtype as u32) {
         P_ALL => Selector::Any,
         P_PID if id > 0 => Selector::Pid(id as u32),
         P_PGID if id == 0 => Selector::Group(process().pgid()),
         P_PGID if id > 0 => Selector::Group(id as u32),
+        P_PIDFD if id >= 0 => {
+            let file = process().files().get(id as u64)?;
+            let target = crate::fs::pidfd::process_of(&file).ok_or(EINVAL)?;
+            // A process gone is no child: pid 0 matches none.
+            Selector::Pid(target.map_or(0, |p| p.pid))
+        }
         _ => return Err(EINVAL),
     };
     let wait_options = WaitOptions {
@@ -390,32 +437,7 @@ pub fn waitid(idtype: u64, id: u64, info: u64, options: u64, usage: u64) -> SysR
         continues: options & WCONTINUED != 0,
         kinds: kinds(options),
     };
-    let reported = wait::wait_for_child(process(), selector, wait_options)?;
-    // As Linux: the usage first, then the siginfo; a fault in either fails the call, with
-    // the child collected all the same.
-    if let (Some(ended), true) = (reported, usage != 0) {
-        write_user(usage, &super::info::rusage(ended.ticks, ended.minor_faults))?;
-    }
-    if info == 0 {
-        return Ok(0);
-    }
-    // siginfo_t's SIGCHLD fields, zeroes when nothing was reported: si_signo, si_errno and
-    // si_code, then (at 16) si_pid, si_uid and si_status. Like Linux, nothing else of the
-    // 128-byte structure is written, though all of it must be user memory.
-    if !crate::arch::uaccess::is_user_range(info, SIGINFO_SIZE) {
-        return Err(EFAULT);
-    }
-    let (mut head, mut sigchld) = ([0i32; 3], [0i32; 3]);
-    if let Some(ended) = reported {
-        let (code, status) = wait::sigchld_code_and_status(ended.wait_status, ended.job);
-        head[0] = SIGCHLD as i32;
-        head[2] = code;
-        sigchld[0] = ended.pid as i32;
-        sigchld[2] = status;
-    }
-    write_user(info, &head)?;
-    write_user(info + 16, &sigchld)?;
-    Ok(0)
+    wait::wait_for_child(process(), selector, wait_options)
 }
 
 /// `getppid()`.

@@ -85,13 +85,15 @@ pub fn rt_sigprocmask(how: u64, set: u64, old_set: u64, size: u64) -> SysResult 
 }
 
 /// `rt_sigpending(set, size)`: the pending signals the thread blocks; `size` may be smaller
-/// than a `sigset_t` (only that many bytes are written).
+/// than a `sigset_t` (only that many bytes are written: none, and any address will do).
 pub fn rt_sigpending(set: u64, size: u64) -> SysResult {
     if size > SIGSET_SIZE {
         return Err(EINVAL);
     }
     let pending = signal::blocked_pending().to_le_bytes();
-    crate::arch::uaccess::copy_to_user(set, &pending[..size as usize])?;
+    if size > 0 {
+        crate::arch::uaccess::copy_to_user(set, &pending[..size as usize])?;
+    }
     Ok(0)
 }
 
@@ -147,8 +149,10 @@ fn my_pid() -> u32 {
 
 /// `kill(pid, sig)`: `pid > 0` names a process (or any of its threads), 0 the caller's process
 /// group, `-pgid` a group, and -1 every process but the caller and the processes the kernel
-/// started (which play init, as pid 1 does on Linux). A signal to a group or to all succeeds
-/// if it reached one process; `ESRCH` when none exists.
+/// started (which play init, as pid 1 does on Linux). A signal to a group succeeds if it
+/// reached one process; `ESRCH` when none exists. A signal to all never finds none: on Linux
+/// the kernel's own threads (pid above 1, ignoring every signal) count among the targets, so
+/// only the signal number is checked (EINVAL).
 pub fn kill(pid: u64, signo: u64) -> SysResult {
     let pid = pid as i32;
     let me = super::thread::process();
@@ -167,11 +171,14 @@ pub fn kill(pid: u64, signo: u64) -> SysResult {
             group.unsigned_abs()
         }),
     };
-    if targets.is_empty() {
+    if targets.is_empty() && pid != -1 {
         return Err(ESRCH);
     }
     // As Linux: no such process comes before a bad signal number.
     let signo = signal_or_zero(signo)?;
+    if targets.is_empty() {
+        return Ok(0);
+    }
     let info = SigInfo::from_sender(signo, SI_USER, my_pid(), 0);
     signal::send_signal_to_each(&targets, signo, info)?;
     Ok(0)
@@ -267,7 +274,8 @@ pub fn restart_syscall() -> SysResult {
             addr,
             value,
             deadline,
-        }) => super::thread::futex_wait(addr, value, Some(deadline)),
+            bitset,
+        }) => super::thread::futex_wait(addr, value, Some(deadline), bitset),
         Some(Restart::Poll {
             fds,
             count,

@@ -122,10 +122,15 @@ const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
+const ARCH_GET_CPUID: u64 = 0x1011;
+const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
+/// The user register state the kernel keeps (FXSAVE's): x87 and SSE, as an XSAVE feature mask.
+const USER_XFEATURES: u64 = 0b11;
 
 pub fn arch_prctl(code: u64, address: u64) -> SysResult {
     let user = sched::current().user.as_ref().expect("a user thread");
-    match code {
+    // `int option`.
+    match code as u32 as u64 {
         ARCH_SET_FS => {
             if !is_canonical_user(address) {
                 return Err(super::errno::EPERM);
@@ -143,6 +148,12 @@ pub fn arch_prctl(code: u64, address: u64) -> SysResult {
             Ok(0)
         }
         ARCH_SET_GS => Err(super::errno::EPERM),
+        // The CPUID instruction works (it is never made to fault).
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_GET_XCOMP_SUPP => {
+            write_user(address, &USER_XFEATURES)?;
+            Ok(0)
+        }
         _ => Err(EINVAL),
     }
 }
@@ -183,62 +194,188 @@ pub fn get_robust_list(tid: u64, head_out: u64, len_out: u64) -> SysResult {
     Ok(0)
 }
 
-const FUTEX_WAIT: u64 = 0;
-const FUTEX_WAKE: u64 = 1;
-const FUTEX_WAIT_BITSET: u64 = 9;
-const FUTEX_WAKE_BITSET: u64 = 10;
-const FUTEX_PRIVATE_FLAG: u64 = 128;
-const FUTEX_CLOCK_REALTIME: u64 = 256;
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+const FUTEX_REQUEUE: u32 = 3;
+const FUTEX_CMP_REQUEUE: u32 = 4;
+const FUTEX_WAKE_OP: u32 = 5;
+const FUTEX_LOCK_PI: u32 = 6;
+const FUTEX_UNLOCK_PI: u32 = 7;
+const FUTEX_TRYLOCK_PI: u32 = 8;
+const FUTEX_WAIT_BITSET: u32 = 9;
+const FUTEX_WAKE_BITSET: u32 = 10;
+const FUTEX_WAIT_REQUEUE_PI: u32 = 11;
+const FUTEX_CMP_REQUEUE_PI: u32 = 12;
+const FUTEX_LOCK_PI2: u32 = 13;
+const FUTEX_PRIVATE_FLAG: u32 = 128;
+const FUTEX_CLOCK_REALTIME: u32 = 256;
 
-/// `futex(addr, op, value, timeout, _, bitset)`: WAIT and WAKE (and their BITSET forms, with
-/// any nonzero bitset treated as all bits), private or shared.
-pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, bitset: u64) -> SysResult {
+/// Linux's futex key checks, in its order: an aligned word (EINVAL) in user space (EFAULT);
+/// a shared (not private) futex is keyed by its page, which must be there (faulted in, for
+/// writing when `write`).
+fn futex_key(addr: u64, shared: bool, write: bool) -> Result<(), super::errno::Errno> {
+    if addr % 4 != 0 {
+        return Err(EINVAL);
+    }
+    if !crate::arch::uaccess::is_user_range(addr, 4) {
+        return Err(super::errno::EFAULT);
+    }
+    if shared {
+        if write {
+            crate::arch::uaccess::cmpxchg_user_u32(addr, 0, 0)?;
+        } else {
+            crate::arch::uaccess::read_user::<u32>(addr)?;
+        }
+    }
+    Ok(())
+}
+
+/// A count argument of the wake operations (an `int`): Linux wakes one waiter even when it
+/// is 0 or negative.
+fn wake_count(count: u64) -> u32 {
+    (count as i32).max(1) as u32
+}
+
+/// `futex(addr, op, value, timeout, addr2, value3)`: WAIT and WAKE (and their BITSET forms),
+/// REQUEUE, CMP_REQUEUE and WAKE_OP, the priority-inheritance locks (LOCK_PI, LOCK_PI2,
+/// TRYLOCK_PI, UNLOCK_PI, and CMP_REQUEUE_PI, which finds no one to requeue: there is no
+/// WAIT_REQUEUE_PI, ENOSYS), private or shared; checked in Linux's order: the timeout of the
+/// operations that take one (EFAULT, EINVAL), `FUTEX_CLOCK_REALTIME` where it does not belong
+/// (ENOSYS), then the operation's own checks. For REQUEUE, CMP_REQUEUE and WAKE_OP the
+/// `timeout` argument is a second count.
+pub fn futex(addr: u64, op: u64, value: u64, timeout: u64, addr2: u64, value3: u64) -> SysResult {
+    // `int op`, `u32 val`, `u32 val3`.
+    let op = op as u32;
+    let (value, value3) = (value as u32, value3 as u32);
     let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    let shared = op & FUTEX_PRIVATE_FLAG == 0;
+    let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    let takes_timeout = matches!(
+        command,
+        FUTEX_WAIT | FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI
+    );
+    let deadline = if timeout != 0 && takes_timeout {
+        let ns = super::time::read_timespec(timeout)?;
+        Some(if command == FUTEX_WAIT {
+            crate::time::now_ns().saturating_add(ns)
+        } else if realtime || command == FUTEX_LOCK_PI {
+            super::time::realtime_to_monotonic(ns)
+        } else {
+            ns
+        })
+    } else {
+        None
+    };
+    if realtime
+        && !matches!(
+            command,
+            FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2
+        )
+    {
+        return Err(ENOSYS);
+    }
     let mm = mm();
+    // The second count of REQUEUE, CMP_REQUEUE and WAKE_OP: the timeout argument's low half.
+    let count2 = timeout as u32 as u64;
     match command {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            if command == FUTEX_WAIT_BITSET && bitset as u32 == 0 {
+            let bitset = if command == FUTEX_WAIT {
+                futex::BITSET_MATCH_ANY
+            } else {
+                value3
+            };
+            if bitset == 0 {
                 return Err(EINVAL);
             }
-            if op & FUTEX_CLOCK_REALTIME != 0 && command == FUTEX_WAIT {
-                return Err(ENOSYS);
-            }
-            let deadline = if timeout == 0 {
-                None
-            } else {
-                let ns = super::time::read_timespec(timeout)?;
-                Some(if command == FUTEX_WAIT {
-                    crate::time::now_ns().saturating_add(ns)
-                } else if op & FUTEX_CLOCK_REALTIME != 0 {
-                    super::time::realtime_to_monotonic(ns)
-                } else {
-                    ns
-                })
-            };
-            futex_wait(addr, value as u32, deadline)
+            futex_key(addr, shared, false)?;
+            futex_wait(addr, value, deadline, bitset)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
-            if command == FUTEX_WAKE_BITSET && bitset as u32 == 0 {
+            let bitset = if command == FUTEX_WAKE {
+                futex::BITSET_MATCH_ANY
+            } else {
+                value3
+            };
+            if bitset == 0 {
                 return Err(EINVAL);
             }
-            if addr % 4 != 0 {
+            futex_key(addr, shared, false)?;
+            let count = wake_count(u64::from(value));
+            Ok(u64::from(futex::wake(mm, addr, count, bitset)))
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            let (wake, moved) = (value as i32, count2 as u32 as i32);
+            if wake < 0 || moved < 0 {
                 return Err(EINVAL);
             }
-            Ok(u64::from(futex::wake(
-                mm,
-                addr,
-                value.min(u64::from(i32::MAX as u32)) as u32,
-            )))
+            futex_key(addr, shared, false)?;
+            futex_key(addr2, shared, false)?;
+            let expected = (command == FUTEX_CMP_REQUEUE).then_some(value3);
+            let handled = futex::requeue(mm, addr, addr2, wake as u32, moved as u32, expected)?;
+            Ok(u64::from(handled))
+        }
+        FUTEX_WAKE_OP => {
+            futex_key(addr, shared, false)?;
+            futex_key(addr2, shared, true)?;
+            let op = futex::WakeOp::decode(value3);
+            let (count, second_count) = (wake_count(u64::from(value)), wake_count(count2));
+            let woken = futex::wake_op(mm, addr, addr2, count, second_count, &op)?;
+            Ok(u64::from(woken))
+        }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            futex_key(addr, shared, true)?;
+            futex_lock_pi(addr, deadline, command == FUTEX_TRYLOCK_PI)
+        }
+        FUTEX_UNLOCK_PI => {
+            // Linux reads the word and checks the owner before it looks at the key.
+            let word = crate::arch::uaccess::read_user::<u32>(addr)?;
+            let tid = sched::current().tid;
+            if word & futex::PI_OWNER_MASK != tid {
+                return Err(super::errno::EPERM);
+            }
+            futex_key(addr, shared, true)?;
+            futex::pi_unlock(mm, addr, tid)?;
+            Ok(0)
+        }
+        FUTEX_CMP_REQUEUE_PI => {
+            let (wake, moved) = (value as i32, count2 as u32 as i32);
+            if wake < 0 || moved < 0 || addr == addr2 || wake != 1 {
+                return Err(EINVAL);
+            }
+            futex_key(addr, shared, false)?;
+            futex_key(addr2, shared, true)?;
+            Ok(u64::from(futex::requeue_pi(mm, addr, addr2, value3)?))
         }
         _ => Err(ENOSYS),
+    }
+}
+
+/// FUTEX_LOCK_PI, LOCK_PI2 and (`try_only`) TRYLOCK_PI: takes the lock at `addr`, sleeping
+/// while another thread holds it, until `deadline` (ETIMEDOUT); TRYLOCK_PI does not sleep
+/// (EAGAIN). A signal interrupts the sleep and the call starts again, as on Linux.
+fn futex_lock_pi(addr: u64, deadline: Option<u64>, try_only: bool) -> SysResult {
+    let tid = sched::current().tid;
+    let is_thread = |owner: u32| crate::proc::find_thread(owner).is_some();
+    loop {
+        match futex::pi_try_lock(mm(), addr, tid, is_thread)? {
+            futex::PiAttempt::Taken => return Ok(0),
+            futex::PiAttempt::Held(_) if try_only => return Err(super::errno::EAGAIN),
+            futex::PiAttempt::Held(seen) => {
+                match futex::wait(mm(), addr, seen, deadline, futex::BITSET_MATCH_ANY) {
+                    Ok(()) | Err(super::errno::EAGAIN) => {}
+                    Err(EINTR) => return Err(super::errno::ERESTARTNOINTR),
+                    Err(error) => return Err(error),
+                }
+            }
+        }
     }
 }
 
 /// FUTEX_WAIT until woken or `deadline`. A signal interrupts it: without a deadline the call
 /// restarts unless a handler without `SA_RESTART` runs; with one it continues through
 /// `restart_syscall` unless a handler runs (then `EINTR`), as on Linux.
-pub(super) fn futex_wait(addr: u64, value: u32, deadline: Option<u64>) -> SysResult {
-    match futex::wait(mm(), addr, value, deadline) {
+pub(super) fn futex_wait(addr: u64, value: u32, deadline: Option<u64>, bitset: u32) -> SysResult {
+    match futex::wait(mm(), addr, value, deadline, bitset) {
         Ok(()) => Ok(0),
         Err(EINTR) => match deadline {
             None => Err(ERESTARTSYS),
@@ -247,6 +384,7 @@ pub(super) fn futex_wait(addr: u64, value: u32, deadline: Option<u64>) -> SysRes
                     addr,
                     value,
                     deadline,
+                    bitset,
                 });
                 Err(ERESTART_RESTARTBLOCK)
             }
@@ -293,18 +431,14 @@ pub fn sched_setaffinity(pid: u64, len: u64, mask: u64) -> SysResult {
     Ok(0)
 }
 
-/// The thread an affinity call names: `pid` (a `pid_t`) 0 is the caller, else a thread of
-/// the caller's process; any other is ESRCH.
+/// The thread an affinity call names: `pid` (a `pid_t`) 0 is the caller, else any thread
+/// (every caller is root: it may change any); a negative or unknown one is ESRCH.
 fn affinity_target(pid: u64) -> Result<Arc<Task>, super::errno::Errno> {
-    let pid = pid as u32;
-    if pid == 0 {
-        return Ok(sched::current_arc());
+    match pid as i32 {
+        0 => Ok(sched::current_arc()),
+        ..0 => Err(ESRCH),
+        pid => crate::proc::find_thread(pid as u32).ok_or(ESRCH),
     }
-    process()
-        .threads()
-        .into_iter()
-        .find(|t| t.tid == pid)
-        .ok_or(ESRCH)
 }
 
 /// `getcpu(cpu, node)`: where the caller runs now.

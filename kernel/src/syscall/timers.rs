@@ -2,11 +2,10 @@
 //! (`timer_create`, `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`),
 //! over `proc::timers`.
 
-use super::errno::{EFAULT, EINVAL, EOPNOTSUPP, Errno, SysResult};
+use super::errno::{EAGAIN, EINVAL, EOPNOTSUPP, Errno, SysResult};
 use super::time::{
-    CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
-    CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_THREAD_CPUTIME_ID,
-    TIMER_ABSTIME, read_timespec, timespec, timeval,
+    CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME_COARSE,
+    CLOCK_THREAD_CPUTIME_ID, Clock, TIMER_ABSTIME, timespec, timespec_ns, timeval,
 };
 use crate::arch::uaccess::{read_user, write_user};
 use crate::proc::timers::{Notify, SIGALRM, Setting};
@@ -79,15 +78,18 @@ pub fn getitimer(which: u64, out: u64) -> SysResult {
     Ok(0)
 }
 
+/// `setitimer(which, new, old)`, checked in Linux's order: the new value is read (EFAULT)
+/// and checked (EINVAL) before `which`.
 pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
-    let real = check_which(which)?;
     // A null new value disarms the timer (a misfeature Linux keeps).
     let [interval, value] = if new == 0 {
         [0, 0]
     } else {
         let [interval, value] = read_user::<[[i64; 2]; 2]>(new)?;
-        [timeval_ns(interval)?, timeval_ns(value)?]
+        let value = timeval_ns(value)?;
+        [timeval_ns(interval)?, value]
     };
+    let real = check_which(which)?;
     let previous = if real {
         set_real(value, interval)
     } else if value != 0 {
@@ -107,24 +109,30 @@ const SIGEV_NONE: u32 = 1;
 const SIGEV_THREAD: u32 = 2;
 const SIGEV_THREAD_ID: u32 = 4;
 
-/// `timer_create(clock, sigevent, timer_id)`.
+/// `struct sigevent`'s size: Linux copies all of it.
+const SIGEVENT_BYTES: usize = 64;
+
+/// `timer_create(clock, sigevent, timer_id)`, checked in Linux's order: the sigevent is read
+/// (EFAULT) before the clock is looked at (EINVAL, EOPNOTSUPP for the clocks Linux arms no
+/// timer on); then an id is taken (consumed even if the call fails from here on, as Linux's),
+/// the sigevent is checked (EINVAL) and the id written (EFAULT) before the CPU-time clocks are
+/// looked at.
 pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
-    match clock {
-        CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME => {}
-        // Clocks Linux has but cannot arm timers on (and, here, the CPU-time clocks).
-        CLOCK_MONOTONIC_RAW
-        | CLOCK_REALTIME_COARSE
-        | CLOCK_MONOTONIC_COARSE
-        | CLOCK_PROCESS_CPUTIME_ID
-        | CLOCK_THREAD_CPUTIME_ID => return Err(EOPNOTSUPP),
-        _ => return Err(EINVAL),
+    let event = if event == 0 {
+        None
+    } else {
+        Some(read_user::<[u64; SIGEVENT_BYTES / 8]>(event)?)
+    };
+    let clock = Clock::decode(clock)?;
+    if let Clock::Device
+    | Clock::Fixed(CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE) = clock
+    {
+        return Err(EOPNOTSUPP);
     }
     let process = super::thread::process();
+    let id = process.timers.lock().take_id().ok_or(EAGAIN)?;
     // struct sigevent: sigev_value (8 bytes), sigev_signo, sigev_notify, then the thread id.
-    let (notify, value) = if event == 0 {
-        (Notify::Process { signo: SIGALRM }, None)
-    } else {
-        let [value, signo_notify, thread] = read_user::<[u64; 3]>(event)?;
+    let (notify, value) = if let Some([value, signo_notify, thread, ..]) = event {
         let (signo, how) = (signo_notify as u32, (signo_notify >> 32) as u32);
         let tid = thread as u32;
         let valid_signal = (1..=crate::proc::signal::NSIG).contains(&signo);
@@ -145,14 +153,27 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
             _ => return Err(EINVAL),
         };
         (notify, Some(value))
+    } else {
+        (Notify::Process { signo: SIGALRM }, None)
     };
-    let created = process.timers.lock().create(process, clock, notify, value);
-    let id = created.ok_or(super::errno::EAGAIN)?;
-    // Written with no lock held (the copy may fault); a bad pointer leaves no timer behind.
-    if let Err(error) = write_user(id_out, &id) {
-        process.timers.lock().delete(id);
-        return Err(error);
-    }
+    write_user(id_out, &id)?;
+    let clock = match clock {
+        Clock::Fixed(clock @ (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)) => {
+            Clock::Fixed(clock).now()?;
+            // Linux arms timers on CPU time too; here no timer counts CPU time.
+            return Err(EOPNOTSUPP);
+        }
+        Clock::Fixed(clock) => clock,
+        cpu_time => {
+            // A clock of no process or thread is EINVAL, as Linux finds at this point.
+            cpu_time.now()?;
+            return Err(EOPNOTSUPP);
+        }
+    };
+    process
+        .timers
+        .lock()
+        .create(process, id, clock, notify, value);
     Ok(0)
 }
 
@@ -168,19 +189,21 @@ fn itimerspec(setting: Setting) -> [[i64; 2]; 2] {
     [timespec(setting.interval), timespec(setting.remaining)]
 }
 
+/// `timer_settime(id, flags, new, old)`, checked in Linux's order: a null `new` (EINVAL),
+/// reading it (EFAULT), its two times (EINVAL), then the timer.
 pub fn timer_settime(id: u64, flags: u64, new: u64, old: u64) -> SysResult {
     if new == 0 {
-        return Err(EFAULT);
+        return Err(EINVAL);
     }
-    let interval = read_timespec(new)?;
-    let value = read_timespec(new + 16)?;
+    let [interval, value] = read_user::<[[i64; 2]; 2]>(new)?;
+    let interval = timespec_ns(interval)?;
+    let value = timespec_ns(value)?;
     let timer = posix_timer(id)?;
     let deadline = match value {
         0 => None,
-        absolute if flags & TIMER_ABSTIME != 0 => Some(match timer.clock() {
-            CLOCK_REALTIME => super::time::realtime_to_monotonic(absolute),
-            _ => absolute,
-        }),
+        absolute if flags & TIMER_ABSTIME != 0 => {
+            Some(super::time::instant_to_monotonic(timer.clock(), absolute))
+        }
         relative => Some(now_ns().saturating_add(relative)),
     };
     let previous = timer.set(deadline, interval);

@@ -31,6 +31,7 @@ mod pathcalls;
 mod paths;
 mod pipe_poll;
 mod pipes;
+mod proccalls;
 mod process;
 mod procfs;
 mod procs;
@@ -164,6 +165,19 @@ const TESTS: &[Test] = urt::tests![
     timers::capabilities_get_and_drop,
     timers::capabilities_bounding_set,
     timers::robust_list_thread_area_socket,
+    // the argument checks of the process, time and signal calls, in Linux's order
+    proccalls::clocks_linux_has,
+    proccalls::clock_nanosleep_checks_clock_first,
+    proccalls::gettimeofday_writes_timezone,
+    proccalls::timer_checks_in_linux_order,
+    proccalls::kill_all_and_sigpending_sizes,
+    proccalls::wait_options_and_siginfo_order,
+    proccalls::prlimit64_checks_in_linux_order,
+    proccalls::child_subreaper_adopts_orphans,
+    proccalls::arch_prctl_queries_and_int_flags,
+    proccalls::sched_ext_range_and_other_affinity,
+    proccalls::futex_requeue_wake_op_bitset,
+    proccalls::futex_priority_inheritance_locks,
     // signals
     signals::handler_gets_siginfo,
     signals::handler_entry_registers_and_alignment,

@@ -155,6 +155,61 @@ pub fn read_user_nofault<T: Pod>(src: u64) -> Result<T, Errno> {
     result
 }
 
+/// Atomically replaces the 4-byte-aligned `u32` at user address `addr` with `new` if it holds
+/// `expected`; returns the value it held (equal to `expected` when replaced). The access is a
+/// write even when the values differ, so a fault breaks copy-on-write as a store would.
+pub fn cmpxchg_user_u32(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    crate::sync::rcu::might_sleep();
+    cmpxchg_user_u32_raw(addr, expected, new)
+}
+
+/// As [`cmpxchg_user_u32`] without serving page faults (a missing page gives `EFAULT` at
+/// once), for callers holding a spinlock.
+pub fn cmpxchg_user_u32_nofault(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    let counter = PAGEFAULTS_DISABLED.local();
+    counter.fetch_add(1, Ordering::Relaxed);
+    let result = cmpxchg_user_u32_raw(addr, expected, new);
+    counter.fetch_sub(1, Ordering::Relaxed);
+    result
+}
+
+fn cmpxchg_user_u32_raw(addr: u64, expected: u32, new: u32) -> Result<u32, Errno> {
+    check_range(addr, size_of::<u32>())?;
+    if addr % 4 != 0 {
+        return Err(EFAULT);
+    }
+    let smap = smap_enabled();
+    if smap {
+        // SAFETY: `stac` exists when SMAP is on; it only permits user-page accesses until
+        // `clac`.
+        unsafe { core::arch::asm!("stac", options(nostack)) };
+    }
+    let result: u64;
+    // SAFETY: `addr` is a range-checked, aligned user address; a fault there either is served
+    // and the instruction retried, or jumps to label 3 with RAX = -EFAULT (exception table).
+    // A 32-bit CMPXCHG leaves RAX below 2^32 (the old value), so the two cannot be mixed up.
+    unsafe {
+        core::arch::asm!(
+            "2: lock cmpxchg dword ptr [{addr}], {new:e}",
+            "3:",
+            ".pushsection kernel_extable, \"a\"",
+            ".balign 4",
+            ".long 2b - .",
+            ".long 3b - .",
+            ".popsection",
+            addr = in(reg) addr,
+            new = in(reg) new,
+            inout("rax") u64::from(expected) => result,
+            options(nostack),
+        );
+    }
+    if smap {
+        // SAFETY: as for `stac`: it ends what `stac` permitted.
+        unsafe { core::arch::asm!("clac", options(nostack)) };
+    }
+    u32::try_from(result).map_err(|_| EFAULT)
+}
+
 /// Copies the NUL-terminated string at user address `src` into `dst`; returns its length
 /// (without the NUL). `ENAMETOOLONG` if `dst` fills up first, `EFAULT` for a bad address.
 /// Reads page by page, never past the page holding the terminator.

@@ -16,7 +16,9 @@ use super::{
 use crate::arch::trap::TrapFrame;
 use crate::proc::Process;
 use crate::sched::{self, Task};
-use crate::syscall::errno::{EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTSYS, Errno};
+use crate::syscall::errno::{
+    EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, Errno,
+};
 
 /// What delivery does next, decided under the locks.
 enum Next {
@@ -74,8 +76,12 @@ pub fn return_to_user(frame: &mut TrapFrame, mut syscall: Option<u64>) {
 /// The restart code a system call returned in RAX, if any.
 fn restart_code(rax: u64) -> Option<Errno> {
     let code = Errno((rax as i64).wrapping_neg() as i32);
-    ((rax as i64) < 0 && matches!(code, ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK))
-        .then_some(code)
+    ((rax as i64) < 0
+        && matches!(
+            code,
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK
+        ))
+    .then_some(code)
 }
 
 /// Makes the system call `number`, whose result is in `frame`, run again when the thread
@@ -117,6 +123,7 @@ fn deliver(frame: &mut TrapFrame, mut syscall: Option<u64>) {
                         Some(ERESTARTSYS) if delivery.action.flags & SA_RESTART != 0 => {
                             rewind(frame, number)
                         }
+                        Some(ERESTARTNOINTR) => rewind(frame, number),
                         Some(_) => frame.rax = (-i64::from(EINTR.0)) as u64,
                         None => {}
                     }

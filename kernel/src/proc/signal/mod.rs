@@ -517,12 +517,13 @@ pub enum Restart {
     /// nanosleep, relative clock_nanosleep: until `deadline` (monotonic ns); the time left
     /// goes to `remaining` (0: nowhere) if interrupted again.
     Sleep { deadline: u64, remaining: u64 },
-    /// FUTEX_WAIT with a timeout: on the word at `addr` while it holds `value`, until
-    /// `deadline`.
+    /// FUTEX_WAIT with a timeout: on the word at `addr` while it holds `value`, for a
+    /// wake-up meeting `bitset`, until `deadline`.
     FutexWait {
         addr: u64,
         value: u32,
         deadline: u64,
+        bitset: u32,
     },
     /// poll: the `count` pollfds at `fds`, until `deadline` (`None`: no limit).
     Poll {
