@@ -14,7 +14,6 @@ use crate::util::{Fd, Scratch, pipe};
 const HIGH: usize = 1 << 32;
 /// A descriptor that is open nowhere.
 const CLOSED: usize = 9999;
-const ENODATA: Errno = Errno(61);
 const EXDEV: Errno = Errno(18);
 const F_SETOWN: usize = 8;
 const F_GETOWN: usize = 9;
@@ -276,15 +275,15 @@ pub fn fd_xattrs_by_namespace_and_kind() -> TestResult {
     // The descriptor comes before the name.
     check_err!(fgetxattr(CLOSED, c""), Errno::EBADF);
     check_err!(fgetxattr(file.0, c""), Errno::ERANGE);
-    check_err!(fgetxattr(file.0, user), ENODATA);
-    check_err!(fgetxattr(file.0, c"trusted.fdargs"), ENODATA);
+    check_err!(fgetxattr(file.0, user), Errno::ENODATA);
+    check_err!(fgetxattr(file.0, c"trusted.fdargs"), Errno::ENODATA);
     check_err!(fgetxattr(file.0, c"bogus"), Errno::EOPNOTSUPP);
-    check_err!(fremovexattr(file.0, user), ENODATA);
+    check_err!(fremovexattr(file.0, user), Errno::ENODATA);
     // user. attributes only on regular files and directories; pipes and eventfds keep none.
-    check_err!(fgetxattr(read_end.0, user), ENODATA);
+    check_err!(fgetxattr(read_end.0, user), Errno::ENODATA);
     check_err!(fremovexattr(read_end.0, user), Errno::EPERM);
     check_err!(fgetxattr(read_end.0, c"trusted.fdargs"), Errno::EOPNOTSUPP);
-    check_err!(fgetxattr(event.0, user), ENODATA);
+    check_err!(fgetxattr(event.0, user), Errno::ENODATA);
     check_err!(fgetxattr(event.0, c"security.fdargs"), Errno::EOPNOTSUPP);
     // fsetxattr: the flags, the name, the size, the value, then the file.
     let name = user.as_ptr() as usize;
@@ -293,6 +292,6 @@ pub fn fd_xattrs_by_namespace_and_kind() -> TestResult {
     check_err!(fsetxattr(file.0, 0, 1, 1 << 40), Errno::EFAULT);
     check_err!(fsetxattr(file.0, name, 65537, 0), Errno::E2BIG);
     check_err!(fsetxattr(read_end.0, name, 1, 0), Errno::EPERM);
-    check_err!(fsetxattr(file.0, name, 1, XATTR_REPLACE), ENODATA);
+    check_err!(fsetxattr(file.0, name, 1, XATTR_REPLACE), Errno::ENODATA);
     Ok(())
 }
