@@ -47,7 +47,6 @@ const ARENA_PAGES: usize = 16;
 const ARENA_END: usize = ARENA + ARENA_PAGES * PAGE;
 /// Each argument's slot in the arena: what the call reads, or a small buffer it writes.
 const SLOT: usize = 0x800;
-const SLOTS: usize = 6;
 /// The first user address that is not (Linux's `TASK_SIZE`, x86_64, 4-level paging).
 const USER_LIMIT: usize = 0x7fff_ffff_f000;
 const KERNEL_HALF: usize = 0xffff_8000_0000_0000;
@@ -1654,7 +1653,10 @@ fn remove_directory(seed: u64) {
 /// What a successful call leaves that the rest of the run must not meet, undone unprinted: a
 /// mapping outside the window (or a huge one inside it), which would use up memory or address
 /// space over a long run; a blocking eventfd (`eventfd` has no flags), which a later read
-/// would wait on for ever.
+/// would wait on for ever; a socket, which only Linux can make (this kernel has no address
+/// family, an explained divergence in `cargo xtask fuzz`): left open on Linux alone, it would
+/// take a descriptor number and shift every later one, so that calls on descriptors diverge
+/// for the rest of the reset's window.
 fn tidy_after(call: &Call, a: &[usize; 6], value: usize) {
     const EVENTFD: usize = 284;
     let (addr, len) = match call.number {
@@ -1664,12 +1666,33 @@ fn tidy_after(call: &Call, a: &[usize; 6], value: usize) {
             let _ = sys::fcntl(value, sys::F_SETFL, sys::O_NONBLOCK);
             return;
         }
+        nr::SOCKET => {
+            let _ = sys::close(value);
+            return;
+        }
+        nr::SOCKETPAIR => {
+            for fd in arena_u32s::<2>(a[3]) {
+                let _ = sys::close(fd as usize);
+            }
+            return;
+        }
         _ => return,
     };
     let inside = (WINDOW..WINDOW + WINDOW_SPAN).contains(&addr);
     if !inside || len > MAX_RANGE_PAGES * PAGE {
         let _ = sys::munmap(addr, len);
     }
+}
+
+/// The `N` 32-bit words a call wrote at `at`, where that lies in the arena (nothing otherwise:
+/// the call succeeded, so it was writable, but the fuzzer reads only its own arena).
+fn arena_u32s<const N: usize>(at: usize) -> impl Iterator<Item = u32> {
+    let inside = at >= ARENA && at.saturating_add(N * 4) <= ARENA_END;
+    (0..N).filter(move |_| inside).map(move |i| {
+        // SAFETY: the words lie in the arena (checked above), which is mapped read-write for
+        // the whole run; `read_unaligned` allows any alignment.
+        unsafe { core::ptr::read_unaligned((at + i * 4) as *const u32) }
+    })
 }
 
 fn print_line(call: &Call, a: &[usize; 6], result: sys::SysResult) {
@@ -1691,11 +1714,22 @@ fn print_line(call: &Call, a: &[usize; 6], result: sys::SysResult) {
     println!("{line}");
 }
 
-/// Zeroes the argument slots before a call's arguments are prepared.
+/// The bytes at the arena's end, before the page that is never mapped: not zero, so that a
+/// string starting there runs off the end (a path without its terminating byte).
+const ARENA_TAIL: usize = 64;
+
+/// Puts the whole arena back to what it held before the first call, before each call's
+/// arguments are prepared: zeros, then `ARENA_TAIL` bytes of `a`. Calls write into the arena
+/// (buffers, results, random bytes), and the kernels compared write different things there
+/// (times, ids, random data), so whatever a call reads beyond what its generator put (a
+/// misaligned structure, a path at the end) must not be what an earlier call left.
 fn clear_arena() {
-    // SAFETY: the arena is mapped read-write for the whole run (`prepare`), and the slots lie
-    // within it.
-    unsafe { core::ptr::write_bytes(ARENA as *mut u8, 0, SLOTS * SLOT) };
+    // SAFETY: the arena is mapped read-write for the whole run (`prepare`), and both writes
+    // lie within it.
+    unsafe {
+        core::ptr::write_bytes(ARENA as *mut u8, 0, ARENA_END - ARENA - ARENA_TAIL);
+        core::ptr::write_bytes((ARENA_END - ARENA_TAIL) as *mut u8, b'a', ARENA_TAIL);
+    }
 }
 
 /// Maps the arena, ignores the signals a call could raise, and makes the directory.

@@ -43,6 +43,8 @@ pub mod nr {
     pub const NANOSLEEP: usize = 35;
     pub const GETPID: usize = 39;
     pub const SENDFILE: usize = 40;
+    pub const SOCKET: usize = 41;
+    pub const SOCKETPAIR: usize = 53;
     pub const CLONE: usize = 56;
     pub const FORK: usize = 57;
     pub const VFORK: usize = 58;
