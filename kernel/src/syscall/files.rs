@@ -11,11 +11,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
-    ERANGE, Errno, SysResult,
+    EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP, ERANGE,
+    Errno, SysResult,
 };
 use super::int_arg;
-use super::io::file;
+use super::io::{file, file_or_place};
 use super::thread::process;
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::fs::dentry::{self, Dentry, Follow, PATH_MAX};
@@ -48,7 +48,7 @@ fn start_of(dirfd: u64, path: &str) -> Result<Arc<Dentry>, Errno> {
     if path.starts_with('/') || dirfd as i32 as i64 == AT_FDCWD as i64 {
         return Ok(process().fs_context().cwd());
     }
-    let directory = file(u64::from(dirfd as u32))?;
+    let directory = file_or_place(dirfd)?;
     if directory.inode().kind() != FileKind::Directory {
         return Err(ENOTDIR);
     }
@@ -68,7 +68,7 @@ fn lookup_copied(dirfd: u64, path: &str, flags: u64, follow: Follow) -> Result<A
         if dirfd as i32 as i64 == AT_FDCWD as i64 {
             return Ok(process().fs_context().cwd());
         }
-        return Ok(file(u64::from(dirfd as u32))?.dentry().clone());
+        return Ok(file_or_place(dirfd)?.dentry().clone());
     }
     if path.is_empty() {
         return Err(ENOENT);
@@ -263,7 +263,7 @@ fn stat_words(stat: &Stat) -> [u64; 18] {
 }
 
 pub fn fstat(fd: u64, buf: u64) -> SysResult {
-    let stat = file(fd)?.inode().stat();
+    let stat = file_or_place(fd)?.inode().stat();
     write_user(buf, &stat_words(&stat))?;
     Ok(0)
 }
@@ -568,9 +568,6 @@ pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
 
 pub fn fchmod(fd: u64, mode: u64) -> SysResult {
     let file = file(fd)?;
-    if file.flags() & O_PATH != 0 {
-        return Err(EBADF);
-    }
     file.inode().set_mode(mode as u32)?;
     Ok(0)
 }
@@ -632,7 +629,7 @@ pub fn chdir(path: u64) -> SysResult {
 }
 
 pub fn fchdir(fd: u64) -> SysResult {
-    change_directory(file(fd)?.dentry().clone())
+    change_directory(file_or_place(fd)?.dentry().clone())
 }
 
 fn change_directory(dentry: Arc<Dentry>) -> SysResult {
@@ -702,7 +699,7 @@ pub fn statfs(path: u64, buf: u64) -> SysResult {
 }
 
 pub fn fstatfs(fd: u64, buf: u64) -> SysResult {
-    let file = file(fd)?;
+    let file = file_or_place(fd)?;
     write_user(buf, &statfs_words(file.inode()))?;
     Ok(0)
 }

@@ -25,7 +25,9 @@ use super::thread::process;
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
-use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SETFL_MASK};
+use crate::fs::file::{
+    File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_PATH, SETFL_MASK,
+};
 use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
@@ -40,8 +42,21 @@ pub fn descriptor(raw: u64) -> u64 {
     u64::from(raw as u32)
 }
 
-/// The open description behind the descriptor argument `fd`.
+/// The open description behind the descriptor argument `fd`, for a call that uses the file
+/// itself: an `O_PATH` descriptor names a place, not a file open for anything, and is `EBADF`
+/// here, as Linux's `fdget` makes it.
 pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file_or_place(fd)?;
+    if file.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    Ok(file)
+}
+
+/// The open description behind `fd`, `O_PATH` ones included (Linux's `fdget_raw`): for the
+/// calls that need only the place a descriptor names (the directory a relative path starts
+/// from, fstat, fstatfs, fchdir, an `AT_EMPTY_PATH` lookup).
+pub fn file_or_place(fd: u64) -> Result<Arc<File>, Errno> {
     process().files().get(descriptor(fd))
 }
 
@@ -573,6 +588,15 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
     let fd = descriptor(fd);
     let files = process().files();
     let file = files.get(fd)?;
+    // An `O_PATH` descriptor answers only the commands on the descriptor itself (Linux's
+    // `check_fcntl_cmd`).
+    let on_the_descriptor = matches!(
+        command as u32,
+        F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL
+    );
+    if file.flags() & O_PATH != 0 && !on_the_descriptor {
+        return Err(EBADF);
+    }
     let integer = argument as i32;
     match command as u32 {
         command @ (F_DUPFD | F_DUPFD_CLOEXEC) => {

@@ -350,6 +350,7 @@ const PATHS: &[Test] = urt::tests![
     pathcalls::path_calls_take_int_flags,
     pathcalls::path_calls_check_in_linux_order,
     pathcalls::open_flags_as_linux_builds_them,
+    pathcalls::o_path_descriptors_name_a_place,
     pathcalls::chown_as_root,
     pathcalls::xattrs_on_tmpfs,
 ];

@@ -250,6 +250,52 @@ pub fn open_flags_as_linux_builds_them() -> TestResult {
     Ok(())
 }
 
+/// An `O_PATH` descriptor names a place: the calls that use only the place take it (fstat,
+/// fstatfs, fchdir, a directory to start from, fcntl on the descriptor itself); every call
+/// that uses the open file answers `EBADF`.
+pub fn o_path_descriptors_name_a_place() -> TestResult {
+    let s = check_ok!(Scratch::new("opath"));
+    let _cwd = check_ok!(crate::util::Cwd::save());
+    let f = check_ok!(s.file("f", b"data"));
+    let d = check_ok!(s.subdir("d"));
+    check_ok!(s.file("d/x", b""));
+    let file = Fd(check_ok!(call(
+        nr::OPEN,
+        [at(&f), O_PATH | sys::O_CLOEXEC, 0, 0, 0]
+    )));
+    let dir = Fd(check_ok!(call(
+        nr::OPEN,
+        [at(&d), O_PATH | sys::O_CLOEXEC, 0, 0, 0]
+    )));
+    let mut byte = [0u8; 1];
+    let buf = byte.as_mut_ptr() as usize;
+    check_err!(call(nr::READ, [file.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::WRITE, [file.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::LSEEK, [file.0, 0, 0, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::FCHMOD, [file.0, 0o600, 0, 0, 0]), Errno::EBADF);
+    check_err!(
+        call(nr::FCNTL, [file.0, sys::F_SETFL, 0, 0, 0]),
+        Errno::EBADF
+    );
+    check_err!(call(nr::GETDENTS64, [dir.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_eq!(check_ok!(file.stat()).st_size, 4);
+    let mut statfs = [0u64; 15];
+    check_ok!(call(
+        nr::FSTATFS,
+        [file.0, statfs.as_mut_ptr() as usize, 0, 0, 0]
+    ));
+    check_ok!(call(nr::FCNTL, [file.0, sys::F_GETFL, 0, 0, 0]));
+    check_ok!(call(nr::FCNTL, [file.0, sys::F_SETFD, 0, 0, 0]));
+    let x = c"x";
+    drop(Fd(check_ok!(call(
+        nr::OPENAT,
+        [dir.0, at(x), sys::O_RDONLY, 0, 0]
+    ))));
+    check_ok!(call(nr::FCHDIR, [dir.0, 0, 0, 0, 0]));
+    check_ok!(stat(x));
+    Ok(())
+}
+
 pub fn chown_as_root() -> TestResult {
     let s = check_ok!(Scratch::new("chown"));
     let f = check_ok!(s.file("f", b"data"));
