@@ -383,7 +383,15 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
     if dentry.inode().kind() != FileKind::Directory {
         return Err(ENOTDIR);
     }
+    // `unsigned int count`, which Linux then keeps in an `int`: a count of 2 GiB or more is
+    // room for no entry (`EINVAL`).
+    let len = u64::from(len as u32);
     super::transfer::check_buffer(buf, len)?;
+    let room = if len > i32::MAX as u64 {
+        0
+    } else {
+        len as usize
+    };
     let mut position = file.lock_position()?;
     let mut out = alloc::vec::Vec::new();
     let mut next = *position;
@@ -403,7 +411,7 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
             },
         };
         let record = (19 + name.len() + 1).next_multiple_of(8);
-        if out.len() + record > len as usize {
+        if out.len() + record > room {
             if out.is_empty() {
                 return Err(EINVAL);
             }
