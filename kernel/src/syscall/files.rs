@@ -530,18 +530,25 @@ pub fn linkat(
     let existing = lookup_at(old_dirfd, old_path, flags, follow)?;
     // Linux's `filename_create`, then `vfs_link`: the new name's errors (`EEXIST` for a name
     // taken) come before a directory's `EPERM`, which the file system gives.
-    let (directory, name, trailing_slash) = parent_at(new_dirfd, new_path)?;
+    let (directory, name) = new_name_at(new_dirfd, new_path)?;
+    directory.link(&name, existing.inode())?;
+    Ok(0)
+}
+
+/// The directory and the free name where `path` (relative to `dirfd`) asks for a new file
+/// other than a directory, checked as Linux's `filename_create`: `.`, `..` or a name taken is
+/// `EEXIST`; a free name written with a trailing slash asks for a directory, and is `ENOENT`.
+fn new_name_at(dirfd: u64, path: u64) -> Result<(Arc<Dentry>, String), Errno> {
+    let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
     if dentry::is_dot_or_dotdot(&name) {
         return Err(EEXIST);
     }
     match directory.child(&name) {
-        Ok(_) => return Err(EEXIST),
-        Err(ENOENT) if trailing_slash => return Err(ENOENT),
-        Err(ENOENT) => {}
-        Err(error) => return Err(error),
+        Ok(_) => Err(EEXIST),
+        Err(ENOENT) if trailing_slash => Err(ENOENT),
+        Err(ENOENT) => Ok((directory, name)),
+        Err(error) => Err(error),
     }
-    directory.link(&name, existing.inode())?;
-    Ok(0)
 }
 
 pub fn symlinkat(target: u64, dirfd: u64, path: u64) -> SysResult {
@@ -549,10 +556,7 @@ pub fn symlinkat(target: u64, dirfd: u64, path: u64) -> SysResult {
     if target.is_empty() {
         return Err(ENOENT);
     }
-    let (directory, name, _) = parent_at(dirfd, path)?;
-    if dentry::is_dot_or_dotdot(&name) {
-        return Err(EEXIST);
-    }
+    let (directory, name) = new_name_at(dirfd, path)?;
     directory.create(&name, FileKind::Symlink, 0o777, Some(&target))?;
     Ok(0)
 }

@@ -93,6 +93,22 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
     let missing = s.path("missing");
     let mut st = Stat::default();
     let buf = &mut st as *mut Stat as usize;
+    // A new name with a trailing slash asks for a directory: a symbolic or hard link there is
+    // ENOENT when the name is free, EEXIST when it is taken.
+    let free_dir = s.path("free/");
+    let taken_dir = s.path("f/");
+    check_err!(
+        sys::symlinkat(at(&f), AT_FDCWD, at(&free_dir)),
+        Errno::ENOENT
+    );
+    check_err!(
+        sys::symlinkat(at(&f), AT_FDCWD, at(&taken_dir)),
+        Errno::EEXIST
+    );
+    check_err!(
+        call(nr::LINKAT, [AT_FDCWD, at(&f), AT_FDCWD, at(&free_dir), 0]),
+        Errno::ENOENT
+    );
     // The stat family checks its flags and statx its mask before it copies the path in.
     check_err!(
         call(nr::NEWFSTATAT, [AT_FDCWD, KERNEL_ADDR, buf, 0xffff, 0]),
