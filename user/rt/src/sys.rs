@@ -84,6 +84,7 @@ pub mod nr {
     pub const SIGALTSTACK: usize = 131;
     pub const STATFS: usize = 137;
     pub const FSTATFS: usize = 138;
+    pub const SETPRIORITY: usize = 141;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
     pub const MOUNT: usize = 165;
