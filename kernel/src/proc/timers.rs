@@ -361,7 +361,12 @@ pub fn run_cpu_timers() {
             .flatten()
             .chain(timers.posix.iter())
             .filter_map(|timer| {
-                let now = timer.cpu.as_ref()?.now_ns()?;
+                let Some(now) = timer.cpu.as_ref()?.now_ns() else {
+                    // Its process or thread is gone: the time will not come (as Linux, which
+                    // disarms a thread's timers when it exits).
+                    timer.countdown.lock().unarm();
+                    return None;
+                };
                 timer.is_due_on_cpu_time(now).then(|| (timer.clone(), now))
             })
             .collect()
