@@ -86,7 +86,16 @@ pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
         let value = timeval_ns(value)?;
         [timeval_ns(interval)?, value]
     };
-    let previous = set_relative(&itimer(check_which(which)?), value, interval);
+    let which = check_which(which)?;
+    let value = match which {
+        // As Linux, a CPU-time timer expires a tick later than asked (CPU time is counted in
+        // whole ticks).
+        Itimer::Virtual | Itimer::Prof if value != 0 => {
+            value.saturating_add(crate::proc::ticks_ns(1))
+        }
+        _ => value,
+    };
+    let previous = set_relative(&itimer(which), value, interval);
     if old != 0 {
         write_user(old, &itimerval(previous))?;
     }

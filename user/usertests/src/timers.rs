@@ -463,8 +463,9 @@ pub fn itimer_prof_counts_down_and_sends_sigprof() -> TestResult {
     let info = spin_for_signal(SIGPROF, 100);
     let after = getitimer(ITIMER_PROF);
     signal::sigprocmask(SIG_SETMASK, old).ok();
+    // A tick (4 ms at 250 Hz) is added, as Linux does.
     check!(
-        first[0] == 0 && first[1] > 0 && first[1] <= 30_000,
+        first[0] == 0 && first[1] > 20_000 && first[1] <= 40_000,
         "armed {first:?}"
     );
     check!(later < first, "remaining {first:?}, then {later:?}");
