@@ -45,30 +45,6 @@ pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
          descriptors' copy); Linux's families answer for themselves",
     ),
     (
-        "timer_create",
-        "-EOPNOTSUPP",
-        "0",
-        "no timer counts CPU time here: CPU-time clocks take no timer (after Linux's checks)",
-    ),
-    (
-        "timer_delete",
-        "-EINVAL",
-        "0",
-        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
-    ),
-    (
-        "timer_getoverrun",
-        "-EINVAL",
-        "0",
-        "a timer Linux made on a CPU-time clock, which this kernel refused (see timer_create)",
-    ),
-    (
-        "setitimer",
-        "-EINVAL",
-        "*",
-        "ITIMER_VIRTUAL and ITIMER_PROF cannot be armed (EINVAL): no timer counts CPU time here",
-    ),
-    (
         "getpriority",
         "*",
         "-ESRCH",

@@ -753,6 +753,11 @@ fn sigchld_info(child: &Process, signo: u32, job: Option<signal::JobEvent>) -> s
 /// Clock ticks per second: the unit of times user programs see (`USER_HZ`).
 pub const USER_HZ: u64 = 100;
 
+/// `timer_ticks` of the scheduler's timer in ns.
+pub fn ticks_ns(timer_ticks: u64) -> u64 {
+    timer_ticks * (1_000_000_000 / u64::from(crate::arch::apic::timer_hz()))
+}
+
 /// `timer_ticks` of the scheduler's timer in clock ticks ([`USER_HZ`]).
 pub fn clock_ticks(timer_ticks: u64) -> u64 {
     timer_ticks * USER_HZ / u64::from(crate::arch::apic::timer_hz())

@@ -1,22 +1,32 @@
-//! A process's interval timers: the real-time one of `alarm` and `setitimer(ITIMER_REAL)`, and
-//! the POSIX timers of `timer_create`. Each counts down on the monotonic clock, sends its
-//! signal when it expires (SIGALRM to the process; a POSIX timer's choice, to the process or to
-//! one of its threads, or none), and starts again from its interval if it has one. As on Linux,
+//! A process's interval timers: the three of `setitimer` (`ITIMER_REAL`, also `alarm`'s, and
+//! the CPU-time ones `ITIMER_VIRTUAL` and `ITIMER_PROF`) and the POSIX timers of
+//! `timer_create`. Each counts down on the monotonic clock or on a CPU-time clock (of a process
+//! or of one thread), sends its signal when it expires (SIGALRM, SIGVTALRM or SIGPROF to the
+//! process; a POSIX timer's choice, to the process or to one of its threads, or none), and
+//! starts again from its interval if it has one. CPU time is counted in whole scheduler ticks,
+//! user and kernel time alike: `ITIMER_VIRTUAL` counts the same time as `ITIMER_PROF`. As on Linux,
 //! a POSIX timer's signal is queued once at most: an expiry while it still waits, or one found
 //! late by whole intervals, counts as an overrun, reported with the next signal sent
 //! (`si_overrun`) and then by `timer_getoverrun`.
 //!
-//! The timers are armed in the scheduler's timer list ([`sched::timer::add_call`]); an expiry
-//! runs in process context. A fork's child has none of its parent's timers; `execve` deletes
-//! the POSIX timers and keeps the real-time one (as Linux); the process's end disarms them all.
+//! The monotonic timers are armed in the scheduler's timer list ([`sched::timer::add_call`]);
+//! an expiry runs in process context. The CPU-time timers armed are counted (all processes
+//! together): while there are any, each tick asks the interrupted CPU to call
+//! [`run_cpu_timers`] on its way back to user mode, which expires the current process's timers
+//! whose CPU time has come (a timer on another process's CPU time is thus looked at only while
+//! its owner runs). A fork's child has none of its parent's timers; `execve` deletes the POSIX
+//! timers and keeps the `setitimer` ones (as Linux); the process's end disarms them all.
 //!
 //! # Locks
 //! The process's [`Timers`] table is under its lock, each timer's countdown under the timer's
-//! own lock, which is held while the timer is put into (or taken out of) the scheduler's list.
-//! Order: table → timer → the scheduler's timer list. A signal is sent with no lock held.
+//! own lock, which is held while the timer is put into (or taken out of) the scheduler's list
+//! and while the count of armed CPU-time timers is changed. Order: table → timer → the
+//! scheduler's timer list; a CPU-time clock is read (the process's thread list) with no timer
+//! lock held. A signal is sent with no lock held.
 
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::Process;
 use super::signal::{self, SigInfo};
@@ -24,12 +34,53 @@ use crate::sched::{self, Task};
 use crate::sync::IrqSpinLock;
 
 pub const SIGALRM: u32 = 14;
+const SIGVTALRM: u32 = 26;
+const SIGPROF: u32 = 27;
 /// `si_code` of a signal the kernel sends (the real-time interval timer's SIGALRM).
 const SI_KERNEL: i32 = 0x80;
 /// `si_code` of a POSIX timer's signal.
 const SI_TIMER: i32 = -2;
 /// The monotonic clock's id: the real-time interval timer counts on it.
 const CLOCK_MONOTONIC: u64 = 1;
+/// The process CPU-time clock's id: `ITIMER_VIRTUAL` and `ITIMER_PROF` count on it.
+pub const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+/// CPU-time timers armed, in all processes: the tick looks at nothing more while it is 0.
+static CPU_TIMERS_ARMED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any CPU-time timer is armed (the tick's test, from interrupt context).
+pub fn cpu_timers_armed() -> bool {
+    CPU_TIMERS_ARMED.load(Relaxed) != 0
+}
+
+/// A CPU-time clock: of a process (all its threads, those that have exited too) or of one
+/// thread.
+#[derive(Clone)]
+pub enum CpuClock {
+    Process(Weak<Process>),
+    Thread(Weak<Task>),
+}
+
+impl CpuClock {
+    /// The CPU time in ns; `None` once the process or thread is gone.
+    pub fn now_ns(&self) -> Option<u64> {
+        let ticks = match self {
+            Self::Process(process) => super::wait::usage_of(&*process.upgrade()?).0,
+            Self::Thread(thread) => thread.upgrade()?.ticks.load(Relaxed),
+        };
+        Some(super::ticks_ns(ticks))
+    }
+}
+
+/// `setitimer`'s timers, by `which`.
+#[derive(Clone, Copy)]
+pub enum Itimer {
+    /// `ITIMER_REAL`: monotonic time, SIGALRM.
+    Real = 0,
+    /// `ITIMER_VIRTUAL`: the process's CPU time (user time on Linux), SIGVTALRM.
+    Virtual = 1,
+    /// `ITIMER_PROF`: the process's CPU time, SIGPROF.
+    Prof = 2,
+}
 /// Largest overrun count reported, as Linux caps it.
 const MAX_OVERRUN: u64 = i32::MAX as u64;
 
@@ -43,12 +94,20 @@ pub enum Notify {
     Thread { signo: u32, thread: Weak<Task> },
 }
 
+/// How an armed timer is expired.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// By its entry, of this id, in the scheduler's timer list (a monotonic timer).
+    Listed(u64),
+    /// By [`run_cpu_timers`], counted in [`CPU_TIMERS_ARMED`] (a CPU-time timer).
+    OnCpuTime,
+}
+
 /// The countdown of one timer.
 #[derive(Default)]
 struct Countdown {
-    /// The id of its entry in the scheduler's timer list while armed.
-    armed: Option<u64>,
-    /// When it expires next (ns since boot), while armed.
+    armed: Option<Armed>,
+    /// When it expires next (ns since boot, or of CPU time), while armed.
     deadline: u64,
     /// The period after an expiry (0: none, the timer stops).
     interval: u64,
@@ -56,6 +115,19 @@ struct Countdown {
     missed: u64,
     /// Expiries missed before the last signal was sent (`timer_getoverrun`).
     overrun: u64,
+}
+
+impl Countdown {
+    /// Takes the timer out of what would expire it.
+    fn unarm(&mut self) {
+        match self.armed.take() {
+            Some(Armed::Listed(id)) => sched::timer::cancel(id),
+            Some(Armed::OnCpuTime) => {
+                CPU_TIMERS_ARMED.fetch_sub(1, Relaxed);
+            }
+            None => {}
+        }
+    }
 }
 
 /// One interval timer.
@@ -68,6 +140,8 @@ pub struct IntervalTimer {
     value: u64,
     /// The clock an absolute time given for it is read on (`CLOCK_REALTIME`, ...).
     clock: u64,
+    /// The CPU time it counts down on; `None`: monotonic time.
+    cpu: Option<CpuClock>,
     countdown: IrqSpinLock<Countdown>,
 }
 
@@ -86,6 +160,7 @@ impl IntervalTimer {
         id: Option<i32>,
         value: u64,
         clock: u64,
+        cpu: Option<CpuClock>,
     ) -> Arc<Self> {
         Arc::new(Self {
             process: Arc::downgrade(process),
@@ -93,6 +168,7 @@ impl IntervalTimer {
             id,
             value,
             clock,
+            cpu,
             countdown: IrqSpinLock::new(Countdown::default()),
         })
     }
@@ -102,20 +178,27 @@ impl IntervalTimer {
         self.clock
     }
 
+    /// The time now on the clock it counts down on, in ns (CPU time: 0 once its process or
+    /// thread is gone).
+    pub fn now(&self) -> u64 {
+        match &self.cpu {
+            Some(cpu) => cpu.now_ns().unwrap_or(0),
+            None => crate::time::now_ns(),
+        }
+    }
+
     /// The time until the next expiry and the interval; `remaining` is at least 1 ns while
     /// the timer is armed (an expiry due but not yet handled).
     pub fn get(&self) -> Setting {
+        let now = self.now();
         let countdown = self.countdown.lock();
-        Self::setting_of(&countdown)
+        Self::setting_of(&countdown, now)
     }
 
-    fn setting_of(countdown: &Countdown) -> Setting {
+    fn setting_of(countdown: &Countdown, now: u64) -> Setting {
         match countdown.armed {
             Some(_) => Setting {
-                remaining: countdown
-                    .deadline
-                    .saturating_sub(crate::time::now_ns())
-                    .max(1),
+                remaining: countdown.deadline.saturating_sub(now).max(1),
                 interval: countdown.interval,
             },
             None => Setting {
@@ -125,20 +208,25 @@ impl IntervalTimer {
         }
     }
 
-    /// Arms the timer to expire at `deadline` (ns since boot; `None` disarms it) and then every
-    /// `interval` ns (0: once). Returns the previous setting.
+    /// Arms the timer to expire at `deadline` (on its clock, [`Self::now`]; `None` disarms
+    /// it) and then every `interval` ns (0: once). Returns the previous setting.
     pub fn set(self: &Arc<Self>, deadline: Option<u64>, interval: u64) -> Setting {
+        let now = self.now();
         let mut countdown = self.countdown.lock();
-        let old = Self::setting_of(&countdown);
-        if let Some(id) = countdown.armed.take() {
-            sched::timer::cancel(id);
-        }
+        let old = Self::setting_of(&countdown, now);
+        countdown.unarm();
         countdown.interval = interval;
         countdown.missed = 0;
         countdown.overrun = 0;
         if let Some(deadline) = deadline {
             countdown.deadline = deadline;
-            countdown.armed = Some(sched::timer::add_call(deadline, self.clone()));
+            countdown.armed = Some(match self.cpu {
+                Some(_) => {
+                    CPU_TIMERS_ARMED.fetch_add(1, Relaxed);
+                    Armed::OnCpuTime
+                }
+                None => Armed::Listed(sched::timer::add_call(deadline, self.clone())),
+            });
         }
         old
     }
@@ -146,10 +234,14 @@ impl IntervalTimer {
     /// Disarms the timer for good (deleted, or its process ended).
     fn disarm(&self) {
         let mut countdown = self.countdown.lock();
-        if let Some(id) = countdown.armed.take() {
-            sched::timer::cancel(id);
-        }
+        countdown.unarm();
         countdown.interval = 0;
+    }
+
+    /// Whether it is a CPU-time timer armed to expire at or before `now` (its CPU time).
+    fn is_due_on_cpu_time(&self, now: u64) -> bool {
+        let countdown = self.countdown.lock();
+        countdown.armed == Some(Armed::OnCpuTime) && countdown.deadline <= now
     }
 
     /// Expiries missed before the last signal was sent (`timer_getoverrun`).
@@ -204,14 +296,28 @@ impl IntervalTimer {
 
 impl sched::timer::Expire for IntervalTimer {
     fn expire(self: Arc<Self>, id: u64, now: u64) {
+        self.expired(Armed::Listed(id), now);
+    }
+}
+
+impl IntervalTimer {
+    /// The expiry, found at `now` on its clock, of the timer armed as `armed`: the signal, and
+    /// the next expiry if it has an interval.
+    fn expired(self: &Arc<Self>, armed: Armed, now: u64) {
         let missed = {
             let mut countdown = self.countdown.lock();
-            if countdown.armed != Some(id) {
-                // Set again or disarmed after this expiry was taken from the list.
+            let early = armed == Armed::OnCpuTime && now < countdown.deadline;
+            if countdown.armed != Some(armed) || early {
+                // Set again or disarmed after this expiry was found.
                 return;
             }
             let missed = if countdown.interval == 0 {
-                countdown.armed = None;
+                if armed == Armed::OnCpuTime {
+                    countdown.unarm();
+                } else {
+                    // Its entry has left the scheduler's list already.
+                    countdown.armed = None;
+                }
                 0
             } else {
                 let interval = countdown.interval;
@@ -219,7 +325,12 @@ impl sched::timer::Expire for IntervalTimer {
                 countdown.deadline = countdown
                     .deadline
                     .saturating_add(missed.saturating_add(1).saturating_mul(interval));
-                countdown.armed = Some(sched::timer::add_call(countdown.deadline, self.clone()));
+                if let Armed::Listed(_) = armed {
+                    countdown.armed = Some(Armed::Listed(sched::timer::add_call(
+                        countdown.deadline,
+                        self.clone(),
+                    )));
+                }
                 missed
             };
             countdown.missed = countdown.missed.saturating_add(missed);
@@ -236,11 +347,40 @@ impl sched::timer::Expire for IntervalTimer {
     }
 }
 
+/// Expires the current process's CPU-time timers whose time has come: called on the way back
+/// to user mode after a tick found CPU-time timers armed.
+pub fn run_cpu_timers() {
+    let Some(process) = sched::current().process() else {
+        return;
+    };
+    let due: Vec<(Arc<IntervalTimer>, u64)> = {
+        let timers = process.timers.lock();
+        timers
+            .itimers
+            .iter()
+            .flatten()
+            .chain(timers.posix.iter())
+            .filter_map(|timer| {
+                let Some(now) = timer.cpu.as_ref()?.now_ns() else {
+                    // Its process or thread is gone: the time will not come (as Linux, which
+                    // disarms a thread's timers when it exits).
+                    timer.countdown.lock().unarm();
+                    return None;
+                };
+                timer.is_due_on_cpu_time(now).then(|| (timer.clone(), now))
+            })
+            .collect()
+    };
+    for (timer, now) in due {
+        timer.expired(Armed::OnCpuTime, now);
+    }
+}
+
 /// A process's timers.
 #[derive(Default)]
 pub struct Timers {
-    /// `ITIMER_REAL`, made at its first use.
-    real: Option<Arc<IntervalTimer>>,
+    /// The `setitimer` timers, by [`Itimer`], each made at its first use.
+    itimers: [Option<Arc<IntervalTimer>>; 3],
     /// The POSIX timers, each with its id.
     posix: Vec<Arc<IntervalTimer>>,
     /// The id the next POSIX timer is offered, as Linux counts: up by one at each creation
@@ -253,17 +393,17 @@ pub struct Timers {
 const MAX_POSIX_TIMERS: usize = 4096;
 
 impl Timers {
-    /// The real-time interval timer of `process` (this table's).
-    pub fn real(&mut self, process: &Arc<Process>) -> Arc<IntervalTimer> {
-        self.real
+    /// The `setitimer` timer `which` of `process` (this table's).
+    pub fn itimer(&mut self, process: &Arc<Process>, which: Itimer) -> Arc<IntervalTimer> {
+        self.itimers[which as usize]
             .get_or_insert_with(|| {
-                IntervalTimer::new(
-                    process,
-                    Notify::Process { signo: SIGALRM },
-                    None,
-                    0,
-                    CLOCK_MONOTONIC,
-                )
+                let process_cpu = || Some(CpuClock::Process(Arc::downgrade(process)));
+                let (signo, clock, cpu) = match which {
+                    Itimer::Real => (SIGALRM, CLOCK_MONOTONIC, None),
+                    Itimer::Virtual => (SIGVTALRM, CLOCK_PROCESS_CPUTIME_ID, process_cpu()),
+                    Itimer::Prof => (SIGPROF, CLOCK_PROCESS_CPUTIME_ID, process_cpu()),
+                };
+                IntervalTimer::new(process, Notify::Process { signo }, None, 0, clock, cpu)
             })
             .clone()
     }
@@ -283,19 +423,26 @@ impl Timers {
         }
     }
 
-    /// A new POSIX timer of `process` with id `id` (from [`Self::take_id`]) on `clock` that
-    /// notifies `notify`, with `sigev_value` `value` (its id when `None`, as Linux).
+    /// A new POSIX timer of `process` with id `id` (from [`Self::take_id`]) on `clock` (the
+    /// CPU time `cpu` counts, if any) that notifies `notify`, with `sigev_value` `value` (its
+    /// id when `None`, as Linux).
     pub fn create(
         &mut self,
         process: &Arc<Process>,
         id: i32,
-        clock: u64,
+        (clock, cpu): (u64, Option<CpuClock>),
         notify: Notify,
         value: Option<u64>,
     ) {
         let value = value.unwrap_or(id as u32 as u64);
-        self.posix
-            .push(IntervalTimer::new(process, notify, Some(id), value, clock));
+        self.posix.push(IntervalTimer::new(
+            process,
+            notify,
+            Some(id),
+            value,
+            clock,
+            cpu,
+        ));
     }
 
     /// The POSIX timer `id`.
@@ -312,7 +459,7 @@ impl Timers {
         true
     }
 
-    /// `execve`: the POSIX timers go, the real-time one stays.
+    /// `execve`: the POSIX timers go, the `setitimer` ones stay.
     pub fn on_exec(&mut self) {
         for timer in self.posix.drain(..) {
             timer.disarm();
@@ -322,8 +469,8 @@ impl Timers {
     /// The process ended: every timer stops.
     pub fn on_exit(&mut self) {
         self.on_exec();
-        if let Some(real) = self.real.take() {
-            real.disarm();
+        for timer in self.itimers.iter_mut().filter_map(Option::take) {
+            timer.disarm();
         }
     }
 }

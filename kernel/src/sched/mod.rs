@@ -76,6 +76,9 @@ pub struct CpuSched {
     idle: Once<Arc<Task>>,
     /// Set by the tick (or a wake-up) when the running task should give the CPU up.
     pub need_resched: AtomicBool,
+    /// Set by a tick that found CPU-time timers armed: the running task looks at its
+    /// process's on its way back to user mode.
+    cpu_timers_due: AtomicBool,
     /// The CPU runs its idle task.
     in_idle: AtomicBool,
     /// Tick count at which the running task's slice began.
@@ -99,6 +102,7 @@ impl CpuSched {
             switched_out_moves: CpuLocal(UnsafeCell::new(false)),
             idle: Once::new(),
             need_resched: AtomicBool::new(false),
+            cpu_timers_due: AtomicBool::new(false),
             in_idle: AtomicBool::new(false),
             slice_start: AtomicU64::new(0),
             context_switches: AtomicU64::new(0),
@@ -496,8 +500,9 @@ pub fn exit_current() -> ! {
     unreachable!("a dead task was resumed");
 }
 
-/// The timer tick (interrupt context): accounts the tick and asks for a switch when the slice
-/// is used up and others wait, or when a sleeper's timer expired.
+/// The timer tick (interrupt context): accounts the tick, asks for a look at the CPU-time
+/// timers while any are armed, and asks for a switch when the slice is used up and others
+/// wait, or when a sleeper's timer expired.
 pub fn tick() {
     let cpu = percpu::this_cpu();
     let sched = &cpu.sched;
@@ -511,6 +516,9 @@ pub fn tick() {
     if sched.is_idle() {
         return;
     }
+    if crate::proc::timers::cpu_timers_armed() {
+        sched.cpu_timers_due.store(true, Ordering::Relaxed);
+    }
     let now = cpu.ticks.load(Ordering::Relaxed);
     let slice_ticks = SLICE_MS * u64::from(crate::arch::apic::timer_hz()) / 1000;
     let used = now.saturating_sub(sched.slice_start.load(Ordering::Relaxed));
@@ -520,13 +528,21 @@ pub fn tick() {
 }
 
 /// Work due before a task returns to user mode (interrupts disabled on entry and exit): RCU
-/// (a quiescent state, ready callbacks), expired timers, wake-ups interrupts asked for, a kill,
-/// a pending switch, a move off a CPU the task may no longer run on.
+/// (a quiescent state, ready callbacks), expired timers (CPU-time ones after a tick asked),
+/// wake-ups interrupts asked for, a kill, a pending switch, a move off a CPU the task may no
+/// longer run on.
 pub fn return_to_user() {
     loop {
         interrupts::enable();
         crate::sync::rcu::quiescent_state();
         timer::run_expired();
+        if percpu::this_cpu()
+            .sched
+            .cpu_timers_due
+            .swap(false, Ordering::Relaxed)
+        {
+            crate::proc::timers::run_cpu_timers();
+        }
         crate::sync::waitqueue::run_interrupt_wakes();
         if current().is_killed() {
             crate::proc::exit_killed_thread();

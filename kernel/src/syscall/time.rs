@@ -3,18 +3,20 @@
 //! real-time clock at boot, as do its coarse and alarm forms and CLOCK_TAI (no leap seconds are
 //! known: TAI reads as Linux's does before anyone sets its offset). The CPU-time clocks count
 //! scheduler ticks, of the caller or, by the ids that encode one, of any process or of a thread
-//! of the caller's. There are no clock devices (the ids of descriptors).
+//! of the caller's (a process's include those of its threads that have exited). There are no
+//! clock devices (the ids of descriptors).
 
-use core::sync::atomic::Ordering::Relaxed;
+use alloc::sync::Arc;
 
 use super::errno::{
     EFAULT, EINVAL, EOPNOTSUPP, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, Errno, SysResult,
 };
 use crate::arch::uaccess::{read_user, write_user};
+pub use crate::proc::timers::CLOCK_PROCESS_CPUTIME_ID;
+use crate::proc::timers::CpuClock;
 use crate::time::now_ns;
 
 pub const CLOCK_REALTIME: u64 = 0;
-pub const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
 pub const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
 pub const CLOCK_MONOTONIC_RAW: u64 = 4;
 pub const CLOCK_REALTIME_COARSE: u64 = 5;
@@ -117,36 +119,46 @@ impl Clock {
         })
     }
 
-    /// The clock's time now, in ns. A CPU-time clock's process or thread must exist (a
-    /// process clock may name any thread: its process is meant); there are no clock devices.
-    pub fn now(self) -> Result<u64, Errno> {
-        match self {
+    /// The process or thread whose CPU time the clock counts (`None`: not a CPU-time clock).
+    /// It must exist (a process clock may name any thread: its process is meant); there are
+    /// no clock devices (EINVAL).
+    pub fn cpu_clock(self) -> Result<Option<CpuClock>, Errno> {
+        let process =
+            |process: &Arc<crate::proc::Process>| CpuClock::Process(Arc::downgrade(process));
+        let thread = |thread: Arc<crate::sched::Task>| CpuClock::Thread(Arc::downgrade(&thread));
+        Ok(Some(match self {
             Self::CpuTime {
                 time_known: false, ..
             }
-            | Self::Device => Err(EINVAL),
-            Self::Fixed(CLOCK_PROCESS_CPUTIME_ID) => {
-                Ok(process_cpu_time_ns(super::thread::process()))
-            }
-            Self::Fixed(CLOCK_THREAD_CPUTIME_ID) => {
-                Ok(ticks_ns(crate::sched::current().ticks.load(Relaxed)))
-            }
-            Self::Fixed(
-                CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI,
-            ) => Ok(now_ns() + crate::time::realtime_offset_ns()),
-            Self::Fixed(_) => Ok(now_ns()),
-            Self::CpuTime {
-                pid, thread: true, ..
-            } => Ok(ticks_ns(own_thread(pid)?.ticks.load(Relaxed))),
-            Self::CpuTime {
+            | Self::Device => return Err(EINVAL),
+            Self::Fixed(CLOCK_PROCESS_CPUTIME_ID)
+            | Self::CpuTime {
                 pid: 0,
                 thread: false,
                 ..
-            } => Self::Fixed(CLOCK_PROCESS_CPUTIME_ID).now(),
+            } => process(super::thread::process()),
+            Self::Fixed(CLOCK_THREAD_CPUTIME_ID) => thread(crate::sched::current_arc()),
+            Self::Fixed(_) => return Ok(None),
+            Self::CpuTime {
+                pid, thread: true, ..
+            } => thread(own_thread(pid)?),
             Self::CpuTime {
                 pid, thread: false, ..
-            } => Ok(process_cpu_time_ns(&crate::proc::find(pid).ok_or(EINVAL)?)),
+            } => process(&crate::proc::find(pid).ok_or(EINVAL)?),
+        }))
+    }
+
+    /// The clock's time now, in ns; EINVAL as [`Self::cpu_clock`].
+    pub fn now(self) -> Result<u64, Errno> {
+        if let Some(cpu) = self.cpu_clock()? {
+            return cpu.now_ns().ok_or(EINVAL);
         }
+        Ok(match self {
+            Self::Fixed(
+                CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI,
+            ) => now_ns() + crate::time::realtime_offset_ns(),
+            _ => now_ns(),
+        })
     }
 
     /// The clock's resolution in ns. A process CPU-time clock here must name a process (not
@@ -175,7 +187,7 @@ impl Clock {
 }
 
 /// A thread of the caller's process (`tid` 0: the caller), as a thread CPU-time clock names.
-fn own_thread(tid: u32) -> Result<alloc::sync::Arc<crate::sched::Task>, Errno> {
+fn own_thread(tid: u32) -> Result<Arc<crate::sched::Task>, Errno> {
     if tid == 0 {
         return Ok(crate::sched::current_arc());
     }
@@ -184,21 +196,6 @@ fn own_thread(tid: u32) -> Result<alloc::sync::Arc<crate::sched::Task>, Errno> {
         .into_iter()
         .find(|t| t.tid == tid)
         .ok_or(EINVAL)
-}
-
-fn ticks_ns(ticks: u64) -> u64 {
-    ticks * (1_000_000_000 / u64::from(crate::arch::apic::timer_hz()))
-}
-
-/// CPU time of all the threads of `process`, from the ticks they ran.
-fn process_cpu_time_ns(process: &alloc::sync::Arc<crate::proc::Process>) -> u64 {
-    ticks_ns(
-        process
-            .threads()
-            .iter()
-            .map(|t| t.ticks.load(Relaxed))
-            .sum(),
-    )
 }
 
 fn clock_now(clock: u64) -> Result<u64, Errno> {
@@ -335,7 +332,7 @@ fn cpu_time_sleep(clock: Clock, ns: u64, absolute: bool, remaining: u64) -> SysR
     } else {
         start.saturating_add(ns)
     };
-    let tick_ns = ticks_ns(1);
+    let tick_ns = crate::proc::ticks_ns(1);
     loop {
         let now = clock.now()?;
         if now >= target {

@@ -1,6 +1,7 @@
-//! Interval timers: `alarm`, `getitimer`/`setitimer` (`ITIMER_REAL`) and the POSIX timers
-//! (`timer_create`, `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`),
-//! over `proc::timers`.
+//! Interval timers: `alarm`, `getitimer`/`setitimer` and the POSIX timers (`timer_create`,
+//! `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`), over `proc::timers`.
+
+use alloc::sync::Arc;
 
 use super::errno::{EAGAIN, EINVAL, EOPNOTSUPP, Errno, SysResult};
 use super::time::{
@@ -8,8 +9,7 @@ use super::time::{
     CLOCK_THREAD_CPUTIME_ID, Clock, TIMER_ABSTIME, timespec, timespec_ns, timeval,
 };
 use crate::arch::uaccess::{read_user, write_user};
-use crate::proc::timers::{Notify, SIGALRM, Setting};
-use crate::time::now_ns;
+use crate::proc::timers::{IntervalTimer, Itimer, Notify, SIGALRM, Setting};
 
 const ITIMER_REAL: u64 = 0;
 const ITIMER_VIRTUAL: u64 = 1;
@@ -28,24 +28,25 @@ fn timeval_ns([seconds, microseconds]: [i64; 2]) -> Result<u64, Errno> {
         .saturating_add(microseconds as u64 * NS_PER_US))
 }
 
-/// The calling process's real-time interval timer.
-fn real_timer() -> alloc::sync::Arc<crate::proc::timers::IntervalTimer> {
+/// The calling process's `setitimer` timer `which`.
+fn itimer(which: Itimer) -> Arc<IntervalTimer> {
     let process = super::thread::process();
-    process.timers.lock().real(process)
+    process.timers.lock().itimer(process, which)
 }
 
-/// Sets the real-time interval timer to `value` ns from now (0: disarm) and `interval`.
-fn set_real(value: u64, interval: u64) -> Setting {
-    let deadline = (value != 0).then(|| now_ns().saturating_add(value));
-    real_timer().set(deadline, interval)
+/// Sets `timer` to expire `value` ns from now on its clock (0: disarm), then every `interval`.
+fn set_relative(timer: &Arc<IntervalTimer>, value: u64, interval: u64) -> Setting {
+    let deadline = (value != 0).then(|| timer.now().saturating_add(value));
+    timer.set(deadline, interval)
 }
 
-/// `which` of `getitimer`/`setitimer`: only the real-time timer counts down here; the
-/// CPU-time ones (`ITIMER_VIRTUAL`, `ITIMER_PROF`) are known but never armed.
-fn check_which(which: u64) -> Result<bool, Errno> {
+/// `which` of `getitimer`/`setitimer`. `ITIMER_VIRTUAL` counts all the CPU time, as
+/// `ITIMER_PROF`: this kernel does not tell user time from system time.
+fn check_which(which: u64) -> Result<Itimer, Errno> {
     match which {
-        ITIMER_REAL => Ok(true),
-        ITIMER_VIRTUAL | ITIMER_PROF => Ok(false),
+        ITIMER_REAL => Ok(Itimer::Real),
+        ITIMER_VIRTUAL => Ok(Itimer::Virtual),
+        ITIMER_PROF => Ok(Itimer::Prof),
         _ => Err(EINVAL),
     }
 }
@@ -57,7 +58,7 @@ fn itimerval(setting: Setting) -> [[i64; 2]; 2] {
 
 pub fn alarm(seconds: u64) -> SysResult {
     let seconds = seconds as u32;
-    let old = set_real(u64::from(seconds) * NS_PER_S, 0);
+    let old = set_relative(&itimer(Itimer::Real), u64::from(seconds) * NS_PER_S, 0);
     // As Linux: the seconds left, rounded to the nearest, and 1 rather than 0 while armed.
     let [old_seconds, old_microseconds] = timeval(old.remaining);
     let rounded = if (old_seconds == 0 && old_microseconds != 0) || old_microseconds >= 500_000 {
@@ -69,11 +70,7 @@ pub fn alarm(seconds: u64) -> SysResult {
 }
 
 pub fn getitimer(which: u64, out: u64) -> SysResult {
-    let setting = if check_which(which)? {
-        real_timer().get()
-    } else {
-        Setting::default()
-    };
+    let setting = itimer(check_which(which)?).get();
     write_user(out, &itimerval(setting))?;
     Ok(0)
 }
@@ -89,15 +86,16 @@ pub fn setitimer(which: u64, new: u64, old: u64) -> SysResult {
         let value = timeval_ns(value)?;
         [timeval_ns(interval)?, value]
     };
-    let real = check_which(which)?;
-    let previous = if real {
-        set_real(value, interval)
-    } else if value != 0 {
-        // No CPU-time countdown: the timer would never expire.
-        return Err(EINVAL);
-    } else {
-        Setting::default()
+    let which = check_which(which)?;
+    let value = match which {
+        // As Linux, a CPU-time timer expires a tick later than asked (CPU time is counted in
+        // whole ticks).
+        Itimer::Virtual | Itimer::Prof if value != 0 => {
+            value.saturating_add(crate::proc::ticks_ns(1))
+        }
+        _ => value,
     };
+    let previous = set_relative(&itimer(which), value, interval);
     if old != 0 {
         write_user(old, &itimerval(previous))?;
     }
@@ -115,8 +113,8 @@ const SIGEVENT_BYTES: usize = 64;
 /// `timer_create(clock, sigevent, timer_id)`, checked in Linux's order: the sigevent is read
 /// (EFAULT) before the clock is looked at (EINVAL, EOPNOTSUPP for the clocks Linux arms no
 /// timer on); then an id is taken (consumed even if the call fails from here on, as Linux's),
-/// the sigevent is checked (EINVAL) and the id written (EFAULT) before the CPU-time clocks are
-/// looked at.
+/// the sigevent is checked (EINVAL) and the id written (EFAULT) before a CPU-time clock's
+/// process or thread is looked for (EINVAL).
 pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
     let event = if event == 0 {
         None
@@ -147,7 +145,7 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
                     .ok_or(EINVAL)?;
                 Notify::Thread {
                     signo,
-                    thread: alloc::sync::Arc::downgrade(&thread),
+                    thread: Arc::downgrade(&thread),
                 }
             }
             _ => return Err(EINVAL),
@@ -157,28 +155,21 @@ pub fn timer_create(clock: u64, event: u64, id_out: u64) -> SysResult {
         (Notify::Process { signo: SIGALRM }, None)
     };
     write_user(id_out, &id)?;
+    let cpu = clock.cpu_clock()?;
     let clock = match clock {
-        Clock::Fixed(clock @ (CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID)) => {
-            Clock::Fixed(clock).now()?;
-            // Linux arms timers on CPU time too; here no timer counts CPU time.
-            return Err(EOPNOTSUPP);
-        }
         Clock::Fixed(clock) => clock,
-        cpu_time => {
-            // A clock of no process or thread is EINVAL, as Linux finds at this point.
-            cpu_time.now()?;
-            return Err(EOPNOTSUPP);
-        }
+        Clock::CpuTime { thread: true, .. } => CLOCK_THREAD_CPUTIME_ID,
+        _ => CLOCK_PROCESS_CPUTIME_ID,
     };
     process
         .timers
         .lock()
-        .create(process, id, clock, notify, value);
+        .create(process, id, (clock, cpu), notify, value);
     Ok(0)
 }
 
 /// The calling process's POSIX timer `id`.
-fn posix_timer(id: u64) -> Result<alloc::sync::Arc<crate::proc::timers::IntervalTimer>, Errno> {
+fn posix_timer(id: u64) -> Result<Arc<IntervalTimer>, Errno> {
     let process = super::thread::process();
     let timer = process.timers.lock().posix(id as i32);
     timer.ok_or(EINVAL)
@@ -204,7 +195,7 @@ pub fn timer_settime(id: u64, flags: u64, new: u64, old: u64) -> SysResult {
         absolute if flags & TIMER_ABSTIME != 0 => {
             Some(super::time::instant_to_monotonic(timer.clock(), absolute))
         }
-        relative => Some(now_ns().saturating_add(relative)),
+        relative => Some(timer.now().saturating_add(relative)),
     };
     let previous = timer.set(deadline, interval);
     if old != 0 {

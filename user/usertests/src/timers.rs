@@ -35,6 +35,12 @@ const SOCKET: usize = 41;
 
 const ITIMER_REAL: usize = 0;
 const ITIMER_VIRTUAL: usize = 1;
+const ITIMER_PROF: usize = 2;
+const SIGPROF: usize = 27;
+const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
+const CLOCK_THREAD_CPUTIME_ID: usize = 3;
+/// The CPU-time clock id of the calling thread (`tid` 0), scheduled time: glibc's encoding.
+const CLOCK_SELF_THREAD_SCHED: usize = -2isize as usize;
 const SI_KERNEL: i32 = 0x80;
 const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: u32 = 0;
@@ -373,6 +379,121 @@ pub fn posix_timer_errors() -> TestResult {
     check_err!(timer_settime(id, 0, 0, 1), Errno::EINVAL);
     check_err!(call(TIMER_GETOVERRUN, &[id as usize]), Errno::EINVAL);
     check_err!(call(TIMER_DELETE, &[0x7fff_0000]), Errno::EINVAL);
+    Ok(())
+}
+
+/// The time on `clock`, in ns.
+fn clock_ns(clock: usize) -> Result<u64, Errno> {
+    let mut now = Timespec::default();
+    call(sys::nr::CLOCK_GETTIME, &[clock, &raw mut now as usize])?;
+    Ok(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
+}
+
+/// Spins until `signo` (blocked) is pending, or the process has run `ms` more of CPU time;
+/// the signal's siginfo, if it came.
+fn spin_for_signal(signo: usize, ms: u64) -> Option<SigInfo> {
+    let end = clock_ns(CLOCK_PROCESS_CPUTIME_ID).ok()? + ms * 1_000_000;
+    loop {
+        if let Ok(info) = wait_signal(signo, 0) {
+            return Some(info);
+        }
+        if clock_ns(CLOCK_PROCESS_CPUTIME_ID).ok()? >= end {
+            return None;
+        }
+    }
+}
+
+pub fn cpu_time_timer_fires_after_spinning() -> TestResult {
+    let old = block(TIMER_SIGNAL);
+    let event = sigevent(0x55, TIMER_SIGNAL as u32, SIGEV_SIGNAL, 0);
+    let id = check_ok!(timer_create(CLOCK_PROCESS_CPUTIME_ID, Some(&event)));
+    check_ok!(timer_settime(id, 0, 0, 20_000_000));
+    let armed = timer_gettime(id);
+    let info = spin_for_signal(TIMER_SIGNAL, 100);
+    let after = timer_gettime(id);
+    let overrun = call(TIMER_GETOVERRUN, &[id as usize]);
+    check_ok!(call(TIMER_DELETE, &[id as usize]));
+    signal::sigprocmask(SIG_SETMASK, old).ok();
+    let [_, value] = check_ok!(armed);
+    check!(
+        value[0] == 0 && value[1] > 0 && value[1] <= 20_000_000,
+        "armed {value:?}"
+    );
+    check!(info.is_some(), "no signal after 100 ms of CPU time");
+    let info = info.unwrap_or_default();
+    check_eq!(info.code, SI_TIMER);
+    check_eq!(info.fields[0] as u32, id as u32);
+    check_eq!(info.fields[1], 0x55);
+    check_eq!(check_ok!(after), [[0, 0], [0, 0]]);
+    check_eq!(check_ok!(overrun), 0);
+    check_err!(call(TIMER_DELETE, &[id as usize]), Errno::EINVAL);
+    Ok(())
+}
+
+pub fn thread_cpu_time_timer_waits_while_asleep() -> TestResult {
+    let old = block(TIMER_SIGNAL);
+    let event = sigevent(0, TIMER_SIGNAL as u32, SIGEV_SIGNAL, 0);
+    let id = check_ok!(timer_create(CLOCK_THREAD_CPUTIME_ID, Some(&event)));
+    check_ok!(timer_settime(id, 0, 0, 10_000_000));
+    // 50 ms asleep use no CPU time: no signal, and still armed.
+    let slept = wait_signal(TIMER_SIGNAL, 50);
+    let after = timer_gettime(id);
+    check_ok!(call(TIMER_DELETE, &[id as usize]));
+    // The thread clock's encoded id (`tid` 0: the caller) takes timers too.
+    let encoded = timer_create(CLOCK_SELF_THREAD_SCHED, Some(&event));
+    signal::sigprocmask(SIG_SETMASK, old).ok();
+    check_err!(slept, Errno::EAGAIN);
+    let [_, value] = check_ok!(after);
+    check!(value[0] == 0 && value[1] > 0, "after sleeping {value:?}");
+    check_ok!(call(TIMER_DELETE, &[check_ok!(encoded) as usize]));
+    Ok(())
+}
+
+pub fn itimer_prof_counts_down_and_sends_sigprof() -> TestResult {
+    let old = block(SIGPROF);
+    let new: Pair = [[0, 0], [0, 30_000]];
+    check_ok!(call(SETITIMER, &[ITIMER_PROF, &raw const new as usize, 0]));
+    let [_, first] = check_ok!(getitimer(ITIMER_PROF));
+    // Spin until the remaining time has gone down.
+    let end = check_ok!(clock_ns(CLOCK_PROCESS_CPUTIME_ID)) + 100_000_000;
+    let mut later = first;
+    while later == first && check_ok!(clock_ns(CLOCK_PROCESS_CPUTIME_ID)) < end {
+        later = check_ok!(getitimer(ITIMER_PROF))[1];
+    }
+    let info = spin_for_signal(SIGPROF, 100);
+    let after = getitimer(ITIMER_PROF);
+    signal::sigprocmask(SIG_SETMASK, old).ok();
+    // A tick (4 ms at 250 Hz) is added, as Linux does.
+    check!(
+        first[0] == 0 && first[1] > 20_000 && first[1] <= 40_000,
+        "armed {first:?}"
+    );
+    check!(later < first, "remaining {first:?}, then {later:?}");
+    check!(info.is_some(), "no SIGPROF after 100 ms of CPU time");
+    let info = info.unwrap_or_default();
+    check_eq!(info.code, SI_KERNEL);
+    check_eq!(check_ok!(after), [[0, 0], [0, 0]]);
+    // ITIMER_VIRTUAL arms too; disarming it returns its setting.
+    let virtual_timer: Pair = [[1, 0], [1, 0]];
+    check_ok!(call(
+        SETITIMER,
+        &[ITIMER_VIRTUAL, &raw const virtual_timer as usize, 0]
+    ));
+    let off: Pair = [[0; 2]; 2];
+    let mut previous: Pair = [[0; 2]; 2];
+    check_ok!(call(
+        SETITIMER,
+        &[
+            ITIMER_VIRTUAL,
+            &raw const off as usize,
+            &raw mut previous as usize
+        ]
+    ));
+    check_eq!(previous[0], [1, 0]);
+    check!(
+        previous[1][0] == 1 || previous[1][0] == 0,
+        "previous {previous:?}"
+    );
     Ok(())
 }
 
