@@ -27,6 +27,7 @@
 //! are a pipe's ring and an eventfd's counter: their callers sleep (on wait queues) with no
 //! lock held.
 
+pub mod attributes;
 pub mod dentry;
 pub mod dev;
 pub mod eventfd;
