@@ -222,6 +222,12 @@ pub trait Inode: Send + Sync + Any {
         None
     }
 
+    /// The count of descriptions open for writing, for a file that can be run (a regular file
+    /// of a file system that keeps one); `None` for the others.
+    fn writers(&self) -> Option<&file::Writers> {
+        None
+    }
+
     /// `utimensat`: the modification time becomes `mtime_ns` (ns since the epoch).
     fn set_mtime(&self, _mtime_ns: u64) -> Result<(), Errno> {
         Err(EPERM)

@@ -14,9 +14,10 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::file::{File, Writers};
 use super::pagecache::PageCache;
 use super::{DirEntry, FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
-use super::{allocate_inode_number, attributes::Attributes, dentry::Dentry, file::File, now_ns};
+use super::{allocate_inode_number, attributes::Attributes, dentry::Dentry, now_ns};
 use crate::syscall::errno::{
     EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EXDEV, Errno,
 };
@@ -38,6 +39,8 @@ pub struct TmpInode {
     nlink: AtomicU32,
     /// Permission bits, owner, group and times.
     attributes: Attributes,
+    /// The descriptions open for writing, or the programs running the file.
+    writers: Writers,
     /// Extended attributes (`setxattr`), by name.
     xattrs: spin::Mutex<BTreeMap<String, Vec<u8>>>,
     content: Content,
@@ -55,6 +58,7 @@ impl TmpInode {
             kind,
             nlink: AtomicU32::new(if kind == FileKind::Directory { 2 } else { 1 }),
             attributes: Attributes::new(mode, now_ns()),
+            writers: Writers::default(),
             xattrs: spin::Mutex::new(BTreeMap::new()),
             content,
         })
@@ -173,6 +177,10 @@ impl Inode for TmpInode {
     fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
         self.attributes.set_mtime(mtime_ns);
         Ok(())
+    }
+
+    fn writers(&self) -> Option<&Writers> {
+        (self.kind == FileKind::Regular).then_some(&self.writers)
     }
 
     fn xattrs(&self) -> Option<&spin::Mutex<BTreeMap<String, Vec<u8>>>> {
