@@ -10,6 +10,9 @@
 //!   and copied by `fork`. Its spinlock is a leaf: a description is dropped (and released)
 //!   only after the lock is gone.
 //! - [`FsContext`]: the working directory and the umask, shared with `CLONE_FS`.
+//! - [`Writers`] and [`WriteDenial`]: a runnable file's count of descriptions open for
+//!   writing, against the running programs' holds on it (`ETXTBSY` either way); an atomic
+//!   count, no lock.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
