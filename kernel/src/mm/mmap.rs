@@ -28,11 +28,11 @@ use super::vma::{
 };
 use crate::arch::syscall::USER_END;
 use crate::arch::uaccess::copy_to_user;
-use crate::fs::file::{File, O_PATH};
+use crate::fs::file::File;
 use crate::fs::pagecache::MAX_FILE_SIZE;
 use crate::syscall::errno::{
-    EACCES, EAGAIN, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW,
-    EPERM, Errno, SysResult,
+    EACCES, EAGAIN, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM,
+    Errno, SysResult,
 };
 
 pub const PROT_READ: u64 = 1;
@@ -156,12 +156,8 @@ pub fn mmap(
         return Err(EINVAL);
     }
     let file = if flags & MAP_ANONYMOUS == 0 {
-        let process = crate::sched::current().process().ok_or(EBADF)?;
-        let file = process.files().get(fd)?;
-        if file.flags() & O_PATH != 0 {
-            return Err(EBADF);
-        }
-        Some(file)
+        // An `unsigned long` to mmap, but Linux looks it up as an `unsigned int`.
+        Some(crate::syscall::io::file(fd)?)
     } else {
         None
     };

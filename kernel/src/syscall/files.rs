@@ -11,11 +11,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::errno::{
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
-    ERANGE, Errno, SysResult,
+    EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, ELOOP, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP, ERANGE,
+    Errno, SysResult,
 };
 use super::int_arg;
-use super::io::file;
+use super::io::{file, file_or_place};
 use super::thread::process;
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::fs::dentry::{self, Dentry, Follow, PATH_MAX};
@@ -48,7 +48,7 @@ fn start_of(dirfd: u64, path: &str) -> Result<Arc<Dentry>, Errno> {
     if path.starts_with('/') || dirfd as i32 as i64 == AT_FDCWD as i64 {
         return Ok(process().fs_context().cwd());
     }
-    let directory = file(u64::from(dirfd as u32))?;
+    let directory = file_or_place(dirfd)?;
     if directory.inode().kind() != FileKind::Directory {
         return Err(ENOTDIR);
     }
@@ -68,7 +68,7 @@ fn lookup_copied(dirfd: u64, path: &str, flags: u64, follow: Follow) -> Result<A
         if dirfd as i32 as i64 == AT_FDCWD as i64 {
             return Ok(process().fs_context().cwd());
         }
-        return Ok(file(u64::from(dirfd as u32))?.dentry().clone());
+        return Ok(file_or_place(dirfd)?.dentry().clone());
     }
     if path.is_empty() {
         return Err(ENOENT);
@@ -263,7 +263,7 @@ fn stat_words(stat: &Stat) -> [u64; 18] {
 }
 
 pub fn fstat(fd: u64, buf: u64) -> SysResult {
-    let stat = file(fd)?.inode().stat();
+    let stat = file_or_place(fd)?.inode().stat();
     write_user(buf, &stat_words(&stat))?;
     Ok(0)
 }
@@ -383,7 +383,15 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
     if dentry.inode().kind() != FileKind::Directory {
         return Err(ENOTDIR);
     }
+    // `unsigned int count`, which Linux then keeps in an `int`: a count of 2 GiB or more is
+    // room for no entry (`EINVAL`).
+    let len = u64::from(len as u32);
     super::transfer::check_buffer(buf, len)?;
+    let room = if len > i32::MAX as u64 {
+        0
+    } else {
+        len as usize
+    };
     let mut position = file.lock_position()?;
     let mut out = alloc::vec::Vec::new();
     let mut next = *position;
@@ -403,7 +411,7 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
             },
         };
         let record = (19 + name.len() + 1).next_multiple_of(8);
-        if out.len() + record > len as usize {
+        if out.len() + record > room {
             if out.is_empty() {
                 return Err(EINVAL);
             }
@@ -522,18 +530,25 @@ pub fn linkat(
     let existing = lookup_at(old_dirfd, old_path, flags, follow)?;
     // Linux's `filename_create`, then `vfs_link`: the new name's errors (`EEXIST` for a name
     // taken) come before a directory's `EPERM`, which the file system gives.
-    let (directory, name, trailing_slash) = parent_at(new_dirfd, new_path)?;
+    let (directory, name) = new_name_at(new_dirfd, new_path)?;
+    directory.link(&name, existing.inode())?;
+    Ok(0)
+}
+
+/// The directory and the free name where `path` (relative to `dirfd`) asks for a new file
+/// other than a directory, checked as Linux's `filename_create`: `.`, `..` or a name taken is
+/// `EEXIST`; a free name written with a trailing slash asks for a directory, and is `ENOENT`.
+fn new_name_at(dirfd: u64, path: u64) -> Result<(Arc<Dentry>, String), Errno> {
+    let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
     if dentry::is_dot_or_dotdot(&name) {
         return Err(EEXIST);
     }
     match directory.child(&name) {
-        Ok(_) => return Err(EEXIST),
-        Err(ENOENT) if trailing_slash => return Err(ENOENT),
-        Err(ENOENT) => {}
-        Err(error) => return Err(error),
+        Ok(_) => Err(EEXIST),
+        Err(ENOENT) if trailing_slash => Err(ENOENT),
+        Err(ENOENT) => Ok((directory, name)),
+        Err(error) => Err(error),
     }
-    directory.link(&name, existing.inode())?;
-    Ok(0)
 }
 
 pub fn symlinkat(target: u64, dirfd: u64, path: u64) -> SysResult {
@@ -541,10 +556,7 @@ pub fn symlinkat(target: u64, dirfd: u64, path: u64) -> SysResult {
     if target.is_empty() {
         return Err(ENOENT);
     }
-    let (directory, name, _) = parent_at(dirfd, path)?;
-    if dentry::is_dot_or_dotdot(&name) {
-        return Err(EEXIST);
-    }
+    let (directory, name) = new_name_at(dirfd, path)?;
     directory.create(&name, FileKind::Symlink, 0o777, Some(&target))?;
     Ok(0)
 }
@@ -568,9 +580,6 @@ pub fn readlinkat(dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
 
 pub fn fchmod(fd: u64, mode: u64) -> SysResult {
     let file = file(fd)?;
-    if file.flags() & O_PATH != 0 {
-        return Err(EBADF);
-    }
     file.inode().set_mode(mode as u32)?;
     Ok(0)
 }
@@ -632,7 +641,7 @@ pub fn chdir(path: u64) -> SysResult {
 }
 
 pub fn fchdir(fd: u64) -> SysResult {
-    change_directory(file(fd)?.dentry().clone())
+    change_directory(file_or_place(fd)?.dentry().clone())
 }
 
 fn change_directory(dentry: Arc<Dentry>) -> SysResult {
@@ -702,7 +711,7 @@ pub fn statfs(path: u64, buf: u64) -> SysResult {
 }
 
 pub fn fstatfs(fd: u64, buf: u64) -> SysResult {
-    let file = file(fd)?;
+    let file = file_or_place(fd)?;
     write_user(buf, &statfs_words(file.inode()))?;
     Ok(0)
 }

@@ -21,11 +21,14 @@ use alloc::vec::Vec;
 use super::errno::{
     EBADF, EFAULT, EINTR, EINVAL, EISDIR, ENODEV, ENOMEM, EOVERFLOW, ESPIPE, Errno, SysResult,
 };
+use super::int_arg;
 use super::thread::process;
 use super::transfer::{self, MAX_RW_COUNT, check_buffer};
 use crate::arch::uaccess::{read_user, write_user};
 use crate::fs::FileKind;
-use crate::fs::file::{File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SETFL_MASK};
+use crate::fs::file::{
+    File, MAX_FDS, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_PATH, SETFL_MASK,
+};
 use crate::fs::pipe::pipe_of;
 use crate::sync::mutex::MutexGuard;
 
@@ -34,15 +37,22 @@ const MAX_IOV: u64 = 1024;
 /// The most bytes moved through the kernel buffer at once.
 const CHUNK: usize = 64 * 1024;
 
-/// A descriptor argument as Linux's prototypes take it: an `int` or `unsigned int`, so the
-/// register's upper half is no part of it (and a negative `int` is a number past any table).
-pub fn descriptor(raw: u64) -> u64 {
-    u64::from(raw as u32)
+/// The open description behind the descriptor argument `fd`, for a call that uses the file
+/// itself: an `O_PATH` descriptor names a place, not a file open for anything, and is `EBADF`
+/// here, as Linux's `fdget` makes it.
+pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file_or_place(fd)?;
+    if file.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    Ok(file)
 }
 
-/// The open description behind the descriptor argument `fd`.
-pub fn file(fd: u64) -> Result<Arc<File>, Errno> {
-    process().files().get(descriptor(fd))
+/// The open description behind `fd`, `O_PATH` ones included (Linux's `fdget_raw`): for the
+/// calls that need only the place a descriptor names (the directory a relative path starts
+/// from, fstat, fstatfs, fchdir, an `AT_EMPTY_PATH` lookup).
+pub fn file_or_place(fd: u64) -> Result<Arc<File>, Errno> {
+    process().files().get(int_arg(fd))
 }
 
 /// Reads from the stream `file` into the user buffers `vectors` (checked): one read of the
@@ -485,7 +495,7 @@ pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
 }
 
 pub fn close(fd: u64) -> SysResult {
-    let file = process().files().remove(descriptor(fd))?;
+    let file = process().files().remove(int_arg(fd))?;
     drop(file);
     Ok(0)
 }
@@ -519,7 +529,7 @@ pub fn dup(fd: u64) -> SysResult {
 }
 
 pub fn dup2(old: u64, new: u64) -> SysResult {
-    let (old, new) = (descriptor(old), descriptor(new));
+    let (old, new) = (int_arg(old), int_arg(new));
     let files = process().files();
     let file = files.get(old)?;
     if old == new {
@@ -532,7 +542,7 @@ pub fn dup2(old: u64, new: u64) -> SysResult {
 
 /// dup3: `flags` is an `int`, as Linux declares it (its upper half is not looked at).
 pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
-    let (old, new, flags) = (descriptor(old), descriptor(new), flags as u32);
+    let (old, new, flags) = (int_arg(old), int_arg(new), flags as u32);
     if flags & !O_CLOEXEC != 0 || old == new {
         return Err(EINVAL);
     }
@@ -574,9 +584,18 @@ const LAST_SIGNAL: u32 = 64;
 
 /// fcntl: `fd` and `command` are 32-bit (`unsigned int`), the integer arguments an `int`.
 pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
-    let fd = descriptor(fd);
+    let fd = int_arg(fd);
     let files = process().files();
     let file = files.get(fd)?;
+    // An `O_PATH` descriptor answers only the commands on the descriptor itself (Linux's
+    // `check_fcntl_cmd`).
+    let on_the_descriptor = matches!(
+        command as u32,
+        F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL
+    );
+    if file.flags() & O_PATH != 0 && !on_the_descriptor {
+        return Err(EBADF);
+    }
     let integer = argument as i32;
     match command as u32 {
         command @ (F_DUPFD | F_DUPFD_CLOEXEC) => {
@@ -725,7 +744,7 @@ const FIOCLEX: u64 = 0x5451;
 
 /// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them.
 pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
-    let (fd, request) = (descriptor(fd), u64::from(request as u32));
+    let (fd, request) = (int_arg(fd), int_arg(request));
     let files = process().files();
     let file = files.get(fd)?;
     match request {

@@ -10,7 +10,7 @@ pub mod errno;
 mod files;
 mod identity;
 pub mod info;
-mod io;
+pub(crate) mod io;
 mod ipc;
 mod pidfd;
 mod policy;

@@ -47,12 +47,13 @@ const ARENA_PAGES: usize = 16;
 const ARENA_END: usize = ARENA + ARENA_PAGES * PAGE;
 /// Each argument's slot in the arena: what the call reads, or a small buffer it writes.
 const SLOT: usize = 0x800;
-const SLOTS: usize = 6;
 /// The first user address that is not (Linux's `TASK_SIZE`, x86_64, 4-level paging).
 const USER_LIMIT: usize = 0x7fff_ffff_f000;
 const KERNEL_HALF: usize = 0xffff_8000_0000_0000;
 /// The calls between two resets of the window, the descriptors and the directory.
 const RESET_EVERY: u64 = 64;
+/// `setpriority`'s "every process of a user".
+const PRIO_USER: usize = 2;
 
 /// The descriptors a reset opens: a file, the directory, a pipe, an eventfd, a memfd, the file
 /// again read-only.
@@ -1654,7 +1655,10 @@ fn remove_directory(seed: u64) {
 /// What a successful call leaves that the rest of the run must not meet, undone unprinted: a
 /// mapping outside the window (or a huge one inside it), which would use up memory or address
 /// space over a long run; a blocking eventfd (`eventfd` has no flags), which a later read
-/// would wait on for ever.
+/// would wait on for ever; a socket, which only Linux can make (this kernel has no address
+/// family, an explained divergence in `cargo xtask fuzz`): left open on Linux alone, it would
+/// take a descriptor number and shift every later one, so that calls on descriptors diverge
+/// for the rest of the reset's window.
 fn tidy_after(call: &Call, a: &[usize; 6], value: usize) {
     const EVENTFD: usize = 284;
     let (addr, len) = match call.number {
@@ -1664,12 +1668,33 @@ fn tidy_after(call: &Call, a: &[usize; 6], value: usize) {
             let _ = sys::fcntl(value, sys::F_SETFL, sys::O_NONBLOCK);
             return;
         }
+        nr::SOCKET => {
+            let _ = sys::close(value);
+            return;
+        }
+        nr::SOCKETPAIR => {
+            for fd in arena_u32s::<2>(a[3]) {
+                let _ = sys::close(fd as usize);
+            }
+            return;
+        }
         _ => return,
     };
     let inside = (WINDOW..WINDOW + WINDOW_SPAN).contains(&addr);
     if !inside || len > MAX_RANGE_PAGES * PAGE {
         let _ = sys::munmap(addr, len);
     }
+}
+
+/// The `N` 32-bit words a call wrote at `at`, where that lies in the arena (nothing otherwise:
+/// the call succeeded, so it was writable, but the fuzzer reads only its own arena).
+fn arena_u32s<const N: usize>(at: usize) -> impl Iterator<Item = u32> {
+    let inside = at >= ARENA && at.saturating_add(N * 4) <= ARENA_END;
+    (0..N).filter(move |_| inside).map(move |i| {
+        // SAFETY: the words lie in the arena (checked above), which is mapped read-write for
+        // the whole run; `read_unaligned` allows any alignment.
+        unsafe { core::ptr::read_unaligned((at + i * 4) as *const u32) }
+    })
 }
 
 fn print_line(call: &Call, a: &[usize; 6], result: sys::SysResult) {
@@ -1691,11 +1716,22 @@ fn print_line(call: &Call, a: &[usize; 6], result: sys::SysResult) {
     println!("{line}");
 }
 
-/// Zeroes the argument slots before a call's arguments are prepared.
+/// The bytes at the arena's end, before the page that is never mapped: not zero, so that a
+/// string starting there runs off the end (a path without its terminating byte).
+const ARENA_TAIL: usize = 64;
+
+/// Puts the whole arena back to what it held before the first call, before each call's
+/// arguments are prepared: zeros, then `ARENA_TAIL` bytes of `a`. Calls write into the arena
+/// (buffers, results, random bytes), and the kernels compared write different things there
+/// (times, ids, random data), so whatever a call reads beyond what its generator put (a
+/// misaligned structure, a path at the end) must not be what an earlier call left.
 fn clear_arena() {
-    // SAFETY: the arena is mapped read-write for the whole run (`prepare`), and the slots lie
-    // within it.
-    unsafe { core::ptr::write_bytes(ARENA as *mut u8, 0, SLOTS * SLOT) };
+    // SAFETY: the arena is mapped read-write for the whole run (`prepare`), and both writes
+    // lie within it.
+    unsafe {
+        core::ptr::write_bytes(ARENA as *mut u8, 0, ARENA_END - ARENA - ARENA_TAIL);
+        core::ptr::write_bytes((ARENA_END - ARENA_TAIL) as *mut u8, b'a', ARENA_TAIL);
+    }
 }
 
 /// Maps the arena, ignores the signals a call could raise, and makes the directory.
@@ -1720,9 +1756,12 @@ fn directory(seed: u64) -> String {
     alloc::format!("/tmp/fuzz-{seed}\0")
 }
 
-/// Puts the window, the descriptors, the working directory, the file mode mask and the signal
-/// mask back as they were at the start, unprinted, so that a difference between kernels does
-/// not spread through the rest of the run.
+/// Puts the window, the descriptors, the working directory, the file mode mask, the signal
+/// mask and the nice value of every process of the user (root) back as they were at the
+/// start, unprinted, so that a difference between kernels does not spread through the rest
+/// of the run. (The nice values: `setpriority` on process group 1 reaches init here but no
+/// one on Linux, whose init stays in group 0, an explained divergence; `PRIO_USER` then
+/// reads the difference.)
 fn reset(seed: u64) {
     let _ = sys::munmap(WINDOW, WINDOW_SPAN);
     let layout = [
@@ -1747,6 +1786,8 @@ fn reset(seed: u64) {
     let _ = sys::chdir(dir.as_ptr() as usize);
     // SAFETY: umask touches no memory.
     let _ = unsafe { sys::syscall1(nr::UMASK, 0o022) };
+    // SAFETY: setpriority touches no memory.
+    let _ = unsafe { sys::syscall3(nr::SETPRIORITY, PRIO_USER, 0, 0) };
     let _ = urt::signal::sigprocmask(urt::signal::SIG_SETMASK, 0);
     let file = c"f".as_ptr() as usize;
     let here = c".".as_ptr() as usize;

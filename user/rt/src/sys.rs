@@ -43,6 +43,8 @@ pub mod nr {
     pub const NANOSLEEP: usize = 35;
     pub const GETPID: usize = 39;
     pub const SENDFILE: usize = 40;
+    pub const SOCKET: usize = 41;
+    pub const SOCKETPAIR: usize = 53;
     pub const CLONE: usize = 56;
     pub const FORK: usize = 57;
     pub const VFORK: usize = 58;
@@ -82,6 +84,7 @@ pub mod nr {
     pub const SIGALTSTACK: usize = 131;
     pub const STATFS: usize = 137;
     pub const FSTATFS: usize = 138;
+    pub const SETPRIORITY: usize = 141;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
     pub const MOUNT: usize = 165;

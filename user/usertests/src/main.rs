@@ -351,6 +351,7 @@ const PATHS: &[Test] = urt::tests![
     pathcalls::path_calls_take_int_flags,
     pathcalls::path_calls_check_in_linux_order,
     pathcalls::open_flags_as_linux_builds_them,
+    pathcalls::o_path_descriptors_name_a_place,
     pathcalls::chown_as_root,
     pathcalls::pipes_and_eventfds_take_owner_and_times,
     pathcalls::exec_of_a_file_open_for_writing_is_busy,

@@ -93,6 +93,22 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
     let missing = s.path("missing");
     let mut st = Stat::default();
     let buf = &mut st as *mut Stat as usize;
+    // A new name with a trailing slash asks for a directory: a symbolic or hard link there is
+    // ENOENT when the name is free, EEXIST when it is taken.
+    let free_dir = s.path("free/");
+    let taken_dir = s.path("f/");
+    check_err!(
+        sys::symlinkat(at(&f), AT_FDCWD, at(&free_dir)),
+        Errno::ENOENT
+    );
+    check_err!(
+        sys::symlinkat(at(&f), AT_FDCWD, at(&taken_dir)),
+        Errno::EEXIST
+    );
+    check_err!(
+        call(nr::LINKAT, [AT_FDCWD, at(&f), AT_FDCWD, at(&free_dir), 0]),
+        Errno::ENOENT
+    );
     // The stat family checks its flags and statx its mask before it copies the path in.
     check_err!(
         call(nr::NEWFSTATAT, [AT_FDCWD, KERNEL_ADDR, buf, 0xffff, 0]),
@@ -247,6 +263,52 @@ pub fn open_flags_as_linux_builds_them() -> TestResult {
     ));
     check_eq!(check_ok!(stat(&named)).st_size, 9);
     check_eq!(check_ok!(tmp.stat()).st_nlink, 1);
+    Ok(())
+}
+
+/// An `O_PATH` descriptor names a place: the calls that use only the place take it (fstat,
+/// fstatfs, fchdir, a directory to start from, fcntl on the descriptor itself); every call
+/// that uses the open file answers `EBADF`.
+pub fn o_path_descriptors_name_a_place() -> TestResult {
+    let s = check_ok!(Scratch::new("opath"));
+    let _cwd = check_ok!(crate::util::Cwd::save());
+    let f = check_ok!(s.file("f", b"data"));
+    let d = check_ok!(s.subdir("d"));
+    check_ok!(s.file("d/x", b""));
+    let file = Fd(check_ok!(call(
+        nr::OPEN,
+        [at(&f), O_PATH | sys::O_CLOEXEC, 0, 0, 0]
+    )));
+    let dir = Fd(check_ok!(call(
+        nr::OPEN,
+        [at(&d), O_PATH | sys::O_CLOEXEC, 0, 0, 0]
+    )));
+    let mut byte = [0u8; 1];
+    let buf = byte.as_mut_ptr() as usize;
+    check_err!(call(nr::READ, [file.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::WRITE, [file.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::LSEEK, [file.0, 0, 0, 0, 0]), Errno::EBADF);
+    check_err!(call(nr::FCHMOD, [file.0, 0o600, 0, 0, 0]), Errno::EBADF);
+    check_err!(
+        call(nr::FCNTL, [file.0, sys::F_SETFL, 0, 0, 0]),
+        Errno::EBADF
+    );
+    check_err!(call(nr::GETDENTS64, [dir.0, buf, 1, 0, 0]), Errno::EBADF);
+    check_eq!(check_ok!(file.stat()).st_size, 4);
+    let mut statfs = [0u64; 15];
+    check_ok!(call(
+        nr::FSTATFS,
+        [file.0, statfs.as_mut_ptr() as usize, 0, 0, 0]
+    ));
+    check_ok!(call(nr::FCNTL, [file.0, sys::F_GETFL, 0, 0, 0]));
+    check_ok!(call(nr::FCNTL, [file.0, sys::F_SETFD, 0, 0, 0]));
+    let x = c"x";
+    drop(Fd(check_ok!(call(
+        nr::OPENAT,
+        [dir.0, at(x), sys::O_RDONLY, 0, 0]
+    ))));
+    check_ok!(call(nr::FCHDIR, [dir.0, 0, 0, 0, 0]));
+    check_ok!(stat(x));
     Ok(())
 }
 
