@@ -13,8 +13,8 @@
 
 use alloc::sync::Arc;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::attributes::Attributes;
 use super::dentry::Dentry;
 use super::file::{File, O_RDWR};
 use super::poll::{self, POLLIN, POLLOUT};
@@ -39,20 +39,21 @@ pub struct EventFd {
 /// The inode number every anonymous file shares (Linux has one anonymous inode).
 static ANONYMOUS_INODE_NUMBER: spin::Once<u64> = spin::Once::new();
 
-/// The permission bits of the anonymous inode, which `fchmod` of any file of it changes for
-/// all (Linux's one shared inode).
-static ANONYMOUS_INODE_MODE: AtomicU32 = AtomicU32::new(0o600);
+/// The permission bits, owner, group and times of the anonymous inode, which `fchmod`,
+/// `fchown` and `futimens` of any file of it change for all (Linux's one shared inode).
+static ANONYMOUS_INODE_ATTRIBUTES: Attributes = Attributes::new(0o600, 0);
 
 /// What `stat` says of a file of the anonymous inode (an eventfd, a pidfd).
 pub(super) fn anonymous_inode_stat() -> Stat {
-    Stat {
+    let mut stat = Stat {
         dev: FsKind::AnonInodefs.device(),
         ino: *ANONYMOUS_INODE_NUMBER.call_once(allocate_inode_number),
-        mode: FileKind::Anonymous.mode_bits() | ANONYMOUS_INODE_MODE.load(Ordering::Relaxed),
         nlink: 1,
         blksize: 4096,
         ..Stat::default()
-    }
+    };
+    ANONYMOUS_INODE_ATTRIBUTES.fill(FileKind::Anonymous, &mut stat);
+    stat
 }
 
 /// A new event counter holding `initial`, opened for reading and writing with the status flags
@@ -157,7 +158,17 @@ impl Inode for EventFd {
     }
 
     fn set_mode(&self, mode: u32) -> Result<(), Errno> {
-        ANONYMOUS_INODE_MODE.store(mode & 0o7777, Ordering::Relaxed);
+        ANONYMOUS_INODE_ATTRIBUTES.set_mode(mode);
+        Ok(())
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        ANONYMOUS_INODE_ATTRIBUTES.set_owner(FileKind::Anonymous, uid, gid);
+        Ok(())
+    }
+
+    fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
+        ANONYMOUS_INODE_ATTRIBUTES.set_mtime(mtime_ns);
         Ok(())
     }
 

@@ -10,6 +10,9 @@
 //!   and copied by `fork`. Its spinlock is a leaf: a description is dropped (and released)
 //!   only after the lock is gone.
 //! - [`FsContext`]: the working directory and the umask, shared with `CLONE_FS`.
+//! - [`Writers`] and [`WriteDenial`]: a runnable file's count of descriptions open for
+//!   writing, against the running programs' holds on it (`ETXTBSY` either way); an atomic
+//!   count, no lock.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -21,7 +24,7 @@ use super::Inode;
 use super::dentry::{Dentry, Follow};
 use crate::sync::Mutex;
 use crate::sync::mutex::MutexGuard;
-use crate::syscall::errno::{EBADF, EINTR, EMFILE, Errno};
+use crate::syscall::errno::{EBADF, EINTR, EMFILE, ETXTBSY, Errno};
 
 pub const O_ACCMODE: u32 = 0o3;
 pub const O_RDONLY: u32 = 0o0;
@@ -69,6 +72,11 @@ impl File {
     /// description then drops, as Linux does.
     pub fn open(dentry: Arc<Dentry>, flags: u32) -> Result<Arc<File>, Errno> {
         let status = flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+        if let Some(writers) = dentry.inode().writers()
+            && writes(status)
+        {
+            writers.add()?;
+        }
         let file = Arc::new(File {
             dentry,
             flags: AtomicU32::new(status),
@@ -128,7 +136,7 @@ impl File {
     }
 
     pub fn writable(&self) -> bool {
-        matches!(self.flags() & O_ACCMODE, O_WRONLY | O_RDWR) && self.flags() & O_PATH == 0
+        writes(self.flags())
     }
 
     pub fn nonblocking(&self) -> bool {
@@ -156,6 +164,75 @@ impl Drop for File {
     fn drop(&mut self) {
         let inode = self.dentry.inode().clone();
         inode.release(self);
+        if let Some(writers) = inode.writers()
+            && self.writable()
+        {
+            writers.remove();
+        }
+    }
+}
+
+/// Whether a description with the status flags `flags` may write.
+fn writes(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR) && flags & O_PATH == 0
+}
+
+/// Linux's `i_writecount` of a file that can be run: the count of open descriptions that may
+/// write it (positive), or of the running programs that deny them (negative, as a
+/// [`WriteDenial`]). [`File::open`] for writing adds one writer (`ETXTBSY` while a program
+/// runs the file) and its drop takes it back; `execve` refuses a file with writers.
+#[derive(Default)]
+pub struct Writers(AtomicI32);
+
+impl Writers {
+    fn add(&self) -> Result<(), Errno> {
+        self.0
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                (count >= 0).then_some(count + 1)
+            })
+            .map(drop)
+            .map_err(|_| ETXTBSY)
+    }
+
+    fn remove(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// `execve`'s check before it copies the arguments: `ETXTBSY` while some description may
+    /// write the file.
+    pub fn check_none(&self) -> Result<(), Errno> {
+        if self.0.load(Ordering::Relaxed) > 0 {
+            return Err(ETXTBSY);
+        }
+        Ok(())
+    }
+}
+
+/// A running program's hold on its executable file, shared by the processes that run it
+/// (a fork's child too): while one lasts, the file cannot be opened for writing (`ETXTBSY`,
+/// Linux's `deny_write_access` for the life of an address space).
+pub struct WriteDenial(Arc<dyn Inode>);
+
+impl WriteDenial {
+    /// The hold on `inode`; `None` if its file system keeps no count of writers, or if the
+    /// file is open for writing now.
+    pub fn new(inode: &Arc<dyn Inode>) -> Option<Self> {
+        inode
+            .writers()?
+            .0
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                (count <= 0).then_some(count - 1)
+            })
+            .ok()?;
+        Some(Self(inode.clone()))
+    }
+}
+
+impl Drop for WriteDenial {
+    fn drop(&mut self) {
+        if let Some(writers) = self.0.writers() {
+            writers.0.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

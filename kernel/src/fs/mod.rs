@@ -27,6 +27,7 @@
 //! are a pipe's ring and an eventfd's counter: their callers sleep (on wait queues) with no
 //! lock held.
 
+pub mod attributes;
 pub mod dentry;
 pub mod dev;
 pub mod eventfd;
@@ -218,6 +219,12 @@ pub trait Inode: Send + Sync + Any {
     /// The extended attributes of the file (name to value), where its file system keeps them
     /// (`None`: it keeps none). The lock is a leaf.
     fn xattrs(&self) -> Option<&spin::Mutex<alloc::collections::BTreeMap<String, Vec<u8>>>> {
+        None
+    }
+
+    /// The count of descriptions open for writing, for a file that can be run (a regular file
+    /// of a file system that keeps one); `None` for the others.
+    fn writers(&self) -> Option<&file::Writers> {
         None
     }
 

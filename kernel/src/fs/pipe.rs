@@ -34,8 +34,8 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::attributes::Attributes;
 use super::dentry::Dentry;
 use super::file::{File, O_DIRECT, O_RDONLY, O_WRONLY};
 use super::poll::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
@@ -144,9 +144,8 @@ impl Ring {
 
 pub struct Pipe {
     ino: u64,
-    created_ns: u64,
-    /// The permission bits (`fchmod` changes them).
-    mode: AtomicU32,
+    /// Permission bits, owner, group and times (`fchmod`, `fchown`, `futimens`).
+    attributes: Attributes,
     ring: spin::Mutex<Ring>,
     /// Readers waiting for data or for the last writer to go.
     readable: WaitQueue,
@@ -159,8 +158,7 @@ pub struct Pipe {
 pub fn open_pair(flags: u32) -> Result<(Arc<File>, Arc<File>), Errno> {
     let pipe = Arc::new(Pipe {
         ino: allocate_inode_number(),
-        created_ns: now_ns(),
-        mode: AtomicU32::new(0o600),
+        attributes: Attributes::new(0o600, now_ns()),
         ring: spin::Mutex::new(Ring {
             slots: VecDeque::new(),
             max_slots: DEFAULT_SLOTS,
@@ -243,16 +241,15 @@ impl Inode for Pipe {
     }
 
     fn stat(&self) -> Stat {
-        Stat {
+        let mut stat = Stat {
             dev: FsKind::Pipefs.device(),
             ino: self.ino,
-            mode: FileKind::Fifo.mode_bits() | self.mode.load(Ordering::Relaxed),
             nlink: 1,
             blksize: PAGE as u32,
-            mtime_ns: self.created_ns,
-            ctime_ns: self.created_ns,
             ..Stat::default()
-        }
+        };
+        self.attributes.fill(FileKind::Fifo, &mut stat);
+        stat
     }
 
     fn fs(&self) -> FsKind {
@@ -260,7 +257,17 @@ impl Inode for Pipe {
     }
 
     fn set_mode(&self, mode: u32) -> Result<(), Errno> {
-        self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        self.attributes.set_mode(mode);
+        Ok(())
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        self.attributes.set_owner(FileKind::Fifo, uid, gid);
+        Ok(())
+    }
+
+    fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
+        self.attributes.set_mtime(mtime_ns);
         Ok(())
     }
 

@@ -12,11 +12,12 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::file::{File, Writers};
 use super::pagecache::PageCache;
 use super::{DirEntry, FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
-use super::{allocate_inode_number, dentry::Dentry, file::File, now_ns};
+use super::{allocate_inode_number, attributes::Attributes, dentry::Dentry, now_ns};
 use crate::syscall::errno::{
     EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EXDEV, Errno,
 };
@@ -35,14 +36,11 @@ pub struct TmpInode {
     /// Which tmpfs the inode belongs to (a link or rename between two is `EXDEV`).
     instance: u64,
     kind: FileKind,
-    /// Permission bits (07777).
-    mode: AtomicU32,
     nlink: AtomicU32,
-    /// Owner and group (`chown`).
-    uid: AtomicU32,
-    gid: AtomicU32,
-    mtime_ns: AtomicU64,
-    ctime_ns: AtomicU64,
+    /// Permission bits, owner, group and times.
+    attributes: Attributes,
+    /// The descriptions open for writing, or the programs running the file.
+    writers: Writers,
     /// Extended attributes (`setxattr`), by name.
     xattrs: spin::Mutex<BTreeMap<String, Vec<u8>>>,
     content: Content,
@@ -54,17 +52,13 @@ static RENAME_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
 impl TmpInode {
     fn new(instance: u64, kind: FileKind, mode: u32, content: Content) -> Arc<Self> {
-        let now = now_ns();
         Arc::new(Self {
             ino: allocate_inode_number(),
             instance,
             kind,
-            mode: AtomicU32::new(mode & 0o7777),
             nlink: AtomicU32::new(if kind == FileKind::Directory { 2 } else { 1 }),
-            uid: AtomicU32::new(0),
-            gid: AtomicU32::new(0),
-            mtime_ns: AtomicU64::new(now),
-            ctime_ns: AtomicU64::new(now),
+            attributes: Attributes::new(mode, now_ns()),
+            writers: Writers::default(),
             xattrs: spin::Mutex::new(BTreeMap::new()),
             content,
         })
@@ -117,9 +111,7 @@ impl TmpInode {
     }
 
     fn touch(&self) {
-        let now = now_ns();
-        self.mtime_ns.store(now, Ordering::Relaxed);
-        self.ctime_ns.store(now, Ordering::Relaxed);
+        self.attributes.touch_contents();
     }
 
     fn is_empty_dir(&self) -> bool {
@@ -159,55 +151,36 @@ impl Inode for TmpInode {
             Content::Regular(cache) => (cache.size(), cache.resident_pages() * 8),
             Content::Symlink(target) => (target.len() as u64, 0),
         };
-        Stat {
+        let mut stat = Stat {
             dev: FsKind::Tmpfs.device(),
             ino: self.ino,
-            mode: self.kind.mode_bits() | self.mode.load(Ordering::Relaxed),
             nlink: self.nlink.load(Ordering::Relaxed),
-            uid: self.uid.load(Ordering::Relaxed),
-            gid: self.gid.load(Ordering::Relaxed),
-            rdev: 0,
             size,
             blocks,
             blksize: 4096,
-            mtime_ns: self.mtime_ns.load(Ordering::Relaxed),
-            ctime_ns: self.ctime_ns.load(Ordering::Relaxed),
-        }
+            ..Stat::default()
+        };
+        self.attributes.fill(self.kind, &mut stat);
+        stat
     }
 
     fn set_mode(&self, mode: u32) -> Result<(), Errno> {
-        self.mode.store(mode & 0o7777, Ordering::Relaxed);
-        self.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        self.attributes.set_mode(mode);
         Ok(())
     }
 
-    /// As Linux's `chown` by root: a file that is not a directory loses its set-user-ID bit,
-    /// and its set-group-ID bit where group execution is allowed.
     fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
-        if let Some(uid) = uid {
-            self.uid.store(uid, Ordering::Relaxed);
-        }
-        if let Some(gid) = gid {
-            self.gid.store(gid, Ordering::Relaxed);
-        }
-        if self.kind != FileKind::Directory {
-            const SET_UID: u32 = 0o4000;
-            const SET_GID_WITH_GROUP_EXEC: u32 = 0o2010;
-            let mode = self.mode.load(Ordering::Relaxed);
-            let mut cleared = mode & !SET_UID;
-            if mode & SET_GID_WITH_GROUP_EXEC == SET_GID_WITH_GROUP_EXEC {
-                cleared &= !0o2000;
-            }
-            self.mode.store(cleared, Ordering::Relaxed);
-        }
-        self.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        self.attributes.set_owner(self.kind, uid, gid);
         Ok(())
     }
 
     fn set_mtime(&self, mtime_ns: u64) -> Result<(), Errno> {
-        self.mtime_ns.store(mtime_ns, Ordering::Relaxed);
-        self.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        self.attributes.set_mtime(mtime_ns);
         Ok(())
+    }
+
+    fn writers(&self) -> Option<&Writers> {
+        (self.kind == FileKind::Regular).then_some(&self.writers)
     }
 
     fn xattrs(&self) -> Option<&spin::Mutex<BTreeMap<String, Vec<u8>>>> {
@@ -261,7 +234,7 @@ impl Inode for TmpInode {
         }
         let shared = clone_arc(inode)?;
         target.nlink.fetch_add(1, Ordering::Relaxed);
-        target.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        target.attributes.touch_status();
         children.insert(name.to_string(), shared);
         drop(children);
         self.touch();
@@ -285,7 +258,7 @@ impl Inode for TmpInode {
         } else {
             child.nlink.fetch_sub(1, Ordering::Relaxed);
         }
-        child.ctime_ns.store(now_ns(), Ordering::Relaxed);
+        child.attributes.touch_status();
         self.touch();
         Ok(())
     }

@@ -45,7 +45,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::fs::dentry::Dentry;
-use crate::fs::file::{FdTable, FsContext};
+use crate::fs::file::{FdTable, FsContext, WriteDenial};
 use crate::mm::addrspace::Mm;
 use crate::sched::{self, Task};
 use crate::sync::{Completion, IrqSpinLock, PerCpuCounter, WaitQueue};
@@ -126,6 +126,9 @@ pub struct Process {
 pub struct Invocation {
     /// The executable file.
     pub executable: Option<Arc<Dentry>>,
+    /// The hold that keeps the executable from being opened for writing while it runs
+    /// (`None` where its file system keeps no count, or a writer opened it first).
+    _write_denial: Option<Arc<WriteDenial>>,
     /// The arguments, each followed by a NUL.
     pub arguments: Arc<[u8]>,
     /// The environment strings, each followed by a NUL.
@@ -141,6 +144,7 @@ impl Invocation {
                 .collect()
         };
         Self {
+            _write_denial: WriteDenial::new(executable.inode()).map(Arc::new),
             executable: Some(executable),
             arguments: joined(arguments),
             environment: joined(environment),

@@ -346,8 +346,9 @@ pub(super) struct IoVec {
 }
 
 /// Reads and checks an iovec array in Linux's order: the count (`EINVAL`), the array itself
-/// (`EFAULT`), every length (`EINVAL` if negative), then every buffer (`EFAULT`); lengths
-/// past [`MAX_RW_COUNT`] in all are cut.
+/// (`EFAULT`), every length (`EINVAL` if negative), then every buffer's range (`EFAULT`; the
+/// buffers are not touched); lengths past [`MAX_RW_COUNT`] in all are cut. As Linux's
+/// `import_ubuf`, a single vector is cut before its range is checked, several after.
 pub(super) fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     if count > MAX_IOV {
         return Err(EINVAL);
@@ -360,6 +361,9 @@ pub(super) fn read_iovecs(iov: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     }
     if vectors.iter().any(|v| (v.len as i64) < 0) {
         return Err(EINVAL);
+    }
+    if let [single] = vectors.as_mut_slice() {
+        single.len = single.len.min(MAX_RW_COUNT);
     }
     let mut total = 0;
     for vector in &mut vectors {

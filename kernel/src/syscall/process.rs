@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::errno::{
-    E2BIG, EACCES, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, ENOMEM, ENOTDIR, EPERM, ESRCH, SysResult,
+    E2BIG, EACCES, EBADF, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, ENOMEM, ENOTDIR, EPERM, ESRCH,
+    SysResult,
 };
 use super::thread::{self, process};
 use crate::arch::trap::TrapFrame;
@@ -423,7 +424,8 @@ fn wait_for_id(
         P_PGID if id > 0 => Selector::Group(id as u32),
         P_PIDFD if id >= 0 => {
             let file = process().files().get(id as u64)?;
-            let target = crate::fs::pidfd::process_of(&file).ok_or(EINVAL)?;
+            // As Linux's `pidfd_get_pid`: a descriptor that is no process descriptor is EBADF.
+            let target = crate::fs::pidfd::process_of(&file).ok_or(EBADF)?;
             // A process gone is no child: pid 0 matches none.
             Selector::Pid(target.map_or(0, |p| p.pid))
         }
@@ -608,14 +610,18 @@ fn exec_path(
 }
 
 /// Linux's `do_open_execat`: a symbolic link left unfollowed is `ELOOP`; anything but a
-/// regular file with an execute bit is `EACCES` (root too needs one).
+/// regular file with an execute bit is `EACCES` (root too needs one); then a file that some
+/// description has open for writing is `ETXTBSY`.
 fn check_runnable(inode: &Arc<dyn crate::fs::Inode>) -> Result<(), super::errno::Errno> {
     use crate::fs::FileKind;
     match inode.kind() {
-        FileKind::Symlink => Err(super::errno::ELOOP),
-        FileKind::Regular if inode.stat().mode & 0o111 != 0 => Ok(()),
-        _ => Err(EACCES),
+        FileKind::Symlink => return Err(super::errno::ELOOP),
+        FileKind::Regular if inode.stat().mode & 0o111 != 0 => {}
+        _ => return Err(EACCES),
     }
+    inode
+        .writers()
+        .map_or(Ok(()), |writers| writers.check_none())
 }
 
 /// Copies a NULL-terminated array of string pointers (argv or envp) from user space; a NULL

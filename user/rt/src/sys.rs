@@ -168,6 +168,7 @@ impl Errno {
     pub const EISDIR: Errno = Errno(21);
     pub const EINVAL: Errno = Errno(22);
     pub const ENOTTY: Errno = Errno(25);
+    pub const ETXTBSY: Errno = Errno(26);
     pub const ENOSPC: Errno = Errno(28);
     pub const ESPIPE: Errno = Errno(29);
     pub const EPIPE: Errno = Errno(32);
@@ -204,6 +205,7 @@ impl Errno {
             21 => "EISDIR",
             22 => "EINVAL",
             25 => "ENOTTY",
+            26 => "ETXTBSY",
             28 => "ENOSPC",
             29 => "ESPIPE",
             32 => "EPIPE",

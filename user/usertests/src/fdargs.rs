@@ -240,6 +240,40 @@ pub fn fcntl_signal_owner_lease_seals_and_locks() -> TestResult {
     Ok(())
 }
 
+/// `readv` of a directory reads the vector (EFAULT only for the array itself) but not the
+/// buffers before the directory answers EISDIR: a single vector's length is cut to what one
+/// call moves before its range is checked, so one reaching past user space is no EFAULT.
+pub fn readv_of_a_directory_is_eisdir() -> TestResult {
+    let s = check_ok!(Scratch::new("readvdir"));
+    let dir = check_ok!(Fd::open(
+        &check_ok!(s.subdir("d")),
+        sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC,
+        0
+    ));
+    // A buffer low in user space (the program's own data, never written: the read fails),
+    // with a length far past the end of user space.
+    static BUFFER: [u8; 1] = [0];
+    let low = BUFFER.as_ptr() as usize;
+    let huge = [low, usize::MAX >> 1];
+    check_err!(sys::readv(dir.0, huge.as_ptr() as usize, 1), Errno::EISDIR);
+    let unmapped = [crate::util::unmapped_addr(), 16];
+    check_err!(
+        sys::readv(dir.0, unmapped.as_ptr() as usize, 1),
+        Errno::EISDIR
+    );
+    check_err!(
+        sys::preadv(dir.0, unmapped.as_ptr() as usize, 1, 0),
+        Errno::EISDIR
+    );
+    check_err!(
+        sys::readv(dir.0, crate::util::unmapped_addr(), 1),
+        Errno::EFAULT
+    );
+    let two = [low, usize::MAX >> 1, low, 1];
+    check_err!(sys::readv(dir.0, two.as_ptr() as usize, 2), Errno::EFAULT);
+    Ok(())
+}
+
 fn fgetxattr(fd: usize, name: &core::ffi::CStr) -> sys::SysResult {
     let mut value = [0u8; 16];
     // SAFETY: fgetxattr writes at most 16 bytes to `value`.

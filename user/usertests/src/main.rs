@@ -175,6 +175,7 @@ const TESTS: &[Test] = urt::tests![
     proccalls::timer_checks_in_linux_order,
     proccalls::kill_all_and_sigpending_sizes,
     proccalls::wait_options_and_siginfo_order,
+    proccalls::waitid_pidfd_of_other_descriptors,
     proccalls::prlimit64_checks_in_linux_order,
     proccalls::child_subreaper_adopts_orphans,
     proccalls::arch_prctl_queries_and_int_flags,
@@ -355,6 +356,8 @@ const PATHS: &[Test] = urt::tests![
     pathcalls::open_flags_as_linux_builds_them,
     pathcalls::o_path_descriptors_name_a_place,
     pathcalls::chown_as_root,
+    pathcalls::pipes_and_eventfds_take_owner_and_times,
+    pathcalls::exec_of_a_file_open_for_writing_is_busy,
     pathcalls::xattrs_on_tmpfs,
 ];
 
@@ -376,6 +379,7 @@ const FDS: &[Test] = urt::tests![
     fdargs::descriptor_calls_check_in_linux_order,
     fdargs::fcntl_signal_owner_lease_seals_and_locks,
     fdargs::fd_xattrs_by_namespace_and_kind,
+    fdargs::readv_of_a_directory_is_eisdir,
 ];
 
 /// Pipes and waiting on them (`pipes`).

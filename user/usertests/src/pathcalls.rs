@@ -339,6 +339,97 @@ pub fn chown_as_root() -> TestResult {
     Ok(())
 }
 
+const FCHOWN: usize = 93;
+
+/// Pipes and eventfds take an owner, a group and times (`fchown`, `fchownat` with
+/// `AT_EMPTY_PATH`, `futimens`) that `fstat` shows; every eventfd is a file of Linux's one
+/// anonymous inode, so a change through one shows on all (and is undone here).
+pub fn pipes_and_eventfds_take_owner_and_times() -> TestResult {
+    let (read_end, write_end) = check_ok!(crate::util::pipe(sys::O_CLOEXEC));
+    check_ok!(call(FCHOWN, [write_end.0, 1000, 0, 0, 0]));
+    let st = check_ok!(read_end.stat());
+    check_eq!((st.st_uid, st.st_gid), (1000, 0));
+    check_ok!(call(
+        FCHOWNAT,
+        [read_end.0, at(c""), 0xffff_ffff, 2000, sys::AT_EMPTY_PATH]
+    ));
+    let st = check_ok!(write_end.stat());
+    check_eq!((st.st_uid, st.st_gid), (1000, 2000));
+    let times: [u64; 4] = [0, UTIME_OMIT, 1234, 5678];
+    check_ok!(call(
+        UTIMENSAT,
+        [write_end.0, 0, times.as_ptr() as usize, 0, 0]
+    ));
+    let st = check_ok!(read_end.stat());
+    check_eq!((st.st_mtime, st.st_mtime_nsec), (1234, 5678));
+
+    let first = Fd(check_ok!(sys::eventfd2(0, sys::O_CLOEXEC)));
+    let second = Fd(check_ok!(sys::eventfd2(0, sys::O_CLOEXEC)));
+    let before = check_ok!(first.stat());
+    check_ok!(call(FCHOWN, [first.0, 1000, 1000, 0, 0]));
+    check_ok!(call(UTIMENSAT, [first.0, 0, times.as_ptr() as usize, 0, 0]));
+    let st = check_ok!(second.stat());
+    let seen = (st.st_uid, st.st_gid, st.st_mtime, st.st_mtime_nsec);
+    let old_times = [
+        0,
+        UTIME_OMIT,
+        before.st_mtime as u64,
+        before.st_mtime_nsec as u64,
+    ];
+    check_ok!(call(
+        FCHOWN,
+        [
+            first.0,
+            before.st_uid as usize,
+            before.st_gid as usize,
+            0,
+            0
+        ]
+    ));
+    check_ok!(call(
+        UTIMENSAT,
+        [first.0, 0, old_times.as_ptr() as usize, 0, 0]
+    ));
+    check_eq!(seen, (1000, 1000, 1234, 5678));
+    Ok(())
+}
+
+/// `execve` of a file some description has open for writing is ETXTBSY, after the walk and
+/// the permission checks (EACCES first) and before the arguments are read (a bad argv is no
+/// EFAULT); once the writer is closed the arguments are read. A running program's file cannot
+/// be opened for writing.
+pub fn exec_of_a_file_open_for_writing_is_busy() -> TestResult {
+    let s = check_ok!(Scratch::new("txtbsy"));
+    let program = check_ok!(s.file("prog", b"#!/nonexistent\n"));
+    let writer = check_ok!(Fd::open(&program, sys::O_WRONLY | sys::O_CLOEXEC, 0));
+    check_err!(
+        call(EXECVE, [at(&program), KERNEL_ADDR, 0, 0, 0]),
+        Errno::EACCES
+    );
+    check_ok!(sys::fchmodat(AT_FDCWD, at(&program), 0o755));
+    check_err!(
+        call(EXECVE, [at(&program), KERNEL_ADDR, 0, 0, 0]),
+        Errno::ETXTBSY
+    );
+    check_err!(
+        call(
+            nr::EXECVEAT,
+            [writer.0, at(c""), KERNEL_ADDR, 0, sys::AT_EMPTY_PATH]
+        ),
+        Errno::ETXTBSY
+    );
+    drop(writer);
+    check_err!(
+        call(EXECVE, [at(&program), KERNEL_ADDR, 0, 0, 0]),
+        Errno::EFAULT
+    );
+    check_err!(
+        Fd::open(c"/proc/self/exe", sys::O_RDWR | sys::O_CLOEXEC, 0).map(|fd| fd.0),
+        Errno::ETXTBSY
+    );
+    Ok(())
+}
+
 const SETXATTR: usize = 188;
 const LSETXATTR: usize = 189;
 const GETXATTR: usize = 191;

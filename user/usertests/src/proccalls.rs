@@ -232,6 +232,40 @@ pub fn wait_options_and_siginfo_order() -> TestResult {
     Ok(())
 }
 
+/// `waitid(P_PIDFD)` of a descriptor that is no process descriptor, or of none, is EBADF;
+/// bad options and a negative descriptor are EINVAL first.
+pub fn waitid_pidfd_of_other_descriptors() -> TestResult {
+    let mut info = [0u8; 128];
+    let info = info.as_mut_ptr() as usize;
+    check_err!(
+        call(
+            WAITID,
+            &[sys::P_PIDFD, 1, info, sys::WEXITED | sys::WNOHANG, 0]
+        ),
+        Errno::EBADF
+    );
+    check_err!(
+        call(WAITID, &[sys::P_PIDFD, 9999, info, sys::WEXITED, 0]),
+        Errno::EBADF
+    );
+    check_err!(
+        call(WAITID, &[sys::P_PIDFD, 9999, info, 0, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
+        call(WAITID, &[sys::P_PIDFD, 1, info, sys::WEXITED | 1 << 20, 0]),
+        Errno::EINVAL
+    );
+    check_err!(
+        call(
+            WAITID,
+            &[sys::P_PIDFD, -1i32 as u32 as usize, info, sys::WEXITED, 0]
+        ),
+        Errno::EINVAL
+    );
+    Ok(())
+}
+
 /// `prlimit64` reads the new limit (EFAULT) before it looks for the process (ESRCH), then the
 /// resource, an `unsigned int` (EINVAL).
 pub fn prlimit64_checks_in_linux_order() -> TestResult {
