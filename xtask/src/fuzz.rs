@@ -31,6 +31,13 @@ use crate::user::{self, Program};
 /// answer `*` matches any.
 pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
     (
+        "fcntl",
+        "-ESRCH",
+        "0",
+        "F_SETOWN naming a low process id: Linux's kernel threads hold the ids from 2 up, this \
+         kernel's threads take none",
+    ),
+    (
         "socket",
         "-E97",
         "*",

@@ -327,6 +327,13 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
+    /// Whether the file can be read or written at all (Linux's `FMODE_CAN_READ` and
+    /// `FMODE_CAN_WRITE`: the file has the operation): `EINVAL` for a descriptor open for
+    /// reading or writing a file without it (a pidfd), before any buffer is looked at.
+    fn can_read_or_write(&self) -> bool {
+        true
+    }
+
     /// Whether the file has positions (`lseek`, `pread` work): regular files, directories and
     /// some devices; pipes and terminals do not (`ESPIPE`).
     fn seekable(&self) -> bool {

@@ -52,4 +52,8 @@ impl Inode for PidFd {
     fn seekable(&self) -> bool {
         false
     }
+
+    fn can_read_or_write(&self) -> bool {
+        false
+    }
 }

@@ -259,6 +259,9 @@ fn readable_file(fd: u64) -> Result<Arc<File>, Errno> {
     if !file.readable() {
         return Err(EBADF);
     }
+    if !file.inode().can_read_or_write() {
+        return Err(EINVAL);
+    }
     Ok(file)
 }
 
@@ -267,7 +270,19 @@ fn writable_file(fd: u64) -> Result<Arc<File>, Errno> {
     if !file.writable() {
         return Err(EBADF);
     }
+    if !file.inode().can_read_or_write() {
+        return Err(EINVAL);
+    }
     Ok(file)
+}
+
+/// `EISDIR` for a directory, which a read answers whatever its length (Linux's
+/// `generic_read_dir`), so before a read of nothing returns.
+fn not_a_directory(file: &File) -> Result<(), Errno> {
+    if file.inode().kind() == FileKind::Directory {
+        return Err(EISDIR);
+    }
+    Ok(())
 }
 
 /// One user buffer as the vector the stream calls take, its length cut to what one call moves.
@@ -281,6 +296,7 @@ fn single(buf: u64, len: u64) -> [IoVec; 1] {
 pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     let file = readable_file(fd)?;
     check_buffer(buf, len)?;
+    not_a_directory(&file)?;
     if len == 0 {
         return Ok(0);
     }
@@ -320,6 +336,7 @@ pub fn pread64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
         return Err(EBADF);
     }
     check_buffer(buf, len)?;
+    not_a_directory(&file)?;
     if len == 0 {
         return Ok(0);
     }

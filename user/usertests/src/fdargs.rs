@@ -8,7 +8,7 @@ use urt::ktap::TestResult;
 use urt::sys::{self, Errno};
 use urt::{check_eq, check_err, check_ok};
 
-use crate::util::{Fd, Scratch, pipe};
+use crate::util::{Fd, KERNEL_ADDR, Scratch, pipe};
 
 /// A descriptor number with bits above the low 32 that Linux never looks at.
 const HIGH: usize = 1 << 32;
@@ -271,6 +271,27 @@ pub fn readv_of_a_directory_is_eisdir() -> TestResult {
     );
     let two = [low, usize::MAX >> 1, low, 1];
     check_err!(sys::readv(dir.0, two.as_ptr() as usize, 2), Errno::EFAULT);
+    // A read of nothing is EISDIR too; getdents64 with no room for an entry is EINVAL before
+    // its buffer is looked at, and at the directory's end reads nothing wherever it points.
+    check_err!(sys::read(dir.0, low, 0), Errno::EISDIR);
+    check_err!(sys::pread64(dir.0, low, 0, 0), Errno::EISDIR);
+    check_err!(sys::getdents64(dir.0, KERNEL_ADDR, 1), Errno::EINVAL);
+    let mut entries = [0u8; 256];
+    check_ok!(sys::getdents64(dir.0, entries.as_mut_ptr() as usize, 256));
+    check_eq!(check_ok!(sys::getdents64(dir.0, KERNEL_ADDR, 256)), 0);
+    Ok(())
+}
+
+/// A pidfd has no read or write operation: a read or write of it is EINVAL before its buffers
+/// are looked at, even a vector of none.
+pub fn pidfd_is_neither_read_nor_written() -> TestResult {
+    let pidfd = Fd(check_ok!(sys::pidfd_open(sys::getpid(), 0)));
+    let mut byte = [0u8; 8];
+    let buf = byte.as_mut_ptr() as usize;
+    check_err!(sys::read(pidfd.0, buf, 8), Errno::EINVAL);
+    check_err!(sys::read(pidfd.0, KERNEL_ADDR, 0), Errno::EINVAL);
+    check_err!(sys::write(pidfd.0, buf, 8), Errno::EINVAL);
+    check_err!(sys::readv(pidfd.0, buf, 0), Errno::EINVAL);
     Ok(())
 }
 

@@ -380,6 +380,7 @@ const FDS: &[Test] = urt::tests![
     fdargs::fcntl_signal_owner_lease_seals_and_locks,
     fdargs::fd_xattrs_by_namespace_and_kind,
     fdargs::readv_of_a_directory_is_eisdir,
+    fdargs::pidfd_is_neither_read_nor_written,
 ];
 
 /// Pipes and waiting on them (`pipes`).

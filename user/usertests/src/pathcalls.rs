@@ -464,6 +464,20 @@ pub fn xattrs_on_tmpfs() -> TestResult {
         Errno::E2BIG
     );
     check_err!(call(SETXATTR, [at(&missing), name, v, 1, 0]), Errno::ENOENT);
+    // An empty value is not read, wherever it points.
+    check_err!(
+        call(SETXATTR, [at(&missing), name, KERNEL_ADDR, 0, 0]),
+        Errno::ENOENT
+    );
+    let e = check_ok!(s.file("e", b""));
+    check_ok!(call(
+        SETXATTR,
+        [at(&e), at(c"user.empty"), KERNEL_ADDR, 0, 0]
+    ));
+    check_eq!(
+        check_ok!(call(GETXATTR, [at(&e), at(c"user.empty"), b, 64, 0])),
+        0
+    );
     // The other calls find the file first.
     check_err!(
         call(GETXATTR, [at(&missing), KERNEL_ADDR, b, 64, 0]),
