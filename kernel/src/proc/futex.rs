@@ -95,6 +95,31 @@ fn lock_two(mm: usize, first: u64, second: u64) -> (Bucket, Option<Bucket>) {
     }
 }
 
+/// [`lock_two`] of `from` and `to` once the word at `from` holds `expected`, where one is
+/// given: `EAGAIN` when it holds another value. A word whose page is not present is faulted
+/// in with no lock held (`EFAULT` for a bad address), and the check made again.
+fn lock_two_expecting(
+    mm: usize,
+    from: u64,
+    to: u64,
+    expected: Option<u32>,
+) -> Result<(Bucket, Option<Bucket>), Errno> {
+    loop {
+        let buckets = lock_two(mm, from, to);
+        let Some(expected) = expected else {
+            return Ok(buckets);
+        };
+        match uaccess::read_user_nofault::<u32>(from) {
+            Ok(value) if value != expected => return Err(EAGAIN),
+            Ok(_) => return Ok(buckets),
+            Err(_) => {
+                drop(buckets);
+                uaccess::read_user::<u32>(from)?;
+            }
+        }
+    }
+}
+
 /// Sleeps while the word at `addr` holds `expected`, until a wake-up that meets `bitset`,
 /// `deadline` (ns since boot) or a signal (`EINTR`: the caller decides whether the call
 /// restarts). `EAGAIN` if the word differs, `EFAULT` for a bad address.
@@ -248,19 +273,8 @@ pub fn requeue(
 ) -> Result<u32, Errno> {
     let id = mm.id();
     let mut chosen = Vec::new();
-    let handled = loop {
-        let (mut source, mut target) = lock_two(id, from, to);
-        if let Some(expected) = expected {
-            match uaccess::read_user_nofault::<u32>(from) {
-                Ok(value) if value != expected => return Err(EAGAIN),
-                Ok(_) => {}
-                Err(_) => {
-                    drop((source, target));
-                    uaccess::read_user::<u32>(from)?;
-                    continue;
-                }
-            }
-        }
+    let handled = {
+        let (mut source, mut target) = lock_two_expecting(id, from, to, expected)?;
         let mut handled = 0;
         let mut index = 0;
         while index < source.len() && handled < wake_count.saturating_add(move_count) {
@@ -282,7 +296,7 @@ pub fn requeue(
             }
         }
         release_if_empty(&mut source);
-        break handled;
+        handled
     };
     wake_all(chosen);
     Ok(handled)
@@ -503,16 +517,7 @@ pub fn pi_unlock(mm: &Mm, addr: u64, tid: u32) -> Result<(), Errno> {
 pub fn requeue_pi(mm: &Mm, from: u64, to: u64, expected: u32) -> Result<u32, Errno> {
     let id = mm.id();
     loop {
-        let (source, target) = lock_two(id, from, to);
-        match uaccess::read_user_nofault::<u32>(from) {
-            Ok(value) if value != expected => return Err(EAGAIN),
-            Ok(_) => {}
-            Err(_) => {
-                drop((source, target));
-                uaccess::read_user::<u32>(from)?;
-                continue;
-            }
-        }
+        let (source, target) = lock_two_expecting(id, from, to, Some(expected))?;
         if uaccess::read_user_nofault::<u32>(to).is_err() {
             drop((source, target));
             fault_in_writable(to)?;

@@ -279,18 +279,24 @@ pub fn lstat(path: u64, buf: u64) -> SysResult {
 /// The flags of the stat family (checked before the path is copied in).
 const STAT_FLAGS: u64 = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE;
 
+/// The file a call of the stat family names, its flags checked: the path copied in, then
+/// looked up from `dirfd` (`AT_EMPTY_PATH` for `dirfd` itself, `AT_SYMLINK_NOFOLLOW`).
+fn stat_target(dirfd: u64, path: u64, flags: u64) -> Result<Arc<Dentry>, Errno> {
+    let path = user_path_flags(path, flags)?;
+    lookup_copied(
+        dirfd,
+        &path,
+        flags,
+        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
+    )
+}
+
 pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
     let flags = int_arg(flags);
     if flags & !STAT_FLAGS != 0 {
         return Err(EINVAL);
     }
-    let path = user_path_flags(path, flags)?;
-    let dentry = lookup_copied(
-        dirfd,
-        &path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
+    let dentry = stat_target(dirfd, path, flags)?;
     write_user(buf, &stat_words(&dentry.inode().stat()))?;
     Ok(0)
 }
@@ -330,14 +336,7 @@ pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResul
     {
         return Err(EINVAL);
     }
-    let path = user_path_flags(path, flags)?;
-    let dentry = lookup_copied(
-        dirfd,
-        &path,
-        flags,
-        follow_unless(flags, AT_SYMLINK_NOFOLLOW),
-    )?;
-    let stat = dentry.inode().stat();
+    let stat = stat_target(dirfd, path, flags)?.inode().stat();
     let mut out = [0u8; 256];
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &STATX_BASIC_STATS.to_le_bytes());

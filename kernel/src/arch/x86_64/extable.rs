@@ -9,6 +9,15 @@
 
 use super::trap::TrapFrame;
 
+/// The assembly lines, for an `asm!` template, of the table entry that lets the instruction
+/// at local label `2` fault and continues at local label `3`.
+macro_rules! fault_at_2_continue_at_3 {
+    () => {
+        ".pushsection kernel_extable, \"a\"\n.balign 4\n.long 2b - .\n.long 3b - .\n.popsection"
+    };
+}
+pub(crate) use fault_at_2_continue_at_3;
+
 /// `-EFAULT` as the fixed-up instruction sees it in RAX.
 pub const EFAULT: i64 = -14;
 
@@ -69,11 +78,7 @@ pub fn probe_read_u64(addr: u64) -> Result<u64, i64> {
             "xor eax, eax",
             "2: mov {value}, qword ptr [{addr}]",
             "3:",
-            ".pushsection kernel_extable, \"a\"",
-            ".balign 4",
-            ".long 2b - .",
-            ".long 3b - .",
-            ".popsection",
+            fault_at_2_continue_at_3!(),
             addr = in(reg) addr,
             value = out(reg) value,
             out("rax") status,

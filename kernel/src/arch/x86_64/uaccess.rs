@@ -10,6 +10,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cpu_features::smap_enabled;
+use super::extable::fault_at_2_continue_at_3;
 use super::percpu::{PerCpu, per_cpu};
 use super::syscall::USER_END;
 use crate::syscall::errno::{EFAULT, ENAMETOOLONG, Errno};
@@ -48,11 +49,7 @@ unsafe fn copy_raw(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Errno
             "xor eax, eax",
             "2: rep movsb",
             "3:",
-            ".pushsection kernel_extable, \"a\"",
-            ".balign 4",
-            ".long 2b - .",
-            ".long 3b - .",
-            ".popsection",
+            fault_at_2_continue_at_3!(),
             inout("rdi") dst => _,
             inout("rsi") src => _,
             inout("rcx") len => _,
@@ -192,11 +189,7 @@ fn cmpxchg_user_u32_raw(addr: u64, expected: u32, new: u32) -> Result<u32, Errno
         core::arch::asm!(
             "2: lock cmpxchg dword ptr [{addr}], {new:e}",
             "3:",
-            ".pushsection kernel_extable, \"a\"",
-            ".balign 4",
-            ".long 2b - .",
-            ".long 3b - .",
-            ".popsection",
+            fault_at_2_continue_at_3!(),
             addr = in(reg) addr,
             new = in(reg) new,
             inout("rax") u64::from(expected) => result,
