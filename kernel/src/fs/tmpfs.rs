@@ -285,12 +285,32 @@ impl Inode for TmpInode {
         let moving = from.get(name).cloned().ok_or(ENOENT)?;
         let to_map = to.as_deref_mut().unwrap_or(&mut from);
         let replaced = to_map.get(new_name).cloned();
+        match &replaced {
+            Some(_) if flags & RENAME_NOREPLACE != 0 => return Err(EEXIST),
+            None if flags & RENAME_EXCHANGE != 0 => return Err(ENOENT),
+            _ => {}
+        }
+        // Linux's traps, before the kinds are compared: a directory moved below itself is
+        // `EINVAL`; a target that is an ancestor of the source (its parent included, whose
+        // entries are locked above, so it must not be looked into) is `ENOTEMPTY`, or `EINVAL`
+        // for an exchange.
+        if moving.kind == FileKind::Directory && !same && is_within(new_parent, &moving) {
+            return Err(EINVAL);
+        }
+        if let Some(replaced) = &replaced
+            && replaced.kind == FileKind::Directory
+            && !same
+            && is_within(self, replaced)
+        {
+            return Err(if flags & RENAME_EXCHANGE != 0 {
+                EINVAL
+            } else {
+                ENOTEMPTY
+            });
+        }
         if let Some(replaced) = &replaced {
             if Arc::ptr_eq(replaced, &moving) {
                 return Ok(());
-            }
-            if flags & RENAME_NOREPLACE != 0 {
-                return Err(EEXIST);
             }
             if flags & RENAME_EXCHANGE == 0 {
                 match (
@@ -303,17 +323,9 @@ impl Inode for TmpInode {
                     _ => {}
                 }
             }
-        } else if flags & RENAME_EXCHANGE != 0 {
-            return Err(ENOENT);
-        }
-        if moving.kind == FileKind::Directory && !same && is_within(new_parent, &moving) {
-            return Err(EINVAL);
         }
         if flags & RENAME_EXCHANGE != 0 {
             let replaced = replaced.expect("checked above");
-            if replaced.kind == FileKind::Directory && !same && is_within(self, &replaced) {
-                return Err(EINVAL);
-            }
             to_map.insert(new_name.to_string(), moving.clone());
             from.insert(name.to_string(), replaced.clone());
             if !same {
