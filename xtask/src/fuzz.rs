@@ -81,8 +81,6 @@ pub struct Request {
 const SHORT_SEEDS: &[u64] = &[1, 2];
 const SHORT_CALLS: u64 = 2000;
 const SHORT_THREADS: u32 = 2;
-/// A boot that prints nothing for this long is hung.
-const SILENCE: Duration = Duration::from_secs(120);
 
 /// One kernel's boot: its `call` lines per seed and what else it showed.
 struct Boot {
@@ -182,13 +180,19 @@ fn session_args(request: &Request) -> Vec<String> {
 /// Long enough for every seed's calls and model on a busy host under TCG.
 fn boot_timeout(request: &Request) -> Duration {
     let work = request.seeds.len() as u64 * request.iterations;
-    Duration::from_secs(120 + work / 100)
+    Duration::from_secs(120 + work / 50)
+}
+
+/// A boot that prints nothing for this long is hung: longer than one seed's shadow model
+/// (which prints only when it ends) takes on a busy host under TCG.
+fn silence(request: &Request) -> Duration {
+    Duration::from_secs(120 + request.iterations / 100)
 }
 
 fn options(request: &Request, label: &str) -> RunOptions {
     RunOptions {
         timeout: Some(boot_timeout(request)),
-        silence_timeout: Some(SILENCE),
+        silence_timeout: Some(silence(request)),
         echo: if request.verbose {
             Echo::Prefixed(format!("[{label}] "))
         } else {
