@@ -34,6 +34,7 @@ use crate::syscall::errno::{
     EACCES, EAGAIN, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM,
     Errno, SysResult,
 };
+use crate::syscall::int_arg;
 
 pub const PROT_READ: u64 = 1;
 pub const PROT_WRITE: u64 = 2;
@@ -610,12 +611,6 @@ fn resizable<'l>(locked: &'l MmWriteGuard, addr: u64, old_len: u64) -> Result<&'
     Ok(vma)
 }
 
-/// An argument Linux declares `int` or `unsigned int` (`madvise`'s advice, the flags of
-/// `msync`, `mlock2`, `mlockall` and `process_madvise`): only its low 32 bits count.
-pub fn int_argument(value: u64) -> u64 {
-    value & u64::from(u32::MAX)
-}
-
 /// `len` rounded up to pages as Linux's `PAGE_ALIGN` does: the lengths that round past the
 /// end of the address space wrap to small ones.
 fn page_up_wrapping(len: u64) -> u64 {
@@ -770,7 +765,7 @@ fn advice_refused(advice: u64, vma: &Vma) -> Option<Errno> {
 /// on locked memory, ...) ends the walk there with its error. A range past the end of user
 /// space is a hole. Dropping advice keeps shared anonymous pages (see `MmWriteGuard::zap`).
 pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
-    let advice = int_argument(advice);
+    let advice = int_arg(advice);
     let kind = parse_advice(advice)?;
     if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
@@ -844,7 +839,7 @@ pub fn madvise(mm: &Mm, addr: u64, len: u64, advice: u64) -> SysResult {
 /// hole is `ENOMEM` (at once for `MS_ASYNC` alone, at the end otherwise), and
 /// `MS_INVALIDATE` on locked memory `EBUSY`.
 pub fn msync(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
-    let flags = int_argument(flags);
+    let flags = int_arg(flags);
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
         || !addr.is_multiple_of(PAGE)
         || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
@@ -973,7 +968,7 @@ fn set_lock_bits(mm: &Mm, range: Range<u64>, lock: u32) -> Result<(), Errno> {
 /// inaccessible (`PROT_NONE`) VMA, is `ENOMEM`, no memory `EAGAIN`, as Linux's POSIX error
 /// mapping has them; the VMAs stay locked either way.
 pub fn mlock(mm: &Mm, addr: u64, len: u64, flags: u64) -> SysResult {
-    let flags = int_argument(flags);
+    let flags = int_arg(flags);
     if flags & !MLOCK_ONFAULT != 0 {
         return Err(EINVAL);
     }
@@ -1014,7 +1009,7 @@ pub fn munlock(mm: &Mm, addr: u64, len: u64) -> SysResult {
 /// `mlockall`: `MCL_CURRENT` locks every VMA (and faults it in, without `MCL_ONFAULT`),
 /// `MCL_FUTURE` every later mapping; `munlockall` is `mlockall` with no flag left.
 pub fn mlockall(mm: &Mm, flags: u64) -> SysResult {
-    let flags = int_argument(flags);
+    let flags = int_arg(flags);
     if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
     {
         return Err(EINVAL);

@@ -1,6 +1,7 @@
 //! `pidfd_open`, and `process_madvise`, which takes its process by such a descriptor.
 
 use super::errno::{EBADF, EINVAL, ESRCH, SysResult};
+use super::int_arg;
 use super::io::read_iovecs;
 use super::thread::process;
 use crate::fs::file::O_NONBLOCK;
@@ -36,7 +37,7 @@ pub fn pidfd_open(pid: u64, flags: u64) -> SysResult {
 /// `MADV_COLLAPSE` for another.
 pub fn process_madvise(pidfd: u64, iovec: u64, count: u64, advice: u64, flags: u64) -> SysResult {
     // Both are `int`s to Linux: bits above 31 do not count.
-    let (advice, flags) = (mmap::int_argument(advice), mmap::int_argument(flags));
+    let (advice, flags) = (int_arg(advice), int_arg(flags));
     if flags != 0 {
         return Err(EINVAL);
     }
