@@ -536,11 +536,9 @@ pub fn return_to_user() {
         interrupts::enable();
         crate::sync::rcu::quiescent_state();
         timer::run_expired();
-        if percpu::this_cpu()
-            .sched
-            .cpu_timers_due
-            .swap(false, Ordering::Relaxed)
-        {
+        // A plain load first: the flag is rarely set, and every return to user mode passes.
+        let due = &percpu::this_cpu().sched.cpu_timers_due;
+        if due.load(Ordering::Relaxed) && due.swap(false, Ordering::Relaxed) {
             crate::proc::timers::run_cpu_timers();
         }
         crate::sync::waitqueue::run_interrupt_wakes();
