@@ -424,6 +424,8 @@ pub const FUTEX_PRIVATE_FLAG: usize = 128;
 
 pub const CLOCK_REALTIME: usize = 0;
 pub const CLOCK_MONOTONIC: usize = 1;
+pub const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
+pub const CLOCK_THREAD_CPUTIME_ID: usize = 3;
 
 pub const ARCH_SET_FS: usize = 0x1002;
 pub const ARCH_GET_FS: usize = 0x1003;
@@ -1227,3 +1229,7 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) -> SysResult {
         0,
     )
 }
+
+/// `setxattr`'s flags: the attribute must not exist yet, or must exist.
+pub const XATTR_CREATE: usize = 1;
+pub const XATTR_REPLACE: usize = 2;

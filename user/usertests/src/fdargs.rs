@@ -32,7 +32,6 @@ const MFD_ALLOW_SEALING: usize = 2;
 const MFD_HUGETLB: usize = 4;
 const MFD_NOEXEC_SEAL: usize = 8;
 const MFD_EXEC: usize = 0x10;
-const XATTR_REPLACE: usize = 2;
 const COPY_FILE_RANGE: usize = 326;
 const FSETXATTR: usize = 190;
 const FGETXATTR: usize = 193;
@@ -347,6 +346,9 @@ pub fn fd_xattrs_by_namespace_and_kind() -> TestResult {
     check_err!(fsetxattr(file.0, 0, 1, 1 << 40), Errno::EFAULT);
     check_err!(fsetxattr(file.0, name, 65537, 0), Errno::E2BIG);
     check_err!(fsetxattr(read_end.0, name, 1, 0), Errno::EPERM);
-    check_err!(fsetxattr(file.0, name, 1, XATTR_REPLACE), Errno::ENODATA);
+    check_err!(
+        fsetxattr(file.0, name, 1, sys::XATTR_REPLACE),
+        Errno::ENODATA
+    );
     Ok(())
 }

@@ -451,8 +451,6 @@ const GETXATTR: usize = 191;
 const LGETXATTR: usize = 192;
 const LISTXATTR: usize = 194;
 const REMOVEXATTR: usize = 197;
-const XATTR_CREATE: usize = 1;
-const XATTR_REPLACE: usize = 2;
 
 pub fn xattrs_on_tmpfs() -> TestResult {
     let s = check_ok!(Scratch::new("xattr"));
@@ -514,12 +512,12 @@ pub fn xattrs_on_tmpfs() -> TestResult {
     check_err!(call(GETXATTR, [at(&f), name, b, 64, 0]), Errno::ENODATA);
     // Create and replace.
     check_err!(
-        call(SETXATTR, [at(&f), name, v, 5, XATTR_REPLACE]),
+        call(SETXATTR, [at(&f), name, v, 5, sys::XATTR_REPLACE]),
         Errno::ENODATA
     );
-    check_ok!(call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]));
+    check_ok!(call(SETXATTR, [at(&f), name, v, 5, sys::XATTR_CREATE]));
     check_err!(
-        call(SETXATTR, [at(&f), name, v, 5, XATTR_CREATE]),
+        call(SETXATTR, [at(&f), name, v, 5, sys::XATTR_CREATE]),
         Errno::EEXIST
     );
     check_eq!(check_ok!(call(GETXATTR, [at(&f), name, b, 0, 0])), 5);

@@ -34,8 +34,6 @@ const SCHED_GET_PRIORITY_MIN: usize = 147;
 const SCHED_GETAFFINITY: usize = 204;
 const FUTEX: usize = 202;
 
-const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
-const CLOCK_THREAD_CPUTIME_ID: usize = 3;
 const CLOCK_REALTIME_ALARM: usize = 8;
 const CLOCK_BOOTTIME_ALARM: usize = 9;
 const CLOCK_TAI: usize = 11;
@@ -100,7 +98,7 @@ pub fn clock_nanosleep_checks_clock_first() -> TestResult {
         Errno::EINVAL
     );
     check_err!(
-        call(NANOSLEEP_CLOCK, &[CLOCK_THREAD_CPUTIME_ID, 0, bad, 0]),
+        call(NANOSLEEP_CLOCK, &[sys::CLOCK_THREAD_CPUTIME_ID, 0, bad, 0]),
         Errno::EOPNOTSUPP
     );
     check_err!(
@@ -112,12 +110,12 @@ pub fn clock_nanosleep_checks_clock_first() -> TestResult {
         Errno::EINVAL
     );
     check_err!(
-        call(NANOSLEEP_CLOCK, &[CLOCK_PROCESS_CPUTIME_ID, 0, bad, 0]),
+        call(NANOSLEEP_CLOCK, &[sys::CLOCK_PROCESS_CPUTIME_ID, 0, bad, 0]),
         Errno::EFAULT
     );
     check_ok!(call(
         NANOSLEEP_CLOCK,
-        &[CLOCK_PROCESS_CPUTIME_ID, 0, request, 0]
+        &[sys::CLOCK_PROCESS_CPUTIME_ID, 0, request, 0]
     ));
     check_ok!(call(NANOSLEEP_CLOCK, &[CLOCK_TAI, 1, request, 0]));
     check_ok!(call(NANOSLEEP_CLOCK, &[CLOCK_TAI, 2, request, 0]));

@@ -37,8 +37,6 @@ const ITIMER_REAL: usize = 0;
 const ITIMER_VIRTUAL: usize = 1;
 const ITIMER_PROF: usize = 2;
 const SIGPROF: usize = 27;
-const CLOCK_PROCESS_CPUTIME_ID: usize = 2;
-const CLOCK_THREAD_CPUTIME_ID: usize = 3;
 /// The CPU-time clock id of the calling thread (`tid` 0), scheduled time: glibc's encoding.
 const CLOCK_SELF_THREAD_SCHED: usize = -2isize as usize;
 const SI_KERNEL: i32 = 0x80;
@@ -392,12 +390,12 @@ fn clock_ns(clock: usize) -> Result<u64, Errno> {
 /// Spins until `signo` (blocked) is pending, or the process has run `ms` more of CPU time;
 /// the signal's siginfo, if it came.
 fn spin_for_signal(signo: usize, ms: u64) -> Option<SigInfo> {
-    let end = clock_ns(CLOCK_PROCESS_CPUTIME_ID).ok()? + ms * 1_000_000;
+    let end = clock_ns(sys::CLOCK_PROCESS_CPUTIME_ID).ok()? + ms * 1_000_000;
     loop {
         if let Ok(info) = wait_signal(signo, 0) {
             return Some(info);
         }
-        if clock_ns(CLOCK_PROCESS_CPUTIME_ID).ok()? >= end {
+        if clock_ns(sys::CLOCK_PROCESS_CPUTIME_ID).ok()? >= end {
             return None;
         }
     }
@@ -406,7 +404,7 @@ fn spin_for_signal(signo: usize, ms: u64) -> Option<SigInfo> {
 pub fn cpu_time_timer_fires_after_spinning() -> TestResult {
     let old = block(TIMER_SIGNAL);
     let event = sigevent(0x55, TIMER_SIGNAL as u32, SIGEV_SIGNAL, 0);
-    let id = check_ok!(timer_create(CLOCK_PROCESS_CPUTIME_ID, Some(&event)));
+    let id = check_ok!(timer_create(sys::CLOCK_PROCESS_CPUTIME_ID, Some(&event)));
     check_ok!(timer_settime(id, 0, 0, 20_000_000));
     let armed = timer_gettime(id);
     let info = spin_for_signal(TIMER_SIGNAL, 100);
@@ -433,7 +431,7 @@ pub fn cpu_time_timer_fires_after_spinning() -> TestResult {
 pub fn thread_cpu_time_timer_waits_while_asleep() -> TestResult {
     let old = block(TIMER_SIGNAL);
     let event = sigevent(0, TIMER_SIGNAL as u32, SIGEV_SIGNAL, 0);
-    let id = check_ok!(timer_create(CLOCK_THREAD_CPUTIME_ID, Some(&event)));
+    let id = check_ok!(timer_create(sys::CLOCK_THREAD_CPUTIME_ID, Some(&event)));
     check_ok!(timer_settime(id, 0, 0, 10_000_000));
     // 50 ms asleep use no CPU time: no signal, and still armed.
     let slept = wait_signal(TIMER_SIGNAL, 50);
@@ -455,9 +453,9 @@ pub fn itimer_prof_counts_down_and_sends_sigprof() -> TestResult {
     check_ok!(call(SETITIMER, &[ITIMER_PROF, &raw const new as usize, 0]));
     let [_, first] = check_ok!(getitimer(ITIMER_PROF));
     // Spin until the remaining time has gone down.
-    let end = check_ok!(clock_ns(CLOCK_PROCESS_CPUTIME_ID)) + 100_000_000;
+    let end = check_ok!(clock_ns(sys::CLOCK_PROCESS_CPUTIME_ID)) + 100_000_000;
     let mut later = first;
-    while later == first && check_ok!(clock_ns(CLOCK_PROCESS_CPUTIME_ID)) < end {
+    while later == first && check_ok!(clock_ns(sys::CLOCK_PROCESS_CPUTIME_ID)) < end {
         later = check_ok!(getitimer(ITIMER_PROF))[1];
     }
     let info = spin_for_signal(SIGPROF, 100);
