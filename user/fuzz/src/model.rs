@@ -11,7 +11,9 @@
 //! drop and re-protect their own regions and check them ([`faulter`]).
 //!
 //! Each disagreement prints one line starting `MISMATCH` (the first [`PRINTED_MISMATCHES`]);
-//! the run ends with `model: N operations, M mismatches, seed S` and exits 0 only if M is 0.
+//! every [`PROGRESS_INTERVAL`] operations a `model progress: N operations` line shows the run
+//! is alive (the host's silence limit counts from the last line); the run ends with
+//! `model: N operations, M mismatches, seed S` and exits 0 only if M is 0.
 //! A fault on a page the model says is accessible is a mismatch too: the handler prints it
 //! and the summary and ends the process with status 1.
 //!
@@ -40,6 +42,8 @@ const ARENA_END: usize = ARENA_BASE + MAX_EDITORS * ARENA_STRIDE;
 /// How many MISMATCH lines are printed (all are counted).
 const PRINTED_MISMATCHES: u64 = 200;
 
+/// Every this many operations (all editors together) one progress line is printed.
+const PROGRESS_INTERVAL: u64 = 500;
 /// Disagreements between the model and the kernel.
 static MISMATCHES: AtomicU64 = AtomicU64::new(0);
 /// Operations the editors have run.

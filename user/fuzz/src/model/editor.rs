@@ -19,6 +19,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::Ordering;
 
+use urt::println;
 use urt::sys::{
     self, Errno, MADV_DONTNEED, MADV_FREE, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_WILLNEED,
     MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
@@ -27,8 +28,8 @@ use urt::sys::{
 };
 
 use super::{
-    ARENA_PAGES, CHILD_FAULTED, GUARDS_KNOWN, IN_CHILD, OPERATIONS_DONE, PREDICTED_ERRORS, RUNS,
-    arena_base, in_arenas, mismatch, start_together,
+    ARENA_PAGES, CHILD_FAULTED, GUARDS_KNOWN, IN_CHILD, OPERATIONS_DONE, PREDICTED_ERRORS,
+    PROGRESS_INTERVAL, RUNS, arena_base, in_arenas, mismatch, start_together,
 };
 use crate::rng::Rng;
 
@@ -338,7 +339,10 @@ impl Editor {
 
     fn step(&mut self) {
         self.done += 1;
-        OPERATIONS_DONE.fetch_add(1, Ordering::Relaxed);
+        let operations = OPERATIONS_DONE.fetch_add(1, Ordering::Relaxed) + 1;
+        if operations % PROGRESS_INTERVAL == 0 {
+            println!("model progress: {operations} operations");
+        }
         let roll = self.rng.below(100);
         self.kind = match roll {
             0..20 => 0,
