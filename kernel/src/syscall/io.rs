@@ -759,11 +759,12 @@ const FIONBIO: u64 = 0x5421;
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
 
-/// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them.
+/// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them. An `O_PATH`
+/// descriptor is `EBADF` for every request, `FIOCLEX` included (Linux's `fdget`).
 pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
     let (fd, request) = (int_arg(fd), int_arg(request));
+    let file = file(fd)?;
     let files = process().files();
-    let file = files.get(fd)?;
     match request {
         FIOCLEX | FIONCLEX => {
             files.set_close_on_exec(fd, request == FIOCLEX)?;
