@@ -59,6 +59,13 @@ pub const EXPLAINED: &[(&str, &str, &str, &str)] = &[
          descriptors' copy); Linux's families answer for themselves",
     ),
     (
+        "fgetxattr",
+        "-EBADF",
+        "-EFAULT",
+        "a cascade of socketpair: Linux's AF_UNIX pair (SOCK_RAW taken as SOCK_DGRAM) filled \
+         the descriptor slot that stays closed here, so only Linux reached the name's copy",
+    ),
+    (
         "getpriority",
         "*",
         "-ESRCH",

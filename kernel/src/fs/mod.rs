@@ -300,6 +300,16 @@ pub trait Inode: Send + Sync + Any {
 
     // Data.
 
+    /// Whether its descriptions may do direct I/O (`O_DIRECT`; Linux's `FMODE_CAN_ODIRECT`).
+    fn direct_io(&self) -> bool {
+        false
+    }
+
+    /// Whether it is immutable (Linux's `S_IMMUTABLE`): its extended attributes cannot change.
+    fn immutable(&self) -> bool {
+        false
+    }
+
     /// Called when a description of this inode is opened (pipes count readers and writers,
     /// `/proc` files take their snapshot).
     fn open(&self, _file: &File) -> Result<(), Errno> {

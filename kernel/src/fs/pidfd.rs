@@ -53,6 +53,11 @@ impl Inode for PidFd {
         false
     }
 
+    /// Linux 6.12's pidfs inodes are immutable.
+    fn immutable(&self) -> bool {
+        true
+    }
+
     fn can_read_or_write(&self) -> bool {
         false
     }

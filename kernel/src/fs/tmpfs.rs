@@ -44,6 +44,10 @@ pub struct TmpInode {
     /// Extended attributes (`setxattr`), by name.
     xattrs: spin::Mutex<BTreeMap<String, Vec<u8>>>,
     content: Content,
+    /// Whether its descriptions may do direct I/O: a regular file opened through the file
+    /// system may (Linux's tmpfs open gives `FMODE_CAN_ODIRECT`), a memfd's or shared
+    /// memory's file, made without that open, may not.
+    direct_io: bool,
 }
 
 /// One rename at a time (Linux's `s_vfs_rename_mutex`): a directory cannot be moved into its
@@ -61,6 +65,7 @@ impl TmpInode {
             writers: Writers::default(),
             xattrs: spin::Mutex::new(BTreeMap::new()),
             content,
+            direct_io: kind == FileKind::Regular,
         })
     }
 
@@ -74,16 +79,20 @@ impl TmpInode {
         )
     }
 
-    /// A regular file that is in no directory (`memfd_create`).
+    /// A regular file that is in no directory and no file system (`memfd_create`, shared
+    /// anonymous memory): no direct I/O.
     pub fn new_unnamed_file(mode: u32) -> Arc<Self> {
-        let file = Self::new(
-            allocate_inode_number(),
-            FileKind::Regular,
-            mode,
-            Content::Regular(PageCache::new()),
-        );
-        file.nlink.store(0, Ordering::Relaxed);
-        file
+        Arc::new(Self {
+            ino: allocate_inode_number(),
+            instance: allocate_inode_number(),
+            kind: FileKind::Regular,
+            nlink: AtomicU32::new(0),
+            attributes: Attributes::new(mode, now_ns()),
+            writers: Writers::default(),
+            xattrs: spin::Mutex::new(BTreeMap::new()),
+            content: Content::Regular(PageCache::new()),
+            direct_io: false,
+        })
     }
 
     /// A regular file in no directory of the tmpfs `directory` belongs to (`O_TMPFILE`: a
@@ -143,6 +152,10 @@ impl Inode for TmpInode {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     fn stat(&self) -> Stat {

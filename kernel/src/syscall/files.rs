@@ -280,8 +280,13 @@ pub fn lstat(path: u64, buf: u64) -> SysResult {
 const STAT_FLAGS: u64 = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE;
 
 /// The file a call of the stat family names, its flags checked: the path copied in, then
-/// looked up from `dirfd` (`AT_EMPTY_PATH` for `dirfd` itself, `AT_SYMLINK_NOFOLLOW`).
-fn stat_target(dirfd: u64, path: u64, flags: u64) -> Result<Arc<Dentry>, Errno> {
+/// looked up from `dirfd` (`AT_EMPTY_PATH` for `dirfd` itself, `AT_SYMLINK_NOFOLLOW`). A NULL
+/// path with `AT_EMPTY_PATH` and no other flag but the `ignored` ones names a `dirfd` that is
+/// not negative, before anything is copied (Linux 6.12's `vfs_empty_path`).
+fn stat_target(dirfd: u64, path: u64, flags: u64, ignored: u64) -> Result<Arc<Dentry>, Errno> {
+    if path == 0 && flags & !ignored == AT_EMPTY_PATH && (dirfd as i32) >= 0 {
+        return Ok(file_or_place(dirfd)?.dentry().clone());
+    }
     let path = user_path_flags(path, flags)?;
     lookup_copied(
         dirfd,
@@ -296,7 +301,7 @@ pub fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
     if flags & !STAT_FLAGS != 0 {
         return Err(EINVAL);
     }
-    let dentry = stat_target(dirfd, path, flags)?;
+    let dentry = stat_target(dirfd, path, flags, 0)?;
     write_user(buf, &stat_words(&dentry.inode().stat()))?;
     Ok(0)
 }
@@ -336,7 +341,8 @@ pub fn statx(dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResul
     {
         return Err(EINVAL);
     }
-    let stat = stat_target(dirfd, path, flags)?.inode().stat();
+    let ignored = AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
+    let stat = stat_target(dirfd, path, flags, ignored)?.inode().stat();
     let mut out = [0u8; 256];
     let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &STATX_BASIC_STATS.to_le_bytes());

@@ -629,14 +629,11 @@ pub fn fcntl(fd: u64, command: u64, argument: u64) -> SysResult {
         }
         F_GETFL => Ok(u64::from(file.flags())),
         F_SETFL => {
-            // O_DIRECT can change only where the file system does direct I/O (Linux's
-            // `direct_IO` check: the memory file systems do, pipes and anonymous files not).
-            let direct_changes = (argument as u32 ^ file.flags()) & O_DIRECT != 0;
-            let direct_io = matches!(
-                file.inode().fs(),
-                crate::fs::FsKind::Tmpfs | crate::fs::FsKind::Devtmpfs
-            );
-            if direct_changes && !direct_io {
+            // O_DIRECT is refused (even where it is set already) unless the file does direct
+            // I/O (Linux 6.12's `FMODE_CAN_ODIRECT`) or is a pipe (its packet mode).
+            let inode = file.inode();
+            let direct_io = inode.kind() == FileKind::Fifo || inode.direct_io();
+            if argument as u32 & O_DIRECT != 0 && !direct_io {
                 return Err(EINVAL);
             }
             file.set_status_flags(argument as u32 & SETFL_MASK);
@@ -759,11 +756,12 @@ const FIONBIO: u64 = 0x5421;
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
 
-/// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them.
+/// ioctl: `fd` and `request` are 32-bit (`unsigned int`), as Linux declares them. An `O_PATH`
+/// descriptor is `EBADF` for every request, `FIOCLEX` included (Linux's `fdget`).
 pub fn ioctl(fd: u64, request: u64, argument: u64) -> SysResult {
     let (fd, request) = (int_arg(fd), int_arg(request));
+    let file = file(fd)?;
     let files = process().files();
-    let file = files.get(fd)?;
     match request {
         FIOCLEX | FIONCLEX => {
             files.set_close_on_exec(fd, request == FIOCLEX)?;

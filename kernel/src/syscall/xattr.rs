@@ -72,9 +72,14 @@ pub fn check_xattr_name(name: u64) -> Result<String, Errno> {
     String::from_utf8(bytes).map_err(|_| EOPNOTSUPP)
 }
 
-/// Linux's `xattr_permission` for root: a `user.` attribute belongs only to regular files and
-/// directories (`EPERM` to change one elsewhere, `ENODATA` to read one).
+/// Linux's `xattr_permission` for root: an immutable inode's attributes cannot change
+/// (`EPERM`); a `user.` attribute belongs only to regular files and directories (`EPERM` to
+/// change one elsewhere, `ENODATA` to read one). The immutable inodes are pidfs's, regular
+/// files inside though `stat` shows them without a type, so reading passes this check.
 fn check_permission(inode: &Arc<dyn Inode>, name: &str, writing: bool) -> Result<(), Errno> {
+    if inode.immutable() {
+        return if writing { Err(EPERM) } else { Ok(()) };
+    }
     let plain = matches!(inode.kind(), FileKind::Regular | FileKind::Directory);
     if name.starts_with(USER_PREFIX) && !plain {
         return Err(if writing { EPERM } else { ENODATA });

@@ -141,12 +141,22 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
     // The offset is written back whatever the copy answered: into read-only memory, EFAULT.
     let read_only = c"x".as_ptr() as usize;
     check_err!(sys::sendfile(CLOSED, CLOSED, read_only, 1), Errno::EFAULT);
-    // O_DIRECT changes only where the file system does direct I/O.
-    let flags = check_ok!(sys::fcntl(event.0, sys::F_GETFL, 0));
-    check_err!(
-        sys::fcntl(event.0, sys::F_SETFL, flags | sys::O_DIRECT),
-        Errno::EINVAL
-    );
+    // F_SETFL takes O_DIRECT only for a file that does direct I/O (a tmpfs file that open
+    // made, not a memfd, a directory or an eventfd) or a pipe (its packet mode).
+    let set_direct = |fd: &Fd| {
+        let flags = sys::fcntl(fd.0, sys::F_GETFL, 0)?;
+        sys::fcntl(fd.0, sys::F_SETFL, flags | sys::O_DIRECT)?;
+        sys::fcntl(fd.0, sys::F_SETFL, flags)
+    };
+    let unopened = Fd(check_ok!(sys::memfd_create(c"direct".as_ptr() as usize, 0)));
+    let (packets, _) = check_ok!(pipe(0));
+    let null = check_ok!(Fd::open(c"/dev/null", sys::O_RDWR, 0));
+    check_ok!(set_direct(&file));
+    check_ok!(set_direct(&packets));
+    check_err!(set_direct(&event), Errno::EINVAL);
+    check_err!(set_direct(&unopened), Errno::EINVAL);
+    check_err!(set_direct(&dir), Errno::EINVAL);
+    check_err!(set_direct(&null), Errno::EINVAL);
     // copy_file_range: copies within one file system, refuses overlap in one file.
     let (other, _) = check_ok!(file_twice(&s, "g", b""));
     let mut from = 2i64;
@@ -333,6 +343,21 @@ pub fn fd_xattrs_by_namespace_and_kind() -> TestResult {
     check_err!(fgetxattr(file.0, c"trusted.fdargs"), Errno::ENODATA);
     check_err!(fgetxattr(file.0, c"bogus"), Errno::EOPNOTSUPP);
     check_err!(fremovexattr(file.0, user), Errno::ENODATA);
+    // A pidfd's inode is immutable: no attribute of any name changes; it is a regular file
+    // inside, so reading a user. one gets as far as its file system, which keeps none.
+    let pidfd = Fd(check_ok!(sys::pidfd_open(sys::getpid(), 0)));
+    let bogus = c"bogus";
+    check_err!(
+        fsetxattr(pidfd.0, bogus.as_ptr() as usize, 1, 0),
+        Errno::EPERM
+    );
+    check_err!(
+        fsetxattr(pidfd.0, user.as_ptr() as usize, 1, 0),
+        Errno::EPERM
+    );
+    check_err!(fremovexattr(pidfd.0, bogus), Errno::EPERM);
+    check_err!(fgetxattr(pidfd.0, user), Errno::EOPNOTSUPP);
+    check_err!(fgetxattr(pidfd.0, bogus), Errno::EOPNOTSUPP);
     // user. attributes only on regular files and directories; pipes and eventfds keep none.
     check_err!(fgetxattr(read_end.0, user), Errno::ENODATA);
     check_err!(fremovexattr(read_end.0, user), Errno::EPERM);

@@ -23,6 +23,7 @@ const FCHOWNAT: usize = 260;
 const UTIMENSAT: usize = 280;
 const EXECVE: usize = 59;
 const O_PATH: usize = 0o1000_0000;
+const FIOCLEX: usize = 0x5451;
 const O_TMPFILE: usize = 0o2000_0000 | sys::O_DIRECTORY;
 const MNT_FORCE: usize = 1;
 const MNT_EXPIRE: usize = 4;
@@ -132,6 +133,30 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
     check_err!(
         call(nr::STATX, [AT_FDCWD, KERNEL_ADDR, 0, 0x8000_0000, buf]),
         Errno::EINVAL
+    );
+    // A NULL path with AT_EMPTY_PATH and no other flag (statx allows its sync and automount
+    // flags too) names the descriptor, which must be open; with another flag, or AT_FDCWD,
+    // the path is copied in (Linux 6.12).
+    let mut statx_buf = [0u8; 256];
+    let statx_at = statx_buf.as_mut_ptr() as usize;
+    let (empty, dont_sync, no_automount) = (sys::AT_EMPTY_PATH, 0x4000, 0x800);
+    let nofollow = sys::AT_SYMLINK_NOFOLLOW;
+    check_err!(
+        call(nr::STATX, [1023, 0, empty | dont_sync, 1 << 47, statx_at]),
+        Errno::EBADF
+    );
+    check_err!(
+        call(nr::STATX, [1023, 0, empty | nofollow, 0, statx_at]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(nr::STATX, [AT_FDCWD, 0, empty, 0, statx_at]),
+        Errno::EFAULT
+    );
+    check_err!(call(nr::NEWFSTATAT, [1023, 0, buf, empty, 0]), Errno::EBADF);
+    check_err!(
+        call(nr::NEWFSTATAT, [1023, 0, buf, empty | no_automount, 0]),
+        Errno::EFAULT
     );
     // A name's length is checked where the walk reaches it.
     let under_file = s.path(&alloc::format!("f/{}", long_name()));
@@ -309,7 +334,27 @@ pub fn o_path_descriptors_name_a_place() -> TestResult {
         Errno::EBADF
     );
     check_err!(call(nr::GETDENTS64, [dir.0, buf, 1, 0, 0]), Errno::EBADF);
+    // ioctl answers no request on it, not even FIOCLEX, before it looks at the argument.
+    check_err!(
+        call(nr::IOCTL, [file.0, sys::FIONREAD, KERNEL_ADDR, 0, 0]),
+        Errno::EBADF
+    );
+    check_err!(call(nr::IOCTL, [file.0, FIOCLEX, 0, 0, 0]), Errno::EBADF);
     check_eq!(check_ok!(file.stat()).st_size, 4);
+    // statx with a NULL path and AT_EMPTY_PATH stats it.
+    let mut statx_buf = [0u8; 256];
+    let statx_at = statx_buf.as_mut_ptr() as usize;
+    check_ok!(call(
+        nr::STATX,
+        [
+            file.0,
+            0,
+            sys::AT_EMPTY_PATH,
+            sys::STATX_BASIC_STATS,
+            statx_at
+        ]
+    ));
+    check_eq!(statx_buf[40], 4);
     let mut statfs = [0u64; 15];
     check_ok!(call(
         nr::FSTATFS,
