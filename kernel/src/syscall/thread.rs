@@ -212,12 +212,14 @@ const FUTEX_CLOCK_REALTIME: u32 = 256;
 
 /// Linux's futex key checks, in its order: an aligned word (EINVAL) in user space (EFAULT);
 /// a shared (not private) futex is keyed by its page, which must be there (faulted in, for
-/// writing when `write`).
+/// writing when `write`). User space is Linux's `access_ok` for an object this small: only
+/// the start is checked against the top (`USER_END`, which passes: a guard page lies above
+/// it), so a private futex there is keyed, and only reading the word faults.
 fn futex_key(addr: u64, shared: bool, write: bool) -> Result<(), super::errno::Errno> {
     if addr % 4 != 0 {
         return Err(EINVAL);
     }
-    if !crate::arch::uaccess::is_user_range(addr, 4) {
+    if addr > crate::arch::syscall::USER_END {
         return Err(super::errno::EFAULT);
     }
     if shared {

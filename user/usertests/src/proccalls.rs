@@ -464,6 +464,43 @@ pub fn futex_requeue_wake_op_bitset() -> TestResult {
         )),
         0
     );
+    // The last word below the top of user space: Linux checks only where a word starts, so a
+    // private requeue or wake there (which reads no word) finds no waiter; a shared one, whose
+    // key is its page, faults, and so does a word past the top.
+    const TOP_PAGE: usize = 0x7fff_ffff_f000;
+    let private_requeue = FUTEX_REQUEUE | sys::FUTEX_PRIVATE_FLAG;
+    check_eq!(
+        check_ok!(call(
+            FUTEX,
+            &[TOP_PAGE, private_requeue, 0, 0x800, other_addr, 0]
+        )),
+        0
+    );
+    check_eq!(
+        check_ok!(call(
+            FUTEX,
+            &[
+                TOP_PAGE,
+                sys::FUTEX_WAKE | sys::FUTEX_PRIVATE_FLAG,
+                1,
+                0,
+                0,
+                0
+            ]
+        )),
+        0
+    );
+    check_err!(
+        call(FUTEX, &[TOP_PAGE, FUTEX_REQUEUE, 0, 0x800, other_addr, 0]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(
+            FUTEX,
+            &[TOP_PAGE + 4, private_requeue, 0, 0x800, other_addr, 0]
+        ),
+        Errno::EFAULT
+    );
     // A waiter with bitset 1 on `word` is moved to `other`, then woken there.
     static FROM: AtomicU32 = AtomicU32::new(0);
     static TO: AtomicU32 = AtomicU32::new(0);
