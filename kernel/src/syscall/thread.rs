@@ -3,7 +3,9 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-use super::errno::{EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, SysResult};
+use super::errno::{
+    EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, Errno, MAX_ERRNO, SysResult,
+};
 use crate::arch::percpu::CpuSet;
 use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{copy_from_user, write_user};
@@ -189,6 +191,13 @@ pub fn get_robust_list(tid: u64, head_out: u64, len_out: u64) -> SysResult {
         .user
         .as_ref()
         .map_or(0, |user| user.robust_list.load(Ordering::Relaxed));
+    // Linux (6.12's stable updates on) passes the head back from a helper that answers errors
+    // as pointers: a head among the last 4095 addresses is taken for one, and answered
+    // before anything is written.
+    let as_error = head as i64;
+    if (-MAX_ERRNO..0).contains(&as_error) {
+        return Err(Errno(-as_error as i32));
+    }
     write_user(len_out, &ROBUST_LIST_HEAD_SIZE)?;
     write_user(head_out, &head)?;
     Ok(0)
