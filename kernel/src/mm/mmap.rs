@@ -163,9 +163,8 @@ pub fn mmap(
         None
     };
     if flags & MAP_HUGETLB != 0 {
-        // No file here is of hugetlbfs; anonymous huge pages need a size x86-64 has, and then
-        // pages reserved for them, of which there are none (Linux's `nr_hugepages` of 0).
-        // A length that rounds up to nothing in huge pages is `mmap`'s length of 0.
+        // No file here is of hugetlbfs; anonymous huge pages need a size x86-64 has. A length
+        // that rounds up to nothing in huge pages is `mmap`'s length of 0.
         let shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
         if file.is_some() || (shift != 0 && !HUGE_PAGE_SHIFTS.contains(&shift)) {
             return Err(EINVAL);
@@ -176,12 +175,49 @@ pub fn mmap(
             } else {
                 shift
             };
-        if len.wrapping_add(huge_page - 1) & !(huge_page - 1) == 0 {
+        let len = len.wrapping_add(huge_page - 1) & !(huge_page - 1);
+        if len == 0 {
             return Err(EINVAL);
         }
-        return Err(ENOMEM);
+        return map_huge(mm, addr, len, huge_page, flags, offset);
     }
     map(mm, addr, len, prot, flags, file.as_ref(), offset)
+}
+
+/// Anonymous huge pages (`MAP_HUGETLB`), `len` a whole number of huge pages of `huge_page`
+/// bytes. Linux maps a file of its own hugetlbfs, with these checks in its order: the place (a
+/// fixed address that is not a multiple of the huge page first, `EINVAL`, then those of any
+/// mapping, see [`place`]), the file's range (`EOVERFLOW`), the type (`MAP_SHARED_VALIDATE`
+/// knows only the legacy flags, `EOPNOTSUPP`; `MAP_GROWSDOWN` is `EINVAL`), an offset that is
+/// not a multiple of the huge page (`EINVAL`), then the reservation of the pages: there are
+/// none (Linux's `nr_hugepages` of 0), `ENOMEM`. With `MAP_NORESERVE` Linux reserves nothing
+/// and makes a mapping whose every access fails (SIGBUS); this kernel makes no huge-page
+/// mappings, so that too is `ENOMEM`.
+fn map_huge(mm: &Mm, addr: u64, len: u64, huge_page: u64, flags: u64, offset: u64) -> SysResult {
+    {
+        let locked = mm.read();
+        let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+        if fixed && len <= USER_END && !addr.is_multiple_of(huge_page) {
+            return Err(EINVAL);
+        }
+        place(&locked, addr, len, flags)?;
+    }
+    if offset
+        .checked_add(len)
+        .is_none_or(|end| end > MAX_FILE_SIZE)
+    {
+        return Err(EOVERFLOW);
+    }
+    match flags & MAP_TYPE {
+        MAP_SHARED | MAP_PRIVATE => {}
+        MAP_SHARED_VALIDATE if flags & !LEGACY_MAP_MASK != 0 => return Err(EOPNOTSUPP),
+        MAP_SHARED_VALIDATE => {}
+        _ => return Err(EINVAL),
+    }
+    if flags & MAP_GROWSDOWN != 0 || !offset.is_multiple_of(huge_page) {
+        return Err(EINVAL);
+    }
+    Err(ENOMEM)
 }
 
 /// `mmap` with the file (if any) already looked up: anonymous memory, or `file` from byte

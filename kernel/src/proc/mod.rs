@@ -111,6 +111,11 @@ pub struct Process {
     /// `PR_SET_CHILD_SUBREAPER`: the orphans among its descendants come to it rather than to
     /// the reaper at the top of the tree; a fork's child is not one.
     pub child_subreaper: AtomicBool,
+    /// `PR_GET_DUMPABLE`: whether the process may dump core and be inspected. Linux keeps it
+    /// in the address space; here the process's threads share it. Fork passes it on,
+    /// `PR_SET_DUMPABLE` sets it, `execve` sets it again unless the new image's capabilities
+    /// permit more than the old ones did (Linux's `commit_creds`, which then makes it 0).
+    pub dumpable: AtomicBool,
     /// The capability sets (copied by fork, root's again after `execve`).
     pub capabilities: spin::Mutex<creds::Capabilities>,
     /// The interval timers (`alarm`, `setitimer`, `timer_create`); a fork's child has none.
@@ -258,6 +263,7 @@ impl Process {
                 parent.is_some_and(|p| p.no_new_privs.load(Ordering::Relaxed)),
             ),
             child_subreaper: AtomicBool::new(false),
+            dumpable: AtomicBool::new(parent.is_none_or(|p| p.dumpable.load(Ordering::Relaxed))),
             capabilities: spin::Mutex::new(
                 parent.map_or(creds::Capabilities::ROOT, |p| *p.capabilities.lock()),
             ),
@@ -476,7 +482,10 @@ impl Process {
         self.timers.lock().on_exec();
         {
             let mut capabilities = self.capabilities.lock();
-            *capabilities = capabilities.after_exec();
+            let after = capabilities.after_exec();
+            let gains = after.permitted & !capabilities.permitted != 0;
+            self.dumpable.store(!gains, Ordering::Relaxed);
+            *capabilities = after;
         }
         self.files_for_exec();
         {

@@ -4,6 +4,10 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);
 
+/// The largest error number: a return value from -1 to `-MAX_ERRNO` is an error (Linux's
+/// `IS_ERR_VALUE`).
+pub const MAX_ERRNO: i64 = 4095;
+
 pub const EPERM: Errno = Errno(1);
 pub const ENOENT: Errno = Errno(2);
 pub const ESRCH: Errno = Errno(3);

@@ -217,11 +217,18 @@ pub fn prctl(option: u64, argument: u64, more: [u64; 3]) -> SysResult {
             write_user(argument, &i32::from(subreaper))?;
             Ok(0)
         }
-        PR_GET_DUMPABLE => Ok(1),
+        PR_GET_DUMPABLE => Ok(u64::from(
+            super::thread::process().dumpable.load(Ordering::Relaxed),
+        )),
+        // 0 or 1 (Linux's `SUID_DUMP_DISABLE`, `SUID_DUMP_USER`); its third value is for the
+        // kernel's own use.
         PR_SET_DUMPABLE => {
             if argument > 1 {
                 return Err(EINVAL);
             }
+            super::thread::process()
+                .dumpable
+                .store(argument == 1, Ordering::Relaxed);
             Ok(0)
         }
         // There are no transparent huge pages: the setting is accepted and reads as set.

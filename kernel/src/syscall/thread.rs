@@ -3,7 +3,9 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-use super::errno::{EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, SysResult};
+use super::errno::{
+    EINTR, EINVAL, ENOSYS, ERESTART_RESTARTBLOCK, ERESTARTSYS, ESRCH, Errno, MAX_ERRNO, SysResult,
+};
 use crate::arch::percpu::CpuSet;
 use crate::arch::trap::TrapFrame;
 use crate::arch::uaccess::{copy_from_user, write_user};
@@ -189,6 +191,13 @@ pub fn get_robust_list(tid: u64, head_out: u64, len_out: u64) -> SysResult {
         .user
         .as_ref()
         .map_or(0, |user| user.robust_list.load(Ordering::Relaxed));
+    // Linux (6.12's stable updates on) passes the head back from a helper that answers errors
+    // as pointers: a head among the last 4095 addresses is taken for one, and answered
+    // before anything is written.
+    let as_error = head as i64;
+    if (-MAX_ERRNO..0).contains(&as_error) {
+        return Err(Errno(-as_error as i32));
+    }
     write_user(len_out, &ROBUST_LIST_HEAD_SIZE)?;
     write_user(head_out, &head)?;
     Ok(0)
@@ -212,12 +221,14 @@ const FUTEX_CLOCK_REALTIME: u32 = 256;
 
 /// Linux's futex key checks, in its order: an aligned word (EINVAL) in user space (EFAULT);
 /// a shared (not private) futex is keyed by its page, which must be there (faulted in, for
-/// writing when `write`).
+/// writing when `write`). User space is Linux's `access_ok` for an object this small: only
+/// the start is checked against the top (`USER_END`, which passes: a guard page lies above
+/// it), so a private futex there is keyed, and only reading the word faults.
 fn futex_key(addr: u64, shared: bool, write: bool) -> Result<(), super::errno::Errno> {
     if addr % 4 != 0 {
         return Err(EINVAL);
     }
-    if !crate::arch::uaccess::is_user_range(addr, 4) {
+    if addr > crate::arch::syscall::USER_END {
         return Err(super::errno::EFAULT);
     }
     if shared {

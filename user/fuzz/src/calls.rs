@@ -1272,11 +1272,19 @@ fn rt_tgsigqueueinfo(g: &mut Gen) -> [usize; 6] {
 
 fn prlimit64(g: &mut Gen) -> [usize; 6] {
     let resource = g.one(&[0, 1, 3, 7, 8, 15, 16, 100, usize::MAX]);
-    // New limits only where they are refused (soft above hard) or unreadable.
+    // New limits only where they are refused (soft above hard) or unreadable: a change Linux
+    // makes outlives the reset (a zero RLIMIT_NOFILE would fail every later open). The
+    // window's bytes could be acceptable limits (zeros), so a pointer there becomes one that
+    // straddles the arena's end (the same draws of the generator either way).
     let new = if g.chance(2) {
         0
     } else {
-        g.words(2, &[u64::MAX, 1])
+        let at = g.words(2, &[u64::MAX, 1]);
+        if (WINDOW..WINDOW + WINDOW_SPAN).contains(&at) {
+            ARENA_END - 8
+        } else {
+            at
+        }
     };
     let (old, _) = g.buffer(3);
     args(&[g.pid(), resource, new, old])

@@ -178,6 +178,7 @@ const TESTS: &[Test] = urt::tests![
     proccalls::waitid_pidfd_of_other_descriptors,
     proccalls::prlimit64_checks_in_linux_order,
     proccalls::child_subreaper_adopts_orphans,
+    proccalls::dumpable_set_and_inherited,
     proccalls::arch_prctl_queries_and_int_flags,
     proccalls::sched_ext_range_and_other_affinity,
     proccalls::futex_requeue_wake_op_bitset,

@@ -693,6 +693,51 @@ pub fn mmap_hugetlb_without_reserved_pages() -> TestResult {
         sys::mmap(0, usize::MAX, RW, ANON | sys::MAP_HUGETLB, NOFD, 0),
         Errno::EINVAL
     );
+    // Linux maps a file of its hugetlbfs, whose checks come before the reservation that
+    // fails: a fixed address not a multiple of the huge page (before the end of user space
+    // is checked, and MAP_NORESERVE, which reserves nothing, does not get that far), ...
+    let huge_flags = |flags: usize| sys::MAP_ANONYMOUS | sys::MAP_HUGETLB | flags;
+    for (addr, flags) in [
+        (
+            0x1000_0000_7001,
+            sys::MAP_FIXED_NOREPLACE | sys::MAP_NORESERVE,
+        ),
+        (
+            0x1000_0001_0000,
+            sys::MAP_FIXED_NOREPLACE | sys::MAP_NORESERVE,
+        ),
+        (USER_END - PAGE_SIZE, sys::MAP_FIXED),
+    ] {
+        let flags = huge_flags(sys::MAP_PRIVATE | flags);
+        check_err!(sys::mmap(addr, 2 << 20, RW, flags, NOFD, 0), Errno::EINVAL);
+    }
+    let top_huge_page = USER_END & !((2 << 20) - 1);
+    check_err!(
+        sys::mmap(
+            top_huge_page,
+            4 << 20,
+            RW,
+            huge_flags(sys::MAP_PRIVATE | sys::MAP_FIXED),
+            NOFD,
+            0
+        ),
+        Errno::ENOMEM
+    );
+    // ... the type as for a file (MAP_SHARED_VALIDATE knows only the legacy flags, and
+    // MAP_GROWSDOWN is no file's), then an offset that is not a multiple of the huge page.
+    let typed =
+        |flags: usize, offset: usize| sys::mmap(0, 2 << 20, RW, huge_flags(flags), NOFD, offset);
+    check_err!(
+        typed(sys::MAP_SHARED_VALIDATE | sys::MAP_SYNC, 0),
+        Errno::EOPNOTSUPP
+    );
+    check_err!(typed(sys::MAP_SHARED_VALIDATE, 0), Errno::ENOMEM);
+    check_err!(
+        typed(sys::MAP_PRIVATE | sys::MAP_GROWSDOWN, 0),
+        Errno::EINVAL
+    );
+    check_err!(typed(sys::MAP_SHARED, PAGE_SIZE), Errno::EINVAL);
+    check_err!(typed(sys::MAP_SHARED, 2 << 20), Errno::ENOMEM);
     let fd = check_ok!(memfd(1, 1));
     check_err!(
         sys::mmap(

@@ -322,6 +322,34 @@ pub fn child_subreaper_adopts_orphans() -> TestResult {
     Ok(())
 }
 
+const PR_GET_DUMPABLE: usize = 3;
+const PR_SET_DUMPABLE: usize = 4;
+
+/// `PR_SET_DUMPABLE` takes 0 or 1 (EINVAL for the kernel's own 2), `PR_GET_DUMPABLE` answers
+/// it, and a fork's child starts with its parent's.
+pub fn dumpable_set_and_inherited() -> TestResult {
+    check_eq!(check_ok!(call(PRCTL, &[PR_GET_DUMPABLE, 0, 0, 0, 0])), 1);
+    check_err!(call(PRCTL, &[PR_SET_DUMPABLE, 2, 0, 0, 0]), Errno::EINVAL);
+    check_ok!(call(PRCTL, &[PR_SET_DUMPABLE, 0, 0, 0, 0]));
+    // Arguments past the option's are ignored.
+    let dumpable = call(PRCTL, &[PR_GET_DUMPABLE, 1 << 31, 1 << 32, 1, 7]);
+    let child = check_ok!(sys::fork());
+    if child == 0 {
+        let inherited = call(PRCTL, &[PR_GET_DUMPABLE, 0, 0, 0, 0]);
+        sys::exit_group(i32::from(inherited == Ok(0)));
+    }
+    let mut status = 0i32;
+    check_eq!(
+        check_ok!(call(WAIT4, &[child, &raw mut status as usize, 0, 0])),
+        child
+    );
+    check_ok!(call(PRCTL, &[PR_SET_DUMPABLE, 1, 0, 0, 0]));
+    check_eq!(check_ok!(dumpable), 0);
+    check_eq!((status >> 8) & 0xff, 1, "the child was dumpable");
+    check_eq!(check_ok!(call(PRCTL, &[PR_GET_DUMPABLE, 0, 0, 0, 0])), 1);
+    Ok(())
+}
+
 /// `arch_prctl`'s CPUID and XSAVE-feature queries; `getrandom` and `pidfd_open` ignore the
 /// high half of their `unsigned int` flags.
 pub fn arch_prctl_queries_and_int_flags() -> TestResult {
@@ -463,6 +491,43 @@ pub fn futex_requeue_wake_op_bitset() -> TestResult {
             ]
         )),
         0
+    );
+    // The last word below the top of user space: Linux checks only where a word starts, so a
+    // private requeue or wake there (which reads no word) finds no waiter; a shared one, whose
+    // key is its page, faults, and so does a word past the top.
+    const TOP_PAGE: usize = 0x7fff_ffff_f000;
+    let private_requeue = FUTEX_REQUEUE | sys::FUTEX_PRIVATE_FLAG;
+    check_eq!(
+        check_ok!(call(
+            FUTEX,
+            &[TOP_PAGE, private_requeue, 0, 0x800, other_addr, 0]
+        )),
+        0
+    );
+    check_eq!(
+        check_ok!(call(
+            FUTEX,
+            &[
+                TOP_PAGE,
+                sys::FUTEX_WAKE | sys::FUTEX_PRIVATE_FLAG,
+                1,
+                0,
+                0,
+                0
+            ]
+        )),
+        0
+    );
+    check_err!(
+        call(FUTEX, &[TOP_PAGE, FUTEX_REQUEUE, 0, 0x800, other_addr, 0]),
+        Errno::EFAULT
+    );
+    check_err!(
+        call(
+            FUTEX,
+            &[TOP_PAGE + 4, private_requeue, 0, 0x800, other_addr, 0]
+        ),
+        Errno::EFAULT
     );
     // A waiter with bitset 1 on `word` is moved to `other`, then woken there.
     static FROM: AtomicU32 = AtomicU32::new(0);

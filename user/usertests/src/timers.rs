@@ -740,6 +740,31 @@ pub fn robust_list_thread_area_socket() -> TestResult {
         ),
         Errno::ESRCH
     );
+    // Linux (6.12's stable updates on) passes the head back from a helper that answers errors
+    // as pointers: a head among the last 4095 addresses is taken for one and answered, before
+    // anything is written.
+    for (odd_head, error) in [
+        (usize::MAX, Errno::EPERM),
+        (-22isize as usize, Errno::EINVAL),
+    ] {
+        check_ok!(sys::set_robust_list(odd_head, 24));
+        len = 0;
+        let answer = call(
+            GET_ROBUST_LIST,
+            &[0, &raw mut got as usize, &raw mut len as usize],
+        );
+        check_ok!(sys::set_robust_list(head, 24));
+        check_err!(answer, error);
+        check_eq!(len, 0);
+    }
+    check_ok!(sys::set_robust_list(-4096isize as usize, 24));
+    let answer = call(
+        GET_ROBUST_LIST,
+        &[0, &raw mut got as usize, &raw mut len as usize],
+    );
+    check_ok!(sys::set_robust_list(head, 24));
+    check_ok!(answer);
+    check_eq!((got, len), (-4096isize as usize, 24));
     // get_thread_area is for 32-bit code: 64-bit callers get ENOSYS, as from Linux.
     let mut desc = [12u32, 1, 1, 0];
     check_err!(
