@@ -1,17 +1,20 @@
 //! Pipes: pipe2 and its flags, a pipe between two processes (EOF when the last writer goes),
-//! EPIPE and SIGPIPE without a reader, PIPE_BUF atomicity, FIONREAD, and waiting on pipes with
-//! poll, ppoll, select and pselect6 (readable, writable, hang-up, timeouts, error cases).
+//! EPIPE and SIGPIPE without a reader, PIPE_BUF atomicity, FIONREAD, a write that faults part
+//! way, and waiting on pipes with poll, ppoll, select and pselect6 (readable, writable,
+//! hang-up, timeouts, error cases).
 
 use alloc::vec::Vec;
 
 use urt::ktap::TestResult;
 use urt::signal::{SIG_DFL, SIG_IGN, SIGPIPE};
-use urt::sys::{self, Errno, FdSet, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, Timespec};
+use urt::sys::{
+    self, Errno, FdSet, PAGE_SIZE, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, Timespec,
+};
 use urt::{check, check_eq, check_err, check_ok};
 
 use crate::process::{Child, End};
 use crate::signals::Saved;
-use crate::util::{Fd, KERNEL_ADDR, ms_since, pipe};
+use crate::util::{Fd, KERNEL_ADDR, Mapping, ms_since, pipe};
 
 /// Linux's PIPE_BUF: writes up to this size are atomic.
 const PIPE_BUF: usize = 4096;
@@ -167,6 +170,54 @@ pub fn nonblocking_pipe_full_and_fionread() -> TestResult {
     );
     check_eq!(check_ok!(queued(&r)), total - PIPE_BUF);
     check_err!(queued(&Fd(9999)), Errno::EBADF);
+    Ok(())
+}
+
+/// A write from a buffer that runs into a page it cannot read counts in Linux's pieces: the
+/// odd part that joins the last page of the pipe, then whole pages. The piece the fault falls
+/// in is dropped (EFAULT if it was the first), and a page's slot taken for it stays, empty: the
+/// read end polls readable until a read goes past it. A regular file keeps the bytes before the
+/// fault.
+pub fn pipe_write_fault_counts_in_pieces() -> TestResult {
+    let m = check_ok!(Mapping::rw(4));
+    check_ok!(sys::mprotect(m.page(3), PAGE_SIZE, sys::PROT_NONE));
+    let edge = m.page(3);
+    let (r, w) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    let mut read_end = [pollfd(&r, POLLIN)];
+    check_err!(sys::write(w.0, edge - 13, 64), Errno::EFAULT);
+    check_eq!(check_ok!(queued(&r)), 0);
+    check_eq!(
+        check_ok!(poll(&mut read_end, 0)),
+        1,
+        "the empty page polls readable"
+    );
+    let mut sink = [0u8; 64];
+    let buf = sink.as_mut_ptr() as usize;
+    check_err!(sys::read(r.0, buf, 64), Errno::EAGAIN);
+    check_eq!(check_ok!(poll(&mut read_end, 0)), 0);
+    // The odd part joining the last page faults: nothing goes in.
+    check_eq!(check_ok!(sys::write(w.0, b"abc".as_ptr() as usize, 3)), 3);
+    check_err!(sys::write(w.0, edge - 6, 64), Errno::EFAULT);
+    check_eq!(check_ok!(queued(&r)), 3);
+    // Three pages from 16 bytes into page 0: two go in, the third faults.
+    check_eq!(
+        check_ok!(sys::write(w.0, m.page(0) + 16, 3 * PAGE_SIZE)),
+        2 * PAGE_SIZE
+    );
+    // Five odd bytes join the last page (the empty one), then two pages; the third faults.
+    check_eq!(
+        check_ok!(sys::write(w.0, m.page(0) + 11, 3 * PAGE_SIZE + 5)),
+        2 * PAGE_SIZE + 5
+    );
+    check_eq!(check_ok!(queued(&r)), 4 * PAGE_SIZE + 8);
+    // A packet pipe: the empty packet reads as 0 bytes.
+    let (pr, pw) = check_ok!(pipe(sys::O_DIRECT | sys::O_NONBLOCK | sys::O_CLOEXEC));
+    check_err!(sys::write(pw.0, edge - 13, 64), Errno::EFAULT);
+    check_eq!(check_ok!(sys::read(pr.0, buf, 64)), 0);
+    check_err!(sys::read(pr.0, buf, 64), Errno::EAGAIN);
+    // A file keeps what came before the fault.
+    let file = Fd(check_ok!(sys::memfd_create(c"f".as_ptr() as usize, 0)));
+    check_eq!(check_ok!(sys::write(file.0, edge - 13, 64)), 13);
     Ok(())
 }
 
