@@ -47,6 +47,11 @@ pub fn pipe2_flags() -> TestResult {
     check_err!(sys::read(r.0, p, 4), Errno::EAGAIN);
     check_err!(pipe(sys::O_APPEND), Errno::EINVAL);
     check_err!(sys::pipe2(KERNEL_ADDR, 0), Errno::EFAULT);
+    // O_NOTIFICATION_PIPE (O_EXCL's bit): Debian's kernels have no notification queues. The
+    // flags are checked first, the descriptors' address never.
+    check_err!(pipe(sys::O_EXCL | sys::O_NONBLOCK), Errno::ENOPKG);
+    check_err!(sys::pipe2(KERNEL_ADDR, sys::O_EXCL), Errno::ENOPKG);
+    check_err!(pipe(sys::O_EXCL | sys::O_APPEND), Errno::EINVAL);
     // Neither end can seek or be read at an offset.
     check_err!(sys::lseek(r.0, 0, sys::SEEK_CUR), Errno::ESPIPE);
     check_err!(sys::pread64(r.0, p, 1, 0), Errno::ESPIPE);
