@@ -430,5 +430,22 @@ pub fn select_and_pselect6_on_pipes() -> TestResult {
         select(freed + 1, Some(&mut closed), None, now),
         Errno::EBADF
     );
+    // An O_PATH descriptor is open but polls as POLLNVAL: poll says so, and select finds it
+    // ready in each set that asks (the exceptional one too).
+    let place = check_ok!(Fd::open(c".", sys::O_PATH | sys::O_CLOEXEC, 0));
+    let mut entry = [pollfd(&place, POLLIN)];
+    check_eq!(check_ok!(poll(&mut entry, 0)), 1);
+    check_eq!(entry[0].revents, POLLNVAL);
+    let (mut rd, mut wr) = sets(&place, &place);
+    let mut ex = rd;
+    let (rp, wp, ep) = (
+        set_ptr(Some(&mut rd)),
+        set_ptr(Some(&mut wr)),
+        set_ptr(Some(&mut ex)),
+    );
+    let mut timeout = now;
+    let t = &raw mut timeout as usize;
+    check_eq!(check_ok!(sys::select(place.0 + 1, rp, wp, ep, t)), 3);
+    check!(rd.is_set(place.0) && wr.is_set(place.0) && ex.is_set(place.0));
     Ok(())
 }
