@@ -2,13 +2,16 @@
 //! that names one process, for the calls that take a process by descriptor
 //! (`process_madvise`). It holds a weak handle, so it names that process and no later one with
 //! the same id; once the process is gone it names nothing (`ESRCH`). Nothing in it changes
-//! after it is made, so it needs no lock.
+//! after it is made, so it needs no lock. It polls readable once its process has ended (a
+//! zombie), and hung up too once that is collected, as Linux's `pidfd_poll`; its process's end
+//! wakes no poller, which looks again every few milliseconds.
 
 use alloc::sync::{Arc, Weak};
 use core::any::Any;
 
 use super::dentry::Dentry;
 use super::file::{File, O_RDWR};
+use super::poll::{POLLHUP, POLLIN, POLLRDNORM};
 use super::{FileKind, FsKind, Inode, Stat};
 use crate::proc::Process;
 use crate::syscall::errno::Errno;
@@ -59,6 +62,21 @@ impl Inode for PidFd {
     }
 
     fn can_read_or_write(&self) -> bool {
+        false
+    }
+
+    fn poll(&self, _file: &File) -> u32 {
+        let collected = |process: &Arc<Process>| {
+            crate::proc::find(process.pid).is_none_or(|found| !Arc::ptr_eq(&found, process))
+        };
+        match self.process.upgrade() {
+            Some(process) if !collected(&process) && !process.is_zombie() => 0,
+            Some(process) if !collected(&process) => POLLIN | POLLRDNORM,
+            _ => POLLIN | POLLRDNORM | POLLHUP,
+        }
+    }
+
+    fn signals_readiness(&self) -> bool {
         false
     }
 }

@@ -7,6 +7,10 @@
 //!   write of at most `PIPE_BUF` bytes (a page) is therefore never split: it goes whole into
 //!   the last slot or into one new slot, or waits for one (`EAGAIN` if non-blocking). A larger
 //!   write may be interleaved with others between pages, and a non-blocking one moves what fits.
+//! - A fault in the caller's buffer counts in those pieces, as Linux's `pipe_write` does: the
+//!   piece it falls in (the odd part, or a page) is dropped, the write returns the bytes of the
+//!   pieces before it or `EFAULT`, and a page's slot stays in the ring, empty: the read end
+//!   polls readable, a read goes past it (a packet read returns 0 for it), and it takes room.
 //! - A read takes what is there, up to its size, and returns as soon as it took anything: it
 //!   waits only while the pipe is empty, and returns 0 (end of file) once no writer is left.
 //! - A write with no reader left fails with `EPIPE` and sends SIGPIPE to the writing thread.
@@ -19,15 +23,16 @@
 //! `/proc/PID/fd` shows.
 //!
 //! # Locks and waits
-//! One spinlock protects the ring and the counts, held to move at most one call's bytes between
-//! the ring and the caller's kernel buffer (and to allocate a slot's page), never across user
-//! memory or a sleep. Readers wait on `readable`, writers on `writable`, interruptibly (a signal
+//! One spinlock protects the ring and the counts, held to move bytes between the ring and a
+//! kernel buffer (at most a read's, or [`STAGE`] bytes of a write), and to allocate a slot's
+//! page, never across user memory or a sleep. Readers wait on `readable`, writers on `writable`, interruptibly (a signal
 //! ends the wait with `ERESTARTSYS`, or with the bytes moved so far); every change also wakes the
 //! pollers ([`poll::readiness_changed`]).
 //!
-//! The read and write system calls move the data through a kernel buffer (`syscall::io`): a read
-//! takes its bytes out of the ring before they are copied to user memory, so a fault in that copy
-//! loses the bytes it did not copy (Linux copies straight from the ring and leaves them there).
+//! The read system calls move the data through a kernel buffer (`syscall::io`): a read takes its
+//! bytes out of the ring before they are copied to user memory, so a fault in that copy loses
+//! the bytes it did not copy (Linux copies straight from the ring and leaves them there). A
+//! write gathers its bytes into a kernel buffer first ([`Pipe::write`]).
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -43,10 +48,14 @@ use super::{FileKind, FsKind, Inode, Stat, allocate_inode_number, now_ns};
 use crate::proc::signal::{self, SI_USER, SIGPIPE, SigInfo};
 use crate::sync::WaitQueue;
 use crate::sync::waitqueue::WaitResult;
-use crate::syscall::errno::{EAGAIN, EBUSY, EINVAL, ENOMEM, EPERM, EPIPE, ERESTARTSYS, Errno};
+use crate::syscall::errno::{
+    EAGAIN, EBUSY, EFAULT, EINVAL, ENOMEM, EPERM, EPIPE, ERESTARTSYS, Errno,
+};
 
 /// The size of a slot, also `PIPE_BUF`: writes of up to this many bytes are atomic.
 const PAGE: usize = 4096;
+/// The most bytes of a write gathered from its caller at a time.
+const STAGE: usize = 16 * PAGE;
 /// A new pipe's capacity in slots (64 KiB, Linux's default).
 const DEFAULT_SLOTS: usize = 16;
 /// The largest capacity `F_SETPIPE_SZ` grants: Linux's `/proc/sys/fs/pipe-max-size` for a
@@ -69,6 +78,21 @@ impl Slot {
     }
 }
 
+/// What ended a [`Ring::push`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PushEnd {
+    /// The whole write is in.
+    Done,
+    /// No slot is free.
+    Full,
+    /// The bytes of the next page are not gathered yet.
+    Unstaged,
+    /// The gathering faulted before the end of the next piece.
+    Fault,
+    /// No page for a new slot.
+    NoMemory,
+}
+
 /// The data and the two ends' counts (under [`Pipe::ring`]).
 struct Ring {
     slots: VecDeque<Slot>,
@@ -86,42 +110,69 @@ impl Ring {
         self.slots.iter().map(Slot::unread).sum()
     }
 
-    /// Appends what of `data` fits now (see the module docs); `starting`: nothing of this write
-    /// went in yet, so its odd part may join the last slot. `ENOMEM` if a slot's page cannot be
-    /// had and nothing went in.
-    fn push(&mut self, data: &[u8], packet: bool, starting: bool) -> Result<usize, Errno> {
+    /// Appends the next bytes of a write whose last `remaining` bytes are still to go, from
+    /// `staged`: those of them gathered so far, fewer than `remaining` if the gathering stopped
+    /// (`faulted`: at a fault, else only for now). Linux's steps: at the start of the write
+    /// (`starting`), its odd part joins the last slot if there is room there, or the write
+    /// fails with nothing in; then a page at a time into new slots. A page the gathering could
+    /// not fill ends the write, its slot left in the ring, empty, as Linux leaves the one it had
+    /// taken. Returns the bytes appended and what stopped it.
+    fn push(
+        &mut self,
+        staged: &[u8],
+        remaining: usize,
+        faulted: bool,
+        packet: bool,
+        starting: bool,
+    ) -> (usize, PushEnd) {
         let mut pushed = 0;
-        let odd = data.len() % PAGE;
+        let odd = remaining % PAGE;
         if starting
-            && !packet
             && odd != 0
             && let Some(last) = self.slots.back_mut()
             && !last.packet
             && last.bytes.len() + odd <= PAGE
         {
-            last.bytes.extend_from_slice(&data[..odd]);
+            if staged.len() < odd {
+                return (0, PushEnd::Fault);
+            }
+            last.bytes.extend_from_slice(&staged[..odd]);
             pushed = odd;
         }
-        while pushed < data.len() && !self.is_full() {
-            let piece = &data[pushed..data.len().min(pushed + PAGE)];
+        while pushed < remaining {
+            if self.is_full() {
+                return (pushed, PushEnd::Full);
+            }
+            let piece = (remaining - pushed).min(PAGE);
+            let available = staged.len() - pushed;
+            if available < piece && !faulted {
+                return (pushed, PushEnd::Unstaged);
+            }
             let mut bytes = Vec::new();
             if bytes.try_reserve_exact(PAGE).is_err() {
-                return if pushed > 0 { Ok(pushed) } else { Err(ENOMEM) };
+                return (pushed, PushEnd::NoMemory);
             }
-            bytes.extend_from_slice(piece);
+            let whole = available >= piece;
+            if whole {
+                bytes.extend_from_slice(&staged[pushed..pushed + piece]);
+            }
             self.slots.push_back(Slot {
                 bytes,
                 start: 0,
                 packet,
             });
-            pushed += piece.len();
+            if !whole {
+                return (pushed, PushEnd::Fault);
+            }
+            pushed += piece;
         }
-        Ok(pushed)
+        (pushed, PushEnd::Done)
     }
 
-    /// Moves the oldest bytes into `buf`, up to its size or the end of the first packet met;
-    /// returns how many.
-    fn pop(&mut self, buf: &mut [u8]) -> usize {
+    /// Moves the oldest bytes into `buf`, up to its size or the end of the first packet met
+    /// (an empty one too: Linux's read returns 0 for it); returns how many, and whether a
+    /// packet ended the read. Empty slots met on the way go.
+    fn pop(&mut self, buf: &mut [u8]) -> (usize, bool) {
         let mut popped = 0;
         while popped < buf.len()
             && let Some(slot) = self.slots.front_mut()
@@ -135,10 +186,10 @@ impl Ring {
                 self.slots.pop_front();
             }
             if packet {
-                break;
+                return (popped, true);
             }
         }
-        popped
+        (popped, false)
     }
 }
 
@@ -211,6 +262,79 @@ impl Pipe {
         }
         self.wake_writers();
         Ok(bytes)
+    }
+
+    /// Writes `total` bytes that `gather` copies in order into the buffers it is given
+    /// (returning how many it copied, fewer only at a fault), as Linux's `pipe_write` does:
+    /// see [`Ring::push`] for where the bytes go and what a fault leaves. The bytes are
+    /// gathered with no lock held, up to [`STAGE`] at a time; a write of at most a page is
+    /// gathered whole before the ring is locked, so it goes in at once. Returns the bytes
+    /// written, or, if none were: `EPIPE` (and SIGPIPE) without a reader, `EFAULT`, `ENOMEM`,
+    /// `EAGAIN` when full and non-blocking, `ERESTARTSYS` for a signal while waiting for room.
+    pub fn write(
+        &self,
+        file: &File,
+        total: usize,
+        gather: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> Result<usize, Errno> {
+        let packet = file.flags() & O_DIRECT != 0;
+        // Gathered and not yet in the ring (the `written` bytes before them are).
+        let mut staged = Vec::new();
+        let mut faulted = false;
+        let mut written = 0;
+        // The odd part may join the last slot only on the first try, not after a wait.
+        let mut starting = true;
+        // What ends the call once nothing more can go in now: the bytes written, if any.
+        let partial_or = |written: usize, error: Errno| {
+            if written > 0 { Ok(written) } else { Err(error) }
+        };
+        while written < total {
+            let remaining = total - written;
+            if !faulted && staged.len() < remaining.min(PAGE) {
+                let want = (remaining - staged.len()).min(STAGE);
+                let old = staged.len();
+                if staged.try_reserve_exact(want).is_err() {
+                    return partial_or(written, ENOMEM);
+                }
+                staged.resize(old + want, 0);
+                let gathered = gather(&mut staged[old..]);
+                staged.truncate(old + gathered);
+                faulted = gathered < want;
+            }
+            let pushed = {
+                let mut ring = self.ring.lock();
+                (ring.readers > 0).then(|| ring.push(&staged, remaining, faulted, packet, starting))
+            };
+            starting = false;
+            let Some((count, end)) = pushed else {
+                send_sigpipe();
+                return partial_or(written, EPIPE);
+            };
+            staged.drain(..count);
+            written += count;
+            if count > 0 || end == PushEnd::Fault {
+                self.wake_readers();
+            }
+            match end {
+                PushEnd::Done | PushEnd::Unstaged => {}
+                PushEnd::Fault => return partial_or(written, EFAULT),
+                PushEnd::NoMemory => return partial_or(written, ENOMEM),
+                PushEnd::Full if file.nonblocking() => return partial_or(written, EAGAIN),
+                PushEnd::Full => {
+                    let woken = self.writable.wait_interruptible(
+                        || {
+                            let ring = self.ring.lock();
+                            ring.readers == 0 || !ring.is_full()
+                        },
+                        None,
+                    );
+                    if woken == WaitResult::Interrupted {
+                        return partial_or(written, ERESTARTSYS);
+                    }
+                }
+            }
+        }
+        Ok(written)
     }
 
     fn wake_readers(&self) {
@@ -294,12 +418,16 @@ impl Inode for Pipe {
 
     fn read_at(&self, file: &File, _offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         loop {
-            let (popped, writers) = {
+            let (popped, packet, freed, writers) = {
                 let mut ring = self.ring.lock();
-                (ring.pop(buf), ring.writers)
+                let slots = ring.slots.len();
+                let (popped, packet) = ring.pop(buf);
+                (popped, packet, ring.slots.len() < slots, ring.writers)
             };
-            if popped > 0 {
+            if popped > 0 || freed {
                 self.wake_writers();
+            }
+            if popped > 0 || packet {
                 return Ok(popped);
             }
             if writers == 0 || buf.is_empty() {
@@ -330,46 +458,13 @@ impl Inode for Pipe {
     }
 
     fn write_at(&self, file: &File, _offset: u64, buf: &[u8]) -> Result<usize, Errno> {
-        let packet = file.flags() & O_DIRECT != 0;
-        let mut written = 0;
-        // What ends the call once nothing more can go in now: the bytes written, if any.
-        let partial_or = |written: usize, error: Errno| {
-            if written > 0 { Ok(written) } else { Err(error) }
-        };
-        loop {
-            let pushed = {
-                let mut ring = self.ring.lock();
-                (ring.readers > 0).then(|| ring.push(&buf[written..], packet, written == 0))
-            };
-            match pushed {
-                None => {
-                    send_sigpipe();
-                    return partial_or(written, EPIPE);
-                }
-                Some(Err(error)) => return partial_or(written, error),
-                Some(Ok(0)) => {}
-                Some(Ok(count)) => {
-                    written += count;
-                    self.wake_readers();
-                }
-            }
-            if written == buf.len() {
-                return Ok(written);
-            }
-            if file.nonblocking() {
-                return partial_or(written, EAGAIN);
-            }
-            let woken = self.writable.wait_interruptible(
-                || {
-                    let ring = self.ring.lock();
-                    ring.readers == 0 || !ring.is_full()
-                },
-                None,
-            );
-            if woken == WaitResult::Interrupted {
-                return partial_or(written, ERESTARTSYS);
-            }
-        }
+        let mut unread = buf;
+        self.write(file, buf.len(), &mut |out| {
+            let (now, rest) = unread.split_at(out.len());
+            out.copy_from_slice(now);
+            unread = rest;
+            out.len()
+        })
     }
 
     fn seekable(&self) -> bool {

@@ -43,6 +43,8 @@ pub const ENAMETOOLONG: Errno = Errno(36);
 pub const ENOSYS: Errno = Errno(38);
 /// No such extended attribute (`ENODATA`).
 pub const ENODATA: Errno = Errno(61);
+/// A feature this kernel is built without (`ENOPKG`: Linux's answer for one not configured).
+pub const ENOPKG: Errno = Errno(65);
 pub const ENOTEMPTY: Errno = Errno(39);
 pub const ELOOP: Errno = Errno(40);
 pub const EOVERFLOW: Errno = Errno(75);

@@ -84,38 +84,63 @@ fn read_stream(file: &File, vectors: &[IoVec]) -> SysResult {
     Ok(done as u64)
 }
 
-/// Writes the user buffers `vectors` (checked) to the stream `file`, gathered into chunks of
-/// [`CHUNK`] bytes, one write of the file each; a short write or a fault ends the call with
-/// the bytes written.
-fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
-    let total = vectors.iter().map(|vector| vector.len).sum::<u64>();
-    let mut kernel = vec![0u8; (total as usize).min(CHUNK)];
-    // The next byte to gather: a vector and the offset in it.
-    let (mut vector, mut offset) = (0, 0);
-    let mut done = 0u64;
-    while done < total {
+/// A cursor over user buffers (checked) that copies their bytes out in order.
+struct Gather<'a> {
+    vectors: &'a [IoVec],
+    /// The next byte: a vector and the offset in it.
+    vector: usize,
+    offset: u64,
+}
+
+impl<'a> Gather<'a> {
+    fn new(vectors: &'a [IoVec]) -> Self {
+        Self {
+            vectors,
+            vector: 0,
+            offset: 0,
+        }
+    }
+
+    /// Copies the next bytes into `out`; returns how many, fewer than its size only at the end
+    /// of the buffers or at a fault.
+    fn fill(&mut self, out: &mut [u8]) -> usize {
         let mut filled = 0;
-        let mut faulted = false;
-        while filled < kernel.len() && vector < vectors.len() {
-            let IoVec { base, len } = vectors[vector];
-            let want = ((len - offset) as usize).min(kernel.len() - filled);
-            let copied = match copy_in(base + offset, &mut kernel[filled..filled + want]) {
-                Ok(copied) => copied,
-                Err(error) if done == 0 && filled == 0 => return Err(error),
-                Err(_) => 0,
-            };
+        while filled < out.len() && self.vector < self.vectors.len() {
+            let IoVec { base, len } = self.vectors[self.vector];
+            let want = ((len - self.offset) as usize).min(out.len() - filled);
+            let copied = copy_in(base + self.offset, &mut out[filled..filled + want]).unwrap_or(0);
             filled += copied;
-            offset += copied as u64;
+            self.offset += copied as u64;
             if copied < want {
-                faulted = true;
                 break;
             }
-            if offset == len {
-                (vector, offset) = (vector + 1, 0);
+            if self.offset == len {
+                (self.vector, self.offset) = (self.vector + 1, 0);
             }
         }
+        filled
+    }
+}
+
+/// Writes the user buffers `vectors` (checked) to the stream `file`. A pipe gathers them
+/// itself ([`crate::fs::pipe::Pipe::write`]: a fault counts in its pieces, as on Linux); other
+/// streams get them in chunks of [`CHUNK`] bytes, one write of the file each, and a short
+/// write or a fault ends the call with the bytes written.
+fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
+    let total = vectors.iter().map(|vector| vector.len).sum::<u64>();
+    let mut gather = Gather::new(vectors);
+    if let Some(pipe) = pipe_of(file) {
+        let written = pipe.write(file, total as usize, &mut |out| gather.fill(out))?;
+        return Ok(written as u64);
+    }
+    let mut kernel = vec![0u8; (total as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < total {
+        let want = kernel.len().min((total - done) as usize);
+        let filled = gather.fill(&mut kernel[..want]);
         if filled == 0 {
-            break;
+            // Only a fault stops the gathering before the end.
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
         let written = match file.inode().write_at(file, 0, &kernel[..filled]) {
             Ok(written) => written,
@@ -123,7 +148,7 @@ fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
             Err(_) => break,
         };
         done += written as u64;
-        if written < filled || faulted {
+        if written < filled || filled < want {
             break;
         }
         if done < total {

@@ -2,19 +2,27 @@
 //! eventfd2 (the files themselves are `fs::pipe`'s and `fs::eventfd`'s); and `socket` and
 //! `socketpair`, which offer no address family.
 
-use super::errno::{EAFNOSUPPORT, EINVAL, SysResult};
+use super::errno::{EAFNOSUPPORT, EINVAL, ENOPKG, SysResult};
 use super::thread::process;
 use crate::arch::uaccess::write_user;
-use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_NONBLOCK};
+use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_EXCL, O_NONBLOCK};
+
+/// `pipe2`'s flag for a notification queue (the bit of `O_EXCL`).
+const O_NOTIFICATION_PIPE: u32 = O_EXCL;
 
 /// `pipe2(fds, flags)`: a pipe's read end and write end, as the lowest free descriptors, written
-/// to `fds` as two ints. `EINVAL` for flags other than `O_CLOEXEC`, `O_NONBLOCK` and `O_DIRECT`.
+/// to `fds` as two ints. `EINVAL` for flags other than `O_CLOEXEC`, `O_NONBLOCK`, `O_DIRECT` and
+/// `O_NOTIFICATION_PIPE`; that last one is `ENOPKG`, before `fds` is looked at, as on a Linux
+/// built without notification queues (`CONFIG_WATCH_QUEUE`, which Debian's kernels lack).
 /// A bad `fds` is `EFAULT`, and no descriptor stays (the two were visible to the process's
 /// other threads meanwhile: Linux reserves the numbers first and installs them after the copy).
 pub fn pipe2(fds: u64, flags: u64) -> SysResult {
     let flags = flags as u32;
-    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT | O_NOTIFICATION_PIPE) != 0 {
         return Err(EINVAL);
+    }
+    if flags & O_NOTIFICATION_PIPE != 0 {
+        return Err(ENOPKG);
     }
     let (read_end, write_end) = crate::fs::pipe::open_pair(flags & (O_NONBLOCK | O_DIRECT))?;
     let files = process().files();

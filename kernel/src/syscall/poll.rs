@@ -9,6 +9,8 @@
 //!   the outcome. select: a set bit naming a descriptor that is not open is `EBADF`; the count
 //!   is clipped to the table's size; each set bit that is ready counts once; the sets are written
 //!   back unless a signal interrupted the wait.
+//! - An `O_PATH` descriptor is open but polls as `POLLNVAL`: poll reports it so, and select
+//!   finds it ready in every set that asks for it (Linux's sets include `POLLNVAL`).
 //! - A signal interrupts the wait with a restart: poll continues through `restart_syscall` to the
 //!   same deadline; the others return `ERESTARTNOHAND` after writing the time left back to their
 //!   timeout (which a restart then reads), and with a signal mask (ppoll, pselect6) keep that mask
@@ -25,7 +27,7 @@ use super::thread::process;
 use super::time::read_timespec;
 use super::transfer::check_buffer;
 use crate::arch::uaccess::{copy_from_user, copy_to_user, read_user, write_user};
-use crate::fs::file::{File, MAX_FDS};
+use crate::fs::file::{File, MAX_FDS, O_PATH};
 use crate::fs::poll::{
     self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND,
     POLLWRNORM,
@@ -40,11 +42,11 @@ const POLLFD_SIZE: u64 = 8;
 const REVENTS_OFFSET: u64 = 6;
 
 /// The events that put a descriptor in select's read, write and exceptional sets (Linux's
-/// `POLLIN_SET`, `POLLOUT_SET`, `POLLEX_SET`).
+/// `POLLIN_SET`, `POLLOUT_SET`, `POLLEX_SET`): `POLLNVAL`, an `O_PATH` descriptor's, is in all.
 const SET_EVENTS: [u32; 3] = [
-    POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR,
-    POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR,
-    POLLPRI,
+    POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR | POLLNVAL,
+    POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR | POLLNVAL,
+    POLLPRI | POLLNVAL,
 ];
 
 /// A timeout as the caller gave it and the deadline it sets.
@@ -162,7 +164,14 @@ fn wait_outcome(woken: WaitResult, ready: usize) -> SysResult {
     }
 }
 
-/// One `struct pollfd`: its descriptor, the file (`None` if not open) and the events asked.
+/// The open `file` as the polling calls see it: an `O_PATH` descriptor names a place, not a file
+/// open for anything, and is polled as no file (`POLLNVAL`), as Linux's `fdget` makes it.
+fn polled(file: Arc<File>) -> Option<Arc<File>> {
+    (file.flags() & O_PATH == 0).then_some(file)
+}
+
+/// One `struct pollfd`: its descriptor, the file (`None` if not open, or `O_PATH`) and the
+/// events asked.
 struct PollEntry {
     fd: i32,
     file: Option<Arc<File>>,
@@ -199,7 +208,10 @@ fn poll_fds(fds: u64, count: u64, deadline: Option<u64>) -> SysResult {
         .map(|&[f0, f1, f2, f3, e0, e1, ..]| {
             let fd = i32::from_ne_bytes([f0, f1, f2, f3]);
             let events = u32::from(u16::from_ne_bytes([e0, e1]));
-            let file = u64::try_from(fd).ok().and_then(|fd| files.get(fd).ok());
+            let file = u64::try_from(fd)
+                .ok()
+                .and_then(|fd| files.get(fd).ok())
+                .and_then(polled);
             PollEntry { fd, file, events }
         })
         .collect();
@@ -295,14 +307,14 @@ fn select_fds(count: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
         }
     }
     let files = process().files();
-    let mut watched: Vec<(usize, Arc<File>)> = Vec::new();
+    let mut watched: Vec<(usize, Option<Arc<File>>)> = Vec::new();
     for fd in 0..count {
         let bit = 1 << (fd % 64);
         if wanted.iter().any(|set| set[fd / 64] & bit != 0) {
-            watched.push((fd, files.get(fd as u64).map_err(|_| EBADF)?));
+            watched.push((fd, polled(files.get(fd as u64).map_err(|_| EBADF)?)));
         }
     }
-    let rescan = needs_rescan(watched.iter().map(|(_, file)| file));
+    let rescan = needs_rescan(watched.iter().filter_map(|(_, file)| file.as_ref()));
     let mut found = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
     let mut ready = 0;
     let woken = poll::wait(
@@ -312,7 +324,9 @@ fn select_fds(count: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
                 set.fill(0);
             }
             for (fd, file) in &watched {
-                let events = file.inode().poll(file);
+                let events = file
+                    .as_ref()
+                    .map_or(POLLNVAL, |file| file.inode().poll(file));
                 let (word, bit) = (fd / 64, 1 << (fd % 64));
                 for ((hits, asked), set_events) in found.iter_mut().zip(&wanted).zip(SET_EVENTS) {
                     if asked[word] & bit != 0 && events & set_events != 0 {

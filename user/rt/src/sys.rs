@@ -178,6 +178,7 @@ impl Errno {
     pub const ENOTEMPTY: Errno = Errno(39);
     pub const ELOOP: Errno = Errno(40);
     pub const ENODATA: Errno = Errno(61);
+    pub const ENOPKG: Errno = Errno(65);
     pub const EOVERFLOW: Errno = Errno(75);
     pub const EOPNOTSUPP: Errno = Errno(95);
     pub const ETIMEDOUT: Errno = Errno(110);
@@ -502,6 +503,7 @@ pub const O_DIRECT: usize = 0o4_0000;
 pub const O_DIRECTORY: usize = 0o20_0000;
 pub const O_NOFOLLOW: usize = 0o40_0000;
 pub const O_CLOEXEC: usize = 0o200_0000;
+pub const O_PATH: usize = 0o1000_0000;
 pub const AT_SYMLINK_NOFOLLOW: usize = 0x100;
 pub const AT_REMOVEDIR: usize = 0x200;
 pub const AT_EACCESS: usize = 0x200;

@@ -5,9 +5,10 @@
 //! attribute calls on a descriptor, by namespace and kind of file.
 
 use urt::ktap::TestResult;
-use urt::sys::{self, Errno};
+use urt::sys::{self, Errno, POLLHUP, POLLIN, PollFd};
 use urt::{check_eq, check_err, check_ok};
 
+use crate::process::Child;
 use crate::util::{Fd, KERNEL_ADDR, Scratch, pipe};
 
 /// A descriptor number with bits above the low 32 that Linux never looks at.
@@ -292,7 +293,8 @@ pub fn readv_of_a_directory_is_eisdir() -> TestResult {
 }
 
 /// A pidfd has no read or write operation: a read or write of it is EINVAL before its buffers
-/// are looked at, even a vector of none.
+/// are looked at, even a vector of none. It polls readable once its process has ended, and hung
+/// up too once that was collected; not at all before.
 pub fn pidfd_is_neither_read_nor_written() -> TestResult {
     let pidfd = Fd(check_ok!(sys::pidfd_open(sys::getpid(), 0)));
     let mut byte = [0u8; 8];
@@ -301,6 +303,24 @@ pub fn pidfd_is_neither_read_nor_written() -> TestResult {
     check_err!(sys::read(pidfd.0, KERNEL_ADDR, 0), Errno::EINVAL);
     check_err!(sys::write(pidfd.0, buf, 8), Errno::EINVAL);
     check_err!(sys::readv(pidfd.0, buf, 0), Errno::EINVAL);
+    let poll = |fd: &Fd, timeout_ms: usize| {
+        let mut entry = PollFd {
+            fd: fd.0 as i32,
+            events: POLLIN,
+            revents: 0,
+        };
+        sys::poll(&raw mut entry as usize, 1, timeout_ms).map(|ready| (ready, entry.revents))
+    };
+    check_eq!(check_ok!(poll(&pidfd, 0)), (0, 0));
+    let mut child = check_ok!(Child::fork(|| 0));
+    let child_fd = Fd(check_ok!(sys::pidfd_open(child.pid, 0)));
+    check_eq!(check_ok!(poll(&child_fd, 10_000)), (1, POLLIN), "a zombie");
+    check_ok!(child.status());
+    check_eq!(
+        check_ok!(poll(&child_fd, 0)),
+        (1, POLLIN | POLLHUP),
+        "collected"
+    );
     Ok(())
 }
 

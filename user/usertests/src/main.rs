@@ -391,6 +391,7 @@ const PIPES: &[Test] = urt::tests![
     pipes::pipe_without_reader_epipe_and_sigpipe,
     pipes::pipe_buf_writes_are_atomic,
     pipes::nonblocking_pipe_full_and_fionread,
+    pipes::pipe_write_fault_counts_in_pieces,
     pipes::poll_on_pipes,
     pipes::poll_waits_and_times_out,
     pipes::ppoll_on_pipes,

@@ -7,7 +7,7 @@
 use alloc::string::String;
 
 use urt::ktap::TestResult;
-use urt::sys::{self, AT_FDCWD, Errno, Stat, nr};
+use urt::sys::{self, AT_FDCWD, Errno, O_PATH, Stat, nr};
 use urt::{check_eq, check_err, check_ok};
 
 use crate::util::{Fd, KERNEL_ADDR, Scratch, Umask, stat};
@@ -22,7 +22,6 @@ const LCHOWN: usize = 94;
 const FCHOWNAT: usize = 260;
 const UTIMENSAT: usize = 280;
 const EXECVE: usize = 59;
-const O_PATH: usize = 0o1000_0000;
 const FIOCLEX: usize = 0x5451;
 const O_TMPFILE: usize = 0o2000_0000 | sys::O_DIRECTORY;
 const MNT_FORCE: usize = 1;

@@ -1,17 +1,20 @@
 //! Pipes: pipe2 and its flags, a pipe between two processes (EOF when the last writer goes),
-//! EPIPE and SIGPIPE without a reader, PIPE_BUF atomicity, FIONREAD, and waiting on pipes with
-//! poll, ppoll, select and pselect6 (readable, writable, hang-up, timeouts, error cases).
+//! EPIPE and SIGPIPE without a reader, PIPE_BUF atomicity, FIONREAD, a write that faults part
+//! way, and waiting on pipes with poll, ppoll, select and pselect6 (readable, writable,
+//! hang-up, timeouts, error cases).
 
 use alloc::vec::Vec;
 
 use urt::ktap::TestResult;
 use urt::signal::{SIG_DFL, SIG_IGN, SIGPIPE};
-use urt::sys::{self, Errno, FdSet, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, Timespec};
+use urt::sys::{
+    self, Errno, FdSet, PAGE_SIZE, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd, Timespec,
+};
 use urt::{check, check_eq, check_err, check_ok};
 
 use crate::process::{Child, End};
 use crate::signals::Saved;
-use crate::util::{Fd, KERNEL_ADDR, ms_since, pipe};
+use crate::util::{Fd, KERNEL_ADDR, Mapping, ms_since, pipe};
 
 /// Linux's PIPE_BUF: writes up to this size are atomic.
 const PIPE_BUF: usize = 4096;
@@ -44,6 +47,11 @@ pub fn pipe2_flags() -> TestResult {
     check_err!(sys::read(r.0, p, 4), Errno::EAGAIN);
     check_err!(pipe(sys::O_APPEND), Errno::EINVAL);
     check_err!(sys::pipe2(KERNEL_ADDR, 0), Errno::EFAULT);
+    // O_NOTIFICATION_PIPE (O_EXCL's bit): Debian's kernels have no notification queues. The
+    // flags are checked first, the descriptors' address never.
+    check_err!(pipe(sys::O_EXCL | sys::O_NONBLOCK), Errno::ENOPKG);
+    check_err!(sys::pipe2(KERNEL_ADDR, sys::O_EXCL), Errno::ENOPKG);
+    check_err!(pipe(sys::O_EXCL | sys::O_APPEND), Errno::EINVAL);
     // Neither end can seek or be read at an offset.
     check_err!(sys::lseek(r.0, 0, sys::SEEK_CUR), Errno::ESPIPE);
     check_err!(sys::pread64(r.0, p, 1, 0), Errno::ESPIPE);
@@ -167,6 +175,54 @@ pub fn nonblocking_pipe_full_and_fionread() -> TestResult {
     );
     check_eq!(check_ok!(queued(&r)), total - PIPE_BUF);
     check_err!(queued(&Fd(9999)), Errno::EBADF);
+    Ok(())
+}
+
+/// A write from a buffer that runs into a page it cannot read counts in Linux's pieces: the
+/// odd part that joins the last page of the pipe, then whole pages. The piece the fault falls
+/// in is dropped (EFAULT if it was the first), and a page's slot taken for it stays, empty: the
+/// read end polls readable until a read goes past it. A regular file keeps the bytes before the
+/// fault.
+pub fn pipe_write_fault_counts_in_pieces() -> TestResult {
+    let m = check_ok!(Mapping::rw(4));
+    check_ok!(sys::mprotect(m.page(3), PAGE_SIZE, sys::PROT_NONE));
+    let edge = m.page(3);
+    let (r, w) = check_ok!(pipe(sys::O_NONBLOCK | sys::O_CLOEXEC));
+    let mut read_end = [pollfd(&r, POLLIN)];
+    check_err!(sys::write(w.0, edge - 13, 64), Errno::EFAULT);
+    check_eq!(check_ok!(queued(&r)), 0);
+    check_eq!(
+        check_ok!(poll(&mut read_end, 0)),
+        1,
+        "the empty page polls readable"
+    );
+    let mut sink = [0u8; 64];
+    let buf = sink.as_mut_ptr() as usize;
+    check_err!(sys::read(r.0, buf, 64), Errno::EAGAIN);
+    check_eq!(check_ok!(poll(&mut read_end, 0)), 0);
+    // The odd part joining the last page faults: nothing goes in.
+    check_eq!(check_ok!(sys::write(w.0, b"abc".as_ptr() as usize, 3)), 3);
+    check_err!(sys::write(w.0, edge - 6, 64), Errno::EFAULT);
+    check_eq!(check_ok!(queued(&r)), 3);
+    // Three pages from 16 bytes into page 0: two go in, the third faults.
+    check_eq!(
+        check_ok!(sys::write(w.0, m.page(0) + 16, 3 * PAGE_SIZE)),
+        2 * PAGE_SIZE
+    );
+    // Five odd bytes join the last page (the empty one), then two pages; the third faults.
+    check_eq!(
+        check_ok!(sys::write(w.0, m.page(0) + 11, 3 * PAGE_SIZE + 5)),
+        2 * PAGE_SIZE + 5
+    );
+    check_eq!(check_ok!(queued(&r)), 4 * PAGE_SIZE + 8);
+    // A packet pipe: the empty packet reads as 0 bytes.
+    let (pr, pw) = check_ok!(pipe(sys::O_DIRECT | sys::O_NONBLOCK | sys::O_CLOEXEC));
+    check_err!(sys::write(pw.0, edge - 13, 64), Errno::EFAULT);
+    check_eq!(check_ok!(sys::read(pr.0, buf, 64)), 0);
+    check_err!(sys::read(pr.0, buf, 64), Errno::EAGAIN);
+    // A file keeps what came before the fault.
+    let file = Fd(check_ok!(sys::memfd_create(c"f".as_ptr() as usize, 0)));
+    check_eq!(check_ok!(sys::write(file.0, edge - 13, 64)), 13);
     Ok(())
 }
 
@@ -374,5 +430,22 @@ pub fn select_and_pselect6_on_pipes() -> TestResult {
         select(freed + 1, Some(&mut closed), None, now),
         Errno::EBADF
     );
+    // An O_PATH descriptor is open but polls as POLLNVAL: poll says so, and select finds it
+    // ready in each set that asks (the exceptional one too).
+    let place = check_ok!(Fd::open(c".", sys::O_PATH | sys::O_CLOEXEC, 0));
+    let mut entry = [pollfd(&place, POLLIN)];
+    check_eq!(check_ok!(poll(&mut entry, 0)), 1);
+    check_eq!(entry[0].revents, POLLNVAL);
+    let (mut rd, mut wr) = sets(&place, &place);
+    let mut ex = rd;
+    let (rp, wp, ep) = (
+        set_ptr(Some(&mut rd)),
+        set_ptr(Some(&mut wr)),
+        set_ptr(Some(&mut ex)),
+    );
+    let mut timeout = now;
+    let t = &raw mut timeout as usize;
+    check_eq!(check_ok!(sys::select(place.0 + 1, rp, wp, ep, t)), 3);
+    check!(rd.is_set(place.0) && wr.is_set(place.0) && ex.is_set(place.0));
     Ok(())
 }
