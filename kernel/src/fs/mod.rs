@@ -315,6 +315,12 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
+    /// A stream's own checks of a `read` of `len` bytes, made before a read of nothing
+    /// returns (an eventfd gives 8 bytes or nothing: `EINVAL` for fewer, 0 included).
+    fn check_read(&self, _len: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// A stream's own checks of a `write` of `len` bytes, made before any byte is copied from
     /// the caller, so they come before `EFAULT` (an eventfd takes exactly 8 bytes, a pipe
     /// with no reader left is `EPIPE`).
@@ -338,6 +344,13 @@ pub trait Inode: Send + Sync + Any {
     /// some devices; pipes and terminals do not (`ESPIPE`).
     fn seekable(&self) -> bool {
         true
+    }
+
+    /// Whether `pread` and `pwrite` take an offset in the file (Linux's `FMODE_PREAD` and
+    /// `FMODE_PWRITE`) rather than answering `ESPIPE`: a file with positions, and a pidfd
+    /// (opened as a file of its own file system, though without `lseek`).
+    fn reads_at_offsets(&self) -> bool {
+        self.seekable()
     }
 
     /// Whether `lseek` answers position 0 and moves nothing (Linux's `noop_llseek`, which an

@@ -53,6 +53,10 @@ impl Inode for PidFd {
         false
     }
 
+    fn reads_at_offsets(&self) -> bool {
+        true
+    }
+
     fn can_read_or_write(&self) -> bool {
         false
     }

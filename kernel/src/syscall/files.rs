@@ -808,15 +808,19 @@ const MFD_HUGETLB: u32 = 0x04;
 const MFD_NOEXEC_SEAL: u32 = 0x08;
 const MFD_EXEC: u32 = 0x10;
 const MFD_KNOWN: u32 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
-/// The huge page size that may ride with `MFD_HUGETLB` (bits 26 to 31).
-const MFD_HUGE_SIZE: u32 = 0x3f << 26;
+/// The huge page size that may ride with `MFD_HUGETLB`: its log2 in bits 26 to 31 (0: the
+/// default size).
+const MFD_HUGE_SHIFT: u32 = 26;
+const MFD_HUGE_SIZE: u32 = 0x3f << MFD_HUGE_SHIFT;
 /// The longest name `memfd_create` takes (Linux's `MFD_NAME_MAX_LEN`).
 const MFD_NAME_MAX: usize = 249;
 
 /// memfd_create: `flags` is an `unsigned int`, checked as Linux 6.12 does (`EINVAL` for unknown
 /// bits, a page size without `MFD_HUGETLB`, or both `MFD_EXEC` and `MFD_NOEXEC_SEAL`), then the
-/// name (`EFAULT`, `EINVAL` past 249 bytes). The file is an ordinary memory file whatever the
-/// flags: no huge pages back it and no seals are kept (`F_ADD_SEALS` is refused).
+/// name (`EFAULT`, `EINVAL` past 249 bytes), then the huge page size (`ENODEV` for one that is
+/// not x86-64's, as Linux answers for a size it has no hugetlb pool of). The file is an
+/// ordinary memory file whatever the flags: no huge pages back it and no seals are kept
+/// (`F_ADD_SEALS` is refused).
 pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     let flags = flags as u32;
     let known = match flags & MFD_HUGETLB {
@@ -832,6 +836,10 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
         other => other,
     })?;
     let name = core::str::from_utf8(&bytes[..length]).map_err(|_| EINVAL)?;
+    let huge_shift = u64::from((flags & MFD_HUGE_SIZE) >> MFD_HUGE_SHIFT);
+    if huge_shift != 0 && !crate::mm::mmap::HUGE_PAGE_SHIFTS.contains(&huge_shift) {
+        return Err(super::errno::ENODEV);
+    }
     let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777);
     // Linux names it as a deleted file of its internal tmpfs.
     let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name} (deleted)"), inode);
