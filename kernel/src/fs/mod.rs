@@ -190,6 +190,7 @@ impl FsKind {
 /// `renameat2` flags.
 pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
+pub const RENAME_WHITEOUT: u32 = 4;
 
 /// A file of some file system. Every operation has Linux's answer for a file that cannot do
 /// it as its default, so a file system implements only what its files do.

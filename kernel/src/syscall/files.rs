@@ -23,7 +23,7 @@ use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
-use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, Stat};
 
 /// `dirfd` meaning the working directory.
 const AT_FDCWD: u64 = -100i64 as u64;
@@ -209,7 +209,12 @@ fn open_dentry(dirfd: u64, path: u64, flags: u32, mode: u32) -> Result<Arc<Dentr
         return lookup_at(dirfd, path, 0, follow);
     }
     let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
-    if trailing_slash || dentry::is_dot_or_dotdot(&name) {
+    // `.` and `..` name a directory that exists (`EEXIST` for `O_EXCL`, before Linux's
+    // `EISDIR` for creating a directory); another name with a slash after it cannot be created.
+    if dentry::is_dot_or_dotdot(&name) {
+        return Err(if flags & O_EXCL != 0 { EEXIST } else { EISDIR });
+    }
+    if trailing_slash {
         return Err(EISDIR);
     }
     let (mut directory, mut name) = (directory, name);
@@ -474,7 +479,6 @@ pub fn renameat2(
     new_path: u64,
     flags: u64,
 ) -> SysResult {
-    const RENAME_WHITEOUT: u32 = 4;
     let flags = flags as u32;
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
         || flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0 && flags & RENAME_EXCHANGE != 0
@@ -502,11 +506,6 @@ pub fn renameat2(
     // A trailing slash names a directory.
     if moving.inode().kind() != FileKind::Directory && (old_slash || new_slash) {
         return Err(ENOTDIR);
-    }
-    if flags & RENAME_WHITEOUT != 0 {
-        // The whiteout left in the old name's place is a device (0, 0) for overlay file
-        // systems; tmpfs here keeps no devices.
-        return Err(EINVAL);
     }
     old_directory.rename(&old_name, &new_directory, &new_name, flags)?;
     Ok(0)
