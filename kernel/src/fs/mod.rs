@@ -33,6 +33,7 @@ pub mod dev;
 pub mod eventfd;
 pub mod file;
 pub mod generated;
+pub mod hugetlb;
 pub mod pagecache;
 pub mod pidfd;
 pub mod pipe;
@@ -127,6 +128,8 @@ pub enum FsKind {
     Pipefs,
     /// Where anonymous inodes live (never mounted).
     AnonInodefs,
+    /// Where huge-page memory files live (never mounted here).
+    Hugetlbfs,
 }
 
 impl FsKind {
@@ -142,6 +145,7 @@ impl FsKind {
             FsKind::Sysfs => 0x6265_6572,
             FsKind::Pipefs => 0x5049_5045,
             FsKind::AnonInodefs => 0x0904_1934,
+            FsKind::Hugetlbfs => 0x9584_58f6,
         }
     }
 
@@ -154,6 +158,7 @@ impl FsKind {
             FsKind::Sysfs => 0x14,
             FsKind::Pipefs => 0x0d,
             FsKind::AnonInodefs => 0x0e,
+            FsKind::Hugetlbfs => 0x0f,
         }
     }
 
@@ -166,6 +171,7 @@ impl FsKind {
             FsKind::Sysfs => "sysfs",
             FsKind::Pipefs => "pipefs",
             FsKind::AnonInodefs => "anon_inodefs",
+            FsKind::Hugetlbfs => "hugetlbfs",
         }
     }
 
@@ -182,7 +188,7 @@ impl FsKind {
             FsKind::Devtmpfs => Some(dev::new_devfs()),
             FsKind::Proc => Some(procfs::new_root()),
             FsKind::Sysfs => Some(sysfs::new_root()),
-            FsKind::Pipefs | FsKind::AnonInodefs => None,
+            FsKind::Pipefs | FsKind::AnonInodefs | FsKind::Hugetlbfs => None,
         }
     }
 }
@@ -339,6 +345,12 @@ pub trait Inode: Send + Sync + Any {
     /// reading or writing a file without it (a pidfd), before any buffer is looked at.
     fn can_read_or_write(&self) -> bool {
         true
+    }
+
+    /// Whether the file can be written at all, where it can be read (a huge-page memory file
+    /// cannot): `EINVAL` as for [`Inode::can_read_or_write`].
+    fn can_write(&self) -> bool {
+        self.can_read_or_write()
     }
 
     /// Whether the file has positions (`lseek`, `pread` work): regular files, directories and

@@ -23,6 +23,7 @@ use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
+use crate::fs::hugetlb::HugeMemoryFile;
 use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, Stat};
 
 /// `dirfd` meaning the working directory.
@@ -817,9 +818,9 @@ const MFD_NAME_MAX: usize = 249;
 /// memfd_create: `flags` is an `unsigned int`, checked as Linux 6.12 does (`EINVAL` for unknown
 /// bits, a page size without `MFD_HUGETLB`, or both `MFD_EXEC` and `MFD_NOEXEC_SEAL`), then the
 /// name (`EFAULT`, `EINVAL` past 249 bytes), then the huge page size (`ENODEV` for one that is
-/// not x86-64's, as Linux answers for a size it has no hugetlb pool of). The file is an
-/// ordinary memory file whatever the flags: no huge pages back it and no seals are kept
-/// (`F_ADD_SEALS` is refused).
+/// not x86-64's, as Linux answers for a size it has no hugetlb pool of). With `MFD_HUGETLB`
+/// the file is a [`HugeMemoryFile`] (no huge page is ever reserved); otherwise an ordinary
+/// memory file. No seals are kept (`F_ADD_SEALS` is refused).
 pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     let flags = flags as u32;
     let known = match flags & MFD_HUGETLB {
@@ -836,10 +837,14 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     })?;
     let name = core::str::from_utf8(&bytes[..length]).map_err(|_| EINVAL)?;
     let huge_shift = u64::from((flags & MFD_HUGE_SIZE) >> MFD_HUGE_SHIFT);
-    if huge_shift != 0 && !crate::mm::mmap::HUGE_PAGE_SHIFTS.contains(&huge_shift) {
-        return Err(super::errno::ENODEV);
-    }
-    let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777);
+    let huge_shifts = crate::mm::mmap::HUGE_PAGE_SHIFTS;
+    let inode: Arc<dyn Inode> = match (flags & MFD_HUGETLB, huge_shift) {
+        (0, _) => crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777),
+        // 0: the default size, 2 MiB.
+        (_, 0) => HugeMemoryFile::new(1 << huge_shifts[0], 0o777),
+        (_, shift) if huge_shifts.contains(&shift) => HugeMemoryFile::new(1 << shift, 0o777),
+        _ => return Err(super::errno::ENODEV),
+    };
     // Linux names it as a deleted file of its internal tmpfs.
     let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name} (deleted)"), inode);
     let file = File::open(dentry, O_RDWR | O_LARGEFILE)?;

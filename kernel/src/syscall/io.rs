@@ -282,7 +282,7 @@ fn check_writable(file: &File) -> Result<(), Errno> {
     if !file.writable() {
         return Err(EBADF);
     }
-    if !file.inode().can_read_or_write() {
+    if !file.inode().can_write() {
         return Err(EINVAL);
     }
     Ok(())

@@ -95,6 +95,17 @@ pub fn descriptors_and_int_flags_are_32_bit() -> TestResult {
         );
     }
     check_err!(sys::memfd_create(0, MFD_HUGETLB | 1 << 26), Errno::EFAULT);
+    // A huge-page memfd, no huge page reserved: it cannot be written, takes sizes in whole
+    // huge pages, reads as zeroes and has no page to allocate.
+    let huge = Fd(check_ok!(sys::memfd_create(name, MFD_HUGETLB)));
+    check_err!(sys::pwrite64(huge.0, KERNEL_ADDR, 1, 0), Errno::EINVAL);
+    check_err!(sys::write(huge.0, KERNEL_ADDR, 0), Errno::EINVAL);
+    check_err!(sys::ftruncate(huge.0, PAGE), Errno::EINVAL);
+    check_ok!(sys::ftruncate(huge.0, 2 << 20));
+    let st = check_ok!(huge.stat());
+    check_eq!((st.st_size, st.st_blksize), (2 << 20, 2 << 20));
+    check_eq!(check_ok!(huge.read_at(4, 8)), alloc::vec![0u8; 8]);
+    check_err!(sys::fallocate(huge.0, 0, 0, 1), Errno::ENOSPC);
     check_err!(
         sys::memfd_create(name, MFD_EXEC | MFD_NOEXEC_SEAL),
         Errno::EINVAL
