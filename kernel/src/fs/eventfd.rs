@@ -176,6 +176,13 @@ impl Inode for EventFd {
         true
     }
 
+    fn check_read(&self, len: u64) -> Result<(), Errno> {
+        if len < VALUE_SIZE as u64 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
     fn check_write(&self, len: u64) -> Result<(), Errno> {
         if len != VALUE_SIZE as u64 {
             return Err(EINVAL);

@@ -33,6 +33,7 @@ pub mod dev;
 pub mod eventfd;
 pub mod file;
 pub mod generated;
+pub mod hugetlb;
 pub mod pagecache;
 pub mod pidfd;
 pub mod pipe;
@@ -127,6 +128,8 @@ pub enum FsKind {
     Pipefs,
     /// Where anonymous inodes live (never mounted).
     AnonInodefs,
+    /// Where huge-page memory files live (never mounted here).
+    Hugetlbfs,
 }
 
 impl FsKind {
@@ -142,6 +145,7 @@ impl FsKind {
             FsKind::Sysfs => 0x6265_6572,
             FsKind::Pipefs => 0x5049_5045,
             FsKind::AnonInodefs => 0x0904_1934,
+            FsKind::Hugetlbfs => 0x9584_58f6,
         }
     }
 
@@ -154,6 +158,7 @@ impl FsKind {
             FsKind::Sysfs => 0x14,
             FsKind::Pipefs => 0x0d,
             FsKind::AnonInodefs => 0x0e,
+            FsKind::Hugetlbfs => 0x0f,
         }
     }
 
@@ -166,6 +171,7 @@ impl FsKind {
             FsKind::Sysfs => "sysfs",
             FsKind::Pipefs => "pipefs",
             FsKind::AnonInodefs => "anon_inodefs",
+            FsKind::Hugetlbfs => "hugetlbfs",
         }
     }
 
@@ -182,7 +188,7 @@ impl FsKind {
             FsKind::Devtmpfs => Some(dev::new_devfs()),
             FsKind::Proc => Some(procfs::new_root()),
             FsKind::Sysfs => Some(sysfs::new_root()),
-            FsKind::Pipefs | FsKind::AnonInodefs => None,
+            FsKind::Pipefs | FsKind::AnonInodefs | FsKind::Hugetlbfs => None,
         }
     }
 }
@@ -190,6 +196,7 @@ impl FsKind {
 /// `renameat2` flags.
 pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
+pub const RENAME_WHITEOUT: u32 = 4;
 
 /// A file of some file system. Every operation has Linux's answer for a file that cannot do
 /// it as its default, so a file system implements only what its files do.
@@ -325,6 +332,12 @@ pub trait Inode: Send + Sync + Any {
         Err(EISDIR)
     }
 
+    /// A stream's own checks of a `read` of `len` bytes, made before a read of nothing
+    /// returns (an eventfd gives 8 bytes or nothing: `EINVAL` for fewer, 0 included).
+    fn check_read(&self, _len: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// A stream's own checks of a `write` of `len` bytes, made before any byte is copied from
     /// the caller, so they come before `EFAULT` (an eventfd takes exactly 8 bytes, a pipe
     /// with no reader left is `EPIPE`).
@@ -344,10 +357,23 @@ pub trait Inode: Send + Sync + Any {
         true
     }
 
+    /// Whether the file can be written at all, where it can be read (a huge-page memory file
+    /// cannot): `EINVAL` as for [`Inode::can_read_or_write`].
+    fn can_write(&self) -> bool {
+        self.can_read_or_write()
+    }
+
     /// Whether the file has positions (`lseek`, `pread` work): regular files, directories and
     /// some devices; pipes and terminals do not (`ESPIPE`).
     fn seekable(&self) -> bool {
         true
+    }
+
+    /// Whether `pread` and `pwrite` take an offset in the file (Linux's `FMODE_PREAD` and
+    /// `FMODE_PWRITE`) rather than answering `ESPIPE`: a file with positions, and a pidfd
+    /// (opened as a file of its own file system, though without `lseek`).
+    fn reads_at_offsets(&self) -> bool {
+        self.seekable()
     }
 
     /// Whether `lseek` answers position 0 and moves nothing (Linux's `noop_llseek`, which an

@@ -1,7 +1,8 @@
 //! The page cache of one regular file: its data, page by page, in frames of their own. `read`
 //! and `write` copy through it, and `mmap` maps its frames; a page that was never written or
 //! mapped reads as zeros and takes no frame (a hole). For tmpfs files the cache is the file:
-//! there is no disk behind it.
+//! there is no disk behind it. A page `fallocate` gave a frame stays a hole for `SEEK_DATA`,
+//! `SEEK_HOLE` and `mincore` until it is written or mapped (Linux's not-uptodate folio).
 //!
 //! # Frames and their mappings
 //! The cache owns its frames: it is the first holder of each, and every page-table entry that
@@ -29,7 +30,7 @@
 //! address space found there is pinned (`Weak::upgrade`) before the lock is released, and
 //! unpinned with no lock held.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Weak;
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -57,6 +58,9 @@ static TRUNCATIONS: AtomicU64 = AtomicU64::new(1);
 struct Pages {
     /// Page index → frame.
     frames: BTreeMap<u64, PhysAddr>,
+    /// The pages among `frames` that `fallocate` gave a frame and nothing wrote or mapped
+    /// since: holes still, for whoever asks where the data is.
+    unwritten: BTreeSet<u64>,
     size: u64,
 }
 
@@ -110,10 +114,11 @@ fn release_frames(frames: &mut Vec<PhysAddr>) {
 }
 
 impl Pages {
-    /// The frame of page `index`, a zeroed one inserted for a hole; `None` when no frame is
-    /// left.
+    /// The frame of page `index` for a write or a mapping (the page holds data from now on),
+    /// a zeroed one inserted for a hole; `None` when no frame is left.
     fn frame_or_new(&mut self, index: u64) -> Option<PhysAddr> {
         if let Some(&phys) = self.frames.get(&index) {
+            self.unwritten.remove(&index);
             return Some(phys);
         }
         let phys = user_tables::zeroed_user_frame(UserUse::Page)?.into_raw();
@@ -121,6 +126,11 @@ impl Pages {
         self.frames.insert(index, phys);
         CACHED_PAGES.fetch_add(1, Ordering::Relaxed);
         Some(phys)
+    }
+
+    /// Whether page `index` has a frame that was written or mapped.
+    fn holds_data(&self, index: u64) -> bool {
+        self.frames.contains_key(&index) && !self.unwritten.contains(&index)
     }
 }
 
@@ -130,6 +140,7 @@ impl PageCache {
         Self {
             pages: spin::Mutex::new(Pages {
                 frames: BTreeMap::new(),
+                unwritten: BTreeSet::new(),
                 size: 0,
             }),
             mappers: spin::Mutex::new(Vec::new()),
@@ -203,14 +214,20 @@ impl PageCache {
 
     /// Gives every page of `range` a frame (zeroed where there was a hole) and grows the
     /// file to the range's end unless `keep_size`. `ENOSPC` when frames run out (the pages
-    /// allocated so far stay).
+    /// allocated so far stay). A page given its frame here stays a hole until written or
+    /// mapped; one that an earlier `fallocate` gave its frame holds data from now on (Linux
+    /// initialises such a folio on the second allocation).
     pub fn allocate(&self, range: core::ops::Range<u64>, keep_size: bool) -> Result<(), Errno> {
         if range.end > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
         let mut pages = self.pages.lock();
         for index in range.start / PAGE..range.end.div_ceil(PAGE) {
+            let new = !pages.frames.contains_key(&index);
             pages.frame_or_new(index).ok_or(ENOSPC)?;
+            if new {
+                pages.unwritten.insert(index);
+            }
         }
         if !keep_size && range.end > pages.size {
             pages.size = range.end;
@@ -218,9 +235,35 @@ impl PageCache {
         Ok(())
     }
 
-    /// Whether page `index` has a frame in the cache (`mincore`).
+    /// Whether page `index` holds data in the cache (`mincore`): a frame that was written or
+    /// mapped.
     pub fn is_cached(&self, index: u64) -> bool {
-        self.pages.lock().frames.contains_key(&index)
+        self.pages.lock().holds_data(index)
+    }
+
+    /// `SEEK_DATA` (`data`) or `SEEK_HOLE` from `offset`, as Linux's tmpfs answers: the start
+    /// of the first page from `offset` on that holds data, or of the first that does not (the
+    /// end of the file is a hole), never before `offset` nor past the end. `None` (`ENXIO`)
+    /// for an offset at or past the end, or no data from it on.
+    pub fn seek_data_or_hole(&self, offset: u64, data: bool) -> Option<u64> {
+        let pages = self.pages.lock();
+        if offset >= pages.size {
+            return None;
+        }
+        let last = (pages.size - 1) / PAGE;
+        let mut index = offset / PAGE;
+        if data {
+            index = *pages
+                .frames
+                .range(index..=last)
+                .map(|(index, _)| index)
+                .find(|&&index| !pages.unwritten.contains(&index))?;
+        } else {
+            while index <= last && pages.holds_data(index) {
+                index += 1;
+            }
+        }
+        Some((index * PAGE).clamp(offset, pages.size))
     }
 
     /// Clears the cached pages `indices` in place (`MADV_REMOVE`: a hole punched, the size
@@ -266,6 +309,7 @@ impl PageCache {
             let gone = size.div_ceil(PAGE)..pages.size.div_ceil(PAGE);
             pages.size = size;
             let cut: Vec<PhysAddr> = pages.frames.split_off(&gone.start).into_values().collect();
+            drop(pages.unwritten.split_off(&gone.start));
             (cut, gone)
         };
         CACHED_PAGES.fetch_sub(cut.len(), Ordering::Relaxed);

@@ -61,6 +61,10 @@ impl Inode for PidFd {
         true
     }
 
+    fn reads_at_offsets(&self) -> bool {
+        true
+    }
+
     fn can_read_or_write(&self) -> bool {
         false
     }

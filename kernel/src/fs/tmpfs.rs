@@ -1,6 +1,7 @@
 //! tmpfs: a file system in memory, for the root (filled from the ramdisk at boot, writable,
 //! like Linux's initramfs) and `/tmp`. A directory is a sorted map of names to inodes, a
-//! regular file is its page cache, a symbolic link its target.
+//! regular file is its page cache, a symbolic link its target; the one device node is the
+//! whiteout (character device 0:0, which no driver opens) that `RENAME_WHITEOUT` leaves.
 //!
 //! A directory's map is under its own spinlock. A rename takes the file system's rename lock
 //! first (one rename at a time, so two cannot build a loop), then the maps involved, lower
@@ -14,12 +15,15 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::file::{File, Writers};
+use super::file::{File, O_PATH, Writers};
 use super::pagecache::PageCache;
-use super::{DirEntry, FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+use super::{
+    DirEntry, FileKind, FsKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, Stat,
+};
 use super::{allocate_inode_number, attributes::Attributes, dentry::Dentry, now_ns};
 use crate::syscall::errno::{
-    EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EXDEV, Errno,
+    EEXIST, EINVAL, EISDIR, EMLINK, ENOENT, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM, EXDEV,
+    Errno,
 };
 
 /// The most links a file may have.
@@ -29,6 +33,9 @@ enum Content {
     Directory(spin::Mutex<BTreeMap<String, Arc<TmpInode>>>),
     Regular(PageCache),
     Symlink(String),
+    /// A whiteout: a character device node of device 0:0 (no driver, so no open but
+    /// `O_PATH`'s).
+    Whiteout,
 }
 
 pub struct TmpInode {
@@ -163,6 +170,7 @@ impl Inode for TmpInode {
             Content::Directory(children) => ((children.lock().len() as u64 + 2) * 20, 0),
             Content::Regular(cache) => (cache.size(), cache.resident_pages() * 8),
             Content::Symlink(target) => (target.len() as u64, 0),
+            Content::Whiteout => (0, 0),
         };
         let mut stat = Stat {
             dev: FsKind::Tmpfs.device(),
@@ -349,7 +357,14 @@ impl Inode for TmpInode {
             }
         } else {
             to_map.insert(new_name.to_string(), moving.clone());
-            from.remove(name);
+            if flags & RENAME_WHITEOUT != 0 {
+                // The old name stays taken by a whiteout, mode 0 whatever the umask.
+                let whiteout =
+                    TmpInode::new(self.instance, FileKind::CharDevice, 0, Content::Whiteout);
+                from.insert(name.to_string(), whiteout);
+            } else {
+                from.remove(name);
+            }
             if let Some(replaced) = &replaced {
                 if replaced.kind == FileKind::Directory {
                     replaced.nlink.store(0, Ordering::Relaxed);
@@ -383,6 +398,14 @@ impl Inode for TmpInode {
             .collect())
     }
 
+    fn open(&self, file: &File) -> Result<(), Errno> {
+        match self.content {
+            // No driver has device 0:0.
+            Content::Whiteout if file.flags() & O_PATH == 0 => Err(ENXIO),
+            _ => Ok(()),
+        }
+    }
+
     fn readlink(&self) -> Result<String, Errno> {
         match &self.content {
             Content::Symlink(target) => Ok(target.clone()),
@@ -394,7 +417,7 @@ impl Inode for TmpInode {
         match &self.content {
             Content::Regular(cache) => Ok(cache.read(offset, buf)),
             Content::Directory(_) => Err(EISDIR),
-            Content::Symlink(_) => Err(EINVAL),
+            Content::Symlink(_) | Content::Whiteout => Err(EINVAL),
         }
     }
 
@@ -406,7 +429,7 @@ impl Inode for TmpInode {
                 Ok(written)
             }
             Content::Directory(_) => Err(EISDIR),
-            Content::Symlink(_) => Err(EINVAL),
+            Content::Symlink(_) | Content::Whiteout => Err(EINVAL),
         }
     }
 
@@ -418,7 +441,7 @@ impl Inode for TmpInode {
                 Ok(())
             }
             Content::Directory(_) => Err(EISDIR),
-            Content::Symlink(_) => Err(EINVAL),
+            Content::Symlink(_) | Content::Whiteout => Err(EINVAL),
         }
     }
 
@@ -430,7 +453,7 @@ impl Inode for TmpInode {
                 Ok(())
             }
             Content::Directory(_) => Err(EISDIR),
-            Content::Symlink(_) => Err(EINVAL),
+            Content::Symlink(_) | Content::Whiteout => Err(EINVAL),
         }
     }
 

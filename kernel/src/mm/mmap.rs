@@ -59,8 +59,9 @@ const MAP_HUGETLB: u64 = 0x4_0000;
 /// `MAP_HUGETLB`'s page size: its log2 in these bits (0: the default size).
 const MAP_HUGE_SHIFT: u64 = 26;
 const MAP_HUGE_MASK: u64 = 0x3f;
-/// The huge page sizes of x86-64 (log2): 2 MiB and 1 GiB.
-const HUGE_PAGE_SHIFTS: [u64; 2] = [21, 30];
+/// The huge page sizes of x86-64 (log2): 2 MiB and 1 GiB (Linux's hugetlb sizes, none of
+/// which has pages here).
+pub const HUGE_PAGE_SHIFTS: [u64; 2] = [21, 30];
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// The flags `MAP_SHARED_VALIDATE` knows (Linux's `LEGACY_MAP_MASK`: the types, `MAP_FIXED`,
 /// `MAP_ANONYMOUS`, the ignored `MAP_DENYWRITE`/`MAP_EXECUTABLE`/`MAP_UNINITIALIZED`,

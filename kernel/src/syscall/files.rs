@@ -23,7 +23,8 @@ use crate::fs::file::{
     File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
     O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
-use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, Stat};
+use crate::fs::hugetlb::HugeMemoryFile;
+use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, Stat};
 
 /// `dirfd` meaning the working directory.
 const AT_FDCWD: u64 = -100i64 as u64;
@@ -209,7 +210,12 @@ fn open_dentry(dirfd: u64, path: u64, flags: u32, mode: u32) -> Result<Arc<Dentr
         return lookup_at(dirfd, path, 0, follow);
     }
     let (directory, name, trailing_slash) = parent_at(dirfd, path)?;
-    if trailing_slash || dentry::is_dot_or_dotdot(&name) {
+    // `.` and `..` name a directory that exists (`EEXIST` for `O_EXCL`, before Linux's
+    // `EISDIR` for creating a directory); another name with a slash after it cannot be created.
+    if dentry::is_dot_or_dotdot(&name) {
+        return Err(if flags & O_EXCL != 0 { EEXIST } else { EISDIR });
+    }
+    if trailing_slash {
         return Err(EISDIR);
     }
     let (mut directory, mut name) = (directory, name);
@@ -480,7 +486,6 @@ pub fn renameat2(
     new_path: u64,
     flags: u64,
 ) -> SysResult {
-    const RENAME_WHITEOUT: u32 = 4;
     let flags = flags as u32;
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
         || flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0 && flags & RENAME_EXCHANGE != 0
@@ -508,11 +513,6 @@ pub fn renameat2(
     // A trailing slash names a directory.
     if moving.inode().kind() != FileKind::Directory && (old_slash || new_slash) {
         return Err(ENOTDIR);
-    }
-    if flags & RENAME_WHITEOUT != 0 {
-        // The whiteout left in the old name's place is a device (0, 0) for overlay file
-        // systems; tmpfs here keeps no devices.
-        return Err(EINVAL);
     }
     old_directory.rename(&old_name, &new_directory, &new_name, flags)?;
     Ok(0)
@@ -814,15 +814,19 @@ const MFD_HUGETLB: u32 = 0x04;
 const MFD_NOEXEC_SEAL: u32 = 0x08;
 const MFD_EXEC: u32 = 0x10;
 const MFD_KNOWN: u32 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
-/// The huge page size that may ride with `MFD_HUGETLB` (bits 26 to 31).
-const MFD_HUGE_SIZE: u32 = 0x3f << 26;
+/// The huge page size that may ride with `MFD_HUGETLB`: its log2 in bits 26 to 31 (0: the
+/// default size).
+const MFD_HUGE_SHIFT: u32 = 26;
+const MFD_HUGE_SIZE: u32 = 0x3f << MFD_HUGE_SHIFT;
 /// The longest name `memfd_create` takes (Linux's `MFD_NAME_MAX_LEN`).
 const MFD_NAME_MAX: usize = 249;
 
 /// memfd_create: `flags` is an `unsigned int`, checked as Linux 6.12 does (`EINVAL` for unknown
 /// bits, a page size without `MFD_HUGETLB`, or both `MFD_EXEC` and `MFD_NOEXEC_SEAL`), then the
-/// name (`EFAULT`, `EINVAL` past 249 bytes). The file is an ordinary memory file whatever the
-/// flags: no huge pages back it and no seals are kept (`F_ADD_SEALS` is refused).
+/// name (`EFAULT`, `EINVAL` past 249 bytes), then the huge page size (`ENODEV` for one that is
+/// not x86-64's, as Linux answers for a size it has no hugetlb pool of). With `MFD_HUGETLB`
+/// the file is a [`HugeMemoryFile`] (no huge page is ever reserved); otherwise an ordinary
+/// memory file. No seals are kept (`F_ADD_SEALS` is refused).
 pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     let flags = flags as u32;
     let known = match flags & MFD_HUGETLB {
@@ -838,7 +842,15 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
         other => other,
     })?;
     let name = core::str::from_utf8(&bytes[..length]).map_err(|_| EINVAL)?;
-    let inode: Arc<dyn Inode> = crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777);
+    let huge_shift = u64::from((flags & MFD_HUGE_SIZE) >> MFD_HUGE_SHIFT);
+    let huge_shifts = crate::mm::mmap::HUGE_PAGE_SHIFTS;
+    let inode: Arc<dyn Inode> = match (flags & MFD_HUGETLB, huge_shift) {
+        (0, _) => crate::fs::tmpfs::TmpInode::new_unnamed_file(0o777),
+        // 0: the default size, 2 MiB.
+        (_, 0) => HugeMemoryFile::new(1 << huge_shifts[0], 0o777),
+        (_, shift) if huge_shifts.contains(&shift) => HugeMemoryFile::new(1 << shift, 0o777),
+        _ => return Err(super::errno::ENODEV),
+    };
     // Linux names it as a deleted file of its internal tmpfs.
     let dentry = Dentry::unnamed(&alloc::format!("/memfd:{name} (deleted)"), inode);
     let file = File::open(dentry, O_RDWR | O_LARGEFILE)?;

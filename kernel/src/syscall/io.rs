@@ -281,24 +281,36 @@ fn copy_in(buf: u64, out: &mut [u8]) -> Result<usize, Errno> {
 
 fn readable_file(fd: u64) -> Result<Arc<File>, Errno> {
     let file = file(fd)?;
+    check_readable(&file)?;
+    Ok(file)
+}
+
+fn writable_file(fd: u64) -> Result<Arc<File>, Errno> {
+    let file = file(fd)?;
+    check_writable(&file)?;
+    Ok(file)
+}
+
+/// `EBADF` unless `file` was opened for reading, then `EINVAL` if it cannot be read at all.
+fn check_readable(file: &File) -> Result<(), Errno> {
     if !file.readable() {
         return Err(EBADF);
     }
     if !file.inode().can_read_or_write() {
         return Err(EINVAL);
     }
-    Ok(file)
+    Ok(())
 }
 
-fn writable_file(fd: u64) -> Result<Arc<File>, Errno> {
-    let file = file(fd)?;
+/// `EBADF` unless `file` was opened for writing, then `EINVAL` if it cannot be written at all.
+fn check_writable(file: &File) -> Result<(), Errno> {
     if !file.writable() {
         return Err(EBADF);
     }
-    if !file.inode().can_read_or_write() {
+    if !file.inode().can_write() {
         return Err(EINVAL);
     }
-    Ok(file)
+    Ok(())
 }
 
 /// `EISDIR` for a directory, which a read answers whatever its length (Linux's
@@ -322,6 +334,7 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     let file = readable_file(fd)?;
     check_buffer(buf, len)?;
     not_a_directory(&file)?;
+    file.inode().check_read(len)?;
     if len == 0 {
         return Ok(0);
     }
@@ -346,7 +359,7 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
 /// before the access mode is looked at (Linux's order).
 fn positioned(fd: u64) -> Result<Arc<File>, Errno> {
     let file = file(fd)?;
-    if !file.inode().seekable() {
+    if !file.inode().reads_at_offsets() {
         return Err(ESPIPE);
     }
     Ok(file)
@@ -357,9 +370,7 @@ pub fn pread64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
         return Err(EINVAL);
     }
     let file = positioned(fd)?;
-    if !file.readable() {
-        return Err(EBADF);
-    }
+    check_readable(&file)?;
     check_buffer(buf, len)?;
     not_a_directory(&file)?;
     if len == 0 {
@@ -373,9 +384,7 @@ pub fn pwrite64(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
         return Err(EINVAL);
     }
     let file = positioned(fd)?;
-    if !file.writable() {
-        return Err(EBADF);
-    }
+    check_writable(&file)?;
     check_buffer(buf, len)?;
     write_file(&file, buf, len, Some(offset))
 }
@@ -467,9 +476,7 @@ pub fn preadv(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
         return Err(EINVAL);
     }
     let file = positioned(fd)?;
-    if !file.readable() {
-        return Err(EBADF);
-    }
+    check_readable(&file)?;
     let vectors = read_iovecs(iov, count)?;
     vectored(&vectors, Some(offset), |buf, len, at| {
         read_file(&file, buf, len, at)
@@ -481,9 +488,7 @@ pub fn pwritev(fd: u64, iov: u64, count: u64, offset: u64) -> SysResult {
         return Err(EINVAL);
     }
     let file = positioned(fd)?;
-    if !file.writable() {
-        return Err(EBADF);
-    }
+    check_writable(&file)?;
     let vectors = read_iovecs(iov, count)?;
     vectored(&vectors, Some(offset), |buf, len, at| {
         write_file(&file, buf, len, at)
@@ -499,7 +504,8 @@ const SEEK_HOLE: u64 = 4;
 /// lseek, checked in Linux's order: the descriptor, the whence (`EINVAL` past `SEEK_HOLE`,
 /// whatever the file), then the file's own rules: `ESPIPE` for a stream, the position 0 and
 /// no move for a file that seeks in place (an eventfd), only `SEEK_SET` and `SEEK_CUR` in a
-/// directory; a target that wraps or is negative is `EINVAL`.
+/// directory; a target that wraps or is negative is `EINVAL`. `SEEK_DATA` and `SEEK_HOLE`
+/// in a page cache find its pages (`PageCache::seek_data_or_hole`).
 pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
     let file = file(fd)?;
     let whence = u64::from(whence as u32);
@@ -520,13 +526,17 @@ pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
     let mut position = file.lock_position()?;
     let offset = offset as i64;
     let size = inode.stat().size as i64;
-    let target = match whence {
-        SEEK_SET => offset,
-        SEEK_CUR => (*position as i64).wrapping_add(offset),
-        SEEK_END => size.wrapping_add(offset),
-        // Files have no holes worth reporting: data runs to the end, a hole starts there.
-        SEEK_DATA if offset < size && offset >= 0 => offset,
-        SEEK_HOLE if offset < size && offset >= 0 => size,
+    let target = match (whence, inode.page_cache()) {
+        (SEEK_SET, _) => offset,
+        (SEEK_CUR, _) => (*position as i64).wrapping_add(offset),
+        (SEEK_END, _) => size.wrapping_add(offset),
+        // A page cache knows its holes (tmpfs); a negative offset is past any end.
+        (SEEK_DATA | SEEK_HOLE, Some(cache)) => cache
+            .seek_data_or_hole(offset as u64, whence == SEEK_DATA)
+            .ok_or(super::errno::ENXIO)? as i64,
+        // Other files have no holes worth reporting: data runs to the end, a hole starts there.
+        (SEEK_DATA, None) if offset < size && offset >= 0 => offset,
+        (SEEK_HOLE, None) if offset < size && offset >= 0 => size,
         _ => return Err(super::errno::ENXIO),
     };
     if target < 0 {

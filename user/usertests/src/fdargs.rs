@@ -1,8 +1,9 @@
 //! The calls on a descriptor as Linux 6.12 checks their arguments: descriptors and `int` flags
 //! are 32-bit (the register's upper half is not part of them), and each call's errors come in
 //! Linux's order (which of a bad descriptor, a bad offset, a bad buffer or a file that cannot
-//! do it is answered first); fcntl's signal, owner, lease, seal and lock commands; the extended
-//! attribute calls on a descriptor, by namespace and kind of file.
+//! do it is answered first); `SEEK_DATA` and `SEEK_HOLE` in tmpfs; fcntl's signal, owner,
+//! lease, seal and lock commands; the extended attribute calls on a descriptor, by namespace
+//! and kind of file.
 
 use urt::ktap::TestResult;
 use urt::sys::{self, Errno, POLLHUP, POLLIN, PollFd};
@@ -29,6 +30,9 @@ const F_RDLCK: u16 = 0;
 const F_WRLCK: u16 = 1;
 const F_UNLCK: u16 = 2;
 const SEEK_END: usize = 2;
+const SEEK_DATA: usize = 3;
+const SEEK_HOLE: usize = 4;
+const PAGE: usize = 4096;
 const MFD_ALLOW_SEALING: usize = 2;
 const MFD_HUGETLB: usize = 4;
 const MFD_NOEXEC_SEAL: usize = 8;
@@ -84,6 +88,25 @@ pub fn descriptors_and_int_flags_are_32_bit() -> TestResult {
         drop(Fd(check_ok!(sys::memfd_create(name, flags))));
     }
     check_err!(sys::memfd_create(name, 21 << 26), Errno::EINVAL);
+    // A huge page size x86-64 has no hugetlb pool of is ENODEV, after the name.
+    for log in [1, 4, 12] {
+        check_err!(
+            sys::memfd_create(name, MFD_HUGETLB | log << 26),
+            Errno::ENODEV
+        );
+    }
+    check_err!(sys::memfd_create(0, MFD_HUGETLB | 1 << 26), Errno::EFAULT);
+    // A huge-page memfd, no huge page reserved: it cannot be written, takes sizes in whole
+    // huge pages, reads as zeroes and has no page to allocate.
+    let huge = Fd(check_ok!(sys::memfd_create(name, MFD_HUGETLB)));
+    check_err!(sys::pwrite64(huge.0, KERNEL_ADDR, 1, 0), Errno::EINVAL);
+    check_err!(sys::write(huge.0, KERNEL_ADDR, 0), Errno::EINVAL);
+    check_err!(sys::ftruncate(huge.0, PAGE), Errno::EINVAL);
+    check_ok!(sys::ftruncate(huge.0, 2 << 20));
+    let st = check_ok!(huge.stat());
+    check_eq!((st.st_size, st.st_blksize), (2 << 20, 2 << 20));
+    check_eq!(check_ok!(huge.read_at(4, 8)), alloc::vec![0u8; 8]);
+    check_err!(sys::fallocate(huge.0, 0, 0, 1), Errno::ENOSPC);
     check_err!(
         sys::memfd_create(name, MFD_EXEC | MFD_NOEXEC_SEAL),
         Errno::EINVAL
@@ -128,8 +151,12 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
         sys::lseek(file.0, i64::MAX as usize, sys::SEEK_CUR),
         Errno::EINVAL
     );
-    // An eventfd takes exactly 8 bytes, checked before the buffer.
+    tmpfs_holes(&s)?;
+    // An eventfd takes and gives exactly 8 bytes, checked before the buffer; a read of
+    // nothing is no exception.
     check_err!(sys::write(event.0, 0, 7), Errno::EINVAL);
+    check_err!(sys::read(event.0, buf, 0), Errno::EINVAL);
+    check_err!(sys::read(event.0, 0, 7), Errno::EINVAL);
     // sendfile: the offset pointer first, a stream given an offset, a count that is negative
     // as a signed size, then the output; a pipe cannot be spliced from.
     check_err!(sys::sendfile(CLOSED, CLOSED, 8, 1), Errno::EFAULT);
@@ -189,6 +216,46 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
     // fchmod of a pipe or an eventfd is allowed to root.
     check_ok!(sys::fchmod(read_end.0, 0o600));
     check_ok!(sys::fchmod(event.0, 0o600));
+    Ok(())
+}
+
+/// SEEK_DATA and SEEK_HOLE in a tmpfs file find the pages written: a page never written is a
+/// hole, and so is one fallocate gave a frame until it is written (or allocated again).
+fn tmpfs_holes(s: &Scratch) -> TestResult {
+    let (file, _) = check_ok!(file_twice(s, "holes", b""));
+    let seek = |offset: usize, whence| sys::lseek(file.0, offset, whence);
+    check_err!(seek(0, SEEK_DATA), Errno::ENXIO);
+    check_eq!(
+        check_ok!(sys::pwrite64(file.0, b"x".as_ptr() as usize, 1, PAGE + 16)),
+        1
+    );
+    let size = PAGE + 17;
+    check_eq!(check_ok!(seek(0, SEEK_HOLE)), 0);
+    check_eq!(check_ok!(seek(0, SEEK_DATA)), PAGE);
+    check_eq!(check_ok!(seek(PAGE + 3, SEEK_DATA)), PAGE + 3);
+    check_eq!(check_ok!(seek(PAGE + 3, SEEK_HOLE)), size);
+    check_err!(seek(size, SEEK_DATA), Errno::ENXIO);
+    check_err!(seek(size, SEEK_HOLE), Errno::ENXIO);
+    check_err!(seek(usize::MAX, SEEK_HOLE), Errno::ENXIO);
+    // The position moved to the last answer.
+    check_eq!(check_ok!(seek(0, sys::SEEK_CUR)), size);
+    // Pages 0 and 2 allocated, not written: holes still, page 1 data.
+    check_ok!(sys::fallocate(file.0, 0, 0, 3 * PAGE));
+    check_eq!(check_ok!(seek(0, SEEK_DATA)), PAGE);
+    check_eq!(check_ok!(seek(PAGE, SEEK_HOLE)), 2 * PAGE);
+    check_err!(seek(2 * PAGE, SEEK_DATA), Errno::ENXIO);
+    // Written, page 2 holds data.
+    check_eq!(
+        check_ok!(sys::pwrite64(file.0, b"y".as_ptr() as usize, 1, 2 * PAGE)),
+        1
+    );
+    check_eq!(check_ok!(seek(2 * PAGE, SEEK_DATA)), 2 * PAGE);
+    check_eq!(check_ok!(seek(PAGE, SEEK_HOLE)), 3 * PAGE);
+    check_eq!(check_ok!(seek(0, SEEK_HOLE)), 0);
+    // Allocated a second time, page 0 is data (zeroes).
+    check_ok!(sys::fallocate(file.0, 0, 0, 1));
+    check_eq!(check_ok!(seek(0, SEEK_DATA)), 0);
+    check_eq!(check_ok!(seek(0, SEEK_HOLE)), 3 * PAGE);
     Ok(())
 }
 
@@ -293,8 +360,9 @@ pub fn readv_of_a_directory_is_eisdir() -> TestResult {
 }
 
 /// A pidfd has no read or write operation: a read or write of it is EINVAL before its buffers
-/// are looked at, even a vector of none. It polls readable once its process has ended, and hung
-/// up too once that was collected; not at all before.
+/// are looked at, even a vector of none, and a positioned one too (it cannot seek). It polls
+/// readable once its process has ended, and hung up too once that was collected; not at all
+/// before.
 pub fn pidfd_is_neither_read_nor_written() -> TestResult {
     let pidfd = Fd(check_ok!(sys::pidfd_open(sys::getpid(), 0)));
     let mut byte = [0u8; 8];
@@ -303,6 +371,10 @@ pub fn pidfd_is_neither_read_nor_written() -> TestResult {
     check_err!(sys::read(pidfd.0, KERNEL_ADDR, 0), Errno::EINVAL);
     check_err!(sys::write(pidfd.0, buf, 8), Errno::EINVAL);
     check_err!(sys::readv(pidfd.0, buf, 0), Errno::EINVAL);
+    // It has no position, yet takes an offset: EINVAL rather than ESPIPE.
+    check_err!(sys::pread64(pidfd.0, buf, 8, 0), Errno::EINVAL);
+    check_err!(sys::pwrite64(pidfd.0, KERNEL_ADDR, 8, 0), Errno::EINVAL);
+    check_err!(sys::lseek(pidfd.0, 0, sys::SEEK_SET), Errno::ESPIPE);
     let poll = |fd: &Fd, timeout_ms: usize| {
         let mut entry = PollFd {
             fd: fd.0 as i32,

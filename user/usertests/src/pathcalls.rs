@@ -2,7 +2,7 @@
 //! and descriptors are C `int`s (the upper half of the register is not looked at); the path is
 //! copied in before the flags of the stat family are checked; a name's length is checked where
 //! the walk reaches it; `open`'s flags as Linux builds them (`O_TMPFILE` included); `chown` as
-//! root; `execve` opens the file before it reads its arguments.
+//! root; `execve` opens the file before it reads its arguments; `RENAME_WHITEOUT` in tmpfs.
 
 use alloc::string::String;
 
@@ -241,6 +241,36 @@ pub fn path_calls_check_in_linux_order() -> TestResult {
         ),
         Errno::ENOENT
     );
+    // With names found, the VFS's checks (NOREPLACE onto a name taken, a directory onto a
+    // file) come before tmpfs makes the whiteout; then the old name holds a character device
+    // 0:0 of mode 0, which opens nothing (ENXIO) and is unlinked as any file.
+    let (g, moved) = (check_ok!(s.file("g", b"")), s.path("moved"));
+    let whiteout = |from: &core::ffi::CStr, to: &core::ffi::CStr, flags: usize| {
+        call(
+            nr::RENAMEAT2,
+            [
+                AT_FDCWD,
+                at(from),
+                AT_FDCWD,
+                at(to),
+                RENAME_WHITEOUT | flags,
+            ],
+        )
+    };
+    check_err!(whiteout(&f, &g, sys::RENAME_NOREPLACE), Errno::EEXIST);
+    check_err!(whiteout(&up, &g, 0), Errno::ENOTDIR);
+    check_ok!(whiteout(&g, &moved, 0));
+    let left = check_ok!(crate::util::lstat(&g));
+    check_eq!(
+        (left.st_mode, left.st_rdev, left.st_size),
+        (sys::S_IFCHR, 0, 0)
+    );
+    check_err!(
+        Fd::open(&g, sys::O_RDONLY | sys::O_CLOEXEC, 0),
+        Errno::ENXIO
+    );
+    check_ok!(sys::unlinkat(AT_FDCWD, at(&g), 0));
+    check_ok!(crate::util::lstat(&moved));
     // readlinkat of an empty path: what the descriptor names is "not found" unless a link.
     let mut text = [0u8; 16];
     check_err!(
@@ -284,6 +314,16 @@ pub fn open_flags_as_linux_builds_them() -> TestResult {
     close(check_ok!(open(&d, O_PATH | sys::O_CREAT | sys::O_RDWR)));
     // A directory is not truncated.
     check_err!(open(&d, sys::O_RDONLY | sys::O_TRUNC), Errno::EISDIR);
+    // O_CREAT: `.` exists (EEXIST with O_EXCL, a directory's EISDIR without); a name with a
+    // slash after it cannot be created, O_EXCL or not.
+    let dot = s.path(".");
+    let create = sys::O_CREAT | sys::O_RDONLY;
+    check_err!(
+        open(&dot, create | sys::O_EXCL | sys::O_TRUNC),
+        Errno::EEXIST
+    );
+    check_err!(open(&dot, create), Errno::EISDIR);
+    check_err!(open(&s.path("d/"), create | sys::O_EXCL), Errno::EISDIR);
     // O_TMPFILE: a file in no directory, which a link can name.
     let tmp = Fd(check_ok!(open(
         &d,
