@@ -340,7 +340,7 @@ impl Editor {
     fn step(&mut self) {
         self.done += 1;
         let operations = OPERATIONS_DONE.fetch_add(1, Ordering::Relaxed) + 1;
-        if operations % PROGRESS_INTERVAL == 0 {
+        if operations.is_multiple_of(PROGRESS_INTERVAL) {
             println!("model progress: {operations} operations");
         }
         let roll = self.rng.below(100);
