@@ -25,9 +25,9 @@
 //! # Locks and waits
 //! One spinlock protects the ring and the counts, held to move bytes between the ring and a
 //! kernel buffer (at most a read's, or [`STAGE`] bytes of a write), and to allocate a slot's
-//! page, never across user memory or a sleep. Readers wait on `readable`, writers on `writable`, interruptibly (a signal
-//! ends the wait with `ERESTARTSYS`, or with the bytes moved so far); every change also wakes the
-//! pollers ([`poll::readiness_changed`]).
+//! page, never across user memory or a sleep. Readers wait on `readable`, writers on
+//! `writable`, interruptibly (a signal ends the wait with `ERESTARTSYS`, or with the bytes
+//! moved so far); every change also wakes the pollers ([`poll::readiness_changed`]).
 //!
 //! The read system calls move the data through a kernel buffer (`syscall::io`): a read takes its
 //! bytes out of the ring before they are copied to user memory, so a fault in that copy loses
