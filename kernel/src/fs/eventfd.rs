@@ -190,6 +190,10 @@ impl Inode for EventFd {
         Ok(())
     }
 
+    fn write_piece(&self) -> usize {
+        VALUE_SIZE
+    }
+
     fn poll(&self, _file: &File) -> u32 {
         let counter = *self.counter.lock();
         let mut events = 0;

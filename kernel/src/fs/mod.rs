@@ -345,6 +345,14 @@ pub trait Inode: Send + Sync + Any {
         Ok(())
     }
 
+    /// The bytes a stream takes from a `write`'s caller at once (Linux copies an eventfd's 8
+    /// bytes in one go): a fault in the caller's buffer drops the piece it cuts short, so the
+    /// write returns the pieces before it, or `EFAULT`. 1 where every byte before a fault
+    /// counts.
+    fn write_piece(&self) -> usize {
+        1
+    }
+
     /// Writes `buf` at `offset`; returns the count.
     fn write_at(&self, _file: &File, _offset: u64, _buf: &[u8]) -> Result<usize, Errno> {
         Err(EISDIR)

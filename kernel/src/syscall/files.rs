@@ -20,8 +20,8 @@ use super::thread::process;
 use crate::arch::uaccess::{copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::fs::dentry::{self, Dentry, Follow, PATH_MAX};
 use crate::fs::file::{
-    File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH,
-    O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
+    File, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW,
+    O_PATH, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
 use crate::fs::hugetlb::HugeMemoryFile;
 use crate::fs::{FileKind, Inode, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, Stat};
@@ -156,6 +156,11 @@ pub fn openat(dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
         }
         if kind == FileKind::Symlink {
             return Err(ELOOP);
+        }
+        // Linux's `do_dentry_open`: only a file that does direct I/O opens with `O_DIRECT`
+        // (one created by this open stays).
+        if flags & O_DIRECT != 0 && !inode.direct_io() {
+            return Err(EINVAL);
         }
     } else if flags & O_DIRECTORY != 0 && kind != FileKind::Directory {
         return Err(ENOTDIR);

@@ -125,7 +125,8 @@ impl<'a> Gather<'a> {
 /// Writes the user buffers `vectors` (checked) to the stream `file`. A pipe gathers them
 /// itself ([`crate::fs::pipe::Pipe::write`]: a fault counts in its pieces, as on Linux); other
 /// streams get them in chunks of [`CHUNK`] bytes, one write of the file each, and a short
-/// write or a fault ends the call with the bytes written.
+/// write or a fault ends the call with the bytes written. A fault drops the piece of the
+/// stream's [`crate::fs::Inode::write_piece`] it cut short, as Linux's stream writers do.
 fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
     let total = vectors.iter().map(|vector| vector.len).sum::<u64>();
     let mut gather = Gather::new(vectors);
@@ -133,11 +134,15 @@ fn write_stream(file: &File, vectors: &[IoVec]) -> SysResult {
         let written = pipe.write(file, total as usize, &mut |out| gather.fill(out))?;
         return Ok(written as u64);
     }
+    let piece = file.inode().write_piece();
     let mut kernel = vec![0u8; (total as usize).min(CHUNK)];
     let mut done = 0u64;
     while done < total {
         let want = kernel.len().min((total - done) as usize);
-        let filled = gather.fill(&mut kernel[..want]);
+        let mut filled = gather.fill(&mut kernel[..want]);
+        if filled < want {
+            filled -= filled % piece;
+        }
         if filled == 0 {
             // Only a fault stops the gathering before the end.
             return if done == 0 { Err(EFAULT) } else { Ok(done) };

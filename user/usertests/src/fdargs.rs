@@ -10,7 +10,7 @@ use urt::sys::{self, Errno, POLLHUP, POLLIN, PollFd};
 use urt::{check_eq, check_err, check_ok};
 
 use crate::process::Child;
-use crate::util::{Fd, KERNEL_ADDR, Scratch, pipe};
+use crate::util::{Fd, KERNEL_ADDR, Mapping, Scratch, pipe};
 
 /// A descriptor number with bits above the low 32 that Linux never looks at.
 const HIGH: usize = 1 << 32;
@@ -157,6 +157,10 @@ pub fn descriptor_calls_check_in_linux_order() -> TestResult {
     check_err!(sys::write(event.0, 0, 7), Errno::EINVAL);
     check_err!(sys::read(event.0, buf, 0), Errno::EINVAL);
     check_err!(sys::read(event.0, 0, 7), Errno::EINVAL);
+    // The 8 bytes are taken at once: a buffer that faults after 6 of them is EFAULT.
+    let edge = check_ok!(Mapping::rw(2));
+    check_ok!(sys::mprotect(edge.page(1), sys::PAGE_SIZE, sys::PROT_NONE));
+    check_err!(sys::write(event.0, edge.page(1) - 6, 8), Errno::EFAULT);
     // sendfile: the offset pointer first, a stream given an offset, a count that is negative
     // as a signed size, then the output; a pipe cannot be spliced from.
     check_err!(sys::sendfile(CLOSED, CLOSED, 8, 1), Errno::EFAULT);

@@ -306,6 +306,13 @@ pub fn open_flags_as_linux_builds_them() -> TestResult {
     );
     check_err!(open(&d, O_TMPFILE | sys::O_RDONLY), Errno::EINVAL);
     check_err!(open(&f, O_TMPFILE | sys::O_RDWR), Errno::ENOTDIR);
+    // O_DIRECT only where the file does direct I/O: a tmpfs file, not a directory or a device.
+    close(check_ok!(open(&f, sys::O_DIRECT | sys::O_RDONLY)));
+    check_err!(open(&d, sys::O_DIRECT | sys::O_RDONLY), Errno::EINVAL);
+    check_err!(
+        open(c"/dev/null", sys::O_DIRECT | sys::O_WRONLY),
+        Errno::EINVAL
+    );
     // Every bit: O_PATH keeps O_DIRECTORY and O_NOFOLLOW of them.
     check_err!(open(&f, usize::MAX), Errno::ENOTDIR);
     close(check_ok!(open(&d, usize::MAX)));
