@@ -14,7 +14,8 @@
 //! - the arena, `ARENA..ARENA_END`: the structures a call reads (prepared fresh before each
 //!   call in one slot per argument) and small buffers a call writes; the page after it is never
 //!   mapped, so that `ARENA_END - k` is a pointer whose first bytes are mapped and the rest not;
-//! - the descriptors `FIRST_FD..=LAST_FD` and the directory `/tmp/fuzz-SEED`.
+//! - the descriptors `FIRST_FD..=LAST_FD` and the directory `/tmp/fuzz-SEED`, whose
+//!   subdirectory `work` is the working directory of the calls.
 //!
 //! The program itself never reads or writes through a pointer it hands to the kernel, except
 //! to prepare the arena (always mapped) before each call. Calls that would end, stop or block
@@ -95,9 +96,13 @@ struct Gen {
     rng: Rng,
 }
 
-/// Paths relative to the fuzzer's directory (which a reset makes the working directory) and
-/// one that cannot exist: none leads out of the directory (no `..` above it, no absolute path
-/// that exists), so that no call changes anything else, whatever machine runs it.
+/// Paths relative to the working directory (`work` in the fuzzer's directory, which a reset
+/// makes the working directory) and one that cannot exist. None leads out of the fuzzer's
+/// directory, so that no call changes anything else, whatever machine runs it: the one `..`
+/// (`d/../f`) leads one level above the working directory when `d` is a symbolic link to `.`
+/// (a call may make one), which is why the working directory is a level down; no path goes
+/// further up from there (it would need a directory named `d` one level up, and the calls can
+/// make only files there).
 const PATHS: &[&[u8]] = &[
     b"f\0",
     b"d\0",
@@ -1754,14 +1759,20 @@ fn prepare(seed: u64) -> Result<(), &'static str> {
         urt::signal::set_disposition(signal, urt::signal::SIG_IGN)
             .map_err(|_| "cannot ignore a signal")?;
     }
-    let dir = directory(seed);
-    let _ = sys::mkdir(dir.as_ptr() as usize, 0o777);
+    let _ = sys::mkdir(directory(seed).as_ptr() as usize, 0o777);
+    let _ = sys::mkdir(working_directory(seed).as_ptr() as usize, 0o777);
     Ok(())
 }
 
-/// `/tmp/fuzz-SEED`, NUL-terminated.
+/// The fuzzer's directory, `/tmp/fuzz-SEED`, NUL-terminated: everything the calls make is in
+/// it.
 fn directory(seed: u64) -> String {
     alloc::format!("/tmp/fuzz-{seed}\0")
+}
+
+/// The calls' working directory, `work` in the fuzzer's directory, NUL-terminated.
+fn working_directory(seed: u64) -> String {
+    alloc::format!("/tmp/fuzz-{seed}/work\0")
 }
 
 /// Puts the window, the descriptors, the working directory, the file mode mask, the signal
@@ -1790,7 +1801,7 @@ fn reset(seed: u64) {
     }
     let _ = sys::munlockall();
     let _ = sys::close_range(FIRST_FD, u32::MAX as usize, 0);
-    let dir = directory(seed);
+    let dir = working_directory(seed);
     let _ = sys::chdir(dir.as_ptr() as usize);
     // SAFETY: umask touches no memory.
     let _ = unsafe { sys::syscall1(nr::UMASK, 0o022) };
